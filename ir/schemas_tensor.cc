@@ -1,0 +1,5 @@
+#include "ir/op_schema.h"
+
+namespace wbs::ir {
+void RegisterTensorSchemas() {}
+}  // namespace wbs::ir

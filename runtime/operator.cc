@@ -1,0 +1,54 @@
+#include "runtime/operator.h"
+
+#include <map>
+#include <mutex>
+
+namespace wbs::runtime {
+
+const char* BackendName(Backend b) { return b == Backend::kReference ? "reference" : "fast"; }
+
+namespace {
+using Key = std::pair<std::string, Backend>;
+std::map<Key, OperatorFactory>& Registry() {
+  static std::map<Key, OperatorFactory> registry;
+  return registry;
+}
+void EnsureBuiltins() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    RegisterNnOperators();
+    RegisterTensorOperators();
+    RegisterDnnlOperators();
+  });
+}
+}  // namespace
+
+void RegisterOperator(const std::string& op_type, Backend backend, OperatorFactory factory) {
+  Registry()[{op_type, backend}] = std::move(factory);
+}
+
+Result<std::unique_ptr<Operator>> CreateOperator(const OpCreateArgs& args) {
+  EnsureBuiltins();
+  const std::string& op = args.node->op_type;
+  if (args.backend == Backend::kFast) {
+    auto it = Registry().find({op, Backend::kFast});
+    if (it != Registry().end()) {
+      WBS_ASSIGN_OR_RETURN(auto fast, it->second(args));
+      if (fast) return fast;
+    }
+  }
+  auto it = Registry().find({op, Backend::kReference});
+  if (it == Registry().end())
+    return Unimplemented("{}: op '{}' has no CPU implementation", args.node->Describe(), op);
+  return it->second(args);
+}
+
+std::vector<std::string> RegisteredOperators() {
+  EnsureBuiltins();
+  std::vector<std::string> ops;
+  for (auto& [k, v] : Registry())
+    if (k.second == Backend::kReference) ops.push_back(k.first);
+  return ops;
+}
+
+}  // namespace wbs::runtime

@@ -1,0 +1,66 @@
+// Operators: the runtime's per-node executable objects.
+//
+// An operator owns attribute validation, weight packing, threading and
+// scratch memory; it calls microkernels in kernels/ (pure functions over raw
+// pointers). Each op type registers a reference implementation (naive,
+// obviously-correct, kernels/ref/) and optionally a fast one (e.g. oneDNN).
+// Outputs are allocated by the session from shape inference (ir/op_schema.h),
+// so Run() only fills them.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "ir/op_schema.h"
+
+namespace wbs::runtime {
+
+enum class Backend {
+  kReference,  // naive implementations only
+  kFast,       // best available implementation (oneDNN, our kernels), else reference
+};
+const char* BackendName(Backend b);
+
+struct ExecContext {
+  int num_threads = 1;
+};
+
+class Operator {
+ public:
+  virtual ~Operator() = default;
+  // `inputs[i]` is nullptr for an omitted optional input. `outputs` are
+  // allocated with the inferred dtype and shape.
+  virtual Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+                     const ExecContext& ctx) = 0;
+  // Implementation name for logs and benchmarks, e.g. "ref", "onednn".
+  virtual std::string impl_name() const = 0;
+};
+
+struct OpCreateArgs {
+  const ir::Node* node = nullptr;
+  std::vector<ir::ValueInfo> inputs;   // constants (weights) have .value set
+  std::vector<ir::ValueInfo> outputs;  // inferred dtype/shape (may be unknown)
+  Backend backend = Backend::kFast;
+};
+
+using OperatorFactory = std::function<Result<std::unique_ptr<Operator>>(const OpCreateArgs&)>;
+
+// Registers a factory for (op type, backend). A factory for kFast may return
+// nullptr (not an error) to decline, e.g. an unsupported dtype; creation then
+// falls back to the reference factory.
+void RegisterOperator(const std::string& op_type, Backend backend, OperatorFactory factory);
+Result<std::unique_ptr<Operator>> CreateOperator(const OpCreateArgs& args);
+// Op types that have a reference implementation.
+std::vector<std::string> RegisteredOperators();
+
+// Registration groups, one file each; called once by the registry.
+void RegisterNnOperators();      // runtime/ops_nn.cc: conv, pool, gemm, norm, softmax
+void RegisterTensorOperators();  // runtime/ops_tensor.cc: elementwise, shape, data movement
+void RegisterDnnlOperators();    // runtime/ops_dnnl.cc: oneDNN fast paths
+
+}  // namespace wbs::runtime

@@ -1,0 +1,5 @@
+#include "runtime/operator.h"
+
+namespace wbs::runtime {
+void RegisterDnnlOperators() {}
+}  // namespace wbs::runtime

@@ -1,0 +1,5 @@
+#include "runtime/operator.h"
+
+namespace wbs::runtime {
+void RegisterTensorOperators() {}
+}  // namespace wbs::runtime
