@@ -387,3 +387,47 @@ bool GraphsEqual(const Graph& a, const Graph& b, std::string* diff) {
 }
 
 }  // namespace wbs::ir
+
+namespace wbs::ir {
+
+Status ResolveInputShapes(Graph& graph, const std::map<std::string, Shape>& shapes) {
+  for (auto& [name, shape] : shapes) {
+    bool found = false;
+    for (Value* in : graph.inputs) found |= in->name == name;
+    if (!found) return InvalidArgument("--input-shape names '{}', which is not a graph input", name);
+  }
+  for (Value* in : graph.inputs) {
+    auto it = shapes.find(in->name);
+    if (it != shapes.end()) {
+      const Shape& s = it->second;
+      if (in->has_shape) {
+        if (in->shape.size() != s.size())
+          return InvalidArgument("input '{}': given shape {} has rank {}, model declares {}", in->name,
+                                 ShapeToString(s), s.size(), ShapeToString(in->shape));
+        for (size_t i = 0; i < s.size(); ++i)
+          if (in->shape[i] >= 0 && in->shape[i] != s[i])
+            return InvalidArgument("input '{}': given shape {} disagrees with declared {}", in->name,
+                                   ShapeToString(s), ShapeToString(in->shape));
+      }
+      for (int64_t d : s)
+        if (d < 0) return InvalidArgument("input '{}': given shape {} has a negative dim", in->name, ShapeToString(s));
+      in->shape = s;
+      in->has_shape = true;
+      continue;
+    }
+    if (!in->has_shape)
+      return InvalidArgument("input '{}' has unknown rank; give --input-shape {}=d0,d1,...", in->name, in->name);
+    for (size_t i = 0; i < in->shape.size(); ++i) {
+      if (in->shape[i] >= 0) continue;
+      if (i == 0) {
+        in->shape[i] = 1;
+      } else {
+        return InvalidArgument("input '{}' has unknown dim {} in {}; give --input-shape {}=...", in->name, i,
+                               ShapeToString(in->shape), in->name);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace wbs::ir

@@ -127,6 +127,12 @@ class Graph {
   int64_t next_id_ = 0;
 };
 
+// Resolves unknown (< 0) input dims: user shapes by name replace the
+// declared shape (known dims must agree); otherwise a leading unknown dim
+// becomes 1 (batch); any other unknown dim is an InvalidArgument naming the
+// input. Unknown names in `shapes` are an error.
+Status ResolveInputShapes(Graph& graph, const std::map<std::string, Shape>& shapes);
+
 // Structural equality: same inputs/outputs, nodes in topological order with
 // equal op types, attributes and wiring (by position), equal constants
 // (bitwise), dtypes and shapes. On mismatch returns false and fills `diff`.

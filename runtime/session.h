@@ -60,8 +60,4 @@ class Session {
 // Evaluates nodes with reference operators; used for constant folding.
 std::unique_ptr<ir::NodeEvaluator> CreateReferenceEvaluator();
 
-// Resolves unknown (< 0) input dims: user shapes by name take precedence,
-// otherwise a leading unknown dim becomes 1; any other unknown dim is an error.
-Status ResolveInputShapes(ir::Graph& graph, const std::map<std::string, Shape>& shapes);
-
 }  // namespace wbs::runtime

@@ -1,0 +1,53 @@
+// ONNX import and export through libonnx's protobuf classes (opsets 7..17).
+//
+// Import maps a ModelProto to an ir::Graph one to one: initializers and
+// Constant nodes become constant Values, unknown input dims are resolved
+// (user shapes by name, else a leading unknown dim = batch 1), and shapes are
+// inferred so a shape mismatch is reported at import with the node's name.
+// Export writes a model that passes onnx::checker, atomically (temp file,
+// then rename): a failed export leaves no file behind.
+//
+// Namespace `wbs::onnxio` avoids a clash with libonnx's `::onnx`.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "ir/graph.h"
+
+namespace wbs::onnxio {
+
+inline constexpr int64_t kMinOpset = 7;
+inline constexpr int64_t kMaxOpset = 17;
+
+struct ImportOptions {
+  // Shapes for graph inputs, by name (replaces the model's declared shape;
+  // must agree with its known dims).
+  std::map<std::string, Shape> input_shapes;
+  // Reject NaN/Inf in initializers/constants.
+  bool reject_non_finite = true;
+  // Run ir::InferShapes after import (needs every op to be supported).
+  bool infer_shapes = true;
+};
+
+// `path` is used in error messages ("model.onnx: node 'conv1' (Conv): ...").
+Result<std::unique_ptr<ir::Graph>> ImportModel(const std::string& path, const ImportOptions& options = {});
+Result<std::unique_ptr<ir::Graph>> ImportModelFromBytes(const std::string& bytes,
+                                                        const std::string& source_name,
+                                                        const ImportOptions& options = {});
+
+struct ExportOptions {
+  bool run_checker = true;
+  std::string producer_name = "wbs";
+};
+Status ExportModel(const ir::Graph& graph, const std::string& path, const ExportOptions& options = {});
+Result<std::string> ExportModelToBytes(const ir::Graph& graph, const ExportOptions& options = {});
+
+// A serialized onnx.TensorProto file (the backend tests' input_N.pb/output_N.pb).
+Result<Tensor> ReadTensorProtoFile(const std::string& path);
+Status WriteTensorProtoFile(const Tensor& t, const std::string& path);
+
+}  // namespace wbs::onnxio
