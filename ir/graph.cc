@@ -279,6 +279,7 @@ std::unique_ptr<Graph> Graph::Clone() const {
     for (Value* out : n->outputs) outs.push_back(out ? map[out] : nullptr);
     Node* c = g->AddNode(n->op_type, ins, outs, n->name);
     c->domain = n->domain;
+    c->opset = n->opset;
     c->attrs = n->attrs;
   }
   for (Value* v : inputs) g->inputs.push_back(map[v]);

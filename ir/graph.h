@@ -10,6 +10,13 @@
 // Op types and attribute names follow ONNX (default domain), so the importer
 // and exporter are one-to-one; wbs-internal annotations use attribute names
 // beginning with "wbs." and are never exported as ONNX attributes.
+//
+// Fused activations (set by the fuse-activation pass on Conv, ConvTranspose,
+// Gemm, MatMul): "wbs.activation" = the activation's ONNX op type (Relu,
+// LeakyRelu, Clip, Sigmoid, HardSigmoid, Tanh); "wbs.activation_alpha" and
+// "wbs.activation_beta" = its parameters (LeakyRelu alpha; Clip min, max;
+// HardSigmoid alpha, beta). The operator applies it to its output; the
+// exporter writes it back as a separate node.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +61,9 @@ class Node {
   std::string name;
   std::string op_type;
   std::string domain;  // "" = ai.onnx
+  // ai.onnx opset of the model this node came from (some ops changed meaning
+  // across opsets, e.g. Softmax at 13). Builders in wbs use the latest (17).
+  int64_t opset = 17;
   std::vector<Value*> inputs;   // nullptr = omitted optional input
   std::vector<Value*> outputs;
   std::map<std::string, Attribute> attrs;
