@@ -178,6 +178,15 @@ Value* Graph::FindValue(const std::string& name) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
+Status Graph::RenameValue(Value* v, const std::string& name) {
+  if (v->name == name) return Status::Ok();
+  if (by_name_.count(name)) return InvalidArgument("cannot rename '{}' to '{}': name taken", v->name, name);
+  by_name_.erase(v->name);
+  v->name = name;
+  by_name_[name] = v;
+  return Status::Ok();
+}
+
 std::vector<Value*> Graph::values() const {
   std::vector<Value*> out;
   for (auto& v : values_) out.push_back(v.get());

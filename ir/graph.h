@@ -119,6 +119,8 @@ class Graph {
   void SetInput(Node* n, size_t i, Value* v);
 
   Value* FindValue(const std::string& name) const;
+  // Renames a value; error if another value already has the name.
+  Status RenameValue(Value* v, const std::string& name);
   // Nodes in insertion order; TopologicalSort() makes it topological.
   const std::list<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   std::vector<Value*> values() const;

@@ -1,1 +1,285 @@
 #include "runtime/session.h"
+
+#include <omp.h>
+
+#include <unordered_map>
+
+#include "core/logging.h"
+#include "runtime/memory_plan.h"
+
+namespace wbs::runtime {
+
+namespace {
+
+// Where a value's tensor comes from at run time.
+enum class SlotKind { kConstant, kInput, kPlanned, kDynamic };
+
+struct Slot {
+  ir::Value* value = nullptr;
+  SlotKind kind = SlotKind::kDynamic;
+  int input_index = -1;
+  size_t offset = 0;  // in the arena, for kPlanned
+  int def = -1;       // step producing it
+  int last_use = -1;  // last step reading it (-1: none)
+  bool is_output = false;
+};
+
+struct Step {
+  ir::Node* node = nullptr;
+  std::unique_ptr<Operator> op;
+  std::vector<int> inputs;   // slot index or -1
+  std::vector<int> outputs;  // slot index or -1
+  std::vector<int> release;  // slots whose last reader is this step
+};
+
+}  // namespace
+
+struct Session::Impl {
+  std::unique_ptr<ir::Graph> graph;
+  SessionOptions options;
+  std::vector<Slot> slots;
+  std::vector<Step> steps;
+  std::vector<int> output_slots;
+  std::shared_ptr<void> arena;
+  MemoryPlanStats stats;
+
+  Status Prepare();
+  Status PlanMemory();
+};
+
+Status Session::Impl::Prepare() {
+  ir::Graph& g = *graph;
+  WBS_RETURN_IF_ERROR(ir::ResolveInputShapes(g, options.input_shapes));
+  WBS_RETURN_IF_ERROR(ir::InferShapes(g));
+  if (options.optimize) {
+    auto evaluator = CreateReferenceEvaluator();
+    ir::PassManager pm;
+    ir::AddDefaultPasses(pm, evaluator.get());
+    WBS_RETURN_IF_ERROR(pm.Run(g));
+  }
+  WBS_RETURN_IF_ERROR(g.TopologicalSort());
+  WBS_RETURN_IF_ERROR(ir::InferShapes(g));
+  WBS_RETURN_IF_ERROR(g.Verify());
+
+  std::unordered_map<const ir::Value*, int> slot_of;
+  auto slot_for = [&](ir::Value* v) -> int {
+    auto it = slot_of.find(v);
+    if (it != slot_of.end()) return it->second;
+    Slot s;
+    s.value = v;
+    if (v->is_constant()) s.kind = SlotKind::kConstant;
+    slots.push_back(s);
+    slot_of[v] = static_cast<int>(slots.size()) - 1;
+    return static_cast<int>(slots.size()) - 1;
+  };
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    int s = slot_for(g.inputs[i]);
+    slots[s].kind = SlotKind::kInput;
+    slots[s].input_index = static_cast<int>(i);
+  }
+  for (auto& n : g.nodes()) {
+    Step step;
+    step.node = n.get();
+    int idx = static_cast<int>(steps.size());
+    OpCreateArgs args;
+    args.node = n.get();
+    args.backend = options.backend;
+    for (ir::Value* v : n->inputs) {
+      args.inputs.push_back(ir::ValueInfo::FromValue(v));
+      if (!v) {
+        step.inputs.push_back(-1);
+        continue;
+      }
+      int s = slot_for(v);
+      slots[s].last_use = idx;
+      step.inputs.push_back(s);
+    }
+    for (ir::Value* v : n->outputs) {
+      args.outputs.push_back(ir::ValueInfo::FromValue(v));
+      if (!v) {
+        step.outputs.push_back(-1);
+        continue;
+      }
+      int s = slot_for(v);
+      slots[s].def = idx;
+      slots[s].kind = v->shape_is_static() ? SlotKind::kPlanned : SlotKind::kDynamic;
+      step.outputs.push_back(s);
+    }
+    WBS_ASSIGN_OR_RETURN(step.op, CreateOperator(args));
+    WBS_LOG_DEBUG("{} -> {}", n->Describe(), step.op->impl_name());
+    steps.push_back(std::move(step));
+  }
+  for (ir::Value* v : g.outputs) {
+    int s = slot_for(v);
+    slots[s].is_output = true;
+    // Graph outputs are handed to the caller: never placed in the arena.
+    if (slots[s].kind == SlotKind::kPlanned) slots[s].kind = SlotKind::kDynamic;
+    output_slots.push_back(s);
+  }
+  for (size_t s = 0; s < slots.size(); ++s) {
+    const Slot& sl = slots[s];
+    if (sl.kind == SlotKind::kConstant || sl.kind == SlotKind::kInput || sl.is_output) continue;
+    if (sl.last_use >= 0) steps[sl.last_use].release.push_back(static_cast<int>(s));
+    else if (sl.def >= 0) steps[sl.def].release.push_back(static_cast<int>(s));  // unused output
+  }
+  return PlanMemory();
+}
+
+Status Session::Impl::PlanMemory() {
+  std::vector<BufferRequest> requests;
+  std::vector<int> planned;
+  stats = MemoryPlanStats();
+  stats.fully_static = true;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    Slot& sl = slots[s];
+    if (sl.kind == SlotKind::kDynamic && !sl.is_output) stats.fully_static = false;
+    if (sl.kind != SlotKind::kPlanned) continue;
+    BufferRequest r;
+    r.bytes = static_cast<size_t>(NumElements(sl.value->shape)) * DTypeSize(sl.value->dtype);
+    r.first = sl.def;
+    r.last = std::max(sl.last_use, sl.def);
+    requests.push_back(r);
+    planned.push_back(static_cast<int>(s));
+    stats.unplanned_bytes += r.bytes;
+  }
+  MemoryPlan plan = runtime::PlanMemory(requests, kTensorAlignment);
+  for (size_t i = 0; i < planned.size(); ++i) slots[planned[i]].offset = plan.offsets[i];
+  stats.arena_bytes = plan.arena_bytes;
+  stats.num_planned = planned.size();
+  if (plan.arena_bytes > 0) {
+    Tensor arena_tensor(DType::kU8, {static_cast<int64_t>(plan.arena_bytes)});
+    // Keep the storage alive through a tensor copy captured by the deleter.
+    auto holder = std::make_shared<Tensor>(std::move(arena_tensor));
+    arena = std::shared_ptr<void>(holder->raw(), [holder](void*) {});
+  }
+  WBS_LOG_DEBUG("memory plan: {} buffers, arena {} bytes (without reuse {} bytes)", stats.num_planned,
+                stats.arena_bytes, stats.unplanned_bytes);
+  return Status::Ok();
+}
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::Create(const ir::Graph& graph, const SessionOptions& options) {
+  if (options.num_threads < 1) return InvalidArgument("num_threads must be >= 1, got {}", options.num_threads);
+  auto impl = std::make_unique<Impl>();
+  impl->graph = graph.Clone();
+  impl->options = options;
+  WBS_RETURN_IF_ERROR(impl->Prepare());
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+const ir::Graph& Session::graph() const { return *impl_->graph; }
+const MemoryPlanStats& Session::memory_stats() const { return impl_->stats; }
+
+std::vector<std::string> Session::NodeImplementations() const {
+  std::vector<std::string> out;
+  for (auto& s : impl_->steps) out.push_back(s.node->op_type + ":" + s.op->impl_name());
+  return out;
+}
+
+Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
+  Impl& im = *impl_;
+  const ir::Graph& g = *im.graph;
+  if (inputs.size() != g.inputs.size())
+    return InvalidArgument("model has {} inputs, {} given", g.inputs.size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ir::Value* v = g.inputs[i];
+    if (!inputs[i].defined()) return InvalidArgument("input '{}' is missing", v->name);
+    if (inputs[i].dtype() != v->dtype || inputs[i].shape() != v->shape)
+      return InvalidArgument("input '{}': expected {}{}, got {}", v->name, DTypeName(v->dtype),
+                             ShapeToString(v->shape), inputs[i].Describe());
+  }
+  omp_set_num_threads(im.options.num_threads);
+  ExecContext ctx;
+  ctx.num_threads = im.options.num_threads;
+
+  std::vector<Tensor> values(im.slots.size());
+  for (size_t s = 0; s < im.slots.size(); ++s) {
+    const Slot& sl = im.slots[s];
+    if (sl.kind == SlotKind::kConstant) values[s] = sl.value->constant;
+    else if (sl.kind == SlotKind::kInput) values[s] = inputs[sl.input_index];
+  }
+  std::vector<const Tensor*> in_ptrs;
+  std::vector<Tensor*> out_ptrs;
+  std::vector<ir::ValueInfo> in_infos, out_infos;
+  for (Step& step : im.steps) {
+    in_ptrs.clear();
+    for (int s : step.inputs) in_ptrs.push_back(s < 0 ? nullptr : &values[s]);
+    bool need_infer = false;
+    for (int s : step.outputs)
+      if (s >= 0 && !im.slots[s].value->shape_is_static()) need_infer = true;
+    if (need_infer) {
+      in_infos.clear();
+      for (const Tensor* t : in_ptrs) in_infos.push_back(ir::ValueInfo::FromTensor(t));
+      WBS_RETURN_IF_ERROR(ir::InferNode(*step.node, in_infos, out_infos));
+    }
+    out_ptrs.clear();
+    for (size_t o = 0; o < step.outputs.size(); ++o) {
+      int s = step.outputs[o];
+      if (s < 0) {
+        out_ptrs.push_back(nullptr);
+        continue;
+      }
+      const Slot& sl = im.slots[s];
+      const ir::Value* v = sl.value;
+      if (sl.kind == SlotKind::kPlanned) {
+        values[s] = Tensor::Wrap(v->dtype, v->shape, static_cast<char*>(im.arena.get()) + sl.offset, im.arena);
+      } else if (v->shape_is_static()) {
+        values[s] = Tensor(v->dtype, v->shape);
+      } else {
+        const ir::ValueInfo& info = out_infos[o];
+        if (!info.has_shape)
+          return Internal("{}: output {} shape unknown at run time", step.node->Describe(), o);
+        values[s] = Tensor(info.dtype, info.shape);
+      }
+      out_ptrs.push_back(&values[s]);
+    }
+    Status st = step.op->Run(in_ptrs, out_ptrs, ctx);
+    if (!st.ok()) {
+      if (st.message().find(step.node->name) == std::string::npos) return st.WithContext(step.node->Describe());
+      return st;
+    }
+    for (int s : step.release) values[s] = Tensor();
+  }
+  std::vector<Tensor> outputs;
+  for (int s : im.output_slots) {
+    const Slot& sl = im.slots[s];
+    // Inputs and constants returned as outputs are copied so callers own them.
+    outputs.push_back(sl.kind == SlotKind::kConstant || sl.kind == SlotKind::kInput ? values[s].Clone()
+                                                                                     : values[s]);
+  }
+  return outputs;
+}
+
+namespace {
+class ReferenceEvaluator : public ir::NodeEvaluator {
+ public:
+  Result<std::vector<Tensor>> Evaluate(const ir::Node& node, const std::vector<const Tensor*>& inputs) override {
+    std::vector<ir::ValueInfo> in_infos, out_infos;
+    for (const Tensor* t : inputs) in_infos.push_back(ir::ValueInfo::FromTensor(t));
+    WBS_RETURN_IF_ERROR(ir::InferNode(node, in_infos, out_infos));
+    OpCreateArgs args;
+    args.node = &node;
+    args.backend = Backend::kReference;
+    args.inputs = in_infos;
+    args.outputs = out_infos;
+    WBS_ASSIGN_OR_RETURN(auto op, CreateOperator(args));
+    std::vector<Tensor> outs;
+    std::vector<Tensor*> out_ptrs;
+    outs.reserve(out_infos.size());
+    for (auto& info : out_infos) {
+      if (!info.has_shape) return Internal("{}: cannot fold, output shape unknown", node.Describe());
+      outs.emplace_back(info.dtype, info.shape);
+    }
+    for (auto& t : outs) out_ptrs.push_back(&t);
+    ExecContext ctx;
+    WBS_RETURN_IF_ERROR(op->Run(inputs, out_ptrs, ctx));
+    return outs;
+  }
+};
+}  // namespace
+
+std::unique_ptr<ir::NodeEvaluator> CreateReferenceEvaluator() { return std::make_unique<ReferenceEvaluator>(); }
+
+}  // namespace wbs::runtime
