@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <exception>
 #include <set>
+#include <string_view>
 #include <type_traits>
 
 #include "ir/op_schema.h"
@@ -76,6 +77,10 @@ Status SetValueInfo(const Value& v, const char* kind, ValueInfoProto* vi) {
   if (!IsSupported(v.dtype)) {
     return InvalidArgument("{} '{}' has element type {}, which ONNX export cannot declare", kind,
                            v.name, DTypeName(v.dtype));
+  }
+  if (!v.has_shape && std::string_view(kind) != "value") {
+    return InvalidArgument("{} '{}' has unknown rank; ONNX requires a shape for graph inputs and outputs",
+                           kind, v.name);
   }
   vi->set_name(v.name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();

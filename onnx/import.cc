@@ -118,15 +118,20 @@ class Importer {
   Status CheckAndDeclareNode(const NodeProto& n, int index);
   Status AddNode(const NodeProto& n, int index);
   Status AddOutputs(const GraphProto& g);
-  Status ApplyDeclaredTypes(const GraphProto& g);
+  Status ReadDeclaredTypes(const GraphProto& g);
+  void ApplyDeclaredTypes();
   Status CheckFinite();
 
   const std::string& path_;
   const ImportOptions& options_;
   std::unique_ptr<ir::Graph> graph_ = std::make_unique<ir::Graph>();
   int64_t opset_ = 0;
-  // Constant values that came from Constant nodes (for error messages).
-  std::set<const Value*> from_constant_node_;
+  struct Declared {
+    DType dtype = DType::kUndefined;
+    Shape shape;
+    bool has_shape = false;
+  };
+  std::map<Value*, Declared> declared_;
 };
 
 Status Importer::ReadOpset(const ModelProto& model) {
@@ -249,7 +254,6 @@ Status Importer::AddConstantNode(const NodeProto& n, const std::string& where) {
   v->shape = t.shape();
   v->has_shape = true;
   v->constant = std::move(t);
-  from_constant_node_.insert(v);
   return Status::Ok();
 }
 
@@ -322,27 +326,35 @@ Status Importer::AddOutputs(const GraphProto& g) {
   return Status::Ok();
 }
 
-// Declared types of node outputs (graph outputs, value_info) are a baseline
-// for graphs imported without shape inference; inference overwrites them.
-Status Importer::ApplyDeclaredTypes(const GraphProto& g) {
-  auto apply = [&](const ValueInfoProto& vi, const char* kind) -> Status {
+// Declared types of node outputs (graph outputs, value_info) are applied
+// before inference, for graphs imported without it, and again after it where
+// inference could not tell (data-dependent shapes): the declaration is all
+// that is known then, and ONNX requires graph outputs to carry a shape.
+Status Importer::ReadDeclaredTypes(const GraphProto& g) {
+  auto read = [&](const ValueInfoProto& vi, const char* kind) -> Status {
     Value* v = graph_->FindValue(vi.name());
     if (!v || !v->producer) return Status::Ok();
     if (!vi.has_type() || !vi.type().has_tensor_type() || vi.type().tensor_type().elem_type() == 0) {
       return Status::Ok();  // declared types are optional
     }
-    DType dtype;
-    Shape shape;
-    bool has_shape = false;
-    WBS_RETURN_IF_ERROR(DeclaredType(vi, kind, &dtype, &shape, &has_shape));
-    v->dtype = dtype;
-    v->shape = std::move(shape);
-    v->has_shape = has_shape;
+    Declared d;
+    WBS_RETURN_IF_ERROR(DeclaredType(vi, kind, &d.dtype, &d.shape, &d.has_shape));
+    declared_[v] = std::move(d);
     return Status::Ok();
   };
-  for (const auto& vi : g.value_info()) WBS_RETURN_IF_ERROR(apply(vi, "value_info"));
-  for (const auto& vi : g.output()) WBS_RETURN_IF_ERROR(apply(vi, "graph output"));
+  for (const auto& vi : g.value_info()) WBS_RETURN_IF_ERROR(read(vi, "value_info"));
+  for (const auto& vi : g.output()) WBS_RETURN_IF_ERROR(read(vi, "graph output"));
   return Status::Ok();
+}
+
+void Importer::ApplyDeclaredTypes() {
+  for (auto& [v, d] : declared_) {
+    if (v->dtype == DType::kUndefined) v->dtype = d.dtype;
+    if (!v->has_shape && d.has_shape && v->dtype == d.dtype) {
+      v->shape = d.shape;
+      v->has_shape = true;
+    }
+  }
 }
 
 Status Importer::CheckFinite() {
@@ -372,7 +384,8 @@ Result<std::unique_ptr<ir::Graph>> Importer::Run(const ModelProto& model) {
   for (int i = 0; i < g.node_size(); ++i) WBS_RETURN_IF_ERROR(CheckAndDeclareNode(g.node(i), i));
   for (int i = 0; i < g.node_size(); ++i) WBS_RETURN_IF_ERROR(AddNode(g.node(i), i));
   WBS_RETURN_IF_ERROR(AddOutputs(g));
-  WBS_RETURN_IF_ERROR(ApplyDeclaredTypes(g));
+  WBS_RETURN_IF_ERROR(ReadDeclaredTypes(g));
+  ApplyDeclaredTypes();
   if (options_.reject_non_finite) WBS_RETURN_IF_ERROR(CheckFinite());
 
   WBS_RETURN_IF_ERROR(ir::ResolveInputShapes(*graph_, options_.input_shapes).WithContext(path_));
@@ -381,7 +394,10 @@ Result<std::unique_ptr<ir::Graph>> Importer::Run(const ModelProto& model) {
   }
   WBS_RETURN_IF_ERROR(graph_->TopologicalSort().WithContext(path_));
   WBS_RETURN_IF_ERROR(graph_->Verify().WithContext(path_));
-  if (options_.infer_shapes) WBS_RETURN_IF_ERROR(ir::InferShapes(*graph_).WithContext(path_));
+  if (options_.infer_shapes) {
+    WBS_RETURN_IF_ERROR(ir::InferShapes(*graph_).WithContext(path_));
+    ApplyDeclaredTypes();
+  }
   return std::move(graph_);
 }
 
