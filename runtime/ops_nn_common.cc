@@ -2,6 +2,9 @@
 
 #include <optional>
 
+#include "ir/conv_geometry.h"
+#include "ir/op_schema.h"
+
 namespace wbs::runtime {
 
 Result<kernels::ref::Activation> FusedActivationOf(const ir::Node& node) {
@@ -14,6 +17,72 @@ Result<kernels::ref::Activation> FusedActivationOf(const ir::Node& node) {
                                           param("wbs.activation_beta"));
   if (!act.ok()) return act.status().WithContext(node.Describe());
   return act;
+}
+
+Status CheckRunShapes(const ir::Node& node, const std::vector<const Tensor*>& inputs,
+                      const std::vector<Tensor*>& outputs) {
+  std::vector<ir::ValueInfo> in;
+  in.reserve(inputs.size());
+  for (const Tensor* t : inputs) in.push_back(ir::ValueInfo::FromTensor(t));
+  std::vector<ir::ValueInfo> out;
+  WBS_RETURN_IF_ERROR(ir::InferNode(node, in, out));
+  for (size_t i = 0; i < outputs.size() && i < out.size(); ++i) {
+    const Tensor* t = outputs[i];
+    if (!t) continue;
+    if (t->dtype() != out[i].dtype || (out[i].has_shape && t->shape() != out[i].shape)) {
+      return InvalidArgument("{}: output {} is {} but the inputs give {}{}", node.Describe(), i,
+                             t->Describe(), DTypeName(out[i].dtype),
+                             out[i].has_shape ? ShapeToString(out[i].shape) : "[rank ?]");
+    }
+  }
+  return Status::Ok();
+}
+
+Status RequireF32OrF64(const ir::Node& node, DType dtype, const char* what) {
+  if (dtype == DType::kF32 || dtype == DType::kF64) return Status::Ok();
+  return Unimplemented("{}: {} dtype {} is not supported (f32, f64)", node.Describe(), what,
+                       DTypeName(dtype));
+}
+
+Result<kernels::ref::ConvParams> ResolveConvParams(const ir::Node& node, const Shape& x,
+                                                   const Shape& w, bool transpose) {
+  // The shape rule validates ranks, channels, group and attributes.
+  std::vector<ir::ValueInfo> in(2), out;
+  for (int i = 0; i < 2; ++i) {
+    in[i].shape = i == 0 ? x : w;
+    in[i].has_shape = true;
+  }
+  WBS_RETURN_IF_ERROR(ir::InferNode(node, in, out));
+  const int spatial = static_cast<int>(x.size()) - 2;
+  if (spatial > kernels::ref::kMaxConvSpatialRank) {
+    return Unimplemented("{}: {} spatial dims (input {}); at most {} are supported",
+                         node.Describe(), spatial, ShapeToString(x),
+                         kernels::ref::kMaxConvSpatialRank);
+  }
+  const Shape wk(w.begin() + 2, w.end());
+  WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node, spatial, wk));
+  const Shape xs(x.begin() + 2, x.end());
+  WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g,
+                       transpose ? ir::ComputeConvTransposeGeometry(node, attrs, xs)
+                                 : ir::ComputeWindowGeometry(node, attrs, xs));
+  kernels::ref::ConvParams p;
+  p.batch = x[0];
+  p.in_channels = x[1];
+  p.group = node.GetInt("group", 1);
+  p.out_channels = transpose ? w[1] * p.group : w[0];
+  p.spatial_rank = spatial;
+  const int lead = kernels::ref::kMaxConvSpatialRank - spatial;
+  for (int i = 0; i < spatial; ++i) {
+    p.in[lead + i] = g.input[i];
+    p.out[lead + i] = g.output[i];
+    p.kernel[lead + i] = g.kernel[i];
+    p.stride[lead + i] = g.strides[i];
+    p.dilation[lead + i] = g.dilations[i];
+    p.pad_begin[lead + i] = g.pad_begin[i];
+    p.pad_end[lead + i] = g.pad_end[i];
+  }
+  WBS_ASSIGN_OR_RETURN(p.activation, FusedActivationOf(node));
+  return p;
 }
 
 }  // namespace wbs::runtime
