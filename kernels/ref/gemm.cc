@@ -17,7 +17,13 @@ void RowTimesMatrix(const T* arow, int64_t a_step, const T* b, bool trans_b, int
     for (int64_t j = 0; j < n; ++j) {
       const T* brow = b + j * k;
       T acc = T(0);
-      for (int64_t kk = 0; kk < k; ++kk) acc += arow[kk * a_step] * brow[kk];
+      if (a_step == 1) {
+        // A vectorised reduction: the order of the k terms is unspecified.
+#pragma omp simd reduction(+ : acc)
+        for (int64_t kk = 0; kk < k; ++kk) acc += arow[kk] * brow[kk];
+      } else {
+        for (int64_t kk = 0; kk < k; ++kk) acc += arow[kk * a_step] * brow[kk];
+      }
       yrow[j] = acc;
     }
     return;

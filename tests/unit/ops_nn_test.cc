@@ -452,6 +452,26 @@ TEST(ConvTest, ShapeErrorsNameTheNode) {
                         StatusCode::kInvalidArgument, {"'bad_node'", "dtype f64"}));
 }
 
+TEST(ConvTest, UnknownShapesAreNotAnError) {
+  ir::Graph g;
+  ir::Value* x = g.AddValue("x");
+  ir::Value* w = g.AddInput("w", DType::kF32, {8, 3, 3, 3});
+  ir::Node* n = g.AddNode("Conv", {x, w}, 1, "c");
+  n->attrs["strides"] = Ints{2, 2};
+  ir::ValueInfo xi;  // rank unknown
+  xi.dtype = DType::kF32;
+  std::vector<ir::ValueInfo> outs;
+  ASSERT_TRUE(ir::InferNode(*n, {xi, ir::ValueInfo::FromValue(w)}, outs).ok());
+  EXPECT_FALSE(outs[0].has_shape);
+  EXPECT_EQ(outs[0].dtype, DType::kF32);
+  // Unknown batch and height: those output dims stay unknown.
+  xi.has_shape = true;
+  xi.shape = {-1, 3, -1, 9};
+  ASSERT_TRUE(ir::InferNode(*n, {xi, ir::ValueInfo::FromValue(w)}, outs).ok());
+  ASSERT_TRUE(outs[0].has_shape);
+  EXPECT_EQ(outs[0].shape, (Shape{-1, 8, -1, 4}));
+}
+
 TEST(ConvTest, UnsupportedDTypeIsUnimplementedAtCreation) {
   const Tensor x(DType::kF16, {1, 1, 4, 4});
   const Tensor w(DType::kF16, {1, 1, 3, 3});
