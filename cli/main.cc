@@ -1,2 +1,86 @@
+// wbs: the command-line front end. The only place that prints a Status and
+// chooses the exit code: 0 success, 1 a failed command (one line
+// "wbs: error: <message>" on stderr), 2 a usage error.
+#include <fmt/format.h>
+
 #include <cstdio>
-int main() { std::puts("wbs"); return 0; }
+#include <exception>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/command.h"
+#include "core/logging.h"
+
+#ifndef WBS_VERSION
+#define WBS_VERSION "0.1.0"
+#endif
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int Main(int argc, char** argv) {
+  CLI::App app("wbs: weight block sparsity for CNNs: model zoo, ONNX inspection, conversion and "
+               "execution",
+               "wbs");
+  app.set_version_flag("--version", std::string("wbs ") + WBS_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  int verbosity = 0;
+  app.add_flag("-v,--verbose", verbosity, "More logging: -v info, -vv debug, -vvv trace");
+  app.footer(
+      "Run 'wbs COMMAND --help' for a command's options.\n\n"
+      "Examples:\n"
+      "  wbs zoo resnet50 -o out/resnet50.onnx\n"
+      "  wbs info out/resnet50.onnx\n"
+      "  wbs run out/resnet50.onnx --random --threads 2 --repeat 5\n"
+      "  wbs convert out/resnet50.onnx -o out/resnet50_folded.onnx --fold-bn");
+
+  std::vector<wbs::cli::Command> commands = {
+      wbs::cli::AddZooCommand(app), wbs::cli::AddInfoCommand(app), wbs::cli::AddRunCommand(app),
+      wbs::cli::AddConvertCommand(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string hint = "wbs --help";
+    for (const wbs::cli::Command& c : commands)
+      if (c.app->parsed()) hint = "wbs " + c.app->get_name() + " --help";
+    fmt::print(stderr, "wbs: error: {} (see '{}')\n", e.what(), hint);
+    return kExitUsage;
+  }
+  wbs::SetVerbosity(verbosity);
+
+  for (const wbs::cli::Command& c : commands) {
+    if (!c.app->parsed()) continue;
+    wbs::Status st = c.run();
+    if (!st.ok()) {
+      fmt::print(stderr, "wbs: error: {}\n", st.message());
+      return kExitFailure;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Libraries return Status; this catches what slips through (allocation
+  // failure, a bug) so the user still gets one line, not a stack trace.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wbs: error: internal: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "wbs: error: internal: unknown exception\n");
+  }
+  return kExitFailure;
+}

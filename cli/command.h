@@ -1,0 +1,52 @@
+// The `wbs` command-line tool: one file per subcommand (cli/cmd_*.cc).
+//
+// A subcommand registers its options on the CLI11 app and returns an action.
+// CLI11 parses the whole command line first (usage errors: exit code 2);
+// main then runs the chosen action, which reports failures as a Status
+// (printed as one line "wbs: error: <message>", exit code 1). Actions write
+// output files atomically, so a failed command leaves no partial file.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "ir/graph.h"
+
+namespace wbs::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<Status()> run;
+};
+
+Command AddZooCommand(CLI::App& parent);      // cli/cmd_zoo.cc
+Command AddInfoCommand(CLI::App& parent);     // cli/cmd_info.cc
+Command AddRunCommand(CLI::App& parent);      // cli/cmd_run.cc
+Command AddConvertCommand(CLI::App& parent);  // cli/cmd_convert.cc
+
+// Shared helpers (cli/common.cc).
+
+// Parses repeated "NAME=D0,D1,..." arguments of --input-shape.
+Result<std::map<std::string, Shape>> ParseInputShapes(const std::vector<std::string>& specs);
+// Splits "NAME=VALUE" at the last '='; error names the option and the text.
+Result<std::pair<std::string, std::string>> SplitNameValue(const std::string& option,
+                                                           const std::string& text);
+// Imports an ONNX model with the given input shapes (shapes inferred).
+Result<std::unique_ptr<ir::Graph>> LoadModel(const std::string& path,
+                                             const std::map<std::string, Shape>& input_shapes);
+// "25,557,032".
+std::string WithThousands(int64_t n);
+// A file name for a tensor name: characters other than [A-Za-z0-9._-] become '_'.
+std::string SanitizeFileName(const std::string& name);
+// Creates the directory that will hold `path`, if missing.
+Status EnsureParentDirectory(const std::string& path);
+// Adds the --input-shape option used by info, run and convert.
+CLI::Option* AddInputShapeOption(CLI::App& app, std::vector<std::string>& specs);
+
+}  // namespace wbs::cli
