@@ -7,11 +7,11 @@
 // generates for omitted outputs can never take a name the model uses later.
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <exception>
 #include <set>
-#include <unordered_map>
+#include <map>
 
 #include "ir/op_schema.h"
 #include "onnx/file_io.h"
@@ -423,7 +423,9 @@ Result<std::unique_ptr<ir::Graph>> ImportModelFromBytes(const std::string& bytes
   } catch (const std::bad_alloc&) {
     return InvalidArgument("{}: out of memory while importing the model", path);
   } catch (const std::exception& e) {
-    return Internal("{}: unexpected error while importing the model: {}", path, e.what());
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    return Internal("{}: unexpected error while importing the model: {}", path, what);
   }
 }
 

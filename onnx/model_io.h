@@ -4,8 +4,18 @@
 // Constant nodes become constant Values, unknown input dims are resolved
 // (user shapes by name, else a leading unknown dim = batch 1), and shapes are
 // inferred so a shape mismatch is reported at import with the node's name.
+// Where inference cannot tell a shape (data-dependent), the model's declared
+// type (graph output / value_info) is kept. Every error is a one-line Status
+// that starts with the file name: ParseError for bytes that are not a model,
+// Unimplemented for valid but unsupported content (opset, domain, op, string
+// tensors, external data, subgraphs), InvalidArgument for inconsistent
+// content. Declared sizes are checked against the data before anything is
+// allocated (see onnx/tensor_proto.h for the limits).
+//
 // Export writes a model that passes onnx::checker, atomically (temp file,
-// then rename): a failed export leaves no file behind.
+// then rename): a failed export leaves no file behind and an existing target
+// untouched. Graph outputs without a dtype are typed by running shape
+// inference on a copy; fused activations become separate nodes.
 //
 // Namespace `wbs::onnxio` avoids a clash with libonnx's `::onnx`.
 #pragma once
