@@ -1,0 +1,92 @@
+// oneDNN convolution and deconvolution (ONNX ConvTranspose) primitives for
+// one concrete f32 problem: plain ONNX layouts at the boundary, whatever
+// layout is fastest inside.
+//
+// Layout policy. Activations arrive and leave as plain NC[D]HW because the
+// wbs runtime hands plain tensors from operator to operator. oneDNN's fast
+// convolutions want blocked (nChw16c) or channels-last (nhwc) activations,
+// and its plain-layout path is an im2col GEMM that is 1.3-2x slower, so the
+// primitive reorders the source in and the destination out when the chosen
+// implementation asks for it. The candidates differ only in those reorders'
+// cost: oneDNN reorders plain<->blocked at ~100 GB/s but plain<->nhwc at
+// 5-30 GB/s. Measured on ResNet-50/MobileNet shapes at batch 1, one thread
+// (AVX-512, GFLOP/s including reorders; plain / blocked / any):
+//   3x3 64->64 @56:   155 / 245 / 236      3x3 512->512 @7:  201 / 237 / 306
+//   1x1 64->256 @56:  142 / 213 / 158      1x1 256->1024 @14: 193 / 255 / 135
+//   dw 3x3 144 @56 s2:  3 /  31 /  11      7x7 3->64 @224 s2: 108 / ref / 208
+// so kAuto tries blocked first for 1x1 and depthwise kernels and lets oneDNN
+// choose ("any", usually brgconv on nhwc) otherwise, then the other
+// candidates; a candidate for which oneDNN only has its naive reference
+// implementation is skipped. Weights are always in the layout oneDNN asks for
+// (format any) and are packed once by the caller.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/status.h"
+#include "kernels/ref/conv.h"
+
+namespace wbs::kernels::onednn {
+
+enum class ConvLayout {
+  kAuto,     // the heuristic above
+  kPlain,    // NC[D]HW inside as well: no activation reorders
+  kAny,      // oneDNN's preferred activation layout
+  kBlocked,  // nC[D]HW16c
+  kCount,
+};
+// "auto", "plain", "any", "blocked".
+const char* ConvLayoutName(ConvLayout layout);
+// Parses a ConvLayoutName(); false for anything else.
+bool ParseConvLayout(const std::string& name, ConvLayout* layout);
+
+class ConvPrimitive {
+ public:
+  // Builds the primitive for `p` (concrete dims, spatial_rank 1..3, fused
+  // activation included) for the current OpenMP thread count; oneDNN sizes
+  // its work split at creation, so a primitive is valid for that count only.
+  // `transpose` selects deconvolution (ConvTranspose geometry, p.pad_end may
+  // be negative). Unimplemented when no candidate layout has a non-reference
+  // oneDNN implementation or the activation has no post-op form.
+  static Result<std::unique_ptr<ConvPrimitive>> Create(const ref::ConvParams& p, bool transpose,
+                                                       bool has_bias, ConvLayout layout);
+
+  // The weight layout the primitive reads. Primitives whose descs compare
+  // equal can share packed weights.
+  const dnnl::memory::desc& weights_desc() const { return weights_md_; }
+  // Packs ONNX-layout weights (Conv [M, C/g, k...]; ConvTranspose
+  // [C, M/g, k...]) into weights_desc().
+  Result<dnnl::memory> PackWeights(const float* w) const;
+
+  // y = act(conv(x, packed_weights) + bias); x and y are plain ONNX layouts
+  // of the dims given at creation, bias is [M] or nullptr (iff !has_bias).
+  // Not thread-safe: the primitive owns its staging buffers.
+  Status Execute(const float* x, const dnnl::memory& packed_weights, const float* bias, float* y);
+
+  // oneDNN's implementation and the activation layout, e.g.
+  // "brgconv:avx512_core/any".
+  const std::string& impl_name() const { return impl_name_; }
+  ConvLayout layout() const { return layout_; }
+
+ private:
+  ConvPrimitive() = default;
+
+  std::string context_;  // "conv [1,64,56,56]x[64,64,3,3]" for error messages
+  std::string impl_name_;
+  ConvLayout layout_ = ConvLayout::kAuto;
+  bool transpose_ = false;
+  bool has_bias_ = false;
+  dnnl::primitive prim_;
+  dnnl::memory::desc weights_md_;
+  dnnl::memory::desc user_weights_md_;
+  dnnl::memory user_src_, user_dst_, src_, dst_, bias_;
+  bool reorder_src_ = false;
+  bool reorder_dst_ = false;
+  dnnl::reorder src_reorder_, dst_reorder_;
+};
+
+}  // namespace wbs::kernels::onednn

@@ -1,0 +1,81 @@
+#include "kernels/dnnl/dnnl_common.h"
+
+#include <cstring>
+
+namespace wbs::kernels::onednn {
+
+const dnnl::engine& CpuEngine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& ThreadStream() {
+  thread_local dnnl::stream stream(CpuEngine());
+  return stream;
+}
+
+Status FromDnnlError(const dnnl::error& e, const std::string& context) {
+  const char* what = e.what() ? e.what() : "error";
+  switch (e.status) {
+    case dnnl_invalid_arguments:
+      return InvalidArgument("{}: oneDNN {} (invalid arguments)", context, what);
+    case dnnl_unimplemented:
+      return Unimplemented("{}: oneDNN {} (unimplemented)", context, what);
+    case dnnl_out_of_memory: return Internal("{}: oneDNN {} (out of memory)", context, what);
+    default: return Internal("{}: oneDNN {} (status {})", context, what, static_cast<int>(e.status));
+  }
+}
+
+bool AppendActivation(const ref::Activation& act, dnnl::post_ops* ops) {
+  using dnnl::algorithm;
+  using ref::ActivationKind;
+  constexpr float kScale = 1.0f;  // post-op result scale; always the identity here
+  switch (act.kind) {
+    case ActivationKind::kNone: return true;
+    case ActivationKind::kRelu:
+      ops->append_eltwise(kScale, algorithm::eltwise_relu, 0.0f, 0.0f);
+      return true;
+    case ActivationKind::kLeakyRelu:
+      // oneDNN's relu with alpha is x < 0 ? alpha * x : x, ONNX LeakyRelu.
+      ops->append_eltwise(kScale, algorithm::eltwise_relu, act.alpha, 0.0f);
+      return true;
+    case ActivationKind::kClip:
+      ops->append_eltwise(kScale, algorithm::eltwise_clip, act.alpha, act.beta);
+      return true;
+    case ActivationKind::kSigmoid:
+      ops->append_eltwise(kScale, algorithm::eltwise_logistic, 0.0f, 0.0f);
+      return true;
+    case ActivationKind::kHardSigmoid:
+      ops->append_eltwise(kScale, algorithm::eltwise_linear, act.alpha, act.beta);
+      ops->append_eltwise(kScale, algorithm::eltwise_clip, 0.0f, 1.0f);
+      return true;
+    case ActivationKind::kTanh:
+      ops->append_eltwise(kScale, algorithm::eltwise_tanh, 0.0f, 0.0f);
+      return true;
+    case ActivationKind::kCount: break;
+  }
+  return false;
+}
+
+dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> strides(dims.size());
+  int64_t s = 1;
+  for (size_t i = dims.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= dims[i];
+  }
+  return StridedDesc(dims, strides);
+}
+
+dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
+                               const std::vector<int64_t>& strides) {
+  return dnnl::memory::desc(dnnl::memory::dims(dims.begin(), dims.end()),
+                            dnnl::memory::data_type::f32,
+                            dnnl::memory::dims(strides.begin(), strides.end()));
+}
+
+bool IsReferenceImpl(const char* impl_info) {
+  return impl_info != nullptr && std::strncmp(impl_info, "ref", 3) == 0;
+}
+
+}  // namespace wbs::kernels::onednn

@@ -1,0 +1,45 @@
+// Shared oneDNN plumbing for the dense fast paths: the CPU engine, a stream
+// per thread, error conversion and the fused activation as post-ops.
+//
+// Everything that touches oneDNN catches dnnl::error at this library's
+// boundary and returns a Status, so callers never see an exception.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/status.h"
+#include "kernels/ref/activation.h"
+
+namespace wbs::kernels::onednn {
+
+// The process-wide CPU engine (created on first use).
+const dnnl::engine& CpuEngine();
+// A stream on CpuEngine() owned by the calling thread: oneDNN streams are not
+// safe to share between threads that execute concurrently.
+dnnl::stream& ThreadStream();
+
+// InvalidArgument/Unimplemented/Internal (by dnnl status) with
+// "<context>: oneDNN <what> (<status>)".
+Status FromDnnlError(const dnnl::error& e, const std::string& context);
+
+// Appends `act` to `ops` as eltwise post-ops. Every ActivationKind has an
+// exact oneDNN form (HardSigmoid = linear followed by clip to [0, 1], since
+// oneDNN 2.6 has no eltwise_hardsigmoid); returns false for kinds it cannot
+// express so the caller can decline.
+bool AppendActivation(const ref::Activation& act, dnnl::post_ops* ops);
+
+// A memory descriptor for a dense row-major f32 array of `dims`.
+dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims);
+// An f32 descriptor with explicit element strides (transposed or broadcast views).
+dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
+                               const std::vector<int64_t>& strides);
+
+// True when oneDNN picked its naive reference implementation ("ref:any"),
+// which is slower than ours and therefore never used by a fast path.
+bool IsReferenceImpl(const char* impl_info);
+
+}  // namespace wbs::kernels::onednn

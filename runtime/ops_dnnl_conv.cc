@@ -1,0 +1,140 @@
+// oneDNN fast paths for Conv and ConvTranspose (f32, constant weights, 1-3
+// spatial dims, any group/stride/dilation/padding, optional bias, fused
+// activation as post-ops). See ops_dnnl_internal.h for the life cycle and
+// kernels/dnnl/conv.h for the layout policy.
+#include <map>
+#include <memory>
+
+#include "core/logging.h"
+#include "kernels/dnnl/conv.h"
+#include "runtime/operator.h"
+#include "runtime/ops_dnnl_internal.h"
+#include "runtime/ops_nn_common.h"
+
+namespace wbs::runtime::dnnl_ops {
+namespace {
+
+namespace onednn = kernels::onednn;
+
+class DnnlConvOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args, bool transpose) {
+    if (!DnnlEnabled()) return std::unique_ptr<Operator>();
+    const ir::Node& node = *args.node;
+    const auto& in = args.inputs;
+    const bool has_bias = in.size() > 2 && in[2].present;
+    // Declines: the reference operator handles (or reports) everything else.
+    if (in.size() < 2 || !in[0].present || !in[1].present || in[0].dtype != DType::kF32 ||
+        in[1].dtype != DType::kF32 || (has_bias && in[2].dtype != DType::kF32) ||
+        in[1].value == nullptr || args.outputs.empty() ||
+        args.outputs[0].dtype != DType::kF32) {
+      return std::unique_ptr<Operator>();
+    }
+    const Tensor& w = *in[1].value;
+    if (w.dtype() != DType::kF32 || w.rank() < 3 || w.rank() > 5) return std::unique_ptr<Operator>();
+    if (in[0].has_shape && in[0].rank() != w.rank()) return std::unique_ptr<Operator>();
+    if (!FusedActivationOf(node).ok()) return std::unique_ptr<Operator>();
+
+    auto op = std::unique_ptr<DnnlConvOp>(new DnnlConvOp(node, transpose, has_bias, w));
+    if (IsStatic(in[0])) {
+      // Build now so an unsupported shape declines instead of falling back
+      // at run time; the entry is reused when Run() has the same threads.
+      Result<Entry*> e = op->Lookup(in[0].shape, CurrentThreads());
+      if (!e.ok() || (*e)->prim == nullptr) return std::unique_ptr<Operator>();
+      op->impl_ = "onednn:" + (*e)->prim->impl_name();
+    }
+    WBS_ASSIGN_OR_RETURN(op->fallback_, CreateFallback(args));
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    if (inputs.empty() || inputs[0] == nullptr || outputs.empty() || outputs[0] == nullptr)
+      return InvalidArgument("{}: missing input X or output Y", node_.Describe());
+    const Tensor& x = *inputs[0];
+    Tensor& y = *outputs[0];
+    if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32) {
+      return InvalidArgument("{}: X {} and Y {} must be f32 (the operator was created for f32)",
+                             node_.Describe(), x.Describe(), y.Describe());
+    }
+    UseThreads(ctx);
+    WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(x.shape(), ctx.num_threads));
+    if (e->prim == nullptr) return fallback_->Run(inputs, outputs, ctx);
+    if (y.shape() != e->y_shape) {
+      return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
+                             y.Describe(), x.Describe(), ShapeToString(e->y_shape));
+    }
+    const Tensor* b = InputOrNull(inputs, 2);
+    if ((b != nullptr) != has_bias_ ||
+        (b && (b->dtype() != DType::kF32 || b->shape() != Shape{e->y_shape[1]}))) {
+      return InvalidArgument("{}: bias must be f32[{}], got {}", node_.Describe(),
+                             e->y_shape[1], b ? b->Describe() : "none");
+    }
+    return e->prim->Execute(x.data<float>(), e->weights, b ? b->data<float>() : nullptr,
+                            y.data<float>());
+  }
+
+  std::string impl_name() const override { return impl_; }
+
+ private:
+  struct Entry {
+    std::unique_ptr<onednn::ConvPrimitive> prim;  // nullptr: the fallback runs
+    dnnl::memory weights;
+    Shape y_shape;
+  };
+
+  DnnlConvOp(const ir::Node& node, bool transpose, bool has_bias, const Tensor& w)
+      : node_(node), transpose_(transpose), has_bias_(has_bias), w_(w) {}
+
+  // The cached entry for an input shape, built on first use. Invalid
+  // geometry is an error (the reference would report the same); a
+  // geometry oneDNN rejects gives an entry without a primitive.
+  Result<Entry*> Lookup(const Shape& x, int threads) {
+    const std::vector<int64_t> key = RunKey({&x}, threads);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return &it->second;
+
+    WBS_ASSIGN_OR_RETURN(kernels::ref::ConvParams p,
+                         ResolveConvParams(node_, x, w_.shape(), transpose_));
+    Entry e;
+    e.y_shape = {p.batch, p.out_channels};
+    for (int i = kernels::ref::kMaxConvSpatialRank - p.spatial_rank;
+         i < kernels::ref::kMaxConvSpatialRank; ++i)
+      e.y_shape.push_back(p.out[i]);
+    auto prim = onednn::ConvPrimitive::Create(p, transpose_, has_bias_, RequestedConvLayout());
+    if (prim.ok()) {
+      e.weights = packed_.Find((*prim)->weights_desc());
+      if (!e.weights) {
+        WBS_ASSIGN_OR_RETURN(e.weights, (*prim)->PackWeights(w_.data<float>()));
+        packed_.Add((*prim)->weights_desc(), e.weights);
+      }
+      WBS_LOG_DEBUG("{}: oneDNN {} for X {} ({} threads)", node_.Describe(),
+                    (*prim)->impl_name(), ShapeToString(x), threads);
+      e.prim = std::move(prim).value();
+    } else {
+      WBS_LOG_DEBUG("{}: reference fallback for X {}: {}", node_.Describe(), ShapeToString(x),
+                    prim.status().message());
+    }
+    return &cache_.emplace(key, std::move(e)).first->second;
+  }
+
+  ir::Node node_;  // a copy: attributes and name outlive the graph
+  bool transpose_;
+  bool has_bias_;
+  Tensor w_;  // shares the constant's storage
+  std::string impl_ = "onednn";
+  std::map<std::vector<int64_t>, Entry> cache_;
+  PackedWeights packed_;
+  std::unique_ptr<Operator> fallback_;
+};
+
+}  // namespace
+
+void RegisterConvOperators() {
+  RegisterOperator("Conv", Backend::kFast,
+                   [](const OpCreateArgs& a) { return DnnlConvOp::Create(a, false); });
+  RegisterOperator("ConvTranspose", Backend::kFast,
+                   [](const OpCreateArgs& a) { return DnnlConvOp::Create(a, true); });
+}
+
+}  // namespace wbs::runtime::dnnl_ops
