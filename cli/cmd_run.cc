@@ -124,9 +124,29 @@ Status RunRun(const RunArgs& a) {
     WBS_ASSIGN_OR_RETURN(Tensor t, ReadTensorFile(nv.second));
     if (!given.emplace(nv.first, t).second)
       return InvalidArgument("--input: input '{}' is given twice", nv.first);
-    shapes.emplace(nv.first, t.shape());  // a file fixes the dims --input-shape leaves open
   }
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, LoadModel(a.model, shapes));
+  // A file fixes the dims --input-shape leaves open (e.g. a symbolic batch):
+  // import again with the files' shapes, which the importer checks against
+  // the model's declared dims.
+  bool reimport = false;
+  for (const auto& [name, t] : given) {
+    const ir::Value* in = nullptr;
+    for (const ir::Value* v : graph->inputs)
+      if (v->name == name) in = v;
+    if (!in) {
+      std::string names;
+      for (const ir::Value* v : graph->inputs) names += (names.empty() ? "" : ", ") + v->name;
+      return InvalidArgument("--input names '{}', which is not a model input (inputs: {})", name, names);
+    }
+    if (in->shape != t.shape() && !shapes.count(name)) {
+      shapes[name] = t.shape();
+      reimport = true;
+    }
+  }
+  if (reimport) {
+    WBS_ASSIGN_OR_RETURN(graph, LoadModel(a.model, shapes));
+  }
 
   std::vector<Tensor> inputs;
   for (size_t i = 0; i < graph->inputs.size(); ++i) {
@@ -146,8 +166,6 @@ Status RunRun(const RunArgs& a) {
     WBS_ASSIGN_OR_RETURN(Tensor t, RandomTensor(in, a.seed + i));
     inputs.push_back(std::move(t));
   }
-  if (!given.empty())
-    return InvalidArgument("--input names '{}', which is not a model input", given.begin()->first);
 
   runtime::SessionOptions options;
   options.backend = a.backend == "reference" ? runtime::Backend::kReference : runtime::Backend::kFast;
