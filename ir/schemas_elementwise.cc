@@ -16,20 +16,28 @@ enum class Types { kFloat, kNumeric, kBool, kNumericOrBool };
 
 bool Accepts(Types t, DType d) {
   switch (t) {
-    case Types::kFloat: return IsFloat(d);
-    case Types::kNumeric: return IsFloat(d) || IsInteger(d);
-    case Types::kBool: return d == DType::kBool;
-    case Types::kNumericOrBool: return IsFloat(d) || IsInteger(d) || d == DType::kBool;
+    case Types::kFloat:
+      return IsFloat(d);
+    case Types::kNumeric:
+      return IsFloat(d) || IsInteger(d);
+    case Types::kBool:
+      return d == DType::kBool;
+    case Types::kNumericOrBool:
+      return IsFloat(d) || IsInteger(d) || d == DType::kBool;
   }
   return false;
 }
 
 const char* TypesName(Types t) {
   switch (t) {
-    case Types::kFloat: return "a floating-point";
-    case Types::kNumeric: return "a numeric";
-    case Types::kBool: return "a bool";
-    case Types::kNumericOrBool: return "a numeric or bool";
+    case Types::kFloat:
+      return "a floating-point";
+    case Types::kNumeric:
+      return "a numeric";
+    case Types::kBool:
+      return "a bool";
+    case Types::kNumericOrBool:
+      return "a numeric or bool";
   }
   return "?";
 }
@@ -42,8 +50,8 @@ Status CheckType(const Node& node, const ValueInfo& v, size_t i, Types t) {
 
 Status CheckSameType(const Node& node, const std::vector<ValueInfo>& in, size_t i, size_t j) {
   if (in[i].dtype == in[j].dtype) return Status::Ok();
-  return InvalidArgument("{}: inputs {} and {} must have the same type, got {} and {}", node.Describe(), i, j,
-                         DTypeName(in[i].dtype), DTypeName(in[j].dtype));
+  return InvalidArgument("{}: inputs {} and {} must have the same type, got {} and {}",
+                         node.Describe(), i, j, DTypeName(in[i].dtype), DTypeName(in[j].dtype));
 }
 
 // Broadcast shape of the present inputs; nullopt-like `known` = false when
@@ -65,8 +73,8 @@ Status BroadcastAll(const Node& node, const std::vector<ValueInfo>& in, Shape* o
     }
     Result<Shape> b = BroadcastShapes(s, v.shape);
     if (!b.ok()) {
-      return InvalidArgument("{}: input shapes {} and {} do not broadcast", node.Describe(), ShapeToString(s),
-                             ShapeToString(v.shape));
+      return InvalidArgument("{}: input shapes {} and {} do not broadcast", node.Describe(),
+                             ShapeToString(s), ShapeToString(v.shape));
     }
     s = *b;
   }
@@ -79,8 +87,10 @@ Status SetBroadcastOutput(const Node& node, const std::vector<ValueInfo>& in, DT
   Shape s;
   bool known = false;
   WBS_RETURN_IF_ERROR(BroadcastAll(node, in, &s, &known));
-  if (known) SetShape(out, 0, dtype, s);
-  else SetUnknownShape(out, 0, dtype);
+  if (known)
+    SetShape(out, 0, dtype, s);
+  else
+    SetUnknownShape(out, 0, dtype);
   return Status::Ok();
 }
 
@@ -90,25 +100,25 @@ struct UnaryRule {
   bool bool_output;
 };
 constexpr UnaryRule kUnaryRules[] = {
-    {"Relu", Types::kNumeric, false},      {"Neg", Types::kNumeric, false},
-    {"Abs", Types::kNumeric, false},       {"Sign", Types::kNumeric, false},
-    {"Shrink", Types::kNumeric, false},    {"LeakyRelu", Types::kFloat, false},
-    {"Sigmoid", Types::kFloat, false},     {"HardSigmoid", Types::kFloat, false},
-    {"Tanh", Types::kFloat, false},        {"Exp", Types::kFloat, false},
-    {"Log", Types::kFloat, false},         {"Sqrt", Types::kFloat, false},
-    {"Reciprocal", Types::kFloat, false},  {"Ceil", Types::kFloat, false},
-    {"Floor", Types::kFloat, false},       {"Round", Types::kFloat, false},
-    {"Erf", Types::kFloat, false},         {"Sin", Types::kFloat, false},
-    {"Cos", Types::kFloat, false},         {"Tan", Types::kFloat, false},
-    {"Asin", Types::kFloat, false},        {"Acos", Types::kFloat, false},
-    {"Atan", Types::kFloat, false},        {"Sinh", Types::kFloat, false},
-    {"Cosh", Types::kFloat, false},        {"Asinh", Types::kFloat, false},
-    {"Acosh", Types::kFloat, false},       {"Atanh", Types::kFloat, false},
-    {"Elu", Types::kFloat, false},         {"Selu", Types::kFloat, false},
-    {"Celu", Types::kFloat, false},        {"Softplus", Types::kFloat, false},
-    {"Softsign", Types::kFloat, false},    {"ThresholdedRelu", Types::kFloat, false},
-    {"HardSwish", Types::kFloat, false},   {"Not", Types::kBool, false},
-    {"IsNaN", Types::kFloat, true},        {"IsInf", Types::kFloat, true},
+    {"Relu", Types::kNumeric, false},     {"Neg", Types::kNumeric, false},
+    {"Abs", Types::kNumeric, false},      {"Sign", Types::kNumeric, false},
+    {"Shrink", Types::kNumeric, false},   {"LeakyRelu", Types::kFloat, false},
+    {"Sigmoid", Types::kFloat, false},    {"HardSigmoid", Types::kFloat, false},
+    {"Tanh", Types::kFloat, false},       {"Exp", Types::kFloat, false},
+    {"Log", Types::kFloat, false},        {"Sqrt", Types::kFloat, false},
+    {"Reciprocal", Types::kFloat, false}, {"Ceil", Types::kFloat, false},
+    {"Floor", Types::kFloat, false},      {"Round", Types::kFloat, false},
+    {"Erf", Types::kFloat, false},        {"Sin", Types::kFloat, false},
+    {"Cos", Types::kFloat, false},        {"Tan", Types::kFloat, false},
+    {"Asin", Types::kFloat, false},       {"Acos", Types::kFloat, false},
+    {"Atan", Types::kFloat, false},       {"Sinh", Types::kFloat, false},
+    {"Cosh", Types::kFloat, false},       {"Asinh", Types::kFloat, false},
+    {"Acosh", Types::kFloat, false},      {"Atanh", Types::kFloat, false},
+    {"Elu", Types::kFloat, false},        {"Selu", Types::kFloat, false},
+    {"Celu", Types::kFloat, false},       {"Softplus", Types::kFloat, false},
+    {"Softsign", Types::kFloat, false},   {"ThresholdedRelu", Types::kFloat, false},
+    {"HardSwish", Types::kFloat, false},  {"Not", Types::kBool, false},
+    {"IsNaN", Types::kFloat, true},       {"IsInf", Types::kFloat, true},
 };
 
 const UnaryRule* FindUnaryRule(const std::string& op) {
@@ -122,13 +132,16 @@ Status InferUnary(const Node& node, const std::vector<ValueInfo>& in, std::vecto
   if (!rule) return Internal("{}: no unary rule", node.Describe());
   WBS_RETURN_IF_ERROR(CheckType(node, in[0], 0, rule->types));
   const DType t = rule->bool_output ? DType::kBool : in[0].dtype;
-  if (in[0].has_shape) SetShape(out, 0, t, in[0].shape);
-  else SetUnknownShape(out, 0, t);
+  if (in[0].has_shape)
+    SetShape(out, 0, t, in[0].shape);
+  else
+    SetUnknownShape(out, 0, t);
   return Status::Ok();
 }
 
 // Add, Sub, Mul, Div, Mod: same numeric type, broadcast.
-Status InferArithmetic(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferArithmetic(const Node& node, const std::vector<ValueInfo>& in,
+                       std::vector<ValueInfo>& out) {
   WBS_RETURN_IF_ERROR(CheckType(node, in[0], 0, Types::kNumeric));
   WBS_RETURN_IF_ERROR(CheckSameType(node, in, 0, 1));
   return SetBroadcastOutput(node, in, in[0].dtype, out);
@@ -145,8 +158,9 @@ Status InferPRelu(const Node& node, const std::vector<ValueInfo>& in, std::vecto
   if (in[1].has_shape && IsStatic(in[0]) && IsStatic(in[1])) {
     Result<Shape> b = BroadcastShapes(in[0].shape, in[1].shape);
     if (!b.ok() || *b != in[0].shape) {
-      return InvalidArgument("{}: slope shape {} does not broadcast to input shape {}", node.Describe(),
-                             ShapeToString(in[1].shape), ShapeToString(in[0].shape));
+      return InvalidArgument("{}: slope shape {} does not broadcast to input shape {}",
+                             node.Describe(), ShapeToString(in[1].shape),
+                             ShapeToString(in[0].shape));
     }
   }
   SetShape(out, 0, in[0].dtype, in[0].shape);
@@ -161,21 +175,24 @@ Status InferPow(const Node& node, const std::vector<ValueInfo>& in, std::vector<
   return SetBroadcastOutput(node, in, in[0].dtype, out);
 }
 
-Status InferCompare(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferCompare(const Node& node, const std::vector<ValueInfo>& in,
+                    std::vector<ValueInfo>& out) {
   WBS_RETURN_IF_ERROR(
       CheckType(node, in[0], 0, node.op_type == "Equal" ? Types::kNumericOrBool : Types::kNumeric));
   WBS_RETURN_IF_ERROR(CheckSameType(node, in, 0, 1));
   return SetBroadcastOutput(node, in, DType::kBool, out);
 }
 
-Status InferLogical(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferLogical(const Node& node, const std::vector<ValueInfo>& in,
+                    std::vector<ValueInfo>& out) {
   WBS_RETURN_IF_ERROR(CheckType(node, in[0], 0, Types::kBool));
   WBS_RETURN_IF_ERROR(CheckType(node, in[1], 1, Types::kBool));
   return SetBroadcastOutput(node, in, DType::kBool, out);
 }
 
 // Max, Min, Sum, Mean: one or more inputs of one numeric type, broadcast.
-Status InferVariadic(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferVariadic(const Node& node, const std::vector<ValueInfo>& in,
+                     std::vector<ValueInfo>& out) {
   // ONNX restricts Sum and Mean to floats; integers are accepted here too.
   const Types types = Types::kNumeric;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -203,12 +220,14 @@ Status InferClip(const Node& node, const std::vector<ValueInfo>& in, std::vector
     if (!in[i].present) continue;
     WBS_RETURN_IF_ERROR(CheckSameType(node, in, 0, i));
     if (IsStatic(in[i]) && NumElements(in[i].shape) != 1) {
-      return InvalidArgument("{}: {} must be a scalar, got shape {}", node.Describe(), i == 1 ? "min" : "max",
-                             ShapeToString(in[i].shape));
+      return InvalidArgument("{}: {} must be a scalar, got shape {}", node.Describe(),
+                             i == 1 ? "min" : "max", ShapeToString(in[i].shape));
     }
   }
-  if (in[0].has_shape) SetShape(out, 0, in[0].dtype, in[0].shape);
-  else SetUnknownShape(out, 0, in[0].dtype);
+  if (in[0].has_shape)
+    SetShape(out, 0, in[0].dtype, in[0].shape);
+  else
+    SetUnknownShape(out, 0, in[0].dtype);
   return Status::Ok();
 }
 
@@ -226,8 +245,10 @@ Status InferCast(const Node& node, const std::vector<ValueInfo>& in, std::vector
   if (!IsSupported(to)) {
     return InvalidArgument("{}: unknown target type {}", node.Describe(), static_cast<int>(to));
   }
-  if (in[0].has_shape) SetShape(out, 0, to, in[0].shape);
-  else SetUnknownShape(out, 0, to);
+  if (in[0].has_shape)
+    SetShape(out, 0, to, in[0].shape);
+  else
+    SetUnknownShape(out, 0, to);
   return Status::Ok();
 }
 
@@ -236,8 +257,10 @@ constexpr int kMaxVariadicInputs = std::numeric_limits<int>::max();
 }  // namespace
 
 void RegisterElementwiseSchemas() {
-  for (const UnaryRule& r : kUnaryRules) RegisterSchema({std::string(r.op), 1, 1, 1, 1, InferUnary});
-  for (const char* op : {"Add", "Sub", "Mul", "Div", "Mod"}) RegisterSchema({op, 2, 2, 1, 1, InferArithmetic});
+  for (const UnaryRule& r : kUnaryRules)
+    RegisterSchema({std::string(r.op), 1, 1, 1, 1, InferUnary});
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Mod"})
+    RegisterSchema({op, 2, 2, 1, 1, InferArithmetic});
   RegisterSchema({"PRelu", 2, 2, 1, 1, InferPRelu});
   RegisterSchema({"Pow", 2, 2, 1, 1, InferPow});
   for (const char* op : {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"})

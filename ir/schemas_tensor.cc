@@ -13,7 +13,8 @@ void RegisterTensorSchemas() {
 }
 
 bool IsStatic(const ValueInfo& v) {
-  return v.has_shape && std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
+  return v.has_shape &&
+         std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
 }
 
 bool IsPresent(const std::vector<ValueInfo>& inputs, size_t i) {
@@ -43,7 +44,8 @@ Result<std::vector<double>> ReadDoubles(const Node& node, const ValueInfo& v, co
   return v.value->ToVector<double>();
 }
 
-Result<std::vector<int>> NormalizeAxes(const Node& node, const std::vector<int64_t>& axes, int rank) {
+Result<std::vector<int>> NormalizeAxes(const Node& node, const std::vector<int64_t>& axes,
+                                       int rank) {
   std::vector<int> out;
   std::vector<bool> seen(static_cast<size_t>(std::max(rank, 0)), false);
   for (int64_t a : axes) {

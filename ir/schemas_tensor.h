@@ -41,7 +41,8 @@ Result<std::vector<int64_t>> ReadInts(const Node& node, const ValueInfo& v, cons
 Result<std::vector<double>> ReadDoubles(const Node& node, const ValueInfo& v, const char* what);
 // Normalises axes against `rank` (negative counts from the end); error on
 // out-of-range or repeated axes.
-Result<std::vector<int>> NormalizeAxes(const Node& node, const std::vector<int64_t>& axes, int rank);
+Result<std::vector<int>> NormalizeAxes(const Node& node, const std::vector<int64_t>& axes,
+                                       int rank);
 // Marks output i as `dtype` with an unknown shape.
 void SetUnknownShape(std::vector<ValueInfo>& outputs, size_t i, DType dtype);
 void SetShape(std::vector<ValueInfo>& outputs, size_t i, DType dtype, Shape shape);
@@ -88,7 +89,8 @@ Result<ReduceParams> ResolveReduce(const Node& node, const std::vector<ValueInfo
 
 // Squeeze/Unsqueeze axes (attr before opset 13, input 1 after), normalised;
 // empty for Squeeze without axes.
-Result<std::vector<int64_t>> ResolveSqueezeAxes(const Node& node, const std::vector<ValueInfo>& inputs);
+Result<std::vector<int64_t>> ResolveSqueezeAxes(const Node& node,
+                                                const std::vector<ValueInfo>& inputs);
 
 // Split sizes along the axis (split attr before opset 13, input 1 after,
 // num_outputs in 18; equal parts otherwise), one per output.

@@ -30,8 +30,8 @@ Status InferSlice(const Node& node, const std::vector<ValueInfo>& in, std::vecto
 
 Status InferPad(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
   if (IsPresent(in, 2) && in[2].dtype != in[0].dtype) {
-    return InvalidArgument("{}: constant_value has type {}, input has {}", node.Describe(), DTypeName(in[2].dtype),
-                           DTypeName(in[0].dtype));
+    return InvalidArgument("{}: constant_value has type {}, input has {}", node.Describe(),
+                           DTypeName(in[2].dtype), DTypeName(in[0].dtype));
   }
   if (!IsStatic(in[0]) || !ParamsKnown(in, 1, 1) || !ParamsKnown(in, 3, 3)) {
     SetUnknownShape(out, 0, in[0].dtype);
@@ -42,10 +42,11 @@ Status InferPad(const Node& node, const std::vector<ValueInfo>& in, std::vector<
   return Status::Ok();
 }
 
-Status InferResize(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferResize(const Node& node, const std::vector<ValueInfo>& in,
+                   std::vector<ValueInfo>& out) {
   // The roi (input 1 from opset 11) only matters for tf_crop_and_resize.
-  const bool params_known = node.op_type == "Resize" && node.opset >= 11 ? ParamsKnown(in, 2, 3)
-                                                                          : ParamsKnown(in, 1, 1);
+  const bool params_known =
+      node.op_type == "Resize" && node.opset >= 11 ? ParamsKnown(in, 2, 3) : ParamsKnown(in, 1, 1);
   if (!IsStatic(in[0]) || !params_known) {
     SetUnknownShape(out, 0, in[0].dtype);
     return Status::Ok();
@@ -55,9 +56,11 @@ Status InferResize(const Node& node, const std::vector<ValueInfo>& in, std::vect
   return Status::Ok();
 }
 
-Status InferReduce(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferReduce(const Node& node, const std::vector<ValueInfo>& in,
+                   std::vector<ValueInfo>& out) {
   if (!(IsFloat(in[0].dtype) || IsInteger(in[0].dtype))) {
-    return InvalidArgument("{}: input must be numeric, got {}", node.Describe(), DTypeName(in[0].dtype));
+    return InvalidArgument("{}: input must be numeric, got {}", node.Describe(),
+                           DTypeName(in[0].dtype));
   }
   if (!IsStatic(in[0]) || !ParamsKnown(in, 1, 1)) {
     SetUnknownShape(out, 0, in[0].dtype);
@@ -68,9 +71,11 @@ Status InferReduce(const Node& node, const std::vector<ValueInfo>& in, std::vect
   return Status::Ok();
 }
 
-Status InferArgReduce(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferArgReduce(const Node& node, const std::vector<ValueInfo>& in,
+                      std::vector<ValueInfo>& out) {
   if (!(IsFloat(in[0].dtype) || IsInteger(in[0].dtype))) {
-    return InvalidArgument("{}: input must be numeric, got {}", node.Describe(), DTypeName(in[0].dtype));
+    return InvalidArgument("{}: input must be numeric, got {}", node.Describe(),
+                           DTypeName(in[0].dtype));
   }
   if (!in[0].has_shape) {
     SetUnknownShape(out, 0, DType::kI64);
@@ -80,17 +85,22 @@ Status InferArgReduce(const Node& node, const std::vector<ValueInfo>& in, std::v
   WBS_ASSIGN_OR_RETURN(int axis, NormalizeAxis(node.GetInt("axis", 0), in[0].rank(), node));
   if (s.empty()) return InvalidArgument("{}: input must have rank >= 1", node.Describe());
   if (s[axis] == 0) {
-    return InvalidArgument("{}: axis {} of shape {} is empty", node.Describe(), axis, ShapeToString(s));
+    return InvalidArgument("{}: axis {} of shape {} is empty", node.Describe(), axis,
+                           ShapeToString(s));
   }
-  if (node.GetInt("keepdims", 1) != 0) s[axis] = 1;
-  else s.erase(s.begin() + axis);
+  if (node.GetInt("keepdims", 1) != 0)
+    s[axis] = 1;
+  else
+    s.erase(s.begin() + axis);
   SetShape(out, 0, DType::kI64, s);
   return Status::Ok();
 }
 
-Status InferGather(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferGather(const Node& node, const std::vector<ValueInfo>& in,
+                   std::vector<ValueInfo>& out) {
   if (in[1].dtype != DType::kI64 && in[1].dtype != DType::kI32) {
-    return InvalidArgument("{}: indices must be int64 or int32, got {}", node.Describe(), DTypeName(in[1].dtype));
+    return InvalidArgument("{}: indices must be int64 or int32, got {}", node.Describe(),
+                           DTypeName(in[1].dtype));
   }
   if (!in[0].has_shape || !in[1].has_shape) {
     SetUnknownShape(out, 0, in[0].dtype);
@@ -102,13 +112,13 @@ Status InferGather(const Node& node, const std::vector<ValueInfo>& in, std::vect
   if (node.op_type == "GatherElements") {
     const Shape& is = in[1].shape;
     if (is.size() != s.size()) {
-      return InvalidArgument("{}: indices shape {} must have the rank of data shape {}", node.Describe(),
-                             ShapeToString(is), ShapeToString(s));
+      return InvalidArgument("{}: indices shape {} must have the rank of data shape {}",
+                             node.Describe(), ShapeToString(is), ShapeToString(s));
     }
     for (size_t d = 0; d < s.size(); ++d) {
       if (static_cast<int>(d) != axis && is[d] >= 0 && s[d] >= 0 && is[d] > s[d]) {
-        return InvalidArgument("{}: indices shape {} exceeds data shape {} outside axis {}", node.Describe(),
-                               ShapeToString(is), ShapeToString(s), axis);
+        return InvalidArgument("{}: indices shape {} exceeds data shape {} outside axis {}",
+                               node.Describe(), ShapeToString(is), ShapeToString(s), axis);
       }
     }
     SetShape(out, 0, in[0].dtype, is);
@@ -128,13 +138,15 @@ Result<std::vector<V>> ExpandToRank(const Node& node, const std::vector<V>& v, i
                                     const char* what) {
   if (!node.Has("axes")) {
     if (static_cast<int>(v.size()) != rank) {
-      return InvalidArgument("{}: {} has {} entries, input has rank {}", node.Describe(), what, v.size(), rank);
+      return InvalidArgument("{}: {} has {} entries, input has rank {}", node.Describe(), what,
+                             v.size(), rank);
     }
     return v;
   }
   WBS_ASSIGN_OR_RETURN(std::vector<int> axes, NormalizeAxes(node, node.GetInts("axes"), rank));
   if (axes.size() != v.size()) {
-    return InvalidArgument("{}: {} has {} entries for {} axes", node.Describe(), what, v.size(), axes.size());
+    return InvalidArgument("{}: {} has {} entries for {} axes", node.Describe(), what, v.size(),
+                           axes.size());
   }
   std::vector<V> out(rank, fill);
   for (size_t i = 0; i < axes.size(); ++i) out[axes[i]] = v[i];
@@ -174,9 +186,10 @@ Result<SliceParams> ResolveSlice(const Node& node, const std::vector<ValueInfo>&
     for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   }
   if (!has_steps) steps.assign(starts.size(), 1);
-  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
-    return InvalidArgument("{}: starts, ends, axes and steps have {}, {}, {} and {} entries", node.Describe(),
-                           starts.size(), ends.size(), axes.size(), steps.size());
+  if (ends.size() != starts.size() || axes.size() != starts.size() ||
+      steps.size() != starts.size()) {
+    return InvalidArgument("{}: starts, ends, axes and steps have {}, {}, {} and {} entries",
+                           node.Describe(), starts.size(), ends.size(), axes.size(), steps.size());
   }
   WBS_ASSIGN_OR_RETURN(std::vector<int> norm_axes, NormalizeAxes(node, axes, r));
   SliceParams p;
@@ -236,8 +249,8 @@ Result<PadParams> ResolvePad(const Node& node, const std::vector<ValueInfo>& in)
     for (int d = 0; d < r; ++d) axes.push_back(d);
   }
   if (pads.size() != 2 * axes.size()) {
-    return InvalidArgument("{}: pads {} must have 2 x {} entries for input shape {}", node.Describe(),
-                           ShapeToString(pads), axes.size(), ShapeToString(s));
+    return InvalidArgument("{}: pads {} must have 2 x {} entries for input shape {}",
+                           node.Describe(), ShapeToString(pads), axes.size(), ShapeToString(s));
   }
   p.begin.assign(r, 0);
   p.end.assign(r, 0);
@@ -249,12 +262,12 @@ Result<PadParams> ResolvePad(const Node& node, const std::vector<ValueInfo>& in)
   for (int d = 0; d < r; ++d) {
     const int64_t kept = s[d] + std::min<int64_t>(p.begin[d], 0) + std::min<int64_t>(p.end[d], 0);
     if (kept < 0) {
-      return InvalidArgument("{}: pads {} crop more than axis {} of shape {}", node.Describe(), ShapeToString(pads),
-                             d, ShapeToString(s));
+      return InvalidArgument("{}: pads {} crop more than axis {} of shape {}", node.Describe(),
+                             ShapeToString(pads), d, ShapeToString(s));
     }
     if (kept == 0 && p.mode != "constant" && (p.begin[d] > 0 || p.end[d] > 0)) {
-      return InvalidArgument("{}: cannot {}-pad empty axis {} of shape {}", node.Describe(), p.mode, d,
-                             ShapeToString(s));
+      return InvalidArgument("{}: cannot {}-pad empty axis {} of shape {}", node.Describe(), p.mode,
+                             d, ShapeToString(s));
     }
     p.out_shape[d] = s[d] + p.begin[d] + p.end[d];
   }
@@ -265,24 +278,30 @@ Result<ResizeParams> ResolveResize(const Node& node, const std::vector<ValueInfo
   ResizeParams p;
   const bool v11 = node.op_type == "Resize" && node.opset >= 11;
   const std::string mode = node.GetString("mode", "nearest");
-  if (mode == "linear" || mode == "bilinear") p.linear = true;
-  else if (mode == "cubic") return Unimplemented("{}: mode 'cubic' is not supported", node.Describe());
-  else if (mode != "nearest") return InvalidArgument("{}: unknown mode '{}'", node.Describe(), mode);
+  if (mode == "linear" || mode == "bilinear")
+    p.linear = true;
+  else if (mode == "cubic")
+    return Unimplemented("{}: mode 'cubic' is not supported", node.Describe());
+  else if (mode != "nearest")
+    return InvalidArgument("{}: unknown mode '{}'", node.Describe(), mode);
   // Before opset 11 (Upsample, Resize-10) coordinates were asymmetric, and
   // nearest picked floor when upsampling and ceil when downsampling (as
   // ONNX Runtime does); "" names that rule.
-  p.coordinate_mode = v11 ? node.GetString("coordinate_transformation_mode", "half_pixel") : "asymmetric";
+  p.coordinate_mode =
+      v11 ? node.GetString("coordinate_transformation_mode", "half_pixel") : "asymmetric";
   p.nearest_mode = v11 ? node.GetString("nearest_mode", "round_prefer_floor") : "";
   const std::string& cm = p.coordinate_mode;
   if (cm == "tf_crop_and_resize" || cm == "half_pixel_symmetric") {
-    return Unimplemented("{}: coordinate_transformation_mode '{}' is not supported", node.Describe(), cm);
+    return Unimplemented("{}: coordinate_transformation_mode '{}' is not supported",
+                         node.Describe(), cm);
   }
-  if (cm != "half_pixel" && cm != "pytorch_half_pixel" && cm != "align_corners" && cm != "asymmetric" &&
-      cm != "tf_half_pixel_for_nn") {
+  if (cm != "half_pixel" && cm != "pytorch_half_pixel" && cm != "align_corners" &&
+      cm != "asymmetric" && cm != "tf_half_pixel_for_nn") {
     return InvalidArgument("{}: unknown coordinate_transformation_mode '{}'", node.Describe(), cm);
   }
   const std::string& nm = p.nearest_mode;
-  if (v11 && nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" && nm != "ceil") {
+  if (v11 && nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" &&
+      nm != "ceil") {
     return InvalidArgument("{}: unknown nearest_mode '{}'", node.Describe(), nm);
   }
   const Shape& s = in[0].shape;
@@ -310,12 +329,14 @@ Result<ResizeParams> ResolveResize(const Node& node, const std::vector<ValueInfo
     WBS_ASSIGN_OR_RETURN(p.scales, ExpandToRank(node, scales, r, 1.0, "scales"));
     for (int d = 0; d < r; ++d) {
       if (!(p.scales[d] > 0)) {
-        return InvalidArgument("{}: scale {} for axis {} must be positive", node.Describe(), p.scales[d], d);
+        return InvalidArgument("{}: scale {} for axis {} must be positive", node.Describe(),
+                               p.scales[d], d);
       }
       p.out_shape[d] = static_cast<int64_t>(std::floor(static_cast<double>(s[d]) * p.scales[d]));
     }
   } else {
-    WBS_ASSIGN_OR_RETURN(std::vector<int64_t> full, ExpandToRank<int64_t>(node, sizes, r, -1, "sizes"));
+    WBS_ASSIGN_OR_RETURN(std::vector<int64_t> full,
+                         ExpandToRank<int64_t>(node, sizes, r, -1, "sizes"));
     const std::string policy = node.GetString("keep_aspect_ratio_policy", "stretch");
     if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller") {
       return InvalidArgument("{}: unknown keep_aspect_ratio_policy '{}'", node.Describe(), policy);
@@ -359,8 +380,10 @@ Result<ReduceParams> ResolveReduce(const Node& node, const std::vector<ValueInfo
   for (int a : norm) p.reduce_axis[a] = true;
   const bool keepdims = node.GetInt("keepdims", 1) != 0;
   for (int d = 0; d < r; ++d) {
-    if (!p.reduce_axis[d]) p.out_shape.push_back(in[0].shape[d]);
-    else if (keepdims) p.out_shape.push_back(1);
+    if (!p.reduce_axis[d])
+      p.out_shape.push_back(in[0].shape[d]);
+    else if (keepdims)
+      p.out_shape.push_back(1);
   }
   return p;
 }
@@ -370,8 +393,9 @@ void RegisterIndexSchemas() {
   RegisterSchema({"Pad", 1, 4, 1, 1, InferPad});
   RegisterSchema({"Resize", 1, 4, 1, 1, InferResize});
   RegisterSchema({"Upsample", 1, 2, 1, 1, InferResize});
-  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
+  for (const char* op :
+       {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+        "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
     RegisterSchema({op, 1, 2, 1, 1, InferReduce});
   RegisterSchema({"ArgMax", 1, 1, 1, 1, InferArgReduce});
   RegisterSchema({"ArgMin", 1, 1, 1, 1, InferArgReduce});

@@ -13,37 +13,47 @@ namespace wbs::ir {
 namespace {
 
 // Output 0 = input 0's dtype with `shape`, or unknown.
-void SameTypeOutput(const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out, bool known, Shape shape) {
-  if (known) SetShape(out, 0, in[0].dtype, std::move(shape));
-  else SetUnknownShape(out, 0, in[0].dtype);
+void SameTypeOutput(const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out, bool known,
+                    Shape shape) {
+  if (known)
+    SetShape(out, 0, in[0].dtype, std::move(shape));
+  else
+    SetUnknownShape(out, 0, in[0].dtype);
 }
 
-Status InferIdentity(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferIdentity(const Node& node, const std::vector<ValueInfo>& in,
+                     std::vector<ValueInfo>& out) {
   SameTypeOutput(in, out, in[0].has_shape, in[0].shape);
   return Status::Ok();
 }
 
 // Inference-only Dropout: Y = X, optional mask = all true.
-Status InferDropout(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferDropout(const Node& node, const std::vector<ValueInfo>& in,
+                    std::vector<ValueInfo>& out) {
   if (HasValue(in, 2)) {
     const Tensor& t = *in[2].value;
     if (t.numel() != 1 || t.dtype() != DType::kBool) {
-      return InvalidArgument("{}: training_mode must be a bool scalar, got {}", node.Describe(), t.Describe());
+      return InvalidArgument("{}: training_mode must be a bool scalar, got {}", node.Describe(),
+                             t.Describe());
     }
     if (t.data<bool>()[0]) {
-      return Unimplemented("{}: training-mode dropout is not supported (inference only)", node.Describe());
+      return Unimplemented("{}: training-mode dropout is not supported (inference only)",
+                           node.Describe());
     }
   }
   SameTypeOutput(in, out, in[0].has_shape, in[0].shape);
   if (out.size() > 1) {
-    if (in[0].has_shape) SetShape(out, 1, DType::kBool, in[0].shape);
-    else SetUnknownShape(out, 1, DType::kBool);
+    if (in[0].has_shape)
+      SetShape(out, 1, DType::kBool, in[0].shape);
+    else
+      SetUnknownShape(out, 1, DType::kBool);
   }
   return Status::Ok();
 }
 
 // Reshape: 0 copies the input dim (unless allowzero), one -1 is inferred.
-Status InferReshape(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferReshape(const Node& node, const std::vector<ValueInfo>& in,
+                    std::vector<ValueInfo>& out) {
   std::vector<int64_t> shape;
   if (IsPresent(in, 1)) {
     if (!in[1].value || !IsStatic(in[0])) {
@@ -69,34 +79,42 @@ Status InferReshape(const Node& node, const std::vector<ValueInfo>& in, std::vec
     int64_t d = shape[i];
     if (d == 0 && !allowzero) {
       if (i >= s.size()) {
-        return InvalidArgument("{}: shape {} copies dim {} of input shape {}, which has rank {}", node.Describe(),
-                               ShapeToString(shape), i, ShapeToString(s), s.size());
+        return InvalidArgument("{}: shape {} copies dim {} of input shape {}, which has rank {}",
+                               node.Describe(), ShapeToString(shape), i, ShapeToString(s),
+                               s.size());
       }
       d = s[i];
     }
     if (d == -1) {
-      if (infer >= 0) return InvalidArgument("{}: shape {} has more than one -1", node.Describe(), ShapeToString(shape));
+      if (infer >= 0)
+        return InvalidArgument("{}: shape {} has more than one -1", node.Describe(),
+                               ShapeToString(shape));
       infer = static_cast<int>(i);
       continue;
     }
-    if (d < 0) return InvalidArgument("{}: shape {} has a negative dim", node.Describe(), ShapeToString(shape));
+    if (d < 0)
+      return InvalidArgument("{}: shape {} has a negative dim", node.Describe(),
+                             ShapeToString(shape));
     o[i] = d;
     known *= d;
   }
   const int64_t n = NumElements(s);
   if (infer >= 0) {
     if (known == 0 || n % known != 0) {
-      return InvalidArgument("{}: cannot reshape {} to {}", node.Describe(), ShapeToString(s), ShapeToString(shape));
+      return InvalidArgument("{}: cannot reshape {} to {}", node.Describe(), ShapeToString(s),
+                             ShapeToString(shape));
     }
     o[infer] = n / known;
   } else if (known != n) {
-    return InvalidArgument("{}: cannot reshape {} to {}", node.Describe(), ShapeToString(s), ShapeToString(shape));
+    return InvalidArgument("{}: cannot reshape {} to {}", node.Describe(), ShapeToString(s),
+                           ShapeToString(shape));
   }
   SameTypeOutput(in, out, true, o);
   return Status::Ok();
 }
 
-Status InferFlatten(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferFlatten(const Node& node, const std::vector<ValueInfo>& in,
+                    std::vector<ValueInfo>& out) {
   if (!in[0].has_shape) {
     SameTypeOutput(in, out, false, {});
     return Status::Ok();
@@ -117,7 +135,8 @@ Status InferFlatten(const Node& node, const std::vector<ValueInfo>& in, std::vec
   return Status::Ok();
 }
 
-Status InferSqueeze(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferSqueeze(const Node& node, const std::vector<ValueInfo>& in,
+                    std::vector<ValueInfo>& out) {
   if (!IsStatic(in[0]) || (IsPresent(in, 1) && !in[1].value)) {
     SameTypeOutput(in, out, false, {});
     return Status::Ok();
@@ -130,8 +149,8 @@ Status InferSqueeze(const Node& node, const std::vector<ValueInfo>& in, std::vec
   }
   for (int64_t a : axes) {
     if (s[a] != 1) {
-      return InvalidArgument("{}: cannot squeeze axis {} of size {} in shape {}", node.Describe(), a, s[a],
-                             ShapeToString(s));
+      return InvalidArgument("{}: cannot squeeze axis {} of size {} in shape {}", node.Describe(),
+                             a, s[a], ShapeToString(s));
     }
     drop[a] = true;
   }
@@ -142,7 +161,8 @@ Status InferSqueeze(const Node& node, const std::vector<ValueInfo>& in, std::vec
   return Status::Ok();
 }
 
-Status InferUnsqueeze(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferUnsqueeze(const Node& node, const std::vector<ValueInfo>& in,
+                      std::vector<ValueInfo>& out) {
   if (!in[0].has_shape || (IsPresent(in, 1) && !in[1].value)) {
     SameTypeOutput(in, out, false, {});
     return Status::Ok();
@@ -158,7 +178,8 @@ Status InferUnsqueeze(const Node& node, const std::vector<ValueInfo>& in, std::v
   return Status::Ok();
 }
 
-Status InferTranspose(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferTranspose(const Node& node, const std::vector<ValueInfo>& in,
+                      std::vector<ValueInfo>& out) {
   if (!in[0].has_shape) {
     SameTypeOutput(in, out, false, {});
     return Status::Ok();
@@ -178,8 +199,8 @@ Status InferTranspose(const Node& node, const std::vector<ValueInfo>& in, std::v
     seen[p] = true;
   }
   if (!valid) {
-    return InvalidArgument("{}: perm {} is not a permutation of the axes of shape {}", node.Describe(),
-                           ShapeToString(perm), ShapeToString(in[0].shape));
+    return InvalidArgument("{}: perm {} is not a permutation of the axes of shape {}",
+                           node.Describe(), ShapeToString(perm), ShapeToString(in[0].shape));
   }
   Shape o(r);
   for (int d = 0; d < r; ++d) o[d] = in[0].shape[perm[d]];
@@ -187,8 +208,10 @@ Status InferTranspose(const Node& node, const std::vector<ValueInfo>& in, std::v
   return Status::Ok();
 }
 
-Status InferConcat(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
-  if (!node.Has("axis")) return InvalidArgument("{}: attribute 'axis' is required", node.Describe());
+Status InferConcat(const Node& node, const std::vector<ValueInfo>& in,
+                   std::vector<ValueInfo>& out) {
+  if (!node.Has("axis"))
+    return InvalidArgument("{}: attribute 'axis' is required", node.Describe());
   for (size_t i = 0; i < in.size(); ++i) {
     if (!in[i].present) return InvalidArgument("{}: input {} is missing", node.Describe(), i);
     if (in[i].dtype != in[0].dtype) {
@@ -209,15 +232,17 @@ Status InferConcat(const Node& node, const std::vector<ValueInfo>& in, std::vect
   for (size_t i = 1; i < in.size(); ++i) {
     const Shape& s = in[i].shape;
     if (static_cast<int>(s.size()) != r) {
-      return InvalidArgument("{}: input {} has shape {} of rank {}, input 0 has shape {}", node.Describe(), i,
-                             ShapeToString(s), s.size(), ShapeToString(in[0].shape));
+      return InvalidArgument("{}: input {} has shape {} of rank {}, input 0 has shape {}",
+                             node.Describe(), i, ShapeToString(s), s.size(),
+                             ShapeToString(in[0].shape));
     }
     for (int d = 0; d < r; ++d) {
       if (d == axis) {
         o[d] = (o[d] < 0 || s[d] < 0) ? -1 : o[d] + s[d];
       } else if (o[d] >= 0 && s[d] >= 0 && o[d] != s[d]) {
-        return InvalidArgument("{}: input {} has shape {}, incompatible with {} outside axis {}", node.Describe(),
-                               i, ShapeToString(s), ShapeToString(in[0].shape), axis);
+        return InvalidArgument("{}: input {} has shape {}, incompatible with {} outside axis {}",
+                               node.Describe(), i, ShapeToString(s), ShapeToString(in[0].shape),
+                               axis);
       } else if (o[d] < 0) {
         o[d] = s[d];
       }
@@ -243,19 +268,22 @@ Status InferSplit(const Node& node, const std::vector<ValueInfo>& in, std::vecto
   return Status::Ok();
 }
 
-Status InferExpand(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferExpand(const Node& node, const std::vector<ValueInfo>& in,
+                   std::vector<ValueInfo>& out) {
   if (!in[1].value || !in[0].has_shape) {
     SameTypeOutput(in, out, false, {});
     return Status::Ok();
   }
   WBS_ASSIGN_OR_RETURN(std::vector<int64_t> shape, ReadInts(node, in[1], "shape"));
   for (int64_t d : shape) {
-    if (d < 0) return InvalidArgument("{}: shape {} has a negative dim", node.Describe(), ShapeToString(shape));
+    if (d < 0)
+      return InvalidArgument("{}: shape {} has a negative dim", node.Describe(),
+                             ShapeToString(shape));
   }
   Result<Shape> o = BroadcastShapes(in[0].shape, shape);
   if (!o.ok()) {
-    return InvalidArgument("{}: cannot expand shape {} to {}", node.Describe(), ShapeToString(in[0].shape),
-                           ShapeToString(shape));
+    return InvalidArgument("{}: cannot expand shape {} to {}", node.Describe(),
+                           ShapeToString(in[0].shape), ShapeToString(shape));
   }
   SameTypeOutput(in, out, true, *o);
   return Status::Ok();
@@ -269,12 +297,14 @@ Status InferTile(const Node& node, const std::vector<ValueInfo>& in, std::vector
   WBS_ASSIGN_OR_RETURN(std::vector<int64_t> reps, ReadInts(node, in[1], "repeats"));
   const Shape& s = in[0].shape;
   if (reps.size() != s.size()) {
-    return InvalidArgument("{}: repeats {} must have one entry per axis of shape {}", node.Describe(),
-                           ShapeToString(reps), ShapeToString(s));
+    return InvalidArgument("{}: repeats {} must have one entry per axis of shape {}",
+                           node.Describe(), ShapeToString(reps), ShapeToString(s));
   }
   Shape o(s.size());
   for (size_t d = 0; d < s.size(); ++d) {
-    if (reps[d] < 0) return InvalidArgument("{}: repeats {} has a negative entry", node.Describe(), ShapeToString(reps));
+    if (reps[d] < 0)
+      return InvalidArgument("{}: repeats {} has a negative entry", node.Describe(),
+                             ShapeToString(reps));
     o[d] = s[d] < 0 ? -1 : s[d] * reps[d];
   }
   SameTypeOutput(in, out, true, o);
@@ -282,29 +312,33 @@ Status InferTile(const Node& node, const std::vector<ValueInfo>& in, std::vector
 }
 
 // DepthToSpace / SpaceToDepth on NCHW.
-Status InferDepthSpace(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferDepthSpace(const Node& node, const std::vector<ValueInfo>& in,
+                       std::vector<ValueInfo>& out) {
   const int64_t b = node.GetInt("blocksize", 0);
   if (b <= 0) return InvalidArgument("{}: blocksize must be positive, got {}", node.Describe(), b);
   if (node.op_type == "DepthToSpace") {
     const std::string mode = node.GetString("mode", "DCR");
-    if (mode != "DCR" && mode != "CRD") return InvalidArgument("{}: unknown mode '{}'", node.Describe(), mode);
+    if (mode != "DCR" && mode != "CRD")
+      return InvalidArgument("{}: unknown mode '{}'", node.Describe(), mode);
   }
   if (!IsStatic(in[0])) {
     SameTypeOutput(in, out, false, {});
     return Status::Ok();
   }
   const Shape& s = in[0].shape;
-  if (s.size() != 4) return InvalidArgument("{}: input must be 4-D NCHW, got shape {}", node.Describe(), ShapeToString(s));
+  if (s.size() != 4)
+    return InvalidArgument("{}: input must be 4-D NCHW, got shape {}", node.Describe(),
+                           ShapeToString(s));
   if (node.op_type == "DepthToSpace") {
     if (s[1] % (b * b) != 0) {
-      return InvalidArgument("{}: channels of shape {} not divisible by blocksize^2 = {}", node.Describe(),
-                             ShapeToString(s), b * b);
+      return InvalidArgument("{}: channels of shape {} not divisible by blocksize^2 = {}",
+                             node.Describe(), ShapeToString(s), b * b);
     }
     SameTypeOutput(in, out, true, {s[0], s[1] / (b * b), s[2] * b, s[3] * b});
   } else {
     if (s[2] % b != 0 || s[3] % b != 0) {
-      return InvalidArgument("{}: spatial dims of shape {} not divisible by blocksize {}", node.Describe(),
-                             ShapeToString(s), b);
+      return InvalidArgument("{}: spatial dims of shape {} not divisible by blocksize {}",
+                             node.Describe(), ShapeToString(s), b);
     }
     SameTypeOutput(in, out, true, {s[0], s[1] * b * b, s[2] / b, s[3] / b});
   }
@@ -328,11 +362,13 @@ Status InferSize(const Node& node, const std::vector<ValueInfo>& in, std::vector
   return Status::Ok();
 }
 
-Status InferConstantOfShape(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferConstantOfShape(const Node& node, const std::vector<ValueInfo>& in,
+                            std::vector<ValueInfo>& out) {
   DType t = DType::kF32;
   if (const Tensor* v = node.GetTensor("value")) {
     if (v->numel() != 1) {
-      return InvalidArgument("{}: value must have one element, got {}", node.Describe(), v->Describe());
+      return InvalidArgument("{}: value must have one element, got {}", node.Describe(),
+                             v->Describe());
     }
     t = v->dtype();
   }
@@ -342,13 +378,16 @@ Status InferConstantOfShape(const Node& node, const std::vector<ValueInfo>& in, 
   }
   WBS_ASSIGN_OR_RETURN(std::vector<int64_t> shape, ReadInts(node, in[0], "shape"));
   for (int64_t d : shape) {
-    if (d < 0) return InvalidArgument("{}: shape {} has a negative dim", node.Describe(), ShapeToString(shape));
+    if (d < 0)
+      return InvalidArgument("{}: shape {} has a negative dim", node.Describe(),
+                             ShapeToString(shape));
   }
   SetShape(out, 0, t, shape);
   return Status::Ok();
 }
 
-Status InferConstant(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
+Status InferConstant(const Node& node, const std::vector<ValueInfo>& in,
+                     std::vector<ValueInfo>& out) {
   if (const Tensor* v = node.GetTensor("value")) {
     SetShape(out, 0, v->dtype(), v->shape());
   } else if (node.Has("value_float")) {
@@ -360,7 +399,8 @@ Status InferConstant(const Node& node, const std::vector<ValueInfo>& in, std::ve
   } else if (node.Has("value_ints")) {
     SetShape(out, 0, DType::kI64, {static_cast<int64_t>(node.GetInts("value_ints").size())});
   } else {
-    return Unimplemented("{}: only value, value_float(s) and value_int(s) are supported", node.Describe());
+    return Unimplemented("{}: only value, value_float(s) and value_int(s) are supported",
+                         node.Describe());
   }
   return Status::Ok();
 }
@@ -369,9 +409,9 @@ Status InferConstant(const Node& node, const std::vector<ValueInfo>& in, std::ve
 Status InferRange(const Node& node, const std::vector<ValueInfo>& in, std::vector<ValueInfo>& out) {
   for (size_t i = 0; i < 3; ++i) {
     if (in[i].dtype != in[0].dtype || !(IsFloat(in[0].dtype) || IsInteger(in[0].dtype))) {
-      return InvalidArgument("{}: start, limit and delta must share one numeric type, got {}, {}, {}",
-                             node.Describe(), DTypeName(in[0].dtype), DTypeName(in[1].dtype),
-                             DTypeName(in[2].dtype));
+      return InvalidArgument(
+          "{}: start, limit and delta must share one numeric type, got {}, {}, {}", node.Describe(),
+          DTypeName(in[0].dtype), DTypeName(in[1].dtype), DTypeName(in[2].dtype));
     }
     if (IsStatic(in[i]) && NumElements(in[i].shape) != 1) {
       return InvalidArgument("{}: input {} must be a scalar, got shape {}", node.Describe(), i,
@@ -396,7 +436,8 @@ Status InferRange(const Node& node, const std::vector<ValueInfo>& in, std::vecto
 
 }  // namespace
 
-Result<std::vector<int64_t>> ResolveSqueezeAxes(const Node& node, const std::vector<ValueInfo>& inputs) {
+Result<std::vector<int64_t>> ResolveSqueezeAxes(const Node& node,
+                                                const std::vector<ValueInfo>& inputs) {
   std::vector<int64_t> axes;
   if (IsPresent(inputs, 1)) {
     WBS_ASSIGN_OR_RETURN(axes, ReadInts(node, inputs[1], "axes"));
@@ -422,26 +463,30 @@ Result<std::vector<int64_t>> ResolveSplit(const Node& node, const std::vector<Va
     // Opset 18: ceil(dim / n) per output, the last one smaller.
     const int64_t n = node.GetInt("num_outputs", 0);
     if (n <= 0 || static_cast<size_t>(n) != num_outputs) {
-      return InvalidArgument("{}: num_outputs {} does not match {} outputs", node.Describe(), n, num_outputs);
+      return InvalidArgument("{}: num_outputs {} does not match {} outputs", node.Describe(), n,
+                             num_outputs);
     }
     const int64_t part = (dim + n - 1) / n;
     for (int64_t i = 0; i < n; ++i) sizes.push_back(std::clamp<int64_t>(dim - i * part, 0, part));
   } else {
     const int64_t n = static_cast<int64_t>(num_outputs);
     if (dim % n != 0) {
-      return InvalidArgument("{}: axis {} of shape {} does not split into {} equal parts", node.Describe(), axis,
-                             ShapeToString(inputs[0].shape), n);
+      return InvalidArgument("{}: axis {} of shape {} does not split into {} equal parts",
+                             node.Describe(), axis, ShapeToString(inputs[0].shape), n);
     }
     sizes.assign(num_outputs, dim / n);
   }
   int64_t sum = 0;
   for (int64_t s : sizes) {
-    if (s < 0) return InvalidArgument("{}: split {} has a negative size", node.Describe(), ShapeToString(sizes));
+    if (s < 0)
+      return InvalidArgument("{}: split {} has a negative size", node.Describe(),
+                             ShapeToString(sizes));
     sum += s;
   }
   if (sizes.size() != num_outputs || sum != dim) {
-    return InvalidArgument("{}: split {} does not cover axis {} of shape {} with {} outputs", node.Describe(),
-                           ShapeToString(sizes), axis, ShapeToString(inputs[0].shape), num_outputs);
+    return InvalidArgument("{}: split {} does not cover axis {} of shape {} with {} outputs",
+                           node.Describe(), ShapeToString(sizes), axis,
+                           ShapeToString(inputs[0].shape), num_outputs);
   }
   return sizes;
 }

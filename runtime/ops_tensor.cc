@@ -33,8 +33,8 @@ class RefOperator final : public Operator {
       if (!t) continue;
       const ir::ValueInfo& want = out_infos_[i];
       if (t->dtype() != want.dtype || !want.has_shape || t->shape() != want.shape) {
-        return Internal("{}: output {} was allocated as {}, the shape rule gives {}{}", node_.Describe(), i,
-                        t->Describe(), DTypeName(want.dtype),
+        return Internal("{}: output {} was allocated as {}, the shape rule gives {}{}",
+                        node_.Describe(), i, t->Describe(), DTypeName(want.dtype),
                         want.has_shape ? ShapeToString(want.shape) : std::string("[rank ?]"));
       }
     }
@@ -52,11 +52,12 @@ class RefOperator final : public Operator {
 }  // namespace
 
 void RegisterRef(const std::string& op_type, MakeFn make) {
-  RegisterOperator(op_type, Backend::kReference,
-                   [make = std::move(make)](const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
-                     WBS_ASSIGN_OR_RETURN(RunFn fn, make(args));
-                     return std::unique_ptr<Operator>(new RefOperator(*args.node, std::move(fn)));
-                   });
+  RegisterOperator(
+      op_type, Backend::kReference,
+      [make = std::move(make)](const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
+        WBS_ASSIGN_OR_RETURN(RunFn fn, make(args));
+        return std::unique_ptr<Operator>(new RefOperator(*args.node, std::move(fn)));
+      });
 }
 
 Status NoKernelFor(const ir::Node& node, DType t) {

@@ -30,13 +30,20 @@ const std::map<std::string, UnaryDef>& UnaryDefs() {
       {"Relu", {k::UnaryOp::kRelu, NoParams}},
       {"Shrink",
        {k::UnaryOp::kShrink,
-        [](const ir::Node& n) { return k::UnaryParams{n.GetFloat("lambd", 0.5f), n.GetFloat("bias", 0.0f), 0}; }}},
+        [](const ir::Node& n) {
+          return k::UnaryParams{n.GetFloat("lambd", 0.5f), n.GetFloat("bias", 0.0f), 0};
+        }}},
       {"LeakyRelu",
-       {k::UnaryOp::kLeakyRelu, [](const ir::Node& n) { return k::UnaryParams{n.GetFloat("alpha", 0.01f), 0, 0}; }}},
+       {k::UnaryOp::kLeakyRelu,
+        [](const ir::Node& n) {
+          return k::UnaryParams{n.GetFloat("alpha", 0.01f), 0, 0};
+        }}},
       {"Sigmoid", {k::UnaryOp::kSigmoid, NoParams}},
       {"HardSigmoid",
        {k::UnaryOp::kHardSigmoid,
-        [](const ir::Node& n) { return k::UnaryParams{n.GetFloat("alpha", 0.2f), n.GetFloat("beta", 0.5f), 0}; }}},
+        [](const ir::Node& n) {
+          return k::UnaryParams{n.GetFloat("alpha", 0.2f), n.GetFloat("beta", 0.5f), 0};
+        }}},
       {"Tanh", {k::UnaryOp::kTanh, NoParams}},
       {"Exp", {k::UnaryOp::kExp, NoParams}},
       {"Log", {k::UnaryOp::kLog, NoParams}},
@@ -57,19 +64,29 @@ const std::map<std::string, UnaryDef>& UnaryDefs() {
       {"Asinh", {k::UnaryOp::kAsinh, NoParams}},
       {"Acosh", {k::UnaryOp::kAcosh, NoParams}},
       {"Atanh", {k::UnaryOp::kAtanh, NoParams}},
-      {"Elu", {k::UnaryOp::kElu, [](const ir::Node& n) { return k::UnaryParams{n.GetFloat("alpha", 1.0f), 0, 0}; }}},
+      {"Elu",
+       {k::UnaryOp::kElu,
+        [](const ir::Node& n) {
+          return k::UnaryParams{n.GetFloat("alpha", 1.0f), 0, 0};
+        }}},
       {"Selu",
        {k::UnaryOp::kSelu,
         [](const ir::Node& n) {
           return k::UnaryParams{n.GetFloat("alpha", 1.67326319217681884765625f), 0,
                                 n.GetFloat("gamma", 1.05070102214813232421875f)};
         }}},
-      {"Celu", {k::UnaryOp::kCelu, [](const ir::Node& n) { return k::UnaryParams{n.GetFloat("alpha", 1.0f), 0, 0}; }}},
+      {"Celu",
+       {k::UnaryOp::kCelu,
+        [](const ir::Node& n) {
+          return k::UnaryParams{n.GetFloat("alpha", 1.0f), 0, 0};
+        }}},
       {"Softplus", {k::UnaryOp::kSoftplus, NoParams}},
       {"Softsign", {k::UnaryOp::kSoftsign, NoParams}},
       {"ThresholdedRelu",
        {k::UnaryOp::kThresholdedRelu,
-        [](const ir::Node& n) { return k::UnaryParams{n.GetFloat("alpha", 1.0f), 0, 0}; }}},
+        [](const ir::Node& n) {
+          return k::UnaryParams{n.GetFloat("alpha", 1.0f), 0, 0};
+        }}},
       {"HardSwish", {k::UnaryOp::kHardSwish, NoParams}},
   };
   return defs;
@@ -84,7 +101,8 @@ Result<RunFn> MakeUnary(const OpCreateArgs& a) {
   const UnaryDef& def = UnaryDefs().at(node.op_type);
   const DType t = InputType(a, 0);
   const bool ints = k::UnaryOpAcceptsIntegers(def.op);
-  if (!(t == DType::kF32 || t == DType::kF64 || (ints && IsInteger(t)))) return NoKernelFor(node, t);
+  if (!(t == DType::kF32 || t == DType::kF64 || (ints && IsInteger(t))))
+    return NoKernelFor(node, t);
   const k::UnaryParams p = def.params(node);
   if (def.op == k::UnaryOp::kCelu && p.alpha == 0.0f) {
     return InvalidArgument("{}: alpha must not be 0", node.Describe());
@@ -108,11 +126,14 @@ Result<RunFn> MakeIsNaNInf(const OpCreateArgs& a) {
   const DType t = InputType(a, 0);
   if (t != DType::kF32 && t != DType::kF64) return NoKernelFor(*a.node, t);
   const bool is_nan = a.node->op_type == "IsNaN";
-  const bool neg = a.node->GetInt("detect_negative", 1) != 0, pos = a.node->GetInt("detect_positive", 1) != 0;
+  const bool neg = a.node->GetInt("detect_negative", 1) != 0,
+             pos = a.node->GetInt("detect_positive", 1) != 0;
   return RunFn([=](const RunArgs& r) {
     VisitFloat(t, [&]<typename T>() {
-      if (is_nan) k::IsNaN<T>(r.in[0]->data<T>(), r.out[0]->data<bool>(), r.in[0]->numel());
-      else k::IsInf<T>(r.in[0]->data<T>(), r.out[0]->data<bool>(), r.in[0]->numel(), neg, pos);
+      if (is_nan)
+        k::IsNaN<T>(r.in[0]->data<T>(), r.out[0]->data<bool>(), r.in[0]->numel());
+      else
+        k::IsInf<T>(r.in[0]->data<T>(), r.out[0]->data<bool>(), r.in[0]->numel(), neg, pos);
     });
     return Status::Ok();
   });
@@ -143,7 +164,8 @@ Result<RunFn> MakeBinary(const OpCreateArgs& a) {
     Status st;
     VisitNumeric(t, [&]<typename T>() {
       if (check_zero && HasZero<T>(*r.in[1])) {
-        st = InvalidArgument("{}: integer division by zero (divisor {})", r.node.Describe(), r.in[1]->Describe());
+        st = InvalidArgument("{}: integer division by zero (divisor {})", r.node.Describe(),
+                             r.in[1]->Describe());
         return;
       }
       k::Binary<T>(op, r.in[0]->data<T>(), r.in[0]->shape(), r.in[1]->data<T>(), r.in[1]->shape(),
@@ -161,8 +183,8 @@ Result<RunFn> MakePow(const OpCreateArgs& a) {
     std::vector<double> exponent(static_cast<size_t>(r.in[1]->numel()));
     k::Convert(e, r.in[1]->raw(), DType::kF64, exponent.data(), r.in[1]->numel());
     VisitNumeric(t, [&]<typename T>() {
-      k::Pow<T>(r.in[0]->data<T>(), r.in[0]->shape(), exponent.data(), r.in[1]->shape(), r.out[0]->data<T>(),
-                r.out[0]->shape());
+      k::Pow<T>(r.in[0]->data<T>(), r.in[0]->shape(), exponent.data(), r.in[1]->shape(),
+                r.out[0]->data<T>(), r.out[0]->shape());
     });
     return Status::Ok();
   });
@@ -170,11 +192,12 @@ Result<RunFn> MakePow(const OpCreateArgs& a) {
 
 Result<RunFn> MakeCompare(const OpCreateArgs& a) {
   const DType t = InputType(a, 0);
-  static const std::map<std::string, k::CompareOp> ops = {{"Equal", k::CompareOp::kEqual},
-                                                         {"Less", k::CompareOp::kLess},
-                                                         {"LessOrEqual", k::CompareOp::kLessOrEqual},
-                                                         {"Greater", k::CompareOp::kGreater},
-                                                         {"GreaterOrEqual", k::CompareOp::kGreaterOrEqual}};
+  static const std::map<std::string, k::CompareOp> ops = {
+      {"Equal", k::CompareOp::kEqual},
+      {"Less", k::CompareOp::kLess},
+      {"LessOrEqual", k::CompareOp::kLessOrEqual},
+      {"Greater", k::CompareOp::kGreater},
+      {"GreaterOrEqual", k::CompareOp::kGreaterOrEqual}};
   const k::CompareOp op = ops.at(a.node->op_type);
   if (!VisitDType(t, []<typename>() {})) return NoKernelFor(*a.node, t);
   return RunFn([op, t](const RunArgs& r) {
@@ -204,21 +227,24 @@ Result<RunFn> MakeVariadic(const OpCreateArgs& a) {
   const DType t = InputType(a, 0);
   if (!VisitNumeric(t, []<typename>() {})) return NoKernelFor(node, t);
   const std::string& op_type = node.op_type;
-  const k::BinaryOp op = op_type == "Max" ? k::BinaryOp::kMax : op_type == "Min" ? k::BinaryOp::kMin : k::BinaryOp::kAdd;
+  const k::BinaryOp op = op_type == "Max"   ? k::BinaryOp::kMax
+                         : op_type == "Min" ? k::BinaryOp::kMin
+                                            : k::BinaryOp::kAdd;
   const bool mean = op_type == "Mean";
   return RunFn([op, t, mean](const RunArgs& r) {
     Tensor& out = *r.out[0];
     const Tensor& first = *r.in[0];
-    k::CopyStrided(first.raw(), 0, BroadcastStrides(first.shape(), out.shape()), out.shape(), out.raw(),
-                   DTypeSize(t));
+    k::CopyStrided(first.raw(), 0, BroadcastStrides(first.shape(), out.shape()), out.shape(),
+                   out.raw(), DTypeSize(t));
     VisitNumeric(t, [&]<typename T>() {
       for (size_t i = 1; i < r.in.size(); ++i) {
-        k::Binary<T>(op, out.data<T>(), out.shape(), r.in[i]->data<T>(), r.in[i]->shape(), out.data<T>(),
-                     out.shape());
+        k::Binary<T>(op, out.data<T>(), out.shape(), r.in[i]->data<T>(), r.in[i]->shape(),
+                     out.data<T>(), out.shape());
       }
       if (mean) {
         const T n = static_cast<T>(r.in.size());
-        k::Binary<T>(k::BinaryOp::kDiv, out.data<T>(), out.shape(), &n, {}, out.data<T>(), out.shape());
+        k::Binary<T>(k::BinaryOp::kDiv, out.data<T>(), out.shape(), &n, {}, out.data<T>(),
+                     out.shape());
       }
     });
     return Status::Ok();
@@ -228,8 +254,8 @@ Result<RunFn> MakeVariadic(const OpCreateArgs& a) {
 Result<RunFn> MakeWhere(const OpCreateArgs& a) {
   const size_t elem = DTypeSize(InputType(a, 1));
   return RunFn([elem](const RunArgs& r) {
-    k::Where(r.in[0]->data<bool>(), r.in[0]->shape(), r.in[1]->raw(), r.in[1]->shape(), r.in[2]->raw(),
-             r.in[2]->shape(), r.out[0]->raw(), r.out[0]->shape(), elem);
+    k::Where(r.in[0]->data<bool>(), r.in[0]->shape(), r.in[1]->raw(), r.in[1]->shape(),
+             r.in[2]->raw(), r.in[2]->shape(), r.out[0]->raw(), r.out[0]->shape(), elem);
     return Status::Ok();
   });
 }
@@ -253,8 +279,8 @@ Result<RunFn> MakeClip(const OpCreateArgs& a) {
       for (size_t i = 1; i < 3; ++i) {
         if (i >= r.in.size() || !r.in[i]) continue;
         if (r.in[i]->numel() != 1) {
-          st = InvalidArgument("{}: {} must be a scalar, got {}", r.node.Describe(), i == 1 ? "min" : "max",
-                               r.in[i]->Describe());
+          st = InvalidArgument("{}: {} must be a scalar, got {}", r.node.Describe(),
+                               i == 1 ? "min" : "max", r.in[i]->Describe());
           return;
         }
         (i == 1 ? lo : hi) = r.in[i]->data<T>()[0];
@@ -267,7 +293,8 @@ Result<RunFn> MakeClip(const OpCreateArgs& a) {
 
 Result<RunFn> MakeCast(const OpCreateArgs& a) {
   const DType from = InputType(a, 0);
-  const DType to = a.node->op_type == "CastLike" ? InputType(a, 1) : static_cast<DType>(a.node->GetInt("to", 0));
+  const DType to =
+      a.node->op_type == "CastLike" ? InputType(a, 1) : static_cast<DType>(a.node->GetInt("to", 0));
   if (!VisitDType(from, []<typename>() {})) return NoKernelFor(*a.node, from);
   if (!VisitDType(to, []<typename>() {})) return NoKernelFor(*a.node, to);
   return RunFn([from, to](const RunArgs& r) {
@@ -285,7 +312,8 @@ void RegisterElementwiseOperators() {
   RegisterRef("IsInf", MakeIsNaNInf);
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Mod", "PRelu"}) RegisterRef(op, MakeBinary);
   RegisterRef("Pow", MakePow);
-  for (const char* op : {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"}) RegisterRef(op, MakeCompare);
+  for (const char* op : {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"})
+    RegisterRef(op, MakeCompare);
   for (const char* op : {"And", "Or", "Xor"}) RegisterRef(op, MakeLogical);
   for (const char* op : {"Max", "Min", "Sum", "Mean"}) RegisterRef(op, MakeVariadic);
   RegisterRef("Where", MakeWhere);

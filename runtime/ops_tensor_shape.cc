@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ir/schemas_tensor.h"
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/tensor_ops.h"
-#include "ir/schemas_tensor.h"
 #include "runtime/ops_tensor_internal.h"
 
 namespace wbs::runtime::tensor_ops {
@@ -36,7 +36,8 @@ Result<RunFn> MakeDropout(const OpCreateArgs& a) {
 
 // Copies the input seen through a permutation of (a reshape of) its axes:
 // output axis d walks view axis perm[d] of `view_shape`.
-void CopyPermuted(const Tensor& in, const Shape& view_shape, const std::vector<int64_t>& perm, Tensor& out) {
+void CopyPermuted(const Tensor& in, const Shape& view_shape, const std::vector<int64_t>& perm,
+                  Tensor& out) {
   const std::vector<int64_t> st = StridesOf(view_shape);
   Shape out_view(perm.size());
   std::vector<int64_t> strides(perm.size());
@@ -80,7 +81,8 @@ Result<RunFn> MakeConcat(const OpCreateArgs& a) {
   const int64_t axis_attr = a.node->GetInt("axis", 0);
   return RunFn([axis_attr](const RunArgs& r) {
     const Shape& os = r.out[0]->shape();
-    const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + static_cast<int64_t>(os.size()) : axis_attr);
+    const int axis =
+        static_cast<int>(axis_attr < 0 ? axis_attr + static_cast<int64_t>(os.size()) : axis_attr);
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; ++d) outer *= os[d];
     for (size_t d = axis + 1; d < os.size(); ++d) inner *= os[d];
@@ -102,10 +104,12 @@ Result<RunFn> MakeSplit(const OpCreateArgs& a) {
     const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + in.rank() : axis_attr);
     const std::vector<int64_t> st = StridesOf(in.shape());
     // Omitted outputs still occupy their part of the axis.
-    WBS_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, ir::ResolveSplit(r.node, r.in_infos, r.node.outputs.size(), axis));
+    WBS_ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
+                         ir::ResolveSplit(r.node, r.in_infos, r.node.outputs.size(), axis));
     int64_t start = 0;
     for (size_t i = 0; i < r.out.size(); ++i) {
-      if (Tensor* o = r.out[i]) k::CopyStrided(in.raw(), start * st[axis], st, o->shape(), o->raw(), DTypeSize(in.dtype()));
+      if (Tensor* o = r.out[i])
+        k::CopyStrided(in.raw(), start * st[axis], st, o->shape(), o->raw(), DTypeSize(in.dtype()));
       start += sizes[i];
     }
     return Status::Ok();
@@ -148,7 +152,8 @@ Result<RunFn> MakeShape(const OpCreateArgs& a) {
   return RunFn([=](const RunArgs& r) {
     const Shape& s = r.in[0]->shape();
     const int64_t rank = static_cast<int64_t>(s.size());
-    const int64_t start = std::clamp<int64_t>(start_attr < 0 ? start_attr + rank : start_attr, 0, rank);
+    const int64_t start =
+        std::clamp<int64_t>(start_attr < 0 ? start_attr + rank : start_attr, 0, rank);
     int64_t* o = r.out[0]->data<int64_t>();
     for (int64_t i = 0; i < r.out[0]->numel(); ++i) o[i] = s[start + i];
     return Status::Ok();
@@ -194,7 +199,8 @@ Result<RunFn> MakeConstant(const OpCreateArgs& a) {
     const std::vector<int64_t> v = n.GetInts("value_ints");
     value = Tensor::FromVector<int64_t>({static_cast<int64_t>(v.size())}, v);
   } else {
-    return Unimplemented("{}: only value, value_float(s) and value_int(s) are supported", n.Describe());
+    return Unimplemented("{}: only value, value_float(s) and value_int(s) are supported",
+                         n.Describe());
   }
   return RunFn([value](const RunArgs& r) {
     CopyBytes(value, *r.out[0]);
@@ -210,7 +216,8 @@ Result<RunFn> MakeRange(const OpCreateArgs& a) {
     VisitNumeric(t, [&]<typename T>() {
       const T start = r.in[0]->data<T>()[0], delta = r.in[2]->data<T>()[0];
       T* o = r.out[0]->data<T>();
-      for (int64_t i = 0; i < r.out[0]->numel(); ++i) o[i] = static_cast<T>(start + static_cast<T>(i) * delta);
+      for (int64_t i = 0; i < r.out[0]->numel(); ++i)
+        o[i] = static_cast<T>(start + static_cast<T>(i) * delta);
     });
     return Status::Ok();
   });
@@ -219,7 +226,8 @@ Result<RunFn> MakeRange(const OpCreateArgs& a) {
 }  // namespace
 
 void RegisterShapeOperators() {
-  for (const char* op : {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}) RegisterRef(op, MakeCopy);
+  for (const char* op : {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+    RegisterRef(op, MakeCopy);
   RegisterRef("Dropout", MakeDropout);
   RegisterRef("Transpose", MakeTranspose);
   RegisterRef("DepthToSpace", MakeDepthSpace);

@@ -46,7 +46,8 @@ void ForEachRow(const BroadcastLoop& loop, F&& row) {
     for (; d >= 0; --d) {
       for (int k = 0; k < BroadcastLoop::kMaxOperands; ++k) off[k] += loop.strides[d][k];
       if (++idx[d] < loop.dims[d]) break;
-      for (int k = 0; k < BroadcastLoop::kMaxOperands; ++k) off[k] -= loop.strides[d][k] * loop.dims[d];
+      for (int k = 0; k < BroadcastLoop::kMaxOperands; ++k)
+        off[k] -= loop.strides[d][k] * loop.dims[d];
       idx[d] = 0;
     }
     if (d < 0) return;
@@ -75,36 +76,39 @@ void BroadcastBinary(const TA* a, const Shape& a_shape, const TB* b, const Shape
     return;
   }
   const BroadcastLoop loop = MakeBroadcastLoop(out_shape, {&a_shape, &b_shape});
-  ForEachRow(loop, [&](const BroadcastLoop::Strides& off, int64_t len, const BroadcastLoop::Strides& st) {
-    TO* o = out + off[0];
-    const TA* pa = a + off[1];
-    const TB* pb = b + off[2];
-    if (st[1] == 1 && st[2] == 1) {
-      for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j], pb[j]);
-    } else if (st[1] == 1 && st[2] == 0) {
-      const TB s = *pb;
-      for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j], s);
-    } else if (st[1] == 0 && st[2] == 1) {
-      const TA s = *pa;
-      for (int64_t j = 0; j < len; ++j) o[j] = f(s, pb[j]);
-    } else {
-      for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j * st[1]], pb[j * st[2]]);
-    }
-  });
+  ForEachRow(loop,
+             [&](const BroadcastLoop::Strides& off, int64_t len, const BroadcastLoop::Strides& st) {
+               TO* o = out + off[0];
+               const TA* pa = a + off[1];
+               const TB* pb = b + off[2];
+               if (st[1] == 1 && st[2] == 1) {
+                 for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j], pb[j]);
+               } else if (st[1] == 1 && st[2] == 0) {
+                 const TB s = *pb;
+                 for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j], s);
+               } else if (st[1] == 0 && st[2] == 1) {
+                 const TA s = *pa;
+                 for (int64_t j = 0; j < len; ++j) o[j] = f(s, pb[j]);
+               } else {
+                 for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j * st[1]], pb[j * st[2]]);
+               }
+             });
 }
 
 // out[i] = f(a[.], b[.], c[.]) with numpy broadcasting onto out_shape.
 template <typename TA, typename TB, typename TC, typename TO, typename F>
-void BroadcastTernary(const TA* a, const Shape& a_shape, const TB* b, const Shape& b_shape, const TC* c,
-                      const Shape& c_shape, TO* out, const Shape& out_shape, F&& f) {
+void BroadcastTernary(const TA* a, const Shape& a_shape, const TB* b, const Shape& b_shape,
+                      const TC* c, const Shape& c_shape, TO* out, const Shape& out_shape, F&& f) {
   const BroadcastLoop loop = MakeBroadcastLoop(out_shape, {&a_shape, &b_shape, &c_shape});
-  ForEachRow(loop, [&](const BroadcastLoop::Strides& off, int64_t len, const BroadcastLoop::Strides& st) {
-    TO* o = out + off[0];
-    const TA* pa = a + off[1];
-    const TB* pb = b + off[2];
-    const TC* pc = c + off[3];
-    for (int64_t j = 0; j < len; ++j) o[j] = f(pa[j * st[1]], pb[j * st[2]], pc[j * st[3]]);
-  });
+  ForEachRow(loop,
+             [&](const BroadcastLoop::Strides& off, int64_t len, const BroadcastLoop::Strides& st) {
+               TO* o = out + off[0];
+               const TA* pa = a + off[1];
+               const TB* pb = b + off[2];
+               const TC* pc = c + off[3];
+               for (int64_t j = 0; j < len; ++j)
+                 o[j] = f(pa[j * st[1]], pb[j * st[2]], pc[j * st[3]]);
+             });
 }
 
 }  // namespace wbs::kernels::ref

@@ -18,33 +18,44 @@ namespace {
 // overflow: computed in an unsigned type at least as wide as int, so that
 // small types do not promote to a signed int that could overflow.
 template <typename T>
-using WrapType = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
+using WrapType =
+    std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
 
 template <typename T>
 T WrapAdd(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<WrapType<T>>(a) + static_cast<WrapType<T>>(b));
-  else return a + b;
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<WrapType<T>>(a) + static_cast<WrapType<T>>(b));
+  else
+    return a + b;
 }
 template <typename T>
 T WrapSub(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<WrapType<T>>(a) - static_cast<WrapType<T>>(b));
-  else return a - b;
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<WrapType<T>>(a) - static_cast<WrapType<T>>(b));
+  else
+    return a - b;
 }
 template <typename T>
 T WrapMul(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<WrapType<T>>(a) * static_cast<WrapType<T>>(b));
-  else return a * b;
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<WrapType<T>>(a) * static_cast<WrapType<T>>(b));
+  else
+    return a * b;
 }
 template <typename T>
-T WrapNeg(T a) { return WrapSub(T(0), a); }
+T WrapNeg(T a) {
+  return WrapSub(T(0), a);
+}
 
 template <typename T>
 constexpr bool kHasSign = std::is_signed_v<T> || std::is_floating_point_v<T>;
 
 template <typename T>
 bool IsNegative(T v) {
-  if constexpr (kHasSign<T>) return v < T(0);
-  else return false;
+  if constexpr (kHasSign<T>)
+    return v < T(0);
+  else
+    return false;
 }
 
 template <typename T, typename F>
@@ -66,45 +77,75 @@ void Act(ActivationKind kind, float alpha, float beta, const T* x, T* y, int64_t
 
 template <typename T>
 void UnaryFloat(UnaryOp op, const UnaryParams& p, const T* x, T* y, int64_t n) {
-  const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta), gamma = static_cast<T>(p.gamma);
+  const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta),
+          gamma = static_cast<T>(p.gamma);
   switch (op) {
-    case UnaryOp::kLeakyRelu: return Act(ActivationKind::kLeakyRelu, p.alpha, 0.0f, x, y, n);
-    case UnaryOp::kSigmoid: return Act(ActivationKind::kSigmoid, 0.0f, 0.0f, x, y, n);
-    case UnaryOp::kHardSigmoid: return Act(ActivationKind::kHardSigmoid, p.alpha, p.beta, x, y, n);
-    case UnaryOp::kTanh: return Act(ActivationKind::kTanh, 0.0f, 0.0f, x, y, n);
-    case UnaryOp::kExp: return Map(x, y, n, [](T v) { return std::exp(v); });
-    case UnaryOp::kLog: return Map(x, y, n, [](T v) { return std::log(v); });
-    case UnaryOp::kSqrt: return Map(x, y, n, [](T v) { return std::sqrt(v); });
-    case UnaryOp::kReciprocal: return Map(x, y, n, [](T v) { return T(1) / v; });
-    case UnaryOp::kCeil: return Map(x, y, n, [](T v) { return std::ceil(v); });
-    case UnaryOp::kFloor: return Map(x, y, n, [](T v) { return std::floor(v); });
-    case UnaryOp::kRound: return Map(x, y, n, [](T v) { return std::nearbyint(v); });
-    case UnaryOp::kErf: return Map(x, y, n, [](T v) { return std::erf(v); });
-    case UnaryOp::kSin: return Map(x, y, n, [](T v) { return std::sin(v); });
-    case UnaryOp::kCos: return Map(x, y, n, [](T v) { return std::cos(v); });
-    case UnaryOp::kTan: return Map(x, y, n, [](T v) { return std::tan(v); });
-    case UnaryOp::kAsin: return Map(x, y, n, [](T v) { return std::asin(v); });
-    case UnaryOp::kAcos: return Map(x, y, n, [](T v) { return std::acos(v); });
-    case UnaryOp::kAtan: return Map(x, y, n, [](T v) { return std::atan(v); });
-    case UnaryOp::kSinh: return Map(x, y, n, [](T v) { return std::sinh(v); });
-    case UnaryOp::kCosh: return Map(x, y, n, [](T v) { return std::cosh(v); });
-    case UnaryOp::kAsinh: return Map(x, y, n, [](T v) { return std::asinh(v); });
-    case UnaryOp::kAcosh: return Map(x, y, n, [](T v) { return std::acosh(v); });
-    case UnaryOp::kAtanh: return Map(x, y, n, [](T v) { return std::atanh(v); });
+    case UnaryOp::kLeakyRelu:
+      return Act(ActivationKind::kLeakyRelu, p.alpha, 0.0f, x, y, n);
+    case UnaryOp::kSigmoid:
+      return Act(ActivationKind::kSigmoid, 0.0f, 0.0f, x, y, n);
+    case UnaryOp::kHardSigmoid:
+      return Act(ActivationKind::kHardSigmoid, p.alpha, p.beta, x, y, n);
+    case UnaryOp::kTanh:
+      return Act(ActivationKind::kTanh, 0.0f, 0.0f, x, y, n);
+    case UnaryOp::kExp:
+      return Map(x, y, n, [](T v) { return std::exp(v); });
+    case UnaryOp::kLog:
+      return Map(x, y, n, [](T v) { return std::log(v); });
+    case UnaryOp::kSqrt:
+      return Map(x, y, n, [](T v) { return std::sqrt(v); });
+    case UnaryOp::kReciprocal:
+      return Map(x, y, n, [](T v) { return T(1) / v; });
+    case UnaryOp::kCeil:
+      return Map(x, y, n, [](T v) { return std::ceil(v); });
+    case UnaryOp::kFloor:
+      return Map(x, y, n, [](T v) { return std::floor(v); });
+    case UnaryOp::kRound:
+      return Map(x, y, n, [](T v) { return std::nearbyint(v); });
+    case UnaryOp::kErf:
+      return Map(x, y, n, [](T v) { return std::erf(v); });
+    case UnaryOp::kSin:
+      return Map(x, y, n, [](T v) { return std::sin(v); });
+    case UnaryOp::kCos:
+      return Map(x, y, n, [](T v) { return std::cos(v); });
+    case UnaryOp::kTan:
+      return Map(x, y, n, [](T v) { return std::tan(v); });
+    case UnaryOp::kAsin:
+      return Map(x, y, n, [](T v) { return std::asin(v); });
+    case UnaryOp::kAcos:
+      return Map(x, y, n, [](T v) { return std::acos(v); });
+    case UnaryOp::kAtan:
+      return Map(x, y, n, [](T v) { return std::atan(v); });
+    case UnaryOp::kSinh:
+      return Map(x, y, n, [](T v) { return std::sinh(v); });
+    case UnaryOp::kCosh:
+      return Map(x, y, n, [](T v) { return std::cosh(v); });
+    case UnaryOp::kAsinh:
+      return Map(x, y, n, [](T v) { return std::asinh(v); });
+    case UnaryOp::kAcosh:
+      return Map(x, y, n, [](T v) { return std::acosh(v); });
+    case UnaryOp::kAtanh:
+      return Map(x, y, n, [](T v) { return std::atanh(v); });
     case UnaryOp::kElu:
       return Map(x, y, n, [=](T v) { return v < T(0) ? alpha * (std::exp(v) - T(1)) : v; });
     case UnaryOp::kSelu:
-      return Map(x, y, n, [=](T v) { return v > T(0) ? gamma * v : gamma * (alpha * std::exp(v) - alpha); });
+      return Map(x, y, n,
+                 [=](T v) { return v > T(0) ? gamma * v : gamma * (alpha * std::exp(v) - alpha); });
     case UnaryOp::kCelu:
       return Map(x, y, n, [=](T v) {
         return std::max(T(0), v) + std::min(T(0), alpha * (std::exp(v / alpha) - T(1)));
       });
-    case UnaryOp::kSoftplus: return Map(x, y, n, [](T v) { return std::log(std::exp(v) + T(1)); });
-    case UnaryOp::kSoftsign: return Map(x, y, n, [](T v) { return v / (T(1) + std::abs(v)); });
-    case UnaryOp::kThresholdedRelu: return Map(x, y, n, [=](T v) { return v > alpha ? v : T(0); });
+    case UnaryOp::kSoftplus:
+      return Map(x, y, n, [](T v) { return std::log(std::exp(v) + T(1)); });
+    case UnaryOp::kSoftsign:
+      return Map(x, y, n, [](T v) { return v / (T(1) + std::abs(v)); });
+    case UnaryOp::kThresholdedRelu:
+      return Map(x, y, n, [=](T v) { return v > alpha ? v : T(0); });
     case UnaryOp::kHardSwish:
-      return Map(x, y, n, [](T v) { return v * std::max(T(0), std::min(T(1), v / T(6) + T(0.5))); });
-    default: assert(false && "not a float unary op");
+      return Map(x, y, n,
+                 [](T v) { return v * std::max(T(0), std::min(T(1), v / T(6) + T(0.5))); });
+    default:
+      assert(false && "not a float unary op");
   }
   (void)beta;
 }
@@ -116,11 +157,14 @@ bool UnaryOpAcceptsIntegers(UnaryOp op) { return op < UnaryOp::kLeakyRelu; }
 template <typename T>
 void Unary(UnaryOp op, const UnaryParams& p, const T* x, T* y, int64_t n) {
   switch (op) {
-    case UnaryOp::kNeg: return Map(x, y, n, [](T v) { return WrapNeg(v); });
-    case UnaryOp::kAbs: return Map(x, y, n, [](T v) { return IsNegative(v) ? WrapNeg(v) : v; });
+    case UnaryOp::kNeg:
+      return Map(x, y, n, [](T v) { return WrapNeg(v); });
+    case UnaryOp::kAbs:
+      return Map(x, y, n, [](T v) { return IsNegative(v) ? WrapNeg(v) : v; });
     case UnaryOp::kSign:
       return Map(x, y, n, [](T v) { return v > T(0) ? T(1) : IsNegative(v) ? WrapNeg(T(1)) : v; });
-    case UnaryOp::kRelu: return Map(x, y, n, [](T v) { return IsNegative(v) ? T(0) : v; });
+    case UnaryOp::kRelu:
+      return Map(x, y, n, [](T v) { return IsNegative(v) ? T(0) : v; });
     case UnaryOp::kShrink: {
       const double lambd = p.alpha, bias = p.beta;
       return Map(x, y, n, [=](T v) {
@@ -130,7 +174,8 @@ void Unary(UnaryOp op, const UnaryParams& p, const T* x, T* y, int64_t n) {
         return T(0);
       });
     }
-    default: break;
+    default:
+      break;
   }
   if constexpr (std::is_floating_point_v<T>) {
     UnaryFloat(op, p, x, y, n);
@@ -183,21 +228,30 @@ T Mod(T a, T b) {
 
 template <typename T>
 bool IsNaNValue(T v) {
-  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
-  else return false;
+  if constexpr (std::is_floating_point_v<T>)
+    return std::isnan(v);
+  else
+    return false;
 }
 
 }  // namespace
 
 template <typename T>
-void Binary(BinaryOp op, const T* a, const Shape& as, const T* b, const Shape& bs, T* out, const Shape& os) {
+void Binary(BinaryOp op, const T* a, const Shape& as, const T* b, const Shape& bs, T* out,
+            const Shape& os) {
   switch (op) {
-    case BinaryOp::kAdd: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return WrapAdd(x, y); });
-    case BinaryOp::kSub: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return WrapSub(x, y); });
-    case BinaryOp::kMul: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return WrapMul(x, y); });
-    case BinaryOp::kDiv: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return Div(x, y); });
-    case BinaryOp::kMod: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return Mod(x, y); });
-    case BinaryOp::kFmod: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return Fmod(x, y); });
+    case BinaryOp::kAdd:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return WrapAdd(x, y); });
+    case BinaryOp::kSub:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return WrapSub(x, y); });
+    case BinaryOp::kMul:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return WrapMul(x, y); });
+    case BinaryOp::kDiv:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return Div(x, y); });
+    case BinaryOp::kMod:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return Mod(x, y); });
+    case BinaryOp::kFmod:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return Fmod(x, y); });
     case BinaryOp::kMax:
       return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) {
         if (IsNaNValue(x) || IsNaNValue(y)) return IsNaNValue(x) ? x : y;
@@ -209,8 +263,10 @@ void Binary(BinaryOp op, const T* a, const Shape& as, const T* b, const Shape& b
         return std::min(x, y);
       });
     case BinaryOp::kPRelu:
-      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return IsNegative(x) ? WrapMul(x, y) : x; });
-    case BinaryOp::kCount: break;
+      return BroadcastBinary(a, as, b, bs, out, os,
+                             [](T x, T y) { return IsNegative(x) ? WrapMul(x, y) : x; });
+    case BinaryOp::kCount:
+      break;
   }
   assert(false && "bad BinaryOp");
 }
@@ -226,24 +282,33 @@ template <typename T>
 void Compare(CompareOp op, const T* a, const Shape& as, const T* b, const Shape& bs, bool* out,
              const Shape& os) {
   switch (op) {
-    case CompareOp::kEqual: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x == y; });
-    case CompareOp::kLess: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x < y; });
-    case CompareOp::kLessOrEqual: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x <= y; });
-    case CompareOp::kGreater: return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x > y; });
+    case CompareOp::kEqual:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x == y; });
+    case CompareOp::kLess:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x < y; });
+    case CompareOp::kLessOrEqual:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x <= y; });
+    case CompareOp::kGreater:
+      return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x > y; });
     case CompareOp::kGreaterOrEqual:
       return BroadcastBinary(a, as, b, bs, out, os, [](T x, T y) { return x >= y; });
-    case CompareOp::kCount: break;
+    case CompareOp::kCount:
+      break;
   }
   assert(false && "bad CompareOp");
 }
 
-void Logical(LogicalOp op, const bool* a, const Shape& as, const bool* b, const Shape& bs, bool* out,
-             const Shape& os) {
+void Logical(LogicalOp op, const bool* a, const Shape& as, const bool* b, const Shape& bs,
+             bool* out, const Shape& os) {
   switch (op) {
-    case LogicalOp::kAnd: return BroadcastBinary(a, as, b, bs, out, os, [](bool x, bool y) { return x && y; });
-    case LogicalOp::kOr: return BroadcastBinary(a, as, b, bs, out, os, [](bool x, bool y) { return x || y; });
-    case LogicalOp::kXor: return BroadcastBinary(a, as, b, bs, out, os, [](bool x, bool y) { return x != y; });
-    case LogicalOp::kCount: break;
+    case LogicalOp::kAnd:
+      return BroadcastBinary(a, as, b, bs, out, os, [](bool x, bool y) { return x && y; });
+    case LogicalOp::kOr:
+      return BroadcastBinary(a, as, b, bs, out, os, [](bool x, bool y) { return x || y; });
+    case LogicalOp::kXor:
+      return BroadcastBinary(a, as, b, bs, out, os, [](bool x, bool y) { return x != y; });
+    case LogicalOp::kCount:
+      break;
   }
   assert(false && "bad LogicalOp");
 }
@@ -254,21 +319,26 @@ void Not(const bool* x, bool* y, int64_t n) {
 
 namespace {
 template <typename E>
-void WhereTyped(const bool* c, const Shape& cs, const void* x, const Shape& xs, const void* y, const Shape& ys,
-                void* out, const Shape& os) {
-  BroadcastTernary(c, cs, static_cast<const E*>(x), xs, static_cast<const E*>(y), ys, static_cast<E*>(out), os,
-                   [](bool cond, E a, E b) { return cond ? a : b; });
+void WhereTyped(const bool* c, const Shape& cs, const void* x, const Shape& xs, const void* y,
+                const Shape& ys, void* out, const Shape& os) {
+  BroadcastTernary(c, cs, static_cast<const E*>(x), xs, static_cast<const E*>(y), ys,
+                   static_cast<E*>(out), os, [](bool cond, E a, E b) { return cond ? a : b; });
 }
 }  // namespace
 
-void Where(const bool* c, const Shape& cs, const void* x, const Shape& xs, const void* y, const Shape& ys,
-           void* out, const Shape& os, size_t elem_size) {
+void Where(const bool* c, const Shape& cs, const void* x, const Shape& xs, const void* y,
+           const Shape& ys, void* out, const Shape& os, size_t elem_size) {
   switch (elem_size) {
-    case 1: return WhereTyped<uint8_t>(c, cs, x, xs, y, ys, out, os);
-    case 2: return WhereTyped<uint16_t>(c, cs, x, xs, y, ys, out, os);
-    case 4: return WhereTyped<uint32_t>(c, cs, x, xs, y, ys, out, os);
-    case 8: return WhereTyped<uint64_t>(c, cs, x, xs, y, ys, out, os);
-    default: assert(false && "bad element size");
+    case 1:
+      return WhereTyped<uint8_t>(c, cs, x, xs, y, ys, out, os);
+    case 2:
+      return WhereTyped<uint16_t>(c, cs, x, xs, y, ys, out, os);
+    case 4:
+      return WhereTyped<uint32_t>(c, cs, x, xs, y, ys, out, os);
+    case 8:
+      return WhereTyped<uint64_t>(c, cs, x, xs, y, ys, out, os);
+    default:
+      assert(false && "bad element size");
   }
 }
 
@@ -295,12 +365,14 @@ bool Convert(DType from, const void* x, DType to, void* y, int64_t n) {
   return ok_from && ok_to;
 }
 
-#define WBS_INSTANTIATE_NUMERIC(T)                                                                         \
-  template void Unary<T>(UnaryOp, const UnaryParams&, const T*, T*, int64_t);                              \
-  template void Clip<T>(const T*, T*, int64_t, T, T);                                                      \
-  template void Binary<T>(BinaryOp, const T*, const Shape&, const T*, const Shape&, T*, const Shape&);     \
-  template void Pow<T>(const T*, const Shape&, const double*, const Shape&, T*, const Shape&);             \
-  template void Compare<T>(CompareOp, const T*, const Shape&, const T*, const Shape&, bool*, const Shape&);
+#define WBS_INSTANTIATE_NUMERIC(T)                                                             \
+  template void Unary<T>(UnaryOp, const UnaryParams&, const T*, T*, int64_t);                  \
+  template void Clip<T>(const T*, T*, int64_t, T, T);                                          \
+  template void Binary<T>(BinaryOp, const T*, const Shape&, const T*, const Shape&, T*,        \
+                          const Shape&);                                                       \
+  template void Pow<T>(const T*, const Shape&, const double*, const Shape&, T*, const Shape&); \
+  template void Compare<T>(CompareOp, const T*, const Shape&, const T*, const Shape&, bool*,   \
+                           const Shape&);
 WBS_INSTANTIATE_NUMERIC(float)
 WBS_INSTANTIATE_NUMERIC(double)
 WBS_INSTANTIATE_NUMERIC(int8_t)
@@ -312,7 +384,8 @@ WBS_INSTANTIATE_NUMERIC(uint32_t)
 WBS_INSTANTIATE_NUMERIC(int64_t)
 WBS_INSTANTIATE_NUMERIC(uint64_t)
 #undef WBS_INSTANTIATE_NUMERIC
-template void Compare<bool>(CompareOp, const bool*, const Shape&, const bool*, const Shape&, bool*, const Shape&);
+template void Compare<bool>(CompareOp, const bool*, const Shape&, const bool*, const Shape&, bool*,
+                            const Shape&);
 template void IsNaN<float>(const float*, bool*, int64_t);
 template void IsNaN<double>(const double*, bool*, int64_t);
 template void IsInf<float>(const float*, bool*, int64_t, bool, bool);

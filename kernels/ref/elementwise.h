@@ -24,7 +24,7 @@ enum class UnaryOp : int32_t {
   kRelu,
   kShrink,  // alpha: lambd, beta: bias
   // Floating point only.
-  kLeakyRelu,    // alpha
+  kLeakyRelu,  // alpha
   kSigmoid,
   kHardSigmoid,  // alpha, beta
   kTanh,
@@ -47,9 +47,9 @@ enum class UnaryOp : int32_t {
   kAsinh,
   kAcosh,
   kAtanh,
-  kElu,              // alpha
-  kSelu,             // alpha, gamma
-  kCelu,             // alpha
+  kElu,   // alpha
+  kSelu,  // alpha, gamma
+  kCelu,  // alpha
   kSoftplus,
   kSoftsign,
   kThresholdedRelu,  // alpha
@@ -80,12 +80,12 @@ enum class BinaryOp : int32_t {
   kAdd,
   kSub,
   kMul,
-  kDiv,   // integers truncate toward zero; x / 0 gives 0 (operators reject it first)
-  kMod,   // result has the sign of the divisor (Python %); x mod 0 gives 0
-  kFmod,  // C fmod / %: result has the sign of the dividend
-  kMax,   // NaN propagates
-  kMin,   // NaN propagates
-  kPRelu, // a < 0 ? a * b : a
+  kDiv,    // integers truncate toward zero; x / 0 gives 0 (operators reject it first)
+  kMod,    // result has the sign of the divisor (Python %); x mod 0 gives 0
+  kFmod,   // C fmod / %: result has the sign of the dividend
+  kMax,    // NaN propagates
+  kMin,    // NaN propagates
+  kPRelu,  // a < 0 ? a * b : a
   kCount,
 };
 
@@ -105,8 +105,8 @@ enum class CompareOp : int32_t { kEqual, kLess, kLessOrEqual, kGreater, kGreater
 
 // out (bool) = a op b with broadcasting. Also instantiated for bool (Equal).
 template <typename T>
-void Compare(CompareOp op, const T* a, const Shape& a_shape, const T* b, const Shape& b_shape, bool* out,
-             const Shape& out_shape);
+void Compare(CompareOp op, const T* a, const Shape& a_shape, const T* b, const Shape& b_shape,
+             bool* out, const Shape& out_shape);
 
 enum class LogicalOp : int32_t { kAnd, kOr, kXor, kCount };
 
@@ -116,8 +116,9 @@ void Not(const bool* x, bool* y, int64_t n);
 
 // out = cond ? x : y with three-way broadcasting; elements are moved as raw
 // bytes of `elem_size` (1, 2, 4 or 8), so any dtype works.
-void Where(const bool* cond, const Shape& cond_shape, const void* x, const Shape& x_shape, const void* y,
-           const Shape& y_shape, void* out, const Shape& out_shape, size_t elem_size);
+void Where(const bool* cond, const Shape& cond_shape, const void* x, const Shape& x_shape,
+           const void* y, const Shape& y_shape, void* out, const Shape& out_shape,
+           size_t elem_size);
 
 // y = (bool) isnan(x) / isinf(x) (with sign selection) for float types.
 template <typename T>

@@ -17,31 +17,39 @@ namespace {
 template <typename T, typename F>
 void Walk(const T* x, const Shape& x_shape, const Shape& kept_shape, F&& f) {
   const BroadcastLoop loop = MakeBroadcastLoop(x_shape, {&kept_shape});
-  ForEachRow(loop, [&](const BroadcastLoop::Strides& off, int64_t n, const BroadcastLoop::Strides& st) {
-    const T* px = x + off[0];
-    for (int64_t j = 0; j < n; ++j) f(off[1] + j * st[1], px[j * st[0]]);
-  });
+  ForEachRow(loop,
+             [&](const BroadcastLoop::Strides& off, int64_t n, const BroadcastLoop::Strides& st) {
+               const T* px = x + off[0];
+               for (int64_t j = 0; j < n; ++j) f(off[1] + j * st[1], px[j * st[0]]);
+             });
 }
 
 template <typename T>
 bool IsNaN(T v) {
-  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
-  else return false;
+  if constexpr (std::is_floating_point_v<T>)
+    return std::isnan(v);
+  else
+    return false;
 }
 
 template <typename T>
 void MaxMin(bool is_max, const T* x, const Shape& xs, const Shape& ks, T* y) {
   const int64_t n = NumElements(ks);
-  const T init = is_max ? (std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
-                                                                  : std::numeric_limits<T>::lowest())
-                        : (std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity()
-                                                                  : std::numeric_limits<T>::max());
+  const T init = is_max
+                     ? (std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                             : std::numeric_limits<T>::lowest())
+                     : (std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity()
+                                                             : std::numeric_limits<T>::max());
   for (int64_t i = 0; i < n; ++i) y[i] = init;
   // Once an accumulator is NaN no comparison replaces it.
   if (is_max) {
-    Walk(x, xs, ks, [&](int64_t o, T v) { if (v > y[o] || IsNaN(v)) y[o] = v; });
+    Walk(x, xs, ks, [&](int64_t o, T v) {
+      if (v > y[o] || IsNaN(v)) y[o] = v;
+    });
   } else {
-    Walk(x, xs, ks, [&](int64_t o, T v) { if (v < y[o] || IsNaN(v)) y[o] = v; });
+    Walk(x, xs, ks, [&](int64_t o, T v) {
+      if (v < y[o] || IsNaN(v)) y[o] = v;
+    });
   }
 }
 
@@ -62,24 +70,42 @@ void SumLikeDouble(ReduceOp op, const T* x, const Shape& xs, const Shape& ks, in
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kMean:
-    case ReduceOp::kLogSum: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += double(v); }); break;
-    case ReduceOp::kProd: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] *= double(v); }); break;
-    case ReduceOp::kL1: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += std::abs(double(v)); }); break;
+    case ReduceOp::kLogSum:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += double(v); });
+      break;
+    case ReduceOp::kProd:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] *= double(v); });
+      break;
+    case ReduceOp::kL1:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += std::abs(double(v)); });
+      break;
     case ReduceOp::kL2:
-    case ReduceOp::kSumSquare: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += double(v) * double(v); }); break;
+    case ReduceOp::kSumSquare:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += double(v) * double(v); });
+      break;
     case ReduceOp::kLogSumExp:
       Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += std::exp(double(v) - shift[o]); });
       break;
-    default: assert(false && "not a sum-like reduction");
+    default:
+      assert(false && "not a sum-like reduction");
   }
   for (int64_t i = 0; i < n; ++i) {
     double r = acc[i];
     switch (op) {
-      case ReduceOp::kMean: r /= static_cast<double>(count); break;
-      case ReduceOp::kL2: r = std::sqrt(r); break;
-      case ReduceOp::kLogSum: r = std::log(r); break;
-      case ReduceOp::kLogSumExp: r = std::log(r) + shift[i]; break;
-      default: break;
+      case ReduceOp::kMean:
+        r /= static_cast<double>(count);
+        break;
+      case ReduceOp::kL2:
+        r = std::sqrt(r);
+        break;
+      case ReduceOp::kLogSum:
+        r = std::log(r);
+        break;
+      case ReduceOp::kLogSumExp:
+        r = std::log(r) + shift[i];
+        break;
+      default:
+        break;
     }
     y[i] = ConvertValue<T>(r);
   }
@@ -93,8 +119,12 @@ void SumLikeInt(ReduceOp op, const T* x, const Shape& xs, const Shape& ks, int64
   auto u = [](T v) { return static_cast<uint64_t>(static_cast<int64_t>(v)); };
   switch (op) {
     case ReduceOp::kSum:
-    case ReduceOp::kMean: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += u(v); }); break;
-    case ReduceOp::kProd: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] *= u(v); }); break;
+    case ReduceOp::kMean:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += u(v); });
+      break;
+    case ReduceOp::kProd:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] *= u(v); });
+      break;
     case ReduceOp::kL1:
       Walk(x, xs, ks, [&](int64_t o, T v) {
         if constexpr (std::is_signed_v<T>) {
@@ -106,8 +136,11 @@ void SumLikeInt(ReduceOp op, const T* x, const Shape& xs, const Shape& ks, int64
         acc[o] += u(v);
       });
       break;
-    case ReduceOp::kSumSquare: Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += u(v) * u(v); }); break;
-    default: assert(false && "not an integer sum-like reduction");
+    case ReduceOp::kSumSquare:
+      Walk(x, xs, ks, [&](int64_t o, T v) { acc[o] += u(v) * u(v); });
+      break;
+    default:
+      assert(false && "not an integer sum-like reduction");
   }
   for (int64_t i = 0; i < n; ++i) {
     if constexpr (std::is_signed_v<T>) {
@@ -135,7 +168,8 @@ void Reduce(ReduceOp op, const T* x, const Shape& xs, const std::vector<bool>& r
       ks[d] = 1;
     }
   }
-  if (op == ReduceOp::kMax || op == ReduceOp::kMin) return MaxMin(op == ReduceOp::kMax, x, xs, ks, y);
+  if (op == ReduceOp::kMax || op == ReduceOp::kMin)
+    return MaxMin(op == ReduceOp::kMax, x, xs, ks, y);
   const bool int_exact = std::is_integral_v<T> && op != ReduceOp::kL2 && op != ReduceOp::kLogSum &&
                          op != ReduceOp::kLogSumExp;
   if constexpr (std::is_integral_v<T>) {
@@ -157,7 +191,8 @@ void ArgReduce(bool is_max, bool select_last, const T* x, const Shape& xs, int a
       int64_t best = 0;
       for (int64_t k = 1; k < len; ++k) {
         const T v = p[k * inner], b = p[best * inner];
-        const bool better = is_max ? (select_last ? v >= b : v > b) : (select_last ? v <= b : v < b);
+        const bool better =
+            is_max ? (select_last ? v >= b : v > b) : (select_last ? v <= b : v < b);
         if (better) best = k;
       }
       y[o * inner + i] = best;
@@ -165,7 +200,7 @@ void ArgReduce(bool is_max, bool select_last, const T* x, const Shape& xs, int a
   }
 }
 
-#define WBS_INSTANTIATE(T)                                                                  \
+#define WBS_INSTANTIATE(T)                                                                 \
   template void Reduce<T>(ReduceOp, const T*, const Shape&, const std::vector<bool>&, T*); \
   template void ArgReduce<T>(bool, bool, const T*, const Shape&, int, int64_t*);
 WBS_INSTANTIATE(float)

@@ -31,12 +31,14 @@ enum class ReduceOp : int32_t {
 // Reduces x (x_shape) over the axes with reduce_axis[d] true. y is dense in
 // the order of x_shape with reduced axes removed (equivalently, kept as 1).
 template <typename T>
-void Reduce(ReduceOp op, const T* x, const Shape& x_shape, const std::vector<bool>& reduce_axis, T* y);
+void Reduce(ReduceOp op, const T* x, const Shape& x_shape, const std::vector<bool>& reduce_axis,
+            T* y);
 
 // y[o, i] = index along `axis` of the first (or, with select_last, the last)
 // maximum (is_max) or minimum of x viewed as [outer, x_shape[axis], inner].
 // Precondition: x_shape[axis] > 0.
 template <typename T>
-void ArgReduce(bool is_max, bool select_last, const T* x, const Shape& x_shape, int axis, int64_t* y);
+void ArgReduce(bool is_max, bool select_last, const T* x, const Shape& x_shape, int axis,
+               int64_t* y);
 
 }  // namespace wbs::kernels::ref

@@ -6,32 +6,45 @@
 
 namespace wbs::kernels::ref {
 
-double SourceCoordinate(CoordTransform t, int64_t x, int64_t in_len, int64_t out_len, double scale) {
+double SourceCoordinate(CoordTransform t, int64_t x, int64_t in_len, double scale) {
   const double xd = static_cast<double>(x);
+  const double resized = static_cast<double>(in_len) * scale;
   switch (t) {
-    case CoordTransform::kHalfPixel: return (xd + 0.5) / scale - 0.5;
-    case CoordTransform::kPytorchHalfPixel: return out_len > 1 ? (xd + 0.5) / scale - 0.5 : 0.0;
+    case CoordTransform::kHalfPixel:
+      return (xd + 0.5) / scale - 0.5;
+    case CoordTransform::kPytorchHalfPixel:
+      return resized > 1.0 ? (xd + 0.5) / scale - 0.5 : 0.0;
     case CoordTransform::kAlignCorners:
-      return out_len == 1 ? 0.0 : xd * static_cast<double>(in_len - 1) / static_cast<double>(out_len - 1);
-    case CoordTransform::kAsymmetric: return xd / scale;
-    case CoordTransform::kTfHalfPixelForNn: return (xd + 0.5) / scale;
+      return resized == 1.0 ? 0.0 : xd * static_cast<double>(in_len - 1) / (resized - 1.0);
+    case CoordTransform::kAsymmetric:
+      return xd / scale;
+    case CoordTransform::kTfHalfPixelForNn:
+      return (xd + 0.5) / scale;
   }
   return 0.0;
 }
 
-std::vector<int64_t> NearestAxisMap(CoordTransform t, NearestMode m, int64_t in_len, int64_t out_len,
-                                    double scale) {
+std::vector<int64_t> NearestAxisMap(CoordTransform t, NearestMode m, int64_t in_len,
+                                    int64_t out_len, double scale) {
   assert(in_len > 0);
   std::vector<int64_t> map(static_cast<size_t>(out_len));
   for (int64_t o = 0; o < out_len; ++o) {
-    const double s = SourceCoordinate(t, o, in_len, out_len, scale);
+    const double s = SourceCoordinate(t, o, in_len, scale);
     const double f = std::floor(s);
     double r = 0.0;
     switch (m) {
-      case NearestMode::kRoundPreferFloor: r = s == f + 0.5 ? f : std::round(s); break;
-      case NearestMode::kRoundPreferCeil: r = s == f + 0.5 ? f + 1.0 : std::round(s); break;
-      case NearestMode::kFloor: r = f; break;
-      case NearestMode::kCeil: r = std::ceil(s); break;
+      case NearestMode::kRoundPreferFloor:
+        r = s == f + 0.5 ? f : std::round(s);
+        break;
+      case NearestMode::kRoundPreferCeil:
+        r = s == f + 0.5 ? f + 1.0 : std::round(s);
+        break;
+      case NearestMode::kFloor:
+        r = f;
+        break;
+      case NearestMode::kCeil:
+        r = std::ceil(s);
+        break;
     }
     r = std::clamp(r, 0.0, static_cast<double>(in_len - 1));
     map[o] = static_cast<int64_t>(r);
@@ -46,7 +59,7 @@ LinearTaps LinearAxisTaps(CoordTransform t, int64_t in_len, int64_t out_len, dou
   taps.i1.resize(static_cast<size_t>(out_len));
   taps.w1.resize(static_cast<size_t>(out_len));
   for (int64_t o = 0; o < out_len; ++o) {
-    double s = SourceCoordinate(t, o, in_len, out_len, scale);
+    double s = SourceCoordinate(t, o, in_len, scale);
     s = std::clamp(s, 0.0, static_cast<double>(in_len - 1));
     const int64_t i0 = static_cast<int64_t>(std::floor(s));
     taps.i0[o] = i0;
@@ -57,7 +70,8 @@ LinearTaps LinearAxisTaps(CoordTransform t, int64_t in_len, int64_t out_len, dou
 }
 
 template <typename T>
-void ResizeLinear(const T* x, const Shape& xs, const std::vector<LinearTaps>& taps, const Shape& ys, T* y) {
+void ResizeLinear(const T* x, const Shape& xs, const std::vector<LinearTaps>& taps, const Shape& ys,
+                  T* y) {
   const int r = static_cast<int>(ys.size());
   assert(static_cast<int>(taps.size()) == r && static_cast<int>(xs.size()) == r);
   const int64_t n = NumElements(ys);
@@ -97,9 +111,9 @@ void ResizeLinear(const T* x, const Shape& xs, const std::vector<LinearTaps>& ta
   }
 }
 
-template void ResizeLinear<float>(const float*, const Shape&, const std::vector<LinearTaps>&, const Shape&,
-                                  float*);
-template void ResizeLinear<double>(const double*, const Shape&, const std::vector<LinearTaps>&, const Shape&,
-                                   double*);
+template void ResizeLinear<float>(const float*, const Shape&, const std::vector<LinearTaps>&,
+                                  const Shape&, float*);
+template void ResizeLinear<double>(const double*, const Shape&, const std::vector<LinearTaps>&,
+                                   const Shape&, double*);
 
 }  // namespace wbs::kernels::ref

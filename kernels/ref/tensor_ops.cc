@@ -12,11 +12,20 @@ namespace {
 template <typename F>
 void BySize(size_t elem_size, F&& f) {
   switch (elem_size) {
-    case 1: f.template operator()<uint8_t>(); return;
-    case 2: f.template operator()<uint16_t>(); return;
-    case 4: f.template operator()<uint32_t>(); return;
-    case 8: f.template operator()<uint64_t>(); return;
-    default: assert(false && "element size must be 1, 2, 4 or 8");
+    case 1:
+      f.template operator()<uint8_t>();
+      return;
+    case 2:
+      f.template operator()<uint16_t>();
+      return;
+    case 4:
+      f.template operator()<uint32_t>();
+      return;
+    case 8:
+      f.template operator()<uint64_t>();
+      return;
+    default:
+      assert(false && "element size must be 1, 2, 4 or 8");
   }
 }
 
@@ -80,8 +89,8 @@ void CopyStrided(const void* src, int64_t src_offset, const std::vector<int64_t>
   });
 }
 
-void Concat(const std::vector<const void*>& inputs, const std::vector<int64_t>& axis_lens, int64_t outer,
-            int64_t inner, void* dst, size_t elem_size) {
+void Concat(const std::vector<const void*>& inputs, const std::vector<int64_t>& axis_lens,
+            int64_t outer, int64_t inner, void* dst, size_t elem_size) {
   assert(inputs.size() == axis_lens.size());
   char* o = static_cast<char*>(dst);
   for (int64_t i = 0; i < outer; ++i) {
@@ -109,8 +118,8 @@ void Gather(const void* src, int64_t outer, int64_t axis_len, int64_t inner, con
   }
 }
 
-void GatherElements(const void* src, const Shape& src_shape, const int64_t* indices, const Shape& out_shape,
-                    int axis, void* dst, size_t elem_size) {
+void GatherElements(const void* src, const Shape& src_shape, const int64_t* indices,
+                    const Shape& out_shape, int axis, void* dst, size_t elem_size) {
   assert(src_shape.size() == out_shape.size());
   const std::vector<int64_t> st = StridesOf(src_shape);
   const int r = static_cast<int>(out_shape.size());
@@ -132,8 +141,9 @@ void GatherElements(const void* src, const Shape& src_shape, const int64_t* indi
   });
 }
 
-void GatherByAxisMaps(const void* src, const Shape& src_shape, const std::vector<std::vector<int64_t>>& maps,
-                      const Shape& out_shape, const void* fill, void* dst, size_t elem_size) {
+void GatherByAxisMaps(const void* src, const Shape& src_shape,
+                      const std::vector<std::vector<int64_t>>& maps, const Shape& out_shape,
+                      const void* fill, void* dst, size_t elem_size) {
   assert(maps.size() == out_shape.size() && src_shape.size() == out_shape.size());
   const int r = static_cast<int>(out_shape.size());
   BySize(elem_size, [&]<typename E>() {
@@ -176,9 +186,15 @@ std::vector<int64_t> PadAxisMap(PadMode mode, int64_t in_len, int64_t begin, int
     int64_t i = o - pb;
     if (i < 0 || i >= n) {
       switch (mode) {
-        case PadMode::kConstant: map[o] = -1; continue;
-        case PadMode::kEdge: i = std::clamp<int64_t>(i, 0, n - 1); break;
-        case PadMode::kWrap: i = ((i % n) + n) % n; break;
+        case PadMode::kConstant:
+          map[o] = -1;
+          continue;
+        case PadMode::kEdge:
+          i = std::clamp<int64_t>(i, 0, n - 1);
+          break;
+        case PadMode::kWrap:
+          i = ((i % n) + n) % n;
+          break;
         case PadMode::kReflect: {
           if (n == 1) {
             i = 0;

@@ -23,8 +23,8 @@ void CopyStrided(const void* src, int64_t src_offset, const std::vector<int64_t>
 
 // Concatenation of inputs viewed as [outer, axis_lens[k] * inner] into dst
 // viewed as [outer, sum(axis_lens) * inner].
-void Concat(const std::vector<const void*>& inputs, const std::vector<int64_t>& axis_lens, int64_t outer,
-            int64_t inner, void* dst, size_t elem_size);
+void Concat(const std::vector<const void*>& inputs, const std::vector<int64_t>& axis_lens,
+            int64_t outer, int64_t inner, void* dst, size_t elem_size);
 
 // dst[o, j, i] = src[o, indices[j], i], src viewed as [outer, axis_len, inner];
 // indices in [0, axis_len).
@@ -33,13 +33,14 @@ void Gather(const void* src, int64_t outer, int64_t axis_len, int64_t inner, con
 
 // dst[i] = src[i with coordinate `axis` replaced by indices[i]]; indices has
 // the shape of dst (same rank as src) and values in [0, src_shape[axis]).
-void GatherElements(const void* src, const Shape& src_shape, const int64_t* indices, const Shape& out_shape,
-                    int axis, void* dst, size_t elem_size);
+void GatherElements(const void* src, const Shape& src_shape, const int64_t* indices,
+                    const Shape& out_shape, int axis, void* dst, size_t elem_size);
 
 // dst[o] = src[sum_d maps[d][o_d] * src_stride[d]] when every maps[d][o_d] >= 0,
 // else *fill (one element). maps[d] has out_shape[d] entries.
-void GatherByAxisMaps(const void* src, const Shape& src_shape, const std::vector<std::vector<int64_t>>& maps,
-                      const Shape& out_shape, const void* fill, void* dst, size_t elem_size);
+void GatherByAxisMaps(const void* src, const Shape& src_shape,
+                      const std::vector<std::vector<int64_t>>& maps, const Shape& out_shape,
+                      const void* fill, void* dst, size_t elem_size);
 
 enum class PadMode : int32_t { kConstant, kReflect, kEdge, kWrap };
 

@@ -14,12 +14,14 @@ TEST(Reshape, ZeroCopiesAndMinusOneInfers) {
   EXPECT_EQ(Run1("Reshape", {x, Ints1D({4, 0, 2})}).shape(), (Shape{4, 3, 2}));
   EXPECT_EQ(Run1("Reshape", {x, I32({3}, {2, 2, -1})}).shape(), (Shape{2, 2, 6}));
   // Opset 1-4: shape attribute.
-  EXPECT_EQ(Run1("Reshape", {x}, {{"shape", std::vector<int64_t>{6, 4}}}, {.opset = 4}).shape(), (Shape{6, 4}));
+  EXPECT_EQ(Run1("Reshape", {x}, {{"shape", std::vector<int64_t>{6, 4}}}, {.opset = 4}).shape(),
+            (Shape{6, 4}));
 }
 
 TEST(Reshape, AllowZeroKeepsZeroDims) {
   const Tensor empty(DType::kF32, {0, 3});
-  EXPECT_EQ(Run1("Reshape", {empty, Ints1D({3, 0})}, {{"allowzero", int64_t{1}}}).shape(), (Shape{3, 0}));
+  EXPECT_EQ(Run1("Reshape", {empty, Ints1D({3, 0})}, {{"allowzero", int64_t{1}}}).shape(),
+            (Shape{3, 0}));
   // Without allowzero the 0 copies input dim 1 (= 3): 0 elements into [3, 3] fails.
   auto r = RunNode("Reshape", {empty, Ints1D({3, 0})});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"cannot reshape [0,3] to [3,0]"}));
@@ -28,7 +30,8 @@ TEST(Reshape, AllowZeroKeepsZeroDims) {
 TEST(Reshape, Errors) {
   const Tensor x = Iota({2, 3});
   auto r = RunNode("Reshape", {x, Ints1D({4, 2})});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Reshape node 'n0'", "cannot reshape [2,3] to [4,2]"}));
+  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument,
+                      {"Reshape node 'n0'", "cannot reshape [2,3] to [4,2]"}));
   r = RunNode("Reshape", {x, Ints1D({-1, -1})});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"more than one -1"}));
   r = RunNode("Reshape", {x, Ints1D({-1, 4})});
@@ -59,11 +62,13 @@ TEST(Flatten, AxisRange) {
 TEST(SqueezeUnsqueeze, AttributeAndInputForms) {
   const Tensor x = Iota({1, 3, 1, 2});
   EXPECT_EQ(Run1("Squeeze", {x}).shape(), (Shape{3, 2}));
-  EXPECT_EQ(Run1("Squeeze", {x}, {{"axes", std::vector<int64_t>{0}}}, {.opset = 11}).shape(), (Shape{3, 1, 2}));
+  EXPECT_EQ(Run1("Squeeze", {x}, {{"axes", std::vector<int64_t>{0}}}, {.opset = 11}).shape(),
+            (Shape{3, 1, 2}));
   EXPECT_EQ(Run1("Squeeze", {x, Ints1D({-2})}).shape(), (Shape{1, 3, 2}));
   EXPECT_TRUE(Near(Run1("Squeeze", {x, Ints1D({0, 2})}), Iota({3, 2})));
   auto r = RunNode("Squeeze", {x, Ints1D({1})});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Squeeze node", "axis 1 of size 3", "[1,3,1,2]"}));
+  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument,
+                      {"Squeeze node", "axis 1 of size 3", "[1,3,1,2]"}));
   r = RunNode("Squeeze", {x, Ints1D({4})});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"axis 4 out of range"}));
 
@@ -71,7 +76,8 @@ TEST(SqueezeUnsqueeze, AttributeAndInputForms) {
   EXPECT_EQ(Run1("Unsqueeze", {v, Ints1D({0, 3})}).shape(), (Shape{1, 3, 2, 1}));
   EXPECT_EQ(Run1("Unsqueeze", {v, Ints1D({-1})}).shape(), (Shape{3, 2, 1}));
   EXPECT_EQ(Run1("Unsqueeze", {v, Ints1D({3, 0})}).shape(), (Shape{1, 3, 2, 1}));
-  EXPECT_EQ(Run1("Unsqueeze", {v}, {{"axes", std::vector<int64_t>{1}}}, {.opset = 11}).shape(), (Shape{3, 1, 2}));
+  EXPECT_EQ(Run1("Unsqueeze", {v}, {{"axes", std::vector<int64_t>{1}}}, {.opset = 11}).shape(),
+            (Shape{3, 1, 2}));
   EXPECT_EQ(Run1("Unsqueeze", {F32({}, {7}), Ints1D({0})}).shape(), (Shape{1}));
   r = RunNode("Unsqueeze", {v, Ints1D({1, 1})});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Unsqueeze node", "repeated"}));
@@ -79,7 +85,8 @@ TEST(SqueezeUnsqueeze, AttributeAndInputForms) {
 
 TEST(Transpose, DefaultReversesAndPermMatchesIndexing) {
   const Tensor x = Iota({2, 3, 4});
-  const std::vector<std::vector<int64_t>> perms = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  const std::vector<std::vector<int64_t>> perms = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                                   {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
   for (const auto& p : perms) {
     const Shape os = {x.shape()[p[0]], x.shape()[p[1]], x.shape()[p[2]]};
     std::vector<float> want;
@@ -99,13 +106,17 @@ TEST(Transpose, DefaultReversesAndPermMatchesIndexing) {
 
 TEST(Concat, AxesAndErrors) {
   const Tensor a = Iota({2, 2}), b = Iota({2, 1}, 10);
-  EXPECT_TRUE(Near(Run1("Concat", {a, b}, {{"axis", int64_t{1}}}), F32({2, 3}, {0, 1, 10, 2, 3, 11})));
-  EXPECT_TRUE(Near(Run1("Concat", {a, Iota({1, 2}, 10)}, {{"axis", int64_t{-2}}}), F32({3, 2}, {0, 1, 2, 3, 10, 11})));
+  EXPECT_TRUE(
+      Near(Run1("Concat", {a, b}, {{"axis", int64_t{1}}}), F32({2, 3}, {0, 1, 10, 2, 3, 11})));
+  EXPECT_TRUE(Near(Run1("Concat", {a, Iota({1, 2}, 10)}, {{"axis", int64_t{-2}}}),
+                   F32({3, 2}, {0, 1, 2, 3, 10, 11})));
   EXPECT_TRUE(Near(Run1("Concat", {a, Tensor(DType::kF32, {2, 0}), b}, {{"axis", int64_t{1}}}),
                    F32({2, 3}, {0, 1, 10, 2, 3, 11})));
-  EXPECT_TRUE(Near(Run1("Concat", {I64({1}, {4}), I64({2}, {5, 6})}, {{"axis", int64_t{0}}}), I64({3}, {4, 5, 6})));
+  EXPECT_TRUE(Near(Run1("Concat", {I64({1}, {4}), I64({2}, {5, 6})}, {{"axis", int64_t{0}}}),
+                   I64({3}, {4, 5, 6})));
   auto r = RunNode("Concat", {a, Iota({2})}, {{"axis", int64_t{0}}});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Concat node 'n0'", "rank", "[2]", "[2,2]"}));
+  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument,
+                      {"Concat node 'n0'", "rank", "[2]", "[2,2]"}));
   r = RunNode("Concat", {a, Iota({3, 3})}, {{"axis", int64_t{0}}});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Concat node", "[3,3]"}));
   r = RunNode("Concat", {a, b}, {{"axis", int64_t{2}}});
@@ -124,7 +135,8 @@ TEST(Split, EqualVariableAndAttributeForms) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(Near((*r)[0], F32({2, 1}, {0, 6})));
   EXPECT_TRUE(Near((*r)[1], F32({2, 5}, {1, 2, 3, 4, 5, 7, 8, 9, 10, 11})));
-  r = RunNode("Split", {x}, {{"split", std::vector<int64_t>{1, 1}}}, {.num_outputs = 2, .opset = 11});
+  r = RunNode("Split", {x}, {{"split", std::vector<int64_t>{1, 1}}},
+              {.num_outputs = 2, .opset = 11});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(Near((*r)[1], F32({1, 6}, {6, 7, 8, 9, 10, 11})));
   r = RunNode("Split", {x, Ints1D({0, 6})}, {{"axis", int64_t{1}}}, {.num_outputs = 2});
@@ -142,11 +154,13 @@ TEST(Split, EqualVariableAndAttributeForms) {
 
 TEST(Expand, BidirectionalBroadcast) {
   const Tensor x = F32({3, 1}, {1, 2, 3});
-  EXPECT_TRUE(Near(Run1("Expand", {x, Ints1D({2, 1, 2})}), F32({2, 3, 2}, {1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3})));
+  EXPECT_TRUE(Near(Run1("Expand", {x, Ints1D({2, 1, 2})}),
+                   F32({2, 3, 2}, {1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3})));
   // A 1 in the shape keeps the input's dim.
   EXPECT_TRUE(Near(Run1("Expand", {x, Ints1D({1, 1})}), x));
   auto r = RunNode("Expand", {x, Ints1D({2, 2})});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Expand node", "cannot expand shape [3,1] to [2,2]"}));
+  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument,
+                      {"Expand node", "cannot expand shape [3,1] to [2,2]"}));
 }
 
 TEST(Tile, RepeatsEveryAxis) {
@@ -154,11 +168,14 @@ TEST(Tile, RepeatsEveryAxis) {
   const Tensor y = Run1("Tile", {x, Ints1D({2, 3})});
   ASSERT_EQ(y.shape(), (Shape{4, 9}));
   std::vector<float> want;
-  ForEachIndex({4, 9}, [&](const std::vector<int64_t>& i) { want.push_back(x.data<float>()[(i[0] % 2) * 3 + i[1] % 3]); });
+  ForEachIndex({4, 9}, [&](const std::vector<int64_t>& i) {
+    want.push_back(x.data<float>()[(i[0] % 2) * 3 + i[1] % 3]);
+  });
   EXPECT_TRUE(Near(y, F32({4, 9}, want)));
   EXPECT_EQ(Run1("Tile", {x, Ints1D({0, 1})}).shape(), (Shape{0, 3}));
   auto r = RunNode("Tile", {x, Ints1D({2})});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"Tile node", "one entry per axis"}));
+  EXPECT_TRUE(
+      IsError(r.status(), StatusCode::kInvalidArgument, {"Tile node", "one entry per axis"}));
 }
 
 TEST(DepthSpace, DcrCrdLayoutsAndInverse) {
@@ -178,45 +195,56 @@ TEST(DepthSpace, DcrCrdLayoutsAndInverse) {
     const int64_t c = o[1], h = o[2] / 2, i = o[2] % 2, w = o[3] / 2, j = o[3] % 2;
     want.push_back(x.data<float>()[((c * 4 + i * 2 + j) * 2 + h) * 3 + w]);
   });
-  EXPECT_TRUE(Near(Run1("DepthToSpace", {x}, {{"blocksize", int64_t{2}}, {"mode", std::string("CRD")}}),
-                   F32({1, 2, 4, 6}, want)));
+  EXPECT_TRUE(
+      Near(Run1("DepthToSpace", {x}, {{"blocksize", int64_t{2}}, {"mode", std::string("CRD")}}),
+           F32({1, 2, 4, 6}, want)));
   // SpaceToDepth inverts DCR DepthToSpace.
   EXPECT_TRUE(Near(Run1("SpaceToDepth", {d2s}, {{"blocksize", int64_t{2}}}), x));
   auto r = RunNode("DepthToSpace", {Iota({1, 6, 2, 2})}, {{"blocksize", int64_t{2}}});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"DepthToSpace node", "divisible"}));
+  EXPECT_TRUE(
+      IsError(r.status(), StatusCode::kInvalidArgument, {"DepthToSpace node", "divisible"}));
 }
 
 TEST(ShapeSize, StartEndClamping) {
   const Tensor x = Iota({2, 3, 4, 5});
   EXPECT_TRUE(Near(Run1("Shape", {x}), I64({4}, {2, 3, 4, 5})));
-  EXPECT_TRUE(Near(Run1("Shape", {x}, {{"start", int64_t{1}}, {"end", int64_t{-1}}}), I64({2}, {3, 4})));
-  EXPECT_TRUE(Near(Run1("Shape", {x}, {{"start", int64_t{-10}}, {"end", int64_t{10}}}), I64({4}, {2, 3, 4, 5})));
+  EXPECT_TRUE(
+      Near(Run1("Shape", {x}, {{"start", int64_t{1}}, {"end", int64_t{-1}}}), I64({2}, {3, 4})));
+  EXPECT_TRUE(Near(Run1("Shape", {x}, {{"start", int64_t{-10}}, {"end", int64_t{10}}}),
+                   I64({4}, {2, 3, 4, 5})));
   EXPECT_TRUE(Near(Run1("Shape", {x}, {{"start", int64_t{3}}, {"end", int64_t{1}}}), I64({0}, {})));
   EXPECT_TRUE(Near(Run1("Shape", {F32({}, {1})}), I64({0}, {})));
   EXPECT_TRUE(Near(Run1("Size", {x}), I64({}, {120})));
 }
 
 TEST(ConstantOfShape, ValueAndDefault) {
-  EXPECT_TRUE(Near(Run1("ConstantOfShape", {Ints1D({2, 3})}), F32({2, 3}, std::vector<float>(6, 0.0f))));
-  EXPECT_TRUE(Near(Run1("ConstantOfShape", {Ints1D({3})}, {{"value", I32({1}, {7})}}), I32({3}, {7, 7, 7})));
-  EXPECT_TRUE(Near(Run1("ConstantOfShape", {I64({0}, {})}, {{"value", F32({1}, {2})}}), F32({}, {2})));
+  EXPECT_TRUE(
+      Near(Run1("ConstantOfShape", {Ints1D({2, 3})}), F32({2, 3}, std::vector<float>(6, 0.0f))));
+  EXPECT_TRUE(Near(Run1("ConstantOfShape", {Ints1D({3})}, {{"value", I32({1}, {7})}}),
+                   I32({3}, {7, 7, 7})));
+  EXPECT_TRUE(
+      Near(Run1("ConstantOfShape", {I64({0}, {})}, {{"value", F32({1}, {2})}}), F32({}, {2})));
   EXPECT_EQ(Run1("ConstantOfShape", {Ints1D({2, 0})}).shape(), (Shape{2, 0}));
   auto r = RunNode("ConstantOfShape", {Ints1D({2, -1})});
-  EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"ConstantOfShape node", "negative"}));
+  EXPECT_TRUE(
+      IsError(r.status(), StatusCode::kInvalidArgument, {"ConstantOfShape node", "negative"}));
 }
 
 TEST(Constant, EveryAttributeForm) {
   EXPECT_TRUE(Near(Run1("Constant", {}, {{"value", I32({2}, {4, 5})}}), I32({2}, {4, 5})));
   EXPECT_TRUE(Near(Run1("Constant", {}, {{"value_float", 1.5f}}), F32({}, {1.5f})));
-  EXPECT_TRUE(Near(Run1("Constant", {}, {{"value_floats", std::vector<float>{1, 2}}}), F32({2}, {1, 2})));
+  EXPECT_TRUE(
+      Near(Run1("Constant", {}, {{"value_floats", std::vector<float>{1, 2}}}), F32({2}, {1, 2})));
   EXPECT_TRUE(Near(Run1("Constant", {}, {{"value_int", int64_t{3}}}), I64({}, {3})));
-  EXPECT_TRUE(Near(Run1("Constant", {}, {{"value_ints", std::vector<int64_t>{3, 4}}}), I64({2}, {3, 4})));
+  EXPECT_TRUE(
+      Near(Run1("Constant", {}, {{"value_ints", std::vector<int64_t>{3, 4}}}), I64({2}, {3, 4})));
   auto r = RunNode("Constant", {}, {{"value_string", std::string("x")}});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kUnimplemented, {"Constant node"}));
 }
 
 TEST(Range, FloatAndIntegerSteps) {
-  EXPECT_TRUE(Near(Run1("Range", {F32({}, {1}), F32({}, {2}), F32({}, {0.3f})}), F32({4}, {1, 1.3f, 1.6f, 1.9f}), 1e-6));
+  EXPECT_TRUE(Near(Run1("Range", {F32({}, {1}), F32({}, {2}), F32({}, {0.3f})}),
+                   F32({4}, {1, 1.3f, 1.6f, 1.9f}), 1e-6));
   EXPECT_TRUE(Near(Run1("Range", {I32({}, {10}), I32({}, {4}), I32({}, {-3})}), I32({2}, {10, 7})));
   EXPECT_EQ(Run1("Range", {I64({}, {5}), I64({}, {1}), I64({}, {2})}).shape(), (Shape{0}));
   auto r = RunNode("Range", {I64({}, {0}), I64({}, {4}), I64({}, {0})});

@@ -31,15 +31,20 @@ struct Opts {
   std::string name = "n0";
 };
 
-inline Result<std::vector<Tensor>> RunNodeOnce(const std::string& op, const std::vector<Tensor>& inputs,
-                                               const Attrs& attrs, const Opts& o, bool contents_known) {
+inline Result<std::vector<Tensor>> RunNodeOnce(const std::string& op,
+                                               const std::vector<Tensor>& inputs,
+                                               const Attrs& attrs, const Opts& o,
+                                               bool contents_known) {
   ir::Graph g;
   std::vector<ir::Value*> ins;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string name = "in" + std::to_string(i);
-    if (!inputs[i].defined()) ins.push_back(nullptr);
-    else if (contents_known) ins.push_back(g.AddConstant(name, inputs[i]));
-    else ins.push_back(g.AddInput(name, inputs[i].dtype(), inputs[i].shape()));
+    if (!inputs[i].defined())
+      ins.push_back(nullptr);
+    else if (contents_known)
+      ins.push_back(g.AddConstant(name, inputs[i]));
+    else
+      ins.push_back(g.AddInput(name, inputs[i].dtype(), inputs[i].shape()));
   }
   ir::Node* n = g.AddNode(op, ins, o.num_outputs, o.name);
   n->attrs = attrs;
@@ -85,16 +90,16 @@ inline Result<std::vector<Tensor>> RunNode(const std::string& op, const std::vec
   if (!known.ok()) return known;
   for (size_t i = 0; i < known->size(); ++i) {
     if (!(*known)[i].Identical((*unknown)[i])) {
-      return Internal("output {} differs: {} with contents known, {} without", i, (*known)[i].Describe(),
-                      (*unknown)[i].Describe());
+      return Internal("output {} differs: {} with contents known, {} without", i,
+                      (*known)[i].Describe(), (*unknown)[i].Describe());
     }
   }
   return known;
 }
 
 // Runs and returns output 0, failing the test on error.
-inline Tensor Run1(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
-                   const Opts& o = {}) {
+inline Tensor Run1(const std::string& op, const std::vector<Tensor>& inputs,
+                   const Attrs& attrs = {}, const Opts& o = {}) {
   Result<std::vector<Tensor>> r = RunNode(op, inputs, attrs, o);
   EXPECT_TRUE(r.ok()) << op << ": " << r.status().ToString();
   if (!r.ok()) return Tensor();
@@ -105,9 +110,15 @@ template <typename T>
 Tensor T_(Shape shape, std::vector<T> v) {
   return Tensor::FromVector<T>(std::move(shape), v);
 }
-inline Tensor F32(Shape shape, std::vector<float> v) { return T_<float>(std::move(shape), std::move(v)); }
-inline Tensor I64(Shape shape, std::vector<int64_t> v) { return T_<int64_t>(std::move(shape), std::move(v)); }
-inline Tensor I32(Shape shape, std::vector<int32_t> v) { return T_<int32_t>(std::move(shape), std::move(v)); }
+inline Tensor F32(Shape shape, std::vector<float> v) {
+  return T_<float>(std::move(shape), std::move(v));
+}
+inline Tensor I64(Shape shape, std::vector<int64_t> v) {
+  return T_<int64_t>(std::move(shape), std::move(v));
+}
+inline Tensor I32(Shape shape, std::vector<int32_t> v) {
+  return T_<int32_t>(std::move(shape), std::move(v));
+}
 inline Tensor Bool(Shape shape, std::vector<bool> v) {
   Tensor t(DType::kBool, std::move(shape));
   for (size_t i = 0; i < v.size(); ++i) t.data<bool>()[i] = v[i];
@@ -119,7 +130,8 @@ inline Tensor Ints1D(std::vector<int64_t> v) { return I64({static_cast<int64_t>(
 template <typename T = float>
 Tensor Iota(Shape shape, double start = 0.0, double step = 1.0) {
   std::vector<T> v(static_cast<size_t>(NumElements(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<T>(start + step * static_cast<double>(i));
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = static_cast<T>(start + step * static_cast<double>(i));
   return Tensor::FromVector<T>(std::move(shape), v);
 }
 
@@ -128,14 +140,16 @@ Tensor Iota(Shape shape, double start = 0.0, double step = 1.0) {
 inline ::testing::AssertionResult Near(const Tensor& got, const Tensor& want, double atol = 0.0,
                                        double rtol = 0.0) {
   if (got.dtype() != want.dtype() || got.shape() != want.shape()) {
-    return ::testing::AssertionFailure() << "got " << got.Describe() << ", want " << want.Describe();
+    return ::testing::AssertionFailure()
+           << "got " << got.Describe() << ", want " << want.Describe();
   }
   const std::vector<double> g = got.ToVector<double>(), w = want.ToVector<double>();
   for (size_t i = 0; i < g.size(); ++i) {
     if (std::isnan(w[i]) && std::isnan(g[i])) continue;
     if (g[i] == w[i]) continue;
     if (!(std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]))) {
-      return ::testing::AssertionFailure() << "element " << i << ": got " << g[i] << ", want " << w[i];
+      return ::testing::AssertionFailure()
+             << "element " << i << ": got " << g[i] << ", want " << w[i];
     }
   }
   return ::testing::AssertionSuccess();
@@ -145,11 +159,13 @@ inline ::testing::AssertionResult Near(const Tensor& got, const Tensor& want, do
 inline ::testing::AssertionResult IsError(const Status& st, StatusCode code,
                                           const std::vector<std::string>& fragments = {}) {
   if (st.code() != code) {
-    return ::testing::AssertionFailure() << "expected " << StatusCodeName(code) << ", got " << st.ToString();
+    return ::testing::AssertionFailure()
+           << "expected " << StatusCodeName(code) << ", got " << st.ToString();
   }
   for (const std::string& f : fragments) {
     if (st.message().find(f) == std::string::npos)
-      return ::testing::AssertionFailure() << "message '" << st.message() << "' lacks '" << f << "'";
+      return ::testing::AssertionFailure()
+             << "message '" << st.message() << "' lacks '" << f << "'";
   }
   if (st.message().find('\n') != std::string::npos)
     return ::testing::AssertionFailure() << "message is not one line: " << st.message();
@@ -175,7 +191,8 @@ void ForEachIndex(const Shape& dims, F&& f) {
 inline int64_t BroadcastOffset(const Shape& shape, const std::vector<int64_t>& out_idx) {
   int64_t off = 0;
   const size_t skip = out_idx.size() - shape.size();
-  for (size_t d = 0; d < shape.size(); ++d) off = off * shape[d] + (shape[d] == 1 ? 0 : out_idx[d + skip]);
+  for (size_t d = 0; d < shape.size(); ++d)
+    off = off * shape[d] + (shape[d] == 1 ? 0 : out_idx[d + skip]);
   return off;
 }
 
