@@ -79,8 +79,8 @@ Status EnsureParentDirectory(const std::string& path) {
 CLI::Option* AddInputShapeOption(CLI::App& app, std::vector<std::string>& specs) {
   return app
       .add_option("--input-shape", specs,
-                  "Shape of a graph input, NAME=D0,D1,... (repeatable); replaces unknown dims "
-                  "such as a symbolic batch (default: an unknown leading dim becomes 1)")
+                  "Shape of graph input NAME (repeatable); fixes unknown dims such as a "
+                  "symbolic batch, which otherwise becomes 1")
       ->type_name("NAME=DIMS")
       ->allow_extra_args(false);
 }
