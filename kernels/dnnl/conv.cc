@@ -1,5 +1,6 @@
 #include "kernels/dnnl/conv.h"
 
+#include <algorithm>
 #include <array>
 #include <unordered_map>
 
@@ -38,14 +39,21 @@ memory::format_tag BlockedTag(int spatial_rank) {
   }
 }
 
-// The candidate activation layouts for kAuto, best first (see conv.h).
+// The candidate activation layouts, best first (see conv.h): a requested
+// layout goes first, then the kAuto order.
 std::vector<ConvLayout> Candidates(const ref::ConvParams& p, ConvLayout requested) {
-  if (requested != ConvLayout::kAuto) return {requested};
   bool pointwise = true;
   for (int64_t k : p.kernel) pointwise = pointwise && k == 1;
   const bool depthwise = p.group > 1 && p.in_channels == p.group;
-  if (pointwise || depthwise) return {ConvLayout::kBlocked, ConvLayout::kAny, ConvLayout::kPlain};
-  return {ConvLayout::kAny, ConvLayout::kBlocked, ConvLayout::kPlain};
+  std::vector<ConvLayout> order =
+      pointwise || depthwise
+          ? std::vector<ConvLayout>{ConvLayout::kBlocked, ConvLayout::kAny, ConvLayout::kPlain}
+          : std::vector<ConvLayout>{ConvLayout::kAny, ConvLayout::kBlocked, ConvLayout::kPlain};
+  if (requested != ConvLayout::kAuto) {
+    order.erase(std::find(order.begin(), order.end(), requested));
+    order.insert(order.begin(), requested);
+  }
+  return order;
 }
 
 memory::desc ActivationDesc(ConvLayout layout, const Dims& dims, int spatial_rank) {

@@ -32,6 +32,8 @@
 
 namespace wbs::kernels::onednn {
 
+// The activation layout tried first; the others follow in kAuto order, so a
+// layout oneDNN cannot serve never turns a supported problem away.
 enum class ConvLayout {
   kAuto,     // the heuristic above
   kPlain,    // NC[D]HW inside as well: no activation reorders
