@@ -27,7 +27,8 @@ Status InferIdentity(const Node& node, const std::vector<ValueInfo>& in,
   return Status::Ok();
 }
 
-// Inference-only Dropout: Y = X, optional mask = all true.
+// Inference-only Dropout: Y = X, optional mask = all kept (bool from opset
+// 10; before, the mask had the input's type).
 Status InferDropout(const Node& node, const std::vector<ValueInfo>& in,
                     std::vector<ValueInfo>& out) {
   if (HasValue(in, 2)) {
@@ -43,10 +44,11 @@ Status InferDropout(const Node& node, const std::vector<ValueInfo>& in,
   }
   SameTypeOutput(in, out, in[0].has_shape, in[0].shape);
   if (out.size() > 1) {
+    const DType mask = node.opset < 10 ? in[0].dtype : DType::kBool;
     if (in[0].has_shape)
-      SetShape(out, 1, DType::kBool, in[0].shape);
+      SetShape(out, 1, mask, in[0].shape);
     else
-      SetUnknownShape(out, 1, DType::kBool);
+      SetUnknownShape(out, 1, mask);
   }
   return Status::Ok();
 }

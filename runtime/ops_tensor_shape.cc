@@ -23,12 +23,24 @@ Result<RunFn> MakeCopy(const OpCreateArgs& a) {
   });
 }
 
+// Fills `out` with copies of the one-element tensor `v`.
+void Fill(const Tensor& v, Tensor& out) {
+  const size_t e = DTypeSize(out.dtype());
+  char* o = static_cast<char*>(out.raw());
+  for (int64_t i = 0; i < out.numel(); ++i) std::memcpy(o + i * e, v.raw(), e);
+}
+
 Result<RunFn> MakeDropout(const OpCreateArgs& a) {
   return RunFn([](const RunArgs& r) {
     CopyBytes(*r.in[0], *r.out[0]);
     if (r.out.size() > 1 && r.out[1]) {
-      bool* mask = r.out[1]->data<bool>();
-      std::fill(mask, mask + r.out[1]->numel(), true);
+      Tensor& mask = *r.out[1];
+      const bool one = true;
+      Tensor one_of_type(mask.dtype(), {});
+      if (!k::Convert(DType::kBool, &one, mask.dtype(), one_of_type.raw(), 1)) {
+        return NoKernelFor(r.node, mask.dtype());
+      }
+      Fill(one_of_type, mask);
     }
     return Status::Ok();
   });
@@ -165,13 +177,6 @@ Result<RunFn> MakeSize(const OpCreateArgs& a) {
     r.out[0]->data<int64_t>()[0] = r.in[0]->numel();
     return Status::Ok();
   });
-}
-
-// Fills `out` with copies of the one-element tensor `v`.
-void Fill(const Tensor& v, Tensor& out) {
-  const size_t e = DTypeSize(out.dtype());
-  char* o = static_cast<char*>(out.raw());
-  for (int64_t i = 0; i < out.numel(); ++i) std::memcpy(o + i * e, v.raw(), e);
 }
 
 Result<RunFn> MakeConstantOfShape(const OpCreateArgs& a) {

@@ -259,6 +259,10 @@ TEST(IdentityDropout, PassThroughAndMask) {
   EXPECT_TRUE(Near((*r)[0], x));
   EXPECT_TRUE(Near((*r)[1], Bool({2, 3}, std::vector<bool>(6, true))));
   EXPECT_TRUE(Near(Run1("Dropout", {x}, {{"ratio", 0.2f}}, {.opset = 10}), x));
+  // Before opset 10 the mask has the input's type.
+  r = RunNode("Dropout", {x}, {{"ratio", 0.2f}}, {.num_outputs = 2, .opset = 7});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(Near((*r)[1], F32({2, 3}, std::vector<float>(6, 1.0f))));
   EXPECT_TRUE(Near(Run1("Dropout", {x, F32({}, {0.5f}), Bool({}, {false})}), x));
   r = RunNode("Dropout", {x, F32({}, {0.5f}), Bool({}, {true})});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kUnimplemented, {"Dropout node 'n0'", "training"}));
