@@ -41,10 +41,12 @@ Status RunConvert(const ConvertArgs& a) {
   }
   const std::vector<std::string> names = pm.PassNames();
   if (!a.print_after.empty()) {
-    if (a.print_after != "all" && std::find(names.begin(), names.end(), a.print_after) == names.end()) {
+    if (a.print_after != "all" &&
+        std::find(names.begin(), names.end(), a.print_after) == names.end()) {
       std::string list;
       for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
-      return InvalidArgument("--print-after={}: no such pass in this pipeline (passes: {})", a.print_after,
+      return InvalidArgument("--print-after={}: no such pass in this pipeline (passes: {})",
+                             a.print_after,
                              list.empty() ? "none; add --fold-bn, --fuse or --optimize" : list);
     }
     pm.SetPrintAfter(a.print_after, [](const std::string& pass, const ir::Graph& g) {
@@ -66,7 +68,8 @@ Status RunConvert(const ConvertArgs& a) {
 
 Command AddConvertCommand(CLI::App& parent) {
   auto args = std::make_shared<ConvertArgs>();
-  CLI::App* app = parent.add_subcommand("convert", "Import an ONNX model, apply IR passes, export ONNX");
+  CLI::App* app =
+      parent.add_subcommand("convert", "Import an ONNX model, apply IR passes, export ONNX");
   app->add_option("input", args->input, "Input ONNX model")->required()->type_name("IN.onnx");
   app->add_option("-o,--output", args->output, "Output ONNX model (written atomically)")
       ->required()

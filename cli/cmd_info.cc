@@ -28,7 +28,8 @@ nlohmann::ordered_json ShapeJson(const Shape& s) { return nlohmann::ordered_json
 nlohmann::ordered_json ValuesJson(const std::vector<ir::Value*>& values) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const ir::Value* v : values)
-    out.push_back({{"name", v->name}, {"dtype", DTypeName(v->dtype)}, {"shape", ShapeJson(v->shape)}});
+    out.push_back(
+        {{"name", v->name}, {"dtype", DTypeName(v->dtype)}, {"shape", ShapeJson(v->shape)}});
   return out;
 }
 
@@ -106,18 +107,21 @@ void PrintText(const InfoArgs& a, const ir::Graph& g, const zoo::ModelStats& s) 
   const double pct = s.total_macs ? 100.0 * static_cast<double>(s.blockable_macs) /
                                         static_cast<double>(s.total_macs)
                                   : 0.0;
-  fmt::print("\ntotal: {:.3f} GMAC, {} parameters ({:.1f} MB); {} of {} weighted layers "
-             "blockable (8x8), {:.1f}% of MACs\n",
-             static_cast<double>(s.total_macs) * 1e-9, WithThousands(s.num_parameters),
-             static_cast<double>(s.parameter_bytes) * 1e-6, s.num_blockable, weighted, pct);
+  fmt::print(
+      "\ntotal: {:.3f} GMAC, {} parameters ({:.1f} MB); {} of {} weighted layers "
+      "blockable (8x8), {:.1f}% of MACs\n",
+      static_cast<double>(s.total_macs) * 1e-9, WithThousands(s.num_parameters),
+      static_cast<double>(s.parameter_bytes) * 1e-6, s.num_blockable, weighted, pct);
 }
 
 Status RunInfo(const InfoArgs& a) {
   WBS_ASSIGN_OR_RETURN(auto shapes, ParseInputShapes(a.input_shapes));
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, LoadModel(a.model, shapes));
   WBS_ASSIGN_OR_RETURN(zoo::ModelStats stats, zoo::ComputeModelStats(*graph));
-  if (a.json) PrintJson(a, *graph, stats);
-  else PrintText(a, *graph, stats);
+  if (a.json)
+    PrintJson(a, *graph, stats);
+  else
+    PrintText(a, *graph, stats);
   return Status::Ok();
 }
 

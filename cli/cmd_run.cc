@@ -64,7 +64,9 @@ Result<Tensor> RandomTensor(const ir::Value& v, uint64_t seed) {
       for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(rng() % 10);
     }
   });
-  if (!ok) return Unimplemented("--random: cannot generate {} values for input '{}'", DTypeName(v.dtype), v.name);
+  if (!ok)
+    return Unimplemented("--random: cannot generate {} values for input '{}'", DTypeName(v.dtype),
+                         v.name);
   return t;
 }
 
@@ -85,10 +87,12 @@ void PrintOutput(const std::string& name, const Tensor& t) {
     std::iota(idx.begin(), idx.end(), 0);
     const double* row = v.data() + r * cols;
     const int k = static_cast<int>(std::min<int64_t>(kTopK, cols));
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                      [row](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [row](int64_t a, int64_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
     std::string top;
-    for (int i = 0; i < k; ++i) top += fmt::format("{}{} ({:.4g})", i ? ", " : "", idx[i], row[idx[i]]);
+    for (int i = 0; i < k; ++i)
+      top += fmt::format("{}{} ({:.4g})", i ? ", " : "", idx[i], row[idx[i]]);
     fmt::print("  top-{} [row {}]: {}\n", k, r, top);
   }
   if (rows > kMaxTopKRows) fmt::print("  ({} more rows)\n", rows - kMaxTopKRows);
@@ -137,7 +141,8 @@ Status RunRun(const RunArgs& a) {
     if (!in) {
       std::string names;
       for (const ir::Value* v : graph->inputs) names += (names.empty() ? "" : ", ") + v->name;
-      return InvalidArgument("--input names '{}', which is not a model input (inputs: {})", name, names);
+      return InvalidArgument("--input names '{}', which is not a model input (inputs: {})", name,
+                             names);
     }
     if (in->shape != t.shape() && !shapes.count(name)) {
       shapes[name] = t.shape();
@@ -161,15 +166,19 @@ Status RunRun(const RunArgs& a) {
       continue;
     }
     if (!a.random)
-      return InvalidArgument("model input '{}' {}{} has no value; give --input {}=FILE.npy or --random",
-                             in.name, DTypeName(in.dtype), ShapeToString(in.shape), in.name);
+      return InvalidArgument(
+          "model input '{}' {}{} has no value; give --input {}=FILE.npy or --random", in.name,
+          DTypeName(in.dtype), ShapeToString(in.shape), in.name);
     WBS_ASSIGN_OR_RETURN(Tensor t, RandomTensor(in, a.seed + i));
     inputs.push_back(std::move(t));
   }
 
   runtime::SessionOptions options;
-  options.backend = a.backend == "reference" ? runtime::Backend::kReference : runtime::Backend::kFast;
-  options.num_threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.backend =
+      a.backend == "reference" ? runtime::Backend::kReference : runtime::Backend::kFast;
+  options.num_threads = a.threads > 0
+                            ? a.threads
+                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.input_shapes = shapes;
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Session> session,
                        runtime::Session::Create(*graph, options));
@@ -181,18 +190,23 @@ Status RunRun(const RunArgs& a) {
   for (int i = 0; i < a.repeat; ++i) {
     auto start = std::chrono::steady_clock::now();
     WBS_ASSIGN_OR_RETURN(outputs, session->Run(inputs));
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
   }
 
-  for (size_t i = 0; i < outputs.size(); ++i) PrintOutput(session->graph().outputs[i]->name, outputs[i]);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    PrintOutput(session->graph().outputs[i]->name, outputs[i]);
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
-  const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                          : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
-  fmt::print("latency: median {:.3f} ms, min {:.3f} ms over {} run{} ({} backend, {} thread{})\n", median,
-             sorted.front(), ms.size(), ms.size() == 1 ? "" : "s", runtime::BackendName(options.backend),
-             options.num_threads, options.num_threads == 1 ? "" : "s");
-  if (!a.output_dir.empty()) WBS_RETURN_IF_ERROR(WriteOutputs(a.output_dir, session->graph(), outputs));
+  const double median = sorted.size() % 2
+                            ? sorted[sorted.size() / 2]
+                            : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+  fmt::print("latency: median {:.3f} ms, min {:.3f} ms over {} run{} ({} backend, {} thread{})\n",
+             median, sorted.front(), ms.size(), ms.size() == 1 ? "" : "s",
+             runtime::BackendName(options.backend), options.num_threads,
+             options.num_threads == 1 ? "" : "s");
+  if (!a.output_dir.empty())
+    WBS_RETURN_IF_ERROR(WriteOutputs(a.output_dir, session->graph(), outputs));
   return Status::Ok();
 }
 
@@ -202,7 +216,8 @@ Command AddRunCommand(CLI::App& parent) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* app = parent.add_subcommand("run", "Run a model on given or random inputs and time it");
   app->add_option("model", args->model, "ONNX model")->required()->type_name("MODEL.onnx");
-  app->add_option("--input", args->inputs, "Input value NAME=FILE, .npy or .pb TensorProto (repeatable)")
+  app->add_option("--input", args->inputs,
+                  "Input value NAME=FILE, .npy or .pb TensorProto (repeatable)")
       ->type_name("NAME=FILE")
       ->allow_extra_args(false);
   AddInputShapeOption(*app, args->input_shapes);
@@ -210,7 +225,8 @@ Command AddRunCommand(CLI::App& parent) {
   app->add_option("--seed", args->seed, "Seed for --random")->capture_default_str();
   app->add_option("-o,--output-dir", args->output_dir, "Write each output as DIR/<name>.npy")
       ->type_name("DIR");
-  app->add_option("--threads", args->threads, "Threads (0 = all cores)")->capture_default_str()
+  app->add_option("--threads", args->threads, "Threads (0 = all cores)")
+      ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app->add_option("--backend", args->backend, "fast (oneDNN, wbs kernels) or reference (naive)")
       ->capture_default_str()

@@ -44,8 +44,8 @@ Status RunZoo(const ZooArgs& a) {
   WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.output));
   WBS_RETURN_IF_ERROR(onnxio::ExportModel(*graph, a.output));
   const ir::Value* in = graph->inputs.front();
-  fmt::print("wrote {}: {} {}{} -> logits, {} nodes, {} parameters, {:.3f} GMAC\n", a.output, a.name,
-             DTypeName(in->dtype), ShapeToString(in->shape), graph->num_nodes(),
+  fmt::print("wrote {}: {} {}{} -> logits, {} nodes, {} parameters, {:.3f} GMAC\n", a.output,
+             a.name, DTypeName(in->dtype), ShapeToString(in->shape), graph->num_nodes(),
              WithThousands(stats.num_parameters), static_cast<double>(stats.total_macs) * 1e-9);
   return Status::Ok();
 }

@@ -7,12 +7,11 @@
 // output files atomically, so a failed command leaves no partial file.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "core/status.h"
 #include "core/tensor.h"

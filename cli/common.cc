@@ -19,8 +19,10 @@ Result<std::map<std::string, Shape>> ParseInputShapes(const std::vector<std::str
   std::map<std::string, Shape> shapes;
   for (const std::string& spec : specs) {
     auto bad = [&] {
-      return InvalidArgument("--input-shape '{}': expected NAME=D0,D1,... with dims >= 0 "
-                             "(e.g. input=1,3,224,224)", spec);
+      return InvalidArgument(
+          "--input-shape '{}': expected NAME=D0,D1,... with dims >= 0 "
+          "(e.g. input=1,3,224,224)",
+          spec);
     };
     auto nv = SplitNameValue("--input-shape", spec);
     if (!nv.ok()) return bad();

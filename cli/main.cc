@@ -3,11 +3,10 @@
 // "wbs: error: <message>" on stderr), 2 a usage error.
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/command.h"
 #include "core/logging.h"
@@ -22,9 +21,10 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 int Main(int argc, char** argv) {
-  CLI::App app("wbs: weight block sparsity for CNNs: model zoo, ONNX inspection, conversion and "
-               "execution",
-               "wbs");
+  CLI::App app(
+      "wbs: weight block sparsity for CNNs: model zoo, ONNX inspection, conversion and "
+      "execution",
+      "wbs");
   app.set_version_flag("--version", std::string("wbs ") + WBS_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand

@@ -109,7 +109,8 @@ class HeaderParser {
   }
   Result<std::string> ParseString() {
     SkipSpace();
-    if (pos_ >= s_.size() || (s_[pos_] != '\'' && s_[pos_] != '"')) return Error("expected a string");
+    if (pos_ >= s_.size() || (s_[pos_] != '\'' && s_[pos_] != '"'))
+      return Error("expected a string");
     char quote = s_[pos_++];
     size_t end = s_.find(quote, pos_);
     if (end == std::string_view::npos) return Error("unterminated string");
@@ -234,7 +235,8 @@ Status WriteNpy(const Tensor& t, const std::string& path) {
   const char* descr = nullptr;
   for (const DescrEntry& e : kDescrs)
     if (e.dtype == t.dtype()) descr = e.descr;
-  if (!descr) return Unimplemented("{}: dtype {} cannot be written as .npy", path, DTypeName(t.dtype()));
+  if (!descr)
+    return Unimplemented("{}: dtype {} cannot be written as .npy", path, DTypeName(t.dtype()));
 
   std::string shape;
   for (int i = 0; i < t.rank(); ++i) shape += (i ? ", " : "") + std::to_string(t.dim(i));
@@ -256,7 +258,8 @@ Status WriteNpy(const Tensor& t, const std::string& path) {
   out += static_cast<char>(major);
   out += '\0';
   const uint32_t len = static_cast<uint32_t>(header.size());
-  for (size_t i = 0; i < preamble - kMagicLen - 2; ++i) out += static_cast<char>((len >> (8 * i)) & 0xff);
+  for (size_t i = 0; i < preamble - kMagicLen - 2; ++i)
+    out += static_cast<char>((len >> (8 * i)) & 0xff);
   out += header;
 
   // Atomic: write a temporary file next to the target, then rename over it.

@@ -69,8 +69,9 @@ ir::Value* NetBuilder::Conv(ir::Value* x, const std::string& name, const ConvSpe
   if (!status_.ok()) return x;
   const int64_t cin = Dim(x, 1);
   if (spec.groups < 1 || cin % spec.groups != 0 || spec.out_channels % spec.groups != 0) {
-    status_ = InvalidArgument("Conv '{}': {} input and {} output channels do not split into {} groups",
-                              name, cin, spec.out_channels, spec.groups);
+    status_ =
+        InvalidArgument("Conv '{}': {} input and {} output channels do not split into {} groups",
+                        name, cin, spec.out_channels, spec.groups);
     return x;
   }
   const int64_t cin_per_group = cin / spec.groups;

@@ -18,11 +18,11 @@ struct FamilyArgs {
   int64_t num_classes = 0;
 };
 
-void BuildResNet18(NetBuilder& b, const FamilyArgs& a);     // zoo/resnet.cc
-void BuildResNet50(NetBuilder& b, const FamilyArgs& a);     // zoo/resnet.cc
-void BuildFmnistResNet(NetBuilder& b, const FamilyArgs& a); // zoo/resnet.cc
-void BuildVgg16(NetBuilder& b, const FamilyArgs& a);        // zoo/vgg.cc
-void BuildInceptionV3(NetBuilder& b, const FamilyArgs& a);  // zoo/inception.cc
-void BuildMobileNetV2(NetBuilder& b, const FamilyArgs& a);  // zoo/mobilenet.cc
+void BuildResNet18(NetBuilder& b, const FamilyArgs& a);      // zoo/resnet.cc
+void BuildResNet50(NetBuilder& b, const FamilyArgs& a);      // zoo/resnet.cc
+void BuildFmnistResNet(NetBuilder& b, const FamilyArgs& a);  // zoo/resnet.cc
+void BuildVgg16(NetBuilder& b, const FamilyArgs& a);         // zoo/vgg.cc
+void BuildInceptionV3(NetBuilder& b, const FamilyArgs& a);   // zoo/inception.cc
+void BuildMobileNetV2(NetBuilder& b, const FamilyArgs& a);   // zoo/mobilenet.cc
 
 }  // namespace wbs::zoo

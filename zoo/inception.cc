@@ -15,7 +15,9 @@ constexpr float kBnEpsilon = 1e-3f;
 
 // Shorthands for the kernel shapes Inception uses.
 ConvSpec K1(int64_t cout) { return ConvK(cout, 1); }
-ConvSpec K3(int64_t cout, int64_t stride = 1, int64_t pad = 0) { return ConvK(cout, 3, stride, pad); }
+ConvSpec K3(int64_t cout, int64_t stride = 1, int64_t pad = 0) {
+  return ConvK(cout, 3, stride, pad);
+}
 ConvSpec K1x7(int64_t cout) { return ConvSpec{cout, {1, 7}, {1, 1}, {0, 3}}; }
 ConvSpec K7x1(int64_t cout) { return ConvSpec{cout, {7, 1}, {1, 1}, {3, 0}}; }
 ConvSpec K1x3(int64_t cout) { return ConvSpec{cout, {1, 3}, {1, 1}, {0, 1}}; }

@@ -23,7 +23,8 @@ ir::Value* InvertedResidual(NetBuilder& b, ir::Value* x, const std::string& p, i
   const std::string c = p + ".conv";
   ir::Value* out = x;
   int slot = 0;  // index inside the block's nn.Sequential
-  if (expand_ratio != 1) out = ConvBnRelu6(b, out, c + "." + std::to_string(slot++), ConvK(hidden, 1));
+  if (expand_ratio != 1)
+    out = ConvBnRelu6(b, out, c + "." + std::to_string(slot++), ConvK(hidden, 1));
   ConvSpec dw = ConvK(hidden, 3, stride, 1);
   dw.groups = hidden;
   out = ConvBnRelu6(b, out, c + "." + std::to_string(slot++), dw);
@@ -39,8 +40,8 @@ void BuildMobileNetV2(NetBuilder& b, const FamilyArgs& a) {
   struct Stage {
     int64_t expand, channels, repeats, stride;  // torchvision's (t, c, n, s)
   };
-  constexpr Stage kStages[] = {{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                               {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+  constexpr Stage kStages[] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                               {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   constexpr int64_t kStemChannels = 32;
   constexpr int64_t kLastChannels = 1280;
 

@@ -12,8 +12,8 @@ bool IsMacOp(const std::string& op) {
 
 Result<Shape> StaticShape(const ir::Node& node, const ir::Value* v, const char* role) {
   if (!v || !v->shape_is_static())
-    return InvalidArgument("{}: counting MACs needs a static {} shape, got {}", node.Describe(), role,
-                           v ? v->Describe() : std::string("no value"));
+    return InvalidArgument("{}: counting MACs needs a static {} shape, got {}", node.Describe(),
+                           role, v ? v->Describe() : std::string("no value"));
   return v->shape;
 }
 
@@ -47,7 +47,8 @@ Result<int64_t> CountMacs(const ir::Node& node) {
   if (op == "ConvTranspose") return NumElements(x) * ProductFrom(w, 1);
   int64_t k = 0;
   if (op == "Gemm") {
-    if (x.size() != 2) return InvalidArgument("{}: A must be 2-D, got {}", node.Describe(), ShapeToString(x));
+    if (x.size() != 2)
+      return InvalidArgument("{}: A must be 2-D, got {}", node.Describe(), ShapeToString(x));
     k = x[node.GetInt("transA", 0) ? 0 : 1];
   } else {  // MatMul: a 1-D A is a row vector
     if (x.empty()) return InvalidArgument("{}: A must have rank >= 1", node.Describe());
@@ -85,7 +86,8 @@ Result<ModelStats> ComputeModelStats(const ir::Graph& graph) {
     if (const ir::Value* in = n->input(0); in && in->has_shape) l.input_shape = in->shape;
     if (!n->outputs.empty() && n->outputs[0] && n->outputs[0]->has_shape)
       l.output_shape = n->outputs[0]->shape;
-    if (IsMacOp(n->op_type) && n->input(1) && n->input(1)->has_shape) l.weight_shape = n->input(1)->shape;
+    if (IsMacOp(n->op_type) && n->input(1) && n->input(1)->has_shape)
+      l.weight_shape = n->input(1)->shape;
     WBS_ASSIGN_OR_RETURN(l.macs, CountMacs(*n));
     for (const ir::Value* in : n->inputs) {
       const Tensor* c = ConstantSource(in);

@@ -7,8 +7,13 @@ namespace wbs::zoo {
 
 void BuildVgg16(NetBuilder& b, const FamilyArgs& a) {
   constexpr int64_t kPool = 0;  // 'M' in torchvision's cfgs
-  constexpr int64_t kConfigD[] = {64,  64,  kPool, 128, 128, kPool, 256, 256, 256, kPool,
-                                  512, 512, 512,   kPool, 512, 512, 512, kPool};
+  // clang-format off
+  constexpr int64_t kConfigD[] = {64, 64, kPool,
+                                  128, 128, kPool,
+                                  256, 256, 256, kPool,
+                                  512, 512, 512, kPool,
+                                  512, 512, 512, kPool};
+  // clang-format on
   // torchvision's classifier input is AdaptiveAvgPool2d((7, 7)).
   constexpr int64_t kPooledSize = 7;
   constexpr int64_t kHidden = 4096;
@@ -20,9 +25,10 @@ void BuildVgg16(NetBuilder& b, const FamilyArgs& a) {
   // fails before the 15 M conv weights are drawn.
   constexpr int64_t kFeatureStride = 32;
   if (const int64_t f = a.image_size / kFeatureStride; f % kPooledSize != 0) {
-    b.Fail(Unimplemented("image size {} gives {}x{} features; AdaptiveAvgPool2d(7) needs a multiple "
-                         "of 7 (use image sizes that are multiples of 224)",
-                         a.image_size, f, f));
+    b.Fail(
+        Unimplemented("image size {} gives {}x{} features; AdaptiveAvgPool2d(7) needs a multiple "
+                      "of 7 (use image sizes that are multiples of 224)",
+                      a.image_size, f, f));
     return;
   }
   ir::Value* x = b.Input(a.batch, 3, a.image_size);

@@ -72,6 +72,7 @@ const std::vector<ModelInfo>& Models();
 // returned. Errors: NotFound for an unknown name, InvalidArgument for bad
 // options or an image too small for the network, Unimplemented for a vgg16
 // size whose adaptive pooling ONNX cannot express.
-Result<std::unique_ptr<ir::Graph>> BuildModel(const std::string& name, const ZooOptions& options = {});
+Result<std::unique_ptr<ir::Graph>> BuildModel(const std::string& name,
+                                              const ZooOptions& options = {});
 
 }  // namespace wbs::zoo

@@ -72,11 +72,11 @@ TEST_F(ModelStatsTest, BlockableNeedsConstantGroup1WeightsWithCoutAndCinAtLeast8
     return n;
   };
   EXPECT_TRUE(IsBlockable(*conv({8, 16, 3, 3}, 1)));
-  EXPECT_FALSE(IsBlockable(*conv({4, 16, 3, 3}, 1)));   // COUT < 8
-  EXPECT_FALSE(IsBlockable(*conv({16, 3, 3, 3}, 1)));   // CIN < 8 (a first conv)
-  EXPECT_FALSE(IsBlockable(*conv({16, 8, 3, 3}, 2)));   // grouped
+  EXPECT_FALSE(IsBlockable(*conv({4, 16, 3, 3}, 1)));  // COUT < 8
+  EXPECT_FALSE(IsBlockable(*conv({16, 3, 3, 3}, 1)));  // CIN < 8 (a first conv)
+  EXPECT_FALSE(IsBlockable(*conv({16, 8, 3, 3}, 2)));  // grouped
   ir::Node* dynamic = Node("Conv", {x, Act("wd", {8, 16, 3, 3})}, Act("y", {}));
-  EXPECT_FALSE(IsBlockable(*dynamic));                  // weight computed at run time
+  EXPECT_FALSE(IsBlockable(*dynamic));  // weight computed at run time
 
   // torch.onnx hides shared initializers behind Identity nodes.
   ir::Node* id = Node("Identity", {Weight("wi", {8, 16, 1, 1})}, Act("wi_out", {8, 16, 1, 1}));

@@ -71,7 +71,8 @@ TEST_F(NpyTest, WritesTheHeaderNumpyWrites) {
   std::string bytes = ReadBytes(Path("a.npy"));
   ASSERT_GE(bytes.size(), 10u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
-  size_t header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
+  size_t header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9])
+                                                                 << 8;
   // Data starts 64-byte aligned, and the header ends with a newline.
   EXPECT_EQ((10 + header_len) % 64, 0u);
   EXPECT_EQ(bytes.size(), 10 + header_len + 5 * sizeof(float));
@@ -96,9 +97,8 @@ TEST_F(NpyTest, ReadsVersion2HeadersAndAnyKeyOrder) {
 }
 
 TEST_F(NpyTest, NonzeroBoolBytesReadAsTrue) {
-  WriteBytes(Path("b.npy"),
-             NpyBytes(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
-                      std::string("\x00\x01\x07", 3)));
+  WriteBytes(Path("b.npy"), NpyBytes(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
+                                     std::string("\x00\x01\x07", 3)));
   Result<Tensor> r = ReadNpy(Path("b.npy"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->ToVector<int>(), std::vector<int>({0, 1, 1}));
@@ -142,12 +142,12 @@ TEST_F(NpyTest, TruncatedDataIsAParseErrorNamingTheFile) {
 TEST_F(NpyTest, GarbageIsAParseError) {
   const std::string dicts[] = {
       "not a dict",
-      "{'descr': '<f4', 'fortran_order': False}",                            // no shape
-      "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,), }",           // bad bool
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (1, -2), }",        // negative dim
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1, }",   // unknown key
+      "{'descr': '<f4', 'fortran_order': False}",                           // no shape
+      "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,), }",          // bad bool
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1, -2), }",       // negative dim
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1, }",  // unknown key
       "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }",
-      "{'descr': '<f4, 'fortran_order': False, 'shape': (1,), }",            // unterminated
+      "{'descr': '<f4, 'fortran_order': False, 'shape': (1,), }",  // unterminated
   };
   for (const std::string& d : dicts) {
     WriteBytes(Path("g.npy"), NpyBytes(1, d, std::string(4, '\0')));
@@ -158,8 +158,9 @@ TEST_F(NpyTest, GarbageIsAParseError) {
   WriteBytes(Path("magic.npy"), "PK\x03\x04 this is a zip");
   EXPECT_EQ(ReadNpy(Path("magic.npy")).status().code(), StatusCode::kParseError);
   // Trailing bytes after the data mean the header's shape is wrong.
-  WriteBytes(Path("long.npy"), NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
-                                        std::string(8, '\0')));
+  WriteBytes(Path("long.npy"),
+             NpyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
+                      std::string(8, '\0')));
   EXPECT_EQ(ReadNpy(Path("long.npy")).status().code(), StatusCode::kParseError);
 }
 

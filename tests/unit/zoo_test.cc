@@ -34,13 +34,15 @@ TEST(ZooTest, ListsTheSixModels) {
 TEST(ZooTest, FmnistResNetHasTheDocumentedArchitecture) {
   auto g = Build("fmnist_resnet");
   ASSERT_TRUE(g);
-  struct ConvShape { int64_t cin, cout, k; };
+  struct ConvShape {
+    int64_t cin, cout, k;
+  };
   const std::vector<ConvShape> convs = {
-      {1, 32, 3},                                                             // conv1
-      {32, 32, 3}, {32, 32, 3}, {32, 32, 3}, {32, 32, 3},                     // layer1
-      {32, 64, 3}, {64, 64, 3}, {32, 64, 1}, {64, 64, 3}, {64, 64, 3},        // layer2
-      {64, 128, 3}, {128, 128, 3}, {64, 128, 1}, {128, 128, 3}, {128, 128, 3}};  // layer3
-  int64_t expected = 10 * 128 + 10;  // fc
+      {1, 32, 3},                                                                        // conv1
+      {32, 32, 3},  {32, 32, 3},   {32, 32, 3},  {32, 32, 3},                            // layer1
+      {32, 64, 3},  {64, 64, 3},   {32, 64, 1},  {64, 64, 3},   {64, 64, 3},             // layer2
+      {64, 128, 3}, {128, 128, 3}, {64, 128, 1}, {128, 128, 3}, {128, 128, 3}};          // layer3
+  int64_t expected = 10 * 128 + 10;                                                      // fc
   for (const ConvShape& c : convs) expected += c.cin * c.cout * c.k * c.k + 4 * c.cout;  // + BN
   auto stats = ComputeModelStats(*g);
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();

@@ -6,9 +6,8 @@
 // first makes a round trip through the exporter.
 //
 // Usage: wbs_zoo_topology_test EXPORT_DIR [gtest flags]
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
@@ -33,8 +32,8 @@ struct Layer {
 
   std::string Key() const {
     auto ints = [](const std::vector<int64_t>& v) { return ShapeToString(v); };
-    return fmt::format("{} w{} s{} p{} d{} g{}", op, ShapeToString(weight), ints(strides), ints(pads),
-                       ints(dilations), group);
+    return fmt::format("{} w{} s{} p{} d{} g{}", op, ShapeToString(weight), ints(strides),
+                       ints(pads), ints(dilations), group);
   }
 };
 
