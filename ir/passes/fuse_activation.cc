@@ -44,7 +44,7 @@ bool ActivationParams(const Node& act, float* alpha, float* beta) {
     return true;
   }
   if (op == "Clip") {
-    const float lo = std::numeric_limits<float>::lowest(), hi = std::numeric_limits<float>::max();
+    const float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
     if (act.Has("min") || act.Has("max") || act.num_inputs() <= 1) {
       *alpha = act.GetFloat("min", lo);
       *beta = act.GetFloat("max", hi);
