@@ -197,14 +197,15 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
       c->user_dst_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
       c->reorder_src_ = pd_src != user_src;
       c->reorder_dst_ = pd_dst != user_dst;
+      // Staged activations live in the thread's shared StagingBuffer().
       if (c->reorder_src_) {
-        c->src_ = memory(pd_src, CpuEngine());
+        c->src_ = memory(pd_src, CpuEngine(), DNNL_MEMORY_NONE);
         c->src_reorder_ = dnnl::reorder(c->user_src_, c->src_);
       } else {
         c->src_ = c->user_src_;
       }
       if (c->reorder_dst_) {
-        c->dst_ = memory(pd_dst, CpuEngine());
+        c->dst_ = memory(pd_dst, CpuEngine(), DNNL_MEMORY_NONE);
         c->dst_reorder_ = dnnl::reorder(c->dst_, c->user_dst_);
       } else {
         c->dst_ = c->user_dst_;
@@ -241,6 +242,14 @@ Status ConvPrimitive::Execute(const float* x, const dnnl::memory& packed_weights
     // oneDNN never writes through a source handle; its API is just not const.
     user_src_.set_data_handle(const_cast<float*>(x));
     user_dst_.set_data_handle(y);
+    for (int slot : {0, 1}) {
+      if (!(slot == 0 ? reorder_src_ : reorder_dst_)) continue;
+      memory& m = slot == 0 ? src_ : dst_;
+      void* buffer = StagingBuffer(slot, m.get_desc().get_size());
+      if (buffer == nullptr)
+        return Internal("{}: out of memory staging {} bytes", context_, m.get_desc().get_size());
+      m.set_data_handle(buffer);
+    }
     if (reorder_src_) src_reorder_.execute(s, user_src_, src_);
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, packed_weights}, {DNNL_ARG_DST, dst_}};

@@ -1,6 +1,10 @@
 #include "kernels/dnnl/dnnl_common.h"
 
+#include <array>
+#include <cassert>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace wbs::kernels::onednn {
 
@@ -72,6 +76,33 @@ dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
   return dnnl::memory::desc(dnnl::memory::dims(dims.begin(), dims.end()),
                             dnnl::memory::data_type::f32,
                             dnnl::memory::dims(strides.begin(), strides.end()));
+}
+
+namespace {
+
+// 4 KiB alignment keeps blocked rows page- and cache-line aligned.
+constexpr size_t kStagingAlignment = 4096;
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+}  // namespace
+
+void* StagingBuffer(int slot, size_t bytes) {
+  assert(slot >= 0 && slot < kStagingSlots);
+  struct Buffer {
+    std::unique_ptr<void, AlignedFree> data;
+    size_t bytes = 0;
+  };
+  thread_local std::array<Buffer, kStagingSlots> buffers;
+  Buffer& b = buffers[static_cast<size_t>(slot)];
+  if (b.bytes < bytes) {
+    const size_t rounded = (bytes + kStagingAlignment - 1) / kStagingAlignment * kStagingAlignment;
+    b.data.reset(std::aligned_alloc(kStagingAlignment, rounded));
+    b.bytes = b.data ? rounded : 0;
+  }
+  return b.data.get();
 }
 
 bool IsReferenceImpl(const char* impl_info) {

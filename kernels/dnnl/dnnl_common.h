@@ -38,6 +38,15 @@ dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims);
 dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& strides);
 
+// Scratch for activations in a primitive's internal layout while a reorder
+// feeds or drains it. Slot 0 and 1 are distinct buffers (source and
+// destination of one primitive), owned by the calling thread, grown on
+// demand and kept until the thread exits: primitives run one at a time per
+// thread, so all of them share two buffers instead of each owning its own
+// activation-sized copies. Contents do not survive the next call.
+inline constexpr int kStagingSlots = 2;
+void* StagingBuffer(int slot, size_t bytes);
+
 // True when oneDNN picked its naive reference implementation ("ref:any"),
 // which is slower than ours and therefore never used by a fast path.
 bool IsReferenceImpl(const char* impl_info);
