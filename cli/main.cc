@@ -51,6 +51,18 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // The global options are all flags, so the first word is the command.
+    for (int i = 1; i < argc; ++i) {
+      if (argv[i][0] == '-') continue;
+      bool known = false;
+      for (const wbs::cli::Command& c : commands) known |= c.app->check_name(argv[i]);
+      if (!known) {
+        fmt::print(stderr, "wbs: error: unknown command '{}' (commands: zoo, info, run, convert)\n",
+                   argv[i]);
+        return kExitUsage;
+      }
+      break;
+    }
     std::string hint = "wbs --help";
     for (const wbs::cli::Command& c : commands)
       if (c.app->parsed()) hint = "wbs " + c.app->get_name() + " --help";

@@ -112,6 +112,7 @@ fi
 
 # --- errors ---------------------------------------------------------------------
 expect_fail no_command 2 'subcommand' "$WBS"
+expect_fail unknown_command 2 "unknown command 'bogus'" "$WBS" bogus
 expect_fail zoo_no_name 2 'NAME' "$WBS" zoo
 expect_fail zoo_no_output 2 'output' "$WBS" zoo resnet18
 expect_fail bad_backend 2 'backend' "$WBS" run "$D/models/fm.onnx" --backend gpu
