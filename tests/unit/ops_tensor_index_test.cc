@@ -229,6 +229,25 @@ TEST(Resize, OldOpsetsAndUpsample) {
                    F32({4}, {1, 2, 3, 3})));
 }
 
+TEST(Resize, Opset18AxesAndAspectRatio) {
+  const Tensor x = Iota({1, 2, 4});
+  // axes: scales/sizes for the listed axes only.
+  EXPECT_TRUE(Near(Run1("Resize", {x, Tensor(), F32({1}, {2})},
+                        {{"axes", std::vector<int64_t>{1}},
+                         {"coordinate_transformation_mode", std::string("asymmetric")}},
+                        {.opset = 18}),
+                   F32({1, 4, 4}, {0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7})));
+  // not_larger: one scale, the smallest of sizes / in = min(4/2, 4/4) = 1.
+  const Attrs policy = {{"axes", std::vector<int64_t>{1, 2}},
+                        {"keep_aspect_ratio_policy", std::string("not_larger")}};
+  EXPECT_EQ(Run1("Resize", {x, Tensor(), Tensor(), Ints1D({4, 4})}, policy, {.opset = 18}).shape(),
+            (Shape{1, 2, 4}));
+  Attrs smaller = policy;
+  smaller["keep_aspect_ratio_policy"] = std::string("not_smaller");
+  EXPECT_EQ(Run1("Resize", {x, Tensor(), Tensor(), Ints1D({4, 4})}, smaller, {.opset = 18}).shape(),
+            (Shape{1, 4, 8}));
+}
+
 TEST(Resize, UnsupportedAndInvalid) {
   const Tensor x = F32({1, 1, 2, 2}, {1, 2, 3, 4});
   const Tensor s = F32({4}, {1, 1, 2, 2});

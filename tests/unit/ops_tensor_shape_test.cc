@@ -1,6 +1,7 @@
 // Shape-manipulation and data-movement ops: shape rules and reference
 // operators against hand-computed or index-arithmetic expectations.
 #include "ops_tensor_test_util.h"
+#include "runtime/session.h"
 
 namespace wbs::tensor_test {
 namespace {
@@ -266,6 +267,33 @@ TEST(IdentityDropout, PassThroughAndMask) {
   EXPECT_TRUE(Near(Run1("Dropout", {x, F32({}, {0.5f}), Bool({}, {false})}), x));
   r = RunNode("Dropout", {x, F32({}, {0.5f}), Bool({}, {true})});
   EXPECT_TRUE(IsError(r.status(), StatusCode::kUnimplemented, {"Dropout node 'n0'", "training"}));
+}
+
+// The shape-computing chain of exported PyTorch models, run by the session:
+// Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])) with the target
+// shape known only at run time (unless constant folding sees through it).
+TEST(ShapeChain, SessionRunsDataDependentReshape) {
+  for (bool optimize : {false, true}) {
+    ir::Graph g;
+    ir::Value* x = g.AddInput("x", DType::kF32, {2, 3, 4});
+    ir::Value* shape = g.AddNode("Shape", {x}, 1)->outputs[0];
+    ir::Value* batch =
+        g.AddNode("Gather", {shape, g.AddConstant("zero", I64({}, {0}))}, 1)->outputs[0];
+    ir::Value* batch1 =
+        g.AddNode("Unsqueeze", {batch, g.AddConstant("axes", Ints1D({0}))}, 1)->outputs[0];
+    ir::Node* concat = g.AddNode("Concat", {batch1, g.AddConstant("rest", Ints1D({-1}))}, 1);
+    concat->attrs["axis"] = int64_t{0};
+    ir::Value* y = g.AddNode("Reshape", {x, concat->outputs[0]}, 1)->outputs[0];
+    g.outputs.push_back(y);
+    runtime::SessionOptions so;
+    so.backend = runtime::Backend::kReference;
+    so.optimize = optimize;
+    auto session = runtime::Session::Create(g, so);
+    ASSERT_TRUE(session.ok()) << session.status().ToString();
+    auto out = (*session)->Run({Iota({2, 3, 4})});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_TRUE(Near((*out)[0], Iota({2, 12}))) << "optimize=" << optimize;
+  }
 }
 
 }  // namespace
