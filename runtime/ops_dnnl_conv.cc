@@ -101,7 +101,12 @@ class DnnlConvOp final : public Operator {
     for (int i = kernels::ref::kMaxConvSpatialRank - p.spatial_rank;
          i < kernels::ref::kMaxConvSpatialRank; ++i)
       e.y_shape.push_back(p.out[i]);
-    auto prim = onednn::ConvPrimitive::Create(p, transpose_, has_bias_, RequestedConvLayout());
+    // Empty tensors run on the reference (oneDNN rejects some zero dims).
+    const bool empty = NumElements(x) == 0 || NumElements(e.y_shape) == 0;
+    auto prim = empty ? Result<std::unique_ptr<onednn::ConvPrimitive>>(
+                            Unimplemented("{}: empty tensor", node_.Describe()))
+                      : onednn::ConvPrimitive::Create(p, transpose_, has_bias_,
+                                                      RequestedConvLayout());
     if (prim.ok()) {
       e.weights = packed_.Find((*prim)->weights_desc());
       if (!e.weights) {

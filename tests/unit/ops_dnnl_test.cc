@@ -404,6 +404,27 @@ TEST(OpsDnnlTest, ConvWithUnknownBatchBuildsPerShape) {
   }
 }
 
+TEST(OpsDnnlTest, EmptyBatchRunsOnTheFallback) {
+  Rng rng(TestSeed() + 11);
+  std::vector<Operand> ops = {{RandomTensor({2, 3, 5, 5}, rng), false, /*dynamic_batch=*/true},
+                              {RandomTensor({4, 3, 3, 3}, rng), true}};
+  auto prep = Prepare("Conv", ops, {});
+  ASSERT_TRUE(prep.ok()) << prep.status().ToString();
+  auto fast = CreateOp(*prep, Backend::kFast);
+  ASSERT_TRUE(fast.ok() && IsFast(**fast));
+  ops[0].t = Tensor(DType::kF32, {0, 3, 5, 5});
+  auto y = RunOp(**fast, ops, {0, 4, 3, 3});
+  EXPECT_TRUE(y.ok()) << y.status().ToString();
+  // The operator still serves non-empty batches afterwards.
+  ops[0].t = RandomTensor({1, 3, 5, 5}, rng);
+  auto ref = CreateOp(*prep, Backend::kReference);
+  ASSERT_TRUE(ref.ok());
+  auto yf = RunOp(**fast, ops, {1, 4, 3, 3});
+  auto yr = RunOp(**ref, ops, {1, 4, 3, 3});
+  ASSERT_TRUE(yf.ok() && yr.ok());
+  EXPECT_LE(MaxRelError(*yf, *yr), kRelTol);
+}
+
 TEST(OpsDnnlTest, ConvDeclinesWhatItDoesNotHandle) {
   Rng rng(TestSeed() + 5);
   auto expect_reference = [](const std::string& op, const std::vector<Operand>& ops,
