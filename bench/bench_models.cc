@@ -1,0 +1,225 @@
+// Whole-model latency of the zoo models through runtime::Session, batch 1.
+//
+//   wbs_bench_models [google-benchmark flags] [--models=resnet50,vgg16]
+//                    [--threads=1,2] [--backend=fast|reference]
+//                    [--fixed_iterations=N] [--profile_nodes=REPEATS]
+//
+// --fixed_iterations=N runs each benchmark exactly N times (no iteration
+// estimate) and prints "wbs_bench: timed runs start" before the timed loop,
+// so a oneDNN verbose log after the marker holds exactly N model runs.
+// --profile_nodes=R prints a per-node profile (bench_common.h ProfileNodes)
+// of each model instead of benchmarking.
+//
+// One benchmark per (model, threads): "model/<name>/threads:<n>", real time
+// in ms. Session creation (graph passes, weight packing) is not timed. The
+// label lists how many nodes run a fast implementation, so a silent fallback
+// to the reference path shows in the report. ONNX Runtime's numbers for the
+// same models come from tools/ort/run.js (see scripts/bench.sh).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/bench_common.h"
+#include "runtime/session.h"
+#include "zoo/zoo.h"
+
+namespace wbs::bench {
+namespace {
+
+constexpr uint64_t kWeightSeed = 1;
+constexpr uint64_t kInputSeed = 7;
+constexpr const char* kTimedRunsMarker = "wbs_bench: timed runs start";
+bool g_mark_timed_runs = false;  // set by --fixed_iterations
+
+struct Flags {
+  std::vector<std::string> models;
+  std::vector<int> threads = {1, 2};
+  runtime::Backend backend = runtime::Backend::kFast;
+  int64_t fixed_iterations = 0;  // > 0: exactly this many runs (for profiles)
+  int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
+};
+
+// The session being benchmarked. Google Benchmark calls a benchmark's
+// function several times (iteration estimate, repetitions) and runs
+// benchmarks in registration order, so one cached session per
+// (model, threads) keeps creation out of the timing and at most one model's
+// weights in memory (VGG-16 alone is 0.5 GB).
+struct Cached {
+  std::string key;
+  std::unique_ptr<runtime::Session> session;
+  std::vector<Tensor> inputs;
+  std::string label;
+  Status status;
+};
+Cached& Cache() {
+  static Cached c;
+  return c;
+}
+
+Status Prepare(const std::string& model, int threads, runtime::Backend backend) {
+  Cached& c = Cache();
+  std::string key = fmt::format("{}/{}/{}", model, threads, runtime::BackendName(backend));
+  if (c.key == key) return c.status;
+  c.session.reset();
+  c.inputs.clear();
+  c.key = key;
+  c.status = [&]() -> Status {
+    zoo::ZooOptions zo;
+    zo.batch = 1;
+    zo.seed = kWeightSeed;
+    WBS_ASSIGN_OR_RETURN(auto graph, zoo::BuildModel(model, zo));
+    runtime::SessionOptions so;
+    so.backend = backend;
+    so.num_threads = threads;
+    WBS_ASSIGN_OR_RETURN(c.session, runtime::Session::Create(*graph, so));
+    WBS_ASSIGN_OR_RETURN(c.inputs, RandomInputs(c.session->graph(), kInputSeed));
+    std::map<std::string, int> impls;
+    int fast = 0, total = 0;
+    for (const std::string& s : c.session->NodeImplementations()) {
+      ++total;
+      if (s.substr(s.find(':') + 1) != "ref") ++fast;
+    }
+    c.label = fmt::format("{}/{} nodes fast, arena {:.1f} MB", fast, total,
+                          c.session->memory_stats().arena_bytes / 1e6);
+    return Status::Ok();
+  }();
+  return c.status;
+}
+
+void BM_Model(benchmark::State& state, const std::string& model, runtime::Backend backend) {
+  int threads = static_cast<int>(state.range(0));
+  Status st = Prepare(model, threads, backend);
+  if (!st.ok()) {
+    state.SkipWithError(st.ToString().c_str());
+    return;
+  }
+  Cached& c = Cache();
+  if (g_mark_timed_runs) {
+    // Profiles (oneDNN verbose on stdout) keep only what follows the last
+    // marker, so weight packing at session creation is not counted.
+    std::printf("%s %s\n", kTimedRunsMarker, c.key.c_str());
+    std::fflush(stdout);
+  }
+  for (auto _ : state) {
+    auto out = c.session->Run(c.inputs);
+    if (!out.ok()) {
+      state.SkipWithError(out.status().ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(out->data());
+  }
+  state.SetLabel(c.label);
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Parses our flags out of what Google Benchmark left; false on an unknown one.
+bool ParseFlags(int argc, char** argv, Flags& f) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const std::string& name) -> const char* {
+      return a.rfind(name + "=", 0) == 0 ? argv[i] + name.size() + 1 : nullptr;
+    };
+    if (const char* v = value("--models")) {
+      f.models = SplitList(v);
+    } else if (const char* v = value("--threads")) {
+      f.threads.clear();
+      for (const std::string& t : SplitList(v)) f.threads.push_back(std::stoi(t));
+    } else if (const char* v = value("--profile_nodes")) {
+      f.profile_nodes = std::stoi(v);
+    } else if (const char* v = value("--fixed_iterations")) {
+      f.fixed_iterations = std::stoll(v);
+    } else if (const char* v = value("--backend")) {
+      std::string b = v;
+      if (b == "fast")
+        f.backend = runtime::Backend::kFast;
+      else if (b == "reference")
+        f.backend = runtime::Backend::kReference;
+      else
+        return false;
+    } else {
+      fmt::print(stderr, "wbs_bench_models: unknown flag '{}'\n", a);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Prints one "node<TAB>op<TAB>impl<TAB>name<TAB>ms" line per node, then the
+// model's own median latency for comparison ("model<TAB>ms").
+int PrintNodeProfile(const Flags& flags) {
+  for (const std::string& m : flags.models) {
+    for (int t : flags.threads) {
+      Status st = Prepare(m, t, flags.backend);
+      if (!st.ok()) {
+        fmt::print(stderr, "{}: {}\n", m, st.ToString());
+        return 1;
+      }
+      Cached& c = Cache();
+      auto nodes = ProfileNodes(c.session->graph(), flags.backend, t, flags.profile_nodes);
+      if (!nodes.ok()) {
+        fmt::print(stderr, "{}: {}\n", m, nodes.status().ToString());
+        return 1;
+      }
+      std::vector<double> runs;
+      for (int r = 0; r < flags.profile_nodes + 2; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto out = c.session->Run(c.inputs);
+        if (!out.ok()) return 1;
+        if (r >= 2)
+          runs.push_back(
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                  .count());
+      }
+      std::sort(runs.begin(), runs.end());
+      fmt::print("# {} threads={} backend={}\n", m, t, runtime::BackendName(flags.backend));
+      for (const NodeTiming& n : *nodes)
+        fmt::print("node\t{}\t{}\t{}\t{:.4f}\n", n.op_type, n.impl, n.name, n.ms);
+      fmt::print("model\t{:.4f}\n", runs[runs.size() / 2]);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace wbs::bench
+
+int main(int argc, char** argv) {
+  using namespace wbs::bench;
+  benchmark::Initialize(&argc, argv);
+  Flags flags;
+  flags.models = wbs::zoo::ModelNames();
+  if (!ParseFlags(argc, argv, flags)) {
+    fmt::print(stderr,
+               "usage: wbs_bench_models [benchmark flags] [--models=a,b] [--threads=1,2] "
+               "[--backend=fast|reference] [--fixed_iterations=N] [--profile_nodes=R]\n");
+    return 2;
+  }
+  if (flags.profile_nodes > 0) return PrintNodeProfile(flags);
+  for (const std::string& m : flags.models) {
+    auto* b = benchmark::RegisterBenchmark(("model/" + m).c_str(), BM_Model, m, flags.backend);
+    for (int t : flags.threads) b->Arg(t);
+    b->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (flags.fixed_iterations > 0) {
+      b->Iterations(flags.fixed_iterations);
+      g_mark_timed_runs = true;
+    }
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
