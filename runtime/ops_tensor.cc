@@ -32,10 +32,13 @@ class RefOperator final : public Operator {
       const Tensor* t = outputs[i];
       if (!t) continue;
       const ir::ValueInfo& want = out_infos_[i];
+      // A mismatch means the output was allocated from a shape the inputs
+      // do not produce, e.g. a wrong shape declared in the model.
       if (t->dtype() != want.dtype || !want.has_shape || t->shape() != want.shape) {
-        return Internal("{}: output {} was allocated as {}, the shape rule gives {}{}",
-                        node_.Describe(), i, t->Describe(), DTypeName(want.dtype),
-                        want.has_shape ? ShapeToString(want.shape) : std::string("[rank ?]"));
+        return InvalidArgument(
+            "{}: output {} is {}, but its inputs give {}{}", node_.Describe(), i, t->Describe(),
+            DTypeName(want.dtype),
+            want.has_shape ? ShapeToString(want.shape) : std::string("[rank ?]"));
       }
     }
     return fn_(RunArgs{node_, inputs, in_infos_, outputs});

@@ -313,5 +313,26 @@ TEST(ElementwiseCast, UnsupportedTypesAreUnimplemented) {
   EXPECT_TRUE(IsError(r.status(), StatusCode::kInvalidArgument, {"'to'"}));
 }
 
+// Outputs allocated from a shape the inputs do not produce (e.g. a wrong
+// declared shape) are refused before any kernel writes to them.
+TEST(RefOperator, RejectsOutputsThatDisagreeWithTheShapeRule) {
+  ir::Graph g;
+  ir::Node* n = g.AddNode(
+      "Add", {g.AddInput("a", DType::kF32, {2}), g.AddInput("b", DType::kF32, {2})}, 1, "add0");
+  runtime::OpCreateArgs args;
+  args.node = n;
+  args.backend = runtime::Backend::kReference;
+  for (ir::Value* v : n->inputs) args.inputs.push_back(ir::ValueInfo::FromValue(v));
+  auto op = runtime::CreateOperator(args);
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  const Tensor a = F32({2}, {1, 2}), b = F32({2}, {3, 4});
+  Tensor wrong(DType::kF32, {3});
+  Status st = (*op)->Run({&a, &b}, {&wrong}, runtime::ExecContext());
+  EXPECT_TRUE(IsError(st, StatusCode::kInvalidArgument, {"Add node 'add0'", "f32[3]", "f32[2]"}));
+  Tensor right(DType::kF32, {2});
+  EXPECT_TRUE((*op)->Run({&a, &b}, {&right}, runtime::ExecContext()).ok());
+  EXPECT_TRUE(Near(right, F32({2}, {4, 6})));
+}
+
 }  // namespace
 }  // namespace wbs::tensor_test
