@@ -92,10 +92,6 @@ const std::map<std::string, UnaryDef>& UnaryDefs() {
   return defs;
 }
 
-DType InputType(const OpCreateArgs& a, size_t i) {
-  return i < a.inputs.size() ? a.inputs[i].dtype : DType::kUndefined;
-}
-
 Result<RunFn> MakeUnary(const OpCreateArgs& a) {
   const ir::Node& node = *a.node;
   const UnaryDef& def = UnaryDefs().at(node.op_type);

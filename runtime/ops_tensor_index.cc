@@ -17,10 +17,6 @@ namespace {
 
 namespace k = wbs::kernels::ref;
 
-DType InputType(const OpCreateArgs& a, size_t i) {
-  return i < a.inputs.size() ? a.inputs[i].dtype : DType::kUndefined;
-}
-
 Result<RunFn> MakeSlice(const OpCreateArgs& a) {
   return RunFn([](const RunArgs& r) -> Status {
     WBS_ASSIGN_OR_RETURN(ir::SliceParams p, ir::ResolveSlice(r.node, r.in_infos));

@@ -73,6 +73,11 @@ bool VisitFloat(DType t, F&& f) {
   return false;
 }
 
+// dtype of input i at creation (kUndefined if absent).
+inline DType InputType(const OpCreateArgs& a, size_t i) {
+  return i < a.inputs.size() ? a.inputs[i].dtype : DType::kUndefined;
+}
+
 // Unimplemented "<node>: no reference kernel for type <t>".
 Status NoKernelFor(const ir::Node& node, DType t);
 

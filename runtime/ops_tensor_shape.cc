@@ -215,7 +215,7 @@ Result<RunFn> MakeConstant(const OpCreateArgs& a) {
 
 // Range: out[i] = start + i * delta, computed in the element type.
 Result<RunFn> MakeRange(const OpCreateArgs& a) {
-  const DType t = a.inputs.empty() ? DType::kUndefined : a.inputs[0].dtype;
+  const DType t = InputType(a, 0);
   if (!VisitNumeric(t, []<typename>() {})) return NoKernelFor(*a.node, t);
   return RunFn([t](const RunArgs& r) {
     VisitNumeric(t, [&]<typename T>() {

@@ -77,8 +77,7 @@ void Act(ActivationKind kind, float alpha, float beta, const T* x, T* y, int64_t
 
 template <typename T>
 void UnaryFloat(UnaryOp op, const UnaryParams& p, const T* x, T* y, int64_t n) {
-  const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta),
-          gamma = static_cast<T>(p.gamma);
+  const T alpha = static_cast<T>(p.alpha), gamma = static_cast<T>(p.gamma);
   switch (op) {
     case UnaryOp::kLeakyRelu:
       return Act(ActivationKind::kLeakyRelu, p.alpha, 0.0f, x, y, n);
@@ -147,7 +146,6 @@ void UnaryFloat(UnaryOp op, const UnaryParams& p, const T* x, T* y, int64_t n) {
     default:
       assert(false && "not a float unary op");
   }
-  (void)beta;
 }
 
 }  // namespace
