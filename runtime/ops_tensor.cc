@@ -12,7 +12,9 @@ namespace {
 
 class RefOperator final : public Operator {
  public:
-  RefOperator(const ir::Node& node, RunFn fn) : node_(node), fn_(std::move(fn)) {
+  RefOperator(const ir::Node& node, const std::vector<ir::ValueInfo>& inputs, RunFn fn)
+      : node_(node), fn_(std::move(fn)) {
+    for (const ir::ValueInfo& v : inputs) created_types_.push_back(v.dtype);
     // Keep the attributes, name and opset; the value pointers may not outlive
     // creation (constant folding evaluates a node it then erases).
     std::fill(node_.inputs.begin(), node_.inputs.end(), nullptr);
@@ -21,6 +23,14 @@ class RefOperator final : public Operator {
 
   Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
              const ExecContext& ctx) override {
+    // Run functions dispatch on the dtypes the factory validated.
+    for (size_t i = 0; i < inputs.size() && i < created_types_.size(); ++i) {
+      const DType want = created_types_[i];
+      if (inputs[i] && want != DType::kUndefined && inputs[i]->dtype() != want) {
+        return InvalidArgument("{}: input {} is {}, the operator was created for {}",
+                               node_.Describe(), i, inputs[i]->Describe(), DTypeName(want));
+      }
+    }
     in_infos_.clear();
     for (const Tensor* t : inputs) in_infos_.push_back(ir::ValueInfo::FromTensor(t));
     WBS_RETURN_IF_ERROR(ir::InferNode(node_, in_infos_, out_infos_));
@@ -48,6 +58,7 @@ class RefOperator final : public Operator {
 
  private:
   ir::Node node_;
+  std::vector<DType> created_types_;
   RunFn fn_;
   std::vector<ir::ValueInfo> in_infos_, out_infos_;
 };
@@ -59,7 +70,7 @@ void RegisterRef(const std::string& op_type, MakeFn make) {
       op_type, Backend::kReference,
       [make = std::move(make)](const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
         WBS_ASSIGN_OR_RETURN(RunFn fn, make(args));
-        return std::unique_ptr<Operator>(new RefOperator(*args.node, std::move(fn)));
+        return std::unique_ptr<Operator>(new RefOperator(*args.node, args.inputs, std::move(fn)));
       });
 }
 

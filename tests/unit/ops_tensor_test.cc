@@ -314,7 +314,8 @@ TEST(ElementwiseCast, UnsupportedTypesAreUnimplemented) {
 }
 
 // Outputs allocated from a shape the inputs do not produce (e.g. a wrong
-// declared shape) are refused before any kernel writes to them.
+// declared shape), and inputs of another dtype than at creation, are refused
+// before any kernel touches them.
 TEST(RefOperator, RejectsOutputsThatDisagreeWithTheShapeRule) {
   ir::Graph g;
   ir::Node* n = g.AddNode(
@@ -329,6 +330,9 @@ TEST(RefOperator, RejectsOutputsThatDisagreeWithTheShapeRule) {
   Tensor wrong(DType::kF32, {3});
   Status st = (*op)->Run({&a, &b}, {&wrong}, runtime::ExecContext());
   EXPECT_TRUE(IsError(st, StatusCode::kInvalidArgument, {"Add node 'add0'", "f32[3]", "f32[2]"}));
+  const Tensor ai = I32({2}, {1, 2});
+  st = (*op)->Run({&ai, &b}, {&wrong}, runtime::ExecContext());
+  EXPECT_TRUE(IsError(st, StatusCode::kInvalidArgument, {"Add node 'add0'", "input 0", "i32[2]"}));
   Tensor right(DType::kF32, {2});
   EXPECT_TRUE((*op)->Run({&a, &b}, {&right}, runtime::ExecContext()).ok());
   EXPECT_TRUE(Near(right, F32({2}, {4, 6})));
