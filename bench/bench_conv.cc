@@ -2,13 +2,16 @@
 // each as a one-node session, batch 1: real time and GFLOP/s.
 //
 //   wbs_bench_conv [google-benchmark flags] [--csv=PATH] [--threads=1,2]
-//                  [--backend=fast|reference] [--verify=0]
+//                  [--backend=fast|reference] [--verify=0] [--export_onnx=DIR]
+//                  [--fixed_iterations=N]
 //
 // Benchmarks are named "conv/<cin..._cout..._k_s_p_HxW>/threads:<n>". The
 // "count" counter is how often the shape occurs in the model, so
 // sum(count * time) is ResNet-50's total conv time at this thread count.
 // At start-up the CSV is checked against zoo::BuildModel("resnet50") (the
 // data file must describe the model we ship); a mismatch is an error.
+// --export_onnx=DIR writes each one-node conv graph to DIR/conv_<shape>.onnx
+// (for timing ONNX Runtime on the same layers) instead of benchmarking.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "onnx/model_io.h"
 #include "runtime/session.h"
 #include "zoo/zoo.h"
 
@@ -28,6 +32,7 @@ namespace wbs::bench {
 namespace {
 
 constexpr uint64_t kSeed = 11;
+constexpr int kWarmupRuns = 2;  // untimed runs after session creation
 
 struct Cached {
   std::string key;
@@ -53,6 +58,7 @@ Status Prepare(const ConvShape& s, int threads, runtime::Backend backend) {
     so.num_threads = threads;
     WBS_ASSIGN_OR_RETURN(c.session, runtime::Session::Create(*graph, so));
     c.inputs = {RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2)};
+    for (int r = 0; r < kWarmupRuns; ++r) WBS_RETURN_IF_ERROR(c.session->Run(c.inputs).status());
     return Status::Ok();
   }();
   return c.status;
@@ -120,6 +126,8 @@ int main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   runtime::Backend backend = runtime::Backend::kFast;
   bool verify = true;
+  int64_t fixed_iterations = 0;  // > 0: exactly this many runs per repetition
+  std::string export_dir;        // non-empty: write each conv as ONNX there and exit
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto eq = a.find('=');
@@ -132,12 +140,17 @@ int main(int argc, char** argv) {
       for (const std::string& t : SplitList(val)) threads.push_back(std::stoi(t));
     } else if (key == "--backend" && (val == "fast" || val == "reference")) {
       backend = val == "fast" ? runtime::Backend::kFast : runtime::Backend::kReference;
+    } else if (key == "--export_onnx") {
+      export_dir = val;
+    } else if (key == "--fixed_iterations") {
+      fixed_iterations = std::stoll(val);
     } else if (key == "--verify") {
       verify = val != "0" && val != "false";
     } else {
-      fmt::print(stderr,
-                 "usage: wbs_bench_conv [benchmark flags] [--csv=PATH] [--threads=1,2] "
-                 "[--backend=fast|reference] [--verify=0]\n");
+      fmt::print(
+          stderr,
+          "usage: wbs_bench_conv [benchmark flags] [--csv=PATH] [--threads=1,2] "
+          "[--backend=fast|reference] [--verify=0] [--export_onnx=DIR] [--fixed_iterations=N]\n");
       return 2;
     }
   }
@@ -155,10 +168,25 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (!export_dir.empty()) {
+    // The same one-node graphs (same seeds) for ONNX Runtime: scripts/bench.sh
+    // times them with tools/ort/run.js for a per-layer comparison.
+    for (const ConvShape& s : *shapes) {
+      std::string path = fmt::format("{}/conv_{}.onnx", export_dir, s.Name());
+      Status st = onnxio::ExportModel(*BuildConvGraph(s, kSeed), path);
+      if (!st.ok()) {
+        fmt::print(stderr, "wbs_bench_conv: {}\n", st.ToString());
+        return 1;
+      }
+      fmt::print("{}\n", path);
+    }
+    return 0;
+  }
   for (const ConvShape& s : *shapes) {
     auto* b = benchmark::RegisterBenchmark(("conv/" + s.Name()).c_str(), BM_Conv, s, backend);
     for (int t : threads) b->Arg(t);
     b->ArgName("threads")->Unit(benchmark::kMicrosecond)->UseRealTime();
+    if (fixed_iterations > 0) b->Iterations(fixed_iterations);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -3,19 +3,24 @@
 #
 #   bash scripts/bench.sh BUILD_DIR        (make bench = build/release)
 #
-# 1. Whole models, batch 1, 1 and 2 threads: wbs_bench_models (Google
-#    Benchmark, fast/oneDNN session) and, right after each, ONNX Runtime on
-#    the same ONNX file (tools/ort/run.js, warm-up 3); wbs and ORT alternate
-#    for BENCH_ROUNDS rounds per (model, threads) so machine noise hits both
-#    alike; medians over all rounds.
-# 2. wbs_bench_conv: ResNet-50's distinct conv shapes, GFLOP/s, 5 repetitions.
-# 3. Where ResNet-50's time goes (1 thread): oneDNN's verbose log for wbs
-#    (per-primitive times: convolutions vs reorders vs the rest) and ORT's
-#    own profiler (per op type).
+# Statistic, both sides alike: the median of single timed runs after warm-up
+# runs. wbs: Google Benchmark with --fixed_iterations=1, so each of
+# --benchmark_repetitions is one run; ORT: tools/ort/run.js --warmup 3, each
+# --repeat is one run. On a shared machine a mean over a time window would
+# fold other processes' bursts into one side only.
+#
+# 1. Whole models, batch 1, 1 and 2 threads: wbs_bench_models (fast backend =
+#    oneDNN) then ORT on the ONNX file `wbs zoo` wrote, alternating for
+#    BENCH_ROUNDS rounds per (model, threads); medians over all rounds. At 2
+#    threads wbs also runs with OMP_WAIT_POLICY=passive (see the report).
+# 2. ResNet-50's distinct conv layers: wbs_bench_conv (GFLOP/s) and ORT on
+#    the same one-node graphs (wbs_bench_conv --export_onnx), alternating.
+# 3. Where ResNet-50's time goes (1 thread): oneDNN's verbose log (per
+#    primitive), wbs per-node timings (--profile_nodes) and ORT's profiler.
 # Raw results go to BUILD_DIR/bench_results/; tools/ort/bench_report.js turns
-# them into the report. Env: BENCH_MODELS, BENCH_THREADS ("1 2"),
-# BENCH_REPETITIONS (5 per round), BENCH_ORT_REPEAT (10 per round), BENCH_ROUNDS (3),
-# BENCH_OUT (docs/BENCHMARKS.md).
+# them into the report (the "notes" block of the old report is kept).
+# Env: BENCH_MODELS, BENCH_THREADS ("1 2"), BENCH_REPETITIONS (10 runs per
+# round), BENCH_ROUNDS (3), BENCH_CONV (1; 0 skips 2.), BENCH_OUT.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -30,13 +35,14 @@ BM_CONV=$BUILD/bench/wbs_bench_conv
 ORT=$ROOT/tools/ort
 MODELS=${BENCH_MODELS:-"resnet18 resnet50 vgg16 inception_v3 mobilenet_v2 fmnist_resnet"}
 THREADS=${BENCH_THREADS:-"1 2"}
-REPS=${BENCH_REPETITIONS:-5}
-ORT_REPEAT=${BENCH_ORT_REPEAT:-10}
+REPS=${BENCH_REPETITIONS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
+RUN_CONV=${BENCH_CONV:-1}
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 WEIGHT_SEED=1  # = kWeightSeed in bench/bench_models.cc
+INPUT_SEED=7
 PROFILE_MODEL=resnet50
-PROFILE_RUNS=20
+PROFILE_RUNS=20  # = the runs bench_report.js divides the oneDNN log by
 
 for f in "$WBS" "$BM_MODELS" "$BM_CONV"; do
   [ -x "$f" ] || { echo "bench: missing $f (build first: cmake --build $1)" >&2; exit 2; }
@@ -45,59 +51,66 @@ done
 
 R=$BUILD/bench_results
 rm -rf "$R"
-mkdir -p "$R/models" "$R/onnx" "$R/profile"
-# Every repetition is kept in the JSON (the report pools them across rounds).
-GB_FLAGS=(--benchmark_repetitions="$REPS" --benchmark_out_format=json)
+mkdir -p "$R/models" "$R/onnx" "$R/conv" "$R/profile"
+WBS_FLAGS=(--fixed_iterations=1 --benchmark_repetitions="$REPS" --benchmark_out_format=json)
+ORT_FLAGS=(--warmup 3 --repeat "$REPS")
 CMDS=$R/commands.txt
 : >"$CMDS"
 log() { echo "[bench] $*" >&2; }
-# rec CMD...: records a command for the report, then runs it.
+# rec CMD...: records a command for the report (first of each kind only),
+# then runs it.
 rec() {
   echo "$*" | sed "s|$ROOT/||g" >>"$CMDS"
   "$@"
 }
 
 # --- 1. whole models -------------------------------------------------------
-# BENCH_ROUNDS rounds; in each, wbs (all repetitions) then ORT per (model,
-# threads). The report takes the median over every repetition / timed run of
-# all rounds.
 for m in $MODELS; do
   rec "$WBS" zoo "$m" -o "$R/onnx/$m.onnx" --batch 1 --seed "$WEIGHT_SEED" >/dev/null
-  inputs=$(node "$ORT/gen_input.js" --model "$R/onnx/$m.onnx" --seed 7 --outdir "$R/onnx/${m}_in")
+  inputs=$(node "$ORT/gen_input.js" --model "$R/onnx/$m.onnx" --seed "$INPUT_SEED" --outdir "$R/onnx/${m}_in")
   for t in $THREADS; do
     for k in $(seq "$ROUNDS"); do
-      log "$m, $t thread(s), round $k: wbs"
-      rec "$BM_MODELS" --models="$m" --threads="$t" "${GB_FLAGS[@]}" \
+      log "$m, $t thread(s), round $k/$ROUNDS"
+      rec "$BM_MODELS" --models="$m" --threads="$t" "${WBS_FLAGS[@]}" \
         --benchmark_out="$R/models/wbs_${m}_t${t}_r$k.json" >/dev/null
       if [ "$t" -gt 1 ]; then
         # libgomp spins at barriers by default; on a loaded machine a spinning
         # thread waits for a descheduled partner. Measured both ways.
-        log "$m, $t threads, round $k: wbs, OMP_WAIT_POLICY=passive"
-        rec env OMP_WAIT_POLICY=passive "$BM_MODELS" --models="$m" --threads="$t" "${GB_FLAGS[@]}" \
+        rec env OMP_WAIT_POLICY=passive "$BM_MODELS" --models="$m" --threads="$t" "${WBS_FLAGS[@]}" \
           --benchmark_out="$R/models/wbs_${m}_t${t}_passive_r$k.json" >/dev/null
       fi
-      log "$m, $t thread(s), round $k: onnxruntime"
-      rec node "$ORT/run.js" "$R/onnx/$m.onnx" --inputs "$inputs" --threads "$t" --warmup 3 \
-        --repeat "$ORT_REPEAT" >"$R/models/ort_${m}_t${t}_r$k.json"
+      rec node "$ORT/run.js" "$R/onnx/$m.onnx" --inputs "$inputs" --threads "$t" "${ORT_FLAGS[@]}" \
+        >"$R/models/ort_${m}_t${t}_r$k.json"
     done
   done
 done
 
 # --- 2. conv layers ----------------------------------------------------------
-log "ResNet-50 conv layers"
-rec "$BM_CONV" --threads="$(echo $THREADS | tr ' ' ',')" "${GB_FLAGS[@]}" --benchmark_out="$R/conv.json" >/dev/null
+if [ "$RUN_CONV" != 0 ]; then
+  log "ResNet-50 conv layers"
+  # Checks the CSV against the zoo's ResNet-50 once, then exports the layers.
+  rec "$BM_CONV" --export_onnx="$R/conv" >"$R/conv/files.txt"
+  while read -r f; do
+    shape=$(basename "$f" .onnx)
+    shape=${shape#conv_}
+    inputs=$(node "$ORT/gen_input.js" --model "$f" --seed "$INPUT_SEED" --outdir "$R/conv/in_$shape")
+    for t in $THREADS; do
+      rec "$BM_CONV" --verify=0 --benchmark_filter="^conv/$shape/threads:$t/" --threads="$t" "${WBS_FLAGS[@]}" \
+        --benchmark_out="$R/conv/wbs_${shape}_t$t.json" >/dev/null
+      rec node "$ORT/run.js" "$f" --inputs "$inputs" --threads "$t" "${ORT_FLAGS[@]}" >"$R/conv/ort_${shape}_t$t.json"
+    done
+  done <"$R/conv/files.txt"
+fi
 
 # --- 3. ResNet-50 profile (1 thread) ------------------------------------------
 if [[ " $MODELS " == *" $PROFILE_MODEL "* ]]; then
-  log "$PROFILE_MODEL profile: oneDNN verbose"
+  log "$PROFILE_MODEL profile"
   # oneDNN 2.x reads DNNL_VERBOSE, 3.x ONEDNN_VERBOSE; exactly PROFILE_RUNS runs.
   rec env DNNL_VERBOSE=1 ONEDNN_VERBOSE=1 "$BM_MODELS" --models="$PROFILE_MODEL" --threads=1 \
-    --fixed_iterations="$PROFILE_RUNS" --benchmark_repetitions=1 >"$R/profile/dnnl_verbose.log"
-  log "$PROFILE_MODEL profile: per-node timings"
+    --fixed_iterations="$PROFILE_RUNS" --benchmark_repetitions=1 --mark_timed_runs >"$R/profile/dnnl_verbose.log"
   rec "$BM_MODELS" --models="$PROFILE_MODEL" --threads=1 --profile_nodes=9 >"$R/profile/nodes.txt"
-  log "$PROFILE_MODEL profile: onnxruntime profiler"
-  inputs=$(node "$ORT/gen_input.js" --model "$R/onnx/$PROFILE_MODEL.onnx" --seed 7 --outdir "$R/profile/in")
-  rec node "$ORT/run.js" "$R/onnx/$PROFILE_MODEL.onnx" --inputs "$inputs" --threads 1 --warmup 0 \
+  inputs=$(node "$ORT/gen_input.js" --model "$R/onnx/$PROFILE_MODEL.onnx" --seed "$INPUT_SEED" --outdir "$R/profile/in")
+  rec node "$ORT/run.js" "$R/onnx/$PROFILE_MODEL.onnx" --inputs "$inputs" --threads 1 --warmup 3 \
     --repeat "$PROFILE_RUNS" --profile "$R/profile/ortprof" \
     --save-optimized "$R/profile/ort_optimized.onnx" >"$R/profile/ort_run.json"
 fi
@@ -118,6 +131,9 @@ fi
   echo "ort=$(node -e 'console.log(require(process.argv[1] + "/node_modules/onnxruntime-node/package.json").version)' "$ORT")"
   echo "node=$(node --version)"
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "reps=$REPS"
+  echo "rounds=$ROUNDS"
+  echo "profile_runs=$PROFILE_RUNS"
 } >"$R/machine.txt"
 
 node "$ORT/bench_report.js" "$R" --notes "$OUT_MD" >"$OUT_MD.tmp"

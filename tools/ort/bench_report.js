@@ -24,6 +24,9 @@ function readJson(file) {
   }
 }
 
+// "model/resnet50/threads:1/iterations:1/real_time" -> "model/resnet50/threads:1".
+const benchName = (b) => (b.run_name || b.name).replace(/\/real_time$/, '').replace(/\/iterations:\d+$/, '');
+
 const fmt = (x, d = 2) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a' : Number(x).toFixed(d));
 
 // Google Benchmark JSON -> Map(run_name -> {median (in ms), unit, label, counters, error}).
@@ -33,7 +36,7 @@ function gbMedians(file) {
   if (!j || !j.benchmarks) return out;
   const toMs = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3 };
   for (const b of j.benchmarks) {
-    const name = (b.run_name || b.name).replace(/\/real_time$/, '');
+    const name = benchName(b);
     if (b.error_occurred) {
       out.set(name, { error: b.error_message || 'error' });
       continue;
@@ -79,7 +82,7 @@ function gbSamples(files, name) {
     const j = readJson(f);
     if (!j || !j.benchmarks) continue;
     for (const b of j.benchmarks) {
-      if ((b.run_name || b.name).replace(/\/real_time$/, '') !== name) continue;
+      if (benchName(b) !== name) continue;
       if (b.error_occurred) {
         res.error = b.error_message || 'error';
         continue;
@@ -87,6 +90,8 @@ function gbSamples(files, name) {
       if (b.run_type === 'aggregate') continue;
       res.samples.push(b.real_time * (toMs[b.time_unit] || 1));
       res.label = b.label || res.label;
+      if (b.MFLOP !== undefined) res.mflop = b.MFLOP;
+      if (b.count !== undefined) res.count = b.count;
     }
   }
   return res;
@@ -147,55 +152,58 @@ function modelsSection(R, lines) {
 }
 
 function convSection(R, lines, modelMs) {
-  const gb = gbMedians(path.join(R, 'conv.json'));
-  // run_name "conv/<shape>/threads:<n>"
-  const shapes = new Map();
-  const threadSet = new Set();
-  for (const [name, v] of gb) {
-    const m = /^conv\/(.+)\/threads:(\d+)$/.exec(name);
-    if (!m) continue;
-    if (!shapes.has(m[1])) shapes.set(m[1], new Map());
-    shapes.get(m[1]).set(Number(m[2]), v);
-    threadSet.add(Number(m[2]));
-  }
-  if (shapes.size === 0) {
+  const dir = path.join(R, 'conv');
+  const listFile = path.join(dir, 'files.txt');
+  if (!fs.existsSync(listFile)) {
     lines.push('_No conv results (wbs_bench_conv failed or was not run)._');
     return;
   }
+  const shapes = fs.readFileSync(listFile, 'utf8').split('\n').filter((l) => l.trim())
+    .map((f) => path.basename(f, '.onnx').replace(/^conv_/, ''));
+  const threadSet = new Set();
+  for (const f of fs.readdirSync(dir)) {
+    const m = /^wbs_.+_t(\d+)\.json$/.exec(f);
+    if (m) threadSet.add(Number(m[1]));
+  }
   const threads = [...threadSet].sort((a, b) => a - b);
-  const head = ['layer', 'shape (cin, cout, k, stride, pad, HxW)', 'count'];
-  for (const t of threads) head.push(`µs (${t}T)`, `GFLOP/s (${t}T)`);
-  head.push('implementation');
+  const head = ['layer', 'cin, cout, k, stride, pad, HxW', 'count'];
+  for (const t of threads) head.push(`wbs µs (${t}T)`, `GFLOP/s (${t}T)`, `ORT µs (${t}T)`, `wbs / ORT (${t}T)`);
+  head.push('wbs implementation');
   lines.push(`| ${head.join(' | ')} |`);
   lines.push(`|${head.map((h, i) => (i < 2 || i === head.length - 1 ? '---' : '---:')).join('|')}|`);
-  const totals = Object.fromEntries(threads.map((t) => [t, 0]));
-  for (const [shape, byT] of shapes) {
-    const any = [...byT.values()].find((v) => !v.error) || {};
-    const label = any.label || '';
+  const totals = Object.fromEntries(threads.map((t) => [t, { wbs: 0, ort: 0 }]));
+  for (const shape of shapes) {
+    const m = /^cin(\d+)_cout(\d+)_k(\d+)_s(\d+)_p(\d+)_(\d+x\d+)$/.exec(shape);
+    const pretty = m ? `${m[1]}, ${m[2]}, ${m[3]}, ${m[4]}, ${m[5]}, ${m[6]}` : shape;
+    let label = '';
+    let count = 1;
+    const cells = [];
+    for (const t of threads) {
+      const w = gbSamples([path.join(dir, `wbs_${shape}_t${t}.json`)], `conv/${shape}/threads:${t}`);
+      const o = readJson(path.join(dir, `ort_${shape}_t${t}.json`));
+      const wms = median(w.samples);
+      const oms = o && o.latency_ms ? o.latency_ms.median : undefined;
+      if (w.label) label = w.label;
+      if (w.count !== undefined) count = w.count;
+      const gf = wms && w.mflop ? w.mflop / wms : undefined;  // MFLOP / ms = GFLOP/s
+      cells.push(fmt(wms !== undefined ? wms * 1e3 : undefined, 0), fmt(gf, 1),
+        fmt(oms !== undefined ? oms * 1e3 : undefined, 0), fmt(wms && oms ? wms / oms : undefined));
+      if (wms !== undefined && oms !== undefined) {
+        totals[t].wbs += count * wms;
+        totals[t].ort += count * oms;
+      }
+    }
     const sp = label.indexOf(' ');
     const layer = sp > 0 ? label.slice(0, sp) : label;
     const impl = sp > 0 ? label.slice(sp + 1) : '';
-    const m = /^cin(\d+)_cout(\d+)_k(\d+)_s(\d+)_p(\d+)_(\d+x\d+)$/.exec(shape);
-    const pretty = m ? `${m[1]}, ${m[2]}, ${m[3]}, ${m[4]}, ${m[5]}, ${m[6]}` : shape;
-    const count = any.count !== undefined ? any.count : 1;
-    const row = [layer, pretty, count];
-    for (const t of threads) {
-      const v = byT.get(t);
-      if (!v || v.error) {
-        row.push('n/a', v && v.error ? 'error' : 'n/a');
-        continue;
-      }
-      row.push(fmt(v.ms * 1e3, 1), fmt(v.gflops, 1));
-      totals[t] += count * v.ms;
-    }
-    row.push(impl);
-    lines.push(`| ${row.join(' | ')} |`);
+    lines.push(`| ${[layer, pretty, count, ...cells, impl].join(' | ')} |`);
   }
   lines.push('');
   for (const t of threads) {
     const whole = modelMs[t];
-    lines.push(`- ${t} thread(s): the 53 convolutions timed alone sum to **${fmt(totals[t])} ms**` +
-      (whole ? ` (whole ResNet-50 in wbs: ${fmt(whole)} ms).` : '.'));
+    lines.push(`- ${t} thread(s): the 53 convolutions timed alone (count x median) sum to **${fmt(totals[t].wbs)} ms** ` +
+      `in wbs and **${fmt(totals[t].ort)} ms** in ORT (ratio ${fmt(totals[t].ort ? totals[t].wbs / totals[t].ort : undefined)})` +
+      (whole ? `; whole ResNet-50 in wbs: ${fmt(whole)} ms.` : '.'));
   }
 }
 
@@ -209,7 +217,10 @@ function dnnlProfile(file, runs) {
   const all = fs.readFileSync(file, 'utf8').split('\n');
   const start = all.map((l) => l.startsWith('wbs_bench: timed runs start')).lastIndexOf(true);
   if (start < 0) return null;
+  let runMs;  // Google Benchmark's own time for the verbose runs (console line)
   for (const line of all.slice(start + 1)) {
+    const gb = /^model\/\S+\/real_time\s+([\d.]+) ms/.exec(line);
+    if (gb) runMs = Number(gb[1]);
     if (!/^(dnnl|onednn)_verbose,exec,/.test(line)) continue;
     const f = line.split(',');
     const kind = f[3];
@@ -232,7 +243,7 @@ function dnnlProfile(file, runs) {
     lines += 1;
   }
   if (lines === 0) return null;
-  return { groups, total: total / runs, runs, perRun: (g) => g.ms / runs };
+  return { groups, total: total / runs, runs, runMs };
 }
 
 // ORT profiler trace: per op type kernel time.
@@ -284,8 +295,7 @@ function nodeProfile(file) {
   return groups.size ? { groups, total, model } : null;
 }
 
-function profileSection(R, lines, wbsMs, ortMs) {
-  const runs = 20;
+function profileSection(R, lines, wbsMs, ortMs, runs) {
   const dn = dnnlProfile(path.join(R, 'profile', 'dnnl_verbose.log'), runs);
   const op = ortProfile(path.join(R, 'profile'));
   if (!dn && !op) {
@@ -293,17 +303,18 @@ function profileSection(R, lines, wbsMs, ortMs) {
     return;
   }
   if (dn) {
-    lines.push(`**wbs** (oneDNN verbose, ${runs} runs; model median ${fmt(wbsMs)} ms without verbose):`);
+    lines.push(`**wbs** (oneDNN verbose log of ${runs} runs, which took ${fmt(dn.runMs)} ms per run; ` +
+      `${fmt(wbsMs)} ms without the log in the table above):`);
     lines.push('');
-    lines.push('| oneDNN primitive (implementation) | calls / run | ms / run | % of model |');
+    lines.push('| oneDNN primitive (implementation) | calls / run | ms / run | % of run |');
     lines.push('|---|---:|---:|---:|');
     const rows = [...dn.groups.entries()].sort((a, b) => b[1].ms - a[1].ms);
     for (const [k, g] of rows) {
-      lines.push(`| ${k} | ${fmt(g.n / runs, 0)} | ${fmt(g.ms / runs)} | ${wbsMs ? fmt((100 * g.ms) / runs / wbsMs, 1) : 'n/a'} |`);
+      lines.push(`| ${k} | ${fmt(g.n / runs, 0)} | ${fmt(g.ms / runs)} | ${dn.runMs ? fmt((100 * g.ms) / runs / dn.runMs, 1) : 'n/a'} |`);
     }
-    if (wbsMs) {
-      const rest = wbsMs - dn.total;
-      lines.push(`| everything outside oneDNN (wbs operators, runtime) | | ${fmt(rest)} | ${fmt((100 * rest) / wbsMs, 1)} |`);
+    if (dn.runMs) {
+      const rest = dn.runMs - dn.total;
+      lines.push(`| everything outside oneDNN (wbs operators, runtime, logging) | | ${fmt(rest)} | ${fmt((100 * rest) / dn.runMs, 1)} |`);
     }
     lines.push('');
   }
@@ -371,11 +382,11 @@ function main() {
 
   L.push('## Whole models, batch 1');
   L.push('');
-  L.push('wbs: `wbs_bench_models` (fast backend = oneDNN, weights packed at session creation; a sample is one ' +
-    'Google Benchmark repetition, the mean of >= 0.5 s of runs). ORT: `tools/ort/run.js` on the ONNX file ' +
-    '`wbs zoo` wrote for the same model (graph optimization level `all`, intra-op threads = threads, inter-op 1, ' +
-    'sequential), 3 warm-up runs, a sample is one timed run. wbs and ORT ran alternately, in rounds, per row; ' +
-    'each number is the median of all samples of all rounds. Same random input for both.');
+  L.push('wbs: `wbs_bench_models` (fast backend = oneDNN; weights packed at session creation, 2 untimed warm-up ' +
+    'runs). ORT: `tools/ort/run.js` on the ONNX file `wbs zoo` wrote for the same model (graph optimization ' +
+    'level `all`, intra-op threads = threads, inter-op 1, sequential; 3 warm-up runs). Same random input. ' +
+    `A sample is one run on either side; wbs and ORT alternated for ${m.rounds || '?'} rounds of ${m.reps || '?'} ` +
+    'runs per row, and each number is the median of all samples.');
   L.push('');
   const results = modelsSection(R, L);
   L.push('');
@@ -391,16 +402,17 @@ function main() {
   L.push('## ResNet-50 conv layers (`wbs_bench_conv`)');
   L.push('');
   L.push('Each distinct conv shape of ResNet-50 (`bench/data/resnet50_convs.csv`, checked against the zoo model at ' +
-    'start-up) as a one-node fast-backend session with bias, no activation; batch 1, median of 5 repetitions. ' +
-    'Times include the plain <-> blocked activation reorders the operator does at its boundary. ' +
-    'GFLOP/s counts 2 FLOPs per multiply-add.');
+    'start-up) as a one-node graph with bias, no activation, batch 1: wbs fast backend (`wbs_bench_conv`) and ' +
+    'ORT on the same graph exported as ONNX (`wbs_bench_conv --export_onnx`), alternating per layer; medians of ' +
+    `${m.reps || '?'} single runs each. Both include their activation layout conversions at the layer boundary ` +
+    '(wbs: plain <-> blocked/nhwc reorders; ORT: its NCHWc reorder nodes). GFLOP/s counts 2 FLOPs per multiply-add.');
   L.push('');
   convSection(R, L, wbsR50);
   L.push('');
 
   L.push('## Where ResNet-50\'s time goes (1 thread)');
   L.push('');
-  profileSection(R, L, wbsR50[1], (results['resnet50/1'] || {}).ort);
+  profileSection(R, L, wbsR50[1], (results['resnet50/1'] || {}).ort, Number(m.profile_runs) || 20);
 
   L.push('## Notes');
   L.push('');
@@ -415,12 +427,28 @@ function main() {
 
   L.push('## Commands');
   L.push('');
-  L.push('`make bench` runs `bash scripts/bench.sh build/release`, which ran (paths relative to the repository; ' +
-    'BUILD = the build directory):');
+  L.push('`make bench` runs `bash scripts/bench.sh build/release`, which ran these commands (paths relative to the ' +
+    'repository; <model>, <layer>, <t> and round <k> stand for every value used):');
   L.push('');
   L.push('```');
   const cmds = fs.existsSync(path.join(R, 'commands.txt')) ? fs.readFileSync(path.join(R, 'commands.txt'), 'utf8') : '';
-  L.push(cmds.trim());
+  // One line per kind of command: rounds, layers, models and thread counts
+  // become placeholders.
+  const models = ['resnet18', 'resnet50', 'vgg16', 'inception_v3', 'mobilenet_v2', 'fmnist_resnet'];
+  const seenCmd = new Set();
+  for (const line of cmds.split('\n')) {
+    if (!line.trim()) continue;
+    let g = line.replace(/_r\d+\.json/g, '_r<k>.json')
+      .replace(/cin\d+_cout\d+_k\d+_s\d+_p\d+_\d+x\d+/g, '<layer>')
+    if (!/--profile|--mark_timed_runs|--profile_nodes/.test(g)) {
+      g = g.replace(/(--threads[= ])\d+/g, '$1<t>').replace(/_t\d+/g, '_t<t>').replace(/threads:\d+/g, 'threads:<t>');
+      for (const mm of models) g = g.split(mm).join('<model>');
+    }
+    if (!seenCmd.has(g)) {
+      seenCmd.add(g);
+      L.push(g);
+    }
+  }
   L.push('```');
   process.stdout.write(`${L.join('\n')}\n`);
 }
