@@ -30,8 +30,6 @@ bool AllF32(const OpCreateArgs& args, size_t n_inputs) {
   return !args.outputs.empty() && args.outputs[0].dtype == DType::kF32;
 }
 
-std::vector<int64_t> RowMajorStrides(const std::vector<int64_t>& dims) { return StridesOf(dims); }
-
 bool HasZeroDim(const Shape& s) {
   return std::any_of(s.begin(), s.end(), [](int64_t d) { return d == 0; });
 }
@@ -341,8 +339,8 @@ class DnnlMatMulOp final : public DnnlMatMulBase {
         spec.y_dims[r - 2] = m;
         spec.y_dims[r - 1] = n;
       }
-      spec.a_strides = RowMajorStrides(spec.a_dims);
-      spec.b_strides = RowMajorStrides(spec.b_dims);
+      spec.a_strides = StridesOf(spec.a_dims);
+      spec.b_strides = StridesOf(spec.b_dims);
       spec.activation = activation_;
       WBS_RETURN_IF_ERROR(Build(std::move(spec), &e,
                                 "A " + ShapeToString(a) + " B " + ShapeToString(b), threads));
