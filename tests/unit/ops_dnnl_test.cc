@@ -1,194 +1,17 @@
-// The oneDNN fast paths (runtime/ops_dnnl*.cc, kernels/dnnl/) against the
-// reference operators on random problems, plus the declines and errors.
-//
-// Random cases are reproducible: the seed is printed and WBS_TEST_SEED=<n>
-// replays it.
+// The oneDNN Conv/ConvTranspose fast paths (runtime/ops_dnnl_conv.cc,
+// kernels/dnnl/conv.*) against the reference operators on random problems,
+// every activation layout, sessions, and the declines and errors.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
-#include <memory>
-#include <random>
 #include <set>
-#include <string>
-#include <vector>
 
-#include <fmt/format.h>
-
-#include "core/tensor.h"
-#include "ir/graph.h"
-#include "ir/op_schema.h"
 #include "kernels/dnnl/conv.h"
-#include "kernels/ref/activation.h"
 #include "kernels/ref/conv.h"
-#include "runtime/operator.h"
+#include "runtime/session.h"
+#include "tests/unit/ops_dnnl_test_util.h"
 
 namespace wbs::dnnl_test {
 namespace {
-
-using runtime::Backend;
-using Attrs = std::map<std::string, ir::Attribute>;
-using Rng = std::mt19937;
-
-constexpr double kRelTol = 1e-4;
-
-uint32_t TestSeed() {
-  static const uint32_t seed = [] {
-    const char* env = std::getenv("WBS_TEST_SEED");
-    const uint32_t s = env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10))
-                           : std::random_device{}();
-    std::printf("ops_dnnl_test: seed %u (replay with WBS_TEST_SEED=%u)\n", s, s);
-    return s;
-  }();
-  return seed;
-}
-
-int64_t Uniform(Rng& rng, int64_t lo, int64_t hi) {
-  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-}
-float UniformF(Rng& rng, float lo, float hi) {
-  return std::uniform_real_distribution<float>(lo, hi)(rng);
-}
-bool Chance(Rng& rng, double p) { return std::bernoulli_distribution(p)(rng); }
-
-Tensor RandomTensor(Shape shape, Rng& rng) {
-  Tensor t(DType::kF32, std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = UniformF(rng, -1.0f, 1.0f);
-  return t;
-}
-
-// One operand of a test node: a run-time input (optionally with an unknown
-// batch dim at creation) or a constant initializer.
-struct Operand {
-  Tensor t;
-  bool constant = false;
-  bool dynamic_batch = false;
-};
-
-// A one-node graph with its operator creation arguments.
-struct Prepared {
-  std::unique_ptr<ir::Graph> graph;
-  ir::Node* node = nullptr;
-  runtime::OpCreateArgs args;
-  Shape out_shape;
-};
-
-Result<Prepared> Prepare(const std::string& op, const std::vector<Operand>& operands,
-                         const Attrs& attrs) {
-  Prepared p;
-  p.graph = std::make_unique<ir::Graph>();
-  ir::Graph& g = *p.graph;
-  std::vector<ir::Value*> ins;
-  for (size_t i = 0; i < operands.size(); ++i) {
-    const Operand& o = operands[i];
-    const std::string name = "in" + std::to_string(i);
-    if (!o.t.defined()) {
-      ins.push_back(nullptr);
-    } else if (o.constant) {
-      ins.push_back(g.AddConstant(name, o.t));
-    } else {
-      Shape s = o.t.shape();
-      if (o.dynamic_batch) s[0] = -1;
-      ins.push_back(g.AddInput(name, o.t.dtype(), s));
-    }
-  }
-  p.node = g.AddNode(op, ins, 1, "n0");
-  p.node->attrs = attrs;
-  g.outputs.push_back(p.node->outputs[0]);
-  WBS_RETURN_IF_ERROR(ir::InferShapes(g));
-  p.args.node = p.node;
-  for (ir::Value* v : ins) p.args.inputs.push_back(ir::ValueInfo::FromValue(v));
-  p.args.outputs.push_back(ir::ValueInfo::FromValue(p.node->outputs[0]));
-  // The run-time output shape, from the concrete operands.
-  std::vector<ir::ValueInfo> concrete, out;
-  for (const Operand& o : operands) concrete.push_back(ir::ValueInfo::FromTensor(&o.t));
-  WBS_RETURN_IF_ERROR(ir::InferNode(*p.node, concrete, out));
-  p.out_shape = out[0].shape;
-  return p;
-}
-
-Result<std::unique_ptr<runtime::Operator>> CreateOp(const Prepared& p, Backend backend) {
-  runtime::OpCreateArgs args = p.args;
-  args.backend = backend;
-  return runtime::CreateOperator(args);
-}
-
-Result<Tensor> RunOp(runtime::Operator& op, const std::vector<Operand>& operands,
-                     const Shape& out_shape, int threads = 1) {
-  std::vector<const Tensor*> ins;
-  for (const Operand& o : operands) ins.push_back(o.t.defined() ? &o.t : nullptr);
-  Tensor y(DType::kF32, out_shape);
-  runtime::ExecContext ctx;
-  ctx.num_threads = threads;
-  WBS_RETURN_IF_ERROR(op.Run(ins, {&y}, ctx));
-  return y;
-}
-
-// max_i |a_i - b_i| / max(1, |b_i|).
-double MaxRelError(const Tensor& a, const Tensor& b) {
-  double worst = 0.0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    const double x = a.data<float>()[i], r = b.data<float>()[i];
-    worst = std::max(worst, std::abs(x - r) / std::max(1.0, std::abs(r)));
-  }
-  return worst;
-}
-
-bool IsFast(const runtime::Operator& op) { return op.impl_name().rfind("onednn", 0) == 0; }
-
-// Creates the fast and the reference operator for the same node, expects the
-// fast one to be oneDNN (unless `may_decline`), runs both and compares.
-void ExpectFastMatchesReference(const std::string& op_type, const std::vector<Operand>& operands,
-                                const Attrs& attrs, const std::string& what,
-                                bool may_decline = false, int threads = 1) {
-  SCOPED_TRACE(fmt::format("seed {}: {} {}", TestSeed(), op_type, what));
-  auto prep = Prepare(op_type, operands, attrs);
-  ASSERT_TRUE(prep.ok()) << prep.status().ToString();
-  auto fast = CreateOp(*prep, Backend::kFast);
-  auto ref = CreateOp(*prep, Backend::kReference);
-  ASSERT_TRUE(fast.ok()) << fast.status().ToString();
-  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
-  if (!may_decline) {
-    EXPECT_TRUE(IsFast(**fast)) << (*fast)->impl_name();
-  }
-  auto yf = RunOp(**fast, operands, prep->out_shape, threads);
-  auto yr = RunOp(**ref, operands, prep->out_shape);
-  ASSERT_TRUE(yf.ok()) << yf.status().ToString();
-  ASSERT_TRUE(yr.ok()) << yr.status().ToString();
-  EXPECT_LE(MaxRelError(*yf, *yr), kRelTol) << "impl " << (*fast)->impl_name();
-}
-
-// A random fused activation (every kind, by `index`) as node attributes.
-std::string AddActivation(int index, Rng& rng, Attrs* attrs) {
-  using kernels::ref::ActivationKind;
-  const auto kind =
-      static_cast<ActivationKind>(index % static_cast<int>(ActivationKind::kCount));
-  if (kind == ActivationKind::kNone) return "none";
-  const std::string name = kernels::ref::ActivationName(kind);
-  (*attrs)["wbs.activation"] = name;
-  std::string params;
-  if (kind == ActivationKind::kLeakyRelu || kind == ActivationKind::kHardSigmoid) {
-    const float a = UniformF(rng, 0.05f, 0.4f);
-    (*attrs)["wbs.activation_alpha"] = a;
-    params += fmt::format(" alpha {}", a);
-  }
-  if (kind == ActivationKind::kHardSigmoid) {
-    const float b = UniformF(rng, 0.3f, 0.7f);
-    (*attrs)["wbs.activation_beta"] = b;
-    params += fmt::format(" beta {}", b);
-  }
-  if (kind == ActivationKind::kClip) {
-    // Either bound may be absent (then +-inf).
-    if (Chance(rng, 0.8)) (*attrs)["wbs.activation_alpha"] = UniformF(rng, -1.0f, 0.0f);
-    if (Chance(rng, 0.8)) (*attrs)["wbs.activation_beta"] = UniformF(rng, 0.0f, 1.0f);
-  }
-  return name + params;
-}
-
-// ---------------------------------------------------------------- Conv
 
 struct ConvCase {
   std::vector<Operand> operands;
@@ -478,113 +301,46 @@ TEST(OpsDnnlTest, ConvRunErrorsAreValues) {
   EXPECT_EQ(wrong_in.status().code(), StatusCode::kInvalidArgument);
 }
 
-// ---------------------------------------------------------------- Gemm / MatMul
+// A small network through whole sessions: the fast session runs its convs on
+// oneDNN (activations fused by the default passes) and agrees with the
+// reference session.
+TEST(OpsDnnlTest, FastSessionMatchesReferenceSession) {
+  Rng rng(TestSeed() + 12);
+  ir::Graph g;
+  ir::Value* x = g.AddInput("x", DType::kF32, {-1, 8, 12, 12});
+  ir::Value* w1 = g.AddConstant("w1", RandomTensor({16, 8, 3, 3}, rng));
+  ir::Value* b1 = g.AddConstant("b1", RandomTensor({16}, rng));
+  ir::Node* c1 = g.AddNode("Conv", {x, w1, b1}, 1, "conv1");
+  c1->attrs["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  ir::Node* r1 = g.AddNode("Relu", {c1->outputs[0]}, 1, "relu1");
+  ir::Value* w2 = g.AddConstant("w2", RandomTensor({16, 1, 3, 3}, rng));
+  ir::Node* c2 = g.AddNode("Conv", {r1->outputs[0], w2}, 1, "conv2_dw");
+  c2->attrs["group"] = int64_t{16};
+  c2->attrs["strides"] = std::vector<int64_t>{2, 2};
+  ir::Value* lo = g.AddConstant("lo", Tensor::Scalar<float>(0.0f));
+  ir::Value* hi = g.AddConstant("hi", Tensor::Scalar<float>(0.5f));
+  ir::Node* clip = g.AddNode("Clip", {c2->outputs[0], lo, hi}, 1, "clip2");
+  g.outputs.push_back(clip->outputs[0]);
 
-TEST(OpsDnnlTest, GemmMatchesReferenceOnRandomProblems) {
-  Rng rng(TestSeed() + 7);
-  for (int i = 0; i < 80; ++i) {
-    const int64_t m = Uniform(rng, 1, 40), k = Uniform(rng, 1, 70), n = Uniform(rng, 1, 50);
-    const bool ta = Chance(rng, 0.4), tb = Chance(rng, 0.5);
-    Attrs attrs;
-    if (ta) attrs["transA"] = int64_t{1};
-    if (tb) attrs["transB"] = int64_t{1};
-    const float alpha = Chance(rng, 0.5) ? 1.0f : UniformF(rng, 0.25f, 2.0f);
-    const float beta = Chance(rng, 0.5) ? 1.0f : UniformF(rng, -1.5f, 1.5f);
-    if (alpha != 1.0f) attrs["alpha"] = alpha;
-    if (beta != 1.0f) attrs["beta"] = beta;
-    std::vector<Operand> ops = {{RandomTensor(ta ? Shape{k, m} : Shape{m, k}, rng)},
-                                {RandomTensor(tb ? Shape{n, k} : Shape{k, n}, rng),
-                                 Chance(rng, 0.7)}};
-    // C: absent, scalar, [1], [N], [1, N], [M, 1], [M, N].
-    const Shape c_shapes[] = {{}, {1}, {n}, {1, n}, {m, 1}, {m, n}};
-    const int64_t c_kind = Uniform(rng, -1, 5);
-    bool c_const = false;
-    if (c_kind >= 0) {
-      c_const = beta != 1.0f || Chance(rng, 0.5);  // run-time C with beta != 1 declines
-      ops.push_back({RandomTensor(c_shapes[c_kind], rng), c_const});
-    }
-    const std::string act = AddActivation(i, rng, &attrs);
-    const std::string what = fmt::format(
-        "case {}: M {} K {} N {} transA {} transB {} alpha {} beta {} B const {} C {} const {} "
-        "act {}",
-        i, m, k, n, ta, tb, alpha, beta, ops[1].constant,
-        c_kind >= 0 ? ShapeToString(c_shapes[c_kind]) : "none", c_const, act);
-    // A run-time [M, 1] C declines when M > 1 and N > 1 (no per-row broadcast).
-    const bool may_decline = c_kind == 4 && !c_const && m > 1 && n > 1;
-    ExpectFastMatchesReference("Gemm", ops, attrs, what, may_decline);
-    if (HasFatalFailure()) return;
+  const Tensor input = RandomTensor({3, 8, 12, 12}, rng);
+  std::vector<Tensor> outputs[2];
+  for (Backend backend : {Backend::kFast, Backend::kReference}) {
+    runtime::SessionOptions options;
+    options.backend = backend;
+    options.input_shapes["x"] = input.shape();
+    auto session = runtime::Session::Create(g, options);
+    ASSERT_TRUE(session.ok()) << session.status().ToString();
+    int onednn_convs = 0;
+    for (const std::string& impl : (*session)->NodeImplementations())
+      onednn_convs += impl.rfind("Conv:onednn", 0) == 0;
+    EXPECT_EQ(onednn_convs, backend == Backend::kFast ? 2 : 0);
+    auto y = (*session)->Run({input});
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    outputs[backend == Backend::kFast ? 0 : 1] = *y;
   }
-}
-
-TEST(OpsDnnlTest, MatMulMatchesReferenceOnRandomProblems) {
-  Rng rng(TestSeed() + 8);
-  for (int i = 0; i < 80; ++i) {
-    const int64_t m = Uniform(rng, 1, 24), k = Uniform(rng, 1, 40), n = Uniform(rng, 1, 30);
-    const int ra = static_cast<int>(Uniform(rng, 1, 4)), rb = static_cast<int>(Uniform(rng, 1, 4));
-    // Batch dims: each 1 (broadcast) or the shared size, right-aligned.
-    const int nb = std::max(ra, rb) - 2;
-    std::vector<int64_t> batch;
-    for (int j = 0; j < nb; ++j) batch.push_back(Uniform(rng, 2, 3));
-    auto make = [&](int rank, Shape tail) {
-      if (rank == 1) return Shape{k};  // 1-D operands are [K]
-      Shape s;
-      for (int j = nb - (rank - 2); j < nb; ++j) s.push_back(Chance(rng, 0.3) ? 1 : batch[j]);
-      s.insert(s.end(), tail.begin(), tail.end());
-      return s;
-    };
-    const Shape a_shape = make(ra, {m, k}), b_shape = make(rb, {k, n});
-    std::vector<Operand> ops = {{RandomTensor(a_shape, rng)},
-                                {RandomTensor(b_shape, rng), Chance(rng, 0.6)}};
-    Attrs attrs;
-    const std::string act = AddActivation(i, rng, &attrs);
-    const std::string what = fmt::format("case {}: A {} B {} B const {} act {}", i,
-                                         ShapeToString(a_shape), ShapeToString(b_shape),
-                                         ops[1].constant, act);
-    ExpectFastMatchesReference("MatMul", ops, attrs, what);
-    if (HasFatalFailure()) return;
-  }
-}
-
-TEST(OpsDnnlTest, MatMulWithUnknownBatchBuildsPerShape) {
-  Rng rng(TestSeed() + 9);
-  std::vector<Operand> ops = {{RandomTensor({2, 5, 12}, rng), false, /*dynamic_batch=*/true},
-                              {RandomTensor({12, 7}, rng), true}};
-  auto prep = Prepare("MatMul", ops, {{"wbs.activation", std::string("Tanh")}});
-  ASSERT_TRUE(prep.ok()) << prep.status().ToString();
-  auto fast = CreateOp(*prep, Backend::kFast);
-  auto ref = CreateOp(*prep, Backend::kReference);
-  ASSERT_TRUE(fast.ok() && ref.ok());
-  ASSERT_TRUE(IsFast(**fast)) << (*fast)->impl_name();
-  for (int64_t batch : {2, 4, 1}) {
-    ops[0].t = RandomTensor({batch, 5, 12}, rng);
-    auto yf = RunOp(**fast, ops, {batch, 5, 7});
-    auto yr = RunOp(**ref, ops, {batch, 5, 7});
-    ASSERT_TRUE(yf.ok()) << yf.status().ToString();
-    ASSERT_TRUE(yr.ok()) << yr.status().ToString();
-    EXPECT_LE(MaxRelError(*yf, *yr), kRelTol) << "batch " << batch;
-  }
-}
-
-TEST(OpsDnnlTest, GemmAndMatMulDeclineWhatTheyDoNotHandle) {
-  Rng rng(TestSeed() + 10);
-  const Tensor a = RandomTensor({3, 4}, rng), b = RandomTensor({4, 5}, rng);
-  auto expect_reference = [](const std::string& op, const std::vector<Operand>& ops,
-                             const Attrs& attrs, const char* why) {
-    SCOPED_TRACE(why);
-    auto prep = Prepare(op, ops, attrs);
-    ASSERT_TRUE(prep.ok()) << prep.status().ToString();
-    auto fast = CreateOp(*prep, Backend::kFast);
-    ASSERT_TRUE(fast.ok()) << fast.status().ToString();
-    EXPECT_EQ((*fast)->impl_name(), "ref");
-  };
-  expect_reference("Gemm", {{a}, {b, true}, {RandomTensor({3, 5}, rng)}},
-                   {{"beta", 0.5f}}, "run-time C with beta != 1");
-  expect_reference("Gemm", {{a}, {b, true}}, {{"alpha", 0.0f}}, "alpha 0");
-  auto a64 = a.CastTo(DType::kF64), b64 = b.CastTo(DType::kF64);
-  ASSERT_TRUE(a64.ok() && b64.ok());
-  expect_reference("MatMul", {{*a64}, {*b64, true}}, {}, "f64");
-  ExpectFastMatchesReference("Gemm", {{a}, {b, true}, {RandomTensor({3, 5}, rng)}},
-                             {{"beta", 0.5f}}, "declined run-time C", /*may_decline=*/true);
+  ASSERT_EQ(outputs[0].size(), 1u);
+  ASSERT_EQ(outputs[0][0].shape(), (Shape{3, 16, 5, 5}));
+  EXPECT_LE(MaxRelError(outputs[0][0], outputs[1][0]), kRelTol);
 }
 
 }  // namespace
