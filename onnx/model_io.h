@@ -58,6 +58,8 @@ Result<std::string> ExportModelToBytes(const ir::Graph& graph, const ExportOptio
 
 // A serialized onnx.TensorProto file (the backend tests' input_N.pb/output_N.pb).
 Result<Tensor> ReadTensorProtoFile(const std::string& path);
+// The same from serialized bytes; `source_name` starts error messages.
+Result<Tensor> ReadTensorProtoFromBytes(const std::string& bytes, const std::string& source_name);
 Status WriteTensorProtoFile(const Tensor& t, const std::string& path);
 
 }  // namespace wbs::onnxio

@@ -185,9 +185,12 @@ Status TensorToProto(const Tensor& t, const std::string& name, TensorProto* p) {
   return Status::Ok();
 }
 
-Result<Tensor> ReadTensorProtoFile(const std::string& path) {
-  WBS_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
+Result<Tensor> ReadTensorProtoFromBytes(const std::string& bytes, const std::string& source_name) {
+  const std::string& path = source_name;
   if (bytes.empty()) return ParseError("{}: not a valid TensorProto (empty file)", path);
+  if (bytes.size() > kMaxFileBytes) {
+    return ParseError("{}: not a valid TensorProto (larger than the 2 GiB protobuf limit)", path);
+  }
   try {
     TensorProto proto;
     if (!proto.ParseFromString(bytes)) {
@@ -200,6 +203,11 @@ Result<Tensor> ReadTensorProtoFile(const std::string& path) {
   } catch (const std::exception& e) {
     return Internal("{}: unexpected error while reading the tensor: {}", path, e.what());
   }
+}
+
+Result<Tensor> ReadTensorProtoFile(const std::string& path) {
+  WBS_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
+  return ReadTensorProtoFromBytes(bytes, path);
 }
 
 Status WriteTensorProtoFile(const Tensor& t, const std::string& path) {

@@ -1,27 +1,16 @@
 #!/usr/bin/env bash
-# Smoke-runs the ONNX importer fuzzer: seeds a corpus with small ONNX
-# backend node-test models and fuzzes for a fixed time. Exits non-zero if the
-# fuzzer finds a crash, hang, leak or sanitizer report (the reproducer is
-# left in BUILD_DIR/fuzz-artifacts/).
+# Smoke-runs the fuzzers of outside input: the ONNX model importer (seeded
+# with small ONNX backend node-test models) for SECONDS, then the TensorProto
+# reader (seeded with those tests' input/output .pb files) for a quarter of
+# that. Exits non-zero if a fuzzer finds a crash, hang, leak or sanitizer
+# report; the reproducer is left in BUILD_DIR/fuzz-artifacts/<fuzzer>/.
 #
-# usage: scripts/fuzz_smoke.sh BUILD_DIR [SECONDS]
+# usage: scripts/fuzz_smoke.sh BUILD_DIR [SECONDS]   (default 60)
 set -euo pipefail
 
 BUILD_DIR=${1:?usage: fuzz_smoke.sh BUILD_DIR [SECONDS]}
 SECONDS_TO_RUN=${2:-60}
-FUZZER="$BUILD_DIR/fuzz/onnx_import_fuzzer"
 NODE_TESTS=/usr/share/libonnx-testdata/data/node
-
-if [ ! -x "$FUZZER" ]; then
-  echo "fuzz_smoke: $FUZZER not found; build with 'cmake --preset fuzz && cmake --build build/fuzz'" >&2
-  exit 2
-fi
-
-SEEDS="$BUILD_DIR/fuzz-seeds"
-CORPUS="$BUILD_DIR/fuzz-corpus"
-ARTIFACTS="$BUILD_DIR/fuzz-artifacts"
-rm -rf "$SEEDS" "$ARTIFACTS"
-mkdir -p "$SEEDS" "$CORPUS" "$ARTIFACTS"
 
 # Small models covering initializers, Constant nodes, optional inputs,
 # attributes of every kind, several opsets and element types.
@@ -31,29 +20,52 @@ SEED_MODELS=(
   test_matmul_2d test_maxpool_2d_pads test_averagepool_2d_strides test_batchnorm_example
   test_softmax_axis_1 test_reshape_reordered_all_dims test_concat_2d_axis_0 test_constant
   test_flatten_axis1 test_transpose_default test_cast_FLOAT_to_DOUBLE test_slice
-  test_globalaveragepool test_pad test_sigmoid
+  test_globalaveragepool test_sigmoid test_equal
 )
-n=0
-for name in "${SEED_MODELS[@]}"; do
-  if [ -f "$NODE_TESTS/$name/model.onnx" ]; then
-    cp "$NODE_TESTS/$name/model.onnx" "$SEEDS/$name.onnx"
-    n=$((n + 1))
-  fi
-done
-echo "fuzz_smoke: $n seed models, fuzzing for ${SECONDS_TO_RUN}s"
 
-# -timeout: an input that takes this long counts as a hang (a failure).
-# -rss_limit_mb: an import that balloons memory counts as a failure.
-set +e
-"$FUZZER" "$CORPUS" "$SEEDS" \
-  -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix="$ARTIFACTS/" >"$BUILD_DIR/fuzz.log" 2>&1
-rc=$?
-set -e
-tail -n 25 "$BUILD_DIR/fuzz.log"
-if [ $rc -ne 0 ]; then
-  echo "fuzz_smoke: FAILED (exit $rc); full log: $BUILD_DIR/fuzz.log; reproducers:" >&2
-  ls -l "$ARTIFACTS" >&2
-  exit 1
-fi
-echo "fuzz_smoke: no crash in ${SECONDS_TO_RUN}s"
+# run_fuzzer NAME SEED_DIR SECONDS
+run_fuzzer() {
+  local name=$1 seeds=$2 secs=$3
+  local fuzzer="$BUILD_DIR/fuzz/$name"
+  local corpus="$BUILD_DIR/fuzz-corpus/$name"
+  local artifacts="$BUILD_DIR/fuzz-artifacts/$name"
+  local log="$BUILD_DIR/fuzz-$name.log"
+  if [ ! -x "$fuzzer" ]; then
+    echo "fuzz_smoke: $fuzzer not found; build with 'cmake --preset fuzz && cmake --build build/fuzz'" >&2
+    exit 2
+  fi
+  rm -rf "$artifacts"
+  mkdir -p "$corpus" "$artifacts"
+  echo "fuzz_smoke: $name: $(ls "$seeds" | wc -l) seeds, ${secs}s"
+  # -timeout: an input that takes this long counts as a hang (a failure).
+  # -rss_limit_mb: an input that balloons memory counts as a failure.
+  set +e
+  "$fuzzer" "$corpus" "$seeds" \
+    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1
+  local rc=$?
+  set -e
+  grep -E "^(Done|stat::)" "$log" || true
+  if [ $rc -ne 0 ]; then
+    tail -n 40 "$log" >&2
+    echo "fuzz_smoke: $name FAILED (exit $rc); full log: $log; reproducers:" >&2
+    ls -l "$artifacts" >&2
+    exit 1
+  fi
+}
+
+SEEDS="$BUILD_DIR/fuzz-seeds"
+rm -rf "$SEEDS"
+mkdir -p "$SEEDS/models" "$SEEDS/tensors"
+for name in "${SEED_MODELS[@]}"; do
+  dir="$NODE_TESTS/$name"
+  [ -f "$dir/model.onnx" ] || continue
+  cp "$dir/model.onnx" "$SEEDS/models/$name.onnx"
+  for pb in "$dir"/test_data_set_0/*.pb; do
+    [ -f "$pb" ] && cp "$pb" "$SEEDS/tensors/${name}_$(basename "$pb")"
+  done
+done
+
+run_fuzzer onnx_import_fuzzer "$SEEDS/models" "$SECONDS_TO_RUN"
+run_fuzzer tensor_proto_fuzzer "$SEEDS/tensors" $(( (SECONDS_TO_RUN + 3) / 4 ))
+echo "fuzz_smoke: no crash"

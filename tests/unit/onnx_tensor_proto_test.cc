@@ -167,6 +167,8 @@ TEST(OnnxTensorProto, BadFiles) {
   EXPECT_EQ(st.message(), dir.File("t.pb") + ": element type COMPLEX64 is not supported");
 
   EXPECT_EQ(ReadTensorProtoFile(dir.File("absent.pb")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadTensorProtoFromBytes("\x0a", "in.pb").status().message(),
+            "in.pb: not a valid TensorProto (protobuf parse failed)");
   EXPECT_EQ(WriteTensorProtoFile(Tensor(), dir.File("u.pb")).code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(std::filesystem::exists(dir.File("u.pb")));
 }
