@@ -23,13 +23,13 @@
 namespace wbs::onnxio {
 namespace {
 
+using ir::Node;
+using ir::Value;
 using ::onnx::AttributeProto;
 using ::onnx::GraphProto;
 using ::onnx::ModelProto;
 using ::onnx::NodeProto;
 using ::onnx::ValueInfoProto;
-using ir::Node;
-using ir::Value;
 
 // IR version 8 is what libonnx 1.12 writes for opsets up to 17.
 constexpr int64_t kExportIrVersion = 8;
@@ -79,8 +79,9 @@ Status SetValueInfo(const Value& v, const char* kind, ValueInfoProto* vi) {
                            v.name, DTypeName(v.dtype));
   }
   if (!v.has_shape && std::string_view(kind) != "value") {
-    return InvalidArgument("{} '{}' has unknown rank; ONNX requires a shape for graph inputs and outputs",
-                           kind, v.name);
+    return InvalidArgument(
+        "{} '{}' has unknown rank; ONNX requires a shape for graph inputs and outputs", kind,
+        v.name);
   }
   vi->set_name(v.name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
@@ -112,8 +113,9 @@ Status AttrToProto(const std::string& name, const ir::Attribute& attr, const Nod
           a->set_s(v);
         } else if constexpr (std::is_same_v<T, Tensor>) {
           a->set_type(AttributeProto::TENSOR);
-          WBS_RETURN_IF_ERROR(TensorToProto(v, "", a->mutable_t())
-                                  .WithContext(fmt::format("{}: attribute '{}'", n.Describe(), name)));
+          WBS_RETURN_IF_ERROR(
+              TensorToProto(v, "", a->mutable_t())
+                  .WithContext(fmt::format("{}: attribute '{}'", n.Describe(), name)));
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
           a->set_type(AttributeProto::INTS);
           for (int64_t x : v) a->add_ints(x);

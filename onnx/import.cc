@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
-#include <set>
 #include <map>
+#include <set>
 
 #include "ir/op_schema.h"
 #include "onnx/file_io.h"
@@ -21,12 +21,12 @@
 namespace wbs::onnxio {
 namespace {
 
+using ir::Value;
 using ::onnx::AttributeProto;
 using ::onnx::GraphProto;
 using ::onnx::ModelProto;
 using ::onnx::NodeProto;
 using ::onnx::ValueInfoProto;
-using ir::Value;
 
 // "node 'conv1' (Conv)", or "node #3 (Conv)" for an unnamed node.
 std::string NodeWhere(const NodeProto& n, int index) {
@@ -57,7 +57,8 @@ int64_t FirstNonFinite(const Tensor& t) {
         if ((d[i] & mask) == mask) return i;
       return -1;
     }
-    default: return -1;
+    default:
+      return -1;
   }
 }
 
@@ -66,20 +67,32 @@ Result<ir::Attribute> AttributeFromProto(const AttributeProto& a, const std::str
   AttributeProto::AttributeType type = a.type();
   if (type == AttributeProto::UNDEFINED) {
     // Models from IR version 1 leave the type out; it follows from the field.
-    if (a.has_f()) type = AttributeProto::FLOAT;
-    else if (a.has_i()) type = AttributeProto::INT;
-    else if (a.has_s()) type = AttributeProto::STRING;
-    else if (a.has_t()) type = AttributeProto::TENSOR;
-    else if (a.has_g()) type = AttributeProto::GRAPH;
-    else if (a.floats_size()) type = AttributeProto::FLOATS;
-    else if (a.ints_size()) type = AttributeProto::INTS;
-    else if (a.strings_size()) type = AttributeProto::STRINGS;
-    else return InvalidArgument("{} has no type and no value", what);
+    if (a.has_f())
+      type = AttributeProto::FLOAT;
+    else if (a.has_i())
+      type = AttributeProto::INT;
+    else if (a.has_s())
+      type = AttributeProto::STRING;
+    else if (a.has_t())
+      type = AttributeProto::TENSOR;
+    else if (a.has_g())
+      type = AttributeProto::GRAPH;
+    else if (a.floats_size())
+      type = AttributeProto::FLOATS;
+    else if (a.ints_size())
+      type = AttributeProto::INTS;
+    else if (a.strings_size())
+      type = AttributeProto::STRINGS;
+    else
+      return InvalidArgument("{} has no type and no value", what);
   }
   switch (type) {
-    case AttributeProto::FLOAT: return ir::Attribute(a.f());
-    case AttributeProto::INT: return ir::Attribute(static_cast<int64_t>(a.i()));
-    case AttributeProto::STRING: return ir::Attribute(a.s());
+    case AttributeProto::FLOAT:
+      return ir::Attribute(a.f());
+    case AttributeProto::INT:
+      return ir::Attribute(static_cast<int64_t>(a.i()));
+    case AttributeProto::STRING:
+      return ir::Attribute(a.s());
     case AttributeProto::TENSOR: {
       WBS_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(a.t(), what));
       return ir::Attribute(std::move(t));
@@ -104,7 +117,8 @@ Result<ir::Attribute> AttributeFromProto(const AttributeProto& a, const std::str
 
 class Importer {
  public:
-  Importer(const std::string& path, const ImportOptions& options) : path_(path), options_(options) {}
+  Importer(const std::string& path, const ImportOptions& options)
+      : path_(path), options_(options) {}
 
   Result<std::unique_ptr<ir::Graph>> Run(const ModelProto& model);
 
@@ -173,7 +187,8 @@ Status Importer::DeclaredType(const ValueInfoProto& vi, const std::string& kind,
   shape->clear();
   if (!tt.has_shape()) return Status::Ok();
   if (tt.shape().dim_size() > kMaxRank) {
-    return InvalidArgument("{}: rank {} exceeds the limit of {}", what, tt.shape().dim_size(), kMaxRank);
+    return InvalidArgument("{}: rank {} exceeds the limit of {}", what, tt.shape().dim_size(),
+                           kMaxRank);
   }
   Shape known;
   for (const auto& d : tt.shape().dim()) {
@@ -235,7 +250,8 @@ Status Importer::AddConstantNode(const NodeProto& n, const std::string& where) {
   const std::string what = fmt::format("{}: {}", path_, where);
   Tensor t;
   if (a.name() == "value") {
-    WBS_ASSIGN_OR_RETURN(t, TensorFromProto(a.t(), fmt::format("{}: tensor '{}'", what, n.output(0))));
+    WBS_ASSIGN_OR_RETURN(t,
+                         TensorFromProto(a.t(), fmt::format("{}: tensor '{}'", what, n.output(0))));
   } else if (a.name() == "value_float") {
     t = Tensor::Scalar<float>(a.f());
   } else if (a.name() == "value_int") {
@@ -300,12 +316,14 @@ Status Importer::AddNode(const NodeProto& n, int index) {
   }
   std::map<std::string, ir::Attribute> attrs;
   for (const AttributeProto& a : n.attribute()) {
-    if (a.name().empty()) return InvalidArgument("{}: {}: attribute with an empty name", path_, where);
+    if (a.name().empty())
+      return InvalidArgument("{}: {}: attribute with an empty name", path_, where);
     if (a.name().rfind("wbs.", 0) == 0) {
       return InvalidArgument("{}: {}: attribute '{}' uses the reserved prefix 'wbs.'", path_, where,
                              a.name());
     }
-    WBS_ASSIGN_OR_RETURN(ir::Attribute attr, AttributeFromProto(a, fmt::format("{}: {}", path_, where)));
+    WBS_ASSIGN_OR_RETURN(ir::Attribute attr,
+                         AttributeFromProto(a, fmt::format("{}: {}", path_, where)));
     if (!attrs.emplace(a.name(), std::move(attr)).second) {
       return InvalidArgument("{}: {}: attribute '{}' appears twice", path_, where, a.name());
     }
@@ -334,7 +352,8 @@ Status Importer::ReadDeclaredTypes(const GraphProto& g) {
   auto read = [&](const ValueInfoProto& vi, const char* kind) -> Status {
     Value* v = graph_->FindValue(vi.name());
     if (!v || !v->producer) return Status::Ok();
-    if (!vi.has_type() || !vi.type().has_tensor_type() || vi.type().tensor_type().elem_type() == 0) {
+    if (!vi.has_type() || !vi.type().has_tensor_type() ||
+        vi.type().tensor_type().elem_type() == 0) {
       return Status::Ok();  // declared types are optional
     }
     Declared d;
@@ -390,7 +409,9 @@ Result<std::unique_ptr<ir::Graph>> Importer::Run(const ModelProto& model) {
 
   WBS_RETURN_IF_ERROR(ir::ResolveInputShapes(*graph_, options_.input_shapes).WithContext(path_));
   for (Value* in : graph_->inputs) {
-    WBS_RETURN_IF_ERROR(CheckedNumElements(in->shape, fmt::format("{}: graph input '{}'", path_, in->name)).status());
+    WBS_RETURN_IF_ERROR(
+        CheckedNumElements(in->shape, fmt::format("{}: graph input '{}'", path_, in->name))
+            .status());
   }
   WBS_RETURN_IF_ERROR(graph_->TopologicalSort().WithContext(path_));
   WBS_RETURN_IF_ERROR(graph_->Verify().WithContext(path_));
@@ -429,7 +450,8 @@ Result<std::unique_ptr<ir::Graph>> ImportModelFromBytes(const std::string& bytes
   }
 }
 
-Result<std::unique_ptr<ir::Graph>> ImportModel(const std::string& path, const ImportOptions& options) {
+Result<std::unique_ptr<ir::Graph>> ImportModel(const std::string& path,
+                                               const ImportOptions& options) {
   WBS_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
   return ImportModelFromBytes(bytes, path, options);
 }

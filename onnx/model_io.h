@@ -44,7 +44,8 @@ struct ImportOptions {
 };
 
 // `path` is used in error messages ("model.onnx: node 'conv1' (Conv): ...").
-Result<std::unique_ptr<ir::Graph>> ImportModel(const std::string& path, const ImportOptions& options = {});
+Result<std::unique_ptr<ir::Graph>> ImportModel(const std::string& path,
+                                               const ImportOptions& options = {});
 Result<std::unique_ptr<ir::Graph>> ImportModelFromBytes(const std::string& bytes,
                                                         const std::string& source_name,
                                                         const ImportOptions& options = {});
@@ -53,7 +54,8 @@ struct ExportOptions {
   bool run_checker = true;
   std::string producer_name = "wbs";
 };
-Status ExportModel(const ir::Graph& graph, const std::string& path, const ExportOptions& options = {});
+Status ExportModel(const ir::Graph& graph, const std::string& path,
+                   const ExportOptions& options = {});
 Result<std::string> ExportModelToBytes(const ir::Graph& graph, const ExportOptions& options = {});
 
 // A serialized onnx.TensorProto file (the backend tests' input_N.pb/output_N.pb).

@@ -46,25 +46,41 @@ Result<int64_t> CheckedNumElements(const Shape& shape, const std::string& what) 
 
 Result<DType> DTypeFromOnnx(int32_t data_type, const std::string& what) {
   switch (data_type) {
-    case TensorProto::FLOAT: return DType::kF32;
-    case TensorProto::UINT8: return DType::kU8;
-    case TensorProto::INT8: return DType::kI8;
-    case TensorProto::UINT16: return DType::kU16;
-    case TensorProto::INT16: return DType::kI16;
-    case TensorProto::INT32: return DType::kI32;
-    case TensorProto::INT64: return DType::kI64;
-    case TensorProto::BOOL: return DType::kBool;
-    case TensorProto::FLOAT16: return DType::kF16;
-    case TensorProto::DOUBLE: return DType::kF64;
-    case TensorProto::UINT32: return DType::kU32;
-    case TensorProto::UINT64: return DType::kU64;
-    case TensorProto::BFLOAT16: return DType::kBF16;
-    case TensorProto::STRING: return Unimplemented("{}: string tensors are not supported", what);
-    case TensorProto::UNDEFINED: return InvalidArgument("{}: element type is undefined", what);
+    case TensorProto::FLOAT:
+      return DType::kF32;
+    case TensorProto::UINT8:
+      return DType::kU8;
+    case TensorProto::INT8:
+      return DType::kI8;
+    case TensorProto::UINT16:
+      return DType::kU16;
+    case TensorProto::INT16:
+      return DType::kI16;
+    case TensorProto::INT32:
+      return DType::kI32;
+    case TensorProto::INT64:
+      return DType::kI64;
+    case TensorProto::BOOL:
+      return DType::kBool;
+    case TensorProto::FLOAT16:
+      return DType::kF16;
+    case TensorProto::DOUBLE:
+      return DType::kF64;
+    case TensorProto::UINT32:
+      return DType::kU32;
+    case TensorProto::UINT64:
+      return DType::kU64;
+    case TensorProto::BFLOAT16:
+      return DType::kBF16;
+    case TensorProto::STRING:
+      return Unimplemented("{}: string tensors are not supported", what);
+    case TensorProto::UNDEFINED:
+      return InvalidArgument("{}: element type is undefined", what);
     default:
       if (TensorProto::DataType_IsValid(data_type)) {
-        return Unimplemented("{}: element type {} is not supported", what,
-                             TensorProto::DataType_Name(static_cast<TensorProto::DataType>(data_type)));
+        return Unimplemented(
+            "{}: element type {} is not supported", what,
+            TensorProto::DataType_Name(static_cast<TensorProto::DataType>(data_type)));
       }
       return InvalidArgument("{}: unknown element type code {}", what, data_type);
   }
@@ -96,8 +112,8 @@ Result<Tensor> TensorFromProto(const TensorProto& p, const std::string& what) {
   Shape shape(p.dims().begin(), p.dims().end());
   WBS_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(shape, what));
   const size_t esize = DTypeSize(dtype);
-  const int64_t typed_count = int64_t{0} + p.float_data_size() + p.int32_data_size() + p.int64_data_size() +
-                          p.double_data_size() + p.uint64_data_size();
+  const int64_t typed_count = int64_t{0} + p.float_data_size() + p.int32_data_size() +
+                              p.int64_data_size() + p.double_data_size() + p.uint64_data_size();
 
   if (p.has_raw_data()) {
     if (typed_count > 0) return InvalidArgument("{}: has both raw_data and typed data", what);
@@ -153,20 +169,30 @@ Result<Tensor> TensorFromProto(const TensorProto& p, const std::string& what) {
       WBS_RETURN_IF_ERROR(check_then_make(p.int32_data_size(), "int32_data"));
       const auto& f = p.int32_data();
       switch (dtype) {
-        case DType::kI32: CopyTyped<int32_t>(f, t, Cast<int32_t>()); break;
-        case DType::kI16: CopyTyped<int16_t>(f, t, Cast<int16_t>()); break;
-        case DType::kU16: CopyTyped<uint16_t>(f, t, Cast<uint16_t>()); break;
-        case DType::kI8: CopyTyped<int8_t>(f, t, Cast<int8_t>()); break;
-        case DType::kU8: CopyTyped<uint8_t>(f, t, Cast<uint8_t>()); break;
+        case DType::kI32:
+          CopyTyped<int32_t>(f, t, Cast<int32_t>());
+          break;
+        case DType::kI16:
+          CopyTyped<int16_t>(f, t, Cast<int16_t>());
+          break;
+        case DType::kU16:
+          CopyTyped<uint16_t>(f, t, Cast<uint16_t>());
+          break;
+        case DType::kI8:
+          CopyTyped<int8_t>(f, t, Cast<int8_t>());
+          break;
+        case DType::kU8:
+          CopyTyped<uint8_t>(f, t, Cast<uint8_t>());
+          break;
         case DType::kF16:
         case DType::kBF16:
           CopyTyped<uint16_t>(f, t, Cast<uint16_t>());
           break;
         case DType::kBool:
-          CopyTyped<uint8_t>(f, t,
-                                  [](int32_t v) { return static_cast<uint8_t>(v != 0); });
+          CopyTyped<uint8_t>(f, t, [](int32_t v) { return static_cast<uint8_t>(v != 0); });
           break;
-        default: return Internal("{}: no typed field for {}", what, DTypeName(dtype));
+        default:
+          return Internal("{}: no typed field for {}", what, DTypeName(dtype));
       }
     }
   }
@@ -196,7 +222,8 @@ Result<Tensor> ReadTensorProtoFromBytes(const std::string& bytes, const std::str
     if (!proto.ParseFromString(bytes)) {
       return ParseError("{}: not a valid TensorProto (protobuf parse failed)", path);
     }
-    std::string what = proto.name().empty() ? path : fmt::format("{}: tensor '{}'", path, proto.name());
+    std::string what =
+        proto.name().empty() ? path : fmt::format("{}: tensor '{}'", path, proto.name());
     return TensorFromProto(proto, what);
   } catch (const std::bad_alloc&) {
     return InvalidArgument("{}: out of memory while reading the tensor", path);

@@ -49,9 +49,9 @@ TEST(OnnxImportErrors, TruncatedFile) {
 }
 
 TEST(OnnxImportErrors, GarbageBytes) {
-  for (const std::string& garbage : {std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11),
-                                    std::string("GIF89a not an onnx model at all"),
-                                    std::string("\x08\x07", 2)}) {
+  for (const std::string& garbage :
+       {std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11),
+        std::string("GIF89a not an onnx model at all"), std::string("\x08\x07", 2)}) {
     Status st = ImportError(garbage);
     EXPECT_EQ(st.code(), StatusCode::kParseError) << st.ToString();
     EXPECT_EQ(st.message().rfind("m.onnx: not a valid ONNX model (", 0), 0u) << st.message();
@@ -73,7 +73,8 @@ TEST(OnnxImportErrors, OpsetOutOfRange) {
     b.Output("x", {1});
     Status st = ImportError(b.Bytes());
     EXPECT_EQ(st.code(), StatusCode::kUnimplemented);
-    EXPECT_EQ(st.message(), fmt::format("m.onnx: ai.onnx opset {} is not supported (wbs supports 7..17)", opset));
+    EXPECT_EQ(st.message(),
+              fmt::format("m.onnx: ai.onnx opset {} is not supported (wbs supports 7..17)", opset));
   }
 }
 
@@ -128,8 +129,9 @@ TEST(OnnxImportErrors, InputNeverProduced) {
   b.Output("y", {2});
   Status st = ImportError(b.Bytes());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
-  EXPECT_EQ(st.message(),
-            "m.onnx: node 'add' (Add): input 'ghost' is not a graph input, initializer or node output");
+  EXPECT_EQ(
+      st.message(),
+      "m.onnx: node 'add' (Add): input 'ghost' is not a graph input, initializer or node output");
 }
 
 TEST(OnnxImportErrors, OutputNeverProduced) {
@@ -149,7 +151,8 @@ TEST(OnnxImportErrors, CycleIsAnError) {
   b.Output("b", {2});
   Status st = ImportError(b.Bytes());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
-  EXPECT_EQ(st.message().rfind("m.onnx: graph has a cycle through Add node 'n", 0), 0u) << st.message();
+  EXPECT_EQ(st.message().rfind("m.onnx: graph has a cycle through Add node 'n", 0), 0u)
+      << st.message();
 }
 
 TEST(OnnxImportErrors, NonFiniteWeight) {
@@ -157,7 +160,8 @@ TEST(OnnxImportErrors, NonFiniteWeight) {
   w[4] = std::numeric_limits<float>::quiet_NaN();
   Status st = ImportError(AddModel(w).Bytes());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(st.message(), "m.onnx: tensor 'W' has a NaN or Inf at element 4, used by node 'add' (Add)");
+  EXPECT_EQ(st.message(),
+            "m.onnx: tensor 'W' has a NaN or Inf at element 4, used by node 'add' (Add)");
 
   w[4] = -std::numeric_limits<float>::infinity();
   EXPECT_EQ(ImportError(AddModel(w).Bytes()).code(), StatusCode::kInvalidArgument);
@@ -228,13 +232,21 @@ TEST(OnnxImportErrors, AbsurdOrNegativeDims) {
     b.Output("x", {1});
     Status st = ImportError(b.Bytes());
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(st.message().rfind("m.onnx: tensor 'w': shape [1073741824,1073741824] has more than", 0), 0u)
+    EXPECT_EQ(
+        st.message().rfind("m.onnx: tensor 'w': shape [1073741824,1073741824] has more than", 0),
+        0u)
         << st.message();
   }
   {
     ModelBuilder b;
     b.Input("x", {2, 3});
-    b.graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(-3);
+    b.graph()
+        ->mutable_input(0)
+        ->mutable_type()
+        ->mutable_tensor_type()
+        ->mutable_shape()
+        ->mutable_dim(1)
+        ->set_dim_value(-3);
     b.Output("x", {2, 3});
     Status st = ImportError(b.Bytes());
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
@@ -250,7 +262,8 @@ TEST(OnnxImportErrors, DuplicateValueName) {
   b.Output("y", {2});
   Status st = ImportError(b.Bytes());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
-  EXPECT_EQ(st.message(), "m.onnx: node 'add' (Add) output 'y' reuses a name that is already defined");
+  EXPECT_EQ(st.message(),
+            "m.onnx: node 'add' (Add) output 'y' reuses a name that is already defined");
 }
 
 TEST(OnnxImportErrors, SubgraphAttribute) {
@@ -264,7 +277,8 @@ TEST(OnnxImportErrors, SubgraphAttribute) {
   b.Output("y", {2});
   Status st = ImportError(b.Bytes());
   EXPECT_EQ(st.code(), StatusCode::kUnimplemented);
-  EXPECT_EQ(st.message(), "m.onnx: node 'r' (Relu): attribute 'body': subgraph attributes are not supported");
+  EXPECT_EQ(st.message(),
+            "m.onnx: node 'r' (Relu): attribute 'body': subgraph attributes are not supported");
 }
 
 TEST(OnnxImportErrors, UnsupportedConstantKind) {
@@ -278,7 +292,8 @@ TEST(OnnxImportErrors, UnsupportedConstantKind) {
   b.Output("x", {1});
   Status st = ImportError(b.Bytes());
   EXPECT_EQ(st.code(), StatusCode::kUnimplemented);
-  EXPECT_EQ(st.message(), "m.onnx: node 'k' (Constant): Constant attribute 'value_string' is not supported");
+  EXPECT_EQ(st.message(),
+            "m.onnx: node 'k' (Constant): Constant attribute 'value_string' is not supported");
 }
 
 TEST(OnnxImportErrors, ReservedAttributePrefix) {
@@ -289,7 +304,9 @@ TEST(OnnxImportErrors, ReservedAttributePrefix) {
   b.Output("y", {2});
   Status st = ImportError(b.Bytes());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(st.message(), "m.onnx: node 'r' (Relu): attribute 'wbs.activation_alpha' uses the reserved prefix 'wbs.'");
+  EXPECT_EQ(
+      st.message(),
+      "m.onnx: node 'r' (Relu): attribute 'wbs.activation_alpha' uses the reserved prefix 'wbs.'");
 }
 
 TEST(OnnxImportErrors, UnknownInnerDimNeedsUserShape) {

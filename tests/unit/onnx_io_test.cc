@@ -79,8 +79,10 @@ TEST(OnnxRoundTrip, BackendNodeTestModels) {
   for (const fs::path& p : models) {
     auto g = ImportModel(p.string());
     if (!g.ok()) {
-      if (g.status().code() == StatusCode::kUnimplemented) ++unsupported;
-      else rejected.push_back(g.status().message());
+      if (g.status().code() == StatusCode::kUnimplemented)
+        ++unsupported;
+      else
+        rejected.push_back(g.status().message());
       continue;
     }
     if (ExpectRoundTrip(**g, p.parent_path().filename().string())) ++round_tripped;
@@ -212,7 +214,8 @@ std::unique_ptr<ir::Graph> FusedMatMul(int64_t opset, const std::string& act,
   g->opset = opset;
   g->name = "fused";
   ir::Value* x = g->AddInput("x", DType::kF32, {1, 4});
-  ir::Value* w = g->AddConstant("w", Tensor::FromVector<float>({4, 3}, std::vector<float>(12, 0.25f)));
+  ir::Value* w =
+      g->AddConstant("w", Tensor::FromVector<float>({4, 3}, std::vector<float>(12, 0.25f)));
   ir::Value* y = g->AddValue("y");
   ir::Node* mm = g->AddNode("MatMul", {x, w}, {y}, "mm");
   mm->opset = opset;
@@ -230,19 +233,29 @@ TEST(OnnxExport, FusedActivationBecomesSeparateNode) {
     int64_t opset;
     std::string act;
     std::vector<std::pair<std::string, float>> params;
-    std::map<std::string, float> want_attrs;     // on the re-imported activation node
-    std::vector<float> want_const_inputs;        // Clip min/max inputs (opset >= 11)
+    std::map<std::string, float> want_attrs;  // on the re-imported activation node
+    std::vector<float> want_const_inputs;     // Clip min/max inputs (opset >= 11)
   };
   const std::vector<Case> cases = {
       {17, "Relu", {}, {}, {}},
       {17, "LeakyRelu", {{"wbs.activation_alpha", 0.2f}}, {{"alpha", 0.2f}}, {}},
       {17, "Sigmoid", {}, {}, {}},
       {17, "Tanh", {}, {}, {}},
-      {17, "HardSigmoid", {{"wbs.activation_alpha", 0.25f}, {"wbs.activation_beta", 0.4f}},
-       {{"alpha", 0.25f}, {"beta", 0.4f}}, {}},
-      {17, "Clip", {{"wbs.activation_alpha", 0.0f}, {"wbs.activation_beta", 6.0f}}, {}, {0.0f, 6.0f}},
-      {9, "Clip", {{"wbs.activation_alpha", -1.0f}, {"wbs.activation_beta", 1.0f}},
-       {{"min", -1.0f}, {"max", 1.0f}}, {}},
+      {17,
+       "HardSigmoid",
+       {{"wbs.activation_alpha", 0.25f}, {"wbs.activation_beta", 0.4f}},
+       {{"alpha", 0.25f}, {"beta", 0.4f}},
+       {}},
+      {17,
+       "Clip",
+       {{"wbs.activation_alpha", 0.0f}, {"wbs.activation_beta", 6.0f}},
+       {},
+       {0.0f, 6.0f}},
+      {9,
+       "Clip",
+       {{"wbs.activation_alpha", -1.0f}, {"wbs.activation_beta", 1.0f}},
+       {{"min", -1.0f}, {"max", 1.0f}},
+       {}},
   };
   for (const Case& c : cases) {
     const std::string what = c.act + " at opset " + std::to_string(c.opset);

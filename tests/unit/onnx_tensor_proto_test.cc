@@ -129,7 +129,8 @@ TEST(OnnxTensorProto, ReadsTypedFields) {
 }
 
 TEST(OnnxTensorProto, ReadsBackendTestData) {
-  const std::string path = "/usr/share/libonnx-testdata/data/node/test_add/test_data_set_0/input_0.pb";
+  const std::string path =
+      "/usr/share/libonnx-testdata/data/node/test_add/test_data_set_0/input_0.pb";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing (libonnx-testdata)";
   Result<Tensor> t = ReadTensorProtoFile(path);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
@@ -141,7 +142,8 @@ TEST(OnnxTensorProto, BadFiles) {
   ScratchDir dir;
   const std::string path = dir.File("bad.pb");
   WriteBytes(path, "");
-  EXPECT_EQ(ReadTensorProtoFile(path).status().message(), path + ": not a valid TensorProto (empty file)");
+  EXPECT_EQ(ReadTensorProtoFile(path).status().message(),
+            path + ": not a valid TensorProto (empty file)");
 
   WriteBytes(path, std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11));
   EXPECT_EQ(ReadTensorProtoFile(path).status().code(), StatusCode::kParseError);

@@ -38,8 +38,10 @@ class ModelBuilder {
     tt->set_elem_type(elem_type);
     auto* shape = tt->mutable_shape();
     for (int64_t d : dims) {
-      if (d >= 0) shape->add_dim()->set_dim_value(d);
-      else shape->add_dim()->set_dim_param("N");
+      if (d >= 0)
+        shape->add_dim()->set_dim_value(d);
+      else
+        shape->add_dim()->set_dim_param("N");
     }
   }
   void Input(const std::string& name, const std::vector<int64_t>& dims,
