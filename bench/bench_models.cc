@@ -92,8 +92,9 @@ Status Prepare(const std::string& model, int threads, runtime::Backend backend) 
       ++total;
       if (s.substr(s.find(':') + 1) != "ref") ++fast;
     }
-    c.label = fmt::format("{}/{} nodes fast, arena {:.1f} MB", fast, total,
-                          c.session->memory_stats().arena_bytes / 1e6);
+    const runtime::MemoryPlanStats& mem = c.session->memory_stats();
+    c.label = fmt::format("{}/{} nodes fast, arena {:.1f} MB ({:.1f} MB without reuse)", fast,
+                          total, mem.arena_bytes / 1e6, mem.unplanned_bytes / 1e6);
     for (int r = 0; r < kWarmupRuns; ++r) WBS_RETURN_IF_ERROR(c.session->Run(c.inputs).status());
     return Status::Ok();
   }();

@@ -57,17 +57,16 @@ ORT_FLAGS=(--warmup 3 --repeat "$REPS")
 CMDS=$R/commands.txt
 : >"$CMDS"
 log() { echo "[bench] $*" >&2; }
-# rec CMD...: records a command for the report (first of each kind only),
-# then runs it.
+# rec CMD...: records a command for the report, then runs it.
 rec() {
-  echo "$*" | sed "s|$ROOT/||g" >>"$CMDS"
+  echo "$*" | sed -e "s|$BUILD/|BUILD/|g" -e "s|$ROOT/||g" >>"$CMDS"
   "$@"
 }
 
 # --- 1. whole models -------------------------------------------------------
 for m in $MODELS; do
   rec "$WBS" zoo "$m" -o "$R/onnx/$m.onnx" --batch 1 --seed "$WEIGHT_SEED" >/dev/null
-  inputs=$(node "$ORT/gen_input.js" --model "$R/onnx/$m.onnx" --seed "$INPUT_SEED" --outdir "$R/onnx/${m}_in")
+  inputs=$(rec node "$ORT/gen_input.js" --model "$R/onnx/$m.onnx" --seed "$INPUT_SEED" --outdir "$R/onnx/${m}_in")
   for t in $THREADS; do
     for k in $(seq "$ROUNDS"); do
       log "$m, $t thread(s), round $k/$ROUNDS"
@@ -93,7 +92,7 @@ if [ "$RUN_CONV" != 0 ]; then
   while read -r f; do
     shape=$(basename "$f" .onnx)
     shape=${shape#conv_}
-    inputs=$(node "$ORT/gen_input.js" --model "$f" --seed "$INPUT_SEED" --outdir "$R/conv/in_$shape")
+    inputs=$(rec node "$ORT/gen_input.js" --model "$f" --seed "$INPUT_SEED" --outdir "$R/conv/in_$shape")
     for t in $THREADS; do
       rec "$BM_CONV" --verify=0 --benchmark_filter="^conv/$shape/threads:$t/" --threads="$t" "${WBS_FLAGS[@]}" \
         --benchmark_out="$R/conv/wbs_${shape}_t$t.json" >/dev/null
@@ -109,7 +108,7 @@ if [[ " $MODELS " == *" $PROFILE_MODEL "* ]]; then
   rec env DNNL_VERBOSE=1 ONEDNN_VERBOSE=1 "$BM_MODELS" --models="$PROFILE_MODEL" --threads=1 \
     --fixed_iterations="$PROFILE_RUNS" --benchmark_repetitions=1 --mark_timed_runs >"$R/profile/dnnl_verbose.log"
   rec "$BM_MODELS" --models="$PROFILE_MODEL" --threads=1 --profile_nodes=9 >"$R/profile/nodes.txt"
-  inputs=$(node "$ORT/gen_input.js" --model "$R/onnx/$PROFILE_MODEL.onnx" --seed "$INPUT_SEED" --outdir "$R/profile/in")
+  inputs=$(rec node "$ORT/gen_input.js" --model "$R/onnx/$PROFILE_MODEL.onnx" --seed "$INPUT_SEED" --outdir "$R/profile/in")
   rec node "$ORT/run.js" "$R/onnx/$PROFILE_MODEL.onnx" --inputs "$inputs" --threads 1 --warmup 3 \
     --repeat "$PROFILE_RUNS" --profile "$R/profile/ortprof" \
     --save-optimized "$R/profile/ort_optimized.onnx" >"$R/profile/ort_run.json"

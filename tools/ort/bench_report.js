@@ -428,7 +428,7 @@ function main() {
   L.push('## Commands');
   L.push('');
   L.push('`make bench` runs `bash scripts/bench.sh build/release`, which ran these commands (paths relative to the ' +
-    'repository; <model>, <layer>, <t> and round <k> stand for every value used):');
+    'repository, BUILD = the build directory; <model>, <layer>, <t> and round <k> stand for every value used):');
   L.push('');
   L.push('```');
   const cmds = fs.existsSync(path.join(R, 'commands.txt')) ? fs.readFileSync(path.join(R, 'commands.txt'), 'utf8') : '';
