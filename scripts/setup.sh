@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libdnnl-dev libtorch-dev dataset-fashion-mnist
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
-  nodejs npm
+  nodejs
 )
 
 missing=()
@@ -27,6 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node.js may come from Debian (then npm is a separate package) or elsewhere
+# with npm bundled: only ask apt for npm when there is none.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "[setup] installing npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
 # ONNX Runtime (CPU binary bundled in the npm package) for the cross-check.

@@ -16,9 +16,9 @@ void Conv(const ConvParams& p, const T* x, const T* w, const T* bias, T* y) {
   assert(p.group > 0 && p.in_channels % p.group == 0 && p.out_channels % p.group == 0);
   const int64_t cg_count = p.in_channels / p.group;
   const int64_t mg_count = p.out_channels / p.group;
-  const auto [ID, IH, IW] = p.in;
-  const auto [OD, OH, OW] = p.out;
-  const auto [KD, KH, KW] = p.kernel;
+  const int64_t ID = p.in[0], IH = p.in[1], IW = p.in[2];
+  const int64_t OD = p.out[0], OH = p.out[1], OW = p.out[2];
+  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
   const int64_t in_plane = ID * IH * IW;
   const int64_t out_plane = OD * OH * OW;
   const int64_t k_size = KD * KH * KW;
@@ -67,9 +67,9 @@ void ConvTranspose(const ConvParams& p, const T* x, const T* w, const T* bias, T
   assert(p.group > 0 && p.in_channels % p.group == 0 && p.out_channels % p.group == 0);
   const int64_t cg_count = p.in_channels / p.group;
   const int64_t mg_count = p.out_channels / p.group;
-  const auto [ID, IH, IW] = p.in;
-  const auto [OD, OH, OW] = p.out;
-  const auto [KD, KH, KW] = p.kernel;
+  const int64_t ID = p.in[0], IH = p.in[1], IW = p.in[2];
+  const int64_t OD = p.out[0], OH = p.out[1], OW = p.out[2];
+  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
   const int64_t in_plane = ID * IH * IW;
   const int64_t out_plane = OD * OH * OW;
   const int64_t k_size = KD * KH * KW;

@@ -29,8 +29,8 @@ Taps TapsAt(const PoolParams& p, int64_t od, int64_t oh, int64_t ow) {
 
 template <typename T>
 void MaxPool(const PoolParams& p, const T* x, T* y, int64_t* indices) {
-  const auto [ID, IH, IW] = p.in;
-  const auto [OD, OH, OW] = p.out;
+  const int64_t ID = p.in[0], IH = p.in[1], IW = p.in[2];
+  const int64_t OD = p.out[0], OH = p.out[1], OW = p.out[2];
   const int64_t in_plane = ID * IH * IW;
   const int64_t out_plane = OD * OH * OW;
   const int64_t planes = p.batch * p.channels;
@@ -79,8 +79,8 @@ void MaxPool(const PoolParams& p, const T* x, T* y, int64_t* indices) {
 
 template <typename T>
 void AveragePool(const PoolParams& p, const T* x, T* y) {
-  const auto [ID, IH, IW] = p.in;
-  const auto [OD, OH, OW] = p.out;
+  const int64_t ID = p.in[0], IH = p.in[1], IW = p.in[2];
+  const int64_t OD = p.out[0], OH = p.out[1], OW = p.out[2];
   const int64_t in_plane = ID * IH * IW;
   const int64_t out_plane = OD * OH * OW;
   const int64_t planes = p.batch * p.channels;
