@@ -5,6 +5,9 @@ JOBS ?= $(shell nproc)
 WBS := $(BUILD_DIR)/wbs
 export OPENBLAS_CORETYPE ?= SkylakeX
 export OPENBLAS_NUM_THREADS ?= 1
+# OpenMP threads sleep instead of spinning between parallel regions: on a
+# shared 2-core machine spinning threads starve each other (see docs/BENCHMARKS.md).
+export OMP_WAIT_POLICY ?= passive
 
 .PHONY: all setup configure build test demo bench fuzz asan clean
 

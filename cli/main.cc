@@ -4,7 +4,10 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <vector>
 
@@ -84,7 +87,20 @@ int Main(int argc, char** argv) {
 
 }  // namespace
 
+// OpenMP threads that busy-wait between parallel regions (libgomp's default)
+// steal the CPU their partner needs whenever another process runs on this
+// shared 2-core class of machine: ResNet-50 on 2 threads went from ~70 ms to
+// ~330 ms in docs/BENCHMARKS.md. libgomp reads OMP_WAIT_POLICY only when it
+// loads, so unless the user chose a policy we set "passive" and re-execute
+// ourselves once. A failed exec just continues with the default.
+static void EnsurePassiveOpenMpWait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char** argv) {
+  EnsurePassiveOpenMpWait(argv);
   // Libraries return Status; this catches what slips through (allocation
   // failure, a bug) so the user still gets one line, not a stack trace.
   try {
