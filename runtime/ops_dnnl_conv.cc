@@ -26,12 +26,12 @@ class DnnlConvOp final : public Operator {
     // Declines: the reference operator handles (or reports) everything else.
     if (in.size() < 2 || !in[0].present || !in[1].present || in[0].dtype != DType::kF32 ||
         in[1].dtype != DType::kF32 || (has_bias && in[2].dtype != DType::kF32) ||
-        in[1].value == nullptr || args.outputs.empty() ||
-        args.outputs[0].dtype != DType::kF32) {
+        in[1].value == nullptr || args.outputs.empty() || args.outputs[0].dtype != DType::kF32) {
       return std::unique_ptr<Operator>();
     }
     const Tensor& w = *in[1].value;
-    if (w.dtype() != DType::kF32 || w.rank() < 3 || w.rank() > 5) return std::unique_ptr<Operator>();
+    if (w.dtype() != DType::kF32 || w.rank() < 3 || w.rank() > 5)
+      return std::unique_ptr<Operator>();
     if (in[0].has_shape && in[0].rank() != w.rank()) return std::unique_ptr<Operator>();
     if (!FusedActivationOf(node).ok()) return std::unique_ptr<Operator>();
 
@@ -58,17 +58,17 @@ class DnnlConvOp final : public Operator {
                              node_.Describe(), x.Describe(), y.Describe());
     }
     UseThreads(ctx);
-    WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(x.shape(), ctx.num_threads));
+    WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(x.shape(), CurrentThreads()));
     if (e->prim == nullptr) return fallback_->Run(inputs, outputs, ctx);
     if (y.shape() != e->y_shape) {
-      return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
-                             y.Describe(), x.Describe(), ShapeToString(e->y_shape));
+      return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(), y.Describe(),
+                             x.Describe(), ShapeToString(e->y_shape));
     }
     const Tensor* b = InputOrNull(inputs, 2);
     if ((b != nullptr) != has_bias_ ||
         (b && (b->dtype() != DType::kF32 || b->shape() != Shape{e->y_shape[1]}))) {
-      return InvalidArgument("{}: bias must be f32[{}], got {}", node_.Describe(),
-                             e->y_shape[1], b ? b->Describe() : "none");
+      return InvalidArgument("{}: bias must be f32[{}], got {}", node_.Describe(), e->y_shape[1],
+                             b ? b->Describe() : "none");
     }
     return e->prim->Execute(x.data<float>(), e->weights, b ? b->data<float>() : nullptr,
                             y.data<float>());
@@ -103,18 +103,18 @@ class DnnlConvOp final : public Operator {
       e.y_shape.push_back(p.out[i]);
     // Empty tensors run on the reference (oneDNN rejects some zero dims).
     const bool empty = NumElements(x) == 0 || NumElements(e.y_shape) == 0;
-    auto prim = empty ? Result<std::unique_ptr<onednn::ConvPrimitive>>(
-                            Unimplemented("{}: empty tensor", node_.Describe()))
-                      : onednn::ConvPrimitive::Create(p, transpose_, has_bias_,
-                                                      RequestedConvLayout());
+    auto prim =
+        empty ? Result<std::unique_ptr<onednn::ConvPrimitive>>(
+                    Unimplemented("{}: empty tensor", node_.Describe()))
+              : onednn::ConvPrimitive::Create(p, transpose_, has_bias_, RequestedConvLayout());
     if (prim.ok()) {
       e.weights = packed_.Find((*prim)->weights_desc());
       if (!e.weights) {
         WBS_ASSIGN_OR_RETURN(e.weights, (*prim)->PackWeights(w_.data<float>()));
         packed_.Add((*prim)->weights_desc(), e.weights);
       }
-      WBS_LOG_DEBUG("{}: oneDNN {} for X {} ({} threads)", node_.Describe(),
-                    (*prim)->impl_name(), ShapeToString(x), threads);
+      WBS_LOG_DEBUG("{}: oneDNN {} for X {} ({} threads)", node_.Describe(), (*prim)->impl_name(),
+                    ShapeToString(x), threads);
       e.prim = std::move(prim).value();
     } else {
       WBS_LOG_DEBUG("{}: reference fallback for X {}: {}", node_.Describe(), ShapeToString(x),

@@ -143,7 +143,7 @@ class DnnlMatMulBase : public Operator {
     return Status::Ok();
   }
 
-  ir::Node node_;  // a copy: attributes and name outlive the graph
+  ir::Node node_;   // a copy: attributes and name outlive the graph
   Tensor b_const_;  // constant B (shares storage), or undefined
   std::string impl_ = "onednn";
   std::map<std::vector<int64_t>, Entry> cache_;
@@ -169,8 +169,8 @@ class DnnlGemmOp final : public DnnlMatMulBase {
     auto act = FusedActivationOf(node);
     if (!act.ok()) return std::unique_ptr<Operator>();
 
-    auto op = std::unique_ptr<DnnlGemmOp>(
-        new DnnlGemmOp(node, in[1].value ? *in[1].value : Tensor()));
+    auto op =
+        std::unique_ptr<DnnlGemmOp>(new DnnlGemmOp(node, in[1].value ? *in[1].value : Tensor()));
     op->trans_a_ = node.GetInt("transA", 0) != 0;
     op->trans_b_ = node.GetInt("transB", 0) != 0;
     op->alpha_ = alpha;
@@ -188,8 +188,8 @@ class DnnlGemmOp final : public DnnlMatMulBase {
     if (IsStatic(in[0]) && b_known && c_known) {
       const Shape b_shape = in[1].value ? in[1].value->shape() : in[1].shape;
       const Shape c_shape = has_c ? (c_const ? in[2].value->shape() : in[2].shape) : Shape();
-      Result<Entry*> e = op->Lookup(in[0].shape, b_shape, has_c ? &c_shape : nullptr,
-                                    CurrentThreads());
+      Result<Entry*> e =
+          op->Lookup(in[0].shape, b_shape, has_c ? &c_shape : nullptr, CurrentThreads());
       if (!e.ok() || (*e)->prim == nullptr) return std::unique_ptr<Operator>();
       op->impl_ = "onednn:" + (*e)->prim->impl_name();
     }
@@ -201,12 +201,10 @@ class DnnlGemmOp final : public DnnlMatMulBase {
              const ExecContext& ctx) override {
     WBS_RETURN_IF_ERROR(CheckOperands(inputs, outputs, 2));
     const Tensor* c = InputOrNull(inputs, 2);
-    if (has_c_ && c == nullptr)
-      return InvalidArgument("{}: input C is missing", node_.Describe());
+    if (has_c_ && c == nullptr) return InvalidArgument("{}: input C is missing", node_.Describe());
     UseThreads(ctx);
-    WBS_ASSIGN_OR_RETURN(
-        Entry * e, Lookup(inputs[0]->shape(), inputs[1]->shape(),
-                          has_c_ ? &c->shape() : nullptr, ctx.num_threads));
+    WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(inputs[0]->shape(), inputs[1]->shape(),
+                                           has_c_ ? &c->shape() : nullptr, CurrentThreads()));
     return Execute(*e, inputs, outputs, ctx);
   }
 
@@ -255,12 +253,14 @@ class DnnlGemmOp final : public DnnlMatMulBase {
           spec.addend_dims = {cm, n};
         } else {
           spec.addend_dims = {cm, cn};
-          if (c_const_.defined()) e.addend = c_const_;
-          else e.addend_from_c = true;
+          if (c_const_.defined())
+            e.addend = c_const_;
+          else
+            e.addend_from_c = true;
         }
       }
-      WBS_RETURN_IF_ERROR(Build(std::move(spec), &e,
-                                "A " + ShapeToString(a) + " B " + ShapeToString(b), threads));
+      WBS_RETURN_IF_ERROR(
+          Build(std::move(spec), &e, "A " + ShapeToString(a) + " B " + ShapeToString(b), threads));
     }
     return &cache_.emplace(key, std::move(e)).first->second;
   }
@@ -299,7 +299,7 @@ class DnnlMatMulOp final : public DnnlMatMulBase {
     WBS_RETURN_IF_ERROR(CheckOperands(inputs, outputs, 2));
     UseThreads(ctx);
     WBS_ASSIGN_OR_RETURN(Entry * e,
-                         Lookup(inputs[0]->shape(), inputs[1]->shape(), ctx.num_threads));
+                         Lookup(inputs[0]->shape(), inputs[1]->shape(), CurrentThreads()));
     return Execute(*e, inputs, outputs, ctx);
   }
 
@@ -335,15 +335,16 @@ class DnnlMatMulOp final : public DnnlMatMulBase {
         spec.b_dims = Shape(r - bs.size(), 1);
         spec.b_dims.insert(spec.b_dims.end(), bs.begin(), bs.end());
         spec.y_dims.resize(r);
-        for (size_t i = 0; i + 2 < r; ++i) spec.y_dims[i] = std::max(spec.a_dims[i], spec.b_dims[i]);
+        for (size_t i = 0; i + 2 < r; ++i)
+          spec.y_dims[i] = std::max(spec.a_dims[i], spec.b_dims[i]);
         spec.y_dims[r - 2] = m;
         spec.y_dims[r - 1] = n;
       }
       spec.a_strides = StridesOf(spec.a_dims);
       spec.b_strides = StridesOf(spec.b_dims);
       spec.activation = activation_;
-      WBS_RETURN_IF_ERROR(Build(std::move(spec), &e,
-                                "A " + ShapeToString(a) + " B " + ShapeToString(b), threads));
+      WBS_RETURN_IF_ERROR(
+          Build(std::move(spec), &e, "A " + ShapeToString(a) + " B " + ShapeToString(b), threads));
     }
     return &cache_.emplace(key, std::move(e)).first->second;
   }

@@ -1,10 +1,10 @@
 #include "kernels/dnnl/conv.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "core/tensor.h"
 #include "kernels/dnnl/dnnl_common.h"
@@ -33,9 +33,12 @@ Dims Concat(Dims a, const Dims& b) {
 
 memory::format_tag BlockedTag(int spatial_rank) {
   switch (spatial_rank) {
-    case 1: return memory::format_tag::nCw16c;
-    case 2: return memory::format_tag::nChw16c;
-    default: return memory::format_tag::nCdhw16c;
+    case 1:
+      return memory::format_tag::nCw16c;
+    case 2:
+      return memory::format_tag::nChw16c;
+    default:
+      return memory::format_tag::nCdhw16c;
   }
 }
 
@@ -59,10 +62,12 @@ std::vector<ConvLayout> Candidates(const ref::ConvParams& p, ConvLayout requeste
 memory::desc ActivationDesc(ConvLayout layout, const Dims& dims, int spatial_rank) {
   const memory::dims d(dims.begin(), dims.end());
   switch (layout) {
-    case ConvLayout::kAny: return memory::desc(d, memory::data_type::f32, memory::format_tag::any);
+    case ConvLayout::kAny:
+      return memory::desc(d, memory::data_type::f32, memory::format_tag::any);
     case ConvLayout::kBlocked:
       return memory::desc(d, memory::data_type::f32, BlockedTag(spatial_rank));
-    default: return PlainDesc(dims);
+    default:
+      return PlainDesc(dims);
   }
 }
 
@@ -84,8 +89,8 @@ bool ParseConvLayout(const std::string& name, ConvLayout* layout) {
 }
 
 Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvParams& p,
-                                                            bool transpose, bool has_bias,
-                                                            ConvLayout layout) {
+                                                             bool transpose, bool has_bias,
+                                                             ConvLayout layout) {
   const int sr = p.spatial_rank;
   const int64_t g = p.group;
   const Dims kernel = Spatial(p.kernel, sr);
@@ -231,8 +236,8 @@ Result<dnnl::memory> ConvPrimitive::PackWeights(const float* w) const {
   }
 }
 
-Status ConvPrimitive::Execute(const float* x, const dnnl::memory& packed_weights,
-                              const float* bias, float* y) {
+Status ConvPrimitive::Execute(const float* x, const dnnl::memory& packed_weights, const float* bias,
+                              float* y) {
   if ((bias != nullptr) != has_bias_) {
     return Internal("{}: bias {} but the primitive was built {}", context_,
                     bias ? "given" : "missing", has_bias_ ? "with one" : "without");

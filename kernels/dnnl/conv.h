@@ -25,10 +25,9 @@
 #pragma once
 
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
-
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "core/status.h"
 #include "kernels/ref/conv.h"

@@ -25,8 +25,10 @@ Status FromDnnlError(const dnnl::error& e, const std::string& context) {
       return InvalidArgument("{}: oneDNN {} (invalid arguments)", context, what);
     case dnnl_unimplemented:
       return Unimplemented("{}: oneDNN {} (unimplemented)", context, what);
-    case dnnl_out_of_memory: return Internal("{}: oneDNN {} (out of memory)", context, what);
-    default: return Internal("{}: oneDNN {} (status {})", context, what, static_cast<int>(e.status));
+    case dnnl_out_of_memory:
+      return Internal("{}: oneDNN {} (out of memory)", context, what);
+    default:
+      return Internal("{}: oneDNN {} (status {})", context, what, static_cast<int>(e.status));
   }
 }
 
@@ -35,7 +37,8 @@ bool AppendActivation(const ref::Activation& act, dnnl::post_ops* ops) {
   using ref::ActivationKind;
   constexpr float kScale = 1.0f;  // post-op result scale; always the identity here
   switch (act.kind) {
-    case ActivationKind::kNone: return true;
+    case ActivationKind::kNone:
+      return true;
     case ActivationKind::kRelu:
       ops->append_eltwise(kScale, algorithm::eltwise_relu, 0.0f, 0.0f);
       return true;
@@ -56,7 +59,8 @@ bool AppendActivation(const ref::Activation& act, dnnl::post_ops* ops) {
     case ActivationKind::kTanh:
       ops->append_eltwise(kScale, algorithm::eltwise_tanh, 0.0f, 0.0f);
       return true;
-    case ActivationKind::kCount: break;
+    case ActivationKind::kCount:
+      break;
   }
   return false;
 }

@@ -1,8 +1,8 @@
 #include "kernels/dnnl/matmul.h"
 
-#include <unordered_map>
-
 #include <fmt/format.h>
+
+#include <unordered_map>
 
 #include "core/tensor.h"
 #include "kernels/dnnl/dnnl_common.h"

@@ -20,9 +20,9 @@ TEST(OpsDnnlMatMulTest, GemmMatchesReferenceOnRandomProblems) {
     const float beta = Chance(rng, 0.5) ? 1.0f : UniformF(rng, -1.5f, 1.5f);
     if (alpha != 1.0f) attrs["alpha"] = alpha;
     if (beta != 1.0f) attrs["beta"] = beta;
-    std::vector<Operand> ops = {{RandomTensor(ta ? Shape{k, m} : Shape{m, k}, rng)},
-                                {RandomTensor(tb ? Shape{n, k} : Shape{k, n}, rng),
-                                 Chance(rng, 0.7)}};
+    std::vector<Operand> ops = {
+        {RandomTensor(ta ? Shape{k, m} : Shape{m, k}, rng)},
+        {RandomTensor(tb ? Shape{n, k} : Shape{k, n}, rng), Chance(rng, 0.7)}};
     // C: absent, scalar, [1], [N], [1, N], [M, 1], [M, N].
     const Shape c_shapes[] = {{}, {1}, {n}, {1, n}, {m, 1}, {m, n}};
     const int64_t c_kind = Uniform(rng, -1, 5);
@@ -65,9 +65,9 @@ TEST(OpsDnnlMatMulTest, MatMulMatchesReferenceOnRandomProblems) {
                                 {RandomTensor(b_shape, rng), Chance(rng, 0.6)}};
     Attrs attrs;
     const std::string act = AddActivation(i, rng, &attrs);
-    const std::string what = fmt::format("case {}: A {} B {} B const {} act {}", i,
-                                         ShapeToString(a_shape), ShapeToString(b_shape),
-                                         ops[1].constant, act);
+    const std::string what =
+        fmt::format("case {}: A {} B {} B const {} act {}", i, ShapeToString(a_shape),
+                    ShapeToString(b_shape), ops[1].constant, act);
     ExpectFastMatchesReference("MatMul", ops, attrs, what);
     if (HasFatalFailure()) return;
   }
@@ -105,8 +105,8 @@ TEST(OpsDnnlMatMulTest, GemmAndMatMulDeclineWhatTheyDoNotHandle) {
     ASSERT_TRUE(fast.ok()) << fast.status().ToString();
     EXPECT_EQ((*fast)->impl_name(), "ref");
   };
-  expect_reference("Gemm", {{a}, {b, true}, {RandomTensor({3, 5}, rng)}},
-                   {{"beta", 0.5f}}, "run-time C with beta != 1");
+  expect_reference("Gemm", {{a}, {b, true}, {RandomTensor({3, 5}, rng)}}, {{"beta", 0.5f}},
+                   "run-time C with beta != 1");
   expect_reference("Gemm", {{a}, {b, true}}, {{"alpha", 0.0f}}, "alpha 0");
   auto a64 = a.CastTo(DType::kF64), b64 = b.CastTo(DType::kF64);
   ASSERT_TRUE(a64.ok() && b64.ok());

@@ -155,8 +155,10 @@ TEST(OpsDnnlTest, ConvPrimitiveEveryLayoutMatchesReferenceKernel) {
   struct Layer {
     int64_t c, m, group, hw, k, stride, spatial_rank;
   };
-  const Layer layers[] = {{32, 32, 1, 9, 3, 1, 2},  {64, 16, 1, 7, 1, 1, 2},
-                          {48, 48, 48, 8, 3, 2, 2}, {16, 32, 1, 5, 3, 1, 3},
+  const Layer layers[] = {{32, 32, 1, 9, 3, 1, 2},
+                          {64, 16, 1, 7, 1, 1, 2},
+                          {48, 48, 48, 8, 3, 2, 2},
+                          {16, 32, 1, 5, 3, 1, 3},
                           {32, 32, 1, 11, 5, 2, 1}};
   std::set<onednn::ConvLayout> used;
   for (const Layer& l : layers) {
@@ -188,8 +190,8 @@ TEST(OpsDnnlTest, ConvPrimitiveEveryLayoutMatchesReferenceKernel) {
     for (auto layout : {onednn::ConvLayout::kPlain, onednn::ConvLayout::kAny,
                         onednn::ConvLayout::kBlocked, onednn::ConvLayout::kAuto}) {
       SCOPED_TRACE(fmt::format("seed {}: c {} m {} group {} hw {} k {} stride {} rank {} layout {}",
-                               TestSeed(), l.c, l.m, l.group, l.hw, l.k, l.stride,
-                               l.spatial_rank, onednn::ConvLayoutName(layout)));
+                               TestSeed(), l.c, l.m, l.group, l.hw, l.k, l.stride, l.spatial_rank,
+                               onednn::ConvLayoutName(layout)));
       // A layout oneDNN cannot serve falls through to the others.
       auto prim = onednn::ConvPrimitive::Create(p, false, true, layout);
       ASSERT_TRUE(prim.ok()) << prim.status().ToString();
@@ -197,7 +199,8 @@ TEST(OpsDnnlTest, ConvPrimitiveEveryLayoutMatchesReferenceKernel) {
       auto packed = (*prim)->PackWeights(w.data<float>());
       ASSERT_TRUE(packed.ok()) << packed.status().ToString();
       Tensor y(DType::kF32, {y_n});
-      ASSERT_TRUE((*prim)->Execute(x.data<float>(), *packed, b.data<float>(), y.data<float>()).ok());
+      ASSERT_TRUE(
+          (*prim)->Execute(x.data<float>(), *packed, b.data<float>(), y.data<float>()).ok());
       EXPECT_LE(MaxRelError(y, expect), kRelTol) << (*prim)->impl_name();
     }
   }

@@ -6,6 +6,7 @@
 // replays it.
 #pragma once
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,8 +19,6 @@
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "core/tensor.h"
 #include "ir/graph.h"
 #include "ir/op_schema.h"
@@ -27,7 +26,6 @@
 #include "runtime/operator.h"
 
 namespace wbs::dnnl_test {
-
 
 using runtime::Backend;
 using Attrs = std::map<std::string, ir::Attribute>;
@@ -38,8 +36,8 @@ inline constexpr double kRelTol = 1e-4;
 inline uint32_t TestSeed() {
   static const uint32_t seed = [] {
     const char* env = std::getenv("WBS_TEST_SEED");
-    const uint32_t s = env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10))
-                           : std::random_device{}();
+    const uint32_t s =
+        env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : std::random_device{}();
     std::printf("ops_dnnl_test: seed %u (replay with WBS_TEST_SEED=%u)\n", s, s);
     return s;
   }();
@@ -77,7 +75,7 @@ struct Prepared {
 };
 
 inline Result<Prepared> Prepare(const std::string& op, const std::vector<Operand>& operands,
-                         const Attrs& attrs) {
+                                const Attrs& attrs) {
   Prepared p;
   p.graph = std::make_unique<ir::Graph>();
   ir::Graph& g = *p.graph;
@@ -117,7 +115,7 @@ inline Result<std::unique_ptr<runtime::Operator>> CreateOp(const Prepared& p, Ba
 }
 
 inline Result<Tensor> RunOp(runtime::Operator& op, const std::vector<Operand>& operands,
-                     const Shape& out_shape, int threads = 1) {
+                            const Shape& out_shape, int threads = 1) {
   std::vector<const Tensor*> ins;
   for (const Operand& o : operands) ins.push_back(o.t.defined() ? &o.t : nullptr);
   Tensor y(DType::kF32, out_shape);
@@ -141,9 +139,10 @@ inline bool IsFast(const runtime::Operator& op) { return op.impl_name().rfind("o
 
 // Creates the fast and the reference operator for the same node, expects the
 // fast one to be oneDNN (unless `may_decline`), runs both and compares.
-inline void ExpectFastMatchesReference(const std::string& op_type, const std::vector<Operand>& operands,
-                                const Attrs& attrs, const std::string& what,
-                                bool may_decline = false, int threads = 1) {
+inline void ExpectFastMatchesReference(const std::string& op_type,
+                                       const std::vector<Operand>& operands, const Attrs& attrs,
+                                       const std::string& what, bool may_decline = false,
+                                       int threads = 1) {
   SCOPED_TRACE(fmt::format("seed {}: {} {}", TestSeed(), op_type, what));
   auto prep = Prepare(op_type, operands, attrs);
   ASSERT_TRUE(prep.ok()) << prep.status().ToString();
@@ -164,8 +163,7 @@ inline void ExpectFastMatchesReference(const std::string& op_type, const std::ve
 // A random fused activation (every kind, by `index`) as node attributes.
 inline std::string AddActivation(int index, Rng& rng, Attrs* attrs) {
   using kernels::ref::ActivationKind;
-  const auto kind =
-      static_cast<ActivationKind>(index % static_cast<int>(ActivationKind::kCount));
+  const auto kind = static_cast<ActivationKind>(index % static_cast<int>(ActivationKind::kCount));
   if (kind == ActivationKind::kNone) return "none";
   const std::string name = kernels::ref::ActivationName(kind);
   (*attrs)["wbs.activation"] = name;
