@@ -17,12 +17,15 @@
 // so kAuto tries blocked first for 1x1 and depthwise kernels and lets oneDNN
 // choose ("any", usually brgconv on nhwc) otherwise, then the other
 // candidates; a candidate for which oneDNN only has its naive reference
-// implementation is skipped. At two threads the same order holds (auto within
-// noise of the best layout on every shape above, 3x3 scaling 1.9x). (A stride-1 1x1 conv on plain NCHW is also a
-// matmul W[M,C] x X[C,HW] with no reorders; with the bias as a per-row
-// binary post-op it measured 199-252 GFLOP/s, ahead of blocked only at
-// 28x28 and larger, so it is not a candidate.) Weights are always in the layout oneDNN asks for
-// (format any) and are packed once by the caller.
+// implementation is skipped. At two threads the same order holds (auto is
+// within noise of the best layout on every shape above; 3x3 scales 1.9x).
+// Weights are always in the layout oneDNN asks for (format any) and are
+// packed once by the caller.
+//
+// Not a candidate: a stride-1 1x1 conv on plain NCHW is also a matmul
+// W[M,C] x X[C,HW] with no reorders, but with the bias as a per-row binary
+// post-op it measured 199-252 GFLOP/s, ahead of blocked only at 28x28 and
+// larger.
 #pragma once
 
 #include <memory>
