@@ -61,6 +61,9 @@ Status Session::Impl::Prepare() {
   WBS_RETURN_IF_ERROR(ir::InferShapes(g));
   WBS_RETURN_IF_ERROR(g.Verify());
 
+  // Fast operators specialise on the thread count when created (oneDNN
+  // primitives), so it must be in force before they are built.
+  omp_set_num_threads(options.num_threads);
   std::unordered_map<const ir::Value*, int> slot_of;
   auto slot_for = [&](ir::Value* v) -> int {
     auto it = slot_of.find(v);
