@@ -5,6 +5,8 @@
 // the user knows. All named values (inputs, initializers, Constant outputs,
 // node outputs) are created before any node, so the names the graph
 // generates for omitted outputs can never take a name the model uses later.
+// Models of opsets 1..6 are rewritten into opset-7 form once the graph is
+// built and sorted (onnx/legacy_opset.h).
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 
 #include "ir/op_schema.h"
 #include "onnx/file_io.h"
+#include "onnx/legacy_opset.h"
 #include "onnx/model_io.h"
 #include "onnx/tensor_proto.h"
 
@@ -146,6 +149,8 @@ class Importer {
     bool has_shape = false;
   };
   std::map<Value*, Declared> declared_;
+  // "node 'conv1' (Conv)" / "node #3 (Conv)" per node, for the legacy rewrites.
+  std::map<const ir::Node*, std::string> where_;
 };
 
 Status Importer::ReadOpset(const ModelProto& model) {
@@ -158,11 +163,11 @@ Status Importer::ReadOpset(const ModelProto& model) {
   }
   if (!found) {
     return Unimplemented("{}: model imports no ai.onnx opset (wbs supports opsets {}..{})", path_,
-                         kMinOpset, kMaxOpset);
+                         kMinImportOpset, kMaxOpset);
   }
-  if (opset_ < kMinOpset || opset_ > kMaxOpset) {
+  if (opset_ < kMinImportOpset || opset_ > kMaxOpset) {
     return Unimplemented("{}: ai.onnx opset {} is not supported (wbs supports {}..{})", path_,
-                         opset_, kMinOpset, kMaxOpset);
+                         opset_, kMinImportOpset, kMaxOpset);
   }
   return Status::Ok();
 }
@@ -331,6 +336,7 @@ Status Importer::AddNode(const NodeProto& n, int index) {
   ir::Node* node = graph_->AddNode(n.op_type(), std::move(inputs), std::move(outputs), n.name());
   node->opset = opset_;
   node->attrs = std::move(attrs);
+  where_[node] = where;
   return Status::Ok();
 }
 
@@ -415,6 +421,11 @@ Result<std::unique_ptr<ir::Graph>> Importer::Run(const ModelProto& model) {
   }
   WBS_RETURN_IF_ERROR(graph_->TopologicalSort().WithContext(path_));
   WBS_RETURN_IF_ERROR(graph_->Verify().WithContext(path_));
+  if (opset_ < kMinOpset) {
+    WBS_RETURN_IF_ERROR(NormalizeLegacyOpset(*graph_, opset_, path_, where_));
+    WBS_RETURN_IF_ERROR(graph_->TopologicalSort().WithContext(path_));
+    WBS_RETURN_IF_ERROR(graph_->Verify().WithContext(path_));
+  }
   if (options_.infer_shapes) {
     WBS_RETURN_IF_ERROR(ir::InferShapes(*graph_).WithContext(path_));
     ApplyDeclaredTypes();

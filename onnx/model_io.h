@@ -1,4 +1,5 @@
-// ONNX import and export through libonnx's protobuf classes (opsets 7..17).
+// ONNX import and export through libonnx's protobuf classes (opsets 7..17;
+// import also takes opsets 1..6, normalised to opset 7, see onnx/legacy_opset.h).
 //
 // Import maps a ModelProto to an ir::Graph one to one: initializers and
 // Constant nodes become constant Values, unknown input dims are resolved
@@ -30,8 +31,13 @@
 
 namespace wbs::onnxio {
 
+// The opsets wbs's IR speaks; export writes at least kMinOpset.
 inline constexpr int64_t kMinOpset = 7;
 inline constexpr int64_t kMaxOpset = 17;
+// Import also accepts opsets kMinImportOpset..kMinOpset-1: their models are
+// rewritten into opset-7 form (graph and node opsets become 7), or refused
+// (Unimplemented) where a legacy meaning has no exact opset-7 form.
+inline constexpr int64_t kMinImportOpset = 1;
 
 struct ImportOptions {
   // Shapes for graph inputs, by name (replaces the model's declared shape;
