@@ -178,6 +178,10 @@ Value* Graph::FindValue(const std::string& name) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
+bool Graph::IsOutput(const Value* v) const {
+  return std::find(outputs.begin(), outputs.end(), v) != outputs.end();
+}
+
 Status Graph::RenameValue(Value* v, const std::string& name) {
   if (v->name == name) return Status::Ok();
   if (by_name_.count(name)) return InvalidArgument("cannot rename '{}' to '{}': name taken", v->name, name);

@@ -119,6 +119,8 @@ class Graph {
   void SetInput(Node* n, size_t i, Value* v);
 
   Value* FindValue(const std::string& name) const;
+  // True if `v` is one of the graph outputs.
+  bool IsOutput(const Value* v) const;
   // Renames a value; error if another value already has the name.
   Status RenameValue(Value* v, const std::string& name);
   // Nodes in insertion order; TopologicalSort() makes it topological.

@@ -11,12 +11,6 @@
 namespace wbs::ir {
 namespace {
 
-bool IsGraphOutput(const Graph& g, const Value* v) {
-  for (const Value* o : g.outputs)
-    if (o == v) return true;
-  return false;
-}
-
 const Tensor* ConstF32(const Value* v) {
   if (!v || !v->is_constant() || v->constant.dtype() != DType::kF32) return nullptr;
   return &v->constant;
@@ -45,7 +39,7 @@ class FoldBatchNormPass : public Pass {
     if (bn->outputs.size() != 1 || bn->GetInt("training_mode", 0) != 0) return false;
     if (bn->GetInt("spatial", 1) != 1) return false;  // opset < 9 per-activation BN
     Value* x = bn->input(0);
-    if (!x || !x->producer || x->users.size() != 1 || IsGraphOutput(g, x)) return false;
+    if (!x || !x->producer || x->users.size() != 1 || g.IsOutput(x)) return false;
     Node* p = x->producer;
     const Tensor* gamma = ConstF32(bn->input(1));
     const Tensor* beta = ConstF32(bn->input(2));

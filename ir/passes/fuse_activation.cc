@@ -10,12 +10,6 @@
 namespace wbs::ir {
 namespace {
 
-bool IsGraphOutput(const Graph& g, const Value* v) {
-  for (const Value* o : g.outputs)
-    if (o == v) return true;
-  return false;
-}
-
 // Reads a scalar f32 constant input, or returns `def` when the input is absent.
 bool ScalarInput(const Node& n, size_t i, float def, float* out) {
   const Value* v = n.input(i);
@@ -71,7 +65,7 @@ class FuseActivationPass : public Pass {
     int fused = 0;
     for (Node* p : producers) {
       Value* y = p->outputs[0];
-      if (y->users.size() != 1 || IsGraphOutput(g, y)) continue;
+      if (y->users.size() != 1 || g.IsOutput(y)) continue;
       Node* act = y->users[0];
       if (act->input(0) != y || act->outputs.size() != 1 || y->dtype != DType::kF32) continue;
       float alpha, beta;

@@ -5,12 +5,6 @@
 namespace wbs::ir {
 namespace {
 
-bool IsGraphOutput(const Graph& g, const Value* v) {
-  for (const Value* o : g.outputs)
-    if (o == v) return true;
-  return false;
-}
-
 class RemoveIdentityPass : public Pass {
  public:
   std::string name() const override { return "remove-identity"; }
@@ -21,20 +15,20 @@ class RemoveIdentityPass : public Pass {
       bool identity = n->op_type == "Identity";
       bool dropout = n->op_type == "Dropout" &&
                      (n->outputs.size() < 2 || !n->outputs[1] || n->outputs[1]->users.empty()) &&
-                     (n->outputs.size() < 2 || !n->outputs[1] || !IsGraphOutput(g, n->outputs[1]));
+                     (n->outputs.size() < 2 || !n->outputs[1] || !g.IsOutput(n->outputs[1]));
       if (!identity && !dropout) continue;
       if (!n->input(0) || !n->outputs[0]) continue;
       // Keep the node when both ends are graph-visible: the output name is
       // part of the model's interface and the input cannot take it over.
       Value* in = n->inputs[0];
       Value* out = n->outputs[0];
-      if (IsGraphOutput(g, out) && (!in->producer || IsGraphOutput(g, in))) continue;
+      if (g.IsOutput(out) && (!in->producer || g.IsOutput(in))) continue;
       doomed.push_back(n.get());
     }
     for (Node* n : doomed) {
       Value* in = n->inputs[0];
       Value* out = n->outputs[0];
-      bool out_is_output = IsGraphOutput(g, out);
+      bool out_is_output = g.IsOutput(out);
       g.ReplaceAllUses(out, in);
       g.EraseNode(n);
       if (out_is_output) {
