@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # shared 2-core machine spinning threads starve each other (see docs/BENCHMARKS.md).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all setup configure build test demo bench fuzz asan clean
+.PHONY: all setup configure build test test-asan demo bench fuzz asan clean
 
 all: build
 
@@ -24,8 +24,16 @@ configure: setup $(BUILD_DIR)/build.ninja
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# All test tiers on the release build, then the unit and conformance tiers
+# again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 2400
+	$(MAKE) --no-print-directory test-asan
+
+test-asan: setup
+	@test -f build/asan/build.ninja || cmake --preset asan >/dev/null
+	cmake --build build/asan -j $(JOBS) --target wbs_unit_tests wbs_conformance
+	ctest --test-dir build/asan --output-on-failure -j $(JOBS) -L 'unit|conformance' --timeout 2400
 
 demo: build
 	bash scripts/demo.sh $(WBS)
@@ -37,8 +45,7 @@ fuzz: setup
 	cmake --preset fuzz >/dev/null && cmake --build build/fuzz -j $(JOBS)
 	bash scripts/fuzz_smoke.sh build/fuzz
 
-asan:
-	$(MAKE) test PRESET=asan
+asan: test-asan
 
 clean:
 	rm -rf build out
