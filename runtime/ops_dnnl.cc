@@ -86,6 +86,8 @@ void PackedWeights::Add(const dnnl::memory::desc& desc, dnnl::memory packed) {
 void RegisterDnnlOperators() {
   dnnl_ops::RegisterConvOperators();
   dnnl_ops::RegisterMatMulOperators();
+  dnnl_ops::RegisterPoolOperators();
+  dnnl_ops::RegisterElementwiseOperators();
 }
 
 }  // namespace wbs::runtime

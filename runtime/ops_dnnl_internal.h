@@ -1,5 +1,5 @@
 // Scaffolding shared by the oneDNN fast-path operators (ops_dnnl_conv.cc,
-// ops_dnnl_matmul.cc).
+// ops_dnnl_matmul.cc, ops_dnnl_pool.cc, ops_dnnl_elementwise.cc).
 //
 // Every fast operator follows one life cycle:
 //  - its factory declines (returns nullptr, so the reference operator runs)
@@ -64,5 +64,7 @@ class PackedWeights {
 
 void RegisterConvOperators();    // Conv, ConvTranspose
 void RegisterMatMulOperators();  // Gemm, MatMul
+void RegisterPoolOperators();    // MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool
+void RegisterElementwiseOperators();  // unary activations, Add/Sub/Mul/Div
 
 }  // namespace wbs::runtime::dnnl_ops

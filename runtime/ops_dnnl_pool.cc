@@ -1,0 +1,169 @@
+// oneDNN fast paths for MaxPool, AveragePool, GlobalMaxPool and
+// GlobalAveragePool (f32, 1-3 spatial dims). The window geometry (auto_pad,
+// ceil_mode, dilations, pads) comes from ir/conv_geometry.h, like the
+// reference operator's. Declines: other dtypes, a requested MaxPool Indices
+// output, and (kernels/dnnl/pool.h) windows oneDNN would compute differently
+// from ONNX. See ops_dnnl_internal.h for the life cycle.
+#include <map>
+#include <memory>
+
+#include "core/logging.h"
+#include "ir/conv_geometry.h"
+#include "kernels/dnnl/pool.h"
+#include "kernels/ref/conv.h"
+#include "runtime/operator.h"
+#include "runtime/ops_dnnl_internal.h"
+
+namespace wbs::runtime::dnnl_ops {
+namespace {
+
+namespace onednn = kernels::onednn;
+
+enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
+
+class DnnlPoolOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args, PoolOpKind kind) {
+    if (!DnnlEnabled()) return std::unique_ptr<Operator>();
+    const auto& in = args.inputs;
+    const bool wants_indices = args.outputs.size() > 1 && args.outputs[1].present;
+    if (in.empty() || !in[0].present || in[0].dtype != DType::kF32 || args.outputs.empty() ||
+        args.outputs[0].dtype != DType::kF32 || wants_indices) {
+      return std::unique_ptr<Operator>();
+    }
+    if (in[0].has_shape &&
+        (in[0].rank() < 3 || in[0].rank() - 2 > kernels::ref::kMaxConvSpatialRank))
+      return std::unique_ptr<Operator>();
+    auto op = std::unique_ptr<DnnlPoolOp>(new DnnlPoolOp(*args.node, kind));
+    if (IsStatic(in[0])) {
+      // Build now so an unsupported window declines instead of falling back
+      // at run time; the entry is reused when Run() has the same threads.
+      Result<Entry*> e = op->Lookup(in[0].shape, CurrentThreads());
+      if (!e.ok() || (*e)->prim == nullptr) return std::unique_ptr<Operator>();
+      op->impl_ = "onednn:" + (*e)->prim->impl_name();
+    }
+    WBS_ASSIGN_OR_RETURN(op->fallback_, CreateFallback(args));
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    if (inputs.empty() || inputs[0] == nullptr || outputs.empty() || outputs[0] == nullptr)
+      return InvalidArgument("{}: missing input X or output Y", node_.Describe());
+    const Tensor& x = *inputs[0];
+    Tensor& y = *outputs[0];
+    if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32) {
+      return InvalidArgument("{}: X {} and Y {} must be f32 (the operator was created for f32)",
+                             node_.Describe(), x.Describe(), y.Describe());
+    }
+    if (x.rank() < 3 || x.rank() - 2 > kernels::ref::kMaxConvSpatialRank)
+      return fallback_->Run(inputs, outputs, ctx);
+    UseThreads(ctx);
+    WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(x.shape(), CurrentThreads()));
+    if (e->prim == nullptr) return fallback_->Run(inputs, outputs, ctx);
+    if (y.shape() != e->y_shape) {
+      return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(), y.Describe(),
+                             x.Describe(), ShapeToString(e->y_shape));
+    }
+    return e->prim->Execute(x.data<float>(), y.data<float>());
+  }
+
+  std::string impl_name() const override { return impl_; }
+
+ private:
+  struct Entry {
+    std::unique_ptr<onednn::PoolPrimitive> prim;  // nullptr: the fallback runs
+    Shape y_shape;
+  };
+
+  DnnlPoolOp(const ir::Node& node, PoolOpKind kind) : node_(node), kind_(kind) {}
+
+  // The oneDNN problem for X of rank >= 3; errors are the shape rule's.
+  Result<onednn::PoolSpec> Spec(const Shape& x) const {
+    const size_t n = x.size() - 2;
+    onednn::PoolSpec s;
+    s.src_dims = x;
+    s.dst_dims = {x[0], x[1]};
+    if (kind_ == PoolOpKind::kGlobalMax || kind_ == PoolOpKind::kGlobalAverage) {
+      s.algorithm = kind_ == PoolOpKind::kGlobalMax ? onednn::PoolAlgorithm::kMax
+                                                    : onednn::PoolAlgorithm::kAverageExcludePad;
+      s.kernel.assign(x.begin() + 2, x.end());
+      s.dst_dims.resize(x.size(), 1);
+      s.strides.assign(n, 1);
+      s.dilations.assign(n, 1);
+      s.pad_begin.assign(n, 0);
+      s.pad_end.assign(n, 0);
+      s.ceil_extra_end.assign(n, 0);
+      return s;
+    }
+    const Shape spatial(x.begin() + 2, x.end());
+    WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs,
+                         ir::ParseWindowAttrs(node_, static_cast<int>(n), {}));
+    WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g, ir::ComputeWindowGeometry(node_, attrs, spatial));
+    if (kind_ == PoolOpKind::kMax) {
+      s.algorithm = onednn::PoolAlgorithm::kMax;
+    } else {
+      s.algorithm = node_.GetInt("count_include_pad", 0) == 1
+                        ? onednn::PoolAlgorithm::kAverageIncludePad
+                        : onednn::PoolAlgorithm::kAverageExcludePad;
+    }
+    s.dst_dims.insert(s.dst_dims.end(), g.output.begin(), g.output.end());
+    s.kernel = g.kernel;
+    s.strides = g.strides;
+    s.dilations = g.dilations;
+    s.pad_begin = g.pad_begin;
+    s.pad_end = g.pad_end;
+    s.ceil_extra_end = g.ceil_extra_end;
+    return s;
+  }
+
+  // The cached entry for an input shape, built on first use. Invalid
+  // geometry is an error (the reference would report the same); a problem
+  // oneDNN declines gives an entry without a primitive.
+  Result<Entry*> Lookup(const Shape& x, int threads) {
+    const std::vector<int64_t> key = RunKey({&x}, threads);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return &it->second;
+    WBS_ASSIGN_OR_RETURN(onednn::PoolSpec spec, Spec(x));
+    Entry e;
+    e.y_shape = spec.dst_dims;
+    // Empty tensors run on the reference (oneDNN rejects some zero dims).
+    const bool empty = NumElements(x) == 0 || NumElements(e.y_shape) == 0;
+    auto prim = empty ? Result<std::unique_ptr<onednn::PoolPrimitive>>(
+                            Unimplemented("{}: empty tensor", node_.Describe()))
+                      : onednn::PoolPrimitive::Create(spec, onednn::PoolLayout::kAuto);
+    if (prim.ok()) {
+      WBS_LOG_DEBUG("{}: oneDNN {} for X {} ({} threads)", node_.Describe(), (*prim)->impl_name(),
+                    ShapeToString(x), threads);
+      e.prim = std::move(prim).value();
+    } else {
+      WBS_LOG_DEBUG("{}: reference fallback for X {}: {}", node_.Describe(), ShapeToString(x),
+                    prim.status().message());
+    }
+    return &cache_.emplace(key, std::move(e)).first->second;
+  }
+
+  ir::Node node_;  // a copy: attributes and name outlive the graph
+  PoolOpKind kind_;
+  std::string impl_ = "onednn";
+  std::map<std::vector<int64_t>, Entry> cache_;
+  std::unique_ptr<Operator> fallback_;
+};
+
+}  // namespace
+
+void RegisterPoolOperators() {
+  RegisterOperator("MaxPool", Backend::kFast,
+                   [](const OpCreateArgs& a) { return DnnlPoolOp::Create(a, PoolOpKind::kMax); });
+  RegisterOperator("AveragePool", Backend::kFast, [](const OpCreateArgs& a) {
+    return DnnlPoolOp::Create(a, PoolOpKind::kAverage);
+  });
+  RegisterOperator("GlobalMaxPool", Backend::kFast, [](const OpCreateArgs& a) {
+    return DnnlPoolOp::Create(a, PoolOpKind::kGlobalMax);
+  });
+  RegisterOperator("GlobalAveragePool", Backend::kFast, [](const OpCreateArgs& a) {
+    return DnnlPoolOp::Create(a, PoolOpKind::kGlobalAverage);
+  });
+}
+
+}  // namespace wbs::runtime::dnnl_ops
