@@ -35,7 +35,10 @@ Status RunConvert(const ConvertArgs& a) {
     ir::AddDefaultPasses(pm, evaluator.get(), /*fold_bn=*/true, /*fuse_activations=*/true);
   } else {
     if (a.fold_bn) pm.Add(ir::CreateFoldBatchNormPass());
-    if (a.fuse) pm.Add(ir::CreateFuseActivationPass());
+    if (a.fuse) {
+      pm.Add(ir::CreateFuseResidualPass());
+      pm.Add(ir::CreateFuseActivationPass());
+    }
     // Folding leaves BN constants unused; DCE drops them from the file.
     if (a.fold_bn || a.fuse) pm.Add(ir::CreateDeadCodeEliminationPass());
   }
@@ -77,18 +80,19 @@ Command AddConvertCommand(CLI::App& parent) {
   AddInputShapeOption(*app, args->input_shapes);
   app->add_flag("--fold-bn", args->fold_bn, "Fold BatchNormalization into the preceding Conv/Gemm");
   app->add_flag("--fuse", args->fuse,
-                "Mark activations fused into Conv/Gemm (exported again as separate nodes)");
+                "Mark residual Adds and activations fused into Conv/Gemm (exported again as "
+                "separate nodes)");
   app->add_flag("--optimize", args->optimize,
                 "Run the runtime's default pipeline: remove-identity, constant-folding, "
-                "fold-batchnorm, fuse-activation, dce")
+                "fold-batchnorm, fuse-residual, fuse-activation, dce")
       ->excludes("--fold-bn")
       ->excludes("--fuse");
   app->add_option("--print-after", args->print_after,
                   "Print the graph after the named pass, or after every pass with 'all'")
       ->type_name("PASS|all");
   app->footer(
-      "Passes: fold-batchnorm (--fold-bn), fuse-activation (--fuse), then dce; --optimize runs\n"
-      "the full default pipeline. The graph is verified after every pass.\n\n"
+      "Passes: fold-batchnorm (--fold-bn), fuse-residual and fuse-activation (--fuse), then dce;\n"
+      "--optimize runs the full default pipeline. The graph is verified after every pass.\n\n"
       "Examples:\n"
       "  wbs convert out/resnet50.onnx -o out/resnet50_folded.onnx --fold-bn\n"
       "  wbs convert model.onnx -o opt.onnx --optimize --print-after=all");

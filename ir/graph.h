@@ -17,6 +17,14 @@
 // "wbs.activation_beta" = its parameters (LeakyRelu alpha; Clip min, max;
 // HardSigmoid alpha, beta). The operator applies it to its output; the
 // exporter writes it back as a separate node.
+//
+// Fused residual (set by the fuse-residual pass on Conv only): "wbs.residual"
+// = 1 and a 4th input R (the bias slot, input 2, may then be omitted) with
+// exactly the output's dtype and shape. The node computes
+//   Y = act(conv(X, W) + B + R)
+// i.e. R is added after the bias and before the fused activation, if any. The
+// Conv shape rule accepts a 4th input only with this attribute; the exporter
+// writes the Add back as a separate node (Conv -> Add -> activation).
 #pragma once
 
 #include <cstdint>

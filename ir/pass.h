@@ -55,13 +55,16 @@ class PassManager {
 std::unique_ptr<Pass> CreateRemoveIdentityPass();        // Identity, Dropout (inference) removal
 std::unique_ptr<Pass> CreateConstantFoldingPass(NodeEvaluator* evaluator);
 std::unique_ptr<Pass> CreateFoldBatchNormPass();         // BN into preceding Conv/Gemm
+std::unique_ptr<Pass> CreateFuseResidualPass();          // Conv + Add into one Conv
 std::unique_ptr<Pass> CreateFuseActivationPass();        // mark Conv/Gemm + activation
 std::unique_ptr<Pass> CreateDeadCodeEliminationPass();
 
 // The standard inference pipeline: identity removal, constant folding (if an
-// evaluator is given), BN folding, activation fusion, dead code elimination.
+// evaluator is given), BN folding, residual fusion, activation fusion, dead
+// code elimination. Residual fusion precedes activation fusion so that
+// Conv -> Add -> Relu becomes one Conv.
 void AddDefaultPasses(PassManager& pm, NodeEvaluator* evaluator, bool fold_bn = true,
-                      bool fuse_activations = true);
+                      bool fuse_activations = true, bool fuse_residuals = true);
 
 // Human-readable dump: one line per node ("%out = Conv(%x, %w) {strides=[1,1]} : f32[...]").
 std::string PrintGraph(const Graph& graph);

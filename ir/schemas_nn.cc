@@ -71,6 +71,34 @@ Status CheckConvLike(const Node& node, const std::vector<ValueInfo>& in, bool* k
   return Status::Ok();
 }
 
+// The fused residual of a Conv (ir/graph.h): a 4th input only with
+// "wbs.residual" = 1, and then present, of Y's dtype and (when known) shape.
+Status CheckResidual(const Node& node, const std::vector<ValueInfo>& in, const ValueInfo& y) {
+  const int64_t flag = node.GetInt("wbs.residual", 0);
+  if (flag != 0 && flag != 1)
+    return InvalidArgument("{}: wbs.residual must be 0 or 1, got {}", node.Describe(), flag);
+  if (in.size() < 4) {
+    if (flag == 1)
+      return InvalidArgument("{}: wbs.residual=1 needs a 4th input (the residual)",
+                             node.Describe());
+    return Status::Ok();
+  }
+  if (flag != 1) {
+    return InvalidArgument(
+        "{}: has {} inputs; Conv takes at most 3 (a 4th, the residual, only with wbs.residual=1)",
+        node.Describe(), in.size());
+  }
+  const ValueInfo* r = OptionalInput(in, 3);
+  if (!r)
+    return InvalidArgument("{}: wbs.residual=1 but the residual input is omitted", node.Describe());
+  WBS_RETURN_IF_ERROR(CheckSameDType(node, in[0], "input X", *r, "residual R"));
+  if (r->has_shape && y.has_shape && r->shape != y.shape) {
+    return InvalidArgument("{}: residual R {} must have the output's shape {}", node.Describe(),
+                           ShapeToString(r->shape), ShapeToString(y.shape));
+  }
+  return Status::Ok();
+}
+
 Status InferConv(const Node& node, const std::vector<ValueInfo>& in,
                  std::vector<ValueInfo>& out) {
   const ValueInfo& x = in[0];
@@ -78,7 +106,7 @@ Status InferConv(const Node& node, const std::vector<ValueInfo>& in,
   out[0].dtype = x.dtype;
   bool known = false;
   WBS_RETURN_IF_ERROR(CheckConvLike(node, in, &known));
-  if (!known) return Status::Ok();
+  if (!known) return CheckResidual(node, in, out[0]);
   const int64_t group = node.GetInt("group", 1);
   const int64_t c = x.shape[1], m = w.shape[0], cg = w.shape[1];
   if (m >= 0 && m % group != 0) {
@@ -93,14 +121,14 @@ Status InferConv(const Node& node, const std::vector<ValueInfo>& in,
   }
   WBS_RETURN_IF_ERROR(CheckBias(node, OptionalInput(in, 2), m));
   const std::vector<int64_t> wk = SpatialDims(w.shape);
-  if (!AllKnown(wk) && !node.Has("kernel_shape")) return Status::Ok();
+  if (!AllKnown(wk) && !node.Has("kernel_shape")) return CheckResidual(node, in, out[0]);
   WBS_ASSIGN_OR_RETURN(WindowAttrs attrs,
                        ParseWindowAttrs(node, x.rank() - 2, AllKnown(wk) ? wk : Shape{}));
   WBS_ASSIGN_OR_RETURN(WindowGeometry g, ComputeWindowGeometry(node, attrs, SpatialDims(x.shape)));
   out[0].shape = {x.shape[0], m};
   out[0].shape.insert(out[0].shape.end(), g.output.begin(), g.output.end());
   out[0].has_shape = true;
-  return Status::Ok();
+  return CheckResidual(node, in, out[0]);
 }
 
 Status InferConvTranspose(const Node& node, const std::vector<ValueInfo>& in,
@@ -196,7 +224,7 @@ Status InferGlobalPool(const Node& node, const std::vector<ValueInfo>& in,
 
 void RegisterNnSchemas() {
   using namespace nn_schemas;
-  RegisterSchema({"Conv", 2, 3, 1, 1, InferConv});
+  RegisterSchema({"Conv", 2, 4, 1, 1, InferConv});  // 4th: wbs.residual
   RegisterSchema({"ConvTranspose", 2, 3, 1, 1, InferConvTranspose});
   RegisterSchema({"MaxPool", 1, 1, 1, 2, InferPool});
   RegisterSchema({"AveragePool", 1, 1, 1, 1, InferPool});

@@ -3,9 +3,10 @@
 // The exporter works on a clone of the graph, sorted topologically (ONNX
 // requires producers before users) and, when the graph carries no types yet
 // (e.g. straight from a builder), with shapes inferred, so every graph input
-// and output can be declared with its element type. Fused activations
-// ("wbs.activation", see ir/graph.h) are written back as separate nodes; no
-// other "wbs.*" annotation reaches the file.
+// and output can be declared with its element type. Fused residuals
+// ("wbs.residual") and activations ("wbs.activation", see ir/graph.h) are
+// written back as separate nodes (Conv -> Add -> activation), so the file is
+// plain ONNX; no other "wbs.*" annotation reaches the file.
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
@@ -39,6 +40,9 @@ constexpr const char* kInternalPrefix = "wbs.";
 constexpr const char* kActivationAttr = "wbs.activation";
 constexpr const char* kActivationAlpha = "wbs.activation_alpha";
 constexpr const char* kActivationBeta = "wbs.activation_beta";
+constexpr const char* kResidualAttr = "wbs.residual";
+// Input index of a fused residual (ir/graph.h).
+constexpr size_t kResidualInput = 3;
 
 // The checker's messages span several lines; Status messages are one line.
 std::string OneLine(const std::string& s) {
@@ -142,6 +146,9 @@ class Exporter {
   Status EmitInitializer(const Value& v);
   Status EmitNode(const Node& n);
   Status EmitActivation(const Node& n, const std::string& from, const Value& out);
+  // Declares `name` as a value of `like`'s type (an intermediate the
+  // exporter introduces).
+  Status DeclareLike(const Value& like, const std::string& name);
 
   const ir::Graph& g_;
   const ExportOptions& options_;
@@ -158,47 +165,78 @@ Status Exporter::EmitInitializer(const Value& v) {
   return TensorToProto(v.constant, v.name, gp_->add_initializer());
 }
 
+Status Exporter::DeclareLike(const Value& like, const std::string& name) {
+  if (!IsSupported(like.dtype)) return Status::Ok();
+  Value v = like;
+  v.name = name;
+  return SetValueInfo(v, "value", gp_->add_value_info());
+}
+
 Status Exporter::EmitNode(const Node& n) {
+  const bool residual = n.GetInt(kResidualAttr, 0) == 1;
+  const bool activation = n.Has(kActivationAttr);
+  if ((residual || activation) && (n.outputs.size() != 1 || !n.outputs[0])) {
+    return InvalidArgument("{}: a fused {} needs exactly one output", n.Describe(),
+                           residual ? "residual" : "activation");
+  }
+  if (residual &&
+      (n.op_type != "Conv" || n.inputs.size() != kResidualInput + 1 || !n.inputs[kResidualInput])) {
+    return InvalidArgument("{}: wbs.residual=1 needs a Conv with the residual as input {}",
+                           n.Describe(), kResidualInput);
+  }
   NodeProto* p = gp_->add_node();
   p->set_name(n.name);
   p->set_op_type(n.op_type);
   if (!n.domain.empty() && n.domain != "ai.onnx") p->set_domain(n.domain);
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     const Value* in = n.inputs[i];
-    if (!in) {
-      p->add_input("");
-      continue;
-    }
-    if (!in->producer && !inputs_.count(in)) {
+    if (in && !in->producer && !inputs_.count(in)) {
       if (!in->is_constant()) {
         return InvalidArgument("{}: input {} '{}' is not a graph input, constant or node output",
                                n.Describe(), i, in->name);
       }
       WBS_RETURN_IF_ERROR(EmitInitializer(*in));
     }
-    p->add_input(in->name);
+    if (residual && i == kResidualInput) break;  // goes to the Add below
+    p->add_input(in ? in->name : "");
+  }
+  if (residual) {
+    // An omitted bias is a trailing empty input: drop it.
+    while (p->input_size() > 0 && p->input(p->input_size() - 1).empty())
+      p->mutable_input()->RemoveLast();
   }
   for (const Value* out : n.outputs) p->add_output(out ? out->name : "");
   for (const auto& [name, attr] : n.attrs) {
     if (name.rfind(kInternalPrefix, 0) == 0) continue;
     WBS_RETURN_IF_ERROR(AttrToProto(name, attr, n, p->add_attribute()));
   }
-  if (!n.Has(kActivationAttr)) return Status::Ok();
+  if (!residual && !activation) return Status::Ok();
 
-  // The fused node writes a fresh intermediate; the activation node writes
-  // the original output, so users and graph outputs keep their names.
-  if (n.outputs.size() != 1 || !n.outputs[0]) {
-    return InvalidArgument("{}: a fused activation needs exactly one output", n.Describe());
-  }
+  // The fused node writes fresh intermediates; the last node of the chain
+  // writes the original output, so users and graph outputs keep their names.
   const Value& out = *n.outputs[0];
-  const std::string pre = names_.Make(out.name + "_preact");
-  p->set_output(0, pre);
-  if (IsSupported(out.dtype)) {
-    Value pre_value = out;
-    pre_value.name = pre;
-    WBS_RETURN_IF_ERROR(SetValueInfo(pre_value, "value", gp_->add_value_info()));
+  std::string from;
+  if (residual) {
+    from = names_.Make(out.name + "_preadd");
+    p->set_output(0, from);
+    WBS_RETURN_IF_ERROR(DeclareLike(out, from));
+    NodeProto* add = gp_->add_node();
+    add->set_name(n.name + "/Add");
+    add->set_op_type("Add");
+    add->add_input(from);
+    add->add_input(n.inputs[kResidualInput]->name);
+    if (!activation) {
+      add->add_output(out.name);
+      return Status::Ok();
+    }
+    from = names_.Make(out.name + "_preact");
+    add->add_output(from);
+  } else {
+    from = names_.Make(out.name + "_preact");
+    p->set_output(0, from);
   }
-  return EmitActivation(n, pre, out);
+  WBS_RETURN_IF_ERROR(DeclareLike(out, from));
+  return EmitActivation(n, from, out);
 }
 
 Status Exporter::EmitActivation(const Node& n, const std::string& from, const Value& out) {

@@ -1,6 +1,6 @@
 // oneDNN fast paths for Conv and ConvTranspose (f32, constant weights, 1-3
 // spatial dims, any group/stride/dilation/padding, optional bias, fused
-// activation as post-ops). See ops_dnnl_internal.h for the life cycle and
+// residual (Conv) and activation as post-ops). See ops_dnnl_internal.h for the life cycle and
 // kernels/dnnl/conv.h for the layout policy.
 #include <map>
 #include <memory>
@@ -23,9 +23,12 @@ class DnnlConvOp final : public Operator {
     const ir::Node& node = *args.node;
     const auto& in = args.inputs;
     const bool has_bias = in.size() > 2 && in[2].present;
+    // A fused residual (ir/graph.h), Conv only.
+    const bool residual = !transpose && in.size() > 3 && in[3].present;
     // Declines: the reference operator handles (or reports) everything else.
     if (in.size() < 2 || !in[0].present || !in[1].present || in[0].dtype != DType::kF32 ||
         in[1].dtype != DType::kF32 || (has_bias && in[2].dtype != DType::kF32) ||
+        (residual && in[3].dtype != DType::kF32) || (transpose && in.size() > 3) ||
         in[1].value == nullptr || args.outputs.empty() || args.outputs[0].dtype != DType::kF32) {
       return std::unique_ptr<Operator>();
     }
@@ -35,7 +38,7 @@ class DnnlConvOp final : public Operator {
     if (in[0].has_shape && in[0].rank() != w.rank()) return std::unique_ptr<Operator>();
     if (!FusedActivationOf(node).ok()) return std::unique_ptr<Operator>();
 
-    auto op = std::unique_ptr<DnnlConvOp>(new DnnlConvOp(node, transpose, has_bias, w));
+    auto op = std::unique_ptr<DnnlConvOp>(new DnnlConvOp(node, transpose, has_bias, residual, w));
     if (IsStatic(in[0])) {
       // Build now so an unsupported shape declines instead of falling back
       // at run time; the entry is reused when Run() has the same threads.
@@ -70,8 +73,16 @@ class DnnlConvOp final : public Operator {
       return InvalidArgument("{}: bias must be f32[{}], got {}", node_.Describe(), e->y_shape[1],
                              b ? b->Describe() : "none");
     }
+    const Tensor* r = InputOrNull(inputs, 3);
+    if ((r != nullptr) != residual_ ||
+        (r && (r->dtype() != DType::kF32 || r->shape() != e->y_shape))) {
+      return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
+                             ShapeToString(e->y_shape), r ? r->Describe() : "none");
+    }
+    if (r && r->data<float>() == y.data<float>())
+      return fallback_->Run(inputs, outputs, ctx);  // oneDNN's sum would read what it writes
     return e->prim->Execute(x.data<float>(), e->weights, b ? b->data<float>() : nullptr,
-                            y.data<float>());
+                            y.data<float>(), r ? r->data<float>() : nullptr);
   }
 
   std::string impl_name() const override { return impl_; }
@@ -83,8 +94,8 @@ class DnnlConvOp final : public Operator {
     Shape y_shape;
   };
 
-  DnnlConvOp(const ir::Node& node, bool transpose, bool has_bias, const Tensor& w)
-      : node_(node), transpose_(transpose), has_bias_(has_bias), w_(w) {}
+  DnnlConvOp(const ir::Node& node, bool transpose, bool has_bias, bool residual, const Tensor& w)
+      : node_(node), transpose_(transpose), has_bias_(has_bias), residual_(residual), w_(w) {}
 
   // The cached entry for an input shape, built on first use. Invalid
   // geometry is an error (the reference would report the same); a
@@ -103,10 +114,10 @@ class DnnlConvOp final : public Operator {
       e.y_shape.push_back(p.out[i]);
     // Empty tensors run on the reference (oneDNN rejects some zero dims).
     const bool empty = NumElements(x) == 0 || NumElements(e.y_shape) == 0;
-    auto prim =
-        empty ? Result<std::unique_ptr<onednn::ConvPrimitive>>(
-                    Unimplemented("{}: empty tensor", node_.Describe()))
-              : onednn::ConvPrimitive::Create(p, transpose_, has_bias_, RequestedConvLayout());
+    auto prim = empty ? Result<std::unique_ptr<onednn::ConvPrimitive>>(
+                            Unimplemented("{}: empty tensor", node_.Describe()))
+                      : onednn::ConvPrimitive::Create(p, transpose_, has_bias_,
+                                                      RequestedConvLayout(), residual_);
     if (prim.ok()) {
       e.weights = packed_.Find((*prim)->weights_desc());
       if (!e.weights) {
@@ -126,6 +137,7 @@ class DnnlConvOp final : public Operator {
   ir::Node node_;  // a copy: attributes and name outlive the graph
   bool transpose_;
   bool has_bias_;
+  bool residual_;
   Tensor w_;  // shares the constant's storage
   std::string impl_ = "onednn";
   std::map<std::vector<int64_t>, Entry> cache_;

@@ -63,10 +63,20 @@ class ConvOp final : public Operator {
     ref::ConvParams p = params_;
     p.num_threads = ctx.num_threads;
     Tensor& y = *outputs[0];
+    // A fused residual (ir/graph.h) goes between the bias and the activation:
+    // the kernel runs without the activation, then y = act(y + r).
+    const Tensor* r = InputOrNull(inputs, 3);
+    if (r) p.activation = ref::Activation();
     DispatchF32OrF64(dtype_, [&]<typename T>() {
       const T* bias = b ? b->data<T>() : nullptr;
       if (transpose_) ref::ConvTranspose<T>(p, x.data<T>(), w.data<T>(), bias, y.data<T>());
       else ref::Conv<T>(p, x.data<T>(), w.data<T>(), bias, y.data<T>());
+      if (r) {
+        T* yd = y.data<T>();
+        const T* rd = r->data<T>();
+        for (int64_t i = 0; i < y.numel(); ++i) yd[i] += rd[i];
+        ref::ApplyActivation(params_.activation, yd, y.numel());
+      }
     });
     return Status::Ok();
   }

@@ -52,6 +52,12 @@ Result<kernels::ref::ConvParams> ResolveConvParams(const ir::Node& node, const S
     in[i].shape = i == 0 ? x : w;
     in[i].has_shape = true;
   }
+  if (node.GetInt("wbs.residual", 0) == 1) {
+    // A fused residual (checked against Y by the operators at run time) is
+    // a present 4th input here, so the rule accepts the attribute.
+    in.resize(4);
+    in[2].present = false;
+  }
   WBS_RETURN_IF_ERROR(ir::InferNode(node, in, out));
   const int spatial = static_cast<int>(x.size()) - 2;
   if (spatial > kernels::ref::kMaxConvSpatialRank) {

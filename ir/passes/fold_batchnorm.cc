@@ -55,7 +55,8 @@ class FoldBatchNormPass : public Pass {
       shift[i] = beta->data<float>()[i] - mean->data<float>()[i] * s[i];
     }
     const Tensor* w = ConstF32(p->input(1));
-    if (!w || p->Has("wbs.activation")) return false;
+    // A fused activation or residual comes after the conv's own output.
+    if (!w || p->Has("wbs.activation") || p->Has("wbs.residual")) return false;
     Tensor new_w = w->Clone();
     std::vector<float> bias(c, 0.0f);
     if (p->op_type == "Conv") {

@@ -22,10 +22,12 @@ std::vector<std::string> PassManager::PassNames() const {
   return names;
 }
 
-void AddDefaultPasses(PassManager& pm, NodeEvaluator* evaluator, bool fold_bn, bool fuse_activations) {
+void AddDefaultPasses(PassManager& pm, NodeEvaluator* evaluator, bool fold_bn, bool fuse_activations,
+                      bool fuse_residuals) {
   pm.Add(CreateRemoveIdentityPass());
   if (evaluator) pm.Add(CreateConstantFoldingPass(evaluator));
   if (fold_bn) pm.Add(CreateFoldBatchNormPass());
+  if (fuse_residuals) pm.Add(CreateFuseResidualPass());
   if (fuse_activations) pm.Add(CreateFuseActivationPass());
   pm.Add(CreateDeadCodeEliminationPass());
 }

@@ -90,7 +90,7 @@ bool ParseConvLayout(const std::string& name, ConvLayout* layout) {
 
 Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvParams& p,
                                                              bool transpose, bool has_bias,
-                                                             ConvLayout layout) {
+                                                             ConvLayout layout, bool residual) {
   const int sr = p.spatial_rank;
   const int64_t g = p.group;
   const Dims kernel = Spatial(p.kernel, sr);
@@ -141,7 +141,10 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
     }
   }
 
+  if (residual && transpose) return InvalidArgument("{}: a residual needs a convolution", context);
   dnnl::post_ops ops;
+  // Residual first: y = act(conv + bias + residual), as ir/graph.h defines.
+  if (residual) ops.append_sum(1.0f);
   if (!AppendActivation(p.activation, &ops)) {
     return Unimplemented("{}: activation {} has no oneDNN post-op", context,
                          ref::ActivationName(p.activation.kind));
@@ -194,6 +197,7 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
       c->layout_ = cand;
       c->transpose_ = transpose;
       c->has_bias_ = has_bias;
+      c->residual_ = residual;
       c->prim_ = prim;
       c->weights_md_ = pd_w;
       c->user_weights_md_ = StridedDesc(w_dims, w_strides);
@@ -216,6 +220,10 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
         c->dst_ = c->user_dst_;
       }
       if (has_bias) c->bias_ = memory(pd_b, CpuEngine(), DNNL_MEMORY_NONE);
+      if (residual) {
+        c->user_residual_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
+        c->residual_reorder_ = dnnl::reorder(c->user_residual_, c->dst_);
+      }
       return c;
     } catch (const dnnl::error& e) {
       last = FromDnnlError(e, context);
@@ -237,11 +245,17 @@ Result<dnnl::memory> ConvPrimitive::PackWeights(const float* w) const {
 }
 
 Status ConvPrimitive::Execute(const float* x, const dnnl::memory& packed_weights, const float* bias,
-                              float* y) {
+                              float* y, const float* residual) {
   if ((bias != nullptr) != has_bias_) {
     return Internal("{}: bias {} but the primitive was built {}", context_,
                     bias ? "given" : "missing", has_bias_ ? "with one" : "without");
   }
+  if ((residual != nullptr) != residual_) {
+    return Internal("{}: residual {} but the primitive was built {}", context_,
+                    residual ? "given" : "missing", residual_ ? "with one" : "without");
+  }
+  if (residual != nullptr && residual == y)
+    return Internal("{}: the residual aliases the output", context_);
   try {
     dnnl::stream& s = ThreadStream();
     // oneDNN never writes through a source handle; its API is just not const.
@@ -256,6 +270,10 @@ Status ConvPrimitive::Execute(const float* x, const dnnl::memory& packed_weights
       m.set_data_handle(buffer);
     }
     if (reorder_src_) src_reorder_.execute(s, user_src_, src_);
+    if (residual_) {
+      user_residual_.set_data_handle(const_cast<float*>(residual));
+      residual_reorder_.execute(s, user_residual_, dst_);
+    }
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, packed_weights}, {DNNL_ARG_DST, dst_}};
     if (has_bias_) {

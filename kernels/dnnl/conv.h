@@ -58,10 +58,13 @@ class ConvPrimitive {
   // activation included) for the current OpenMP thread count; oneDNN sizes
   // its work split at creation, so a primitive is valid for that count only.
   // `transpose` selects deconvolution (ConvTranspose geometry, p.pad_end may
-  // be negative). Unimplemented when no candidate layout has a non-reference
-  // oneDNN implementation or the activation has no post-op form.
+  // be negative). `residual` (convolution only) adds a tensor of the output's
+  // dims before the activation, as a oneDNN sum post-op. Unimplemented when
+  // no candidate layout has a non-reference oneDNN implementation or the
+  // activation has no post-op form.
   static Result<std::unique_ptr<ConvPrimitive>> Create(const ref::ConvParams& p, bool transpose,
-                                                       bool has_bias, ConvLayout layout);
+                                                       bool has_bias, ConvLayout layout,
+                                                       bool residual = false);
 
   // The weight layout the primitive reads. Primitives whose descs compare
   // equal can share packed weights.
@@ -70,10 +73,13 @@ class ConvPrimitive {
   // [C, M/g, k...]) into weights_desc().
   Result<dnnl::memory> PackWeights(const float* w) const;
 
-  // y = act(conv(x, packed_weights) + bias); x and y are plain ONNX layouts
-  // of the dims given at creation, bias is [M] or nullptr (iff !has_bias).
-  // Not thread-safe: the primitive owns its staging buffers.
-  Status Execute(const float* x, const dnnl::memory& packed_weights, const float* bias, float* y);
+  // y = act(conv(x, packed_weights) + bias + residual); x, y and residual
+  // are plain ONNX layouts of the dims given at creation (residual the
+  // output's), bias is [M] or nullptr (iff !has_bias), residual is given iff
+  // the primitive was built with one and may not alias y. Not thread-safe:
+  // the primitive owns its staging buffers.
+  Status Execute(const float* x, const dnnl::memory& packed_weights, const float* bias, float* y,
+                 const float* residual = nullptr);
 
   // oneDNN's implementation and the activation layout, e.g.
   // "brgconv:avx512_core/any".
@@ -88,13 +94,16 @@ class ConvPrimitive {
   ConvLayout layout_ = ConvLayout::kAuto;
   bool transpose_ = false;
   bool has_bias_ = false;
+  bool residual_ = false;
   dnnl::primitive prim_;
   dnnl::memory::desc weights_md_;
   dnnl::memory::desc user_weights_md_;
-  dnnl::memory user_src_, user_dst_, src_, dst_, bias_;
+  dnnl::memory user_src_, user_dst_, user_residual_, src_, dst_, bias_;
   bool reorder_src_ = false;
   bool reorder_dst_ = false;
-  dnnl::reorder src_reorder_, dst_reorder_;
+  // The sum post-op accumulates into dst, so the residual is copied there
+  // first (converted to dst's layout when that is not plain).
+  dnnl::reorder src_reorder_, dst_reorder_, residual_reorder_;
 };
 
 }  // namespace wbs::kernels::onednn

@@ -11,7 +11,9 @@
 
 #include "ir/graph.h"
 #include "ir/op_schema.h"
+#include "ir/pass.h"
 #include "onnx/model_io.h"
+#include "runtime/session.h"
 #include "tests/unit/onnx_test_util.h"
 
 namespace wbs::onnxio {
@@ -371,6 +373,77 @@ TEST(OnnxExport, UntypedOutputsAreInferred) {
   ASSERT_EQ(m.graph().output_size(), 1);
   EXPECT_EQ(m.graph().output(0).type().tensor_type().elem_type(), ::onnx::TensorProto::FLOAT);
   EXPECT_EQ(m.graph().output(0).type().tensor_type().shape().dim_size(), 2);
+}
+
+// Residual blocks after the runtime's passes (fuse-residual, fuse-activation):
+// the export is plain ONNX (Conv -> Add [-> activation]) and, re-imported and
+// run unoptimized on the reference backend, computes what the fused session
+// computes.
+TEST(OnnxExport, FusedResidualBecomesConvAddActivation) {
+  ir::Graph g;
+  g.name = "residual";
+  ir::Value* x = g.AddInput("x", DType::kF32, {1, 4, 6, 6});
+  auto weights = [&](const std::string& name, Shape shape, float scale) {
+    Tensor t(DType::kF32, shape);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.data<float>()[i] = scale * static_cast<float>((i * 37) % 11 - 5);
+    return g.AddConstant(name, t);
+  };
+  // relu(conv(x) + bias + x), then clip(r + conv(r), 0, 6) with a bias-less conv.
+  ir::Node* c1 = g.AddNode(
+      "Conv", {x, weights("w1", {4, 4, 3, 3}, 0.05f), weights("b1", {4}, 0.1f)}, 1, "conv1");
+  c1->attrs["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  ir::Node* a1 = g.AddNode("Add", {c1->outputs[0], x}, 1, "add1");
+  ir::Node* r1 = g.AddNode("Relu", {a1->outputs[0]}, 1, "relu1");
+  ir::Node* c2 = g.AddNode("Conv", {r1->outputs[0], weights("w2", {4, 4, 1, 1}, 0.1f)}, 1, "conv2");
+  ir::Node* a2 = g.AddNode("Add", {r1->outputs[0], c2->outputs[0]}, 1, "add2");
+  ir::Node* clip = g.AddNode("Clip",
+                             {a2->outputs[0], g.AddConstant("lo", Tensor::Scalar<float>(0.0f)),
+                              g.AddConstant("hi", Tensor::Scalar<float>(6.0f))},
+                             {g.AddValue("y")}, "clip");
+  g.outputs.push_back(clip->outputs[0]);
+
+  Tensor input(DType::kF32, {1, 4, 6, 6});
+  for (int64_t i = 0; i < input.numel(); ++i)
+    input.data<float>()[i] = static_cast<float>((i * 13) % 17) / 4.0f - 2.0f;
+  runtime::SessionOptions fused_options;
+  fused_options.backend = runtime::Backend::kReference;
+  auto fused = runtime::Session::Create(g, fused_options);
+  ASSERT_TRUE(fused.ok()) << fused.status().ToString();
+  ASSERT_EQ((*fused)->graph().num_nodes(), 2u) << ir::PrintGraph((*fused)->graph());
+  for (const auto& n : (*fused)->graph().nodes()) ASSERT_EQ(n->GetInt("wbs.residual", 0), 1);
+  auto want = (*fused)->Run({input});
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+
+  Result<std::string> bytes = ExportModelToBytes((*fused)->graph());
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_EQ(CheckerError(*bytes), "");
+  ::onnx::ModelProto m = Parse(*bytes);
+  std::vector<std::string> ops;
+  for (const auto& n : m.graph().node()) {
+    ops.push_back(n.op_type());
+    for (const auto& a : n.attribute()) EXPECT_NE(a.name().rfind("wbs.", 0), 0u) << a.name();
+    if (n.op_type() == "Conv") {
+      EXPECT_LE(n.input_size(), 3) << n.name();
+    }
+  }
+  EXPECT_EQ(ops, (std::vector<std::string>{"Conv", "Add", "Relu", "Conv", "Add", "Clip"}));
+  EXPECT_EQ(m.graph().node(1).input(1), "x");
+  EXPECT_EQ(m.graph().node(3).input_size(), 2) << "the omitted bias is not written";
+  EXPECT_EQ(m.graph().node(5).output(0), "y");
+
+  auto back = ImportModelFromBytes(*bytes, "residual (exported)");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  runtime::SessionOptions plain_options;
+  plain_options.backend = runtime::Backend::kReference;
+  plain_options.optimize = false;
+  auto plain = runtime::Session::Create(**back, plain_options);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ((*plain)->graph().num_nodes(), 6u);
+  auto got = (*plain)->Run({input});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ((*got)[0].shape(), (*want)[0].shape());
+  EXPECT_EQ((*got)[0].ToVector<float>(), (*want)[0].ToVector<float>());
 }
 
 }  // namespace

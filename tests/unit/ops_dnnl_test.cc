@@ -136,6 +136,23 @@ TEST(OpsDnnlTest, ConvTransposeMatchesReferenceOnRandomProblems) {
   }
 }
 
+// A fused residual (ir/graph.h): random convs with a 4th input of the
+// output's shape, with and without bias and activation.
+TEST(OpsDnnlTest, ConvWithResidualMatchesReference) {
+  Rng rng(TestSeed() + 13);
+  for (int i = 0; i < 60; ++i) {
+    ConvCase cc = RandomConv(rng, i, /*transpose=*/false);
+    auto plain = Prepare("Conv", cc.operands, cc.attrs);
+    ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+    cc.operands.resize(3);  // an absent bias stays an omitted input
+    cc.operands.push_back({RandomTensor(plain->out_shape, rng), /*constant=*/Chance(rng, 0.2)});
+    cc.attrs["wbs.residual"] = int64_t{1};
+    ExpectFastMatchesReference("Conv", cc.operands, cc.attrs, cc.what + " + residual", false,
+                               /*threads=*/i % 5 == 0 ? 2 : 1);
+    if (HasFatalFailure()) return;
+  }
+}
+
 TEST(OpsDnnlTest, ConvWithTwoThreadsMatchesReference) {
   Rng rng(TestSeed() + 2);
   for (int i = 0; i < 6; ++i) {
@@ -344,6 +361,57 @@ TEST(OpsDnnlTest, FastSessionMatchesReferenceSession) {
   ASSERT_EQ(outputs[0].size(), 1u);
   ASSERT_EQ(outputs[0][0].shape(), (Shape{3, 16, 5, 5}));
   EXPECT_LE(MaxRelError(outputs[0][0], outputs[1][0]), kRelTol);
+}
+
+// Residual blocks through whole sessions: the default passes fuse
+// Conv -> Add [-> Relu] into single oneDNN convs, and the result agrees with
+// the unoptimized graph on the reference backend.
+TEST(OpsDnnlTest, FusedResidualSessionMatchesUnfusedReference) {
+  Rng rng(TestSeed() + 14);
+  ir::Graph g;
+  ir::Value* x = g.AddInput("x", DType::kF32, {-1, 16, 10, 10});
+  // ResNet: relu(conv(x) + x).
+  ir::Node* c1 = g.AddNode("Conv",
+                           {x, g.AddConstant("w1", RandomTensor({16, 16, 3, 3}, rng)),
+                            g.AddConstant("b1", RandomTensor({16}, rng))},
+                           1, "conv1");
+  c1->attrs["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  ir::Node* a1 = g.AddNode("Add", {c1->outputs[0], x}, 1, "add1");
+  ir::Node* r1 = g.AddNode("Relu", {a1->outputs[0]}, 1, "relu1");
+  // MobileNet-v2: r1 + conv(r1), no activation, no bias, residual first.
+  ir::Node* c2 = g.AddNode(
+      "Conv", {r1->outputs[0], g.AddConstant("w2", RandomTensor({16, 16, 1, 1}, rng))}, 1, "conv2");
+  ir::Node* a2 = g.AddNode("Add", {r1->outputs[0], c2->outputs[0]}, 1, "add2");
+  g.outputs.push_back(a2->outputs[0]);
+
+  const Tensor input = RandomTensor({2, 16, 10, 10}, rng);
+  struct Config {
+    Backend backend;
+    bool optimize;
+  };
+  std::vector<Tensor> results;
+  for (Config c : {Config{Backend::kFast, true}, Config{Backend::kReference, true},
+                   Config{Backend::kReference, false}}) {
+    SCOPED_TRACE(fmt::format("{} optimize {}", runtime::BackendName(c.backend), c.optimize));
+    runtime::SessionOptions options;
+    options.backend = c.backend;
+    options.optimize = c.optimize;
+    options.input_shapes["x"] = input.shape();
+    auto session = runtime::Session::Create(g, options);
+    ASSERT_TRUE(session.ok()) << session.status().ToString();
+    const std::vector<std::string> impls = (*session)->NodeImplementations();
+    if (c.optimize) {
+      EXPECT_EQ(impls.size(), 2u) << "both Adds and the Relu fused into the convs";
+      for (const std::string& impl : impls)
+        EXPECT_EQ(impl.rfind(c.backend == Backend::kFast ? "Conv:onednn" : "Conv:ref", 0), 0u)
+            << impl;
+    }
+    auto y = (*session)->Run({input});
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    results.push_back((*y)[0]);
+  }
+  EXPECT_LE(MaxRelError(results[0], results[2]), kRelTol);
+  EXPECT_LE(MaxRelError(results[1], results[2]), kRelTol);
 }
 
 }  // namespace

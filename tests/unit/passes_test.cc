@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ir/graph.h"
+#include "ir/op_schema.h"
 #include "ir/pass.h"
 #include "tests/unit/golden.h"
 
@@ -111,6 +112,141 @@ TEST(FuseActivationPassTest, NotFusedWhenIntermediateHasTwoReaders) {
   EXPECT_EQ(g->num_nodes(), 3u);
 }
 
+// A ResNet basic-block tail: x -> Conv(w, b) -> Add(., x) -> Relu -> y, and a
+// second Conv without bias whose output is added to the first block's output
+// from the other side: z = Add(y, Conv(y, w2)).
+std::unique_ptr<Graph> ResidualBlocks() {
+  auto g = std::make_unique<Graph>();
+  g->name = "residual_blocks";
+  Value* x = g->AddInput("x", DType::kF32, {1, 2, 4, 4});
+  Value* w = g->AddConstant("w", Tensor(DType::kF32, {2, 2, 3, 3}));
+  Value* b = g->AddConstant("b", Tensor(DType::kF32, {2}));
+  Node* conv = g->AddNode("Conv", {x, w, b}, 1, "conv");
+  conv->attrs["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  Typed(conv->outputs[0], {1, 2, 4, 4});
+  Node* add = g->AddNode("Add", {conv->outputs[0], x}, 1, "add");
+  Typed(add->outputs[0], {1, 2, 4, 4});
+  Node* relu = g->AddNode("Relu", {add->outputs[0]}, {g->AddValue("y")}, "relu");
+  Typed(relu->outputs[0], {1, 2, 4, 4});
+  Value* w2 = g->AddConstant("w2", Tensor(DType::kF32, {2, 2, 1, 1}));
+  Node* conv2 = g->AddNode("Conv", {relu->outputs[0], w2}, 1, "conv2");
+  Typed(conv2->outputs[0], {1, 2, 4, 4});
+  Node* add2 = g->AddNode("Add", {relu->outputs[0], conv2->outputs[0]}, {g->AddValue("z")}, "add2");
+  Typed(add2->outputs[0], {1, 2, 4, 4});
+  g->outputs.push_back(add2->outputs[0]);
+  return g;
+}
+
+TEST(FuseResidualPassTest, Golden) {
+  auto g = ResidualBlocks();
+  ASSERT_TRUE(RunPass(*g, CreateFuseResidualPass()).ok());
+  wbs::testing::ExpectMatchesGolden("fuse-residual", PrintGraph(*g));
+  ASSERT_EQ(g->num_nodes(), 3u);
+  const Node& conv = *g->FindValue("y")->producer->inputs[0]->producer;
+  EXPECT_EQ(conv.name, "conv");
+  EXPECT_EQ(conv.GetInt("wbs.residual", 0), 1);
+  ASSERT_EQ(conv.num_inputs(), 4u);
+  EXPECT_EQ(conv.inputs[3]->name, "x");
+  // The bias-less Conv gets an omitted bias slot and the residual after it.
+  const Node& conv2 = *g->FindValue("z")->producer;
+  EXPECT_EQ(conv2.name, "conv2");
+  ASSERT_EQ(conv2.num_inputs(), 4u);
+  EXPECT_EQ(conv2.inputs[2], nullptr);
+  EXPECT_EQ(conv2.inputs[3]->name, "y");
+}
+
+// The default order: residual first, then the Relu joins the same Conv.
+TEST(FuseResidualPassTest, ActivationFusesIntoResidualConv) {
+  auto g = ResidualBlocks();
+  ASSERT_TRUE(RunPass(*g, CreateFuseResidualPass()).ok());
+  ASSERT_TRUE(RunPass(*g, CreateFuseActivationPass()).ok());
+  ASSERT_EQ(g->num_nodes(), 2u);
+  const Node& conv = *g->FindValue("y")->producer;
+  EXPECT_EQ(conv.name, "conv");
+  EXPECT_EQ(conv.GetInt("wbs.residual", 0), 1);
+  EXPECT_EQ(conv.GetString("wbs.activation", ""), "Relu");
+  EXPECT_TRUE(InferShapes(*g).ok());
+}
+
+TEST(FuseResidualPassTest, NotFusedUnlessTheAddIsExactlyTheResidual) {
+  auto run = [](Graph& g) {
+    EXPECT_TRUE(RunPass(g, CreateFuseResidualPass()).ok());
+    for (auto& n : g.nodes()) EXPECT_FALSE(n->Has("wbs.residual")) << n->name;
+  };
+  {
+    // A broadcast operand ([1,2,1,1]) is not a residual.
+    Graph g;
+    Value* x = g.AddInput("x", DType::kF32, {1, 2, 4, 4});
+    Node* conv =
+        g.AddNode("Conv", {x, g.AddConstant("w", Tensor(DType::kF32, {2, 2, 1, 1}))}, 1, "conv");
+    Typed(conv->outputs[0], {1, 2, 4, 4});
+    Value* c = g.AddConstant("c", Tensor(DType::kF32, {1, 2, 1, 1}));
+    Node* add = g.AddNode("Add", {conv->outputs[0], c}, 1, "add");
+    Typed(add->outputs[0], {1, 2, 4, 4});
+    g.outputs.push_back(add->outputs[0]);
+    run(g);
+  }
+  {
+    // The Conv output has a second reader (a graph output).
+    auto g = ResidualBlocks();
+    g->outputs.push_back(g->FindValue("conv_out0"));
+    ASSERT_NE(g->outputs.back(), nullptr);
+    g->outputs.push_back(g->FindValue("conv2_out0"));
+    ASSERT_NE(g->outputs.back(), nullptr);
+    run(*g);
+  }
+  {
+    // A Conv with a fused activation: the Add would come after it.
+    auto g = ResidualBlocks();
+    for (auto& n : g->nodes())
+      if (n->op_type == "Conv") n->attrs["wbs.activation"] = std::string("Relu");
+    run(*g);
+  }
+}
+
+// Both Add operands are Conv outputs (a ResNet downsample block): one Conv
+// absorbs the other's output, and the graph stays topologically valid.
+TEST(FuseResidualPassTest, TwoConvBranchesFuseOne) {
+  Graph g;
+  Value* x = g.AddInput("x", DType::kF32, {1, 2, 4, 4});
+  Node* a = g.AddNode("Conv", {x, g.AddConstant("wa", Tensor(DType::kF32, {2, 2, 1, 1}))}, 1, "a");
+  Node* b = g.AddNode("Conv", {x, g.AddConstant("wb", Tensor(DType::kF32, {2, 2, 1, 1}))}, 1, "b");
+  Typed(a->outputs[0], {1, 2, 4, 4});
+  Typed(b->outputs[0], {1, 2, 4, 4});
+  Node* add = g.AddNode("Add", {a->outputs[0], b->outputs[0]}, {g.AddValue("y")}, "add");
+  Typed(add->outputs[0], {1, 2, 4, 4});
+  g.outputs.push_back(add->outputs[0]);
+  ASSERT_TRUE(RunPass(g, CreateFuseResidualPass()).ok());
+  ASSERT_EQ(g.num_nodes(), 2u);
+  EXPECT_EQ(g.nodes().front()->name, "b");  // the residual's producer runs first
+  EXPECT_EQ(g.nodes().back()->name, "a");
+  EXPECT_EQ(g.nodes().back()->GetInt("wbs.residual", 0), 1);
+}
+
+TEST(FuseResidualPassTest, ConvShapeRuleAcceptsAResidualOnlyWithTheAttribute) {
+  Graph g;
+  Value* x = g.AddInput("x", DType::kF32, {1, 2, 4, 4});
+  Value* w = g.AddConstant("w", Tensor(DType::kF32, {3, 2, 1, 1}));
+  Value* r = g.AddInput("r", DType::kF32, {1, 3, 4, 4});
+  Value* bad = g.AddInput("bad", DType::kF32, {1, 3, 4, 5});
+  Node* conv = g.AddNode("Conv", {x, w, nullptr, r}, 1, "conv");
+  auto infer = [&](Value* residual) {
+    std::vector<ValueInfo> in, out;
+    for (Value* v : {x, w, static_cast<Value*>(nullptr), residual})
+      in.push_back(ValueInfo::FromValue(v));
+    return InferNode(*conv, in, out);
+  };
+  EXPECT_EQ(infer(r).message(),
+            "Conv node 'conv': has 4 inputs; Conv takes at most 3 (a 4th, the residual, only with "
+            "wbs.residual=1)");
+  conv->attrs["wbs.residual"] = int64_t{1};
+  EXPECT_TRUE(infer(r).ok()) << infer(r).ToString();
+  EXPECT_EQ(infer(bad).message(),
+            "Conv node 'conv': residual R [1,3,4,5] must have the output's shape [1,3,4,4]");
+  EXPECT_EQ(infer(nullptr).message(),
+            "Conv node 'conv': wbs.residual=1 but the residual input is omitted");
+}
+
 TEST(RemoveIdentityPassTest, Golden) {
   Graph g;
   g.name = "identities";
@@ -183,7 +319,9 @@ TEST(PassManagerTest, PrintAfterCallsPrinterForNamedPass) {
   pm.SetPrintAfter("fold-batchnorm", [&](const std::string& name, const Graph&) { printed.push_back(name); });
   ASSERT_TRUE(pm.Run(*g).ok());
   EXPECT_EQ(printed, std::vector<std::string>{"fold-batchnorm"});
-  EXPECT_EQ(pm.PassNames().size(), 4u);  // no evaluator: no constant folding
+  // No evaluator: no constant folding.
+  EXPECT_EQ(pm.PassNames(), (std::vector<std::string>{"remove-identity", "fold-batchnorm",
+                                                      "fuse-residual", "fuse-activation", "dce"}));
 }
 
 }  // namespace
