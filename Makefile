@@ -42,7 +42,7 @@ bench: build
 	bash scripts/bench.sh $(BUILD_DIR)
 
 fuzz: setup
-	cmake --preset fuzz >/dev/null && cmake --build build/fuzz -j $(JOBS)
+	cmake --preset fuzz >/dev/null && cmake --build build/fuzz -j $(JOBS) --target onnx_import_fuzzer tensor_proto_fuzzer
 	bash scripts/fuzz_smoke.sh build/fuzz
 
 asan: test-asan
