@@ -1,0 +1,71 @@
+// Block-sparse (BSR) f32 convolution microkernels over the flat output grid.
+//
+// One call computes output block-rows [row_begin, row_end) (br output
+// channels each) at flat output positions [q_begin, q_end) of one image:
+//
+//   y[m, q] = clamp(bias[m] + sum_{stored blocks (i, col)} sum_{ci, t}
+//                    W[m, col*bc + ci, t] * x[(col*bc + ci) * x_channel_stride + q + tap_offset[t]],
+//                   lo, hi)
+//
+// The flat grid has `pitch` positions per output row; position q is output
+// pixel (q / pitch, q % pitch) and is valid iff q % pitch < out_w (columns
+// out_w..pitch-1 are computed over padding and dropped). The caller lays the
+// input out so that every tap is a constant offset from q (for a padded,
+// stride-phase-split copy see bsr_conv_plan.h); then the same kernel serves
+// any kernel size, stride, dilation and padding, and rows narrower than a
+// vector (7x7, 14x14) still fill whole vectors.
+//
+// Valid outputs are stored compactly: y[m * y_channel_stride + (q/pitch)*out_w
+// + q%pitch]. `lanes` describes validity per group of 16 positions (nullptr
+// iff pitch == out_w): lanes[g].mask bit l says q = 16g + l is valid and
+// lanes[g].y_index is the compact index of its first valid position.
+//
+// Preconditions (asserted): q_begin % 16 == 0, q_end <= out_h * pitch; for a
+// valid q every input position read is inside x; for any q < q_end and any
+// tap, x + ci*x_channel_stride + q + tap_offset[t] may be read (invalid lanes
+// are computed on whatever is there: the caller provides slack). Weights are
+// a BlockSparseWeight's arrays (core/block_sparse.h, CKR block layout).
+#pragma once
+
+#include <cstdint>
+
+namespace wbs::kernels::sparse {
+
+struct LaneGroup {
+  uint16_t mask = 0;
+  int64_t y_index = 0;
+};
+
+struct BsrConvArgs {
+  // Weights (core/block_sparse.h).
+  const int32_t* row_ptr = nullptr;
+  const int32_t* col_idx = nullptr;
+  const float* blocks = nullptr;
+  int br = 8, bc = 8;
+  int64_t out_channels = 0;  // M: rows of a ragged last block-row past M are not stored
+  int64_t in_channels = 0;   // C: channels of a ragged last block-column past C are not read
+  int taps = 1;                        // kh * kw
+  const int64_t* tap_offset = nullptr; // [taps], in floats
+  // Input and output.
+  const float* x = nullptr;
+  int64_t x_channel_stride = 0;
+  float* y = nullptr;
+  int64_t y_channel_stride = 0;
+  int64_t pitch = 0, out_w = 0, out_h = 0;
+  const LaneGroup* lanes = nullptr;
+  const float* bias = nullptr;  // [M] or nullptr
+  float lo = -__builtin_inff(), hi = __builtin_inff();  // fused clamp (Relu: lo = 0)
+  // The piece of work.
+  int64_t row_begin = 0, row_end = 0, q_begin = 0, q_end = 0;
+};
+
+using BsrConvFn = void (*)(const BsrConvArgs&);
+
+// Any br x bc. The source of truth.
+void f32_bsrnxn_conv__ref(const BsrConvArgs& a);
+// br == 8, any bc: 8 output channels x 16 positions in ymm accumulators.
+void f32_bsr8xn_conv__avx2(const BsrConvArgs& a);
+// br == 8, any bc: 8 output channels x 32 positions in zmm accumulators.
+void f32_bsr8xn_conv__avx512(const BsrConvArgs& a);
+
+}  // namespace wbs::kernels::sparse

@@ -1,0 +1,67 @@
+// BsrConvPlan: everything around the BSR conv microkernel for one concrete
+// problem — input layout, tap offsets, valid-lane table, thread split. Built
+// once (like a oneDNN primitive), run many times. The runtime operator
+// (issue 3 part 4) is expected to own one plan, the BlockSparseWeight and a
+// scratch buffer of scratch_floats() floats.
+//
+// Input layout. Unless the conv is 1x1, stride 1 and unpadded (then x is read
+// in place, one flat plane per channel), Run() first copies each channel into
+// scratch as sy*sx "phase planes" of the zero-padded input: padded element
+// (yp, xp) goes to plane (yp % sy, xp % sx) at (yp / sy, xp / sx), each plane
+// Hq x Wq. Tap (ky, kx) of output (oy, ox) then lives in plane
+// ((ky*dy) % sy, (kx*dx) % sx) at flat offset (oy + ky*dy/sy)*Wq + ox + kx*dx/sx,
+// a constant offset from q = oy*Wq + ox: stride, dilation and padding all
+// become tap offsets and the microkernel's loads stay contiguous.
+//
+// Threads. With at least 4 block-rows per thread, thread t takes a run of
+// block-rows holding ~1/T of the non-zero blocks (balanced by work, not by
+// row count); otherwise the flat output range is split evenly. Within a
+// thread, positions are walked in chunks sized so that the chunk's input
+// stays in L2 while every block-row of the thread passes over it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/block_sparse.h"
+#include "core/status.h"
+#include "kernels/ref/conv.h"
+#include "kernels/sparse/dispatch.h"
+
+namespace wbs::kernels::sparse {
+
+class BsrConvPlan {
+ public:
+  // p: 2-D conv (spatial_rank 1 or 2), group 1, activation none/Relu/Clip
+  // (fused as a clamp); w: the weight of p's shape. `kernel` overrides the
+  // dispatcher (tests); it must accept w.br(). The plan keeps a pointer to w.
+  static Result<BsrConvPlan> Create(const ref::ConvParams& p, const BlockSparseWeight& w,
+                                    const BsrConvKernel* kernel = nullptr);
+  // Y[M, N] = W[M, K] X[K, N] (+ bias[M]): a 1x1 conv over an N-wide plane.
+  static Result<BsrConvPlan> CreateGemm(int64_t n, const BlockSparseWeight& w,
+                                        const BsrConvKernel* kernel = nullptr);
+
+  int64_t scratch_floats() const { return scratch_floats_; }
+  const BsrConvKernel& kernel() const { return *kernel_; }
+
+  // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias); bias [M] or
+  // nullptr; scratch holds scratch_floats() floats (may be null if 0).
+  // Uses `threads` OpenMP threads.
+  void Run(const float* x, const float* bias, float* y, float* scratch, int threads) const;
+
+ private:
+  void Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end) const;
+
+  const BlockSparseWeight* w_ = nullptr;
+  const BsrConvKernel* kernel_ = nullptr;
+  int64_t batch_ = 1, in_h_ = 1, in_w_ = 1, out_h_ = 1, out_w_ = 1;
+  int64_t sy_ = 1, sx_ = 1, pad_top_ = 0, pad_left_ = 0;
+  bool direct_ = true;  // x read in place
+  int64_t hq_ = 1, wq_ = 1, x_channel_stride_ = 0;
+  std::vector<int64_t> tap_offset_;
+  std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
+  int64_t scratch_floats_ = 0;
+  float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
+};
+
+}  // namespace wbs::kernels::sparse

@@ -1,0 +1,34 @@
+#include <algorithm>
+#include <cassert>
+
+#include "kernels/sparse/bsr_conv.h"
+
+namespace wbs::kernels::sparse {
+
+void f32_bsrnxn_conv__ref(const BsrConvArgs& a) {
+  assert(a.q_begin % 16 == 0 && a.q_end <= a.out_h * a.pitch);
+  const int64_t bs = int64_t{a.br} * a.bc * a.taps;
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    for (int64_t r = 0; r < a.br; ++r) {
+      const int64_t m = i * a.br + r;
+      if (m >= a.out_channels) break;
+      for (int64_t q = a.q_begin; q < a.q_end; ++q) {
+        const int64_t oy = q / a.pitch, ox = q % a.pitch;
+        if (ox >= a.out_w) continue;
+        float acc = a.bias ? a.bias[m] : 0.0f;
+        for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+          const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
+          const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
+          const float* blk = a.blocks + j * bs;
+          for (int64_t ci = 0; ci < nci; ++ci)
+            for (int t = 0; t < a.taps; ++t)
+              acc += blk[(ci * a.taps + t) * a.br + r] *
+                     a.x[(c0 + ci) * a.x_channel_stride + q + a.tap_offset[t]];
+        }
+        a.y[m * a.y_channel_stride + oy * a.out_w + ox] = std::min(std::max(acc, a.lo), a.hi);
+      }
+    }
+  }
+}
+
+}  // namespace wbs::kernels::sparse

@@ -1,0 +1,40 @@
+// Block-sparse kernel dispatch: chosen once per process from CPU features.
+//
+// Every kernel family has an ordered candidate list (fastest first) that
+// ends in the reference. At first use the CPU's ISA level is detected
+// (__builtin_cpu_supports), optionally capped by the environment variable
+// WBS_ISA_CAP=avx512|avx2|ref (so tests and benchmarks can force the lower
+// paths), and logged once at info level together with why each faster
+// candidate declined. WBS_KERNEL_VERBOSE=1 prints the same to stderr.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kernels/sparse/bsr_conv.h"
+
+namespace wbs::kernels::sparse {
+
+enum class Isa : int { kRef = 0, kAvx2, kAvx512, kCount };
+const char* IsaName(Isa isa);  // "ref", "avx2", "avx512"
+
+// The detected ISA level after WBS_ISA_CAP (computed once, then cached).
+Isa ActiveIsa();
+// What the CPU supports, ignoring the cap.
+Isa DetectedIsa();
+
+struct BsrConvKernel {
+  const char* name;  // "f32_bsr8xn_conv__avx512" (grammar: docs/KERNELS.md)
+  Isa isa;           // minimum ISA
+  int br;            // required block rows; 0 = any
+  BsrConvFn fn;
+};
+
+// All f32 BSR conv kernels, fastest first; the last is the reference.
+const std::vector<BsrConvKernel>& BsrConvKernels();
+// The first candidate whose ISA <= ActiveIsa() and whose br fits.
+const BsrConvKernel& SelectBsrConvKernel(int br);
+// "f32_bsr8xn_conv__avx512 (avx2: declined, isa cap avx2)..." for logs.
+std::string DescribeBsrConvChoice(int br);
+
+}  // namespace wbs::kernels::sparse
