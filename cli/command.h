@@ -28,6 +28,7 @@ Command AddZooCommand(CLI::App& parent);      // cli/cmd_zoo.cc
 Command AddInfoCommand(CLI::App& parent);     // cli/cmd_info.cc
 Command AddRunCommand(CLI::App& parent);      // cli/cmd_run.cc
 Command AddConvertCommand(CLI::App& parent);  // cli/cmd_convert.cc
+Command AddSparsifyCommand(CLI::App& parent);  // cli/cmd_sparsify.cc
 
 // Shared helpers (cli/common.cc).
 

@@ -39,11 +39,12 @@ int Main(int argc, char** argv) {
       "  wbs zoo resnet50 -o out/resnet50.onnx\n"
       "  wbs info out/resnet50.onnx\n"
       "  wbs run out/resnet50.onnx --random --threads 2 --repeat 5\n"
-      "  wbs convert out/resnet50.onnx -o out/resnet50_folded.onnx --fold-bn");
+      "  wbs convert out/resnet50.onnx -o out/resnet50_folded.onnx --fold-bn\n"
+      "  wbs sparsify out/resnet50.onnx -o out/resnet50_s50.onnx --block 8x8 --sparsity 0.5");
 
   std::vector<wbs::cli::Command> commands = {
       wbs::cli::AddZooCommand(app), wbs::cli::AddInfoCommand(app), wbs::cli::AddRunCommand(app),
-      wbs::cli::AddConvertCommand(app)};
+      wbs::cli::AddConvertCommand(app), wbs::cli::AddSparsifyCommand(app)};
 
   try {
     app.parse(argc, argv);
@@ -60,7 +61,9 @@ int Main(int argc, char** argv) {
       bool known = false;
       for (const wbs::cli::Command& c : commands) known |= c.app->check_name(argv[i]);
       if (!known) {
-        fmt::print(stderr, "wbs: error: unknown command '{}' (commands: zoo, info, run, convert)\n",
+        fmt::print(stderr,
+                   "wbs: error: unknown command '{}' (commands: zoo, info, run, convert, "
+                   "sparsify)\n",
                    argv[i]);
         return kExitUsage;
       }

@@ -6,7 +6,8 @@
 // and output can be declared with its element type. Fused residuals
 // ("wbs.residual") and activations ("wbs.activation", see ir/graph.h) are
 // written back as separate nodes (Conv -> Add -> activation), so the file is
-// plain ONNX; no other "wbs.*" annotation reaches the file.
+// plain ONNX; no other "wbs.*" annotation reaches the file. Block masks of
+// the initializers become metadata_props (onnx/mask_metadata.h).
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
@@ -18,6 +19,7 @@
 
 #include "ir/op_schema.h"
 #include "onnx/file_io.h"
+#include "onnx/mask_metadata.h"
 #include "onnx/model_io.h"
 #include "onnx/tensor_proto.h"
 
@@ -309,6 +311,7 @@ Result<ModelProto> Exporter::Run() {
   opset->set_domain("");
   opset->set_version(opset_);
   for (const auto& [key, value] : g_.metadata) {
+    if (IsMaskMetadataKey(key)) continue;  // written from Value::block_mask below
     auto* prop = model_.add_metadata_props();
     prop->set_key(key);
     prop->set_value(value);
@@ -334,6 +337,13 @@ Result<ModelProto> Exporter::Run() {
       WBS_RETURN_IF_ERROR(EmitInitializer(*v));
     }
     WBS_RETURN_IF_ERROR(SetValueInfo(*v, "graph output", gp_->add_output()));
+  }
+  // Block masks of the initializers written (onnx/mask_metadata.h).
+  WBS_ASSIGN_OR_RETURN(auto masks, MaskMetadata({emitted_.begin(), emitted_.end()}));
+  for (const auto& [key, value] : masks) {
+    auto* prop = model_.add_metadata_props();
+    prop->set_key(key);
+    prop->set_value(value);
   }
   return std::move(model_);
 }

@@ -18,6 +18,7 @@
 #include "ir/op_schema.h"
 #include "onnx/file_io.h"
 #include "onnx/legacy_opset.h"
+#include "onnx/mask_metadata.h"
 #include "onnx/model_io.h"
 #include "onnx/tensor_proto.h"
 
@@ -426,6 +427,7 @@ Result<std::unique_ptr<ir::Graph>> Importer::Run(const ModelProto& model) {
     WBS_RETURN_IF_ERROR(graph_->TopologicalSort().WithContext(path_));
     WBS_RETURN_IF_ERROR(graph_->Verify().WithContext(path_));
   }
+  WBS_RETURN_IF_ERROR(RestoreBlockMasks(*graph_, path_));
   if (options_.infer_shapes) {
     WBS_RETURN_IF_ERROR(ir::InferShapes(*graph_).WithContext(path_));
     ApplyDeclaredTypes();
