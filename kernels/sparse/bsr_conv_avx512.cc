@@ -46,17 +46,23 @@ inline void StoreVec(const BsrConvArgs& a, float* yrow, int64_t q, __mmask16 tai
   _mm512_mask_storeu_ps(yrow + g.y_index, TailMask(n), packed);
 }
 
+// The accumulators are named variables, not an array: GCC 12 keeps an
+// array of __m512 in memory and spills all 16 every (ci, tap) step.
+#define WBS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
 template <int V>
 inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
-  __m512 acc[kRows][V];
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t m = i * kRows + r;
-    const __m512 b = _mm512_set1_ps(a.bias && m < a.out_channels ? a.bias[m] : 0.0f);
-    for (int u = 0; u < V; ++u) acc[r][u] = b;
-  }
+  static_assert(V == 1 || V == 2);
+#define WBS_INIT(r)                                                                   \
+  const int64_t m##r = i * kRows + r;                                                 \
+  __m512 a##r##0 = _mm512_set1_ps(a.bias && m##r < a.out_channels ? a.bias[m##r] : 0.0f); \
+  __m512 a##r##1 = a##r##0;
+  WBS_ROWS(WBS_INIT)
+#undef WBS_INIT
   const int64_t bs = int64_t{kRows} * a.bc * a.taps;
   const int taps = a.taps;
   const int64_t* off = a.tap_offset;
+  const __mmask16 l0 = lm[0], l1 = lm[1];
   for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
@@ -65,24 +71,38 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
     for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
       for (int t = 0; t < taps; ++t, w += kRows) {
         const float* xp = xc + off[t];
-        __m512 v[V];
-        for (int u = 0; u < V; ++u) v[u] = _mm512_maskz_loadu_ps(lm[u], xp + u * kLanes);
-        for (int r = 0; r < kRows; ++r) {
-          const __m512 wr = _mm512_set1_ps(w[r]);
-          for (int u = 0; u < V; ++u) acc[r][u] = _mm512_fmadd_ps(wr, v[u], acc[r][u]);
+        const __m512 v0 = _mm512_maskz_loadu_ps(l0, xp);
+        if constexpr (V == 2) {
+          const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
+#define WBS_FMA2(r)                                 \
+  {                                                 \
+    const __m512 wr = _mm512_set1_ps(w[r]);         \
+    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0);     \
+    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1);     \
+  }
+          WBS_ROWS(WBS_FMA2)
+#undef WBS_FMA2
+        } else {
+#define WBS_FMA1(r) a##r##0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), v0, a##r##0);
+          WBS_ROWS(WBS_FMA1)
+#undef WBS_FMA1
         }
       }
     }
   }
   const __m512 lo = _mm512_set1_ps(a.lo), hi = _mm512_set1_ps(a.hi);
-  const int rows = static_cast<int>(std::min<int64_t>(kRows, a.out_channels - i * kRows));
-  for (int r = 0; r < rows; ++r) {
-    float* yrow = a.y + (i * kRows + r) * a.y_channel_stride;
-    for (int u = 0; u < V; ++u)
-      StoreVec(a, yrow, q + u * kLanes, lm[u],
-               _mm512_min_ps(_mm512_max_ps(acc[r][u], lo), hi));
+  const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
+#define WBS_STORE(r)                                                                 \
+  if (r < rows) {                                                                    \
+    float* yrow = a.y + (i * kRows + r) * a.y_channel_stride;                        \
+    StoreVec(a, yrow, q, l0, _mm512_min_ps(_mm512_max_ps(a##r##0, lo), hi));         \
+    if (V == 2)                                                                      \
+      StoreVec(a, yrow, q + kLanes, l1, _mm512_min_ps(_mm512_max_ps(a##r##1, lo), hi)); \
   }
+  WBS_ROWS(WBS_STORE)
+#undef WBS_STORE
 }
+#undef WBS_ROWS
 
 }  // namespace
 
