@@ -1,11 +1,11 @@
 // f32_bsr8xn_conv__avx512: compiled with -mavx512f (CMakeLists.txt); only
 // called after the dispatcher saw avx512f.
 //
-// Register tile: 8 output channels x kVecs vectors of 16 positions = 16 zmm
+// Register tile: 8 output channels x kVecs (3) vectors of 16 positions = 24 zmm
 // accumulators. Per (input channel, tap) the kernel loads kVecs input vectors
 // and issues 8 x kVecs FMAs whose weight operand is a broadcast from the
 // packed block (CKR layout puts the 8 weights of one (ci, tap) side by side),
-// so the FMA:load ratio is 16:10 and the loop runs at the FMA ports' rate.
+// so the FMA:load ratio is 24:11 and the loop runs at the FMA ports' rate.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,7 +22,7 @@ namespace {
 
 constexpr int kRows = 8;
 constexpr int kLanes = 16;
-constexpr int kVecs = 2;
+constexpr int kVecs = 3;
 
 inline __mmask16 TailMask(int64_t n) {
   return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
@@ -52,17 +52,18 @@ inline void StoreVec(const BsrConvArgs& a, float* yrow, int64_t q, __mmask16 tai
 
 template <int V>
 inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
-  static_assert(V == 1 || V == 2);
+  static_assert(V >= 1 && V <= kVecs);
 #define WBS_INIT(r)                                                                   \
   const int64_t m##r = i * kRows + r;                                                 \
   __m512 a##r##0 = _mm512_set1_ps(a.bias && m##r < a.out_channels ? a.bias[m##r] : 0.0f); \
-  __m512 a##r##1 = a##r##0;
+  __m512 a##r##1 = a##r##0;                                                           \
+  __m512 a##r##2 = a##r##0;
   WBS_ROWS(WBS_INIT)
 #undef WBS_INIT
   const int64_t bs = int64_t{kRows} * a.bc * a.taps;
   const int taps = a.taps;
   const int64_t* off = a.tap_offset;
-  const __mmask16 l0 = lm[0], l1 = lm[1];
+  const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
   for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
@@ -72,7 +73,19 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
       for (int t = 0; t < taps; ++t, w += kRows) {
         const float* xp = xc + off[t];
         const __m512 v0 = _mm512_maskz_loadu_ps(l0, xp);
-        if constexpr (V == 2) {
+        if constexpr (V == 3) {
+          const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
+          const __m512 v2 = _mm512_maskz_loadu_ps(l2, xp + 2 * kLanes);
+#define WBS_FMA3(r)                                 \
+  {                                                 \
+    const __m512 wr = _mm512_set1_ps(w[r]);         \
+    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0);     \
+    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1);     \
+    a##r##2 = _mm512_fmadd_ps(wr, v2, a##r##2);     \
+  }
+          WBS_ROWS(WBS_FMA3)
+#undef WBS_FMA3
+        } else if constexpr (V == 2) {
           const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
 #define WBS_FMA2(r)                                 \
   {                                                 \
@@ -96,8 +109,10 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
   if (r < rows) {                                                                    \
     float* yrow = a.y + (i * kRows + r) * a.y_channel_stride;                        \
     StoreVec(a, yrow, q, l0, _mm512_min_ps(_mm512_max_ps(a##r##0, lo), hi));         \
-    if (V == 2)                                                                      \
+    if (V >= 2)                                                                      \
       StoreVec(a, yrow, q + kLanes, l1, _mm512_min_ps(_mm512_max_ps(a##r##1, lo), hi)); \
+    if (V >= 3)                                                                      \
+      StoreVec(a, yrow, q + 2 * kLanes, l2, _mm512_min_ps(_mm512_max_ps(a##r##2, lo), hi)); \
   }
   WBS_ROWS(WBS_STORE)
 #undef WBS_STORE
@@ -111,16 +126,18 @@ void f32_bsr8xn_conv__avx512(const BsrConvArgs& a) {
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
     int64_t q = a.q_begin;
     for (; q + kVecs * kLanes <= a.q_end; q += kVecs * kLanes) {
-      const __mmask16 lm[kVecs] = {0xFFFF, 0xFFFF};
+      const __mmask16 lm[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
       Tile<kVecs>(a, i, q, lm);
     }
     if (q < a.q_end) {
       const int64_t n = a.q_end - q;
-      const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes)};
+      const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes), TailMask(n - 2 * kLanes)};
       if (n <= kLanes)
         Tile<1>(a, i, q, lm);
+      else if (n <= 2 * kLanes)
+        Tile<2>(a, i, q, lm);
       else
-        Tile<kVecs>(a, i, q, lm);
+        Tile<3>(a, i, q, lm);
     }
   }
 }
