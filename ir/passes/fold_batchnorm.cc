@@ -95,6 +95,12 @@ class FoldBatchNormPass : public Pass {
     for (int64_t o = 0; o < c; ++o) bias[o] = bias[o] * s[o] + shift[o];
     Value* wv = g.AddConstant(p->input(1)->name + "_bnfolded", std::move(new_w));
     Value* bv = g.AddConstant(p->name + ".bias_bnfolded", Tensor::FromVector<float>({c}, bias));
+    // Scaling output channels keeps zero blocks zero, so a block mask carries
+    // over (checked: a non-finite scale would break it, and then it is dropped).
+    if (const auto& m = p->input(1)->block_mask;
+        m && CheckMaskAgainstWeight(*m, wv->constant, "").ok()) {
+      wv->block_mask = m;
+    }
     g.SetInput(p, 1, wv);
     g.SetInput(p, 2, bv);
     // The producer now writes the BN's output value directly.

@@ -44,6 +44,10 @@ n_masks=$(grep -ao 'wbs\.block_mask\.[A-Za-z0-9_.]*' "$D/f50.onnx" | sort -u | w
 [ "$n_masks" -eq 15 ] || fail "f50.onnx has $n_masks mask entries, expected 15"
 grep -aq 'wbs.block_shape' "$D/f50.onnx" || fail "f50.onnx lacks wbs.block_shape"
 expect_ok f50_info "$WBS" info "$D/f50.onnx"
+# BN folding keeps the masks (the folded weights are new initializers).
+expect_ok f50_fold "$WBS" convert "$D/f50.onnx" -o "$D/f50_fold.onnx" --fold-bn
+n_masks=$(grep -ao 'wbs\.block_mask\.[A-Za-z0-9_.]*' "$D/f50_fold.onnx" | sort -u | wc -l)
+[ "$n_masks" -eq 15 ] || fail "f50_fold.onnx has $n_masks mask entries, expected 15"
 # Sparsifying the result again at the same target keeps the same zeros.
 expect_ok f50_again "$WBS" sparsify "$D/f50.onnx" -o "$D/f50b.onnx" --sparsity 0.5
 expect_grep "$D/f50_again.out" '687 of 1,376 blocks zeroed'

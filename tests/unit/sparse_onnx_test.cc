@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include "ir/pass.h"
 #include "onnx/mask_metadata.h"
 #include "onnx/model_io.h"
 #include "sparse/sparsify.h"
@@ -163,6 +164,29 @@ TEST(SparseOnnxTest, ExportRefusesAMaskThatDisagreesWithItsWeights) {
   EXPECT_NE(r.status().message().find("weight '" + w->name + "': block (0, 0) is masked"),
             std::string::npos)
       << r.status().message();
+}
+
+// BN folding scales output channels: the zero blocks stay zero, and the
+// folded weight keeps the mask (the runtime's default pipeline folds BN).
+TEST(SparseOnnxTest, MasksSurviveBatchNormFolding) {
+  Sparsified s = Make("fmnist_resnet", 8, 8, 0.5);
+  ASSERT_TRUE(s.graph);
+  ir::PassManager pm;
+  pm.Add(ir::CreateFoldBatchNormPass());
+  pm.Add(ir::CreateDeadCodeEliminationPass());
+  ASSERT_TRUE(pm.Run(*s.graph).ok());
+  int masked = 0;
+  for (const auto& n : s.graph->nodes()) {
+    if (n->op_type != "Conv" && n->op_type != "Gemm") continue;
+    const ir::Value* w = n->input(1);
+    if (!w->block_mask) continue;
+    ++masked;
+    EXPECT_TRUE(CheckMaskAgainstWeight(*w->block_mask, w->constant, w->name).ok()) << w->name;
+    auto z = MaskFromZeroBlocks(w->constant, 8, 8, w->block_mask->layout);
+    ASSERT_TRUE(z.ok());
+    EXPECT_EQ(*z, *w->block_mask) << w->name;
+  }
+  EXPECT_EQ(masked, 15);
 }
 
 }  // namespace
