@@ -60,9 +60,8 @@ Result<int64_t> CountZeros(const Tensor& t) {
   return m.num_zero();
 }
 
-}  // namespace
-
-Result<Tensor> ApplyMask(const Tensor& weight, const BlockMask& mask) {
+// The view of `weight` under `mask`'s layout, if the mask fits it.
+Result<WeightView> FittingView(const Tensor& weight, const BlockMask& mask) {
   const std::string what = "weight " + ShapeToString(weight.shape());
   WBS_ASSIGN_OR_RETURN(WeightView v, MakeWeightView(weight.shape(), mask.layout, what));
   if (mask.block_rows < kMinBlockEdge || mask.block_cols < kMinBlockEdge ||
@@ -72,6 +71,13 @@ Result<Tensor> ApplyMask(const Tensor& weight, const BlockMask& mask) {
     return InvalidArgument("{}: mask of {}x{} blocks of {}x{} does not fit", what, mask.rows,
                            mask.cols, mask.block_rows, mask.block_cols);
   }
+  return v;
+}
+
+}  // namespace
+
+Result<Tensor> ApplyMask(const Tensor& weight, const BlockMask& mask) {
+  WBS_ASSIGN_OR_RETURN(WeightView v, FittingView(weight, mask));
   Tensor out = weight.Clone();
   const size_t es = DTypeSize(weight.dtype());
   auto* d = static_cast<unsigned char*>(out.raw());
@@ -86,8 +92,7 @@ Result<Tensor> ApplyMask(const Tensor& weight, const BlockMask& mask) {
 }
 
 Result<MaskStats> ComputeMaskStats(const Tensor& weight, const BlockMask& mask) {
-  const std::string what = "weight " + ShapeToString(weight.shape());
-  WBS_ASSIGN_OR_RETURN(WeightView v, MakeWeightView(weight.shape(), mask.layout, what));
+  WBS_ASSIGN_OR_RETURN(WeightView v, FittingView(weight, mask));
   MaskStats s;
   s.blocks = mask.num_blocks();
   s.zero_blocks = mask.num_zero();

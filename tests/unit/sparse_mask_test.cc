@@ -117,6 +117,11 @@ TEST(SparseMaskTest, CheckRejectsMaskedNonZeroBlockAndWrongSize) {
   Tensor z(DType::kF32, {16, 16});
   for (int64_t i = 0; i < z.numel(); ++i) z.data<float>()[i] = 0.0f;
   EXPECT_TRUE(CheckMaskAgainstWeight(BlockMask::AllKept(8, 8, 2, 2), z, "w").ok());
+  EXPECT_FALSE(sparse::ApplyMask(w, BlockMask::AllKept(8, 8, 3, 2)).ok());
+  EXPECT_FALSE(sparse::ComputeMaskStats(w, BlockMask::AllKept(8, 8, 2, 3)).ok());
+  BlockMask short_keep = BlockMask::AllKept(8, 8, 2, 2);
+  short_keep.keep.pop_back();
+  EXPECT_FALSE(sparse::ComputeMaskStats(w, short_keep).ok());
   Status size = CheckMaskAgainstWeight(BlockMask::AllKept(8, 8, 3, 2), w, "weight 'fc.w'");
   EXPECT_NE(size.message().find("does not fit weight [16,16]"), std::string::npos)
       << size.message();
