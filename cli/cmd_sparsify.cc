@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "onnx/model_io.h"
@@ -30,6 +31,7 @@ struct SparsifyArgs {
   bool include_first = false;
   bool keep_channels = true;
   uint64_t seed = 0;
+  bool json = false;
 };
 
 constexpr size_t kMaxNameWidth = 40;
@@ -75,6 +77,47 @@ void PrintTable(const sparse::SparsifyReport& r) {
       KB(t.compressed_bytes));
 }
 
+nlohmann::ordered_json StatsJson(const sparse::MaskStats& s) {
+  return {{"blocks", s.blocks},
+          {"zero_blocks", s.zero_blocks},
+          {"block_sparsity", s.block_sparsity()},
+          {"weights", s.weights},
+          {"zero_weights", s.zero_weights},
+          {"zero_fraction", s.zero_fraction()},
+          {"dense_bytes", s.dense_bytes},
+          {"compressed_bytes", s.compressed_bytes}};
+}
+
+void PrintJson(const SparsifyArgs& a, const sparse::SparsifyOptions& o,
+               const sparse::SparsifyReport& r) {
+  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  for (const sparse::LayerReport& l : r.layers) {
+    nlohmann::ordered_json j = {{"name", l.name},
+                                {"op", l.op_type},
+                                {"weight", l.weight},
+                                {"weight_shape", l.weight_shape},
+                                {"blockable", l.blockable}};
+    if (!l.blockable) j["reason"] = l.reason;
+    j["stats"] = StatsJson(l.stats);
+    layers.push_back(std::move(j));
+  }
+  nlohmann::ordered_json j = {
+      {"input", a.input},
+      {"output", a.output},
+      {"block", {o.rules.block_rows, o.rules.block_cols}},
+      {"score", sparse::ScoreName(o.score)},
+      {"mode", o.global ? "global" : "per-layer"},
+      {"sparsity", o.sparsity},
+      {"min_layer", o.min_layer},
+      {"max_layer", o.max_layer},
+      {"keep_channels", o.keep_channels},
+      {"layers", layers},
+      {"blockable_layers", r.num_blockable},
+      {"total", StatsJson(r.total)},
+  };
+  fmt::print("{}\n", j.dump(2));
+}
+
 Status RunSparsify(const SparsifyArgs& a) {
   sparse::SparsifyOptions o;
   WBS_ASSIGN_OR_RETURN(auto block, ParseBlockShape(a.block));
@@ -96,6 +139,12 @@ Status RunSparsify(const SparsifyArgs& a) {
   Result<sparse::SparsifyReport> report = sparse::Sparsify(*graph, o);
   if (!report.ok()) return report.status().WithContext(a.input);
 
+  WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.output));
+  WBS_RETURN_IF_ERROR(onnxio::ExportModel(*graph, a.output));
+  if (a.json) {
+    PrintJson(a, o, *report);
+    return Status::Ok();
+  }
   fmt::print("{}: block {}x{}, score {}, {} target {}{}{}\n\n", a.input, o.rules.block_rows,
              o.rules.block_cols, sparse::ScoreName(o.score), o.global ? "global" : "per-layer",
              Percent(o.sparsity),
@@ -104,8 +153,6 @@ Status RunSparsify(const SparsifyArgs& a) {
                       : "",
              o.keep_channels ? ", every block row/column keeps a block" : "");
   PrintTable(*report);
-  WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.output));
-  WBS_RETURN_IF_ERROR(onnxio::ExportModel(*graph, a.output));
   fmt::print("wrote {}\n", a.output);
   return Status::Ok();
 }
@@ -154,6 +201,7 @@ Command AddSparsifyCommand(CLI::App& parent) {
                 "(default on)");
   app->add_option("--seed", args->seed, "Breaks ties between equal scores (0: by block index)")
       ->capture_default_str();
+  app->add_flag("--json", args->json, "Print the per-layer report as JSON instead of a table");
   app->footer(
       "Blockable layers: Conv with group 1, Gemm/MatMul with a constant 2-D weight, with at\n"
       "least one full block; ConvTranspose and grouped convs stay dense. Per-layer mode zeroes\n"

@@ -53,6 +53,18 @@ expect_ok f50_again "$WBS" sparsify "$D/f50.onnx" -o "$D/f50b.onnx" --sparsity 0
 expect_grep "$D/f50_again.out" '687 of 1,376 blocks zeroed'
 expect_grep "$D/f50.out" '687 of 1,376 blocks zeroed'
 
+# JSON report: the same totals as the table.
+expect_ok f50_json "$WBS" sparsify "$D/f.onnx" -o "$D/f50j.onnx" --sparsity 0.5 --json
+if command -v node >/dev/null; then
+  node -e '
+    const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const ok = j.total.blocks === 1376 && j.total.zero_blocks === 687 && j.blockable_layers === 15 &&
+      j.layers.length === 16 && j.layers[0].reason === "smaller than one 8x8 block" &&
+      j.mode === "per-layer" && j.block[0] === 8 && j.block[1] === 8;
+    process.exit(ok ? 0 : 1);' "$D/f50_json.out" || fail "f50_json: unexpected JSON: $(head -c 300 "$D/f50_json.out")"
+fi
+cmp -s "$D/f50.onnx" "$D/f50j.onnx" || fail "--json changed the written model"
+
 # 2. Exact per-layer counts without keep-channels (resnet18, several targets
 #    and block shapes); keep-channels at 100% leaves blocks in every layer.
 for spec in "0.25 8x8" "0.75 4x8" "0.9 16x4" "1.0 8x8"; do
