@@ -7,6 +7,19 @@ namespace wbs::runtime {
 
 const char* BackendName(Backend b) { return b == Backend::kReference ? "reference" : "fast"; }
 
+std::vector<ActivationLayout> Operator::ProposeOutputLayouts(
+    const std::vector<ActivationLayout>& inputs) {
+  return {};  // the session reads a missing entry as kPlain
+}
+
+Status Operator::SetOutputLayouts(const std::vector<ActivationLayout>& outputs) {
+  for (ActivationLayout l : outputs)
+    if (l != ActivationLayout::kPlain)
+      return Internal("{}: writes plain outputs only, {} requested", impl_name(),
+                      ActivationLayoutName(l));
+  return Status::Ok();
+}
+
 namespace {
 using Key = std::pair<std::string, Backend>;
 std::map<Key, OperatorFactory>& Registry() {

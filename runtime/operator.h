@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/layout.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "ir/graph.h"
@@ -39,6 +40,22 @@ class Operator {
                      const ExecContext& ctx) = 0;
   // Implementation name for logs and benchmarks, e.g. "ref", "onednn".
   virtual std::string impl_name() const = 0;
+
+  // Layout negotiation (core/layout.h), once, before the first Run(); the
+  // session (runtime/session.cc) visits operators in execution order:
+  //  1. ProposeOutputLayouts(inputs): the layouts the inputs will arrive in
+  //     (each one AcceptsInputLayout() allowed); returns, per output, the
+  //     layout the operator writes without a final reorder.
+  //  2. SetOutputLayouts(outputs): per output the proposed layout or kPlain
+  //     (kPlain when a reader cannot take the proposal, or the tensor is a
+  //     graph output). From then on Run() reads and writes those layouts.
+  // The defaults speak plain only.
+  virtual bool AcceptsInputLayout(size_t input, ActivationLayout layout) const {
+    return layout == ActivationLayout::kPlain;
+  }
+  virtual std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs);
+  virtual Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs);
 };
 
 struct OpCreateArgs {

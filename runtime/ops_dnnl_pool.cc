@@ -41,6 +41,8 @@ class DnnlPoolOp final : public Operator {
       Result<Entry*> e = op->Lookup(in[0].shape, CurrentThreads());
       if (!e.ok() || (*e)->prim == nullptr) return std::unique_ptr<Operator>();
       op->impl_ = "onednn:" + (*e)->prim->impl_name();
+      op->static_entry_ = *e;
+      op->x_shape_ = in[0].shape;
     }
     WBS_ASSIGN_OR_RETURN(op->fallback_, CreateFallback(args));
     return std::unique_ptr<Operator>(std::move(op));
@@ -56,11 +58,16 @@ class DnnlPoolOp final : public Operator {
       return InvalidArgument("{}: X {} and Y {} must be f32 (the operator was created for f32)",
                              node_.Describe(), x.Describe(), y.Describe());
     }
-    if (x.rank() < 3 || x.rank() - 2 > kernels::ref::kMaxConvSpatialRank)
+    if (!NonPlain() && (x.rank() < 3 || x.rank() - 2 > kernels::ref::kMaxConvSpatialRank))
       return fallback_->Run(inputs, outputs, ctx);
     UseThreads(ctx);
     WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(x.shape(), CurrentThreads()));
-    if (e->prim == nullptr) return fallback_->Run(inputs, outputs, ctx);
+    if (e->prim == nullptr) {
+      if (NonPlain())
+        return Internal("{}: no oneDNN primitive for X {} but its tensors are not plain",
+                        node_.Describe(), x.Describe());
+      return fallback_->Run(inputs, outputs, ctx);
+    }
     if (y.shape() != e->y_shape) {
       return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(), y.Describe(),
                              x.Describe(), ShapeToString(e->y_shape));
@@ -70,11 +77,55 @@ class DnnlPoolOp final : public Operator {
 
   std::string impl_name() const override { return impl_; }
 
+  // Layout negotiation (runtime/operator.h), for the shape known at
+  // creation: X may arrive in any layout that fits; the pool then computes
+  // in that layout when oneDNN has a jit kernel for it (else it reorders),
+  // and Y leaves in the layout it computed in.
+  bool AcceptsInputLayout(size_t input, ActivationLayout layout) const override {
+    if (layout == ActivationLayout::kPlain) return true;
+    return input == 0 && static_entry_ != nullptr && LayoutFits(layout, x_shape_);
+  }
+
+  std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs) override {
+    x_layout_ = inputs.empty() ? ActivationLayout::kPlain : inputs[0];
+    if (static_entry_ == nullptr) return {};
+    if (x_layout_ != ActivationLayout::kPlain &&
+        static_entry_->prim->internal_layout() != x_layout_) {
+      const onednn::PoolLayout want = x_layout_ == ActivationLayout::kBlocked16
+                                          ? onednn::PoolLayout::kBlocked
+                                          : onednn::PoolLayout::kChannelsLast;
+      Result<Entry> e = BuildEntry(x_shape_, want);
+      if (e.ok() && e->prim != nullptr && e->prim->internal_layout() == x_layout_) {
+        *static_entry_ = std::move(e).value();
+        impl_ = "onednn:" + static_entry_->prim->impl_name();
+      }
+    }
+    const ActivationLayout y = static_entry_->prim->internal_layout();
+    return {y != ActivationLayout::kCount && LayoutFits(y, static_entry_->y_shape)
+                ? y
+                : ActivationLayout::kPlain};
+  }
+
+  Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
+    y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    if (!NonPlain()) return Status::Ok();
+    if (static_entry_ == nullptr)
+      return Internal("{}: layouts negotiated without a primitive", node_.Describe());
+    for (auto& [key, e] : cache_)
+      if (e.prim) WBS_RETURN_IF_ERROR(e.prim->SetBoundaryLayouts(x_layout_, y_layout_));
+    return Status::Ok();
+  }
+
  private:
   struct Entry {
     std::unique_ptr<onednn::PoolPrimitive> prim;  // nullptr: the fallback runs
     Shape y_shape;
   };
+
+  bool NonPlain() const {
+    return x_layout_ != ActivationLayout::kPlain || y_layout_ != ActivationLayout::kPlain;
+  }
 
   DnnlPoolOp(const ir::Node& node, PoolOpKind kind) : node_(node), kind_(kind) {}
 
@@ -117,13 +168,24 @@ class DnnlPoolOp final : public Operator {
     return s;
   }
 
-  // The cached entry for an input shape, built on first use. Invalid
-  // geometry is an error (the reference would report the same); a problem
-  // oneDNN declines gives an entry without a primitive.
+  // The cached entry for an input shape, built on first use in the
+  // negotiated boundary layouts.
   Result<Entry*> Lookup(const Shape& x, int threads) {
     const std::vector<int64_t> key = RunKey({&x}, threads);
     auto it = cache_.find(key);
     if (it != cache_.end()) return &it->second;
+    WBS_ASSIGN_OR_RETURN(Entry e, BuildEntry(x, onednn::PoolLayout::kAuto));
+    if (e.prim && NonPlain()) WBS_RETURN_IF_ERROR(e.prim->SetBoundaryLayouts(x_layout_, y_layout_));
+    WBS_LOG_DEBUG("{}: {} for X {} ({} threads)", node_.Describe(),
+                  e.prim ? "oneDNN " + e.prim->impl_name() : std::string("reference fallback"),
+                  ShapeToString(x), threads);
+    return &cache_.emplace(key, std::move(e)).first->second;
+  }
+
+  // An entry for X computing in `layout` first. Invalid geometry is an
+  // error (the reference would report the same); a problem oneDNN declines
+  // gives an entry without a primitive.
+  Result<Entry> BuildEntry(const Shape& x, onednn::PoolLayout layout) {
     WBS_ASSIGN_OR_RETURN(onednn::PoolSpec spec, Spec(x));
     Entry e;
     e.y_shape = spec.dst_dims;
@@ -131,22 +193,24 @@ class DnnlPoolOp final : public Operator {
     const bool empty = NumElements(x) == 0 || NumElements(e.y_shape) == 0;
     auto prim = empty ? Result<std::unique_ptr<onednn::PoolPrimitive>>(
                             Unimplemented("{}: empty tensor", node_.Describe()))
-                      : onednn::PoolPrimitive::Create(spec, onednn::PoolLayout::kAuto);
+                      : onednn::PoolPrimitive::Create(spec, layout);
     if (prim.ok()) {
-      WBS_LOG_DEBUG("{}: oneDNN {} for X {} ({} threads)", node_.Describe(), (*prim)->impl_name(),
-                    ShapeToString(x), threads);
       e.prim = std::move(prim).value();
     } else {
-      WBS_LOG_DEBUG("{}: reference fallback for X {}: {}", node_.Describe(), ShapeToString(x),
+      WBS_LOG_DEBUG("{}: no oneDNN primitive for X {}: {}", node_.Describe(), ShapeToString(x),
                     prim.status().message());
     }
-    return &cache_.emplace(key, std::move(e)).first->second;
+    return e;
   }
 
   ir::Node node_;  // a copy: attributes and name outlive the graph
   PoolOpKind kind_;
   std::string impl_ = "onednn";
   std::map<std::vector<int64_t>, Entry> cache_;
+  Entry* static_entry_ = nullptr;  // the entry for the shape known at creation
+  Shape x_shape_;                  // that shape
+  ActivationLayout x_layout_ = ActivationLayout::kPlain;  // negotiated
+  ActivationLayout y_layout_ = ActivationLayout::kPlain;
   std::unique_ptr<Operator> fallback_;
 };
 

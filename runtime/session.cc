@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <cstdlib>
+#include <string>
 #include <unordered_map>
 
 #include "core/logging.h"
@@ -40,12 +42,29 @@ struct Session::Impl {
   std::vector<Slot> slots;
   std::vector<Step> steps;
   std::vector<int> output_slots;
+  std::vector<ActivationLayout> layouts;  // per slot, after NegotiateLayouts()
   std::shared_ptr<void> arena;
   MemoryPlanStats stats;
 
   Status Prepare();
+  Status NegotiateLayouts();
   Status PlanMemory();
 };
+
+namespace {
+
+// WBS_PROPAGATE_LAYOUTS=0 keeps every tensor plain (A/B measurements).
+bool LayoutPropagationEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("WBS_PROPAGATE_LAYOUTS");
+    const bool on = v == nullptr || std::string(v) != "0";
+    if (!on) WBS_LOG_INFO("WBS_PROPAGATE_LAYOUTS=0: operators exchange plain tensors only");
+    return on;
+  }();
+  return enabled;
+}
+
+}  // namespace
 
 Status Session::Impl::Prepare() {
   ir::Graph& g = *graph;
@@ -125,7 +144,44 @@ Status Session::Impl::Prepare() {
     if (sl.last_use >= 0) steps[sl.last_use].release.push_back(static_cast<int>(s));
     else if (sl.def >= 0) steps[sl.def].release.push_back(static_cast<int>(s));  // unused output
   }
+  WBS_RETURN_IF_ERROR(NegotiateLayouts());
   return PlanMemory();
+}
+
+// A tensor travels in its producer's proposed layout when every reader
+// accepts it and it stays inside the arena (graph outputs and inputs,
+// constants and data-dependent shapes are plain). Proposals depend on the
+// inputs' layouts, so operators are visited in execution order.
+Status Session::Impl::NegotiateLayouts() {
+  layouts.assign(slots.size(), ActivationLayout::kPlain);
+  if (!options.negotiate_layouts || !LayoutPropagationEnabled()) return Status::Ok();
+  std::vector<std::vector<std::pair<int, size_t>>> readers(slots.size());  // (step, input)
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (size_t k = 0; k < steps[i].inputs.size(); ++k)
+      if (steps[i].inputs[k] >= 0) readers[steps[i].inputs[k]].emplace_back(static_cast<int>(i), k);
+  for (Step& step : steps) {
+    std::vector<ActivationLayout> in;
+    for (int s : step.inputs) in.push_back(s < 0 ? ActivationLayout::kPlain : layouts[s]);
+    std::vector<ActivationLayout> out = step.op->ProposeOutputLayouts(in);
+    out.resize(step.outputs.size(), ActivationLayout::kPlain);
+    for (size_t o = 0; o < out.size(); ++o) {
+      const int s = step.outputs[o];
+      if (out[o] == ActivationLayout::kPlain) continue;
+      bool ok = s >= 0 && slots[s].kind == SlotKind::kPlanned && !slots[s].is_output &&
+                !readers[s].empty() && LayoutFits(out[o], slots[s].value->shape);
+      for (size_t r = 0; ok && r < readers[s].size(); ++r)
+        ok = steps[readers[s][r].first].op->AcceptsInputLayout(readers[s][r].second, out[o]);
+      if (ok) {
+        layouts[s] = out[o];
+        WBS_LOG_DEBUG("{}: output '{}' stays {}", step.node->Describe(), slots[s].value->name,
+                      ActivationLayoutName(out[o]));
+      } else {
+        out[o] = ActivationLayout::kPlain;
+      }
+    }
+    WBS_RETURN_IF_ERROR(step.op->SetOutputLayouts(out).WithContext(step.node->Describe()));
+  }
+  return Status::Ok();
 }
 
 Status Session::Impl::PlanMemory() {
@@ -174,6 +230,14 @@ Result<std::unique_ptr<Session>> Session::Create(const ir::Graph& graph, const S
 
 const ir::Graph& Session::graph() const { return *impl_->graph; }
 const MemoryPlanStats& Session::memory_stats() const { return impl_->stats; }
+
+std::vector<std::pair<std::string, ActivationLayout>> Session::NonPlainValues() const {
+  std::vector<std::pair<std::string, ActivationLayout>> out;
+  for (size_t s = 0; s < impl_->slots.size(); ++s)
+    if (impl_->layouts[s] != ActivationLayout::kPlain)
+      out.emplace_back(impl_->slots[s].value->name, impl_->layouts[s]);
+  return out;
+}
 
 std::vector<std::string> Session::NodeImplementations() const {
   std::vector<std::string> out;

@@ -5,12 +5,16 @@
 // one Operator per node and plans activation memory: when every shape is
 // static, all intermediate tensors live in one arena whose offsets are
 // assigned by lifetime (buffers are reused once their last reader ran).
-// Values whose shapes depend on data are allocated when produced.
+// Values whose shapes depend on data are allocated when produced. Fast
+// operators then negotiate the layouts of the tensors they exchange (see
+// Operator in runtime/operator.h), so consecutive oneDNN convolutions skip
+// their plain <-> blocked reorders.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -28,6 +32,10 @@ struct SessionOptions {
   // (batch) and are an error elsewhere.
   std::map<std::string, Shape> input_shapes;
   bool optimize = true;  // run the default IR passes (BN folding, fusion, ...)
+  // Let fast operators exchange blocked / channels-last tensors instead of
+  // reordering to plain and back between them (core/layout.h; the
+  // environment switch WBS_PROPAGATE_LAYOUTS=0 turns it off everywhere).
+  bool negotiate_layouts = true;
 };
 
 struct MemoryPlanStats {
@@ -49,6 +57,8 @@ class Session {
   const MemoryPlanStats& memory_stats() const;
   // "op_type:impl" per node, for logs (e.g. "Conv:onednn").
   std::vector<std::string> NodeImplementations() const;
+  // The intermediate tensors operators exchange in a non-plain layout.
+  std::vector<std::pair<std::string, ActivationLayout>> NonPlainValues() const;
 
   struct Impl;
 

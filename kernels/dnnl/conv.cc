@@ -16,6 +16,9 @@ namespace {
 using dnnl::memory;
 using Dims = std::vector<int64_t>;
 
+// The residual, when present, is the first post-op.
+constexpr int kResidualPostOp = 0;
+
 constexpr std::array<const char*, static_cast<size_t>(ConvLayout::kCount)> kLayoutNames = {
     "auto", "plain", "any", "blocked"};
 static_assert(kLayoutNames.size() == static_cast<size_t>(ConvLayout::kCount),
@@ -90,7 +93,8 @@ bool ParseConvLayout(const std::string& name, ConvLayout* layout) {
 
 Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvParams& p,
                                                              bool transpose, bool has_bias,
-                                                             ConvLayout layout, bool residual) {
+                                                             ConvLayout layout, bool residual,
+                                                             ActivationLayout residual_layout) {
   const int sr = p.spatial_rank;
   const int64_t g = p.group;
   const Dims kernel = Spatial(p.kernel, sr);
@@ -142,9 +146,16 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
   }
 
   if (residual && transpose) return InvalidArgument("{}: a residual needs a convolution", context);
+  const bool binary_residual = residual && residual_layout != ActivationLayout::kCount;
+  if (binary_residual && !LayoutFits(residual_layout, dst_dims))
+    return InvalidArgument("{}: residual layout {} does not fit", context,
+                           ActivationLayoutName(residual_layout));
   dnnl::post_ops ops;
   // Residual first: y = act(conv + bias + residual), as ir/graph.h defines.
-  if (residual) ops.append_sum(1.0f);
+  if (binary_residual)
+    ops.append_binary(dnnl::algorithm::binary_add, LayoutDesc(dst_dims, residual_layout));
+  else if (residual)
+    ops.append_sum(1.0f);
   if (!AppendActivation(p.activation, &ops)) {
     return Unimplemented("{}: activation {} has no oneDNN post-op", context,
                          ref::ActivationName(p.activation.kind));
@@ -190,6 +201,11 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
         last = Unimplemented("{}: oneDNN wants a non-plain bias layout", context);
         continue;
       }
+      if (binary_residual && pd_dst != LayoutDesc(dst_dims, residual_layout)) {
+        last = Unimplemented("{}: the destination is not in the residual's layout {}", context,
+                             ActivationLayoutName(residual_layout));
+        continue;
+      }
 
       std::unique_ptr<ConvPrimitive> c(new ConvPrimitive());
       c->context_ = context;
@@ -198,38 +214,66 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
       c->transpose_ = transpose;
       c->has_bias_ = has_bias;
       c->residual_ = residual;
+      c->binary_residual_ = binary_residual ? residual_layout : ActivationLayout::kCount;
       c->prim_ = prim;
       c->weights_md_ = pd_w;
       c->user_weights_md_ = StridedDesc(w_dims, w_strides);
-      const memory::desc user_src = PlainDesc(src_dims), user_dst = PlainDesc(dst_dims);
-      c->user_src_ = memory(user_src, CpuEngine(), DNNL_MEMORY_NONE);
-      c->user_dst_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
-      c->reorder_src_ = pd_src != user_src;
-      c->reorder_dst_ = pd_dst != user_dst;
-      // Staged activations live in the thread's shared StagingBuffer().
-      if (c->reorder_src_) {
-        c->src_ = memory(pd_src, CpuEngine(), DNNL_MEMORY_NONE);
-        c->src_reorder_ = dnnl::reorder(c->user_src_, c->src_);
-      } else {
-        c->src_ = c->user_src_;
-      }
-      if (c->reorder_dst_) {
-        c->dst_ = memory(pd_dst, CpuEngine(), DNNL_MEMORY_NONE);
-        c->dst_reorder_ = dnnl::reorder(c->dst_, c->user_dst_);
-      } else {
-        c->dst_ = c->user_dst_;
-      }
+      c->src_dims_ = src_dims;
+      c->dst_dims_ = dst_dims;
+      c->src_md_ = pd_src;
+      c->dst_md_ = pd_dst;
       if (has_bias) c->bias_ = memory(pd_b, CpuEngine(), DNNL_MEMORY_NONE);
-      if (residual) {
-        c->user_residual_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
-        c->residual_reorder_ = dnnl::reorder(c->user_residual_, c->dst_);
-      }
+      WBS_RETURN_IF_ERROR(
+          c->SetBoundaryLayouts(ActivationLayout::kPlain, ActivationLayout::kPlain,
+                                binary_residual ? residual_layout : ActivationLayout::kPlain));
       return c;
     } catch (const dnnl::error& e) {
       last = FromDnnlError(e, context);
     }
   }
   return last;
+}
+
+Status ConvPrimitive::SetBoundaryLayouts(ActivationLayout x, ActivationLayout y,
+                                         ActivationLayout residual) {
+  if (!LayoutFits(x, src_dims_) || !LayoutFits(y, dst_dims_) || !LayoutFits(residual, dst_dims_)) {
+    return InvalidArgument("{}: boundary layouts {}/{}/{} do not fit", context_,
+                           ActivationLayoutName(x), ActivationLayoutName(y),
+                           ActivationLayoutName(residual));
+  }
+  try {
+    const memory::desc user_src = LayoutDesc(src_dims_, x), user_dst = LayoutDesc(dst_dims_, y);
+    user_src_ = memory(user_src, CpuEngine(), DNNL_MEMORY_NONE);
+    user_dst_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
+    reorder_src_ = src_md_ != user_src;
+    reorder_dst_ = dst_md_ != user_dst;
+    // Staged activations live in the thread's shared StagingBuffer().
+    if (reorder_src_) {
+      src_ = memory(src_md_, CpuEngine(), DNNL_MEMORY_NONE);
+      src_reorder_ = dnnl::reorder(user_src_, src_);
+    } else {
+      src_ = user_src_;
+    }
+    if (reorder_dst_) {
+      dst_ = memory(dst_md_, CpuEngine(), DNNL_MEMORY_NONE);
+      dst_reorder_ = dnnl::reorder(dst_, user_dst_);
+    } else {
+      dst_ = user_dst_;
+    }
+    if (binary_residual_ != ActivationLayout::kCount && residual != binary_residual_) {
+      return InvalidArgument("{}: the residual is read as {}, not {}", context_,
+                             ActivationLayoutName(binary_residual_),
+                             ActivationLayoutName(residual));
+    }
+    if (residual_) {
+      user_residual_ = memory(LayoutDesc(dst_dims_, residual), CpuEngine(), DNNL_MEMORY_NONE);
+      if (binary_residual_ == ActivationLayout::kCount)
+        residual_reorder_ = dnnl::reorder(user_residual_, dst_);
+    }
+  } catch (const dnnl::error& e) {
+    return FromDnnlError(e, context_ + ": boundary layouts");
+  }
+  return Status::Ok();
 }
 
 Result<dnnl::memory> ConvPrimitive::PackWeights(const float* w) const {
@@ -270,12 +314,16 @@ Status ConvPrimitive::Execute(const float* x, const dnnl::memory& packed_weights
       m.set_data_handle(buffer);
     }
     if (reorder_src_) src_reorder_.execute(s, user_src_, src_);
-    if (residual_) {
-      user_residual_.set_data_handle(const_cast<float*>(residual));
-      residual_reorder_.execute(s, user_residual_, dst_);
-    }
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, packed_weights}, {DNNL_ARG_DST, dst_}};
+    if (residual_) {
+      user_residual_.set_data_handle(const_cast<float*>(residual));
+      if (binary_residual_ != ActivationLayout::kCount)
+        args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(kResidualPostOp) | DNNL_ARG_SRC_1,
+                     user_residual_);
+      else
+        residual_reorder_.execute(s, user_residual_, dst_);
+    }
     if (has_bias_) {
       bias_.set_data_handle(const_cast<float*>(bias));
       args.emplace(DNNL_ARG_BIAS, bias_);

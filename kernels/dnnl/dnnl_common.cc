@@ -75,6 +75,33 @@ dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims) {
   return StridedDesc(dims, strides);
 }
 
+dnnl::memory::desc LayoutDesc(const std::vector<int64_t>& dims, ActivationLayout layout) {
+  using tag = dnnl::memory::format_tag;
+  assert(LayoutFits(layout, dims));
+  const size_t spatial = dims.size() - 2;
+  tag t = tag::undef;
+  switch (layout) {
+    case ActivationLayout::kBlocked16:
+      t = spatial == 1 ? tag::nCw16c : spatial == 2 ? tag::nChw16c : tag::nCdhw16c;
+      break;
+    case ActivationLayout::kChannelsLast:
+      t = spatial == 1 ? tag::nwc : spatial == 2 ? tag::nhwc : tag::ndhwc;
+      break;
+    default:
+      return PlainDesc(dims);
+  }
+  return dnnl::memory::desc(dnnl::memory::dims(dims.begin(), dims.end()),
+                            dnnl::memory::data_type::f32, t);
+}
+
+ActivationLayout LayoutOf(const dnnl::memory::desc& md, const std::vector<int64_t>& dims) {
+  for (int i = 0; i < static_cast<int>(ActivationLayout::kCount); ++i) {
+    const auto layout = static_cast<ActivationLayout>(i);
+    if (LayoutFits(layout, dims) && md == LayoutDesc(dims, layout)) return layout;
+  }
+  return ActivationLayout::kCount;
+}
+
 dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& strides) {
   return dnnl::memory::desc(dnnl::memory::dims(dims.begin(), dims.end()),

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/layout.h"
 #include "core/status.h"
 #include "kernels/ref/activation.h"
 
@@ -33,6 +34,12 @@ bool AppendActivation(const ref::Activation& act, dnnl::post_ops* ops);
 
 // A memory descriptor for a dense row-major f32 array of `dims`.
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims);
+// An f32 activation [N, C, spatial...] in `layout` (core/layout.h);
+// precondition: LayoutFits(layout, dims).
+dnnl::memory::desc LayoutDesc(const std::vector<int64_t>& dims, ActivationLayout layout);
+// The layout `md` (of activation dims `dims`) is in, or kCount when it is
+// none of them (e.g. oneDNN's nChw8c).
+ActivationLayout LayoutOf(const dnnl::memory::desc& md, const std::vector<int64_t>& dims);
 // An f32 descriptor with explicit element strides (transposed or broadcast views).
 dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& strides);

@@ -15,20 +15,9 @@ namespace {
 using dnnl::memory;
 
 constexpr std::array<const char*, static_cast<size_t>(PoolLayout::kCount)> kLayoutNames = {
-    "auto", "plain", "blocked"};
+    "auto", "plain", "blocked", "channels_last"};
 static_assert(kLayoutNames.size() == static_cast<size_t>(PoolLayout::kCount),
               "one name per PoolLayout");
-
-memory::format_tag BlockedTag(size_t spatial_rank) {
-  switch (spatial_rank) {
-    case 1:
-      return memory::format_tag::nCw16c;
-    case 2:
-      return memory::format_tag::nChw16c;
-    default:
-      return memory::format_tag::nCdhw16c;
-  }
-}
 
 bool Consistent(const PoolSpec& s) {
   const size_t r = s.src_dims.size();
@@ -74,7 +63,33 @@ bool IsJitImpl(const char* impl) { return std::strncmp(impl, "jit", 3) == 0; }
 
 std::vector<PoolLayout> Candidates(PoolLayout requested) {
   if (requested == PoolLayout::kBlocked) return {PoolLayout::kBlocked, PoolLayout::kPlain};
+  if (requested == PoolLayout::kChannelsLast)
+    return {PoolLayout::kChannelsLast, PoolLayout::kPlain, PoolLayout::kBlocked};
   return {PoolLayout::kPlain, PoolLayout::kBlocked};
+}
+
+ActivationLayout ActivationLayoutFor(PoolLayout layout) {
+  switch (layout) {
+    case PoolLayout::kBlocked:
+      return ActivationLayout::kBlocked16;
+    case PoolLayout::kChannelsLast:
+      return ActivationLayout::kChannelsLast;
+    default:
+      return ActivationLayout::kPlain;
+  }
+}
+
+// The desc of `dims` in `layout`; blocked also for C % 16 != 0 (padded
+// inside the primitive's own buffers).
+memory::desc InternalDesc(const std::vector<int64_t>& dims, PoolLayout layout) {
+  const ActivationLayout a = ActivationLayoutFor(layout);
+  if (a != ActivationLayout::kBlocked16 || LayoutFits(a, dims)) return LayoutDesc(dims, a);
+  using tag = memory::format_tag;
+  const size_t n = dims.size() - 2;
+  return memory::desc(memory::dims(dims.begin(), dims.end()), memory::data_type::f32,
+                      n == 1   ? tag::nCw16c
+                      : n == 2 ? tag::nChw16c
+                               : tag::nCdhw16c);
 }
 
 }  // namespace
@@ -107,20 +122,11 @@ Result<std::unique_ptr<PoolPrimitive>> PoolPrimitive::Create(const PoolSpec& spe
     pad_r.push_back(spec.pad_end[i] + spec.ceil_extra_end[i]);
   }
 
-  const memory::desc user_src = PlainDesc(spec.src_dims), user_dst = PlainDesc(spec.dst_dims);
   Status last = Unimplemented("{}: oneDNN has only its reference implementation", context);
   for (PoolLayout cand : Candidates(layout)) {
     try {
-      const memory::desc src_md =
-          cand == PoolLayout::kBlocked
-              ? memory::desc(memory::dims(spec.src_dims.begin(), spec.src_dims.end()),
-                             memory::data_type::f32, BlockedTag(n))
-              : user_src;
-      const memory::desc dst_md =
-          cand == PoolLayout::kBlocked
-              ? memory::desc(memory::dims(spec.dst_dims.begin(), spec.dst_dims.end()),
-                             memory::data_type::f32, BlockedTag(n))
-              : user_dst;
+      const memory::desc src_md = InternalDesc(spec.src_dims, cand);
+      const memory::desc dst_md = InternalDesc(spec.dst_dims, cand);
       dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference,
                                        Algorithm(spec.algorithm), src_md, dst_md, strides, kernel,
                                        dilation, pad_l, pad_r);
@@ -138,28 +144,47 @@ Result<std::unique_ptr<PoolPrimitive>> PoolPrimitive::Create(const PoolSpec& spe
       p->impl_name_ = fmt::format("{}/{}", impl, PoolLayoutName(cand));
       p->layout_ = cand;
       p->prim_ = dnnl::pooling_v2_forward(pd);
-      p->user_src_ = memory(user_src, CpuEngine(), DNNL_MEMORY_NONE);
-      p->user_dst_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
-      p->reorder_src_ = pd.src_desc() != user_src;
-      p->reorder_dst_ = pd.dst_desc() != user_dst;
-      if (p->reorder_src_) {
-        p->src_ = memory(pd.src_desc(), CpuEngine(), DNNL_MEMORY_NONE);
-        p->src_reorder_ = dnnl::reorder(p->user_src_, p->src_);
-      } else {
-        p->src_ = p->user_src_;
-      }
-      if (p->reorder_dst_) {
-        p->dst_ = memory(pd.dst_desc(), CpuEngine(), DNNL_MEMORY_NONE);
-        p->dst_reorder_ = dnnl::reorder(p->dst_, p->user_dst_);
-      } else {
-        p->dst_ = p->user_dst_;
-      }
+      p->src_dims_ = spec.src_dims;
+      p->dst_dims_ = spec.dst_dims;
+      p->src_md_ = pd.src_desc();
+      p->dst_md_ = pd.dst_desc();
+      WBS_RETURN_IF_ERROR(
+          p->SetBoundaryLayouts(ActivationLayout::kPlain, ActivationLayout::kPlain));
       return p;
     } catch (const dnnl::error& e) {
       last = FromDnnlError(e, context);
     }
   }
   return last;
+}
+
+Status PoolPrimitive::SetBoundaryLayouts(ActivationLayout x, ActivationLayout y) {
+  if (!LayoutFits(x, src_dims_) || !LayoutFits(y, dst_dims_)) {
+    return InvalidArgument("{}: boundary layouts {}/{} do not fit", context_,
+                           ActivationLayoutName(x), ActivationLayoutName(y));
+  }
+  try {
+    const memory::desc user_src = LayoutDesc(src_dims_, x), user_dst = LayoutDesc(dst_dims_, y);
+    user_src_ = memory(user_src, CpuEngine(), DNNL_MEMORY_NONE);
+    user_dst_ = memory(user_dst, CpuEngine(), DNNL_MEMORY_NONE);
+    reorder_src_ = src_md_ != user_src;
+    reorder_dst_ = dst_md_ != user_dst;
+    if (reorder_src_) {
+      src_ = memory(src_md_, CpuEngine(), DNNL_MEMORY_NONE);
+      src_reorder_ = dnnl::reorder(user_src_, src_);
+    } else {
+      src_ = user_src_;
+    }
+    if (reorder_dst_) {
+      dst_ = memory(dst_md_, CpuEngine(), DNNL_MEMORY_NONE);
+      dst_reorder_ = dnnl::reorder(dst_, user_dst_);
+    } else {
+      dst_ = user_dst_;
+    }
+  } catch (const dnnl::error& e) {
+    return FromDnnlError(e, context_ + ": boundary layouts");
+  }
+  return Status::Ok();
 }
 
 Status PoolPrimitive::Execute(const float* x, float* y) {

@@ -31,7 +31,9 @@
 #include <string>
 #include <vector>
 
+#include "core/layout.h"
 #include "core/status.h"
+#include "kernels/dnnl/dnnl_common.h"
 
 namespace wbs::kernels::onednn {
 
@@ -56,12 +58,13 @@ struct PoolSpec {
 };
 
 enum class PoolLayout {
-  kAuto,     // plain, then blocked
-  kPlain,    // NC[D]HW inside as well
-  kBlocked,  // nC[D]HW16c inside, a reorder each way
+  kAuto,          // plain, then blocked
+  kPlain,         // NC[D]HW inside as well
+  kBlocked,       // nC[D]HW16c inside
+  kChannelsLast,  // N[D]HWC inside
   kCount,
 };
-// "auto", "plain", "blocked".
+// "auto", "plain", "blocked", "channels_last".
 const char* PoolLayoutName(PoolLayout layout);
 
 class PoolPrimitive {
@@ -71,9 +74,17 @@ class PoolPrimitive {
   // semantics above or no candidate layout has a non-reference implementation.
   static Result<std::unique_ptr<PoolPrimitive>> Create(const PoolSpec& spec, PoolLayout layout);
 
-  // y = pool(x); x and y are dense row-major arrays of the dims given at
-  // creation. Not thread-safe: the primitive reuses its memory handles.
+  // y = pool(x); x and y are dense arrays of the dims given at creation in
+  // the boundary layouts (plain unless set). Not thread-safe: the primitive
+  // reuses its memory handles.
   Status Execute(const float* x, float* y);
+
+  // The layouts of x and y as Execute() sees them (layout negotiation,
+  // core/layout.h); one equal to the primitive's own skips that reorder.
+  // Preconditions: each fits its tensor's dims.
+  Status SetBoundaryLayouts(ActivationLayout x, ActivationLayout y);
+  // The activation layout the primitive computes in.
+  ActivationLayout internal_layout() const { return LayoutOf(src_md_, src_dims_); }
 
   // oneDNN's implementation and the layout, e.g. "jit:avx512_core/plain".
   const std::string& impl_name() const { return impl_name_; }
@@ -86,6 +97,8 @@ class PoolPrimitive {
   std::string impl_name_;
   PoolLayout layout_ = PoolLayout::kAuto;
   dnnl::primitive prim_;
+  std::vector<int64_t> src_dims_, dst_dims_;
+  dnnl::memory::desc src_md_, dst_md_;  // the primitive's own layouts
   dnnl::memory user_src_, user_dst_, src_, dst_;
   bool reorder_src_ = false;
   bool reorder_dst_ = false;

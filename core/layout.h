@@ -1,0 +1,34 @@
+// Physical layouts of an activation tensor [N, C, spatial...].
+//
+// The runtime hands plain row-major tensors from operator to operator, but
+// fast kernels (oneDNN) compute in blocked or channels-last layouts. When a
+// producer and all readers of a tensor speak the same non-plain layout, the
+// session lets them exchange it directly and skips a reorder pair
+// (runtime/session.cc negotiates; runtime/operator.h has the interface). A
+// tensor keeps its logical shape [N, C, spatial...] whatever its layout, and
+// every layout here holds exactly the plain layout's elements, so a buffer
+// sized for the plain tensor serves all of them.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace wbs {
+
+enum class ActivationLayout : int32_t {
+  kPlain,         // N C [D] H W, row-major
+  kBlocked16,     // N C/16 [D] H W 16 (oneDNN nC[D]HW16c); C % 16 == 0 only
+  kChannelsLast,  // N [D] H W C (oneDNN n[d]hwc)
+  kCount,
+};
+
+// "plain", "blocked16", "channels_last".
+const char* ActivationLayoutName(ActivationLayout layout);
+
+// True when `layout` can hold a tensor of `shape` in the plain layout's
+// size: always for kPlain; for the others rank 3..5 (1-3 spatial dims), and
+// C % 16 == 0 for kBlocked16.
+bool LayoutFits(ActivationLayout layout, const Shape& shape);
+
+}  // namespace wbs
