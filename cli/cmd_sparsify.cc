@@ -38,7 +38,9 @@ constexpr size_t kMaxNameWidth = 40;
 constexpr double kBytesPerKB = 1024.0;
 
 std::string Percent(double f) { return fmt::format("{:.1f}%", 100.0 * f); }
-std::string KB(int64_t bytes) { return fmt::format("{:.1f}", static_cast<double>(bytes) / kBytesPerKB); }
+std::string KB(int64_t bytes) {
+  return fmt::format("{:.1f}", static_cast<double>(bytes) / kBytesPerKB);
+}
 
 void PrintTable(const sparse::SparsifyReport& r) {
   constexpr size_t kCols = 10;
@@ -148,9 +150,9 @@ Status RunSparsify(const SparsifyArgs& a) {
   fmt::print("{}: block {}x{}, score {}, {} target {}{}{}\n\n", a.input, o.rules.block_rows,
              o.rules.block_cols, sparse::ScoreName(o.score), o.global ? "global" : "per-layer",
              Percent(o.sparsity),
-             o.global ? fmt::format(" (per layer {}..{})", Percent(o.min_layer),
-                                    Percent(o.max_layer))
-                      : "",
+             o.global
+                 ? fmt::format(" (per layer {}..{})", Percent(o.min_layer), Percent(o.max_layer))
+                 : "",
              o.keep_channels ? ", every block row/column keeps a block" : "");
   PrintTable(*report);
   fmt::print("wrote {}\n", a.output);

@@ -134,7 +134,7 @@ Result<BlockMask> MaskFromZeroBlocks(const Tensor& weight, int block_rows, int b
   WBS_ASSIGN_OR_RETURN(WeightView v, MakeWeightView(weight.shape(), layout, what));
   WBS_ASSIGN_OR_RETURN(ZeroFn is_zero, ZeroTestFor(weight.dtype(), what));
   BlockMask m = BlockMask::AllKept(block_rows, block_cols, (v.cout + block_rows - 1) / block_rows,
-                        (v.cin + block_cols - 1) / block_cols, layout);
+                                   (v.cin + block_cols - 1) / block_cols, layout);
   const void* data = weight.raw();
   for (int64_t r = 0; r < m.rows; ++r) {
     for (int64_t c = 0; c < m.cols; ++c) {
@@ -158,10 +158,11 @@ Status CheckMaskAgainstWeight(const BlockMask& mask, const Tensor& weight,
   const int64_t cols = (v.cin + mask.block_cols - 1) / mask.block_cols;
   if (mask.rows != rows || mask.cols != cols ||
       static_cast<int64_t>(mask.keep.size()) != rows * cols) {
-    return InvalidArgument("{}: mask of {}x{} blocks does not fit weight {} in {}x{} blocks "
-                           "(expected {}x{})",
-                           what, mask.rows, mask.cols, ShapeToString(weight.shape()),
-                           mask.block_rows, mask.block_cols, rows, cols);
+    return InvalidArgument(
+        "{}: mask of {}x{} blocks does not fit weight {} in {}x{} blocks "
+        "(expected {}x{})",
+        what, mask.rows, mask.cols, ShapeToString(weight.shape()), mask.block_rows, mask.block_cols,
+        rows, cols);
   }
   WBS_ASSIGN_OR_RETURN(ZeroFn is_zero, ZeroTestFor(weight.dtype(), what));
   const void* data = weight.raw();
@@ -204,8 +205,8 @@ Result<BlockMask> DecodeBlockMask(const std::string& text, const std::string& wh
   }
   f.push_back(rest);
   if (f.size() != 4) {
-    return InvalidArgument("{}: block mask '{}' is not <br>x<bc>:<rows>x<cols>:<oi|io>:<hex>",
-                           what, text.substr(0, 40));
+    return InvalidArgument("{}: block mask '{}' is not <br>x<bc>:<rows>x<cols>:<oi|io>:<hex>", what,
+                           text.substr(0, 40));
   }
   WBS_ASSIGN_OR_RETURN(auto block, ParsePair(f[0], what, "block shape"));
   WBS_ASSIGN_OR_RETURN(auto grid, ParsePair(f[1], what, "mask size"));
@@ -228,8 +229,8 @@ Result<BlockMask> DecodeBlockMask(const std::string& text, const std::string& wh
   const int64_t n = grid.first * grid.second;
   const std::string_view hex = f[3];
   if (static_cast<int64_t>(hex.size()) != (n + 7) / 8 * 2) {
-    return InvalidArgument("{}: mask of {}x{} blocks needs {} hex digits, has {}", what,
-                           grid.first, grid.second, (n + 7) / 8 * 2, hex.size());
+    return InvalidArgument("{}: mask of {}x{} blocks needs {} hex digits, has {}", what, grid.first,
+                           grid.second, (n + 7) / 8 * 2, hex.size());
   }
   BlockMask m = BlockMask::AllKept(static_cast<int>(block.first), static_cast<int>(block.second),
                                    grid.first, grid.second, layout);

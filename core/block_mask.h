@@ -36,10 +36,10 @@ enum class MaskLayout : uint8_t {
 };
 
 struct BlockMask {
-  int block_rows = 8;   // output channels per block
-  int block_cols = 8;   // input channels per block
-  int64_t rows = 0;     // ceil(COUT / block_rows)
-  int64_t cols = 0;     // ceil(CIN / block_cols)
+  int block_rows = 8;         // output channels per block
+  int block_cols = 8;         // input channels per block
+  int64_t rows = 0;           // ceil(COUT / block_rows)
+  int64_t cols = 0;           // ceil(CIN / block_cols)
   std::vector<uint8_t> keep;  // rows*cols entries, row-major, 1 = keep
   MaskLayout layout = MaskLayout::kOutIn;
 
@@ -81,8 +81,7 @@ Result<BlockMask> MaskFromZeroBlocks(const Tensor& weight, int block_rows, int b
 // range) and every masked block of `weight` is all zero (kept blocks may hold
 // zeros). Errors are one line starting with `what` (e.g. "weight 'conv1.w'")
 // and name the first offending block.
-Status CheckMaskAgainstWeight(const BlockMask& mask, const Tensor& weight,
-                              const std::string& what);
+Status CheckMaskAgainstWeight(const BlockMask& mask, const Tensor& weight, const std::string& what);
 
 // Compact text form, used as ONNX metadata:
 //   "<br>x<bc>:<rows>x<cols>:<oi|io>:<hex>"
@@ -96,11 +95,11 @@ Result<BlockMask> DecodeBlockMask(const std::string& text, const std::string& wh
 
 // Quantization parameters of a value (filled by the quantization issue).
 struct QuantParams {
-  int32_t dtype = 0;            // wbs::DType of the quantized tensor
-  std::vector<float> scale;     // one per tensor, or one per channel along `axis`
+  int32_t dtype = 0;         // wbs::DType of the quantized tensor
+  std::vector<float> scale;  // one per tensor, or one per channel along `axis`
   std::vector<int32_t> zero_point;
-  int axis = -1;                // -1 = per tensor
-  bool power_of_two = false;    // scales are 2^-k (AIE "fix position" mode)
+  int axis = -1;              // -1 = per tensor
+  bool power_of_two = false;  // scales are 2^-k (AIE "fix position" mode)
   bool operator==(const QuantParams&) const = default;
 };
 

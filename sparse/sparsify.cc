@@ -175,8 +175,7 @@ Result<std::vector<std::vector<uint8_t>>> ChooseBlocks(const std::vector<LayerSc
       zero_count[l] = std::min(RoundCount(o.min_layer, n), zeroable);
       hi[l] = std::max(zero_count[l], std::min(RoundCount(o.max_layer, n), zeroable));
       assigned += zero_count[l];
-      const double sum =
-          std::accumulate(layers[l].scores.begin(), layers[l].scores.end(), 0.0);
+      const double sum = std::accumulate(layers[l].scores.begin(), layers[l].scores.end(), 0.0);
       if (n > 0 && sum > 0.0) inv_mean[l] = static_cast<double>(n) / sum;
     }
     struct Pick {
@@ -187,9 +186,9 @@ Result<std::vector<std::vector<uint8_t>>> ChooseBlocks(const std::vector<LayerSc
     std::vector<Pick> pool;
     for (size_t l = 0; l < layers.size(); ++l)
       for (int64_t p = zero_count[l]; p < hi[l]; ++p)
-        pool.push_back({layers[l].scores[static_cast<size_t>(cand[l][static_cast<size_t>(p)])] *
-                            inv_mean[l],
-                        l, p});
+        pool.push_back(
+            {layers[l].scores[static_cast<size_t>(cand[l][static_cast<size_t>(p)])] * inv_mean[l],
+             l, p});
     std::sort(pool.begin(), pool.end(), [](const Pick& a, const Pick& b) {
       if (a.norm != b.norm) return a.norm < b.norm;
       if (a.layer != b.layer) return a.layer < b.layer;
@@ -217,8 +216,7 @@ Result<SparsifyReport> Sparsify(ir::Graph& graph, const SparsifyOptions& o) {
   std::vector<LayerScores> scores;
   for (const Layer& l : layers) {
     if (!l.blockable) continue;
-    Result<std::vector<double>> s =
-        BlockScores(l.weight->constant, l.layout, br, bc, o.score);
+    Result<std::vector<double>> s = BlockScores(l.weight->constant, l.layout, br, bc, o.score);
     if (!s.ok()) return s.status().WithContext(l.node->Describe());
     scores.push_back({std::move(*s), (l.view.cout + br - 1) / br, (l.view.cin + bc - 1) / bc});
   }

@@ -56,18 +56,17 @@ Result<MaskStats> ComputeMaskStats(const Tensor& weight, const BlockMask& mask);
 
 // The keep_channels set: 1 for the best block of every row and of every
 // column of a rows x cols score matrix (ties: the lowest index).
-std::vector<uint8_t> ProtectedBlocks(const std::vector<double>& scores, int64_t rows,
-                                     int64_t cols);
+std::vector<uint8_t> ProtectedBlocks(const std::vector<double>& scores, int64_t rows, int64_t cols);
 
 struct SparsifyOptions {
-  LayerRules rules;         // block shape, first-conv and --exclude rules
-  double sparsity = 0.5;    // target fraction of zero blocks, in [0, 1]
+  LayerRules rules;       // block shape, first-conv and --exclude rules
+  double sparsity = 0.5;  // target fraction of zero blocks, in [0, 1]
   Score score = Score::kL2;
   bool global = false;
-  double min_layer = 0.0;   // global mode: per-layer bounds on the zero fraction
+  double min_layer = 0.0;  // global mode: per-layer bounds on the zero fraction
   double max_layer = 1.0;
   bool keep_channels = true;
-  uint64_t seed = 0;        // 0: ties by block index; else by a seeded hash
+  uint64_t seed = 0;  // 0: ties by block index; else by a seeded hash
 };
 Status ValidateOptions(const SparsifyOptions& o);
 
@@ -83,13 +82,13 @@ Result<std::vector<std::vector<uint8_t>>> ChooseBlocks(const std::vector<LayerSc
                                                        const SparsifyOptions& o);
 
 struct LayerReport {
-  std::string name;     // node name
+  std::string name;  // node name
   std::string op_type;
-  std::string weight;   // weight value name ("" if not a constant)
+  std::string weight;  // weight value name ("" if not a constant)
   Shape weight_shape;
   bool blockable = false;
-  std::string reason;   // why not, when !blockable
-  MaskStats stats;      // blockable: after masking; else blocks = 0, dense = compressed
+  std::string reason;  // why not, when !blockable
+  MaskStats stats;     // blockable: after masking; else blocks = 0, dense = compressed
 };
 struct SparsifyReport {
   std::vector<LayerReport> layers;  // every Conv/ConvTranspose/Gemm/MatMul

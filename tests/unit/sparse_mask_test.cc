@@ -112,7 +112,8 @@ TEST(SparseMaskTest, CheckRejectsMaskedNonZeroBlockAndWrongSize) {
   m.Set(1, 0, false);
   Status st = CheckMaskAgainstWeight(m, w, "weight 'fc.w'");
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.message(), "weight 'fc.w': block (1, 0) is masked as zero but holds non-zero weights");
+  EXPECT_EQ(st.message(),
+            "weight 'fc.w': block (1, 0) is masked as zero but holds non-zero weights");
   // A kept block that happens to be zero is fine.
   Tensor z(DType::kF32, {16, 16});
   for (int64_t i = 0; i < z.numel(); ++i) z.data<float>()[i] = 0.0f;
@@ -196,15 +197,26 @@ TEST(SparseScoresTest, ScoresMatchFormulasOnRaggedBlocks) {
         for (double x : v) sq += x * x, ab += std::fabs(x), mean += x;
         mean /= static_cast<double>(v.size());
         double vb = 0, vt = 0;
-        for (double x : v) vb += (x - mean) * (x - mean), vt += (x - tensor_mean) * (x - tensor_mean);
+        for (double x : v)
+          vb += (x - mean) * (x - mean), vt += (x - tensor_mean) * (x - tensor_mean);
         const double n = static_cast<double>(v.size());
         double want = 0;
         switch (sc) {
-          case sparse::Score::kL2: want = std::sqrt(sq); break;
-          case sparse::Score::kL1: want = ab; break;
-          case sparse::Score::kMeanAbs: want = ab / n; break;
-          case sparse::Score::kVarBlockMean: want = vb / n; break;
-          case sparse::Score::kVarTensorMean: want = vt / n; break;
+          case sparse::Score::kL2:
+            want = std::sqrt(sq);
+            break;
+          case sparse::Score::kL1:
+            want = ab;
+            break;
+          case sparse::Score::kMeanAbs:
+            want = ab / n;
+            break;
+          case sparse::Score::kVarBlockMean:
+            want = vb / n;
+            break;
+          case sparse::Score::kVarTensorMean:
+            want = vt / n;
+            break;
         }
         EXPECT_NEAR((*got)[static_cast<size_t>(r * cols + c)], want, 1e-9 * (1 + want))
             << "block " << r << "," << c;

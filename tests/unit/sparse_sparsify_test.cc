@@ -272,8 +272,9 @@ TEST_F(SparseLayersTest, SparsifyMasksWeightsInPlaceWithTheRightLayouts) {
     int64_t rows, cols;
     MaskLayout layout;
   };
-  for (const Want& w : {Want{"b.w", 2, 2, MaskLayout::kOutIn}, Want{"fc.w", 3, 2, MaskLayout::kOutIn},
-                        Want{"mm.w", 2, 3, MaskLayout::kInOut}}) {
+  for (const Want& w :
+       {Want{"b.w", 2, 2, MaskLayout::kOutIn}, Want{"fc.w", 3, 2, MaskLayout::kOutIn},
+        Want{"mm.w", 2, 3, MaskLayout::kInOut}}) {
     SCOPED_TRACE(w.weight);
     const ir::Value* v = g_.FindValue(w.weight);
     ASSERT_TRUE(v && v->block_mask);
