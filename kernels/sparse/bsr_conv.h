@@ -4,8 +4,8 @@
 // channels each) at flat output positions [q_begin, q_end) of one image:
 //
 //   y[m, q] = clamp(bias[m] + sum_{stored blocks (i, col)} sum_{ci, t}
-//                    W[m, col*bc + ci, t] * x[(col*bc + ci) * x_channel_stride + q + tap_offset[t]],
-//                   lo, hi)
+//                    W[m, col*bc + ci, t] * x[(col*bc + ci) * x_channel_stride + q + tap_offset[t]]
+//                   + residual[m, q], lo, hi)
 //
 // The flat grid has `pitch` positions per output row; position q is output
 // pixel (q / pitch, q % pitch) and is valid iff q % pitch < out_w (columns
@@ -54,6 +54,9 @@ struct BsrConvArgs {
   int64_t pitch = 0, out_w = 0, out_h = 0;
   const LaneGroup* lanes = nullptr;
   const float* bias = nullptr;  // [M] or nullptr
+  // nullptr, or a tensor laid out like y (compact), added before the clamp
+  // (ResNet's fused Conv + Add + Relu). May alias y.
+  const float* residual = nullptr;
   float lo = -__builtin_inff(), hi = __builtin_inff();  // fused clamp (Relu: lo = 0)
   // The piece of work.
   int64_t row_begin = 0, row_end = 0, q_begin = 0, q_end = 0;

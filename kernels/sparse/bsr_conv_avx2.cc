@@ -65,20 +65,28 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, int64_t n) {
                          (n >= kTile ? 0xFFFFu : (1u << n) - 1);
   const int64_t ybase = a.lanes ? a.lanes[q / kTile].y_index : q;
   for (int r = 0; r < rows; ++r) {
-    float* yrow = a.y + (i * kRows + r) * a.y_channel_stride + ybase;
-    const __m256 r0 = _mm256_min_ps(_mm256_max_ps(acc[r][0], lo), hi);
-    const __m256 r1 = _mm256_min_ps(_mm256_max_ps(acc[r][1], lo), hi);
+    const int64_t off = (i * kRows + r) * a.y_channel_stride + ybase;
+    float* yrow = a.y + off;
+    const float* rrow = a.residual ? a.residual + off : nullptr;
     if (valid == 0xFFFFu) {
-      _mm256_storeu_ps(yrow, r0);
-      _mm256_storeu_ps(yrow + kLanes, r1);
+      __m256 r0 = acc[r][0], r1 = acc[r][1];
+      if (rrow) {
+        r0 = _mm256_add_ps(r0, _mm256_loadu_ps(rrow));
+        r1 = _mm256_add_ps(r1, _mm256_loadu_ps(rrow + kLanes));
+      }
+      _mm256_storeu_ps(yrow, _mm256_min_ps(_mm256_max_ps(r0, lo), hi));
+      _mm256_storeu_ps(yrow + kLanes, _mm256_min_ps(_mm256_max_ps(r1, lo), hi));
       continue;
     }
     alignas(32) float buf[kTile];
-    _mm256_store_ps(buf, r0);
-    _mm256_store_ps(buf + kLanes, r1);
+    _mm256_store_ps(buf, acc[r][0]);
+    _mm256_store_ps(buf + kLanes, acc[r][1]);
     int k = 0;
-    for (int l = 0; l < kTile; ++l)
-      if (valid >> l & 1u) yrow[k++] = buf[l];
+    for (int l = 0; l < kTile; ++l) {
+      if (!(valid >> l & 1u)) continue;
+      const float v = rrow ? buf[l] + rrow[k] : buf[l];
+      yrow[k++] = std::min(std::max(v, a.lo), a.hi);
+    }
   }
 }
 

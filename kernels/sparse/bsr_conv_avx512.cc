@@ -28,22 +28,27 @@ inline __mmask16 TailMask(int64_t n) {
   return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-inline void StoreVec(const BsrConvArgs& a, float* yrow, int64_t q, __mmask16 tail, __m512 v) {
+// Adds the residual (if any), clamps and stores the valid lanes of v.
+inline void StoreVec(const BsrConvArgs& a, float* yrow, const float* rrow, int64_t q,
+                     __mmask16 tail, __m512 v, __m512 lo, __m512 hi) {
   if (!a.lanes) {
-    _mm512_mask_storeu_ps(yrow + q, tail, v);
+    if (rrow) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, rrow + q));
+    _mm512_mask_storeu_ps(yrow + q, tail, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
     return;
   }
   const LaneGroup& g = a.lanes[q / kLanes];
   const __mmask16 m = __mmask16(g.mask & tail);
   if (m == 0xFFFF) {
-    _mm512_storeu_ps(yrow + g.y_index, v);
+    if (rrow) v = _mm512_add_ps(v, _mm512_loadu_ps(rrow + g.y_index));
+    _mm512_storeu_ps(yrow + g.y_index, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
     return;
   }
   // Register-form compress (memory-form vcompressps is microcoded on some
-  // cores), then a prefix-masked store.
-  const __m512 packed = _mm512_maskz_compress_ps(m, v);
-  const int n = __builtin_popcount(m);
-  _mm512_mask_storeu_ps(yrow + g.y_index, TailMask(n), packed);
+  // cores), then a prefix-masked store; the valid lanes are contiguous in y.
+  __m512 packed = _mm512_maskz_compress_ps(m, v);
+  const __mmask16 prefix = TailMask(__builtin_popcount(m));
+  if (rrow) packed = _mm512_add_ps(packed, _mm512_maskz_loadu_ps(prefix, rrow + g.y_index));
+  _mm512_mask_storeu_ps(yrow + g.y_index, prefix, _mm512_min_ps(_mm512_max_ps(packed, lo), hi));
 }
 
 // The accumulators are named variables, not an array: GCC 12 keeps an
@@ -107,12 +112,12 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
   const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
 #define WBS_STORE(r)                                                                 \
   if (r < rows) {                                                                    \
-    float* yrow = a.y + (i * kRows + r) * a.y_channel_stride;                        \
-    StoreVec(a, yrow, q, l0, _mm512_min_ps(_mm512_max_ps(a##r##0, lo), hi));         \
-    if (V >= 2)                                                                      \
-      StoreVec(a, yrow, q + kLanes, l1, _mm512_min_ps(_mm512_max_ps(a##r##1, lo), hi)); \
-    if (V >= 3)                                                                      \
-      StoreVec(a, yrow, q + 2 * kLanes, l2, _mm512_min_ps(_mm512_max_ps(a##r##2, lo), hi)); \
+    const int64_t off = (i * kRows + r) * a.y_channel_stride;                        \
+    float* yrow = a.y + off;                                                         \
+    const float* rrow = a.residual ? a.residual + off : nullptr;                     \
+    StoreVec(a, yrow, rrow, q, l0, a##r##0, lo, hi);                                 \
+    if (V >= 2) StoreVec(a, yrow, rrow, q + kLanes, l1, a##r##1, lo, hi);            \
+    if (V >= 3) StoreVec(a, yrow, rrow, q + 2 * kLanes, l2, a##r##2, lo, hi);        \
   }
   WBS_ROWS(WBS_STORE)
 #undef WBS_STORE

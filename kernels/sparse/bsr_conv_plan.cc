@@ -69,13 +69,19 @@ Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSpa
     plan.hq_ = (hp + plan.sy_ - 1) / plan.sy_;
     plan.wq_ = (wp + plan.sx_ - 1) / plan.sx_;
     const int64_t plane = plan.hq_ * plan.wq_;
-    plan.x_channel_stride_ = plan.sy_ * plan.sx_ * plane;
+    // Only the phases some tap reads are stored (a 1x1 stride-2 conv reads
+    // one of four), in first-use order.
+    plan.phase_slot_.assign(static_cast<size_t>(plan.sy_ * plan.sx_), -1);
+    int64_t used = 0;
     for (int64_t ky = 0; ky < kh; ++ky)
       for (int64_t kx = 0; kx < kw; ++kx) {
         const int64_t phase = ((ky * dy) % plan.sy_) * plan.sx_ + (kx * dx) % plan.sx_;
-        plan.tap_offset_.push_back(phase * plane + (ky * dy / plan.sy_) * plan.wq_ +
+        int64_t& slot = plan.phase_slot_[static_cast<size_t>(phase)];
+        if (slot < 0) slot = used++;
+        plan.tap_offset_.push_back(slot * plane + (ky * dy / plan.sy_) * plan.wq_ +
                                    kx * dx / plan.sx_);
       }
+    plan.x_channel_stride_ = used * plane;
     pitch = plan.wq_;
     // Slack: dropped lanes of the last row may read up to a row (plus a
     // vector) past the last plane.
@@ -121,7 +127,12 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
     float* out = dst + c * x_channel_stride_;
     for (int64_t py = 0; py < sy_; ++py)
       for (int64_t px = 0; px < sx_; ++px) {
-        float* pl = out + (py * sx_ + px) * plane;
+        const int64_t slot = phase_slot_[static_cast<size_t>(py * sx_ + px)];
+        if (slot < 0) continue;
+        float* pl = out + slot * plane;
+        // Columns whose source ix = col*sx + px - pad_left is inside the row.
+        const int64_t lo = std::clamp<int64_t>((pad_left_ - px + sx_ - 1) / sx_, 0, wq_);
+        const int64_t hi = std::clamp<int64_t>((in_w_ + pad_left_ - px + sx_ - 1) / sx_, lo, wq_);
         for (int64_t r = 0; r < hq_; ++r) {
           float* row = pl + r * wq_;
           const int64_t iy = r * sy_ + py - pad_top_;
@@ -129,28 +140,21 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
             std::memset(row, 0, static_cast<size_t>(wq_) * sizeof(float));
             continue;
           }
-          const float* srow = src + iy * in_w_;
+          const float* srow = src + iy * in_w_ + px - pad_left_;  // srow[col * sx] = x[iy, ix]
+          std::memset(row, 0, static_cast<size_t>(lo) * sizeof(float));
           if (sx_ == 1) {
-            // ix = col - pad_left in [0, in_w).
-            const int64_t lo = std::clamp<int64_t>(pad_left_, 0, wq_);
-            const int64_t hi = std::clamp<int64_t>(in_w_ + pad_left_, lo, wq_);
-            std::memset(row, 0, static_cast<size_t>(lo) * sizeof(float));
-            std::memcpy(row + lo, srow + (lo - pad_left_),
-                        static_cast<size_t>(hi - lo) * sizeof(float));
-            std::memset(row + hi, 0, static_cast<size_t>(wq_ - hi) * sizeof(float));
+            std::memcpy(row + lo, srow + lo, static_cast<size_t>(hi - lo) * sizeof(float));
           } else {
-            for (int64_t col = 0; col < wq_; ++col) {
-              const int64_t ix = col * sx_ + px - pad_left_;
-              row[col] = ix >= 0 && ix < in_w_ ? srow[ix] : 0.0f;
-            }
+            for (int64_t col = lo; col < hi; ++col) row[col] = srow[col * sx_];
           }
+          std::memset(row + hi, 0, static_cast<size_t>(wq_ - hi) * sizeof(float));
         }
       }
   }
 }
 
-void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratch,
-                      int threads) const {
+void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratch, int threads,
+                      const float* residual) const {
   const BlockSparseWeight& w = *w_;
   const int64_t c = w.in_channels(), m = w.out_channels();
   const int64_t rows = w.block_rows();
@@ -197,6 +201,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       BsrConvArgs a = base;
       a.x = direct_ ? xn : scratch;
       a.y = yn;
+      a.residual = residual ? residual + (yn - y) : nullptr;
       int64_t r0 = 0, r1 = rows, q0 = 0, q1 = total;
       if (nt > 1 && split_rows) {
         // Block-rows whose cumulative work starts in this thread's share.

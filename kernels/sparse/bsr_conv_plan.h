@@ -8,7 +8,7 @@
 // in place, one flat plane per channel), Run() first copies each channel into
 // scratch as sy*sx "phase planes" of the zero-padded input: padded element
 // (yp, xp) goes to plane (yp % sy, xp % sx) at (yp / sy, xp / sx), each plane
-// Hq x Wq. Tap (ky, kx) of output (oy, ox) then lives in plane
+// Hq x Wq (planes no tap reads are not stored). Tap (ky, kx) of output (oy, ox) then lives in plane
 // ((ky*dy) % sy, (kx*dx) % sx) at flat offset (oy + ky*dy/sy)*Wq + ox + kx*dx/sx,
 // a constant offset from q = oy*Wq + ox: stride, dilation and padding all
 // become tap offsets and the microkernel's loads stay contiguous.
@@ -44,10 +44,11 @@ class BsrConvPlan {
   int64_t scratch_floats() const { return scratch_floats_; }
   const BsrConvKernel& kernel() const { return *kernel_; }
 
-  // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias); bias [M] or
-  // nullptr; scratch holds scratch_floats() floats (may be null if 0).
-  // Uses `threads` OpenMP threads.
-  void Run(const float* x, const float* bias, float* y, float* scratch, int threads) const;
+  // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias + residual); bias
+  // [M] or nullptr; residual like y or nullptr (may alias y); scratch holds
+  // scratch_floats() floats (may be null if 0). Uses `threads` OpenMP threads.
+  void Run(const float* x, const float* bias, float* y, float* scratch, int threads,
+           const float* residual = nullptr) const;
 
  private:
   void Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end) const;
@@ -59,6 +60,7 @@ class BsrConvPlan {
   bool direct_ = true;  // x read in place
   int64_t hq_ = 1, wq_ = 1, x_channel_stride_ = 0;
   std::vector<int64_t> tap_offset_;
+  std::vector<int64_t> phase_slot_;  // [sy*sx]: slot of a stored phase plane, -1 if unread
   std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();

@@ -25,7 +25,9 @@ void f32_bsrnxn_conv__ref(const BsrConvArgs& a) {
               acc += blk[(ci * a.taps + t) * a.br + r] *
                      a.x[(c0 + ci) * a.x_channel_stride + q + a.tap_offset[t]];
         }
-        a.y[m * a.y_channel_stride + oy * a.out_w + ox] = std::min(std::max(acc, a.lo), a.hi);
+        const int64_t idx = m * a.y_channel_stride + oy * a.out_w + ox;
+        if (a.residual) acc += a.residual[idx];
+        a.y[idx] = std::min(std::max(acc, a.lo), a.hi);
       }
     }
   }

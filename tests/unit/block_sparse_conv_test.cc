@@ -42,13 +42,14 @@ struct Problem {
   kref::ConvParams p;
   int br = 8, bc = 8;
   bool bias = true;
+  bool residual = false;
   std::string Describe() const {
     return fmt::format("n{} c{} m{} in{}x{} k{}x{} s{}x{} d{}x{} pb{},{} out{}x{} block {}x{} "
-                       "act {} bias {}",
+                       "act {} bias {} residual {}",
                        p.batch, p.in_channels, p.out_channels, p.in[1], p.in[2], p.kernel[1],
                        p.kernel[2], p.stride[1], p.stride[2], p.dilation[1], p.dilation[2],
                        p.pad_begin[1], p.pad_begin[2], p.out[1], p.out[2], br, bc,
-                       static_cast<int>(p.activation.kind), bias);
+                       static_cast<int>(p.activation.kind), bias, residual);
   }
 };
 
@@ -66,7 +67,17 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
   // Reference in double.
   std::vector<double> xd(x.ToVector<double>()), wd(w.ToVector<double>()),
       bd(b.ToVector<double>()), yd(static_cast<size_t>(out_n));
-  kref::Conv<double>(p, xd.data(), wd.data(), pr.bias ? bd.data() : nullptr, yd.data());
+  Tensor res = RandomTensor({p.batch, p.out_channels, p.out[1], p.out[2]}, rng);
+  if (pr.residual) {
+    // The residual is added before the activation.
+    kref::ConvParams linear = p;
+    linear.activation = {};
+    kref::Conv<double>(linear, xd.data(), wd.data(), pr.bias ? bd.data() : nullptr, yd.data());
+    const float* r = res.data<float>();
+    for (int64_t i = 0; i < out_n; ++i) yd[i] = kref::Activate(p.activation, yd[i] + r[i]);
+  } else {
+    kref::Conv<double>(p, xd.data(), wd.data(), pr.bias ? bd.data() : nullptr, yd.data());
+  }
   const double tol = 1e-5 * std::sqrt(double(p.in_channels * p.kernel[1] * p.kernel[2])) + 1e-5;
 
   auto sw = BlockSparseWeight::FromDense(w, pr.br, pr.bc);
@@ -78,8 +89,16 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
     for (int threads : {1, 2}) {
       SCOPED_TRACE(fmt::format("{} threads {}", k->name, threads));
       std::vector<float> y(static_cast<size_t>(out_n), std::nanf(""));
+      const float* residual = nullptr;
+      if (pr.residual && threads == 2) {
+        // In place: the residual is y's own storage.
+        std::copy(res.data<float>(), res.data<float>() + out_n, y.begin());
+        residual = y.data();
+      } else if (pr.residual) {
+        residual = res.data<float>();
+      }
       plan->Run(x.data<float>(), pr.bias ? b.data<float>() : nullptr, y.data(), scratch.data(),
-                threads);
+                threads, residual);
       int64_t bad = 0;
       for (int64_t i = 0; i < out_n; ++i) {
         const double e = std::abs(double(y[i]) - yd[i]);
@@ -128,6 +147,7 @@ TEST(BlockSparseConv, RandomGeometries) {
       p.activation.beta = 1.5f;
     }
     pr.bias = rng() % 4 != 0;
+    pr.residual = rng() % 3 == 0;
     ++cases;
     Check(pr, kSparsities[rng() % std::size(kSparsities)], rng, KernelsFor(pr.br));
     if (HasFatalFailure()) return;
@@ -170,6 +190,7 @@ TEST(BlockSparseConv, ZooLayerShapes) {
     p.pad_end = {0, l.ph, l.pw};
     p.out = {1, OutDim(l.h, l.kh, l.s, 1, l.ph, l.ph), OutDim(l.w, l.kw, l.s, 1, l.pw, l.pw)};
     p.activation.kind = kref::ActivationKind::kRelu;
+    pr.residual = l.kh == 1;  // ResNet's conv3 + Add + Relu
     Check(pr, kSparsities[i % std::size(kSparsities)], rng, kernels);
     if (HasFatalFailure()) return;
   }
