@@ -195,6 +195,7 @@ Command AddSparsifyCommand(CLI::App& parent) {
                   "Leave a layer dense: node or weight name, exact or as a regular expression "
                   "matching the whole name (repeatable)")
       ->type_name("REGEX")
+      ->allow_extra_args(false)  // one pattern per --exclude: a model path never becomes one
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_flag("--include-first", args->include_first,
                 "Also sparsify the first Conv (left dense by default, as in the paper)");

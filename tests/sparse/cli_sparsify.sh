@@ -93,6 +93,9 @@ set -- $tot
 expect_ok r18_excl "$WBS" sparsify "$D/r18.onnx" -o "$D/r18_x.onnx" --exclude 'layer4\..*' --exclude fc
 expect_grep "$D/r18_excl.out" '^layer4\.1\.conv2 .*dense: excluded by --exclude'
 expect_grep "$D/r18_excl.out" '^fc .*dense: excluded by --exclude'
+# One pattern per --exclude: the positional after it stays the model.
+expect_ok r18_excl_order "$WBS" sparsify --exclude fc "$D/r18.onnx" -o "$D/r18_xo.onnx"
+expect_grep "$D/r18_excl_order.out" '^fc .*dense: excluded by --exclude'
 expect_grep "$D/r18_excl.out" '^layer3\.1\.conv2 +Conv +\[256,256,3,3\] +1,024 +512 '
 expect_ok r18_first "$WBS" sparsify "$D/r18.onnx" -o "$D/r18_first.onnx" --block 8x1
 expect_grep "$D/r18_first.out" '^conv1 .*dense: first conv'
