@@ -12,6 +12,9 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
+// Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
+// positions), so only a thread's last chunk has a partial tile.
+constexpr int64_t kChunkQuantum = 48;
 
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -161,7 +164,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   const int64_t pitch = lanes_.empty() ? out_w_ : wq_;
   const int64_t total = out_h_ * pitch;
   const int64_t max_off = *std::max_element(tap_offset_.begin(), tap_offset_.end());
-  int64_t chunk = RoundUp(std::max<int64_t>(kChunkBudgetFloats / c - max_off, 4 * kGroup), kGroup);
+  int64_t chunk = RoundUp(std::max<int64_t>(kChunkBudgetFloats / c - max_off, 1), kChunkQuantum);
   const std::vector<int32_t>& row_ptr = w.row_ptr();
   threads = std::max(1, threads);
 
