@@ -86,8 +86,12 @@ class DnnlConvOp final : public Operator {
       return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
                              ShapeToString(e->y_shape), r ? r->Describe() : "none");
     }
-    if (r && r->data<float>() == y.data<float>())
-      return fallback_->Run(inputs, outputs, ctx);  // oneDNN's sum would read what it writes
+    if (r && r->data<float>() == y.data<float>()) {
+      // oneDNN's sum would read what it writes (the session never aliases).
+      if (NonPlain())
+        return Internal("{}: the residual aliases Y in a non-plain layout", node_.Describe());
+      return fallback_->Run(inputs, outputs, ctx);
+    }
     return e->prim->Execute(x.data<float>(), e->weights, b ? b->data<float>() : nullptr,
                             y.data<float>(), r ? r->data<float>() : nullptr);
   }
