@@ -128,7 +128,41 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
   for (int64_t c = c_begin; c < c_end; ++c) {
     const float* src = x + c * in_h_ * in_w_;
     float* out = dst + c * x_channel_stride_;
-    for (int64_t py = 0; py < sy_; ++py)
+    for (int64_t py = 0; py < sy_; ++py) {
+      if (sx_ == 2 && phase_slot_[static_cast<size_t>(py * 2)] >= 0 &&
+          phase_slot_[static_cast<size_t>(py * 2 + 1)] >= 0) {
+        // Both column phases in one pass over each source row (half the
+        // reads of two strided passes; the interior loop vectorizes).
+        float* pl0 = out + phase_slot_[static_cast<size_t>(py * 2)] * plane;
+        float* pl1 = out + phase_slot_[static_cast<size_t>(py * 2 + 1)] * plane;
+        // Columns where both ix = 2*col - pad_left and ix + 1 are inside the row.
+        const int64_t lo = std::clamp<int64_t>((pad_left_ + 1) / 2, 0, wq_);
+        const int64_t hi = std::clamp<int64_t>((in_w_ + pad_left_) / 2, lo, wq_);
+        for (int64_t r = 0; r < hq_; ++r) {
+          float* row0 = pl0 + r * wq_;
+          float* row1 = pl1 + r * wq_;
+          const int64_t iy = r * sy_ + py - pad_top_;
+          if (iy < 0 || iy >= in_h_) {
+            std::memset(row0, 0, static_cast<size_t>(wq_) * sizeof(float));
+            std::memset(row1, 0, static_cast<size_t>(wq_) * sizeof(float));
+            continue;
+          }
+          const float* srow = src + iy * in_w_;
+          auto edge = [&](int64_t col) {
+            const int64_t ix = 2 * col - pad_left_;
+            row0[col] = ix >= 0 && ix < in_w_ ? srow[ix] : 0.0f;
+            row1[col] = ix + 1 >= 0 && ix + 1 < in_w_ ? srow[ix + 1] : 0.0f;
+          };
+          for (int64_t col = 0; col < lo; ++col) edge(col);
+          const float* s = srow - pad_left_;
+          for (int64_t col = lo; col < hi; ++col) {
+            row0[col] = s[2 * col];
+            row1[col] = s[2 * col + 1];
+          }
+          for (int64_t col = hi; col < wq_; ++col) edge(col);
+        }
+        continue;
+      }
       for (int64_t px = 0; px < sx_; ++px) {
         const int64_t slot = phase_slot_[static_cast<size_t>(py * sx_ + px)];
         if (slot < 0) continue;
@@ -153,6 +187,7 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
           std::memset(row + hi, 0, static_cast<size_t>(wq_ - hi) * sizeof(float));
         }
       }
+    }
   }
 }
 
