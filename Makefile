@@ -28,6 +28,7 @@ build: configure
 # again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 2400
+	@bash scripts/test_summary.sh $(BUILD_DIR)
 	$(MAKE) --no-print-directory test-asan
 
 test-asan: setup
