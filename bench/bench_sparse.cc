@@ -108,8 +108,8 @@ void BM_Dense(benchmark::State& state, ConvShape s) {
   const int threads = static_cast<int>(state.range(0));
   omp_set_num_threads(threads);  // oneDNN primitives specialise on the thread count
   const kernels::ref::ConvParams p = ParamsOf(s);
-  auto prim = kernels::onednn::ConvPrimitive::Create(p, false, true,
-                                                     kernels::onednn::ConvLayout::kAuto);
+  auto prim =
+      kernels::onednn::ConvPrimitive::Create(p, false, true, kernels::onednn::ConvLayout::kAuto);
   if (!prim.ok()) {
     state.SkipWithError(prim.status().ToString().c_str());
     return;
@@ -284,8 +284,8 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
       for (int pct : pcts)
-        benchmark::RegisterBenchmark(fmt::format("bsr/{}/sp:{}", s.Name(), pct).c_str(), BM_Bsr,
-                                     s, pct, br, bc)
+        benchmark::RegisterBenchmark(fmt::format("bsr/{}/sp:{}", s.Name(), pct).c_str(), BM_Bsr, s,
+                                     pct, br, bc)
             ->Arg(t)
             ->ArgName("threads")
             ->Unit(benchmark::kMicrosecond)

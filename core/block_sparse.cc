@@ -122,9 +122,9 @@ BlockSparseStats BlockSparseWeight::Stats() const {
     }
   }
   st.zero_weights = st.weights - nonzero;
-  st.compressed_bytes = static_cast<int64_t>(values_.size() * sizeof(float) +
-                                             row_ptr_.size() * sizeof(int32_t) +
-                                             col_idx_.size() * sizeof(int32_t));
+  st.compressed_bytes =
+      static_cast<int64_t>(values_.size() * sizeof(float) + row_ptr_.size() * sizeof(int32_t) +
+                           col_idx_.size() * sizeof(int32_t));
   return st;
 }
 

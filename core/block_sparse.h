@@ -30,11 +30,11 @@ namespace wbs {
 inline constexpr int kMaxBlockDim = 16;
 
 struct BlockSparseStats {
-  int64_t blocks = 0;       // block_rows * block_cols
-  int64_t zero_blocks = 0;  // blocks not stored
-  int64_t weights = 0;      // M * C * kh * kw
-  int64_t zero_weights = 0; // weights equal to 0 (inside stored blocks too)
-  int64_t dense_bytes = 0;  // f32 dense
+  int64_t blocks = 0;        // block_rows * block_cols
+  int64_t zero_blocks = 0;   // blocks not stored
+  int64_t weights = 0;       // M * C * kh * kw
+  int64_t zero_weights = 0;  // weights equal to 0 (inside stored blocks too)
+  int64_t dense_bytes = 0;   // f32 dense
   // Stored values (padded ragged blocks included) + row_ptr + col_idx.
   int64_t compressed_bytes = 0;
   double block_sparsity() const { return blocks ? double(zero_blocks) / double(blocks) : 0.0; }

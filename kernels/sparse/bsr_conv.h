@@ -44,8 +44,8 @@ struct BsrConvArgs {
   int br = 8, bc = 8;
   int64_t out_channels = 0;  // M: rows of a ragged last block-row past M are not stored
   int64_t in_channels = 0;   // C: channels of a ragged last block-column past C are not read
-  int taps = 1;                        // kh * kw
-  const int64_t* tap_offset = nullptr; // [taps], in floats
+  int taps = 1;              // kh * kw
+  const int64_t* tap_offset = nullptr;  // [taps], in floats
   // Input and output.
   const float* x = nullptr;
   int64_t x_channel_stride = 0;

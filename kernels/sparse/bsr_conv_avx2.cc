@@ -22,8 +22,7 @@ constexpr int kTile = 16;  // positions per tile; one LaneGroup
 
 inline __m256i LoadMask(int64_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
-                            idx);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))), idx);
 }
 
 // Computes rows h0 .. h0+3 of block-row i (AVX2 has 16 ymm registers: 4
@@ -32,8 +31,8 @@ inline __m256i LoadMask(int64_t n) {
 template <bool kFull>
 inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int64_t n) {
 #define WBS_ROWS4(X) X(0) X(1) X(2) X(3)
-#define WBS_INIT(r)                                                                      \
-  const int64_t ch##r = i * kRows + h0 + r;                                              \
+#define WBS_INIT(r)                                                                         \
+  const int64_t ch##r = i * kRows + h0 + r;                                                 \
   __m256 a##r##0 = _mm256_set1_ps(a.bias && ch##r < a.out_channels ? a.bias[ch##r] : 0.0f); \
   __m256 a##r##1 = a##r##0;
   WBS_ROWS4(WBS_INIT)
@@ -56,11 +55,11 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int64_t n) 
           v0 = _mm256_maskload_ps(xp, m0);
           v1 = _mm256_maskload_ps(xp + kLanes, m1);
         }
-#define WBS_FMA(r)                                  \
-  {                                                 \
-    const __m256 wr = _mm256_broadcast_ss(w + r);   \
-    a##r##0 = _mm256_fmadd_ps(wr, v0, a##r##0);     \
-    a##r##1 = _mm256_fmadd_ps(wr, v1, a##r##1);     \
+#define WBS_FMA(r)                                \
+  {                                               \
+    const __m256 wr = _mm256_broadcast_ss(w + r); \
+    a##r##0 = _mm256_fmadd_ps(wr, v0, a##r##0);   \
+    a##r##1 = _mm256_fmadd_ps(wr, v1, a##r##1);   \
   }
         WBS_ROWS4(WBS_FMA)
 #undef WBS_FMA
@@ -70,10 +69,9 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int64_t n) 
 #undef WBS_ROWS4
   const __m256 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
   const __m256 lo = _mm256_set1_ps(a.lo), hi = _mm256_set1_ps(a.hi);
-  const int rows =
-      static_cast<int>(std::clamp<int64_t>(a.out_channels - i * kRows - h0, 0, 4));
-  const uint32_t valid = (a.lanes ? a.lanes[q / kTile].mask : 0xFFFFu) &
-                         (n >= kTile ? 0xFFFFu : (1u << n) - 1);
+  const int rows = static_cast<int>(std::clamp<int64_t>(a.out_channels - i * kRows - h0, 0, 4));
+  const uint32_t valid =
+      (a.lanes ? a.lanes[q / kTile].mask : 0xFFFFu) & (n >= kTile ? 0xFFFFu : (1u << n) - 1);
   const int64_t ybase = a.lanes ? a.lanes[q / kTile].y_index : q;
   for (int r = 0; r < rows; ++r) {
     const int64_t off = (i * kRows + h0 + r) * a.y_channel_stride + ybase;

@@ -58,10 +58,10 @@ inline void StoreVec(const BsrConvArgs& a, float* yrow, const float* rrow, int64
 template <int V>
 inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
   static_assert(V >= 1 && V <= kVecs);
-#define WBS_INIT(r)                                                                   \
-  const int64_t m##r = i * kRows + r;                                                 \
+#define WBS_INIT(r)                                                                       \
+  const int64_t m##r = i * kRows + r;                                                     \
   __m512 a##r##0 = _mm512_set1_ps(a.bias && m##r < a.out_channels ? a.bias[m##r] : 0.0f); \
-  __m512 a##r##1 = a##r##0;                                                           \
+  __m512 a##r##1 = a##r##0;                                                               \
   __m512 a##r##2 = a##r##0;
   WBS_ROWS(WBS_INIT)
 #undef WBS_INIT
@@ -81,22 +81,22 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
         if constexpr (V == 3) {
           const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
           const __m512 v2 = _mm512_maskz_loadu_ps(l2, xp + 2 * kLanes);
-#define WBS_FMA3(r)                                 \
-  {                                                 \
-    const __m512 wr = _mm512_set1_ps(w[r]);         \
-    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0);     \
-    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1);     \
-    a##r##2 = _mm512_fmadd_ps(wr, v2, a##r##2);     \
+#define WBS_FMA3(r)                             \
+  {                                             \
+    const __m512 wr = _mm512_set1_ps(w[r]);     \
+    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0); \
+    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1); \
+    a##r##2 = _mm512_fmadd_ps(wr, v2, a##r##2); \
   }
           WBS_ROWS(WBS_FMA3)
 #undef WBS_FMA3
         } else if constexpr (V == 2) {
           const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
-#define WBS_FMA2(r)                                 \
-  {                                                 \
-    const __m512 wr = _mm512_set1_ps(w[r]);         \
-    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0);     \
-    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1);     \
+#define WBS_FMA2(r)                             \
+  {                                             \
+    const __m512 wr = _mm512_set1_ps(w[r]);     \
+    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0); \
+    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1); \
   }
           WBS_ROWS(WBS_FMA2)
 #undef WBS_FMA2
@@ -110,14 +110,14 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
   }
   const __m512 lo = _mm512_set1_ps(a.lo), hi = _mm512_set1_ps(a.hi);
   const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
-#define WBS_STORE(r)                                                                 \
-  if (r < rows) {                                                                    \
-    const int64_t off = (i * kRows + r) * a.y_channel_stride;                        \
-    float* yrow = a.y + off;                                                         \
-    const float* rrow = a.residual ? a.residual + off : nullptr;                     \
-    StoreVec(a, yrow, rrow, q, l0, a##r##0, lo, hi);                                 \
-    if (V >= 2) StoreVec(a, yrow, rrow, q + kLanes, l1, a##r##1, lo, hi);            \
-    if (V >= 3) StoreVec(a, yrow, rrow, q + 2 * kLanes, l2, a##r##2, lo, hi);        \
+#define WBS_STORE(r)                                                          \
+  if (r < rows) {                                                             \
+    const int64_t off = (i * kRows + r) * a.y_channel_stride;                 \
+    float* yrow = a.y + off;                                                  \
+    const float* rrow = a.residual ? a.residual + off : nullptr;              \
+    StoreVec(a, yrow, rrow, q, l0, a##r##0, lo, hi);                          \
+    if (V >= 2) StoreVec(a, yrow, rrow, q + kLanes, l1, a##r##1, lo, hi);     \
+    if (V >= 3) StoreVec(a, yrow, rrow, q + 2 * kLanes, l2, a##r##2, lo, hi); \
   }
   WBS_ROWS(WBS_STORE)
 #undef WBS_STORE

@@ -31,8 +31,11 @@ Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSpa
                            w.out_channels(), w.in_channels(), w.kh(), w.kw());
   BsrConvPlan plan;
   switch (p.activation.kind) {
-    case ref::ActivationKind::kNone: break;
-    case ref::ActivationKind::kRelu: plan.lo_ = 0.0f; break;
+    case ref::ActivationKind::kNone:
+      break;
+    case ref::ActivationKind::kRelu:
+      plan.lo_ = 0.0f;
+      break;
     case ref::ActivationKind::kClip:
       plan.lo_ = p.activation.alpha;
       plan.hi_ = p.activation.beta;
@@ -88,8 +91,7 @@ Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSpa
     pitch = plan.wq_;
     // Slack: dropped lanes of the last row may read up to a row (plus a
     // vector) past the last plane.
-    plan.scratch_floats_ =
-        p.in_channels * plan.x_channel_stride_ + 2 * plan.wq_ + 4 * kGroup;
+    plan.scratch_floats_ = p.in_channels * plan.x_channel_stride_ + 2 * plan.wq_ + 4 * kGroup;
   }
   if (pitch != plan.out_w_) {
     const int64_t total = plan.out_h_ * pitch;

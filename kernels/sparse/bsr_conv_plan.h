@@ -61,7 +61,7 @@ class BsrConvPlan {
   int64_t hq_ = 1, wq_ = 1, x_channel_stride_ = 0;
   std::vector<int64_t> tap_offset_;
   std::vector<int64_t> phase_slot_;  // [sy*sx]: slot of a stored phase plane, -1 if unread
-  std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
+  std::vector<LaneGroup> lanes_;     // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };

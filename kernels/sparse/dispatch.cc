@@ -82,8 +82,8 @@ std::string DescribeBsrConvChoice(int br) {
       s += std::string(k.name) + ": declined (needs " + IsaName(k.isa) + ", active isa " +
            IsaName(active) + "); ";
     } else if (k.br != 0 && k.br != br) {
-      s += std::string(k.name) + ": declined (block rows " + std::to_string(br) + " != " +
-           std::to_string(k.br) + "); ";
+      s += std::string(k.name) + ": declined (block rows " + std::to_string(br) +
+           " != " + std::to_string(k.br) + "); ";
     } else {
       return s + "chose " + k.name;
     }

@@ -44,12 +44,12 @@ struct Problem {
   bool bias = true;
   bool residual = false;
   std::string Describe() const {
-    return fmt::format("n{} c{} m{} in{}x{} k{}x{} s{}x{} d{}x{} pb{},{} out{}x{} block {}x{} "
-                       "act {} bias {} residual {}",
-                       p.batch, p.in_channels, p.out_channels, p.in[1], p.in[2], p.kernel[1],
-                       p.kernel[2], p.stride[1], p.stride[2], p.dilation[1], p.dilation[2],
-                       p.pad_begin[1], p.pad_begin[2], p.out[1], p.out[2], br, bc,
-                       static_cast<int>(p.activation.kind), bias, residual);
+    return fmt::format(
+        "n{} c{} m{} in{}x{} k{}x{} s{}x{} d{}x{} pb{},{} out{}x{} block {}x{} "
+        "act {} bias {} residual {}",
+        p.batch, p.in_channels, p.out_channels, p.in[1], p.in[2], p.kernel[1], p.kernel[2],
+        p.stride[1], p.stride[2], p.dilation[1], p.dilation[2], p.pad_begin[1], p.pad_begin[2],
+        p.out[1], p.out[2], br, bc, static_cast<int>(p.activation.kind), bias, residual);
   }
 };
 
@@ -65,8 +65,8 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
   const int64_t out_n = p.batch * p.out_channels * p.out[1] * p.out[2];
 
   // Reference in double.
-  std::vector<double> xd(x.ToVector<double>()), wd(w.ToVector<double>()),
-      bd(b.ToVector<double>()), yd(static_cast<size_t>(out_n));
+  std::vector<double> xd(x.ToVector<double>()), wd(w.ToVector<double>()), bd(b.ToVector<double>()),
+      yd(static_cast<size_t>(out_n));
   Tensor res = RandomTensor({p.batch, p.out_channels, p.out[1], p.out[2]}, rng);
   if (pr.residual) {
     // The residual is added before the activation.
@@ -136,8 +136,9 @@ TEST(BlockSparseConv, RandomGeometries) {
     p.dilation = {1, int64_t(1 + rng() % 2), int64_t(1 + rng() % 2)};
     p.pad_begin = {0, int64_t(rng() % 3), int64_t(rng() % 3)};
     p.pad_end = {0, int64_t(rng() % 3), int64_t(rng() % 3)};
-    p.out = {1, OutDim(p.in[1], p.kernel[1], p.stride[1], p.dilation[1], p.pad_begin[1], p.pad_end[1]),
-             OutDim(p.in[2], p.kernel[2], p.stride[2], p.dilation[2], p.pad_begin[2], p.pad_end[2])};
+    p.out = {
+        1, OutDim(p.in[1], p.kernel[1], p.stride[1], p.dilation[1], p.pad_begin[1], p.pad_end[1]),
+        OutDim(p.in[2], p.kernel[2], p.stride[2], p.dilation[2], p.pad_begin[2], p.pad_end[2])};
     if (p.out[1] < 1 || p.out[2] < 1) continue;
     const int act = rng() % 3;
     if (act == 1) p.activation.kind = kref::ActivationKind::kRelu;
@@ -161,17 +162,17 @@ TEST(BlockSparseConv, ZooLayerShapes) {
     int64_t c, m, h, w, kh, kw, s, ph, pw;
   };
   const Layer layers[] = {
-      {3, 64, 224, 224, 7, 7, 2, 3, 3},   // resnet50 conv1 (block wider than C)
-      {64, 64, 56, 56, 3, 3, 1, 1, 1},    // resnet50 layer1 conv2
-      {256, 64, 56, 56, 1, 1, 1, 0, 0},   // resnet50 layer1 conv1
-      {128, 128, 56, 56, 3, 3, 2, 1, 1},  // resnet50 layer2.0 conv2 (stride 2)
-      {512, 1024, 28, 28, 1, 1, 2, 0, 0}, // resnet50 layer3.0 downsample (1x1 stride 2)
-      {512, 512, 7, 7, 3, 3, 1, 1, 1},    // resnet50 layer4 conv2
-      {2048, 512, 7, 7, 1, 1, 1, 0, 0},   // resnet50 layer4 conv1
-      {256, 256, 28, 28, 3, 3, 1, 1, 1},  // vgg16 conv3
-      {128, 128, 17, 17, 1, 7, 1, 0, 3},  // inception_v3 mixed_6 1x7
-      {128, 192, 17, 17, 7, 1, 1, 3, 0},  // inception_v3 mixed_6 7x1
-      {288, 384, 35, 35, 3, 3, 2, 0, 0},  // inception_v3 mixed_6a 3x3 s2 valid
+      {3, 64, 224, 224, 7, 7, 2, 3, 3},    // resnet50 conv1 (block wider than C)
+      {64, 64, 56, 56, 3, 3, 1, 1, 1},     // resnet50 layer1 conv2
+      {256, 64, 56, 56, 1, 1, 1, 0, 0},    // resnet50 layer1 conv1
+      {128, 128, 56, 56, 3, 3, 2, 1, 1},   // resnet50 layer2.0 conv2 (stride 2)
+      {512, 1024, 28, 28, 1, 1, 2, 0, 0},  // resnet50 layer3.0 downsample (1x1 stride 2)
+      {512, 512, 7, 7, 3, 3, 1, 1, 1},     // resnet50 layer4 conv2
+      {2048, 512, 7, 7, 1, 1, 1, 0, 0},    // resnet50 layer4 conv1
+      {256, 256, 28, 28, 3, 3, 1, 1, 1},   // vgg16 conv3
+      {128, 128, 17, 17, 1, 7, 1, 0, 3},   // inception_v3 mixed_6 1x7
+      {128, 192, 17, 17, 7, 1, 1, 3, 0},   // inception_v3 mixed_6 7x1
+      {288, 384, 35, 35, 3, 3, 2, 0, 0},   // inception_v3 mixed_6a 3x3 s2 valid
   };
   Rng rng(TestSeed());
   std::vector<const ks::BsrConvKernel*> kernels = {&ks::SelectBsrConvKernel(8)};
@@ -201,8 +202,8 @@ TEST(BlockSparseConv, Gemm) {
   for (int64_t n : {1, 7, 16, 33, 100}) {
     for (double sparsity : kSparsities) {
       const int64_t m = 1 + rng() % 70, k = 1 + rng() % 90;
-      SCOPED_TRACE(fmt::format("seed {}: gemm {}x{}x{} sparsity {}", TestSeed(), m, k, n,
-                               sparsity));
+      SCOPED_TRACE(
+          fmt::format("seed {}: gemm {}x{}x{} sparsity {}", TestSeed(), m, k, n, sparsity));
       Tensor w = RandomTensor({m, k}, rng);
       ApplyMask(w, RandomMask(m, k, 8, 8, sparsity, rng));
       Tensor x = RandomTensor({k, n}, rng);

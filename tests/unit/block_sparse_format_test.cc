@@ -54,8 +54,7 @@ TEST(BlockSparseFormat, RoundTripEveryBlockShapeAndSparsity) {
       int64_t zeros = 0;
       for (float v : w.ToVector<float>()) zeros += v == 0.0f;
       EXPECT_EQ(st.zero_weights, zeros);
-      EXPECT_EQ(st.compressed_bytes,
-                4 * (kept * s->block_size() + mask.rows + 1 + kept));
+      EXPECT_EQ(st.compressed_bytes, 4 * (kept * s->block_size() + mask.rows + 1 + kept));
     }
   }
 }
