@@ -104,12 +104,12 @@ function rounds(dir, prefix) {
   return fs.readdirSync(dir).filter((f) => re.test(f)).map((f) => path.join(dir, f));
 }
 
-// Median latencies (ms) of model m at t threads: {wbs, ort, passive, label, error, n}.
+// Median latencies (ms) of model m at t threads: {wbs, ort, active, label, error, n}.
 function modelResult(R, m, t) {
   const dir = path.join(R, 'models');
   const name = `model/${m}/threads:${t}`;
   const w = gbSamples(rounds(dir, `wbs_${m}_t${t}`), name);
-  const p = gbSamples(rounds(dir, `wbs_${m}_t${t}_passive`), name);
+  const p = gbSamples(rounds(dir, `wbs_${m}_t${t}_active`), name);
   let ortSamples = [];
   for (const f of rounds(dir, `ort_${m}_t${t}`)) {
     const o = readJson(f);
@@ -117,11 +117,11 @@ function modelResult(R, m, t) {
   }
   return {
     wbs: median(w.samples), nWbs: w.samples.length, label: w.label, error: w.error,
-    passive: median(p.samples), ort: median(ortSamples), nOrt: ortSamples.length,
+    active: median(p.samples), ort: median(ortSamples), nOrt: ortSamples.length,
   };
 }
 
-function modelsSection(R, lines) {
+function modelsSection(R, lines, policy) {
   const dir = path.join(R, 'models');
   const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
   const keys = [];
@@ -136,7 +136,7 @@ function modelsSection(R, lines) {
   const order = ['resnet18', 'resnet50', 'vgg16', 'inception_v3', 'mobilenet_v2', 'fmnist_resnet'];
   const rank = (m) => (order.indexOf(m) < 0 ? 99 : order.indexOf(m));
   keys.sort((a, b) => rank(a.model) - rank(b.model) || a.model.localeCompare(b.model) || a.threads - b.threads);
-  lines.push('| model | threads | wbs ms | ORT ms | wbs / ORT | wbs ms, passive OpenMP wait (/ ORT) | samples wbs / ORT | wbs nodes on a fast path |');
+  lines.push(`| model | threads | wbs ms (OMP_WAIT_POLICY=${policy}) | ORT ms | wbs / ORT | wbs ms, OMP_WAIT_POLICY=active (/ ORT) | samples wbs / ORT | wbs nodes on a fast path |`);
   lines.push('|---|---:|---:|---:|---:|---:|---:|---|');
   const results = {};
   for (const { model, threads } of keys) {
@@ -144,8 +144,8 @@ function modelsSection(R, lines) {
     results[`${model}/${threads}`] = r;
     r.ratio = r.wbs !== undefined && r.ort ? r.wbs / r.ort : undefined;
     const note = r.error ? `error: ${r.error}` : r.label || 'no result';
-    const passive = r.passive !== undefined ? `${fmt(r.passive)} (${fmt(r.ort ? r.passive / r.ort : undefined)}x)` : '—';
-    lines.push(`| ${model} | ${threads} | ${fmt(r.wbs)} | ${fmt(r.ort)} | ${fmt(r.ratio)} | ${passive} | ` +
+    const active = r.active !== undefined ? `${fmt(r.active)} (${fmt(r.ort ? r.active / r.ort : undefined)}x)` : '—';
+    lines.push(`| ${model} | ${threads} | ${fmt(r.wbs)} | ${fmt(r.ort)} | ${fmt(r.ratio)} | ${active} | ` +
       `${r.nWbs} / ${r.nOrt} | ${note} |`);
   }
   return results;
@@ -321,7 +321,8 @@ function profileSection(R, lines, wbsMs, ortMs, runs) {
   const nodes = nodeProfile(path.join(R, 'profile', 'nodes.txt'));
   if (nodes) {
     lines.push(`**wbs per node** (\`wbs_bench_models --profile_nodes\`: every node of the prepared graph alone in a ` +
-      `one-node session, median of 9 runs; the isolated times sum to ${fmt(nodes.total)} ms, the whole model ` +
+      `one-node session, median of 9 runs; alone, a node reads and writes plain tensors, so its time includes ` +
+      `layout conversions the whole model avoids; the isolated times sum to ${fmt(nodes.total)} ms, the whole model ` +
       `ran in ${fmt(nodes.model)} ms in the same process):`);
     lines.push('');
     lines.push('| op : implementation | nodes | ms (sum) | % of sum | slowest node (ms) |');
@@ -386,9 +387,11 @@ function main() {
     'runs). ORT: `tools/ort/run.js` on the ONNX file `wbs zoo` wrote for the same model (graph optimization ' +
     'level `all`, intra-op threads = threads, inter-op 1, sequential; 3 warm-up runs). Same random input. ' +
     `A sample is one run on either side; wbs and ORT alternated for ${m.rounds || '?'} rounds of ${m.reps || '?'} ` +
-    'runs per row, and each number is the median of all samples.');
+    'runs per row, and each number is the median of all samples. wbs runs with its default ' +
+    `OMP_WAIT_POLICY=${m.omp_wait_policy || '?'} (OpenMP threads sleep between parallel regions; the CLI ` +
+    'sets it, `make` exports it); at 2 threads it also ran with libgomp\'s spinning `active` policy, for the record.');
   L.push('');
-  const results = modelsSection(R, L);
+  const results = modelsSection(R, L, m.omp_wait_policy || 'default');
   L.push('');
   const r1 = (results['resnet50/1'] || {}).ratio;
   const r2 = (results['resnet50/2'] || {}).ratio;
