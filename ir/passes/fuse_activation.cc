@@ -2,7 +2,9 @@
 // pairs: the activation's parameters move into the producer's "wbs.activation*"
 // attributes (contract in ir/graph.h) and the activation node disappears, so
 // kernels apply it while the output is still in cache. The exporter writes
-// the activation back as its own node.
+// the activation back as its own node. A Conv that fuse-residual (which runs
+// first) gave a residual takes the activation too; it applies after the
+// residual, as ir/graph.h defines.
 #include <limits>
 
 #include "ir/pass.h"

@@ -170,8 +170,9 @@ TEST(LayoutNegotiationTest, PoolPrimitiveBoundaryLayouts) {
 }
 
 // A random CNN: 1x1, 3x3 (stride 1 or 2) and depthwise convs with fused
-// activations, residual Adds, max and average pools, and a global pool,
-// over channel counts that are and are not multiples of 16.
+// activations, residual Adds, 2x upsampling ConvTransposes, max and average
+// pools, and a global pool, over channel counts that are and are not
+// multiples of 16.
 std::unique_ptr<ir::Graph> RandomNetwork(Rng& rng, int64_t* c_in) {
   static const int64_t kChannels[] = {16, 24, 32, 48};
   auto g = std::make_unique<ir::Graph>();
@@ -197,7 +198,7 @@ std::unique_ptr<ir::Graph> RandomNetwork(Rng& rng, int64_t* c_in) {
   };
   const int blocks = static_cast<int>(Uniform(rng, 2, 5));
   for (int i = 0; i < blocks; ++i) {
-    const int64_t kind = Uniform(rng, 0, 4);
+    const int64_t kind = Uniform(rng, 0, 5);
     if (kind == 0) {  // bottleneck with a residual
       const int64_t mid = kChannels[Uniform(rng, 0, 3)];
       ir::Value* a = conv(v, c, mid, 1, 1, 1);
@@ -228,8 +229,16 @@ std::unique_ptr<ir::Graph> RandomNetwork(Rng& rng, int64_t* c_in) {
       pool->attrs["pads"] = std::vector<int64_t>{1, 1, 1, 1};
       pool->attrs["count_include_pad"] = int64_t{1};
       v = pool->outputs[0];
-    } else {  // a depthwise conv with no activation: the next op reads it directly
+    } else if (kind == 4) {  // a depthwise conv with no activation: the next op reads it directly
       v = conv(v, c, c, 3, 1, c);
+    } else {  // a 2x upsampling ConvTranspose
+      const int64_t cout = kChannels[Uniform(rng, 0, 3)];
+      Tensor wt = RandomTensor({c, cout, 2, 2}, rng);
+      for (int64_t j = 0; j < wt.numel(); ++j) wt.data<float>()[j] *= 0.5f;
+      ir::Node* n = g->AddNode("ConvTranspose", {v, g->AddConstant(name("w"), wt)}, 1, name("up"));
+      n->attrs["strides"] = std::vector<int64_t>{2, 2};
+      v = n->outputs[0];
+      c = cout;
     }
   }
   v = g->AddNode("GlobalAveragePool", {v}, 1, name("gap"))->outputs[0];
@@ -240,6 +249,7 @@ std::unique_ptr<ir::Graph> RandomNetwork(Rng& rng, int64_t* c_in) {
 struct RunResult {
   Tensor y;
   size_t non_plain = 0;
+  size_t non_plain_upsampled = 0;  // ConvTranspose outputs among them
 };
 
 Result<RunResult> RunSession(const ir::Graph& g, const Tensor& x, Backend backend, bool layouts,
@@ -250,12 +260,14 @@ Result<RunResult> RunSession(const ir::Graph& g, const Tensor& x, Backend backen
   o.num_threads = threads;
   WBS_ASSIGN_OR_RETURN(auto session, runtime::Session::Create(g, o));
   WBS_ASSIGN_OR_RETURN(auto y, session->Run({x}));
-  return RunResult{y[0], session->NonPlainValues().size()};
+  size_t up = 0;
+  for (const auto& [name, layout] : session->NonPlainValues()) up += name.rfind("up", 0) == 0;
+  return RunResult{y[0], session->NonPlainValues().size(), up};
 }
 
 TEST(LayoutNegotiationTest, RandomNetworksMatchReference) {
   Rng rng(TestSeed() + 42);
-  size_t negotiated = 0;
+  size_t negotiated = 0, upsampled = 0;
   for (int i = 0; i < 25; ++i) {
     int64_t c = 0;
     auto g = RandomNetwork(rng, &c);
@@ -269,10 +281,12 @@ TEST(LayoutNegotiationTest, RandomNetworksMatchReference) {
     auto got = RunSession(*g, x, Backend::kFast, true, i % 4 == 0 ? 2 : 1);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     negotiated += got->non_plain;
+    upsampled += got->non_plain_upsampled;
     EXPECT_LE(MaxRelError(plain->y, want->y), kRelTol);
     EXPECT_LE(MaxRelError(got->y, want->y), kRelTol);
   }
   EXPECT_GT(negotiated, 0u) << "no tensor was passed in a non-plain layout";
+  EXPECT_GT(upsampled, 0u) << "no ConvTranspose output was passed in a non-plain layout";
 }
 
 // A ResNet-style chain: every tensor between the first conv and the global
