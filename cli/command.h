@@ -29,6 +29,15 @@ Command AddInfoCommand(CLI::App& parent);     // cli/cmd_info.cc
 Command AddRunCommand(CLI::App& parent);      // cli/cmd_run.cc
 Command AddConvertCommand(CLI::App& parent);  // cli/cmd_convert.cc
 Command AddSparsifyCommand(CLI::App& parent);  // cli/cmd_sparsify.cc
+Command AddQuantizeCommand(CLI::App& parent);  // cli/cmd_quantize.cc
+#ifdef WBS_WITH_TRAIN
+// LibTorch commands (cli/train/, built with WBS_BUILD_TRAIN).
+Command AddTrainCommand(CLI::App& parent);        // cli/train/cmd_train.cc
+Command AddFinetuneCommand(CLI::App& parent);     // cli/train/cmd_finetune.cc
+Command AddSensitivityCommand(CLI::App& parent);  // cli/train/cmd_sensitivity.cc
+#endif
+// Every command main() offers, in --help order (cli/commands.cc).
+std::vector<Command> AddAllCommands(CLI::App& app);
 
 // Shared helpers (cli/common.cc).
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "cli/command.h"
@@ -42,9 +43,7 @@ int Main(int argc, char** argv) {
       "  wbs convert out/resnet50.onnx -o out/resnet50_folded.onnx --fold-bn\n"
       "  wbs sparsify out/resnet50.onnx -o out/resnet50_s50.onnx --block 8x8 --sparsity 0.5");
 
-  std::vector<wbs::cli::Command> commands = {
-      wbs::cli::AddZooCommand(app), wbs::cli::AddInfoCommand(app), wbs::cli::AddRunCommand(app),
-      wbs::cli::AddConvertCommand(app), wbs::cli::AddSparsifyCommand(app)};
+  std::vector<wbs::cli::Command> commands = wbs::cli::AddAllCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -61,10 +60,10 @@ int Main(int argc, char** argv) {
       bool known = false;
       for (const wbs::cli::Command& c : commands) known |= c.app->check_name(argv[i]);
       if (!known) {
-        fmt::print(stderr,
-                   "wbs: error: unknown command '{}' (commands: zoo, info, run, convert, "
-                   "sparsify)\n",
-                   argv[i]);
+        std::string names;
+        for (const wbs::cli::Command& c : commands)
+          names += (names.empty() ? "" : ", ") + c.app->get_name();
+        fmt::print(stderr, "wbs: error: unknown command '{}' (commands: {})\n", argv[i], names);
         return kExitUsage;
       }
       break;

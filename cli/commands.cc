@@ -1,0 +1,13 @@
+// The list of `wbs` subcommands. Each stage's commands are added here when
+// they land; LibTorch ones only in a WBS_BUILD_TRAIN build.
+#include "cli/command.h"
+
+namespace wbs::cli {
+
+std::vector<Command> AddAllCommands(CLI::App& app) {
+  std::vector<Command> commands = {AddZooCommand(app), AddInfoCommand(app), AddRunCommand(app),
+                                   AddConvertCommand(app), AddSparsifyCommand(app)};
+  return commands;
+}
+
+}  // namespace wbs::cli

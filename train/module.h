@@ -1,0 +1,87 @@
+// The LibTorch bridge: an IR graph (zoo or imported ONNX) as a trainable
+// torch module, and the trained values back into the IR. train/ is the only
+// place that includes LibTorch.
+//
+// Contract:
+//  - GraphModule::Create builds one torch parameter per float constant that
+//    training should change (Conv/Gemm/MatMul weights and biases, BN
+//    scale/bias) and buffers for BN running mean/var; every other node runs
+//    as the equivalent torch op (Conv with fused activation/residual attrs,
+//    BatchNormalization, Relu, Clip, Add, Mul, Concat, MaxPool, AveragePool,
+//    GlobalAveragePool, Flatten, Reshape, Gemm, MatMul, Softmax, Identity,
+//    Dropout...). An op it cannot train is a clear error naming the node.
+//    BatchNormalization stays a trainable BN (train() mode uses batch stats
+//    and updates running stats with its momentum); if the graph came with BN
+//    already folded, the convs simply have biases.
+//  - Masks: a blockable weight (sparse/layers.h) may carry a BlockMask Γ.
+//    forward() uses W ⊙ expand(Γ); after every optimizer step
+//    ApplyMasks() also zeroes the masked entries of W in place, so masked
+//    blocks are exactly zero at all times (also in checkpoints and exports).
+//  - Gates (learned masks): a weight may instead carry a gate function
+//    g(W) -> W' used in forward (e.g. straight-through top-k); SetGate.
+//  - ExportGraph writes the current values into a clone of the source graph
+//    (BN kept, or folded into the convs when fold_bn), with each masked
+//    weight's Value::block_mask set, ready for onnxio::Export and the runtime.
+//  - Device-agnostic: parameters live on options.device.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/block_mask.h"
+#include "core/status.h"
+#include "ir/graph.h"
+
+namespace wbs::train {
+
+struct ModuleOptions {
+  torch::Device device = torch::kCPU;
+  // Mask block shape for blockable-weight discovery (sparse::LayerRules).
+  int block_rows = 8;
+  int block_cols = 8;
+};
+
+class GraphModule : public torch::nn::Module {
+ public:
+  // The graph is cloned; the module does not refer to `graph` afterwards.
+  static Result<std::shared_ptr<GraphModule>> Create(const ir::Graph& graph,
+                                                     const ModuleOptions& options = {});
+
+  // x: f32 [B, C, H, W] on the module's device -> the graph's first output
+  // (logits).
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // Names (IR constant names) of trainable weights in graph order.
+  const std::vector<std::string>& weight_names() const;
+  // The subset that may carry a block mask (sparse::FindLayers, blockable).
+  const std::vector<std::string>& blockable_weights() const;
+  torch::Tensor& weight(const std::string& name);  // the parameter
+
+  Status SetMask(const std::string& weight, const BlockMask& mask);
+  std::optional<BlockMask> mask(const std::string& weight) const;
+  void ClearMasks();
+  // Zero masked entries of every masked weight in place (no_grad).
+  void ApplyMasks();
+
+  using Gate = std::function<torch::Tensor(const torch::Tensor& w)>;
+  Status SetGate(const std::string& weight, Gate gate);  // empty gate removes it
+
+  // A copy of the source graph holding the current parameter and BN values.
+  Result<std::unique_ptr<ir::Graph>> ExportGraph(bool fold_bn) const;
+
+  // The wrapped graph (structure and names; values are the initial ones).
+  const ir::Graph& graph() const;
+
+ private:
+  GraphModule() = default;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace wbs::train
