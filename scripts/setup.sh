@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
-  libdnnl-dev libtorch-dev dataset-fashion-mnist
+  libdnnl-dev libtorch-dev libgloo-dev dataset-fashion-mnist
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
   nodejs
