@@ -1,0 +1,294 @@
+// s8_bsr8xn_conv__avx512vnni, s8_bsr8x8_gemm__avx512vnni: compiled with
+// -mavx512f/bw/vl/dq -mavx512vnni (CMakeLists.txt); only called after the
+// int8 dispatcher (s8_dispatch.cc) saw those features.
+//
+// Conv register tile: 8 output channels x 3 vectors of 16 positions = 24 zmm
+// int32 accumulators. One input vector is 16 positions x one channel quad (64
+// bytes of the nChw4c plane); per (quad, tap) the kernel loads 3 of them and
+// issues 24 vpdpbusd whose weight operand is the 4 weights of (row, quad,
+// tap) broadcast to every lane: 8 x 48 x 4 = 1536 MACs per 11 loads.
+//
+// Gemm: a block's 64 weights (row-major 8x8) are one zmm; the 8 inputs of
+// its block-column, broadcast as one 64-bit word, line up with every row's 8
+// weights, so one vpdpbusd per (block, row of X) does the block's 64 MACs;
+// lanes 2r and 2r+1 hold row r's two half-sums.
+//
+// Requantization is exact (core/quant_math.h): 32x32->64-bit products of the
+// even and odd lanes (vpmuldq), + 2^(S-1), arithmetic shift (vpsravq), clamp
+// in 64 bits to [lo - z_y, hi - z_y], then + z_y.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "kernels/sparse/s8_bsr_conv.h"
+
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace wbs::kernels::sparse {
+namespace {
+
+constexpr int kRows = 8;
+constexpr int kLanes = 16;
+constexpr int kVecs = 3;
+
+inline __mmask16 TailMask(int64_t n) {
+  return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+inline __m512i Bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Per-lane requantization constants from per-lane (M, S) int32 vectors.
+struct Req512 {
+  __m512i m_e, m_o, s_e, s_o, rnd_e, rnd_o, lo, hi, zp;
+  Req512(__m512i m, __m512i s, const S8Epilogue& ep) {
+    const __m512i one = _mm512_set1_epi64(1);
+    const __m512i low = _mm512_set1_epi64(0xFFFFFFFFll);
+    m_e = m;
+    m_o = _mm512_srli_epi64(m, 32);
+    s_e = _mm512_and_si512(s, low);
+    s_o = _mm512_srli_epi64(s, 32);
+    // 2^(S-1); S = 0 shifts by 2^64-1 (> 63), which gives 0.
+    rnd_e = _mm512_sllv_epi64(one, _mm512_sub_epi64(s_e, one));
+    rnd_o = _mm512_sllv_epi64(one, _mm512_sub_epi64(s_o, one));
+    lo = _mm512_set1_epi64(int64_t{ep.lo} - ep.zero_point);
+    hi = _mm512_set1_epi64(int64_t{ep.hi} - ep.zero_point);
+    zp = _mm512_set1_epi32(ep.zero_point);
+  }
+  __m512i operator()(__m512i acc) const {
+    __m512i e = _mm512_mul_epi32(acc, m_e);
+    __m512i o = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), m_o);
+    e = _mm512_srav_epi64(_mm512_add_epi64(e, rnd_e), s_e);
+    o = _mm512_srav_epi64(_mm512_add_epi64(o, rnd_o), s_o);
+    e = _mm512_min_epi64(_mm512_max_epi64(e, lo), hi);
+    o = _mm512_min_epi64(_mm512_max_epi64(o, lo), hi);
+    return _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(o, 32)), zp);
+  }
+};
+
+// The same on 8 lanes (ymm, AVX-512VL forms).
+struct Req256 {
+  __m256i m_e, m_o, s_e, s_o, rnd_e, rnd_o, lo, hi, zp;
+  Req256(__m256i m, __m256i s, const S8Epilogue& ep) {
+    const __m256i one = _mm256_set1_epi64x(1);
+    const __m256i low = _mm256_set1_epi64x(0xFFFFFFFFll);
+    m_e = m;
+    m_o = _mm256_srli_epi64(m, 32);
+    s_e = _mm256_and_si256(s, low);
+    s_o = _mm256_srli_epi64(s, 32);
+    rnd_e = _mm256_sllv_epi64(one, _mm256_sub_epi64(s_e, one));
+    rnd_o = _mm256_sllv_epi64(one, _mm256_sub_epi64(s_o, one));
+    lo = _mm256_set1_epi64x(int64_t{ep.lo} - ep.zero_point);
+    hi = _mm256_set1_epi64x(int64_t{ep.hi} - ep.zero_point);
+    zp = _mm256_set1_epi32(ep.zero_point);
+  }
+  __m256i operator()(__m256i acc) const {
+    __m256i e = _mm256_mul_epi32(acc, m_e);
+    __m256i o = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), m_o);
+    e = _mm256_srav_epi64(_mm256_add_epi64(e, rnd_e), s_e);
+    o = _mm256_srav_epi64(_mm256_add_epi64(o, rnd_o), s_o);
+    e = _mm256_min_epi64(_mm256_max_epi64(e, lo), hi);
+    o = _mm256_min_epi64(_mm256_max_epi64(o, lo), hi);
+    return _mm256_add_epi32(_mm256_mask_blend_epi32(0xAA, e, _mm256_slli_epi64(o, 32)), zp);
+  }
+};
+
+// Stores the low bytes of the valid lanes of v (plain layout, one channel).
+inline void StoreBytes(const S8BsrConvArgs& a, uint8_t* yrow, int64_t q, __mmask16 tail,
+                       __m512i v) {
+  if (!a.lanes) {
+    _mm_mask_storeu_epi8(yrow + q, tail, _mm512_cvtepi32_epi8(v));
+    return;
+  }
+  const S8LaneGroup& g = a.lanes[q / kLanes];
+  const __mmask16 m = __mmask16(g.mask & tail);
+  if (m == 0xFFFF) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(yrow + g.y_index), _mm512_cvtepi32_epi8(v));
+    return;
+  }
+  const __m512i packed = _mm512_maskz_compress_epi32(m, v);
+  _mm_mask_storeu_epi8(yrow + g.y_index, TailMask(__builtin_popcount(m)),
+                       _mm512_cvtepi32_epi8(packed));
+}
+
+// Stores the valid 32-bit lanes of v (nChw4c: 4 channels per lane).
+inline void StoreWords(const S8BsrConvArgs& a, uint8_t* yquad, int64_t q, __mmask16 tail,
+                       __m512i v) {
+  if (!a.lanes) {
+    _mm512_mask_storeu_epi32(yquad + q * 4, tail, v);
+    return;
+  }
+  const S8LaneGroup& g = a.lanes[q / kLanes];
+  const __mmask16 m = __mmask16(g.mask & tail);
+  if (m == 0xFFFF) {
+    _mm512_storeu_si512(yquad + g.y_index * 4, v);
+    return;
+  }
+  _mm512_mask_storeu_epi32(yquad + g.y_index * 4, TailMask(__builtin_popcount(m)),
+                           _mm512_maskz_compress_epi32(m, v));
+}
+
+// Four rows' values (each in [-128, 255]) -> bytes 0..3 of every lane.
+inline __m512i Interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+  // ternarylogic 0xCA = a ? b : c, bitwise: keep the low bytes from the first.
+  __m512i t =
+      _mm512_ternarylogic_epi32(_mm512_set1_epi32(0xFF), r0, _mm512_slli_epi32(r1, 8), 0xCA);
+  t = _mm512_ternarylogic_epi32(_mm512_set1_epi32(0xFFFF), t, _mm512_slli_epi32(r2, 16), 0xCA);
+  return _mm512_ternarylogic_epi32(_mm512_set1_epi32(0xFFFFFF), t, _mm512_slli_epi32(r3, 24), 0xCA);
+}
+
+#define WBS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+template <int V>
+inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
+  static_assert(V >= 1 && V <= kVecs);
+  // Named accumulators (an array of __m512i is kept in memory by GCC 12).
+#define WBS_INIT(r)                                              \
+  __m512i a##r##0 = _mm512_set1_epi32(a.ep.bias[i * kRows + r]); \
+  __m512i a##r##1 = a##r##0;                                     \
+  __m512i a##r##2 = a##r##0;
+  WBS_ROWS(WBS_INIT)
+#undef WBS_INIT
+  const int taps = a.taps;
+  const int64_t* off = a.tap_offset;
+  const int64_t block_quads = a.bc / 4, in_quads = (a.in_channels + 3) / 4;
+  const int64_t xqs = a.x_quad_stride * 4;
+  const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
+  const int8_t* blocks = static_cast<const int8_t*>(a.packed);
+  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+    const int64_t q0 = int64_t{a.col_idx[j]} * block_quads;
+    const int64_t nq = std::min(block_quads, in_quads - q0);
+    const int8_t* w = blocks + j * a.block_bytes;
+    const uint8_t* xc = a.x + q0 * xqs + q * 4;
+    for (int64_t qq = 0; qq < nq; ++qq, xc += xqs) {
+      for (int t = 0; t < taps; ++t, w += kRows * 4) {
+        const uint8_t* xp = xc + off[t] * 4;
+        const __m512i v0 = _mm512_maskz_loadu_epi32(l0, xp);
+        if constexpr (V == 3) {
+          const __m512i v1 = _mm512_maskz_loadu_epi32(l1, xp + 64);
+          const __m512i v2 = _mm512_maskz_loadu_epi32(l2, xp + 128);
+#define WBS_DP3(r)                                  \
+  {                                                 \
+    const __m512i wr = Bcast32(w + r * 4);          \
+    a##r##0 = _mm512_dpbusd_epi32(a##r##0, v0, wr); \
+    a##r##1 = _mm512_dpbusd_epi32(a##r##1, v1, wr); \
+    a##r##2 = _mm512_dpbusd_epi32(a##r##2, v2, wr); \
+  }
+          WBS_ROWS(WBS_DP3)
+#undef WBS_DP3
+        } else if constexpr (V == 2) {
+          const __m512i v1 = _mm512_maskz_loadu_epi32(l1, xp + 64);
+#define WBS_DP2(r)                                  \
+  {                                                 \
+    const __m512i wr = Bcast32(w + r * 4);          \
+    a##r##0 = _mm512_dpbusd_epi32(a##r##0, v0, wr); \
+    a##r##1 = _mm512_dpbusd_epi32(a##r##1, v1, wr); \
+  }
+          WBS_ROWS(WBS_DP2)
+#undef WBS_DP2
+        } else {
+#define WBS_DP1(r) a##r##0 = _mm512_dpbusd_epi32(a##r##0, v0, Bcast32(w + r * 4));
+          WBS_ROWS(WBS_DP1)
+#undef WBS_DP1
+        }
+      }
+    }
+  }
+  // Requantize into y[r][v] (rows past M hold garbage-free zeros for nChw4c).
+  __m512i y[kRows][kVecs];
+  const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
+#define WBS_REQ(r)                                                       \
+  if (r < rows) {                                                        \
+    const Req512 rq(_mm512_set1_epi32(a.ep.multiplier[i * kRows + r]),   \
+                    _mm512_set1_epi32(a.ep.shift[i * kRows + r]), a.ep); \
+    y[r][0] = rq(a##r##0);                                               \
+    if (V >= 2) y[r][1] = rq(a##r##1);                                   \
+    if (V >= 3) y[r][2] = rq(a##r##2);                                   \
+  } else {                                                               \
+    y[r][0] = y[r][1] = y[r][2] = _mm512_setzero_si512();                \
+  }
+  WBS_ROWS(WBS_REQ)
+#undef WBS_REQ
+  if (a.y_layout == S8Layout::kNchw) {
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* yrow = a.y + (i * kRows + r) * a.y_plane;
+      for (int v = 0; v < V; ++v) StoreBytes(a, yrow, q + v * kLanes, lm[v], y[r][v]);
+    }
+  } else {
+    const int64_t quads = (a.out_channels + 3) / 4;
+    for (int64_t h = 0; h < 2 && i * 2 + h < quads; ++h) {
+      uint8_t* yq = a.y + (i * 2 + h) * a.y_plane * 4;
+      for (int v = 0; v < V; ++v)
+        StoreWords(a, yq, q + v * kLanes, lm[v],
+                   Interleave4(y[h * 4][v], y[h * 4 + 1][v], y[h * 4 + 2][v], y[h * 4 + 3][v]));
+    }
+  }
+}
+#undef WBS_ROWS
+
+}  // namespace
+
+void s8_bsr8xn_conv__avx512vnni(const S8BsrConvArgs& a) {
+  assert(a.br == kRows && a.bc % 4 == 0 && a.q_begin % kLanes == 0 && a.q_end <= a.out_h * a.pitch);
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    int64_t q = a.q_begin;
+    for (; q + kVecs * kLanes <= a.q_end; q += kVecs * kLanes) {
+      const __mmask16 lm[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
+      Tile<kVecs>(a, i, q, lm);
+    }
+    if (q < a.q_end) {
+      const int64_t n = a.q_end - q;
+      const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes), TailMask(n - 2 * kLanes)};
+      if (n <= kLanes)
+        Tile<1>(a, i, q, lm);
+      else if (n <= 2 * kLanes)
+        Tile<2>(a, i, q, lm);
+      else
+        Tile<3>(a, i, q, lm);
+    }
+  }
+}
+
+void s8_bsr8x8_gemm__avx512vnni(const S8BsrGemmArgs& a) {
+  assert(a.br == 8 && a.bc == 8);
+  constexpr int kN = 4;  // rows of X per pass: each weight load feeds kN vpdpbusd
+  const int8_t* blocks = static_cast<const int8_t*>(a.packed);
+  const uint8_t* x = static_cast<const uint8_t*>(a.x);
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    const int64_t m0 = i * 8;
+    const Req256 rq(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.ep.multiplier + m0)),
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.ep.shift + m0)), a.ep);
+    const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.ep.bias + m0));
+    const __mmask8 store =
+        static_cast<__mmask8>(a.out_channels - m0 >= 8 ? 0xFF : (1u << (a.out_channels - m0)) - 1);
+    const int32_t j0 = a.row_ptr[i], j1 = a.row_ptr[i + 1];
+    for (int64_t n = a.n_begin; n < a.n_end; n += kN) {
+      const int64_t nn = std::min<int64_t>(kN, a.n_end - n);
+      __m512i acc[kN] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                         _mm512_setzero_si512()};
+      const uint8_t* xr = x + n * a.x_stride;
+      for (int32_t j = j0; j < j1; ++j) {
+        const __m512i w = _mm512_loadu_si512(blocks + j * a.block_bytes);
+        const int64_t c = int64_t{a.col_idx[j]} * 8;
+        for (int64_t k = 0; k < nn; ++k) {
+          int64_t xv;
+          std::memcpy(&xv, xr + k * a.x_stride + c, 8);
+          acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_set1_epi64(xv), w);
+        }
+      }
+      for (int64_t k = 0; k < nn; ++k) {
+        const __m512i pair = _mm512_add_epi32(acc[k], _mm512_srli_epi64(acc[k], 32));
+        const __m256i sum = _mm256_add_epi32(_mm512_cvtepi64_epi32(pair), bias);
+        const __m128i bytes = _mm256_cvtepi32_epi8(rq(sum));
+        _mm_mask_storeu_epi8(a.y + (n + k) * a.y_stride + m0, store, bytes);
+      }
+    }
+  }
+}
+
+}  // namespace wbs::kernels::sparse
