@@ -1,0 +1,208 @@
+#include "train/methods_select.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace wbs::train {
+namespace {
+
+// Score given to an already-zeroed block so that it is chosen again first:
+// below every real score (scores are >= 0) yet small enough not to move a
+// layer's mean, which global mode divides by.
+constexpr double kZeroedScore = -1e-20;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The weight's [COUT, CIN, kernel] view as a contiguous tensor.
+torch::Tensor OutInKernel(const torch::Tensor& t, const BlockLayer& l) {
+  torch::Tensor x = t;
+  if (l.layout == MaskLayout::kInOut) x = x.t();
+  return x.reshape({l.view.cout, l.view.cin, -1});
+}
+
+}  // namespace
+
+Result<std::vector<BlockLayer>> FindBlockLayers(const GraphModule& module,
+                                                const sparse::LayerRules& rules) {
+  WBS_ASSIGN_OR_RETURN(std::vector<sparse::Layer> found, sparse::FindLayers(module.graph(), rules));
+  const std::vector<std::string>& names = module.weight_names();
+  std::vector<BlockLayer> layers;
+  for (const sparse::Layer& l : found) {
+    if (!l.blockable) continue;
+    if (std::find(names.begin(), names.end(), l.weight->name) == names.end()) {
+      return InvalidArgument("{}: weight '{}' is not a trainable parameter of the module",
+                             l.node->Describe(), l.weight->name);
+    }
+    BlockLayer b;
+    b.node = l.node->name;
+    b.weight = l.weight->name;
+    b.layout = l.layout;
+    b.view = l.view;
+    b.block_rows = rules.block_rows;
+    b.block_cols = rules.block_cols;
+    b.rows = CeilDiv(l.view.cout, rules.block_rows);
+    b.cols = CeilDiv(l.view.cin, rules.block_cols);
+    layers.push_back(std::move(b));
+  }
+  return layers;
+}
+
+Status ValidateSelectOptions(const SelectOptions& o, const std::vector<BlockLayer>& layers) {
+  sparse::SparsifyOptions so;
+  so.sparsity = o.sparsity;
+  so.min_layer = o.min_layer;
+  so.max_layer = o.max_layer;
+  WBS_RETURN_IF_ERROR(sparse::ValidateOptions(so));
+  if (!o.per_layer.empty() && o.global) {
+    return InvalidArgument("per-layer targets and --global exclude each other");
+  }
+  for (const auto& [name, target] : o.per_layer) {
+    if (!(target >= 0.0 && target <= 1.0)) {
+      return InvalidArgument("per-layer target of '{}' is {}, not in [0, 1]", name, target);
+    }
+    const bool known = std::any_of(layers.begin(), layers.end(), [&](const BlockLayer& l) {
+      return l.node == name || l.weight == name;
+    });
+    if (!known) return InvalidArgument("per-layer target names '{}', not a blockable layer", name);
+  }
+  return Status::Ok();
+}
+
+std::vector<double> LayerTargets(const std::vector<BlockLayer>& layers, const SelectOptions& o) {
+  std::vector<double> t(layers.size(), o.sparsity);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto it = o.per_layer.find(layers[i].node);
+    if (it == o.per_layer.end()) it = o.per_layer.find(layers[i].weight);
+    if (it != o.per_layer.end()) t[i] = it->second;
+  }
+  return t;
+}
+
+Result<std::vector<BlockMask>> SelectMasks(const std::vector<BlockLayer>& layers,
+                                           const std::vector<std::vector<double>>& scores,
+                                           const SelectOptions& o, double level,
+                                           const std::vector<BlockMask>* previous) {
+  WBS_RETURN_IF_ERROR(ValidateSelectOptions(o, layers));
+  if (scores.size() != layers.size() || (previous && previous->size() != layers.size())) {
+    return Internal("SelectMasks: {} layers, {} score sets, {} previous masks", layers.size(),
+                    scores.size(), previous ? previous->size() : 0);
+  }
+  if (!(level >= 0.0 && level <= o.sparsity + 1e-12)) {
+    return InvalidArgument("sparsity level {} is not in [0, {}]", level, o.sparsity);
+  }
+  std::vector<sparse::LayerScores> ls(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const BlockLayer& l = layers[i];
+    if (static_cast<int64_t>(scores[i].size()) != l.num_blocks()) {
+      return Internal("layer '{}': {} scores for {} blocks", l.node, scores[i].size(),
+                      l.num_blocks());
+    }
+    ls[i] = {scores[i], l.rows, l.cols};
+    if (previous) {
+      const BlockMask& p = (*previous)[i];
+      if (p.rows != l.rows || p.cols != l.cols) {
+        return Internal("layer '{}': previous mask {}x{} for {}x{} blocks", l.node, p.rows, p.cols,
+                        l.rows, l.cols);
+      }
+      for (size_t b = 0; b < p.keep.size(); ++b)
+        if (!p.keep[b]) ls[i].scores[b] = kZeroedScore;
+    }
+  }
+  sparse::SparsifyOptions so;
+  so.rules.block_rows = layers.empty() ? 8 : layers[0].block_rows;
+  so.rules.block_cols = layers.empty() ? 8 : layers[0].block_cols;
+  so.global = o.global;
+  so.min_layer = o.min_layer;
+  so.max_layer = o.max_layer;
+  so.keep_channels = o.keep_channels;
+  so.seed = o.seed;
+  std::vector<std::vector<uint8_t>> keep;
+  if (o.per_layer.empty()) {
+    so.sparsity = level;
+    WBS_ASSIGN_OR_RETURN(keep, sparse::ChooseBlocks(ls, so));
+  } else {
+    // Each layer on its own, at its target scaled like the schedule's level.
+    const std::vector<double> targets = LayerTargets(layers, o);
+    const double scale = o.sparsity > 0.0 ? level / o.sparsity : 1.0;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      so.sparsity = std::clamp(targets[i] * scale, 0.0, 1.0);
+      WBS_ASSIGN_OR_RETURN(auto k, sparse::ChooseBlocks({ls[i]}, so));
+      keep.push_back(std::move(k[0]));
+    }
+  }
+  std::vector<BlockMask> masks;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const BlockLayer& l = layers[i];
+    BlockMask m = BlockMask::AllKept(l.block_rows, l.block_cols, l.rows, l.cols, l.layout);
+    m.keep = std::move(keep[i]);
+    if (previous) {
+      const BlockMask& p = (*previous)[i];
+      for (size_t b = 0; b < p.keep.size(); ++b) {
+        if (!p.keep[b] && m.keep[b]) {
+          return Internal("layer '{}': level {} would revive zeroed block {}", l.node, level, b);
+        }
+      }
+    }
+    masks.push_back(std::move(m));
+  }
+  return masks;
+}
+
+Result<std::vector<std::vector<double>>> MagnitudeScores(GraphModule& module,
+                                                         const std::vector<BlockLayer>& layers,
+                                                         sparse::Score score) {
+  std::vector<std::vector<double>> out;
+  for (const BlockLayer& l : layers) {
+    torch::Tensor w =
+        module.weight(l.weight).detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    Shape shape(w.sizes().begin(), w.sizes().end());
+    // A view of the torch storage: `w` outlives the call.
+    Tensor t = Tensor::Wrap(DType::kF32, shape, w.data_ptr<float>(), nullptr);
+    Result<std::vector<double>> s =
+        sparse::BlockScores(t, l.layout, l.block_rows, l.block_cols, score);
+    if (!s.ok()) return s.status().WithContext("layer '" + l.node + "'");
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+std::vector<double> BlockSums(const torch::Tensor& t, const BlockLayer& l) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = OutInKernel(t.detach().to(torch::kCPU, torch::kFloat64), l).sum(2);
+  const int64_t pr = l.rows * l.block_rows - l.view.cout;
+  const int64_t pc = l.cols * l.block_cols - l.view.cin;
+  if (pr > 0 || pc > 0) x = torch::constant_pad_nd(x, {0, pc, 0, pr});
+  x = x.reshape({l.rows, l.block_rows, l.cols, l.block_cols}).sum({1, 3}).contiguous();
+  const double* p = x.data_ptr<double>();
+  return std::vector<double>(p, p + x.numel());
+}
+
+torch::Tensor ExpandBlocks(const torch::Tensor& blocks, const BlockLayer& l,
+                           const torch::Tensor& weight) {
+  torch::Tensor e = blocks.repeat_interleave(l.block_rows, 0)
+                        .repeat_interleave(l.block_cols, 1)
+                        .narrow(0, 0, l.view.cout)
+                        .narrow(1, 0, l.view.cin);
+  if (l.layout == MaskLayout::kInOut) return e.t();
+  std::vector<int64_t> shape = {l.view.cout, l.view.cin};
+  for (int64_t d = 2; d < weight.dim(); ++d) shape.push_back(1);
+  return e.reshape(shape);
+}
+
+torch::Tensor MaskTensor(const BlockMask& mask, torch::Device device) {
+  torch::Tensor t = torch::empty({mask.rows, mask.cols}, torch::kFloat32);
+  float* p = t.data_ptr<float>();
+  for (size_t i = 0; i < mask.keep.size(); ++i) p[i] = mask.keep[i] ? 1.0f : 0.0f;
+  return t.to(device);
+}
+
+double BlockSparsity(const std::vector<BlockMask>& masks) {
+  int64_t zero = 0, all = 0;
+  for (const BlockMask& m : masks) {
+    zero += m.num_zero();
+    all += m.num_blocks();
+  }
+  return all ? static_cast<double>(zero) / static_cast<double>(all) : 0.0;
+}
+
+}  // namespace wbs::train
