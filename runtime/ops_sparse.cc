@@ -1,0 +1,395 @@
+// Block-sparse Conv / Gemm / MatMul operators and the per-layer cost rule
+// (contract in ops_sparse.h).
+#include "runtime/ops_sparse.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/block_mask.h"
+#include "core/block_sparse.h"
+#include "core/logging.h"
+#include "kernels/sparse/bsr_conv_plan.h"
+#include "runtime/operator.h"
+#include "runtime/ops_nn_common.h"
+
+namespace wbs::runtime {
+
+SparseMode SparseModeFromEnv() {
+  static const SparseMode mode = [] {
+    const char* v = std::getenv("WBS_SPARSE");
+    if (v == nullptr || std::string(v) == "auto" || std::string(v).empty())
+      return SparseMode::kAuto;
+    if (std::string(v) == "0") {
+      WBS_LOG_INFO("WBS_SPARSE=0: block-sparse kernels disabled, dense layers only");
+      return SparseMode::kOff;
+    }
+    if (std::string(v) == "1") {
+      WBS_LOG_INFO("WBS_SPARSE=1: every layer with a zero 8x8 block runs block-sparse");
+      return SparseMode::kForce;
+    }
+    WBS_LOG_WARN("WBS_SPARSE='{}' is not 0|1|auto; using auto", v);
+    return SparseMode::kAuto;
+  }();
+  return mode;
+}
+
+// The cost model. t_sparse / t_dense = a * kept + b per class, least squares
+// over the 1- and 2-thread medians of
+//   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --benchmark_min_time=0.3
+// (ResNet-50's 23 distinct conv shapes at 0/25/50/75/90% random-mask block
+// sparsity, docs/BENCHMARKS_SPARSE.md, commit f7c3d82, this machine) and, for
+// Gemm, of `wbs_bench_models --sparse_gemm` (bench/bench_models.cc). The
+// classes are what the measurements separate: the output plane's size (the
+// kernel vectorizes over output positions, so a 7x7 plane fills 49 of 64
+// lanes and per-tile overhead is amortized over fewer positions) and
+// whether the input is first copied into stride phases.
+namespace {
+
+struct CostClass {
+  int64_t min_positions;  // applies to planes with at least this many positions
+  bool strided;
+  double a, b;
+};
+// Fitted values (max abs residual of t_sparse/t_dense in parentheses):
+// >= 700 positions s1 (0.23, one preempted sample; others < 0.1), s2 (0.09);
+// 150..699 s1 (0.06), s2 (0.06); < 150 s1/s2 (0.55/0.87: 2-thread outliers
+// from preemption; the 1-thread samples fit within 0.1).
+constexpr CostClass kConvCost[] = {
+    {700, false, 0.949, 0.054}, {700, true, 0.895, 0.097}, {150, false, 1.146, 0.034},
+    {150, true, 1.095, 0.082},  {0, false, 1.497, 0.013},  {0, true, 1.525, 0.0},
+};
+
+}  // namespace
+
+// Gemm with few rows (batch-1 classifiers): the kernel vectorizes over the
+// rows, so at 1 row it runs one useful lane per vector and does the work of
+// a scalar loop; oneDNN's GEMV streams the weight at memory bandwidth.
+// Measured (see above) for the FC layers of ResNet-50 and VGG-16.
+constexpr double kGemmFewRowsA = 2.2, kGemmFewRowsB = 0.05;
+constexpr int64_t kGemmFewRows = 16;
+
+double EstimateSparseOverDense(const SparseLayerShape& s) {
+  const double kept = std::clamp(s.kept, 0.0, 1.0);
+  if (s.gemm && s.out_positions < kGemmFewRows) return kGemmFewRowsA * kept + kGemmFewRowsB;
+  const bool strided = s.stride > 1;
+  for (const CostClass& c : kConvCost)
+    if (s.out_positions >= c.min_positions && c.strided == strided) return c.a * kept + c.b;
+  return 1e9;  // unreachable: the last classes start at 0 positions
+}
+
+namespace {
+
+using kernels::sparse::BsrConvPlan;
+constexpr int kBlock = 8;  // the block edge the AVX kernels take (bsr8xn)
+
+// Scratch shared by every sparse operator run from this thread: operators
+// of a session run one after the other, so one buffer sized for the largest
+// layer serves all of them (and stays warm in cache).
+float* ThreadScratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats) buf.resize(floats);
+  return buf.data();
+}
+
+// The clamp a BSR kernel can fuse: none, Relu, Clip.
+bool IsClamp(const kernels::ref::Activation& a) {
+  using K = kernels::ref::ActivationKind;
+  return a.kind == K::kNone || a.kind == K::kRelu || a.kind == K::kClip;
+}
+
+bool AllStatic(const ir::ValueInfo& v) {
+  if (!v.has_shape) return false;
+  return std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
+}
+
+// The compressed weight of `w` (rank 2 [COUT, CIN] or 4), from the weight
+// value's 8x8 mask when it has one that agrees with the zeros, else from
+// its all-zero 8x8 blocks.
+Result<BlockSparseWeight> Compress(const ir::Node& node, const ir::Value* wv, const Tensor& w) {
+  if (wv && wv->block_mask && wv->block_mask->block_rows == kBlock &&
+      wv->block_mask->block_cols == kBlock) {
+    const BlockMask& m = *wv->block_mask;
+    // A transposed copy keeps the mask's rows (COUT blocks) and columns.
+    BlockMask oi = m;
+    oi.layout = MaskLayout::kOutIn;
+    Status fits = CheckMaskAgainstWeight(oi, w, "weight '" + wv->name + "'");
+    if (fits.ok()) return BlockSparseWeight::FromDenseMasked(w, oi);
+    WBS_LOG_WARN("{}: block mask ignored ({}); zero blocks are detected instead", node.Describe(),
+                 fits.message());
+  }
+  return BlockSparseWeight::FromDense(w, kBlock, kBlock);
+}
+
+// Logs the per-layer decision and says whether to go sparse.
+bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerShape& shape) {
+  const BlockSparseStats st = w.Stats();
+  const double est = EstimateSparseOverDense(shape);
+  const bool force = SparseModeFromEnv() == SparseMode::kForce;
+  const bool sparse = force || est <= kSparseChooseBelow;
+  WBS_LOG_INFO("{}: sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}",
+               node.name.empty() ? node.Describe() : node.name, 100.0 * st.block_sparsity(), est,
+               sparse ? "sparse" : "dense", force ? " (WBS_SPARSE=1)" : "");
+  return sparse;
+}
+
+class SparseConvOp final : public Operator {
+ public:
+  // nullptr: declined (the wrapped factory is tried next).
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
+    const ir::Node& node = *args.node;
+    const auto& in = args.inputs;
+    const bool has_bias = in.size() > 2 && in[2].present;
+    const bool residual = in.size() > 3 && in[3].present;
+    if (in.size() < 2 || !in[0].present || in[0].dtype != DType::kF32 || !AllStatic(in[0]) ||
+        in[1].value == nullptr || in[1].value->dtype() != DType::kF32 ||
+        (has_bias && in[2].dtype != DType::kF32) || (residual && in[3].dtype != DType::kF32) ||
+        args.outputs.empty() || args.outputs[0].dtype != DType::kF32)
+      return std::unique_ptr<Operator>();
+    const Tensor& w = *in[1].value;
+    if ((w.rank() != 3 && w.rank() != 4) || in[0].rank() != w.rank() ||
+        node.GetInt("group", 1) != 1)
+      return std::unique_ptr<Operator>();
+    Result<kernels::ref::ConvParams> p = ResolveConvParams(node, in[0].shape, w.shape(), false);
+    if (!p.ok() || p->group != 1 || !IsClamp(p->activation) || NumElements(in[0].shape) == 0)
+      return std::unique_ptr<Operator>();  // the dense chain reports bad geometry
+
+    // 1-D convs are 2-D ones with a 1-high kernel.
+    WBS_ASSIGN_OR_RETURN(Tensor w4, w.rank() == 4 ? Result<Tensor>(w)
+                                                  : w.Reshaped({w.dim(0), w.dim(1), 1, w.dim(2)}));
+    auto op = std::unique_ptr<SparseConvOp>(new SparseConvOp(node, has_bias, residual));
+    WBS_ASSIGN_OR_RETURN(BlockSparseWeight bsr, Compress(node, node.input(1), w4));
+    if (bsr.nnz_blocks() == bsr.block_rows() * bsr.block_cols()) {
+      WBS_LOG_DEBUG("{}: no zero 8x8 block, dense", node.Describe());
+      return std::unique_ptr<Operator>();
+    }
+    op->w_ = std::make_unique<BlockSparseWeight>(std::move(bsr));
+    SparseLayerShape shape;
+    shape.out_positions = p->out[1] * p->out[2];
+    shape.stride = std::max(p->stride[1], p->stride[2]);
+    shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
+    if (!Decide(node, *op->w_, shape)) return std::unique_ptr<Operator>();
+    Result<BsrConvPlan> plan = BsrConvPlan::Create(*p, *op->w_);
+    if (!plan.ok()) {
+      WBS_LOG_DEBUG("{}: block-sparse plan declined: {}", node.Describe(), plan.status().message());
+      return std::unique_ptr<Operator>();
+    }
+    op->plan_ = std::make_unique<BsrConvPlan>(std::move(plan).value());
+    op->x_shape_ = in[0].shape;
+    op->y_shape_ = {p->batch, p->out_channels};
+    for (int i = kernels::ref::kMaxConvSpatialRank - p->spatial_rank;
+         i < kernels::ref::kMaxConvSpatialRank; ++i)
+      op->y_shape_.push_back(p->out[i]);
+    op->impl_ = std::string("sparse:") + op->plan_->kernel().name;
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    const Tensor* x = InputOrNull(inputs, 0);
+    if (x == nullptr || outputs.empty() || outputs[0] == nullptr)
+      return InvalidArgument("{}: missing input X or output Y", node_.Describe());
+    Tensor& y = *outputs[0];
+    if (x->dtype() != DType::kF32 || x->shape() != x_shape_ || y.dtype() != DType::kF32 ||
+        y.shape() != y_shape_)
+      return InvalidArgument(
+          "{}: block-sparse conv was planned for X f32{} -> Y f32{}, got {} -> {}",
+          node_.Describe(), ShapeToString(x_shape_), ShapeToString(y_shape_), x->Describe(),
+          y.Describe());
+    const Tensor* b = InputOrNull(inputs, 2);
+    if ((b != nullptr) != has_bias_ ||
+        (b && (b->dtype() != DType::kF32 || b->shape() != Shape{y_shape_[1]})))
+      return InvalidArgument("{}: bias must be f32[{}], got {}", node_.Describe(), y_shape_[1],
+                             b ? b->Describe() : "none");
+    const Tensor* r = InputOrNull(inputs, 3);
+    if ((r != nullptr) != residual_ || (r && (r->dtype() != DType::kF32 || r->shape() != y_shape_)))
+      return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
+                             ShapeToString(y_shape_), r ? r->Describe() : "none");
+    float* scratch = ThreadScratch(static_cast<size_t>(plan_->scratch_floats()));
+    plan_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch,
+               std::max(1, ctx.num_threads), r ? r->data<float>() : nullptr);
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return impl_; }
+
+ private:
+  SparseConvOp(const ir::Node& node, bool has_bias, bool residual)
+      : node_(node), has_bias_(has_bias), residual_(residual) {}
+
+  ir::Node node_;  // a copy: attributes and name outlive the graph
+  bool has_bias_, residual_;
+  std::unique_ptr<BlockSparseWeight> w_;  // the plan points into it
+  std::unique_ptr<BsrConvPlan> plan_;
+  Shape x_shape_, y_shape_;
+  std::string impl_;
+};
+
+// Gemm (transA = 0) and MatMul with a constant 2-D weight: Y[R, N] =
+// act(A[R, K] W^T + bias) as Y^T = W A^T, a 1x1 conv over an R-wide plane.
+class SparseGemmOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args, bool matmul) {
+    const ir::Node& node = *args.node;
+    const auto& in = args.inputs;
+    if (in.size() < 2 || !in[0].present || in[0].dtype != DType::kF32 || !AllStatic(in[0]) ||
+        in[0].rank() < 2 || in[1].value == nullptr || in[1].value->dtype() != DType::kF32 ||
+        in[1].value->rank() != 2 || args.outputs.empty() || args.outputs[0].dtype != DType::kF32 ||
+        !AllStatic(args.outputs[0]))
+      return std::unique_ptr<Operator>();
+    const Tensor& b = *in[1].value;
+    bool trans_b = false;
+    std::vector<float> bias;
+    if (!matmul) {
+      if (in[0].rank() != 2 || node.GetInt("transA", 0) != 0 ||
+          node.GetFloat("alpha", 1.0f) != 1.0f)
+        return std::unique_ptr<Operator>();
+      trans_b = node.GetInt("transB", 0) != 0;
+      const float beta = node.GetFloat("beta", 1.0f);
+      const int64_t n = trans_b ? b.dim(0) : b.dim(1);
+      if (in.size() > 2 && in[2].present && beta != 0.0f) {
+        // Only a constant C that is the same for every row: a bias of N.
+        if (in[2].value == nullptr || in[2].value->dtype() != DType::kF32)
+          return std::unique_ptr<Operator>();
+        const Tensor& c = *in[2].value;
+        const int64_t cn = c.rank() == 0 ? 1 : c.dim(-1);
+        const int64_t cm = c.rank() == 2 ? c.dim(0) : 1;
+        if (c.rank() > 2 || cm != 1 || (cn != 1 && cn != n)) return std::unique_ptr<Operator>();
+        bias.resize(static_cast<size_t>(n));
+        for (int64_t j = 0; j < n; ++j)
+          bias[static_cast<size_t>(j)] = beta * c.data<float>()[cn == 1 ? 0 : j];
+      }
+    }
+    Result<kernels::ref::Activation> act = FusedActivationOf(node);
+    if (!act.ok() || !IsClamp(*act)) return std::unique_ptr<Operator>();
+    const int64_t k = trans_b ? b.dim(1) : b.dim(0), n = trans_b ? b.dim(0) : b.dim(1);
+    if (in[0].shape.back() != k || k == 0 || n == 0) return std::unique_ptr<Operator>();
+    const int64_t rows = NumElements(in[0].shape) / k;
+    if (rows == 0) return std::unique_ptr<Operator>();
+
+    // W [N, K]: B itself when transB, else B transposed.
+    Tensor w = b;
+    if (!trans_b) {
+      w = Tensor(DType::kF32, {n, k});
+      const float* src = b.data<float>();
+      float* dst = w.data<float>();
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < n; ++j) dst[j * k + i] = src[i * n + j];
+    }
+    WBS_ASSIGN_OR_RETURN(BlockSparseWeight bsr, Compress(node, node.input(1), w));
+    if (bsr.nnz_blocks() == bsr.block_rows() * bsr.block_cols()) {
+      WBS_LOG_DEBUG("{}: no zero 8x8 block, dense", node.Describe());
+      return std::unique_ptr<Operator>();
+    }
+    auto op = std::unique_ptr<SparseGemmOp>(new SparseGemmOp(node));
+    op->w_ = std::make_unique<BlockSparseWeight>(std::move(bsr));
+    SparseLayerShape shape;
+    shape.gemm = true;
+    shape.out_positions = rows;
+    shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
+    if (!Decide(node, *op->w_, shape)) return std::unique_ptr<Operator>();
+    // BsrConvPlan::CreateGemm without the activation: the same 1x1 conv.
+    kernels::ref::ConvParams p;
+    p.in_channels = k;
+    p.out_channels = n;
+    p.in = {1, 1, rows};
+    p.out = {1, 1, rows};
+    p.spatial_rank = 1;
+    p.activation = *act;
+    Result<BsrConvPlan> plan = BsrConvPlan::Create(p, *op->w_);
+    if (!plan.ok()) {
+      WBS_LOG_DEBUG("{}: block-sparse plan declined: {}", node.Describe(), plan.status().message());
+      return std::unique_ptr<Operator>();
+    }
+    op->plan_ = std::make_unique<BsrConvPlan>(std::move(plan).value());
+    op->bias_ = std::move(bias);
+    op->a_shape_ = in[0].shape;
+    op->y_shape_ = args.outputs[0].shape;
+    op->rows_ = rows;
+    op->k_ = k;
+    op->n_ = n;
+    if (NumElements(op->y_shape_) != rows * n)
+      return Internal("{}: output {} is not {} x {}", node.Describe(), ShapeToString(op->y_shape_),
+                      rows, n);
+    op->impl_ = std::string("sparse:") + op->plan_->kernel().name;
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    const Tensor* a = InputOrNull(inputs, 0);
+    if (a == nullptr || outputs.empty() || outputs[0] == nullptr)
+      return InvalidArgument("{}: missing input A or output Y", node_.Describe());
+    Tensor& y = *outputs[0];
+    if (a->dtype() != DType::kF32 || a->shape() != a_shape_ || y.dtype() != DType::kF32 ||
+        y.shape() != y_shape_)
+      return InvalidArgument(
+          "{}: block-sparse gemm was planned for A f32{} -> Y f32{}, got {} -> {}",
+          node_.Describe(), ShapeToString(a_shape_), ShapeToString(y_shape_), a->Describe(),
+          y.Describe());
+    const int threads = std::max(1, ctx.num_threads);
+    const float* bias = bias_.empty() ? nullptr : bias_.data();
+    if (rows_ == 1) {
+      // [1, K] and [1, N] are already the [K, 1] / [N, 1] planes.
+      float* scratch = ThreadScratch(static_cast<size_t>(plan_->scratch_floats()));
+      plan_->Run(a->data<float>(), bias, y.data<float>(), scratch, threads);
+      return Status::Ok();
+    }
+    // A^T [K, R] and Y^T [N, R] in scratch, after the plan's own scratch.
+    const size_t plan_floats = static_cast<size_t>(plan_->scratch_floats());
+    float* scratch = ThreadScratch(plan_floats + static_cast<size_t>((k_ + n_) * rows_));
+    float* at = scratch + plan_floats;
+    float* yt = at + k_ * rows_;
+    const float* src = a->data<float>();
+    for (int64_t r = 0; r < rows_; ++r)
+      for (int64_t i = 0; i < k_; ++i) at[i * rows_ + r] = src[r * k_ + i];
+    plan_->Run(at, bias, yt, plan_floats ? scratch : nullptr, threads);
+    float* dst = y.data<float>();
+    for (int64_t j = 0; j < n_; ++j)
+      for (int64_t r = 0; r < rows_; ++r) dst[r * n_ + j] = yt[j * rows_ + r];
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return impl_; }
+
+ private:
+  explicit SparseGemmOp(const ir::Node& node) : node_(node) {}
+
+  ir::Node node_;
+  std::unique_ptr<BlockSparseWeight> w_;
+  std::unique_ptr<BsrConvPlan> plan_;
+  std::vector<float> bias_;  // beta * C over N, or empty
+  Shape a_shape_, y_shape_;
+  int64_t rows_ = 1, k_ = 1, n_ = 1;
+  std::string impl_;
+};
+
+// Sparse first, then `dense` (the factory registered before, if any).
+OperatorFactory Wrap(OperatorFactory sparse, OperatorFactory dense) {
+  return [sparse = std::move(sparse),
+          dense = std::move(dense)](const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
+    if (SparseModeFromEnv() != SparseMode::kOff) {
+      WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, sparse(args));
+      if (op) return op;
+    }
+    if (dense) return dense(args);
+    return std::unique_ptr<Operator>();
+  };
+}
+
+}  // namespace
+
+void RegisterSparseOperators() {
+  RegisterOperator("Conv", Backend::kFast,
+                   Wrap(SparseConvOp::Create, FindOperatorFactory("Conv", Backend::kFast)));
+  RegisterOperator("Gemm", Backend::kFast,
+                   Wrap([](const OpCreateArgs& a) { return SparseGemmOp::Create(a, false); },
+                        FindOperatorFactory("Gemm", Backend::kFast)));
+  RegisterOperator("MatMul", Backend::kFast,
+                   Wrap([](const OpCreateArgs& a) { return SparseGemmOp::Create(a, true); },
+                        FindOperatorFactory("MatMul", Backend::kFast)));
+}
+
+}  // namespace wbs::runtime

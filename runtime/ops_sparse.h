@@ -1,0 +1,59 @@
+// Block-sparse fast paths for Conv, Gemm and MatMul (issue 3 part 4): the
+// runtime's choice, per layer, between our BSR kernels (kernels/sparse,
+// BsrConvPlan) and oneDNN dense.
+//
+// RegisterSparseOperators() (called by the registry after the oneDNN
+// operators) wraps the kFast factory already registered for each op: the
+// sparse factory looks at the layer first and, when it declines or the cost
+// rule prefers dense, calls the wrapped factory (oneDNN, which may decline
+// too, then the reference runs). So the order is sparse -> oneDNN ->
+// reference.
+//
+// A layer can run sparse when its weight is a constant f32 tensor with at
+// least one all-zero 8x8 block (Conv: 8 output x 8 input channels x the
+// whole kernel; a weight whose Value carries an 8x8 block_mask uses that
+// mask, which must agree with the zeros) and:
+//   Conv: group 1, 1-D/2-D, static input shape, fused activation
+//         none/Relu/Clip, optional bias and fused residual (input 3);
+//   Gemm: transA = 0, alpha = 1, C absent or a constant broadcast over rows
+//         (a bias), fused activation none/Relu/Clip;
+//   MatMul: A of rank >= 2 with a static shape, constant 2-D B.
+// Activations are plain (NCHW / row-major) in and out: the operator keeps
+// the default layout negotiation, so oneDNN neighbours hand it plain
+// tensors and read plain ones back.
+//
+// Environment (read once, logged at info level):
+//   WBS_SPARSE=0   never sparse (the oneDNN/ref chain as before)
+//   WBS_SPARSE=1   sparse wherever possible, whatever the cost rule says
+//                  (tests; a dense weight still never goes sparse)
+//   unset / auto   the cost rule below decides per layer
+#pragma once
+
+#include <cstdint>
+
+namespace wbs::runtime {
+
+enum class SparseMode { kAuto, kOff, kForce };
+// WBS_SPARSE, read once (an unknown value warns and means auto).
+SparseMode SparseModeFromEnv();
+
+// What the cost rule sees of one layer.
+struct SparseLayerShape {
+  int64_t out_positions = 1;  // Conv: OH*OW per image; Gemm/MatMul: rows of A
+  int64_t stride = 1;         // Conv: largest spatial stride; 1 for Gemm
+  bool gemm = false;
+  double kept = 1.0;  // fraction of 8x8 blocks stored (1 - block sparsity)
+};
+
+// Estimated time of the sparse kernel relative to oneDNN dense on the same
+// layer (< 1: sparse is faster). A linear model a * kept + b per shape
+// class, fitted to wbs_bench_sparse medians on this machine (see the table
+// and the command in ops_sparse.cc).
+double EstimateSparseOverDense(const SparseLayerShape& s);
+// The cost rule: sparse when the estimate is at most this. Below 1 because
+// the measured dense side converted plain NCHW in and out, while in a
+// session oneDNN neighbours exchange blocked tensors and a sparse layer
+// between them costs them their reorders.
+inline constexpr double kSparseChooseBelow = 0.9;
+
+}  // namespace wbs::runtime
