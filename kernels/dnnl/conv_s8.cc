@@ -1,0 +1,175 @@
+#include "kernels/dnnl/conv_s8.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <optional>
+#include <unordered_map>
+
+#include "core/quant_math.h"
+#include "kernels/dnnl/dnnl_common.h"
+
+namespace wbs::kernels::onednn {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+Result<std::unique_ptr<S8ConvPrimitive>> S8ConvPrimitive::Create(const ref::ConvParams& p,
+                                                                 const int8_t* w,
+                                                                 const sparse::S8QuantParams& q,
+                                                                 S8ConvMode mode) {
+  if (p.spatial_rank > 2 || p.in[0] != 1 || p.kernel[0] != 1)
+    return Unimplemented("oneDNN int8 conv: only 1-D and 2-D convolutions");
+  if (p.group < 1 || p.in_channels % p.group || p.out_channels % p.group)
+    return InvalidArgument("oneDNN int8 conv: group {} does not divide C {} / M {}", p.group,
+                           p.in_channels, p.out_channels);
+  const int64_t m = p.out_channels, cg = p.in_channels / p.group;
+  const int64_t kh = p.kernel[1], kw = p.kernel[2], ksz = cg * kh * kw;
+  if (q.requant.size() != 1 && static_cast<int64_t>(q.requant.size()) != m)
+    return InvalidArgument("oneDNN int8 conv: {} requantization multipliers for {} channels",
+                           q.requant.size(), m);
+  if (!q.bias.empty() && static_cast<int64_t>(q.bias.size()) != m)
+    return InvalidArgument("oneDNN int8 conv: {} biases for {} channels", q.bias.size(), m);
+  if (q.lo > q.hi || q.lo < -128 || q.hi > 255 || (q.lo < 0 && q.hi > 127))
+    return InvalidArgument("oneDNN int8 conv: clamp [{}, {}] is not inside u8 or s8", q.lo, q.hi);
+  std::unique_ptr<S8ConvPrimitive> c(new S8ConvPrimitive());
+  c->p_ = p;
+  c->mode_ = mode;
+  c->x_signed_ = q.x_signed;
+  c->zx_u8_ = static_cast<uint8_t>(q.x_zero_point + (q.x_signed ? 128 : 0));
+  c->zy_ = q.y_zero_point;
+  c->lo_ = q.lo;
+  c->hi_ = q.hi;
+  c->multiplier_.resize(static_cast<size_t>(m));
+  c->shift_.resize(static_cast<size_t>(m));
+  c->bias_eff_.resize(static_cast<size_t>(m));
+  for (int64_t o = 0; o < m; ++o) {
+    const Requant r = q.requant.size() == 1 ? q.requant[0] : q.requant[static_cast<size_t>(o)];
+    c->multiplier_[static_cast<size_t>(o)] = r.multiplier;
+    c->shift_[static_cast<size_t>(o)] = r.shift;
+    uint32_t sum = 0;
+    for (int64_t i = 0; i < ksz; ++i) sum += static_cast<uint32_t>(int32_t{w[o * ksz + i]});
+    const uint32_t b = static_cast<uint32_t>(q.bias.empty() ? 0 : q.bias[static_cast<size_t>(o)]);
+    c->bias_eff_[static_cast<size_t>(o)] = static_cast<int32_t>(b - uint32_t{c->zx_u8_} * sum);
+  }
+  const bool exact = mode == S8ConvMode::kExact;
+  const int64_t oh = p.out[1], ow = p.out[2];
+  c->hp_ = exact ? (oh - 1) * p.stride[1] + (kh - 1) * p.dilation[1] + 1 : p.in[1];
+  c->wp_ = exact ? (ow - 1) * p.stride[2] + (kw - 1) * p.dilation[2] + 1 : p.in[2];
+  try {
+    const memory::dims src_dims = {p.batch, p.in_channels, c->hp_, c->wp_};
+    const memory::dims dst_dims = {p.batch, m, oh, ow};
+    const memory::dims w_dims =
+        p.group == 1 ? memory::dims{m, cg, kh, kw} : memory::dims{p.group, m / p.group, cg, kh, kw};
+    const memory::dims strides = {p.stride[1], p.stride[2]};
+    const memory::dims dil = {p.dilation[1] - 1, p.dilation[2] - 1};
+    const memory::dims pad_l =
+        exact ? memory::dims{0, 0} : memory::dims{p.pad_begin[1], p.pad_begin[2]};
+    const memory::dims pad_r =
+        exact ? memory::dims{0, 0} : memory::dims{p.pad_end[1], p.pad_end[2]};
+    const memory::desc src_md(src_dims, dt::u8, exact ? tag::nhwc : tag::any);
+    const memory::desc w_md(w_dims, dt::s8, tag::any);
+    const memory::desc dst_md(dst_dims, exact ? dt::s32 : (q.lo < 0 ? dt::s8 : dt::u8),
+                              exact ? tag::nhwc : tag::any);
+    dnnl::primitive_attr attr;
+    std::optional<memory::desc> bias_md;
+    if (!exact) {
+      std::vector<float> scales(static_cast<size_t>(m));
+      for (int64_t o = 0; o < m; ++o)
+        scales[static_cast<size_t>(o)] = static_cast<float>(
+            Requant{c->multiplier_[static_cast<size_t>(o)], c->shift_[static_cast<size_t>(o)]}
+                .real());
+      attr.set_output_scales(1 << 1, scales);
+      dnnl::post_ops ops;
+      if (q.lo == q.y_zero_point) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
+      attr.set_post_ops(ops);
+      bias_md = memory::desc({m}, dt::s32, tag::x);
+    }
+    dnnl::convolution_forward::desc d =
+        bias_md ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::convolution_direct, src_md, w_md,
+                                                  *bias_md, dst_md, strides, dil, pad_l, pad_r)
+                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::convolution_direct, src_md, w_md,
+                                                  dst_md, strides, dil, pad_l, pad_r);
+    dnnl::convolution_forward::primitive_desc pd(d, attr, CpuEngine());
+    c->impl_ = pd.impl_info_str();
+    c->prim_ = dnnl::convolution_forward(pd);
+    c->src_ = memory(pd.src_desc(), CpuEngine());
+    c->dst_ = memory(pd.dst_desc(), CpuEngine());
+    c->weights_ = memory(pd.weights_desc(), CpuEngine());
+    const memory::desc user_w(w_dims, dt::s8, p.group == 1 ? tag::oihw : tag::goihw);
+    memory user(user_w, CpuEngine(), const_cast<int8_t*>(w));
+    dnnl::reorder(user, c->weights_).execute(ThreadStream(), user, c->weights_);
+    if (bias_md) {
+      c->bias_ = memory(*bias_md, CpuEngine());
+      int32_t* b = static_cast<int32_t*>(c->bias_.get_data_handle());
+      for (int64_t o = 0; o < m; ++o) b[o] = q.bias.empty() ? 0 : q.bias[static_cast<size_t>(o)];
+    }
+    // Defined contents for RunPrimitiveOnly() (the benchmark).
+    std::fill_n(static_cast<uint8_t*>(c->src_.get_data_handle()), pd.src_desc().get_size(),
+                c->zx_u8_);
+    ThreadStream().wait();
+  } catch (const dnnl::error& e) {
+    return FromDnnlError(e, "oneDNN int8 conv");
+  }
+  return c;
+}
+
+void S8ConvPrimitive::PadInput(const uint8_t* x, int64_t n) {
+  const ref::ConvParams& p = p_;
+  const int64_t c = p.in_channels, h = p.in[1], w = p.in[2];
+  const uint8_t flip = x_signed_ ? 0x80 : 0;
+  uint8_t* dst = static_cast<uint8_t*>(src_.get_data_handle()) + n * hp_ * wp_ * c;
+  const uint8_t* src = x + n * c * h * w;
+  std::fill_n(dst, hp_ * wp_ * c, zx_u8_);
+  for (int64_t yp = 0; yp < hp_; ++yp) {
+    const int64_t iy = yp - p.pad_begin[1];
+    if (iy < 0 || iy >= h) continue;
+    for (int64_t xp = 0; xp < wp_; ++xp) {
+      const int64_t ix = xp - p.pad_begin[2];
+      if (ix < 0 || ix >= w) continue;
+      uint8_t* d = dst + (yp * wp_ + xp) * c;
+      for (int64_t ch = 0; ch < c; ++ch) d[ch] = src[(ch * h + iy) * w + ix] ^ flip;
+    }
+  }
+}
+
+Status S8ConvPrimitive::RunPrimitiveOnly() {
+  try {
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
+    if (mode_ == S8ConvMode::kNative) args[DNNL_ARG_BIAS] = bias_;
+    prim_.execute(ThreadStream(), args);
+    ThreadStream().wait();
+  } catch (const dnnl::error& e) {
+    return FromDnnlError(e, "oneDNN int8 conv");
+  }
+  return Status::Ok();
+}
+
+Status S8ConvPrimitive::Run(const uint8_t* x, uint8_t* y) {
+  if (mode_ != S8ConvMode::kExact)
+    return InvalidArgument("oneDNN int8 conv: Run() needs kExact (kNative rounds like oneDNN)");
+  const ref::ConvParams& p = p_;
+  for (int64_t n = 0; n < p.batch; ++n) PadInput(x, n);
+  WBS_RETURN_IF_ERROR(RunPrimitiveOnly());
+  const int64_t m = p.out_channels, plane = p.out[1] * p.out[2];
+  const int32_t* acc = static_cast<const int32_t*>(dst_.get_data_handle());  // nhwc
+  const int64_t planes = p.batch * m;
+#pragma omp parallel for
+  for (int64_t nm = 0; nm < planes; ++nm) {
+    const int64_t n = nm / m, o = nm % m;
+    const Requant r{multiplier_[static_cast<size_t>(o)], shift_[static_cast<size_t>(o)]};
+    const uint32_t b = static_cast<uint32_t>(bias_eff_[static_cast<size_t>(o)]);
+    const int32_t* a = acc + n * plane * m + o;
+    uint8_t* yp = y + nm * plane;
+    for (int64_t i = 0; i < plane; ++i)
+      yp[i] = static_cast<uint8_t>(
+          Requantize(static_cast<int32_t>(static_cast<uint32_t>(a[i * m]) + b), r, zy_, lo_, hi_));
+  }
+  return Status::Ok();
+}
+
+}  // namespace wbs::kernels::onednn
