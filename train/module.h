@@ -53,16 +53,33 @@ class GraphModule : public torch::nn::Module {
   static Result<std::shared_ptr<GraphModule>> Create(const ir::Graph& graph,
                                                      const ModuleOptions& options = {});
 
-  // x: f32 [B, C, H, W] on the module's device -> the graph's first output
-  // (logits).
+  // x: f32 [B, C, H, W] (moved to the module's device if elsewhere) -> the
+  // graph's first output (logits). Nodes that do not reach it never run.
+  // Throws (torch convention) with the failing node named; Forward() is the
+  // same returning a Status instead.
   torch::Tensor forward(const torch::Tensor& x);
+  Result<torch::Tensor> Forward(const torch::Tensor& x);
 
-  // Names (IR constant names) of trainable weights in graph order.
+  // Names (IR constant names) of all parameters in graph order: weights,
+  // biases, BN scale/bias.
   const std::vector<std::string>& weight_names() const;
-  // The subset that may carry a block mask (sparse::FindLayers, blockable).
+  // The weights that may carry a block mask under options' block shape and
+  // the default rules (sparse::FindLayers, blockable: not the first conv, not
+  // grouped, at least one block). SetMask also accepts the first conv and
+  // weights smaller than a block; never grouped convs or shared weights.
   const std::vector<std::string>& blockable_weights() const;
-  torch::Tensor& weight(const std::string& name);  // the parameter
+  // The parameter (throws std::out_of_range for an unknown name).
+  torch::Tensor& weight(const std::string& name);
+  // BN running mean/var (IR names), registered as torch buffers.
+  const std::vector<std::string>& buffer_names() const;
+  torch::Tensor& buffer(const std::string& name);
+  // The name a parameter/buffer is registered under in torch (IR name with
+  // '.' -> '_', made unique), i.e. its key in named_parameters(); "" if none.
+  std::string torch_name(const std::string& name) const;
 
+  // The mask's layout and block grid must fit the weight (its block shape may
+  // differ from options'). Forward uses gate(W) ⊙ expand(Γ) from now on; W
+  // itself is zeroed only by ApplyMasks.
   Status SetMask(const std::string& weight, const BlockMask& mask);
   std::optional<BlockMask> mask(const std::string& weight) const;
   void ClearMasks();
@@ -72,7 +89,10 @@ class GraphModule : public torch::nn::Module {
   using Gate = std::function<torch::Tensor(const torch::Tensor& w)>;
   Status SetGate(const std::string& weight, Gate gate);  // empty gate removes it
 
-  // A copy of the source graph holding the current parameter and BN values.
+  // A copy of the source graph holding the current parameter and BN values
+  // (each weight as forward sees it: gated and masked). With fold_bn,
+  // ir's fold-batchnorm pass folds every BN it can into its conv and the
+  // folded constants keep the natural names ("<w>", "<conv>.bias").
   Result<std::unique_ptr<ir::Graph>> ExportGraph(bool fold_bn) const;
 
   // The wrapped graph (structure and names; values are the initial ones).
