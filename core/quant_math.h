@@ -47,8 +47,12 @@ inline Requant QuantizeMultiplier(double real) {
   return {static_cast<int32_t>(m), shift};
 }
 
-// A power-of-two scale 2^-k (k >= 0).
-inline Requant PowerOfTwoMultiplier(int k) { return {1, std::clamp(k, 0, 62)}; }
+// A power-of-two scale 2^-k: (1, k) for k in [0, 62]; k < 0 is a left shift
+// (2^-k, 0), saturated at 2^30; k > 62 is clamped to 62.
+inline Requant PowerOfTwoMultiplier(int k) {
+  if (k < 0) return {static_cast<int32_t>(int64_t{1} << std::min(-k, 30)), 0};
+  return {1, std::min(k, 62)};
+}
 
 inline int32_t RequantizeRaw(int32_t acc, Requant r) {
   const int64_t p = static_cast<int64_t>(acc) * r.multiplier;
@@ -63,5 +67,51 @@ inline int32_t Requantize(int32_t acc, Requant r, int32_t zero_point, int32_t lo
   const int64_t y = static_cast<int64_t>(RequantizeRaw(acc, r)) + zero_point;
   return static_cast<int32_t>(std::clamp<int64_t>(y, lo, hi));
 }
+
+// Two multipliers sharing one shift (QAdd, docs/int8.md): m_a ~= Ma * 2^-S,
+// m_b ~= Mb * 2^-S, the larger of Ma, Mb in [2^30, 2^31). Both must be > 0.
+struct RequantPair {
+  int32_t multiplier_a = 0;
+  int32_t multiplier_b = 0;
+  int32_t shift = 0;
+};
+
+inline RequantPair QuantizeMultiplierPair(double real_a, double real_b) {
+  const double big = std::max(real_a, real_b);
+  if (!(real_a > 0) || !(real_b > 0) || !std::isfinite(big)) return {0, 0, 0};
+  int exp = 0;
+  std::frexp(big, &exp);  // big = frac * 2^exp, frac in [0.5, 1)
+  int shift = std::min(31 - exp, 62);
+  for (;;) {
+    const int64_t ma = std::llround(std::ldexp(real_a, shift));
+    const int64_t mb = std::llround(std::ldexp(real_b, shift));
+    if (shift >= 0 && std::max(ma, mb) < (int64_t{1} << 31)) {
+      return {static_cast<int32_t>(ma), static_cast<int32_t>(mb), shift};
+    }
+    if (shift <= 0) return {0x7fffffff, 0x7fffffff, 0};  // absurdly large ratios
+    --shift;
+  }
+}
+
+// q = clamp(((a - za) * Ma + (b - zb) * Mb + 2^(S-1)) >> S + zy, lo, hi):
+// one rounding for the sum of two rescaled 8-bit operands.
+inline int32_t RequantizeAdd(int32_t a_minus_za, int32_t b_minus_zb, RequantPair r,
+                             int32_t zero_point, int32_t lo, int32_t hi) {
+  int64_t p = static_cast<int64_t>(a_minus_za) * r.multiplier_a +
+              static_cast<int64_t>(b_minus_zb) * r.multiplier_b;
+  if (r.shift > 0) p = (p + (int64_t{1} << (r.shift - 1))) >> r.shift;
+  return static_cast<int32_t>(std::clamp<int64_t>(p + zero_point, lo, hi));
+}
+
+// round(s / c) with ties up, c > 0: floor((2s + c) / 2c) (average pools).
+inline int32_t RoundDivHalfUp(int64_t s, int64_t c) {
+  const int64_t num = 2 * s + c, den = 2 * c;
+  int64_t q = num / den;
+  if ((num % den != 0) && (num < 0)) --q;  // floor division
+  return static_cast<int32_t>(q);
+}
+
+// Offline rounding of scales, biases and clip bounds: half away from zero.
+inline int64_t RoundHalfAway(double v) { return std::llround(v); }
 
 }  // namespace wbs

@@ -41,6 +41,7 @@ void EnsureBuiltins() {
   std::call_once(once, [] {
     RegisterNnSchemas();
     RegisterTensorSchemas();
+    RegisterQuantSchemas();
   });
 }
 }  // namespace

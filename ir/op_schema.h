@@ -61,6 +61,7 @@ Status InferShapes(Graph& graph);
 // Shape-rule groups, one file each; called once by the registry.
 void RegisterNnSchemas();      // ir/schemas_nn.cc
 void RegisterTensorSchemas();  // ir/schemas_tensor.cc
+void RegisterQuantSchemas();   // ir/schemas_quant.cc: Q/DQ and the integer ops
 
 // Helpers for inference functions.
 // Numpy-style multidirectional broadcast of two shapes.
