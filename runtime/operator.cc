@@ -33,12 +33,18 @@ void EnsureBuiltins() {
     RegisterTensorOperators();
     RegisterQuantOperators();
     RegisterDnnlOperators();
+    RegisterSparseOperators();  // after oneDNN: it wraps those factories
   });
 }
 }  // namespace
 
 void RegisterOperator(const std::string& op_type, Backend backend, OperatorFactory factory) {
   Registry()[{op_type, backend}] = std::move(factory);
+}
+
+OperatorFactory FindOperatorFactory(const std::string& op_type, Backend backend) {
+  auto it = Registry().find({op_type, backend});
+  return it == Registry().end() ? OperatorFactory() : it->second;
 }
 
 Result<std::unique_ptr<Operator>> CreateOperator(const OpCreateArgs& args) {

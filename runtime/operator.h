@@ -72,6 +72,9 @@ using OperatorFactory = std::function<Result<std::unique_ptr<Operator>>(const Op
 // falls back to the reference factory.
 void RegisterOperator(const std::string& op_type, Backend backend, OperatorFactory factory);
 Result<std::unique_ptr<Operator>> CreateOperator(const OpCreateArgs& args);
+// The factory registered for (op type, backend), or an empty function; lets
+// a registration group wrap an earlier one (ops_sparse.h).
+OperatorFactory FindOperatorFactory(const std::string& op_type, Backend backend);
 // Op types that have a reference implementation.
 std::vector<std::string> RegisteredOperators();
 
@@ -80,5 +83,6 @@ void RegisterNnOperators();      // runtime/ops_nn.cc: conv, pool, gemm, norm, s
 void RegisterTensorOperators();  // runtime/ops_tensor.cc: elementwise, shape, data movement
 void RegisterDnnlOperators();    // runtime/ops_dnnl.cc: oneDNN fast paths
 void RegisterQuantOperators();   // runtime/ops_quant.cc: Q/DQ and the integer ops
+void RegisterSparseOperators();  // runtime/ops_sparse.cc: block-sparse, wraps the oneDNN ones
 
 }  // namespace wbs::runtime
