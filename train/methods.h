@@ -114,6 +114,10 @@ class SparsityMethod {
   // the trainer's Run(). `distill` (optional) adds its loss term.
   TrainHooks Hooks(std::shared_ptr<Distiller> distill = nullptr);
 
+  // The epoch-begin hook, public so that a run of zero epochs can still
+  // choose its masks (oneshot, fisher; learned: the initial hard mask).
+  Status OnEpochBegin(Trainer& t, int epoch);
+
   const std::vector<BlockLayer>& layers() const { return layers_; }
   // Current masks read back from the module (all kept where none).
   std::vector<BlockMask> CurrentMasks() const;
@@ -128,7 +132,6 @@ class SparsityMethod {
 
  private:
   SparsityMethod() = default;
-  Status OnEpochBegin(Trainer& t, int epoch);
   Status OnStepEnd(Trainer& t, int64_t step);
   std::string SaveState(Trainer& t);
   Status LoadState(Trainer& t, const std::string& blob);

@@ -1,0 +1,574 @@
+// wbs finetune: block-sparse fine-tuning of a dense model with one of the
+// paper's four methods (train/methods.h): oneshot, incremental (or cubic),
+// learned, fisher; optional distillation from the dense model and BatchNorm
+// recalibration. Writes ONNX whose masked weights hold exact zeros and whose
+// metadata records the masks, like `wbs sparsify`.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "data/dataset.h"
+#include "onnx/file_io.h"
+#include "onnx/model_io.h"
+#include "train/checkpoint.h"
+#include "train/distill.h"
+#include "train/methods.h"
+#include "train/methods_data.h"
+#include "train/module.h"
+#include "train/trainer.h"
+#include "zoo/zoo.h"
+
+namespace wbs::cli {
+
+namespace {
+
+struct FinetuneArgs {
+  std::string model;
+  std::string checkpoint;  // dense weights for a zoo model (or over an ONNX file's)
+  std::vector<std::string> input_shapes;
+  std::string data = "fashion-mnist";
+  std::string output;
+  std::string summary;
+  // sparsity
+  double sparsity = 0.5;
+  std::string block = "8x8";
+  std::string method = "oneshot";
+  std::string score = "l2";
+  bool global = false;
+  double min_layer = 0.0;
+  double max_layer = 1.0;
+  std::vector<std::string> exclude;
+  bool include_first = false;
+  bool keep_channels = true;
+  std::string per_layer_targets;
+  // method options
+  std::string prune_schedule = "incremental";
+  double step_fraction = 0.1;
+  int every = 1;
+  double cubic_end = 0.5;
+  int64_t cubic_every = 0;
+  std::string learned = "topk";
+  int learn_epochs = -1;
+  double score_lr = 1e-2;
+  double prox_strength = 1.0;
+  int fisher_samples = 1024;
+  int fisher_micro_batch = 8;
+  bool fisher_unweighted = false;
+  bool distill = false;
+  double temperature = 4.0;
+  double distill_alpha = 0.5;
+  bool bn_recal = false;
+  int bn_recal_batches = 50;
+  bool eval_after_mask = false;
+  bool eval_dense = false;
+  // training
+  int epochs = 3;
+  int batch = 128;
+  double lr = 0.01;
+  std::string optimizer = "sgd";
+  std::string lr_schedule = "cosine";
+  double warmup = 0.0;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  double label_smoothing = 0.1;
+  int pad_crop = 2;
+  bool hflip = true;
+  double val_fraction = 0.1;
+  int threads = 0;
+  uint64_t seed = 1;
+  std::string checkpoint_dir;
+  bool resume = false;
+  std::string metrics;
+  std::string device = "cpu";
+  int world_size = 1;
+  int rank = 0;
+  std::string master = "127.0.0.1:29500";
+  int dist_timeout = 60;
+  int64_t max_train_images = 0;
+  bool quiet = false;
+};
+
+bool IsOnnxPath(const std::string& s) {
+  return s.size() > 5 && s.compare(s.size() - 5, 5, ".onnx") == 0;
+}
+
+Result<torch::Device> ParseDevice(const std::string& text) {
+  try {
+    torch::Device dev(text);
+    if (dev.is_cuda() && !torch::cuda::is_available()) {
+      return InvalidArgument("--device {}: this LibTorch has no CUDA device", text);
+    }
+    return dev;
+  } catch (const std::exception&) {
+    return InvalidArgument("--device '{}': expected cpu, cuda or cuda:N", text);
+  }
+}
+
+// {"targets": {"<node or weight>": fraction, ...}} as written by
+// `wbs sensitivity --targets-out`.
+Result<std::map<std::string, double>> ReadPerLayerTargets(const std::string& path) {
+  WBS_ASSIGN_OR_RETURN(std::string text, onnxio::ReadFileBytes(path));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("targets") || !j["targets"].is_object()) {
+    return ParseError("{}: expected a JSON object with a \"targets\" object", path);
+  }
+  std::map<std::string, double> t;
+  for (const auto& [name, v] : j["targets"].items()) {
+    if (!v.is_number()) return ParseError("{}: target of '{}' is not a number", path, name);
+    t[name] = v.get<double>();
+  }
+  return t;
+}
+
+nlohmann::json EvalJson(const train::EvalResult& r) {
+  return {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}};
+}
+
+// Copies parameters and buffers by name (same graph on both sides).
+Status CopyState(train::GraphModule& from, train::GraphModule& to) {
+  return train::TorchGuard("copying the dense weights", [&]() -> Status {
+    torch::NoGradGuard no_grad;
+    auto src_p = from.named_parameters(), dst_p = to.named_parameters();
+    for (auto& p : dst_p) p.value().copy_(src_p[p.key()]);
+    auto src_b = from.named_buffers(), dst_b = to.named_buffers();
+    for (auto& b : dst_b) b.value().copy_(src_b[b.key()]);
+    return Status::Ok();
+  });
+}
+
+Status RunFinetune(const FinetuneArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // Method options.
+  train::MethodOptions mo;
+  WBS_ASSIGN_OR_RETURN(mo.method, train::ParseMethod(a.method));
+  WBS_ASSIGN_OR_RETURN(auto block, ParseBlockShape(a.block));
+  mo.rules.block_rows = block.first;
+  mo.rules.block_cols = block.second;
+  mo.rules.include_first = a.include_first;
+  mo.rules.exclude = a.exclude;
+  WBS_ASSIGN_OR_RETURN(mo.score, sparse::ParseScore(a.score));
+  mo.select.sparsity = a.sparsity;
+  mo.select.global = a.global;
+  mo.select.min_layer = a.min_layer;
+  mo.select.max_layer = a.max_layer;
+  mo.select.keep_channels = a.keep_channels;
+  mo.select.seed = 0;
+  if (!a.per_layer_targets.empty()) {
+    WBS_ASSIGN_OR_RETURN(mo.select.per_layer, ReadPerLayerTargets(a.per_layer_targets));
+  }
+  WBS_ASSIGN_OR_RETURN(mo.schedule, train::ParseScheduleKind(a.prune_schedule));
+  mo.step_fraction = a.step_fraction;
+  mo.every_epochs = a.every;
+  mo.cubic_end = a.cubic_end;
+  mo.cubic_every = a.cubic_every;
+  WBS_ASSIGN_OR_RETURN(mo.learned, train::ParseLearnedKind(a.learned));
+  mo.learn_epochs = a.learn_epochs;
+  mo.score_lr = a.score_lr;
+  mo.prox_strength = a.prox_strength;
+  mo.fisher_samples = a.fisher_samples;
+  mo.fisher_micro_batch = a.fisher_micro_batch;
+  mo.fisher_weighted = !a.fisher_unweighted;
+  mo.bn_recal_batches = a.bn_recal ? a.bn_recal_batches : 0;
+  mo.eval_after_mask = a.eval_after_mask;
+  const bool talk = a.rank == 0 && !a.quiet;
+  mo.log = [talk](const std::string& line) {
+    if (talk) fmt::print(stderr, "wbs finetune: {}\n", line);
+  };
+  train::DistillOptions dopt;
+  dopt.temperature = a.temperature;
+  dopt.alpha = a.distill_alpha;
+  if (a.distill) WBS_RETURN_IF_ERROR(train::ValidateDistillOptions(dopt));
+
+  // Training options (fine-tuning defaults: small LR, no warmup).
+  train::TrainOptions o;
+  o.epochs = a.epochs;
+  o.batch_size = a.batch;
+  o.lr = a.lr;
+  WBS_ASSIGN_OR_RETURN(o.optimizer, train::ParseOptimizer(a.optimizer));
+  WBS_ASSIGN_OR_RETURN(o.schedule, train::ParseLrSchedule(a.lr_schedule));
+  o.warmup_epochs = a.warmup;
+  o.momentum = a.momentum;
+  o.weight_decay = a.weight_decay;
+  o.label_smoothing = a.label_smoothing;
+  o.augment.pad_crop = a.pad_crop;
+  o.augment.hflip = a.hflip;
+  o.validation_fraction = a.val_fraction;
+  o.threads = a.threads;
+  o.seed = a.seed;
+  o.checkpoint_dir = a.checkpoint_dir;
+  o.resume = a.resume;
+  o.metrics_path = a.metrics;
+  WBS_ASSIGN_OR_RETURN(o.device, ParseDevice(a.device));
+  o.world_size = a.world_size;
+  o.rank = a.rank;
+  o.master = a.master;
+  o.dist_timeout_s = a.dist_timeout;
+  o.max_train_images = a.max_train_images;
+  o.progress = !a.quiet;
+  o.log_prefix = "finetune";
+
+  WBS_ASSIGN_OR_RETURN(data::Dataset train_set, data::LoadDataset(a.data, data::Split::kTrain));
+  data::Dataset test_set;
+  if (Result<data::Dataset> t = data::LoadDataset(a.data, data::Split::kTest); t.ok()) {
+    test_set = std::move(t).value();
+  }
+  if (a.data.rfind("fashion-mnist", 0) == 0) o.normalization = data::FashionMnistNormalization();
+
+  // The dense model: an ONNX file, or a zoo topology (with --checkpoint weights).
+  std::unique_ptr<ir::Graph> graph;
+  if (IsOnnxPath(a.model) || std::filesystem::exists(a.model)) {
+    WBS_ASSIGN_OR_RETURN(auto shapes, ParseInputShapes(a.input_shapes));
+    WBS_ASSIGN_OR_RETURN(graph, LoadModel(a.model, shapes));
+  } else {
+    zoo::ZooOptions zo;
+    zo.seed = a.seed;
+    zo.num_classes = train_set.num_classes;
+    zo.image_size = train_set.height();
+    WBS_ASSIGN_OR_RETURN(graph, zoo::BuildModel(a.model, zo));
+    if (a.checkpoint.empty() && talk) {
+      fmt::print(stderr,
+                 "wbs finetune: warning: zoo model '{}' without --checkpoint has random weights\n",
+                 a.model);
+    }
+  }
+  train::ModuleOptions modopt;
+  modopt.device = o.device;
+  modopt.block_rows = block.first;
+  modopt.block_cols = block.second;
+  WBS_ASSIGN_OR_RETURN(auto module, train::GraphModule::Create(*graph, modopt));
+  if (!a.checkpoint.empty()) {
+    WBS_RETURN_IF_ERROR(train::LoadCheckpoint(a.checkpoint, *module, nullptr).status());
+    module->ClearMasks();
+  }
+  std::shared_ptr<train::Distiller> distiller;
+  if (a.distill) {
+    WBS_ASSIGN_OR_RETURN(auto teacher, train::GraphModule::Create(*graph, modopt));
+    WBS_RETURN_IF_ERROR(CopyState(*module, *teacher));
+    WBS_ASSIGN_OR_RETURN(distiller, train::Distiller::Create(teacher, dopt));
+  }
+  graph.reset();
+
+  WBS_ASSIGN_OR_RETURN(auto method, train::SparsityMethod::Create(module, mo));
+  if (mo.method == train::Method::kIncremental && mo.schedule == train::ScheduleKind::kIncremental) {
+    WBS_ASSIGN_OR_RETURN(auto s, train::SparsitySchedule::Incremental(a.sparsity, a.step_fraction,
+                                                                     a.every));
+    if (s.FinalTick() >= a.epochs) {
+      return InvalidArgument(
+          "--method incremental reaches {} only at epoch {} ({}); give --epochs > {} or a larger "
+          "--step-fraction / smaller --every",
+          a.sparsity, s.FinalTick() + 1, s.Describe(), s.FinalTick());
+    }
+  }
+  if (talk) {
+    fmt::print(stderr, "wbs finetune: {} on {} ({} train, {} test): {}; {} epochs, batch {}, {} lr "
+               "{} {}, seed {}{}{}\n",
+               a.model, a.data, train_set.size(), test_set.size(), method->Describe(), o.epochs,
+               o.batch_size, a.optimizer, o.lr, a.lr_schedule, o.seed,
+               a.distill ? fmt::format(", distillation T={} alpha={}", a.temperature,
+                                       a.distill_alpha)
+                         : "",
+               a.bn_recal ? fmt::format(", BN recalibration {} batches", a.bn_recal_batches) : "");
+  }
+  if (!a.output.empty() && o.rank == 0) WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.output));
+  WBS_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(module, std::move(train_set),
+                                                            std::move(test_set), o,
+                                                            method->Hooks(distiller)));
+  nlohmann::json summary;
+  if (a.eval_dense && trainer->test_set().size() > 0) {
+    WBS_ASSIGN_OR_RETURN(train::EvalResult dense, trainer->Evaluate(trainer->test_set()));
+    summary["dense_test"] = EvalJson(dense);
+    if (talk) {
+      fmt::print(stderr, "wbs finetune: dense test accuracy {:.2f}% (loss {:.4f})\n",
+                 100 * dense.accuracy, dense.loss);
+    }
+  }
+
+  train::TrainResult r;
+  if (o.epochs == 0) {
+    // No retraining: masks only (and BN recalibration when asked).
+    WBS_RETURN_IF_ERROR(method->OnEpochBegin(*trainer, 0));
+    WBS_RETURN_IF_ERROR(method->Finish(*trainer));
+    WBS_ASSIGN_OR_RETURN(r.final_val, trainer->Evaluate(trainer->val_set()));
+    if (trainer->test_set().size() > 0) {
+      WBS_ASSIGN_OR_RETURN(r.test, trainer->Evaluate(trainer->test_set()));
+    }
+  } else {
+    WBS_ASSIGN_OR_RETURN(r, trainer->Run());
+    const double before = method->level();
+    WBS_RETURN_IF_ERROR(method->Finish(*trainer));
+    if (method->level() != before || mo.method == train::Method::kLearned) {
+      // The learned mask may only now be fixed (learn_epochs >= epochs).
+      WBS_ASSIGN_OR_RETURN(r.final_val, trainer->Evaluate(trainer->val_set()));
+      if (trainer->test_set().size() > 0) {
+        WBS_ASSIGN_OR_RETURN(r.test, trainer->Evaluate(trainer->test_set()));
+      }
+    }
+  }
+  const std::vector<BlockMask> masks = method->CurrentMasks();
+  const double achieved = train::BlockSparsity(masks);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  if (o.rank == 0) {
+    if (!a.output.empty()) {
+      WBS_ASSIGN_OR_RETURN(auto out, module->ExportGraph(/*fold_bn=*/true));
+      WBS_RETURN_IF_ERROR(onnxio::ExportModel(*out, a.output));
+    }
+    fmt::print("{} {} {:.4g} {}: {:.2f}% of blocks zero, val acc {:.2f}%, test acc {:.2f}% (loss "
+               "{:.4f}), {:.1f} s{}\n",
+               a.model, a.method, a.sparsity, a.block, 100 * achieved, 100 * r.final_val.accuracy,
+               100 * r.test.accuracy, r.test.loss, seconds,
+               r.resumed_from_epoch >= 0
+                   ? fmt::format(" (resumed at epoch {})", r.resumed_from_epoch + 1)
+                   : "");
+    if (!a.output.empty()) fmt::print("wrote {}\n", a.output);
+    if (!a.summary.empty()) {
+      summary["model"] = a.model;
+      summary["method"] = a.method;
+      if (mo.method == train::Method::kIncremental) summary["schedule"] = a.prune_schedule;
+      if (mo.method == train::Method::kLearned) summary["learned"] = a.learned;
+      summary["score"] = a.score;
+      summary["block"] = a.block;
+      summary["target"] = a.sparsity;
+      summary["global"] = a.global;
+      summary["block_sparsity"] = achieved;
+      summary["epochs"] = a.epochs;
+      summary["max_train_images"] = a.max_train_images;
+      summary["seed"] = a.seed;
+      summary["distill"] = a.distill;
+      summary["bn_recal"] = a.bn_recal;
+      summary["seconds"] = seconds;
+      summary["train_seconds"] = r.seconds;
+      if (method->after_mask().count > 0) summary["after_mask_val"] = EvalJson(method->after_mask());
+      summary["final_val"] = EvalJson(r.final_val);
+      summary["test"] = EvalJson(r.test);
+      WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.summary));
+      WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(a.summary, summary.dump(2) + "\n"));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Command AddFinetuneCommand(CLI::App& parent) {
+  auto args = std::make_shared<FinetuneArgs>();
+  CLI::App* app = parent.add_subcommand(
+      "finetune",
+      "Block-sparse fine-tuning of a dense model: oneshot, incremental, learned or fisher masks");
+  app->add_option("model", args->model,
+                  "Dense ONNX file, or a zoo model name (with --checkpoint for its weights)")
+      ->required()
+      ->type_name("MODEL");
+  app->add_option("--checkpoint", args->checkpoint,
+                  "Dense weights from a `wbs train` checkpoint (DIR/best.pt or last.pt)")
+      ->type_name("FILE.pt");
+  AddInputShapeOption(*app, args->input_shapes);
+  app->add_option("--data", args->data, "Dataset (as wbs train)")->capture_default_str();
+  app->add_option("-o,--output", args->output,
+                  "Write the sparse model as ONNX (BN folded, masks in the metadata)")
+      ->type_name("OUT.onnx");
+  app->add_option("--summary", args->summary,
+                  "Write the run's results (accuracies, sparsity, time, command) as JSON")
+      ->type_name("OUT.json");
+
+  auto* g = "Sparsity";
+  app->add_option("--sparsity", args->sparsity, "Target fraction of zero blocks")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--block", args->block, "Block shape RxC (output x input channels)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--method", args->method, "oneshot, incremental, learned or fisher")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--score", args->score,
+                  "Block score of oneshot/incremental: l2, l1, mean-abs, var-block, var-tensor")
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("--global", args->global,
+                "One threshold over all layers (scores normalised per layer)")
+      ->group(g);
+  app->add_option("--min-layer", args->min_layer, "Global mode: minimum zero fraction per layer")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--max-layer", args->max_layer, "Global mode: maximum zero fraction per layer")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--exclude", args->exclude,
+                  "Keep a layer dense (node or weight name or regex; repeatable)")
+      ->take_first()
+      ->allow_extra_args(false)
+      ->group(g);
+  app->add_flag("--include-first", args->include_first, "Also block the first conv")->group(g);
+  app->add_flag("--keep-channels,!--no-keep-channels", args->keep_channels,
+                "Never zero a whole block-row or block-column (default on)")
+      ->group(g);
+  app->add_option("--per-layer-targets", args->per_layer_targets,
+                  "Per-layer targets from `wbs sensitivity --targets-out` (JSON)")
+      ->type_name("FILE.json")
+      ->group(g);
+
+  g = "Methods";
+  app->add_option("--prune-schedule", args->prune_schedule,
+                  "incremental: 'incremental' (every --every epochs zero --step-fraction of the "
+                  "kept blocks) or 'cubic' (Zhu & Gupta over steps)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--step-fraction", args->step_fraction,
+                  "incremental: fraction of the kept blocks zeroed per event (0.05-0.2)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--every", args->every, "incremental: epochs between events")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--cubic-end", args->cubic_end,
+                  "cubic: fraction of the run's steps at which the target is reached")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--cubic-every", args->cubic_every,
+                  "cubic: steps between updates (0: about 20 updates)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--learned", args->learned,
+                  "learned: 'topk' (straight-through top-k over trainable block scores) or "
+                  "'prox' (group-lasso proximal shrinking, then exact top-k)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--learn-epochs", args->learn_epochs,
+                  "learned: epochs with trainable masks before the fixed-mask fine-tune "
+                  "(-1: half the epochs)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--score-lr", args->score_lr, "learned topk: Adam LR of the block scores")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--prox-strength", args->prox_strength,
+                  "learned prox: 1 = blocks outside the top-k reach zero half-way")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--fisher-samples", args->fisher_samples,
+                  "fisher: training images for the Fisher estimate")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--fisher-micro-batch", args->fisher_micro_batch,
+                  "fisher: images per squared gradient")
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("--fisher-unweighted", args->fisher_unweighted,
+                "fisher: score = Σ F (accumulated squared gradients) instead of Σ F w²/2")
+      ->group(g);
+  app->add_flag("--distill", args->distill,
+                "Knowledge distillation from the dense model (KL on softened logits)")
+      ->group(g);
+  app->add_option("--temperature", args->temperature, "Distillation temperature")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--distill-alpha", args->distill_alpha,
+                  "Weight of the distillation term (cross-entropy keeps weight 1)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("--bn-recal", args->bn_recal,
+                "Re-estimate BatchNorm statistics after every mask change")
+      ->group(g);
+  app->add_option("--bn-recal-batches", args->bn_recal_batches, "Batches for --bn-recal")
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("--eval-after-mask", args->eval_after_mask,
+                "Evaluate the validation split right after every mask change")
+      ->group(g);
+  app->add_flag("--eval-dense", args->eval_dense,
+                "Evaluate the dense model on the test set first (in --summary)")
+      ->group(g);
+
+  g = "Training";
+  app->add_option("--epochs", args->epochs, "Fine-tuning epochs (0: mask only)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--batch", args->batch, "Global batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--lr", args->lr, "Peak learning rate")->capture_default_str()->group(g);
+  app->add_option("--optimizer", args->optimizer, "sgd, adam or adamw")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--lr-schedule", args->lr_schedule, "cosine, step or constant")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--warmup", args->warmup, "LR warmup in epochs")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--momentum", args->momentum, "SGD momentum")->capture_default_str()->group(g);
+  app->add_option("--weight-decay", args->weight_decay, "Weight decay")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--label-smoothing", args->label_smoothing, "Label smoothing")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--pad-crop", args->pad_crop, "Augmentation: pad-and-crop pixels (0: off)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("--hflip,!--no-hflip", args->hflip, "Augmentation: random horizontal flips")
+      ->group(g);
+  app->add_option("--val-fraction", args->val_fraction, "Validation fraction of the training set")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--threads", args->threads, "Intra-op threads (0: LibTorch's default)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--seed", args->seed, "Seed of data order, split and augmentation")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--checkpoint-dir", args->checkpoint_dir,
+                  "Checkpoints every epoch (masks and method state included)")
+      ->type_name("DIR")
+      ->group(g);
+  app->add_flag("--resume", args->resume, "Continue from --checkpoint-dir/last.pt")->group(g);
+  app->add_option("--metrics", args->metrics, "JSON lines per epoch")
+      ->type_name("OUT.jsonl")
+      ->group(g);
+  app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str()->group(g);
+  app->add_option("--world-size", args->world_size, "Data-parallel ranks")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--rank", args->rank, "This process's rank")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--master", args->master, "host:port of rank 0")->capture_default_str()->group(g);
+  app->add_option("--dist-timeout", args->dist_timeout, "Seconds before a collective fails")
+      ->capture_default_str()
+      ->group(g);
+  app->add_option("--max-train-images", args->max_train_images,
+                  "At most N training images per epoch (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("-q,--quiet", args->quiet, "No progress display");
+  app->footer(
+      "Methods (docs/ACCURACY.md compares them):\n"
+      "  oneshot      score blocks once (--score), zero the lowest, fine-tune with fixed masks\n"
+      "  incremental  zero --step-fraction of the kept blocks every --every epochs until the\n"
+      "               target (or --prune-schedule cubic: Zhu & Gupta over steps)\n"
+      "  learned      trainable block scores, straight-through top-k at exactly the target\n"
+      "               (or --learned prox), then fixed-mask fine-tuning\n"
+      "  fisher       blocks ranked by the diagonal Fisher estimate of the loss increase\n\n"
+      "Examples:\n"
+      "  wbs finetune out/fmnist_resnet.onnx --sparsity 0.5 --method oneshot -o out/s50.onnx\n"
+      "  wbs finetune fmnist_resnet --checkpoint out/ckpt/dense/best.pt --sparsity 0.75 \\\n"
+      "      --method incremental --step-fraction 0.2 --epochs 8 --distill --bn-recal");
+  return {app, [args] { return RunFinetune(*args); }};
+}
+
+}  // namespace wbs::cli
