@@ -1,6 +1,7 @@
 #include "core/progress.h"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,14 @@ double SteadySeconds() {
 void WriteStderr(std::string_view s) {
   std::fwrite(s.data(), 1, s.size(), stderr);
   std::fflush(stderr);
+}
+
+// Columns of the terminal on stderr (0 if unknown). A TTY line longer than
+// the terminal would wrap, and "\r" would then redraw only its last row.
+int TerminalColumns() {
+  winsize ws{};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 0;
 }
 
 ProgressMode ResolveMode(ProgressMode requested) {
@@ -79,6 +88,7 @@ struct Progress::State {
   double last_plain = 0;          // time of the last plain line
   int64_t last_plain_bucket = 0;  // percent bucket of the last plain line
   bool finished = false;
+  int terminal_columns = 0;
 
   double Now() const { return opt.clock ? opt.clock() : SteadySeconds(); }
   void Emit(std::string_view s) const {
@@ -121,6 +131,15 @@ struct Progress::State {
     return line;
   }
 
+  // Cuts a TTY line to the terminal width (only when drawing to the real
+  // stderr; a test sink gets the whole line).
+  std::string FitLocked(std::string line) const {
+    if (!opt.sink && terminal_columns > 1 && static_cast<int>(line.size()) >= terminal_columns) {
+      line.resize(static_cast<size_t>(terminal_columns - 1));
+    }
+    return line;
+  }
+
   // Decides whether the new state is worth printing, and prints it.
   void MaybeDrawLocked(bool force) {
     if (mode == ProgressMode::kSilent || finished) return;
@@ -128,7 +147,7 @@ struct Progress::State {
     if (mode == ProgressMode::kTty) {
       if (!force && now - last_draw < opt.redraw_interval_s) return;
       last_draw = now;
-      Emit(fmt::format("\r{}\x1b[K", LineLocked(now)));
+      Emit(fmt::format("\r{}\x1b[K", FitLocked(LineLocked(now))));
       return;
     }
     bool print = force;
@@ -154,6 +173,7 @@ Progress::Progress(std::string label, int64_t total, ProgressOptions options)
   s_->total = total;
   s_->opt = std::move(options);
   s_->mode = ResolveMode(s_->opt.mode);
+  if (s_->mode == ProgressMode::kTty) s_->terminal_columns = TerminalColumns();
   s_->start = s_->Now();
   s_->last_plain = s_->start;
 }
@@ -195,7 +215,8 @@ void Progress::Finish() {
   s_->finished = true;
   if (s_->mode == ProgressMode::kSilent) return;
   const std::string line = s_->LineLocked(s_->Now());
-  s_->Emit(s_->mode == ProgressMode::kTty ? fmt::format("\r{}\x1b[K\n", line) : line + "\n");
+  s_->Emit(s_->mode == ProgressMode::kTty ? fmt::format("\r{}\x1b[K\n", s_->FitLocked(line))
+                                          : line + "\n");
 }
 
 std::string Progress::Line() const {
