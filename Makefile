@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # shared 2-core machine spinning threads starve each other (see docs/BENCHMARKS.md).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all setup configure build test test-asan demo bench fuzz asan clean
+.PHONY: all setup configure build test test-asan demo bench fuzz asan clean experiments
 
 all: build
 
@@ -41,6 +41,11 @@ demo: build
 
 bench: build
 	bash scripts/bench.sh $(BUILD_DIR)
+
+# Block-sparsity accuracy table (docs/ACCURACY.md): dense fmnist_resnet, then
+# fine-tuning per sparsity x method x block; long (see scripts/accuracy.sh).
+experiments: build
+	bash scripts/accuracy.sh $(WBS)
 
 fuzz: setup
 	cmake --preset fuzz >/dev/null && cmake --build build/fuzz -j $(JOBS) --target onnx_import_fuzzer tensor_proto_fuzzer
