@@ -66,6 +66,15 @@ struct S8Epilogue {
   const int32_t* multiplier = nullptr;
   const int32_t* shift = nullptr;
   int32_t zero_point = 0, lo = 0, hi = 255;
+  // The fast form, valid when `fast` (every channel has S in [32, 53], so its
+  // multiplier is < 1): with acc clamped to [acc_lo, acc_hi] — the widest
+  // range outside which the output is saturated anyway — the result
+  // (acc * M + round_zp) >> S, round_zp = 2^(S-1) + z_y * 2^S, is already
+  // inside [lo, hi] and needs no 64-bit clamp nor + z_y.
+  bool fast = false;
+  const int32_t* acc_lo = nullptr;
+  const int32_t* acc_hi = nullptr;
+  const int64_t* round_zp = nullptr;
 };
 
 struct S8BsrConvArgs {

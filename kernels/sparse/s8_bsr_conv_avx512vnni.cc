@@ -98,6 +98,28 @@ struct Req256 {
   }
 };
 
+// S8Epilogue::fast for one channel: clamp acc, 64-bit products, one rounding
+// shift that also adds z_y; the odd lanes shift by S - 32 so their result
+// lands in the high dword, and one blend merges the halves.
+struct FastReq512 {
+  __m512i lo, hi, m, rnd;
+  __m128i s, s32;
+  FastReq512(const S8Epilogue& ep, int64_t c)
+      : lo(_mm512_set1_epi32(ep.acc_lo[c])),
+        hi(_mm512_set1_epi32(ep.acc_hi[c])),
+        m(_mm512_set1_epi32(ep.multiplier[c])),
+        rnd(_mm512_set1_epi64(ep.round_zp[c])),
+        s(_mm_cvtsi32_si128(ep.shift[c])),
+        s32(_mm_cvtsi32_si128(ep.shift[c] - 32)) {}
+  __m512i operator()(__m512i acc) const {
+    const __m512i a = _mm512_min_epi32(_mm512_max_epi32(acc, lo), hi);
+    const __m512i e = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, m), rnd), s);
+    const __m512i o = _mm512_sra_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), m), rnd), s32);
+    return _mm512_mask_blend_epi32(0xAAAA, e, o);
+  }
+};
+
 // Stores the low bytes of the valid lanes of v (plain layout, one channel).
 inline void StoreBytes(const S8BsrConvArgs& a, uint8_t* yrow, int64_t q, __mmask16 tail,
                        __m512i v) {
@@ -199,18 +221,23 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
       }
     }
   }
-  // Requantize into y[r][v] (rows past M hold garbage-free zeros for nChw4c).
+  // Requantize into y[r][v] (rows past M are zeros: nChw4c stores them).
   __m512i y[kRows][kVecs];
   const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
 #define WBS_REQ(r)                                                       \
-  if (r < rows) {                                                        \
+  if (r >= rows) {                                                       \
+    y[r][0] = y[r][1] = y[r][2] = _mm512_setzero_si512();                \
+  } else if (a.ep.fast) {                                                \
+    const FastReq512 rq(a.ep, i * kRows + r);                            \
+    y[r][0] = rq(a##r##0);                                               \
+    if (V >= 2) y[r][1] = rq(a##r##1);                                   \
+    if (V >= 3) y[r][2] = rq(a##r##2);                                   \
+  } else {                                                               \
     const Req512 rq(_mm512_set1_epi32(a.ep.multiplier[i * kRows + r]),   \
                     _mm512_set1_epi32(a.ep.shift[i * kRows + r]), a.ep); \
     y[r][0] = rq(a##r##0);                                               \
     if (V >= 2) y[r][1] = rq(a##r##1);                                   \
     if (V >= 3) y[r][2] = rq(a##r##2);                                   \
-  } else {                                                               \
-    y[r][0] = y[r][1] = y[r][2] = _mm512_setzero_si512();                \
   }
   WBS_ROWS(WBS_REQ)
 #undef WBS_REQ

@@ -39,8 +39,58 @@ S8Epilogue S8FoldedEpilogue::View() const {
   e.zero_point = zero_point;
   e.lo = lo;
   e.hi = hi;
+  e.fast = fast;
+  e.acc_lo = acc_lo.data();
+  e.acc_hi = acc_hi.data();
+  e.round_zp = round_zp.data();
   return e;
 }
+
+namespace {
+
+// Output before the clamp, exactly (int64: no saturation).
+int64_t Unclamped(int32_t acc, Requant r, int32_t zp) {
+  return int64_t{RequantizeRaw(acc, r)} + zp;
+}
+
+// The fast-epilogue constants of one channel; false if it does not qualify.
+bool FastChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo, int32_t* acc_hi,
+                 int64_t* round_zp) {
+  if (r.shift < 32 || r.shift > 53 || r.multiplier <= 0) return false;
+  // acc_lo = max{acc : out(acc) <= lo} (or INT32_MIN), acc_hi = min{acc : out(acc) >= hi}
+  // (or INT32_MAX); out() is monotone in acc.
+  int64_t a = INT32_MIN, b = INT32_MAX;
+  if (Unclamped(INT32_MIN, r, zp) > lo) {
+    *acc_lo = INT32_MIN;
+  } else {
+    while (a < b) {  // invariant: out(a) <= lo
+      const int64_t mid = a + (b - a + 1) / 2;
+      if (Unclamped(static_cast<int32_t>(mid), r, zp) <= lo) a = mid; else b = mid - 1;
+    }
+    *acc_lo = static_cast<int32_t>(a);
+  }
+  a = INT32_MIN;
+  b = INT32_MAX;
+  if (Unclamped(INT32_MAX, r, zp) < hi) {
+    *acc_hi = INT32_MAX;
+  } else {
+    while (a < b) {  // invariant: out(b) >= hi
+      const int64_t mid = a + (b - a) / 2;
+      if (Unclamped(static_cast<int32_t>(mid), r, zp) >= hi) b = mid; else a = mid + 1;
+    }
+    *acc_hi = static_cast<int32_t>(b);
+  }
+  if (*acc_lo > *acc_hi) return false;
+  // Steps of at most 1 (multiplier < 1) land exactly on the bounds.
+  for (int32_t acc : {*acc_lo, *acc_hi}) {
+    const int64_t v = Unclamped(acc, r, zp);
+    if (v < lo || v > hi) return false;
+  }
+  *round_zp = (int64_t{1} << (r.shift - 1)) + (int64_t{zp} << r.shift);
+  return true;
+}
+
+}  // namespace
 
 Result<S8FoldedEpilogue> FoldS8Epilogue(const S8BlockSparseWeight& w, const S8QuantParams& q) {
   const int64_t m = w.out_channels();
@@ -79,6 +129,20 @@ Result<S8FoldedEpilogue> FoldS8Epilogue(const S8BlockSparseWeight& w, const S8Qu
     e.bias[static_cast<size_t>(c)] = static_cast<int32_t>(b - corr);
     e.multiplier[static_cast<size_t>(c)] = r.multiplier;
     e.shift[static_cast<size_t>(c)] = r.shift;
+  }
+  // Padded rows (never stored) get harmless fast constants: M = 0 -> 0.
+  e.acc_lo.assign(padded, 0);
+  e.acc_hi.assign(padded, 0);
+  e.round_zp.assign(padded, 0);
+  e.fast = true;
+  for (size_t c = 0; c < padded; ++c) {
+    if (static_cast<int64_t>(c) >= m) {
+      e.shift[c] = 32;
+      continue;
+    }
+    if (!FastChannel({e.multiplier[c], e.shift[c]}, e.zero_point, e.lo, e.hi, &e.acc_lo[c],
+                     &e.acc_hi[c], &e.round_zp[c]))
+      e.fast = false;
   }
   return e;
 }

@@ -40,6 +40,9 @@ struct S8QuantParams {
 // Shared by both plans: validated, folded per-channel epilogue arrays.
 struct S8FoldedEpilogue {
   std::vector<int32_t> bias, multiplier, shift;  // block_rows * br entries
+  bool fast = false;                             // S8Epilogue::fast
+  std::vector<int32_t> acc_lo, acc_hi;
+  std::vector<int64_t> round_zp;
   int32_t zero_point = 0, lo = 0, hi = 255;
   bool x_signed = false;
   uint8_t x_zero_u8 = 0;  // z_x as the kernels' u8 (s8: z_x + 128)

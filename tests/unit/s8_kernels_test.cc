@@ -119,8 +119,11 @@ Quant RandomQuant(int64_t m, int64_t k, Rng& rng) {
   }
   // The accumulator's spread is ~ 127 * 128 * sqrt(k); scale it to ~ +-100.
   const double typical = 127.0 * 128.0 * std::sqrt(double(std::max<int64_t>(k, 1)));
+  // Half the layers use only ordinary multipliers (< 1, S in [32, 53]): the
+  // kernels' fast epilogue (S8Epilogue::fast) then applies to every channel.
+  const bool ordinary = Uniform(rng, 0, 1) == 1;
   auto one = [&]() -> Requant {
-    const int kind = Uniform(rng, 0, 9);
+    const int kind = ordinary ? 2 : Uniform(rng, 0, 9);
     if (kind == 0) return PowerOfTwoMultiplier(Uniform(rng, 0, 20));
     if (kind == 1) return {Uniform(rng, 0, 3), 0};  // S = 0: y = acc * M, saturating
     return QuantizeMultiplier(100.0 / typical * std::exp(Uniform(rng, -100, 100) / 100.0));
@@ -285,6 +288,31 @@ TEST(S8Kernels, WeightFormatRoundTripsAndRejectsBadBlocks) {
     EXPECT_EQ(sw->row_sums()[static_cast<size_t>(m)], s);
   }
   EXPECT_FALSE(ks::S8BlockSparseWeight::FromDense(w.data(), 13, 10, 3, 3, 8, 6).ok());
+}
+
+TEST(S8Kernels, FastEpilogueBoundsAreExact) {
+  // acc_lo / acc_hi are the last accumulators that still saturate.
+  std::vector<int8_t> w(8 * 8, 1);
+  auto sw = ks::S8BlockSparseWeight::FromDense(w.data(), 8, 8, 1, 1, 8, 8);
+  ASSERT_TRUE(sw.ok());
+  ks::S8QuantParams q;
+  q.requant = {QuantizeMultiplier(0.0123)};
+  q.y_zero_point = 7;
+  q.lo = 7;  // fused Relu
+  q.hi = 255;
+  auto e = ks::FoldS8Epilogue(*sw, q);
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(e->fast);
+  const Requant r = q.requant[0];
+  const int32_t lo = e->acc_lo[0], hi = e->acc_hi[0];
+  EXPECT_EQ(Requantize(lo, r, 7, 7, 255), 7);
+  EXPECT_GT(RequantizeRaw(lo + 1, r) + 7, 7);
+  EXPECT_EQ(Requantize(hi, r, 7, 7, 255), 255);
+  EXPECT_LT(RequantizeRaw(hi - 1, r) + 7, 255);
+  q.requant = {PowerOfTwoMultiplier(3)};  // S = 3 < 32: the general path
+  e = ks::FoldS8Epilogue(*sw, q);
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->fast);
 }
 
 TEST(S8Kernels, RandomGeometries) {
