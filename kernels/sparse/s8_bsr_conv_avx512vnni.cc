@@ -114,8 +114,8 @@ struct FastReq512 {
   __m512i operator()(__m512i acc) const {
     const __m512i a = _mm512_min_epi32(_mm512_max_epi32(acc, lo), hi);
     const __m512i e = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, m), rnd), s);
-    const __m512i o = _mm512_sra_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), m), rnd), s32);
+    const __m512i o =
+        _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), m), rnd), s32);
     return _mm512_mask_blend_epi32(0xAAAA, e, o);
   }
 };
@@ -166,7 +166,7 @@ inline __m512i Interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
 
 #define WBS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-template <int V>
+template <int V, bool kFull = false>
 inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
   static_assert(V >= 1 && V <= kVecs);
   // Named accumulators (an array of __m512i is kept in memory by GCC 12).
@@ -190,10 +190,13 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
     for (int64_t qq = 0; qq < nq; ++qq, xc += xqs) {
       for (int t = 0; t < taps; ++t, w += kRows * 4) {
         const uint8_t* xp = xc + off[t] * 4;
-        const __m512i v0 = _mm512_maskz_loadu_epi32(l0, xp);
+        // Full tiles load unmasked (a masked load costs more on some cores).
+        const __m512i v0 = kFull ? _mm512_loadu_si512(xp) : _mm512_maskz_loadu_epi32(l0, xp);
         if constexpr (V == 3) {
-          const __m512i v1 = _mm512_maskz_loadu_epi32(l1, xp + 64);
-          const __m512i v2 = _mm512_maskz_loadu_epi32(l2, xp + 128);
+          const __m512i v1 =
+              kFull ? _mm512_loadu_si512(xp + 64) : _mm512_maskz_loadu_epi32(l1, xp + 64);
+          const __m512i v2 =
+              kFull ? _mm512_loadu_si512(xp + 128) : _mm512_maskz_loadu_epi32(l2, xp + 128);
 #define WBS_DP3(r)                                  \
   {                                                 \
     const __m512i wr = Bcast32(w + r * 4);          \
@@ -228,7 +231,7 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
   if (r >= rows) {                                                       \
     y[r][0] = y[r][1] = y[r][2] = _mm512_setzero_si512();                \
   } else if (a.ep.fast) {                                                \
-    const FastReq512 rq(a.ep, i * kRows + r);                            \
+    const FastReq512 rq(a.ep, i* kRows + r);                             \
     y[r][0] = rq(a##r##0);                                               \
     if (V >= 2) y[r][1] = rq(a##r##1);                                   \
     if (V >= 3) y[r][2] = rq(a##r##2);                                   \
@@ -266,7 +269,7 @@ void s8_bsr8xn_conv__avx512vnni(const S8BsrConvArgs& a) {
     int64_t q = a.q_begin;
     for (; q + kVecs * kLanes <= a.q_end; q += kVecs * kLanes) {
       const __mmask16 lm[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
-      Tile<kVecs>(a, i, q, lm);
+      Tile<kVecs, true>(a, i, q, lm);
     }
     if (q < a.q_end) {
       const int64_t n = a.q_end - q;
@@ -283,7 +286,10 @@ void s8_bsr8xn_conv__avx512vnni(const S8BsrConvArgs& a) {
 
 void s8_bsr8x8_gemm__avx512vnni(const S8BsrGemmArgs& a) {
   assert(a.br == 8 && a.bc == 8);
-  constexpr int kN = 4;  // rows of X per pass: each weight load feeds kN vpdpbusd
+  // One row of X at a time with 4 accumulators over alternating blocks: a
+  // single accumulator would serialize on vpdpbusd's latency (batch-1 FC
+  // layers are exactly that case). A block-row's weights stay in L1 across
+  // the rows of X.
   const int8_t* blocks = static_cast<const int8_t*>(a.packed);
   const uint8_t* x = static_cast<const uint8_t*>(a.x);
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
@@ -294,26 +300,29 @@ void s8_bsr8x8_gemm__avx512vnni(const S8BsrGemmArgs& a) {
     const __mmask8 store =
         static_cast<__mmask8>(a.out_channels - m0 >= 8 ? 0xFF : (1u << (a.out_channels - m0)) - 1);
     const int32_t j0 = a.row_ptr[i], j1 = a.row_ptr[i + 1];
-    for (int64_t n = a.n_begin; n < a.n_end; n += kN) {
-      const int64_t nn = std::min<int64_t>(kN, a.n_end - n);
-      __m512i acc[kN] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                         _mm512_setzero_si512()};
+    for (int64_t n = a.n_begin; n < a.n_end; ++n) {
       const uint8_t* xr = x + n * a.x_stride;
-      for (int32_t j = j0; j < j1; ++j) {
-        const __m512i w = _mm512_loadu_si512(blocks + j * a.block_bytes);
-        const int64_t c = int64_t{a.col_idx[j]} * 8;
-        for (int64_t k = 0; k < nn; ++k) {
-          int64_t xv;
-          std::memcpy(&xv, xr + k * a.x_stride + c, 8);
-          acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_set1_epi64(xv), w);
-        }
+      auto step = [&](__m512i acc, int32_t j) {
+        int64_t xv;
+        std::memcpy(&xv, xr + int64_t{a.col_idx[j]} * 8, 8);
+        return _mm512_dpbusd_epi32(acc, _mm512_set1_epi64(xv),
+                                   _mm512_loadu_si512(blocks + j * a.block_bytes));
+      };
+      __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      int32_t j = j0;
+      for (; j + 4 <= j1; j += 4) {
+        acc0 = step(acc0, j);
+        acc1 = step(acc1, j + 1);
+        acc2 = step(acc2, j + 2);
+        acc3 = step(acc3, j + 3);
       }
-      for (int64_t k = 0; k < nn; ++k) {
-        const __m512i pair = _mm512_add_epi32(acc[k], _mm512_srli_epi64(acc[k], 32));
-        const __m256i sum = _mm256_add_epi32(_mm512_cvtepi64_epi32(pair), bias);
-        const __m128i bytes = _mm256_cvtepi32_epi8(rq(sum));
-        _mm_mask_storeu_epi8(a.y + (n + k) * a.y_stride + m0, store, bytes);
-      }
+      for (; j < j1; ++j) acc0 = step(acc0, j);
+      const __m512i acc =
+          _mm512_add_epi32(_mm512_add_epi32(acc0, acc1), _mm512_add_epi32(acc2, acc3));
+      // Lanes 2r and 2r+1 hold row r's two quads.
+      const __m512i pair = _mm512_add_epi32(acc, _mm512_srli_epi64(acc, 32));
+      const __m256i sum = _mm256_add_epi32(_mm512_cvtepi64_epi32(pair), bias);
+      _mm_mask_storeu_epi8(a.y + n * a.y_stride + m0, store, _mm256_cvtepi32_epi8(rq(sum)));
     }
   }
 }

@@ -65,7 +65,10 @@ bool FastChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo,
   } else {
     while (a < b) {  // invariant: out(a) <= lo
       const int64_t mid = a + (b - a + 1) / 2;
-      if (Unclamped(static_cast<int32_t>(mid), r, zp) <= lo) a = mid; else b = mid - 1;
+      if (Unclamped(static_cast<int32_t>(mid), r, zp) <= lo)
+        a = mid;
+      else
+        b = mid - 1;
     }
     *acc_lo = static_cast<int32_t>(a);
   }
@@ -76,7 +79,10 @@ bool FastChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo,
   } else {
     while (a < b) {  // invariant: out(b) >= hi
       const int64_t mid = a + (b - a) / 2;
-      if (Unclamped(static_cast<int32_t>(mid), r, zp) >= hi) b = mid; else a = mid + 1;
+      if (Unclamped(static_cast<int32_t>(mid), r, zp) >= hi)
+        b = mid;
+      else
+        a = mid + 1;
     }
     *acc_hi = static_cast<int32_t>(b);
   }
