@@ -145,5 +145,7 @@ fi
 } >"$R/machine.txt"
 
 node "$ORT/bench_report.js" "$R" --notes "$OUT_MD" >"$OUT_MD.tmp"
+# The int8 kernel section (scripts/bench_s8.sh; BENCH_S8=0 keeps the previous one).
+bash "$ROOT/scripts/bench_s8.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
 mv "$OUT_MD.tmp" "$OUT_MD"
 log "wrote $OUT_MD"

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Int8 block-sparse kernels vs oneDNN int8 dense (bench/bench_s8.cc) and the
+# section "Int8 block-sparse kernels" of the benchmark report (the block
+# between <!-- int8-kernels --> and <!-- /int8-kernels -->).
+#
+#   bash scripts/bench_s8.sh BUILD_DIR [REPORT [OLD_REPORT]]
+#
+# REPORT defaults to docs/BENCHMARKS.md; the section replaces the marked block
+# (else goes before "## Commands", else at the end). With BENCH_S8=0 nothing
+# is measured and OLD_REPORT's section (default: REPORT's) is carried over, so
+# scripts/bench.sh can regenerate the rest of the report without losing it.
+# Env: BENCH_S8 (1), BENCH_S8_THREADS (1,2), BENCH_S8_SPARSITY (0,50,75,90),
+# BENCH_S8_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (passive).
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ $# -gt 3 ]; then
+  echo "usage: $0 BUILD_DIR [REPORT [OLD_REPORT]]" >&2
+  exit 2
+fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "$1" && pwd)
+REPORT=${2:-$ROOT/docs/BENCHMARKS.md}
+OLD=${3:-$REPORT}
+BM=$BUILD/bench/wbs_bench_s8
+THREADS=${BENCH_S8_THREADS:-1,2}
+SPARSITY=${BENCH_S8_SPARSITY:-0,50,75,90}
+MIN_TIME=${BENCH_S8_MIN_TIME:-0.2}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+section=$(mktemp)
+trap 'rm -f "$section"' EXIT
+if [ "${BENCH_S8:-1}" = 0 ]; then
+  [ -f "$OLD" ] && sed -n '/<!-- int8-kernels -->/,/<!-- \/int8-kernels -->/p' "$OLD" >"$section"
+else
+  [ -x "$BM" ] || { echo "bench_s8: missing $BM (cmake --build $1 --target wbs_bench_s8)" >&2; exit 2; }
+  R=$BUILD/bench_results/s8
+  mkdir -p "$R"
+  cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${1%/}/bench/wbs_bench_s8 --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "bench_s8: $cmd" >&2
+  "$BM" --threads="$THREADS" --sparsity="$SPARSITY" --benchmark_min_time="$MIN_TIME" \
+    --benchmark_out="$R/bench_s8.json" >"$R/bench_s8.txt" 2>"$R/bench_s8.log"
+  python3 - "$R/bench_s8.txt" "$cmd" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" >"$section" <<'PY'
+import re, sys, datetime
+out, cmd, load0, load1, commit, cpu = sys.argv[1:7]
+text = open(out).read()
+table = text[text.index("| threads |"):text.index("\nMedian per-layer")].rstrip()
+medians = re.findall(r"threads (\d+) sparsity (\d+)%: ([\d.]+)x over (\d+) layers \(min ([\d.]+)x, max ([\d.]+)x\)", text)
+kernel = re.search(r"Median per-layer speed-up \(kernel ([^)]*)\)", text)
+targets = {50: 1.9, 75: 3.6}
+print("<!-- int8-kernels -->")
+print("## Int8 block-sparse kernels\n")
+print(f"Int8 block-sparse conv/Gemm (`kernels/sparse/s8_*`, kernel `{kernel.group(1) if kernel else '?'}`) "
+      "vs oneDNN int8 dense (`kernels/dnnl/conv_s8.h`, kNative: its fastest u8 x s8 -> u8 "
+      "configuration, activations in its own layouts, no reorders timed) on every distinct "
+      "ResNet-50 conv shape plus the FC layer, batch 1, random 8x8 block masks, "
+      "bias + ReLU + requantization fused on both sides; ours bit-exact with docs/int8.md, "
+      "activations nChw4c in and out (the padded input copy of 3x3/strided layers included). "
+      "Medians of each benchmark's iterations, both sides in the same run.\n")
+print(f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, {cpu}, "
+      f"load {load0} -> {load1} (2 shared cores: the 2-thread rows are noisy).\n")
+print("```sh\n" + cmd + "\n```\n")
+print("Median per-layer speed-up over the 24 layers (target: >= 1.9x at 50%, >= 3.6x at 75%):\n")
+print("| threads | sparsity | median | min | max | target |")
+print("|---:|---:|---:|---:|---:|---|")
+for t, sp, med, n, lo, hi in medians:
+    tgt = targets.get(int(sp))
+    verdict = "" if tgt is None else (f"{tgt}x: met" if float(med) >= tgt else
+                                      f"{tgt}x: missed by {100 * (1 - float(med) / tgt):.0f}%")
+    print(f"| {t} | {sp}% | {med}x | {lo}x | {hi}x | {verdict} |")
+print("\nPer layer (ms, speed-up = oneDNN / ours):\n")
+print(table)
+print("\nWhy the targets are missed (see docs/KERNELS.md, \"Int8 kernels\"): oneDNN's dense "
+      "int8 convolution runs at ~100% of the VNNI peak here and requantizes with f32 scales "
+      "(~4 vector ops per 16 outputs, not bit-exact with our contract); our kernel reaches "
+      "~0.95x of oneDNN's rate on the kept blocks but the exact integer requantization "
+      "(64-bit products, rounding shift, clamp: ~10 ops per 16 outputs) and the stores cost a "
+      "fixed ~10% of oneDNN's time per layer that sparsity does not remove, 7x7/14x14 layers "
+      "waste 20-25% of the 16-position vectors, and 3x3/strided layers pay the padded input copy.")
+print("<!-- /int8-kernels -->")
+PY
+fi
+
+if [ -s "$section" ]; then
+  python3 - "$REPORT" "$section" <<'PY'
+import os, re, sys
+path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+report = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+pat = re.compile(r"<!-- int8-kernels -->[\s\S]*?<!-- /int8-kernels -->")
+if pat.search(report):
+    report = pat.sub(lambda _: section, report)
+elif "\n## Commands" in report:
+    i = report.index("\n## Commands")
+    report = report[:i] + "\n" + section + "\n" + report[i:]
+else:
+    report = report.rstrip("\n") + "\n\n" + section + "\n"
+tmp = path + ".s8tmp"
+open(tmp, "w").write(report)
+os.replace(tmp, path)
+PY
+  echo "bench_s8: wrote the int8 kernel section of $REPORT" >&2
+fi
