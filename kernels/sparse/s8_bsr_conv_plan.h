@@ -53,7 +53,8 @@ Result<S8FoldedEpilogue> FoldS8Epilogue(const S8BlockSparseWeight& w, const S8Qu
 class S8BsrConvPlan {
  public:
   // p: 1-D/2-D conv, group 1, p.activation none (the clamp is q.lo/q.hi);
-  // w of p's shape; `kernel` overrides the dispatcher (tests).
+  // w of p's shape; `kernel` overrides the dispatcher (tests). The plan keeps
+  // a pointer to w (which must outlive it) and its own folded epilogue.
   static Result<S8BsrConvPlan> Create(const ref::ConvParams& p, const S8BlockSparseWeight& w,
                                       const S8QuantParams& q, S8Layout x_layout = S8Layout::kNchw,
                                       S8Layout y_layout = S8Layout::kNchw,
@@ -89,7 +90,7 @@ class S8BsrConvPlan {
 
 class S8BsrGemmPlan {
  public:
-  // Y[n, M] = QGemm(X[n, K]) with W [M, K] (kh = kw = 1).
+  // Y[n, M] = QGemm(X[n, K]) with W [M, K] (kh = kw = 1); keeps a pointer to w.
   static Result<S8BsrGemmPlan> Create(int64_t n, const S8BlockSparseWeight& w,
                                       const S8QuantParams& q,
                                       const S8BsrGemmKernel* kernel = nullptr);
