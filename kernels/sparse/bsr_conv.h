@@ -66,9 +66,33 @@ using BsrConvFn = void (*)(const BsrConvArgs&);
 
 // Any br x bc. The source of truth.
 void f32_bsrnxn_conv__ref(const BsrConvArgs& a);
-// br == 8, any bc: 8 output channels x 16 positions in ymm accumulators.
+// br == 8, any bc: 4 output channels x 16 positions in ymm accumulators.
 void f32_bsr8xn_conv__avx2(const BsrConvArgs& a);
-// br == 8, any bc: 8 output channels x 32 positions in zmm accumulators.
+// br == 8, any bc: 8 output channels x 48 positions in zmm accumulators; a
+// tail of at most 4 valid positions (a 7x7 plane's 49th, a Gemm's single
+// row) is vectorized over the 8 output channels instead.
 void f32_bsr8xn_conv__avx512(const BsrConvArgs& a);
+// Any br x bc: the same, a block-row in groups of up to 8 output channels.
+void f32_bsrnxn_conv__avx512(const BsrConvArgs& a);
+
+// One input plane of the plan's scratch layout (bsr_conv_plan.h), for input
+// channels [c_begin, c_end):
+//
+//   dst[c * dst_channel_stride + r * cols + col] = x[c, iy, ix] (0 outside x),
+//   iy = r * sy + row_off, ix = col * sx + col_off,  0 <= r < rows, 0 <= col < cols
+//
+// i.e. a zero-padded, strided, shifted window of every channel.
+struct PackPlaneArgs {
+  const float* x = nullptr;  // [C, in_h, in_w]
+  int64_t in_h = 0, in_w = 0;
+  float* dst = nullptr;  // this plane of channel 0
+  int64_t dst_channel_stride = 0;
+  int64_t rows = 0, cols = 0, sy = 1, sx = 1, row_off = 0, col_off = 0;
+  int64_t c_begin = 0, c_end = 0;
+};
+using PackPlaneFn = void (*)(const PackPlaneArgs&);
+void f32_pack_plane__ref(const PackPlaneArgs& a);
+// Masked loads for the padding, vpermt2ps de-interleaves stride 2.
+void f32_pack_plane__avx512(const PackPlaneArgs& a);
 
 }  // namespace wbs::kernels::sparse

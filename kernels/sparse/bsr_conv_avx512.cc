@@ -1,11 +1,24 @@
-// f32_bsr8xn_conv__avx512: compiled with -mavx512f (CMakeLists.txt); only
-// called after the dispatcher saw avx512f.
+// f32_bsr{8,n}xn_conv__avx512 and f32_pack_plane__avx512: compiled with
+// -mavx512f/vl/dq/bw (CMakeLists.txt); only called after the dispatcher saw
+// avx512f.
 //
 // Register tile: 8 output channels x kVecs (3) vectors of 16 positions = 24 zmm
 // accumulators. Per (input channel, tap) the kernel loads kVecs input vectors
 // and issues 8 x kVecs FMAs whose weight operand is a broadcast from the
 // packed block (CKR layout puts the 8 weights of one (ci, tap) side by side),
 // so the FMA:load ratio is 24:11 and the loop runs at the FMA ports' rate.
+//
+// Tails. The position range ends in a partial tile. When at most
+// kMaxChannelTail positions of it are valid (a 7x7 plane is 48 + 1, a
+// batch-1 Gemm is 1) a 16-lane tile would run 8 FMAs per (ci, tap) for one
+// or two useful lanes, so those positions are computed the other way round:
+// one ymm holds the block's 8 output channels (one contiguous load from the
+// CKR block) and the input value is broadcast. A batch-1 Gemm whose input is
+// contiguous goes one step further (Gemv8): one zmm FMA covers two input
+// channels, its input pair permuted out of one 8-channel load.
+//
+// Block rows other than 8 (f32_bsrnxn_conv__avx512) run in groups of up to
+// 8 output channels; the weight pointer advances by br per (ci, tap).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,9 +36,22 @@ namespace {
 constexpr int kRows = 8;
 constexpr int kLanes = 16;
 constexpr int kVecs = 3;
+constexpr int64_t kTileQ = kVecs * kLanes;
+// Valid tail positions up to which the channel-vectorized path is cheaper
+// than a 16-lane tile (per (ci, tap): 1 + P loads and P ymm FMAs vs 9 loads
+// and 8 zmm FMAs).
+constexpr int kMaxChannelTail = 4;
 
 inline __mmask16 TailMask(int64_t n) {
   return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// Lanes [lo, hi) of 16 (both clamped to 0..16).
+inline __mmask16 RangeMask(int64_t lo, int64_t hi) {
+  lo = std::clamp<int64_t>(lo, 0, kLanes);
+  hi = std::clamp<int64_t>(hi, 0, kLanes);
+  if (hi <= lo) return 0;
+  return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
 // Adds the residual (if any), clamps and stores the valid lanes of v.
@@ -55,64 +81,77 @@ inline void StoreVec(const BsrConvArgs& a, float* yrow, const float* rrow, int64
 // array of __m512 in memory and spills all 16 every (ci, tap) step.
 #define WBS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-template <int V>
-inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
-  static_assert(V >= 1 && V <= kVecs);
+// Output channels mb .. mb+R-1 (rows h0.. of block-row i) x V vectors at q.
+template <int R, int V>
+inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mmask16 (&lm)[kVecs]) {
+  static_assert(V >= 1 && V <= kVecs && R >= 1 && R <= kRows);
+  const int64_t mb = i * a.br + h0;
 #define WBS_INIT(r)                                                                       \
-  const int64_t m##r = i * kRows + r;                                                     \
-  __m512 a##r##0 = _mm512_set1_ps(a.bias && m##r < a.out_channels ? a.bias[m##r] : 0.0f); \
+  __m512 a##r##0 =                                                                        \
+      _mm512_set1_ps(r < R && a.bias && mb + r < a.out_channels ? a.bias[mb + r] : 0.0f); \
   __m512 a##r##1 = a##r##0;                                                               \
   __m512 a##r##2 = a##r##0;
   WBS_ROWS(WBS_INIT)
 #undef WBS_INIT
-  const int64_t bs = int64_t{kRows} * a.bc * a.taps;
+  const int64_t bs = int64_t{a.br} * a.bc * a.taps;
+  const int64_t wstep = a.br;
   const int taps = a.taps;
   const int64_t* off = a.tap_offset;
   const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
-  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
-    const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
-    const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
-    const float* w = a.blocks + j * bs;
-    const float* xc = a.x + c0 * a.x_channel_stride + q;
-    for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
-      for (int t = 0; t < taps; ++t, w += kRows) {
-        const float* xp = xc + off[t];
-        const __m512 v0 = _mm512_maskz_loadu_ps(l0, xp);
-        if constexpr (V == 3) {
-          const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
-          const __m512 v2 = _mm512_maskz_loadu_ps(l2, xp + 2 * kLanes);
+  // One (input channel, tap) step: V input vectors at xp, R weights at w.
+  auto step = [&](const float* xp, const float* w) __attribute__((always_inline)) {
+    const __m512 v0 = _mm512_maskz_loadu_ps(l0, xp);
+    if constexpr (V == 3) {
+      const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
+      const __m512 v2 = _mm512_maskz_loadu_ps(l2, xp + 2 * kLanes);
 #define WBS_FMA3(r)                             \
-  {                                             \
+  if constexpr (r < R) {                        \
     const __m512 wr = _mm512_set1_ps(w[r]);     \
     a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0); \
     a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1); \
     a##r##2 = _mm512_fmadd_ps(wr, v2, a##r##2); \
   }
-          WBS_ROWS(WBS_FMA3)
+      WBS_ROWS(WBS_FMA3)
 #undef WBS_FMA3
-        } else if constexpr (V == 2) {
-          const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
+    } else if constexpr (V == 2) {
+      const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
 #define WBS_FMA2(r)                             \
-  {                                             \
+  if constexpr (r < R) {                        \
     const __m512 wr = _mm512_set1_ps(w[r]);     \
     a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0); \
     a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1); \
   }
-          WBS_ROWS(WBS_FMA2)
+      WBS_ROWS(WBS_FMA2)
 #undef WBS_FMA2
-        } else {
-#define WBS_FMA1(r) a##r##0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), v0, a##r##0);
-          WBS_ROWS(WBS_FMA1)
+    } else {
+#define WBS_FMA1(r) \
+  if constexpr (r < R) a##r##0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), v0, a##r##0);
+      WBS_ROWS(WBS_FMA1)
 #undef WBS_FMA1
-        }
+    }
+  };
+  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+    const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
+    const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
+    const float* w = a.blocks + j * bs + h0;
+    const float* xc = a.x + c0 * a.x_channel_stride + q;
+    if (taps == 1) {
+      // 1x1: a plain loop over the block's channels (the generic tap loop
+      // below costs ~20% here: one-iteration inner loops).
+#pragma GCC unroll 8
+      for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep) step(xc, w);
+    } else {
+      for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
+#pragma GCC unroll 9
+        for (int t = 0; t < taps; ++t, w += wstep) step(xc + off[t], w);
       }
     }
   }
   const __m512 lo = _mm512_set1_ps(a.lo), hi = _mm512_set1_ps(a.hi);
-  const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
+  const int64_t rows = std::min<int64_t>(R, a.out_channels - mb);
 #define WBS_STORE(r)                                                          \
   if (r < rows) {                                                             \
-    const int64_t off = (i * kRows + r) * a.y_channel_stride;                 \
+    const int64_t off = (mb + r) * a.y_channel_stride;                        \
     float* yrow = a.y + off;                                                  \
     const float* rrow = a.residual ? a.residual + off : nullptr;              \
     StoreVec(a, yrow, rrow, q, l0, a##r##0, lo, hi);                          \
@@ -124,25 +163,267 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&l
 }
 #undef WBS_ROWS
 
+// The valid positions of the range's last partial tile (count only when at
+// most kMaxChannelTail of them are valid).
+struct Tail {
+  int64_t q = 0;  // first position of the partial tile (== q_end: none)
+  int count = 0;  // valid positions in [q, q_end), or kMaxChannelTail + 1 if more
+  int64_t qs[kMaxChannelTail] = {};  // their flat positions
+  int64_t ys[kMaxChannelTail] = {};  // their compact output indices
+};
+
+Tail FindTail(const BsrConvArgs& a) {
+  Tail t;
+  t.q = a.q_begin + (a.q_end - a.q_begin) / kTileQ * kTileQ;
+  for (int64_t q = t.q; q < a.q_end; ++q) {
+    int64_t y = q;
+    if (a.lanes) {
+      const LaneGroup& g = a.lanes[q / kLanes];
+      const int l = static_cast<int>(q % kLanes);
+      if (!(g.mask >> l & 1u)) continue;
+      y = g.y_index + __builtin_popcount(g.mask & ((1u << l) - 1));
+    }
+    if (t.count == kMaxChannelTail) {
+      ++t.count;
+      break;
+    }
+    t.qs[t.count] = q;
+    t.ys[t.count] = y;
+    ++t.count;
+  }
+  return t;
+}
+
+// Stores v's first `rows` lanes (+ residual, clamped) at output channel mb..
+// and compact index y.
+inline void StoreChannels(const BsrConvArgs& a, int64_t mb, int rows, __m256 v, int64_t y) {
+  alignas(32) float buf[kRows];
+  _mm256_store_ps(buf, v);
+  for (int r = 0; r < rows; ++r) {
+    const int64_t idx = (mb + r) * a.y_channel_stride + y;
+    float s = buf[r];
+    if (a.residual) s += a.residual[idx];
+    a.y[idx] = std::min(std::max(s, a.lo), a.hi);
+  }
+}
+
+inline __m256 BiasChannels(const BsrConvArgs& a, int64_t mb, __mmask8 rm) {
+  return a.bias ? _mm256_maskz_loadu_ps(rm, a.bias + mb) : _mm256_setzero_ps();
+}
+
+// P tail positions, output channels mb.. (the rows of rm), vectorized over
+// the channels. A partial sums per position break the FMA latency chain.
+template <int P>
+void ChannelTail(const BsrConvArgs& a, int64_t i, int h0, int rows, const Tail& tail) {
+  constexpr int A = P == 1 ? 4 : 2;
+  const int64_t mb = i * a.br + h0;
+  const __mmask8 rm = __mmask8((1u << rows) - 1);
+  const int64_t bs = int64_t{a.br} * a.bc * a.taps;
+  const int64_t wstep = a.br;
+  const int taps = a.taps;
+  const int64_t* off = a.tap_offset;
+  __m256 acc[P][A];
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+    for (int u = 0; u < A; ++u) acc[p][u] = _mm256_setzero_ps();
+  int64_t qs[P];
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) qs[p] = tail.qs[p];
+  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+    const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
+    const int64_t steps = std::min<int64_t>(a.bc, a.in_channels - c0) * taps;
+    const float* w = a.blocks + j * bs + h0;
+    const float* xc = a.x + c0 * a.x_channel_stride;
+    int t = 0;
+    auto step = [&](auto u) {
+      const __m256 wv = _mm256_maskz_loadu_ps(rm, w);
+      const float* xp = xc + off[t];
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p)
+        acc[p][u] = _mm256_fmadd_ps(wv, _mm256_set1_ps(xp[qs[p]]), acc[p][u]);
+      w += wstep;
+      if (++t == taps) {
+        t = 0;
+        xc += a.x_channel_stride;
+      }
+    };
+    int64_t s = 0;
+    for (; s + A <= steps; s += A) {
+      step(std::integral_constant<int, 0>());
+      step(std::integral_constant<int, 1>());
+      if constexpr (A == 4) {
+        step(std::integral_constant<int, 2>());
+        step(std::integral_constant<int, 3>());
+      }
+    }
+    for (; s < steps; ++s) step(std::integral_constant<int, 0>());
+  }
+  const __m256 bias = BiasChannels(a, mb, rm);
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) {
+    __m256 v = acc[p][0];
+#pragma GCC unroll 4
+    for (int u = 1; u < A; ++u) v = _mm256_add_ps(v, acc[p][u]);
+    StoreChannels(a, mb, rows, _mm256_add_ps(v, bias), tail.ys[p]);
+  }
+}
+
+// One position of a 1x1 problem whose input channels are adjacent (x
+// channel stride 1: a batch-1 Gemm), 8-row blocks: zmm lanes 0..7 hold the
+// weights of input channel 2k, lanes 8..15 of channel 2k+1 (adjacent in
+// CKR), multiplied by the pair (x[2k] x8, x[2k+1] x8) permuted out of one
+// load; the two halves are added at the end.
+void Gemv8(const BsrConvArgs& a, int64_t i, int rows, int64_t q, int64_t y) {
+  const int64_t mb = i * kRows;
+  const int64_t bs = int64_t{kRows} * a.bc;
+  const __m512i idx0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i two = _mm512_set1_epi32(2);
+  const __m512i idx1 = _mm512_add_epi32(idx0, two), idx2 = _mm512_add_epi32(idx1, two),
+                idx3 = _mm512_add_epi32(idx2, two);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+    const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
+    const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
+    const float* w = a.blocks + j * bs;
+    const float* xc = a.x + c0 + q;
+    for (int64_t ci = 0; ci < nci; ci += 8, w += 64) {
+      // Channels past nci read as 0; weights past the block's bc are not read.
+      const __m512 x8 = _mm512_maskz_loadu_ps(TailMask(std::min<int64_t>(8, nci - ci)), xc + ci);
+      const int64_t wn = std::min<int64_t>(8, a.bc - ci) * kRows;  // weights in this group
+      acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(TailMask(wn), w),
+                             _mm512_permutexvar_ps(idx0, x8), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(TailMask(wn - 16), w + 16),
+                             _mm512_permutexvar_ps(idx1, x8), acc1);
+      acc2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(TailMask(wn - 32), w + 32),
+                             _mm512_permutexvar_ps(idx2, x8), acc2);
+      acc3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(TailMask(wn - 48), w + 48),
+                             _mm512_permutexvar_ps(idx3, x8), acc3);
+    }
+  }
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+  const __m256 v = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+  const __mmask8 rm = __mmask8((1u << rows) - 1);
+  StoreChannels(a, mb, rows, _mm256_add_ps(v, BiasChannels(a, mb, rm)), y);
+}
+
+// Output channels h0 .. h0+R-1 of block-row i over [q_begin, q_end).
+template <int R>
+void RowGroup(const BsrConvArgs& a, int64_t i, int h0, const Tail& tail) {
+  const __mmask16 full[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
+  for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) Tile<R, kVecs>(a, i, h0, q, full);
+  if (tail.q >= a.q_end || tail.count == 0) return;
+  if (tail.count <= kMaxChannelTail) {
+    const int rows = static_cast<int>(std::min<int64_t>(R, a.out_channels - i * a.br - h0));
+    if (rows <= 0) return;
+    switch (tail.count) {
+      case 1:
+        if (R == kRows && a.br == kRows && a.taps == 1 && a.x_channel_stride == 1)
+          Gemv8(a, i, rows, tail.qs[0], tail.ys[0]);
+        else
+          ChannelTail<1>(a, i, h0, rows, tail);
+        return;
+      case 2:
+        return ChannelTail<2>(a, i, h0, rows, tail);
+      case 3:
+        return ChannelTail<3>(a, i, h0, rows, tail);
+      default:
+        return ChannelTail<4>(a, i, h0, rows, tail);
+    }
+  }
+  const int64_t n = a.q_end - tail.q;
+  const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes), TailMask(n - 2 * kLanes)};
+  if (n <= kLanes)
+    Tile<R, 1>(a, i, h0, tail.q, lm);
+  else if (n <= 2 * kLanes)
+    Tile<R, 2>(a, i, h0, tail.q, lm);
+  else
+    Tile<R, 3>(a, i, h0, tail.q, lm);
+}
+
 }  // namespace
 
 void f32_bsr8xn_conv__avx512(const BsrConvArgs& a) {
   assert(a.br == kRows && a.q_begin % kLanes == 0 && a.q_end <= a.out_h * a.pitch);
+  const Tail tail = FindTail(a);
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows>(a, i, 0, tail);
+}
+
+void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
+  assert(a.q_begin % kLanes == 0 && a.q_end <= a.out_h * a.pitch);
+  const Tail tail = FindTail(a);
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
-    int64_t q = a.q_begin;
-    for (; q + kVecs * kLanes <= a.q_end; q += kVecs * kLanes) {
-      const __mmask16 lm[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
-      Tile<kVecs>(a, i, q, lm);
+    for (int h0 = 0; h0 < a.br; h0 += kRows) {
+      switch (std::min(kRows, a.br - h0)) {
+        case 1:
+          RowGroup<1>(a, i, h0, tail);
+          break;
+        case 2:
+          RowGroup<2>(a, i, h0, tail);
+          break;
+        case 3:
+          RowGroup<3>(a, i, h0, tail);
+          break;
+        case 4:
+          RowGroup<4>(a, i, h0, tail);
+          break;
+        case 5:
+          RowGroup<5>(a, i, h0, tail);
+          break;
+        case 6:
+          RowGroup<6>(a, i, h0, tail);
+          break;
+        case 7:
+          RowGroup<7>(a, i, h0, tail);
+          break;
+        default:
+          RowGroup<8>(a, i, h0, tail);
+          break;
+      }
     }
-    if (q < a.q_end) {
-      const int64_t n = a.q_end - q;
-      const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes), TailMask(n - 2 * kLanes)};
-      if (n <= kLanes)
-        Tile<1>(a, i, q, lm);
-      else if (n <= 2 * kLanes)
-        Tile<2>(a, i, q, lm);
-      else
-        Tile<3>(a, i, q, lm);
+  }
+}
+
+void f32_pack_plane__avx512(const PackPlaneArgs& a) {
+  // Stride-2 columns: the even lanes of two consecutive source vectors.
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const int64_t w = a.in_w;
+  for (int64_t c = a.c_begin; c < a.c_end; ++c) {
+    const float* src = a.x + c * a.in_h * a.in_w;
+    float* dst = a.dst + c * a.dst_channel_stride;
+    for (int64_t r = 0; r < a.rows; ++r, dst += a.cols) {
+      const int64_t iy = r * a.sy + a.row_off;
+      if (iy < 0 || iy >= a.in_h) {
+        for (int64_t col = 0; col < a.cols; col += kLanes)
+          _mm512_mask_storeu_ps(dst + col, TailMask(a.cols - col), _mm512_setzero_ps());
+        continue;
+      }
+      const float* srow = src + iy * w;
+      if (a.sx == 1) {
+        for (int64_t col = 0; col < a.cols; col += kLanes) {
+          // Source lanes ix = col + l + col_off inside [0, w); the rest are padding.
+          const int64_t base = col + a.col_off;
+          const __mmask16 m = RangeMask(-base, w - base) & TailMask(a.cols - col);
+          const __m512 v = _mm512_maskz_loadu_ps(m, srow + base);
+          _mm512_mask_storeu_ps(dst + col, TailMask(a.cols - col), v);
+        }
+      } else if (a.sx == 2) {
+        for (int64_t col = 0; col < a.cols; col += kLanes) {
+          const int64_t base = 2 * col + a.col_off;  // source of lane 0
+          const int64_t need = 2 * std::min<int64_t>(kLanes, a.cols - col);
+          const __m512 lo =
+              _mm512_maskz_loadu_ps(RangeMask(-base, std::min(w - base, need)), srow + base);
+          const __m512 hi = _mm512_maskz_loadu_ps(
+              RangeMask(-base - kLanes, std::min(w - base, need) - kLanes), srow + base + kLanes);
+          _mm512_mask_storeu_ps(dst + col, TailMask(a.cols - col),
+                                _mm512_permutex2var_ps(lo, even, hi));
+        }
+      } else {
+        for (int64_t col = 0; col < a.cols; ++col) {
+          const int64_t ix = col * a.sx + a.col_off;
+          dst[col] = ix >= 0 && ix < w ? srow[ix] : 0.0f;
+        }
+      }
     }
   }
 }

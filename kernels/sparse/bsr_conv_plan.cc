@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <utility>
 
 namespace wbs::kernels::sparse {
 namespace {
@@ -15,13 +16,32 @@ constexpr int kMinRowsPerThread = 4;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
+// Layout choice (Create): cycles per kept MAC-lane of the microkernel (two
+// 16-lane FMAs per cycle) and per copied float (one masked load + store per
+// 16 floats, plus row overhead); from the sp:100 rows of wbs_bench_sparse.
+constexpr double kCyclesPerMacLane = 1.0 / 32.0;
+constexpr double kCyclesPerCopiedFloat = 1.0 / 8.0;
 
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+PackPlaneFn PackFor(const BsrConvKernel& k) {
+  return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512 : f32_pack_plane__ref;
+}
+
 }  // namespace
+
+const char* BsrConvPlan::layout() const {
+  return direct_ ? "direct" : shifted_ ? "shifted" : "phase";
+}
 
 Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                         const BsrConvKernel* kernel) {
+  return CreateWithLayout(p, w, Layout::kAuto, kernel);
+}
+
+Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
+                                                  const BlockSparseWeight& w, Layout layout,
+                                                  const BsrConvKernel* kernel) {
   if (p.group != 1) return Unimplemented("block-sparse conv: group {} (only 1)", p.group);
   if (p.spatial_rank > 2 || p.in[0] != 1 || p.kernel[0] != 1)
     return Unimplemented("block-sparse conv: only 1-D and 2-D convolutions");
@@ -49,52 +69,85 @@ Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSpa
   if (plan.kernel_->br != 0 && plan.kernel_->br != w.br())
     return InvalidArgument("block-sparse conv: kernel {} does not take {}-row blocks",
                            plan.kernel_->name, w.br());
+  plan.pack_ = PackFor(*plan.kernel_);
   plan.batch_ = p.batch;
   plan.in_h_ = p.in[1];
   plan.in_w_ = p.in[2];
   plan.out_h_ = p.out[1];
   plan.out_w_ = p.out[2];
-  plan.sy_ = p.stride[1];
-  plan.sx_ = p.stride[2];
-  plan.pad_top_ = p.pad_begin[1];
-  plan.pad_left_ = p.pad_begin[2];
+  const int64_t sy = p.stride[1], sx = p.stride[2];
+  const int64_t pad_top = p.pad_begin[1], pad_left = p.pad_begin[2];
   const int64_t kh = p.kernel[1], kw = p.kernel[2], dy = p.dilation[1], dx = p.dilation[2];
-  plan.direct_ = kh == 1 && kw == 1 && plan.sy_ == 1 && plan.sx_ == 1 && plan.pad_top_ == 0 &&
-                 plan.pad_left_ == 0 && plan.out_h_ == plan.in_h_ && plan.out_w_ == plan.in_w_;
-  int64_t pitch;
+  const int64_t oh = plan.out_h_, ow = plan.out_w_;
+  plan.direct_ = kh == 1 && kw == 1 && sy == 1 && sx == 1 && pad_top == 0 && pad_left == 0 &&
+                 oh == plan.in_h_ && ow == plan.in_w_;
   if (plan.direct_) {
-    plan.hq_ = plan.in_h_;
-    plan.wq_ = plan.in_w_;
+    plan.pitch_ = ow;
     plan.x_channel_stride_ = plan.in_h_ * plan.in_w_;
     plan.tap_offset_ = {0};
-    pitch = plan.out_w_;
   } else {
     // The padded extent the outputs actually read.
-    const int64_t hp = (plan.out_h_ - 1) * plan.sy_ + (kh - 1) * dy + 1;
-    const int64_t wp = (plan.out_w_ - 1) * plan.sx_ + (kw - 1) * dx + 1;
-    plan.hq_ = (hp + plan.sy_ - 1) / plan.sy_;
-    plan.wq_ = (wp + plan.sx_ - 1) / plan.sx_;
-    const int64_t plane = plan.hq_ * plan.wq_;
-    // Only the phases some tap reads are stored (a 1x1 stride-2 conv reads
-    // one of four), in first-use order.
-    plan.phase_slot_.assign(static_cast<size_t>(plan.sy_ * plan.sx_), -1);
-    int64_t used = 0;
+    const int64_t hp = (oh - 1) * sy + (kh - 1) * dy + 1;
+    const int64_t wp = (ow - 1) * sx + (kw - 1) * dx + 1;
+    const int64_t hq = (hp + sy - 1) / sy, wq = (wp + sx - 1) / sx;
+    // Planes each layout stores, in first-use order: (row phase, column key).
+    auto planes_of = [&](bool shifted) {
+      std::vector<std::pair<int64_t, int64_t>> used;
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          const std::pair<int64_t, int64_t> key((ky * dy) % sy, shifted ? kx : (kx * dx) % sx);
+          if (std::find(used.begin(), used.end(), key) == used.end()) used.push_back(key);
+        }
+      return used;
+    };
+    bool shifted = layout == Layout::kShifted;
+    if (layout == Layout::kAuto && wq > ow) {
+      // Kept MACs per output position (ragged edges ignored) times the lanes
+      // each layout computes, plus the floats each copies.
+      const double macs = double(w.nnz_blocks()) * w.br() * w.bc() * double(kh * kw);
+      const int64_t c = p.in_channels;
+      auto cost = [&](bool s) {
+        const int64_t pitch = s ? ow : wq;
+        const double lanes = double(RoundUp(oh * pitch, kGroup));
+        const double copied = double(planes_of(s).size() * hq * pitch * c);
+        return macs * lanes * kCyclesPerMacLane + copied * kCyclesPerCopiedFloat;
+      };
+      shifted = cost(true) < cost(false);
+    }
+    plan.shifted_ = shifted;
+    plan.pitch_ = shifted ? ow : wq;
+    const std::vector<std::pair<int64_t, int64_t>> used = planes_of(shifted);
+    const int64_t plane = hq * plan.pitch_;
     for (int64_t ky = 0; ky < kh; ++ky)
       for (int64_t kx = 0; kx < kw; ++kx) {
-        const int64_t phase = ((ky * dy) % plan.sy_) * plan.sx_ + (kx * dx) % plan.sx_;
-        int64_t& slot = plan.phase_slot_[static_cast<size_t>(phase)];
-        if (slot < 0) slot = used++;
-        plan.tap_offset_.push_back(slot * plane + (ky * dy / plan.sy_) * plan.wq_ +
-                                   kx * dx / plan.sx_);
+        const std::pair<int64_t, int64_t> key((ky * dy) % sy, shifted ? kx : (kx * dx) % sx);
+        const auto slot =
+            static_cast<int64_t>(std::find(used.begin(), used.end(), key) - used.begin());
+        const int64_t in_plane = (ky * dy / sy) * plan.pitch_ + (shifted ? 0 : kx * dx / sx);
+        plan.tap_offset_.push_back(slot * plane + in_plane);
+        plan.max_plane_off_ = std::max(plan.max_plane_off_, in_plane);
       }
-    plan.x_channel_stride_ = used * plane;
-    pitch = plan.wq_;
+    for (size_t s = 0; s < used.size(); ++s) {
+      PackPlaneArgs pa;
+      pa.in_h = plan.in_h_;
+      pa.in_w = plan.in_w_;
+      pa.rows = hq;
+      pa.cols = plan.pitch_;
+      pa.sy = sy;
+      pa.sx = sx;
+      pa.row_off = used[s].first - pad_top;
+      pa.col_off = (shifted ? used[s].second * dx : used[s].second) - pad_left;
+      pa.dst_channel_stride = static_cast<int64_t>(used.size()) * plane;
+      pa.dst = nullptr;  // + s * plane at run time
+      plan.planes_.push_back(pa);
+    }
+    plan.x_channel_stride_ = static_cast<int64_t>(used.size()) * plane;
     // Slack: dropped lanes of the last row may read up to a row (plus a
     // vector) past the last plane.
-    plan.scratch_floats_ = p.in_channels * plan.x_channel_stride_ + 2 * plan.wq_ + 4 * kGroup;
+    plan.scratch_floats_ = p.in_channels * plan.x_channel_stride_ + 2 * plan.pitch_ + 4 * kGroup;
   }
-  if (pitch != plan.out_w_) {
-    const int64_t total = plan.out_h_ * pitch;
+  if (plan.pitch_ != ow) {
+    const int64_t total = oh * plan.pitch_;
     plan.lanes_.resize(static_cast<size_t>(RoundUp(total, kGroup) / kGroup));
     int64_t y_index = 0;
     for (size_t g = 0; g < plan.lanes_.size(); ++g) {
@@ -102,7 +155,7 @@ Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSpa
       lg.y_index = y_index;
       for (int64_t l = 0; l < kGroup; ++l) {
         const int64_t q = static_cast<int64_t>(g) * kGroup + l;
-        if (q < total && q % pitch < plan.out_w_) {
+        if (q < total && q % plan.pitch_ < ow) {
           lg.mask = static_cast<uint16_t>(lg.mask | (1u << l));
           ++y_index;
         }
@@ -126,70 +179,14 @@ Result<BsrConvPlan> BsrConvPlan::CreateGemm(int64_t n, const BlockSparseWeight& 
 }
 
 void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end) const {
-  const int64_t plane = hq_ * wq_;
-  for (int64_t c = c_begin; c < c_end; ++c) {
-    const float* src = x + c * in_h_ * in_w_;
-    float* out = dst + c * x_channel_stride_;
-    for (int64_t py = 0; py < sy_; ++py) {
-      if (sx_ == 2 && phase_slot_[static_cast<size_t>(py * 2)] >= 0 &&
-          phase_slot_[static_cast<size_t>(py * 2 + 1)] >= 0) {
-        // Both column phases in one pass over each source row (half the
-        // reads of two strided passes; the interior loop vectorizes).
-        float* pl0 = out + phase_slot_[static_cast<size_t>(py * 2)] * plane;
-        float* pl1 = out + phase_slot_[static_cast<size_t>(py * 2 + 1)] * plane;
-        // Columns where both ix = 2*col - pad_left and ix + 1 are inside the row.
-        const int64_t lo = std::clamp<int64_t>((pad_left_ + 1) / 2, 0, wq_);
-        const int64_t hi = std::clamp<int64_t>((in_w_ + pad_left_) / 2, lo, wq_);
-        for (int64_t r = 0; r < hq_; ++r) {
-          float* row0 = pl0 + r * wq_;
-          float* row1 = pl1 + r * wq_;
-          const int64_t iy = r * sy_ + py - pad_top_;
-          if (iy < 0 || iy >= in_h_) {
-            std::memset(row0, 0, static_cast<size_t>(wq_) * sizeof(float));
-            std::memset(row1, 0, static_cast<size_t>(wq_) * sizeof(float));
-            continue;
-          }
-          const float* srow = src + iy * in_w_;
-          auto edge = [&](int64_t col) {
-            const int64_t ix = 2 * col - pad_left_;
-            row0[col] = ix >= 0 && ix < in_w_ ? srow[ix] : 0.0f;
-            row1[col] = ix + 1 >= 0 && ix + 1 < in_w_ ? srow[ix + 1] : 0.0f;
-          };
-          for (int64_t col = 0; col < lo; ++col) edge(col);
-          const float* s = srow - pad_left_;
-          for (int64_t col = lo; col < hi; ++col) {
-            row0[col] = s[2 * col];
-            row1[col] = s[2 * col + 1];
-          }
-          for (int64_t col = hi; col < wq_; ++col) edge(col);
-        }
-        continue;
-      }
-      for (int64_t px = 0; px < sx_; ++px) {
-        const int64_t slot = phase_slot_[static_cast<size_t>(py * sx_ + px)];
-        if (slot < 0) continue;
-        float* pl = out + slot * plane;
-        // Columns whose source ix = col*sx + px - pad_left is inside the row.
-        const int64_t lo = std::clamp<int64_t>((pad_left_ - px + sx_ - 1) / sx_, 0, wq_);
-        const int64_t hi = std::clamp<int64_t>((in_w_ + pad_left_ - px + sx_ - 1) / sx_, lo, wq_);
-        for (int64_t r = 0; r < hq_; ++r) {
-          float* row = pl + r * wq_;
-          const int64_t iy = r * sy_ + py - pad_top_;
-          if (iy < 0 || iy >= in_h_) {
-            std::memset(row, 0, static_cast<size_t>(wq_) * sizeof(float));
-            continue;
-          }
-          const float* srow = src + iy * in_w_ + px - pad_left_;  // srow[col * sx] = x[iy, ix]
-          std::memset(row, 0, static_cast<size_t>(lo) * sizeof(float));
-          if (sx_ == 1) {
-            std::memcpy(row + lo, srow + lo, static_cast<size_t>(hi - lo) * sizeof(float));
-          } else {
-            for (int64_t col = lo; col < hi; ++col) row[col] = srow[col * sx_];
-          }
-          std::memset(row + hi, 0, static_cast<size_t>(wq_ - hi) * sizeof(float));
-        }
-      }
-    }
+  const int64_t plane = planes_.empty() ? 0 : planes_[0].rows * planes_[0].cols;
+  for (size_t s = 0; s < planes_.size(); ++s) {
+    PackPlaneArgs a = planes_[s];
+    a.x = x;
+    a.dst = dst + static_cast<int64_t>(s) * plane;
+    a.c_begin = c_begin;
+    a.c_end = c_end;
+    pack_(a);
   }
 }
 
@@ -198,10 +195,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   const BlockSparseWeight& w = *w_;
   const int64_t c = w.in_channels(), m = w.out_channels();
   const int64_t rows = w.block_rows();
-  const int64_t pitch = lanes_.empty() ? out_w_ : wq_;
+  const int64_t pitch = pitch_;
   const int64_t total = out_h_ * pitch;
-  const int64_t max_off = *std::max_element(tap_offset_.begin(), tap_offset_.end());
-  int64_t chunk = RoundUp(std::max<int64_t>(kChunkBudgetFloats / c - max_off, 1), kChunkQuantum);
+  // A chunk of positions reads chunk + max_plane_off_ floats of every stored
+  // plane of every channel.
+  const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
+  const int64_t chunk = RoundUp(
+      std::max<int64_t>(kChunkBudgetFloats / (c * planes) - max_plane_off_, 1), kChunkQuantum);
   const std::vector<int32_t>& row_ptr = w.row_ptr();
   threads = std::max(1, threads);
 

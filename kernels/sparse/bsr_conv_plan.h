@@ -6,12 +6,24 @@
 //
 // Input layout. Unless the conv is 1x1, stride 1 and unpadded (then x is read
 // in place, one flat plane per channel), Run() first copies each channel into
-// scratch as sy*sx "phase planes" of the zero-padded input: padded element
-// (yp, xp) goes to plane (yp % sy, xp % sx) at (yp / sy, xp / sx), each plane
-// Hq x Wq (planes no tap reads are not stored). Tap (ky, kx) of output (oy, ox) then lives in plane
-// ((ky*dy) % sy, (kx*dx) % sx) at flat offset (oy + ky*dy/sy)*Wq + ox + kx*dx/sx,
-// a constant offset from q = oy*Wq + ox: stride, dilation and padding all
-// become tap offsets and the microkernel's loads stay contiguous.
+// scratch as planes of the zero-padded input, in one of two layouts:
+//
+// - Phase planes: padded element (yp, xp) goes to plane (yp % sy, xp % sx)
+//   at (yp / sy, xp / sx), each plane Hq x Wq (planes no tap reads are not
+//   stored). Tap (ky, kx) of output (oy, ox) then lives in plane
+//   ((ky*dy) % sy, (kx*dx) % sx) at flat offset (oy + ky*dy/sy)*Wq + ox + kx*dx/sx,
+//   a constant offset from q = oy*Wq + ox. The grid's pitch is Wq > OW, so
+//   Wq - OW columns per row are computed and dropped.
+// - Shifted planes: one plane per (row phase yp % sy, kernel column kx),
+//   Hq x OW, holding padded (yp, ox*sx + kx*dx). Tap (ky, kx) reads plane
+//   ((ky*dy) % sy, kx) at offset (ky*dy/sy)*OW from q = oy*OW + ox: no
+//   dropped columns (every lane useful, a 7x7 plane is 49 positions, not 63)
+//   for kw times the copy. Create() picks the cheaper layout from the
+//   lane waste, the copy and the kept MACs.
+//
+// Either way stride, dilation and padding all become tap offsets and the
+// microkernel's loads stay contiguous. The copy runs on an ISA-specific
+// f32_pack_plane kernel of the same ISA as the conv kernel.
 //
 // Threads. With at least 4 block-rows per thread, thread t takes a run of
 // block-rows holding ~1/T of the non-zero blocks (balanced by work, not by
@@ -37,12 +49,19 @@ class BsrConvPlan {
   // dispatcher (tests); it must accept w.br(). The plan keeps a pointer to w.
   static Result<BsrConvPlan> Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                     const BsrConvKernel* kernel = nullptr);
+  enum class Layout { kAuto, kPhase, kShifted };
+  // Create() with the input layout forced (tests, benchmarks); kAuto is
+  // Create(). A 1x1 stride-1 unpadded conv is always read in place.
+  static Result<BsrConvPlan> CreateWithLayout(const ref::ConvParams& p, const BlockSparseWeight& w,
+                                              Layout layout, const BsrConvKernel* kernel = nullptr);
   // Y[M, N] = W[M, K] X[K, N] (+ bias[M]): a 1x1 conv over an N-wide plane.
   static Result<BsrConvPlan> CreateGemm(int64_t n, const BlockSparseWeight& w,
                                         const BsrConvKernel* kernel = nullptr);
 
   int64_t scratch_floats() const { return scratch_floats_; }
   const BsrConvKernel& kernel() const { return *kernel_; }
+  // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
+  const char* layout() const;
 
   // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias + residual); bias
   // [M] or nullptr; residual like y or nullptr (may alias y); scratch holds
@@ -56,12 +75,13 @@ class BsrConvPlan {
   const BlockSparseWeight* w_ = nullptr;
   const BsrConvKernel* kernel_ = nullptr;
   int64_t batch_ = 1, in_h_ = 1, in_w_ = 1, out_h_ = 1, out_w_ = 1;
-  int64_t sy_ = 1, sx_ = 1, pad_top_ = 0, pad_left_ = 0;
   bool direct_ = true;  // x read in place
-  int64_t hq_ = 1, wq_ = 1, x_channel_stride_ = 0;
+  bool shifted_ = false;
+  int64_t pitch_ = 1, x_channel_stride_ = 0, max_plane_off_ = 0;
   std::vector<int64_t> tap_offset_;
-  std::vector<int64_t> phase_slot_;  // [sy*sx]: slot of a stored phase plane, -1 if unread
-  std::vector<LaneGroup> lanes_;     // empty iff pitch == out_w
+  std::vector<PackPlaneArgs> planes_;  // the stored planes (x, dst, channels filled by Run)
+  PackPlaneFn pack_ = nullptr;
+  std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };

@@ -34,3 +34,28 @@ void f32_bsrnxn_conv__ref(const BsrConvArgs& a) {
 }
 
 }  // namespace wbs::kernels::sparse
+
+namespace wbs::kernels::sparse {
+
+void f32_pack_plane__ref(const PackPlaneArgs& a) {
+  // Columns whose source ix = col * sx + col_off is inside the row.
+  const int64_t lo = std::clamp<int64_t>((-a.col_off + a.sx - 1) / a.sx, 0, a.cols);
+  const int64_t hi = std::clamp<int64_t>((a.in_w - a.col_off + a.sx - 1) / a.sx, lo, a.cols);
+  for (int64_t c = a.c_begin; c < a.c_end; ++c) {
+    const float* src = a.x + c * a.in_h * a.in_w;
+    float* dst = a.dst + c * a.dst_channel_stride;
+    for (int64_t r = 0; r < a.rows; ++r, dst += a.cols) {
+      const int64_t iy = r * a.sy + a.row_off;
+      if (iy < 0 || iy >= a.in_h) {
+        std::fill(dst, dst + a.cols, 0.0f);
+        continue;
+      }
+      const float* srow = src + iy * a.in_w + a.col_off;  // srow[col * sx] = x[iy, ix]
+      std::fill(dst, dst + lo, 0.0f);
+      for (int64_t col = lo; col < hi; ++col) dst[col] = srow[col * a.sx];
+      std::fill(dst + hi, dst + a.cols, 0.0f);
+    }
+  }
+}
+
+}  // namespace wbs::kernels::sparse
