@@ -123,8 +123,11 @@ struct FastReq512 {
 // Stores the low bytes of the valid lanes of v (plain layout, one channel).
 inline void StoreBytes(const S8BsrConvArgs& a, uint8_t* yrow, int64_t q, __mmask16 tail,
                        __m512i v) {
-  if (!a.lanes) {
-    _mm_mask_storeu_epi8(yrow + q, tail, _mm512_cvtepi32_epi8(v));
+  if (!a.lanes) {  // (plain stores where possible: masked ones are slower on some cores)
+    if (tail == 0xFFFF)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(yrow + q), _mm512_cvtepi32_epi8(v));
+    else
+      _mm_mask_storeu_epi8(yrow + q, tail, _mm512_cvtepi32_epi8(v));
     return;
   }
   const S8LaneGroup& g = a.lanes[q / kLanes];
@@ -142,7 +145,10 @@ inline void StoreBytes(const S8BsrConvArgs& a, uint8_t* yrow, int64_t q, __mmask
 inline void StoreWords(const S8BsrConvArgs& a, uint8_t* yquad, int64_t q, __mmask16 tail,
                        __m512i v) {
   if (!a.lanes) {
-    _mm512_mask_storeu_epi32(yquad + q * 4, tail, v);
+    if (tail == 0xFFFF)
+      _mm512_storeu_si512(yquad + q * 4, v);
+    else
+      _mm512_mask_storeu_epi32(yquad + q * 4, tail, v);
     return;
   }
   const S8LaneGroup& g = a.lanes[q / kLanes];
