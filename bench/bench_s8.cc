@@ -26,9 +26,9 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -270,8 +270,7 @@ void PrintTable() {
   std::map<std::pair<int, int>, std::vector<double>> speedups;
   for (const auto& k : order) {
     const auto& rows = by[k];
-    fmt::print("| {} | {} | {} | {:.3f} |", k.first, rows[0]->layer, k.second,
-               rows[0]->dense_ms);
+    fmt::print("| {} | {} | {} | {:.3f} |", k.first, rows[0]->layer, k.second, rows[0]->dense_ms);
     for (int pct : pcts) {
       auto it = std::find_if(rows.begin(), rows.end(), [&](const Row* r) { return r->pct == pct; });
       if (it == rows.end() || (*it)->dense_ms == 0) {
@@ -284,8 +283,7 @@ void PrintTable() {
     }
     fmt::print("\n");
   }
-  fmt::print("\nMedian per-layer speed-up (kernel {}):\n",
-             Rows().empty() ? "-" : Rows()[0].kernel);
+  fmt::print("\nMedian per-layer speed-up (kernel {}):\n", Rows().empty() ? "-" : Rows()[0].kernel);
   for (auto& [k, v] : speedups)
     fmt::print("  threads {} sparsity {}%: {:.2f}x over {} layers (min {:.2f}x, max {:.2f}x)\n",
                k.first, k.second, Median(v), v.size(), *std::min_element(v.begin(), v.end()),
@@ -319,8 +317,8 @@ int main(int argc, char** argv) {
     } else if (key == "--layers") {
       for (const auto& t : SplitList(val)) layers.push_back(std::stoi(t));
     } else if (key == "--layout" && (val == "nchw4c" || val == "nchw")) {
-      g_layout = val == "nchw" ? kernels::sparse::S8Layout::kNchw
-                               : kernels::sparse::S8Layout::kNchw4c;
+      g_layout =
+          val == "nchw" ? kernels::sparse::S8Layout::kNchw : kernels::sparse::S8Layout::kNchw4c;
     } else {
       fmt::print(stderr,
                  "usage: wbs_bench_s8 [benchmark flags] [--csv=PATH] [--threads=1,2] "
@@ -350,8 +348,8 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
       for (int pct : pcts)
-        benchmark::RegisterBenchmark(fmt::format("bsr/{}/sp:{}", ShapeName(s), pct).c_str(),
-                                     BM_Bsr, s, pct)
+        benchmark::RegisterBenchmark(fmt::format("bsr/{}/sp:{}", ShapeName(s), pct).c_str(), BM_Bsr,
+                                     s, pct)
             ->Arg(t)
             ->ArgName("threads")
             ->Unit(benchmark::kMicrosecond)

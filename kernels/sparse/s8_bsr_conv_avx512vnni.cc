@@ -188,21 +188,15 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
   const int64_t xqs = a.x_quad_stride * 4;
   const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
   const int8_t* blocks = static_cast<const int8_t*>(a.packed);
-  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
-    const int64_t q0 = int64_t{a.col_idx[j]} * block_quads;
-    const int64_t nq = std::min(block_quads, in_quads - q0);
-    const int8_t* w = blocks + j * a.block_bytes;
-    const uint8_t* xc = a.x + q0 * xqs + q * 4;
-    for (int64_t qq = 0; qq < nq; ++qq, xc += xqs) {
-      for (int t = 0; t < taps; ++t, w += kRows * 4) {
-        const uint8_t* xp = xc + off[t] * 4;
-        // Full tiles load unmasked (a masked load costs more on some cores).
-        const __m512i v0 = kFull ? _mm512_loadu_si512(xp) : _mm512_maskz_loadu_epi32(l0, xp);
-        if constexpr (V == 3) {
-          const __m512i v1 =
-              kFull ? _mm512_loadu_si512(xp + 64) : _mm512_maskz_loadu_epi32(l1, xp + 64);
-          const __m512i v2 =
-              kFull ? _mm512_loadu_si512(xp + 128) : _mm512_maskz_loadu_epi32(l2, xp + 128);
+  // One (quad, tap) step: V input vectors x 8 broadcast weight words.
+  auto step = [&](const uint8_t* xp, const int8_t* w) __attribute__((always_inline)) {
+    // Full tiles load unmasked (a masked load costs more on some cores).
+    const __m512i v0 = kFull ? _mm512_loadu_si512(xp) : _mm512_maskz_loadu_epi32(l0, xp);
+    if constexpr (V == 3) {
+      const __m512i v1 =
+          kFull ? _mm512_loadu_si512(xp + 64) : _mm512_maskz_loadu_epi32(l1, xp + 64);
+      const __m512i v2 =
+          kFull ? _mm512_loadu_si512(xp + 128) : _mm512_maskz_loadu_epi32(l2, xp + 128);
 #define WBS_DP3(r)                                  \
   {                                                 \
     const __m512i wr = Bcast32(w + r * 4);          \
@@ -210,24 +204,39 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
     a##r##1 = _mm512_dpbusd_epi32(a##r##1, v1, wr); \
     a##r##2 = _mm512_dpbusd_epi32(a##r##2, v2, wr); \
   }
-          WBS_ROWS(WBS_DP3)
+      WBS_ROWS(WBS_DP3)
 #undef WBS_DP3
-        } else if constexpr (V == 2) {
-          const __m512i v1 = _mm512_maskz_loadu_epi32(l1, xp + 64);
+    } else if constexpr (V == 2) {
+      const __m512i v1 = _mm512_maskz_loadu_epi32(l1, xp + 64);
 #define WBS_DP2(r)                                  \
   {                                                 \
     const __m512i wr = Bcast32(w + r * 4);          \
     a##r##0 = _mm512_dpbusd_epi32(a##r##0, v0, wr); \
     a##r##1 = _mm512_dpbusd_epi32(a##r##1, v1, wr); \
   }
-          WBS_ROWS(WBS_DP2)
+      WBS_ROWS(WBS_DP2)
 #undef WBS_DP2
-        } else {
+    } else {
 #define WBS_DP1(r) a##r##0 = _mm512_dpbusd_epi32(a##r##0, v0, Bcast32(w + r * 4));
-          WBS_ROWS(WBS_DP1)
+      WBS_ROWS(WBS_DP1)
 #undef WBS_DP1
-        }
-      }
+    }
+  };
+  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+    const int64_t q0 = int64_t{a.col_idx[j]} * block_quads;
+    const int64_t nq = std::min(block_quads, in_quads - q0);
+    const int8_t* w = blocks + j * a.block_bytes;
+    const uint8_t* xc = a.x + q0 * xqs + q * 4;
+    if (taps == 1 && nq == 2) {
+      // 1x1, a full 8-channel block: straight-line (the generic loops below
+      // are one- and two-iteration loops here).
+      step(xc, w);
+      step(xc + xqs, w + kRows * 4);
+    } else if (taps == 1) {
+      for (int64_t qq = 0; qq < nq; ++qq) step(xc + qq * xqs, w + qq * kRows * 4);
+    } else {
+      for (int64_t qq = 0; qq < nq; ++qq, xc += xqs)
+        for (int t = 0; t < taps; ++t, w += kRows * 4) step(xc + off[t] * 4, w);
     }
   }
   // Requantize into y[r][v] (rows past M are zeros: nChw4c stores them).
