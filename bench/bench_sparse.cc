@@ -1,23 +1,28 @@
-// Block-sparse conv (kernels/sparse) vs oneDNN dense on ResNet-50's distinct
-// conv shapes (bench/data/resnet50_convs.csv), batch 1, in the same run.
+// Block-sparse conv/Gemm (kernels/sparse) vs oneDNN dense on ResNet-50's
+// distinct conv shapes (bench/data/resnet50_convs.csv) and its Gemm
+// (bench/data/resnet50_gemms.csv), batch 1, in the same run.
 //
-//   wbs_bench_sparse [google-benchmark flags] [--csv=PATH] [--threads=1,2]
-//                    [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=N,...]
+//   wbs_bench_sparse [google-benchmark flags] [--csv=PATH] [--gemm-csv=PATH]
+//                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
+//                    [--layers=N,...] [--layout=auto|phase|shifted]
 //
-// For every shape and thread count the oneDNN primitive (kernels/dnnl, plain
-// NCHW in and out like our kernel, reorders included, bias + ReLU fused) runs
-// as "dense/<shape>/threads:<t>", then our kernel as
-// "bsr/<shape>/sp:<pct>/threads:<t>" on the same shape with a random block
-// mask of that sparsity (fused bias + ReLU, input copy included). Each
-// benchmark records the median of its iterations; bsr rows report
-// speedup = dense median / bsr median, eff_GFLOP/s = non-zero-block FLOPs /
-// bsr median, dense_GFLOP/s. A markdown table of the medians follows.
+// Each benchmark "pair/<shape>/sp:<pct>/threads:<t>" times the oneDNN
+// primitive (kernels/dnnl: Conv with plain NCHW in and out like our kernel,
+// reorders included, bias + ReLU fused; Gemm as a MatMul with a packed
+// weight and bias) and our kernel (a random block mask of that sparsity,
+// fused bias + ReLU for convs, the input copy included) alternately in the
+// same loop, so both sides see the same machine load; each side's time is
+// the median of its iterations. Reported: speedup = dense median / bsr
+// median, eff_GFLOP/s = non-zero-block FLOPs / bsr median, dense_GFLOP/s,
+// eff_ratio = eff / dense GFLOP/s. A markdown table of the medians follows.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -27,6 +32,7 @@
 #include "bench/bench_common.h"
 #include "core/block_sparse.h"
 #include "kernels/dnnl/conv.h"
+#include "kernels/dnnl/matmul.h"
 #include "kernels/sparse/bsr_conv_plan.h"
 
 #ifndef WBS_SOURCE_DIR
@@ -52,34 +58,11 @@ kernels::ref::ConvParams ParamsOf(const ConvShape& s) {
   return p;
 }
 
-// Random mask with exactly round(sparsity * blocks) zero blocks.
-Tensor MaskedWeight(const ConvShape& s, double sparsity, int br, int bc, uint64_t seed) {
-  Tensor w = RandomTensor({s.cout, s.cin, s.k, s.k}, seed, 0.05f);
-  const int64_t rows = (s.cout + br - 1) / br, cols = (s.cin + bc - 1) / bc;
-  std::vector<int64_t> order(static_cast<size_t>(rows * cols));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::shuffle(order.begin(), order.end(), rng);
-  const auto zeros = static_cast<int64_t>(sparsity * double(rows * cols) + 0.5);
-  float* p = w.data<float>();
-  const int64_t taps = s.k * s.k;
-  for (int64_t z = 0; z < zeros; ++z) {
-    const int64_t bi = order[z] / cols, bj = order[z] % cols;
-    for (int64_t m = bi * br; m < std::min(s.cout, (bi + 1) * br); ++m)
-      for (int64_t c = bj * bc; c < std::min(s.cin, (bj + 1) * bc); ++c)
-        std::fill(p + (m * s.cin + c) * taps, p + (m * s.cin + c + 1) * taps, 0.0f);
-  }
-  return w;
-}
-
-std::map<std::string, double>& DenseMedians() {
-  static std::map<std::string, double> m;
-  return m;
-}
 struct Row {
   std::string layer, shape;
   int threads = 1, pct = 0;
   double dense_ms = 0, bsr_ms = 0, dense_gflops = 0, eff_gflops = 0;
+  std::string layout;
 };
 std::vector<Row>& Rows() {
   static std::vector<Row> r;
@@ -91,20 +74,129 @@ double Median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-template <typename F>
-std::vector<double> TimeLoop(benchmark::State& state, F&& f) {
-  std::vector<double> t;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return t;
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string Key(const ConvShape& s, int threads) { return fmt::format("{}/{}", s.Name(), threads); }
+// A Gemm row of bench/data/resnet50_gemms.csv: Y[n, m] = X[n, k] W^T + b.
+struct GemmShape {
+  int64_t k = 0, m = 0, n = 1;
+  std::string layer;
+  std::string Name() const { return fmt::format("gemm_k{}_m{}_n{}", k, m, n); }
+  double flops() const { return 2.0 * double(k) * double(m) * double(n); }
+};
 
-void BM_Dense(benchmark::State& state, ConvShape s) {
+Result<std::vector<GemmShape>> ReadGemmShapes(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgument("{}: cannot open", path);
+  std::vector<GemmShape> out;
+  std::string line;
+  bool header = false;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty() || line[0] == '#') continue;
+    if (!header) {
+      if (line.rfind("k,m,n", 0) != 0)
+        return InvalidArgument("{}:{}: expected header k,m,n,layer", path, lineno);
+      header = true;
+      continue;
+    }
+    GemmShape g;
+    char name[128] = {};
+    long long k = 0, m = 0, n = 0;
+    if (std::sscanf(line.c_str(), "%lld,%lld,%lld,%127s", &k, &m, &n, name) < 3 || k <= 0 ||
+        m <= 0 || n <= 0)
+      return InvalidArgument("{}:{}: expected k,m,n[,layer], got '{}'", path, lineno, line);
+    g.k = k;
+    g.m = m;
+    g.n = n;
+    g.layer = name;
+    out.push_back(g);
+  }
+  return out;
+}
+
+// A random mask with exactly round(sparsity * blocks) zero blocks applied to
+// w [M, C, ...].
+void ZeroBlocks(Tensor& w, double sparsity, int br, int bc, uint64_t seed) {
+  const int64_t m = w.dim(0), c = w.dim(1), taps = w.numel() / (m * c);
+  const int64_t rows = (m + br - 1) / br, cols = (c + bc - 1) / bc;
+  std::vector<int64_t> order(static_cast<size_t>(rows * cols));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::shuffle(order.begin(), order.end(), rng);
+  const auto zeros = static_cast<int64_t>(sparsity * double(rows * cols) + 0.5);
+  float* p = w.data<float>();
+  for (int64_t z = 0; z < zeros; ++z) {
+    const int64_t bi = order[z] / cols, bj = order[z] % cols;
+    for (int64_t i = bi * br; i < std::min(m, (bi + 1) * br); ++i)
+      for (int64_t j = bj * bc; j < std::min(c, (bj + 1) * bc); ++j)
+        std::fill(p + (i * c + j) * taps, p + (i * c + j + 1) * taps, 0.0f);
+  }
+}
+
+// The conv weight of s with a random mask of that sparsity.
+Tensor MaskedWeight(const ConvShape& s, double sparsity, int br, int bc, uint64_t seed) {
+  Tensor w = RandomTensor({s.cout, s.cin, s.k, s.k}, seed, 0.05f);
+  ZeroBlocks(w, sparsity, br, bc, seed);
+  return w;
+}
+
+kernels::sparse::BsrConvPlan::Layout g_layout = kernels::sparse::BsrConvPlan::Layout::kAuto;
+
+// Times `dense` and `bsr` in alternating blocks of back-to-back calls (each
+// block ~5 ms), so both sides see the same machine load while each runs with
+// its own data warm in cache, as a layer does inside a network run after its
+// producer; the first call of a block is not counted. Records the medians.
+template <typename D, typename S>
+void Pair(benchmark::State& state, D&& dense, S&& bsr, double* dense_med, double* bsr_med) {
+  auto once = [](auto& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return Seconds(t0);
+  };
+  double t = 0;
+  for (int i = 0; i < 2; ++i) t = std::max(once(dense), once(bsr));
+  const int reps = static_cast<int>(std::clamp(5e-3 / std::max(t, 1e-7), 3.0, 200.0));
+  std::vector<double> td, ts;
+  for (auto _ : state) {
+    for (int r = 0; r < reps; ++r) {
+      const double e = once(dense);
+      if (r > 0) td.push_back(e);
+    }
+    for (int r = 0; r < reps; ++r) {
+      const double e = once(bsr);
+      if (r > 0) ts.push_back(e);
+    }
+  }
+  *dense_med = Median(td);
+  *bsr_med = Median(ts);
+}
+
+void Record(benchmark::State& state, Row row, double flops, double kept, double dense_med,
+            double bsr_med) {
+  row.dense_ms = dense_med * 1e3;
+  row.bsr_ms = bsr_med * 1e3;
+  row.dense_gflops = flops * 1e-9 / dense_med;
+  row.eff_gflops = flops * kept * 1e-9 / bsr_med;
+  state.counters["speedup"] = dense_med / bsr_med;
+  state.counters["eff_GFLOP/s"] = row.eff_gflops;
+  state.counters["dense_GFLOP/s"] = row.dense_gflops;
+  state.counters["eff_ratio"] = row.eff_gflops / row.dense_gflops;
+  state.counters["bsr_us"] = bsr_med * 1e6;
+  state.counters["dense_us"] = dense_med * 1e6;
+  // Google Benchmark calls this once per iteration-count probe: keep the last.
+  auto same = std::find_if(Rows().begin(), Rows().end(), [&](const Row& r) {
+    return r.shape == row.shape && r.threads == row.threads && r.pct == row.pct;
+  });
+  if (same != Rows().end())
+    *same = row;
+  else
+    Rows().push_back(row);
+}
+
+void BM_ConvPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) {
   const int threads = static_cast<int>(state.range(0));
   omp_set_num_threads(threads);  // oneDNN primitives specialise on the thread count
   const kernels::ref::ConvParams p = ParamsOf(s);
@@ -114,73 +206,109 @@ void BM_Dense(benchmark::State& state, ConvShape s) {
     state.SkipWithError(prim.status().ToString().c_str());
     return;
   }
-  Tensor w = MaskedWeight(s, 0.0, 8, 8, kSeed);
+  Tensor w = MaskedWeight(s, 0.0, br, bc, kSeed);
   Tensor b = RandomTensor({s.cout}, kSeed + 1);
   Tensor x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
-  Tensor y(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+  Tensor yd(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+  Tensor ys(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
   auto packed = (*prim)->PackWeights(w.data<float>());
   if (!packed.ok()) {
     state.SkipWithError(packed.status().ToString().c_str());
     return;
   }
-  auto run = [&] {
-    Status st = (*prim)->Execute(x.data<float>(), *packed, b.data<float>(), y.data<float>());
-    benchmark::DoNotOptimize(st);
-  };
-  for (int i = 0; i < 2; ++i) run();
-  const double med = Median(TimeLoop(state, run));
-  DenseMedians()[Key(s, threads)] = med;
-  state.counters["GFLOP/s"] = s.flops() * 1e-9 / med;
-  state.counters["median_us"] = med * 1e6;
-  state.SetLabel(s.layer + " " + (*prim)->impl_name());
-}
-
-void BM_Bsr(benchmark::State& state, ConvShape s, int pct, int br, int bc) {
-  const int threads = static_cast<int>(state.range(0));
-  omp_set_num_threads(threads);
-  const kernels::ref::ConvParams p = ParamsOf(s);
-  Tensor w = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
-  auto sw = BlockSparseWeight::FromDense(w, br, bc);
+  Tensor wz = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
+  auto sw = BlockSparseWeight::FromDense(wz, br, bc);
   if (!sw.ok()) {
     state.SkipWithError(sw.status().ToString().c_str());
     return;
   }
-  auto plan = kernels::sparse::BsrConvPlan::Create(p, *sw);
+  auto plan = kernels::sparse::BsrConvPlan::CreateWithLayout(p, *sw, g_layout);
   if (!plan.ok()) {
     state.SkipWithError(plan.status().ToString().c_str());
     return;
   }
-  Tensor b = RandomTensor({s.cout}, kSeed + 1);
-  Tensor x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
-  Tensor y(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
   std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()));
-  auto run = [&] {
-    plan->Run(x.data<float>(), b.data<float>(), y.data<float>(), scratch.data(), threads);
-    benchmark::ClobberMemory();
-  };
-  for (int i = 0; i < 2; ++i) run();
-  const double med = Median(TimeLoop(state, run));
+  double dmed = 0, smed = 0;
+  Pair(
+      state,
+      [&] {
+        Status st = (*prim)->Execute(x.data<float>(), *packed, b.data<float>(), yd.data<float>());
+        benchmark::DoNotOptimize(st);
+      },
+      [&] {
+        plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch.data(), threads);
+        benchmark::ClobberMemory();
+      },
+      &dmed, &smed);
   const double kept = double(sw->nnz_blocks()) / double(sw->block_rows() * sw->block_cols());
-  const double eff = s.flops() * kept * 1e-9 / med;
-  state.counters["eff_GFLOP/s"] = eff;
-  state.counters["median_us"] = med * 1e6;
-  auto it = DenseMedians().find(Key(s, threads));
-  Row row{s.layer, s.Name(), threads, pct, 0, med * 1e3, 0, eff};
-  if (it != DenseMedians().end()) {
-    state.counters["speedup"] = it->second / med;
-    state.counters["dense_GFLOP/s"] = s.flops() * 1e-9 / it->second;
-    row.dense_ms = it->second * 1e3;
-    row.dense_gflops = s.flops() * 1e-9 / it->second;
+  Row row{s.layer, s.Name(), threads, pct, 0, 0, 0, 0, ""};
+  row.layout = plan->layout();
+  Record(state, row, s.flops(), kept, dmed, smed);
+  state.SetLabel(fmt::format("{} {} {} / {}", s.layer, plan->kernel().name, plan->layout(),
+                             (*prim)->impl_name()));
+}
+
+void BM_GemmPair(benchmark::State& state, GemmShape g, int pct, int br, int bc) {
+  const int threads = static_cast<int>(state.range(0));
+  omp_set_num_threads(threads);
+  kernels::onednn::MatMulSpec spec;
+  spec.a_dims = {g.n, g.k};
+  spec.a_strides = {g.k, 1};
+  spec.b_dims = {g.k, g.m};
+  spec.b_strides = {1, g.k};  // B = W^T, W [m, k] row-major
+  spec.y_dims = {g.n, g.m};
+  spec.pack_b = true;
+  spec.has_bias = true;
+  auto prim = kernels::onednn::MatMulPrimitive::Create(spec);
+  if (!prim.ok()) {
+    state.SkipWithError(prim.status().ToString().c_str());
+    return;
   }
-  // Google Benchmark calls this once per iteration-count probe: keep the last.
-  auto same = std::find_if(Rows().begin(), Rows().end(), [&](const Row& r) {
-    return r.shape == row.shape && r.threads == row.threads && r.pct == row.pct;
-  });
-  if (same != Rows().end())
-    *same = row;
-  else
-    Rows().push_back(row);
-  state.SetLabel(s.layer + " " + plan->kernel().name);
+  Tensor w = RandomTensor({g.m, g.k}, kSeed, 0.05f);
+  Tensor b = RandomTensor({g.m}, kSeed + 1);
+  Tensor x = RandomTensor({g.n, g.k}, kSeed + 2);
+  Tensor yd(DType::kF32, {g.n, g.m});
+  auto packed = (*prim)->PackB(w.data<float>());
+  if (!packed.ok()) {
+    state.SkipWithError(packed.status().ToString().c_str());
+    return;
+  }
+  Tensor wz = w;
+  ZeroBlocks(wz, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
+  auto sw = BlockSparseWeight::FromDense(wz, br, bc);
+  if (!sw.ok()) {
+    state.SkipWithError(sw.status().ToString().c_str());
+    return;
+  }
+  auto plan = kernels::sparse::BsrConvPlan::CreateGemm(g.n, *sw);
+  if (!plan.ok()) {
+    state.SkipWithError(plan.status().ToString().c_str());
+    return;
+  }
+  // Our plan computes Y^T [m, n] from X^T [k, n]; at n = 1 both are the
+  // plain vectors (the runtime transposes otherwise; not timed here).
+  Tensor xt(DType::kF32, {g.k, g.n}), ys(DType::kF32, {g.m, g.n});
+  for (int64_t i = 0; i < g.k; ++i)
+    for (int64_t j = 0; j < g.n; ++j) xt.data<float>()[i * g.n + j] = x.data<float>()[j * g.k + i];
+  std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()) + 1);
+  double dmed = 0, smed = 0;
+  Pair(
+      state,
+      [&] {
+        Status st = (*prim)->Execute(x.data<float>(), nullptr, &*packed, b.data<float>(), nullptr,
+                                     yd.data<float>());
+        benchmark::DoNotOptimize(st);
+      },
+      [&] {
+        plan->Run(xt.data<float>(), b.data<float>(), ys.data<float>(), scratch.data(), threads);
+        benchmark::ClobberMemory();
+      },
+      &dmed, &smed);
+  const double kept = double(sw->nnz_blocks()) / double(sw->block_rows() * sw->block_cols());
+  Row row{g.layer, g.Name(), threads, pct, 0, 0, 0, 0, ""};
+  row.layout = plan->layout();
+  Record(state, row, g.flops(), kept, dmed, smed);
+  state.SetLabel(fmt::format("{} {} / {}", g.layer, plan->kernel().name, (*prim)->impl_name()));
 }
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -201,36 +329,48 @@ void PrintTable() {
     if (!by.count(k)) order.push_back(k);
     by[k].push_back(&r);
   }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<int> pcts;
   for (const Row& r : Rows())
     if (std::find(pcts.begin(), pcts.end(), r.pct) == pcts.end()) pcts.push_back(r.pct);
-  fmt::print("\n| threads | layer | shape | oneDNN ms (GFLOP/s) |");
+  fmt::print("\n| threads | layer | shape | layout | oneDNN ms (GFLOP/s) |");
   for (int pct : pcts) fmt::print(" {}%: speed-up (eff GFLOP/s) |", pct);
-  fmt::print("\n|---|---|---|---:|");
+  fmt::print("\n|---|---|---|---|---:|");
   for (size_t i = 0; i < pcts.size(); ++i) fmt::print("---:|");
   fmt::print("\n");
-  std::map<std::pair<int, int>, std::vector<double>> speedups;
+  std::map<std::pair<int, int>, std::vector<double>> speedups, ratios;
   for (const auto& k : order) {
     const auto& rows = by[k];
-    fmt::print("| {} | {} | {} | {:.3f} ({:.0f}) |", k.first, rows[0]->layer, k.second,
-               rows[0]->dense_ms, rows[0]->dense_gflops);
+    // oneDNN's time: the median over this layer's pairs.
+    std::vector<double> dms;
+    for (const Row* r : rows) dms.push_back(r->dense_ms);
+    const double dms_med = Median(dms);
+    fmt::print("| {} | {} | {} | {} | {:.3f} ({:.0f}) |", k.first, rows[0]->layer, k.second,
+               rows.back()->layout, dms_med, rows[0]->dense_gflops * rows[0]->dense_ms / dms_med);
     for (int pct : pcts) {
       auto it = std::find_if(rows.begin(), rows.end(), [&](const Row* r) { return r->pct == pct; });
-      if (it == rows.end() || (*it)->dense_ms == 0) {
+      if (it == rows.end() || (*it)->bsr_ms == 0) {
         fmt::print(" — |");
         continue;
       }
       const double sp = (*it)->dense_ms / (*it)->bsr_ms;
       speedups[{k.first, pct}].push_back(sp);
+      ratios[{k.first, pct}].push_back((*it)->eff_gflops / (*it)->dense_gflops);
       fmt::print(" {:.2f}x ({:.0f}) |", sp, (*it)->eff_gflops);
     }
     fmt::print("\n");
   }
-  fmt::print("\nMedian per-layer speed-up:\n");
-  for (auto& [k, v] : speedups)
-    fmt::print("  threads {} sparsity {}%: {:.2f}x over {} layers (min {:.2f}x, max {:.2f}x)\n",
-               k.first, k.second, Median(v), v.size(), *std::min_element(v.begin(), v.end()),
-               *std::max_element(v.begin(), v.end()));
+  fmt::print("\nMedian per-layer speed-up (and effective rate / oneDNN rate):\n");
+  for (auto& [k, v] : speedups) {
+    const auto& r = ratios[k];
+    const auto met = std::count_if(r.begin(), r.end(), [](double x) { return x >= 0.7; });
+    fmt::print(
+        "  threads {} sparsity {}%: {:.2f}x over {} layers (min {:.2f}x, max {:.2f}x); eff ratio "
+        "median {:.2f}, >= 0.70 on {} of {}\n",
+        k.first, k.second, Median(v), v.size(), *std::min_element(v.begin(), v.end()),
+        *std::max_element(v.begin(), v.end()), Median(r), met, r.size());
+  }
 }
 
 }  // namespace
@@ -241,9 +381,10 @@ int main(int argc, char** argv) {
   using namespace wbs::bench;
   benchmark::Initialize(&argc, argv);
   std::string csv_path = WBS_SOURCE_DIR "/bench/data/resnet50_convs.csv";
+  std::string gemm_path = WBS_SOURCE_DIR "/bench/data/resnet50_gemms.csv";
   std::vector<int> threads = {1, 2};
   std::vector<int> pcts = {0, 25, 50, 75, 90};
-  std::vector<int> layers;  // indices into the CSV; empty = all
+  std::vector<int> layers;  // indices into the conv CSV, then the Gemm CSV; empty = all
   int br = 8, bc = 8;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -252,6 +393,8 @@ int main(int argc, char** argv) {
     std::string val = eq == std::string::npos ? "" : a.substr(eq + 1);
     if (key == "--csv") {
       csv_path = val;
+    } else if (key == "--gemm-csv") {
+      gemm_path = val;
     } else if (key == "--threads") {
       threads.clear();
       for (const auto& t : SplitList(val)) threads.push_back(std::stoi(t));
@@ -260,11 +403,15 @@ int main(int argc, char** argv) {
       for (const auto& t : SplitList(val)) pcts.push_back(std::stoi(t));
     } else if (key == "--layers") {
       for (const auto& t : SplitList(val)) layers.push_back(std::stoi(t));
+    } else if (key == "--layout" && (val == "auto" || val == "phase" || val == "shifted")) {
+      using L = kernels::sparse::BsrConvPlan::Layout;
+      g_layout = val == "auto" ? L::kAuto : val == "phase" ? L::kPhase : L::kShifted;
     } else if (key == "--block" && std::sscanf(val.c_str(), "%dx%d", &br, &bc) == 2) {
     } else {
       fmt::print(stderr,
-                 "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--threads=1,2] "
-                 "[--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...]\n");
+                 "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
+                 "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
+                 "[--layout=auto|phase|shifted]\n");
       return 2;
     }
   }
@@ -273,19 +420,35 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "wbs_bench_sparse: {}\n", shapes.status().ToString());
     return 1;
   }
-  for (size_t li = 0; li < shapes->size(); ++li) {
-    if (!layers.empty() && std::find(layers.begin(), layers.end(), int(li)) == layers.end())
-      continue;
-    const ConvShape& s = (*shapes)[li];
-    for (int t : threads) {
-      benchmark::RegisterBenchmark(("dense/" + s.Name()).c_str(), BM_Dense, s)
-          ->Arg(t)
-          ->ArgName("threads")
-          ->Unit(benchmark::kMicrosecond)
-          ->UseRealTime();
+  std::vector<GemmShape> gemms;
+  if (!gemm_path.empty()) {
+    auto g = ReadGemmShapes(gemm_path);
+    if (!g.ok()) {
+      fmt::print(stderr, "wbs_bench_sparse: {}\n", g.status().ToString());
+      return 1;
+    }
+    gemms = std::move(g).value();
+  }
+  auto wanted = [&](size_t li) {
+    return layers.empty() || std::find(layers.begin(), layers.end(), int(li)) != layers.end();
+  };
+  for (int t : threads) {
+    for (size_t li = 0; li < shapes->size(); ++li) {
+      if (!wanted(li)) continue;
+      const ConvShape& s = (*shapes)[li];
       for (int pct : pcts)
-        benchmark::RegisterBenchmark(fmt::format("bsr/{}/sp:{}", s.Name(), pct).c_str(), BM_Bsr, s,
-                                     pct, br, bc)
+        benchmark::RegisterBenchmark(fmt::format("pair/{}/sp:{}", s.Name(), pct).c_str(),
+                                     BM_ConvPair, s, pct, br, bc)
+            ->Arg(t)
+            ->ArgName("threads")
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+    }
+    for (size_t gi = 0; gi < gemms.size(); ++gi) {
+      if (!wanted(shapes->size() + gi)) continue;
+      for (int pct : pcts)
+        benchmark::RegisterBenchmark(fmt::format("pair/{}/sp:{}", gemms[gi].Name(), pct).c_str(),
+                                     BM_GemmPair, gemms[gi], pct, br, bc)
             ->Arg(t)
             ->ArgName("threads")
             ->Unit(benchmark::kMicrosecond)

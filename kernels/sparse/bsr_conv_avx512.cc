@@ -282,7 +282,36 @@ void Gemv8(const BsrConvArgs& a, int64_t i, int rows, int64_t q, int64_t y) {
   const __m512i idx1 = _mm512_add_epi32(idx0, two), idx2 = _mm512_add_epi32(idx1, two),
                 idx3 = _mm512_add_epi32(idx2, two);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+  int32_t j = a.row_ptr[i];
+  const int32_t j_end = a.row_ptr[i + 1];
+  if (a.bc == 8) {
+    // 8x8 blocks: two blocks per iteration on 8 accumulators (one FMA chain
+    // per block would be latency-bound), no masks except at a ragged C.
+    __m512 acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
+    auto x8 = [&](int32_t jj) {
+      const int64_t c0 = int64_t{a.col_idx[jj]} * 8;
+      return c0 + 8 <= a.in_channels
+                 ? _mm512_castps256_ps512(_mm256_loadu_ps(a.x + c0 + q))
+                 : _mm512_maskz_loadu_ps(TailMask(a.in_channels - c0), a.x + c0 + q);
+    };
+    for (; j + 2 <= j_end; j += 2) {
+      const float* w = a.blocks + int64_t{j} * 64;
+      const __m512 xa = x8(j), xb = x8(j + 1);
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w), _mm512_permutexvar_ps(idx0, xa), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 16), _mm512_permutexvar_ps(idx1, xa), acc1);
+      acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 32), _mm512_permutexvar_ps(idx2, xa), acc2);
+      acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 48), _mm512_permutexvar_ps(idx3, xa), acc3);
+      acc4 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 64), _mm512_permutexvar_ps(idx0, xb), acc4);
+      acc5 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 80), _mm512_permutexvar_ps(idx1, xb), acc5);
+      acc6 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 96), _mm512_permutexvar_ps(idx2, xb), acc6);
+      acc7 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 112), _mm512_permutexvar_ps(idx3, xb), acc7);
+    }
+    acc0 = _mm512_add_ps(acc0, acc4);
+    acc1 = _mm512_add_ps(acc1, acc5);
+    acc2 = _mm512_add_ps(acc2, acc6);
+    acc3 = _mm512_add_ps(acc3, acc7);
+  }
+  for (; j < j_end; ++j) {
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs;

@@ -16,12 +16,6 @@ constexpr int kMinRowsPerThread = 4;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
-// Layout choice (Create): cycles per kept MAC-lane of the microkernel (two
-// 16-lane FMAs per cycle) and per copied float (one masked load + store per
-// 16 floats, plus row overhead); from the sp:100 rows of wbs_bench_sparse.
-constexpr double kCyclesPerMacLane = 1.0 / 32.0;
-constexpr double kCyclesPerCopiedFloat = 1.0 / 8.0;
-
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 PackPlaneFn PackFor(const BsrConvKernel& k) {
@@ -100,20 +94,11 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
         }
       return used;
     };
-    bool shifted = layout == Layout::kShifted;
-    if (layout == Layout::kAuto && wq > ow) {
-      // Kept MACs per output position (ragged edges ignored) times the lanes
-      // each layout computes, plus the floats each copies.
-      const double macs = double(w.nnz_blocks()) * w.br() * w.bc() * double(kh * kw);
-      const int64_t c = p.in_channels;
-      auto cost = [&](bool s) {
-        const int64_t pitch = s ? ow : wq;
-        const double lanes = double(RoundUp(oh * pitch, kGroup));
-        const double copied = double(planes_of(s).size() * hq * pitch * c);
-        return macs * lanes * kCyclesPerMacLane + copied * kCyclesPerCopiedFloat;
-      };
-      shifted = cost(true) < cost(false);
-    }
+    // kAuto is the phase layout: on every ResNet-50 3x3 and 7x7 layer
+    // (wbs_bench_sparse --layout=phase|shifted, docs/BENCHMARKS.md) the
+    // shifted planes' kw-fold copy and the kw times more cache lines a step
+    // touches cost more than the dropped columns they save, 7x7 included.
+    const bool shifted = layout == Layout::kShifted;
     plan.shifted_ = shifted;
     plan.pitch_ = shifted ? ow : wq;
     const std::vector<std::pair<int64_t, int64_t>> used = planes_of(shifted);

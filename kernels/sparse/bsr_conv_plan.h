@@ -18,8 +18,9 @@
 //   Hq x OW, holding padded (yp, ox*sx + kx*dx). Tap (ky, kx) reads plane
 //   ((ky*dy) % sy, kx) at offset (ky*dy/sy)*OW from q = oy*OW + ox: no
 //   dropped columns (every lane useful, a 7x7 plane is 49 positions, not 63)
-//   for kw times the copy. Create() picks the cheaper layout from the
-//   lane waste, the copy and the kept MACs.
+//   for kw times the copy, and kw times the cache lines per step. Measured
+//   slower than phase planes on every ResNet-50 shape, so Create() uses
+//   phase planes; CreateWithLayout() can force either (tests, benchmarks).
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
