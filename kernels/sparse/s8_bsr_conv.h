@@ -72,6 +72,11 @@ struct S8Epilogue {
   // (acc * M + round_zp) >> S, round_zp = 2^(S-1) + z_y * 2^S, is already
   // inside [lo, hi] and needs no 64-bit clamp nor + z_y.
   bool fast = false;
+  // The power-of-two form (the AIE "fix position" mode), valid when
+  // `shift_only` (every channel has M = 1, S <= 24): Y = (clamp(acc, acc_lo,
+  // acc_hi) + round_zp) >> S in 32 bits, round_zp = 2^(S-1) + z_y * 2^S
+  // (S = 0: z_y).
+  bool shift_only = false;
   const int32_t* acc_lo = nullptr;
   const int32_t* acc_hi = nullptr;
   const int64_t* round_zp = nullptr;

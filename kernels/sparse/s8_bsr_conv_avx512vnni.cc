@@ -120,6 +120,21 @@ struct FastReq512 {
   }
 };
 
+// S8Epilogue::shift_only for one channel: 4 ops per 16 outputs.
+struct ShiftReq512 {
+  __m512i lo, hi, rnd;
+  __m128i s;
+  ShiftReq512(const S8Epilogue& ep, int64_t c)
+      : lo(_mm512_set1_epi32(ep.acc_lo[c])),
+        hi(_mm512_set1_epi32(ep.acc_hi[c])),
+        rnd(_mm512_set1_epi32(static_cast<int32_t>(ep.round_zp[c]))),
+        s(_mm_cvtsi32_si128(ep.shift[c])) {}
+  __m512i operator()(__m512i acc) const {
+    return _mm512_sra_epi32(_mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(acc, lo), hi), rnd),
+                            s);
+  }
+};
+
 // Stores the low bytes of the valid lanes of v (plain layout, one channel).
 inline void StoreBytes(const S8BsrConvArgs& a, uint8_t* yrow, int64_t q, __mmask16 tail,
                        __m512i v) {
@@ -245,6 +260,11 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
 #define WBS_REQ(r)                                                       \
   if (r >= rows) {                                                       \
     y[r][0] = y[r][1] = y[r][2] = _mm512_setzero_si512();                \
+  } else if (a.ep.shift_only) {                                          \
+    const ShiftReq512 rq(a.ep, i* kRows + r);                            \
+    y[r][0] = rq(a##r##0);                                               \
+    if (V >= 2) y[r][1] = rq(a##r##1);                                   \
+    if (V >= 3) y[r][2] = rq(a##r##2);                                   \
   } else if (a.ep.fast) {                                                \
     const FastReq512 rq(a.ep, i* kRows + r);                             \
     y[r][0] = rq(a##r##0);                                               \

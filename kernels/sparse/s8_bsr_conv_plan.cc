@@ -40,6 +40,7 @@ S8Epilogue S8FoldedEpilogue::View() const {
   e.lo = lo;
   e.hi = hi;
   e.fast = fast;
+  e.shift_only = shift_only;
   e.acc_lo = acc_lo.data();
   e.acc_hi = acc_hi.data();
   e.round_zp = round_zp.data();
@@ -53,12 +54,12 @@ int64_t Unclamped(int32_t acc, Requant r, int32_t zp) {
   return int64_t{RequantizeRaw(acc, r)} + zp;
 }
 
-// The fast-epilogue constants of one channel; false if it does not qualify.
-bool FastChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo, int32_t* acc_hi,
-                 int64_t* round_zp) {
-  if (r.shift < 32 || r.shift > 53 || r.multiplier <= 0) return false;
-  // acc_lo = max{acc : out(acc) <= lo} (or INT32_MIN), acc_hi = min{acc : out(acc) >= hi}
-  // (or INT32_MAX); out() is monotone in acc.
+// acc_lo = max{acc : out(acc) <= lo} (or INT32_MIN), acc_hi = min{acc : out(acc)
+// >= hi} (or INT32_MAX), by bisection (out() is monotone in acc). False unless
+// they pin the output exactly to lo / hi (true when the multiplier is <= 1:
+// steps of at most 1), so clamping acc to them replaces the output clamp.
+bool SaturationBounds(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo,
+                      int32_t* acc_hi) {
   int64_t a = INT32_MIN, b = INT32_MAX;
   if (Unclamped(INT32_MIN, r, zp) > lo) {
     *acc_lo = INT32_MIN;
@@ -87,13 +88,30 @@ bool FastChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo,
     *acc_hi = static_cast<int32_t>(b);
   }
   if (*acc_lo > *acc_hi) return false;
-  // Steps of at most 1 (multiplier < 1) land exactly on the bounds.
   for (int32_t acc : {*acc_lo, *acc_hi}) {
     const int64_t v = Unclamped(acc, r, zp);
     if (v < lo || v > hi) return false;
   }
+  return true;
+}
+
+// S8Epilogue::fast constants of one channel; false if it does not qualify.
+bool FastChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo, int32_t* acc_hi,
+                 int64_t* round_zp) {
+  if (r.shift < 32 || r.shift > 53 || r.multiplier <= 0) return false;
+  if (!SaturationBounds(r, zp, lo, hi, acc_lo, acc_hi)) return false;
   *round_zp = (int64_t{1} << (r.shift - 1)) + (int64_t{zp} << r.shift);
   return true;
+}
+
+// S8Epilogue::shift_only constants (M = 1: a power-of-two scale); false if it
+// does not qualify or (acc + round_zp) could leave int32.
+bool ShiftChannel(Requant r, int32_t zp, int32_t lo, int32_t hi, int32_t* acc_lo, int32_t* acc_hi,
+                  int64_t* round_zp) {
+  if (r.multiplier != 1 || r.shift < 0 || r.shift > 24) return false;
+  if (!SaturationBounds(r, zp, lo, hi, acc_lo, acc_hi)) return false;
+  *round_zp = (r.shift > 0 ? int64_t{1} << (r.shift - 1) : 0) + (int64_t{zp} << r.shift);
+  return int64_t{*acc_lo} + *round_zp >= INT32_MIN && int64_t{*acc_hi} + *round_zp <= INT32_MAX;
 }
 
 }  // namespace
@@ -140,16 +158,22 @@ Result<S8FoldedEpilogue> FoldS8Epilogue(const S8BlockSparseWeight& w, const S8Qu
   e.acc_lo.assign(padded, 0);
   e.acc_hi.assign(padded, 0);
   e.round_zp.assign(padded, 0);
-  e.fast = true;
-  for (size_t c = 0; c < padded; ++c) {
+  e.fast = e.shift_only = true;
+  for (size_t c = 0; c < padded && (e.fast || e.shift_only); ++c) {
     if (static_cast<int64_t>(c) >= m) {
       e.shift[c] = 32;
       continue;
     }
-    if (!FastChannel({e.multiplier[c], e.shift[c]}, e.zero_point, e.lo, e.hi, &e.acc_lo[c],
-                     &e.acc_hi[c], &e.round_zp[c]))
+    const Requant r{e.multiplier[c], e.shift[c]};
+    if (e.fast &&
+        !FastChannel(r, e.zero_point, e.lo, e.hi, &e.acc_lo[c], &e.acc_hi[c], &e.round_zp[c]))
       e.fast = false;
+    if (e.shift_only &&
+        !ShiftChannel(r, e.zero_point, e.lo, e.hi, &e.acc_lo[c], &e.acc_hi[c], &e.round_zp[c]))
+      e.shift_only = false;
   }
+  if (e.shift_only)  // padded rows: shift 0 keeps the int32 shift in range
+    for (size_t c = static_cast<size_t>(m); c < padded; ++c) e.shift[c] = 0;
   return e;
 }
 

@@ -40,7 +40,7 @@ struct S8QuantParams {
 // Shared by both plans: validated, folded per-channel epilogue arrays.
 struct S8FoldedEpilogue {
   std::vector<int32_t> bias, multiplier, shift;  // block_rows * br entries
-  bool fast = false;                             // S8Epilogue::fast
+  bool fast = false, shift_only = false;         // S8Epilogue::fast / shift_only
   std::vector<int32_t> acc_lo, acc_hi;
   std::vector<int64_t> round_zp;
   int32_t zero_point = 0, lo = 0, hi = 255;

@@ -121,8 +121,12 @@ Quant RandomQuant(int64_t m, int64_t k, Rng& rng) {
   const double typical = 127.0 * 128.0 * std::sqrt(double(std::max<int64_t>(k, 1)));
   // Half the layers use only ordinary multipliers (< 1, S in [32, 53]): the
   // kernels' fast epilogue (S8Epilogue::fast) then applies to every channel.
-  const bool ordinary = Uniform(rng, 0, 1) == 1;
+  // A quarter use only power-of-two scales (M = 1, the AIE "fix position"
+  // mode): S8Epilogue::shift_only.
+  const int mode = Uniform(rng, 0, 3);
+  const bool ordinary = mode <= 1, pot = mode == 2;
   auto one = [&]() -> Requant {
+    if (pot) return PowerOfTwoMultiplier(Uniform(rng, 0, 16));
     const int kind = ordinary ? 2 : Uniform(rng, 0, 9);
     if (kind == 0) return PowerOfTwoMultiplier(Uniform(rng, 0, 20));
     if (kind == 1) return {Uniform(rng, 0, 3), 0};  // S = 0: y = acc * M, saturating
@@ -309,10 +313,16 @@ TEST(S8Kernels, FastEpilogueBoundsAreExact) {
   EXPECT_GT(RequantizeRaw(lo + 1, r) + 7, 7);
   EXPECT_EQ(Requantize(hi, r, 7, 7, 255), 255);
   EXPECT_LT(RequantizeRaw(hi - 1, r) + 7, 255);
-  q.requant = {PowerOfTwoMultiplier(3)};  // S = 3 < 32: the general path
+  q.requant = {PowerOfTwoMultiplier(3)};  // M = 1: the shift form
   e = ks::FoldS8Epilogue(*sw, q);
   ASSERT_TRUE(e.ok());
   EXPECT_FALSE(e->fast);
+  EXPECT_TRUE(e->shift_only);
+  q.requant = {QuantizeMultiplier(3.0)};  // a multiplier > 1: the general path
+  e = ks::FoldS8Epilogue(*sw, q);
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->fast);
+  EXPECT_FALSE(e->shift_only);
 }
 
 TEST(S8Kernels, RandomGeometries) {
