@@ -3,7 +3,7 @@
 // FC layer (Gemm 2048 -> 1000), batch 1, in the same run.
 //
 //   wbs_bench_s8 [google-benchmark flags] [--csv=PATH] [--threads=1,2]
-//                [--sparsity=0,50,75,90] [--layers=N,...] [--layout=nchw4c|nchw]
+//                [--sparsity=0,50,75,90] [--layers=N,...] [--layout=nchw4c|nchw] [--pot]
 //
 // For every shape and thread count:
 //   "onednn/<shape>/threads:<t>"  oneDNN's fastest int8 configuration
@@ -15,6 +15,8 @@
 //       passes along; --layout=nchw times plain NCHW in and out instead),
 //       bias + ReLU + exact requantization fused, the padded input copy of
 //       3x3 / strided layers included.
+// --pot uses power-of-two requantization multipliers (M = 1, the AIE "fix
+// position" mode; our epilogue is then 4 ops per 16 outputs instead of 10).
 // The FC row compares oneDNN's 1x1 conv on [1, 2048, 1, 1] with S8BsrGemmPlan.
 // Each benchmark records the median of its iterations; bsr rows report
 // speedup = oneDNN median / bsr median. A markdown table and the median
@@ -49,6 +51,7 @@ namespace {
 namespace ks = kernels::sparse;
 constexpr uint64_t kSeed = 11;
 ks::S8Layout g_layout = ks::S8Layout::kNchw4c;
+bool g_pot = false;  // power-of-two multipliers (M = 1, the AIE "fix position" mode)
 
 // A conv shape, or the FC layer (k = 0: Gemm cin -> cout, one row).
 bool IsGemm(const ConvShape& s) { return s.k == 0; }
@@ -79,7 +82,9 @@ ks::S8QuantParams QuantOf(const ConvShape& s) {
   std::uniform_int_distribution<int> b(-5000, 5000), e(-50, 50);
   for (int64_t i = 0; i < s.cout; ++i) {
     q.bias.push_back(b(rng));
-    q.requant.push_back(QuantizeMultiplier(std::ldexp(1.0, -10) * std::exp(e(rng) / 100.0)));
+    q.requant.push_back(g_pot
+                            ? PowerOfTwoMultiplier(10 + e(rng) / 50)
+                            : QuantizeMultiplier(std::ldexp(1.0, -10) * std::exp(e(rng) / 100.0)));
   }
   return q;
 }
@@ -316,13 +321,15 @@ int main(int argc, char** argv) {
       for (const auto& t : SplitList(val)) pcts.push_back(std::stoi(t));
     } else if (key == "--layers") {
       for (const auto& t : SplitList(val)) layers.push_back(std::stoi(t));
+    } else if (key == "--pot" && (val.empty() || val == "1" || val == "0")) {
+      g_pot = val != "0";
     } else if (key == "--layout" && (val == "nchw4c" || val == "nchw")) {
       g_layout =
           val == "nchw" ? kernels::sparse::S8Layout::kNchw : kernels::sparse::S8Layout::kNchw4c;
     } else {
       fmt::print(stderr,
                  "usage: wbs_bench_s8 [benchmark flags] [--csv=PATH] [--threads=1,2] "
-                 "[--sparsity=0,50,75,90] [--layers=0,3,...] [--layout=nchw4c|nchw]\n");
+                 "[--sparsity=0,50,75,90] [--layers=0,3,...] [--layout=nchw4c|nchw] [--pot]\n");
       return 2;
     }
   }

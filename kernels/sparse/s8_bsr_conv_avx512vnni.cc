@@ -254,44 +254,56 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
         for (int t = 0; t < taps; ++t, w += kRows * 4) step(xc + off[t] * 4, w);
     }
   }
-  // Requantize into y[r][v] (rows past M are zeros: nChw4c stores them).
-  __m512i y[kRows][kVecs];
+  // Requantize in place, one row's constants live at a time (rows past M
+  // become zeros: nChw4c stores them), then store straight from the named
+  // registers (a stack array costs a store and a load per vector).
   const int64_t rows = std::min<int64_t>(kRows, a.out_channels - i * kRows);
+#define WBS_APPLY(r)                 \
+  a##r##0 = rq(a##r##0);             \
+  if (V >= 2) a##r##1 = rq(a##r##1); \
+  if (V >= 3) a##r##2 = rq(a##r##2);
 #define WBS_REQ(r)                                                       \
   if (r >= rows) {                                                       \
-    y[r][0] = y[r][1] = y[r][2] = _mm512_setzero_si512();                \
+    a##r##0 = a##r##1 = a##r##2 = _mm512_setzero_si512();                \
   } else if (a.ep.shift_only) {                                          \
     const ShiftReq512 rq(a.ep, i* kRows + r);                            \
-    y[r][0] = rq(a##r##0);                                               \
-    if (V >= 2) y[r][1] = rq(a##r##1);                                   \
-    if (V >= 3) y[r][2] = rq(a##r##2);                                   \
+    WBS_APPLY(r)                                                         \
   } else if (a.ep.fast) {                                                \
     const FastReq512 rq(a.ep, i* kRows + r);                             \
-    y[r][0] = rq(a##r##0);                                               \
-    if (V >= 2) y[r][1] = rq(a##r##1);                                   \
-    if (V >= 3) y[r][2] = rq(a##r##2);                                   \
+    WBS_APPLY(r)                                                         \
   } else {                                                               \
     const Req512 rq(_mm512_set1_epi32(a.ep.multiplier[i * kRows + r]),   \
                     _mm512_set1_epi32(a.ep.shift[i * kRows + r]), a.ep); \
-    y[r][0] = rq(a##r##0);                                               \
-    if (V >= 2) y[r][1] = rq(a##r##1);                                   \
-    if (V >= 3) y[r][2] = rq(a##r##2);                                   \
+    WBS_APPLY(r)                                                         \
   }
   WBS_ROWS(WBS_REQ)
 #undef WBS_REQ
+#undef WBS_APPLY
   if (a.y_layout == S8Layout::kNchw) {
-    for (int64_t r = 0; r < rows; ++r) {
-      uint8_t* yrow = a.y + (i * kRows + r) * a.y_plane;
-      for (int v = 0; v < V; ++v) StoreBytes(a, yrow, q + v * kLanes, lm[v], y[r][v]);
-    }
+#define WBS_STB(r)                                                   \
+  if (r < rows) {                                                    \
+    uint8_t* yrow = a.y + (i * kRows + r) * a.y_plane;               \
+    StoreBytes(a, yrow, q, lm[0], a##r##0);                          \
+    if (V >= 2) StoreBytes(a, yrow, q + kLanes, lm[1], a##r##1);     \
+    if (V >= 3) StoreBytes(a, yrow, q + 2 * kLanes, lm[2], a##r##2); \
+  }
+    WBS_ROWS(WBS_STB)
+#undef WBS_STB
   } else {
     const int64_t quads = (a.out_channels + 3) / 4;
-    for (int64_t h = 0; h < 2 && i * 2 + h < quads; ++h) {
-      uint8_t* yq = a.y + (i * 2 + h) * a.y_plane * 4;
-      for (int v = 0; v < V; ++v)
-        StoreWords(a, yq, q + v * kLanes, lm[v],
-                   Interleave4(y[h * 4][v], y[h * 4 + 1][v], y[h * 4 + 2][v], y[h * 4 + 3][v]));
-    }
+#define WBS_STW(h, r0, r1, r2, r3)                                                               \
+  if (i * 2 + h < quads) {                                                                       \
+    uint8_t* yq = a.y + (i * 2 + h) * a.y_plane * 4;                                             \
+    StoreWords(a, yq, q, lm[0], Interleave4(a##r0##0, a##r1##0, a##r2##0, a##r3##0));            \
+    if (V >= 2)                                                                                  \
+      StoreWords(a, yq, q + kLanes, lm[1], Interleave4(a##r0##1, a##r1##1, a##r2##1, a##r3##1)); \
+    if (V >= 3)                                                                                  \
+      StoreWords(a, yq, q + 2 * kLanes, lm[2],                                                   \
+                 Interleave4(a##r0##2, a##r1##2, a##r2##2, a##r3##2));                           \
+  }
+    WBS_STW(0, 0, 1, 2, 3)
+    WBS_STW(1, 4, 5, 6, 7)
+#undef WBS_STW
   }
 }
 #undef WBS_ROWS
