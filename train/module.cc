@@ -73,15 +73,19 @@ struct GraphModule::Impl {
   struct Step {
     const ir::Node* node = nullptr;
     std::vector<int> in, out;
-    std::vector<int> release;  // slots whose last reader is this step
+    std::vector<int> release;  // slots whose last reader is this step (in forward)
+    bool for_first = false;    // forward (first output only) runs it
     internal::TorchOp fn;
   };
   std::vector<Step> steps;
   std::vector<std::pair<int, std::string>> param_slots, buffer_slots;
   std::vector<std::pair<int, torch::Tensor>> fixed_slots;
   int num_slots = 0;
-  int input_slot = -1;
-  int output_slot = -1;
+  std::vector<int> input_slots, output_slots;
+
+  // Runs the steps (all, or only those the first output needs) on `inputs`.
+  std::vector<torch::Tensor> Execute(const std::vector<torch::Tensor>& inputs, bool all,
+                                     bool training) const;
 
   // The weight as forward uses it: gate(W) ⊙ expand(Γ).
   torch::Tensor Effective(const std::string& name) const {
@@ -103,9 +107,6 @@ Result<std::shared_ptr<GraphModule>> GraphModule::Create(const ir::Graph& graph,
   WBS_RETURN_IF_ERROR(g.TopologicalSort());
   WBS_RETURN_IF_ERROR(g.Verify());
   const std::string gname = g.name.empty() ? "graph" : g.name;
-  if (g.inputs.size() != 1)
-    return Unimplemented("{}: the training bridge needs exactly one graph input, got {}", gname,
-                         g.inputs.size());
   if (g.outputs.empty()) return InvalidArgument("{}: graph has no outputs", gname);
 
   // Maskable weights and their views. A mask's block shape may differ from
@@ -117,7 +118,8 @@ Result<std::shared_ptr<GraphModule>> GraphModule::Create(const ir::Graph& graph,
   for (const sparse::Layer& l : layers) {
     if (!l.weight || m.layers.count(l.weight->name)) continue;
     Impl::LayerInfo info{l.layout, l.view, l.reason};
-    if (l.view.cout == 0) info.reason = l.reason.empty() ? "no weight view" : l.reason;
+    if (l.view.cout == 0)
+      info.reason = l.reason.empty() ? "no weight view" : l.reason;
     else if (l.reason.rfind("smaller than", 0) == 0 || l.reason == "first conv" ||
              l.reason == "excluded by --exclude")
       info.reason.clear();  // excluded by policy only: an explicit SetMask may still mask it
@@ -125,19 +127,22 @@ Result<std::shared_ptr<GraphModule>> GraphModule::Create(const ir::Graph& graph,
     if (l.blockable) m.blockable.push_back(l.weight->name);
   }
 
-  // Nodes that reach the first output (the rest, e.g. Dropout masks or
-  // auxiliary heads, never run).
-  std::set<const ir::Node*> live;
-  {
-    std::vector<const ir::Value*> work = {g.outputs[0]};
+  // Nodes that reach an output (the rest, e.g. Dropout masks, never run),
+  // and the subset forward() needs for the first output.
+  auto reaching = [](std::vector<const ir::Value*> work) {
+    std::set<const ir::Node*> nodes;
     while (!work.empty()) {
       const ir::Value* v = work.back();
       work.pop_back();
-      if (!v || !v->producer || live.count(v->producer)) continue;
-      live.insert(v->producer);
+      if (!v || !v->producer || nodes.count(v->producer)) continue;
+      nodes.insert(v->producer);
       for (const ir::Value* in : v->producer->inputs) work.push_back(in);
     }
-  }
+    return nodes;
+  };
+  const std::set<const ir::Node*> live =
+      reaching(std::vector<const ir::Value*>(g.outputs.begin(), g.outputs.end()));
+  const std::set<const ir::Node*> first = reaching({g.outputs[0]});
 
   // Trainable constants: Conv/ConvTranspose/Gemm weights and biases, MatMul
   // constant operands, an Add bias right after a MatMul/Gemm, BN scale/bias;
@@ -209,54 +214,65 @@ Result<std::shared_ptr<GraphModule>> GraphModule::Create(const ir::Graph& graph,
     return Status::Ok();
   };
 
-  m.input_slot = slot_of(g.inputs[0]);
+  for (const ir::Value* v : g.inputs) m.input_slots.push_back(slot_of(v));
   for (const auto& up : g.nodes()) {
     const ir::Node* n = up.get();
     if (!live.count(n)) continue;
     Impl::Step step;
     step.node = n;
+    step.for_first = first.count(n) != 0;
     for (const ir::Value* v : n->inputs) {
       if (!v) {
         step.in.push_back(-1);
         continue;
       }
-      if (v->is_constant()) WBS_RETURN_IF_ERROR(load_constant(v));
+      if (v->is_constant())
+        WBS_RETURN_IF_ERROR(load_constant(v));
       else if (!slot.count(v))
         return InvalidArgument("{}: {} reads '{}', which nothing computes", gname, n->Describe(),
                                v->name);
       step.in.push_back(slot.at(v));
     }
     for (const ir::Value* v : n->outputs) step.out.push_back(slot_of(v));
-    Result<internal::TorchOp> fn = internal::MakeTorchOp(*n);
+    Result<internal::TorchOp> fn = internal::MakeTorchOp(g, *n);
     if (!fn.ok()) return fn.status().WithContext(gname);
     step.fn = std::move(*fn);
     m.steps.push_back(std::move(step));
   }
-  const ir::Value* out = g.outputs[0];
-  if (out->is_constant()) WBS_RETURN_IF_ERROR(load_constant(out));
-  if (!slot.count(out)) return InvalidArgument("{}: output '{}' is never computed", gname, out->name);
-  m.output_slot = slot.at(out);
+  for (const ir::Value* out : g.outputs) {
+    if (out->is_constant()) WBS_RETURN_IF_ERROR(load_constant(out));
+    if (!slot.count(out))
+      return InvalidArgument("{}: output '{}' is never computed", gname, out->name);
+    m.output_slots.push_back(slot.at(out));
+  }
 
-  // Free activations after their last reader (autograd keeps what backward needs).
+  // forward() frees activations after their last reader (autograd keeps
+  // what backward needs); Run() keeps everything (it may return any value).
   std::vector<int> last(m.num_slots, -1);
   for (size_t i = 0; i < m.steps.size(); ++i)
-    for (int s : m.steps[i].in)
-      if (s >= 0) last[s] = static_cast<int>(i);
+    if (m.steps[i].for_first)
+      for (int s : m.steps[i].in)
+        if (s >= 0) last[s] = static_cast<int>(i);
   for (int s = 0; s < m.num_slots; ++s)
-    if (last[s] >= 0 && s != m.output_slot) m.steps[last[s]].release.push_back(s);
+    if (last[s] >= 0 && s != m.output_slots[0]) m.steps[last[s]].release.push_back(s);
   return module;
 }
 
-torch::Tensor GraphModule::forward(const torch::Tensor& x) {
-  const Impl& m = *impl_;
-  std::vector<torch::Tensor> env(m.num_slots);
-  env[m.input_slot] = x.device() == m.options.device ? x : x.to(m.options.device);
-  for (const auto& [s, name] : m.param_slots) env[s] = m.Effective(name);
-  for (const auto& [s, name] : m.buffer_slots) env[s] = m.buffers.at(name);
-  for (const auto& [s, t] : m.fixed_slots) env[s] = t;
-  const bool training = is_training();
+std::vector<torch::Tensor> GraphModule::Impl::Execute(const std::vector<torch::Tensor>& inputs,
+                                                      bool all, bool training) const {
+  if (inputs.size() != input_slots.size())
+    throw std::invalid_argument(
+        fmt::format("{} inputs given, the graph has {}", inputs.size(), input_slots.size()));
+  std::vector<torch::Tensor> env(num_slots);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    env[input_slots[i]] =
+        inputs[i].device() == options.device ? inputs[i] : inputs[i].to(options.device);
+  for (const auto& [s, name] : param_slots) env[s] = Effective(name);
+  for (const auto& [s, name] : buffer_slots) env[s] = buffers.at(name);
+  for (const auto& [s, t] : fixed_slots) env[s] = t;
   std::vector<torch::Tensor> in;
-  for (const Impl::Step& step : m.steps) {
+  for (const Step& step : steps) {
+    if (!all && !step.for_first) continue;
     in.clear();
     for (int s : step.in) in.push_back(s >= 0 ? env[s] : torch::Tensor());
     std::vector<torch::Tensor> out;
@@ -270,15 +286,37 @@ torch::Tensor GraphModule::forward(const torch::Tensor& x) {
       throw std::runtime_error(
           fmt::format("{} (inputs {}): {}", step.node->Describe(), shapes, What(e)));
     }
-    for (size_t i = 0; i < out.size() && i < step.out.size(); ++i) env[step.out[i]] = std::move(out[i]);
-    for (int s : step.release) env[s] = torch::Tensor();
+    for (size_t i = 0; i < out.size() && i < step.out.size(); ++i)
+      env[step.out[i]] = std::move(out[i]);
+    if (!all)
+      for (int s : step.release) env[s] = torch::Tensor();
   }
-  return env[m.output_slot];
+  std::vector<torch::Tensor> outs;
+  for (size_t i = 0; i < (all ? output_slots.size() : 1); ++i) {
+    if (!env[output_slots[i]].defined())
+      throw std::runtime_error(
+          fmt::format("output '{}' was not computed", graph->outputs[i]->name));
+    outs.push_back(env[output_slots[i]]);
+  }
+  return outs;
+}
+
+torch::Tensor GraphModule::forward(const torch::Tensor& x) {
+  return impl_->Execute({x}, /*all=*/false, is_training())[0];
 }
 
 Result<torch::Tensor> GraphModule::Forward(const torch::Tensor& x) {
   try {
     return forward(x);
+  } catch (const std::exception& e) {
+    const std::string gname = impl_->graph->name.empty() ? "graph" : impl_->graph->name;
+    return InvalidArgument("{}: {}", gname, What(e));
+  }
+}
+
+Result<std::vector<torch::Tensor>> GraphModule::Run(const std::vector<torch::Tensor>& inputs) {
+  try {
+    return impl_->Execute(inputs, /*all=*/true, is_training());
   } catch (const std::exception& e) {
     const std::string gname = impl_->graph->name.empty() ? "graph" : impl_->graph->name;
     return InvalidArgument("{}: {}", gname, What(e));
@@ -371,8 +409,10 @@ void GraphModule::ApplyMasks() {
 Status GraphModule::SetGate(const std::string& name, Gate gate) {
   if (!impl_->params.count(name))
     return InvalidArgument("weight '{}': not a trainable weight of the module", name);
-  if (gate) impl_->gates[name] = std::move(gate);
-  else impl_->gates.erase(name);
+  if (gate)
+    impl_->gates[name] = std::move(gate);
+  else
+    impl_->gates.erase(name);
   return Status::Ok();
 }
 
@@ -393,14 +433,17 @@ Result<std::unique_ptr<ir::Graph>> GraphModule::ExportGraph(bool fold_bn) const 
       v->constant = std::move(value);
       return Status::Ok();
     };
-    for (const std::string& name : m.weight_names) WBS_RETURN_IF_ERROR(write(name, m.Effective(name)));
-    for (const std::string& name : m.buffer_names) WBS_RETURN_IF_ERROR(write(name, m.buffers.at(name)));
+    for (const std::string& name : m.weight_names)
+      WBS_RETURN_IF_ERROR(write(name, m.Effective(name)));
+    for (const std::string& name : m.buffer_names)
+      WBS_RETURN_IF_ERROR(write(name, m.buffers.at(name)));
   } catch (const std::exception& e) {
     return Internal("{}: export: {}", gname, What(e));
   }
   for (const auto& [name, state] : m.masks) {
     ir::Value* v = out->FindValue(name);
-    WBS_RETURN_IF_ERROR(CheckMaskAgainstWeight(state.mask, v->constant, fmt::format("weight '{}'", name)));
+    WBS_RETURN_IF_ERROR(
+        CheckMaskAgainstWeight(state.mask, v->constant, fmt::format("weight '{}'", name)));
     v->block_mask = std::make_shared<BlockMask>(state.mask);
   }
   if (fold_bn) {

@@ -57,8 +57,11 @@ class GraphModule : public torch::nn::Module {
   // graph's first output (logits). Nodes that do not reach it never run.
   // Throws (torch convention) with the failing node named; Forward() is the
   // same returning a Status instead.
+  // A graph with several inputs needs Run().
   torch::Tensor forward(const torch::Tensor& x);
   Result<torch::Tensor> Forward(const torch::Tensor& x);
+  // Every graph input (graph order) -> every graph output (graph order).
+  Result<std::vector<torch::Tensor>> Run(const std::vector<torch::Tensor>& inputs);
 
   // Names (IR constant names) of all parameters in graph order: weights,
   // biases, BN scale/bias.

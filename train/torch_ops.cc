@@ -42,14 +42,16 @@ Result<float> ConstScalar(const ir::Node& n, size_t i, float def) {
 
 // An activation by ONNX op type: for standalone nodes and for the fused
 // "wbs.activation" attributes (alpha/beta as documented in ir/graph.h).
-Result<Unary> MakeActivation(const std::string& op, float alpha, float beta, const std::string& who) {
+Result<Unary> MakeActivation(const std::string& op, float alpha, float beta,
+                             const std::string& who) {
   if (op == "Relu") return Unary([](const at::Tensor& x) { return at::relu(x); });
   if (op == "LeakyRelu")
     return Unary([alpha](const at::Tensor& x) { return at::leaky_relu(x, alpha); });
   if (op == "Sigmoid") return Unary([](const at::Tensor& x) { return at::sigmoid(x); });
   if (op == "Tanh") return Unary([](const at::Tensor& x) { return at::tanh(x); });
   if (op == "HardSigmoid")
-    return Unary([alpha, beta](const at::Tensor& x) { return at::clamp(x * alpha + beta, 0.0, 1.0); });
+    return Unary(
+        [alpha, beta](const at::Tensor& x) { return at::clamp(x * alpha + beta, 0.0, 1.0); });
   if (op == "Clip")
     return Unary([alpha, beta](const at::Tensor& x) { return at::clamp(x, alpha, beta); });
   return Unimplemented("{}: activation '{}' is not supported by the training bridge", who, op);
@@ -62,7 +64,8 @@ Result<Unary> FusedActivation(const ir::Node& n) {
   const float lo = -std::numeric_limits<float>::infinity();
   const float hi = std::numeric_limits<float>::infinity();
   const bool clip = op == "Clip";
-  const float alpha = n.GetFloat("wbs.activation_alpha", clip ? lo : (op == "LeakyRelu" ? 0.01f : 0.2f));
+  const float alpha =
+      n.GetFloat("wbs.activation_alpha", clip ? lo : (op == "LeakyRelu" ? 0.01f : 0.2f));
   const float beta = n.GetFloat("wbs.activation_beta", clip ? hi : 0.5f);
   return MakeActivation(op, alpha, beta, n.Describe());
 }
@@ -107,12 +110,14 @@ Result<Window> ReadWindow(const ir::Node& n, std::vector<int64_t> kernel) {
   w.auto_pad = n.GetString("auto_pad", "NOTSET");
   w.ceil_mode = n.GetInt("ceil_mode", 0) != 0;
   if (w.strides.size() != r || w.dilations.size() != r || pads.size() != 2 * r)
-    return InvalidArgument("{}: strides/dilations/pads do not match a {}-d kernel", n.Describe(), r);
+    return InvalidArgument("{}: strides/dilations/pads do not match a {}-d kernel", n.Describe(),
+                           r);
   if (w.auto_pad != "NOTSET" && w.auto_pad != "VALID" && w.auto_pad != "SAME_UPPER" &&
       w.auto_pad != "SAME_LOWER")
     return InvalidArgument("{}: bad auto_pad '{}'", n.Describe(), w.auto_pad);
   if (r < 1 || r > 3)
-    return Unimplemented("{}: {}-d windows are not supported by the training bridge", n.Describe(), r);
+    return Unimplemented("{}: {}-d windows are not supported by the training bridge", n.Describe(),
+                         r);
   w.begin.assign(pads.begin(), pads.begin() + static_cast<int64_t>(r));
   w.end.assign(pads.begin() + static_cast<int64_t>(r), pads.end());
   return w;
@@ -168,24 +173,40 @@ Result<TorchOp> MakeConvTranspose(const ir::Node& n) {
     kernel.assign(w->shape.begin() + 2, w->shape.end());
   WBS_ASSIGN_OR_RETURN(Window win, ReadWindow(n, kernel));
   WBS_ASSIGN_OR_RETURN(Unary act, FusedActivation(n));
-  if (win.auto_pad != "NOTSET" || n.Has("output_shape"))
-    return Unimplemented("{}: auto_pad/output_shape are not supported by the training bridge",
-                         n.Describe());
   const int64_t group = n.GetInt("group", 1);
-  const std::vector<int64_t> out_pad =
-      n.GetInts("output_padding", std::vector<int64_t>(win.kernel.size(), 0));
+  const size_t rank = win.kernel.size();
+  const std::vector<int64_t> out_pad = n.GetInts("output_padding", std::vector<int64_t>(rank, 0));
+  std::vector<int64_t> out_shape = n.GetInts("output_shape");
+  if (out_shape.size() > rank) out_shape.erase(out_shape.begin(), out_shape.end() - rank);
+  if (out_pad.size() != rank || (!out_shape.empty() && out_shape.size() != rank))
+    return InvalidArgument("{}: output_padding/output_shape do not match a {}-d kernel",
+                           n.Describe(), rank);
   // Computed unpadded, then cropped (pads) and extended (output_padding) per
   // dim, so asymmetric pads need no special case; the bias comes last so the
   // extension rows get it too.
-  return TorchOp([win, act, group, out_pad](const Tensors& in, bool) -> Tensors {
+  return TorchOp([win, act, group, out_pad, out_shape](const Tensors& in, bool) -> Tensors {
     const size_t r = win.kernel.size();
-    at::Tensor y = at::convolution(in[0], in[1], at::Tensor(), win.strides,
-                                   std::vector<int64_t>(r, 0), win.dilations, true,
-                                   std::vector<int64_t>(r, 0), group);
+    at::Tensor y =
+        at::convolution(in[0], in[1], at::Tensor(), win.strides, std::vector<int64_t>(r, 0),
+                        win.dilations, true, std::vector<int64_t>(r, 0), group);
     std::vector<int64_t> b(r), e(r);
     for (size_t i = 0; i < r; ++i) {
-      b[i] = -win.begin[i];
-      e[i] = out_pad[i] - win.end[i];
+      int64_t begin = win.begin[i], end = win.end[i];
+      // An output shape (given, or in * stride for SAME) fixes the total
+      // padding; SAME_UPPER puts the smaller half first (ONNX).
+      const bool same = win.auto_pad == "SAME_UPPER" || win.auto_pad == "SAME_LOWER";
+      if (!out_shape.empty() || same) {
+        const int64_t target =
+            !out_shape.empty() ? out_shape[i] : in[0].size(2 + i) * win.strides[i];
+        const int64_t total = y.size(2 + i) + out_pad[i] - target;
+        const bool upper = win.auto_pad != "SAME_LOWER";
+        begin = upper ? total / 2 : total - total / 2;
+        end = total - begin;
+      } else if (win.auto_pad == "VALID") {
+        begin = end = 0;
+      }
+      b[i] = -begin;
+      e[i] = out_pad[i] - end;
     }
     if (!AllZero(b) || !AllZero(e)) y = PadSpatial(y, b, e, 0.0);
     if (in.size() > 2 && in[2].defined()) {
@@ -252,8 +273,10 @@ Result<TorchOp> MakeMaxPool(const ir::Node& n) {
       b.assign(b.size(), 0);
     }
     switch (win.kernel.size()) {
-      case 1: return {at::max_pool1d(x, win.kernel, win.strides, b, win.dilations, win.ceil_mode)};
-      case 2: return {at::max_pool2d(x, win.kernel, win.strides, b, win.dilations, win.ceil_mode)};
+      case 1:
+        return {at::max_pool1d(x, win.kernel, win.strides, b, win.dilations, win.ceil_mode)};
+      case 2:
+        return {at::max_pool2d(x, win.kernel, win.strides, b, win.dilations, win.ceil_mode)};
       default:
         return {at::max_pool3d(x, win.kernel, win.strides, b, win.dilations, win.ceil_mode)};
     }
@@ -263,9 +286,12 @@ Result<TorchOp> MakeMaxPool(const ir::Node& n) {
 at::Tensor AvgPoolNative(const at::Tensor& x, const Window& w, const std::vector<int64_t>& pad,
                          bool count_include_pad) {
   switch (w.kernel.size()) {
-    case 1: return at::avg_pool1d(x, w.kernel, w.strides, pad, w.ceil_mode, count_include_pad);
-    case 2: return at::avg_pool2d(x, w.kernel, w.strides, pad, w.ceil_mode, count_include_pad);
-    default: return at::avg_pool3d(x, w.kernel, w.strides, pad, w.ceil_mode, count_include_pad);
+    case 1:
+      return at::avg_pool1d(x, w.kernel, w.strides, pad, w.ceil_mode, count_include_pad);
+    case 2:
+      return at::avg_pool2d(x, w.kernel, w.strides, pad, w.ceil_mode, count_include_pad);
+    default:
+      return at::avg_pool3d(x, w.kernel, w.strides, pad, w.ceil_mode, count_include_pad);
   }
 }
 
@@ -325,30 +351,54 @@ Result<TorchOp> MakeSoftmax(const ir::Node& n, bool log) {
 }
 
 // Dropout: ratio from the attribute (before opset 12) or input 1; the
-// training_mode input (opset 12+) is ignored: the module's mode decides.
+// training_mode input (opset 12+) is ignored: the module's mode decides. The
+// optional mask output is all true in eval mode.
 Result<TorchOp> MakeDropout(const ir::Node& n) {
   float ratio = n.GetFloat("ratio", 0.5f);
   if (n.opset >= 12) {
     WBS_ASSIGN_OR_RETURN(ratio, ConstScalar(n, 1, 0.5f));
   }
-  if (n.outputs.size() > 1 && !n.outputs[1]->users.empty())
-    return Unimplemented("{}: the Dropout mask output is not supported", n.Describe());
-  return TorchOp([ratio](const Tensors& in, bool training) -> Tensors {
-    return {training && ratio > 0 ? at::dropout(in[0], ratio, true) : in[0]};
+  if (ratio < 0.0f || ratio >= 1.0f)
+    return InvalidArgument("{}: ratio {} outside [0, 1)", n.Describe(), ratio);
+  const bool want_mask = n.outputs.size() > 1;
+  return TorchOp([ratio, want_mask](const Tensors& in, bool training) -> Tensors {
+    if (!training || ratio == 0.0f) {
+      if (!want_mask) return {in[0]};
+      return {in[0], at::ones(in[0].sizes(), in[0].options().dtype(at::kBool))};
+    }
+    if (!want_mask) return {at::dropout(in[0], ratio, true)};
+    const at::Tensor keep = at::bernoulli(at::full(in[0].sizes(), 1.0 - ratio, in[0].options()));
+    return {in[0] * keep / (1.0 - ratio), keep.to(at::kBool)};
   });
 }
 
 Result<TorchOp> MakeClip(const ir::Node& n) {
   float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  auto runtime_bound = [&](size_t i) { return n.input(i) && !n.input(i)->is_constant(); };
   if (n.opset < 11) {
-    lo = n.GetFloat("min", std::numeric_limits<float>::lowest());
-    hi = n.GetFloat("max", std::numeric_limits<float>::max());
+    lo = n.GetFloat("min", lo);
+    hi = n.GetFloat("max", hi);
+  } else if (runtime_bound(1) || runtime_bound(2)) {
+    // Bounds computed by the graph: read as tensors when run.
+    return TorchOp([](const Tensors& in, bool) -> Tensors {
+      c10::optional<at::Tensor> a, b;
+      if (in.size() > 1 && in[1].defined()) a = in[1];
+      if (in.size() > 2 && in[2].defined()) b = in[2];
+      return {a || b ? at::clamp(in[0], a, b) : in[0]};
+    });
   } else {
     WBS_ASSIGN_OR_RETURN(lo, ConstScalar(n, 1, lo));
     WBS_ASSIGN_OR_RETURN(hi, ConstScalar(n, 2, hi));
   }
-  WBS_ASSIGN_OR_RETURN(Unary f, MakeActivation("Clip", lo, hi, n.Describe()));
-  return TorchOp([f](const Tensors& in, bool) -> Tensors { return {f(in[0])}; });
+  // Integer tensors clamp to integer bounds (an infinite bound is none).
+  return TorchOp([lo, hi](const Tensors& in, bool) -> Tensors {
+    const at::Tensor& x = in[0];
+    if (x.is_floating_point()) return {at::clamp(x, lo, hi)};
+    c10::optional<at::Scalar> a, b;
+    if (std::isfinite(lo)) a = static_cast<int64_t>(std::ceil(lo));
+    if (std::isfinite(hi)) b = static_cast<int64_t>(std::floor(hi));
+    return {a || b ? at::clamp(x, a, b) : x};
+  });
 }
 
 // Axes come from the attribute before opset 13, from the optional input 1 after.
@@ -356,10 +406,9 @@ Result<TorchOp> MakeSqueeze(const ir::Node& n, bool unsqueeze) {
   const bool from_input = n.opset >= 13;
   const std::vector<int64_t> attr_axes = n.GetInts("axes");
   return TorchOp([=](const Tensors& in, bool) -> Tensors {
-    std::vector<int64_t> axes = from_input
-                                    ? (in.size() > 1 && in[1].defined() ? IntsOf(in[1])
-                                                                        : std::vector<int64_t>{})
-                                    : attr_axes;
+    std::vector<int64_t> axes =
+        from_input ? (in.size() > 1 && in[1].defined() ? IntsOf(in[1]) : std::vector<int64_t>{})
+                   : attr_axes;
     at::Tensor x = in[0];
     if (unsqueeze) {
       const int64_t rank = x.dim() + static_cast<int64_t>(axes.size());
@@ -387,7 +436,7 @@ Result<TorchOp> MakeSlice(const ir::Node& n) {
     at::Tensor x = in[0];
     const std::vector<int64_t> starts = legacy ? a_starts : IntsOf(in[1]);
     const std::vector<int64_t> ends = legacy ? a_ends : IntsOf(in[2]);
-    std::vector<int64_t> axes = legacy ? a_axes
+    std::vector<int64_t> axes = legacy                             ? a_axes
                                 : in.size() > 3 && in[3].defined() ? IntsOf(in[3])
                                                                    : std::vector<int64_t>{};
     const std::vector<int64_t> steps = !legacy && in.size() > 4 && in[4].defined()
@@ -395,14 +444,25 @@ Result<TorchOp> MakeSlice(const ir::Node& n) {
                                            : std::vector<int64_t>(starts.size(), 1);
     if (axes.empty())
       for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
-    if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    if (ends.size() != starts.size() || axes.size() != starts.size() ||
+        steps.size() != starts.size())
       Fail("Slice: starts/ends/axes/steps lengths differ");
     for (size_t i = 0; i < starts.size(); ++i) {
-      const int64_t d = NormAxis(axes[i], x.dim()), size = x.size(d);
-      if (steps[i] <= 0) Fail("Slice: only positive steps are supported for training");
-      auto clampi = [size](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + size : v, 0, size); };
-      const int64_t s = clampi(starts[i]), e = std::max(s, clampi(ends[i]));
-      x = x.slice(d, s, e, steps[i]);
+      const int64_t d = NormAxis(axes[i], x.dim()), size = x.size(d), step = steps[i];
+      if (step == 0) Fail("Slice: step 0");
+      auto wrap = [size](int64_t v) { return v < 0 ? v + size : v; };
+      if (step > 0) {
+        const int64_t s = std::clamp<int64_t>(wrap(starts[i]), 0, size);
+        const int64_t e = std::max(s, std::clamp<int64_t>(wrap(ends[i]), 0, size));
+        x = x.slice(d, s, e, step);
+      } else {
+        // Backwards: start clamps to [0, size-1], end to [-1, size-1] (exclusive).
+        const int64_t s = std::clamp<int64_t>(wrap(starts[i]), 0, size - 1);
+        const int64_t e = std::clamp<int64_t>(ends[i] < -size ? -1 : wrap(ends[i]), -1, size - 1);
+        const at::Tensor idx = s > e ? at::arange(s, e, step, x.options().dtype(at::kLong))
+                                     : at::empty({0}, x.options().dtype(at::kLong));
+        x = x.index_select(d, idx);
+      }
     }
     return {x};
   });
@@ -424,7 +484,7 @@ Result<TorchOp> MakeGather(const ir::Node& n) {
 
 Result<TorchOp> MakePad(const ir::Node& n) {
   const std::string mode = n.GetString("mode", "constant");
-  if (mode != "constant")
+  if (mode != "constant" && mode != "reflect" && mode != "edge")
     return Unimplemented("{}: Pad mode '{}' is not supported by the training bridge", n.Describe(),
                          mode);
   const bool legacy = n.opset < 11;
@@ -444,24 +504,51 @@ Result<TorchOp> MakePad(const ir::Node& n) {
       p.push_back(pads[i]);
       p.push_back(pads[i + r]);
     }
-    return {at::constant_pad_nd(in[0], p, value)};
+    if (mode == "constant") return {at::constant_pad_nd(in[0], p, value)};
+    // reflect/edge: torch pads the trailing 1..3 dims of a 3..5-d tensor
+    // (N, C unpadded).
+    const int64_t spatial = r - 2;
+    if (r < 3 || r > 5 || pads[0] || pads[1] || pads[r] || pads[r + 1])
+      Fail(fmt::format("Pad: {} mode pads only dims 2.. of a 3-5-d tensor", mode));
+    p.resize(2 * spatial);
+    const bool reflect = mode == "reflect";
+    switch (spatial) {
+      case 1:
+        return {reflect ? at::reflection_pad1d(in[0], p) : at::replication_pad1d(in[0], p)};
+      case 2:
+        return {reflect ? at::reflection_pad2d(in[0], p) : at::replication_pad2d(in[0], p)};
+      default:
+        return {reflect ? at::reflection_pad3d(in[0], p) : at::replication_pad3d(in[0], p)};
+    }
   });
 }
 
 at::ScalarType ScalarTypeOf(DType t, bool* ok) {
   *ok = true;
   switch (t) {
-    case DType::kF32: return at::kFloat;
-    case DType::kF64: return at::kDouble;
-    case DType::kF16: return at::kHalf;
-    case DType::kBF16: return at::kBFloat16;
-    case DType::kI8: return at::kChar;
-    case DType::kU8: return at::kByte;
-    case DType::kI16: return at::kShort;
-    case DType::kI32: return at::kInt;
-    case DType::kI64: return at::kLong;
-    case DType::kBool: return at::kBool;
-    default: *ok = false; return at::kFloat;
+    case DType::kF32:
+      return at::kFloat;
+    case DType::kF64:
+      return at::kDouble;
+    case DType::kF16:
+      return at::kHalf;
+    case DType::kBF16:
+      return at::kBFloat16;
+    case DType::kI8:
+      return at::kChar;
+    case DType::kU8:
+      return at::kByte;
+    case DType::kI16:
+      return at::kShort;
+    case DType::kI32:
+      return at::kInt;
+    case DType::kI64:
+      return at::kLong;
+    case DType::kBool:
+      return at::kBool;
+    default:
+      *ok = false;
+      return at::kFloat;
   }
 }
 
@@ -473,20 +560,59 @@ Result<TorchOp> Elementwise(F f) {
 }  // namespace
 
 const std::vector<std::string>& SupportedOps() {
-  static const std::vector<std::string> ops = {
-      "Abs",         "Add",          "AveragePool",       "BatchNormalization", "Cast",
-      "Clip",        "Concat",       "Conv",              "ConvTranspose",      "Div",
-      "Dropout",     "Erf",          "Exp",               "Flatten",            "Gather",
-      "Gemm",        "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid",       "HardSwish",
-      "Identity",    "LeakyRelu",    "Log",               "LogSoftmax",         "MatMul",
-      "MaxPool",     "Mul",          "Neg",               "Pad",                "Pow",
-      "ReduceMean",  "Relu",         "Reshape",           "Shape",              "Sigmoid",
-      "Slice",       "Softmax",      "Sqrt",              "Squeeze",            "Sub",
-      "Tanh",        "Transpose",    "Unsqueeze"};
+  static const std::vector<std::string> ops = {"Abs",
+                                               "Add",
+                                               "AveragePool",
+                                               "BatchNormalization",
+                                               "Cast",
+                                               "Clip",
+                                               "Concat",
+                                               "Conv",
+                                               "ConvTranspose",
+                                               "Div",
+                                               "Dropout",
+                                               "Erf",
+                                               "Exp",
+                                               "Flatten",
+                                               "Gather",
+                                               "Gemm",
+                                               "GlobalAveragePool",
+                                               "GlobalMaxPool",
+                                               "HardSigmoid",
+                                               "HardSwish",
+                                               "Identity",
+                                               "LeakyRelu",
+                                               "Log",
+                                               "LogSoftmax",
+                                               "MatMul",
+                                               "MaxPool",
+                                               "Mul",
+                                               "Neg",
+                                               "Pad",
+                                               "Pow",
+                                               "ReduceMean",
+                                               "Relu",
+                                               "Reshape",
+                                               "Shape",
+                                               "Sigmoid",
+                                               "Slice",
+                                               "Softmax",
+                                               "Sqrt",
+                                               "Squeeze",
+                                               "Sub",
+                                               "Tanh",
+                                               "Transpose",
+                                               "Unsqueeze"};
   return ops;
 }
 
-Result<TorchOp> MakeTorchOp(const ir::Node& n) {
+Result<TorchOp> MakeTorchOp(const ir::Graph& g, const ir::Node& n) {
+  // Outputs beyond the first that some node or the graph reads.
+  auto extra_used = [&]() {
+    for (size_t i = 1; i < n.outputs.size(); ++i)
+      if (n.outputs[i] && (!n.outputs[i]->users.empty() || g.IsOutput(n.outputs[i]))) return true;
+    return false;
+  };
   if (!n.domain.empty() && n.domain != "ai.onnx")
     return Unimplemented("{}: domain '{}' is not supported by the training bridge", n.Describe(),
                          n.domain);
@@ -496,10 +622,8 @@ Result<TorchOp> MakeTorchOp(const ir::Node& n) {
   if (op == "Gemm") return MakeGemm(n);
   if (op == "MatMul") return MakeMatMul(n);
   if (op == "BatchNormalization") {
-    if (n.outputs.size() > 1)
-      for (size_t i = 1; i < n.outputs.size(); ++i)
-        if (!n.outputs[i]->users.empty())
-          return Unimplemented("{}: training-mode BN outputs are not supported", n.Describe());
+    if (extra_used())
+      return Unimplemented("{}: training-mode BN outputs are not supported", n.Describe());
     return MakeBatchNorm(n);
   }
   if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "LeakyRelu" || op == "HardSigmoid") {
@@ -509,13 +633,21 @@ Result<TorchOp> MakeTorchOp(const ir::Node& n) {
     return TorchOp([f](const Tensors& in, bool) -> Tensors { return {f(in[0])}; });
   }
   if (op == "HardSwish")
-    return Elementwise([](const Tensors& in) { return in[0] * at::clamp(in[0] / 6.0 + 0.5, 0.0, 1.0); });
+    return Elementwise(
+        [](const Tensors& in) { return in[0] * at::clamp(in[0] / 6.0 + 0.5, 0.0, 1.0); });
   if (op == "Clip") return MakeClip(n);
   if (op == "Add") return Elementwise([](const Tensors& in) { return in[0] + in[1]; });
   if (op == "Sub") return Elementwise([](const Tensors& in) { return in[0] - in[1]; });
   if (op == "Mul") return Elementwise([](const Tensors& in) { return in[0] * in[1]; });
-  if (op == "Div") return Elementwise([](const Tensors& in) { return in[0] / in[1]; });
-  if (op == "Pow") return Elementwise([](const Tensors& in) { return at::pow(in[0], in[1]); });
+  // Integer Div truncates; Pow keeps the base's type (ONNX), torch promotes.
+  if (op == "Div")
+    return Elementwise([](const Tensors& in) {
+      if (in[0].is_floating_point() || in[1].is_floating_point()) return in[0] / in[1];
+      return at::div(in[0], in[1], "trunc");
+    });
+  if (op == "Pow")
+    return Elementwise(
+        [](const Tensors& in) { return at::pow(in[0], in[1]).to(in[0].scalar_type()); });
   if (op == "Neg") return Elementwise([](const Tensors& in) { return -in[0]; });
   if (op == "Abs") return Elementwise([](const Tensors& in) { return at::abs(in[0]); });
   if (op == "Sqrt") return Elementwise([](const Tensors& in) { return at::sqrt(in[0]); });
@@ -526,13 +658,11 @@ Result<TorchOp> MakeTorchOp(const ir::Node& n) {
   if (op == "Dropout") return MakeDropout(n);
   if (op == "Concat") {
     const int64_t axis = n.GetInt("axis", 1);
-    return Elementwise([axis](const Tensors& in) {
-      return at::cat(in, NormAxis(axis, in[0].dim()));
-    });
+    return Elementwise(
+        [axis](const Tensors& in) { return at::cat(in, NormAxis(axis, in[0].dim())); });
   }
   if (op == "MaxPool") {
-    if (n.outputs.size() > 1 && !n.outputs[1]->users.empty())
-      return Unimplemented("{}: MaxPool indices are not supported", n.Describe());
+    if (extra_used()) return Unimplemented("{}: MaxPool indices are not supported", n.Describe());
     return MakeMaxPool(n);
   }
   if (op == "AveragePool") return MakeAveragePool(n);
@@ -621,14 +751,30 @@ Result<at::Tensor> ToTorch(const Tensor& t, const at::Device& device) {
 Result<Tensor> FromTorch(const at::Tensor& t) {
   DType dt;
   switch (t.scalar_type()) {
-    case at::kFloat: dt = DType::kF32; break;
-    case at::kDouble: dt = DType::kF64; break;
-    case at::kLong: dt = DType::kI64; break;
-    case at::kInt: dt = DType::kI32; break;
-    case at::kChar: dt = DType::kI8; break;
-    case at::kByte: dt = DType::kU8; break;
-    case at::kBool: dt = DType::kBool; break;
-    default: return Unimplemented("torch tensor of type {} has no wbs dtype", at::toString(t.scalar_type()));
+    case at::kFloat:
+      dt = DType::kF32;
+      break;
+    case at::kDouble:
+      dt = DType::kF64;
+      break;
+    case at::kLong:
+      dt = DType::kI64;
+      break;
+    case at::kInt:
+      dt = DType::kI32;
+      break;
+    case at::kChar:
+      dt = DType::kI8;
+      break;
+    case at::kByte:
+      dt = DType::kU8;
+      break;
+    case at::kBool:
+      dt = DType::kBool;
+      break;
+    default:
+      return Unimplemented("torch tensor of type {} has no wbs dtype",
+                           at::toString(t.scalar_type()));
   }
   try {
     const at::Tensor c = t.detach().to(at::kCPU).contiguous();

@@ -26,8 +26,8 @@ using TorchOp =
     std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>& inputs, bool training)>;
 
 // Unimplemented (naming the node) for an op or attribute value the bridge
-// cannot express.
-Result<TorchOp> MakeTorchOp(const ir::Node& node);
+// cannot express. `graph` (the node's) tells which outputs are read.
+Result<TorchOp> MakeTorchOp(const ir::Graph& graph, const ir::Node& node);
 
 // The op types MakeTorchOp knows (some attribute values may still be refused).
 const std::vector<std::string>& SupportedOps();

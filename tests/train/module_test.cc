@@ -120,7 +120,12 @@ TEST_P(ZooBridge, MaskedTrainingExportsToRuntime) {
   ASSERT_FALSE(m.blockable_weights().empty());
   const std::map<std::string, BlockMask> masks = MaskHalf(m, 3);
 
-  torch::optim::SGD opt(m.parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+  // A small step: with random labels over 1000 classes, larger steps leave
+  // the eval network ill-conditioned (mobilenet_v2 at 32x32: activations in
+  // the thousands before Clip), so that even wbs's reference and fast
+  // backends differ by more than 1e-4 on the export.
+  torch::optim::SGD opt(m.parameters(),
+                        torch::optim::SGDOptions(0.002).momentum(0.9).weight_decay(1e-4));
   m.train();
   const int64_t batch = std::max<int64_t>(c.batch, 2);  // BN batch statistics need 2
   const int64_t classes = graph->outputs[0]->shape[1];
@@ -170,8 +175,10 @@ TEST_P(ZooBridge, MaskedTrainingExportsToRuntime) {
       ++with_mask;
     }
     EXPECT_EQ(with_mask, static_cast<int>(masks.size()));
-    if (fold) EXPECT_EQ(bn, 0) << "every zoo BN follows a conv";
-    else EXPECT_GT(bn, 0);
+    if (fold)
+      EXPECT_EQ(bn, 0) << "every zoo BN follows a conv";
+    else
+      EXPECT_GT(bn, 0);
     ExpectClose(expect, RunWbs(**exported, x), 1e-4,
                 c.model + (fold ? " folded export" : " export"));
   }
@@ -188,7 +195,8 @@ INSTANTIATE_TEST_SUITE_P(Zoo, ZooBridge,
 // the same outputs as torch.
 TEST(ModuleOrt, TrainedFmnistExportRunsInOrt) {
   const fs::path ort_dir = fs::path(WBS_SOURCE_DIR) / "tools/ort";
-  if (!fs::exists(ort_dir / "node_modules/onnxruntime-node") || std::system("node --version >/dev/null 2>&1") != 0)
+  if (!fs::exists(ort_dir / "node_modules/onnxruntime-node") ||
+      std::system("node --version >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "node or onnxruntime-node missing (scripts/setup.sh installs them)";
   auto graph = Zoo({"fmnist_resnet", 2, 28});
   ASSERT_TRUE(graph);
@@ -228,8 +236,8 @@ TEST(ModuleOrt, TrainedFmnistExportRunsInOrt) {
     ASSERT_TRUE(WriteNpy(*in, (dir / "x.npy").string()).ok());
     const fs::path out_dir = dir / (fold ? "out_folded" : "out_bn");
     const std::string cmd = "node " + (ort_dir / "run.js").string() + " " + model + " --inputs " +
-                            (dir / "x.npy").string() + " --outdir " + out_dir.string() +
-                            " >" + (dir / "ort_log.txt").string() + " 2>&1";
+                            (dir / "x.npy").string() + " --outdir " + out_dir.string() + " >" +
+                            (dir / "ort_log.txt").string() + " 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     auto got = ReadNpy((out_dir / "logits.npy").string());
     ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -243,7 +251,8 @@ TEST(ModuleBatchNorm, TrainModeUpdatesRunningStatsWithMomentum) {
   ir::Graph g;
   g.name = "bn";
   ir::Value* x = g.AddInput("x", DType::kF32, {4, 3, 5, 5});
-  std::vector<float> ones(3, 1.0f), zeros(3, 0.0f), mean = {0.5f, -1.0f, 2.0f}, var = {1.0f, 2.0f, 0.5f};
+  std::vector<float> ones(3, 1.0f), zeros(3, 0.0f), mean = {0.5f, -1.0f, 2.0f},
+                                                    var = {1.0f, 2.0f, 0.5f};
   ir::Node* bn = g.AddNode("BatchNormalization",
                            {x, g.AddConstant("s", Tensor::FromVector<float>({3}, ones)),
                             g.AddConstant("b", Tensor::FromVector<float>({3}, zeros)),
@@ -281,7 +290,8 @@ TEST(ModuleMask, InOutLayoutAndRaggedBlocks) {
   ir::Value* x = g.AddInput("x", DType::kF32, {2, 20});
   std::vector<float> w(20 * 12);
   for (size_t i = 0; i < w.size(); ++i) w[i] = 0.1f + 0.01f * static_cast<float>(i);
-  ir::Node* mm = g.AddNode("MatMul", {x, g.AddConstant("w", Tensor::FromVector<float>({20, 12}, w))}, 1, "mm");
+  ir::Node* mm =
+      g.AddNode("MatMul", {x, g.AddConstant("w", Tensor::FromVector<float>({20, 12}, w))}, 1, "mm");
   g.outputs.push_back(mm->outputs[0]);
   auto created = GraphModule::Create(g);
   ASSERT_TRUE(created.ok()) << created.status().ToString();
@@ -299,8 +309,8 @@ TEST(ModuleMask, InOutLayoutAndRaggedBlocks) {
   const torch::Tensor y = m.forward(in);
   const torch::Tensor wt = m.weight("w").detach();
   torch::Tensor masked = wt.clone();
-  masked.slice(0, 16, 20).slice(1, 0, 8).zero_();   // block (out 0, in 2)
-  masked.slice(0, 0, 8).slice(1, 8, 12).zero_();    // block (out 1, in 0)
+  masked.slice(0, 16, 20).slice(1, 0, 8).zero_();  // block (out 0, in 2)
+  masked.slice(0, 0, 8).slice(1, 8, 12).zero_();   // block (out 1, in 0)
   EXPECT_TRUE(torch::allclose(y, torch::matmul(in, masked)));
   m.ApplyMasks();
   EXPECT_TRUE(torch::equal(m.weight("w").detach(), masked));
@@ -322,7 +332,8 @@ TEST(ModuleGate, ForwardAndExportUseTheGate) {
   GraphModule& m = **created;
   const std::string w = m.blockable_weights().front();
   EXPECT_FALSE(m.SetGate("no.such.weight", [](const torch::Tensor& t) { return t; }).ok());
-  ASSERT_TRUE(m.SetGate(w, [](const torch::Tensor& t) { return t * (t.abs() > 0.05).to(t.dtype()); }).ok());
+  ASSERT_TRUE(
+      m.SetGate(w, [](const torch::Tensor& t) { return t * (t.abs() > 0.05).to(t.dtype()); }).ok());
   m.eval();
   torch::NoGradGuard no_grad;
   const torch::Tensor x = RandomInput({2, 1, 28, 28}, 8);
