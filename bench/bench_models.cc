@@ -1,8 +1,9 @@
 // Whole-model latency of the zoo models through runtime::Session, batch 1.
 //
 //   wbs_bench_models [google-benchmark flags] [--models=resnet50,vgg16]
-//                    [--threads=1,2] [--backend=fast|reference]
+//                    [--threads=1,2] [--backend=fast|reference] [--sparsity=0,50,75]
 //                    [--fixed_iterations=N] [--mark_timed_runs] [--profile_nodes=REPEATS]
+//                    [--gemm_calibration]
 //
 // --fixed_iterations=N runs each benchmark exactly N times per repetition
 // (no iteration estimate); with N = 1 every repetition is one run, the same
@@ -11,6 +12,16 @@
 // loop, so a oneDNN verbose log after the last marker holds only timed runs.
 // --profile_nodes=R prints a per-node profile (bench_common.h ProfileNodes)
 // of each model instead of benchmarking.
+// --sparsity=P,... (percent, default 0) benchmarks each model also after
+// one-shot sparsification (sparse::Sparsify: 8x8 blocks, L2 scores, P% of
+// the blocks of every blockable layer but the first conv zeroed, channels
+// kept alive); the runtime then picks sparse or dense per layer
+// (runtime/ops_sparse.h; WBS_SPARSE=0|1 overrides). Names:
+// "model/<name>/threads:<n>" for 0, "model/<name>/sparse:<P>/threads:<n>".
+// --gemm_calibration instead times the FC layers of the zoo models (batch 1)
+// sparse vs oneDNN dense at 50/75/90% random-mask block sparsity, one-node
+// sessions in the same process: the Gemm rows of the cost rule in
+// runtime/ops_sparse.cc.
 //
 // One benchmark per (model, threads): "model/<name>/threads:<n>", real time
 // in ms. Session creation (graph passes, weight packing) is not timed. The
@@ -24,12 +35,15 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "runtime/ops_sparse.h"
 #include "runtime/session.h"
+#include "sparse/sparsify.h"
 #include "zoo/zoo.h"
 
 namespace wbs::bench {
@@ -50,6 +64,8 @@ struct Flags {
   runtime::Backend backend = runtime::Backend::kFast;
   int64_t fixed_iterations = 0;  // > 0: exactly this many runs (for profiles)
   int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
+  std::vector<int> sparsity = {0};  // percent of zero blocks per blockable layer
+  bool gemm_calibration = false;
 };
 
 // The session being benchmarked. Google Benchmark calls a benchmark's
@@ -69,9 +85,10 @@ Cached& Cache() {
   return c;
 }
 
-Status Prepare(const std::string& model, int threads, runtime::Backend backend) {
+Status Prepare(const std::string& model, int threads, runtime::Backend backend, int sparsity) {
   Cached& c = Cache();
-  std::string key = fmt::format("{}/{}/{}", model, threads, runtime::BackendName(backend));
+  std::string key =
+      fmt::format("{}/{}/{}/{}", model, threads, runtime::BackendName(backend), sparsity);
   if (c.key == key) return c.status;
   c.session.reset();
   c.inputs.clear();
@@ -81,22 +98,29 @@ Status Prepare(const std::string& model, int threads, runtime::Backend backend) 
     zo.batch = 1;
     zo.seed = kWeightSeed;
     WBS_ASSIGN_OR_RETURN(auto graph, zoo::BuildModel(model, zo));
+    if (sparsity > 0) {
+      sparse::SparsifyOptions sp;
+      sp.sparsity = sparsity / 100.0;
+      sp.score = sparse::Score::kL2;
+      WBS_RETURN_IF_ERROR(sparse::Sparsify(*graph, sp).status());
+    }
     runtime::SessionOptions so;
     so.backend = backend;
     so.num_threads = threads;
     WBS_ASSIGN_OR_RETURN(c.session, runtime::Session::Create(*graph, so));
     WBS_ASSIGN_OR_RETURN(c.inputs, RandomInputs(c.session->graph(), kInputSeed));
     std::map<std::string, int> impls;
-    int fast = 0, total = 0;
+    int fast = 0, total = 0, sparse_nodes = 0;
     for (const std::string& s : c.session->NodeImplementations()) {
       ++total;
       if (s.substr(s.find(':') + 1) != "ref") ++fast;
+      if (s.find(":sparse:") != std::string::npos) ++sparse_nodes;
     }
     const runtime::MemoryPlanStats& mem = c.session->memory_stats();
     c.label = fmt::format(
-        "{}/{} nodes fast, {} tensors passed blocked/channels-last, arena {:.1f} MB ({:.1f} MB "
-        "without reuse)",
-        fast, total, c.session->NonPlainValues().size(), mem.arena_bytes / 1e6,
+        "{}/{} nodes fast, {} block-sparse, {} tensors passed blocked/channels-last, arena {:.1f} "
+        "MB ({:.1f} MB without reuse)",
+        fast, total, sparse_nodes, c.session->NonPlainValues().size(), mem.arena_bytes / 1e6,
         mem.unplanned_bytes / 1e6);
     for (int r = 0; r < kWarmupRuns; ++r) WBS_RETURN_IF_ERROR(c.session->Run(c.inputs).status());
     return Status::Ok();
@@ -104,9 +128,10 @@ Status Prepare(const std::string& model, int threads, runtime::Backend backend) 
   return c.status;
 }
 
-void BM_Model(benchmark::State& state, const std::string& model, runtime::Backend backend) {
+void BM_Model(benchmark::State& state, const std::string& model, runtime::Backend backend,
+              int sparsity) {
   int threads = static_cast<int>(state.range(0));
-  Status st = Prepare(model, threads, backend);
+  Status st = Prepare(model, threads, backend, sparsity);
   if (!st.ok()) {
     state.SkipWithError(st.ToString().c_str());
     return;
@@ -152,6 +177,15 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       for (const std::string& t : SplitList(v)) f.threads.push_back(std::stoi(t));
     } else if (const char* v = value("--profile_nodes")) {
       f.profile_nodes = std::stoi(v);
+    } else if (const char* v = value("--sparsity")) {
+      f.sparsity.clear();
+      for (const std::string& t : SplitList(v)) {
+        const int pct = std::stoi(t);
+        if (pct < 0 || pct > 100) return false;
+        f.sparsity.push_back(pct);
+      }
+    } else if (a == "--gemm_calibration") {
+      f.gemm_calibration = true;
     } else if (a == "--mark_timed_runs") {
       g_mark_timed_runs = true;
     } else if (const char* v = value("--fixed_iterations")) {
@@ -176,36 +210,106 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
 // model's own median latency for comparison ("model<TAB>ms").
 int PrintNodeProfile(const Flags& flags) {
   for (const std::string& m : flags.models) {
-    for (int t : flags.threads) {
-      Status st = Prepare(m, t, flags.backend);
-      if (!st.ok()) {
-        fmt::print(stderr, "{}: {}\n", m, st.ToString());
-        return 1;
+    for (int t : flags.threads)
+      for (int sp : flags.sparsity) {
+        Status st = Prepare(m, t, flags.backend, sp);
+        if (!st.ok()) {
+          fmt::print(stderr, "{}: {}\n", m, st.ToString());
+          return 1;
+        }
+        Cached& c = Cache();
+        auto nodes = ProfileNodes(c.session->graph(), flags.backend, t, flags.profile_nodes);
+        if (!nodes.ok()) {
+          fmt::print(stderr, "{}: {}\n", m, nodes.status().ToString());
+          return 1;
+        }
+        std::vector<double> runs;
+        for (int r = 0; r < flags.profile_nodes + 2; ++r) {
+          auto t0 = std::chrono::steady_clock::now();
+          auto out = c.session->Run(c.inputs);
+          if (!out.ok()) return 1;
+          if (r >= 2)
+            runs.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count());
+        }
+        std::sort(runs.begin(), runs.end());
+        fmt::print("# {} threads={} backend={} sparsity={}%\n", m, t,
+                   runtime::BackendName(flags.backend), sp);
+        for (const NodeTiming& n : *nodes)
+          fmt::print("node\t{}\t{}\t{}\t{:.4f}\n", n.op_type, n.impl, n.name, n.ms);
+        fmt::print("model\t{:.4f}\n", runs[runs.size() / 2]);
       }
-      Cached& c = Cache();
-      auto nodes = ProfileNodes(c.session->graph(), flags.backend, t, flags.profile_nodes);
-      if (!nodes.ok()) {
-        fmt::print(stderr, "{}: {}\n", m, nodes.status().ToString());
-        return 1;
-      }
-      std::vector<double> runs;
-      for (int r = 0; r < flags.profile_nodes + 2; ++r) {
-        auto t0 = std::chrono::steady_clock::now();
-        auto out = c.session->Run(c.inputs);
-        if (!out.ok()) return 1;
-        if (r >= 2)
-          runs.push_back(
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                  .count());
-      }
-      std::sort(runs.begin(), runs.end());
-      fmt::print("# {} threads={} backend={}\n", m, t, runtime::BackendName(flags.backend));
-      for (const NodeTiming& n : *nodes)
-        fmt::print("node\t{}\t{}\t{}\t{:.4f}\n", n.op_type, n.impl, n.name, n.ms);
-      fmt::print("model\t{:.4f}\n", runs[runs.size() / 2]);
-    }
   }
   return 0;
+}
+
+// --gemm_calibration: a one-node Gemm (transB = 1, bias, batch 1) with a
+// random block mask, created once with sparse off (oneDNN) and once forced
+// sparse; both time the same weights in the same process.
+struct GemmCase {
+  int64_t k, n;
+  const char* model;
+};
+constexpr GemmCase kGemmCases[] = {
+    {2048, 1000, "resnet50/inception_v3 fc"},
+    {512, 1000, "resnet18 fc"},
+    {25088, 4096, "vgg16 fc1"},
+    {4096, 4096, "vgg16 fc2"},
+    {4096, 1000, "vgg16 fc3"},
+};
+
+std::unique_ptr<ir::Graph> GemmGraph(const GemmCase& g, int sparsity) {
+  auto graph = std::make_unique<ir::Graph>();
+  ir::Value* a = graph->AddInput("a", DType::kF32, {1, g.k});
+  Tensor w = RandomTensor({g.n, g.k}, 5, 0.02f);
+  const int64_t rows = (g.n + 7) / 8, cols = (g.k + 7) / 8;
+  std::mt19937_64 rng(9);
+  float* p = w.data<float>();
+  for (int64_t bi = 0; bi < rows; ++bi)
+    for (int64_t bj = 0; bj < cols; ++bj) {
+      if (std::uniform_int_distribution<int>(0, 99)(rng) >= sparsity) continue;
+      for (int64_t r = bi * 8; r < std::min(g.n, bi * 8 + 8); ++r)
+        std::fill(p + r * g.k + bj * 8, p + r * g.k + std::min(g.k, bj * 8 + 8), 0.0f);
+    }
+  ir::Value* wv = graph->AddConstant("w", w);
+  ir::Value* bv = graph->AddConstant("b", RandomTensor({g.n}, 6, 0.1f));
+  ir::Value* y = graph->AddValue("y");
+  ir::Node* n = graph->AddNode("Gemm", {a, wv, bv}, {y}, "fc");
+  n->attrs["transB"] = int64_t{1};
+  graph->outputs.push_back(y);
+  return graph;
+}
+
+void BM_Gemm(benchmark::State& state, GemmCase g, int sparsity, bool sparse) {
+  const int threads = static_cast<int>(state.range(0));
+  auto graph = GemmGraph(g, sparsity);
+  runtime::SetSparseMode(sparse ? runtime::SparseMode::kForce : runtime::SparseMode::kOff);
+  runtime::SessionOptions so;
+  so.num_threads = threads;
+  auto session = runtime::Session::Create(*graph, so);
+  runtime::SetSparseMode(runtime::SparseMode::kAuto);
+  if (!session.ok()) {
+    state.SkipWithError(session.status().ToString().c_str());
+    return;
+  }
+  std::vector<Tensor> in = {RandomTensor({1, g.k}, 7)};
+  for (int r = 0; r < kWarmupRuns; ++r)
+    if (!(*session)->Run(in).ok()) state.SkipWithError("run failed");
+  for (auto _ : state) benchmark::DoNotOptimize((*session)->Run(in));
+  state.SetLabel(fmt::format("{} {}", g.model, (*session)->NodeImplementations()[0]));
+}
+
+void RegisterGemmCalibration(const Flags& flags) {
+  for (const GemmCase& g : kGemmCases)
+    for (int sp : {50, 75, 90})
+      for (bool sparse : {false, true}) {
+        const std::string name =
+            fmt::format("gemm/k{}_n{}/sparse:{}/{}", g.k, g.n, sp, sparse ? "bsr" : "dense");
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, g, sp, sparse);
+        for (int t : flags.threads) b->Arg(t);
+        b->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
 }
 
 }  // namespace
@@ -219,17 +323,20 @@ int main(int argc, char** argv) {
   if (!ParseFlags(argc, argv, flags)) {
     fmt::print(stderr,
                "usage: wbs_bench_models [benchmark flags] [--models=a,b] [--threads=1,2] "
-               "[--backend=fast|reference] [--fixed_iterations=N] [--mark_timed_runs] "
-               "[--profile_nodes=R]\n");
+               "[--backend=fast|reference] [--sparsity=0,50,75] [--fixed_iterations=N] "
+               "[--mark_timed_runs] [--profile_nodes=R] [--gemm_calibration]\n");
     return 2;
   }
   if (flags.profile_nodes > 0) return PrintNodeProfile(flags);
-  for (const std::string& m : flags.models) {
-    auto* b = benchmark::RegisterBenchmark(("model/" + m).c_str(), BM_Model, m, flags.backend);
-    for (int t : flags.threads) b->Arg(t);
-    b->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
-    if (flags.fixed_iterations > 0) b->Iterations(flags.fixed_iterations);
-  }
+  if (flags.gemm_calibration) RegisterGemmCalibration(flags);
+  for (const std::string& m : flags.gemm_calibration ? std::vector<std::string>() : flags.models)
+    for (int sp : flags.sparsity) {
+      const std::string name = sp == 0 ? "model/" + m : fmt::format("model/{}/sparse:{}", m, sp);
+      auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Model, m, flags.backend, sp);
+      for (int t : flags.threads) b->Arg(t);
+      b->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
+      if (flags.fixed_iterations > 0) b->Iterations(flags.fixed_iterations);
+    }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

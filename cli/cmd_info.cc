@@ -1,5 +1,7 @@
 // wbs info: what a model computes and how much — op histogram, per-layer
-// shapes, MACs and block-sparsity eligibility, totals.
+// shapes, MACs and block-sparsity eligibility, totals; and the block
+// sparsity the weights already have (per layer and model: blocks, zero
+// blocks, zero weights, bytes dense vs BSR-compressed with its index).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "sparse/layers.h"
+#include "sparse/sparsify.h"
 #include "zoo/model_stats.h"
 
 namespace wbs::cli {
@@ -22,6 +26,67 @@ struct InfoArgs {
 };
 
 constexpr size_t kMaxNameWidth = 40;
+constexpr double kBytesPerKB = 1024.0;
+
+// The block sparsity one layer's weight has now: its Value's block mask when
+// it carries one (`wbs sparsify` output, ONNX metadata), else its all-zero
+// 8x8 blocks. Layers that cannot be blocked (grouped convs, run-time
+// weights, fewer than one block) have none.
+struct LayerSparsity {
+  std::string name;
+  std::string mask_source;  // "mask" or "zeros"
+  sparse::MaskStats stats;
+};
+struct ModelSparsity {
+  std::vector<LayerSparsity> layers;
+  sparse::MaskStats total;  // over the layers listed
+};
+
+Result<ModelSparsity> ComputeSparsity(const ir::Graph& g) {
+  sparse::LayerRules rules;
+  rules.include_first = true;  // statistics cover the first conv too
+  WBS_ASSIGN_OR_RETURN(std::vector<sparse::Layer> layers, sparse::FindLayers(g, rules));
+  ModelSparsity out;
+  for (const sparse::Layer& l : layers) {
+    if (!l.blockable || l.weight == nullptr) continue;
+    const Tensor& w = l.weight->constant;
+    BlockMask mask;
+    LayerSparsity ls;
+    ls.name = l.node->name;
+    if (l.weight->block_mask) {
+      mask = *l.weight->block_mask;
+      ls.mask_source = "mask";
+    } else {
+      Result<BlockMask> zeros = MaskFromZeroBlocks(w, rules.block_rows, rules.block_cols, l.layout);
+      if (!zeros.ok()) return zeros.status().WithContext(l.node->Describe());
+      mask = std::move(zeros).value();
+      ls.mask_source = "zeros";
+    }
+    Result<sparse::MaskStats> st = sparse::ComputeMaskStats(w, mask);
+    if (!st.ok()) return st.status().WithContext(l.node->Describe());
+    ls.stats = *st;
+    sparse::MaskStats& t = out.total;
+    t.blocks += st->blocks;
+    t.zero_blocks += st->zero_blocks;
+    t.weights += st->weights;
+    t.zero_weights += st->zero_weights;
+    t.dense_bytes += st->dense_bytes;
+    t.compressed_bytes += st->compressed_bytes;
+    out.layers.push_back(std::move(ls));
+  }
+  return out;
+}
+
+nlohmann::ordered_json MaskStatsJson(const sparse::MaskStats& s) {
+  return {{"blocks", s.blocks},
+          {"zero_blocks", s.zero_blocks},
+          {"block_sparsity", s.block_sparsity()},
+          {"weights", s.weights},
+          {"zero_weights", s.zero_weights},
+          {"zero_weight_fraction", s.zero_fraction()},
+          {"dense_bytes", s.dense_bytes},
+          {"compressed_bytes", s.compressed_bytes}};
+}
 
 nlohmann::ordered_json ShapeJson(const Shape& s) { return nlohmann::ordered_json(s); }
 
@@ -33,9 +98,18 @@ nlohmann::ordered_json ValuesJson(const std::vector<ir::Value*>& values) {
   return out;
 }
 
-void PrintJson(const InfoArgs& a, const ir::Graph& g, const zoo::ModelStats& s) {
+void PrintJson(const InfoArgs& a, const ir::Graph& g, const zoo::ModelStats& s,
+               const ModelSparsity& sp) {
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
   for (const zoo::LayerStats& l : s.layers) {
+    auto it = std::find_if(sp.layers.begin(), sp.layers.end(),
+                           [&](const LayerSparsity& x) { return x.name == l.name; });
+    nlohmann::ordered_json sparsity = nullptr;
+    if (it != sp.layers.end()) {
+      sparsity = MaskStatsJson(it->stats);
+      sparsity["block"] = "8x8";
+      sparsity["source"] = it->mask_source;
+    }
     layers.push_back({{"name", l.name},
                       {"op", l.op_type},
                       {"input_shape", ShapeJson(l.input_shape)},
@@ -43,7 +117,8 @@ void PrintJson(const InfoArgs& a, const ir::Graph& g, const zoo::ModelStats& s) 
                       {"weight_shape", ShapeJson(l.weight_shape)},
                       {"macs", l.macs},
                       {"params", l.params},
-                      {"blockable", l.blockable}});
+                      {"blockable", l.blockable},
+                      {"sparsity", sparsity}});
   }
   nlohmann::ordered_json j = {
       {"model", a.model},
@@ -60,6 +135,7 @@ void PrintJson(const InfoArgs& a, const ir::Graph& g, const zoo::ModelStats& s) 
         {"parameter_bytes", s.parameter_bytes},
         {"blockable_layers", s.num_blockable},
         {"blockable_macs", s.blockable_macs}}},
+      {"sparsity", MaskStatsJson(sp.total)},
   };
   fmt::print("{}\n", j.dump(2));
 }
@@ -70,6 +146,45 @@ std::string ValuesText(const std::vector<ir::Value*>& values) {
     out += fmt::format("{}{} {}{}", out.empty() ? "" : ", ", v->name, DTypeName(v->dtype),
                        v->has_shape ? ShapeToString(v->shape) : "[?]");
   return out;
+}
+
+std::string KB(int64_t bytes) {
+  return fmt::format("{:.1f}", static_cast<double>(bytes) / kBytesPerKB);
+}
+std::string Percent(double f) { return fmt::format("{:.1f}%", 100.0 * f); }
+
+// The per-layer block-sparsity table, or one line when no weight has a zero
+// block.
+void PrintSparsityText(const ModelSparsity& sp) {
+  const sparse::MaskStats& t = sp.total;
+  if (t.zero_blocks == 0) {
+    fmt::print(
+        "\nblock sparsity (8x8): none; {} blocks over {} blockable layers, {} of weights zero\n",
+        WithThousands(t.blocks), sp.layers.size(), Percent(t.zero_fraction()));
+    return;
+  }
+  std::vector<std::array<std::string, 8>> rows;
+  rows.push_back(
+      {"layer", "blocks", "zero blk", "block-sp", "zero-w", "dense KB", "BSR KB", "from"});
+  for (const LayerSparsity& l : sp.layers) {
+    const sparse::MaskStats& s = l.stats;
+    rows.push_back({l.name, WithThousands(s.blocks), WithThousands(s.zero_blocks),
+                    Percent(s.block_sparsity()), Percent(s.zero_fraction()), KB(s.dense_bytes),
+                    KB(s.compressed_bytes), l.mask_source});
+  }
+  std::array<size_t, 8> w{};
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], r[c].size());
+  w[0] = std::min(w[0], kMaxNameWidth);
+  fmt::print("\nblock sparsity (8x8 blocks; from = the weight's mask or its all-zero blocks):\n");
+  for (const auto& r : rows)
+    fmt::print("{:<{}}  {:>{}}  {:>{}}  {:>{}}  {:>{}}  {:>{}}  {:>{}}  {}\n", r[0], w[0], r[1],
+               w[1], r[2], w[2], r[3], w[3], r[4], w[4], r[5], w[5], r[6], w[6], r[7]);
+  fmt::print(
+      "sparsity total: {} of {} blocks zero ({} block sparsity), {} of weights zero; {} KB dense "
+      "-> {} KB BSR (values + int32 row pointers and column indices)\n",
+      WithThousands(t.zero_blocks), WithThousands(t.blocks), Percent(t.block_sparsity()),
+      Percent(t.zero_fraction()), KB(t.dense_bytes), KB(t.compressed_bytes));
 }
 
 void PrintText(const InfoArgs& a, const ir::Graph& g, const zoo::ModelStats& s) {
@@ -118,10 +233,13 @@ Status RunInfo(const InfoArgs& a) {
   WBS_ASSIGN_OR_RETURN(auto shapes, ParseInputShapes(a.input_shapes));
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, LoadModel(a.model, shapes));
   WBS_ASSIGN_OR_RETURN(zoo::ModelStats stats, zoo::ComputeModelStats(*graph));
-  if (a.json)
-    PrintJson(a, *graph, stats);
-  else
+  WBS_ASSIGN_OR_RETURN(ModelSparsity sparsity, ComputeSparsity(*graph));
+  if (a.json) {
+    PrintJson(a, *graph, stats, sparsity);
+  } else {
     PrintText(a, *graph, stats);
+    PrintSparsityText(sparsity);
+  }
   return Status::Ok();
 }
 
@@ -138,7 +256,10 @@ Command AddInfoCommand(CLI::App& parent) {
                 "List every node in the table, not only Conv/ConvTranspose/Gemm/MatMul");
   app->footer(
       "MACs are counted for Conv, ConvTranspose, Gemm and MatMul. A layer is blockable when it\n"
-      "is a Conv (group 1), Gemm or MatMul with a constant weight whose COUT and CIN are >= 8.\n\n"
+      "is a Conv (group 1), Gemm or MatMul with a constant weight whose COUT and CIN are >= 8.\n"
+      "The block-sparsity table counts, per blockable layer (the first conv included), the 8x8\n"
+      "blocks the weight's mask zeroes (`wbs sparsify` output) or, without a mask, its all-zero\n"
+      "blocks; BSR KB = kept blocks + int32 block-row pointers and column indices.\n\n"
       "Examples:\n"
       "  wbs info out/resnet50.onnx\n"
       "  wbs info model.onnx --input-shape input=8,3,224,224 --json > model.json");

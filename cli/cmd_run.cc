@@ -182,7 +182,12 @@ Status RunRun(const RunArgs& a) {
   options.input_shapes = shapes;
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Session> session,
                        runtime::Session::Create(*graph, options));
-  for (const std::string& impl : session->NodeImplementations()) WBS_LOG_DEBUG("node {}", impl);
+  // -v: which implementation runs each node (oneDNN, block-sparse, ref).
+  // (NodeImplementations follows the session graph's node order.)
+  const std::vector<std::string> impls = session->NodeImplementations();
+  size_t i = 0;
+  for (const auto& n : session->graph().nodes())
+    if (i < impls.size()) WBS_LOG_INFO("node '{}' {}", n->name, impls[i++]);
 
   for (int i = 0; i < a.warmup; ++i) WBS_RETURN_IF_ERROR(session->Run(inputs).status());
   std::vector<double> ms;

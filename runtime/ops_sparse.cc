@@ -3,6 +3,7 @@
 #include "runtime/ops_sparse.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -17,7 +18,15 @@
 
 namespace wbs::runtime {
 
-SparseMode SparseModeFromEnv() {
+namespace {
+std::atomic<int> g_mode_override{-1};  // a SparseMode, or -1: the environment's
+}  // namespace
+
+void SetSparseMode(SparseMode mode) { g_mode_override = static_cast<int>(mode); }
+
+SparseMode CurrentSparseMode() {
+  const int forced = g_mode_override.load();
+  if (forced >= 0) return static_cast<SparseMode>(forced);
   static const SparseMode mode = [] {
     const char* v = std::getenv("WBS_SPARSE");
     if (v == nullptr || std::string(v) == "auto" || std::string(v).empty())
@@ -127,7 +136,7 @@ Result<BlockSparseWeight> Compress(const ir::Node& node, const ir::Value* wv, co
 bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerShape& shape) {
   const BlockSparseStats st = w.Stats();
   const double est = EstimateSparseOverDense(shape);
-  const bool force = SparseModeFromEnv() == SparseMode::kForce;
+  const bool force = CurrentSparseMode() == SparseMode::kForce;
   const bool sparse = force || est <= kSparseChooseBelow;
   WBS_LOG_INFO("{}: sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}",
                node.name.empty() ? node.Describe() : node.name, 100.0 * st.block_sparsity(), est,
@@ -370,7 +379,7 @@ class SparseGemmOp final : public Operator {
 OperatorFactory Wrap(OperatorFactory sparse, OperatorFactory dense) {
   return [sparse = std::move(sparse),
           dense = std::move(dense)](const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
-    if (SparseModeFromEnv() != SparseMode::kOff) {
+    if (CurrentSparseMode() != SparseMode::kOff) {
       WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, sparse(args));
       if (op) return op;
     }

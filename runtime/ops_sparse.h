@@ -34,8 +34,12 @@
 namespace wbs::runtime {
 
 enum class SparseMode { kAuto, kOff, kForce };
-// WBS_SPARSE, read once (an unknown value warns and means auto).
-SparseMode SparseModeFromEnv();
+// The mode in force: SetSparseMode's if called, else WBS_SPARSE (read once;
+// an unknown value warns and means auto). Read when operators are created.
+SparseMode CurrentSparseMode();
+// Overrides WBS_SPARSE for operators created from now on (tests and
+// benchmarks comparing sparse with dense in one process).
+void SetSparseMode(SparseMode mode);
 
 // What the cost rule sees of one layer.
 struct SparseLayerShape {

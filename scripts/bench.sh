@@ -21,11 +21,22 @@
 #    the same one-node graphs (wbs_bench_conv --export_onnx), alternating.
 # 3. Where ResNet-50's time goes (1 thread): oneDNN's verbose log (per
 #    primitive), wbs per-node timings (--profile_nodes) and ORT's profiler.
+# 4. End-to-end block-sparse: ResNet-50, VGG-16, Inception-v3 at batch 1, 1
+#    and 2 threads: wbs dense, wbs after one-shot 50% and 75% block
+#    sparsification (wbs_bench_models --sparsity=0,50,75; the runtime picks
+#    sparse or oneDNN per layer) and ORT on the dense model, alternating for
+#    BENCH_ROUNDS rounds; then a per-node profile (dense vs 50%) of ResNet-50
+#    at 2 threads. scripts/bench_sparse_report.py renders the section
+#    "End-to-end block-sparse" of the report (between <!-- e2e-sparse -->
+#    markers; with BENCH_SPARSE=0 the previous section is kept).
 # Raw results go to BUILD_DIR/bench_results/; tools/ort/bench_report.js turns
 # them into the report (the "notes" block of the old report is kept).
 # Env: BENCH_MODELS, BENCH_THREADS ("1 2"), BENCH_REPETITIONS (10 runs per
 # round), BENCH_ROUNDS (3), BENCH_CONV (1; 0 skips 2.), BENCH_ACTIVE (1),
-# BENCH_OUT; OMP_WAIT_POLICY (passive) applies to every wbs run.
+# BENCH_OUT, BENCH_SPARSE (1; 0 skips 4.), BENCH_SPARSE_MODELS ("resnet50 vgg16
+# inception_v3"), BENCH_SPARSITIES ("50 75"), BENCH_SPARSE_ONLY (0; 1 runs only
+# step 4 and splices its section into the existing report); OMP_WAIT_POLICY
+# (passive) applies to every wbs run.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -44,6 +55,15 @@ REPS=${BENCH_REPETITIONS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 RUN_CONV=${BENCH_CONV:-1}
 RUN_ACTIVE=${BENCH_ACTIVE:-1}
+RUN_SPARSE=${BENCH_SPARSE:-1}
+SPARSE_ONLY=${BENCH_SPARSE_ONLY:-0}
+SPARSE_MODELS=${BENCH_SPARSE_MODELS:-"resnet50 vgg16 inception_v3"}
+SPARSITIES=${BENCH_SPARSITIES:-"50 75"}
+if [ "$SPARSE_ONLY" != 0 ]; then
+  MODELS=""
+  RUN_CONV=0
+  RUN_SPARSE=1
+fi
 # wbs's default wait policy (cli/main.cc, Makefile); libgomp reads it at start-up.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
@@ -52,22 +72,29 @@ INPUT_SEED=7
 PROFILE_MODEL=resnet50
 PROFILE_RUNS=20  # = the runs bench_report.js divides the oneDNN log by
 
-for f in "$WBS" "$BM_MODELS" "$BM_CONV"; do
+for f in "$WBS" "$BM_MODELS" $([ "$RUN_CONV" != 0 ] && echo "$BM_CONV"); do
   [ -x "$f" ] || { echo "bench: missing $f (build first: cmake --build $1)" >&2; exit 2; }
 done
 [ -d "$ORT/node_modules/onnxruntime-node" ] || { echo "bench: onnxruntime-node missing (scripts/setup.sh)" >&2; exit 2; }
 
 R=$BUILD/bench_results
-rm -rf "$R"
-mkdir -p "$R/models" "$R/onnx" "$R/conv" "$R/profile"
+if [ "$SPARSE_ONLY" != 0 ]; then
+  rm -rf "$R/sparse"
+  mkdir -p "$R/sparse"
+else
+  rm -rf "$R"
+  mkdir -p "$R/models" "$R/onnx" "$R/conv" "$R/profile" "$R/sparse"
+fi
 WBS_FLAGS=(--fixed_iterations=1 --benchmark_repetitions="$REPS" --benchmark_out_format=json)
 ORT_FLAGS=(--warmup 3 --repeat "$REPS")
 CMDS=$R/commands.txt
 : >"$CMDS"
 log() { echo "[bench] $*" >&2; }
-# rec CMD...: records a command for the report, then runs it.
+# rec CMD...: records a command for the report (also in $REC_ALSO if set), then runs it.
+REC_ALSO=
 rec() {
   echo "$*" | sed -e "s|$BUILD/|BUILD/|g" -e "s|$ROOT/||g" >>"$CMDS"
+  [ -z "$REC_ALSO" ] || echo "$*" | sed -e "s|$BUILD/|BUILD/|g" -e "s|$ROOT/||g" >>"$REC_ALSO"
   "$@"
 }
 
@@ -122,6 +149,78 @@ if [[ " $MODELS " == *" $PROFILE_MODEL "* ]]; then
     --save-optimized "$R/profile/ort_optimized.onnx" >"$R/profile/ort_run.json"
 fi
 
+# --- 4. end-to-end block-sparse -------------------------------------------------
+S=$R/sparse
+if [ "$RUN_SPARSE" != 0 ]; then
+  SP_LIST="0,$(echo "$SPARSITIES" | tr ' ' ',')"
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  : >"$S/commands.txt"
+  REC_ALSO=$S/commands.txt
+  for m in $SPARSE_MODELS; do
+    rec "$WBS" zoo "$m" -o "$S/$m.onnx" --batch 1 --seed "$WEIGHT_SEED" >/dev/null
+    inputs=$(rec node "$ORT/gen_input.js" --model "$S/$m.onnx" --seed "$INPUT_SEED" --outdir "$S/${m}_in")
+    for t in $THREADS; do
+      for k in $(seq "$ROUNDS"); do
+        log "sparse end-to-end: $m, $t thread(s), round $k/$ROUNDS"
+        rec "$BM_MODELS" --models="$m" --threads="$t" --sparsity="$SP_LIST" "${WBS_FLAGS[@]}" \
+          --benchmark_out="$S/wbs_${m}_t${t}_r$k.json" >/dev/null
+        rec node "$ORT/run.js" "$S/$m.onnx" --inputs "$inputs" --threads "$t" "${ORT_FLAGS[@]}" \
+          >"$S/ort_${m}_t${t}_r$k.json"
+      done
+    done
+  done
+  if [[ " $SPARSE_MODELS " == *" resnet50 "* ]]; then
+    log "sparse end-to-end: resnet50 per-node profile"
+    rec "$BM_MODELS" --models=resnet50 --threads=2 --sparsity="0,$(echo "$SPARSITIES" | cut -d' ' -f1)" \
+      --profile_nodes=9 >"$S/profile_resnet50_t2.txt"
+  fi
+  {
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "load_start=$load_start"
+    echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "reps=$REPS"
+    echo "rounds=$ROUNDS"
+    echo "sparsities=$SPARSITIES"
+  } >"$S/machine.txt"
+  REC_ALSO=
+fi
+
+# Splices the end-to-end section (fresh, or the previous report's) into $1.
+splice_sparse_section() {
+  local report=$1 old=$2 section
+  section=$(mktemp)
+  if [ "$RUN_SPARSE" != 0 ]; then
+    python3 "$ROOT/scripts/bench_sparse_report.py" "$S" --notes "$old" >"$section"
+  elif [ -f "$old" ]; then
+    sed -n '/<!-- e2e-sparse -->/,/<!-- \/e2e-sparse -->/p' "$old" >"$section"
+  fi
+  if [ -s "$section" ]; then
+    python3 - "$report" "$section" <<'PY'
+import re, sys
+report, section = open(sys.argv[1]).read(), open(sys.argv[2]).read().rstrip("\n")
+pat = re.compile(r"<!-- e2e-sparse -->[\s\S]*?<!-- /e2e-sparse -->")
+if pat.search(report):
+    report = pat.sub(lambda _: section, report)
+elif "\n## Commands" in report:
+    i = report.index("\n## Commands")
+    report = report[:i] + "\n" + section + "\n" + report[i:]
+else:
+    report = report.rstrip("\n") + "\n\n" + section + "\n"
+open(sys.argv[1], "w").write(report)
+PY
+  fi
+  rm -f "$section"
+}
+
+if [ "$SPARSE_ONLY" != 0 ]; then
+  cp "$OUT_MD" "$OUT_MD.tmp"
+  splice_sparse_section "$OUT_MD.tmp" "$OUT_MD"
+  mv "$OUT_MD.tmp" "$OUT_MD"
+  log "wrote the end-to-end block-sparse section of $OUT_MD"
+  exit 0
+fi
+
 # --- machine and versions ------------------------------------------------------
 {
   echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
@@ -145,6 +244,7 @@ fi
 } >"$R/machine.txt"
 
 node "$ORT/bench_report.js" "$R" --notes "$OUT_MD" >"$OUT_MD.tmp"
+splice_sparse_section "$OUT_MD.tmp" "$OUT_MD"
 # The int8 kernel section (scripts/bench_s8.sh; BENCH_S8=0 keeps the previous one).
 bash "$ROOT/scripts/bench_s8.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
 mv "$OUT_MD.tmp" "$OUT_MD"
