@@ -128,7 +128,7 @@ Quant RandomQuant(int64_t m, int64_t k, Rng& rng) {
   auto one = [&]() -> Requant {
     if (pot) return PowerOfTwoMultiplier(Uniform(rng, 0, 16));
     const int kind = ordinary ? 2 : Uniform(rng, 0, 9);
-    if (kind == 0) return PowerOfTwoMultiplier(Uniform(rng, 0, 20));
+    if (kind == 0) return PowerOfTwoMultiplier(Uniform(rng, -3, 20));  // k < 0: (2^-k, 0)
     if (kind == 1) return {Uniform(rng, 0, 3), 0};  // S = 0: y = acc * M, saturating
     return QuantizeMultiplier(100.0 / typical * std::exp(Uniform(rng, -100, 100) / 100.0));
   };
