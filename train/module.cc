@@ -447,16 +447,19 @@ Result<std::unique_ptr<ir::Graph>> GraphModule::ExportGraph(bool fold_bn) const 
     v->block_mask = std::make_shared<BlockMask>(state.mask);
   }
   if (fold_bn) {
+    std::set<std::string> before;
+    for (const ir::Value* v : out->values()) before.insert(v->name);
     ir::PassManager pm;
     pm.Add(ir::CreateFoldBatchNormPass());
     pm.Add(ir::CreateDeadCodeEliminationPass());
     WBS_RETURN_IF_ERROR(pm.Run(*out));
-    // The pass names folded constants "<w>_bnfolded" and "<conv>.bias_bnfolded";
-    // give them back their natural names (torchvision's "<conv>.weight",
-    // "<conv>.bias") when free, so masks and weights map across files.
+    // The pass names the constants it creates "<w>_bnfolded" and
+    // "<conv>.bias_bnfolded"; give them back their natural names
+    // (torchvision's "<conv>.weight", "<conv>.bias") when free, so masks and
+    // weights map across files. Constants the source graph had keep theirs.
     const std::string suffix = "_bnfolded";
     for (ir::Value* v : out->values()) {
-      if (!v->is_constant() || v->name.size() <= suffix.size() ||
+      if (!v->is_constant() || before.count(v->name) || v->name.size() <= suffix.size() ||
           v->name.compare(v->name.size() - suffix.size(), suffix.size(), suffix) != 0)
         continue;
       const std::string natural = v->name.substr(0, v->name.size() - suffix.size());

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/npy.h"
+#include "ir/pass.h"
 #include "onnx/model_io.h"
 #include "runtime/session.h"
 #include "train/torch_ops.h"
@@ -344,6 +345,65 @@ TEST(ModuleGate, ForwardAndExportUseTheGate) {
   ASSERT_TRUE(m.SetGate(w, nullptr).ok());
   const torch::Tensor ungated = m.forward(x);
   EXPECT_GT((gated - ungated).abs().max().item<float>(), 1e-5) << "the gate changed nothing";
+}
+
+// Graphs after the runtime's passes (BN folded, "wbs.residual" and
+// "wbs.activation" fused, incl. MobileNet's Clip(0, 6)) build, agree with the
+// unfused module and train with masks.
+TEST(ModuleFused, GraphsAfterDefaultPassesTrain) {
+  for (const ZooCase& c : {ZooCase{"fmnist_resnet", 2, 28}, ZooCase{"mobilenet_v2", 2, 32}}) {
+    auto graph = Zoo(c);
+    ASSERT_TRUE(graph);
+    std::unique_ptr<ir::Graph> fused = graph->Clone();
+    ir::PassManager pm;
+    ir::AddDefaultPasses(pm, nullptr);
+    ASSERT_TRUE(pm.Run(*fused).ok());
+    int residual = 0, clip = 0, relu = 0, bn = 0;
+    for (const auto& n : fused->nodes()) {
+      residual += n->GetInt("wbs.residual", 0) != 0;
+      clip += n->GetString("wbs.activation", "") == "Clip";
+      relu += n->GetString("wbs.activation", "") == "Relu";
+      bn += n->op_type == "BatchNormalization";
+    }
+    EXPECT_EQ(bn, 0) << c.model;
+    const bool resnet = c.model == "fmnist_resnet";
+    EXPECT_TRUE(resnet ? residual > 0 && relu > 0 : clip > 0)
+        << c.model << ": " << residual << " residual, " << relu << " relu, " << clip << " clip";
+
+    auto plain = GraphModule::Create(*graph);
+    auto created = GraphModule::Create(*fused);
+    ASSERT_TRUE(plain.ok() && created.ok()) << created.status().ToString();
+    GraphModule& m = **created;
+    (*plain)->eval();
+    m.eval();
+    const torch::Tensor x = RandomInput({c.batch, InChannels(*graph), c.image, c.image}, 5);
+    {
+      torch::NoGradGuard no_grad;
+      const torch::Tensor a = (*plain)->forward(x), b = m.forward(x);
+      EXPECT_LE((a - b).abs().max().item<double>(), 1e-4 * a.abs().max().item<double>()) << c.model;
+    }
+    const std::map<std::string, BlockMask> masks = MaskHalf(m, 9);
+    ASSERT_FALSE(masks.empty());
+    torch::optim::SGD opt(m.parameters(), torch::optim::SGDOptions(0.002).momentum(0.9));
+    m.train();
+    for (int step = 0; step < 2; ++step) {
+      opt.zero_grad();
+      const torch::Tensor in = RandomInput({2, InChannels(*graph), c.image, c.image}, 30 + step);
+      torch::nn::functional::cross_entropy(m.forward(in), torch::tensor({1L, 2L})).backward();
+      opt.step();
+      m.ApplyMasks();
+    }
+    m.eval();
+    torch::NoGradGuard no_grad;
+    auto exported = m.ExportGraph(true);
+    ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+    for (const auto& [name, mask] : masks) {
+      const ir::Value* v = (*exported)->FindValue(name);
+      ASSERT_TRUE(v && v->block_mask) << name;
+      EXPECT_TRUE(CheckMaskAgainstWeight(mask, v->constant, name).ok()) << name;
+    }
+    ExpectClose(m.forward(x), RunWbs(**exported, x), 1e-4, c.model + " fused export");
+  }
 }
 
 TEST(ModuleErrors, UnsupportedOpAndBadMasks) {
