@@ -89,6 +89,9 @@ struct PackPlaneArgs {
   int64_t dst_channel_stride = 0;
   int64_t rows = 0, cols = 0, sy = 1, sx = 1, row_off = 0, col_off = 0;
   int64_t c_begin = 0, c_end = 0;
+  // sx == 2 only, optional: also write the plane of the next column phase
+  // (col_off + 1) here, from the same loads (a stride-2 input is read once).
+  float* dst_odd = nullptr;
 };
 using PackPlaneFn = void (*)(const PackPlaneArgs&);
 void f32_pack_plane__ref(const PackPlaneArgs& a);

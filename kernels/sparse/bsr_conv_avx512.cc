@@ -414,43 +414,66 @@ void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
 }
 
 void f32_pack_plane__avx512(const PackPlaneArgs& a) {
-  // Stride-2 columns: the even lanes of two consecutive source vectors.
+  if ((a.sx != 1 && a.sx != 2) || (a.dst_odd && a.sx != 2)) return f32_pack_plane__ref(a);
+  // Stride-2 columns: the even (odd) lanes of two consecutive source vectors.
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const int64_t w = a.in_w;
-  for (int64_t c = a.c_begin; c < a.c_end; ++c) {
-    const float* src = a.x + c * a.in_h * a.in_w;
-    float* dst = a.dst + c * a.dst_channel_stride;
-    for (int64_t r = 0; r < a.rows; ++r, dst += a.cols) {
-      const int64_t iy = r * a.sy + a.row_off;
-      if (iy < 0 || iy >= a.in_h) {
-        for (int64_t col = 0; col < a.cols; col += kLanes)
-          _mm512_mask_storeu_ps(dst + col, TailMask(a.cols - col), _mm512_setzero_ps());
-        continue;
-      }
-      const float* srow = src + iy * w;
+  // The padding masks depend only on the column chunk: computed once per
+  // segment of kSeg chunks, not per row (they were most of the work).
+  constexpr int64_t kSeg = 32;
+  struct Chunk {
+    int64_t col, base;        // first output column, source index of its lane 0
+    __mmask16 lo, hi, store;  // source lanes inside the row (hi: stride 2 only), output lanes
+  };
+  Chunk ch[kSeg];
+  for (int64_t seg = 0; seg < a.cols; seg += kSeg * kLanes) {
+    const int64_t seg_end = std::min(a.cols, seg + kSeg * kLanes);
+    int n = 0;
+    for (int64_t col = seg; col < seg_end; col += kLanes, ++n) {
+      Chunk& k = ch[n];
+      k.col = col;
+      k.store = TailMask(seg_end - col);
       if (a.sx == 1) {
-        for (int64_t col = 0; col < a.cols; col += kLanes) {
-          // Source lanes ix = col + l + col_off inside [0, w); the rest are padding.
-          const int64_t base = col + a.col_off;
-          const __mmask16 m = RangeMask(-base, w - base) & TailMask(a.cols - col);
-          const __m512 v = _mm512_maskz_loadu_ps(m, srow + base);
-          _mm512_mask_storeu_ps(dst + col, TailMask(a.cols - col), v);
-        }
-      } else if (a.sx == 2) {
-        for (int64_t col = 0; col < a.cols; col += kLanes) {
-          const int64_t base = 2 * col + a.col_off;  // source of lane 0
-          const int64_t need = 2 * std::min<int64_t>(kLanes, a.cols - col);
-          const __m512 lo =
-              _mm512_maskz_loadu_ps(RangeMask(-base, std::min(w - base, need)), srow + base);
-          const __m512 hi = _mm512_maskz_loadu_ps(
-              RangeMask(-base - kLanes, std::min(w - base, need) - kLanes), srow + base + kLanes);
-          _mm512_mask_storeu_ps(dst + col, TailMask(a.cols - col),
-                                _mm512_permutex2var_ps(lo, even, hi));
-        }
+        k.base = col + a.col_off;
+        k.lo = RangeMask(-k.base, w - k.base) & k.store;
+        k.hi = 0;
       } else {
-        for (int64_t col = 0; col < a.cols; ++col) {
-          const int64_t ix = col * a.sx + a.col_off;
-          dst[col] = ix >= 0 && ix < w ? srow[ix] : 0.0f;
+        // Lane l reads 2l (even plane) and 2l + 1 (odd plane) from base.
+        k.base = 2 * col + a.col_off;
+        const int64_t need = 2 * std::min<int64_t>(kLanes, seg_end - col);
+        k.lo = RangeMask(-k.base, std::min(w - k.base, need));
+        k.hi = RangeMask(-k.base - kLanes, std::min(w - k.base, need) - kLanes);
+      }
+    }
+    for (int64_t c = a.c_begin; c < a.c_end; ++c) {
+      const float* src = a.x + c * a.in_h * a.in_w;
+      float* dst = a.dst + c * a.dst_channel_stride;
+      float* dodd = a.dst_odd ? a.dst_odd + c * a.dst_channel_stride : nullptr;
+      for (int64_t r = 0; r < a.rows; ++r, dst += a.cols, dodd += dodd ? a.cols : 0) {
+        const int64_t iy = r * a.sy + a.row_off;
+        if (iy < 0 || iy >= a.in_h) {
+          for (int i = 0; i < n; ++i) {
+            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store, _mm512_setzero_ps());
+            if (dodd) _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store, _mm512_setzero_ps());
+          }
+          continue;
+        }
+        const float* srow = src + iy * w;
+        if (a.sx == 1) {
+          for (int i = 0; i < n; ++i)
+            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
+                                  _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base));
+        } else {
+          for (int i = 0; i < n; ++i) {
+            const __m512 lo = _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base);
+            const __m512 hi = _mm512_maskz_loadu_ps(ch[i].hi, srow + ch[i].base + kLanes);
+            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
+                                  _mm512_permutex2var_ps(lo, even, hi));
+            if (dodd)
+              _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store,
+                                    _mm512_permutex2var_ps(lo, odd, hi));
+          }
         }
       }
     }

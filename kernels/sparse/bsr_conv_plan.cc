@@ -126,6 +126,19 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
       pa.dst = nullptr;  // + s * plane at run time
       plan.planes_.push_back(pa);
     }
+    // Stride-2 phase planes (py, 0) and (py, 1) come from the same source
+    // rows: one pass writes both.
+    plan.odd_partner_.assign(used.size(), -1);
+    if (!shifted && sx == 2)
+      for (size_t s = 0; s < used.size(); ++s) {
+        if (used[s].second != 0) continue;
+        const auto it =
+            std::find(used.begin(), used.end(), std::make_pair(used[s].first, int64_t{1}));
+        if (it == used.end()) continue;
+        const auto t = static_cast<size_t>(it - used.begin());
+        plan.odd_partner_[s] = static_cast<int64_t>(t);
+        plan.odd_partner_[t] = -2;
+      }
     plan.x_channel_stride_ = static_cast<int64_t>(used.size()) * plane;
     // Slack: dropped lanes of the last row may read up to a row (plus a
     // vector) past the last plane.
@@ -166,9 +179,11 @@ Result<BsrConvPlan> BsrConvPlan::CreateGemm(int64_t n, const BlockSparseWeight& 
 void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end) const {
   const int64_t plane = planes_.empty() ? 0 : planes_[0].rows * planes_[0].cols;
   for (size_t s = 0; s < planes_.size(); ++s) {
+    if (odd_partner_[s] == -2) continue;
     PackPlaneArgs a = planes_[s];
     a.x = x;
     a.dst = dst + static_cast<int64_t>(s) * plane;
+    if (odd_partner_[s] >= 0) a.dst_odd = dst + odd_partner_[s] * plane;
     a.c_begin = c_begin;
     a.c_end = c_end;
     pack_(a);

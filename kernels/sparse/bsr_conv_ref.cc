@@ -38,6 +38,15 @@ void f32_bsrnxn_conv__ref(const BsrConvArgs& a) {
 namespace wbs::kernels::sparse {
 
 void f32_pack_plane__ref(const PackPlaneArgs& a) {
+  if (a.dst_odd) {
+    PackPlaneArgs even = a, odd = a;
+    even.dst_odd = odd.dst_odd = nullptr;
+    odd.dst = a.dst_odd;
+    odd.col_off = a.col_off + 1;
+    f32_pack_plane__ref(even);
+    f32_pack_plane__ref(odd);
+    return;
+  }
   // Columns whose source ix = col * sx + col_off is inside the row.
   const int64_t lo = std::clamp<int64_t>((-a.col_off + a.sx - 1) / a.sx, 0, a.cols);
   const int64_t hi = std::clamp<int64_t>((a.in_w - a.col_off + a.sx - 1) / a.sx, lo, a.cols);
