@@ -126,6 +126,8 @@ class SparsityMethod {
   // After Run(): in the learned method, makes sure the final hard mask is set
   // (a run shorter than learn_epochs); no-op otherwise.
   Status Finish(Trainer& trainer);
+  // learned top-k while learning: the hard masks of the current scores.
+  const std::vector<BlockMask>& learned_masks() const { return hard_masks_; }
   // Accuracy right after the last mask change (eval_after_mask), or count 0.
   const EvalResult& after_mask() const { return after_mask_; }
   std::string Describe() const;
