@@ -8,6 +8,10 @@ std::vector<Command> AddAllCommands(CLI::App& app) {
   std::vector<Command> commands = {AddZooCommand(app), AddInfoCommand(app), AddRunCommand(app),
                                    AddConvertCommand(app), AddSparsifyCommand(app)};
   commands.push_back(AddAieTargetCommand(app));
+#ifdef WBS_WITH_TRAIN
+  commands.push_back(AddFinetuneCommand(app));
+  commands.push_back(AddSensitivityCommand(app));
+#endif
   return commands;
 }
 
