@@ -400,6 +400,15 @@ TEST(S8Kernels, OneDnnExactGroupedAndDepthwise) {
   }
 }
 
+// Wide rows through the stride-2 phase-plane copy (more than a vector of
+// columns per plane row), every layout.
+TEST(S8Kernels, StridedWideRows) {
+  Rng rng(Seed() + 5);
+  CheckConv(MakeCase(1, 12, 16, 9, 75, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1), 0.25, rng);
+  if (HasFatalFailure()) return;
+  CheckConv(MakeCase(2, 20, 24, 6, 70, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0), 0.5, rng);
+}
+
 // Full-range operands: 255 * 127 summed over a large K must not saturate
 // anywhere (vpmaddubsw would), and the accumulator must equal the reference.
 TEST(S8Kernels, FullRangeOperandsDoNotSaturate) {
