@@ -16,7 +16,8 @@
 //
 // Conv. One call computes output block-rows [row_begin, row_end) (br output
 // channels each) at flat output positions [q_begin, q_end) of one image,
-// over the flat-grid input of BsrConvPlan (kernels/sparse/bsr_conv.h): a
+// over a flat-grid input (S8BsrConvPlan builds it: zero-point-padded stride
+// phase planes, as the f32 BsrConvPlan did first): a
 // position q is output pixel (q / pitch, q % pitch), valid iff
 // q % pitch < out_w, and tap t reads position q + tap_offset[t]. The input
 // is in "quad" layout (oneDNN's nChw4c): channel c of position p is byte
