@@ -55,7 +55,8 @@ inline __mmask16 RangeMask(int64_t lo, int64_t hi) {
 }
 
 // Adds the residual (if any), clamps and stores the valid lanes of v.
-inline void StoreVec(const BsrConvArgs& a, float* yrow, const float* rrow, int64_t q,
+__attribute__((always_inline)) inline void StoreVec(const BsrConvArgs& a, float* yrow,
+                                                    const float* rrow, int64_t q,
                      __mmask16 tail, __m512 v, __m512 lo, __m512 hi) {
   if (!a.lanes) {
     if (rrow) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, rrow + q));
