@@ -49,8 +49,8 @@ SparseMode CurrentSparseMode() {
 // over the 1- and 2-thread medians of
 //   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --benchmark_min_time=0.3
 // (ResNet-50's 23 distinct conv shapes at 0/25/50/75/90% random-mask block
-// sparsity, docs/BENCHMARKS_SPARSE.md, commit f7c3d82, this machine) and, for
-// Gemm, of `wbs_bench_models --sparse_gemm` (bench/bench_models.cc). The
+// sparsity, docs/BENCHMARKS_SPARSE.md, commit f7c3d82, this machine); Gemm
+// below. The
 // classes are what the measurements separate: the output plane's size (the
 // kernel vectorizes over output positions, so a 7x7 plane fills 49 of 64
 // lanes and per-tile overhead is amortized over fewer positions) and
@@ -74,15 +74,25 @@ constexpr CostClass kConvCost[] = {
 }  // namespace
 
 // Gemm with few rows (batch-1 classifiers): the kernel vectorizes over the
-// rows, so at 1 row it runs one useful lane per vector and does the work of
-// a scalar loop; oneDNN's GEMV streams the weight at memory bandwidth.
-// Measured (see above) for the FC layers of ResNet-50 and VGG-16.
-constexpr double kGemmFewRowsA = 2.2, kGemmFewRowsB = 0.05;
+// rows, so at 1 row it uses one lane per vector and does a scalar loop's
+// work, while oneDNN's GEMV runs at cache or memory bandwidth. Sparse wins
+// only by reading fewer weights: late for a weight that fits in cache, at
+// ~50% for one streamed from memory. Fitted (1 and 2 threads, rows = 1) to
+//   OMP_WAIT_POLICY=passive wbs_bench_models --gemm_calibration --threads=1,2
+//       --benchmark_min_time=0.1 --benchmark_repetitions=3
+// (FC layers of ResNet-18/50, Inception-v3, VGG-16 at 50/75/90%): weights
+// <= 4M (2048x1000: t_sparse/t_dense 2.3 / 1.3 / 0.47 at 50/75/90%) and
+// larger ones (4096x4096: 0.72 / 0.50 / 0.19; 25088x4096: 1.2 / 0.53 / 0.20).
 constexpr int64_t kGemmFewRows = 16;
+constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
+constexpr double kGemmSmallA = 4.4, kGemmSmallB = 0.03;
+constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
 
 double EstimateSparseOverDense(const SparseLayerShape& s) {
   const double kept = std::clamp(s.kept, 0.0, 1.0);
-  if (s.gemm && s.out_positions < kGemmFewRows) return kGemmFewRowsA * kept + kGemmFewRowsB;
+  if (s.gemm && s.out_positions < kGemmFewRows)
+    return s.weights >= kGemmLargeWeights ? kGemmLargeA * kept + kGemmLargeB
+                                          : kGemmSmallA * kept + kGemmSmallB;
   const bool strided = s.stride > 1;
   for (const CostClass& c : kConvCost)
     if (s.out_positions >= c.min_positions && c.strided == strided) return c.a * kept + c.b;
@@ -297,6 +307,7 @@ class SparseGemmOp final : public Operator {
     SparseLayerShape shape;
     shape.gemm = true;
     shape.out_positions = rows;
+    shape.weights = n * k;
     shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
     if (!Decide(node, *op->w_, shape)) return std::unique_ptr<Operator>();
     // BsrConvPlan::CreateGemm without the activation: the same 1x1 conv.

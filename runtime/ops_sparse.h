@@ -46,7 +46,8 @@ struct SparseLayerShape {
   int64_t out_positions = 1;  // Conv: OH*OW per image; Gemm/MatMul: rows of A
   int64_t stride = 1;         // Conv: largest spatial stride; 1 for Gemm
   bool gemm = false;
-  double kept = 1.0;  // fraction of 8x8 blocks stored (1 - block sparsity)
+  double kept = 1.0;    // fraction of 8x8 blocks stored (1 - block sparsity)
+  int64_t weights = 0;  // Gemm: elements of the dense weight
 };
 
 // Estimated time of the sparse kernel relative to oneDNN dense on the same
