@@ -3,7 +3,7 @@
 //   wbs_bench_models [google-benchmark flags] [--models=resnet50,vgg16]
 //                    [--threads=1,2] [--backend=fast|reference] [--sparsity=0,50,75]
 //                    [--fixed_iterations=N] [--mark_timed_runs] [--profile_nodes=REPEATS]
-//                    [--gemm_calibration]
+//                    [--gemm_calibration] [--interleaved=RUNS]
 //
 // --fixed_iterations=N runs each benchmark exactly N times per repetition
 // (no iteration estimate); with N = 1 every repetition is one run, the same
@@ -18,6 +18,12 @@
 // kept alive); the runtime then picks sparse or dense per layer
 // (runtime/ops_sparse.h; WBS_SPARSE=0|1 overrides). Names:
 // "model/<name>/threads:<n>" for 0, "model/<name>/sparse:<P>/threads:<n>".
+// --interleaved=R (with --sparsity) prepares every sparsity's session of a
+// (model, threads) at once and runs them in turn, R times (the order rotates
+// each time), printing "sample<TAB>model<TAB>threads<TAB>sparsity<TAB>ms" per
+// run and a "label" line per session: dense and sparse samples are taken
+// seconds apart, so load that changes by the minute on a shared machine
+// moves both sides alike (scripts/bench.sh step 4 uses it).
 // --gemm_calibration instead times the FC layers of the zoo models (batch 1)
 // sparse vs oneDNN dense at 50/75/90% random-mask block sparsity, one-node
 // sessions in the same process: the Gemm rows of the cost rule in
@@ -66,6 +72,7 @@ struct Flags {
   int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
   std::vector<int> sparsity = {0};  // percent of zero blocks per blockable layer
   bool gemm_calibration = false;
+  int interleaved = 0;  // > 0: paired runs of every sparsity, no Google Benchmark
 };
 
 // The session being benchmarked. Google Benchmark calls a benchmark's
@@ -184,6 +191,8 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
         if (pct < 0 || pct > 100) return false;
         f.sparsity.push_back(pct);
       }
+    } else if (const char* v = value("--interleaved")) {
+      f.interleaved = std::stoi(v);
     } else if (a == "--gemm_calibration") {
       f.gemm_calibration = true;
     } else if (a == "--mark_timed_runs") {
@@ -241,6 +250,41 @@ int PrintNodeProfile(const Flags& flags) {
         fmt::print("model\t{:.4f}\n", runs[runs.size() / 2]);
       }
   }
+  return 0;
+}
+
+// --interleaved: see the file comment.
+int RunInterleaved(const Flags& flags) {
+  for (const std::string& m : flags.models)
+    for (int t : flags.threads) {
+      std::vector<Cached> sessions;
+      for (int sp : flags.sparsity) {
+        Status st = Prepare(m, t, flags.backend, sp);
+        if (!st.ok()) {
+          fmt::print(stderr, "{}: {}\n", m, st.ToString());
+          return 1;
+        }
+        fmt::print("label\t{}\t{}\t{}\t{}\n", m, t, sp, Cache().label);
+        sessions.push_back(std::move(Cache()));
+        Cache() = Cached();
+      }
+      const size_t n = sessions.size();
+      for (int r = 0; r < flags.interleaved; ++r)
+        for (size_t k = 0; k < n; ++k) {
+          const size_t i = (k + static_cast<size_t>(r)) % n;
+          auto t0 = std::chrono::steady_clock::now();
+          auto out = sessions[i].session->Run(sessions[i].inputs);
+          const double ms =
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                  .count();
+          if (!out.ok()) {
+            fmt::print(stderr, "{}: {}\n", m, out.status().ToString());
+            return 1;
+          }
+          fmt::print("sample\t{}\t{}\t{}\t{:.4f}\n", m, t, flags.sparsity[i], ms);
+        }
+      std::fflush(stdout);
+    }
   return 0;
 }
 
@@ -324,10 +368,11 @@ int main(int argc, char** argv) {
     fmt::print(stderr,
                "usage: wbs_bench_models [benchmark flags] [--models=a,b] [--threads=1,2] "
                "[--backend=fast|reference] [--sparsity=0,50,75] [--fixed_iterations=N] "
-               "[--mark_timed_runs] [--profile_nodes=R] [--gemm_calibration]\n");
+               "[--mark_timed_runs] [--profile_nodes=R] [--gemm_calibration] [--interleaved=R]\n");
     return 2;
   }
   if (flags.profile_nodes > 0) return PrintNodeProfile(flags);
+  if (flags.interleaved > 0) return RunInterleaved(flags);
   if (flags.gemm_calibration) RegisterGemmCalibration(flags);
   for (const std::string& m : flags.gemm_calibration ? std::vector<std::string>() : flags.models)
     for (int sp : flags.sparsity) {

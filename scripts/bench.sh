@@ -23,7 +23,8 @@
 #    primitive), wbs per-node timings (--profile_nodes) and ORT's profiler.
 # 4. End-to-end block-sparse: ResNet-50, VGG-16, Inception-v3 at batch 1, 1
 #    and 2 threads: wbs dense, wbs after one-shot 50% and 75% block
-#    sparsification (wbs_bench_models --sparsity=0,50,75; the runtime picks
+#    sparsification (wbs_bench_models --sparsity=0,50,75 --interleaved: the
+#    three sessions run in turn, so their samples are paired; the runtime picks
 #    sparse or oneDNN per layer) and ORT on the dense model, alternating for
 #    BENCH_ROUNDS rounds; then a per-node profile (dense vs 50%) of ResNet-50
 #    at 2 threads. scripts/bench_sparse_report.py renders the section
@@ -162,8 +163,9 @@ if [ "$RUN_SPARSE" != 0 ]; then
     for t in $THREADS; do
       for k in $(seq "$ROUNDS"); do
         log "sparse end-to-end: $m, $t thread(s), round $k/$ROUNDS"
-        rec "$BM_MODELS" --models="$m" --threads="$t" --sparsity="$SP_LIST" "${WBS_FLAGS[@]}" \
-          --benchmark_out="$S/wbs_${m}_t${t}_r$k.json" >/dev/null
+        # Dense and sparse sessions run in turn (paired samples, see bench_models.cc).
+        rec "$BM_MODELS" --models="$m" --threads="$t" --sparsity="$SP_LIST" --interleaved="$REPS" \
+          >"$S/wbs_${m}_t${t}_r$k.tsv"
         rec node "$ORT/run.js" "$S/$m.onnx" --inputs "$inputs" --threads "$t" "${ORT_FLAGS[@]}" \
           >"$S/ort_${m}_t${t}_r$k.json"
       done

@@ -4,8 +4,8 @@
     python3 scripts/bench_sparse_report.py RESULTS_DIR/sparse [--notes OLD.md] > section.md
 
 Reads what scripts/bench.sh step 4 wrote into RESULTS_DIR/sparse:
-  wbs_<model>_t<threads>_r<k>.json   Google Benchmark JSON of wbs_bench_models
-                                     --sparsity=0,50,75 (single-run samples)
+  wbs_<model>_t<threads>_r<k>.tsv    wbs_bench_models --sparsity=0,50,75
+                                     --interleaved=N (paired single-run samples)
   ort_<model>_t<threads>_r<k>.json   tools/ort/run.js output (dense model)
   profile_<model>_t<threads>.txt     wbs_bench_models --profile_nodes (per node)
   machine.txt, commands.txt
@@ -27,21 +27,15 @@ NOTES_BEGIN, NOTES_END = "<!-- e2e-sparse-notes -->", "<!-- /e2e-sparse-notes --
 
 
 def wbs_samples(files):
-    """run name -> (samples in ms, label)."""
+    """(sparsity %) -> (samples in ms, label), from wbs_bench_models --interleaved output."""
     out = {}
     for f in files:
-        try:
-            j = json.load(open(f))
-        except (OSError, ValueError):
-            continue
-        for b in j.get("benchmarks", []):
-            if b.get("run_type") == "aggregate" or b.get("error_occurred"):
-                continue
-            name = re.sub(r"/iterations:\d+$", "", re.sub(r"/real_time$", "", b.get("run_name", b["name"])))
-            scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
-            s, _ = out.setdefault(name, ([], b.get("label", "")))
-            s.append(b["real_time"] * scale)
-            out[name] = (s, b.get("label", ""))
+        for line in open(f):
+            c = line.rstrip("\n").split("\t")
+            if c[0] == "sample" and len(c) == 5:
+                out.setdefault(int(c[3]), ([], ""))[0].append(float(c[4]))
+            elif c[0] == "label" and len(c) == 5:
+                out[int(c[3])] = (out.get(int(c[3]), ([], ""))[0], c[4])
     return out
 
 
@@ -84,7 +78,7 @@ def main():
             k, _, v = line.rstrip("\n").partition("=")
             machine[k] = v
     keys = sorted({(m.group(1), int(m.group(2)))
-                   for f in os.listdir(d) for m in [re.match(r"^wbs_(.+)_t(\d+)_r\d+\.json$", f)] if m})
+                   for f in os.listdir(d) for m in [re.match(r"^wbs_(.+)_t(\d+)_r\d+\.tsv$", f)] if m})
     sparsities = [int(s) for s in machine.get("sparsities", "50 75").split()]
 
     L = [BEGIN, "## End-to-end block-sparse", ""]
@@ -94,8 +88,9 @@ def main():
         "every blockable layer zeroed except the first conv, every block-row/column kept alive), run by "
         "the same runtime, which picks block-sparse or oneDNN per layer with its cost rule "
         "(`runtime/ops_sparse.h`), and ONNX Runtime on the dense model. Medians of single timed runs "
-        f"({machine.get('reps', '?')} per round, {machine.get('rounds', '?')} rounds alternating wbs and "
-        "ORT), all in the same `make bench` run. Speed-up = ORT dense median / ours.")
+        f"({machine.get('reps', '?')} per configuration and round, {machine.get('rounds', '?')} rounds "
+        "alternating wbs and ORT); wbs's dense, 50% and 75% sessions run in turn (paired samples), "
+        "all in the same `make bench` run. Speed-up = ORT dense median / ours.")
     L.append("")
     L.append(f"Measured {machine.get('date', '?')} at commit {machine.get('commit', '?')}; load average "
              f"{machine.get('load_start', '?')} at the start of this step, {machine.get('load_end', '?')} at "
@@ -109,12 +104,12 @@ def main():
     L.append("|---|---:|---:|---:|" + "---:|" * (2 * len(sparsities)))
     target = None
     for (m, t) in keys:
-        w = wbs_samples(sorted(glob.glob(os.path.join(d, f"wbs_{m}_t{t}_r*.json"))))
+        w = wbs_samples(sorted(glob.glob(os.path.join(d, f"wbs_{m}_t{t}_r*.tsv"))))
         o = med(ort_samples(sorted(glob.glob(os.path.join(d, f"ort_{m}_t{t}_r*.json")))))
-        dense = med(w.get(f"model/{m}/threads:{t}", ([], ""))[0])
+        dense = med(w.get(0, ([], ""))[0])
         cells, ratios = [], []
         for s in sparsities:
-            samples, label = w.get(f"model/{m}/sparse:{s}/threads:{t}", ([], ""))
+            samples, label = w.get(s, ([], ""))
             ms = med(samples)
             mm = re.search(r"(\d+) block-sparse", label)
             cells.append(f"{fmt(ms)} ({mm.group(1) if mm else '?'})")
