@@ -103,9 +103,12 @@ def main():
     L.append(head)
     L.append("|---|---:|---:|---:|" + "---:|" * (2 * len(sparsities)))
     target = None
+    ort_best = {}  # model -> ORT's lowest median over thread counts
     for (m, t) in keys:
         w = wbs_samples(sorted(glob.glob(os.path.join(d, f"wbs_{m}_t{t}_r*.tsv"))))
         o = med(ort_samples(sorted(glob.glob(os.path.join(d, f"ort_{m}_t{t}_r*.json")))))
+        if o is not None:
+            ort_best[m] = min(o, ort_best.get(m, o))
         dense = med(w.get(0, ([], ""))[0])
         cells, ratios = [], []
         for s in sparsities:
@@ -115,13 +118,21 @@ def main():
             cells.append(f"{fmt(ms)} ({mm.group(1) if mm else '?'})")
             ratios.append(f"{fmt(ratio(o, ms), 2)}x / {fmt(ratio(dense, ms), 2)}x")
             if (m, t, s) == (TARGET_MODEL, TARGET_THREADS, TARGET_SPARSITY):
-                target = ratio(o, ms)
+                target = (o, ms)
         L.append(f"| {m} | {t} | {fmt(o)} | {fmt(dense)} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     L.append("")
-    if target is not None:
-        verdict = "met" if target >= TARGET_SPEEDUP else f"missed by {100 * (1 - target / TARGET_SPEEDUP):.0f}%"
+    def verdict(x):
+        return "met" if x >= TARGET_SPEEDUP else f"missed by {100 * (1 - x / TARGET_SPEEDUP):.0f}%"
+
+    if target is not None and None not in target:
+        o, ms = target
+        best = ort_best.get(TARGET_MODEL, o)
         L.append(f"**Target** (issue 3): {TARGET_MODEL} at {TARGET_SPARSITY}% block sparsity, batch 1, "
-                 f"{TARGET_THREADS} threads, >= {TARGET_SPEEDUP}x faster than ORT dense: **{target:.2f}x, {verdict}**.")
+                 f"{TARGET_THREADS} threads, >= {TARGET_SPEEDUP}x faster than ORT dense: "
+                 f"**{o / ms:.2f}x against ORT at {TARGET_THREADS} threads ({verdict(o / ms)}); "
+                 f"{best / ms:.2f}x against ORT's fastest thread count ({best:.1f} ms; {verdict(best / ms)})**. "
+                 "ORT's intra-op threads spin, so on a loaded machine its 2-thread run can be slower than "
+                 "its 1-thread run; the second figure is the fair one then.")
         L.append("")
 
     # Per-layer profile: each node alone (bench_common.h ProfileNodes), dense vs sparse model.
