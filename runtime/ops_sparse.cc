@@ -50,7 +50,7 @@ SparseMode CurrentSparseMode() {
 //   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --benchmark_min_time=0.3
 // (ResNet-50's 23 distinct conv shapes at 0/25/50/75/90% random-mask block
 // sparsity, docs/BENCHMARKS_SPARSE.md, commit f7c3d82, this machine); Gemm
-// below. The
+// with few rows below (more rows: the conv classes, positions = rows). The
 // classes are what the measurements separate: the output plane's size (the
 // kernel vectorizes over output positions, so a 7x7 plane fills 49 of 64
 // lanes and per-tile overhead is amortized over fewer positions) and
@@ -80,9 +80,10 @@ constexpr CostClass kConvCost[] = {
 // ~50% for one streamed from memory. Fitted (1 and 2 threads, rows = 1) to
 //   OMP_WAIT_POLICY=passive wbs_bench_models --gemm_calibration --threads=1,2
 //       --benchmark_min_time=0.1 --benchmark_repetitions=3
-// (FC layers of ResNet-18/50, Inception-v3, VGG-16 at 50/75/90%): weights
-// <= 4M (2048x1000: t_sparse/t_dense 2.3 / 1.3 / 0.47 at 50/75/90%) and
-// larger ones (4096x4096: 0.72 / 0.50 / 0.19; 25088x4096: 1.2 / 0.53 / 0.20).
+// (FC layers of ResNet-18/50, Inception-v3, VGG-16 at 50/75/90%), in two
+// classes split at 8M weights: up to 4M measured (2048x1000: t_sparse/t_dense
+// 2.3 / 1.3 / 0.47 at 50/75/90%; 4096x1000: 1.6 / 0.8 / 0.3) and from 16M
+// (4096x4096: 0.72 / 0.50 / 0.19; 25088x4096: 1.2 / 0.53 / 0.20).
 constexpr int64_t kGemmFewRows = 16;
 constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
 constexpr double kGemmSmallA = 4.4, kGemmSmallB = 0.03;
