@@ -7,6 +7,7 @@ namespace wbs::cli {
 std::vector<Command> AddAllCommands(CLI::App& app) {
   std::vector<Command> commands = {AddZooCommand(app), AddInfoCommand(app), AddRunCommand(app),
                                    AddConvertCommand(app), AddSparsifyCommand(app)};
+  commands.push_back(AddQuantizeCommand(app));
   commands.push_back(AddAieTargetCommand(app));
 #ifdef WBS_WITH_TRAIN
   commands.push_back(AddFinetuneCommand(app));

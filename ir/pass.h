@@ -58,8 +58,16 @@ std::unique_ptr<Pass> CreateFoldBatchNormPass();         // BN into preceding Co
 std::unique_ptr<Pass> CreateFuseResidualPass();          // Conv + Add into one Conv
 std::unique_ptr<Pass> CreateFuseActivationPass();        // mark Conv/Gemm + activation
 std::unique_ptr<Pass> CreateDeadCodeEliminationPass();
+// lower-qdq (ir/passes/qdq.cc): ONNX QDQ patterns into the integer ops of
+// the quantized IR (docs/int8.md); first in the default pipeline.
+std::unique_ptr<Pass> CreateLowerQdqPass();
+// True if the graph holds integer ops (QConv, QGemm, QAdd, ...).
+bool HasIntegerOps(const Graph& graph);
+// The inverse of lower-qdq, for export: every integer op becomes
+// DequantizeLinear -> f32 op [-> Relu/Clip] -> QuantizeLinear.
+Status ExpandQdq(Graph& graph);
 
-// The standard inference pipeline: identity removal, constant folding (if an
+// The standard inference pipeline: QDQ lowering, identity removal, constant folding (if an
 // evaluator is given), BN folding, residual fusion, activation fusion, dead
 // code elimination. Residual fusion precedes activation fusion so that
 // Conv -> Add -> Relu becomes one Conv.

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "ir/op_schema.h"
+#include "ir/pass.h"
 #include "onnx/file_io.h"
 #include "onnx/mask_metadata.h"
 #include "onnx/model_io.h"
@@ -366,6 +367,8 @@ Result<std::string> ExportModelToBytes(const ir::Graph& graph, const ExportOptio
   try {
     std::unique_ptr<ir::Graph> g = graph.Clone();
     WBS_RETURN_IF_ERROR(g->TopologicalSort());
+    // The quantized IR's integer ops are written in ONNX QDQ form.
+    if (ir::HasIntegerOps(*g)) WBS_RETURN_IF_ERROR(ir::ExpandQdq(*g).WithContext("QDQ export"));
     if (NeedsInference(*g)) {
       WBS_RETURN_IF_ERROR(ir::InferShapes(*g).WithContext("inferring types for export"));
     }

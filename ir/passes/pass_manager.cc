@@ -24,6 +24,7 @@ std::vector<std::string> PassManager::PassNames() const {
 
 void AddDefaultPasses(PassManager& pm, NodeEvaluator* evaluator, bool fold_bn, bool fuse_activations,
                       bool fuse_residuals) {
+  pm.Add(CreateLowerQdqPass());  // before folding turns DequantizeLinear(W8) into f32 weights
   pm.Add(CreateRemoveIdentityPass());
   if (evaluator) pm.Add(CreateConstantFoldingPass(evaluator));
   if (fold_bn) pm.Add(CreateFoldBatchNormPass());

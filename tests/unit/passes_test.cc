@@ -320,8 +320,9 @@ TEST(PassManagerTest, PrintAfterCallsPrinterForNamedPass) {
   ASSERT_TRUE(pm.Run(*g).ok());
   EXPECT_EQ(printed, std::vector<std::string>{"fold-batchnorm"});
   // No evaluator: no constant folding.
-  EXPECT_EQ(pm.PassNames(), (std::vector<std::string>{"remove-identity", "fold-batchnorm",
-                                                      "fuse-residual", "fuse-activation", "dce"}));
+  EXPECT_EQ(pm.PassNames(),
+            (std::vector<std::string>{"lower-qdq", "remove-identity", "fold-batchnorm",
+                                      "fuse-residual", "fuse-activation", "dce"}));
 }
 
 }  // namespace
