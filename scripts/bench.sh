@@ -249,5 +249,8 @@ node "$ORT/bench_report.js" "$R" --notes "$OUT_MD" >"$OUT_MD.tmp"
 splice_sparse_section "$OUT_MD.tmp" "$OUT_MD"
 # The int8 kernel section (scripts/bench_s8.sh; BENCH_S8=0 keeps the previous one).
 bash "$ROOT/scripts/bench_s8.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
+# The f32 block-sparse kernel section (scripts/bench_sparse_kernels.sh;
+# BENCH_SPARSE=0 keeps the previous one).
+bash "$ROOT/scripts/bench_sparse_kernels.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
 mv "$OUT_MD.tmp" "$OUT_MD"
 log "wrote $OUT_MD"
