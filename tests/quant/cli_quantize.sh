@@ -11,7 +11,7 @@ WBS=${1:?usage: cli_quantize.sh WBS_BINARY WORK_DIR}
 D=${2:?usage: cli_quantize.sh WBS_BINARY WORK_DIR}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ORT_DIR=$ROOT/tools/ort
-N_EVAL=300
+N_EVAL=200
 rm -rf "$D" && mkdir -p "$D"
 
 failures=0
@@ -78,7 +78,7 @@ if command -v node >/dev/null && [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]
     const one = (d) => path.join(d, fs.readdirSync(d).filter((f) => f.endsWith(".npy"))[0]);
     const ours = readNpy(one(process.argv[2])), ort = readNpy(one(process.argv[3]));
     const q = readNpy(process.argv[4]);
-    const n = q.data.length, c = ours.shape[1];
+    const n = q.data.length, c = ours.dims[1];
     const top = (a, i) => { let b = 0; for (let k = 1; k < c; ++k) if (a.data[i * c + k] > a.data[i * c + b]) b = k; return b; };
     let exact = 0, agree = 0;
     for (let i = 0; i < n; ++i) { exact += top(ours, i) === Number(q.data[i]); agree += top(ours, i) === top(ort, i); }
