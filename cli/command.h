@@ -31,6 +31,8 @@ Command AddConvertCommand(CLI::App& parent);  // cli/cmd_convert.cc
 Command AddSparsifyCommand(CLI::App& parent);  // cli/cmd_sparsify.cc
 Command AddQuantizeCommand(CLI::App& parent);  // cli/cmd_quantize.cc
 Command AddAieTargetCommand(CLI::App& parent);  // cli/cmd_aie_target.cc
+Command AddCompileCommand(CLI::App& parent);    // cli/cmd_compile.cc
+Command AddAieSweepCommand(CLI::App& parent);   // cli/cmd_aie_sweep.cc
 #ifdef WBS_WITH_TRAIN
 // LibTorch commands (cli/train/, built with WBS_BUILD_TRAIN).
 Command AddTrainCommand(CLI::App& parent);        // cli/train/cmd_train.cc

@@ -9,7 +9,10 @@ std::vector<Command> AddAllCommands(CLI::App& app) {
                                    AddConvertCommand(app), AddSparsifyCommand(app)};
   commands.push_back(AddQuantizeCommand(app));
   commands.push_back(AddAieTargetCommand(app));
+  commands.push_back(AddCompileCommand(app));
+  commands.push_back(AddAieSweepCommand(app));
 #ifdef WBS_WITH_TRAIN
+  commands.push_back(AddTrainCommand(app));
   commands.push_back(AddFinetuneCommand(app));
   commands.push_back(AddSensitivityCommand(app));
 #endif

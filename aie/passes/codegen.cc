@@ -1,0 +1,407 @@
+// Pass 8: code generation. Per layer, per channel chunk k and output-width
+// chunk: a 1-iteration weight block (LOADW DDR -> the serving memtile,
+// LOADWM broadcast along the row), then the row-streaming block(s): each
+// iteration produces oh_t output rows on every busy core:
+//   [per CIN part: (LOADW, LOADWM when weights change every iteration)
+//    LOAD DDR -> memtile slab (padding/halo from the source pattern's bounds),
+//    LOADFM memtile -> cores (broadcast down the column when the rows share
+//    the input), COMP]  WRITEFM core -> memtile, WRITE memtile -> DDR
+// with ping/pong core buffers guarded by lock pairs (docs/AIE_PROGRAM.md).
+// Output rows that do not fill a whole iteration get a second block of one
+// iteration with the remainder.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "aie/passes/compiler.h"
+
+namespace wbs::aie {
+
+void ChunkRows(const Layer& l, const CoreWork& w, int64_t k, int64_t* first, int64_t* last);
+void PartChannels(const Layer& l, int64_t p, int64_t* k0, int64_t* k1);
+std::vector<int> WeightServers(const Target& t, int cols_used);
+int ActMemtile(const Target& t, int col);
+int MemtileSlot(const Target& t, int col);
+bool SharedInput(const Layer& l);
+
+namespace {
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Lock ids in a core (pairs: id and id + 1 for ping/pong).
+constexpr int kInEmpty = 0, kInFull = 2, kIn2Empty = 4, kIn2Full = 6, kOutEmpty = 8, kOutFull = 10;
+constexpr int kCoreLocks = 12;
+
+LockOp L(MemSpace tile, int id) { return LockOp{tile, id, 1, true}; }
+
+// A contiguous [c][h][w] pattern of `elem`-byte elements at base (+ pong).
+AccessPattern Contig(int64_t base, int64_t pong, int64_t c, int64_t h, int64_t w, int elem = 1) {
+  AccessPattern ap;
+  ap.base = base, ap.pong = pong, ap.elem = elem;
+  ap.size = {w, h, c, 1};
+  ap.stride = {elem, w * elem, h * w * elem, 0};
+  return ap;
+}
+
+struct Gen {
+  CompileState& s;
+  const Target& t;
+  Program& p;
+  Layer& l;
+  int li;
+  std::vector<int> servers;
+
+  const ActTensor& T(int i) const { return s.tensors[static_cast<size_t>(i)]; }
+  int64_t SymAddr(int ti) const {
+    const ActTensor& x = T(ti);
+    return p.symbols[static_cast<size_t>(x.symbol)].addr + x.ddr_offset;
+  }
+  int64_t MtBase(int col) const { return MemtileSlot(t, col) * l.mt_col_bytes; }
+
+  // The DDR pattern of tensor ti: channels [c0, c0 + cn), rows from y0
+  // (stepping ystep per iteration), cols from x0; with bounds when `bounded`.
+  AccessPattern TensorAp(int ti, int64_t c0, int64_t cn, int64_t y0, int64_t hn, int64_t ystep, int64_t x0, int64_t wn,
+                         bool bounded, int32_t pad) const {
+    const ActTensor& x = T(ti);
+    // An aliased tensor lives in a host with the same plane size.
+    AccessPattern ap;
+    ap.base = SymAddr(ti);
+    ap.elem = static_cast<int>(x.elem);
+    ap.size = {wn, hn, cn, 1};
+    ap.stride = {x.elem, x.w * x.elem, x.h * x.w * x.elem, 0};
+    ap.start = {x0, y0, c0, 0};
+    ap.step = {0, ystep, 0, 0};
+    if (bounded) ap.bound = {x.w, x.h, 0, 0};
+    ap.pad_value = pad;
+    return ap;
+  }
+
+  struct CoreTile {
+    const CoreWork* w = nullptr;
+    int64_t r0 = 0, r1 = 0;  // chunk rows (block rows or channels)
+    int64_t m0 = 0, mc = 0;  // output channels
+    int64_t xo = 0, ow = 0;  // output columns
+    int64_t cin0 = 0, cin = 0;  // input channels of the tile (grouped / channel-wise)
+    int64_t groups = 1;
+  };
+
+  Status Emit() {
+    l.first_block = static_cast<int>(p.blocks.size());
+    servers = WeightServers(t, l.cols_used);
+    const int64_t unit = l.kind == LayerKind::kConv ? l.br : 1;
+    int64_t wchunks = 0;
+    for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, CeilDiv(w.x1 - w.x0, l.ow_t));
+    for (int64_t k = 0; k < l.chunks; ++k) {
+      for (int64_t wc = 0; wc < wchunks; ++wc) {
+        std::vector<CoreTile> tiles;
+        for (size_t ci = 0; ci < l.cores.size(); ++ci) {
+          const CoreWork& w = l.cores[ci];
+          CoreTile ct;
+          ct.w = &w;
+          ChunkRows(l, w, k, &ct.r0, &ct.r1);
+          ct.m0 = ct.r0 * unit;
+          ct.mc = std::min(l.m, ct.r1 * unit) - ct.m0;
+          ct.xo = w.x0 + wc * l.ow_t;
+          ct.ow = std::min(l.ow_t, w.x1 - ct.xo);
+          if (ct.mc <= 0 || ct.ow <= 0) continue;
+          if (l.kind == LayerKind::kConv && l.groups > 1) {
+            const int64_t mpg = l.m / l.groups, cpg = l.c / l.groups;
+            ct.groups = ct.mc / mpg;
+            ct.cin0 = ct.m0 / mpg * cpg;
+            ct.cin = ct.groups * cpg;
+          } else if (l.kind != LayerKind::kConv) {
+            ct.cin0 = ct.m0, ct.cin = ct.mc, ct.groups = ct.mc;
+          }
+          tiles.push_back(ct);
+        }
+        if (tiles.empty()) continue;
+        if (l.kind == LayerKind::kConv && !l.weights_per_iteration) EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
+        const int64_t full = l.oh / l.oh_t, rem = l.oh % l.oh_t;
+        if (full > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, 0, l.oh_t, full));
+        if (rem > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, full * l.oh_t, rem, 1));
+      }
+    }
+    l.num_blocks = static_cast<int>(p.blocks.size()) - l.first_block;
+    return Status::Ok();
+  }
+
+  size_t BlobIndex(const CoreWork* w, int64_t k, int64_t part) const {
+    const size_t ci = static_cast<size_t>(w - l.cores.data());
+    return (ci * static_cast<size_t>(l.chunks) + static_cast<size_t>(k)) * static_cast<size_t>(l.parts) + static_cast<size_t>(part);
+  }
+
+  // LOADW + LOADWM of chunk k, part `part` for every tile (into `block`, or a new 1-iteration block).
+  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop) {
+    Block own;
+    own.label = fmt::format("{}.w{}", l.name, k);
+    Block& b = in_loop ? *in_loop : own;
+    const DdrSymbol& ws = p.symbols[static_cast<size_t>(l.blob_symbol)];
+    const int64_t half = in_loop ? l.w_bytes : 0;  // core ping/pong only when reloaded every iteration
+    // Group cores by (row, blob offset, serving memtile): one LOADW + one broadcast LOADWM each.
+    std::map<std::tuple<int, int64_t, int>, std::vector<MemSpace>> groups;
+    std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
+    for (const CoreTile& ct : tiles) {
+      const size_t bi = BlobIndex(ct.w, k, part);
+      const int mt = l.cout_only ? ActMemtile(t, ct.w->col) : servers[static_cast<size_t>(ct.w->col)];
+      const auto key = std::make_tuple(ct.w->row, l.blob_offset[bi], mt);
+      groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
+      sizes[key] = static_cast<int64_t>(l.blobs[bi].size());
+    }
+    for (const auto& [key, cores] : groups) {
+      const auto [row, off, mt] = key;
+      const int64_t bytes = sizes[key];
+      // Weight slab of `row` in the memtile (slot of the first served column in cout-only mode).
+      const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) + l.mt_w +
+                           2 * row * l.mt_w_bytes + (k % 2) * l.mt_w_bytes;
+      Instruction lw;
+      lw.op = Opcode::kLoadW;
+      lw.layer = li;
+      lw.src = MemSpace::Ddr();
+      lw.src_ap = Contig(ws.addr + off, 0, 1, 1, bytes);
+      lw.dst = {MemSpace::Memtile(mt)};
+      lw.dst_ap = Contig(slab, 0, 1, 1, bytes);
+      b.instrs.push_back(lw);
+      Instruction wm;
+      wm.op = Opcode::kLoadWm;
+      wm.layer = li;
+      wm.src = MemSpace::Memtile(mt);
+      wm.src_ap = Contig(slab, 0, 1, 1, bytes);
+      wm.dst = cores;
+      wm.dst_ap = Contig(l.core_w, half, 1, 1, bytes);
+      b.instrs.push_back(wm);
+    }
+    if (!in_loop) p.blocks.push_back(std::move(own));
+  }
+
+  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t y0, int64_t oh, int64_t iters) {
+    Block b;
+    b.iterations = iters;
+    b.label = fmt::format("{}.k{}.y{}", l.name, k, y0);
+    const int64_t ih = (oh - 1) * l.sh + (l.kh - 1) * l.dh + 1;
+    const int64_t ystep = l.oh_t * l.sh;
+    const ActTensor& x = T(l.inputs[0]);
+    const ActTensor& y = T(l.output);
+    const int32_t pad = l.kind == LayerKind::kMaxPool ? (x.type == OutType::kS8 ? -128 : 0) : x.zero_point;
+    const int32_t pad_byte = x.type == OutType::kS8 ? (pad & 0xff) : pad;
+    for (int64_t part = 0; part < l.parts; ++part) {
+      if (l.kind == LayerKind::kConv && l.weights_per_iteration) EmitWeights(tiles, k, part, &b);
+      int64_t k0 = 0, k1 = 0;
+      if (l.kind == LayerKind::kConv) PartChannels(l, part, &k0, &k1);
+      // Inputs: one slab per column (shared) or per core.
+      std::map<std::pair<int, int>, std::vector<const CoreTile*>> slabs;  // (col, row or -1)
+      for (const CoreTile& ct : tiles) slabs[{ct.w->col, SharedInput(l) ? -1 : ct.w->row}].push_back(&ct);
+      for (const auto& [key, group] : slabs) {
+        const CoreTile& ct = *group.front();
+        const int col = key.first;
+        const int mt = ActMemtile(t, col);
+        const int64_t cin0 = l.kind == LayerKind::kConv && l.groups == 1 ? k0 : ct.cin0;
+        const int64_t cin = l.kind == LayerKind::kConv && l.groups == 1 ? k1 - k0 : ct.cin;
+        const int64_t iw = (ct.ow - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+        const int64_t slab = MtBase(col) + l.mt_in + (key.second < 0 ? 0 : 2 * key.second * l.mt_in_bytes);
+        Instruction ld;
+        ld.op = Opcode::kLoad;
+        ld.layer = li;
+        ld.src = MemSpace::Ddr();
+        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.sh - l.pad_t, ih, ystep, ct.xo * l.sw - l.pad_l, iw, true, pad_byte);
+        ld.dst = {MemSpace::Memtile(mt)};
+        ld.dst_ap = Contig(slab, l.mt_in_bytes, cin, ih, iw);
+        if (ld.src_ap.bytes() > l.in_bytes) return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
+        b.instrs.push_back(ld);
+        Instruction fm;
+        fm.op = Opcode::kLoadFm;
+        fm.layer = li;
+        fm.src = MemSpace::Memtile(mt);
+        fm.src_ap = Contig(slab, l.mt_in_bytes, cin, ih, iw);
+        for (const CoreTile* g : group) {
+          const MemSpace c = MemSpace::Core(g->w->row, g->w->col);
+          fm.dst.push_back(c);
+          fm.acquire.push_back(L(c, kInEmpty));
+          fm.release.push_back(L(c, kInFull));
+        }
+        fm.dst_ap = Contig(l.core_in, l.in_bytes, cin, ih, iw);
+        b.instrs.push_back(fm);
+        if (l.kind == LayerKind::kAdd) {
+          const int64_t slab2 = MtBase(col) + l.mt_in2 + 2 * ct.w->row * l.mt_in2_bytes;
+          Instruction ld2 = ld;
+          ld2.src_ap = TensorAp(l.inputs[1], ct.cin0, ct.cin, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+          ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.cin, oh, ct.ow);
+          b.instrs.push_back(ld2);
+          Instruction fm2;
+          fm2.op = Opcode::kLoadFm;
+          fm2.layer = li;
+          fm2.src = MemSpace::Memtile(mt);
+          fm2.src_ap = ld2.dst_ap;
+          const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+          fm2.dst = {c};
+          fm2.dst_ap = Contig(l.core_in2, l.in2_bytes, ct.cin, oh, ct.ow);
+          fm2.acquire = {L(c, kIn2Empty)};
+          fm2.release = {L(c, kIn2Full)};
+          b.instrs.push_back(fm2);
+        }
+      }
+      // COMPs.
+      for (const CoreTile& ct : tiles) {
+        const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+        Instruction cp;
+        cp.op = Opcode::kComp;
+        cp.layer = li;
+        cp.cores = {c};
+        CompParams& q = cp.comp;
+        const int64_t iw = (ct.ow - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+        q.in_h = static_cast<int32_t>(ih), q.in_w = static_cast<int32_t>(iw);
+        q.out_c = static_cast<int32_t>(ct.mc), q.out_h = static_cast<int32_t>(oh), q.out_w = static_cast<int32_t>(ct.ow);
+        q.kh = static_cast<int32_t>(l.kh), q.kw = static_cast<int32_t>(l.kw);
+        q.sh = static_cast<int32_t>(l.sh), q.sw = static_cast<int32_t>(l.sw);
+        q.dh = static_cast<int32_t>(l.dh), q.dw = static_cast<int32_t>(l.dw);
+        q.in = {l.core_in, l.in_bytes};
+        q.in_type = x.type;
+        q.in_zero = x.zero_point;
+        q.out_zero = l.out_zero, q.lo = l.lo, q.hi = l.hi;
+        q.out_type = y.type;
+        q.out = {l.core_out, l.out_bytes};
+        const bool last_part = part == l.parts - 1;
+        cp.acquire = {L(c, kInFull)};
+        cp.release = {L(c, kInEmpty)};
+        if (last_part) {
+          cp.acquire.push_back(L(c, kOutEmpty));
+          cp.release.push_back(L(c, kOutFull));
+        }
+        switch (l.kind) {
+          case LayerKind::kConv: {
+            q.kind = CompKind::kConv;
+            q.in_c = static_cast<int32_t>(l.groups == 1 ? k1 - k0 : ct.cin);
+            q.groups = static_cast<int32_t>(ct.groups);
+            q.weights = {l.core_w, l.weights_per_iteration ? l.w_bytes : 0};
+            if (l.parts > 1) {
+              q.accumulate = part > 0;
+              q.in2 = {l.core_acc, 0};
+              q.in2_type = OutType::kS32;
+              if (!last_part) q.out = {l.core_acc, 0}, q.out_type = OutType::kS32;
+            }
+            const size_t bi = BlobIndex(ct.w, k, part);
+            const int64_t mpp = BlobMacs(bi);
+            q.macs = mpp * oh * ct.ow;
+            q.macs_dense = ct.mc * (k1 - k0) * l.kh * l.kw * oh * ct.ow;
+            break;
+          }
+          case LayerKind::kAdd:
+            q.kind = CompKind::kAdd;
+            q.in_c = static_cast<int32_t>(ct.cin);
+            q.in2 = {l.core_in2, l.in2_bytes};
+            q.in2_type = T(l.inputs[1]).type;
+            q.in2_zero = T(l.inputs[1]).zero_point;
+            q.mult = l.amult, q.mult2 = l.amult2, q.shift = l.ashift;
+            cp.acquire.push_back(L(c, kIn2Full));
+            cp.release.push_back(L(c, kIn2Empty));
+            break;
+          case LayerKind::kMaxPool:
+          case LayerKind::kAvgPool:
+            q.kind = l.kind == LayerKind::kMaxPool ? CompKind::kMaxPool : CompKind::kAvgPool;
+            q.in_c = static_cast<int32_t>(ct.cin);
+            q.count_include_pad = l.count_include_pad;
+            q.img_h = static_cast<int32_t>(l.h), q.img_w = static_cast<int32_t>(l.w);
+            q.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t), q.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
+            q.y_step = static_cast<int32_t>(ystep);
+            q.pad_begin_h = static_cast<int32_t>(l.pad_t), q.pad_begin_w = static_cast<int32_t>(l.pad_l);
+            q.pad_end_h = static_cast<int32_t>(l.pool_pad_b), q.pad_end_w = static_cast<int32_t>(l.pool_pad_r);
+            break;
+          case LayerKind::kRescale:
+            q.kind = CompKind::kRescale;
+            q.in_c = static_cast<int32_t>(ct.cin);
+            q.mult = l.amult, q.shift = l.ashift;
+            break;
+        }
+        b.instrs.push_back(cp);
+      }
+    }
+    // Outputs.
+    for (const CoreTile& ct : tiles) {
+      const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+      const int mt = ActMemtile(t, ct.w->col);
+      const int64_t slab = MtBase(ct.w->col) + l.mt_out + 2 * ct.w->row * l.mt_out_bytes;
+      const int e = static_cast<int>(y.elem);
+      Instruction wf;
+      wf.op = Opcode::kWriteFm;
+      wf.layer = li;
+      wf.src = c;
+      wf.src_ap = Contig(l.core_out, l.out_bytes, ct.mc, oh, ct.ow, e);
+      wf.dst = {MemSpace::Memtile(mt)};
+      wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow, e);
+      wf.acquire = {L(c, kOutFull)};
+      wf.release = {L(c, kOutEmpty)};
+      b.instrs.push_back(wf);
+      Instruction wr;
+      wr.op = Opcode::kWrite;
+      wr.layer = li;
+      wr.src = MemSpace::Memtile(mt);
+      wr.src_ap = wf.dst_ap;
+      wr.dst = {MemSpace::Ddr()};
+      wr.dst_ap = TensorAp(l.output, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+      b.instrs.push_back(wr);
+    }
+    p.blocks.push_back(std::move(b));
+    return Status::Ok();
+  }
+
+  // Effective MACs per output pixel of blob bi (from its header and index).
+  int64_t BlobMacs(size_t bi) const {
+    const std::vector<uint8_t>& blob = l.blobs[bi];
+    if (blob.empty()) return 0;
+    auto I = [&](size_t i) {
+      int32_t v;
+      std::memcpy(&v, blob.data() + 4 * i, 4);
+      return v;
+    };
+    // Count real weights: rows < m, channels < part end.
+    const int64_t rows = I(5), nnz = I(6), cin = I(7);
+    (void)nnz;
+    const size_t ci = bi / static_cast<size_t>(l.parts * l.chunks);
+    const int64_t k = static_cast<int64_t>(bi / static_cast<size_t>(l.parts)) % l.chunks;
+    int64_t r0 = 0, r1 = 0;
+    ChunkRows(l, l.cores[ci], k, &r0, &r1);
+    int64_t macs = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t real_rows = std::max<int64_t>(0, std::min(l.m, (r0 + i + 1) * l.br) - (r0 + i) * l.br);
+      for (int32_t j = I(8 + static_cast<size_t>(i)); j < I(8 + static_cast<size_t>(i) + 1); ++j) {
+        const int64_t col = I(8 + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
+        const int64_t real_cols = std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
+        macs += real_rows * real_cols * l.kh * l.kw;
+      }
+    }
+    return macs;
+  }
+};
+
+}  // namespace
+
+Status RunCodegen(CompileState& s) {
+  Program& p = s.program;
+  p.blocks.clear();
+  p.layers.clear();
+  p.locks.clear();
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const Layer& l = s.layers[i];
+    p.layers.push_back({l.name, l.op, l.macs_dense, l.macs});
+  }
+  // Every core's "empty" locks start at 1 (both halves).
+  for (int r = 0; r < s.target.rows; ++r)
+    for (int c = 0; c < s.target.cols; ++c)
+      for (int id : {kInEmpty, kIn2Empty, kOutEmpty})
+        for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
+  static_assert(kCoreLocks <= 16);
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}};
+    WBS_RETURN_IF_ERROR(g.Emit());
+  }
+  return Status::Ok();
+}
+
+std::string DumpCodegen(const CompileState& s) {
+  std::string r = fmt::format("# codegen: {} blocks, {} instructions\n", s.program.blocks.size(), s.program.instruction_count());
+  r += s.program.ToText(/*with_data=*/false);
+  return r;
+}
+
+}  // namespace wbs::aie

@@ -1,0 +1,160 @@
+// Pass 5: compact weights. For every core, channel chunk (mt_rows block rows
+// of the core's range) and CIN part, one contiguous blob in the format of
+// docs/AIE_PROGRAM.md ("The weight blob"): header, BSR index (row_ptr,
+// col_idx), per-channel bias with the input zero point folded in
+// (B_q - z_x * row_sum over the part's stored weights; only part 0 carries
+// B_q), requantization (M, S), and the non-zero blocks in
+// S8BlockSparseWeight's quad layout. One blob = one DMA (LOADW, LOADWM).
+// All blobs of a layer are concatenated into one DDR constant.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "aie/passes/compiler.h"
+
+namespace wbs::aie {
+
+namespace {
+
+void Put32(std::vector<uint8_t>& b, int32_t v) {
+  const size_t n = b.size();
+  b.resize(n + 4);
+  std::memcpy(b.data() + n, &v, 4);
+}
+
+}  // namespace
+
+// Block rows of a core's channel chunk k: [first, last).
+void ChunkRows(const Layer& l, const CoreWork& w, int64_t k, int64_t* first, int64_t* last) {
+  const int64_t unit = l.kind == LayerKind::kConv ? l.br : 1;
+  const int64_t b0 = w.m0 / unit, b1 = (w.m1 + unit - 1) / unit;
+  *first = std::min(b1, b0 + k * l.mt_rows);
+  *last = std::min(b1, *first + l.mt_rows);
+}
+
+// Input channels [k0, k1) (within a group) of CIN part p.
+void PartChannels(const Layer& l, int64_t p, int64_t* k0, int64_t* k1) {
+  const int64_t cpg = l.c / l.groups;
+  *k0 = std::min(cpg, p * l.ct);
+  *k1 = std::min(cpg, *k0 + l.ct);
+}
+
+// The blob, and its effective MACs per output pixel.
+std::vector<uint8_t> MakeBlob(const Layer& l, int32_t z_x, int64_t r0, int64_t r1, int64_t p, int64_t* macs_per_pixel) {
+  const int64_t cpg = l.c / l.groups, taps = l.kh * l.kw;
+  int64_t k0 = 0, k1 = 0;
+  PartChannels(l, p, &k0, &k1);
+  const int64_t c0 = k0 / l.bc, c1 = (k1 + l.bc - 1) / l.bc;
+  const int64_t rows = (r1 - r0) * l.br;
+  auto W = [&](int64_t m, int64_t k, int64_t t) -> int32_t {
+    if (m >= l.m || k >= k1 || k < k0) return 0;
+    return l.weight[static_cast<size_t>((m * cpg + k) * taps + t)];
+  };
+  std::vector<int32_t> row_ptr{0}, col_idx;
+  std::vector<int64_t> blocks;  // (i, j) flattened
+  int64_t macs = 0;
+  for (int64_t i = r0; i < r1; ++i) {
+    for (int64_t j = c0; j < c1; ++j) {
+      bool nz = false;
+      int64_t real = 0;
+      for (int64_t r = i * l.br; r < std::min(l.m, (i + 1) * l.br); ++r)
+        for (int64_t k = std::max(k0, j * l.bc); k < std::min(k1, (j + 1) * l.bc); ++k) {
+          ++real;
+          for (int64_t t = 0; t < taps && !nz; ++t) nz = W(r, k, t) != 0;
+        }
+      if (nz) {
+        col_idx.push_back(static_cast<int32_t>(j - c0));
+        blocks.push_back(i * (c1 + 1) + j);
+        macs += real * taps;
+      }
+    }
+    row_ptr.push_back(static_cast<int32_t>(col_idx.size()));
+  }
+  *macs_per_pixel = macs;
+  std::vector<uint8_t> b;
+  Put32(b, kBlobMagic);
+  for (int64_t v : {int64_t{l.br}, int64_t{l.bc}, l.kh, l.kw, r1 - r0, static_cast<int64_t>(col_idx.size()), k1 - k0})
+    Put32(b, static_cast<int32_t>(v));
+  for (int32_t v : row_ptr) Put32(b, v);
+  for (int32_t v : col_idx) Put32(b, v);
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t m = r0 * l.br + q;
+    int32_t v = 0;
+    if (m < l.m) {
+      // row_sum over the stored blocks of this part (zero blocks hold zeros).
+      int64_t row_sum = 0;
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t t = 0; t < taps; ++t) row_sum += W(m, k, t);
+      const int64_t bq = p == 0 ? l.bias[static_cast<size_t>(m)] : 0;
+      v = static_cast<int32_t>(static_cast<uint32_t>(bq - int64_t{z_x} * row_sum));  // mod 2^32
+    }
+    Put32(b, v);
+  }
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t m = r0 * l.br + q;
+    Put32(b, m < l.m ? l.mult[static_cast<size_t>(m)] : 0);
+  }
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t m = r0 * l.br + q;
+    Put32(b, m < l.m ? l.shift[static_cast<size_t>(m)] : 0);
+  }
+  for (int64_t bi : blocks) {
+    const int64_t i = bi / (c1 + 1), j = bi % (c1 + 1);
+    for (int64_t qq = 0; qq < l.bc / 4; ++qq)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t r = 0; r < l.br; ++r)
+          for (int64_t ln = 0; ln < 4; ++ln) {
+            const int64_t k = j * l.bc + qq * 4 + ln;
+            b.push_back(static_cast<uint8_t>(static_cast<int8_t>(W(i * l.br + r, k, t))));
+          }
+  }
+  while (b.size() % 4) b.push_back(0);
+  return b;
+}
+
+Status RunCompact(CompileState& s) {
+  for (Layer& l : s.layers) {
+    l.blobs.clear();
+    l.chunks = 0;
+    const int64_t unit = l.kind == LayerKind::kConv ? l.br : 1;
+    for (const CoreWork& w : l.cores) {
+      const int64_t n = (w.m1 + unit - 1) / unit - w.m0 / unit;
+      l.chunks = std::max(l.chunks, (n + l.mt_rows - 1) / l.mt_rows);
+    }
+    if (l.kind != LayerKind::kConv) continue;
+    const int32_t z_x = s.tensors[static_cast<size_t>(l.inputs[0])].zero_point;
+    for (const CoreWork& w : l.cores) {
+      for (int64_t k = 0; k < l.chunks; ++k) {
+        int64_t r0 = 0, r1 = 0;
+        ChunkRows(l, w, k, &r0, &r1);
+        for (int64_t p = 0; p < l.parts; ++p) {
+          int64_t mpp = 0;
+          l.blobs.push_back(r1 > r0 ? MakeBlob(l, z_x, r0, r1, p, &mpp) : std::vector<uint8_t>{});
+          if (static_cast<int64_t>(l.blobs.back().size()) > l.w_bytes)
+            return Internal("{}: blob of {} bytes exceeds its {}-byte core slot", l.name, l.blobs.back().size(), l.w_bytes);
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::string DumpCompact(const CompileState& s) {
+  std::string r = "# compact: weight blobs per layer (count, bytes total / largest / dense int8 bytes)\n";
+  for (const Layer& l : s.layers) {
+    if (l.kind != LayerKind::kConv) continue;
+    int64_t total = 0, mx = 0, n = 0;
+    for (const auto& b : l.blobs) {
+      if (b.empty()) continue;
+      ++n;
+      total += static_cast<int64_t>(b.size());
+      mx = std::max<int64_t>(mx, static_cast<int64_t>(b.size()));
+    }
+    r += fmt::format("{:<28} blobs {:4} bytes {:9} largest {:6} dense {:9}\n", l.name, n, total, mx,
+                     static_cast<int64_t>(l.weight.size()));
+  }
+  return r;
+}
+
+}  // namespace wbs::aie

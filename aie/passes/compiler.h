@@ -1,0 +1,192 @@
+// The AIE compiler: quantized IR (docs/int8.md) -> AIE program
+// (aie/program.h), as a pipeline of passes over one CompileState, one pass
+// per file in aie/passes/ (docs/AIE_COMPILER.md):
+//
+//   schedule   layers in topological order, aliases (Flatten/Reshape), I/O
+//   subvolume  per layer: the largest core tile whose buffers fit a core
+//   split      per layer: grid use (width x channel groups or channel-only),
+//              CIN split, row streaming
+//   balance    channel groups chosen so each gets an equal share of non-zero blocks
+//   compact    one weight blob per core, channel chunk and CIN part
+//   memplan    DDR symbols, memtile and core buffer addresses (interval colouring)
+//   fusion     which activations stay in memtiles, weight prefetch
+//   codegen    the program
+//   time       the time model: per instruction, per block, per layer; roofline
+//
+// Every pass prints its result (Dump*), which the golden tests compare and
+// `wbs compile --print-after=PASS` shows.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "aie/program.h"
+#include "aie/target.h"
+#include "core/status.h"
+#include "ir/graph.h"
+
+namespace wbs::aie {
+
+enum class LayerKind { kConv, kAdd, kMaxPool, kAvgPool, kRescale };
+const char* LayerKindName(LayerKind k);
+
+// An activation tensor of the program (batch 1, NCHW; Gemm operands as C x 1 x 1).
+struct ActTensor {
+  std::string name;
+  int64_t c = 0, h = 1, w = 1;
+  OutType type = OutType::kU8;  // s32: a dequantized (logits) output
+  float scale = 1.f;
+  int32_t zero_point = 0;
+  bool pot = false;  // power-of-two scale
+  int64_t elem = 1;
+  int64_t bytes() const { return c * h * w * elem; }
+  // Where it lives: DDR symbol (index into Program::symbols) and offset of
+  // channel 0 inside it (a QConcat input aliased into its output).
+  int symbol = -1;
+  int64_t ddr_offset = 0;
+  int64_t channel_offset = 0;  // channels before it in the aliased tensor
+  int64_t alias_c = 0;         // channel count of the tensor it lives in (0: itself)
+  int alias_of = -1;           // tensor index it lives in (-1: itself)
+  int producer = -1;           // layer index
+  std::vector<int> consumers;
+};
+
+// One core's share of a layer.
+struct CoreWork {
+  int row = 0, col = 0;
+  int64_t m0 = 0, m1 = 0;   // output channels [m0, m1)
+  int64_t x0 = 0, x1 = 0;   // output columns [x0, x1)
+  int64_t nnz = 0;          // non-zero blocks in its channel range (conv)
+  int64_t macs = 0;         // effective MACs of its share
+};
+
+struct Layer {
+  std::string name;
+  std::string op;  // IR op type
+  LayerKind kind = LayerKind::kConv;
+  std::vector<int> inputs;  // tensor indices (Add: 2; Rescale: 1)
+  int output = -1;
+  // Geometry: input C x H x W -> output M x OH x OW.
+  int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pad_t = 0, pad_l = 0, pad_b = 0, pad_r = 0;
+  int64_t pool_pad_b = 0, pool_pad_r = 0;  // AveragePool's own end pads (count_include_pad)
+  int64_t groups = 1;
+  bool count_include_pad = false;
+  // Conv: the int8 weight [m, c/groups, kh, kw], requantization per channel.
+  std::vector<int8_t> weight;
+  std::vector<int32_t> bias;              // B_q (0 when absent)
+  std::vector<int32_t> mult, shift;       // per output channel
+  int32_t out_zero = 0, lo = 0, hi = 255;
+  // Add / Rescale: (mult, mult2, shift).
+  int32_t amult = 0, amult2 = 0, ashift = 0;
+  // Block structure (8x8 blocks over output x input-per-group channels).
+  int br = 8, bc = 8;
+  int64_t block_rows = 0, block_cols = 0;
+  std::vector<int64_t> row_nnz;  // non-zero blocks per block row
+  int64_t macs_dense = 0, macs = 0;
+
+  // ---- subvolume + split (passes 2, 3, 4) ----
+  bool cout_only = false;     // every core its own channel group (no width split)
+  int rows_used = 0, cols_used = 0;
+  std::vector<CoreWork> cores;
+  int64_t mt_rows = 0;        // channel chunk per core, in block rows (conv) or channels
+  int64_t ow_t = 0;           // output width chunk
+  int64_t oh_t = 0;           // output rows per iteration
+  int64_t ct = 0;             // input channels per CIN part (conv; = c/groups when no split)
+  int64_t parts = 1;          // CIN parts
+  double imbalance = 0.0;     // max nnz / mean nnz - 1 over used cores
+  // Core buffer sizes (bytes, one half of ping/pong).
+  int64_t in_bytes = 0, in2_bytes = 0, w_bytes = 0, out_bytes = 0, acc_bytes = 0;
+  bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
+
+  // ---- compact (pass 5) ----
+  // blobs[(core index * chunks + chunk) * parts + part]
+  std::vector<std::vector<uint8_t>> blobs;
+  int64_t chunks = 0;
+  int blob_symbol = -1;  // DDR symbol holding every blob of the layer
+  std::vector<int64_t> blob_offset;  // per blob, in the symbol
+
+  // ---- memory plan (pass 6): addresses (core: same in every core) ----
+  int64_t core_in = 0, core_in2 = 0, core_w = 0, core_out = 0, core_acc = 0;
+  int64_t mt_in = 0, mt_in2 = 0, mt_w = 0, mt_out = 0;  // memtile slab addresses
+  int64_t mt_col_bytes = 0;  // one column's slabs (columns sharing a memtile are stacked)
+  int64_t mt_in_bytes = 0, mt_in2_bytes = 0, mt_w_bytes = 0, mt_out_bytes = 0;
+
+  // ---- fusion (pass 7) ----
+  bool prefetch_weights = false;
+
+  // ---- time (pass 9) ----
+  double time_s = 0.0, bound_s = 0.0;
+  std::string binding;  // the link (or compute) that sets the roofline
+  int64_t ddr_read_bytes = 0, ddr_write_bytes = 0, stream_in_bytes = 0, stream_out_bytes = 0;
+  int first_block = 0, num_blocks = 0;
+};
+
+struct CompileOptions {
+  double mac_efficiency = 0.0;  // 0: the target's
+};
+
+struct CompileState {
+  Target target;
+  CompileOptions options;
+  const ir::Graph* graph = nullptr;
+  std::vector<ActTensor> tensors;
+  std::vector<Layer> layers;
+  std::map<const ir::Value*, int> tensor_of;  // IR value -> tensor index
+  std::vector<int> inputs, outputs;           // tensor indices
+  std::map<int, std::vector<float>> dequant_scales;  // s32 output tensor -> per-channel scale
+  Program program;
+  // Time model results.
+  double total_s = 0.0, bound_s = 0.0;
+  struct Event {
+    std::string name, cat;
+    int layer = -1;
+    std::string resource;
+    double start_s = 0, dur_s = 0;
+  };
+  std::vector<Event> events;  // the estimated timeline (trace)
+};
+
+// ---- The passes (one file each) ----
+Status RunSchedule(CompileState& s);   // aie/passes/schedule.cc
+Status RunSubvolume(CompileState& s);  // aie/passes/subvolume.cc
+Status RunSplit(CompileState& s);      // aie/passes/split.cc
+Status RunBalance(CompileState& s);    // aie/passes/balance.cc
+Status RunCompact(CompileState& s);    // aie/passes/compact.cc
+Status RunMemPlan(CompileState& s);    // aie/passes/memplan.cc
+Status RunFusion(CompileState& s);     // aie/passes/fusion.cc
+Status RunCodegen(CompileState& s);    // aie/passes/codegen.cc
+Status RunTimeModel(CompileState& s);  // aie/passes/time_model.cc
+
+std::string DumpSchedule(const CompileState& s);
+std::string DumpSubvolume(const CompileState& s);
+std::string DumpSplit(const CompileState& s);
+std::string DumpBalance(const CompileState& s);
+std::string DumpCompact(const CompileState& s);
+std::string DumpMemPlan(const CompileState& s);
+std::string DumpFusion(const CompileState& s);
+std::string DumpCodegen(const CompileState& s);
+std::string DumpTimeModel(const CompileState& s);
+
+// The pass names in order ("schedule", "subvolume", ...).
+const std::vector<std::string>& PassNames();
+
+// Runs every pass; after the pass named `print_after` (if any) appends its
+// dump to *printed.
+Status Compile(CompileState& s, const std::string& print_after = "", std::string* printed = nullptr);
+
+// Invariant checks on a compiled state (aie/passes/check.cc): live core and
+// memtile buffers never overlap nor exceed capacity, every byte a COMP reads
+// was written earlier, MAC totals equal the layers' effective MACs, locks
+// never block in program order.
+Status CheckProgram(const CompileState& s);
+
+// Reports (aie/passes/report.cc).
+std::string LayerTable(const CompileState& s);   // per layer: subvolume, splits, bytes, MACs, time
+std::string MemoryMap(const CompileState& s);
+std::string TraceJson(const CompileState& s);    // Chrome/Perfetto trace of the estimate
+
+}  // namespace wbs::aie

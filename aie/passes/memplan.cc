@@ -1,0 +1,233 @@
+// Pass 6: memory plan.
+//
+// DDR: one symbol per activation tensor that is not aliased into another (a
+// QConcat output holds its inputs' channel slots), the network inputs and
+// outputs, and one constant per conv layer with its weight blobs (identical
+// blobs — a row's cores in the 2-D split share one — stored once).
+// Scratch activation symbols are coloured by lifetime (first producer to last
+// consumer layer): a DDR range is reused once its tensor is dead.
+//
+// Core and memtile: layers run one after another (a block boundary is a
+// barrier for core buffers), so each layer's buffers are laid out from 0:
+// core  [in ping|pong][in2 ping|pong][w (x2 with CIN parts)][out ping|pong][acc]
+// memtile (per column)  [in slabs][in2 slabs][weight slabs][out slabs]
+// where activations slabs are ping/pong per row group (one shared input slab
+// when every row reads the same channels) and weight slabs hold the blobs of
+// the rows this memtile broadcasts to (see WeightServers). Capacities are
+// checked here; pass 2 chose tiles so they fit.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include "aie/passes/compiler.h"
+
+namespace wbs::aie {
+
+namespace {
+int64_t Align(int64_t v) { return (v + 63) / 64 * 64; }
+}  // namespace
+
+// Memtiles that broadcast weights along the rows: each serves the core
+// columns it reaches; chosen greedily from the left. Returns, per core
+// column, the memtile index serving it.
+std::vector<int> WeightServers(const Target& t, int cols_used) {
+  std::vector<int> server(static_cast<size_t>(cols_used), -1);
+  const auto& mcols = t.memtile.columns;
+  int c = 0;
+  while (c < cols_used) {
+    // The memtile furthest right that still reaches column c.
+    int best = -1;
+    for (size_t i = 0; i < mcols.size(); ++i)
+      if (t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
+    if (best < 0) best = 0;
+    for (int x = c; x < cols_used && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); ++x) server[static_cast<size_t>(x)] = best;
+    if (server[static_cast<size_t>(c)] < 0) server[static_cast<size_t>(c)] = best;
+    while (c < cols_used && server[static_cast<size_t>(c)] >= 0) ++c;
+  }
+  return server;
+}
+
+// The memtile holding column c's activation slabs: the nearest one reaching it.
+int ActMemtile(const Target& t, int col) {
+  const auto m = t.memtiles_for_column(col);
+  const int mcol = m.empty() ? t.memtile.columns.front() : m.front();
+  const auto& mc = t.memtile.columns;
+  return static_cast<int>(std::find(mc.begin(), mc.end(), mcol) - mc.begin());
+}
+
+bool SharedInput(const Layer& l) { return l.kind == LayerKind::kConv && l.groups == 1; }
+int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out);
+
+// Slot of column c among the columns sharing its memtile (slabs are offset by slot * mt_col_bytes).
+int MemtileSlot(const Target& t, int col) {
+  int slot = 0;
+  for (int c = 0; c < col; ++c) slot += ActMemtile(t, c) == ActMemtile(t, col);
+  return slot;
+}
+
+Status RunMemPlan(CompileState& s) {
+  const Target& t = s.target;
+  Program& p = s.program;
+  p = Program{};
+  p.target = t.name, p.rows = t.rows, p.cols = t.cols, p.memtiles = t.num_memtiles();
+  p.memtile_bytes = t.memtile.bytes, p.core_bytes = t.core.data_memory_bytes;
+  // ---- DDR ----
+  int64_t top = 0;
+  // Lifetimes of root tensors (layer indices).
+  const int n = static_cast<int>(s.tensors.size());
+  auto root = [&](int i) {
+    while (s.tensors[static_cast<size_t>(i)].alias_of >= 0) i = s.tensors[static_cast<size_t>(i)].alias_of;
+    return i;
+  };
+  std::vector<int> first(static_cast<size_t>(n), INT32_MAX), last(static_cast<size_t>(n), -1);
+  for (size_t li = 0; li < s.layers.size(); ++li) {
+    const Layer& l = s.layers[li];
+    auto touch = [&](int ti) {
+      const int r = root(ti);
+      first[static_cast<size_t>(r)] = std::min(first[static_cast<size_t>(r)], static_cast<int>(li));
+      last[static_cast<size_t>(r)] = std::max(last[static_cast<size_t>(r)], static_cast<int>(li));
+    };
+    for (int ti : l.inputs) touch(ti);
+    touch(l.output);
+  }
+  auto is_io = [&](int i) {
+    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
+           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
+  };
+  // I/O first (fixed), then scratch by interval colouring (first fit on address).
+  struct Live { int64_t addr, size; int last; };
+  std::vector<Live> live;
+  std::vector<int> order;
+  for (int i = 0; i < n; ++i)
+    if (s.tensors[static_cast<size_t>(i)].alias_of < 0) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return is_io(a) > is_io(b); });
+  int64_t io_top = 0;
+  for (int i : order) {
+    ActTensor& x = s.tensors[static_cast<size_t>(i)];
+    DdrSymbol y;
+    y.name = x.name;
+    y.size = Align(x.bytes());
+    y.type = x.type;
+    y.scale = x.scale;
+    y.zero_point = x.zero_point;
+    y.shape = {1, x.c, x.h, x.w};
+    if (std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end()) y.kind = DdrSymbol::Kind::kInput;
+    else if (std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end()) y.kind = DdrSymbol::Kind::kOutput;
+    else y.kind = DdrSymbol::Kind::kScratch;
+    if (const auto it = s.dequant_scales.find(i); it != s.dequant_scales.end()) y.scales = it->second;
+    if (is_io(i)) {
+      y.addr = io_top;
+      io_top += y.size;
+    } else {
+      // First fit among ranges whose tensors are dead before this one is born.
+      const int born = first[static_cast<size_t>(i)];
+      std::vector<std::pair<int64_t, int64_t>> busy;
+      for (const Live& v : live)
+        if (v.last >= born) busy.emplace_back(v.addr, v.addr + v.size);
+      std::sort(busy.begin(), busy.end());
+      int64_t a = 0;
+      for (const auto& b : busy) {
+        if (a + y.size <= b.first) break;
+        a = std::max(a, b.second);
+      }
+      y.addr = a;  // relative to the scratch base, fixed up below
+      live.push_back({a, y.size, last[static_cast<size_t>(i)]});
+    }
+    x.symbol = static_cast<int>(p.symbols.size());
+    p.symbols.push_back(std::move(y));
+  }
+  for (DdrSymbol& y : p.symbols)
+    if (y.kind == DdrSymbol::Kind::kScratch) y.addr += io_top, top = std::max(top, y.addr + y.size);
+  top = std::max(top, io_top);
+  // Aliased tensors: offset inside their root.
+  for (int i = 0; i < n; ++i) {
+    ActTensor& x = s.tensors[static_cast<size_t>(i)];
+    int64_t off = 0;
+    int j = i;
+    while (s.tensors[static_cast<size_t>(j)].alias_of >= 0) {
+      const ActTensor& a = s.tensors[static_cast<size_t>(j)];
+      const ActTensor& host = s.tensors[static_cast<size_t>(a.alias_of)];
+      off += a.channel_offset * host.h * host.w * host.elem;
+      j = a.alias_of;
+    }
+    x.symbol = s.tensors[static_cast<size_t>(j)].symbol;
+    x.ddr_offset = off;
+  }
+  // Weight blobs.
+  for (Layer& l : s.layers) {
+    if (l.kind != LayerKind::kConv) continue;
+    DdrSymbol y;
+    y.name = l.name + ".w";
+    y.kind = DdrSymbol::Kind::kConst;
+    y.addr = Align(top);
+    std::unordered_map<std::string, int64_t> seen;
+    l.blob_offset.assign(l.blobs.size(), -1);
+    for (size_t b = 0; b < l.blobs.size(); ++b) {
+      if (l.blobs[b].empty()) continue;
+      const std::string key(reinterpret_cast<const char*>(l.blobs[b].data()), l.blobs[b].size());
+      const auto it = seen.find(key);
+      if (it != seen.end()) {
+        l.blob_offset[b] = it->second;
+        continue;
+      }
+      const int64_t off = static_cast<int64_t>(y.data.size());
+      y.data.insert(y.data.end(), l.blobs[b].begin(), l.blobs[b].end());
+      y.data.resize(static_cast<size_t>(Align(static_cast<int64_t>(y.data.size()))), 0);
+      seen.emplace(key, off);
+      l.blob_offset[b] = off;
+    }
+    y.size = static_cast<int64_t>(y.data.size());
+    top = y.addr + y.size;
+    l.blob_symbol = static_cast<int>(p.symbols.size());
+    p.symbols.push_back(std::move(y));
+  }
+  p.ddr_bytes = Align(top);
+  // ---- Core and memtile buffers per layer ----
+  int per_mt = 1;
+  {
+    std::map<int, int> count;
+    for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
+  }
+  for (Layer& l : s.layers) {
+    int64_t a = 0;
+    l.core_in = a, a += 2 * l.in_bytes;
+    l.core_in2 = a, a += 2 * l.in2_bytes;
+    l.core_w = a, a += (l.weights_per_iteration ? 2 : 1) * l.w_bytes;
+    l.core_out = a, a += 2 * l.out_bytes;
+    l.core_acc = a, a += l.acc_bytes;
+    if (a > t.core_buffer_bytes())
+      return Internal("{}: core buffers need {} bytes, {} available", l.name, a, t.core_buffer_bytes());
+    int64_t m = 0;
+    l.mt_in_bytes = l.in_bytes, l.mt_in = m, m += 2 * (SharedInput(l) ? 1 : l.rows_used) * l.in_bytes;
+    l.mt_in2_bytes = l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.in2_bytes;
+    l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += 2 * l.rows_used * l.w_bytes;
+    l.mt_out_bytes = l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.out_bytes;
+    l.mt_col_bytes = m;
+    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes))
+      return Internal("{}: memtile footprint mismatch", l.name);
+    m *= per_mt;
+    if (m > t.memtile.bytes) {
+      return FailedPrecondition("{}: memtile slabs need {} bytes, a memtile has {} (tile in {} out {} w {})", l.name, m,
+                               t.memtile.bytes, l.in_bytes, l.out_bytes, l.w_bytes);
+    }
+  }
+  return Status::Ok();
+}
+
+std::string DumpMemPlan(const CompileState& s) {
+  std::string r = "# memplan: DDR symbols\n";
+  for (const DdrSymbol& y : s.program.symbols) {
+    static const char* kinds[] = {"input", "output", "const", "scratch"};
+    r += fmt::format("ddr {:>10} {:>9} {:<8} {}\n", y.addr, y.size, kinds[static_cast<int>(y.kind)], y.name);
+  }
+  r += "# per layer: core [in in2 w out acc] and memtile [in in2 w out] addresses\n";
+  for (const Layer& l : s.layers) {
+    r += fmt::format("{:<28} core {} {} {} {} {}  mt {} {} {} {}\n", l.name, l.core_in, l.core_in2, l.core_w,
+                     l.core_out, l.core_acc, l.mt_in, l.mt_in2, l.mt_w, l.mt_out);
+  }
+  return r;
+}
+
+}  // namespace wbs::aie

@@ -1,0 +1,77 @@
+// Pass 3: split. Each layer's work goes over the core grid: output width in
+// contiguous ranges across the columns and output channels in groups across
+// the rows (activations are broadcast down a column, weights along a row),
+// streaming over output rows with ping/pong inside each core. When the output
+// is narrower than the array (late layers, Gemm) the split falls back to
+// output channels over every core; a tile too large for a core was already
+// cut into CIN parts (accumulated in s32) by pass 2. Cores without work stay
+// idle (a larger array is never forced to be slower). The channel ranges of
+// the groups are chosen by pass 4 (balance); here every core gets its group
+// and width range.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "aie/passes/compiler.h"
+
+namespace wbs::aie {
+
+int NumChannelGroups(const Layer& l) {
+  const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
+  const int64_t g = l.cout_only ? int64_t{l.rows_used} * l.cols_used : l.rows_used;
+  return static_cast<int>(std::min(g, units));
+}
+
+Status RunSplit(CompileState& s) {
+  const Target& t = s.target;
+  for (Layer& l : s.layers) {
+    const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
+    l.cores.clear();
+    if (l.cout_only) {
+      // Channels over every core, column-major so a column's cores share input rows.
+      const int64_t groups = std::min<int64_t>(units, int64_t{t.rows} * t.cols);
+      l.cols_used = static_cast<int>(std::min<int64_t>(t.cols, (groups + t.rows - 1) / t.rows));
+      l.rows_used = static_cast<int>(std::min<int64_t>(t.rows, groups));
+      int64_t gi = 0;
+      for (int c = 0; c < l.cols_used; ++c) {
+        for (int r = 0; r < l.rows_used && gi < groups; ++r, ++gi) {
+          CoreWork w;
+          w.row = r, w.col = c, w.x0 = 0, w.x1 = l.ow;
+          l.cores.push_back(w);
+        }
+      }
+    } else {
+      l.rows_used = static_cast<int>(std::min<int64_t>(t.rows, units));
+      l.cols_used = static_cast<int>(std::min<int64_t>(t.cols, l.ow));
+      for (int r = 0; r < l.rows_used; ++r) {
+        for (int c = 0; c < l.cols_used; ++c) {
+          CoreWork w;
+          w.row = r, w.col = c;
+          w.x0 = l.ow * c / l.cols_used;
+          w.x1 = l.ow * (c + 1) / l.cols_used;
+          l.cores.push_back(w);
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::string DumpSplit(const CompileState& s) {
+  std::string r = "# split: grid use per layer (rows x cols, mode), width ranges\n";
+  for (const Layer& l : s.layers) {
+    std::string ranges;
+    int last_col = -1;
+    for (const CoreWork& w : l.cores) {
+      if (w.col == last_col) continue;
+      last_col = w.col;
+      ranges += fmt::format(" [{},{})", w.x0, w.x1);
+    }
+    r += fmt::format("{:<28} {}x{} {}{}\n", l.name, l.rows_used, l.cols_used,
+                     l.cout_only ? "channels-over-all-cores" : "channels-over-rows width-over-cols",
+                     l.cout_only ? "" : ranges);
+  }
+  return r;
+}
+
+}  // namespace wbs::aie

@@ -1,0 +1,175 @@
+// Pass 2: core subvolume. For each layer, the core tile: output channels
+// (mt_rows block rows of br channels; channel-wise layers: mt_rows channels),
+// output width ow_t, output rows oh_t (streamed, ping/pong), input channels
+// per CIN part ct. Every candidate whose buffers fit the core's buffer banks
+// (Target::core_buffer_bytes: ping/pong input and output, the weight blob —
+// once when it stays for a whole block, twice when CIN parts reload it every
+// iteration — and an s32 accumulator with CIN parts) is scored with the
+// per-core steady-state cost iterations x max(input load, weight load,
+// compute, output store) + one weight load per chunk, and the cheapest is
+// kept. The per-core share is the 2-D split's (channels over rows, width over
+// columns), or channels over every core when the output is narrower than the
+// array (pass 3 applies the same rule).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "aie/passes/compiler.h"
+
+namespace wbs::aie {
+
+namespace {
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct Sizes {
+  int64_t in = 0, in2 = 0, w = 0, out = 0, acc = 0;
+  int64_t total(bool w_twice) const { return 2 * in + 2 * in2 + (w_twice ? 2 : 1) * w + 2 * out + acc; }
+};
+
+}  // namespace
+
+int ActMemtile(const Target& t, int col);
+bool SharedInput(const Layer& l);
+
+// Bytes of one column's memtile slabs (memplan lays them out the same way):
+// ping/pong input (shared by the column's rows, or one per row), add's
+// second input, two weight slabs per row (prefetch / CIN parts), output per row.
+int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out) {
+  return 2 * (SharedInput(l) ? 1 : rows) * in + 2 * rows * in2 + 2 * rows * w + 2 * rows * out;
+}
+
+// Input channels a conv tile of output block rows [.., + mt_rows) reads (ct per part).
+int64_t TileInChannels(const Layer& l, int64_t mt_rows, int64_t ct) {
+  if (l.kind != LayerKind::kConv) return mt_rows;
+  if (l.groups == 1) return ct;
+  const int64_t mpg = l.m / l.groups, cpg = l.c / l.groups;
+  // A chunk may straddle one more group than its size suggests.
+  return std::min(l.c, (CeilDiv(mt_rows * l.br, mpg) + 1) * cpg);
+}
+
+static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int64_t ow_t, int64_t oh_t, int64_t ct,
+                       int64_t parts) {
+  Sizes s;
+  const int64_t ih = (oh_t - 1) * l.sh + (l.kh - 1) * l.dh + 1;
+  const int64_t iw = (ow_t - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+  const int64_t ch = l.kind == LayerKind::kConv ? mt_rows * l.br : mt_rows;
+  s.in = TileInChannels(l, mt_rows, ct) * ih * iw;
+  if (l.kind == LayerKind::kAdd) s.in2 = ch * oh_t * ow_t;
+  if (l.kind == LayerKind::kConv) {
+    BlobHeader h;
+    h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.kh), h.kw = static_cast<int32_t>(l.kw);
+    h.block_rows = static_cast<int32_t>(mt_rows);
+    h.nnz = static_cast<int32_t>(mt_rows * CeilDiv(l.groups == 1 ? ct : l.c / l.groups, l.bc));
+    s.w = BlobBytes(h);
+  }
+  s.out = ch * oh_t * ow_t * y.elem;
+  if (parts > 1) s.acc = ch * oh_t * ow_t * 4;
+  // Buffers are 64-byte aligned by the memory plan.
+  auto al = [](int64_t v) { return (v + 63) / 64 * 64; };
+  s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc);
+  return s;
+}
+
+// The per-core share under the default split (pass 3 uses the same rule).
+void CoreShare(const Target& t, const Layer& l, bool* cout_only, int64_t* cap_rows, int64_t* cap_w) {
+  const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
+  *cout_only = l.ow < t.cols;
+  if (*cout_only) {
+    *cap_rows = CeilDiv(units, int64_t{t.rows} * t.cols);
+    *cap_w = l.ow;
+  } else {
+    *cap_rows = CeilDiv(units, t.rows);
+    *cap_w = CeilDiv(l.ow, t.cols);
+  }
+}
+
+Status RunSubvolume(CompileState& s) {
+  const Target& t = s.target;
+  const int64_t budget = t.core_buffer_bytes();
+  const double eff = s.options.mac_efficiency > 0 ? s.options.mac_efficiency : t.core.mac_efficiency;
+  const double mac_rate = t.macs_per_cycle() * eff;                           // per cycle
+  const double in_bpc = t.link_gbps(Link::kMemtileToCore) / t.clock_ghz;    // bytes per cycle
+  const double out_bpc = t.link_gbps(Link::kCoreToMemtile) / t.clock_ghz;
+  // Columns sharing one memtile split it.
+  int per_mt = 1;
+  {
+    std::map<int, int> count;
+    for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
+  }
+  const int64_t mt_budget = t.memtile.bytes / per_mt;
+  for (Layer& l : s.layers) {
+    const ActTensor& y = s.tensors[static_cast<size_t>(l.output)];
+    bool cout_only = false;
+    int64_t cap_rows = 0, cap_w = 0;
+    CoreShare(t, l, &cout_only, &cap_rows, &cap_w);
+    const int64_t cpg = l.kind == LayerKind::kConv ? l.c / l.groups : 1;
+    const double density = l.macs_dense > 0 ? static_cast<double>(l.macs) / l.macs_dense : 1.0;
+    std::vector<int64_t> cts;
+    if (l.kind == LayerKind::kConv && l.groups == 1) {
+      for (int64_t ct = cpg;; ct = CeilDiv(CeilDiv(ct, 2), l.bc) * l.bc) {
+        cts.push_back(ct);
+        if (ct <= l.bc) break;
+      }
+    } else {
+      cts.push_back(cpg);
+    }
+    std::vector<int64_t> mts, ows;
+    for (int64_t v = cap_rows; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) mts.push_back(v);
+    for (int64_t v = cap_w; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) ows.push_back(v);
+    double best = INFINITY;
+    for (int64_t ct : cts) {
+      const int64_t parts = CeilDiv(cpg, ct);
+      for (int64_t mt : mts) {
+        for (int64_t ow : ows) {
+          // The largest oh_t that fits (the size grows with oh_t).
+          int64_t lo = 0, hi = l.oh;
+          while (lo < hi) {
+            const int64_t mid = (lo + hi + 1) / 2;
+            const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts);
+            if (z.total(parts > 1) <= budget && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out) <= mt_budget) lo = mid;
+            else hi = mid - 1;
+          }
+          if (lo == 0) continue;
+          const int64_t oh = lo;
+          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts);
+          const int64_t chunks = CeilDiv(cap_rows, mt);
+          const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(l.oh, oh) * parts;
+          const int64_t ch = l.kind == LayerKind::kConv ? mt * l.br : mt;
+          const double comp = l.kind == LayerKind::kConv
+                                  ? ch * oh * ow * ct * l.kh * l.kw * density / mac_rate
+                                  : 0.0;
+          const double w_cycles = z.w / in_bpc;
+          const double step = std::max({(z.in + z.in2) / in_bpc, parts > 1 ? w_cycles : 0.0, comp, z.out / out_bpc});
+          const double cost = iters * step + (parts > 1 ? 0.0 : chunks * CeilDiv(cap_w, ow) * w_cycles);
+          if (cost < best) {
+            best = cost;
+            l.mt_rows = mt, l.ow_t = ow, l.oh_t = oh, l.ct = ct, l.parts = parts;
+            l.in_bytes = z.in, l.in2_bytes = z.in2, l.w_bytes = z.w, l.out_bytes = z.out, l.acc_bytes = z.acc;
+            l.weights_per_iteration = parts > 1;
+            l.cout_only = cout_only;
+          }
+        }
+      }
+    }
+    if (!std::isfinite(best)) {
+      return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row with {} input channels)",
+                               l.name, budget, cts.back());
+    }
+  }
+  return Status::Ok();
+}
+
+std::string DumpSubvolume(const CompileState& s) {
+  std::string r = fmt::format("# subvolume: core tile per layer (budget {} bytes per core)\n", s.target.core_buffer_bytes());
+  for (const Layer& l : s.layers) {
+    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}\n",
+                     l.name, l.mt_rows, l.ow_t, l.oh_t, l.ct, l.parts, l.in_bytes, l.in2_bytes, l.w_bytes,
+                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? "  cout-only" : "");
+  }
+  return r;
+}
+
+}  // namespace wbs::aie
