@@ -255,6 +255,13 @@ Result<std::shared_ptr<GraphModule>> GraphModule::Create(const ir::Graph& graph,
         if (s >= 0) last[s] = static_cast<int>(i);
   for (int s = 0; s < m.num_slots; ++s)
     if (last[s] >= 0 && s != m.output_slots[0]) m.steps[last[s]].release.push_back(s);
+
+  // Masks the graph already carries (wbs sparsify, an earlier export).
+  for (const std::string& name : m.weight_names) {
+    const ir::Value* v = g.FindValue(name);
+    if (v && v->block_mask)
+      WBS_RETURN_IF_ERROR(module->SetMask(name, *v->block_mask).WithContext(gname));
+  }
   return module;
 }
 

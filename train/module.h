@@ -4,25 +4,36 @@
 //
 // Contract:
 //  - GraphModule::Create builds one torch parameter per float constant that
-//    training should change (Conv/Gemm/MatMul weights and biases, BN
-//    scale/bias) and buffers for BN running mean/var; every other node runs
-//    as the equivalent torch op (Conv with fused activation/residual attrs,
-//    BatchNormalization, Relu, Clip, Add, Mul, Concat, MaxPool, AveragePool,
-//    GlobalAveragePool, Flatten, Reshape, Gemm, MatMul, Softmax, Identity,
-//    Dropout...). An op it cannot train is a clear error naming the node.
+//    training should change (Conv/ConvTranspose/Gemm weights and biases,
+//    constant MatMul operands, an Add's constant right after a MatMul/Gemm,
+//    BN scale/bias; constants reached through Identity count) and buffers
+//    for BN running mean/var; other constants (shapes, Clip bounds) stay
+//    fixed. Every node that reaches an output runs as the equivalent ATen op
+//    (train/torch_ops.h lists them: Conv with the fused "wbs.activation*" /
+//    "wbs.residual" attrs of ir/graph.h, BatchNormalization, Relu, Clip,
+//    Add, Mul, Concat, the pools, Flatten, Reshape, Gemm, MatMul, Softmax,
+//    Identity, Dropout, ...). An op or attribute it cannot express is an
+//    Unimplemented error naming the node.
 //    BatchNormalization stays a trainable BN (train() mode uses batch stats
-//    and updates running stats with its momentum); if the graph came with BN
-//    already folded, the convs simply have biases.
-//  - Masks: a blockable weight (sparse/layers.h) may carry a BlockMask Γ.
-//    forward() uses W ⊙ expand(Γ); after every optimizer step
-//    ApplyMasks() also zeroes the masked entries of W in place, so masked
-//    blocks are exactly zero at all times (also in checkpoints and exports).
-//  - Gates (learned masks): a weight may instead carry a gate function
-//    g(W) -> W' used in forward (e.g. straight-through top-k); SetGate.
+//    and updates running stats with its momentum, ONNX's m -> torch's 1 - m;
+//    eval() uses the running stats); if the graph came with BN already
+//    folded, the convs simply have biases.
+//  - Masks: a Conv (group 1), Gemm or MatMul weight may carry a BlockMask Γ
+//    (view and layout as sparse/layers.h). forward() uses W ⊙ expand(Γ);
+//    after every optimizer step ApplyMasks() also zeroes the masked entries
+//    of W in place, so masked blocks are exactly zero at all times (also in
+//    checkpoints and exports).
+//  - Gates (learned masks): a weight may carry a gate function g(W) -> W'
+//    (e.g. straight-through top-k); forward uses g(W) ⊙ expand(Γ) when it
+//    has both.
 //  - ExportGraph writes the current values into a clone of the source graph
 //    (BN kept, or folded into the convs when fold_bn), with each masked
-//    weight's Value::block_mask set, ready for onnxio::Export and the runtime.
-//  - Device-agnostic: parameters live on options.device.
+//    weight's Value::block_mask set, ready for onnxio::ExportModel and the
+//    runtime.
+//  - Device-agnostic: parameters, buffers, fixed constants and expanded
+//    masks live on options.device (choose it at Create; Module::to() would
+//    move only parameters and buffers). LibTorch errors (c10::Error) never
+//    cross the Status-returning calls.
 #pragma once
 
 #include <torch/torch.h>
@@ -50,6 +61,8 @@ struct ModuleOptions {
 class GraphModule : public torch::nn::Module {
  public:
   // The graph is cloned; the module does not refer to `graph` afterwards.
+  // Masks the graph carries (Value::block_mask: `wbs sparsify` output, an
+  // earlier export) are set with SetMask (forward masks; ApplyMasks zeroes).
   static Result<std::shared_ptr<GraphModule>> Create(const ir::Graph& graph,
                                                      const ModuleOptions& options = {});
 

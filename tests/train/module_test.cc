@@ -204,7 +204,7 @@ TEST(ModuleOrt, TrainedFmnistExportRunsInOrt) {
   auto created = GraphModule::Create(*graph);
   ASSERT_TRUE(created.ok());
   GraphModule& m = **created;
-  MaskHalf(m, 5);
+  const std::map<std::string, BlockMask> masks = MaskHalf(m, 5);
   torch::optim::SGD opt(m.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
   m.train();
   for (int step = 0; step < 2; ++step) {
@@ -243,6 +243,18 @@ TEST(ModuleOrt, TrainedFmnistExportRunsInOrt) {
     auto got = ReadNpy((out_dir / "logits.npy").string());
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     ExpectClose(expect, *got, 1e-4, fold ? "ORT folded" : "ORT with BN");
+    // The file carries the masks, and a module built from it adopts them.
+    auto imported = onnxio::ImportModel(model);
+    ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+    auto reloaded = GraphModule::Create(**imported);
+    ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+    for (const auto& [name, mask] : masks) {
+      const ir::Value* v = (*imported)->FindValue(name);
+      ASSERT_TRUE(v && v->block_mask) << name;
+      EXPECT_EQ(*v->block_mask, mask) << name;
+      ASSERT_TRUE((*reloaded)->mask(name).has_value()) << name;
+      EXPECT_EQ(*(*reloaded)->mask(name), mask) << name;
+    }
   }
 }
 
