@@ -13,12 +13,20 @@
 
 #include "aie/passes/compiler.h"
 #include "cli/command.h"
+#include "ir/op_schema.h"
 #include "onnx/file_io.h"
 #include "quant/ptq.h"
 #include "sparse/sparsify.h"
 #include "zoo/zoo.h"
 
 namespace wbs::cli {
+
+// Batch 1 and static shapes everywhere (the compiler plans exact sizes).
+Status PrepareForAie(ir::Graph& g) {
+  for (ir::Value* v : g.inputs)
+    if (v->has_shape && !v->shape.empty() && v->shape[0] < 0) v->shape[0] = 1;
+  return ir::InferShapes(g);
+}
 
 Result<std::unique_ptr<ir::Graph>> BuildInt8ZooModel(const std::string& name, double sparsity, uint64_t seed) {
   zoo::ZooOptions zo;
@@ -44,7 +52,9 @@ Result<std::unique_ptr<ir::Graph>> BuildInt8ZooModel(const std::string& name, do
   quant::PtqOptions po;
   WBS_ASSIGN_OR_RETURN(quant::Calibration cal, quant::Calibrate(*prepared, {x}, po));
   quant::PtqReport report;
-  return quant::BuildQuantizedGraph(*prepared, cal, po, &report);
+  WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> q, quant::BuildQuantizedGraph(*prepared, cal, po, &report));
+  WBS_RETURN_IF_ERROR(PrepareForAie(*q));
+  return q;
 }
 
 namespace {
@@ -62,6 +72,7 @@ Status RunCompile(const CompileArgs& a) {
     WBS_ASSIGN_OR_RETURN(graph, BuildInt8ZooModel(a.zoo, a.sparsity, a.seed));
   } else {
     WBS_ASSIGN_OR_RETURN(graph, LoadModel(a.model, {}));
+    WBS_RETURN_IF_ERROR(PrepareForAie(*graph));
   }
   aie::CompileState s;
   WBS_ASSIGN_OR_RETURN(s.target, aie::Target::Load(a.target));

@@ -79,7 +79,7 @@ Status RunTimeModel(CompileState& s) {
     for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
       const Block& b = s.program.blocks[static_cast<size_t>(bi)];
       std::map<std::string, double> per_res;
-      double stage_max[7] = {0, 0, 0, 0, 0, 0, 0};
+      std::map<std::string, double> stage_res[7];
       bool weights_only = true;
       for (const Instruction& in : b.instrs) {
         if (in.op != Opcode::kLoadW && in.op != Opcode::kLoadWm) weights_only = false;
@@ -90,13 +90,18 @@ Status RunTimeModel(CompileState& s) {
         if (in.op == Opcode::kWriteFm) l.stream_out_bytes += bytes;
         for (const Cost& c : InstrCosts(t, eff, in)) {
           per_res[c.resource] += c.cycles;
-          stage_max[c.stage] = std::max(stage_max[c.stage], c.cycles);
+          stage_res[c.stage][c.resource] += c.cycles;
         }
       }
       double steady = 0;
       for (const auto& [res, cyc] : per_res) steady = std::max(steady, cyc);
+      // One iteration's latency: the stages in order, each as long as its busiest resource.
+      double stage_max[7] = {0, 0, 0, 0, 0, 0, 0};
       double latency = 0;
-      for (double v : stage_max) latency += v;
+      for (int st = 0; st < 7; ++st) {
+        for (const auto& [res, cyc] : stage_res[st]) stage_max[st] = std::max(stage_max[st], cyc);
+        latency += stage_max[st];
+      }
       double cycles = latency + static_cast<double>(b.iterations - 1) * steady;
       if (weights_only && l.prefetch_weights && bi > l.first_block) {
         // The DDR part (LOADW) overlapped the previous block.
