@@ -163,12 +163,10 @@ TEST(OpsSparseTest, ConvMatchesReference) {
   }
 }
 
-// Found by ConvMatchesReference (WBS_TEST_SEED=7, case 10, before dense
-// cases were skipped there): the oneDNN Conv operator (runtime/
-// ops_dnnl_conv.cc) segfaults on this dense conv with bias, residual and
-// asymmetric pads. Not a sparse-path bug; kept disabled until fixed there
-// (run with --gtest_also_run_disabled_tests).
-TEST(OpsSparseTest, DISABLED_DenseResidualAsymmetricPadsOnOneDnn) {
+// A dense conv with bias, residual and a pad as large as the kernel (an
+// output row of padding only): oneDNN 2.6's brgconv crashed here; the
+// operator now avoids it (kernels/dnnl/conv.cc, ops_dnnl_conv_pads_test.cc).
+TEST(OpsSparseTest, DenseResidualAsymmetricPadsOnOneDnn) {
   Rng rng(7);
   Attrs attrs = {{"kernel_shape", std::vector<int64_t>{2, 2}},
                  {"strides", std::vector<int64_t>{2, 2}},
