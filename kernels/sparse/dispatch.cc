@@ -19,7 +19,10 @@ Isa Detect() {
 
 Isa ParseCap(const char* s, bool* ok) {
   *ok = true;
-  if (!s || !*s || std::strcmp(s, "avx512") == 0) return Isa::kAvx512;
+  // avx512vnni is the int8 kernels' top level (s8_dispatch.h); the fp32
+  // kernels need no VNNI, so for them it means avx512.
+  if (!s || !*s || std::strcmp(s, "avx512") == 0 || std::strcmp(s, "avx512vnni") == 0)
+    return Isa::kAvx512;
   if (std::strcmp(s, "avx2") == 0) return Isa::kAvx2;
   if (std::strcmp(s, "ref") == 0) return Isa::kRef;
   *ok = false;
@@ -53,7 +56,7 @@ Isa ActiveIsa() {
     bool ok = true;
     const char* env = std::getenv("WBS_ISA_CAP");
     const Isa cap = ParseCap(env, &ok);
-    if (!ok) WBS_LOG_WARN("WBS_ISA_CAP='{}' is not avx512|avx2|ref; ignored", env);
+    if (!ok) WBS_LOG_WARN("WBS_ISA_CAP='{}' is not avx512vnni|avx512|avx2|ref; ignored", env);
     const Isa active = std::min(hw, cap);
     WBS_LOG_INFO("sparse kernels: cpu isa {}, cap {}, using {}", IsaName(hw),
                  env && *env ? env : "none", IsaName(active));
