@@ -49,7 +49,8 @@ SparseMode CurrentSparseMode() {
 // over the 1- and 2-thread medians of
 //   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --benchmark_min_time=0.3
 // (ResNet-50's 23 distinct conv shapes at 0/25/50/75/90% random-mask block
-// sparsity, docs/BENCHMARKS_SPARSE.md, commit f7c3d82, this machine); Gemm
+// sparsity, then in docs/BENCHMARKS_SPARSE.md, now docs/BENCHMARKS.md "Block-sparse
+// kernels"; commit f7c3d82, this machine); Gemm
 // with few rows below (more rows: the conv classes, positions = rows). The
 // classes are what the measurements separate: the output plane's size (the
 // kernel vectorizes over output positions, so a 7x7 plane fills 49 of 64
