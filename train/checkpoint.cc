@@ -44,8 +44,7 @@ Status SaveCheckpoint(const std::string& path, GraphModule& module,
     for (const auto& b : module.named_buffers(/*recurse=*/true)) {
       archive.write("buffer/" + b.key(), b.value().detach().to(torch::kCPU));
     }
-    std::string masks;
-    for (const auto& name : module.blockable_weights()) {
+    for (const auto& name : module.weight_names()) {
       if (auto m = module.mask(name)) {
         archive.write("mask/" + name, c10::IValue(EncodeBlockMask(*m)));
       }
@@ -112,7 +111,7 @@ Result<CheckpointState> LoadCheckpoint(const std::string& path, GraphModule& mod
       b.value().copy_(t);
     }
     module.ClearMasks();
-    for (const auto& name : module.blockable_weights()) {
+    for (const auto& name : module.weight_names()) {
       where = "mask/" + name;
       c10::IValue m;
       if (!archive.try_read(where, m)) continue;

@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <unistd.h>
 
+#include "core/progress.h"
 #include "onnx/file_io.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
@@ -29,14 +29,6 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 std::string FirstLine(const std::string& s) {
   auto nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
-}
-
-std::string FormatDuration(double s) {
-  if (!(s >= 0) || s > 1e7) return "?";
-  int t = static_cast<int>(std::lround(s));
-  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
-  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
 }
 
 // The augmentation generator of (seed, epoch, rank): an epoch's batches are
@@ -102,35 +94,6 @@ std::string Fingerprint(const TrainOptions& o, int64_t train_size) {
   return j.dump();
 }
 
-// A one-line progress display on stderr: redrawn in place on a terminal,
-// otherwise printed once per epoch.
-class ProgressLine {
- public:
-  explicit ProgressLine(bool enabled) : enabled_(enabled) {
-#if defined(__unix__)
-    tty_ = enabled && isatty(2);
-#endif
-  }
-  void Update(const std::string& text) {
-    if (!enabled_ || !tty_) return;
-    auto now = Clock::now();
-    if (Seconds(last_, now) < 0.25) return;
-    last_ = now;
-    std::fprintf(stderr, "\r%s\033[K", text.c_str());
-    std::fflush(stderr);
-  }
-  void Finish(const std::string& text) {
-    if (!enabled_) return;
-    std::fprintf(stderr, tty_ ? "\r%s\033[K\n" : "%s\n", text.c_str());
-    std::fflush(stderr);
-  }
-
- private:
-  bool enabled_ = false;
-  bool tty_ = false;
-  Clock::time_point last_{};
-};
-
 }  // namespace
 
 Result<OptimizerKind> ParseOptimizer(const std::string& text) {
@@ -163,6 +126,31 @@ const char* LrScheduleName(LrScheduleKind k) {
     case LrScheduleKind::kStep: return "step";
   }
   return "?";
+}
+
+uint64_t ParameterChecksum(GraphModule& module) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= b[i];
+      h *= 1099511628211ull;
+    }
+  };
+  torch::NoGradGuard no_grad;
+  auto mix_tensor = [&](const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    mix(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) mix_tensor(p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) mix_tensor(b.value());
+  for (const auto& name : module.weight_names()) {
+    if (auto m = module.mask(name)) {
+      std::string e = name + EncodeBlockMask(*m);
+      mix(e.data(), e.size());
+    }
+  }
+  return h;
 }
 
 Trainer::~Trainer() = default;
@@ -215,6 +203,14 @@ Status Trainer::Init() {
     std::vector<int64_t> idx(static_cast<size_t>(o.max_train_images));
     std::iota(idx.begin(), idx.end(), 0);
     train_ = data::Subset(train_, idx);
+  }
+  if (o.max_eval_images > 0) {
+    for (data::Dataset* d : {&val_, &test_}) {
+      if (d->size() <= o.max_eval_images) continue;
+      std::vector<int64_t> idx(static_cast<size_t>(o.max_eval_images));
+      std::iota(idx.begin(), idx.end(), 0);
+      *d = data::Subset(*d, idx);
+    }
   }
   if (steps_per_epoch() == 0) {
     return InvalidArgument("--batch {} is larger than the training split ({} images)",
@@ -350,7 +346,7 @@ Status Trainer::BroadcastMasks() {
   // Masks travel as text: "name\tencoded\n" lines, length first.
   std::string text;
   if (options_.rank == 0) {
-    for (const auto& name : module_->blockable_weights()) {
+    for (const auto& name : module_->weight_names()) {
       if (auto m = module_->mask(name)) text += name + "\t" + EncodeBlockMask(*m) + "\n";
     }
   }
@@ -400,10 +396,14 @@ Status Trainer::BroadcastState() {
 
 double Trainer::MaskedFraction() const {
   double masked = 0, total = 0;
-  for (const auto& name : module_->blockable_weights()) {
+  const auto& blockable = module_->blockable_weights();
+  for (const auto& name : module_->weight_names()) {
+    auto m = module_->mask(name);
+    bool counted = m.has_value() ||
+                   std::find(blockable.begin(), blockable.end(), name) != blockable.end();
+    if (!counted) continue;
     auto& w = const_cast<GraphModule&>(*module_).weight(name);
     total += static_cast<double>(w.numel());
-    auto m = module_->mask(name);
     if (!m || w.dim() < 2) continue;
     int64_t cout = m->layout == MaskLayout::kOutIn ? w.size(0) : w.size(1);
     int64_t cin = m->layout == MaskLayout::kOutIn ? w.size(1) : w.size(0);
@@ -469,7 +469,12 @@ Status Trainer::TrainEpoch(int epoch, EpochMetrics& m) {
   auto labels = torch::empty({local}, torch::kInt32);
   auto ce_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
       o.label_smoothing);
-  ProgressLine progress(o.progress && o.rank == 0);
+  const bool show = o.progress && o.rank == 0 && ProgressEnabled();
+  ProgressOptions po;
+  po.unit = "step";
+  if (!show) po.mode = ProgressMode::kSilent;
+  Progress progress(fmt::format("{} epoch {}/{}", o.log_prefix, epoch + 1, o.epochs), spe, po);
+  double sparsity = 0;
   const auto start = Clock::now();
   double loss_sum = 0;  // local sums; reduced over ranks at the end
   int64_t correct = 0, seen = 0;
@@ -524,16 +529,16 @@ Status Trainer::TrainEpoch(int epoch, EpochMetrics& m) {
     module_->ApplyMasks();
     ++step_;
     if (hooks_.on_step_end) WBS_RETURN_IF_ERROR(hooks_.on_step_end(*this, step_));
-    if (o.progress && o.rank == 0) {
-      double el = Seconds(start, Clock::now());
-      double eta = el / static_cast<double>(s + 1) * static_cast<double>(spe - s - 1);
-      progress.Update(fmt::format("{} epoch {}/{} [{:>3}%] loss {:.4f} acc {:.2f}% lr {:.4g} eta {}",
-                                  o.log_prefix, epoch + 1, o.epochs, (s + 1) * 100 / spe,
-                                  loss_sum / static_cast<double>(seen),
-                                  100.0 * static_cast<double>(correct) / static_cast<double>(seen),
-                                  lr_, FormatDuration(eta)));
+    if (show) {
+      // Masks may change during an epoch (gradual methods); re-measured now and then.
+      if (s % 50 == 0) sparsity = hooks_.sparsity ? hooks_.sparsity(*this) : MaskedFraction();
+      progress.Update(s + 1, {Metric("loss", loss_sum / static_cast<double>(seen), 4),
+                              PercentMetric("acc", static_cast<double>(correct) /
+                                                       static_cast<double>(seen), 2),
+                              PercentMetric("sparsity", sparsity, 1), Metric("lr", lr_, 4)});
     }
   }
+  progress.Finish();
   // Ranks: train metrics over all ranks; BN running statistics averaged so
   // every rank evaluates (and checkpoints) the same model.
   auto totals = torch::tensor({loss_sum, static_cast<double>(correct), static_cast<double>(seen)},
@@ -555,15 +560,14 @@ Status Trainer::TrainEpoch(int epoch, EpochMetrics& m) {
   WBS_ASSIGN_OR_RETURN(m.val, Evaluate(val_));
   m.sparsity = hooks_.sparsity ? hooks_.sparsity(*this) : MaskedFraction();
   m.seconds = Seconds(start, Clock::now());
-  if (o.progress && o.rank == 0) {
+  if (show) {
     std::string val = val_.size() > 0 ? fmt::format(" | val loss {:.4f} acc {:.2f}%", m.val.loss,
                                                     100 * m.val.accuracy)
                                       : std::string();
     double eta = m.seconds * (o.epochs - epoch - 1);
-    progress.Finish(fmt::format(
-        "{} epoch {}/{} loss {:.4f} acc {:.2f}%{} | sparsity {:.1f}% | {} (eta {})", o.log_prefix,
-        epoch + 1, o.epochs, m.train_loss, 100 * m.train_accuracy, val, 100 * m.sparsity,
-        FormatDuration(m.seconds), FormatDuration(eta)));
+    fmt::print(stderr, "{} epoch {}/{} loss {:.4f} acc {:.2f}%{} | sparsity {:.1f}% | {} (eta {})\n",
+               o.log_prefix, epoch + 1, o.epochs, m.train_loss, 100 * m.train_accuracy, val,
+               100 * m.sparsity, FormatDuration(m.seconds), FormatDuration(eta));
   }
   return Status::Ok();
 }
@@ -615,7 +619,7 @@ Result<TrainResult> Trainer::Run() {
   const bool writer = o.rank == 0;  // files are written by rank 0 only
   if (epoch_ > 0) {
     result.resumed_from_epoch = epoch_;
-    if (o.progress && writer) {
+    if (o.progress && writer && ProgressEnabled()) {
       std::fprintf(stderr, "%s: resumed after epoch %d/%d (step %lld)\n", o.log_prefix.c_str(),
                    epoch_, o.epochs, static_cast<long long>(step_));
     }
@@ -664,6 +668,7 @@ Result<TrainResult> Trainer::Run() {
   result.best_epoch = best_epoch_;
   result.best_val_accuracy = best_val_ < 0 ? 0 : best_val_;
   result.seconds = Seconds(start, Clock::now());
+  result.checksum = ParameterChecksum(*module_);
   json fin = {{"final", true},
               {"epochs", o.epochs},
               {"step", step_},
@@ -673,9 +678,10 @@ Result<TrainResult> Trainer::Run() {
               {"test_acc", result.test.accuracy},
               {"best_epoch", best_epoch_ + 1},
               {"sparsity", hooks_.sparsity ? hooks_.sparsity(*this) : MaskedFraction()},
-              {"seconds", result.seconds}};
+              {"seconds", result.seconds},
+              {"checksum", fmt::format("{:016x}", result.checksum)}};
   WBS_RETURN_IF_ERROR(write_metrics(&fin));
-  if (o.progress && writer && test_.size() > 0) {
+  if (o.progress && writer && ProgressEnabled() && test_.size() > 0) {
     std::fprintf(stderr, "%s: test loss %.4f acc %.2f%% (%lld images)\n", o.log_prefix.c_str(),
                  result.test.loss, 100 * result.test.accuracy,
                  static_cast<long long>(result.test.count));

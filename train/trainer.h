@@ -81,8 +81,10 @@ struct TrainOptions {
   data::Normalization normalization;
   double validation_fraction = 0.1;  // held out of the training set (seeded)
   int eval_batch_size = 500;
-  // Cap on training images per epoch (0 = all); for tests and quick runs.
+  // Caps for tests and quick runs (0 = all): training images per epoch (the
+  // first N of the training split), and validation/test images evaluated.
   int64_t max_train_images = 0;
+  int64_t max_eval_images = 0;
 
   std::string checkpoint_dir;  // "" = no checkpoints
   bool resume = false;         // continue from checkpoint_dir/last.pt if present
@@ -159,7 +161,12 @@ struct TrainResult {
   double best_val_accuracy = 0;
   double seconds = 0;  // wall time of this Run() (excludes earlier runs when resumed)
   int resumed_from_epoch = -1;  // first epoch run by this process when resumed, else -1
+  uint64_t checksum = 0;        // ParameterChecksum of the final weights
 };
+
+// FNV-1a over the bytes of every parameter and buffer (named_parameters
+// order) and the masks: equal on ranks that hold identical models.
+uint64_t ParameterChecksum(GraphModule& module);
 
 class Trainer {
  public:
