@@ -3,6 +3,8 @@
 #include <map>
 #include <mutex>
 
+#include "runtime/ops_quant_fast.h"
+
 namespace wbs::runtime {
 
 const char* BackendName(Backend b) { return b == Backend::kReference ? "reference" : "fast"; }
@@ -34,6 +36,7 @@ void EnsureBuiltins() {
     RegisterQuantOperators();
     RegisterDnnlOperators();
     RegisterSparseOperators();  // after oneDNN: it wraps those factories
+    RegisterQuantFastOperators();  // runtime/ops_quant_fast.h
   });
 }
 }  // namespace

@@ -1,0 +1,273 @@
+// Fast int8 QConv / QGemm operators (docs/int8.md section 3, bit-exact with
+// the reference operators of runtime/ops_quant.cc):
+//   - int8 block-sparse (kernels/sparse/s8_bsr_conv_plan.h) when the s8
+//     weight has all-zero 8x8 blocks and the cost rule below prefers it;
+//   - else oneDNN int8 in kExact mode (kernels/dnnl/conv_s8.h: oneDNN only
+//     accumulates, our epilogue requantizes), which also takes grouped and
+//     depthwise convs;
+//   - else the factory declines and the reference operator runs.
+// Both fast paths take the (M_c, S_c), zero points and clamp bounds from
+// ResolveQLinearQuant, the function the reference uses, so the integers are
+// the same. Declined: f32 outputs (the dequantized logits: neither kernel
+// writes f32), non-constant weights or biases, dynamic input shapes, 3-D
+// convs. The IR has no quantized MatMul (QGemm covers it, docs/int8.md).
+//
+// WBS_SPARSE (runtime/ops_sparse.h) applies here too: 0 never sparse, 1
+// sparse whenever a zero block exists, auto the cost rule. WBS_DNNL=0 turns
+// the oneDNN path off.
+#include "runtime/ops_quant_fast.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/logging.h"
+#include "kernels/dnnl/conv_s8.h"
+#include "kernels/sparse/s8_bsr_conv_plan.h"
+#include "kernels/sparse/s8_bsr_weight.h"
+#include "runtime/operator.h"
+#include "runtime/ops_dnnl_internal.h"
+#include "runtime/ops_nn_common.h"
+#include "runtime/ops_quant.h"
+#include "runtime/ops_sparse.h"
+
+namespace wbs::runtime {
+
+namespace {
+
+namespace ks = kernels::sparse;
+namespace kref = kernels::ref;
+using kernels::onednn::S8ConvMode;
+using kernels::onednn::S8ConvPrimitive;
+
+constexpr int kBlock = 8;
+
+// The cost rule. t_sparse / t_dense ~ a * kept + b, least squares over the
+// 1-thread median speed-ups of docs/BENCHMARKS.md "Int8 block-sparse
+// kernels" (ResNet-50's conv shapes + FC, batch 1: 0.86x / 1.45x / 2.37x /
+// 4.25x at 0 / 50 / 75 / 90% block sparsity, i.e. ratios 1.16 / 0.69 / 0.42
+// / 0.24). That dense side was oneDNN kNative; the runtime's dense path is
+// kExact (a padded input copy and our epilogue on top), so the rule is
+// conservative. Sparse when the estimate is at most kSparseChooseBelow, as
+// for f32: kept <= ~0.73, i.e. at least ~27% zero blocks.
+constexpr double kS8CostA = 1.02, kS8CostB = 0.156;
+
+double EstimateS8SparseOverDense(double kept) {
+  return kS8CostA * std::clamp(kept, 0.0, 1.0) + kS8CostB;
+}
+
+uint8_t* ThreadScratch(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf.data();
+}
+
+bool AllStatic(const ir::ValueInfo& v) {
+  return v.has_shape &&
+         std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
+}
+
+bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
+
+// Whether to run `w` block-sparse; logs the decision (info, -v).
+bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
+  const SparseMode mode = CurrentSparseMode();
+  const int64_t blocks = w.block_rows() * w.block_cols();
+  if (mode == SparseMode::kOff || w.nnz_blocks() == blocks) return false;
+  const double kept = double(w.nnz_blocks()) / double(blocks);
+  const double est = EstimateS8SparseOverDense(kept);
+  const bool force = mode == SparseMode::kForce;
+  const bool sparse = force || est <= kSparseChooseBelow;
+  WBS_LOG_INFO("{}: int8 sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}",
+               node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity(), est,
+               sparse ? "sparse" : "dense", force ? " (WBS_SPARSE=1)" : "");
+  return sparse;
+}
+
+// QConv (conv = true) and QGemm. Gemm is the 1x1 conv of an [N, K, 1, 1]
+// input for oneDNN, and S8BsrGemmPlan for the sparse kernel.
+class FastQLinearOp final : public Operator {
+ public:
+  // nullptr: declined (the reference runs).
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args, bool conv) {
+    const ir::Node& node = *args.node;
+    const auto& in = args.inputs;
+    const bool has_bias = in.size() > 2 && in[2].present;
+    if (in.size() < 2 || !in[0].present || !Is8Bit(in[0].dtype) || !AllStatic(in[0]) ||
+        in[1].value == nullptr || in[1].value->dtype() != DType::kI8 ||
+        (has_bias && (in[2].value == nullptr || in[2].value->dtype() != DType::kI32)) ||
+        args.outputs.empty() || !Is8Bit(args.outputs[0].dtype) || !AllStatic(args.outputs[0]) ||
+        NumElements(in[0].shape) == 0)
+      return std::unique_ptr<Operator>();
+    const Tensor& w = *in[1].value;
+    if (w.rank() < 2 || (!conv && (w.rank() != 2 || in[0].rank() != 2)))
+      return std::unique_ptr<Operator>();
+    const int64_t m = w.dim(0);
+    if (has_bias && in[2].value->numel() != m) return std::unique_ptr<Operator>();
+    Result<QLinearQuant> rq = ResolveQLinearQuant(node, m);
+    if (!rq.ok() || rq->float_output || rq->x.dtype != in[0].dtype)
+      return std::unique_ptr<Operator>();  // the reference reports bad parameters
+
+    kref::ConvParams p;
+    if (conv) {
+      if (w.rank() != 3 && w.rank() != 4) return std::unique_ptr<Operator>();
+      Result<kref::ConvParams> rp = ResolveConvParams(node, in[0].shape, w.shape(), false);
+      if (!rp.ok()) return std::unique_ptr<Operator>();
+      p = *rp;
+      p.activation = kref::Activation();  // the clamp bounds carry Relu / Clip
+    } else {
+      if (in[0].shape[1] != w.dim(1)) return std::unique_ptr<Operator>();
+      p.batch = in[0].shape[0];
+      p.in_channels = w.dim(1);
+      p.out_channels = m;
+    }
+    const int64_t kh = conv && w.rank() == 4 ? w.dim(2) : 1;
+    const int64_t kw = conv ? w.dim(-1) : 1;
+
+    ks::S8QuantParams q;
+    q.x_signed = rq->x.dtype == DType::kI8;
+    q.x_zero_point = rq->x.zero_point;
+    q.y_zero_point = rq->y.zero_point;
+    q.lo = rq->lo;
+    q.hi = rq->hi;
+    if (has_bias) {
+      const int32_t* b = in[2].value->data<int32_t>();
+      q.bias.assign(b, b + m);
+    }
+    q.requant = rq->requant;
+
+    auto op = std::unique_ptr<FastQLinearOp>(new FastQLinearOp(node, conv));
+    op->x_shape_ = in[0].shape;
+    op->y_shape_ = args.outputs[0].shape;
+    op->y_dtype_ = args.outputs[0].dtype;
+    op->x_dtype_ = in[0].dtype;
+
+    // Block-sparse: group 1 only (the BSR blocks span one group's channels).
+    if (p.group == 1 && CurrentSparseMode() != SparseMode::kOff) {
+      Result<ks::S8BlockSparseWeight> bsr = ks::S8BlockSparseWeight::FromDense(
+          w.data<int8_t>(), m, p.in_channels, kh, kw, kBlock, kBlock);
+      if (bsr.ok() && DecideSparse(node, *bsr)) {
+        op->bsr_ = std::make_unique<ks::S8BlockSparseWeight>(std::move(bsr).value());
+        Status st = op->BuildSparse(p, q);
+        if (st.ok()) return std::unique_ptr<Operator>(std::move(op));
+        WBS_LOG_DEBUG("{}: int8 block-sparse plan declined: {}", node.Describe(), st.message());
+        op->bsr_.reset();
+      }
+    }
+    if (!dnnl_ops::DnnlEnabled()) return std::unique_ptr<Operator>();
+    op->p_ = p;
+    op->q_ = std::move(q);
+    op->w_dense_.assign(w.data<int8_t>(), w.data<int8_t>() + w.numel());
+    // Built now for the current thread count, so an unsupported geometry
+    // declines here rather than failing at run time.
+    Result<S8ConvPrimitive*> prim = op->Primitive(dnnl_ops::CurrentThreads());
+    if (!prim.ok()) {
+      WBS_LOG_DEBUG("{}: oneDNN int8 declined: {}", node.Describe(), prim.status().message());
+      return std::unique_ptr<Operator>();
+    }
+    op->impl_ = "onednn_s8_exact:" + (*prim)->impl_name();
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    const Tensor* x = InputOrNull(inputs, 0);
+    if (x == nullptr || outputs.empty() || outputs[0] == nullptr)
+      return InvalidArgument("{}: missing input X or output Y", node_.Describe());
+    Tensor& y = *outputs[0];
+    if (x->dtype() != x_dtype_ || x->shape() != x_shape_ || y.dtype() != y_dtype_ ||
+        y.shape() != y_shape_)
+      return InvalidArgument("{}: fast int8 op was planned for X {}{} -> Y {}{}, got {} -> {}",
+                             node_.Describe(), DTypeName(x_dtype_), ShapeToString(x_shape_),
+                             DTypeName(y_dtype_), ShapeToString(y_shape_), x->Describe(),
+                             y.Describe());
+    // The weight and bias were folded in at creation; they are constants.
+    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x->raw());
+    uint8_t* yb = reinterpret_cast<uint8_t*>(y.raw());
+    const int threads = std::max(1, ctx.num_threads);
+    if (conv_plan_) {
+      conv_plan_->Run(xb, yb, ThreadScratch(static_cast<size_t>(conv_plan_->scratch_bytes())),
+                      threads);
+      return Status::Ok();
+    }
+    if (gemm_plan_) {
+      gemm_plan_->Run(xb, yb, ThreadScratch(static_cast<size_t>(gemm_plan_->scratch_bytes())),
+                      threads);
+      return Status::Ok();
+    }
+    dnnl_ops::UseThreads(ctx);
+    WBS_ASSIGN_OR_RETURN(S8ConvPrimitive * prim, Primitive(dnnl_ops::CurrentThreads()));
+    return prim->Run(xb, yb);
+  }
+
+  std::string impl_name() const override { return impl_; }
+
+ private:
+  FastQLinearOp(const ir::Node& node, bool conv) : node_(node), conv_(conv) {}
+
+  Status BuildSparse(const kref::ConvParams& p, const ks::S8QuantParams& q) {
+    if (conv_) {
+      WBS_ASSIGN_OR_RETURN(ks::S8BsrConvPlan plan, ks::S8BsrConvPlan::Create(p, *bsr_, q));
+      conv_plan_ = std::make_unique<ks::S8BsrConvPlan>(std::move(plan));
+      impl_ = std::string("sparse_s8:") + conv_plan_->kernel().name;
+    } else {
+      WBS_ASSIGN_OR_RETURN(ks::S8BsrGemmPlan plan, ks::S8BsrGemmPlan::Create(p.batch, *bsr_, q));
+      gemm_plan_ = std::make_unique<ks::S8BsrGemmPlan>(std::move(plan));
+      impl_ = std::string("sparse_s8:") + gemm_plan_->kernel().name;
+    }
+    return Status::Ok();
+  }
+
+  // The oneDNN primitive for `threads` (oneDNN bakes the thread count into
+  // its work split), built on first use.
+  Result<S8ConvPrimitive*> Primitive(int threads) {
+    auto it = prims_.find(threads);
+    if (it != prims_.end()) return it->second.get();
+    WBS_ASSIGN_OR_RETURN(std::unique_ptr<S8ConvPrimitive> prim,
+                         S8ConvPrimitive::Create(p_, w_dense_.data(), q_, S8ConvMode::kExact));
+    S8ConvPrimitive* raw = prim.get();
+    prims_.emplace(threads, std::move(prim));
+    return raw;
+  }
+
+  ir::Node node_;  // a copy: attributes and name outlive the graph
+  bool conv_;
+  Shape x_shape_, y_shape_;
+  DType x_dtype_ = DType::kU8, y_dtype_ = DType::kU8;
+  std::string impl_;
+  // Sparse path.
+  std::unique_ptr<ks::S8BlockSparseWeight> bsr_;  // the plans point into it
+  std::unique_ptr<ks::S8BsrConvPlan> conv_plan_;
+  std::unique_ptr<ks::S8BsrGemmPlan> gemm_plan_;
+  // oneDNN path.
+  kref::ConvParams p_;
+  ks::S8QuantParams q_;
+  std::vector<int8_t> w_dense_;
+  std::map<int, std::unique_ptr<S8ConvPrimitive>> prims_;
+};
+
+// Fast first, then the factory registered before (if any).
+OperatorFactory Wrap(OperatorFactory fast, OperatorFactory before) {
+  return [fast = std::move(fast), before = std::move(before)](
+             const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
+    WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, fast(args));
+    if (op) return op;
+    if (before) return before(args);
+    return std::unique_ptr<Operator>();
+  };
+}
+
+}  // namespace
+
+void RegisterQuantFastOperators() {
+  RegisterOperator("QConv", Backend::kFast,
+                   Wrap([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, true); },
+                        FindOperatorFactory("QConv", Backend::kFast)));
+  RegisterOperator("QGemm", Backend::kFast,
+                   Wrap([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, false); },
+                        FindOperatorFactory("QGemm", Backend::kFast)));
+}
+
+}  // namespace wbs::runtime
