@@ -24,7 +24,7 @@ struct TrainArgs {
   std::vector<std::string> input_shapes;
   std::string data = "fashion-mnist";
   std::string output;
-  int epochs = 30;
+  int epochs = 10;
   int batch = 128;
   double lr = 0.1;
   std::string optimizer = "sgd";
