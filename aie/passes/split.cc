@@ -32,6 +32,7 @@ Status RunSplit(CompileState& s) {
       const int64_t groups = std::min<int64_t>(units, int64_t{t.rows} * t.cols);
       l.cols_used = static_cast<int>(std::min<int64_t>(t.cols, (groups + t.rows - 1) / t.rows));
       l.rows_used = static_cast<int>(std::min<int64_t>(t.rows, groups));
+      // Spread the groups over the used columns evenly (column-major fill).
       int64_t gi = 0;
       for (int c = 0; c < l.cols_used; ++c) {
         for (int r = 0; r < l.rows_used && gi < groups; ++r, ++gi) {

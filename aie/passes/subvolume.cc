@@ -6,10 +6,11 @@
 // once when it stays for a whole block, twice when CIN parts reload it every
 // iteration — and an s32 accumulator with CIN parts) is scored with the
 // per-core steady-state cost iterations x max(input load, weight load,
-// compute, output store) + one weight load per chunk, and the cheapest is
-// kept. The per-core share is the 2-D split's (channels over rows, width over
-// columns), or channels over every core when the output is narrower than the
-// array (pass 3 applies the same rule).
+// compute, output store) + one weight load per chunk, against the layer's DDR
+// traffic on the memtiles' channels (weights per serving memtile, inputs
+// re-read per channel chunk, outputs), and the cheapest is kept. Both splits
+// are tried: the 2-D one (channels over rows, width over columns) and
+// channels over every core (pass 3 applies the chosen one).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -73,19 +74,6 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   return s;
 }
 
-// The per-core share under the default split (pass 3 uses the same rule).
-void CoreShare(const Target& t, const Layer& l, bool* cout_only, int64_t* cap_rows, int64_t* cap_w) {
-  const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
-  *cout_only = l.ow < t.cols;
-  if (*cout_only) {
-    *cap_rows = CeilDiv(units, int64_t{t.rows} * t.cols);
-    *cap_w = l.ow;
-  } else {
-    *cap_rows = CeilDiv(units, t.rows);
-    *cap_w = CeilDiv(l.ow, t.cols);
-  }
-}
-
 Status RunSubvolume(CompileState& s) {
   const Target& t = s.target;
   const int64_t budget = t.core_buffer_bytes();
@@ -102,9 +90,17 @@ Status RunSubvolume(CompileState& s) {
   const int64_t mt_budget = t.memtile.bytes / per_mt;
   for (Layer& l : s.layers) {
     const ActTensor& y = s.tensors[static_cast<size_t>(l.output)];
-    bool cout_only = false;
-    int64_t cap_rows = 0, cap_w = 0;
-    CoreShare(t, l, &cout_only, &cap_rows, &cap_w);
+    double best = INFINITY;
+    for (const bool cout_only : {false, true}) {
+    const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
+    const int64_t cols_used = cout_only ? std::min<int64_t>(t.cols, CeilDiv(std::min<int64_t>(units, int64_t{t.rows} * t.cols), t.rows))
+                                        : std::min<int64_t>(t.cols, l.ow);
+    const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : CeilDiv(units, t.rows);
+    const int64_t cap_w = cout_only ? l.ow : CeilDiv(l.ow, cols_used);
+    // Weight broadcast: 2-D loads each row's blob into every serving memtile.
+    const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
+    const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
+    const ActTensor& x = s.tensors[static_cast<size_t>(l.inputs[0])];
     const int64_t cpg = l.kind == LayerKind::kConv ? l.c / l.groups : 1;
     const double density = l.macs_dense > 0 ? static_cast<double>(l.macs) / l.macs_dense : 1.0;
     std::vector<int64_t> cts;
@@ -119,7 +115,6 @@ Status RunSubvolume(CompileState& s) {
     std::vector<int64_t> mts, ows;
     for (int64_t v = cap_rows; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) mts.push_back(v);
     for (int64_t v = cap_w; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) ows.push_back(v);
-    double best = INFINITY;
     for (int64_t ct : cts) {
       const int64_t parts = CeilDiv(cpg, ct);
       for (int64_t mt : mts) {
@@ -143,7 +138,17 @@ Status RunSubvolume(CompileState& s) {
                                   : 0.0;
           const double w_cycles = z.w / in_bpc;
           const double step = std::max({(z.in + z.in2) / in_bpc, parts > 1 ? w_cycles : 0.0, comp, z.out / out_bpc});
-          const double cost = iters * step + (parts > 1 ? 0.0 : chunks * CeilDiv(cap_w, ow) * w_cycles);
+          const double core_cost = iters * step + (parts > 1 ? 0.0 : chunks * CeilDiv(cap_w, ow) * w_cycles);
+          // DDR traffic of the whole layer on the memtiles' channels.
+          const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
+          const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
+                                 (parts > 1 ? row_iters * parts : 1) * servers;
+          const double w_rate = (cout_only ? cols_used : servers) * ddr_bpc;
+          const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
+          const double in_total = static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1);
+          const double in_rate = cols_used * ddr_bpc;
+          const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
+          const double cost = std::max({core_cost, w_total / w_rate, in_total / in_rate, y.bytes() / out_rate});
           if (cost < best) {
             best = cost;
             l.mt_rows = mt, l.ow_t = ow, l.oh_t = oh, l.ct = ct, l.parts = parts;
@@ -154,9 +159,10 @@ Status RunSubvolume(CompileState& s) {
         }
       }
     }
+    }
     if (!std::isfinite(best)) {
-      return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row with {} input channels)",
-                               l.name, budget, cts.back());
+      return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
+                               l.name, budget, l.bc);
     }
   }
   return Status::Ok();
