@@ -11,6 +11,7 @@ std::vector<Command> AddAllCommands(CLI::App& app) {
   commands.push_back(AddAieTargetCommand(app));
   commands.push_back(AddCompileCommand(app));
   commands.push_back(AddAieSweepCommand(app));
+  commands.push_back(AddSimulateCommand(app));
 #ifdef WBS_WITH_TRAIN
   commands.push_back(AddTrainCommand(app));
   commands.push_back(AddFinetuneCommand(app));
