@@ -67,7 +67,7 @@ for sp in 0.5 0.75 0.25 0.9; do
   add 8x8 "$sp" fisher
   add 8x8 "$sp" learned
   add 8x8 "$sp" incremental
-  if [[ $sp == 0.75 ]]; then add 8x8 "$sp" oneshot distill --distill --bn-recal; fi
+  if [[ $sp == 0.5 || $sp == 0.75 ]]; then add 8x8 "$sp" oneshot distill --distill --bn-recal; fi
 done
 if [[ $PRIORITY != first ]]; then
   for sp in 0.5 0.75; do
