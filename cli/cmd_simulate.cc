@@ -89,9 +89,10 @@ Status RunSimulate(const SimulateArgs& a) {
   if (!a.input.empty()) {
     WBS_ASSIGN_OR_RETURN(x, ReadNpy(a.input));
     if (x.dtype() != DType::kF32) return InvalidArgument("{}: expected an f32 array, got {}", a.input, x.Describe());
-    if (x.numel() != in_sym->size)
-      return InvalidArgument("{}: {} elements, the program's input {} has {}", a.input, x.numel(), in_sym->name,
-                             in_sym->size);
+    int64_t n = 1;
+    for (int64_t d : in_sym->shape) n *= d;
+    if (x.numel() != n)
+      return InvalidArgument("{}: {} elements, the program's input {} has {}", a.input, x.numel(), in_sym->name, n);
   } else {
     Shape shape(in_sym->shape.begin(), in_sym->shape.end());
     x = Tensor(DType::kF32, shape);

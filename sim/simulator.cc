@@ -153,13 +153,23 @@ std::vector<uint8_t>* Simulator::memory(const MemSpace& m) {
   return s ? &s->data : nullptr;
 }
 
+// The tensor bytes of a symbol: its shape's elements (the symbol's size may
+// be padded to an alignment), or its whole size without a shape.
+static int64_t TensorBytes(const aie::DdrSymbol& y) {
+  if (y.shape.empty()) return y.size;
+  int64_t n = y.type == OutType::kS32 ? 4 : 1;
+  for (int64_t d : y.shape) n *= d;
+  return std::min(n, y.size);
+}
+
 Status Simulator::SetInput(const std::string& symbol, const std::vector<uint8_t>& bytes) {
   for (const aie::DdrSymbol& y : p_.symbols) {
     if (y.name != symbol) continue;
-    if (static_cast<int64_t>(bytes.size()) != y.size)
-      return InvalidArgument("input {}: {} bytes, symbol has {}", symbol, bytes.size(), y.size);
+    const int64_t n = TensorBytes(y);
+    if (static_cast<int64_t>(bytes.size()) != n)
+      return InvalidArgument("input {}: {} bytes, the symbol's tensor has {}", symbol, bytes.size(), n);
     std::copy(bytes.begin(), bytes.end(), ddr_.data.begin() + y.addr);
-    std::fill_n(ddr_.init.begin() + y.addr, y.size, 1);
+    std::fill_n(ddr_.init.begin() + y.addr, n, 1);
     return Status::Ok();
   }
   return NotFound("no DDR symbol '{}' in the program", symbol);
@@ -168,10 +178,11 @@ Status Simulator::SetInput(const std::string& symbol, const std::vector<uint8_t>
 Result<std::vector<uint8_t>> Simulator::ReadSymbol(const std::string& symbol) const {
   for (const aie::DdrSymbol& y : p_.symbols) {
     if (y.name != symbol) continue;
-    for (int64_t a = y.addr; a < y.addr + y.size; ++a)
+    const int64_t n = TensorBytes(y);
+    for (int64_t a = y.addr; a < y.addr + n; ++a)
       if (!ddr_.init[static_cast<size_t>(a)])
         return FailedPrecondition("fault: symbol {} byte {} (ddr:0x{:x}) was never written", symbol, a - y.addr, a);
-    return std::vector<uint8_t>(ddr_.data.begin() + y.addr, ddr_.data.begin() + y.addr + y.size);
+    return std::vector<uint8_t>(ddr_.data.begin() + y.addr, ddr_.data.begin() + y.addr + n);
   }
   return NotFound("no DDR symbol '{}' in the program", symbol);
 }
@@ -434,7 +445,11 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   if ((c.out_h - 1) * c.sh + (c.kh - 1) * c.dh >= c.in_h || (c.out_w - 1) * c.sw + (c.kw - 1) * c.dw >= c.in_w)
     return InvalidArgument("fault: {}: output {}x{} needs a larger input window than {}x{}", v.where, c.out_h, c.out_w,
                            c.in_h, c.in_w);
-  if (c.accumulate) WBS_RETURN_IF_ERROR(v.Check(oa, c.out_c * out_plane * 4, false));
+  // The s32 partial of a CIN split: docs/AIE_PROGRAM.md says "already in
+  // `out`"; the compiler keeps it in `in2` (typed s32) and writes a
+  // requantized `out`, so an s32 `in2` is the partial, else `out`.
+  const int64_t pa = c.in2_type == OutType::kS32 ? c.in2.at(it) : oa;
+  if (c.accumulate) WBS_RETURN_IF_ERROR(v.Check(pa, c.out_c * out_plane * 4, false));
   WBS_RETURN_IF_ERROR(v.Check(oa, c.out_c * out_plane * oe, true));
   // The raw 8-bit input as the blob's bias expects it (s8: + 128).
   std::vector<int32_t> x(static_cast<size_t>(c.in_c * in_plane));
@@ -449,7 +464,7 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
     for (int64_t p = 0; p < out_plane; ++p) {
       // Modulo 2^32 (the contract): accumulate in uint32.
       uint32_t a0 = static_cast<uint32_t>(b0);
-      if (c.accumulate) a0 += static_cast<uint32_t>(v.Get(oa + (m * out_plane + p) * 4, OutType::kS32));
+      if (c.accumulate) a0 += static_cast<uint32_t>(v.Get(pa + (m * out_plane + p) * 4, OutType::kS32));
       acc[static_cast<size_t>(p)] = static_cast<int32_t>(a0);
     }
     const int32_t j0 = LoadLe32(row_ptr + 4 * br), j1 = LoadLe32(row_ptr + 4 * (br + 1));
