@@ -45,7 +45,8 @@ Result<aie::Program> LoadProgram(const std::string& path) {
 // ONNX QuantizeLinear (docs/int8.md §2): round half to even of an f32 division.
 uint8_t QuantizeOne(float x, float s, int32_t z, aie::OutType t) {
   const float q = std::nearbyint(x / s) + static_cast<float>(z);
-  const float lo = t == aie::OutType::kS8 ? -128.f : 0.f, hi = t == aie::OutType::kS8 ? 127.f : 255.f;
+  const float lo = t == aie::OutType::kS8 ? -128.f : 0.f,
+              hi = t == aie::OutType::kS8 ? 127.f : 255.f;
   return static_cast<uint8_t>(static_cast<int32_t>(std::min(hi, std::max(lo, q))) & 0xff);
 }
 
@@ -61,7 +62,8 @@ std::vector<float> Dequantize(const aie::DdrSymbol& y, const std::vector<uint8_t
     for (int64_t i = 0; i < n; ++i) {
       int32_t acc = 0;
       std::memcpy(&acc, &b[static_cast<size_t>(4 * i)], 4);
-      const size_t ch = static_cast<size_t>((i / std::max<int64_t>(1, plane)) % std::max<int64_t>(1, c));
+      const size_t ch =
+          static_cast<size_t>((i / std::max<int64_t>(1, plane)) % std::max<int64_t>(1, c));
       const float s = ch < y.scales.size() ? y.scales[ch] : y.scale;
       out.push_back(static_cast<float>(acc) * s);
     }
@@ -76,7 +78,8 @@ std::vector<float> Dequantize(const aie::DdrSymbol& y, const std::vector<uint8_t
 
 Status RunSimulate(const SimulateArgs& a) {
   WBS_ASSIGN_OR_RETURN(aie::Program prog, LoadProgram(a.program));
-  WBS_ASSIGN_OR_RETURN(aie::Target target, aie::Target::Load(a.target.empty() ? prog.target : a.target));
+  WBS_ASSIGN_OR_RETURN(aie::Target target,
+                       aie::Target::Load(a.target.empty() ? prog.target : a.target));
   const aie::DdrSymbol* in_sym = nullptr;
   std::vector<const aie::DdrSymbol*> outs;
   for (const aie::DdrSymbol& y : prog.symbols) {
@@ -88,11 +91,13 @@ Status RunSimulate(const SimulateArgs& a) {
   Tensor x;
   if (!a.input.empty()) {
     WBS_ASSIGN_OR_RETURN(x, ReadNpy(a.input));
-    if (x.dtype() != DType::kF32) return InvalidArgument("{}: expected an f32 array, got {}", a.input, x.Describe());
+    if (x.dtype() != DType::kF32)
+      return InvalidArgument("{}: expected an f32 array, got {}", a.input, x.Describe());
     int64_t n = 1;
     for (int64_t d : in_sym->shape) n *= d;
     if (x.numel() != n)
-      return InvalidArgument("{}: {} elements, the program's input {} has {}", a.input, x.numel(), in_sym->name, n);
+      return InvalidArgument("{}: {} elements, the program's input {} has {}", a.input, x.numel(),
+                             in_sym->name, n);
   } else {
     Shape shape(in_sym->shape.begin(), in_sym->shape.end());
     x = Tensor(DType::kF32, shape);
@@ -102,7 +107,8 @@ Status RunSimulate(const SimulateArgs& a) {
   }
   std::vector<uint8_t> qx(static_cast<size_t>(x.numel()));
   for (int64_t i = 0; i < x.numel(); ++i)
-    qx[static_cast<size_t>(i)] = QuantizeOne(x.data<float>()[i], in_sym->scale, in_sym->zero_point, in_sym->type);
+    qx[static_cast<size_t>(i)] =
+        QuantizeOne(x.data<float>()[i], in_sym->scale, in_sym->zero_point, in_sym->type);
 
   WBS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(prog, target));
   WBS_RETURN_IF_ERROR(simulator.SetInput(in_sym->name, qx));
@@ -113,18 +119,22 @@ Status RunSimulate(const SimulateArgs& a) {
   fmt::print("{}", report);
   fmt::print("simulated in {:.2f} s (host)\n", secs);
   if (!a.report.empty()) WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(a.report, report));
-  if (!a.trace.empty()) WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(a.trace, simulator.TraceJson()));
+  if (!a.trace.empty())
+    WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(a.trace, simulator.TraceJson()));
 
   if (!a.check) return Status::Ok();
-  if (a.model.empty()) return InvalidArgument("--check needs --model (the int8 model the program was compiled from)");
+  if (a.model.empty())
+    return InvalidArgument("--check needs --model (the int8 model the program was compiled from)");
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, LoadModel(a.model, {}));
   runtime::SessionOptions so;
   so.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!graph->inputs.empty()) so.input_shapes[graph->inputs[0]->name] = x.shape();
-  WBS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Session> session, runtime::Session::Create(*graph, so));
+  WBS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Session> session,
+                       runtime::Session::Create(*graph, so));
   WBS_ASSIGN_OR_RETURN(std::vector<Tensor> ref, session->Run({x}));
   if (ref.size() != outs.size())
-    return FailedPrecondition("--check: the model has {} outputs, the program {}", ref.size(), outs.size());
+    return FailedPrecondition("--check: the model has {} outputs, the program {}", ref.size(),
+                              outs.size());
   int64_t mismatches = 0;
   for (size_t o = 0; o < outs.size(); ++o) {
     WBS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, simulator.ReadSymbol(outs[o]->name));
@@ -133,14 +143,15 @@ Status RunSimulate(const SimulateArgs& a) {
     if (r.dtype() == DType::kU8 || r.dtype() == DType::kI8) {
       // 8-bit runtime output: compare the bytes.
       if (static_cast<int64_t>(bytes.size()) != r.numel())
-        return FailedPrecondition("--check: output {} has {} bytes, the runtime {}", outs[o]->name, bytes.size(),
-                                  r.numel());
+        return FailedPrecondition("--check: output {} has {} bytes, the runtime {}", outs[o]->name,
+                                  bytes.size(), r.numel());
       for (int64_t i = 0; i < r.numel(); ++i)
         if (bytes[static_cast<size_t>(i)] != static_cast<const uint8_t*>(r.raw())[i]) ++mismatches;
       continue;
     }
     if (r.dtype() != DType::kF32 || r.numel() != static_cast<int64_t>(got.size()))
-      return FailedPrecondition("--check: output {} is {}, the runtime's {}", outs[o]->name, got.size(), r.Describe());
+      return FailedPrecondition("--check: output {} is {}, the runtime's {}", outs[o]->name,
+                                got.size(), r.Describe());
     int64_t first = -1;
     for (int64_t i = 0; i < r.numel(); ++i) {
       const float g = got[static_cast<size_t>(i)], e = r.data<float>()[i];
@@ -153,7 +164,9 @@ Status RunSimulate(const SimulateArgs& a) {
       fmt::print("output {}: first mismatch at {}: simulator {} runtime {}\n", outs[o]->name, first,
                  got[static_cast<size_t>(first)], r.data<float>()[first]);
   }
-  if (mismatches) return FailedPrecondition("--check: {} output values differ from the CPU int8 runtime", mismatches);
+  if (mismatches)
+    return FailedPrecondition("--check: {} output values differ from the CPU int8 runtime",
+                              mismatches);
   fmt::print("check: output bit-exact with the CPU int8 runtime\n");
   return Status::Ok();
 }
@@ -162,9 +175,11 @@ Status RunSimulate(const SimulateArgs& a) {
 
 Command AddSimulateCommand(CLI::App& parent) {
   auto args = std::make_shared<SimulateArgs>();
-  CLI::App* app = parent.add_subcommand("simulate", "Run an AIE program on the AIE2 simulator (bit-exact, timed)");
+  CLI::App* app = parent.add_subcommand(
+      "simulate", "Run an AIE program on the AIE2 simulator (bit-exact, timed)");
   app->add_option("program", args->program, "program.bin or program.txt (wbs compile)")->required();
-  app->add_option("--model", args->model, "the int8 model the program was compiled from (for --check)");
+  app->add_option("--model", args->model,
+                  "the int8 model the program was compiled from (for --check)");
   app->add_option("--input", args->input, "f32 input .npy (default: seeded normal values)");
   app->add_option("--target", args->target, "target preset or config (default: the program's)");
   app->add_option("--trace", args->trace, "write a Chrome/Perfetto trace JSON");

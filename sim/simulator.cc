@@ -77,17 +77,18 @@ Result<Simulator> Simulator::Create(const aie::Program& program, const aie::Targ
   s.eff_ = options.mac_efficiency > 0 ? options.mac_efficiency : target.core.mac_efficiency;
   const aie::Program& p = s.p_;
   if (p.rows > target.rows || p.cols > target.cols || p.rows <= 0 || p.cols <= 0)
-    return InvalidArgument("program for a {}x{} grid, target {} is {}x{}", p.rows, p.cols, target.name,
-                           target.rows, target.cols);
+    return InvalidArgument("program for a {}x{} grid, target {} is {}x{}", p.rows, p.cols,
+                           target.name, target.rows, target.cols);
   if (p.memtiles > target.num_memtiles())
     return InvalidArgument("program uses {} memtiles, target {} has {}", p.memtiles, target.name,
                            target.num_memtiles());
   if (p.core_bytes > target.core.data_memory_bytes)
-    return InvalidArgument("fault: core memory {} bytes exceeds the core's {} bytes (target {})", p.core_bytes,
-                           target.core.data_memory_bytes, target.name);
+    return InvalidArgument("fault: core memory {} bytes exceeds the core's {} bytes (target {})",
+                           p.core_bytes, target.core.data_memory_bytes, target.name);
   if (p.memtile_bytes > target.memtile.bytes)
-    return InvalidArgument("fault: memtile memory {} bytes exceeds the memtile capacity {} bytes (target {})",
-                           p.memtile_bytes, target.memtile.bytes, target.name);
+    return InvalidArgument(
+        "fault: memtile memory {} bytes exceeds the memtile capacity {} bytes (target {})",
+        p.memtile_bytes, target.memtile.bytes, target.name);
   s.ddr_.name = "ddr";
   s.ddr_.data.assign(static_cast<size_t>(p.ddr_bytes), 0);
   s.ddr_.init.assign(static_cast<size_t>(p.ddr_bytes), 0);
@@ -95,8 +96,8 @@ Result<Simulator> Simulator::Create(const aie::Program& program, const aie::Targ
   s.ddr_writable_.assign(static_cast<size_t>(p.ddr_bytes), 0);
   for (const aie::DdrSymbol& y : p.symbols) {
     if (y.addr < 0 || y.size < 0 || y.addr + y.size > p.ddr_bytes)
-      return InvalidArgument("fault: symbol {} [{}, {}) outside DDR ({} bytes)", y.name, y.addr, y.addr + y.size,
-                             p.ddr_bytes);
+      return InvalidArgument("fault: symbol {} [{}, {}) outside DDR ({} bytes)", y.name, y.addr,
+                             y.addr + y.size, p.ddr_bytes);
     if (y.kind == aie::DdrSymbol::Kind::kConst) {
       std::copy(y.data.begin(), y.data.end(), s.ddr_.data.begin() + y.addr);
       std::fill_n(s.ddr_.init.begin() + y.addr, y.data.size(), 1);
@@ -167,7 +168,8 @@ Status Simulator::SetInput(const std::string& symbol, const std::vector<uint8_t>
     if (y.name != symbol) continue;
     const int64_t n = TensorBytes(y);
     if (static_cast<int64_t>(bytes.size()) != n)
-      return InvalidArgument("input {}: {} bytes, the symbol's tensor has {}", symbol, bytes.size(), n);
+      return InvalidArgument("input {}: {} bytes, the symbol's tensor has {}", symbol, bytes.size(),
+                             n);
     std::copy(bytes.begin(), bytes.end(), ddr_.data.begin() + y.addr);
     std::fill_n(ddr_.init.begin() + y.addr, n, 1);
     return Status::Ok();
@@ -181,7 +183,8 @@ Result<std::vector<uint8_t>> Simulator::ReadSymbol(const std::string& symbol) co
     const int64_t n = TensorBytes(y);
     for (int64_t a = y.addr; a < y.addr + n; ++a)
       if (!ddr_.init[static_cast<size_t>(a)])
-        return FailedPrecondition("fault: symbol {} byte {} (ddr:0x{:x}) was never written", symbol, a - y.addr, a);
+        return FailedPrecondition("fault: symbol {} byte {} (ddr:0x{:x}) was never written", symbol,
+                                  a - y.addr, a);
     return std::vector<uint8_t>(ddr_.data.begin() + y.addr, ddr_.data.begin() + y.addr + n);
   }
   return NotFound("no DDR symbol '{}' in the program", symbol);
@@ -190,10 +193,11 @@ Result<std::vector<uint8_t>> Simulator::ReadSymbol(const std::string& symbol) co
 std::string Simulator::Where() const {
   if (!cur_) return "setup";
   const int layer = cur_->layer;
-  const std::string lname =
-      layer >= 0 && layer < static_cast<int>(p_.layers.size()) ? p_.layers[static_cast<size_t>(layer)].name : "-";
-  return fmt::format("block {} iteration {} instruction {} ({} L{} {})", cur_block_, cur_it_, cur_index_,
-                     aie::OpcodeName(cur_->op), layer, lname);
+  const std::string lname = layer >= 0 && layer < static_cast<int>(p_.layers.size())
+                                ? p_.layers[static_cast<size_t>(layer)].name
+                                : "-";
+  return fmt::format("block {} iteration {} instruction {} ({} L{} {})", cur_block_, cur_it_,
+                     cur_index_, aie::OpcodeName(cur_->op), layer, lname);
 }
 
 // ---------------------------------------------------------------- run
@@ -206,7 +210,8 @@ Status Simulator::Run() {
       const double est = Estimate(blk);
       stats_.estimate_cycles += est;
       const int l = blk.instrs.front().layer;
-      if (l >= 0 && l < static_cast<int>(stats_.layers.size())) stats_.layers[static_cast<size_t>(l)].estimate += est;
+      if (l >= 0 && l < static_cast<int>(stats_.layers.size()))
+        stats_.layers[static_cast<size_t>(l)].estimate += est;
     }
     for (int64_t it = 0; it < blk.iterations; ++it)
       for (size_t i = 0; i < blk.instrs.size(); ++i)
@@ -223,21 +228,27 @@ Status Simulator::Execute(const Instruction& in, int block, int64_t it, int inde
   cur_it_ = it;
   cur_index_ = index;
   if (in.layer >= static_cast<int>(p_.layers.size()))
-    return InvalidArgument("fault: {}: layer {} out of range ({} layers)", Where(), in.layer, p_.layers.size());
+    return InvalidArgument("fault: {}: layer {} out of range ({} layers)", Where(), in.layer,
+                           p_.layers.size());
   // Locks: acquires must succeed in program order.
   auto lock_limit = [&](const MemSpace& m) {
-    return m.kind == MemKind::kCore ? t_.core.locks : m.kind == MemKind::kMemtile ? t_.memtile.locks : t_.ddr.shim_locks;
+    return m.kind == MemKind::kCore      ? t_.core.locks
+           : m.kind == MemKind::kMemtile ? t_.memtile.locks
+                                         : t_.ddr.shim_locks;
   };
   for (const aie::LockOp& l : in.acquire) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
-    if (!Space(l.tile)) return InvalidArgument("fault: {}: lock on unknown tile {}", Where(), aie::MemSpaceName(l.tile));
+    if (!Space(l.tile))
+      return InvalidArgument("fault: {}: lock on unknown tile {}", Where(),
+                             aie::MemSpaceName(l.tile));
     if (id < 0 || id >= lock_limit(l.tile))
       return InvalidArgument("fault: {}: lock {}:{} out of range (tile has {} locks)", Where(),
                              aie::MemSpaceName(l.tile), id, lock_limit(l.tile));
     int64_t& v = locks_[LockKey(l.tile, id)];
     if (v < l.value)
       return FailedPrecondition(
-          "fault: deadlock: {}: acquire {}:{} needs {} but the lock holds {} and program order releases it only later "
+          "fault: deadlock: {}: acquire {}:{} needs {} but the lock holds {} and program order "
+          "releases it only later "
           "(or never)",
           Where(), aie::MemSpaceName(l.tile), id, l.value, v);
     v -= l.value;
@@ -257,7 +268,9 @@ Status Simulator::Execute(const Instruction& in, int block, int64_t it, int inde
   }
   for (const aie::LockOp& l : in.release) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
-    if (!Space(l.tile)) return InvalidArgument("fault: {}: lock on unknown tile {}", Where(), aie::MemSpaceName(l.tile));
+    if (!Space(l.tile))
+      return InvalidArgument("fault: {}: lock on unknown tile {}", Where(),
+                             aie::MemSpaceName(l.tile));
     if (id < 0 || id >= lock_limit(l.tile))
       return InvalidArgument("fault: {}: lock {}:{} out of range (tile has {} locks)", Where(),
                              aie::MemSpaceName(l.tile), id, lock_limit(l.tile));
@@ -270,14 +283,17 @@ Status Simulator::Execute(const Instruction& in, int block, int64_t it, int inde
 
 Status Simulator::Transfer(const Instruction& in, int64_t it) {
   Mem* src = Space(in.src);
-  if (!src) return InvalidArgument("fault: {}: unknown source space {}", Where(), aie::MemSpaceName(in.src));
+  if (!src)
+    return InvalidArgument("fault: {}: unknown source space {}", Where(),
+                           aie::MemSpaceName(in.src));
   if (in.dst.empty()) return InvalidArgument("fault: {}: transfer without a destination", Where());
   const aie::AccessPattern& sa = in.src_ap;
   const aie::AccessPattern& da = in.dst_ap;
   if (sa.elem != da.elem || (sa.elem != 1 && sa.elem != 4))
     return InvalidArgument("fault: {}: element sizes {} -> {}", Where(), sa.elem, da.elem);
   if (sa.elements() != da.elements())
-    return InvalidArgument("fault: {}: source has {} elements, destination {}", Where(), sa.elements(), da.elements());
+    return InvalidArgument("fault: {}: source has {} elements, destination {}", Where(),
+                           sa.elements(), da.elements());
   const int64_t e = sa.elem;
   std::vector<uint8_t> buf(static_cast<size_t>(sa.bytes()));
   uint8_t pad[4];
@@ -293,34 +309,41 @@ Status Simulator::Transfer(const Instruction& in, int64_t it) {
     }
     const int64_t a = ApAddr(sa, it, idx);
     if (a < 0 || a + e > size)
-      return InvalidArgument("fault: out-of-range address: {}: read {}:0x{:x} ({} bytes) outside [0, 0x{:x})", Where(),
-                             src->name, a, e, size);
+      return InvalidArgument(
+          "fault: out-of-range address: {}: read {}:0x{:x} ({} bytes) outside [0, 0x{:x})", Where(),
+          src->name, a, e, size);
     for (int64_t j = 0; j < e; ++j)
       if (!src->init[static_cast<size_t>(a + j)])
-        return FailedPrecondition("fault: uninitialised read: {}: {}:0x{:x} was never written", Where(), src->name,
-                                  a + j);
+        return FailedPrecondition("fault: uninitialised read: {}: {}:0x{:x} was never written",
+                                  Where(), src->name, a + j);
     std::memcpy(out, &src->data[static_cast<size_t>(a)], static_cast<size_t>(e));
     return Status::Ok();
   }));
   for (const MemSpace& dm : in.dst) {
     Mem* dst = Space(dm);
-    if (!dst) return InvalidArgument("fault: {}: unknown destination space {}", Where(), aie::MemSpaceName(dm));
+    if (!dst)
+      return InvalidArgument("fault: {}: unknown destination space {}", Where(),
+                             aie::MemSpaceName(dm));
     const int64_t dsize = static_cast<int64_t>(dst->data.size());
     const bool is_ddr = dm.kind == MemKind::kDdr;
     WBS_RETURN_IF_ERROR(ForEachElem(da, [&](const int64_t* idx, int64_t k) -> Status {
       const int64_t a = ApAddr(da, it, idx);
       if (a < 0 || a + e > dsize)
-        return InvalidArgument("fault: out-of-range address: {}: write {}:0x{:x} ({} bytes) outside [0, 0x{:x})",
-                               Where(), dst->name, a, e, dsize);
+        return InvalidArgument(
+            "fault: out-of-range address: {}: write {}:0x{:x} ({} bytes) outside [0, 0x{:x})",
+            Where(), dst->name, a, e, dsize);
       if (a + e > dst->buffer_limit)
-        return InvalidArgument("fault: write outside buffer: {}: {}:0x{:x} is above the buffer region [0, 0x{:x})",
-                               Where(), dst->name, a, dst->buffer_limit);
+        return InvalidArgument(
+            "fault: write outside buffer: {}: {}:0x{:x} is above the buffer region [0, 0x{:x})",
+            Where(), dst->name, a, dst->buffer_limit);
       if (is_ddr)
         for (int64_t j = 0; j < e; ++j)
           if (!ddr_writable_[static_cast<size_t>(a + j)])
-            return InvalidArgument("fault: write outside buffer: {}: ddr:0x{:x} is not in an output or scratch symbol",
-                                   Where(), a + j);
-      std::memcpy(&dst->data[static_cast<size_t>(a)], &buf[static_cast<size_t>(k * e)], static_cast<size_t>(e));
+            return InvalidArgument(
+                "fault: write outside buffer: {}: ddr:0x{:x} is not in an output or scratch symbol",
+                Where(), a + j);
+      std::memcpy(&dst->data[static_cast<size_t>(a)], &buf[static_cast<size_t>(k * e)],
+                  static_cast<size_t>(e));
       std::memset(&dst->init[static_cast<size_t>(a)], 1, static_cast<size_t>(e));
       return Status::Ok();
     }));
@@ -333,22 +356,27 @@ Status Simulator::Fill(const Instruction& in, int64_t it) {
   if (in.dst.empty()) return InvalidArgument("fault: {}: FILL without a destination", Where());
   for (const MemSpace& dm : in.dst) {
     Mem* dst = Space(dm);
-    if (!dst) return InvalidArgument("fault: {}: unknown destination space {}", Where(), aie::MemSpaceName(dm));
+    if (!dst)
+      return InvalidArgument("fault: {}: unknown destination space {}", Where(),
+                             aie::MemSpaceName(dm));
     const int64_t dsize = static_cast<int64_t>(dst->data.size());
     const int64_t e = in.dst_ap.elem;
     const uint32_t fv = static_cast<uint32_t>(in.fill_value);
     WBS_RETURN_IF_ERROR(ForEachElem(in.dst_ap, [&](const int64_t* idx, int64_t) -> Status {
       const int64_t a = ApAddr(in.dst_ap, it, idx);
       if (a < 0 || a + e > dsize)
-        return InvalidArgument("fault: out-of-range address: {}: fill {}:0x{:x} outside [0, 0x{:x})", Where(),
-                               dst->name, a, dsize);
+        return InvalidArgument(
+            "fault: out-of-range address: {}: fill {}:0x{:x} outside [0, 0x{:x})", Where(),
+            dst->name, a, dsize);
       if (a + e > dst->buffer_limit)
-        return InvalidArgument("fault: write outside buffer: {}: {}:0x{:x} is above the buffer region [0, 0x{:x})",
-                               Where(), dst->name, a, dst->buffer_limit);
+        return InvalidArgument(
+            "fault: write outside buffer: {}: {}:0x{:x} is above the buffer region [0, 0x{:x})",
+            Where(), dst->name, a, dst->buffer_limit);
       if (e == 4)
         std::memcpy(&dst->data[static_cast<size_t>(a)], &fv, 4);
       else
-        for (int64_t j = 0; j < e; ++j) dst->data[static_cast<size_t>(a + j)] = static_cast<uint8_t>(fv & 0xff);
+        for (int64_t j = 0; j < e; ++j)
+          dst->data[static_cast<size_t>(a + j)] = static_cast<uint8_t>(fv & 0xff);
       std::memset(&dst->init[static_cast<size_t>(a)], 1, static_cast<size_t>(e));
       return Status::Ok();
     }));
@@ -367,19 +395,22 @@ struct CoreView {
   Status Check(int64_t a, int64_t n, bool write) const {
     const int64_t size = static_cast<int64_t>(m->data.size());
     if (a < 0 || a + n > size)
-      return InvalidArgument("fault: out-of-range address: {}: COMP {} {}:[0x{:x}, 0x{:x}) outside [0, 0x{:x})", where,
-                             write ? "writes" : "reads", m->name, a, a + n, size);
+      return InvalidArgument(
+          "fault: out-of-range address: {}: COMP {} {}:[0x{:x}, 0x{:x}) outside [0, 0x{:x})", where,
+          write ? "writes" : "reads", m->name, a, a + n, size);
     if (write) {
       if (a + n > m->buffer_limit)
-        return InvalidArgument("fault: write outside buffer: {}: COMP writes {}:[0x{:x}, 0x{:x}) above the buffer "
-                               "region [0, 0x{:x})",
-                               where, m->name, a, a + n, m->buffer_limit);
+        return InvalidArgument(
+            "fault: write outside buffer: {}: COMP writes {}:[0x{:x}, 0x{:x}) above the buffer "
+            "region [0, 0x{:x})",
+            where, m->name, a, a + n, m->buffer_limit);
     } else {
       const uint8_t* p = &m->init[static_cast<size_t>(a)];
       const void* z = std::memchr(p, 0, static_cast<size_t>(n));
       if (z)
-        return FailedPrecondition("fault: uninitialised read: {}: COMP reads {}:0x{:x}, never written", where, m->name,
-                                  a + (static_cast<const uint8_t*>(z) - p));
+        return FailedPrecondition(
+            "fault: uninitialised read: {}: COMP reads {}:0x{:x}, never written", where, m->name,
+            a + (static_cast<const uint8_t*>(z) - p));
     }
     return Status::Ok();
   }
@@ -414,15 +445,17 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   const uint8_t* base = &v.m->data[static_cast<size_t>(wa)];
   auto hdr = [&](int i) { return LoadLe32(base + 4 * i); };
   if (hdr(0) != aie::kBlobMagic)
-    return InvalidArgument("fault: {}: no weight blob at {}:0x{:x} (magic 0x{:08x})", v.where, v.m->name, wa,
-                           static_cast<uint32_t>(hdr(0)));
+    return InvalidArgument("fault: {}: no weight blob at {}:0x{:x} (magic 0x{:08x})", v.where,
+                           v.m->name, wa, static_cast<uint32_t>(hdr(0)));
   aie::BlobHeader h;
-  h.br = hdr(1), h.bc = hdr(2), h.kh = hdr(3), h.kw = hdr(4), h.block_rows = hdr(5), h.nnz = hdr(6), h.cin = hdr(7);
-  if (h.br <= 0 || h.bc <= 0 || h.bc % 4 || h.kh != c.kh || h.kw != c.kw || h.block_rows < 0 || h.nnz < 0 ||
-      static_cast<int64_t>(h.block_rows) * h.br < c.out_c)
-    return InvalidArgument("fault: {}: weight blob at {}:0x{:x} (br {} bc {} k {}x{} rows {}) does not match the COMP "
-                           "(out_c {} k {}x{})",
-                           v.where, v.m->name, wa, h.br, h.bc, h.kh, h.kw, h.block_rows, c.out_c, c.kh, c.kw);
+  h.br = hdr(1), h.bc = hdr(2), h.kh = hdr(3), h.kw = hdr(4), h.block_rows = hdr(5), h.nnz = hdr(6),
+  h.cin = hdr(7);
+  if (h.br <= 0 || h.bc <= 0 || h.bc % 4 || h.kh != c.kh || h.kw != c.kw || h.block_rows < 0 ||
+      h.nnz < 0 || static_cast<int64_t>(h.block_rows) * h.br < c.out_c)
+    return InvalidArgument(
+        "fault: {}: weight blob at {}:0x{:x} (br {} bc {} k {}x{} rows {}) does not match the COMP "
+        "(out_c {} k {}x{})",
+        v.where, v.m->name, wa, h.br, h.bc, h.kh, h.kw, h.block_rows, c.out_c, c.kh, c.kw);
   const int64_t blob = aie::BlobBytes(h);
   WBS_RETURN_IF_ERROR(v.Check(wa, blob, false));
   const int taps = c.kh * c.kw;
@@ -436,15 +469,18 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   const int8_t* values = reinterpret_cast<const int8_t*>(shift + 4 * rows);
   const int64_t bs = static_cast<int64_t>(h.br) * h.bc * taps;
   if (c.groups <= 0 || c.in_c % c.groups || c.out_c % c.groups)
-    return InvalidArgument("fault: {}: groups {} do not divide in_c {} / out_c {}", v.where, c.groups, c.in_c, c.out_c);
+    return InvalidArgument("fault: {}: groups {} do not divide in_c {} / out_c {}", v.where,
+                           c.groups, c.in_c, c.out_c);
   const int64_t cpg = c.in_c / c.groups, mpg = c.out_c / c.groups;
-  const int64_t in_plane = static_cast<int64_t>(c.in_h) * c.in_w, out_plane = static_cast<int64_t>(c.out_h) * c.out_w;
+  const int64_t in_plane = static_cast<int64_t>(c.in_h) * c.in_w,
+                out_plane = static_cast<int64_t>(c.out_h) * c.out_w;
   const int64_t ie = ElemBytes(c.in_type), oe = ElemBytes(c.out_type);
   const int64_t ia = c.in.at(it), oa = c.out.at(it);
   WBS_RETURN_IF_ERROR(v.Check(ia, c.in_c * in_plane * ie, false));
-  if ((c.out_h - 1) * c.sh + (c.kh - 1) * c.dh >= c.in_h || (c.out_w - 1) * c.sw + (c.kw - 1) * c.dw >= c.in_w)
-    return InvalidArgument("fault: {}: output {}x{} needs a larger input window than {}x{}", v.where, c.out_h, c.out_w,
-                           c.in_h, c.in_w);
+  if ((c.out_h - 1) * c.sh + (c.kh - 1) * c.dh >= c.in_h ||
+      (c.out_w - 1) * c.sw + (c.kw - 1) * c.dw >= c.in_w)
+    return InvalidArgument("fault: {}: output {}x{} needs a larger input window than {}x{}",
+                           v.where, c.out_h, c.out_w, c.in_h, c.in_w);
   // The s32 partial of a CIN split: docs/AIE_PROGRAM.md says "already in
   // `out`"; the compiler keeps it in `in2` (typed s32) and writes a
   // requantized `out`, so an s32 `in2` is the partial, else `out`.
@@ -464,12 +500,14 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
     for (int64_t p = 0; p < out_plane; ++p) {
       // Modulo 2^32 (the contract): accumulate in uint32.
       uint32_t a0 = static_cast<uint32_t>(b0);
-      if (c.accumulate) a0 += static_cast<uint32_t>(v.Get(pa + (m * out_plane + p) * 4, OutType::kS32));
+      if (c.accumulate)
+        a0 += static_cast<uint32_t>(v.Get(pa + (m * out_plane + p) * 4, OutType::kS32));
       acc[static_cast<size_t>(p)] = static_cast<int32_t>(a0);
     }
     const int32_t j0 = LoadLe32(row_ptr + 4 * br), j1 = LoadLe32(row_ptr + 4 * (br + 1));
     if (j0 < 0 || j1 < j0 || j1 > h.nnz)
-      return InvalidArgument("fault: {}: weight blob row_ptr[{}] = {}..{} outside nnz {}", v.where, br, j0, j1, h.nnz);
+      return InvalidArgument("fault: {}: weight blob row_ptr[{}] = {}..{} outside nnz {}", v.where,
+                             br, j0, j1, h.nnz);
     for (int32_t j = j0; j < j1; ++j) {
       const int32_t col = LoadLe32(col_idx + 4 * j);
       for (int64_t qq = 0; qq < h.bc / 4; ++qq)
@@ -479,8 +517,9 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
             const int32_t w = values[j * bs + ((qq * taps + t) * h.br + r) * 4 + l];
             if (w == 0) continue;
             if (k >= cpg)
-              return InvalidArgument("fault: {}: weight blob block {} column {} reaches input channel {} of {}",
-                                     v.where, j, col, k, cpg);
+              return InvalidArgument(
+                  "fault: {}: weight blob block {} column {} reaches input channel {} of {}",
+                  v.where, j, col, k, cpg);
             const int ky = t / c.kw, kx = t % c.kw;
             const int32_t* xc = &x[static_cast<size_t>((g * cpg + k) * in_plane)];
             for (int64_t oy = 0; oy < c.out_h; ++oy) {
@@ -488,7 +527,8 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
               int32_t* ar = &acc[static_cast<size_t>(oy * c.out_w)];
               for (int64_t ox = 0; ox < c.out_w; ++ox)
                 ar[ox] = static_cast<int32_t>(static_cast<uint32_t>(ar[ox]) +
-                                              static_cast<uint32_t>(w) * static_cast<uint32_t>(xr[ox * c.sw]));
+                                              static_cast<uint32_t>(w) *
+                                                  static_cast<uint32_t>(xr[ox * c.sw]));
             }
           }
     }
@@ -516,7 +556,8 @@ Status CompElementwise(const CoreView& v, const aie::CompParams& c, int64_t it) 
     const RequantPair rp{c.mult, c.mult2, c.shift};
     for (int64_t i = 0; i < n; ++i) {
       const int32_t a = v.Get(ia + i * ie, c.in_type), b = v.Get(i2a + i * i2e, c.in2_type);
-      v.Put(oa + i * oe, c.out_type, RequantizeAdd(a - c.in_zero, b - c.in2_zero, rp, c.out_zero, c.lo, c.hi));
+      v.Put(oa + i * oe, c.out_type,
+            RequantizeAdd(a - c.in_zero, b - c.in2_zero, rp, c.out_zero, c.lo, c.hi));
     }
   } else {
     const Requant rq{c.mult, c.shift};
@@ -532,11 +573,14 @@ Status CompElementwise(const CoreView& v, const aie::CompParams& c, int64_t it) 
 Status CompPool(const CoreView& v, const aie::CompParams& c, int64_t it) {
   const int64_t ie = ElemBytes(c.in_type), oe = ElemBytes(c.out_type);
   const int64_t ia = c.in.at(it), oa = c.out.at(it);
-  const int64_t in_plane = static_cast<int64_t>(c.in_h) * c.in_w, out_plane = static_cast<int64_t>(c.out_h) * c.out_w;
-  if (c.out_c > c.in_c) return InvalidArgument("fault: {}: pool out_c {} > in_c {}", v.where, c.out_c, c.in_c);
-  if ((c.out_h - 1) * c.sh + (c.kh - 1) * c.dh >= c.in_h || (c.out_w - 1) * c.sw + (c.kw - 1) * c.dw >= c.in_w)
-    return InvalidArgument("fault: {}: output {}x{} needs a larger input window than {}x{}", v.where, c.out_h, c.out_w,
-                           c.in_h, c.in_w);
+  const int64_t in_plane = static_cast<int64_t>(c.in_h) * c.in_w,
+                out_plane = static_cast<int64_t>(c.out_h) * c.out_w;
+  if (c.out_c > c.in_c)
+    return InvalidArgument("fault: {}: pool out_c {} > in_c {}", v.where, c.out_c, c.in_c);
+  if ((c.out_h - 1) * c.sh + (c.kh - 1) * c.dh >= c.in_h ||
+      (c.out_w - 1) * c.sw + (c.kw - 1) * c.dw >= c.in_w)
+    return InvalidArgument("fault: {}: output {}x{} needs a larger input window than {}x{}",
+                           v.where, c.out_h, c.out_w, c.in_h, c.in_w);
   WBS_RETURN_IF_ERROR(v.Check(ia, c.in_c * in_plane * ie, false));
   WBS_RETURN_IF_ERROR(v.Check(oa, c.out_c * out_plane * oe, true));
   const int64_t iy0 = c.y0 + it * c.y_step;
@@ -556,7 +600,8 @@ Status CompPool(const CoreView& v, const aie::CompParams& c, int64_t it) {
             const bool inside = y >= 0 && y < c.img_h && xx >= 0 && xx < c.img_w;
             if (inside) sum += x - c.in_zero;
             if (c.count_include_pad) {
-              if (y >= -c.pad_begin_h && y < c.img_h + c.pad_end_h && xx >= -c.pad_begin_w && xx < c.img_w + c.pad_end_w)
+              if (y >= -c.pad_begin_h && y < c.img_h + c.pad_end_h && xx >= -c.pad_begin_w &&
+                  xx < c.img_w + c.pad_end_w)
                 ++cnt;
             } else if (inside) {
               ++cnt;
@@ -568,7 +613,8 @@ Status CompPool(const CoreView& v, const aie::CompParams& c, int64_t it) {
         else
           out = cnt == 0 ? c.in_zero
                          : std::clamp<int64_t>(c.in_zero + RoundDivHalfUp(sum, cnt), c.lo, c.hi);
-        v.Put(oa + (ch * out_plane + oy * c.out_w + ox) * oe, c.out_type, static_cast<int32_t>(out));
+        v.Put(oa + (ch * out_plane + oy * c.out_w + ox) * oe, c.out_type,
+              static_cast<int32_t>(out));
       }
   return Status::Ok();
 }
@@ -580,7 +626,9 @@ Status Simulator::Comp(const Instruction& in, int64_t it) {
   std::vector<CoreView> views;
   for (const MemSpace& m : in.cores) {
     Mem* s = m.kind == MemKind::kCore ? Space(m) : nullptr;
-    if (!s) return InvalidArgument("fault: {}: COMP on {} which is not a core of the grid", Where(), aie::MemSpaceName(m));
+    if (!s)
+      return InvalidArgument("fault: {}: COMP on {} which is not a core of the grid", Where(),
+                             aie::MemSpaceName(m));
     views.push_back({s, fmt::format("{} on {}", Where(), s->name)});
   }
   auto run = [&](const CoreView& v) -> Status {
@@ -598,14 +646,17 @@ Status Simulator::Comp(const Instruction& in, int64_t it) {
     }
   };
   // Cores of one COMP are independent (own memories): threads when the work pays for them.
-  const int hw = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hw = o_.threads > 0
+                     ? o_.threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int nthreads = std::min<int>(hw, static_cast<int>(views.size()));
   std::vector<Status> st(views.size());
   if (nthreads > 1 && in.comp.macs_dense >= (1 << 18)) {
     std::vector<std::thread> pool;
     for (int tI = 0; tI < nthreads; ++tI)
       pool.emplace_back([&, tI] {
-        for (size_t i = static_cast<size_t>(tI); i < views.size(); i += static_cast<size_t>(nthreads))
+        for (size_t i = static_cast<size_t>(tI); i < views.size();
+             i += static_cast<size_t>(nthreads))
           st[i] = run(views[i]);
       });
     for (std::thread& th : pool) th.join();
@@ -655,28 +706,35 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     case Opcode::kLoad:
     case Opcode::kLoadW:
       for (const MemSpace& d : in.dst)
-        groups.push_back(chans(fmt::format("shim{}.mm2s", d.index), t_.ddr.read_channels_per_memtile));
+        groups.push_back(
+            chans(fmt::format("shim{}.mm2s", d.index), t_.ddr.read_channels_per_memtile));
       dur = t_.transfer_cycles(aie::Link::kDdrToMemtile, bytes);
       break;
     case Opcode::kWrite:
-      groups.push_back(chans(fmt::format("shim{}.s2mm", in.src.index), t_.ddr.write_channels_per_memtile));
+      groups.push_back(
+          chans(fmt::format("shim{}.s2mm", in.src.index), t_.ddr.write_channels_per_memtile));
       dur = t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes);
       break;
     case Opcode::kLoadFm:
     case Opcode::kLoadWm:
-      groups.push_back(chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.memtile.dma_out_channels));
+      groups.push_back(
+          chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.memtile.dma_out_channels));
       for (const MemSpace& d : in.dst)
-        groups.push_back(chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.core.dma_in_channels));
+        groups.push_back(
+            chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.core.dma_in_channels));
       dur = t_.transfer_cycles(aie::Link::kMemtileToCore, bytes);
       break;
     case Opcode::kWriteFm:
-      groups.push_back(chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.core.dma_out_channels));
+      groups.push_back(
+          chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.core.dma_out_channels));
       for (const MemSpace& d : in.dst)
-        groups.push_back(chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.memtile.dma_in_channels));
+        groups.push_back(
+            chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.memtile.dma_in_channels));
       dur = t_.transfer_cycles(aie::Link::kCoreToMemtile, bytes);
       break;
     case Opcode::kComp:
-      for (const MemSpace& c : in.cores) groups.push_back({fmt::format("{}.core", aie::MemSpaceName(c))});
+      for (const MemSpace& c : in.cores)
+        groups.push_back({fmt::format("{}.core", aie::MemSpaceName(c))});
       dur = static_cast<double>(in.comp.macs) / (t_.macs_per_cycle() * eff_);
       break;
     case Opcode::kFill:
@@ -717,7 +775,8 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     const std::string lname =
         in.layer >= 0 ? p_.layers[static_cast<size_t>(in.layer)].name : std::string("-");
     for (const std::string& r : res)
-      trace_.push_back({fmt::format("{} {}", aie::OpcodeName(in.op), lname), r, in.layer, start, end});
+      trace_.push_back(
+          {fmt::format("{} {}", aie::OpcodeName(in.op), lname), r, in.layer, start, end});
   }
 }
 
@@ -737,20 +796,23 @@ double Simulator::Estimate(const aie::Block& b) const {
     switch (in.op) {
       case Opcode::kLoad:
       case Opcode::kLoadW: {
-        const int ch = in.op == Opcode::kLoad ? 0 : std::min(1, t_.ddr.read_channels_per_memtile - 1);
+        const int ch =
+            in.op == Opcode::kLoad ? 0 : std::min(1, t_.ddr.read_channels_per_memtile - 1);
         add(fmt::format("ddr.rd.{}.{}", in.dst.empty() ? "?" : aie::MemSpaceName(in.dst[0]), ch),
             in.op == Opcode::kLoad ? 0 : 1, t_.transfer_cycles(aie::Link::kDdrToMemtile, bytes));
         break;
       }
       case Opcode::kWrite:
         add(fmt::format("ddr.wr.{}", aie::MemSpaceName(in.src)), 6,
-            t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes) / std::max(1, t_.ddr.write_channels_per_memtile));
+            t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes) /
+                std::max(1, t_.ddr.write_channels_per_memtile));
         break;
       case Opcode::kLoadFm:
       case Opcode::kLoadWm:
         for (const MemSpace& c : in.dst)
           add(fmt::format("{}.in{}", aie::MemSpaceName(c), in.op == Opcode::kLoadFm ? 0 : 1),
-              in.op == Opcode::kLoadFm ? 2 : 3, t_.transfer_cycles(aie::Link::kMemtileToCore, bytes));
+              in.op == Opcode::kLoadFm ? 2 : 3,
+              t_.transfer_cycles(aie::Link::kMemtileToCore, bytes));
         break;
       case Opcode::kComp:
         for (const MemSpace& c : in.cores)
@@ -758,7 +820,8 @@ double Simulator::Estimate(const aie::Block& b) const {
               static_cast<double>(in.comp.macs) / (t_.macs_per_cycle() * eff_));
         break;
       case Opcode::kWriteFm:
-        add(fmt::format("{}.out", aie::MemSpaceName(in.src)), 5, t_.transfer_cycles(aie::Link::kCoreToMemtile, bytes));
+        add(fmt::format("{}.out", aie::MemSpaceName(in.src)), 5,
+            t_.transfer_cycles(aie::Link::kCoreToMemtile, bytes));
         break;
       default:
         break;
@@ -773,24 +836,27 @@ double Simulator::Estimate(const aie::Block& b) const {
 // ---------------------------------------------------------------- reports
 
 std::string Simulator::Report() const {
-  std::string s = fmt::format("{:<4} {:<24} {:<10} {:>14} {:>14} {:>8} {:>7} {:>7}\n", "#", "layer", "op", "sim cycles",
-                              "estimate", "sim/est", "core%", "link%");
+  std::string s = fmt::format("{:<4} {:<24} {:<10} {:>14} {:>14} {:>8} {:>7} {:>7}\n", "#", "layer",
+                              "op", "sim cycles", "estimate", "sim/est", "core%", "link%");
   const int cores = p_.rows * p_.cols;
   for (size_t i = 0; i < stats_.layers.size(); ++i) {
     const LayerStats& L = stats_.layers[i];
     const double cyc = L.cycles();
     const double core_util = cyc > 0 ? 100.0 * L.compute_busy / (cyc * cores) : 0;
     // Links: the busy channel-cycles over the span of every channel the layer could use.
-    const double links = static_cast<double>(std::max<size_t>(1, stats_.resource_busy.size() - cores));
+    const double links =
+        static_cast<double>(std::max<size_t>(1, stats_.resource_busy.size() - cores));
     const double link_util = cyc > 0 ? 100.0 * L.link_busy / (cyc * links) : 0;
-    s += fmt::format("{:<4} {:<24} {:<10} {:>14.0f} {:>14.0f} {:>8.3f} {:>7.1f} {:>7.1f}\n", i, L.name, L.op, cyc,
-                     L.estimate, L.estimate > 0 ? cyc / L.estimate : 0.0, core_util, link_util);
+    s += fmt::format("{:<4} {:<24} {:<10} {:>14.0f} {:>14.0f} {:>8.3f} {:>7.1f} {:>7.1f}\n", i,
+                     L.name, L.op, cyc, L.estimate, L.estimate > 0 ? cyc / L.estimate : 0.0,
+                     core_util, link_util);
   }
   const double tot = stats_.total_cycles, est = stats_.estimate_cycles;
-  s += fmt::format("total: {:.0f} cycles ({:.3f} ms at {} GHz), estimate {:.0f} cycles, sim/est {:.3f}; {} "
-                   "instructions, {} bytes moved, {} MACs\n",
-                   tot, t_.cycles_to_seconds(tot) * 1e3, t_.clock_ghz, est, est > 0 ? tot / est : 0.0,
-                   stats_.instructions, stats_.bytes_moved, stats_.macs);
+  s += fmt::format(
+      "total: {:.0f} cycles ({:.3f} ms at {} GHz), estimate {:.0f} cycles, sim/est {:.3f}; {} "
+      "instructions, {} bytes moved, {} MACs\n",
+      tot, t_.cycles_to_seconds(tot) * 1e3, t_.clock_ghz, est, est > 0 ? tot / est : 0.0,
+      stats_.instructions, stats_.bytes_moved, stats_.macs);
   if (est > 0 && std::abs(tot / est - 1) > 0.15) {
     // Name the layers that cause the difference (largest absolute gap first).
     std::vector<std::pair<double, size_t>> gap;
@@ -799,8 +865,9 @@ std::string Simulator::Report() const {
     std::sort(gap.rbegin(), gap.rend());
     s += "differs by more than 15%; largest gaps:";
     for (size_t k = 0; k < std::min<size_t>(3, gap.size()); ++k)
-      s += fmt::format(" {} ({:.0f} vs {:.0f})", stats_.layers[gap[k].second].name,
-                       stats_.layers[gap[k].second].cycles(), stats_.layers[gap[k].second].estimate);
+      s +=
+          fmt::format(" {} ({:.0f} vs {:.0f})", stats_.layers[gap[k].second].name,
+                      stats_.layers[gap[k].second].cycles(), stats_.layers[gap[k].second].estimate);
     s += "\n";
   }
   return s;
@@ -816,12 +883,17 @@ std::string Simulator::TraceJson() const {
     const int pid = r.rfind("shim", 0) == 0 ? 0 : r.rfind("mt", 0) == 0 ? 1 : 2;
     const std::pair<int, int> v{pid, static_cast<int>(tracks.size()) + 1};
     tracks[r] = v;
-    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", v.second}, {"args", {{"name", r}}}});
+    ev.push_back({{"name", "thread_name"},
+                  {"ph", "M"},
+                  {"pid", pid},
+                  {"tid", v.second},
+                  {"args", {{"name", r}}}});
     return v;
   };
   const char* pnames[] = {"DDR (shim DMA)", "memtiles", "cores"};
   for (int pid = 0; pid < 3; ++pid)
-    ev.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", pnames[pid]}}}});
+    ev.push_back(
+        {{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", pnames[pid]}}}});
   const double us = 1.0 / (t_.clock_ghz * 1e3);  // cycles -> microseconds
   for (const TraceEvent& e : trace_) {
     const auto [pid, tid] = track(e.resource);

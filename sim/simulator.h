@@ -50,11 +50,11 @@ struct TraceEvent {
 
 struct LayerStats {
   std::string name, op;
-  double start = -1, end = 0;    // cycles (first start, last end)
-  double estimate = 0;           // static estimate (the compiler's formula), cycles
-  double compute_busy = 0;       // sum of COMP durations over cores, cycles
-  double link_busy = 0;          // sum of transfer durations over channels, cycles
-  int64_t instructions = 0;      // executed instances
+  double start = -1, end = 0;  // cycles (first start, last end)
+  double estimate = 0;         // static estimate (the compiler's formula), cycles
+  double compute_busy = 0;     // sum of COMP durations over cores, cycles
+  double link_busy = 0;        // sum of transfer durations over channels, cycles
+  int64_t instructions = 0;    // executed instances
   double cycles() const { return end > start && start >= 0 ? end - start : 0; }
 };
 

@@ -73,7 +73,8 @@ void CheckBitExact(const std::string& model, const std::string& preset, double s
   std::vector<uint8_t> qx(static_cast<size_t>(x.numel()));
   for (int64_t i = 0; i < x.numel(); ++i) {
     x.data<float>()[i] = nd(rng);
-    const float q = std::nearbyint(x.data<float>()[i] / in->scale) + static_cast<float>(in->zero_point);
+    const float q =
+        std::nearbyint(x.data<float>()[i] / in->scale) + static_cast<float>(in->zero_point);
     qx[static_cast<size_t>(i)] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, q)));
   }
   auto sim = Simulator::Create(s.program, s.target);

@@ -29,7 +29,8 @@ struct ConvData {
   std::vector<Requant> rq;
 };
 
-ConvData RandomConv(int64_t m, int64_t c, int64_t k, uint32_t seed, const std::vector<std::pair<int, int>>& zero_blocks) {
+ConvData RandomConv(int64_t m, int64_t c, int64_t k, uint32_t seed,
+                    const std::vector<std::pair<int, int>>& zero_blocks) {
   ConvData d{m, c, k, k, {}, {}, {}};
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> wd(-127, 127), bd(-2000, 2000);
@@ -72,8 +73,9 @@ std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t
     row_ptr.push_back(static_cast<int32_t>(col_idx.size()));
   }
   std::vector<uint8_t> b;
-  for (int32_t v : {aie::kBlobMagic, 8, 8, static_cast<int32_t>(d.kh), static_cast<int32_t>(d.kw),
-                    static_cast<int32_t>(brs), static_cast<int32_t>(col_idx.size()), static_cast<int32_t>(d.c)})
+  for (int32_t v :
+       {aie::kBlobMagic, 8, 8, static_cast<int32_t>(d.kh), static_cast<int32_t>(d.kw),
+        static_cast<int32_t>(brs), static_cast<int32_t>(col_idx.size()), static_cast<int32_t>(d.c)})
     Put32(b, v);
   for (int32_t v : row_ptr) Put32(b, v);
   for (int32_t v : col_idx) Put32(b, v);
@@ -83,21 +85,25 @@ std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t
       for (int64_t t = 0; t < taps; ++t) row_sum += W(o, i, t);
     Put32(b, o < mc ? static_cast<int32_t>(d.bias[static_cast<size_t>(m0 + o)] - zx * row_sum) : 0);
   }
-  for (int64_t o = 0; o < brs * 8; ++o) Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].multiplier : 0);
-  for (int64_t o = 0; o < brs * 8; ++o) Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].shift : 0);
+  for (int64_t o = 0; o < brs * 8; ++o)
+    Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].multiplier : 0);
+  for (int64_t o = 0; o < brs * 8; ++o)
+    Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].shift : 0);
   for (int64_t bi = 0; bi < brs; ++bi)
-    for (int32_t j = row_ptr[static_cast<size_t>(bi)]; j < row_ptr[static_cast<size_t>(bi + 1)]; ++j)
+    for (int32_t j = row_ptr[static_cast<size_t>(bi)]; j < row_ptr[static_cast<size_t>(bi + 1)];
+         ++j)
       for (int64_t qq = 0; qq < 2; ++qq)
         for (int64_t t = 0; t < taps; ++t)
           for (int64_t r = 0; r < 8; ++r)
             for (int64_t l = 0; l < 4; ++l)
-              b.push_back(static_cast<uint8_t>(static_cast<int8_t>(W(bi * 8 + r, col_idx[static_cast<size_t>(j)] * 8 + qq * 4 + l, t))));
+              b.push_back(static_cast<uint8_t>(static_cast<int8_t>(
+                  W(bi * 8 + r, col_idx[static_cast<size_t>(j)] * 8 + qq * 4 + l, t))));
   while (b.size() % 4) b.push_back(0);
   return b;
 }
 
-std::vector<uint8_t> RefConv(const ConvData& d, const std::vector<uint8_t>& x, int64_t h, int64_t w, int64_t pad,
-                             int32_t zx, int32_t zy) {
+std::vector<uint8_t> RefConv(const ConvData& d, const std::vector<uint8_t>& x, int64_t h, int64_t w,
+                             int64_t pad, int32_t zx, int32_t zy) {
   kernels::ref::ConvParams p;
   p.in_channels = d.c;
   p.out_channels = d.m;
@@ -123,7 +129,8 @@ AccessPattern Linear(int64_t base, int64_t n, int64_t pong = 0) {
   return a;
 }
 
-Instruction Xfer(Opcode op, MemSpace src, AccessPattern sap, std::vector<MemSpace> dst, AccessPattern dap) {
+Instruction Xfer(Opcode op, MemSpace src, AccessPattern sap, std::vector<MemSpace> dst,
+                 AccessPattern dap) {
   Instruction in;
   in.op = op;
   in.layer = 0;
@@ -164,8 +171,8 @@ std::vector<uint8_t> RandomImage(int64_t n, uint32_t seed) {
 }
 
 // Runs through the text form (what tools exchange), returns the output symbol.
-std::vector<uint8_t> RunProgram(const aie::Program& p, const aie::Target& t, const std::vector<uint8_t>& x,
-                                SimStats* stats = nullptr) {
+std::vector<uint8_t> RunProgram(const aie::Program& p, const aie::Target& t,
+                                const std::vector<uint8_t>& x, SimStats* stats = nullptr) {
   auto parsed = aie::Program::FromText(p.ToText(), "test");
   EXPECT_TRUE(parsed.ok()) << parsed.status().message();
   auto sim = Simulator::Create(*parsed, t);
@@ -188,14 +195,17 @@ TEST(SimExec, SingleCoreConvMatchesReference) {
   const int64_t blob_addr = 1024, out_addr = blob_addr + static_cast<int64_t>(blob.size());
   aie::Program p = BaseProgram(2, 2, out_addr + M * H * W);
   p.symbols.push_back(Sym("in", aie::DdrSymbol::Kind::kInput, 0, C * H * W));
-  aie::DdrSymbol ws = Sym("w", aie::DdrSymbol::Kind::kConst, blob_addr, static_cast<int64_t>(blob.size()));
+  aie::DdrSymbol ws =
+      Sym("w", aie::DdrSymbol::Kind::kConst, blob_addr, static_cast<int64_t>(blob.size()));
   ws.data = blob;
   p.symbols.push_back(ws);
   p.symbols.push_back(Sym("out", aie::DdrSymbol::Kind::kOutput, out_addr, M * H * W));
   aie::Block b;
   const int64_t nb = static_cast<int64_t>(blob.size());
-  b.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W), {MemSpace::Memtile(0)}, Linear(0, C * H * W)));
-  b.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(blob_addr, nb), {MemSpace::Memtile(0)}, Linear(8192, nb)));
+  b.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W),
+                          {MemSpace::Memtile(0)}, Linear(0, C * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(blob_addr, nb),
+                          {MemSpace::Memtile(0)}, Linear(8192, nb)));
   // The padded window (H+2) x (W+2) per channel; the DMA delivers z_x at borders.
   AccessPattern win;
   win.size = {W + 2, H + 2, C, 1};
@@ -203,20 +213,25 @@ TEST(SimExec, SingleCoreConvMatchesReference) {
   win.start = {-1, -1, 0, 0};
   win.bound = {W, H, 0, 0};
   win.pad_value = kZx;
-  b.instrs.push_back(Xfer(Opcode::kLoadFm, MemSpace::Memtile(0), win, {MemSpace::Core(0, 0)}, Linear(0, C * (H + 2) * (W + 2))));
-  b.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(0), Linear(8192, nb), {MemSpace::Core(0, 0)}, Linear(4096, nb)));
+  b.instrs.push_back(Xfer(Opcode::kLoadFm, MemSpace::Memtile(0), win, {MemSpace::Core(0, 0)},
+                          Linear(0, C * (H + 2) * (W + 2))));
+  b.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(0), Linear(8192, nb),
+                          {MemSpace::Core(0, 0)}, Linear(4096, nb)));
   Instruction comp;
   comp.op = Opcode::kComp;
   comp.layer = 0;
   comp.cores = {MemSpace::Core(0, 0)};
   aie::CompParams& c = comp.comp;
-  c.in_c = C, c.in_h = H + 2, c.in_w = W + 2, c.out_c = M, c.out_h = H, c.out_w = W, c.kh = 3, c.kw = 3;
+  c.in_c = C, c.in_h = H + 2, c.in_w = W + 2, c.out_c = M, c.out_h = H, c.out_w = W, c.kh = 3,
+  c.kw = 3;
   c.in.addr = 0, c.weights.addr = 4096, c.out.addr = 16384;
   c.out_zero = kZy, c.lo = 0, c.hi = 255;
   c.macs_dense = c.macs = M * C * 9 * H * W;
   b.instrs.push_back(comp);
-  b.instrs.push_back(Xfer(Opcode::kWriteFm, MemSpace::Core(0, 0), Linear(16384, M * H * W), {MemSpace::Memtile(0)}, Linear(65536, M * H * W)));
-  b.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(65536, M * H * W), {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kWriteFm, MemSpace::Core(0, 0), Linear(16384, M * H * W),
+                          {MemSpace::Memtile(0)}, Linear(65536, M * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(65536, M * H * W),
+                          {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
   p.blocks.push_back(b);
   const std::vector<uint8_t> x = RandomImage(C * H * W, 2);
   SimStats st;
@@ -241,20 +256,23 @@ TEST(SimExec, TwoByTwoSplitWithBroadcastMatchesReference) {
   p.symbols.push_back(Sym("in", aie::DdrSymbol::Kind::kInput, 0, C * H * W));
   int64_t a = blob_addr;
   for (size_t r = 0; r < 2; ++r) {
-    aie::DdrSymbol ws = Sym(fmt::format("w{}", r), aie::DdrSymbol::Kind::kConst, a, static_cast<int64_t>(blobs[r].size()));
+    aie::DdrSymbol ws = Sym(fmt::format("w{}", r), aie::DdrSymbol::Kind::kConst, a,
+                            static_cast<int64_t>(blobs[r].size()));
     ws.data = blobs[r];
     p.symbols.push_back(ws);
     a += ws.size;
   }
   p.symbols.push_back(Sym("out", aie::DdrSymbol::Kind::kOutput, out_addr, M * H * W));
   aie::Block b;
-  b.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W), {MemSpace::Memtile(0), MemSpace::Memtile(1)}, Linear(0, C * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W),
+                          {MemSpace::Memtile(0), MemSpace::Memtile(1)}, Linear(0, C * H * W)));
   a = blob_addr;
   for (int r = 0; r < 2; ++r) {
     const int64_t nb = static_cast<int64_t>(blobs[static_cast<size_t>(r)].size());
-    b.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(a, nb), {MemSpace::Memtile(r)}, Linear(8192, nb)));
-    b.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(r), Linear(8192, nb), {MemSpace::Core(r, 0), MemSpace::Core(r, 1)},
+    b.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(a, nb), {MemSpace::Memtile(r)},
                             Linear(8192, nb)));
+    b.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(r), Linear(8192, nb),
+                            {MemSpace::Core(r, 0), MemSpace::Core(r, 1)}, Linear(8192, nb)));
     a += nb;
   }
   for (int col = 0; col < 2; ++col) {
@@ -264,15 +282,18 @@ TEST(SimExec, TwoByTwoSplitWithBroadcastMatchesReference) {
     win.start = {col * OW - 1, -1, 0, 0};
     win.bound = {W, H, 0, 0};
     win.pad_value = kZx;
-    b.instrs.push_back(Xfer(Opcode::kLoadFm, MemSpace::Memtile(col), win, {MemSpace::Core(0, col), MemSpace::Core(1, col)},
+    b.instrs.push_back(Xfer(Opcode::kLoadFm, MemSpace::Memtile(col), win,
+                            {MemSpace::Core(0, col), MemSpace::Core(1, col)},
                             Linear(0, C * (H + 2) * (OW + 2))));
   }
   Instruction comp;
   comp.op = Opcode::kComp;
   comp.layer = 0;
-  comp.cores = {MemSpace::Core(0, 0), MemSpace::Core(0, 1), MemSpace::Core(1, 0), MemSpace::Core(1, 1)};
+  comp.cores = {MemSpace::Core(0, 0), MemSpace::Core(0, 1), MemSpace::Core(1, 0),
+                MemSpace::Core(1, 1)};
   aie::CompParams& c = comp.comp;
-  c.in_c = C, c.in_h = H + 2, c.in_w = OW + 2, c.out_c = 8, c.out_h = H, c.out_w = OW, c.kh = 3, c.kw = 3;
+  c.in_c = C, c.in_h = H + 2, c.in_w = OW + 2, c.out_c = 8, c.out_h = H, c.out_w = OW, c.kh = 3,
+  c.kw = 3;
   c.in.addr = 0, c.weights.addr = 8192, c.out.addr = 16384;
   c.out_zero = kZy, c.lo = 0, c.hi = 255;
   c.macs_dense = 8 * C * 9 * H * OW;
@@ -285,9 +306,11 @@ TEST(SimExec, TwoByTwoSplitWithBroadcastMatchesReference) {
       dst.size = {OW, H, 8, 1};
       dst.stride = {1, W, H * W, 0};
       dst.start = {col * OW, 0, r * 8, 0};
-      b.instrs.push_back(Xfer(Opcode::kWriteFm, MemSpace::Core(r, col), Linear(16384, 8 * H * OW), {MemSpace::Memtile(0)}, dst));
+      b.instrs.push_back(Xfer(Opcode::kWriteFm, MemSpace::Core(r, col), Linear(16384, 8 * H * OW),
+                              {MemSpace::Memtile(0)}, dst));
     }
-  b.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(65536, M * H * W), {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(65536, M * H * W),
+                          {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
   p.blocks.push_back(b);
   const std::vector<uint8_t> x = RandomImage(C * H * W, 4);
   EXPECT_EQ(RunProgram(p, aie::Target::Paper(2, 2), x), RefConv(d, x, H, W, 1, kZx, kZy));
@@ -298,7 +321,8 @@ TEST(SimExec, TwoByTwoSplitWithBroadcastMatchesReference) {
 aie::Program PingPongProgram(const ConvData& d, int64_t H, int64_t W) {
   const int64_t C = d.c, M = d.m;
   const std::vector<uint8_t> blob = MakeBlob(d, 0, M, kZx);
-  const int64_t blob_addr = 4096, out_addr = blob_addr + static_cast<int64_t>(blob.size()), nb = static_cast<int64_t>(blob.size());
+  const int64_t blob_addr = 4096, out_addr = blob_addr + static_cast<int64_t>(blob.size()),
+                nb = static_cast<int64_t>(blob.size());
   aie::Program p = BaseProgram(2, 2, out_addr + M * H * W);
   p.symbols.push_back(Sym("in", aie::DdrSymbol::Kind::kInput, 0, C * H * W));
   aie::DdrSymbol ws = Sym("w", aie::DdrSymbol::Kind::kConst, blob_addr, nb);
@@ -309,9 +333,12 @@ aie::Program PingPongProgram(const ConvData& d, int64_t H, int64_t W) {
   // Locks of c0.0: 0/1 input empty (ping/pong), 2/3 input full, 4/5 output empty, 6/7 output full.
   for (int id : {0, 1, 4, 5}) p.locks.push_back({core, id, 1});
   aie::Block pre;
-  pre.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W), {MemSpace::Memtile(0)}, Linear(0, C * H * W)));
-  pre.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(blob_addr, nb), {MemSpace::Memtile(0)}, Linear(65536, nb)));
-  pre.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(0), Linear(65536, nb), {core}, Linear(8192, nb)));
+  pre.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W),
+                            {MemSpace::Memtile(0)}, Linear(0, C * H * W)));
+  pre.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(blob_addr, nb),
+                            {MemSpace::Memtile(0)}, Linear(65536, nb)));
+  pre.instrs.push_back(
+      Xfer(Opcode::kLoadWm, MemSpace::Memtile(0), Linear(65536, nb), {core}, Linear(8192, nb)));
   p.blocks.push_back(pre);
   aie::Block rows;
   rows.iterations = H;
@@ -341,13 +368,15 @@ aie::Program PingPongProgram(const ConvData& d, int64_t H, int64_t W) {
   AccessPattern orow = row;
   orow.base = 131072;
   orow.size = {W, M, 1, 1};
-  Instruction wr = Xfer(Opcode::kWriteFm, core, Linear(16384, M * W, 4096), {MemSpace::Memtile(0)}, orow);
+  Instruction wr =
+      Xfer(Opcode::kWriteFm, core, Linear(16384, M * W, 4096), {MemSpace::Memtile(0)}, orow);
   wr.acquire = {{core, 6, 1, true}};
   wr.release = {{core, 4, 1, true}};
   rows.instrs.push_back(wr);
   p.blocks.push_back(rows);
   aie::Block post;
-  post.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(131072, M * H * W), {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
+  post.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(131072, M * H * W),
+                             {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
   p.blocks.push_back(post);
   return p;
 }
@@ -363,9 +392,11 @@ TEST(SimExec, PingPongWithLocksMatchesReference) {
   // the instructions one after another.
   const aie::Target t = aie::Target::Paper(2, 2);
   const double serial_rows =
-      static_cast<double>(H) * (t.transfer_cycles(aie::Link::kMemtileToCore, C * W) + static_cast<double>(M * C * W) / t.macs_per_cycle() +
+      static_cast<double>(H) * (t.transfer_cycles(aie::Link::kMemtileToCore, C * W) +
+                                static_cast<double>(M * C * W) / t.macs_per_cycle() +
                                 t.transfer_cycles(aie::Link::kCoreToMemtile, M * W));
-  const double pre_post = t.transfer_cycles(aie::Link::kDdrToMemtile, C * H * W) + t.transfer_cycles(aie::Link::kMemtileToDdr, M * H * W);
+  const double pre_post = t.transfer_cycles(aie::Link::kDdrToMemtile, C * H * W) +
+                          t.transfer_cycles(aie::Link::kMemtileToDdr, M * H * W);
   EXPECT_LT(st.total_cycles, serial_rows + pre_post + 1e6);  // sanity
   EXPECT_GT(st.total_cycles, pre_post);
   ASSERT_EQ(st.layers.size(), 1u);
@@ -382,7 +413,8 @@ TEST(SimExec, TransferTimeIsBytesOverBandwidth) {
   for (int id = 0; id < 3; ++id) p.locks.push_back({MemSpace::Memtile(0), id, 1});
   aie::Block b;
   for (int id = 0; id < 3; ++id) {
-    Instruction in = Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, n), {MemSpace::Memtile(0)}, Linear(id * n, n));
+    Instruction in = Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, n), {MemSpace::Memtile(0)},
+                          Linear(id * n, n));
     in.acquire = {{MemSpace::Memtile(0), id, 1, false}};
     b.instrs.push_back(in);
   }
@@ -391,7 +423,8 @@ TEST(SimExec, TransferTimeIsBytesOverBandwidth) {
   ASSERT_TRUE(sim.ok()) << sim.status().message();
   ASSERT_TRUE(sim->SetInput("in", std::vector<uint8_t>(static_cast<size_t>(n), 1)).ok());
   ASSERT_TRUE(sim->Run().ok());
-  const double one = static_cast<double>(n) / (t.ddr.channel_gbps / t.clock_ghz);  // bytes / (bytes per cycle)
+  const double one =
+      static_cast<double>(n) / (t.ddr.channel_gbps / t.clock_ghz);  // bytes / (bytes per cycle)
   EXPECT_DOUBLE_EQ(t.transfer_cycles(aie::Link::kDdrToMemtile, n), one);
   EXPECT_DOUBLE_EQ(sim->stats().total_cycles, 2 * one);
   ASSERT_EQ(sim->trace().size(), 3u);

@@ -52,7 +52,8 @@ Status RunText(const std::string& text) {
 void ExpectFault(const std::string& text, const std::vector<std::string>& parts) {
   const Status st = RunText(text);
   ASSERT_FALSE(st.ok());
-  for (const std::string& s : parts) EXPECT_NE(st.message().find(s), std::string::npos) << st.message() << "\n  missing: " << s;
+  for (const std::string& s : parts)
+    EXPECT_NE(st.message().find(s), std::string::npos) << st.message() << "\n  missing: " << s;
 }
 
 TEST(SimFault, CorrectCopyRuns) { EXPECT_TRUE(RunText(kCopy).ok()) << RunText(kCopy).message(); }
@@ -75,13 +76,15 @@ TEST(SimFault, WriteOutsideMemory) {
 }
 
 TEST(SimFault, DdrWriteOutsideOutputSymbol) {
-  ExpectFault(Replace(kCopy, "dst=ddr dap=64:", "dst=ddr dap=0:"),
-              {"write outside buffer", "instruction 3", "WRITE L0 copy", "ddr:0x0", "not in an output"});
+  ExpectFault(
+      Replace(kCopy, "dst=ddr dap=64:", "dst=ddr dap=0:"),
+      {"write outside buffer", "instruction 3", "WRITE L0 copy", "ddr:0x0", "not in an output"});
 }
 
 TEST(SimFault, NegativeAddress) {
   // Start -1 without a bound: a read below address 0.
-  ExpectFault(Replace(kCopy, "LOAD L0 src=ddr sap=0:0:1:64,1,1,1:1,0,0,0:0,0,0,0", "LOAD L0 src=ddr sap=0:0:1:64,1,1,1:1,0,0,0:-1,0,0,0"),
+  ExpectFault(Replace(kCopy, "LOAD L0 src=ddr sap=0:0:1:64,1,1,1:1,0,0,0:0,0,0,0",
+                      "LOAD L0 src=ddr sap=0:0:1:64,1,1,1:1,0,0,0:-1,0,0,0"),
               {"out-of-range address", "instruction 0", "LOAD L0 copy", "ddr:0x-1"});
 }
 
@@ -90,7 +93,8 @@ TEST(SimFault, CoreMemoryLargerThanTarget) {
 }
 
 TEST(SimFault, MemtileLargerThanTarget) {
-  ExpectFault(Replace(kCopy, "memtile 524288 core", "memtile 1048576 core"), {"exceeds the memtile capacity 524288"});
+  ExpectFault(Replace(kCopy, "memtile 524288 core", "memtile 1048576 core"),
+              {"exceeds the memtile capacity 524288"});
 }
 
 TEST(SimFault, DeadlockNeverReleased) {
@@ -101,34 +105,42 @@ TEST(SimFault, DeadlockNeverReleased) {
 
 TEST(SimFault, DeadlockConsumerBeforeProducer) {
   // The consumer (WRITEFM) waits for a release the producer only makes after it.
-  std::string t = Replace(kCopy, "dst=mt0 dap=256:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=-",
-                          "dst=mt0 dap=256:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=mt0:5:1");
+  std::string t =
+      Replace(kCopy, "dst=mt0 dap=256:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=-",
+              "dst=mt0 dap=256:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=mt0:5:1");
   t = Replace(t, "dst=ddr dap=64:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=- rel=-",
               "dst=ddr dap=64:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=- rel=mt0:5:1");
   ExpectFault(t, {"deadlock", "instruction 2", "mt0:5"});
 }
 
 TEST(SimFault, LockIdOutOfRange) {
-  ExpectFault(Replace(kCopy, "dst=ddr dap=64:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=- rel=-",
-                      "dst=ddr dap=64:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=- rel=c1.1:16:1"),
-              {"lock c1.1:16 out of range", "instruction 3"});
+  ExpectFault(
+      Replace(kCopy, "dst=ddr dap=64:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=- rel=-",
+              "dst=ddr dap=64:0:1:64,1,1,1:1,0,0,0:0,0,0,0:0,0,0,0:0,0,0,0:0 acq=- rel=c1.1:16:1"),
+      {"lock c1.1:16 out of range", "instruction 3"});
 }
 
 TEST(SimFault, CompOnMissingWeights) {
   // A conv whose weight buffer was never loaded.
   const std::string comp =
-      "  COMP L0 cores=c0.0 kind=conv in=8x1x8 out=8x1x8 k=1x1 s=1x1 d=1x1 groups=1 inb=0/0 in2b=0/0 wb=1024/0 "
-      "outb=2048/0 types=u8,u8,u8 zp=0,0,0 clamp=0,255 mult=0,0 shift=0 accum=0 cip=0 img=0x0 origin=0,0,0 pb=0,0 "
+      "  COMP L0 cores=c0.0 kind=conv in=8x1x8 out=8x1x8 k=1x1 s=1x1 d=1x1 groups=1 inb=0/0 "
+      "in2b=0/0 wb=1024/0 "
+      "outb=2048/0 types=u8,u8,u8 zp=0,0,0 clamp=0,255 mult=0,0 shift=0 accum=0 cip=0 img=0x0 "
+      "origin=0,0,0 pb=0,0 "
       "pe=0,0 macs=512,512 acq=- rel=-\n  WRITEFM";
-  ExpectFault(Replace(kCopy, "  WRITEFM", comp), {"uninitialised read", "instruction 2", "COMP L0 copy", "c0.0:0x400"});
+  ExpectFault(Replace(kCopy, "  WRITEFM", comp),
+              {"uninitialised read", "instruction 2", "COMP L0 copy", "c0.0:0x400"});
 }
 
 TEST(SimFault, CompOnCoreOutsideGrid) {
   const std::string comp =
-      "  COMP L0 cores=c3.0 kind=add in=8x1x8 out=8x1x8 k=1x1 s=1x1 d=1x1 groups=1 inb=0/0 in2b=0/0 wb=0/0 "
-      "outb=2048/0 types=u8,u8,u8 zp=0,0,0 clamp=0,255 mult=1,1 shift=0 accum=0 cip=0 img=0x0 origin=0,0,0 pb=0,0 "
+      "  COMP L0 cores=c3.0 kind=add in=8x1x8 out=8x1x8 k=1x1 s=1x1 d=1x1 groups=1 inb=0/0 "
+      "in2b=0/0 wb=0/0 "
+      "outb=2048/0 types=u8,u8,u8 zp=0,0,0 clamp=0,255 mult=1,1 shift=0 accum=0 cip=0 img=0x0 "
+      "origin=0,0,0 pb=0,0 "
       "pe=0,0 macs=0,0 acq=- rel=-\n  WRITEFM";
-  ExpectFault(Replace(kCopy, "  WRITEFM", comp), {"c3.0 which is not a core of the grid", "instruction 2"});
+  ExpectFault(Replace(kCopy, "  WRITEFM", comp),
+              {"c3.0 which is not a core of the grid", "instruction 2"});
 }
 
 TEST(SimFault, OutputNeverWritten) {
