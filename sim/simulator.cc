@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -670,13 +671,88 @@ Status Simulator::Comp(const Instruction& in, int64_t it) {
 
 // ---------------------------------------------------------------- timing
 
+namespace {
+
+// [lo, hi) bounding the bytes a pattern touches in iteration `it` (bounded
+// dimensions clamped to their bounds).
+std::pair<int64_t, int64_t> ApRange(const aie::AccessPattern& ap, int64_t it) {
+  int64_t lo = ap.base + (it & 1) * ap.pong, hi = lo;
+  for (int d = 0; d < 4; ++d) {
+    int64_t i0 = ap.start[d] + it * ap.step[d], i1 = i0 + ap.size[d] - 1;
+    if (ap.bound[d] > 0) {
+      i0 = std::max<int64_t>(i0, 0);
+      i1 = std::min<int64_t>(i1, ap.bound[d] - 1);
+      if (i1 < i0) return {0, 0};
+    }
+    const int64_t a = i0 * ap.stride[d], b = i1 * ap.stride[d];
+    lo += std::min(a, b);
+    hi += std::max(a, b);
+  }
+  return {lo, hi + ap.elem};
+}
+
+}  // namespace
+
+void Simulator::Ranges(const Instruction& in, int64_t it, RangeList* reads,
+                       RangeList* writes) const {
+  if (in.op == Opcode::kComp) {
+    const aie::CompParams& c = in.comp;
+    const int64_t ie = ElemBytes(c.in_type), oe = ElemBytes(c.out_type);
+    for (const MemSpace& m : in.cores) {
+      const std::string n = aie::MemSpaceName(m);
+      reads->push_back({n, {c.in.at(it), c.in.at(it) + int64_t{c.in_c} * c.in_h * c.in_w * ie}});
+      if (c.kind == CompKind::kConv)
+        reads->push_back({n, {c.weights.at(it), c.weights.at(it) + 32}});
+      if (c.kind == CompKind::kAdd || c.accumulate)
+        reads->push_back(
+            {n, {c.in2.at(it), c.in2.at(it) + int64_t{c.out_c} * c.out_h * c.out_w * 4}});
+      writes->push_back(
+          {n, {c.out.at(it), c.out.at(it) + int64_t{c.out_c} * c.out_h * c.out_w * oe}});
+    }
+    return;
+  }
+  if (in.op != Opcode::kFill) reads->push_back({aie::MemSpaceName(in.src), ApRange(in.src_ap, it)});
+  for (const MemSpace& d : in.dst)
+    writes->push_back({aie::MemSpaceName(d), ApRange(in.dst_ap, it)});
+}
+
+double Simulator::Hazard(const std::string& space, std::pair<int64_t, int64_t> r,
+                         bool write) const {
+  auto it = hazards_.find(space);
+  if (it == hazards_.end()) return 0;
+  const HazardList& h = it->second;
+  double t = write ? std::max(h.wfloor, h.rfloor) : h.wfloor;
+  for (const HazardRec& x : h.recs)
+    if (x.lo < r.second && r.first < x.hi)
+      t = std::max(t, write ? std::max(x.wend, x.rend) : x.wend);
+  return t;
+}
+
+void Simulator::Record(const std::string& space, std::pair<int64_t, int64_t> r, double end,
+                       bool write) {
+  HazardList& h = hazards_[space];
+  h.recs.push_back({r.first, r.second, write ? end : 0.0, write ? 0.0 : end});
+  // Bounded history: an evicted record's times become the space's floor (conservative).
+  constexpr size_t kKeep = 96;
+  if (h.recs.size() > kKeep) {
+    h.wfloor = std::max(h.wfloor, h.recs.front().wend);
+    h.rfloor = std::max(h.rfloor, h.recs.front().rend);
+    h.recs.pop_front();
+  }
+}
+
 void Simulator::Time(const Instruction& in, int64_t it) {
   // Ready: the release time of every lock token this instruction consumes
-  // (FIFO); without acquires, after everything before it.
+  // (FIFO).
   double ready = 0;
-  if (in.acquire.empty()) {
-    ready = barrier_;
-  } else {
+  // Data hazards (read after write, write after read/write) on the touched
+  // address ranges: what orders the instructions the compiler leaves without
+  // locks (program order is their only synchronisation).
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> reads, writes;
+  Ranges(in, it, &reads, &writes);
+  for (const auto& [sp, r] : reads) ready = std::max(ready, Hazard(sp, r, false));
+  for (const auto& [sp, r] : writes) ready = std::max(ready, Hazard(sp, r, true));
+  {
     for (const aie::LockOp& l : in.acquire) {
       const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
       auto& q = tokens_[LockKey(l.tile, id)];
@@ -760,6 +836,8 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     tokens_[LockKey(l.tile, id)].push_back({end, l.value});
   }
   barrier_ = std::max(barrier_, end);
+  for (const auto& [sp, r] : reads) Record(sp, r, end, false);
+  for (const auto& [sp, r] : writes) Record(sp, r, end, true);
   horizon_ = std::max(horizon_, end);
   if (in.layer >= 0) {
     LayerStats& L = stats_.layers[static_cast<size_t>(in.layer)];

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -121,6 +122,20 @@ class Simulator {
   std::map<std::tuple<int, int, int, int>, std::vector<std::pair<double, int64_t>>> tokens_;
   std::map<std::string, double> free_at_;
   double barrier_ = 0, horizon_ = 0;
+  // Data hazards per memory space: recent accesses and their end times.
+  struct HazardRec {
+    int64_t lo = 0, hi = 0;
+    double wend = 0, rend = 0;
+  };
+  struct HazardList {
+    std::deque<HazardRec> recs;
+    double wfloor = 0, rfloor = 0;
+  };
+  std::map<std::string, HazardList> hazards_;
+  using RangeList = std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>>;
+  void Ranges(const aie::Instruction& in, int64_t it, RangeList* reads, RangeList* writes) const;
+  double Hazard(const std::string& space, std::pair<int64_t, int64_t> r, bool write) const;
+  void Record(const std::string& space, std::pair<int64_t, int64_t> r, double end, bool write);
   SimStats stats_;
   std::vector<TraceEvent> trace_;
   // Current instruction (diagnostics).
