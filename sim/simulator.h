@@ -16,9 +16,9 @@
 //
 // Timing: every instruction instance is scheduled on the resources it
 // occupies (shim DMA channels, memtile and core DMA channels, core compute)
-// as early as its locks (the time each consumed lock token was released)
-// and those resources allow; instructions without any acquire wait for all
-// earlier instructions (they have no other synchronisation).
+// as early as its locks (the time each consumed lock token was released),
+// its data hazards (address ranges of earlier accesses to the same memory)
+// and those resources allow.
 #pragma once
 
 #include <cstdint>
