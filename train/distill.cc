@@ -14,8 +14,7 @@ torch::Tensor DistillationLoss(const torch::Tensor& student_logits,
   torch::Tensor log_p_student = torch::log_softmax(student_logits / t, /*dim=*/1);
   torch::Tensor log_p_teacher = torch::log_softmax(teacher_logits.detach() / t, /*dim=*/1);
   // KL(teacher || student) = Σ p_t (log p_t - log p_s), batch mean.
-  torch::Tensor kl =
-      (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1).mean();
+  torch::Tensor kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1).mean();
   return kl * (o.alpha * t * t);
 }
 

@@ -10,12 +10,14 @@ Result<std::vector<torch::Tensor>> AccumulateFisher(GraphModule& m,
                                                     const data::Normalization& norm,
                                                     const FisherOptions& o, torch::Device device) {
   if (o.samples < 1) return InvalidArgument("Fisher samples {} must be >= 1", o.samples);
-  if (o.micro_batch < 1) return InvalidArgument("Fisher micro-batch {} must be >= 1", o.micro_batch);
+  if (o.micro_batch < 1)
+    return InvalidArgument("Fisher micro-batch {} must be >= 1", o.micro_batch);
   std::vector<torch::Tensor> fisher;
   const bool was_training = m.is_training();
   int64_t micro_batches = 0;
   Status st = TorchGuard("Fisher accumulation", [&]() -> Status {
-    for (const BlockLayer& l : layers) fisher.push_back(torch::zeros_like(m.weight(l.weight)).detach());
+    for (const BlockLayer& l : layers)
+      fisher.push_back(torch::zeros_like(m.weight(l.weight)).detach());
     m.eval();
     return ForEachBatch(d, norm, o.samples, o.micro_batch, o.seed, device,
                         [&](const torch::Tensor& x, const torch::Tensor& y) {

@@ -142,11 +142,11 @@ std::vector<BlockMask> SparsityMethod::CurrentMasks() const {
 }
 
 std::string SparsityMethod::Describe() const {
-  std::string s = fmt::format("{} to {:.4g} block sparsity ({}x{} blocks, {} layers, {}{})",
-                              MethodName(o_.method), o_.select.sparsity, o_.rules.block_rows,
-                              o_.rules.block_cols, layers_.size(),
-                              o_.select.global ? "global" : "per layer",
-                              o_.select.per_layer.empty() ? "" : ", per-layer targets");
+  std::string s =
+      fmt::format("{} to {:.4g} block sparsity ({}x{} blocks, {} layers, {}{})",
+                  MethodName(o_.method), o_.select.sparsity, o_.rules.block_rows,
+                  o_.rules.block_cols, layers_.size(), o_.select.global ? "global" : "per layer",
+                  o_.select.per_layer.empty() ? "" : ", per-layer targets");
   if (o_.method == Method::kIncremental && schedule_) s += "; " + schedule_->Describe();
   if (o_.method == Method::kLearned) s += fmt::format("; learned {}", LearnedKindName(o_.learned));
   return s;
@@ -166,10 +166,9 @@ Status SparsityMethod::SetMasks(Trainer& t, const std::vector<BlockMask>& masks)
 Status SparsityMethod::AfterMaskChange(Trainer& t) {
   const TrainOptions& to = t.options();
   if (o_.bn_recal_batches > 0) {
-    WBS_RETURN_IF_ERROR(RecalibrateBatchNorm(*module_, t.train_set(), t.normalization(),
-                                             o_.bn_recal_batches, to.batch_size,
-                                             to.seed + 7919 * static_cast<uint64_t>(t.step() + 1),
-                                             to.device));
+    WBS_RETURN_IF_ERROR(RecalibrateBatchNorm(
+        *module_, t.train_set(), t.normalization(), o_.bn_recal_batches, to.batch_size,
+        to.seed + 7919 * static_cast<uint64_t>(t.step() + 1), to.device));
   }
   if (o_.eval_after_mask) {
     WBS_ASSIGN_OR_RETURN(after_mask_, t.Evaluate(t.val_set()));
@@ -188,9 +187,9 @@ Status SparsityMethod::ApplyLevel(Trainer& t, double level,
                        SelectMasks(layers_, scores, o_.select, level, monotone ? &prev : nullptr));
   WBS_RETURN_IF_ERROR(SetMasks(t, masks));
   level_ = level;
-  Log(o_, fmt::format("epoch {} step {}: {} masks at level {:.4g} ({:.2f}% of blocks zero)",
-                      t.epoch(), t.step(), MethodName(o_.method), level,
-                      100.0 * BlockSparsity(masks)));
+  Log(o_,
+      fmt::format("epoch {} step {}: {} masks at level {:.4g} ({:.2f}% of blocks zero)", t.epoch(),
+                  t.step(), MethodName(o_.method), level, 100.0 * BlockSparsity(masks)));
   return AfterMaskChange(t);
 }
 
@@ -211,13 +210,14 @@ Status SparsityMethod::OnEpochBegin(Trainer& t, int epoch) {
       fo.micro_batch = o_.fisher_micro_batch;
       fo.weighted = o_.fisher_weighted;
       fo.seed = t.options().seed + 1;
-      WBS_ASSIGN_OR_RETURN(auto fisher, AccumulateFisher(*module_, layers_, t.train_set(),
-                                                         t.normalization(), fo, t.options().device));
+      WBS_ASSIGN_OR_RETURN(auto fisher,
+                           AccumulateFisher(*module_, layers_, t.train_set(), t.normalization(), fo,
+                                            t.options().device));
       // Ranks used the same samples, so F agrees; averaging removes rounding drift.
       for (torch::Tensor& f : fisher) WBS_RETURN_IF_ERROR(t.AllReduceMean(f));
-      WBS_RETURN_IF_ERROR(ApplyLevel(t, target, FisherBlockScores(*module_, layers_, fisher,
-                                                                  o_.fisher_weighted),
-                                     /*monotone=*/false));
+      WBS_RETURN_IF_ERROR(
+          ApplyLevel(t, target, FisherBlockScores(*module_, layers_, fisher, o_.fisher_weighted),
+                     /*monotone=*/false));
       phase_ = kFixed;
       return Status::Ok();
     }
@@ -331,10 +331,13 @@ Status SparsityMethod::StartLearning(Trainer& t) {
       const double mean =
           std::accumulate(l2[i].begin(), l2[i].end(), 0.0) / static_cast<double>(l2[i].size());
       std::vector<float> v;
-      for (double s : l2[i]) v.push_back(static_cast<float>(std::log(std::max(kMinScore, mean > 0 ? s / mean : 1.0))));
-      scores_.push_back(torch::tensor(v).reshape({l.rows, l.cols}).to(device).set_requires_grad(true));
+      for (double s : l2[i])
+        v.push_back(static_cast<float>(std::log(std::max(kMinScore, mean > 0 ? s / mean : 1.0))));
+      scores_.push_back(
+          torch::tensor(v).reshape({l.rows, l.cols}).to(device).set_requires_grad(true));
     }
-    score_opt_ = std::make_unique<torch::optim::Adam>(scores_, torch::optim::AdamOptions(o_.score_lr));
+    score_opt_ =
+        std::make_unique<torch::optim::Adam>(scores_, torch::optim::AdamOptions(o_.score_lr));
     WBS_RETURN_IF_ERROR(UpdateHardMasks());
     WBS_RETURN_IF_ERROR(InstallGates());
     phase_ = kLearning;
@@ -411,8 +414,8 @@ Status SparsityMethod::Finish(Trainer& t) {
   if (o_.method == Method::kIncremental && level_ < o_.select.sparsity) {
     return FailedPrecondition(
         "the {} schedule reached only {:.4g} of the {:.4g} target in {} epochs (needs more epochs)",
-        schedule_ ? ScheduleKindName(schedule_->kind()) : "incremental", level_,
-        o_.select.sparsity, t.options().epochs);
+        schedule_ ? ScheduleKindName(schedule_->kind()) : "incremental", level_, o_.select.sparsity,
+        t.options().epochs);
   }
   return Status::Ok();
 }
@@ -453,7 +456,8 @@ std::string SparsityMethod::SaveState(Trainer&) {
 
 Status SparsityMethod::LoadState(Trainer& t, const std::string& blob) {
   const size_t sep = blob.find(kBlobSeparator);
-  nlohmann::json j = nlohmann::json::parse(blob.substr(0, sep), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j =
+      nlohmann::json::parse(blob.substr(0, sep), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("method")) {
     return ParseError("checkpoint: sparsity method state is not valid");
   }

@@ -77,24 +77,24 @@ struct MethodOptions {
 
   // incremental
   ScheduleKind schedule = ScheduleKind::kIncremental;  // or kCubic
-  double step_fraction = 0.1;  // of the kept blocks, per event
+  double step_fraction = 0.1;                          // of the kept blocks, per event
   int every_epochs = 1;
-  double cubic_end = 0.5;    // fraction of the run's steps at which the cubic reaches the target
-  int64_t cubic_every = 0;   // steps between updates; 0 = about 20 updates
+  double cubic_end = 0.5;   // fraction of the run's steps at which the cubic reaches the target
+  int64_t cubic_every = 0;  // steps between updates; 0 = about 20 updates
 
   // learned
   LearnedKind learned = LearnedKind::kTopK;
-  int learn_epochs = -1;        // epochs with trainable scores; -1 = half the run (at least 1)
-  double score_lr = 1e-2;       // Adam LR of the block scores (kTopK)
-  double prox_strength = 1.0;   // kProx: 1 = the weakest blocks reach zero by mid-phase
+  int learn_epochs = -1;       // epochs with trainable scores; -1 = half the run (at least 1)
+  double score_lr = 1e-2;      // Adam LR of the block scores (kTopK)
+  double prox_strength = 1.0;  // kProx: 1 = the weakest blocks reach zero by mid-phase
 
   // fisher
-  int fisher_samples = 1024;  // training images
-  int fisher_micro_batch = 8;  // images per gradient (squared per micro-batch)
+  int fisher_samples = 1024;    // training images
+  int fisher_micro_batch = 8;   // images per gradient (squared per micro-batch)
   bool fisher_weighted = true;  // Σ F w^2 / 2 (else Σ F)
 
   // after every mask change
-  int bn_recal_batches = 0;  // 0 = off
+  int bn_recal_batches = 0;      // 0 = off
   bool eval_after_mask = false;  // evaluate the validation split right after masking (logged)
 
   // Receives one line per mask change and phase (the CLI prints them).
@@ -164,8 +164,8 @@ class SparsityMethod {
 
   // learned: 0 = not started, 1 = scores training, 2 = mask fixed
   int phase_ = 0;
-  std::vector<torch::Tensor> scores_;      // log-scores, [rows, cols] per layer (kTopK)
-  std::vector<torch::Tensor> hard_;        // current hard masks as 0/1 [rows, cols]
+  std::vector<torch::Tensor> scores_;  // log-scores, [rows, cols] per layer (kTopK)
+  std::vector<torch::Tensor> hard_;    // current hard masks as 0/1 [rows, cols]
   std::vector<BlockMask> hard_masks_;
   std::unique_ptr<torch::optim::Adam> score_opt_;
   std::vector<double> prox_rate_;  // kProx: norm shrink per unit LR, per layer

@@ -45,9 +45,8 @@ Status ForEachBatch(const data::Dataset& d, const data::Normalization& norm, int
   return Status::Ok();
 }
 
-Status RecalibrateBatchNorm(GraphModule& m, const data::Dataset& d,
-                            const data::Normalization& norm, int batches, int batch_size,
-                            uint64_t seed, torch::Device device) {
+Status RecalibrateBatchNorm(GraphModule& m, const data::Dataset& d, const data::Normalization& norm,
+                            int batches, int batch_size, uint64_t seed, torch::Device device) {
   if (batches <= 0) return Status::Ok();
   const bool was_training = m.is_training();
   Status st = TorchGuard("BatchNorm recalibration", [&]() -> Status {
@@ -72,18 +71,18 @@ Result<EvalResult> EvaluateModule(GraphModule& m, const data::Dataset& d,
   Status st = TorchGuard("evaluation", [&]() -> Status {
     torch::NoGradGuard no_grad;
     m.eval();
-    return ForEachBatch(d, norm, max_images, batch_size, 0, device,
-                        [&](const torch::Tensor& x, const torch::Tensor& y) {
-                          torch::Tensor logits = m.forward(x);
-                          loss += torch::nn::functional::cross_entropy(
-                                      logits, y,
-                                      torch::nn::functional::CrossEntropyFuncOptions().reduction(
-                                          torch::kSum))
-                                      .item<double>();
-                          correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-                          count += y.size(0);
-                          return Status::Ok();
-                        });
+    return ForEachBatch(
+        d, norm, max_images, batch_size, 0, device,
+        [&](const torch::Tensor& x, const torch::Tensor& y) {
+          torch::Tensor logits = m.forward(x);
+          loss += torch::nn::functional::cross_entropy(
+                      logits, y,
+                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .item<double>();
+          correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+          count += y.size(0);
+          return Status::Ok();
+        });
   });
   m.train(was_training);
   WBS_RETURN_IF_ERROR(st);

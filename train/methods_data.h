@@ -32,9 +32,8 @@ Status ForEachBatch(const data::Dataset& d, const data::Normalization& norm, int
 // running averages move with each BN's own momentum, so enough batches
 // (momentum 0.1: 50 leave 0.5% of the old statistics) replace them. Restores
 // the previous train/eval mode.
-Status RecalibrateBatchNorm(GraphModule& m, const data::Dataset& d,
-                            const data::Normalization& norm, int batches, int batch_size,
-                            uint64_t seed, torch::Device device);
+Status RecalibrateBatchNorm(GraphModule& m, const data::Dataset& d, const data::Normalization& norm,
+                            int batches, int batch_size, uint64_t seed, torch::Device device);
 
 // Mean cross-entropy and accuracy in eval mode over min(max_images, N) images
 // in dataset order (max_images <= 0: all). Restores the previous mode.

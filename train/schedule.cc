@@ -147,12 +147,13 @@ std::string SparsitySchedule::Describe() const {
     case ScheduleKind::kOneShot:
       return fmt::format("oneshot {:.4g}", target_);
     case ScheduleKind::kIncremental:
-      return fmt::format("incremental to {:.4g}: {:.4g}% of the kept blocks every {} tick(s), {} "
-                         "events, target at tick {}",
-                         target_, 100.0 * fraction_, every_, n, FinalTick());
+      return fmt::format(
+          "incremental to {:.4g}: {:.4g}% of the kept blocks every {} tick(s), {} "
+          "events, target at tick {}",
+          target_, 100.0 * fraction_, every_, n, FinalTick());
     case ScheduleKind::kCubic:
-      return fmt::format("cubic {:.4g} -> {:.4g} over ticks [{}, {}), every {}, {} events", initial_,
-                         target_, begin_, begin_ + length_, every_, n);
+      return fmt::format("cubic {:.4g} -> {:.4g} over ticks [{}, {}), every {}, {} events",
+                         initial_, target_, begin_, begin_ + length_, every_, n);
   }
   return "?";
 }

@@ -49,8 +49,7 @@ Result<SensitivityReport> ScanSensitivity(GraphModule& m, const data::Dataset& v
   m.ClearMasks();
   SensitivityReport r;
   r.levels = o.levels;
-  WBS_ASSIGN_OR_RETURN(r.dense,
-                       EvaluateModule(m, val, norm, o.max_images, o.batch_size, o.device));
+  WBS_ASSIGN_OR_RETURN(r.dense, EvaluateModule(m, val, norm, o.max_images, o.batch_size, o.device));
   SelectOptions so;
   so.keep_channels = o.keep_channels;
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -76,7 +75,8 @@ Result<SensitivityReport> ScanSensitivity(GraphModule& m, const data::Dataset& v
 }
 
 Result<std::map<std::string, double>> AllocateTargets(const SensitivityReport& r, double target) {
-  if (!(target >= 0.0 && target <= 1.0)) return InvalidArgument("target {} is not in [0, 1]", target);
+  if (!(target >= 0.0 && target <= 1.0))
+    return InvalidArgument("target {} is not in [0, 1]", target);
   if (r.layers.empty()) return InvalidArgument("no layers in the sensitivity report");
   std::vector<DropCurve> curves;
   double total_blocks = 0, max_drop = 0;
@@ -105,9 +105,10 @@ Result<std::map<std::string, double>> AllocateTargets(const SensitivityReport& r
   };
   std::vector<double> hi = assign(max_drop + 1.0), lo = assign(0.0);
   if (mean(hi) + 1e-12 < target) {
-    return InvalidArgument("target {} is above the {:.4g} the scanned levels allow (scan up to a "
-                           "higher level)",
-                           target, mean(hi));
+    return InvalidArgument(
+        "target {} is above the {:.4g} the scanned levels allow (scan up to a "
+        "higher level)",
+        target, mean(hi));
   }
   if (mean(lo) >= target) {
     // Even zero tolerance gives enough: scale the free levels down.

@@ -254,9 +254,10 @@ Status RunFinetune(const FinetuneArgs& a) {
   graph.reset();
 
   WBS_ASSIGN_OR_RETURN(auto method, train::SparsityMethod::Create(module, mo));
-  if (mo.method == train::Method::kIncremental && mo.schedule == train::ScheduleKind::kIncremental) {
-    WBS_ASSIGN_OR_RETURN(auto s, train::SparsitySchedule::Incremental(a.sparsity, a.step_fraction,
-                                                                     a.every));
+  if (mo.method == train::Method::kIncremental &&
+      mo.schedule == train::ScheduleKind::kIncremental) {
+    WBS_ASSIGN_OR_RETURN(
+        auto s, train::SparsitySchedule::Incremental(a.sparsity, a.step_fraction, a.every));
     if (s.FinalTick() >= a.epochs) {
       return InvalidArgument(
           "--method incremental reaches {} only at epoch {} ({}); give --epochs > {} or a larger "
@@ -265,19 +266,20 @@ Status RunFinetune(const FinetuneArgs& a) {
     }
   }
   if (talk) {
-    fmt::print(stderr, "wbs finetune: {} on {} ({} train, {} test): {}; {} epochs, batch {}, {} lr "
+    fmt::print(stderr,
+               "wbs finetune: {} on {} ({} train, {} test): {}; {} epochs, batch {}, {} lr "
                "{} {}, seed {}{}{}\n",
                a.model, a.data, train_set.size(), test_set.size(), method->Describe(), o.epochs,
                o.batch_size, a.optimizer, o.lr, a.lr_schedule, o.seed,
-               a.distill ? fmt::format(", distillation T={} alpha={}", a.temperature,
-                                       a.distill_alpha)
-                         : "",
+               a.distill
+                   ? fmt::format(", distillation T={} alpha={}", a.temperature, a.distill_alpha)
+                   : "",
                a.bn_recal ? fmt::format(", BN recalibration {} batches", a.bn_recal_batches) : "");
   }
   if (!a.output.empty() && o.rank == 0) WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.output));
-  WBS_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(module, std::move(train_set),
-                                                            std::move(test_set), o,
-                                                            method->Hooks(distiller)));
+  WBS_ASSIGN_OR_RETURN(auto trainer,
+                       train::Trainer::Create(module, std::move(train_set), std::move(test_set), o,
+                                              method->Hooks(distiller)));
   nlohmann::json summary;
   if (a.eval_dense && trainer->test_set().size() > 0) {
     WBS_ASSIGN_OR_RETURN(train::EvalResult dense, trainer->Evaluate(trainer->test_set()));
@@ -319,13 +321,13 @@ Status RunFinetune(const FinetuneArgs& a) {
       WBS_ASSIGN_OR_RETURN(auto out, module->ExportGraph(/*fold_bn=*/true));
       WBS_RETURN_IF_ERROR(onnxio::ExportModel(*out, a.output));
     }
-    fmt::print("{} {} {:.4g} {}: {:.2f}% of blocks zero, val acc {:.2f}%, test acc {:.2f}% (loss "
-               "{:.4f}), {:.1f} s{}\n",
-               a.model, a.method, a.sparsity, a.block, 100 * achieved, 100 * r.final_val.accuracy,
-               100 * r.test.accuracy, r.test.loss, seconds,
-               r.resumed_from_epoch >= 0
-                   ? fmt::format(" (resumed at epoch {})", r.resumed_from_epoch + 1)
-                   : "");
+    fmt::print(
+        "{} {} {:.4g} {}: {:.2f}% of blocks zero, val acc {:.2f}%, test acc {:.2f}% (loss "
+        "{:.4f}), {:.1f} s{}\n",
+        a.model, a.method, a.sparsity, a.block, 100 * achieved, 100 * r.final_val.accuracy,
+        100 * r.test.accuracy, r.test.loss, seconds,
+        r.resumed_from_epoch >= 0 ? fmt::format(" (resumed at epoch {})", r.resumed_from_epoch + 1)
+                                  : "");
     if (!a.output.empty()) fmt::print("wrote {}\n", a.output);
     if (!a.summary.empty()) {
       summary["model"] = a.model;
@@ -344,7 +346,8 @@ Status RunFinetune(const FinetuneArgs& a) {
       summary["bn_recal"] = a.bn_recal;
       summary["seconds"] = seconds;
       summary["train_seconds"] = r.seconds;
-      if (method->after_mask().count > 0) summary["after_mask_val"] = EvalJson(method->after_mask());
+      if (method->after_mask().count > 0)
+        summary["after_mask_val"] = EvalJson(method->after_mask());
       summary["final_val"] = EvalJson(r.final_val);
       summary["test"] = EvalJson(r.test);
       WBS_RETURN_IF_ERROR(EnsureParentDirectory(a.summary));
@@ -503,9 +506,7 @@ Command AddFinetuneCommand(CLI::App& parent) {
   app->add_option("--lr-schedule", args->lr_schedule, "cosine, step or constant")
       ->capture_default_str()
       ->group(g);
-  app->add_option("--warmup", args->warmup, "LR warmup in epochs")
-      ->capture_default_str()
-      ->group(g);
+  app->add_option("--warmup", args->warmup, "LR warmup in epochs")->capture_default_str()->group(g);
   app->add_option("--momentum", args->momentum, "SGD momentum")->capture_default_str()->group(g);
   app->add_option("--weight-decay", args->weight_decay, "Weight decay")
       ->capture_default_str()

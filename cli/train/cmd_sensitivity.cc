@@ -86,7 +86,8 @@ Status RunSensitivity(const SensitivityArgs& a) {
   // The validation split `wbs train`/`finetune` hold out with the same seed.
   WBS_ASSIGN_OR_RETURN(data::Dataset full, data::LoadDataset(a.data, data::Split::kTrain));
   data::Dataset val = data::SplitValidation(full, a.val_fraction, a.seed).second;
-  if (val.size() == 0) return InvalidArgument("--val-fraction {} leaves no validation images", a.val_fraction);
+  if (val.size() == 0)
+    return InvalidArgument("--val-fraction {} leaves no validation images", a.val_fraction);
   const data::Normalization norm = a.data.rfind("fashion-mnist", 0) == 0
                                        ? data::FashionMnistNormalization()
                                        : data::ComputeNormalization(full);
@@ -114,10 +115,10 @@ Status RunSensitivity(const SensitivityArgs& a) {
   size_t done = 0;
   so.progress = [&](size_t layer, size_t) {
     ++done;
-    if (!a.quiet) fmt::print(stderr, "\rwbs sensitivity: {} evaluations (layer {})", done, layer + 1);
+    if (!a.quiet)
+      fmt::print(stderr, "\rwbs sensitivity: {} evaluations (layer {})", done, layer + 1);
   };
-  WBS_ASSIGN_OR_RETURN(train::SensitivityReport r,
-                       train::ScanSensitivity(*module, val, norm, so));
+  WBS_ASSIGN_OR_RETURN(train::SensitivityReport r, train::ScanSensitivity(*module, val, norm, so));
   if (!a.quiet) fmt::print(stderr, "\n");
 
   // Table: accuracy drop in points per layer and level.

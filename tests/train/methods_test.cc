@@ -3,6 +3,8 @@
 // exactly the target, Fisher on a toy problem with a known answer, masks
 // that stay zero through training, keep_channels, state for --resume, and a
 // small end-to-end fine-tune of fmnist_resnet exported to ONNX.
+#include "train/methods.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +15,6 @@
 #include "onnx/model_io.h"
 #include "sparse/sparsify.h"
 #include "train/fisher.h"
-#include "train/methods.h"
 #include "train/methods_data.h"
 #include "train/schedule.h"
 #include "train/sensitivity.h"
@@ -264,7 +265,8 @@ std::unique_ptr<ir::Graph> ToyLinear(float magnitude) {
   // Every weight of the same magnitude: L2 cannot tell blocks apart.
   ir::Value* w = g->FindValue("fc.weight");
   float* d = w->constant.data<float>();
-  for (int64_t i = 0; i < w->constant.numel(); ++i) d[i] = (i * 7919 % 3 == 0) ? -magnitude : magnitude;
+  for (int64_t i = 0; i < w->constant.numel(); ++i)
+    d[i] = (i * 7919 % 3 == 0) ? -magnitude : magnitude;
   EXPECT_TRUE(g->TopologicalSort().ok());
   return g;
 }
