@@ -140,6 +140,8 @@ uint64_t ParameterChecksum(GraphModule& module) {
   torch::NoGradGuard no_grad;
   auto mix_tensor = [&](const torch::Tensor& t) {
     auto c = t.detach().to(torch::kCPU).contiguous();
+    // -0.0 and 0.0 are the same weight (masked entries get either sign).
+    if (c.is_floating_point()) c = c + 0.0;
     mix(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
   };
   for (const auto& p : module.named_parameters(/*recurse=*/true)) mix_tensor(p.value());

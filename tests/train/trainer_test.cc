@@ -382,7 +382,7 @@ TEST(TrainerTest, CheckpointErrorsNameTheFile) {
 
 int FreePort() {
   // Ports from the pid keep parallel ctest runs apart.
-  return 20000 + static_cast<int>(::getpid() % 20000);
+  return 40000 + static_cast<int>(::getpid() % 20000);  // ddp_test.sh uses 20000..39999
 }
 
 // Two ranks as two threads over 127.0.0.1: different initial weights on the
@@ -414,7 +414,7 @@ TEST(TrainerTest, TwoRanksStayIdentical) {
     h.on_step_end = [&, rank](Trainer& t, int64_t) {
       uint64_t hsh = 0;
       for (auto& p : t.module().parameters()) {
-        auto c = p.detach().contiguous();
+        auto c = p.detach().contiguous() + 0.0;  // -0.0 and 0.0 are the same weight
         const auto* b = static_cast<const uint8_t*>(c.data_ptr());
         for (int64_t i = 0; i < c.numel() * 4; ++i) hsh = (hsh ^ b[i]) * 1099511628211ull;
       }
