@@ -14,6 +14,7 @@
 #include "aie/passes/compiler.h"
 #include "cli/command.h"
 #include "ir/op_schema.h"
+#include "ir/pass.h"
 #include "onnx/file_io.h"
 #include "quant/ptq.h"
 #include "sparse/sparsify.h"
@@ -72,6 +73,15 @@ Status RunCompile(const CompileArgs& a) {
     WBS_ASSIGN_OR_RETURN(graph, BuildInt8ZooModel(a.zoo, a.sparsity, a.seed));
   } else {
     WBS_ASSIGN_OR_RETURN(graph, LoadModel(a.model, {}));
+    // A QDQ file (wbs quantize -o) imports as f32 ops between Quantize/
+    // DequantizeLinear pairs; the compiler needs the integer ops that
+    // quant::BuildQuantizedGraph builds in process, which lower-qdq rebuilds
+    // (the same first passes runtime::Session runs).
+    ir::PassManager pm;
+    pm.Add(ir::CreateLowerQdqPass());
+    pm.Add(ir::CreateRemoveIdentityPass());
+    pm.Add(ir::CreateDeadCodeEliminationPass());
+    WBS_RETURN_IF_ERROR(pm.Run(*graph).WithContext(a.model));
     WBS_RETURN_IF_ERROR(PrepareForAie(*graph));
   }
   aie::CompileState s;
