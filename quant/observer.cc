@@ -8,10 +8,14 @@ namespace wbs::quant {
 
 const char* ObserverName(ObserverKind k) {
   switch (k) {
-    case ObserverKind::kMinMax: return "minmax";
-    case ObserverKind::kPercentile: return "percentile";
-    case ObserverKind::kMse: return "mse";
-    case ObserverKind::kEntropy: return "entropy";
+    case ObserverKind::kMinMax:
+      return "minmax";
+    case ObserverKind::kPercentile:
+      return "percentile";
+    case ObserverKind::kMse:
+      return "mse";
+    case ObserverKind::kEntropy:
+      return "entropy";
   }
   return "?";
 }
@@ -43,12 +47,13 @@ void Observer::ObserveHistogram(const float* x, int64_t n) {
     hist_hi_ = max_;
   }
   const double width = (hist_hi_ - hist_lo_) / kBins;
-  if (!(width > 0)) {
-    hist_[0] += static_cast<double>(n);
-    return;
-  }
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(x[i])) continue;
+    // min == max means every value was 0 (the range contains 0).
+    if (x[i] == 0.f || !(width > 0)) {
+      zeros_ += 1.0;
+      continue;
+    }
     const int b = static_cast<int>((x[i] - hist_lo_) / width);
     hist_[std::clamp(b, 0, kBins - 1)] += 1.0;
   }
@@ -56,6 +61,12 @@ void Observer::ObserveHistogram(const float* x, int64_t n) {
 
 double Observer::BinCenter(int i) const {
   return hist_lo_ + (i + 0.5) * (hist_hi_ - hist_lo_) / kBins;
+}
+
+int Observer::ZeroBin() const {
+  const double width = (hist_hi_ - hist_lo_) / kBins;
+  if (!(width > 0)) return 0;
+  return std::clamp(static_cast<int>((0.0 - hist_lo_) / width), 0, kBins - 1);
 }
 
 ActRange Observer::Range(int levels) const {
@@ -66,8 +77,11 @@ ActRange Observer::Range(int levels) const {
 }
 
 ActRange Observer::Percentile() const {
+  // Percentiles of all values: the zeros go back into their bin.
+  std::vector<double> hist = hist_;
+  hist[static_cast<size_t>(ZeroBin())] += zeros_;
   double total = 0;
-  for (double c : hist_) total += c;
+  for (double c : hist) total += c;
   if (total <= 0) return {min_, max_};
   const double width = (hist_hi_ - hist_lo_) / kBins;
   const double tail = total * (1.0 - percentile_ / 100.0);
@@ -76,7 +90,7 @@ ActRange Observer::Percentile() const {
   // passes the tail mass.
   double acc = 0;
   for (int i = kBins - 1; i >= 0; --i) {
-    acc += hist_[i];
+    acc += hist[i];
     if (acc > tail) {
       r.hi = static_cast<float>(std::min<double>(max_, hist_lo_ + (i + 1) * width));
       break;
@@ -85,7 +99,7 @@ ActRange Observer::Percentile() const {
   if (min_ < 0) {
     acc = 0;
     for (int i = 0; i < kBins; ++i) {
-      acc += hist_[i];
+      acc += hist[i];
       if (acc > tail) {
         r.lo = static_cast<float>(std::max<double>(min_, hist_lo_ + i * width));
         break;
@@ -117,8 +131,8 @@ ActRange Observer::SearchScaled(int levels, bool kl) const {
       }
     } else {
       // P over the bins inside [lo, hi], clipped mass folded into the ends;
-      // Q: P merged into `levels` equal-width levels, each level's mass
-      // spread evenly over its non-empty bins.
+      // Q: the in-range histogram merged into `levels` equal-width levels,
+      // each level's mass spread evenly over the bins where P is non-empty.
       std::vector<double> p(kBins, 0.0);
       int first = kBins, last = -1;
       for (int i = 0; i < kBins; ++i) {
@@ -143,10 +157,13 @@ ActRange Observer::SearchScaled(int levels, bool kl) const {
         int nonzero = 0;
         for (int i = b0; i < b1; ++i) {
           mass += hist_[i];
-          nonzero += hist_[i] > 0;
+          nonzero += p[i] > 0;
         }
+        // P's support, not the histogram's: an end bin that is empty but
+        // holds folded clipped mass must get a share of Q, else the
+        // smoothing constant below makes that range look infinitely bad.
         for (int i = b0; i < b1; ++i)
-          if (hist_[i] > 0) q[i] = mass / nonzero;
+          if (p[i] > 0) q[i] = mass / nonzero;
       }
       double pt = 0, qt = 0;
       for (int i = first; i <= last; ++i) {
@@ -170,7 +187,7 @@ ActRange Observer::SearchScaled(int levels, bool kl) const {
 
 double Observer::ClippedFraction(const ActRange& r) const {
   if (hist_.empty()) return 0.0;
-  double total = 0, out = 0;
+  double total = zeros_, out = 0;  // zeros are always inside
   for (int i = 0; i < kBins; ++i) {
     total += hist_[i];
     const double v = BinCenter(i);

@@ -72,6 +72,35 @@ TEST(QuantObserver, MseAndEntropyClipLongTailsButNotUniformData) {
   EXPECT_GT(k.hi, 3.f);  // but not absurdly: e^-3 of the mass is above 3
 }
 
+TEST(QuantObserver, ExactZerosDoNotDriveMseOrEntropy) {
+  // A ReLU output: half exact zeros, half |N(0, 1)|. The zero spike costs
+  // nothing (0 is exact), so the ranges must equal those of the non-zero
+  // half alone; and KL must not collapse to the narrowest candidate (1/8 of
+  // the maximum), which it did when the spike was in the histogram.
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::vector<float> pos(100000), relu;
+  for (float& v : pos) v = std::fabs(g(rng));
+  relu = pos;
+  relu.resize(2 * pos.size(), 0.f);
+  for (ObserverKind k : {ObserverKind::kMse, ObserverKind::kEntropy}) {
+    const Observer with = Observe(k, relu);
+    const Observer without = Observe(k, pos);
+    EXPECT_EQ(with.zeros(), 100000.0) << ObserverName(k);
+    EXPECT_EQ(with.Range().hi, without.Range().hi) << ObserverName(k);
+    EXPECT_EQ(with.Range().lo, 0.f) << ObserverName(k);
+    // The half-normal's 99.9th percentile is 3.3; a 256-level grid clips
+    // at most a small tail.
+    EXPECT_GT(with.Range().hi, 2.5f) << ObserverName(k);
+    EXPECT_LE(with.Range().hi, with.max()) << ObserverName(k);
+    EXPECT_LT(with.ClippedFraction(with.Range()), 0.01) << ObserverName(k);
+  }
+  // Percentiles still count the zeros: the 99th percentile of the mixture is
+  // the 98th of the half-normal (2.33), not its 99th (2.58).
+  const ActRange p = Observe(ObserverKind::kPercentile, relu, 99.0).Range();
+  EXPECT_NEAR(p.hi, 2.33f, 0.05f);
+}
+
 TEST(QuantObserver, ParseNames) {
   EXPECT_EQ(*ParseObserver("entropy"), ObserverKind::kEntropy);
   EXPECT_FALSE(ParseObserver("kl").ok());
@@ -92,7 +121,7 @@ TEST(QuantParams, ActivationParamsU8S8AndPowerOfTwo) {
   EXPECT_EQ(p.scale[0], 1.f / 64);  // 255/64 = 3.98 >= 3 > 255/128
   QuantParams ps = ActivationParams({-3.f, 1.f}, DType::kU8, true);
   EXPECT_EQ(static_cast<DType>(ps.dtype), DType::kI8);  // negative values need s8
-  EXPECT_EQ(ps.scale[0], 1.f / 32);                    // 128/32 = 4 >= 3
+  EXPECT_EQ(ps.scale[0], 1.f / 32);                     // 128/32 = 4 >= 3
 }
 
 TEST(QuantParams, WeightsPerChannelSymmetricZerosStayZero) {
