@@ -56,8 +56,8 @@ inline __mmask16 RangeMask(int64_t lo, int64_t hi) {
 
 // Adds the residual (if any), clamps and stores the valid lanes of v.
 __attribute__((always_inline)) inline void StoreVec(const BsrConvArgs& a, float* yrow,
-                                                    const float* rrow, int64_t q,
-                     __mmask16 tail, __m512 v, __m512 lo, __m512 hi) {
+                                                    const float* rrow, int64_t q, __mmask16 tail,
+                                                    __m512 v, __m512 lo, __m512 hi) {
   if (!a.lanes) {
     if (rrow) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(tail, rrow + q));
     _mm512_mask_storeu_ps(yrow + q, tail, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
@@ -82,11 +82,45 @@ __attribute__((always_inline)) inline void StoreVec(const BsrConvArgs& a, float*
 // array of __m512 in memory and spills all 16 every (ci, tap) step.
 #define WBS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
+// Stores v's first `rows` lanes (+ residual, clamped) at output channel mb..
+// and compact index y.
+inline void StoreChannels(const BsrConvArgs& a, int64_t mb, int rows, __m256 v, int64_t y) {
+  alignas(32) float buf[kRows];
+  _mm256_store_ps(buf, v);
+  for (int r = 0; r < rows; ++r) {
+    const int64_t idx = (mb + r) * a.y_channel_stride + y;
+    float s = buf[r];
+    if (a.residual) s += a.residual[idx];
+    a.y[idx] = std::min(std::max(s, a.lo), a.hi);
+  }
+}
+
+inline __m256 BiasChannels(const BsrConvArgs& a, int64_t mb, __mmask8 rm) {
+  return a.bias ? _mm256_maskz_loadu_ps(rm, a.bias + mb) : _mm256_setzero_ps();
+}
+
+// One tail position fused into a full tile (see Tile): flat position q
+// (an offset from the tile's first position) and compact output index y.
+struct FusedTail {
+  int64_t dq = 0, y = 0;
+};
+
 // Output channels mb .. mb+R-1 (rows h0.. of block-row i) x V vectors at q.
-template <int R, int V>
-inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mmask16 (&lm)[kVecs]) {
+// With F, the tile also computes one tail position vectorized over the
+// output channels (one ymm: the step's R weights are contiguous in CKR, the
+// input broadcast): the range's last few positions then ride along with the
+// full tiles' pass over the weights instead of streaming the block-row's
+// weights once more (a 7x7 plane is 48 + 1 positions; its 1x1 layers'
+// weights, 2-4 MB, come from L3 on each pass).
+template <int R, int V, bool F = false>
+inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mmask16 (&lm)[kVecs],
+                 FusedTail ft = {}) {
   static_assert(V >= 1 && V <= kVecs && R >= 1 && R <= kRows);
+  static_assert(!F || V == kVecs);
   const int64_t mb = i * a.br + h0;
+  const int frows = static_cast<int>(std::min<int64_t>(R, a.out_channels - mb));
+  const __mmask8 rm = __mmask8((1u << std::max(frows, 0)) - 1);
+  __m256 fa = _mm256_setzero_ps();
 #define WBS_INIT(r)                                                                       \
   __m512 a##r##0 =                                                                        \
       _mm512_set1_ps(r < R && a.bias && mb + r < a.out_channels ? a.bias[mb + r] : 0.0f); \
@@ -114,6 +148,8 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mma
   }
       WBS_ROWS(WBS_FMA3)
 #undef WBS_FMA3
+      if constexpr (F)
+        fa = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(rm, w), _mm256_set1_ps(xp[ft.dq]), fa);
     } else if constexpr (V == 2) {
       const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
 #define WBS_FMA2(r)                             \
@@ -161,6 +197,9 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mma
   }
   WBS_ROWS(WBS_STORE)
 #undef WBS_STORE
+  if constexpr (F) {
+    if (frows > 0) StoreChannels(a, mb, frows, _mm256_add_ps(fa, BiasChannels(a, mb, rm)), ft.y);
+  }
 }
 #undef WBS_ROWS
 
@@ -193,23 +232,6 @@ Tail FindTail(const BsrConvArgs& a) {
     ++t.count;
   }
   return t;
-}
-
-// Stores v's first `rows` lanes (+ residual, clamped) at output channel mb..
-// and compact index y.
-inline void StoreChannels(const BsrConvArgs& a, int64_t mb, int rows, __m256 v, int64_t y) {
-  alignas(32) float buf[kRows];
-  _mm256_store_ps(buf, v);
-  for (int r = 0; r < rows; ++r) {
-    const int64_t idx = (mb + r) * a.y_channel_stride + y;
-    float s = buf[r];
-    if (a.residual) s += a.residual[idx];
-    a.y[idx] = std::min(std::max(s, a.lo), a.hi);
-  }
-}
-
-inline __m256 BiasChannels(const BsrConvArgs& a, int64_t mb, __mmask8 rm) {
-  return a.bias ? _mm256_maskz_loadu_ps(rm, a.bias + mb) : _mm256_setzero_ps();
 }
 
 // P tail positions, output channels mb.. (the rows of rm), vectorized over
@@ -341,8 +363,20 @@ void Gemv8(const BsrConvArgs& a, int64_t i, int rows, int64_t q, int64_t y) {
 template <int R>
 void RowGroup(const BsrConvArgs& a, int64_t i, int h0, const Tail& tail) {
   const __mmask16 full[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
+  const int64_t tiles = (tail.q - a.q_begin) / kTileQ;
+  const bool has_tail = tail.q < a.q_end && tail.count > 0;
+  // A few tail positions and at least as many full tiles: the last tiles
+  // carry one tail position each (7x7: 48 + 1; 14x14: 4 x 48 + 4).
+  if (has_tail && tail.count <= kMaxChannelTail && tiles >= tail.count) {
+    const int64_t first_fused = tiles - tail.count;
+    int64_t q = a.q_begin;
+    for (int64_t k = 0; k < first_fused; ++k, q += kTileQ) Tile<R, kVecs>(a, i, h0, q, full);
+    for (int p = 0; p < tail.count; ++p, q += kTileQ)
+      Tile<R, kVecs, true>(a, i, h0, q, full, FusedTail{tail.qs[p] - q, tail.ys[p]});
+    return;
+  }
   for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) Tile<R, kVecs>(a, i, h0, q, full);
-  if (tail.q >= a.q_end || tail.count == 0) return;
+  if (!has_tail) return;
   if (tail.count <= kMaxChannelTail) {
     const int rows = static_cast<int>(std::min<int64_t>(R, a.out_channels - i * a.br - h0));
     if (rows <= 0) return;

@@ -260,9 +260,14 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       }
       a.row_begin = r0;
       a.row_end = r1;
-      for (int64_t q = q0; q < q1 && r0 < r1; q += chunk) {
+      for (int64_t q = q0; q < q1 && r0 < r1; q = a.q_end) {
+        // A remainder shorter than a tile joins the chunk before it: as a
+        // chunk of its own it would stream every block-row's weights once
+        // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
+        // 2 MB at 50% for one position), and in the same call the kernel
+        // fuses such a tail into its full tiles.
         a.q_begin = q;
-        a.q_end = std::min(q1, q + chunk);
+        a.q_end = q1 - q < chunk + kChunkQuantum ? q1 : q + chunk;
         kernel_->fn(a);
       }
     }

@@ -218,6 +218,51 @@ TEST(BlockSparseConv, ZooLayerShapes) {
   }
 }
 
+// Planes of 48k + p positions (p <= 4): the AVX-512 kernel fuses one tail
+// position into each of the last p full 48-position tiles (vectorized over
+// the output channels) when there are at least p tiles, else runs the tail
+// on its own. Every block shape, ragged output channels (partial row groups
+// in the fused store), bias/residual/clamp combinations, both layouts (a
+// 3x3 padded 7x7 is 49 positions in the shifted layout, 63 in phase planes).
+TEST(BlockSparseConv, FusedTails) {
+  Rng rng(TestSeed() + 2);
+  struct Shape {
+    int64_t c, m, h, w, k;
+  };
+  const Shape shapes[] = {
+      {64, 61, 7, 7, 1},    // 48 + 1, fused into the only tile
+      {40, 24, 14, 14, 1},  // 4 x 48 + 4, one per tile
+      {24, 13, 7, 21, 1},   // 3 x 48 + 3
+      {16, 19, 5, 10, 1},   // 48 + 2: fewer tiles than tail positions, not fused
+      {32, 16, 10, 10, 1},  // 2 x 48 + 4: not fused
+      {24, 21, 7, 7, 3},    // 3x3 pad 1: shifted 48 + 1 (fused), phase 63 positions
+      {20, 9, 1, 49, 1},    // one row
+  };
+  const int blocks[][2] = {{8, 8}, {8, 3}, {16, 8}, {5, 7}, {4, 4}};
+  int n = 0;
+  for (const Shape& sh : shapes) {
+    for (const auto& blk : blocks) {
+      Problem pr;
+      kref::ConvParams& p = pr.p;
+      pr.br = blk[0];
+      pr.bc = blk[1];
+      p.in_channels = sh.c;
+      p.out_channels = sh.m;
+      p.in = {1, sh.h, sh.w};
+      p.kernel = {1, sh.k, sh.k};
+      p.pad_begin = {0, sh.k / 2, sh.k / 2};
+      p.pad_end = p.pad_begin;
+      p.out = {1, sh.h, sh.w};
+      p.activation.kind = n % 3 == 0 ? kref::ActivationKind::kRelu : kref::ActivationKind::kNone;
+      pr.bias = n % 4 != 1;
+      pr.residual = n % 2 == 0;
+      Check(pr, kSparsities[n % std::size(kSparsities)], rng, KernelsFor(pr.br));
+      if (HasFatalFailure()) return;
+      ++n;
+    }
+  }
+}
+
 TEST(BlockSparseConv, Gemm) {
   Rng rng(TestSeed());
   for (int64_t n : {1, 7, 16, 33, 100}) {
