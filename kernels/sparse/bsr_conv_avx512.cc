@@ -112,15 +112,16 @@ struct FusedTail {
 // full tiles' pass over the weights instead of streaming the block-row's
 // weights once more (a 7x7 plane is 48 + 1 positions; its 1x1 layers'
 // weights, 2-4 MB, come from L3 on each pass).
-template <int R, int V, bool F = false>
+template <int R, int V, int F = 0>
 inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mmask16 (&lm)[kVecs],
-                 FusedTail ft = {}) {
+                 const FusedTail* ft = nullptr) {
   static_assert(V >= 1 && V <= kVecs && R >= 1 && R <= kRows);
-  static_assert(!F || V == kVecs);
+  static_assert(F >= 0 && F <= 2 && (F == 0 || V == kVecs));
   const int64_t mb = i * a.br + h0;
   const int frows = static_cast<int>(std::min<int64_t>(R, a.out_channels - mb));
   const __mmask8 rm = __mmask8((1u << std::max(frows, 0)) - 1);
-  __m256 fa = _mm256_setzero_ps();
+  __m256 fa0 = _mm256_setzero_ps(), fa1 = fa0;
+  const int64_t fdq0 = F >= 1 ? ft[0].dq : 0, fdq1 = F >= 2 ? ft[1].dq : 0;
 #define WBS_INIT(r)                                                                       \
   __m512 a##r##0 =                                                                        \
       _mm512_set1_ps(r < R && a.bias && mb + r < a.out_channels ? a.bias[mb + r] : 0.0f); \
@@ -148,8 +149,11 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mma
   }
       WBS_ROWS(WBS_FMA3)
 #undef WBS_FMA3
-      if constexpr (F)
-        fa = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(rm, w), _mm256_set1_ps(xp[ft.dq]), fa);
+      if constexpr (F >= 1) {
+        const __m256 wv = _mm256_maskz_loadu_ps(rm, w);
+        fa0 = _mm256_fmadd_ps(wv, _mm256_set1_ps(xp[fdq0]), fa0);
+        if constexpr (F >= 2) fa1 = _mm256_fmadd_ps(wv, _mm256_set1_ps(xp[fdq1]), fa1);
+      }
     } else if constexpr (V == 2) {
       const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
 #define WBS_FMA2(r)                             \
@@ -197,8 +201,12 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, const __mma
   }
   WBS_ROWS(WBS_STORE)
 #undef WBS_STORE
-  if constexpr (F) {
-    if (frows > 0) StoreChannels(a, mb, frows, _mm256_add_ps(fa, BiasChannels(a, mb, rm)), ft.y);
+  if constexpr (F >= 1) {
+    if (frows > 0) {
+      const __m256 b = BiasChannels(a, mb, rm);
+      StoreChannels(a, mb, frows, _mm256_add_ps(fa0, b), ft[0].y);
+      if constexpr (F >= 2) StoreChannels(a, mb, frows, _mm256_add_ps(fa1, b), ft[1].y);
+    }
   }
 }
 #undef WBS_ROWS
@@ -365,14 +373,24 @@ void RowGroup(const BsrConvArgs& a, int64_t i, int h0, const Tail& tail) {
   const __mmask16 full[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
   const int64_t tiles = (tail.q - a.q_begin) / kTileQ;
   const bool has_tail = tail.q < a.q_end && tail.count > 0;
-  // A few tail positions and at least as many full tiles: the last tiles
-  // carry one tail position each (7x7: 48 + 1; 14x14: 4 x 48 + 4).
-  if (has_tail && tail.count <= kMaxChannelTail && tiles >= tail.count) {
-    const int64_t first_fused = tiles - tail.count;
+  // A few tail positions and enough full tiles: the last tiles carry one
+  // tail position each, or two when there are fewer tiles than positions
+  // (7x7: 48 + 1; 14x14: 4 x 48 + 4, or 2 x 48 + 4 in a position chunk).
+  if (has_tail && tail.count <= kMaxChannelTail && 2 * tiles >= tail.count) {
+    const int per = tiles >= tail.count ? 1 : 2;
+    const int64_t fused = (tail.count + per - 1) / per;
     int64_t q = a.q_begin;
-    for (int64_t k = 0; k < first_fused; ++k, q += kTileQ) Tile<R, kVecs>(a, i, h0, q, full);
-    for (int p = 0; p < tail.count; ++p, q += kTileQ)
-      Tile<R, kVecs, true>(a, i, h0, q, full, FusedTail{tail.qs[p] - q, tail.ys[p]});
+    for (int64_t k = 0; k < tiles - fused; ++k, q += kTileQ) Tile<R, kVecs>(a, i, h0, q, full);
+    for (int p = 0; p < tail.count; q += kTileQ) {
+      const int n = std::min(per, tail.count - p);
+      const FusedTail ft[2] = {{tail.qs[p] - q, tail.ys[p]},
+                               {n == 2 ? tail.qs[p + 1] - q : 0, n == 2 ? tail.ys[p + 1] : 0}};
+      if (n == 2)
+        Tile<R, kVecs, 2>(a, i, h0, q, full, ft);
+      else
+        Tile<R, kVecs, 1>(a, i, h0, q, full, ft);
+      p += n;
+    }
     return;
   }
   for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) Tile<R, kVecs>(a, i, h0, q, full);

@@ -218,10 +218,10 @@ TEST(BlockSparseConv, ZooLayerShapes) {
   }
 }
 
-// Planes of 48k + p positions (p <= 4): the AVX-512 kernel fuses one tail
-// position into each of the last p full 48-position tiles (vectorized over
-// the output channels) when there are at least p tiles, else runs the tail
-// on its own. Every block shape, ragged output channels (partial row groups
+// Planes of 48k + p positions (p <= 4): the AVX-512 kernel fuses the tail
+// positions into the last full 48-position tiles (vectorized over the output
+// channels; one per tile, or two when k < p), else (2k < p) runs the tail on
+// its own. Every block shape, ragged output channels (partial row groups
 // in the fused store), bias/residual/clamp combinations, both layouts (a
 // 3x3 padded 7x7 is 49 positions in the shifted layout, 63 in phase planes).
 TEST(BlockSparseConv, FusedTails) {
@@ -233,8 +233,9 @@ TEST(BlockSparseConv, FusedTails) {
       {64, 61, 7, 7, 1},    // 48 + 1, fused into the only tile
       {40, 24, 14, 14, 1},  // 4 x 48 + 4, one per tile
       {24, 13, 7, 21, 1},   // 3 x 48 + 3
-      {16, 19, 5, 10, 1},   // 48 + 2: fewer tiles than tail positions, not fused
-      {32, 16, 10, 10, 1},  // 2 x 48 + 4: not fused
+      {16, 19, 5, 10, 1},   // 48 + 2: two in the only tile
+      {32, 16, 10, 10, 1},  // 2 x 48 + 4: two per tile
+      {16, 11, 1, 52, 1},   // 48 + 4: not fused
       {24, 21, 7, 7, 3},    // 3x3 pad 1: shifted 48 + 1 (fused), phase 63 positions
       {20, 9, 1, 49, 1},    // one row
   };
