@@ -185,11 +185,61 @@ inline __m512i Interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
   return _mm512_ternarylogic_epi32(_mm512_set1_epi32(0xFFFFFF), t, _mm512_slli_epi32(r3, 24), 0xCA);
 }
 
+// At most this many valid positions after the last full tile are fused into
+// the full tiles (FusedTail) instead of a 16-lane tile of their own.
+constexpr int kMaxFusedTail = 4;
+
+// One tail position computed inside a full tile, vectorized over the block's
+// 8 output channels: dq = its flat position - the tile's first, y = its
+// compact output index.
+struct FusedTail {
+  int64_t dq = 0, y = 0;
+};
+
+// Requantizes the 8 channels of one fused tail position (bias already in
+// acc; the general exact form, equal to the fast and shift-only forms) and
+// stores them.
+inline void StoreFused(const S8BsrConvArgs& a, int64_t i, __m256i acc, int64_t y) {
+  const int64_t m0 = i * kRows;
+  const Req256 rq(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.ep.multiplier + m0)),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.ep.shift + m0)), a.ep);
+  alignas(32) int32_t v[kRows];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), rq(acc));
+  const int64_t rows = std::min<int64_t>(kRows, a.out_channels - m0);
+  if (a.y_layout == S8Layout::kNchw) {
+    for (int64_t r = 0; r < rows; ++r) a.y[(m0 + r) * a.y_plane + y] = static_cast<uint8_t>(v[r]);
+    return;
+  }
+  // nChw4c: channels past M of the last quad are 0, quads past M not stored.
+  const int64_t quads = (a.out_channels + 3) / 4;
+  for (int64_t h = 0; h < 2 && i * 2 + h < quads; ++h) {
+    uint8_t* yq = a.y + ((i * 2 + h) * a.y_plane + y) * 4;
+    for (int64_t l = 0; l < 4; ++l)
+      yq[l] = 4 * h + l < rows ? static_cast<uint8_t>(v[4 * h + l]) : 0;
+  }
+}
+
 #define WBS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-template <int V, bool kFull = false>
-inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs]) {
+// With F (1 or 2), the tile also computes F tail positions (ft) vectorized
+// over the output channels: the block's 8 weight words of a (quad, tap) are
+// one ymm load, the position's input word a broadcast; so the last few
+// positions of a 7x7 (48 + 1) or 14x14 (4 x 48 + 4) plane cost one extra
+// vpdpbusd per step instead of a 16-lane tile of 8 (and a second pass over
+// the weights).
+template <int V, bool kFull = false, int F = 0>
+inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (&lm)[kVecs],
+                 const FusedTail* ft = nullptr) {
   static_assert(V >= 1 && V <= kVecs);
+  static_assert(F >= 0 && F <= 2 && (F == 0 || (V == kVecs && kFull)));
+  __m256i fa0 = _mm256_setzero_si256(), fa1 = fa0;
+  int64_t fdq0 = 0, fdq1 = 0;
+  if constexpr (F >= 1) {
+    fa0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.ep.bias + i * kRows));
+    fa1 = fa0;
+    fdq0 = ft[0].dq * 4;
+    if constexpr (F >= 2) fdq1 = ft[1].dq * 4;
+  }
   // Named accumulators (an array of __m512i is kept in memory by GCC 12).
 #define WBS_INIT(r)                                              \
   __m512i a##r##0 = _mm512_set1_epi32(a.ep.bias[i * kRows + r]); \
@@ -221,6 +271,17 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
   }
       WBS_ROWS(WBS_DP3)
 #undef WBS_DP3
+      if constexpr (F >= 1) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        int32_t x0;
+        std::memcpy(&x0, xp + fdq0, 4);
+        fa0 = _mm256_dpbusd_epi32(fa0, _mm256_set1_epi32(x0), wv);
+        if constexpr (F >= 2) {
+          int32_t x1;
+          std::memcpy(&x1, xp + fdq1, 4);
+          fa1 = _mm256_dpbusd_epi32(fa1, _mm256_set1_epi32(x1), wv);
+        }
+      }
     } else if constexpr (V == 2) {
       const __m512i v1 = _mm512_maskz_loadu_epi32(l1, xp + 64);
 #define WBS_DP2(r)                                  \
@@ -305,6 +366,8 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
     WBS_STW(1, 4, 5, 6, 7)
 #undef WBS_STW
   }
+  if constexpr (F >= 1) StoreFused(a, i, fa0, ft[0].y);
+  if constexpr (F >= 2) StoreFused(a, i, fa1, ft[1].y);
 }
 #undef WBS_ROWS
 
@@ -312,6 +375,46 @@ inline void Tile(const S8BsrConvArgs& a, int64_t i, int64_t q, const __mmask16 (
 
 void s8_bsr8xn_conv__avx512vnni(const S8BsrConvArgs& a) {
   assert(a.br == kRows && a.bc % 4 == 0 && a.q_begin % kLanes == 0 && a.q_end <= a.out_h * a.pitch);
+  constexpr int64_t kTileQ = kVecs * kLanes;
+  // The valid positions after the last full tile: fused into the full tiles
+  // (one per tile, two when there are fewer tiles than positions) when there
+  // are at most kMaxFusedTail of them and enough tiles.
+  const int64_t tiles = (a.q_end - a.q_begin) / kTileQ;
+  const int64_t tail_q = a.q_begin + tiles * kTileQ;
+  int count = 0;
+  struct {
+    int64_t q, y;
+  } tail[kMaxFusedTail + 1];
+  for (int64_t q = tail_q; q < a.q_end && count <= kMaxFusedTail; ++q) {
+    int64_t y = q;
+    if (a.lanes) {
+      const S8LaneGroup& g = a.lanes[q / kLanes];
+      const int l = static_cast<int>(q % kLanes);
+      if (!(g.mask >> l & 1u)) continue;
+      y = g.y_index + __builtin_popcount(g.mask & ((1u << l) - 1));
+    }
+    tail[count++] = {q, y};
+  }
+  if (count > 0 && count <= kMaxFusedTail && 2 * tiles >= count) {
+    const int per = tiles >= count ? 1 : 2;
+    const int64_t fused = (count + per - 1) / per;
+    const __mmask16 full[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
+    for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+      int64_t q = a.q_begin;
+      for (int64_t k = 0; k < tiles - fused; ++k, q += kTileQ) Tile<kVecs, true>(a, i, q, full);
+      for (int p = 0; p < count; q += kTileQ) {
+        const int n = std::min(per, count - p);
+        const FusedTail ft[2] = {{tail[p].q - q, tail[p].y},
+                                 {n == 2 ? tail[p + 1].q - q : 0, n == 2 ? tail[p + 1].y : 0}};
+        if (n == 2)
+          Tile<kVecs, true, 2>(a, i, q, full, ft);
+        else
+          Tile<kVecs, true, 1>(a, i, q, full, ft);
+        p += n;
+      }
+    }
+    return;
+  }
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
     int64_t q = a.q_begin;
     for (; q + kVecs * kLanes <= a.q_end; q += kVecs * kLanes) {

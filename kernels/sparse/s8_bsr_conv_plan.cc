@@ -418,9 +418,12 @@ void S8BsrConvPlan::Run(const uint8_t* x, uint8_t* y, uint8_t* scratch, int thre
       }
       a.row_begin = r0;
       a.row_end = r1;
-      for (int64_t q = q0; q < q1 && r0 < r1; q += chunk) {
+      for (int64_t q = q0; q < q1 && r0 < r1; q = a.q_end) {
+        // A remainder shorter than a tile joins the chunk before it (as in
+        // BsrConvPlan::Run): the VNNI kernel fuses a few tail positions into
+        // its full tiles instead of streaming the weights again for them.
         a.q_begin = q;
-        a.q_end = std::min(q1, q + chunk);
+        a.q_end = q1 - q < chunk + kChunkQuantum ? q1 : q + chunk;
         kernel_->fn(a);
       }
     }

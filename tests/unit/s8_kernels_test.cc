@@ -379,6 +379,31 @@ TEST(S8Kernels, ZooShapes) {
   }
 }
 
+// Planes of 48k + p positions (p <= 4): the VNNI kernel computes the p tail
+// positions inside its last full tiles (one per tile, two when k < p; not
+// fused when 2k < p), vectorized over the 8 output channels and requantized
+// on their own. Ragged output channels (a partial block-row, a partial
+// nChw4c quad), both output layouts, stride-2 planes, padded (lane-table)
+// grids whose tail has few valid lanes.
+TEST(S8Kernels, FusedTails) {
+  Rng rng(Seed() + 6);
+  const std::vector<ConvCase> cases = {
+      MakeCase(1, 40, 61, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),       // 48 + 1
+      MakeCase(2, 24, 13, 14, 14, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),     // 4 x 48 + 4
+      MakeCase(1, 16, 22, 5, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),      // 48 + 2: two in one tile
+      MakeCase(1, 32, 16, 10, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),     // 2 x 48 + 4
+      MakeCase(1, 12, 9, 1, 52, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),       // 48 + 4: not fused
+      MakeCase(1, 36, 30, 14, 14, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0),     // 1x1 s2 to 7x7
+      MakeCase(1, 20, 27, 10, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     // pitch 12: lane table
+      MakeCase(1, 28, 8, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, 4),  // 8x4 blocks
+  };
+  const double sparsities[] = {0.0, 0.5, 0.9, 1.0, 0.25};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    CheckConv(cases[i], sparsities[i % 5], rng);
+    if (HasFatalFailure()) return;
+  }
+}
+
 // Grouped and depthwise convs (MobileNet-v2) run on the dense oneDNN path only.
 TEST(S8Kernels, OneDnnExactGroupedAndDepthwise) {
   Rng rng(Seed() + 4);
