@@ -13,6 +13,8 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
+// Create() uses shifted planes up to this many output columns (stride 1).
+constexpr int64_t kShiftedMaxOw = 14;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
@@ -94,11 +96,19 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
         }
       return used;
     };
-    // kAuto is the phase layout: on every ResNet-50 3x3 and 7x7 layer
-    // (wbs_bench_sparse --layout=phase|shifted, docs/BENCHMARKS.md) the
-    // shifted planes' kw-fold copy and the kw times more cache lines a step
-    // touches cost more than the dropped columns they save, 7x7 included.
-    const bool shifted = layout == Layout::kShifted;
+    // kAuto: shifted planes for stride-1 convs with at most kShiftedMaxOw
+    // output columns on the AVX-512 kernel, else phase planes. Measured
+    // (wbs_bench_sparse --layout=phase|shifted, docs/BENCHMARKS.md): on
+    // small planes the dropped columns cost most (7x7: pitch 9, 63 lanes for
+    // 49 outputs; with pitch 7 the 49th position rides along in the 48-wide
+    // tile, and a 14x14 plane is 4 x 48 + 4) and the shifted planes' kw-fold
+    // copy is small: ResNet-50 layer4.x.conv2 1.58x -> 1.70-2.01x at 50%,
+    // layer3.x.conv2 1.65x -> 1.77x. On 28x28 and 56x56 planes and strided
+    // convs the kw-fold copy and the kw times more cache lines per step
+    // cost more than the dropped columns (1.76x vs 1.72x, 2.08x vs 1.45x).
+    const bool auto_shifted =
+        sy == 1 && sx == 1 && kw > 1 && ow <= kShiftedMaxOw && plan.kernel_->isa >= Isa::kAvx512;
+    const bool shifted = layout == Layout::kShifted || (layout == Layout::kAuto && auto_shifted);
     plan.shifted_ = shifted;
     plan.pitch_ = shifted ? ow : wq;
     const std::vector<std::pair<int64_t, int64_t>> used = planes_of(shifted);
