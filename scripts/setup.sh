@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
   nodejs
+  chromium  # headless, for the report test (tests/report/)
 )
 
 missing=()
