@@ -7,6 +7,7 @@
 #include <array>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "cli/command.h"
 #include "core/npy.h"
@@ -41,23 +42,23 @@ struct QuantizeArgs {
 void PrintTable(const quant::PtqReport& r) {
   constexpr size_t kCols = 10;
   std::vector<std::array<std::string, kCols>> rows;
-  rows.push_back({"node", "op", "out", "scale", "zp", "observed", "range", "clip%", "w-scale",
-                  "SQNR dB"});
+  rows.push_back(
+      {"node", "op", "out", "scale", "zp", "observed", "range", "clip%", "w-scale", "SQNR dB"});
   for (const quant::LayerReport& l : r.layers) {
     if (l.op_type.rfind("f32 ", 0) == 0) {
       rows.push_back({l.node, l.op_type, "", "", "", "", "", "", "", ""});
       continue;
     }
     const bool f = l.dtype == DType::kF32;
-    rows.push_back(
-        {l.node, l.op_type, DTypeName(l.dtype), f ? "-" : fmt::format("{:.4g}", l.scale),
-         f ? "-" : fmt::format("{}", l.zero_point),
-         f ? "-" : fmt::format("[{:.3g}, {:.3g}]", l.observed_min, l.observed_max),
-         f ? "-" : fmt::format("[{:.3g}, {:.3g}]", l.range_lo, l.range_hi),
-         f ? "-" : fmt::format("{:.3f}", 100.0 * l.clipped_fraction),
-         l.weight_scale_max > 0 ? fmt::format("{:.2g}..{:.2g}", l.weight_scale_min, l.weight_scale_max)
-                                : "-",
-         l.sqnr_db != 0 ? fmt::format("{:.1f}", l.sqnr_db) : "-"});
+    rows.push_back({l.node, l.op_type, DTypeName(l.dtype), f ? "-" : fmt::format("{:.4g}", l.scale),
+                    f ? "-" : fmt::format("{}", l.zero_point),
+                    f ? "-" : fmt::format("[{:.3g}, {:.3g}]", l.observed_min, l.observed_max),
+                    f ? "-" : fmt::format("[{:.3g}, {:.3g}]", l.range_lo, l.range_hi),
+                    f ? "-" : fmt::format("{:.3f}", 100.0 * l.clipped_fraction),
+                    l.weight_scale_max > 0
+                        ? fmt::format("{:.2g}..{:.2g}", l.weight_scale_min, l.weight_scale_max)
+                        : "-",
+                    l.sqnr_db != 0 ? fmt::format("{:.1f}", l.sqnr_db) : "-"});
   }
   std::array<size_t, kCols> w{};
   for (const auto& row : rows)
@@ -91,35 +92,92 @@ Status DumpEval(const std::string& dir, const std::vector<Tensor>& batches,
   return WriteNpy(Tensor::FromVector<int32_t>({n}, pq), dir + "/int8_top1.npy");
 }
 
+// "random" or "random:SEED": calibration on seeded standard-normal images of
+// the model's input shape (no labels, so no --eval). For timing models that
+// have no dataset here (the zoo's ImageNet models in benchmarks): the
+// integer graph is the same shape of work whatever the scales are.
+bool IsRandomData(const std::string& spec) { return spec.rfind("random", 0) == 0; }
+
+// `stream` separates the calibration images (0) from the error images (1).
+Result<std::vector<Tensor>> RandomBatches(const std::string& spec, const ir::Graph& g,
+                                          int64_t images, int64_t batch, uint64_t stream) {
+  uint64_t seed = 0;
+  if (spec != "random") {
+    const std::string arg =
+        spec.substr(spec.find(':') == std::string::npos ? spec.size() : spec.find(':') + 1);
+    if (spec.rfind("random:", 0) != 0 || arg.empty() ||
+        arg.find_first_not_of("0123456789") != std::string::npos)
+      return InvalidArgument("--data '{}': want random or random:SEED", spec);
+    seed = std::stoull(arg);
+  }
+  if (g.inputs.size() != 1 || g.inputs[0]->dtype != DType::kF32 || g.inputs[0]->shape.empty())
+    return InvalidArgument("--data random needs one f32 model input with a known shape");
+  Shape s = g.inputs[0]->shape;
+  for (size_t d = 1; d < s.size(); ++d)
+    if (s[d] < 0)
+      return InvalidArgument("--data random: input '{}' dim {} is unknown; give --input-shape",
+                             g.inputs[0]->name, d);
+  std::mt19937_64 rng(seed * 2 + stream);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<Tensor> out;
+  for (int64_t done = 0; done < images; done += batch) {
+    s[0] = std::min(batch, images - done);
+    Tensor t(DType::kF32, s);
+    float* d = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) d[i] = normal(rng);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 Status RunQuantize(const QuantizeArgs& a) {
   quant::PtqOptions o;
   WBS_ASSIGN_OR_RETURN(o.observer, quant::ParseObserver(a.observer));
   o.percentile = a.percentile;
-  if (a.act == "u8") o.activation_type = DType::kU8;
-  else if (a.act == "s8") o.activation_type = DType::kI8;
-  else return InvalidArgument("--act must be u8 or s8, got '{}'", a.act);
+  if (a.act == "u8")
+    o.activation_type = DType::kU8;
+  else if (a.act == "s8")
+    o.activation_type = DType::kI8;
+  else
+    return InvalidArgument("--act must be u8 or s8, got '{}'", a.act);
   o.power_of_two = a.pot;
   o.num_threads = a.threads;
   data::Split calib_split;
-  if (a.calib_split == "train") calib_split = data::Split::kTrain;
-  else if (a.calib_split == "test") calib_split = data::Split::kTest;
-  else return InvalidArgument("--calib-split must be train or test, got '{}'", a.calib_split);
+  if (a.calib_split == "train")
+    calib_split = data::Split::kTrain;
+  else if (a.calib_split == "test")
+    calib_split = data::Split::kTest;
+  else
+    return InvalidArgument("--calib-split must be train or test, got '{}'", a.calib_split);
 
   WBS_ASSIGN_OR_RETURN(auto shapes, ParseInputShapes(a.input_shapes));
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, LoadModel(a.input, shapes));
   Result<std::unique_ptr<ir::Graph>> prepared = quant::PrepareFloatGraph(*graph);
   if (!prepared.ok()) return prepared.status().WithContext(a.input);
 
-  WBS_ASSIGN_OR_RETURN(data::Dataset cd, data::LoadDataset(a.data, calib_split));
-  const data::Normalization norm = quant::NormalizationFor(a.data, cd);
-  const std::vector<Tensor> calib =
-      quant::MakeBatches(cd, quant::SampleIndices(cd, a.calib, 0), a.batch, norm, nullptr);
+  const bool random = IsRandomData(a.data);
+  if (random && a.eval > 0) return InvalidArgument("--data random has no labels: drop --eval");
+  data::Dataset cd;
+  data::Normalization norm;
+  std::vector<Tensor> calib;
+  if (random) {
+    WBS_ASSIGN_OR_RETURN(calib, RandomBatches(a.data, **prepared, a.calib, a.batch, 0));
+  } else {
+    WBS_ASSIGN_OR_RETURN(cd, data::LoadDataset(a.data, calib_split));
+    norm = quant::NormalizationFor(a.data, cd);
+    calib = quant::MakeBatches(cd, quant::SampleIndices(cd, a.calib, 0), a.batch, norm, nullptr);
+  }
   Result<quant::Calibration> cal = quant::Calibrate(**prepared, calib, o);
   if (!cal.ok()) return cal.status().WithContext(a.input);
   quant::PtqReport report;
   Result<std::unique_ptr<ir::Graph>> q = quant::BuildQuantizedGraph(**prepared, *cal, o, &report);
   if (!q.ok()) return q.status().WithContext(a.input);
-  if (a.error_images > 0) {
+  if (random && a.error_images > 0) {
+    WBS_ASSIGN_OR_RETURN(std::vector<Tensor> err_batches,
+                         RandomBatches(a.data, **prepared, a.error_images, a.batch, 1));
+    WBS_RETURN_IF_ERROR(
+        quant::MeasureLayerErrors(**prepared, **q, err_batches, a.threads, &report));
+  } else if (a.error_images > 0) {
     std::vector<Tensor> err_batches =
         quant::MakeBatches(cd, quant::SampleIndices(cd, a.error_images, 1), a.batch, norm, nullptr);
     WBS_RETURN_IF_ERROR(
@@ -221,7 +279,7 @@ Command AddQuantizeCommand(CLI::App& parent) {
                 "rounding shift");
   app->add_option("--data", args->data,
                   "Calibration data: fashion-mnist, fashion-mnist:DIR, idx:IMAGES,LABELS, "
-                  "folder:DIR")
+                  "folder:DIR, random[:SEED] (standard-normal images, for timing only)")
       ->capture_default_str();
   app->add_option("--calib-split", args->calib_split, "Split to calibrate on: train or test")
       ->capture_default_str();
@@ -235,7 +293,9 @@ Command AddQuantizeCommand(CLI::App& parent) {
   app->add_option("--batch", args->batch, "Batch size for calibration and evaluation")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}))
       ->capture_default_str();
-  app->add_option("--threads", args->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app->add_option("--threads", args->threads, "Threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   app->add_flag("--json", args->json, "Print the report as JSON");
   app->add_option("--dump-eval", args->dump_eval,
                   "With --eval: write DIR/images.npy, labels.npy, fp32_top1.npy, int8_top1.npy")

@@ -31,8 +31,10 @@ bool IsPowerOfTwo(double s) {
 // Calls f.template operator()<T>() with T = uint8_t or int8_t.
 template <typename F>
 void Dispatch8(DType t, F&& f) {
-  if (t == DType::kU8) f.template operator()<uint8_t>();
-  else f.template operator()<int8_t>();
+  if (t == DType::kU8)
+    f.template operator()<uint8_t>();
+  else
+    f.template operator()<int8_t>();
 }
 
 }  // namespace
@@ -56,8 +58,8 @@ Result<TensorQuant> PerTensorQuant(const ir::Node& node, const ir::Value* v, con
                            what, v->name, DTypeName(t));
   }
   if (q.scale.size() != 1 || q.zero_point.size() > 1) {
-    return InvalidArgument("{}: {} '{}' must be quantized per tensor ({} scales)",
-                           node.Describe(), what, v->name, q.scale.size());
+    return InvalidArgument("{}: {} '{}' must be quantized per tensor ({} scales)", node.Describe(),
+                           what, v->name, q.scale.size());
   }
   TensorQuant r;
   r.dtype = t;
@@ -91,7 +93,8 @@ Result<std::pair<int32_t, int32_t>> QuantClampBounds(const ir::Node& node, const
     };
     lo = static_cast<int32_t>(std::max<int64_t>(lo, q(a)));
     hi = static_cast<int32_t>(std::min<int64_t>(hi, q(b)));
-    if (lo > hi) return InvalidArgument("{}: Clip bounds are empty after quantization", node.Describe());
+    if (lo > hi)
+      return InvalidArgument("{}: Clip bounds are empty after quantization", node.Describe());
   } else if (!act.empty()) {
     return Unimplemented("{}: fused activation {} has no integer form (Relu, Clip only)",
                          node.Describe(), act);
@@ -109,7 +112,8 @@ Result<QLinearQuant> ResolveQLinearQuant(const ir::Node& node, int64_t channels)
   if (static_cast<DType>(wq.dtype) != DType::kI8)
     return InvalidArgument("{}: weight W must be quantized to i8", node.Describe());
   for (int32_t z : wq.zero_point)
-    if (z != 0) return InvalidArgument("{}: weight W has zero point {} (must be 0)", node.Describe(), z);
+    if (z != 0)
+      return InvalidArgument("{}: weight W has zero point {} (must be 0)", node.Describe(), z);
   const bool per_channel = wq.scale.size() != 1;
   if (per_channel && (static_cast<int64_t>(wq.scale.size()) != channels || wq.axis != 0)) {
     return InvalidArgument("{}: weight W has {} scales on axis {}, expected 1 or {} on axis 0",
@@ -131,12 +135,65 @@ Result<QLinearQuant> ResolveQLinearQuant(const ir::Node& node, int64_t channels)
   for (int64_t c = 0; c < channels; ++c) {
     const double sw = wq.scale[per_channel ? static_cast<size_t>(c) : 0];
     if (!(sw > 0) || !std::isfinite(sw))
-      return InvalidArgument("{}: weight scale {} of channel {} is not positive", node.Describe(), sw, c);
+      return InvalidArgument("{}: weight scale {} of channel {} is not positive", node.Describe(),
+                             sw, c);
     const double sxw = static_cast<double>(r.x.scale) * sw;
     r.dequant_scale[c] = static_cast<float>(sxw);
     if (!r.float_output) r.requant[c] = RatioMultiplier(sxw / r.y.scale, pot);
   }
   return r;
+}
+
+Result<QAddQuant> ResolveQAddQuant(const ir::Node& node) {
+  QAddQuant q;
+  WBS_ASSIGN_OR_RETURN(q.a, PerTensorQuant(node, node.input(0), "input A"));
+  WBS_ASSIGN_OR_RETURN(q.b, PerTensorQuant(node, node.input(1), "input B"));
+  WBS_ASSIGN_OR_RETURN(
+      q.y, PerTensorQuant(node, node.outputs.empty() ? nullptr : node.outputs[0], "output C"));
+  WBS_ASSIGN_OR_RETURN(auto bounds, QuantClampBounds(node, q.y));
+  q.lo = bounds.first;
+  q.hi = bounds.second;
+  q.r = QuantizeMultiplierPair(static_cast<double>(q.a.scale) / q.y.scale,
+                               static_cast<double>(q.b.scale) / q.y.scale);
+  return q;
+}
+
+Result<QConcatQuant> ResolveQConcatQuant(const ir::Node& node) {
+  QConcatQuant q;
+  WBS_ASSIGN_OR_RETURN(
+      q.y, PerTensorQuant(node, node.outputs.empty() ? nullptr : node.outputs[0], "output"));
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    WBS_ASSIGN_OR_RETURN(TensorQuant t, PerTensorQuant(node, node.input(i), "input"));
+    q.in.push_back(t);
+    q.r.push_back(RatioMultiplier(static_cast<double>(t.scale) / q.y.scale,
+                                  t.power_of_two && q.y.power_of_two));
+  }
+  return q;
+}
+
+Result<kernels::ref::PoolParams> ResolveQPoolParams(const ir::Node& node, const Shape& x) {
+  const int spatial = static_cast<int>(x.size()) - 2;
+  if (spatial < 1 || spatial > ref::kMaxConvSpatialRank)
+    return Unimplemented("{}: input {} has {} spatial dims", node.Describe(), ShapeToString(x),
+                         spatial);
+  WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node, spatial, {}));
+  WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g,
+                       ir::ComputeWindowGeometry(node, attrs, Shape(x.begin() + 2, x.end())));
+  ref::PoolParams p;
+  p.batch = x[0];
+  p.channels = x[1];
+  const int lead = ref::kMaxConvSpatialRank - spatial;
+  for (int i = 0; i < spatial; ++i) {
+    p.in[lead + i] = g.input[i];
+    p.out[lead + i] = g.output[i];
+    p.kernel[lead + i] = g.kernel[i];
+    p.stride[lead + i] = g.strides[i];
+    p.dilation[lead + i] = g.dilations[i];
+    p.pad_begin[lead + i] = g.pad_begin[i];
+    p.pad_end[lead + i] = g.pad_end[i];
+  }
+  p.count_include_pad = node.GetInt("count_include_pad", 0) == 1;
+  return p;
 }
 
 namespace {
@@ -185,9 +242,12 @@ class QLinearOp final : public Operator {
                              w.data<int8_t>(), bias, out_, y.data<TY>(), ctx.num_threads);
         }
       };
-      if (y.dtype() == DType::kF32) run.template operator()<float>();
-      else if (y.dtype() == DType::kU8) run.template operator()<uint8_t>();
-      else run.template operator()<int8_t>();
+      if (y.dtype() == DType::kF32)
+        run.template operator()<float>();
+      else if (y.dtype() == DType::kU8)
+        run.template operator()<uint8_t>();
+      else
+        run.template operator()<int8_t>();
     });
     return Status::Ok();
   }
@@ -208,14 +268,13 @@ class QAddOp final : public Operator {
   static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
     const ir::Node& node = *args.node;
     auto op = std::unique_ptr<QAddOp>(new QAddOp(node));
-    WBS_ASSIGN_OR_RETURN(op->a_, PerTensorQuant(node, node.input(0), "input A"));
-    WBS_ASSIGN_OR_RETURN(op->b_, PerTensorQuant(node, node.input(1), "input B"));
-    WBS_ASSIGN_OR_RETURN(op->y_, PerTensorQuant(node, node.outputs[0], "output C"));
-    WBS_ASSIGN_OR_RETURN(auto bounds, QuantClampBounds(node, op->y_));
-    op->lo_ = bounds.first;
-    op->hi_ = bounds.second;
-    op->r_ = QuantizeMultiplierPair(static_cast<double>(op->a_.scale) / op->y_.scale,
-                                    static_cast<double>(op->b_.scale) / op->y_.scale);
+    WBS_ASSIGN_OR_RETURN(QAddQuant q, ResolveQAddQuant(node));
+    op->a_ = q.a;
+    op->b_ = q.b;
+    op->y_ = q.y;
+    op->lo_ = q.lo;
+    op->hi_ = q.hi;
+    op->r_ = q.r;
     return std::unique_ptr<Operator>(std::move(op));
   }
 
@@ -230,12 +289,12 @@ class QAddOp final : public Operator {
     Dispatch8(a.dtype(), [&]<typename TA>() {
       Dispatch8(b.dtype(), [&]<typename TB>() {
         Dispatch8(y.dtype(), [&]<typename TY>() {
-          ref::BroadcastBinary(a.data<TA>(), a.shape(), b.data<TB>(), b.shape(), y.data<TY>(),
-                               y.shape(), [&](TA va, TB vb) {
-                                 return static_cast<TY>(RequantizeAdd(
-                                     va - a_.zero_point, vb - b_.zero_point, r_, y_.zero_point,
-                                     lo_, hi_));
-                               });
+          ref::BroadcastBinary(
+              a.data<TA>(), a.shape(), b.data<TB>(), b.shape(), y.data<TY>(), y.shape(),
+              [&](TA va, TB vb) {
+                return static_cast<TY>(RequantizeAdd(va - a_.zero_point, vb - b_.zero_point, r_,
+                                                     y_.zero_point, lo_, hi_));
+              });
         });
       });
     });
@@ -258,13 +317,10 @@ class QConcatOp final : public Operator {
   static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
     const ir::Node& node = *args.node;
     auto op = std::unique_ptr<QConcatOp>(new QConcatOp(node));
-    WBS_ASSIGN_OR_RETURN(op->y_, PerTensorQuant(node, node.outputs[0], "output"));
-    for (size_t i = 0; i < node.inputs.size(); ++i) {
-      WBS_ASSIGN_OR_RETURN(TensorQuant q, PerTensorQuant(node, node.input(i), "input"));
-      op->in_.push_back(q);
-      op->r_.push_back(RatioMultiplier(static_cast<double>(q.scale) / op->y_.scale,
-                                       q.power_of_two && op->y_.power_of_two));
-    }
+    WBS_ASSIGN_OR_RETURN(QConcatQuant q, ResolveQConcatQuant(node));
+    op->y_ = q.y;
+    op->in_ = std::move(q.in);
+    op->r_ = std::move(q.r);
     return std::unique_ptr<Operator>(std::move(op));
   }
 
@@ -282,7 +338,8 @@ class QConcatOp final : public Operator {
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Tensor& x = *inputs[i];
       if (x.dtype() != in_[i].dtype)
-        return InvalidArgument("{}: input {} type differs from its quantization", node_.Describe(), i);
+        return InvalidArgument("{}: input {} type differs from its quantization", node_.Describe(),
+                               i);
       const int64_t x_row = x.dim(axis) * inner;
       Dispatch8(x.dtype(), [&]<typename TX>() {
         Dispatch8(y.dtype(), [&]<typename TY>() {
@@ -333,30 +390,13 @@ class QPoolOp final : public Operator {
       });
       return Status::Ok();
     }
-    const int spatial = x.rank() - 2;
-    if (spatial < 1 || spatial > ref::kMaxConvSpatialRank)
-      return Unimplemented("{}: input {} has {} spatial dims", node_.Describe(), x.Describe(), spatial);
-    WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node_, spatial, {}));
-    WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g, ir::ComputeWindowGeometry(
-                                                   node_, attrs, Shape(x.shape().begin() + 2, x.shape().end())));
-    ref::PoolParams p;
-    p.batch = x.dim(0);
-    p.channels = x.dim(1);
-    const int lead = ref::kMaxConvSpatialRank - spatial;
-    for (int i = 0; i < spatial; ++i) {
-      p.in[lead + i] = g.input[i];
-      p.out[lead + i] = g.output[i];
-      p.kernel[lead + i] = g.kernel[i];
-      p.stride[lead + i] = g.strides[i];
-      p.dilation[lead + i] = g.dilations[i];
-      p.pad_begin[lead + i] = g.pad_begin[i];
-      p.pad_end[lead + i] = g.pad_end[i];
-    }
-    p.count_include_pad = node_.GetInt("count_include_pad", 0) == 1;
+    WBS_ASSIGN_OR_RETURN(ref::PoolParams p, ResolveQPoolParams(node_, x.shape()));
     p.num_threads = ctx.num_threads;
     Dispatch8(x.dtype(), [&]<typename T>() {
-      if (kind_ == QPoolKind::kMax) ref::MaxPool<T>(p, x.data<T>(), y.data<T>(), nullptr);
-      else ref::QAveragePool<T>(p, x.data<T>(), x_.zero_point, y.data<T>());
+      if (kind_ == QPoolKind::kMax)
+        ref::MaxPool<T>(p, x.data<T>(), y.data<T>(), nullptr);
+      else
+        ref::QAveragePool<T>(p, x.data<T>(), x_.zero_point, y.data<T>());
     });
     return Status::Ok();
   }
@@ -385,8 +425,10 @@ Result<LinearParams> ReadLinearParams(const ir::Node& node, const Tensor& x, con
                                       const Tensor* z) {
   LinearParams p;
   p.scale = s.ToVector<float>();
-  if (z) p.zero_point = z->ToVector<int32_t>();
-  else p.zero_point.assign(p.scale.size(), 0);
+  if (z)
+    p.zero_point = z->ToVector<int32_t>();
+  else
+    p.zero_point.assign(p.scale.size(), 0);
   if (p.scale.empty() || p.zero_point.size() != p.scale.size())
     return InvalidArgument("{}: scale and zero point sizes differ", node.Describe());
   if (p.scale.size() > 1) {
@@ -408,8 +450,10 @@ class QuantizeLinearOp final : public Operator {
     WBS_RETURN_IF_ERROR(CheckRunShapes(node_, inputs, outputs));
     const Tensor& x = *inputs[0];
     if (x.dtype() != DType::kF32)
-      return Unimplemented("{}: input x is {}; only f32 is supported", node_.Describe(), x.Describe());
-    WBS_ASSIGN_OR_RETURN(LinearParams p, ReadLinearParams(node_, x, *inputs[1], InputOrNull(inputs, 2)));
+      return Unimplemented("{}: input x is {}; only f32 is supported", node_.Describe(),
+                           x.Describe());
+    WBS_ASSIGN_OR_RETURN(LinearParams p,
+                         ReadLinearParams(node_, x, *inputs[1], InputOrNull(inputs, 2)));
     Tensor& y = *outputs[0];
     const float* xd = x.data<float>();
     Dispatch8(y.dtype(), [&]<typename T>() {
@@ -440,7 +484,8 @@ class DequantizeLinearOp final : public Operator {
              const ExecContext&) override {
     WBS_RETURN_IF_ERROR(CheckRunShapes(node_, inputs, outputs));
     const Tensor& x = *inputs[0];
-    WBS_ASSIGN_OR_RETURN(LinearParams p, ReadLinearParams(node_, x, *inputs[1], InputOrNull(inputs, 2)));
+    WBS_ASSIGN_OR_RETURN(LinearParams p,
+                         ReadLinearParams(node_, x, *inputs[1], InputOrNull(inputs, 2)));
     float* yd = outputs[0]->data<float>();
     auto run = [&]<typename T>() {
       const T* xd = x.data<T>();
@@ -449,8 +494,10 @@ class DequantizeLinearOp final : public Operator {
         yd[i] = static_cast<float>(static_cast<int64_t>(xd[i]) - p.zero_point[c]) * p.scale[c];
       }
     };
-    if (x.dtype() == DType::kI32) run.template operator()<int32_t>();
-    else Dispatch8(x.dtype(), run);
+    if (x.dtype() == DType::kI32)
+      run.template operator()<int32_t>();
+    else
+      Dispatch8(x.dtype(), run);
     return Status::Ok();
   }
   std::string impl_name() const override { return "ref"; }
@@ -474,7 +521,8 @@ void RegisterQuantOperators() {
                    [](const OpCreateArgs& a) { return QLinearOp::Create(a, true); });
   RegisterOperator("QGemm", Backend::kReference,
                    [](const OpCreateArgs& a) { return QLinearOp::Create(a, false); });
-  RegisterOperator("QAdd", Backend::kReference, [](const OpCreateArgs& a) { return QAddOp::Create(a); });
+  RegisterOperator("QAdd", Backend::kReference,
+                   [](const OpCreateArgs& a) { return QAddOp::Create(a); });
   RegisterOperator("QConcat", Backend::kReference,
                    [](const OpCreateArgs& a) { return QConcatOp::Create(a); });
   RegisterOperator("QMaxPool", Backend::kReference,

@@ -13,6 +13,7 @@
 #include "core/quant_math.h"
 #include "core/status.h"
 #include "ir/graph.h"
+#include "kernels/ref/pool.h"
 
 namespace wbs::runtime {
 
@@ -31,11 +32,11 @@ Result<TensorQuant> PerTensorQuant(const ir::Node& node, const ir::Value* v, con
 // Everything a QConv / QGemm kernel needs besides the tensors.
 struct QLinearQuant {
   TensorQuant x;
-  bool float_output = false;            // Y is f32: dequant_scale instead of requant
-  TensorQuant y;                        // 8-bit output (unused when float_output)
-  std::vector<Requant> requant;         // per output channel
-  std::vector<float> dequant_scale;     // per output channel: (f32)(s_x * s_w[c])
-  int32_t lo = 0, hi = 255;             // clamp bounds incl. the fused Relu/Clip
+  bool float_output = false;         // Y is f32: dequant_scale instead of requant
+  TensorQuant y;                     // 8-bit output (unused when float_output)
+  std::vector<Requant> requant;      // per output channel
+  std::vector<float> dequant_scale;  // per output channel: (f32)(s_x * s_w[c])
+  int32_t lo = 0, hi = 255;          // clamp bounds incl. the fused Relu/Clip
 };
 
 // Resolves a QConv or QGemm node with `channels` output channels: multipliers
@@ -46,6 +47,27 @@ Result<QLinearQuant> ResolveQLinearQuant(const ir::Node& node, int64_t channels)
 // Clamp bounds of an 8-bit type with an optional fused Relu/Clip
 // ("wbs.activation" attributes) for output parameters `y`.
 Result<std::pair<int32_t, int32_t>> QuantClampBounds(const ir::Node& node, const TensorQuant& y);
+
+// QAdd: both inputs rescaled to the output's parameters with one rounding
+// (RequantizeAdd), clamp bounds incl. a fused Relu/Clip.
+struct QAddQuant {
+  TensorQuant a, b, y;
+  RequantPair r;
+  int32_t lo = 0, hi = 255;
+};
+Result<QAddQuant> ResolveQAddQuant(const ir::Node& node);
+
+// QConcat: per input its parameters and the multiplier to the output's.
+struct QConcatQuant {
+  TensorQuant y;
+  std::vector<TensorQuant> in;
+  std::vector<Requant> r;
+};
+Result<QConcatQuant> ResolveQConcatQuant(const ir::Node& node);
+
+// The window of a QMaxPool / QAveragePool node on input shape `x` (1-3
+// spatial dims), as the reference pools take it (num_threads left at 1).
+Result<kernels::ref::PoolParams> ResolveQPoolParams(const ir::Node& node, const Shape& x);
 
 // The multiplier for a real ratio; exact shift form when `power_of_two`.
 Requant RatioMultiplier(double ratio, bool power_of_two);

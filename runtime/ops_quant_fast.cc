@@ -268,6 +268,7 @@ void RegisterQuantFastOperators() {
   RegisterOperator("QGemm", Backend::kFast,
                    Wrap([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, false); },
                         FindOperatorFactory("QGemm", Backend::kFast)));
+  RegisterQuantFastElementwiseOperators();
 }
 
 }  // namespace wbs::runtime

@@ -1,0 +1,420 @@
+// Fast int8 QAdd / QConcat / QMaxPool / QAveragePool / QGlobalAveragePool
+// (kFast), bit-exact with the reference operators of runtime/ops_quant.cc
+// (docs/int8.md): they take their parameters from the same resolvers
+// (ResolveQAddQuant, ResolveQConcatQuant, ResolveQPoolParams), and
+//   - QAdd and QConcat are functions of 8-bit inputs, so their whole
+//     integer formula is tabulated once at creation (QAdd: a 64 KiB table
+//     over the byte pair (a, b); QConcat: 256 bytes per input, a plain copy
+//     when the table is the identity) and Run() is one lookup per element;
+//   - the pools run row-wise over the taps whose input row/column range is
+//     valid (no per-tap bounds test) with the reference's count and
+//     rounding (RoundDivHalfUp in the zero-point frame);
+//   - all split their work over ctx.num_threads (OpenMP).
+// Declined (the reference runs): QAdd with broadcasting, 3-D pools, dtypes
+// that differ from the quantization parameters (the reference reports them).
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "ir/conv_geometry.h"
+#include "kernels/ref/int8.h"
+#include "kernels/ref/window.h"
+#include "runtime/operator.h"
+#include "runtime/ops_nn_common.h"
+#include "runtime/ops_quant.h"
+#include "runtime/ops_quant_fast.h"
+
+namespace wbs::runtime {
+namespace {
+
+namespace kref = kernels::ref;
+
+// Below this many elements an op runs on one thread (the OpenMP fork costs
+// more than the work).
+constexpr int64_t kParallelMinElements = 1 << 15;
+
+bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
+int32_t TypeMin(DType t) { return t == DType::kU8 ? 0 : -128; }
+int32_t TypeMax(DType t) { return t == DType::kU8 ? 255 : 127; }
+// The value of a stored byte of an 8-bit type, and back (two's complement).
+int32_t ByteValue(DType t, uint8_t b) {
+  return t == DType::kU8 ? static_cast<int32_t>(b) : static_cast<int32_t>(static_cast<int8_t>(b));
+}
+uint8_t ValueByte(int32_t v) { return static_cast<uint8_t>(v & 0xff); }
+
+bool StaticShape(const ir::ValueInfo& v) {
+  return v.has_shape &&
+         std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
+}
+
+int Threads(const ExecContext& ctx, int64_t elements) {
+  return elements < kParallelMinElements ? 1 : std::max(1, ctx.num_threads);
+}
+
+// fn(begin, end) over [0, n) in `threads` contiguous chunks.
+template <typename F>
+void ParallelRange(int64_t n, int threads, F&& fn) {
+  if (threads <= 1 || n < 2) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+    if (b < e) fn(b, e);
+  }
+}
+
+Status CheckTensor(const ir::Node& node, const Tensor* t, DType dtype, const Shape& shape,
+                   const char* what) {
+  if (t == nullptr || t->dtype() != dtype || t->shape() != shape)
+    return InvalidArgument("{}: fast int8 op was planned for {} {}{}, got {}", node.Describe(),
+                           what, DTypeName(dtype), ShapeToString(shape),
+                           t ? t->Describe() : std::string("nothing"));
+  return Status::Ok();
+}
+
+class FastQAddOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
+    const ir::Node& node = *args.node;
+    const auto& in = args.inputs;
+    if (in.size() != 2 || args.outputs.size() != 1 || !in[0].present || !in[1].present ||
+        !StaticShape(in[0]) || !StaticShape(in[1]) || !StaticShape(args.outputs[0]) ||
+        in[0].shape != in[1].shape || in[0].shape != args.outputs[0].shape ||
+        !Is8Bit(in[0].dtype) || !Is8Bit(in[1].dtype) || !Is8Bit(args.outputs[0].dtype))
+      return std::unique_ptr<Operator>();
+    Result<QAddQuant> rq = ResolveQAddQuant(node);
+    if (!rq.ok() || rq->a.dtype != in[0].dtype || rq->b.dtype != in[1].dtype ||
+        rq->y.dtype != args.outputs[0].dtype)
+      return std::unique_ptr<Operator>();
+    auto op = std::unique_ptr<FastQAddOp>(new FastQAddOp(node));
+    op->shape_ = in[0].shape;
+    op->a_type_ = in[0].dtype;
+    op->b_type_ = in[1].dtype;
+    op->y_type_ = args.outputs[0].dtype;
+    const QAddQuant& q = *rq;
+    op->table_.resize(256 * 256);
+    for (int ba = 0; ba < 256; ++ba)
+      for (int bb = 0; bb < 256; ++bb)
+        op->table_[static_cast<size_t>(ba * 256 + bb)] =
+            ValueByte(RequantizeAdd(ByteValue(q.a.dtype, static_cast<uint8_t>(ba)) - q.a.zero_point,
+                                    ByteValue(q.b.dtype, static_cast<uint8_t>(bb)) - q.b.zero_point,
+                                    q.r, q.y.zero_point, q.lo, q.hi));
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 0), a_type_, shape_, "input A"));
+    WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 1), b_type_, shape_, "input B"));
+    WBS_RETURN_IF_ERROR(
+        CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], y_type_, shape_, "output C"));
+    const uint8_t* a = static_cast<const uint8_t*>(inputs[0]->raw());
+    const uint8_t* b = static_cast<const uint8_t*>(inputs[1]->raw());
+    uint8_t* y = static_cast<uint8_t*>(outputs[0]->raw());
+    const uint8_t* t = table_.data();
+    const int64_t n = outputs[0]->numel();
+    ParallelRange(n, Threads(ctx, n), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) y[i] = t[(static_cast<unsigned>(a[i]) << 8) | b[i]];
+    });
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return "lut"; }
+
+ private:
+  explicit FastQAddOp(const ir::Node& node) : node_(node) {}
+  ir::Node node_;
+  Shape shape_;
+  DType a_type_ = DType::kU8, b_type_ = DType::kU8, y_type_ = DType::kU8;
+  std::vector<uint8_t> table_;  // [a byte][b byte] -> y byte
+};
+
+class FastQConcatOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
+    const ir::Node& node = *args.node;
+    if (args.outputs.size() != 1 || !StaticShape(args.outputs[0]) ||
+        !Is8Bit(args.outputs[0].dtype) || args.inputs.empty())
+      return std::unique_ptr<Operator>();
+    const Shape& ys = args.outputs[0].shape;
+    const int rank = static_cast<int>(ys.size());
+    Result<int> axis = ir::NormalizeAxis(node.GetInt("axis", 0), rank, node);
+    if (!axis.ok()) return std::unique_ptr<Operator>();
+    Result<QConcatQuant> rq = ResolveQConcatQuant(node);
+    if (!rq.ok() || rq->y.dtype != args.outputs[0].dtype) return std::unique_ptr<Operator>();
+    auto op = std::unique_ptr<FastQConcatOp>(new FastQConcatOp(node));
+    op->y_shape_ = ys;
+    op->y_type_ = args.outputs[0].dtype;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < *axis; ++d) outer *= ys[static_cast<size_t>(d)];
+    for (int d = *axis + 1; d < rank; ++d) inner *= ys[static_cast<size_t>(d)];
+    op->outer_ = outer;
+    op->y_row_ = ys[static_cast<size_t>(*axis)] * inner;
+    for (size_t i = 0; i < args.inputs.size(); ++i) {
+      const ir::ValueInfo& x = args.inputs[i];
+      if (!x.present || !StaticShape(x) || x.dtype != rq->in[i].dtype ||
+          static_cast<int>(x.shape.size()) != rank)
+        return std::unique_ptr<Operator>();
+      Input in;
+      in.shape = x.shape;
+      in.dtype = x.dtype;
+      in.row = x.shape[static_cast<size_t>(*axis)] * inner;
+      in.identity = true;
+      const TensorQuant& q = rq->in[i];
+      for (int v = 0; v < 256; ++v) {
+        const int32_t r =
+            Requantize(ByteValue(q.dtype, static_cast<uint8_t>(v)) - q.zero_point, rq->r[i],
+                       rq->y.zero_point, TypeMin(rq->y.dtype), TypeMax(rq->y.dtype));
+        in.table[static_cast<size_t>(v)] = ValueByte(r);
+        in.identity = in.identity && ValueByte(r) == v;
+      }
+      op->in_.push_back(in);
+    }
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    if (inputs.size() != in_.size())
+      return InvalidArgument("{}: {} inputs, planned for {}", node_.Describe(), inputs.size(),
+                             in_.size());
+    for (size_t i = 0; i < in_.size(); ++i)
+      WBS_RETURN_IF_ERROR(CheckTensor(node_, inputs[i], in_[i].dtype, in_[i].shape, "input"));
+    WBS_RETURN_IF_ERROR(
+        CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], y_type_, y_shape_, "output"));
+    uint8_t* y = static_cast<uint8_t*>(outputs[0]->raw());
+    const int64_t n = outputs[0]->numel();
+    // Work item: one (outer index, input) segment.
+    const int64_t items = outer_ * static_cast<int64_t>(in_.size());
+    std::vector<int64_t> offset(in_.size(), 0);
+    for (size_t i = 1; i < in_.size(); ++i) offset[i] = offset[i - 1] + in_[i - 1].row;
+    auto segment = [&](int64_t o, size_t i, int64_t begin, int64_t end) {
+      const Input& in = in_[i];
+      const uint8_t* x = static_cast<const uint8_t*>(inputs[i]->raw()) + o * in.row;
+      uint8_t* d = y + o * y_row_ + offset[i];
+      if (in.identity) {
+        std::memcpy(d + begin, x + begin, static_cast<size_t>(end - begin));
+      } else {
+        for (int64_t k = begin; k < end; ++k) d[k] = in.table[x[k]];
+      }
+    };
+    const int threads = Threads(ctx, n);
+    if (items >= threads * 4 || threads == 1) {
+      ParallelRange(items, threads, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) {
+          const size_t i = static_cast<size_t>(it % static_cast<int64_t>(in_.size()));
+          segment(it / static_cast<int64_t>(in_.size()), i, 0, in_[i].row);
+        }
+      });
+    } else {
+      // Few large segments (batch 1): split each one.
+      for (int64_t it = 0; it < items; ++it) {
+        const size_t i = static_cast<size_t>(it % static_cast<int64_t>(in_.size()));
+        const int64_t o = it / static_cast<int64_t>(in_.size());
+        ParallelRange(in_[i].row, Threads(ctx, in_[i].row),
+                      [&](int64_t b, int64_t e) { segment(o, i, b, e); });
+      }
+    }
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return "lut"; }
+
+ private:
+  struct Input {
+    Shape shape;
+    DType dtype = DType::kU8;
+    int64_t row = 0;  // elements per outer index
+    bool identity = false;
+    std::array<uint8_t, 256> table{};
+  };
+  explicit FastQConcatOp(const ir::Node& node) : node_(node) {}
+  ir::Node node_;
+  Shape y_shape_;
+  DType y_type_ = DType::kU8;
+  int64_t outer_ = 1, y_row_ = 0;
+  std::vector<Input> in_;
+};
+
+enum class PoolKind { kMax, kAverage, kGlobalAverage };
+
+// 2-D max pool of one plane, row-wise over the valid taps.
+template <typename T>
+void MaxPoolPlane(const kref::PoolParams& p, const T* x, T* y) {
+  const int64_t IH = p.in[1], IW = p.in[2], OH = p.out[1], OW = p.out[2];
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    T* yr = y + oh * OW;
+    std::fill(yr, yr + OW, std::numeric_limits<T>::lowest());
+    for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+      const int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
+      if (ih < 0 || ih >= IH) continue;
+      const T* xr = x + ih * IW;
+      for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+        const int64_t off = kw * p.dilation[2] - p.pad_begin[2];
+        const kref::Range r = kref::ValidRange(OW, p.stride[2], off, IW);
+        const int64_t s = p.stride[2];
+        for (int64_t ow = r.begin; ow < r.end; ++ow) yr[ow] = std::max(yr[ow], xr[ow * s + off]);
+      }
+    }
+  }
+}
+
+// 2-D average pool of one plane: the reference's sum, count and rounding.
+template <typename T>
+void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
+                      std::vector<int32_t>& sum, std::vector<int32_t>& valid_w,
+                      std::vector<int32_t>& counted_w) {
+  const int64_t IH = p.in[1], IW = p.in[2], OH = p.out[1], OW = p.out[2];
+  constexpr int32_t lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  // Per output column: the taps inside the input, and those inside the
+  // declared padding (count_include_pad), as in kref::QAveragePool.
+  valid_w.assign(static_cast<size_t>(OW), 0);
+  counted_w.assign(static_cast<size_t>(OW), 0);
+  for (int64_t ow = 0; ow < OW; ++ow)
+    for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+      const int64_t iw = ow * p.stride[2] - p.pad_begin[2] + kw * p.dilation[2];
+      valid_w[static_cast<size_t>(ow)] += iw >= 0 && iw < IW;
+      counted_w[static_cast<size_t>(ow)] += iw >= -p.pad_begin[2] && iw < IW + p.pad_end[2];
+    }
+  sum.resize(static_cast<size_t>(OW));
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    std::fill(sum.begin(), sum.end(), 0);
+    int64_t valid_h = 0, counted_h = 0;
+    for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+      const int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
+      counted_h += ih >= -p.pad_begin[1] && ih < IH + p.pad_end[1];
+      if (ih < 0 || ih >= IH) continue;
+      ++valid_h;
+      const T* xr = x + ih * IW;
+      for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+        const int64_t off = kw * p.dilation[2] - p.pad_begin[2];
+        const kref::Range r = kref::ValidRange(OW, p.stride[2], off, IW);
+        const int64_t s = p.stride[2];
+        for (int64_t ow = r.begin; ow < r.end; ++ow)
+          sum[static_cast<size_t>(ow)] += xr[ow * s + off];
+      }
+    }
+    T* yr = y + oh * OW;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t valid = valid_h * valid_w[static_cast<size_t>(ow)];
+      const int64_t count =
+          p.count_include_pad ? counted_h * counted_w[static_cast<size_t>(ow)] : valid;
+      // Sum of (x - zp) over the valid taps; padded taps add 0.
+      const int64_t s = static_cast<int64_t>(sum[static_cast<size_t>(ow)]) - zp * valid;
+      const int64_t v = count == 0 ? zp : zp + RoundDivHalfUp(s, count);
+      yr[ow] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+    }
+  }
+}
+
+class FastQPoolOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args, PoolKind kind) {
+    const ir::Node& node = *args.node;
+    if (args.inputs.empty() || !args.inputs[0].present || !StaticShape(args.inputs[0]) ||
+        !Is8Bit(args.inputs[0].dtype) || args.outputs.size() != 1 ||
+        !StaticShape(args.outputs[0]) || args.outputs[0].dtype != args.inputs[0].dtype)
+      return std::unique_ptr<Operator>();
+    const Shape& xs = args.inputs[0].shape;
+    Result<TensorQuant> xq = PerTensorQuant(node, node.input(0), "input X");
+    if (!xq.ok() || xq->dtype != args.inputs[0].dtype || xs.size() < 3)
+      return std::unique_ptr<Operator>();
+    auto op = std::unique_ptr<FastQPoolOp>(new FastQPoolOp(node, kind));
+    op->x_shape_ = xs;
+    op->y_shape_ = args.outputs[0].shape;
+    op->dtype_ = args.inputs[0].dtype;
+    op->zp_ = xq->zero_point;
+    if (kind != PoolKind::kGlobalAverage) {
+      if (xs.size() != 4 || node.outputs.size() > 1) return std::unique_ptr<Operator>();
+      Result<kref::PoolParams> p = ResolveQPoolParams(node, xs);
+      if (!p.ok() || p->out[1] != op->y_shape_[2] || p->out[2] != op->y_shape_[3])
+        return std::unique_ptr<Operator>();
+      op->p_ = *p;
+    }
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 0), dtype_, x_shape_, "input X"));
+    WBS_RETURN_IF_ERROR(
+        CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], dtype_, y_shape_, "output Y"));
+    const Tensor& x = *inputs[0];
+    Tensor& y = *outputs[0];
+    const int64_t planes = x_shape_[0] * x_shape_[1];
+    const int64_t in_plane = x.numel() / std::max<int64_t>(planes, 1);
+    const int64_t out_plane = y.numel() / std::max<int64_t>(planes, 1);
+    const int threads = planes < 2 ? 1 : Threads(ctx, x.numel());
+    auto run = [&]<typename T>() {
+      const T* xd = x.data<T>();
+      T* yd = y.data<T>();
+      ParallelRange(planes, threads, [&](int64_t b, int64_t e) {
+        if (kind_ == PoolKind::kGlobalAverage) {
+          kref::QGlobalAveragePool<T>(e - b, in_plane, xd + b * in_plane, zp_, yd + b);
+          return;
+        }
+        std::vector<int32_t> sum, valid_w, counted_w;
+        for (int64_t pl = b; pl < e; ++pl) {
+          if (kind_ == PoolKind::kMax)
+            MaxPoolPlane<T>(p_, xd + pl * in_plane, yd + pl * out_plane);
+          else
+            AveragePoolPlane<T>(p_, xd + pl * in_plane, zp_, yd + pl * out_plane, sum, valid_w,
+                                counted_w);
+        }
+      });
+    };
+    if (dtype_ == DType::kU8)
+      run.template operator()<uint8_t>();
+    else
+      run.template operator()<int8_t>();
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return "rows"; }
+
+ private:
+  FastQPoolOp(const ir::Node& node, PoolKind kind) : node_(node), kind_(kind) {}
+  ir::Node node_;
+  PoolKind kind_;
+  Shape x_shape_, y_shape_;
+  DType dtype_ = DType::kU8;
+  int32_t zp_ = 0;
+  kref::PoolParams p_;
+};
+
+// Fast first, then the factory registered before (if any).
+OperatorFactory Wrap(OperatorFactory fast, OperatorFactory before) {
+  return [fast = std::move(fast), before = std::move(before)](
+             const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
+    WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, fast(args));
+    if (op) return op;
+    if (before) return before(args);
+    return std::unique_ptr<Operator>();
+  };
+}
+
+}  // namespace
+
+void RegisterQuantFastElementwiseOperators() {
+  auto reg = [](const char* op, OperatorFactory f) {
+    RegisterOperator(op, Backend::kFast,
+                     Wrap(std::move(f), FindOperatorFactory(op, Backend::kFast)));
+  };
+  reg("QAdd", [](const OpCreateArgs& a) { return FastQAddOp::Create(a); });
+  reg("QConcat", [](const OpCreateArgs& a) { return FastQConcatOp::Create(a); });
+  reg("QMaxPool", [](const OpCreateArgs& a) { return FastQPoolOp::Create(a, PoolKind::kMax); });
+  reg("QAveragePool",
+      [](const OpCreateArgs& a) { return FastQPoolOp::Create(a, PoolKind::kAverage); });
+  reg("QGlobalAveragePool",
+      [](const OpCreateArgs& a) { return FastQPoolOp::Create(a, PoolKind::kGlobalAverage); });
+}
+
+}  // namespace wbs::runtime
