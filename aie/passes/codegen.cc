@@ -36,6 +36,22 @@ constexpr int kCoreLocks = 12;
 
 LockOp L(MemSpace tile, int id) { return LockOp{tile, id, 1, true}; }
 
+// Channels [c0, c0 + cn) of a transfer whose patterns have channels in
+// dimension 2 (a DDR tensor pattern or a contiguous [c][h][w] tile); the
+// slice keeps the acquires (`first`) and/or the releases (`last`) of a lock
+// pair, so a transfer split in slices takes its buffer once and hands it on
+// once (the slices between are ordered by their data).
+Instruction ChannelSlice(const Instruction& in, int64_t c0, int64_t cn, bool first, bool last) {
+  Instruction r = in;
+  for (AccessPattern* ap : {&r.src_ap, &r.dst_ap}) {
+    ap->base += c0 * ap->stride[2];
+    ap->size[2] = cn;
+  }
+  if (!first) r.acquire.clear();
+  if (!last) r.release.clear();
+  return r;
+}
+
 // A contiguous [c][h][w] pattern of `elem`-byte elements at base (+ pong).
 AccessPattern Contig(int64_t base, int64_t pong, int64_t c, int64_t h, int64_t w, int elem = 1) {
   AccessPattern ap;
@@ -208,7 +224,6 @@ struct Gen {
         ld.dst = {MemSpace::Memtile(mt)};
         ld.dst_ap = Contig(slab, l.mt_in_bytes, cin, ih, iw);
         if (ld.src_ap.bytes() > l.in_bytes) return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
-        b.instrs.push_back(ld);
         Instruction fm;
         fm.op = Opcode::kLoadFm;
         fm.layer = li;
@@ -221,7 +236,20 @@ struct Gen {
           fm.release.push_back(L(c, kInFull));
         }
         fm.dst_ap = Contig(l.core_in, l.in_bytes, cin, ih, iw);
-        b.instrs.push_back(fm);
+        // The tile goes as two channel halves, one on each DDR read channel
+        // of the memtile and each input DMA channel of the cores (the
+        // weights' channels are idle while the tile streams; their loads
+        // take whichever is free first).
+        if (cin >= 2) {
+          const int64_t h = cin / 2;
+          b.instrs.push_back(ChannelSlice(ld, 0, h, true, true));
+          b.instrs.push_back(ChannelSlice(ld, h, cin - h, true, true));
+          b.instrs.push_back(ChannelSlice(fm, 0, h, true, false));
+          b.instrs.push_back(ChannelSlice(fm, h, cin - h, false, true));
+        } else {
+          b.instrs.push_back(ld);
+          b.instrs.push_back(fm);
+        }
         if (l.kind == LayerKind::kAdd) {
           const int64_t slab2 = MtBase(col) + l.mt_in2 + 2 * ct.w->row * l.mt_in2_bytes;
           Instruction ld2 = ld;

@@ -119,7 +119,9 @@ struct Layer {
   bool prefetch_weights = false;
 
   // ---- time (pass 9) ----
-  double time_s = 0.0, bound_s = 0.0;
+  // time_s: how far the layer moves the end of the schedule (additive over
+  // layers); span_s: its first start to last end (layers overlap).
+  double time_s = 0.0, span_s = 0.0, bound_s = 0.0;
   std::string binding;  // the link (or compute) that sets the roofline
   int64_t ddr_read_bytes = 0, ddr_write_bytes = 0, stream_in_bytes = 0, stream_out_bytes = 0;
   int first_block = 0, num_blocks = 0;

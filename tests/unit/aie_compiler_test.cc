@@ -93,8 +93,15 @@ TEST(AieCompiler, InvariantsHoldOnEveryTargetDenseAndSparse) {
       const Status st = CheckProgram(s);
       EXPECT_TRUE(st.ok()) << preset << ": " << st.ToString();
       EXPECT_GT(s.total_s, 0.0);
-      // The estimate never beats the roofline (a lower bound).
-      for (const Layer& l : s.layers) EXPECT_GE(l.time_s * (1 + 1e-9), l.bound_s) << preset << " " << l.name;
+      // A layer's span never beats its roofline (a lower bound); the
+      // increments (layers overlap) sum to the total.
+      double sum = 0;
+      for (const Layer& l : s.layers) {
+        EXPECT_GE(l.span_s * (1 + 1e-9), l.bound_s) << preset << " " << l.name;
+        EXPECT_LE(l.time_s, l.span_s * (1 + 1e-9)) << preset << " " << l.name;
+        sum += l.time_s;
+      }
+      EXPECT_NEAR(sum, s.total_s, 1e-9 * s.total_s) << preset;
     }
   }
 }
