@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "core/logging.h"
 #include "core/npy.h"
 #include "onnx/model_io.h"
 #include "runtime/session.h"
@@ -237,6 +238,7 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
 }  // namespace wbs::bench
 
 int main(int argc, char** argv) {
+  wbs::SetVerbosity(0);  // warnings only: the per-layer sparse decisions are info
   wbs::bench::Flags f;
   if (!wbs::bench::ParseFlags(argc, argv, f)) {
     fmt::print(stderr,

@@ -10,7 +10,8 @@
 //     valid (no per-tap bounds test) with the reference's count and
 //     rounding (RoundDivHalfUp in the zero-point frame);
 //   - all split their work over ctx.num_threads (OpenMP).
-// Declined (the reference runs): QAdd with broadcasting, 3-D pools, dtypes
+// Also QGemm with an f32 output (FastQGemmF32Op below). Declined (the
+// reference runs): QAdd with broadcasting, 3-D pools, dtypes
 // that differ from the quantization parameters (the reference reports them).
 #include <omp.h>
 
@@ -390,6 +391,84 @@ class FastQPoolOp final : public Operator {
   kref::PoolParams p_;
 };
 
+// QGemm with an f32 output (the dequantized logits; the int8 kernels only
+// write 8-bit): acc[i, j] = bias[j] + sum_k w[j, k] * (x[i, k] - z_x) with
+// int16 operands (|x - z_x| <= 255, |w| <= 127: every product fits, and the
+// int32 sum is exact, so the order is free and the loop vectorizes to
+// multiply-add pairs), then y = (f32)acc * dequant_scale[j] as the reference.
+class FastQGemmF32Op final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
+    const ir::Node& node = *args.node;
+    const auto& in = args.inputs;
+    const bool has_bias = in.size() > 2 && in[2].present;
+    if (in.size() < 2 || !in[0].present || !StaticShape(in[0]) || in[0].shape.size() != 2 ||
+        !Is8Bit(in[0].dtype) || in[1].value == nullptr || in[1].value->dtype() != DType::kI8 ||
+        in[1].value->rank() != 2 || in[1].value->dim(1) != in[0].shape[1] ||
+        (has_bias && (in[2].value == nullptr || in[2].value->dtype() != DType::kI32 ||
+                      in[2].value->numel() != in[1].value->dim(0))) ||
+        args.outputs.size() != 1 || args.outputs[0].dtype != DType::kF32)
+      return std::unique_ptr<Operator>();
+    const Tensor& w = *in[1].value;
+    Result<QLinearQuant> rq = ResolveQLinearQuant(node, w.dim(0));
+    if (!rq.ok() || !rq->float_output || rq->x.dtype != in[0].dtype)
+      return std::unique_ptr<Operator>();
+    auto op = std::unique_ptr<FastQGemmF32Op>(new FastQGemmF32Op(node));
+    op->x_shape_ = in[0].shape;
+    op->x_dtype_ = in[0].dtype;
+    op->n_ = w.dim(0);
+    op->k_ = w.dim(1);
+    op->zx_ = rq->x.zero_point;
+    op->w16_.assign(w.data<int8_t>(), w.data<int8_t>() + w.numel());
+    op->bias_.assign(static_cast<size_t>(op->n_), 0);
+    if (has_bias) std::copy_n(in[2].value->data<int32_t>(), op->n_, op->bias_.begin());
+    op->scale_ = rq->dequant_scale;
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 0), x_dtype_, x_shape_, "input X"));
+    const Shape ys = {x_shape_[0], n_};
+    WBS_RETURN_IF_ERROR(
+        CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], DType::kF32, ys, "output Y"));
+    const int64_t m = x_shape_[0];
+    std::vector<int16_t> xs(static_cast<size_t>(m * k_));
+    const uint8_t* xb = static_cast<const uint8_t*>(inputs[0]->raw());
+    for (int64_t i = 0; i < m * k_; ++i)
+      xs[static_cast<size_t>(i)] = static_cast<int16_t>(ByteValue(x_dtype_, xb[i]) - zx_);
+    float* y = outputs[0]->data<float>();
+    const int64_t k = k_, n = n_;
+    const int16_t* wd = w16_.data();
+    ParallelRange(m * n, Threads(ctx, m * n * k), [&](int64_t b, int64_t e) {
+      for (int64_t ij = b; ij < e; ++ij) {
+        const int64_t i = ij / n, j = ij % n;
+        const int16_t* xr = xs.data() + i * k;
+        const int16_t* wr = wd + j * k;
+        int32_t acc = 0;
+        for (int64_t t = 0; t < k; ++t) acc += static_cast<int32_t>(xr[t]) * wr[t];
+        acc = static_cast<int32_t>(static_cast<uint32_t>(acc) +
+                                   static_cast<uint32_t>(bias_[static_cast<size_t>(j)]));
+        y[ij] = static_cast<float>(acc) * scale_[static_cast<size_t>(j)];
+      }
+    });
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return "int16_dot"; }
+
+ private:
+  explicit FastQGemmF32Op(const ir::Node& node) : node_(node) {}
+  ir::Node node_;
+  Shape x_shape_;
+  DType x_dtype_ = DType::kU8;
+  int64_t n_ = 0, k_ = 0;
+  int32_t zx_ = 0;
+  std::vector<int16_t> w16_;
+  std::vector<int32_t> bias_;
+  std::vector<float> scale_;
+};
+
 // Fast first, then the factory registered before (if any).
 OperatorFactory Wrap(OperatorFactory fast, OperatorFactory before) {
   return [fast = std::move(fast), before = std::move(before)](
@@ -409,6 +488,7 @@ void RegisterQuantFastElementwiseOperators() {
                      Wrap(std::move(f), FindOperatorFactory(op, Backend::kFast)));
   };
   reg("QAdd", [](const OpCreateArgs& a) { return FastQAddOp::Create(a); });
+  reg("QGemm", [](const OpCreateArgs& a) { return FastQGemmF32Op::Create(a); });
   reg("QConcat", [](const OpCreateArgs& a) { return FastQConcatOp::Create(a); });
   reg("QMaxPool", [](const OpCreateArgs& a) { return FastQPoolOp::Create(a, PoolKind::kMax); });
   reg("QAveragePool",

@@ -256,20 +256,30 @@ TEST(OpsQuantFast, CostRulePicksSparseOnlyWhenSparseEnough) {
   }
 }
 
-// An f32 output (the dequantized logits) has no fast path: the reference runs.
-TEST(OpsQuantFast, FloatOutputDeclines) {
+// An f32 output (the dequantized logits): neither int8 kernel writes f32;
+// the int16 dot-product path (runtime/ops_quant_fast_ew.cc) runs, bit-exact.
+TEST(OpsQuantFast, FloatOutputRunsTheInt16DotPath) {
   std::mt19937_64 rng(6);
-  Case c;
-  c.conv = false;
-  c.c = 32;
-  c.m = 16;
-  Tensor x;
-  auto g = BuildCase(c, rng, &x);
-  g->FindValue("y")->quant.reset();
-  const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
-  const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
-  EXPECT_EQ(fast.impl, "QGemm:ref");
-  EXPECT_TRUE(SameBytes(ref.y, fast.y));
+  for (DType xt : {DType::kU8, DType::kI8})
+    for (int64_t n : {1, 3})
+      for (bool bias : {true, false}) {
+        Case c;
+        c.conv = false;
+        c.n = n;
+        c.c = 40;
+        c.m = 24;
+        c.x_type = xt;
+        c.bias = bias;
+        Tensor x;
+        auto g = BuildCase(c, rng, &x);
+        g->FindValue("y")->quant.reset();
+        const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
+        for (int threads : {1, 2}) {
+          const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, threads);
+          EXPECT_EQ(fast.impl, "QGemm:int16_dot") << Describe(c);
+          EXPECT_TRUE(SameBytes(ref.y, fast.y)) << Describe(c) << " threads " << threads;
+        }
+      }
 }
 
 // A whole quantized model: fmnist_resnet at 50% block sparsity, quantized
