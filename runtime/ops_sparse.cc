@@ -46,16 +46,18 @@ SparseMode CurrentSparseMode() {
 }
 
 // The cost model. t_sparse / t_dense = a * kept + b per class, least squares
-// over the 1- and 2-thread medians of
-//   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --benchmark_min_time=0.3
-// (ResNet-50's 23 distinct conv shapes at 0/25/50/75/90% random-mask block
-// sparsity, then in docs/BENCHMARKS_SPARSE.md, now docs/BENCHMARKS.md "Block-sparse
-// kernels"; commit f7c3d82, this machine); Gemm
-// with few rows below (more rows: the conv classes, positions = rows). The
-// classes are what the measurements separate: the output plane's size (the
-// kernel vectorizes over output positions, so a 7x7 plane fills 49 of 64
-// lanes and per-tile overhead is amortized over fewer positions) and
-// whether the input is first copied into stride phases.
+// over the 1-thread medians of
+//   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --threads=1,2
+//       --sparsity=0,25,50,75,90 --benchmark_min_time=0.2
+// (ResNet-50's 23 distinct conv shapes and its FC at 0/25/50/75/90% random-mask
+// block sparsity, docs/BENCHMARKS.md "Block-sparse kernels"; commit ebef479,
+// kernels with fused tails; the 2-thread samples of this loaded 2-CPU machine
+// scatter by up to 0.5 and were left out). Gemm with few rows below (more
+// rows: the conv classes, positions = rows). The classes are what the
+// measurements separate: the output plane's size (the kernel vectorizes over
+// output positions; per-tile and per-chunk costs are amortized over fewer
+// positions on small planes) and whether the input is first copied into
+// stride phases.
 namespace {
 
 struct CostClass {
@@ -64,30 +66,33 @@ struct CostClass {
   double a, b;
 };
 // Fitted values (max abs residual of t_sparse/t_dense in parentheses):
-// >= 700 positions s1 (0.23, one preempted sample; others < 0.1), s2 (0.09);
-// 150..699 s1 (0.06), s2 (0.06); < 150 s1/s2 (0.55/0.87: 2-thread outliers
-// from preemption; the 1-thread samples fit within 0.1).
+// >= 700 positions s1 (0.28: layer2.0.conv1's samples; others < 0.15), s2
+// (0.22; one stalled sample, 17x at 0%, left out); 150..699 s1 (0.06), s2
+// (0.03); < 150 s1 (0.17), s2 (0.20). Before the fused tails the < 150
+// classes were 1.50 * kept (7x7 planes gained 1.2-1.3x at 50%); now every
+// class is ~1.05-1.26 * kept.
 constexpr CostClass kConvCost[] = {
-    {700, false, 0.949, 0.054}, {700, true, 0.895, 0.097}, {150, false, 1.146, 0.034},
-    {150, true, 1.095, 0.082},  {0, false, 1.497, 0.013},  {0, true, 1.525, 0.0},
+    {700, false, 1.046, 0.067}, {700, true, 0.926, 0.081}, {150, false, 1.059, 0.031},
+    {150, true, 1.258, 0.021},  {0, false, 1.092, 0.005},  {0, true, 1.232, 0.0},
 };
 
 }  // namespace
 
-// Gemm with few rows (batch-1 classifiers): the kernel vectorizes over the
-// rows, so at 1 row it uses one lane per vector and does a scalar loop's
-// work, while oneDNN's GEMV runs at cache or memory bandwidth. Sparse wins
-// only by reading fewer weights: late for a weight that fits in cache, at
-// ~50% for one streamed from memory. Fitted (1 and 2 threads, rows = 1) to
+// Gemm with few rows (batch-1 classifiers): the kernel's paired-channel GEMV
+// (Gemv8, two 8x8 blocks per step) streams the kept weights at oneDNN's
+// rate, so sparse wins in proportion to the weights it skips. Small class
+// (< 8M weights) refitted to the same wbs_bench_sparse run (ResNet-50's fc,
+// 2048 -> 1000, 1 row: t_sparse/t_dense 1.20 / 0.86 / 0.51 / 0.25 / 0.07 at
+// 0/25/50/75/90%: a = 1.257, b = -0.076 raised to 0; it was 2.3 / 1.3 / 0.47
+// at 50/75/90% before Gemv8, a = 4.4). The
+// large class (>= 8M weights, VGG-16's fc1/fc2) is still the fit of
 //   OMP_WAIT_POLICY=passive wbs_bench_models --gemm_calibration --threads=1,2
 //       --benchmark_min_time=0.1 --benchmark_repetitions=3
-// (FC layers of ResNet-18/50, Inception-v3, VGG-16 at 50/75/90%), in two
-// classes split at 8M weights: up to 4M measured (2048x1000: t_sparse/t_dense
-// 2.3 / 1.3 / 0.47 at 50/75/90%; 4096x1000: 1.6 / 0.8 / 0.3) and from 16M
-// (4096x4096: 0.72 / 0.50 / 0.19; 25088x4096: 1.2 / 0.53 / 0.20).
+// from before Gemv8 (4096x4096: 0.72 / 0.50 / 0.19 at 50/75/90%;
+// 25088x4096: 1.2 / 0.53 / 0.20): conservative.
 constexpr int64_t kGemmFewRows = 16;
 constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
-constexpr double kGemmSmallA = 4.4, kGemmSmallB = 0.03;
+constexpr double kGemmSmallA = 1.257, kGemmSmallB = 0.0;
 constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
 
 double EstimateSparseOverDense(const SparseLayerShape& s) {

@@ -342,11 +342,24 @@ TEST(OpsSparseTest, CostRule) {
     b.kept = kept + 0.1;
     EXPECT_LT(runtime::EstimateSparseOverDense(a), runtime::EstimateSparseOverDense(b));
   }
-  EXPECT_LT(runtime::EstimateSparseOverDense(big), runtime::EstimateSparseOverDense(small));
-  // Measured: 50% wins on large planes, 10% zero blocks does not.
-  EXPECT_LE(runtime::EstimateSparseOverDense(big), runtime::kSparseChooseBelow);
-  big.kept = 0.9;
-  EXPECT_GT(runtime::EstimateSparseOverDense(big), runtime::kSparseChooseBelow);
+  // Measured (fused tails): 50% wins on large and small planes, strided or
+  // not; 10% zero blocks does not.
+  for (runtime::SparseLayerShape s : {big, small}) {
+    for (int64_t stride : {1, 2}) {
+      s.stride = stride;
+      EXPECT_LE(runtime::EstimateSparseOverDense(s), runtime::kSparseChooseBelow);
+      s.kept = 0.9;
+      EXPECT_GT(runtime::EstimateSparseOverDense(s), runtime::kSparseChooseBelow);
+      s.kept = 0.5;
+    }
+  }
+  // A batch-1 FC (2048 -> 1000, 2M weights) streams only the kept blocks at
+  // oneDNN's rate: sparse from 50%, dense at 10% zero blocks.
+  runtime::SparseLayerShape fc{1, 1, true, 0.5};
+  fc.weights = 2048 * 1000;
+  EXPECT_LE(runtime::EstimateSparseOverDense(fc), runtime::kSparseChooseBelow);
+  fc.kept = 0.9;
+  EXPECT_GT(runtime::EstimateSparseOverDense(fc), runtime::kSparseChooseBelow);
 }
 
 // max |a - b| / max |b| over all outputs.
