@@ -9,7 +9,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -24,10 +27,18 @@
 #include "sim/simulator.h"
 
 namespace wbs::cli {
+
+// cmd_compile.cc: the in-process int8 zoo model of `wbs compile --zoo`.
+Result<std::unique_ptr<ir::Graph>> BuildInt8ZooModel(const std::string& name, double sparsity,
+                                                     uint64_t seed);
+
 namespace {
 
 struct SimulateArgs {
-  std::string program, model, input, target, trace, report;
+  std::string program, model, zoo, input, target, trace, estimate;
+  double zoo_sparsity = 0;
+  uint64_t zoo_seed = 1;
+  std::vector<std::string> report;
   bool check = false;
   uint64_t seed = 1;
 };
@@ -40,6 +51,55 @@ Result<aie::Program> LoadProgram(const std::string& path) {
   if (bytes.size() >= 4) std::memcpy(&magic, bytes.data(), 4);
   if (magic == aie::kProgramMagic) return aie::Program::FromBinary(bytes, path);
   return aie::Program::FromText(std::string(bytes.begin(), bytes.end()), path);
+}
+
+// The compiler's per-layer estimate from wbs compile's layers.tsv (column
+// time_us, by layer name), in cycles; the layers must be the program's.
+Result<std::vector<double>> LoadLayerEstimates(const std::string& path, const aie::Program& prog,
+                                               const aie::Target& t) {
+  std::ifstream f(path);
+  if (!f) return NotFound("{}: cannot open the layer table", path);
+  std::string line;
+  int name_col = -1, time_col = -1;
+  std::map<std::string, double> us;
+  int64_t lineno = 0;
+  while (std::getline(f, line)) {
+    ++lineno;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, '\t');) cols.push_back(c);
+    if (time_col < 0) {
+      for (size_t i = 0; i < cols.size(); ++i) {
+        if (cols[i] == "layer") name_col = static_cast<int>(i);
+        if (cols[i] == "time_us") time_col = static_cast<int>(i);
+      }
+      if (name_col < 0 || time_col < 0)
+        return InvalidArgument("{}:{}: header without 'layer' and 'time_us' columns", path, lineno);
+      continue;
+    }
+    if (static_cast<int>(cols.size()) <= std::max(name_col, time_col))
+      return InvalidArgument("{}:{}: {} columns, expected more than {}", path, lineno, cols.size(),
+                             std::max(name_col, time_col));
+    char* end = nullptr;
+    const double v = std::strtod(cols[static_cast<size_t>(time_col)].c_str(), &end);
+    if (end == cols[static_cast<size_t>(time_col)].c_str())
+      return InvalidArgument("{}:{}: time_us '{}' is not a number", path, lineno,
+                             cols[static_cast<size_t>(time_col)]);
+    us[cols[static_cast<size_t>(name_col)]] += v;
+  }
+  std::vector<double> cycles;
+  for (const aie::LayerInfo& l : prog.layers) {
+    auto it = us.find(l.name);
+    if (it == us.end())
+      return InvalidArgument(
+          "{}: no row for the program's layer '{}' (a table of another program?)", path, l.name);
+    cycles.push_back(it->second * 1e3 * t.clock_ghz);  // us at clock_ghz GHz
+  }
+  if (us.size() != prog.layers.size())
+    return InvalidArgument("{}: {} layers, the program has {}", path, us.size(),
+                           prog.layers.size());
+  return cycles;
 }
 
 // ONNX QuantizeLinear (docs/int8.md §2): round half to even of an f32 division.
@@ -110,7 +170,24 @@ Status RunSimulate(const SimulateArgs& a) {
     qx[static_cast<size_t>(i)] =
         QuantizeOne(x.data<float>()[i], in_sym->scale, in_sym->zero_point, in_sym->type);
 
+  if (a.check && a.model.empty() == a.zoo.empty())
+    return InvalidArgument(
+        "--check needs --model (the int8 model the program was compiled from) or --zoo NAME "
+        "(the program came from wbs compile --zoo NAME, same --sparsity and --zoo-seed)");
   WBS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(prog, target));
+  // The compiler's estimate: --estimate, else the layers.tsv wbs compile
+  // wrote beside the program; without one, the simulator's replica of the
+  // formula.
+  std::string estimate = a.estimate;
+  if (estimate.empty()) {
+    const std::filesystem::path beside =
+        std::filesystem::path(a.program).parent_path() / "layers.tsv";
+    if (std::filesystem::exists(beside)) estimate = beside.string();
+  }
+  if (!estimate.empty()) {
+    WBS_ASSIGN_OR_RETURN(std::vector<double> est, LoadLayerEstimates(estimate, prog, target));
+    WBS_RETURN_IF_ERROR(simulator.SetLayerEstimates(est, estimate));
+  }
   WBS_RETURN_IF_ERROR(simulator.SetInput(in_sym->name, qx));
   const auto t0 = std::chrono::steady_clock::now();
   WBS_RETURN_IF_ERROR(simulator.Run().WithContext(a.program));
@@ -118,14 +195,33 @@ Status RunSimulate(const SimulateArgs& a) {
   const std::string report = simulator.Report();
   fmt::print("{}", report);
   fmt::print("simulated in {:.2f} s (host)\n", secs);
-  if (!a.report.empty()) WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(a.report, report));
   if (!a.trace.empty())
     WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(a.trace, simulator.TraceJson()));
-
-  if (!a.check) return Status::Ok();
-  if (a.model.empty())
-    return InvalidArgument("--check needs --model (the int8 model the program was compiled from)");
-  WBS_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, LoadModel(a.model, {}));
+  // Reports are written after --check so report.json can say whether the
+  // output was bit-exact (null: not checked).
+  auto write_reports = [&](const nlohmann::json& bit_exact, int64_t mismatches) -> Status {
+    for (const std::string& path : a.report) {
+      if (std::filesystem::path(path).extension() == ".json") {
+        nlohmann::json j = nlohmann::json::parse(simulator.ReportJson());
+        j["program"] = a.program;
+        j["model"] = a.zoo.empty() ? a.model : "zoo:" + a.zoo;
+        j["host_seconds"] = secs;
+        j["bit_exact"] = bit_exact;
+        j["mismatches"] = mismatches;
+        WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(path, j.dump(1) + "\n"));
+      } else {
+        WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(path, report));
+      }
+    }
+    return Status::Ok();
+  };
+  if (!a.check) return write_reports(nullptr, 0);
+  std::unique_ptr<ir::Graph> graph;
+  if (!a.zoo.empty()) {
+    WBS_ASSIGN_OR_RETURN(graph, BuildInt8ZooModel(a.zoo, a.zoo_sparsity, a.zoo_seed));
+  } else {
+    WBS_ASSIGN_OR_RETURN(graph, LoadModel(a.model, {}));
+  }
   runtime::SessionOptions so;
   so.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!graph->inputs.empty()) so.input_shapes[graph->inputs[0]->name] = x.shape();
@@ -164,6 +260,7 @@ Status RunSimulate(const SimulateArgs& a) {
       fmt::print("output {}: first mismatch at {}: simulator {} runtime {}\n", outs[o]->name, first,
                  got[static_cast<size_t>(first)], r.data<float>()[first]);
   }
+  WBS_RETURN_IF_ERROR(write_reports(mismatches == 0, mismatches));
   if (mismatches)
     return FailedPrecondition("--check: {} output values differ from the CPU int8 runtime",
                               mismatches);
@@ -180,10 +277,19 @@ Command AddSimulateCommand(CLI::App& parent) {
   app->add_option("program", args->program, "program.bin or program.txt (wbs compile)")->required();
   app->add_option("--model", args->model,
                   "the int8 model the program was compiled from (for --check)");
+  app->add_option(
+      "--zoo", args->zoo,
+      "for --check: rebuild the int8 model of `wbs compile --zoo NAME` instead of --model");
+  app->add_option("--sparsity", args->zoo_sparsity, "with --zoo: as given to wbs compile")
+      ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--zoo-seed", args->zoo_seed, "with --zoo: wbs compile's --seed (default 1)");
   app->add_option("--input", args->input, "f32 input .npy (default: seeded normal values)");
   app->add_option("--target", args->target, "target preset or config (default: the program's)");
   app->add_option("--trace", args->trace, "write a Chrome/Perfetto trace JSON");
-  app->add_option("--report", args->report, "write the per-layer report");
+  app->add_option("--report", args->report,
+                  "write the per-layer report (repeatable; a .json path gets JSON with bit_exact)");
+  app->add_option("--estimate", args->estimate,
+                  "the compiler's layers.tsv (default: layers.tsv beside the program, if any)");
   app->add_option("--seed", args->seed, "seed of the default input");
   app->add_flag("--check", args->check, "compare the output bit for bit with the CPU int8 runtime");
   return {app, [args] { return RunSimulate(*args); }};

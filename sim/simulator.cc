@@ -126,7 +126,7 @@ Result<Simulator> Simulator::Create(const aie::Program& program, const aie::Targ
     }
   for (const aie::Program::LockInit& l : p.locks) {
     s.locks_[LockKey(l.tile, l.id)] += l.value;
-    s.tokens_[LockKey(l.tile, l.id)].push_back({0.0, l.value});
+    s.tokens_[LockKey(l.tile, l.id)].push_back({0.0, l.value, -1});
   }
   s.stats_.layers.resize(p.layers.size());
   for (size_t i = 0; i < p.layers.size(); ++i) {
@@ -204,13 +204,24 @@ std::string Simulator::Where() const {
 // ---------------------------------------------------------------- run
 
 Status Simulator::Run() {
+  int prev_layer = -1;
+  double prev_est = 0;
   for (size_t b = 0; b < p_.blocks.size(); ++b) {
     const aie::Block& blk = p_.blocks[b];
-    // The static estimate, charged to the layer of the block's first instruction.
-    if (!blk.instrs.empty()) {
-      const double est = Estimate(blk);
-      stats_.estimate_cycles += est;
+    // The static estimate (unless the compiler's was set), charged to the
+    // layer of the block's first instruction.
+    if (!blk.instrs.empty() && estimate_source_ == "formula") {
       const int l = blk.instrs.front().layer;
+      bool weights_only = true;
+      for (const Instruction& in : blk.instrs)
+        if (in.op != Opcode::kLoadW && in.op != Opcode::kLoadWm) weights_only = false;
+      const bool conv = l >= 0 && l < static_cast<int>(p_.layers.size()) &&
+                        (p_.layers[static_cast<size_t>(l)].op.find("Conv") != std::string::npos ||
+                         p_.layers[static_cast<size_t>(l)].op.find("Gemm") != std::string::npos);
+      const double est = Estimate(blk, weights_only && conv && l == prev_layer, prev_est);
+      prev_layer = l;
+      prev_est = est;
+      stats_.estimate_cycles += est;
       if (l >= 0 && l < static_cast<int>(stats_.layers.size()))
         stats_.layers[static_cast<size_t>(l)].estimate += est;
     }
@@ -219,6 +230,7 @@ Status Simulator::Run() {
         WBS_RETURN_IF_ERROR(Execute(blk.instrs[i], static_cast<int>(b), it, static_cast<int>(i)));
   }
   stats_.total_cycles = horizon_;
+  Finish();
   cur_ = nullptr;
   return Status::Ok();
 }
@@ -716,61 +728,87 @@ void Simulator::Ranges(const Instruction& in, int64_t it, RangeList* reads,
     writes->push_back({aie::MemSpaceName(d), ApRange(in.dst_ap, it)});
 }
 
-double Simulator::Hazard(const std::string& space, std::pair<int64_t, int64_t> r,
-                         bool write) const {
+std::pair<double, int64_t> Simulator::Hazard(const std::string& space,
+                                             std::pair<int64_t, int64_t> r, bool write) const {
   auto it = hazards_.find(space);
-  if (it == hazards_.end()) return 0;
+  if (it == hazards_.end()) return {0, -1};
   const HazardList& h = it->second;
-  double t = write ? std::max(h.wfloor, h.rfloor) : h.wfloor;
+  std::pair<double, int64_t> t{h.wfloor, h.wfloor_by};
+  if (write && h.rfloor > t.first) t = {h.rfloor, h.rfloor_by};
   for (const HazardRec& x : h.recs)
-    if (x.lo < r.second && r.first < x.hi)
-      t = std::max(t, write ? std::max(x.wend, x.rend) : x.wend);
+    if (x.lo < r.second && r.first < x.hi) {
+      const double e = write ? std::max(x.wend, x.rend) : x.wend;
+      if (e > t.first) t = {e, x.by};
+    }
   return t;
 }
 
 void Simulator::Record(const std::string& space, std::pair<int64_t, int64_t> r, double end,
-                       bool write) {
+                       bool write, int64_t by) {
   HazardList& h = hazards_[space];
-  h.recs.push_back({r.first, r.second, write ? end : 0.0, write ? 0.0 : end});
+  h.recs.push_back({r.first, r.second, write ? end : 0.0, write ? 0.0 : end, by});
   // Bounded history: an evicted record's times become the space's floor (conservative).
   constexpr size_t kKeep = 96;
   if (h.recs.size() > kKeep) {
-    h.wfloor = std::max(h.wfloor, h.recs.front().wend);
-    h.rfloor = std::max(h.rfloor, h.recs.front().rend);
+    const HazardRec& f = h.recs.front();
+    if (f.wend > h.wfloor) h.wfloor = f.wend, h.wfloor_by = f.by;
+    if (f.rend > h.rfloor) h.rfloor = f.rend, h.rfloor_by = f.by;
     h.recs.pop_front();
   }
 }
 
 void Simulator::Time(const Instruction& in, int64_t it) {
+  const int64_t self = static_cast<int64_t>(instances_.size());
+  Instance inst;
+  inst.layer = in.layer;
+  inst.op = in.op;
   // Ready: the release time of every lock token this instruction consumes
-  // (FIFO).
+  // (FIFO) and its data hazards (read after write, write after read/write)
+  // on the touched address ranges: what orders the instructions the
+  // compiler leaves without locks (program order is their only
+  // synchronisation).
   double ready = 0;
-  // Data hazards (read after write, write after read/write) on the touched
-  // address ranges: what orders the instructions the compiler leaves without
-  // locks (program order is their only synchronisation).
-  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> reads, writes;
-  Ranges(in, it, &reads, &writes);
-  for (const auto& [sp, r] : reads) ready = std::max(ready, Hazard(sp, r, false));
-  for (const auto& [sp, r] : writes) ready = std::max(ready, Hazard(sp, r, true));
-  {
-    for (const aie::LockOp& l : in.acquire) {
-      const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
-      auto& q = tokens_[LockKey(l.tile, id)];
-      int64_t need = l.value;
-      size_t i = 0;
-      while (need > 0 && i < q.size()) {
-        ready = std::max(ready, q[i].first);
-        const int64_t take = std::min(need, q[i].second);
-        q[i].second -= take;
-        need -= take;
-        if (q[i].second == 0) ++i;
-      }
-      q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(i));
+  auto wait_for = [&](double t, int64_t by, WaitKind k) {
+    if (t > ready || (t == ready && inst.pred < 0 && by >= 0)) {
+      ready = t;
+      inst.pred = by;
+      inst.wait = by >= 0 ? k : WaitKind::kNone;
     }
+  };
+  RangeList reads, writes;
+  Ranges(in, it, &reads, &writes);
+  for (const auto& [sp, r] : reads) {
+    const auto [t, by] = Hazard(sp, r, false);
+    wait_for(t, by, WaitKind::kData);
   }
-  // Resources and duration.
-  std::vector<std::string> res;  // one per group; picks the earliest-free channel of each group
-  std::vector<std::vector<std::string>> groups;
+  for (const auto& [sp, r] : writes) {
+    const auto [t, by] = Hazard(sp, r, true);
+    wait_for(t, by, WaitKind::kData);
+  }
+  for (const aie::LockOp& l : in.acquire) {
+    const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
+    auto& q = tokens_[LockKey(l.tile, id)];
+    int64_t need = l.value;
+    size_t i = 0;
+    while (need > 0 && i < q.size()) {
+      wait_for(q[i].time, q[i].by, WaitKind::kLock);
+      const int64_t take = std::min(need, q[i].count);
+      q[i].count -= take;
+      need -= take;
+      if (q[i].count == 0) ++i;
+    }
+    q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  // Resources and duration. The program does not name DMA channels; the
+  // simulator binds them as the compiler's time model assumes (the paper's
+  // policy, aie/passes/time_model.cc): LOAD on a memtile's first DDR read
+  // channel and LOADW on its second, WRITE striped over all of a memtile's
+  // DDR write channels, LOADFM on each receiving core's first input channel
+  // and LOADWM on its second, WRITEFM on the core's first output channel;
+  // memtile stream ports are taken earliest-free. A channel serves one
+  // transfer at a time, so two transfers that share one serialize
+  // (contention); a broadcast occupies every receiver's channel once.
+  std::vector<std::vector<std::string>> groups;  // one channel of each group (earliest free)
   double dur = 0;
   const int64_t bytes = in.bytes();
   auto chans = [](const std::string& prefix, int n) {
@@ -778,31 +816,34 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     for (int i = 0; i < std::max(1, n); ++i) v.push_back(fmt::format("{}{}", prefix, i));
     return v;
   };
+  auto second = [](int n) { return std::min(1, std::max(1, n) - 1); };
   switch (in.op) {
     case Opcode::kLoad:
-    case Opcode::kLoadW:
+    case Opcode::kLoadW: {
+      const int ch = in.op == Opcode::kLoad ? 0 : second(t_.ddr.read_channels_per_memtile);
       for (const MemSpace& d : in.dst)
-        groups.push_back(
-            chans(fmt::format("shim{}.mm2s", d.index), t_.ddr.read_channels_per_memtile));
+        groups.push_back({fmt::format("shim{}.mm2s{}", d.index, ch)});
       dur = t_.transfer_cycles(aie::Link::kDdrToMemtile, bytes);
       break;
-    case Opcode::kWrite:
-      groups.push_back(
-          chans(fmt::format("shim{}.s2mm", in.src.index), t_.ddr.write_channels_per_memtile));
-      dur = t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes);
+    }
+    case Opcode::kWrite: {
+      const int n = std::max(1, t_.ddr.write_channels_per_memtile);
+      for (int c = 0; c < n; ++c) groups.push_back({fmt::format("shim{}.s2mm{}", in.src.index, c)});
+      dur = t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes) / n;
       break;
+    }
     case Opcode::kLoadFm:
-    case Opcode::kLoadWm:
+    case Opcode::kLoadWm: {
       groups.push_back(
           chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.memtile.dma_out_channels));
+      const int ch = in.op == Opcode::kLoadFm ? 0 : second(t_.core.dma_in_channels);
       for (const MemSpace& d : in.dst)
-        groups.push_back(
-            chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.core.dma_in_channels));
+        groups.push_back({fmt::format("{}.s2mm{}", aie::MemSpaceName(d), ch)});
       dur = t_.transfer_cycles(aie::Link::kMemtileToCore, bytes);
       break;
+    }
     case Opcode::kWriteFm:
-      groups.push_back(
-          chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.core.dma_out_channels));
+      groups.push_back({fmt::format("{}.mm2s0", aie::MemSpaceName(in.src))});
       for (const MemSpace& d : in.dst)
         groups.push_back(
             chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.memtile.dma_in_channels));
@@ -813,32 +854,51 @@ void Simulator::Time(const Instruction& in, int64_t it) {
         groups.push_back({fmt::format("{}.core", aie::MemSpaceName(c))});
       dur = static_cast<double>(in.comp.macs) / (t_.macs_per_cycle() * eff_);
       break;
-    case Opcode::kFill:
-      break;
     default:
       break;
   }
   double start = ready;
+  std::vector<Busy*> res;
+  std::vector<const std::string*> res_names;
   for (const auto& g : groups) {
-    const std::string* best = &g[0];
-    for (const std::string& r : g)
-      if (free_at_[r] < free_at_[*best]) best = &r;
-    res.push_back(*best);
-    start = std::max(start, free_at_[*best]);
+    Busy* best = nullptr;
+    const std::string* name = nullptr;
+    for (const std::string& r : g) {
+      Busy* b = &free_at_[r];
+      if (!best || b->free < best->free) best = b, name = &r;
+    }
+    res.push_back(best);
+    res_names.push_back(name);
+    if (best->free > start) {
+      start = best->free;
+      inst.pred = best->by;
+      inst.wait = WaitKind::kResource;
+    }
   }
   const double end = start + dur;
-  for (const std::string& r : res) {
-    free_at_[r] = end;
-    stats_.resource_busy[r] += dur;
+  for (size_t i = 0; i < res.size(); ++i) {
+    res[i]->free = end;
+    res[i]->by = self;
+    stats_.resource_busy[*res_names[i]] += dur;
+  }
+  if (!res_names.empty()) {
+    auto [rit, fresh] = resource_ids_.emplace(*res_names[0], 0);
+    if (fresh) {
+      rit->second = static_cast<int32_t>(resource_names_.size());
+      resource_names_.push_back(*res_names[0]);
+    }
+    inst.resource = rit->second;
   }
   for (const aie::LockOp& l : in.release) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
-    tokens_[LockKey(l.tile, id)].push_back({end, l.value});
+    tokens_[LockKey(l.tile, id)].push_back({end, l.value, self});
   }
-  barrier_ = std::max(barrier_, end);
-  for (const auto& [sp, r] : reads) Record(sp, r, end, false);
-  for (const auto& [sp, r] : writes) Record(sp, r, end, true);
+  for (const auto& [sp, r] : reads) Record(sp, r, end, false, self);
+  for (const auto& [sp, r] : writes) Record(sp, r, end, true, self);
   horizon_ = std::max(horizon_, end);
+  inst.start = start;
+  inst.end = end;
+  instances_.push_back(inst);
   if (in.layer >= 0) {
     LayerStats& L = stats_.layers[static_cast<size_t>(in.layer)];
     L.start = L.start < 0 ? start : std::min(L.start, start);
@@ -852,22 +912,77 @@ void Simulator::Time(const Instruction& in, int64_t it) {
   if (static_cast<int64_t>(trace_.size()) < o_.max_trace_events && !res.empty()) {
     const std::string lname =
         in.layer >= 0 ? p_.layers[static_cast<size_t>(in.layer)].name : std::string("-");
-    for (const std::string& r : res)
+    for (const std::string* r : res_names)
       trace_.push_back(
-          {fmt::format("{} {}", aie::OpcodeName(in.op), lname), r, in.layer, start, end});
+          {fmt::format("{} {}", aie::OpcodeName(in.op), lname), *r, in.layer, start, end});
   }
 }
 
-// The compiler's static formula (aie/passes/time_model.cc): a block of N
-// iterations costs the sum over stages of the slowest instruction plus
-// (N - 1) x the busiest resource's time per iteration. (The program does not
-// record weight prefetch, so the compiler's prefetch credit is not applied.)
-double Simulator::Estimate(const aie::Block& b) const {
+void Simulator::Finish() {
+  // Incremental cycles: how far each layer pushed the network's completion.
+  double done = 0;
+  for (LayerStats& L : stats_.layers) {
+    const double d = std::max(done, L.end);
+    L.incremental = d - done;
+    done = d;
+  }
+  // Critical path per layer: from its last-ending instance back along the
+  // edges that released each instance, while inside the layer's window
+  // (after the previous layers' completion).
+  std::vector<int64_t> last(stats_.layers.size(), -1);
+  for (int64_t i = 0; i < static_cast<int64_t>(instances_.size()); ++i) {
+    const Instance& x = instances_[static_cast<size_t>(i)];
+    if (x.layer < 0) continue;
+    int64_t& l = last[static_cast<size_t>(x.layer)];
+    if (l < 0 || x.end >= instances_[static_cast<size_t>(l)].end) l = i;
+  }
+  done = 0;
+  for (size_t li = 0; li < stats_.layers.size(); ++li) {
+    LayerStats& L = stats_.layers[li];
+    const double lo = done;
+    done = std::max(done, L.end);
+    std::map<std::string, CriticalShare> by_op;
+    std::map<std::string, std::map<int32_t, double>> by_res;
+    for (int64_t i = last[li]; i >= 0;) {
+      const Instance& x = instances_[static_cast<size_t>(i)];
+      if (x.end <= lo) break;
+      const double c = x.end - std::max(x.start, lo);
+      if (c > 0) {
+        const std::string op = aie::OpcodeName(x.op);
+        CriticalShare& s = by_op[op];
+        s.op = op;
+        s.cycles += c;
+        s.after[static_cast<int>(x.wait)] += c;
+        if (x.resource >= 0) by_res[op][x.resource] += c;
+      }
+      if (x.start <= lo) break;
+      i = x.pred;
+    }
+    for (auto& [op, s] : by_op) {
+      double best = -1;
+      for (const auto& [r, c] : by_res[op])
+        if (c > best) best = c, s.resource = resource_names_[static_cast<size_t>(r)];
+      L.critical.push_back(s);
+    }
+    std::sort(L.critical.begin(), L.critical.end(),
+              [](const CriticalShare& a, const CriticalShare& b) { return a.cycles > b.cycles; });
+  }
+  instances_.clear();
+  instances_.shrink_to_fit();
+}
+
+// The compiler's static formula (aie/passes/time_model.cc), for programs
+// without the compiler's layers.tsv: a block of N iterations costs its first
+// iteration's latency (the seven stages in order, each as long as its
+// busiest resource) plus (N - 1) x the busiest resource's time per
+// iteration; a weights-only block after a conv layer's first block is the
+// prefetch of the next chunk, whose DDR part hides behind the block before.
+double Simulator::Estimate(const aie::Block& b, bool prefetched, double prev_block) const {
   std::map<std::string, double> per_res;
-  double stage_max[7] = {0, 0, 0, 0, 0, 0, 0};
+  std::map<std::string, double> stage_res[7];
   auto add = [&](const std::string& r, int stage, double c) {
     per_res[r] += c;
-    stage_max[stage] = std::max(stage_max[stage], c);
+    stage_res[stage][r] += c;
   };
   for (const Instruction& in : b.instrs) {
     const int64_t bytes = in.bytes();
@@ -905,50 +1020,172 @@ double Simulator::Estimate(const aie::Block& b) const {
         break;
     }
   }
-  double steady = 0, latency = 0;
+  double steady = 0, latency = 0, stage1 = 0;
   for (const auto& [r, c] : per_res) steady = std::max(steady, c);
-  for (double v : stage_max) latency += v;
-  return latency + static_cast<double>(b.iterations - 1) * steady;
+  for (int st = 0; st < 7; ++st) {
+    double m = 0;
+    for (const auto& [r, c] : stage_res[st]) m = std::max(m, c);
+    latency += m;
+    if (st == 1) stage1 = m;
+  }
+  double cycles = latency + static_cast<double>(b.iterations - 1) * steady;
+  if (prefetched) cycles -= std::min(stage1, prev_block);
+  return cycles;
 }
 
 // ---------------------------------------------------------------- reports
 
+const char* WaitKindName(WaitKind k) {
+  switch (k) {
+    case WaitKind::kNone:
+      return "none";
+    case WaitKind::kLock:
+      return "lock";
+    case WaitKind::kData:
+      return "data";
+    case WaitKind::kResource:
+      return "channel";
+  }
+  return "?";
+}
+
+Status Simulator::SetLayerEstimates(const std::vector<double>& cycles, const std::string& source) {
+  if (cycles.size() != stats_.layers.size())
+    return InvalidArgument("{}: {} layer estimates, the program has {} layers", source,
+                           cycles.size(), stats_.layers.size());
+  stats_.estimate_cycles = 0;
+  for (size_t i = 0; i < cycles.size(); ++i) {
+    stats_.layers[i].estimate = cycles[i];
+    stats_.estimate_cycles += cycles[i];
+  }
+  estimate_source_ = source;
+  return Status::Ok();
+}
+
+namespace {
+
+double Ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+// "COMP 61% (c0.0.core, after lock)": an opcode's share of the critical
+// path, the resource it ran on, and the edge most of it started after.
+std::string DescribeShare(const CriticalShare& c, double total) {
+  int w = 0;
+  for (int k = 1; k < 4; ++k)
+    if (c.after[k] > c.after[w]) w = k;
+  return fmt::format(
+      "{} {:.0f}% ({}{}{})", c.op, 100.0 * Ratio(c.cycles, total), c.resource,
+      c.resource.empty() ? "" : ", ",
+      w == 0 ? "no wait" : fmt::format("after {}", WaitKindName(static_cast<WaitKind>(w))));
+}
+
+std::string Critical(const LayerStats& L, size_t n) {
+  double total = 0;
+  for (const CriticalShare& c : L.critical) total += c.cycles;
+  std::string s;
+  for (size_t k = 0; k < std::min(n, L.critical.size()); ++k)
+    s += (k ? ", " : "") + DescribeShare(L.critical[k], total);
+  return s;
+}
+
+}  // namespace
+
 std::string Simulator::Report() const {
-  std::string s = fmt::format("{:<4} {:<24} {:<10} {:>14} {:>14} {:>8} {:>7} {:>7}\n", "#", "layer",
-                              "op", "sim cycles", "estimate", "sim/est", "core%", "link%");
+  std::string s = fmt::format(
+      "# sim cycles = how far the layer moved the network's completion (layers overlap; the sum is "
+      "the total); span = its first start to last end; estimate: {}\n",
+      estimate_source_);
+  s += fmt::format("{:<4} {:<24} {:<10} {:>12} {:>12} {:>12} {:>8} {:>6} {:>6}  {}\n", "#", "layer",
+                   "op", "sim cycles", "estimate", "span", "sim/est", "core%", "link%",
+                   "critical path (top instructions)");
   const int cores = p_.rows * p_.cols;
+  const double links = static_cast<double>(std::max<size_t>(
+      1, stats_.resource_busy.size() - std::min<size_t>(stats_.resource_busy.size(), cores)));
   for (size_t i = 0; i < stats_.layers.size(); ++i) {
     const LayerStats& L = stats_.layers[i];
-    const double cyc = L.cycles();
-    const double core_util = cyc > 0 ? 100.0 * L.compute_busy / (cyc * cores) : 0;
-    // Links: the busy channel-cycles over the span of every channel the layer could use.
-    const double links =
-        static_cast<double>(std::max<size_t>(1, stats_.resource_busy.size() - cores));
-    const double link_util = cyc > 0 ? 100.0 * L.link_busy / (cyc * links) : 0;
-    s += fmt::format("{:<4} {:<24} {:<10} {:>14.0f} {:>14.0f} {:>8.3f} {:>7.1f} {:>7.1f}\n", i,
-                     L.name, L.op, cyc, L.estimate, L.estimate > 0 ? cyc / L.estimate : 0.0,
-                     core_util, link_util);
+    const double span = L.cycles();
+    const double core_util = span > 0 ? 100.0 * L.compute_busy / (span * cores) : 0;
+    const double link_util = span > 0 ? 100.0 * L.link_busy / (span * links) : 0;
+    s += fmt::format(
+        "{:<4} {:<24} {:<10} {:>12.0f} {:>12.0f} {:>12.0f} {:>8.3f} {:>6.1f} {:>6.1f}  {}\n", i,
+        L.name, L.op, L.incremental, L.estimate, span, Ratio(L.incremental, L.estimate), core_util,
+        link_util, Critical(L, 3));
   }
   const double tot = stats_.total_cycles, est = stats_.estimate_cycles;
   s += fmt::format(
       "total: {:.0f} cycles ({:.3f} ms at {} GHz), estimate {:.0f} cycles, sim/est {:.3f}; {} "
       "instructions, {} bytes moved, {} MACs\n",
-      tot, t_.cycles_to_seconds(tot) * 1e3, t_.clock_ghz, est, est > 0 ? tot / est : 0.0,
-      stats_.instructions, stats_.bytes_moved, stats_.macs);
+      tot, t_.cycles_to_seconds(tot) * 1e3, t_.clock_ghz, est, Ratio(tot, est), stats_.instructions,
+      stats_.bytes_moved, stats_.macs);
   if (est > 0 && std::abs(tot / est - 1) > 0.15) {
-    // Name the layers that cause the difference (largest absolute gap first).
-    std::vector<std::pair<double, size_t>> gap;
-    for (size_t i = 0; i < stats_.layers.size(); ++i)
-      gap.push_back({std::abs(stats_.layers[i].cycles() - stats_.layers[i].estimate), i});
-    std::sort(gap.rbegin(), gap.rend());
-    s += "differs by more than 15%; largest gaps:";
-    for (size_t k = 0; k < std::min<size_t>(3, gap.size()); ++k)
-      s +=
-          fmt::format(" {} ({:.0f} vs {:.0f})", stats_.layers[gap[k].second].name,
-                      stats_.layers[gap[k].second].cycles(), stats_.layers[gap[k].second].estimate);
-    s += "\n";
+    s += "differs by more than 15%; largest gaps:\n";
+  } else {
+    s += "within 15% of the estimate; largest layer gaps:\n";
+  }
+  // The layers that cause the difference (largest absolute gap first) and
+  // the instructions on their critical paths.
+  std::vector<std::pair<double, size_t>> gap;
+  for (size_t i = 0; i < stats_.layers.size(); ++i)
+    gap.push_back({std::abs(stats_.layers[i].incremental - stats_.layers[i].estimate), i});
+  std::sort(gap.rbegin(), gap.rend());
+  for (size_t k = 0; k < std::min<size_t>(5, gap.size()); ++k) {
+    const LayerStats& L = stats_.layers[gap[k].second];
+    s += fmt::format("  {} {:.0f} vs {:.0f} ({:+.0f}): {}\n", L.name, L.incremental, L.estimate,
+                     L.incremental - L.estimate, Critical(L, 4));
   }
   return s;
+}
+
+std::string Simulator::ReportJson() const {
+  nlohmann::json layers = nlohmann::json::array();
+  const int cores = p_.rows * p_.cols;
+  for (size_t i = 0; i < stats_.layers.size(); ++i) {
+    const LayerStats& L = stats_.layers[i];
+    const double span = L.cycles();
+    double total = 0;
+    for (const CriticalShare& c : L.critical) total += c.cycles;
+    nlohmann::json crit = nlohmann::json::array();
+    for (const CriticalShare& c : L.critical)
+      crit.push_back({{"op", c.op},
+                      {"cycles", c.cycles},
+                      {"share", Ratio(c.cycles, total)},
+                      {"resource", c.resource},
+                      {"after_none", c.after[0]},
+                      {"after_lock", c.after[1]},
+                      {"after_data", c.after[2]},
+                      {"after_channel", c.after[3]}});
+    const bool differs = L.estimate > 0 && std::abs(L.incremental / L.estimate - 1) > 0.15;
+    layers.push_back({{"index", i},
+                      {"name", L.name},
+                      {"op", L.op},
+                      {"sim_cycles", L.incremental},
+                      {"est_cycles", L.estimate},
+                      {"sim_over_est", Ratio(L.incremental, L.estimate)},
+                      {"differs", differs},
+                      {"start", L.start < 0 ? 0.0 : L.start},
+                      {"end", L.end},
+                      {"span_cycles", span},
+                      {"core_util", span > 0 ? L.compute_busy / (span * cores) : 0.0},
+                      {"compute_busy", L.compute_busy},
+                      {"link_busy", L.link_busy},
+                      {"instructions", L.instructions},
+                      {"critical", crit}});
+  }
+  const double tot = stats_.total_cycles, est = stats_.estimate_cycles;
+  nlohmann::json j = {{"target", t_.name},
+                      {"clock_ghz", t_.clock_ghz},
+                      {"sim_cycles", tot},
+                      {"estimate_cycles", est},
+                      {"estimate_source", estimate_source_},
+                      {"sim_over_est", Ratio(tot, est)},
+                      {"within_15pct", est > 0 && std::abs(tot / est - 1) <= 0.15},
+                      {"sim_ms", t_.cycles_to_seconds(tot) * 1e3},
+                      {"est_ms", t_.cycles_to_seconds(est) * 1e3},
+                      {"instructions", stats_.instructions},
+                      {"bytes_moved", stats_.bytes_moved},
+                      {"macs", stats_.macs},
+                      {"resource_busy", stats_.resource_busy},
+                      {"layers", layers}};
+  return j.dump(1);
 }
 
 std::string Simulator::TraceJson() const {

@@ -49,13 +49,40 @@ struct TraceEvent {
   double start = 0, end = 0;  // cycles
 };
 
+// Why an instruction instance started when it did: the event that released
+// it last (the critical-path edge into it).
+enum class WaitKind : uint8_t {
+  kNone,      // started at time 0 / only its own readiness
+  kLock,      // a lock token released by an earlier instruction
+  kData,      // a data hazard on an address range an earlier instruction touched
+  kResource,  // its DMA channel or core was busy with an earlier instruction (contention)
+};
+const char* WaitKindName(WaitKind k);
+
+// Per layer, per opcode: cycles on the layer's critical path, split by why
+// each instruction on it waited (see LayerStats::critical).
+struct CriticalShare {
+  std::string op;                  // "LOAD", "COMP", ...
+  double cycles = 0;               // durations of this opcode's instances on the path
+  double after[4] = {0, 0, 0, 0};  // of which started right after a WaitKind edge
+  std::string resource;            // the resource most of its cycles ran on
+};
+
 struct LayerStats {
   std::string name, op;
   double start = -1, end = 0;  // cycles (first start, last end)
-  double estimate = 0;         // static estimate (the compiler's formula), cycles
+  double estimate = 0;         // static estimate, cycles (compiler's layers.tsv or the formula)
   double compute_busy = 0;     // sum of COMP durations over cores, cycles
   double link_busy = 0;        // sum of transfer durations over channels, cycles
   int64_t instructions = 0;    // executed instances
+  // Cycles the network's completion advanced while this layer finished:
+  // max(end of layers 0..L) - max(end of layers 0..L-1). Additive: the sum
+  // over layers is the total, the quantity the compiler's sequential
+  // per-layer estimate predicts (layers overlap in the simulation).
+  double incremental = 0;
+  // The critical path of the layer's last instruction back to the end of
+  // the previous layers, grouped by opcode (largest first).
+  std::vector<CriticalShare> critical;
   double cycles() const { return end > start && start >= 0 ? end - start : 0; }
 };
 
@@ -85,8 +112,16 @@ class Simulator {
 
   const SimStats& stats() const { return stats_; }
   const std::vector<TraceEvent>& trace() const { return trace_; }
+  // Replaces the static estimate by the compiler's own per-layer numbers
+  // (cycles, one per program layer; wbs compile's layers.tsv): the
+  // simulator's replica of the formula cannot see the compiler's prefetch
+  // decisions and drifts when the compiler's model changes.
+  Status SetLayerEstimates(const std::vector<double>& cycles, const std::string& source);
+  const std::string& estimate_source() const { return estimate_source_; }
   // Per layer: simulated vs estimated cycles, utilisation; total.
   std::string Report() const;
+  // The same as JSON (docs/SIMULATOR.md "Report JSON").
+  std::string ReportJson() const;
   // Chrome / Perfetto trace JSON (a track per DMA channel, core, memtile).
   std::string TraceJson() const;
 
@@ -108,7 +143,7 @@ class Simulator {
   Status Comp(const aie::Instruction& in, int64_t it);
   void Time(const aie::Instruction& in, int64_t it);
   std::string Where() const;  // the current instruction, for diagnostics
-  double Estimate(const aie::Block& b) const;
+  double Estimate(const aie::Block& b, bool prefetched, double prev_block) const;
 
   aie::Program p_;
   aie::Target t_;
@@ -119,23 +154,51 @@ class Simulator {
   std::vector<uint8_t> ddr_writable_;  // per DDR byte: inside an output/scratch symbol
   std::map<std::tuple<int, int, int, int>, int64_t> locks_;
   // Timing: lock tokens (release time, count), resource free times.
-  std::map<std::tuple<int, int, int, int>, std::vector<std::pair<double, int64_t>>> tokens_;
-  std::map<std::string, double> free_at_;
-  double barrier_ = 0, horizon_ = 0;
+  struct Token {
+    double time = 0;
+    int64_t count = 0;
+    int64_t by = -1;  // the instance that released it (-1: initial value)
+  };
+  std::map<std::tuple<int, int, int, int>, std::vector<Token>> tokens_;
+  struct Busy {
+    double free = 0;
+    int64_t by = -1;  // the instance that occupies it until `free`
+  };
+  std::map<std::string, Busy> free_at_;
+  double horizon_ = 0;
   // Data hazards per memory space: recent accesses and their end times.
   struct HazardRec {
     int64_t lo = 0, hi = 0;
     double wend = 0, rend = 0;
+    int64_t by = -1;
   };
+  // Every timed instance (critical paths for the report).
+  struct Instance {
+    double start = 0, end = 0;
+    int64_t pred = -1;
+    int32_t layer = -1;
+    aie::Opcode op = aie::Opcode::kLoad;
+    WaitKind wait = WaitKind::kNone;
+    int32_t resource = -1;  // index into resource_names_
+  };
+  std::vector<Instance> instances_;
+  std::vector<std::string> resource_names_;
+  std::map<std::string, int32_t> resource_ids_;
+  std::string estimate_source_ = "formula";
+  void Finish();  // incremental cycles and critical paths per layer
   struct HazardList {
     std::deque<HazardRec> recs;
     double wfloor = 0, rfloor = 0;
+    int64_t wfloor_by = -1, rfloor_by = -1;
   };
   std::map<std::string, HazardList> hazards_;
   using RangeList = std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>>;
   void Ranges(const aie::Instruction& in, int64_t it, RangeList* reads, RangeList* writes) const;
-  double Hazard(const std::string& space, std::pair<int64_t, int64_t> r, bool write) const;
-  void Record(const std::string& space, std::pair<int64_t, int64_t> r, double end, bool write);
+  // Latest end of a conflicting earlier access, and the instance of it.
+  std::pair<double, int64_t> Hazard(const std::string& space, std::pair<int64_t, int64_t> r,
+                                    bool write) const;
+  void Record(const std::string& space, std::pair<int64_t, int64_t> r, double end, bool write,
+              int64_t by);
   SimStats stats_;
   std::vector<TraceEvent> trace_;
   // Current instruction (diagnostics).

@@ -408,13 +408,16 @@ TEST(SimExec, TransferTimeIsBytesOverBandwidth) {
   const int64_t n = 40000;
   aie::Program p = BaseProgram(2, 2, n);
   p.symbols.push_back(Sym("in", aie::DdrSymbol::Kind::kInput, 0, n));
-  // Three loads into memtile 0, each behind its own initialised lock (so only
-  // the DMA channels order them): two shim channels -> the third waits.
+  // LOAD, LOADW, LOAD into memtile 0, each behind its own initialised lock
+  // (so only the DMA channels order them). Channels are bound as the
+  // compiler's time model assumes: activations (LOAD) on the memtile's first
+  // shim channel, weights (LOADW) on its second -> the second LOAD waits for
+  // the first, the LOADW runs beside them.
   for (int id = 0; id < 3; ++id) p.locks.push_back({MemSpace::Memtile(0), id, 1});
   aie::Block b;
   for (int id = 0; id < 3; ++id) {
-    Instruction in = Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, n), {MemSpace::Memtile(0)},
-                          Linear(id * n, n));
+    Instruction in = Xfer(id == 1 ? Opcode::kLoadW : Opcode::kLoad, MemSpace::Ddr(), Linear(0, n),
+                          {MemSpace::Memtile(0)}, Linear(id * n, n));
     in.acquire = {{MemSpace::Memtile(0), id, 1, false}};
     b.instrs.push_back(in);
   }
@@ -435,6 +438,43 @@ TEST(SimExec, TransferTimeIsBytesOverBandwidth) {
   EXPECT_NE(json.find("\"traceEvents\""), std::string::npos);
   EXPECT_NE(json.find("shim0.mm2s1"), std::string::npos);
   EXPECT_NE(sim->Report().find("total:"), std::string::npos);
+  EXPECT_EQ(sim->trace()[2].resource, "shim0.mm2s0");
+  EXPECT_EQ(sim->trace()[1].resource, "shim0.mm2s1");
+  // The layer's critical path: the two LOADs, the second after its channel.
+  const LayerStats& L = sim->stats().layers.at(0);
+  EXPECT_DOUBLE_EQ(L.incremental, 2 * one);
+  ASSERT_EQ(L.critical.size(), 1u);
+  EXPECT_EQ(L.critical[0].op, "LOAD");
+  EXPECT_DOUBLE_EQ(L.critical[0].cycles, 2 * one);
+  EXPECT_DOUBLE_EQ(L.critical[0].after[static_cast<int>(WaitKind::kResource)], one);
+  EXPECT_EQ(L.critical[0].resource, "shim0.mm2s0");
+  // The report JSON carries the same numbers.
+  const std::string rj = sim->ReportJson();
+  EXPECT_NE(rj.find("\"after_channel\": 10000"), std::string::npos) << rj;
+}
+
+// A WRITE is striped over all of the memtile's DDR write channels (the
+// compiler's model): bytes / (channels x channel bandwidth), every channel busy.
+TEST(SimExec, WriteStripesOverShimChannels) {
+  const aie::Target t = aie::Target::Paper(2, 2);
+  const int64_t n = 40000;
+  aie::Program p = BaseProgram(2, 2, n);
+  p.symbols.push_back(Sym("y", aie::DdrSymbol::Kind::kOutput, 0, n));
+  aie::Block b;
+  Instruction f;
+  f.op = Opcode::kFill;
+  f.dst = {MemSpace::Memtile(0)};
+  f.dst_ap = Linear(0, n);
+  b.instrs.push_back(f);
+  b.instrs.push_back(
+      Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(0, n), {MemSpace::Ddr()}, Linear(0, n)));
+  p.blocks.push_back(b);
+  auto sim = Simulator::Create(p, t);
+  ASSERT_TRUE(sim.ok()) << sim.status().message();
+  ASSERT_TRUE(sim->Run().ok());
+  const double one = t.transfer_cycles(aie::Link::kMemtileToDdr, n);
+  EXPECT_DOUBLE_EQ(sim->stats().total_cycles, one / t.ddr.write_channels_per_memtile);
+  EXPECT_EQ(sim->trace().size(), static_cast<size_t>(t.ddr.write_channels_per_memtile));
 }
 
 }  // namespace
