@@ -60,17 +60,20 @@ Status RunPipelineCommand(const PipelineArgs& a) {
 Command AddPipelineCommand(CLI::App& parent) {
   auto args = std::make_shared<PipelineArgs>();
   CLI::App* app = parent.add_subcommand(
-      "pipeline", "Run every stage: train, block sparsity, int8, AIE compile, simulate, benchmark, report");
+      "pipeline",
+      "Run every stage: train, block sparsity, int8, AIE compile, simulate, benchmark, report");
   app->add_option("config", args->config, "Config file (JSON; default: the embedded demo config)")
       ->type_name("CONFIG.json");
   app->add_option("-o,--output", args->output, "Output folder (overrides the config's 'output')")
       ->type_name("DIR");
   app->add_flag("--force", args->force, "Rerun every stage (ignore the stage cache)");
-  app->add_option("--only", args->only, "Run only this stage (dense, sparse, int8, aie, sim, bench, report)")
+  app->add_option("--only", args->only,
+                  "Run only this stage (dense, sparse, int8, aie, sim, bench, report)")
       ->type_name("STAGE");
   app->add_option("--from", args->from, "Rerun this stage and every later one")->type_name("STAGE");
-  app->add_flag("--print-config", args->print_config,
-                "Print the config (the embedded default, or CONFIG resolved with defaults) and exit");
+  app->add_flag(
+      "--print-config", args->print_config,
+      "Print the config (the embedded default, or CONFIG resolved with defaults) and exit");
   app->add_flag("-q,--quiet", args->quiet, "No progress display");
   app->footer(
       "Outputs: OUT/<stage>/ with stage.json written last (the cache), OUT/pipeline.json,\n"

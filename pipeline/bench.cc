@@ -6,9 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "onnx/model_io.h"
 #include "runtime/session.h"
@@ -23,7 +22,8 @@ Result<std::map<std::string, Shape>> ParseShape(const std::string& spec) {
   std::map<std::string, Shape> shapes;
   if (spec.empty()) return shapes;
   const size_t eq = spec.rfind('=');
-  if (eq == std::string::npos) return InvalidArgument("model.input_shape: '{}' is not NAME=DIMS", spec);
+  if (eq == std::string::npos)
+    return InvalidArgument("model.input_shape: '{}' is not NAME=DIMS", spec);
   Shape s;
   size_t start = eq + 1;
   while (start <= spec.size()) {
@@ -46,8 +46,8 @@ struct Model {
 }  // namespace
 
 Result<Json> RunCpuBenchmark(const std::vector<std::pair<std::string, std::string>>& models,
-                             const std::string& input_shape, int threads, int warmup,
-                             int repeats, uint64_t seed, const std::function<void()>& step) {
+                             const std::string& input_shape, int threads, int warmup, int repeats,
+                             uint64_t seed, const std::function<void()>& step) {
   WBS_ASSIGN_OR_RETURN(auto shapes, ParseShape(input_shape));
   std::vector<Model> ms;
   for (const auto& [name, path] : models) {
@@ -65,8 +65,9 @@ Result<Json> RunCpuBenchmark(const std::vector<std::pair<std::string, std::strin
     std::normal_distribution<double> dist(0.0, 1.0);
     for (const ir::Value* v : m.graph->inputs) {
       if (v->dtype != DType::kF32 || !v->shape_is_static())
-        return InvalidArgument("{}: input '{}' must be f32 with a static shape (set model.input_shape)",
-                               path, v->name);
+        return InvalidArgument(
+            "{}: input '{}' must be f32 with a static shape (set model.input_shape)", path,
+            v->name);
       Tensor t(v->dtype, v->shape);
       float* d = t.data<float>();
       for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<float>(dist(rng));
@@ -78,7 +79,8 @@ Result<Json> RunCpuBenchmark(const std::vector<std::pair<std::string, std::strin
     for (Model& m : ms) {
       const auto t0 = std::chrono::steady_clock::now();
       WBS_RETURN_IF_ERROR(m.session->Run(m.inputs).status().WithContext(m.path));
-      const double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double t =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (r >= warmup) m.ms.push_back(t);
       if (step) step();
     }
@@ -89,11 +91,14 @@ Result<Json> RunCpuBenchmark(const std::vector<std::pair<std::string, std::strin
     std::sort(s.begin(), s.end());
     const size_t h = s.size() / 2;
     const double median = s.size() % 2 ? s[h] : 0.5 * (s[h - 1] + s[h]);
-    runs.push_back({{"name", m.name}, {"model", m.path}, {"median_ms", median}, {"min_ms", s.front()},
+    runs.push_back({{"name", m.name},
+                    {"model", m.path},
+                    {"median_ms", median},
+                    {"min_ms", s.front()},
                     {"max_ms", s.back()}});
   }
-  return Json{{"threads", threads}, {"repeats", repeats}, {"warmup", warmup}, {"batch", 1},
-              {"backend", "fast"}, {"runs", runs}};
+  return Json{{"threads", threads}, {"repeats", repeats}, {"warmup", warmup},
+              {"batch", 1},         {"backend", "fast"},  {"runs", runs}};
 }
 
 }  // namespace wbs::pipeline

@@ -79,7 +79,8 @@ Status Merge(Json& base, const Json& user, const std::string& path) {
     }
     const Json& v = it.value();
     if (b->is_object()) {
-      if (!v.is_object()) return InvalidArgument("{}: expected an object, got {}", key, TypeName(v));
+      if (!v.is_object())
+        return InvalidArgument("{}: expected an object, got {}", key, TypeName(v));
       WBS_RETURN_IF_ERROR(Merge(*b, v, key + "."));
       continue;
     }
@@ -89,10 +90,13 @@ Status Merge(Json& base, const Json& user, const std::string& path) {
                     : b->is_string()         ? v.is_string()
                     : b->is_array()          ? v.is_array()
                                              : false;
-    if (!ok) return InvalidArgument("{}: expected {}, got {} ({})", key, TypeName(*b), TypeName(v), v.dump());
+    if (!ok)
+      return InvalidArgument("{}: expected {}, got {} ({})", key, TypeName(*b), TypeName(v),
+                             v.dump());
     if (v.is_array())
       for (const Json& e : v)
-        if (!e.is_string()) return InvalidArgument("{}: expected an array of strings, got {}", key, v.dump());
+        if (!e.is_string())
+          return InvalidArgument("{}: expected an array of strings, got {}", key, v.dump());
     *b = v;
   }
   return Status::Ok();
@@ -115,7 +119,8 @@ Status AtLeast(const std::string& key, int64_t v, int64_t lo) {
   return Status::Ok();
 }
 
-Status OneOf(const std::string& key, const std::string& v, std::initializer_list<const char*> allowed) {
+Status OneOf(const std::string& key, const std::string& v,
+             std::initializer_list<const char*> allowed) {
   std::string list;
   for (const char* a : allowed) {
     if (v == a) return Status::Ok();
@@ -139,25 +144,31 @@ Status Validate(const Config& c) {
   WBS_RETURN_IF_ERROR(InRange("sparse.sparsity", c.sparse.sparsity, 0, 1, true));
   if (!std::regex_match(c.sparse.block, std::regex(R"([1-9]\d*x[1-9]\d*)")))
     return InvalidArgument("sparse.block: '{}' is not RxC (e.g. 8x8)", c.sparse.block);
-  WBS_RETURN_IF_ERROR(OneOf("sparse.method", c.sparse.method, {"oneshot", "incremental", "learned", "fisher"}));
-  WBS_RETURN_IF_ERROR(OneOf("sparse.score", c.sparse.score, {"l2", "l1", "mean-abs", "var-block", "var-tensor"}));
+  WBS_RETURN_IF_ERROR(
+      OneOf("sparse.method", c.sparse.method, {"oneshot", "incremental", "learned", "fisher"}));
+  WBS_RETURN_IF_ERROR(
+      OneOf("sparse.score", c.sparse.score, {"l2", "l1", "mean-abs", "var-block", "var-tensor"}));
   WBS_RETURN_IF_ERROR(AtLeast("sparse.epochs", c.sparse.epochs, 0));
   WBS_RETURN_IF_ERROR(AtLeast("sparse.max_train_images", c.sparse.max_train_images, 0));
   if (!(c.sparse.lr > 0)) return InvalidArgument("sparse.lr: {} must be > 0", c.sparse.lr);
-  WBS_RETURN_IF_ERROR(OneOf("int8.observer", c.int8.observer, {"minmax", "percentile", "mse", "entropy"}));
+  WBS_RETURN_IF_ERROR(
+      OneOf("int8.observer", c.int8.observer, {"minmax", "percentile", "mse", "entropy"}));
   WBS_RETURN_IF_ERROR(OneOf("int8.act", c.int8.act, {"u8", "s8"}));
   WBS_RETURN_IF_ERROR(AtLeast("int8.calib", c.int8.calib, 1));
   WBS_RETURN_IF_ERROR(AtLeast("int8.eval", c.int8.eval, 0));
-  if (c.aie.enabled && c.aie.targets.empty()) return InvalidArgument("aie.targets: must not be empty");
+  if (c.aie.enabled && c.aie.targets.empty())
+    return InvalidArgument("aie.targets: must not be empty");
   for (size_t i = 0; i < c.aie.targets.size(); ++i)
     if (c.aie.targets[i].empty()) return InvalidArgument("aie.targets[{}]: must not be empty", i);
   if (!std::regex_match(c.aie.sweep_arrays, std::regex(R"(\d+x\d+\.\.\d+x\d+|\d+x\d+(,\d+x\d+)*)")))
-    return InvalidArgument("aie.sweep_arrays: '{}' is not NxN..MxM or a comma list of NxN", c.aie.sweep_arrays);
+    return InvalidArgument("aie.sweep_arrays: '{}' is not NxN..MxM or a comma list of NxN",
+                           c.aie.sweep_arrays);
   if (c.sim.enabled && c.aie.enabled) {
     bool found = false;
     for (const std::string& t : c.aie.targets) found |= t == c.sim.target;
     if (!found)
-      return InvalidArgument("sim.target: '{}' is not in aie.targets (the program is compiled there)", c.sim.target);
+      return InvalidArgument(
+          "sim.target: '{}' is not in aie.targets (the program is compiled there)", c.sim.target);
   }
   WBS_RETURN_IF_ERROR(AtLeast("bench.threads", c.bench.threads, 1));
   WBS_RETURN_IF_ERROR(AtLeast("bench.repeats", c.bench.repeats, 1));

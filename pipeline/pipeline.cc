@@ -18,8 +18,8 @@ using Json = nlohmann::ordered_json;
 
 // pipeline/bench.cc
 Result<Json> RunCpuBenchmark(const std::vector<std::pair<std::string, std::string>>& models,
-                             const std::string& input_shape, int threads, int warmup,
-                             int repeats, uint64_t seed, const std::function<void()>& step);
+                             const std::string& input_shape, int threads, int warmup, int repeats,
+                             uint64_t seed, const std::function<void()>& step);
 
 namespace {
 
@@ -40,15 +40,20 @@ int64_t CountLines(const std::string& path) {
 
 // What a stage is given and gives back.
 struct StageContext {
-  StageContext(const Config& config, const RunOptions& options, std::string out_dir, const std::string& stage)
-      : c(config), o(options), out(std::move(out_dir)), dir(Join(out, stage)), log(Join(dir, "log.txt")) {}
+  StageContext(const Config& config, const RunOptions& options, std::string out_dir,
+               const std::string& stage)
+      : c(config),
+        o(options),
+        out(std::move(out_dir)),
+        dir(Join(out, stage)),
+        log(Join(dir, "log.txt")) {}
   const Config& c;
   const RunOptions& o;
   std::string out;  // OUT
   std::string dir;  // OUT/<stage>
   std::string log;  // OUT/<stage>/log.txt
   Progress* progress = nullptr;
-  std::function<void()> tick;  // refreshes the display (overall ETA)
+  std::function<void()> tick;    // refreshes the display (overall ETA)
   Json result = Json::object();  // extra stage.json fields
   std::vector<std::string> commands;
 
@@ -124,7 +129,8 @@ Status RunDense(StageContext& x) {
   x.result["demo_schedule"] = false;
   if (source == "onnx") {
     std::error_code ec;
-    if (!fs::exists(x.c.model_onnx, ec)) return NotFound("model.onnx: {}: no such file", x.c.model_onnx);
+    if (!fs::exists(x.c.model_onnx, ec))
+      return NotFound("model.onnx: {}: no such file", x.c.model_onnx);
     WBS_ASSIGN_OR_RETURN(std::string bytes, onnxio::ReadFileBytes(x.c.model_onnx));
     WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(model, bytes));
     x.commands.push_back("copy " + x.c.model_onnx);
@@ -140,15 +146,20 @@ Status RunDense(StageContext& x) {
     // sparsity and no epochs is exactly that.
     x.result["checkpoint"] = x.c.dense.checkpoint;
     const std::string eval = Join(x.dir, "eval.json");
-    std::vector<std::string> args = {"finetune", x.c.model_name, "--checkpoint", x.c.dense.checkpoint,
-                                     "--sparsity", "0", "--epochs", "0", "--threads",
-                                     std::to_string(x.c.threads), "-o", model, "--summary", eval};
+    std::vector<std::string> args = {"finetune",     x.c.model_name,
+                                     "--checkpoint", x.c.dense.checkpoint,
+                                     "--sparsity",   "0",
+                                     "--epochs",     "0",
+                                     "--threads",    std::to_string(x.c.threads),
+                                     "-o",           model,
+                                     "--summary",    eval};
     AddCommonDataArgs(x.c, args);
     WBS_RETURN_IF_ERROR(x.Run(args, ""));
     WBS_ASSIGN_OR_RETURN(Json e, ReadJson(eval));
     x.result["epochs"] = nullptr;
-    if (e.contains("test")) x.result["test"] = {{"accuracy", e["test"].value("accuracy", 0.0)},
-                                                {"loss", e["test"].value("loss", 0.0)}};
+    if (e.contains("test"))
+      x.result["test"] = {{"accuracy", e["test"].value("accuracy", 0.0)},
+                          {"loss", e["test"].value("loss", 0.0)}};
     x.progress->Update(1);
     return Status::Ok();
   }
@@ -158,11 +169,24 @@ Status RunDense(StageContext& x) {
   const std::string metrics = Join(x.dir, "metrics.jsonl");
   std::error_code ec;
   fs::remove(metrics, ec);
-  std::vector<std::string> args = {"train", x.c.model_name, "--epochs", std::to_string(x.c.dense.epochs),
-                                   "--batch", std::to_string(x.c.dense.batch), "--lr",
-                                   fmt::format("{}", x.c.dense.lr), "--threads", std::to_string(x.c.threads),
-                                   "--max-train-images", std::to_string(x.c.dense.max_train_images),
-                                   "--checkpoint-dir", Join(x.dir, "ckpt"), "--metrics", metrics, "-o", model};
+  std::vector<std::string> args = {"train",
+                                   x.c.model_name,
+                                   "--epochs",
+                                   std::to_string(x.c.dense.epochs),
+                                   "--batch",
+                                   std::to_string(x.c.dense.batch),
+                                   "--lr",
+                                   fmt::format("{}", x.c.dense.lr),
+                                   "--threads",
+                                   std::to_string(x.c.threads),
+                                   "--max-train-images",
+                                   std::to_string(x.c.dense.max_train_images),
+                                   "--checkpoint-dir",
+                                   Join(x.dir, "ckpt"),
+                                   "--metrics",
+                                   metrics,
+                                   "-o",
+                                   model};
   AddCommonDataArgs(x.c, args);
   WBS_RETURN_IF_ERROR(x.Run(args, "", [&] { x.progress->Update(CountLines(metrics)); }));
   x.result["checkpoint"] = Join(x.dir, "ckpt/last.pt");
@@ -172,7 +196,8 @@ Status RunDense(StageContext& x) {
   for (std::string line; std::getline(in, line);) {
     const Json j = Json::parse(line, nullptr, false);
     if (j.is_object() && j.value("final", false))
-      x.result["test"] = {{"accuracy", j.value("test_acc", 0.0)}, {"loss", j.value("test_loss", 0.0)}};
+      x.result["test"] = {{"accuracy", j.value("test_acc", 0.0)},
+                          {"loss", j.value("test_loss", 0.0)}};
   }
   return Status::Ok();
 }
@@ -182,7 +207,8 @@ Result<Json> DoneStage(const StageContext& x, const std::string& stage) {
   const std::string path = Join(Join(x.out, stage), "stage.json");
   auto j = ReadJson(path);
   if (!j.ok() || j->value("status", "") != "done")
-    return FailedPrecondition("needs the '{}' stage, which has not finished ({} is missing)", stage, path);
+    return FailedPrecondition("needs the '{}' stage, which has not finished ({} is missing)", stage,
+                              path);
   return *j;
 }
 
@@ -212,8 +238,10 @@ Status RunSparse(StageContext& x) {
   x.result["target"] = sp.sparsity;
   if (!UsesFinetune(x)) {
     const std::string report = Join(x.dir, "sparsify.json");
-    std::vector<std::string> args = {"sparsify", dense, "-o", model, "--block", sp.block,
-                                     "--sparsity", fmt::format("{}", sp.sparsity), "--score", sp.score, "--json"};
+    std::vector<std::string> args = {
+        "sparsify", dense,    "-o",         model,
+        "--block",  sp.block, "--sparsity", fmt::format("{}", sp.sparsity),
+        "--score",  sp.score, "--json"};
     if (!x.c.input_shape.empty()) args.insert(args.end(), {"--input-shape", x.c.input_shape});
     WBS_RETURN_IF_ERROR(x.Run(args, report));
     x.result["method"] = "sparsify";
@@ -237,11 +265,28 @@ Status RunSparse(StageContext& x) {
     args.insert(args.end(), {x.c.model_name, "--checkpoint", ckpt});
   else
     args.push_back(dense);
-  args.insert(args.end(),
-              {"--sparsity", fmt::format("{}", sp.sparsity), "--block", sp.block, "--method", sp.method,
-               "--score", sp.score, "--epochs", std::to_string(sp.epochs), "--lr", fmt::format("{}", sp.lr),
-               "--max-train-images", std::to_string(sp.max_train_images), "--threads",
-               std::to_string(x.c.threads), "-o", model, "--summary", summary, "--metrics", metrics});
+  args.insert(args.end(), {"--sparsity",
+                           fmt::format("{}", sp.sparsity),
+                           "--block",
+                           sp.block,
+                           "--method",
+                           sp.method,
+                           "--score",
+                           sp.score,
+                           "--epochs",
+                           std::to_string(sp.epochs),
+                           "--lr",
+                           fmt::format("{}", sp.lr),
+                           "--max-train-images",
+                           std::to_string(sp.max_train_images),
+                           "--threads",
+                           std::to_string(x.c.threads),
+                           "-o",
+                           model,
+                           "--summary",
+                           summary,
+                           "--metrics",
+                           metrics});
   if (sp.bn_recal) args.push_back("--bn-recal");
   if (sp.distill) args.push_back("--distill");
   AddCommonDataArgs(x.c, args);
@@ -252,8 +297,9 @@ Status RunSparse(StageContext& x) {
   x.result["epochs"] = sp.epochs;
   x.result["demo_schedule"] = SparseIsDemoSchedule(sp);
   if (s.contains("block_sparsity")) x.result["block_sparsity"] = s["block_sparsity"];
-  if (s.contains("test")) x.result["test"] = {{"accuracy", s["test"].value("accuracy", 0.0)},
-                                              {"loss", s["test"].value("loss", 0.0)}};
+  if (s.contains("test"))
+    x.result["test"] = {{"accuracy", s["test"].value("accuracy", 0.0)},
+                        {"loss", s["test"].value("loss", 0.0)}};
   return Status::Ok();
 }
 
@@ -261,8 +307,11 @@ Status RunSparse(StageContext& x) {
 Result<std::pair<Json, std::vector<std::string>>> Int8Key(StageContext& x) {
   WBS_RETURN_IF_ERROR(DoneStage(x, "dense").status());
   WBS_RETURN_IF_ERROR(DoneStage(x, "sparse").status());
-  Json s = {{"int8", x.c.resolved["int8"]}, {"dataset", x.c.dataset}, {"seed", x.c.seed},
-            {"threads", x.c.threads}, {"input_shape", x.c.input_shape}};
+  Json s = {{"int8", x.c.resolved["int8"]},
+            {"dataset", x.c.dataset},
+            {"seed", x.c.seed},
+            {"threads", x.c.threads},
+            {"input_shape", x.c.input_shape}};
   return std::make_pair(s, std::vector<std::string>{Join(x.out, "dense/model.onnx"),
                                                     Join(x.out, "sparse/model.onnx")});
 }
@@ -271,11 +320,16 @@ Status RunInt8(StageContext& x) {
   const Int8Config& q = x.c.int8;
   for (const char* variant : {"dense", "sparse"}) {
     const std::string json = Join(x.dir, std::string(variant) + ".json");
-    std::vector<std::string> args = {"quantize", Join(x.out, std::string(variant) + "/model.onnx"), "-o",
-                                     Join(x.dir, std::string(variant) + ".int8.onnx"), "--calib",
-                                     std::to_string(q.calib), "--observer", q.observer, "--act", q.act,
-                                     "--data", x.c.dataset, "--eval", std::to_string(q.eval), "--threads",
-                                     std::to_string(x.c.threads), "--json"};
+    std::vector<std::string> args = {
+        "quantize",   Join(x.out, std::string(variant) + "/model.onnx"),
+        "-o",         Join(x.dir, std::string(variant) + ".int8.onnx"),
+        "--calib",    std::to_string(q.calib),
+        "--observer", q.observer,
+        "--act",      q.act,
+        "--data",     x.c.dataset,
+        "--eval",     std::to_string(q.eval),
+        "--threads",  std::to_string(x.c.threads),
+        "--json"};
     if (q.pot) args.push_back("--pot");
     if (!x.c.input_shape.empty()) args.insert(args.end(), {"--input-shape", x.c.input_shape});
     WBS_RETURN_IF_ERROR(x.Run(args, json));
@@ -301,7 +355,8 @@ bool RunsSweep(const StageContext& x) { return x.c.aie.sweep && x.c.model_onnx.e
 Result<std::pair<Json, std::vector<std::string>>> AieKey(StageContext& x) {
   WBS_RETURN_IF_ERROR(DoneStage(x, "int8").status());
   Json s = {{"aie", x.c.resolved["aie"]}, {"sweep", RunsSweep(x)}};
-  std::vector<std::string> files = {Join(x.out, "int8/dense.int8.onnx"), Join(x.out, "int8/sparse.int8.onnx")};
+  std::vector<std::string> files = {Join(x.out, "int8/dense.int8.onnx"),
+                                    Join(x.out, "int8/sparse.int8.onnx")};
   if (RunsSweep(x)) {
     s["model"] = x.c.model_name;
     s["sparsity"] = x.c.sparse.sparsity;
@@ -320,9 +375,10 @@ Status RunAie(StageContext& x) {
       std::error_code ec;
       fs::create_directories(dir, ec);
       if (ec) return IoError("{}: cannot create directory: {}", dir, ec.message());
-      WBS_RETURN_IF_ERROR(x.Run({"compile", Join(x.out, std::string("int8/") + variant + ".int8.onnx"),
-                                 "--target", t, "-o", dir},
-                                Join(dir, "compile.txt")));
+      WBS_RETURN_IF_ERROR(
+          x.Run({"compile", Join(x.out, std::string("int8/") + variant + ".int8.onnx"), "--target",
+                 t, "-o", dir},
+                Join(dir, "compile.txt")));
       targets.push_back({{"target", t}, {"variant", variant}, {"dir", dir}});
       x.progress->Advance();
     }
@@ -330,10 +386,11 @@ Status RunAie(StageContext& x) {
   x.result["targets"] = targets;
   x.result["sweep"] = RunsSweep(x);
   if (RunsSweep(x)) {
-    WBS_RETURN_IF_ERROR(x.Run({"aie-sweep", "--models", x.c.model_name, "--arrays", x.c.aie.sweep_arrays,
-                               "--sparsity", fmt::format("0,{}", x.c.sparse.sparsity), "--seed",
-                               std::to_string(x.c.seed), "-o", Join(x.dir, "sweep.tsv")},
-                              Join(x.dir, "sweep.txt")));
+    WBS_RETURN_IF_ERROR(
+        x.Run({"aie-sweep", "--models", x.c.model_name, "--arrays", x.c.aie.sweep_arrays,
+               "--sparsity", fmt::format("0,{}", x.c.sparse.sparsity), "--seed",
+               std::to_string(x.c.seed), "-o", Join(x.dir, "sweep.tsv")},
+              Join(x.dir, "sweep.txt")));
     x.progress->Advance();
   }
   return Status::Ok();
@@ -346,8 +403,9 @@ std::string SimProgram(const StageContext& x) {
 
 Result<std::pair<Json, std::vector<std::string>>> SimKey(StageContext& x) {
   WBS_RETURN_IF_ERROR(DoneStage(x, "aie").status());
-  return std::make_pair(Json{{"sim", x.c.resolved["sim"]}, {"seed", x.c.seed}},
-                        std::vector<std::string>{SimProgram(x), Join(x.out, "int8/sparse.int8.onnx")});
+  return std::make_pair(
+      Json{{"sim", x.c.resolved["sim"]}, {"seed", x.c.seed}},
+      std::vector<std::string>{SimProgram(x), Join(x.out, "int8/sparse.int8.onnx")});
 }
 
 // The first integer after `label` in `text`, on the same line ("1,234" allowed).
@@ -355,19 +413,23 @@ std::optional<int64_t> NumberAfter(const std::string& text, const std::string& l
   const size_t at = text.find(label);
   if (at == std::string::npos) return std::nullopt;
   size_t i = at + label.size();
-  while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '\n') ++i;
+  while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '\n')
+    ++i;
   if (i >= text.size() || text[i] == '\n') return std::nullopt;
   int64_t v = 0;
-  for (; i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == ','); ++i)
+  for (; i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == ',');
+       ++i)
     if (text[i] != ',') v = v * 10 + (text[i] - '0');
   return v;
 }
 
 Status RunSim(StageContext& x) {
   const std::string stdout_path = Join(x.dir, "simulate.txt");
-  std::vector<std::string> args = {"simulate", SimProgram(x), "--model", Join(x.out, "int8/sparse.int8.onnx"),
-                                   "--report", Join(x.dir, "report.txt"), "--trace", Join(x.dir, "trace.json"),
-                                   "--seed", std::to_string(x.c.seed)};
+  std::vector<std::string> args = {"simulate", SimProgram(x),
+                                   "--model",  Join(x.out, "int8/sparse.int8.onnx"),
+                                   "--report", Join(x.dir, "report.txt"),
+                                   "--trace",  Join(x.dir, "trace.json"),
+                                   "--seed",   std::to_string(x.c.seed)};
   if (x.c.sim.check) args.push_back("--check");
   WBS_RETURN_IF_ERROR(x.Run(args, stdout_path));
   WBS_ASSIGN_OR_RETURN(std::string text, onnxio::ReadFileBytes(stdout_path));
@@ -375,8 +437,9 @@ Status RunSim(StageContext& x) {
   x.result["bit_exact"] = x.c.sim.check && text.find("bit-exact") != std::string::npos;
   // The simulator's summary line: "total: N cycles (...), estimate M cycles, ...".
   const size_t total = text.find("\ntotal: ");
-  const std::string line =
-      total == std::string::npos ? "" : text.substr(total + 1, text.find('\n', total + 1) - total - 1);
+  const std::string line = total == std::string::npos
+                               ? ""
+                               : text.substr(total + 1, text.find('\n', total + 1) - total - 1);
   const auto sim = NumberAfter(line, "total:");
   const auto est = NumberAfter(line, "estimate");
   x.result["sim_cycles"] = sim ? Json(*sim) : Json(nullptr);
@@ -401,11 +464,12 @@ Result<std::pair<Json, std::vector<std::string>>> BenchKey(StageContext& x) {
 }
 
 Status RunBench(StageContext& x) {
-  WBS_ASSIGN_OR_RETURN(Json cpu, RunCpuBenchmark(BenchModels(x), x.c.input_shape, x.c.bench.threads,
-                                                 x.c.bench.warmup, x.c.bench.repeats, x.c.seed, [&] {
-                                                   x.progress->Advance();
-                                                   if (x.tick) x.tick();
-                                                 }));
+  WBS_ASSIGN_OR_RETURN(Json cpu,
+                       RunCpuBenchmark(BenchModels(x), x.c.input_shape, x.c.bench.threads,
+                                       x.c.bench.warmup, x.c.bench.repeats, x.c.seed, [&] {
+                                         x.progress->Advance();
+                                         if (x.tick) x.tick();
+                                       }));
   x.commands.push_back("in process: runtime::Session, fast backend");
   WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(Join(x.dir, "cpu.json"), cpu.dump(2) + "\n"));
   x.result["file"] = "cpu.json";
@@ -447,8 +511,9 @@ std::vector<Stage> MakeStages() {
       {"report",
        [](StageContext&) -> Result<std::pair<Json, std::vector<std::string>>> {
          // Always runs: cheap, and it reads every stage.
-         return std::make_pair(Json{{"always", std::chrono::system_clock::now().time_since_epoch().count()}},
-                               std::vector<std::string>{});
+         return std::make_pair(
+             Json{{"always", std::chrono::system_clock::now().time_since_epoch().count()}},
+             std::vector<std::string>{});
        },
        one, RunReport, 10},
   };
@@ -471,7 +536,8 @@ double Now() {
 }  // namespace
 
 const std::vector<std::string>& StageNames() {
-  static const std::vector<std::string> names = {"dense", "sparse", "int8", "aie", "sim", "bench", "report"};
+  static const std::vector<std::string> names = {"dense", "sparse", "int8",  "aie",
+                                                 "sim",   "bench",  "report"};
   return names;
 }
 
@@ -507,10 +573,13 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
   fs::create_directories(out, ec);
   if (ec) return IoError("output {}: cannot create directory: {}", out, ec.message());
 
-  Json record = {{"config", c.resolved}, {"config_file", c.source}, {"demo_schedule", false},
+  Json record = {{"config", c.resolved},
+                 {"config_file", c.source},
+                 {"demo_schedule", false},
                  {"stages", Json::array()}};
   for (const Stage& s : stages)
-    record["stages"].push_back({{"name", s.name}, {"status", "pending"}, {"seconds", 0}, {"message", ""}});
+    record["stages"].push_back(
+        {{"name", s.name}, {"status", "pending"}, {"seconds", 0}, {"message", ""}});
   auto save_record = [&] {
     return onnxio::WriteFileAtomically(Join(out, "pipeline.json"), record.dump(2) + "\n");
   };
@@ -524,7 +593,9 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
     if (prev.ok() && (*prev)["seconds"].is_number()) estimate[k] = (*prev)["seconds"].get<double>();
   }
   if (!o.with_train)
-    fmt::print(stderr, "pipeline: this wbs has no LibTorch: dense needs model.onnx, sparse uses wbs sparsify\n");
+    fmt::print(
+        stderr,
+        "pipeline: this wbs has no LibTorch: dense needs model.onnx, sparse uses wbs sparsify\n");
 
   const double t_start = Now();
   for (int k = 0; k < n; ++k) {
@@ -568,9 +639,7 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
     // Not cached: remove the old stage.json first, so a failure cannot leave
     // stale results that look finished.
     fs::remove(stage_json, ec);
-    {
-      std::ofstream log(x.log, std::ios::trunc);
-    }
+    { std::ofstream log(x.log, std::ios::trunc); }
     ProgressOptions po;
     po.stage = k + 1;
     po.stage_count = n;
@@ -581,7 +650,8 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
     x.tick = [&] {
       double remaining = std::max(0.0, estimate[k] - (Now() - t0));
       for (int j = k + 1; j < n; ++j) remaining += estimate[j];
-      progress.SetMetrics({{"elapsed", FormatDuration(Now() - t_start)}, {"pipeline ETA", FormatDuration(remaining)}});
+      progress.SetMetrics({{"elapsed", FormatDuration(Now() - t_start)},
+                           {"pipeline ETA", FormatDuration(remaining)}});
     };
     x.tick();
     rec["status"] = "running";
@@ -590,7 +660,8 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
     const double secs = Now() - t0;
     progress.Finish();
     if (!st.ok()) {
-      if (stage.name == "report" && st.message().find("unknown command 'report'") != std::string::npos) {
+      if (stage.name == "report" &&
+          st.message().find("unknown command 'report'") != std::string::npos) {
         rec["status"] = "unavailable";
         rec["message"] = "report library not built (this wbs has no 'report' command)";
         fmt::print(stderr, "[{}/{}] report: unavailable: report library not built\n", k + 1, n);
@@ -599,7 +670,10 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
       }
       return fail(st);
     }
-    Json sj = {{"stage", stage.name}, {"status", "done"}, {"seconds", secs}, {"key", *key},
+    Json sj = {{"stage", stage.name},
+               {"status", "done"},
+               {"seconds", secs},
+               {"key", *key},
                {"demo_schedule", false}};
     for (auto it = x.result.begin(); it != x.result.end(); ++it) sj[it.key()] = it.value();
     sj["commands"] = x.commands;
@@ -610,7 +684,8 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
     WBS_RETURN_IF_ERROR(save_record());
   }
   WBS_RETURN_IF_ERROR(save_record());
-  fmt::print(stderr, "pipeline: done in {}; outputs in {}/ ({})\n", FormatDuration(Now() - t_start), out,
+  fmt::print(stderr, "pipeline: done in {}; outputs in {}/ ({})\n", FormatDuration(Now() - t_start),
+             out,
              fs::exists(Join(out, "report.html"), ec) ? Join(out, "report.html") : "pipeline.json");
   return Status::Ok();
 }

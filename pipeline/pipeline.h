@@ -9,9 +9,8 @@
 // benchmark runs in process.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -35,9 +34,9 @@ using CommandRunner =
 CommandRunner ChildProcessRunner(std::string wbs_binary);
 
 struct RunOptions {
-  bool force = false;     // ignore the cache
-  std::string only;       // run just this stage
-  std::string from;       // rerun this stage and every later one
+  bool force = false;       // ignore the cache
+  std::string only;         // run just this stage
+  std::string from;         // rerun this stage and every later one
   bool with_train = false;  // this build has the LibTorch commands
   CommandRunner runner;
 };

@@ -2,11 +2,10 @@
 // files, so a command's output is kept exactly and its failure is reported
 // with its own error line.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <chrono>
 #include <cstring>
@@ -37,7 +36,8 @@ std::string ErrorLine(const std::string& log_path, std::streamoff offset) {
 
 std::string CommandLine(const std::vector<std::string>& args) {
   std::string s = "wbs";
-  for (const std::string& a : args) s += " " + (a.find(' ') == std::string::npos ? a : "'" + a + "'");
+  for (const std::string& a : args)
+    s += " " + (a.find(' ') == std::string::npos ? a : "'" + a + "'");
   return s;
 }
 
@@ -81,7 +81,8 @@ CommandRunner ChildProcessRunner(std::string wbs_binary) {
     envp.push_back(nullptr);
 
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, wbs_binary.c_str(), &actions, nullptr, argv.data(), envp.data());
+    const int rc =
+        posix_spawn(&pid, wbs_binary.c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) return IoError("cannot start {}: {}", wbs_binary, std::strerror(rc));
     int status = 0;
@@ -94,10 +95,10 @@ CommandRunner ChildProcessRunner(std::string wbs_binary) {
     }
     if (poll) poll();
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
-    const std::string why = WIFSIGNALED(status)
-                                ? fmt::format("killed by signal {} ({})", WTERMSIG(status),
-                                              strsignal(WTERMSIG(status)))
-                                : ErrorLine(log_path, offset);
+    const std::string why =
+        WIFSIGNALED(status)
+            ? fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)))
+            : ErrorLine(log_path, offset);
     return FailedPrecondition("{}: {} (log: {})", CommandLine(args), why, log_path);
   };
 }

@@ -1,5 +1,7 @@
 // wbs pipeline: config parsing and validation, stage cache keys, stage
 // selection, and a failing stage (pipeline/, docs/PIPELINE.md). Torch-free.
+#include "pipeline/pipeline.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,7 +10,6 @@
 
 #include "core/progress.h"
 #include "pipeline/config.h"
-#include "pipeline/pipeline.h"
 
 namespace wbs::pipeline {
 namespace {
@@ -59,8 +60,10 @@ std::string ErrorOf(const std::string& text) {
 }
 
 TEST(PipelineConfig, ErrorsNameTheKeyPath) {
-  EXPECT_EQ(ErrorOf(R"({"sparse": {"sparsity": 1.5}})"), "my.json: sparse.sparsity: 1.5 is not in [0,1)");
-  EXPECT_EQ(ErrorOf(R"({"sparse": {"sparsity": 1}})"), "my.json: sparse.sparsity: 1 is not in [0,1)");
+  EXPECT_EQ(ErrorOf(R"({"sparse": {"sparsity": 1.5}})"),
+            "my.json: sparse.sparsity: 1.5 is not in [0,1)");
+  EXPECT_EQ(ErrorOf(R"({"sparse": {"sparsity": 1}})"),
+            "my.json: sparse.sparsity: 1 is not in [0,1)");
   EXPECT_NE(ErrorOf(R"({"sparse": {"sparsty": 0.5}})").find("my.json: sparse.sparsty: unknown key"),
             std::string::npos);
   EXPECT_NE(ErrorOf(R"({"colour": 1})").find("my.json: colour: unknown key"), std::string::npos);
@@ -73,12 +76,14 @@ TEST(PipelineConfig, ErrorsNameTheKeyPath) {
             "my.json: aie.targets: expected an array of strings, got [1]");
   EXPECT_EQ(ErrorOf(R"({"sparse": {"method": "magic"}})"),
             "my.json: sparse.method: 'magic' is not one of oneshot, incremental, learned, fisher");
-  EXPECT_EQ(ErrorOf(R"({"sparse": {"block": "8by8"}})"), "my.json: sparse.block: '8by8' is not RxC (e.g. 8x8)");
+  EXPECT_EQ(ErrorOf(R"({"sparse": {"block": "8by8"}})"),
+            "my.json: sparse.block: '8by8' is not RxC (e.g. 8x8)");
   EXPECT_EQ(ErrorOf(R"({"int8": {"observer": "max"}})"),
             "my.json: int8.observer: 'max' is not one of minmax, percentile, mse, entropy");
   EXPECT_EQ(ErrorOf(R"({"bench": {"repeats": 0}})"), "my.json: bench.repeats: 0 must be >= 1");
-  EXPECT_EQ(ErrorOf(R"({"sim": {"target": "paper-8x8"}})"),
-            "my.json: sim.target: 'paper-8x8' is not in aie.targets (the program is compiled there)");
+  EXPECT_EQ(
+      ErrorOf(R"({"sim": {"target": "paper-8x8"}})"),
+      "my.json: sim.target: 'paper-8x8' is not in aie.targets (the program is compiled there)");
   EXPECT_EQ(ErrorOf(R"({"aie": {"sweep_arrays": "big"}})"),
             "my.json: aie.sweep_arrays: 'big' is not NxN..MxM or a comma list of NxN");
   EXPECT_EQ(ErrorOf(R"({"model": {"input_shape": "input"}})"),
