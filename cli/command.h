@@ -34,6 +34,7 @@ Command AddAieTargetCommand(CLI::App& parent);  // cli/cmd_aie_target.cc
 Command AddCompileCommand(CLI::App& parent);    // cli/cmd_compile.cc
 Command AddAieSweepCommand(CLI::App& parent);   // cli/cmd_aie_sweep.cc
 Command AddSimulateCommand(CLI::App& parent);   // cli/cmd_simulate.cc
+Command AddReportCommand(CLI::App& parent);     // cli/cmd_report.cc
 Command AddPipelineCommand(CLI::App& parent);   // cli/cmd_pipeline.cc
 #ifdef WBS_WITH_TRAIN
 // LibTorch commands (cli/train/, built with WBS_BUILD_TRAIN).

@@ -12,6 +12,7 @@ std::vector<Command> AddAllCommands(CLI::App& app) {
   commands.push_back(AddCompileCommand(app));
   commands.push_back(AddAieSweepCommand(app));
   commands.push_back(AddSimulateCommand(app));
+  commands.push_back(AddReportCommand(app));
   commands.push_back(AddPipelineCommand(app));
 #ifdef WBS_WITH_TRAIN
   commands.push_back(AddTrainCommand(app));
