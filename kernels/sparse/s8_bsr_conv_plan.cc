@@ -11,7 +11,10 @@ namespace {
 constexpr int64_t kGroup = 16;                  // positions per S8LaneGroup
 constexpr int64_t kChunkBudgetBytes = 1 << 18;  // input bytes per position chunk (~L2)
 constexpr int kMinRowsPerThread = 4;
-constexpr int64_t kChunkQuantum = 48;  // the AVX-512 tile (AVX2: 8 divides it)
+constexpr int64_t kChunkQuantum = 48;
+// Shifted input planes (no dropped columns) for stride-1 convs up to this
+// many output columns on the VNNI kernel; phase planes otherwise.
+constexpr int64_t kShiftedMaxOw = 14;  // the AVX-512 tile (AVX2: 8 divides it)
 
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -235,6 +238,23 @@ Result<S8BsrConvPlan> S8BsrConvPlan::Create(const ref::ConvParams& p, const S8Bl
     plan.x_quad_stride_ = plan.in_h_ * plan.in_w_;
     plan.tap_offset_ = {0};
     pitch = plan.out_w_;
+  } else if (plan.sy_ == 1 && plan.sx_ == 1 && kw > 1 && plan.out_w_ <= kShiftedMaxOw &&
+             plan.kernel_->isa >= S8Isa::kAvx512Vnni) {
+    // Shifted planes (as BsrConvPlan's, bsr_conv_plan.h): one plane per kernel
+    // column kx holding padded (y, ox + kx*dx), pitch OW, so no dropped
+    // columns: a 7x7 plane is 48 + 1 positions (its 49th fused into the VNNI
+    // kernel's tile) instead of 63 with pitch 9, a 14x14 one 4 x 48 + 4
+    // instead of 224. Worth the kw-fold copy only on small planes.
+    plan.hq_ = (plan.out_h_ - 1) + (kh - 1) * dy + 1;
+    plan.wq_ = plan.out_w_;
+    const int64_t plane = plan.hq_ * plan.wq_;
+    for (int64_t kx = 0; kx < kw; ++kx) plan.shift_off_.push_back(kx * dx);
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx)
+        plan.tap_offset_.push_back(kx * plane + ky * dy * plan.wq_);
+    plan.x_quad_stride_ = kw * plane;
+    pitch = plan.wq_;
+    plan.scratch_bytes_ = (quads * plan.x_quad_stride_ + 2 * plan.wq_ + 4 * kChunkQuantum) * 4;
   } else {
     const int64_t hp = (plan.out_h_ - 1) * plan.sy_ + (kh - 1) * dy + 1;
     const int64_t wp = (plan.out_w_ - 1) * plan.sx_ + (kw - 1) * dx + 1;
@@ -301,58 +321,68 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
       full = full && src[l];
     }
     const uint32_t* src4 = reinterpret_cast<const uint32_t*>(x) + cq * in_plane;
-    for (int64_t py = 0; py < sy_; ++py)
-      for (int64_t px = 0; px < sx_; ++px) {
-        const int64_t slot = phase_slot_[static_cast<size_t>(py * sx_ + px)];
-        if (slot < 0) continue;
-        uint32_t* pl = out + slot * plane;
-        // Columns whose source ix = col*sx + px - pad_left is inside the row.
-        const int64_t lo = std::clamp<int64_t>((pad_left_ - px + sx_ - 1) / sx_, 0, wq_);
-        const int64_t hi = std::clamp<int64_t>((in_w_ + pad_left_ - px + sx_ - 1) / sx_, lo, wq_);
-        for (int64_t r = 0; r < hq_; ++r) {
-          uint32_t* row = pl + r * wq_;
-          const int64_t iy = r * sy_ + py - pad_top_;
-          if (iy < 0 || iy >= in_h_) {
-            std::fill(row, row + wq_, fill);
-            continue;
+    // One stored plane: padded row r * sy_ + py, columns col * sx + off
+    // (phase planes: off = the column phase; shifted planes: sx = 1, off =
+    // the kernel column's offset).
+    auto pack_plane = [&](int64_t slot, int64_t py, int64_t off, int64_t sx) {
+      uint32_t* pl = out + slot * plane;
+      // Columns whose source ix = col*sx + off - pad_left is inside the row.
+      const int64_t lo = std::clamp<int64_t>((pad_left_ - off + sx - 1) / sx, 0, wq_);
+      const int64_t hi = std::clamp<int64_t>((in_w_ + pad_left_ - off + sx - 1) / sx, lo, wq_);
+      for (int64_t r = 0; r < hq_; ++r) {
+        uint32_t* row = pl + r * wq_;
+        const int64_t iy = r * sy_ + py - pad_top_;
+        if (iy < 0 || iy >= in_h_) {
+          std::fill(row, row + wq_, fill);
+          continue;
+        }
+        std::fill(row, row + lo, fill);
+        std::fill(row + hi, row + wq_, fill);
+        const int64_t base = iy * in_w_ + off - pad_left_;  // + col * sx = source index
+        if (x_layout_ == S8Layout::kNchw4c) {
+          const uint32_t* s = src4 + base;
+          if (sx == 1) {
+            for (int64_t col = lo; col < hi; ++col) row[col] = s[col] ^ flip;
+          } else {
+            for (int64_t col = lo; col < hi; ++col) row[col] = s[col * sx] ^ flip;
           }
-          std::fill(row, row + lo, fill);
-          std::fill(row + hi, row + wq_, fill);
-          const int64_t base = iy * in_w_ + px - pad_left_;  // + col * sx = source index
-          if (x_layout_ == S8Layout::kNchw4c) {
-            const uint32_t* s = src4 + base;
-            if (sx_ == 1) {
-              for (int64_t col = lo; col < hi; ++col) row[col] = s[col] ^ flip;
-            } else {
-              for (int64_t col = lo; col < hi; ++col) row[col] = s[col * sx_] ^ flip;
-            }
-          } else if (full) {
-            const uint8_t *s0 = src[0] + base, *s1 = src[1] + base, *s2 = src[2] + base,
-                          *s3 = src[3] + base;
-            if (sx_ == 1) {  // vectorizes: 4 byte streams -> one word stream
-              for (int64_t col = lo; col < hi; ++col)
-                row[col] = (uint32_t{s0[col]} | uint32_t{s1[col]} << 8 | uint32_t{s2[col]} << 16 |
-                            uint32_t{s3[col]} << 24) ^
-                           flip;
-            } else {
-              for (int64_t col = lo; col < hi; ++col) {
-                const int64_t i = col * sx_;
-                row[col] = (uint32_t{s0[i]} | uint32_t{s1[i]} << 8 | uint32_t{s2[i]} << 16 |
-                            uint32_t{s3[i]} << 24) ^
-                           flip;
-              }
-            }
-          } else {  // the last quad of C % 4 != 0 channels: missing ones read 0
+        } else if (full) {
+          const uint8_t *s0 = src[0] + base, *s1 = src[1] + base, *s2 = src[2] + base,
+                        *s3 = src[3] + base;
+          if (sx == 1) {  // vectorizes: 4 byte streams -> one word stream
+            for (int64_t col = lo; col < hi; ++col)
+              row[col] = (uint32_t{s0[col]} | uint32_t{s1[col]} << 8 | uint32_t{s2[col]} << 16 |
+                          uint32_t{s3[col]} << 24) ^
+                         flip;
+          } else {
             for (int64_t col = lo; col < hi; ++col) {
-              uint32_t v = 0;
-              for (int l = 0; l < 4; ++l)
-                if (src[l])
-                  v |= uint32_t{static_cast<uint8_t>(src[l][base + col * sx_] ^ flip)} << (8 * l);
-              row[col] = v;
+              const int64_t i = col * sx;
+              row[col] = (uint32_t{s0[i]} | uint32_t{s1[i]} << 8 | uint32_t{s2[i]} << 16 |
+                          uint32_t{s3[i]} << 24) ^
+                         flip;
             }
+          }
+        } else {  // the last quad of C % 4 != 0 channels: missing ones read 0
+          for (int64_t col = lo; col < hi; ++col) {
+            uint32_t v = 0;
+            for (int l = 0; l < 4; ++l)
+              if (src[l])
+                v |= uint32_t{static_cast<uint8_t>(src[l][base + col * sx] ^ flip)} << (8 * l);
+            row[col] = v;
           }
         }
       }
+    };
+    if (!shift_off_.empty()) {
+      for (size_t slot = 0; slot < shift_off_.size(); ++slot)
+        pack_plane(static_cast<int64_t>(slot), 0, shift_off_[slot], 1);
+    } else {
+      for (int64_t py = 0; py < sy_; ++py)
+        for (int64_t px = 0; px < sx_; ++px) {
+          const int64_t slot = phase_slot_[static_cast<size_t>(py * sx_ + px)];
+          if (slot >= 0) pack_plane(slot, py, px, sx_);
+        }
+    }
   }
 }
 

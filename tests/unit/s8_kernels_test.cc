@@ -383,18 +383,23 @@ TEST(S8Kernels, ZooShapes) {
 // positions inside its last full tiles (one per tile, two when k < p; not
 // fused when 2k < p), vectorized over the 8 output channels and requantized
 // on their own. Ragged output channels (a partial block-row, a partial
-// nChw4c quad), both output layouts, stride-2 planes, padded (lane-table)
-// grids whose tail has few valid lanes.
+// nChw4c quad), both output layouts, stride-2 phase planes (a lane table),
+// and the shifted planes of small stride-1 convs.
 TEST(S8Kernels, FusedTails) {
   Rng rng(Seed() + 6);
   const std::vector<ConvCase> cases = {
-      MakeCase(1, 40, 61, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),       // 48 + 1
-      MakeCase(2, 24, 13, 14, 14, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),     // 4 x 48 + 4
-      MakeCase(1, 16, 22, 5, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),      // 48 + 2: two in one tile
-      MakeCase(1, 32, 16, 10, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),     // 2 x 48 + 4
-      MakeCase(1, 12, 9, 1, 52, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),       // 48 + 4: not fused
-      MakeCase(1, 36, 30, 14, 14, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0),     // 1x1 s2 to 7x7
-      MakeCase(1, 20, 27, 10, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     // pitch 12: lane table
+      MakeCase(1, 40, 61, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),    // 48 + 1
+      MakeCase(2, 24, 13, 14, 14, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),  // 4 x 48 + 4
+      MakeCase(1, 16, 22, 5, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),   // 48 + 2: two in one tile
+      MakeCase(1, 32, 16, 10, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),  // 2 x 48 + 4
+      MakeCase(1, 12, 9, 1, 52, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),    // 48 + 4: not fused
+      MakeCase(1, 36, 30, 14, 14, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0),  // 1x1 s2 to 7x7
+      MakeCase(1, 20, 27, 10, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),  // s2 phase planes: lane table
+      // Stride 1, <= 14 output columns: shifted planes (VNNI), no lane table.
+      MakeCase(1, 22, 19, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),       // 3x3 to 7x7: 48 + 1
+      MakeCase(1, 12, 16, 11, 11, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),     // dilation 2
+      MakeCase(1, 16, 8, 9, 14, 1, 5, 1, 1, 1, 1, 0, 1, 0, 3),       // 1x5, asymmetric pads
+      MakeCase(1, 20, 27, 10, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     // 3x3 to 10x10
       MakeCase(1, 28, 8, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 8, 4),  // 8x4 blocks
   };
   const double sparsities[] = {0.0, 0.5, 0.9, 1.0, 0.25};
