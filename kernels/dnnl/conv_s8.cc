@@ -15,6 +15,79 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
+namespace {
+
+// The clamp-first form of Requantize (core/quant_math.h) for one channel:
+// f(a) = (a * M + 2^(S-1)) >> S is non-decreasing in a and, when M < 2^S
+// (a ratio below 1), steps by at most 1, so it takes every integer between
+// its ends. Then clamp(f(acc) + z, lo, hi) = f(clamp(acc, a_lo, a_hi)) + z
+// with a_lo / a_hi the least / greatest int32 whose result lies in [lo, hi],
+// and (a * M + 2^(S-1) + z * 2^S) >> S = f(a) + z exactly. S <= 53 keeps
+// z * 2^S + a * M inside int64. False when the channel does not qualify.
+bool ClampFirst(int32_t m, int32_t s, int32_t z, int32_t lo, int32_t hi, int32_t* a_lo,
+                int32_t* a_hi, int64_t* rzp) {
+  if (m <= 0 || s < 1 || s > 53 || int64_t{m} >= (int64_t{1} << s) || z < -256 || z > 256)
+    return false;
+  auto f = [&](int64_t a) { return ((a * m + (int64_t{1} << (s - 1))) >> s) + z; };
+  // Least a with f(a) >= lo.
+  int64_t l = INT32_MIN, h = INT32_MAX;
+  if (f(h) < lo) return false;  // every result below lo: leave it to the exact path
+  while (l < h) {
+    const int64_t mid = l + (h - l) / 2;
+    if (f(mid) >= lo)
+      h = mid;
+    else
+      l = mid + 1;
+  }
+  *a_lo = static_cast<int32_t>(l);
+  // Greatest a with f(a) <= hi.
+  l = INT32_MIN;
+  h = INT32_MAX;
+  if (f(l) > hi) return false;
+  while (l < h) {
+    const int64_t mid = h - (h - l) / 2;
+    if (f(mid) <= hi)
+      l = mid;
+    else
+      h = mid - 1;
+  }
+  *a_hi = static_cast<int32_t>(l);
+  if (*a_lo > *a_hi) return false;
+  *rzp = (int64_t{1} << (s - 1)) + static_cast<int64_t>(z) * (int64_t{1} << s);
+  return true;
+}
+
+// One pixel's channels, nhwc s32 -> 8-bit, in the clamp-first form; the same
+// source compiled for AVX-512 (64-bit multiplies and per-lane shifts
+// vectorize) and for the baseline ISA.
+#define WBS_FAST_EPILOGUE_BODY                                                           \
+  for (int64_t o = 0; o < m; ++o) {                                                      \
+    int32_t a = static_cast<int32_t>(static_cast<uint32_t>(acc[o]) + bias[o]);           \
+    a = std::min(std::max(a, a_lo[o]), a_hi[o]);                                         \
+    out[o] = static_cast<uint8_t>((static_cast<int64_t>(a) * mul[o] + rzp[o]) >> sh[o]); \
+  }
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void FastEpilogueAvx512(
+    const int32_t* __restrict acc, const uint32_t* __restrict bias, const int32_t* __restrict a_lo,
+    const int32_t* __restrict a_hi, const int64_t* __restrict mul, const int64_t* __restrict rzp,
+    const int64_t* __restrict sh, uint8_t* __restrict out, int64_t m) {
+  WBS_FAST_EPILOGUE_BODY
+}
+void FastEpilogueBase(const int32_t* __restrict acc, const uint32_t* __restrict bias,
+                      const int32_t* __restrict a_lo, const int32_t* __restrict a_hi,
+                      const int64_t* __restrict mul, const int64_t* __restrict rzp,
+                      const int64_t* __restrict sh, uint8_t* __restrict out, int64_t m) {
+  WBS_FAST_EPILOGUE_BODY
+}
+#undef WBS_FAST_EPILOGUE_BODY
+
+bool HasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return has;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<S8ConvPrimitive>> S8ConvPrimitive::Create(const ref::ConvParams& p,
                                                                  const int8_t* w,
                                                                  const sparse::S8QuantParams& q,
@@ -52,6 +125,18 @@ Result<std::unique_ptr<S8ConvPrimitive>> S8ConvPrimitive::Create(const ref::Conv
     for (int64_t i = 0; i < ksz; ++i) sum += static_cast<uint32_t>(int32_t{w[o * ksz + i]});
     const uint32_t b = static_cast<uint32_t>(q.bias.empty() ? 0 : q.bias[static_cast<size_t>(o)]);
     c->bias_eff_[static_cast<size_t>(o)] = static_cast<int32_t>(b - uint32_t{c->zx_u8_} * sum);
+  }
+  c->fast_epilogue_ = true;
+  c->acc_lo_.resize(static_cast<size_t>(m));
+  c->acc_hi_.resize(static_cast<size_t>(m));
+  c->mul64_.resize(static_cast<size_t>(m));
+  c->rzp_.resize(static_cast<size_t>(m));
+  c->shift64_.resize(static_cast<size_t>(m));
+  for (size_t o = 0; o < static_cast<size_t>(m) && c->fast_epilogue_; ++o) {
+    c->fast_epilogue_ = ClampFirst(c->multiplier_[o], c->shift_[o], c->zy_, c->lo_, c->hi_,
+                                   &c->acc_lo_[o], &c->acc_hi_[o], &c->rzp_[o]);
+    c->mul64_[o] = c->multiplier_[o];
+    c->shift64_[o] = c->shift_[o];
   }
   const bool exact = mode == S8ConvMode::kExact;
   const int64_t oh = p.out[1], ow = p.out[2];
@@ -164,6 +249,35 @@ Status S8ConvPrimitive::Run(const uint8_t* x, uint8_t* y) {
   constexpr int64_t kTile = 64;
   const int64_t tiles = (plane + kTile - 1) / kTile;
   const int64_t work = p.batch * tiles;
+  if (fast_epilogue_) {
+    // Each pixel's channels are contiguous in acc: compute them vectorized
+    // into a [kTile][m] byte tile, then transpose the bytes to nchw.
+    const bool avx512 = HasAvx512();
+    const uint32_t* bias = reinterpret_cast<const uint32_t*>(bias_eff_.data());
+#pragma omp parallel
+    {
+      std::vector<uint8_t> tile(static_cast<size_t>(kTile * m));
+#pragma omp for schedule(static)
+      for (int64_t nt = 0; nt < work; ++nt) {
+        const int64_t n = nt / tiles, i0 = (nt % tiles) * kTile, i1 = std::min(plane, i0 + kTile);
+        const int32_t* an = acc + n * plane * m;
+        for (int64_t i = i0; i < i1; ++i) {
+          uint8_t* t = tile.data() + (i - i0) * m;
+          if (avx512)
+            FastEpilogueAvx512(an + i * m, bias, acc_lo_.data(), acc_hi_.data(), mul64_.data(),
+                               rzp_.data(), shift64_.data(), t, m);
+          else
+            FastEpilogueBase(an + i * m, bias, acc_lo_.data(), acc_hi_.data(), mul64_.data(),
+                             rzp_.data(), shift64_.data(), t, m);
+        }
+        for (int64_t o = 0; o < m; ++o) {
+          uint8_t* yp = y + (n * m + o) * plane;
+          for (int64_t i = i0; i < i1; ++i) yp[i] = tile[static_cast<size_t>((i - i0) * m + o)];
+        }
+      }
+    }
+    return Status::Ok();
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t nt = 0; nt < work; ++nt) {
     const int64_t n = nt / tiles, i0 = (nt % tiles) * kTile, i1 = std::min(plane, i0 + kTile);

@@ -60,6 +60,11 @@ class S8ConvPrimitive {
   dnnl::memory src_, weights_, bias_, dst_;
   // kExact epilogue.
   std::vector<int32_t> bias_eff_, multiplier_, shift_;
+  // Its clamp-first form (conv_s8.cc, FastEpilogue), when every channel
+  // qualifies: acc clamped to [acc_lo, acc_hi], then (acc * M + rzp) >> S.
+  bool fast_epilogue_ = false;
+  std::vector<int32_t> acc_lo_, acc_hi_;
+  std::vector<int64_t> mul64_, rzp_, shift64_;
   int32_t zy_ = 0, lo_ = 0, hi_ = 255;
   bool x_signed_ = false;
   uint8_t zx_u8_ = 0;
