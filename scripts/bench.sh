@@ -73,7 +73,8 @@ INPUT_SEED=7
 PROFILE_MODEL=resnet50
 PROFILE_RUNS=20  # = the runs bench_report.js divides the oneDNN log by
 
-for f in "$WBS" "$BM_MODELS" $([ "$RUN_CONV" != 0 ] && echo "$BM_CONV"); do
+for f in "$WBS" "$BM_MODELS" $([ "$RUN_CONV" != 0 ] && echo "$BM_CONV") \
+  $([ "${BENCH_INT8:-1}" != 0 ] && echo "$BUILD/bench/wbs_bench_int8"); do
   [ -x "$f" ] || { echo "bench: missing $f (build first: cmake --build $1)" >&2; exit 2; }
 done
 [ -d "$ORT/node_modules/onnxruntime-node" ] || { echo "bench: onnxruntime-node missing (scripts/setup.sh)" >&2; exit 2; }
@@ -249,6 +250,9 @@ node "$ORT/bench_report.js" "$R" --notes "$OUT_MD" >"$OUT_MD.tmp"
 splice_sparse_section "$OUT_MD.tmp" "$OUT_MD"
 # The int8 kernel section (scripts/bench_s8.sh; BENCH_S8=0 keeps the previous one).
 bash "$ROOT/scripts/bench_s8.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
+# The int8 end-to-end section (scripts/bench_int8_e2e.sh; BENCH_INT8=0 keeps
+# the previous one).
+bash "$ROOT/scripts/bench_int8_e2e.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
 # The f32 block-sparse kernel section (scripts/bench_sparse_kernels.sh;
 # BENCH_SPARSE=0 keeps the previous one).
 bash "$ROOT/scripts/bench_sparse_kernels.sh" "$BUILD" "$OUT_MD.tmp" "$OUT_MD"
