@@ -25,6 +25,7 @@
 #include "ir/conv_geometry.h"
 #include "kernels/ref/int8.h"
 #include "kernels/ref/window.h"
+#include "kernels/sparse/s8_dispatch.h"
 #include "runtime/operator.h"
 #include "runtime/ops_nn_common.h"
 #include "runtime/ops_quant.h"
@@ -89,6 +90,28 @@ void LookupPairs(const uint8_t* __restrict a, const uint8_t* __restrict b,
   for (int64_t i = 0; i < n; ++i) y[i] = table[(static_cast<unsigned>(a[i]) << 8) | b[i]];
 }
 
+// The QAdd formula itself (section 4 of docs/int8.md) over a row, in int64;
+// compiled for AVX-512 (64-bit multiplies vectorize: ~2.5 instructions per
+// element against ~5 scalar ones of the table), used when the int8 ISA
+// (kernels/sparse/s8_dispatch.h, WBS_ISA_CAP) is at least avx512.
+struct AddParams {
+  int64_t za = 0, zb = 0, ma = 0, mb = 0, round = 0, zy = 0, lo = 0, hi = 255;
+  int shift = 0;
+};
+template <typename TA, typename TB>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowAvx512(
+    const uint8_t* __restrict a, const uint8_t* __restrict b, uint8_t* __restrict y, int64_t n,
+    AddParams p) {
+  const TA* ta = reinterpret_cast<const TA*>(a);
+  const TB* tb = reinterpret_cast<const TB*>(b);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t v =
+        (static_cast<int64_t>(ta[i]) - p.za) * p.ma + (static_cast<int64_t>(tb[i]) - p.zb) * p.mb;
+    v = ((v + p.round) >> p.shift) + p.zy;
+    y[i] = static_cast<uint8_t>(std::min(std::max(v, p.lo), p.hi));
+  }
+}
+
 class FastQAddOp final : public Operator {
  public:
   static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
@@ -109,6 +132,16 @@ class FastQAddOp final : public Operator {
     op->b_type_ = in[1].dtype;
     op->y_type_ = args.outputs[0].dtype;
     const QAddQuant& q = *rq;
+    op->vector_ = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512;
+    op->p_.za = q.a.zero_point;
+    op->p_.zb = q.b.zero_point;
+    op->p_.ma = q.r.multiplier_a;
+    op->p_.mb = q.r.multiplier_b;
+    op->p_.shift = q.r.shift;
+    op->p_.round = q.r.shift > 0 ? int64_t{1} << (q.r.shift - 1) : 0;  // S = 0: no rounding
+    op->p_.zy = q.y.zero_point;
+    op->p_.lo = q.lo;
+    op->p_.hi = q.hi;
     op->table_.resize(256 * 256);
     for (int ba = 0; ba < 256; ++ba)
       for (int bb = 0; bb < 256; ++bb)
@@ -130,13 +163,28 @@ class FastQAddOp final : public Operator {
     uint8_t* y = static_cast<uint8_t*>(outputs[0]->raw());
     const uint8_t* t = table_.data();
     const int64_t n = outputs[0]->numel();
+    if (vector_) {
+      const AddParams p = p_;
+      auto row = AddRowAvx512<uint8_t, uint8_t>;
+      const bool as = a_type_ == DType::kI8, bs = b_type_ == DType::kI8;
+      if (as && bs)
+        row = AddRowAvx512<int8_t, int8_t>;
+      else if (as)
+        row = AddRowAvx512<int8_t, uint8_t>;
+      else if (bs)
+        row = AddRowAvx512<uint8_t, int8_t>;
+      ParallelRange(n, Threads(ctx, n), [a, b, y, p, row](int64_t begin, int64_t end) {
+        row(a + begin, b + begin, y + begin, end - begin, p);
+      });
+      return Status::Ok();
+    }
     ParallelRange(n, Threads(ctx, n), [a, b, y, t](int64_t begin, int64_t end) {
       LookupPairs(a + begin, b + begin, t, y + begin, end - begin);
     });
     return Status::Ok();
   }
 
-  std::string impl_name() const override { return "lut"; }
+  std::string impl_name() const override { return vector_ ? "avx512" : "lut"; }
 
  private:
   explicit FastQAddOp(const ir::Node& node) : node_(node) {}
@@ -144,6 +192,8 @@ class FastQAddOp final : public Operator {
   Shape shape_;
   DType a_type_ = DType::kU8, b_type_ = DType::kU8, y_type_ = DType::kU8;
   std::vector<uint8_t> table_;  // [a byte][b byte] -> y byte
+  bool vector_ = false;         // AddRowAvx512 instead of the table
+  AddParams p_;
 };
 
 class FastQConcatOp final : public Operator {

@@ -8,6 +8,7 @@
 
 #include "core/quant_math.h"
 #include "kernels/dnnl/dnnl_common.h"
+#include "kernels/sparse/s8_dispatch.h"
 
 namespace wbs::kernels::onednn {
 
@@ -80,11 +81,9 @@ void FastEpilogueBase(const int32_t* __restrict acc, const uint32_t* __restrict 
 }
 #undef WBS_FAST_EPILOGUE_BODY
 
-bool HasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  return has;
-}
+// The int8 ISA level after WBS_ISA_CAP (the sparse kernels' dispatcher), so
+// capped test runs also cover the baseline clone.
+bool HasAvx512() { return sparse::S8ActiveIsa() >= sparse::S8Isa::kAvx512; }
 
 }  // namespace
 
