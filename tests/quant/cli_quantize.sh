@@ -106,6 +106,14 @@ expect_fail bad_observer "unknown observer 'kl'" "$D/x.onnx" \
 expect_fail bad_act "--act must be u8 or s8" "$D/x.onnx" "$WBS" quantize "$D/f50.onnx" -o "$D/x.onnx" --act u16
 expect_fail missing "missing.onnx" "$D/x.onnx" "$WBS" quantize "$D/missing.onnx" -o "$D/x.onnx"
 expect_fail bad_data "nowhere" "$D/x.onnx" "$WBS" quantize "$D/f50.onnx" -o "$D/x.onnx" --data folder:/nowhere
+# 6. --data random (timing calibration): runs, reports, refuses --eval and a bad seed.
+expect_ok random "$WBS" quantize "$D/f50.onnx" -o "$D/rand.onnx" --data random:3 --calib 8 --batch 4 \
+  --error-images 4
+expect_grep "$D/random.out" "calibrated on 8 train images of random:3"
+expect_fail random_eval "has no labels" "$D/x.onnx" \
+  "$WBS" quantize "$D/f50.onnx" -o "$D/x.onnx" --data random --eval 10
+expect_fail random_seed "want random or random:SEED" "$D/x.onnx" \
+  "$WBS" quantize "$D/f50.onnx" -o "$D/x.onnx" --data random:x
 
 if [ $failures -ne 0 ]; then
   echo "cli_quantize: $failures failure(s)" >&2
