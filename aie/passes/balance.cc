@@ -18,10 +18,10 @@ int NumChannelGroups(const Layer& l);
 
 namespace {
 
-// Contiguous partition of `weights` into `k` ranges minimizing the largest
-// sum (binary search on the bound + greedy; every range non-empty when
-// possible). Returns k+1 boundaries.
-std::vector<int64_t> Partition(const std::vector<int64_t>& weights, int k) {
+// Contiguous partition of `weights` into `k` ranges of at most `max_len`
+// items minimizing the largest sum (binary search on the bound + greedy;
+// every range non-empty when possible). Returns k+1 boundaries.
+std::vector<int64_t> Partition(const std::vector<int64_t>& weights, int k, int64_t max_len) {
   const int64_t n = static_cast<int64_t>(weights.size());
   std::vector<int64_t> bounds;
   auto greedy = [&](int64_t cap, std::vector<int64_t>* b) {
@@ -31,7 +31,7 @@ std::vector<int64_t> Partition(const std::vector<int64_t>& weights, int k) {
       // Leave at least one item for each remaining range.
       const int64_t ranges_left = k - static_cast<int64_t>(b->size());
       const bool must_cut = n - i <= ranges_left && i > b->back();
-      if ((sum + weights[static_cast<size_t>(i)] > cap && i > b->back()) || must_cut) {
+      if ((sum + weights[static_cast<size_t>(i)] > cap && i > b->back()) || i - b->back() >= max_len || must_cut) {
         b->push_back(i);
         sum = 0;
       }
@@ -65,7 +65,15 @@ Status RunBalance(CompileState& s) {
     } else {
       weights.assign(static_cast<size_t>(l.m), 1);
     }
-    const std::vector<int64_t> b = Partition(weights, groups);
+    // A group never gets more rows than the chunks pass 2 planned hold
+    // (mt_rows x ceil(equal share / mt_rows)): one block row over would cost
+    // a whole extra chunk, i.e. the layer's input read once more from DDR
+    // for a sliver of work.
+    const int64_t n = static_cast<int64_t>(weights.size());
+    const int64_t share = (n + groups - 1) / std::max(1, groups);
+    const int64_t per_chunk = std::max<int64_t>(1, l.mt_rows);
+    const int64_t max_len = (share + per_chunk - 1) / per_chunk * per_chunk;
+    const std::vector<int64_t> b = Partition(weights, groups, max_len);
     const int64_t scale = l.kind == LayerKind::kConv ? l.br : 1;
     std::vector<int64_t> nnz(static_cast<size_t>(groups), 0);
     for (int g = 0; g < groups; ++g)

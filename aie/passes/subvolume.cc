@@ -137,18 +137,22 @@ Status RunSubvolume(CompileState& s) {
                                   ? ch * oh * ow * ct * l.kh * l.kw * density / mac_rate
                                   : 0.0;
           const double w_cycles = z.w / in_bpc;
-          const double step = std::max({(z.in + z.in2) / in_bpc, parts > 1 ? w_cycles : 0.0, comp, z.out / out_bpc});
+          // The input tile goes in channel halves over both core input
+          // channels (codegen), which CIN-part weight reloads share.
+          const double in_ch = std::max(1, t.core.dma_in_channels);
+          const double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp, z.out / out_bpc});
           const double core_cost = iters * step + (parts > 1 ? 0.0 : chunks * CeilDiv(cap_w, ow) * w_cycles);
           // DDR traffic of the whole layer on the memtiles' channels.
           const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
-          const double w_rate = (cout_only ? cols_used : servers) * ddr_bpc;
           const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
           const double in_total = static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1);
-          const double in_rate = cols_used * ddr_bpc;
+          // Activation and weight loads share every read channel of the
+          // used memtiles (each takes whichever is free first).
+          const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
           const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
-          const double cost = std::max({core_cost, w_total / w_rate, in_total / in_rate, y.bytes() / out_rate});
+          const double cost = std::max({core_cost, (w_total + in_total) / rd_rate, y.bytes() / out_rate});
           if (cost < best) {
             best = cost;
             l.mt_rows = mt, l.ow_t = ow, l.oh_t = oh, l.ct = ct, l.parts = parts;
