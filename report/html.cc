@@ -132,11 +132,15 @@ std::string Header(const json& s) {
   h += "<table id=\"stages\"><tr><th>stage</th><th>status</th><th>seconds</th></tr>";
   for (const char* name : {"dense", "sparse", "int8", "aie", "sim", "bench"}) {
     const json& st = Get(Get(s, "stages"), name);
-    const std::string status = Str(st, "status");
+    // The pipeline's status (cached, failed, ...) when it recorded one, else stage.json's.
+    std::string status = Str(st, "pipeline");
+    if (status.empty() || status == "done") status = Str(st, "status");
+    const std::string message = Str(st, "message");
     h += fmt::format(
-        "<tr data-stage=\"{}\"><td>{}</td><td{}>{}{}</td><td class=\"num\">{}</td></tr>", Esc(name),
-        Esc(name), status == "done" ? "" : " class=\"missing\"", Esc(status),
-        st.value("demo_schedule", false) ? " (demo schedule)" : "",
+        "<tr data-stage=\"{}\"><td>{}</td><td{}>{}{}{}</td><td class=\"num\">{}</td></tr>",
+        Esc(name), Esc(name), status == "done" || status == "cached" ? "" : " class=\"missing\"",
+        Esc(status), st.value("demo_schedule", false) ? " (demo schedule)" : "",
+        message.empty() ? "" : ": " + Esc(message),
         std::isfinite(Num(st, "seconds")) ? fmt::format("{:.1f}", Num(st, "seconds")) : "");
   }
   return h + "</table>";
@@ -202,6 +206,9 @@ std::string Accuracy(const json& s) {
   if (by_series.empty())
     h += "<p class=\"src\">Only this run's points: no results from report.accuracy_results "
          "(docs/results/accuracy.json is written by <code>make experiments</code>).</p>";
+  for (const json& f : Get(s, "accuracy_results_missing"))
+    h += fmt::format("<p class=\"src\">report.accuracy_results: {} not found (skipped).</p>",
+                     Esc(f.get<std::string>()));
   return h;
 }
 
@@ -412,6 +419,9 @@ std::string Sim(const json& s, const std::string& out_dir, const ReportOptions& 
 std::string Config(const json& s) {
   std::string h = "<h2 id=\"config\">Resolved configuration</h2>";
   if (!Get(s, "config").is_object()) return h + NotRun("pipeline.json");
+  if (Get(s, "config_file").is_string())
+    h += fmt::format("<p>Config file: <code>{}</code></p>",
+                     Esc(Get(s, "config_file").get<std::string>()));
   return h + "<pre id=\"config-json\">" + Esc(Get(s, "config").dump(2)) + "</pre>";
 }
 

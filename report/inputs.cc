@@ -161,6 +161,26 @@ Result<SimReport> ParseSimReport(const std::string& text, const std::string& wha
   return out;
 }
 
+Result<SimReport> SimReportFromJson(const nlohmann::json& j, const std::string& what) {
+  auto sim = NumberAt(j, {"sim_cycles"}), est = NumberAt(j, {"estimate_cycles"});
+  if (!sim || !est) return ParseError("{}: no numeric 'sim_cycles' and 'estimate_cycles'", what);
+  SimReport out;
+  out.sim_cycles = *sim, out.estimate_cycles = *est;
+  if (j.contains("bit_exact") && j["bit_exact"].is_boolean())
+    out.bit_exact = j["bit_exact"].get<bool>();
+  if (j.contains("layers") && j["layers"].is_array()) {
+    for (const nlohmann::json& l : j["layers"]) {
+      auto ls = NumberAt(l, {"sim_cycles"}), le = NumberAt(l, {"est_cycles"});
+      if (!l.is_object() || !ls || !le || !l.contains("name") || !l["name"].is_string())
+        return ParseError("{}: layer {} lacks name/sim_cycles/est_cycles", what, out.layers.size());
+      out.layers.push_back(
+          {l["name"], l.contains("op") && l["op"].is_string() ? l["op"].get<std::string>() : "",
+           *ls, *le});
+    }
+  }
+  return out;
+}
+
 Result<Timeline> ParseChromeTrace(const nlohmann::json& trace, const std::string& what,
                                   int max_rows) {
   const nlohmann::json* events = &trace;

@@ -47,8 +47,12 @@ struct SimLayer {
 struct SimReport {
   std::vector<SimLayer> layers;
   double sim_cycles = 0, estimate_cycles = 0;
+  std::optional<bool> bit_exact;  // JSON report only (null there when --check was not run)
 };
 Result<SimReport> ParseSimReport(const std::string& text, const std::string& what);
+// `wbs simulate --report FILE.json`: "sim_cycles", "estimate_cycles",
+// "bit_exact" (bool or null), "layers": [{"name", "op", "sim_cycles", "est_cycles"}].
+Result<SimReport> SimReportFromJson(const nlohmann::json& j, const std::string& what);
 
 // A Chrome trace (JSON object with "traceEvents", complete "X" events, and
 // "M" process/thread names) as a Timeline whose labels are layers (the event

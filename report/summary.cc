@@ -71,7 +71,22 @@ void ReadStages(Ctx& c) {
     c.summary["stages"][stage] = s;
   }
   json p = c.Json("pipeline.json");
-  c.summary["config"] = p;
+  c.summary["config"] = p.is_object() && p.contains("config") ? p["config"] : p;
+  if (p.is_object() && p.contains("config_file")) c.summary["config_file"] = p["config_file"];
+  if (p.is_object() && p.contains("stages") && p["stages"].is_array()) {
+    // The pipeline's own word (cached, failed, skipped, unavailable, pending)
+    // is more precise than the presence of files.
+    for (const json& e : p["stages"]) {
+      if (!e.is_object() || !e.contains("name") || !e["name"].is_string() ||
+          !c.summary["stages"].contains(e["name"].get<std::string>()))
+        continue;
+      json& s = c.summary["stages"][e["name"].get<std::string>()];
+      if (e.contains("status") && e["status"].is_string()) s["pipeline"] = e["status"];
+      if (e.contains("message") && e["message"].is_string() &&
+          !e["message"].get<std::string>().empty())
+        s["message"] = e["message"];
+    }
+  }
   if (p.is_object()) {
     if (p.value("demo_schedule", false)) demo = true;
     if (p.contains("config") && p["config"].is_object() &&
@@ -93,6 +108,9 @@ void ReadAccuracy(Ctx& c) {
   c.Key("dense_accuracy", NumberAt(dense_stage, {"test", "accuracy"}),
         "dense/stage.json test.accuracy");
   if (!c.Has("dense_accuracy"))
+    c.Key("dense_accuracy", NumberAt(c.Json("dense/eval.json"), {"test", "accuracy"}),
+          "dense/eval.json test.accuracy");
+  if (!c.Has("dense_accuracy"))
     c.Key("dense_accuracy", NumberAt(ft, {"dense_test", "accuracy"}),
           "sparse/finetune.json dense_test.accuracy");
   if (!c.Has("dense_accuracy"))
@@ -113,6 +131,9 @@ void ReadAccuracy(Ctx& c) {
                       NumberAt(*q, {"eval", "images"}).value_or(0)));
   }
   c.Key("block_sparsity", NumberAt(ft, {"block_sparsity"}), "sparse/finetune.json block_sparsity");
+  if (!c.Has("block_sparsity"))
+    c.Key("block_sparsity", NumberAt(sparse_stage, {"block_sparsity"}),
+          "sparse/stage.json block_sparsity");
   if (ft.is_object()) c.summary["finetune"] = ft;
 }
 
@@ -233,10 +254,17 @@ void ReadSim(Ctx& c) {
   }
   c.Key("sim_cycles", NumberAt(st, {"sim_cycles"}), "sim/stage.json sim_cycles");
   c.Key("estimate_cycles", NumberAt(st, {"estimate_cycles"}), "sim/stage.json estimate_cycles");
-  if (c.Exists("sim/report.txt")) {
-    Result<std::string> text = ReadText(c.Path("sim/report.txt"));
-    Result<SimReport> r =
-        text.ok() ? ParseSimReport(*text, "sim/report.txt") : Result<SimReport>(text.status());
+  // The JSON report when present (it also has bit_exact), else the text one.
+  const char* file = c.Exists("sim/report.json") ? "sim/report.json" : "sim/report.txt";
+  if (c.Exists(file)) {
+    Result<SimReport> r = ParseError("{}: not read", file);
+    if (std::string(file) == "sim/report.json") {
+      Result<json> j = ReadJson(c.Path(file));
+      r = j.ok() ? SimReportFromJson(*j, file) : Result<SimReport>(j.status());
+    } else {
+      Result<std::string> text = ReadText(c.Path(file));
+      r = text.ok() ? ParseSimReport(*text, file) : Result<SimReport>(text.status());
+    }
     if (!r.ok()) {
       c.Problem(r.status().message());
     } else {
@@ -249,9 +277,13 @@ void ReadSim(Ctx& c) {
       c.summary["sim"] = {{"sim_cycles", r->sim_cycles},
                           {"estimate_cycles", r->estimate_cycles},
                           {"layers", layers}};
-      if (!c.Has("sim_cycles")) c.Key("sim_cycles", r->sim_cycles, "sim/report.txt total");
+      if (!c.Has("sim_cycles")) c.Key("sim_cycles", r->sim_cycles, fmt::format("{} total", file));
       if (!c.Has("estimate_cycles"))
-        c.Key("estimate_cycles", r->estimate_cycles, "sim/report.txt total");
+        c.Key("estimate_cycles", r->estimate_cycles, fmt::format("{} total", file));
+      if (c.summary["key"]["sim_bit_exact"].is_null() && r->bit_exact) {
+        c.summary["key"]["sim_bit_exact"] = *r->bit_exact;
+        c.summary["sources"]["sim_bit_exact"] = fmt::format("{} bit_exact", file);
+      }
     }
   }
   if (c.Has("sim_cycles") && c.Has("estimate_cycles") && c.summary["key"]["estimate_cycles"] > 0)
@@ -294,7 +326,7 @@ void ReadAccuracyResults(Ctx& c) {
     std::error_code ec;
     if (!fs::exists(path, ec)) {
       // The default file appears only after `make experiments`; a configured one must exist.
-      if (explicit_list) c.Problem(fmt::format("{}: report.accuracy_results file not found", path));
+      if (explicit_list) c.summary["accuracy_results_missing"].push_back(path);
       continue;
     }
     Result<json> j = ReadJson(path);

@@ -39,9 +39,9 @@ for v in dense:0 sparse:0.5; do
     -o "$O/aie/paper-4x4/${v%%:*}" >/dev/null
 done
 "$WBS" aie-sweep --models fmnist_resnet --arrays 2x2..4x4 --sparsity 0,0.5 -o "$O/aie/sweep.tsv" >/dev/null
-# Stage 5: the simulator on the sparse program.
-"$WBS" simulate "$O/aie/paper-4x4/sparse/program.bin" --trace "$O/sim/trace.json" \
-  --report "$O/sim/report.txt" >/dev/null
+# Stage 5: the simulator on the sparse program, bit-exact check against the CPU int8 runtime.
+"$WBS" simulate "$O/aie/paper-4x4/sparse/program.bin" --zoo fmnist_resnet --sparsity 0.5 --check \
+  --trace "$O/sim/trace.json" --report "$O/sim/report.txt" --report "$O/sim/report.json" >/dev/null
 # Stage 6: CPU latency, the contract's bench/cpu.json from `wbs run` medians.
 runs=()
 for r in "dense fp32:dense/model.onnx" "sparse fp32:sparse/model.onnx" \

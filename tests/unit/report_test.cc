@@ -273,11 +273,36 @@ TEST_F(ReportDir, StageFilesBecomeKeyNumbersAndBadFilesProblems) {
   EXPECT_NE(html->find("data-key=\"sim_bit_exact\" data-value=\"true\">yes<"), std::string::npos);
   EXPECT_NE(html->find("id=\"demo-note\""), std::string::npos);
   EXPECT_NE(html->find("ACCURACY.md"), std::string::npos);
-  // A configured accuracy_results file that is missing is a problem, not a failure.
-  Write("pipeline.json", R"({"report":{"accuracy_results":["nope.json"]}})");
+  // A configured accuracy_results file that is missing is skipped (and named);
+  // pipeline.json's stage statuses win over the files' presence.
+  Write("pipeline.json", R"({"config":{"report":{"accuracy_results":["nope.json"]}},
+      "stages":[{"name":"aie","status":"failed","message":"wbs compile: boom"}]})");
   s = BuildSummary(dir_.string(), o);
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ((*s)["problems"].size(), 2u);
+  EXPECT_EQ((*s)["problems"].size(), 1u);
+  ASSERT_EQ((*s)["accuracy_results_missing"].size(), 1u);
+  EXPECT_EQ((*s)["stages"]["aie"]["pipeline"], "failed");
+  EXPECT_EQ((*s)["config"]["report"]["accuracy_results"][0], "nope.json");
+  html = RenderHtml(*s, dir_.string(), o);
+  ASSERT_TRUE(html.ok());
+  EXPECT_NE(html->find("failed: wbs compile: boom"), std::string::npos);
+  EXPECT_NE(html->find("nope.json not found"), std::string::npos);
+}
+
+TEST(ReportInputs, SimReportJson) {
+  nlohmann::json j = nlohmann::json::parse(R"({"sim_cycles": 120.5, "estimate_cycles": 100,
+      "bit_exact": true, "layers": [{"name": "conv1", "op": "QConv", "sim_cycles": 20, "est_cycles": 10}]})");
+  Result<SimReport> r = SimReportFromJson(j, "report.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_DOUBLE_EQ(r->sim_cycles, 120.5);
+  ASSERT_TRUE(r->bit_exact.has_value());
+  EXPECT_TRUE(*r->bit_exact);
+  ASSERT_EQ(r->layers.size(), 1u);
+  EXPECT_DOUBLE_EQ(r->layers[0].estimate_cycles, 10);
+  j["bit_exact"] = nullptr;
+  EXPECT_FALSE(SimReportFromJson(j, "r").value().bit_exact.has_value());
+  j.erase("sim_cycles");
+  EXPECT_FALSE(SimReportFromJson(j, "r").ok());
 }
 
 }  // namespace
