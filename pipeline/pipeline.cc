@@ -589,6 +589,15 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
   std::vector<double> estimate(n);
   for (int k = 0; k < n; ++k) {
     estimate[k] = stages[k].estimate_s;
+    // Training dominates a cold run: scale by its images (~150 images/s on 2
+    // cores for fmnist_resnet, docs/ACCURACY.md), plus the test-set evaluation.
+    auto images = [](int epochs, int64_t max_images) {
+      return static_cast<double>(epochs) * static_cast<double>(max_images > 0 ? max_images : 54000);
+    };
+    if (stages[k].name == "dense" && c.model_onnx.empty())
+      estimate[k] = 30 + images(c.dense.epochs, c.dense.max_train_images) / 150;
+    if (stages[k].name == "sparse" && c.sparse.finetune && o.with_train)
+      estimate[k] = 40 + images(c.sparse.epochs, c.sparse.max_train_images) / 120;
     auto prev = ReadJson(Join(Join(out, stages[k].name), "stage.json"));
     if (prev.ok() && (*prev)["seconds"].is_number()) estimate[k] = (*prev)["seconds"].get<double>();
   }
