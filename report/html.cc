@@ -333,6 +333,8 @@ std::string Sweep(const json& s) {
   h += "<table id=\"sweep-table\"><tr><th>model</th><th>array</th><th>sparsity</th><th>used</th>"
        "<th>estimate ms</th><th>roofline ms</th><th>efficiency</th></tr>";
   std::map<std::string, Series> lines;  // "<model> <sparsity>" -> estimate vs array edge
+  bool one_model = true;                // then the legend leaves the model name out
+  for (const json& r : rows) one_model = one_model && Str(r, "model") == Str(rows[0], "model");
   for (const json& r : rows) {
     h += fmt::format(
         "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td "
@@ -343,7 +345,7 @@ std::string Sweep(const json& s) {
     int n = 0;
     if (std::sscanf(Str(r, "array").c_str(), "%d", &n) != 1) continue;
     const std::string name = fmt::format(
-        "{} {}", Str(r, "model"),
+        "{}{}", one_model ? "" : Str(r, "model") + " ",
         Num(r, "sparsity") > 0 ? fmt::format("{:.0f}% sparse", 100 * Num(r, "sparsity")) : "dense");
     lines[name].name = name;
     lines[name].points.emplace_back(n, Num(r, "estimate_ms"));

@@ -10,8 +10,12 @@ namespace wbs::report {
 namespace {
 
 // Tableau 10: distinguishable, colour-blind friendlier than HSV steps.
+// Tableau 10 first (charts with few series), then the lighter Tableau 20 shades
+// (timelines with many layers).
 constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+                                    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+                                    "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#f1ce63",
+                                    "#86bcb6", "#d37295", "#fabfd2", "#d4a6c8", "#79706e"};
 constexpr int kTicks = 5;
 // Plot margins (px): room for tick labels on the left/bottom, legend on top.
 constexpr int kLeft = 64, kRight = 16, kTop = 36, kBottom = 48;
@@ -21,12 +25,36 @@ bool Finite(double v) { return std::isfinite(v); }
 std::string Px(double v) { return fmt::format("{:.1f}", v); }
 
 std::string TickLabel(double v, bool percent) {
-  return percent ? FormatNumber(v * 100.0, 3) + "%" : FormatNumber(v, 3);
+  if (percent) return FormatNumber(v * 100.0, 3) + "%";
+  // Cycle counts read better as 5600 than as 5.6e+03.
+  if (std::fabs(v) >= 1000 && std::fabs(v) < 1e9) return fmt::format("{:.0f}", v);
+  return FormatNumber(v, 3);
 }
 
 struct Range {
   double lo = 0, hi = 1;
+  double step = 0.2;  // tick spacing
 };
+
+// A 1, 2 or 5 times a power of ten giving about kTicks ticks over `span`.
+double NiceStep(double span) {
+  const double raw = span / kTicks;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double f = raw / mag;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+// Tick positions: the multiples of r.step inside [lo, hi].
+std::vector<double> Ticks(const Range& r) {
+  std::vector<double> t;
+  const double first = std::ceil(r.lo / r.step - 1e-9);
+  for (int k = 0; k <= 4 * kTicks; ++k) {
+    const double v = (first + k) * r.step;
+    if (v > r.hi + r.step * 1e-9) break;
+    t.push_back(std::fabs(v) < r.step * 1e-9 ? 0.0 : v);
+  }
+  return t;
+}
 
 // The data range, padded by 5% (a single value gets +-0.5 or +-5%).
 Range AutoRange(const std::vector<double>& values, double want_lo, double want_hi) {
@@ -44,7 +72,11 @@ Range AutoRange(const std::vector<double>& values, double want_lo, double want_h
   if (Finite(want_lo)) lo = want_lo;
   if (Finite(want_hi)) hi = want_hi;
   if (hi <= lo) hi = lo + 1;
-  return {lo, hi};
+  // Free ends snap outwards to a tick, so the axis reads 0, 2, 4, ... not 2.07, 4.14.
+  const double step = NiceStep(hi - lo);
+  if (!Finite(want_lo)) lo = std::floor(lo / step + 1e-9) * step;
+  if (!Finite(want_hi)) hi = std::ceil(hi / step - 1e-9) * step;
+  return {lo, hi, step};
 }
 
 std::string Open(const ChartOptions& o, const std::string& cls) {
@@ -62,9 +94,8 @@ std::string Open(const ChartOptions& o, const std::string& cls) {
 std::string Axes(const ChartOptions& o, Range y, const Range* x, bool y_percent, bool x_percent) {
   const double pw = o.width - kLeft - kRight, ph = o.height - kTop - kBottom;
   std::string s;
-  for (int i = 0; i <= kTicks; ++i) {
-    double v = y.lo + (y.hi - y.lo) * i / kTicks;
-    double py = kTop + ph - ph * i / kTicks;
+  for (double v : Ticks(y)) {
+    double py = kTop + ph - ph * (v - y.lo) / (y.hi - y.lo);
     s += fmt::format("<line class=\"grid\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>", kLeft,
                      Px(py), Px(kLeft + pw), Px(py));
     s += fmt::format("<text class=\"tk\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
@@ -72,8 +103,7 @@ std::string Axes(const ChartOptions& o, Range y, const Range* x, bool y_percent,
   }
   if (x) {
     std::vector<double> ticks = o.x_ticks;
-    if (ticks.empty())
-      for (int i = 0; i <= kTicks; ++i) ticks.push_back(x->lo + (x->hi - x->lo) * i / kTicks);
+    if (ticks.empty()) ticks = Ticks(*x);
     for (double v : ticks) {
       if (v < x->lo || v > x->hi) continue;
       double px = kLeft + pw * (v - x->lo) / (x->hi - x->lo);

@@ -30,7 +30,7 @@ TEST(ReportSvg, EscapesAndFormats) {
   EXPECT_EQ(FormatNumber(1234567.0, 3), "1.23e+06");
   EXPECT_EQ(FormatNumber(std::nan("")), "nan");
   EXPECT_NE(PaletteColor(0), PaletteColor(1));
-  EXPECT_EQ(PaletteColor(0), PaletteColor(10));  // the palette cycles
+  EXPECT_EQ(PaletteColor(0), PaletteColor(20));  // the palette cycles
 }
 
 TEST(ReportSvg, LineChartDrawsFinitePointsAndEscapesNames) {
@@ -44,6 +44,11 @@ TEST(ReportSvg, LineChartDrawsFinitePointsAndEscapesNames) {
   EXPECT_NE(svg.find("acc &lt;vs&gt; sparsity"), std::string::npos);
   EXPECT_NE(svg.find("l2 &amp; co"), std::string::npos);
   EXPECT_EQ(svg.find("l2 & co"), std::string::npos);
+  // Axis ends snap to round ticks: y data 0.8..0.9 (padded 5%) -> 0.75, 0.8, ... 0.95.
+  for (const char* tick : {">0.75<", ">0.8<", ">0.85<", ">0.9<", ">0.95<"})
+    EXPECT_NE(svg.find(tick), std::string::npos) << tick;
+  EXPECT_EQ(svg.find(">0.7<"), std::string::npos);
+  EXPECT_EQ(svg.find(">1<"), std::string::npos);
   // No data: a note instead of an empty chart.
   EXPECT_NE(LineChart({}, o).find("class=\"missing\""), std::string::npos);
 }
