@@ -10,13 +10,16 @@
 //     valid (no per-tap bounds test) with the reference's count and
 //     rounding (RoundDivHalfUp in the zero-point frame);
 //   - all split their work over ctx.num_threads (OpenMP).
-// Also QGemm with an f32 output (FastQGemmF32Op below). Declined (the
+// Also QGemm with an f32 output (FastQGemmF32Op below) and per-tensor
+// QuantizeLinear (the network input). Declined (the
 // reference runs): QAdd with broadcasting, 3-D pools, dtypes
 // that differ from the quantization parameters (the reference reports them).
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -527,6 +530,102 @@ class FastQGemmF32Op final : public Operator {
   std::vector<float> scale_;
 };
 
+// QuantizeLinear, per tensor, f32 -> 8 bit, the reference's arithmetic:
+// q = clamp(nearbyint(x / s) + z, lo, hi) in f32 (NaN -> z); the AVX-512
+// clone does the same operations 16 lanes at a time (division, round to
+// nearest even, max/min, exact conversion of the integral result).
+template <typename T>
+void QuantizeRowBase(const float* __restrict x, float s, float z, float lo, float hi,
+                     T* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = std::nearbyint(x[i] / s);
+    if (std::isnan(v)) v = 0;
+    y[i] = static_cast<T>(std::clamp(v + z, lo, hi));
+  }
+}
+// GCC 12 flags the _mm512_undefined_ps() inside its own intrinsics as
+// maybe-uninitialized (a false positive of the header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void QuantizeRowAvx512(
+    const float* __restrict x, float s, float z, float lo, float hi, T* __restrict y, int64_t n) {
+  const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z), vlo = _mm512_set1_ps(lo),
+               vhi = _mm512_set1_ps(hi);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + i), vs),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);  // NaN -> 0
+    v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), vlo), vhi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+  QuantizeRowBase<T>(x + i, s, z, lo, hi, y + i, n - i);
+}
+
+#pragma GCC diagnostic pop
+
+class FastQuantizeLinearOp final : public Operator {
+ public:
+  static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
+    const auto& in = args.inputs;
+    if (in.size() < 2 || !in[0].present || in[0].dtype != DType::kF32 || !StaticShape(in[0]) ||
+        in[1].value == nullptr || in[1].value->numel() != 1 ||
+        in[1].value->dtype() != DType::kF32 || args.outputs.size() != 1 ||
+        !Is8Bit(args.outputs[0].dtype))
+      return std::unique_ptr<Operator>();
+    const bool has_zp = in.size() > 2 && in[2].present;
+    if (has_zp && (in[2].value == nullptr || in[2].value->numel() != 1 ||
+                   in[2].value->dtype() != args.outputs[0].dtype))
+      return std::unique_ptr<Operator>();
+    auto op = std::unique_ptr<FastQuantizeLinearOp>(new FastQuantizeLinearOp(*args.node));
+    op->shape_ = in[0].shape;
+    op->y_type_ = args.outputs[0].dtype;
+    op->scale_ = in[1].value->data<float>()[0];
+    op->zp_ = has_zp ? static_cast<float>(in[2].value->ToVector<int32_t>()[0]) : 0.f;
+    op->vector_ = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512;
+    return std::unique_ptr<Operator>(std::move(op));
+  }
+
+  Status Run(const std::vector<const Tensor*>& inputs, const std::vector<Tensor*>& outputs,
+             const ExecContext& ctx) override {
+    WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 0), DType::kF32, shape_, "input x"));
+    WBS_RETURN_IF_ERROR(
+        CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], y_type_, shape_, "output y"));
+    const float* x = inputs[0]->data<float>();
+    const int64_t n = inputs[0]->numel();
+    const float lo = static_cast<float>(TypeMin(y_type_)),
+                hi = static_cast<float>(TypeMax(y_type_));
+    auto run = [&]<typename T>() {
+      T* y = outputs[0]->data<T>();
+      const float s = scale_, z = zp_;
+      const bool vec = vector_;
+      ParallelRange(n, Threads(ctx, n), [=](int64_t b, int64_t e) {
+        if (vec)
+          QuantizeRowAvx512<T>(x + b, s, z, lo, hi, y + b, e - b);
+        else
+          QuantizeRowBase<T>(x + b, s, z, lo, hi, y + b, e - b);
+      });
+    };
+    if (y_type_ == DType::kU8)
+      run.template operator()<uint8_t>();
+    else
+      run.template operator()<int8_t>();
+    return Status::Ok();
+  }
+
+  std::string impl_name() const override { return vector_ ? "avx512" : "rows"; }
+
+ private:
+  explicit FastQuantizeLinearOp(const ir::Node& node) : node_(node) {}
+  ir::Node node_;
+  Shape shape_;
+  DType y_type_ = DType::kU8;
+  float scale_ = 1.f, zp_ = 0.f;
+  bool vector_ = false;
+};
+
 // Fast first, then the factory registered before (if any).
 OperatorFactory Wrap(OperatorFactory fast, OperatorFactory before) {
   return [fast = std::move(fast), before = std::move(before)](
@@ -547,6 +646,7 @@ void RegisterQuantFastElementwiseOperators() {
   };
   reg("QAdd", [](const OpCreateArgs& a) { return FastQAddOp::Create(a); });
   reg("QGemm", [](const OpCreateArgs& a) { return FastQGemmF32Op::Create(a); });
+  reg("QuantizeLinear", [](const OpCreateArgs& a) { return FastQuantizeLinearOp::Create(a); });
   reg("QConcat", [](const OpCreateArgs& a) { return FastQConcatOp::Create(a); });
   reg("QMaxPool", [](const OpCreateArgs& a) { return FastQPoolOp::Create(a, PoolKind::kMax); });
   reg("QAveragePool",

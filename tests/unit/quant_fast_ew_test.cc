@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -248,6 +250,57 @@ TEST(QuantFastEw, QGlobalAveragePoolMatchesReference) {
     g.outputs.push_back(y);
     ExpectFastEqualsReference(g, {RandomBytes(t, s, rng)}, "QGlobalAveragePool:rows", 1 + it % 2,
                               fmt::format("QGlobalAveragePool case {} {}", it, ShapeToString(s)));
+  }
+}
+
+TEST(QuantFastEw, QuantizeLinearMatchesReference) {
+  std::mt19937_64 rng(17);
+  const std::string impl = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512
+                               ? "QuantizeLinear:avx512"
+                               : "QuantizeLinear:rows";
+  for (int it = 0; it < 16; ++it) {
+    const DType t = RandomType(rng);
+    const float s = std::uniform_real_distribution<float>(0.002f, 0.1f)(rng);
+    const int32_t z = t == DType::kU8 ? Uniform(rng, 0, 255) : Uniform(rng, -128, 127);
+    // Sizes off the 16-lane grid too; large ones take the threaded split.
+    const Shape shape = {1, Uniform(rng, 1, 3), Uniform(rng, 1, 150), Uniform(rng, 1, 150)};
+    Tensor x(DType::kF32, shape);
+    std::normal_distribution<float> g(0.f, 3.f);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      float v = g(rng);
+      switch (i % 11) {
+        case 0:
+          v = (std::round(v / s) + 0.5f) * s;
+          break;  // ties (after the f32 division)
+        case 1:
+          v = std::numeric_limits<float>::quiet_NaN();
+          break;
+        case 2:
+          v = (i & 1 ? 1 : -1) * std::numeric_limits<float>::infinity();
+          break;
+        case 3:
+          v *= 1e6f;
+          break;
+        default:
+          break;
+      }
+      x.data<float>()[i] = v;
+    }
+    ir::Graph g2;
+    ir::Value* xv = g2.AddInput("x", DType::kF32, shape);
+    ir::Value* sv = g2.AddConstant("s", Tensor::FromVector<float>({}, {s}));
+    Tensor zt(t, {});
+    if (t == DType::kU8)
+      zt.data<uint8_t>()[0] = static_cast<uint8_t>(z);
+    else
+      zt.data<int8_t>()[0] = static_cast<int8_t>(z);
+    ir::Value* zv = g2.AddConstant("z", zt);
+    ir::Value* y = g2.AddValue("y");
+    g2.AddNode("QuantizeLinear", {xv, sv, zv}, {y}, "q");
+    g2.outputs.push_back(y);
+    ExpectFastEqualsReference(
+        g2, {x}, impl, 1 + it % 2,
+        fmt::format("QuantizeLinear case {} {} {}", it, DTypeName(t), ShapeToString(shape)));
   }
 }
 
