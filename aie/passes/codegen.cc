@@ -105,6 +105,10 @@ struct Gen {
 
   Status Emit() {
     l.first_block = static_cast<int>(p.blocks.size());
+    if (l.fused_into >= 0) {  // computed in the conv's blocks (fusion.cc)
+      l.num_blocks = 0;
+      return Status::Ok();
+    }
     servers = WeightServers(t, l.cols_used);
     const int64_t unit = l.kind == LayerKind::kConv ? l.br : 1;
     int64_t wchunks = 0;
@@ -198,7 +202,9 @@ struct Gen {
     const int64_t ih = (oh - 1) * l.sh + (l.kh - 1) * l.dh + 1;
     const int64_t ystep = l.oh_t * l.sh;
     const ActTensor& x = T(l.inputs[0]);
-    const ActTensor& y = T(l.output);
+    const Layer* fa = l.fused_add >= 0 ? &s.layers[static_cast<size_t>(l.fused_add)] : nullptr;
+    const int out_t = fa ? fa->output : l.output;
+    const ActTensor& y = T(out_t);
     const int32_t pad = l.kind == LayerKind::kMaxPool ? (x.type == OutType::kS8 ? -128 : 0) : x.zero_point;
     const int32_t pad_byte = x.type == OutType::kS8 ? (pad & 0xff) : pad;
     for (int64_t part = 0; part < l.parts; ++part) {
@@ -269,6 +275,33 @@ struct Gen {
           b.instrs.push_back(fm2);
         }
       }
+      // A fused Add's other input: one tile per core, as an Add layer loads it.
+      if (fa && part == l.parts - 1) {
+        const int other = fa->inputs[0] == l.output ? fa->inputs[1] : fa->inputs[0];
+        for (const CoreTile& ct : tiles) {
+          const int mt = ActMemtile(t, ct.w->col);
+          const int64_t slab2 = MtBase(ct.w->col) + l.mt_in2 + 2 * ct.w->row * l.mt_in2_bytes;
+          Instruction ld2;
+          ld2.op = Opcode::kLoad;
+          ld2.layer = li;
+          ld2.src = MemSpace::Ddr();
+          ld2.src_ap = TensorAp(other, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+          ld2.dst = {MemSpace::Memtile(mt)};
+          ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
+          b.instrs.push_back(ld2);
+          Instruction fm2;
+          fm2.op = Opcode::kLoadFm;
+          fm2.layer = li;
+          fm2.src = MemSpace::Memtile(mt);
+          fm2.src_ap = ld2.dst_ap;
+          const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+          fm2.dst = {c};
+          fm2.dst_ap = Contig(l.core_in2, l.in2_bytes, ct.mc, oh, ct.ow);
+          fm2.acquire = {L(c, kIn2Empty)};
+          fm2.release = {L(c, kIn2Full)};
+          b.instrs.push_back(fm2);
+        }
+      }
       // COMPs.
       for (const CoreTile& ct : tiles) {
         const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
@@ -292,7 +325,13 @@ struct Gen {
         const bool last_part = part == l.parts - 1;
         cp.acquire = {L(c, kInFull)};
         cp.release = {L(c, kInEmpty)};
-        if (last_part) {
+        if (fa) {
+          // The conv's own u8 tile goes to the scratch buffer for the Add
+          // COMP right after it on the same core (program order orders them).
+          const ActTensor& yc = T(l.output);
+          q.out = {l.core_acc, 0};
+          q.out_type = yc.type;
+        } else if (last_part) {
           cp.acquire.push_back(L(c, kOutEmpty));
           cp.release.push_back(L(c, kOutFull));
         }
@@ -342,6 +381,34 @@ struct Gen {
             break;
         }
         b.instrs.push_back(cp);
+        if (fa && last_part) {
+          // The fused Add: conv tile (scratch) + the other input's tile -> out.
+          const bool conv_first = fa->inputs[0] == l.output;
+          const ActTensor& yc = T(l.output);
+          const ActTensor& o = T(conv_first ? fa->inputs[1] : fa->inputs[0]);
+          Instruction ad;
+          ad.op = Opcode::kComp;
+          ad.layer = li;
+          ad.cores = {c};
+          CompParams& a = ad.comp;
+          a.kind = CompKind::kAdd;
+          a.in_c = a.out_c = static_cast<int32_t>(ct.mc);
+          a.in_h = a.out_h = static_cast<int32_t>(oh);
+          a.in_w = a.out_w = static_cast<int32_t>(ct.ow);
+          a.in = {l.core_acc, 0};
+          a.in_type = yc.type, a.in_zero = yc.zero_point;
+          a.in2 = {l.core_in2, l.in2_bytes};
+          a.in2_type = o.type, a.in2_zero = o.zero_point;
+          // RequantizeAdd is symmetric in its operands: the conv's tile takes its multiplier.
+          a.mult = conv_first ? fa->amult : fa->amult2;
+          a.mult2 = conv_first ? fa->amult2 : fa->amult;
+          a.shift = fa->ashift;
+          a.out = {l.core_out, l.out_bytes};
+          a.out_type = y.type, a.out_zero = fa->out_zero, a.lo = fa->lo, a.hi = fa->hi;
+          ad.acquire = {L(c, kIn2Full), L(c, kOutEmpty)};
+          ad.release = {L(c, kIn2Empty), L(c, kOutFull)};
+          b.instrs.push_back(ad);
+        }
       }
     }
     // Outputs.
@@ -366,7 +433,7 @@ struct Gen {
       wr.src = MemSpace::Memtile(mt);
       wr.src_ap = wf.dst_ap;
       wr.dst = {MemSpace::Ddr()};
-      wr.dst_ap = TensorAp(l.output, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+      wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
       b.instrs.push_back(wr);
     }
     p.blocks.push_back(std::move(b));

@@ -117,6 +117,10 @@ struct Layer {
 
   // ---- fusion (pass 7) ----
   bool prefetch_weights = false;
+  // A residual Add computed inside the conv that produces one of its inputs
+  // (decided before pass 2, which sizes the conv's tile for it): on the
+  // conv, the Add's layer index; on the Add, the conv's (it emits nothing).
+  int fused_add = -1, fused_into = -1;
 
   // ---- time (pass 9) ----
   // time_s: how far the layer moves the end of the schedule (additive over
@@ -129,6 +133,7 @@ struct Layer {
 
 struct CompileOptions {
   double mac_efficiency = 0.0;  // 0: the target's
+  bool fuse_add = true;         // residual Add computed in the conv before it (fusion.cc)
 };
 
 struct CompileState {

@@ -84,10 +84,13 @@ Status RunMemPlan(CompileState& s) {
   std::vector<int> first(static_cast<size_t>(n), INT32_MAX), last(static_cast<size_t>(n), -1);
   for (size_t li = 0; li < s.layers.size(); ++li) {
     const Layer& l = s.layers[li];
+    // A fused Add runs inside its conv (fusion.cc): its output is written
+    // while the conv still reads its own input, so it is born there.
+    const int at = l.fused_into >= 0 ? l.fused_into : static_cast<int>(li);
     auto touch = [&](int ti) {
       const int r = root(ti);
-      first[static_cast<size_t>(r)] = std::min(first[static_cast<size_t>(r)], static_cast<int>(li));
-      last[static_cast<size_t>(r)] = std::max(last[static_cast<size_t>(r)], static_cast<int>(li));
+      first[static_cast<size_t>(r)] = std::min(first[static_cast<size_t>(r)], at);
+      last[static_cast<size_t>(r)] = std::max(last[static_cast<size_t>(r)], at);
     };
     for (int ti : l.inputs) touch(ti);
     touch(l.output);

@@ -34,6 +34,7 @@ struct Sizes {
 
 int ActMemtile(const Target& t, int col);
 bool SharedInput(const Layer& l);
+void PlanAddFusion(CompileState& s);
 
 // Bytes of one column's memtile slabs (memplan lays them out the same way):
 // ping/pong input (shared by the column's rows, or one per row), add's
@@ -51,8 +52,11 @@ int64_t TileInChannels(const Layer& l, int64_t mt_rows, int64_t ct) {
   return std::min(l.c, (CeilDiv(mt_rows * l.br, mpg) + 1) * cpg);
 }
 
+// `fused`: the conv also computes a residual Add (fusion.cc): the other
+// input's tile in in2, the conv's own u8 tile in the scratch buffer (acc),
+// the sum (y is the Add's output) in out.
 static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int64_t ow_t, int64_t oh_t, int64_t ct,
-                       int64_t parts) {
+                       int64_t parts, bool fused = false) {
   Sizes s;
   const int64_t ih = (oh_t - 1) * l.sh + (l.kh - 1) * l.dh + 1;
   const int64_t iw = (ow_t - 1) * l.sw + (l.kw - 1) * l.dw + 1;
@@ -68,6 +72,7 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   }
   s.out = ch * oh_t * ow_t * y.elem;
   if (parts > 1) s.acc = ch * oh_t * ow_t * 4;
+  if (fused) s.in2 = ch * oh_t * ow_t, s.acc = ch * oh_t * ow_t;
   // Buffers are 64-byte aligned by the memory plan.
   auto al = [](int64_t v) { return (v + 63) / 64 * 64; };
   s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc);
@@ -88,9 +93,19 @@ Status RunSubvolume(CompileState& s) {
     for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
   }
   const int64_t mt_budget = t.memtile.bytes / per_mt;
+  PlanAddFusion(s);
   for (Layer& l : s.layers) {
-    const ActTensor& y = s.tensors[static_cast<size_t>(l.output)];
     double best = INFINITY;
+    // A fused Add needs its tiles next to the conv's (no CIN split); when
+    // none fits, the Add stays a layer of its own.
+    for (const bool fused : {true, false}) {
+    if (fused && l.fused_add < 0) continue;
+    if (!fused && l.fused_add >= 0) {
+      s.layers[static_cast<size_t>(l.fused_add)].fused_into = -1;
+      l.fused_add = -1;
+    }
+    const ActTensor& y = s.tensors[static_cast<size_t>(fused ? s.layers[static_cast<size_t>(l.fused_add)].output : l.output)];
+    const int64_t shortcut_bytes = fused ? y.bytes() : 0;
     for (const bool cout_only : {false, true}) {
     const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
     const int64_t cols_used = cout_only ? std::min<int64_t>(t.cols, CeilDiv(std::min<int64_t>(units, int64_t{t.rows} * t.cols), t.rows))
@@ -117,19 +132,20 @@ Status RunSubvolume(CompileState& s) {
     for (int64_t v = cap_w; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) ows.push_back(v);
     for (int64_t ct : cts) {
       const int64_t parts = CeilDiv(cpg, ct);
+      if (fused && parts > 1) continue;
       for (int64_t mt : mts) {
         for (int64_t ow : ows) {
           // The largest oh_t that fits (the size grows with oh_t).
           int64_t lo = 0, hi = l.oh;
           while (lo < hi) {
             const int64_t mid = (lo + hi + 1) / 2;
-            const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts);
+            const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts, fused);
             if (z.total(parts > 1) <= budget && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out) <= mt_budget) lo = mid;
             else hi = mid - 1;
           }
           if (lo == 0) continue;
           const int64_t oh = lo;
-          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts);
+          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused);
           const int64_t chunks = CeilDiv(cap_rows, mt);
           const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(l.oh, oh) * parts;
           const int64_t ch = l.kind == LayerKind::kConv ? mt * l.br : mt;
@@ -147,7 +163,8 @@ Status RunSubvolume(CompileState& s) {
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
           const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
-          const double in_total = static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1);
+          const double in_total = static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1) +
+                                  static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
           const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
@@ -163,6 +180,8 @@ Status RunSubvolume(CompileState& s) {
         }
       }
     }
+    }
+    if (std::isfinite(best)) break;
     }
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
