@@ -11,10 +11,11 @@ namespace {
 constexpr int64_t kGroup = 16;                  // positions per S8LaneGroup
 constexpr int64_t kChunkBudgetBytes = 1 << 18;  // input bytes per position chunk (~L2)
 constexpr int kMinRowsPerThread = 4;
-constexpr int64_t kChunkQuantum = 48;
-// Shifted input planes (no dropped columns) for stride-1 convs up to this
-// many output columns on the VNNI kernel; phase planes otherwise.
-constexpr int64_t kShiftedMaxOw = 14;  // the AVX-512 tile (AVX2: 8 divides it)
+constexpr int64_t kChunkQuantum = 48;  // the AVX-512 tile (AVX2: 8 divides it)
+// Shifted input planes (no dropped columns) for convs whose output columns
+// times the column stride are at most this, on the VNNI kernel; phase
+// planes otherwise.
+constexpr int64_t kShiftedMaxOw = 14;
 
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -238,21 +239,40 @@ Result<S8BsrConvPlan> S8BsrConvPlan::Create(const ref::ConvParams& p, const S8Bl
     plan.x_quad_stride_ = plan.in_h_ * plan.in_w_;
     plan.tap_offset_ = {0};
     pitch = plan.out_w_;
-  } else if (plan.sy_ == 1 && plan.sx_ == 1 && kw > 1 && plan.out_w_ <= kShiftedMaxOw &&
+  } else if (kw > 1 && plan.out_w_ * plan.sx_ <= kShiftedMaxOw &&
              plan.kernel_->isa >= S8Isa::kAvx512Vnni) {
-    // Shifted planes (as BsrConvPlan's, bsr_conv_plan.h): one plane per kernel
-    // column kx holding padded (y, ox + kx*dx), pitch OW, so no dropped
-    // columns: a 7x7 plane is 48 + 1 positions (its 49th fused into the VNNI
-    // kernel's tile) instead of 63 with pitch 9, a 14x14 one 4 x 48 + 4
-    // instead of 224. Worth the kw-fold copy only on small planes.
-    plan.hq_ = (plan.out_h_ - 1) + (kh - 1) * dy + 1;
+    // Shifted planes (as BsrConvPlan's, bsr_conv_plan.h): one plane per (row
+    // phase py, kernel column kx) holding padded (r * sy + py, ox * sx +
+    // kx*dx), pitch OW, so no dropped columns: a 7x7 output is 48 + 1
+    // positions (its 49th fused into the VNNI kernel's tile) instead of 63
+    // with pitch 9, a 14x14 one 4 x 48 + 4 instead of 224. Worth the
+    // kw-fold copy only on small planes: measured (wbs_bench_s8, 50%) 3x3
+    // to 7x7 stride 1 1.22x -> 1.60x, stride 2 1.11-1.20x -> 1.45-1.54x,
+    // 14x14 stride 1 1.48x -> 1.62x, but 14x14 stride 2 (phase pitch 15)
+    // 1.32x -> 1.25x: hence OW * stride <= kShiftedMaxOw.
+    const int64_t hp = (plan.out_h_ - 1) * plan.sy_ + (kh - 1) * dy + 1;
+    plan.hq_ = (hp + plan.sy_ - 1) / plan.sy_;
     plan.wq_ = plan.out_w_;
     const int64_t plane = plan.hq_ * plan.wq_;
-    for (int64_t kx = 0; kx < kw; ++kx) plan.shift_off_.push_back(kx * dx);
-    for (int64_t ky = 0; ky < kh; ++ky)
+    std::vector<int64_t> row_phases;  // in first-use order
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const int64_t py = (ky * dy) % plan.sy_;
+      if (std::find(row_phases.begin(), row_phases.end(), py) == row_phases.end())
+        row_phases.push_back(py);
+    }
+    for (int64_t py : row_phases)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        plan.shift_py_.push_back(py);
+        plan.shift_off_.push_back(kx * dx);
+      }
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const int64_t py = (ky * dy) % plan.sy_;
+      const auto pi = static_cast<int64_t>(std::find(row_phases.begin(), row_phases.end(), py) -
+                                           row_phases.begin());
       for (int64_t kx = 0; kx < kw; ++kx)
-        plan.tap_offset_.push_back(kx * plane + ky * dy * plan.wq_);
-    plan.x_quad_stride_ = kw * plane;
+        plan.tap_offset_.push_back((pi * kw + kx) * plane + (ky * dy / plan.sy_) * plan.wq_);
+    }
+    plan.x_quad_stride_ = static_cast<int64_t>(plan.shift_off_.size()) * plane;
     pitch = plan.wq_;
     plan.scratch_bytes_ = (quads * plan.x_quad_stride_ + 2 * plan.wq_ + 4 * kChunkQuantum) * 4;
   } else {
@@ -375,7 +395,7 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
     };
     if (!shift_off_.empty()) {
       for (size_t slot = 0; slot < shift_off_.size(); ++slot)
-        pack_plane(static_cast<int64_t>(slot), 0, shift_off_[slot], 1);
+        pack_plane(static_cast<int64_t>(slot), shift_py_[slot], shift_off_[slot], sx_);
     } else {
       for (int64_t py = 0; py < sy_; ++py)
         for (int64_t px = 0; px < sx_; ++px) {

@@ -84,9 +84,9 @@ class S8BsrConvPlan {
   int64_t hq_ = 1, wq_ = 1, x_quad_stride_ = 0;
   std::vector<int64_t> tap_offset_;
   std::vector<int64_t> phase_slot_;
-  // Shifted planes: the column offset of each stored plane (empty: phase
-  // planes, phase_slot_).
-  std::vector<int64_t> shift_off_;
+  // Shifted planes: the row phase and column offset of each stored plane
+  // (empty: phase planes, phase_slot_).
+  std::vector<int64_t> shift_py_, shift_off_;
   std::vector<S8LaneGroup> lanes_;
   int64_t scratch_bytes_ = 0;
 };

@@ -394,8 +394,9 @@ TEST(S8Kernels, FusedTails) {
       MakeCase(1, 32, 16, 10, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),  // 2 x 48 + 4
       MakeCase(1, 12, 9, 1, 52, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),    // 48 + 4: not fused
       MakeCase(1, 36, 30, 14, 14, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0),  // 1x1 s2 to 7x7
-      MakeCase(1, 20, 27, 10, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),  // s2 phase planes: lane table
-      // Stride 1, <= 14 output columns: shifted planes (VNNI), no lane table.
+      MakeCase(1, 20, 27, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),  // s2 to 8x8: phase, lane table
+      // OW * stride <= 14: shifted planes (VNNI), no lane table.
+      MakeCase(1, 20, 27, 10, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),     // s2 to 5x5
       MakeCase(1, 22, 19, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),       // 3x3 to 7x7: 48 + 1
       MakeCase(1, 12, 16, 11, 11, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),     // dilation 2
       MakeCase(1, 16, 8, 9, 14, 1, 5, 1, 1, 1, 1, 0, 1, 0, 3),       // 1x5, asymmetric pads
