@@ -114,6 +114,8 @@ double Num(const json& j, const char* k) {
 std::string Str(const json& j, const char* k) {
   return j.is_object() && j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : "";
 }
+// A latency cell: 3 decimals, empty when the file has no such number.
+std::string Ms(double v) { return std::isfinite(v) ? fmt::format("{:.3f}", v) : ""; }
 std::string NotRun(const std::string& what) {
   return fmt::format("<p class=\"missing\">not run: {}</p>", Esc(what));
 }
@@ -258,10 +260,10 @@ std::string Cpu(const json& s) {
   BarSeries med{"median ms", {}, "", false};
   for (const json& r : Get(cpu, "runs")) {
     h += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td class=\"num\">{:.3f}</td><td class=\"num\">{:.3f}</td>"
-        "<td class=\"num\">{:.3f}</td></tr>",
-        Esc(Str(r, "name")), Esc(Str(r, "model")), Num(r, "median_ms"), Num(r, "min_ms"),
-        Num(r, "max_ms"));
+        "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+        "<td class=\"num\">{}</td></tr>",
+        Esc(Str(r, "name")), Esc(Str(r, "model")), Ms(Num(r, "median_ms")), Ms(Num(r, "min_ms")),
+        Ms(Num(r, "max_ms")));
     names.push_back(Str(r, "name"));
     med.values.push_back(Num(r, "median_ms"));
   }
