@@ -94,16 +94,21 @@ Status RunSubvolume(CompileState& s) {
   }
   const int64_t mt_budget = t.memtile.bytes / per_mt;
   PlanAddFusion(s);
+  const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
   for (Layer& l : s.layers) {
-    double best = INFINITY;
-    // A fused Add needs its tiles next to the conv's (no CIN split); when
-    // none fits, the Add stays a layer of its own.
+    struct Pick {
+      double cost = INFINITY;
+      int64_t mt_rows = 0, ow_t = 0, oh_t = 0, ct = 0, parts = 1;
+      Sizes z;
+      bool cout_only = false;
+    };
+    // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
+    // [1]: the conv alone.
+    Pick picks[2];
     for (const bool fused : {true, false}) {
     if (fused && l.fused_add < 0) continue;
-    if (!fused && l.fused_add >= 0) {
-      s.layers[static_cast<size_t>(l.fused_add)].fused_into = -1;
-      l.fused_add = -1;
-    }
+    Pick& pick = picks[fused ? 0 : 1];
+    double& best = pick.cost;
     const ActTensor& y = s.tensors[static_cast<size_t>(fused ? s.layers[static_cast<size_t>(l.fused_add)].output : l.output)];
     const int64_t shortcut_bytes = fused ? y.bytes() : 0;
     for (const bool cout_only : {false, true}) {
@@ -114,7 +119,6 @@ Status RunSubvolume(CompileState& s) {
     const int64_t cap_w = cout_only ? l.ow : CeilDiv(l.ow, cols_used);
     // Weight broadcast: 2-D loads each row's blob into every serving memtile.
     const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
-    const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
     const ActTensor& x = s.tensors[static_cast<size_t>(l.inputs[0])];
     const int64_t cpg = l.kind == LayerKind::kConv ? l.c / l.groups : 1;
     const double density = l.macs_dense > 0 ? static_cast<double>(l.macs) / l.macs_dense : 1.0;
@@ -170,18 +174,32 @@ Status RunSubvolume(CompileState& s) {
           const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
           const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
           const double cost = std::max({core_cost, (w_total + in_total) / rd_rate, y.bytes() / out_rate});
-          if (cost < best) {
-            best = cost;
-            l.mt_rows = mt, l.ow_t = ow, l.oh_t = oh, l.ct = ct, l.parts = parts;
-            l.in_bytes = z.in, l.in2_bytes = z.in2, l.w_bytes = z.w, l.out_bytes = z.out, l.acc_bytes = z.acc;
-            l.weights_per_iteration = parts > 1;
-            l.cout_only = cout_only;
-          }
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only};
         }
       }
     }
     }
-    if (std::isfinite(best)) break;
+    }
+    // Without fusion the Add runs as a layer of its own: two tensor reads
+    // and one write at the array's DDR rates on top of the conv.
+    double add_cost = 0;
+    if (l.fused_add >= 0) {
+      const double yb = static_cast<double>(s.tensors[static_cast<size_t>(s.layers[static_cast<size_t>(l.fused_add)].output)].bytes());
+      const double cols = static_cast<double>(std::min<int64_t>(t.cols, l.ow));
+      add_cost = std::max(2 * yb / (cols * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile)),
+                          yb / (cols * ddr_bpc * std::max(1, t.ddr.write_channels_per_memtile)));
+      if (!(picks[0].cost <= picks[1].cost + add_cost)) {
+        s.layers[static_cast<size_t>(l.fused_add)].fused_into = -1;
+        l.fused_add = -1;
+      }
+    }
+    const Pick& pick = picks[l.fused_add >= 0 ? 0 : 1];
+    const double best = pick.cost;
+    if (std::isfinite(best)) {
+      l.mt_rows = pick.mt_rows, l.ow_t = pick.ow_t, l.oh_t = pick.oh_t, l.ct = pick.ct, l.parts = pick.parts;
+      l.in_bytes = pick.z.in, l.in2_bytes = pick.z.in2, l.w_bytes = pick.z.w, l.out_bytes = pick.z.out, l.acc_bytes = pick.z.acc;
+      l.weights_per_iteration = pick.parts > 1;
+      l.cout_only = pick.cout_only;
     }
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
