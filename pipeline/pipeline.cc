@@ -53,6 +53,11 @@ struct StageContext {
   std::string dir;  // OUT/<stage>
   std::string log;  // OUT/<stage>/log.txt
   Progress* progress = nullptr;
+  int64_t done = 0;  // progress units finished
+  void SetDone(int64_t n) {
+    done = n;
+    progress->Update(n);
+  }
   std::function<void()> tick;    // refreshes the display (overall ETA)
   Json result = Json::object();  // extra stage.json fields
   std::vector<std::string> commands;
@@ -134,7 +139,7 @@ Status RunDense(StageContext& x) {
     WBS_ASSIGN_OR_RETURN(std::string bytes, onnxio::ReadFileBytes(x.c.model_onnx));
     WBS_RETURN_IF_ERROR(onnxio::WriteFileAtomically(model, bytes));
     x.commands.push_back("copy " + x.c.model_onnx);
-    x.progress->Update(1);
+    x.SetDone(1);
     return Status::Ok();
   }
   if (!x.o.with_train)
@@ -160,7 +165,7 @@ Status RunDense(StageContext& x) {
     if (e.contains("test"))
       x.result["test"] = {{"accuracy", e["test"].value("accuracy", 0.0)},
                           {"loss", e["test"].value("loss", 0.0)}};
-    x.progress->Update(1);
+    x.SetDone(1);
     return Status::Ok();
   }
   if (x.c.dense.require_checkpoint)
@@ -188,7 +193,7 @@ Status RunDense(StageContext& x) {
                                    "-o",
                                    model};
   AddCommonDataArgs(x.c, args);
-  WBS_RETURN_IF_ERROR(x.Run(args, "", [&] { x.progress->Update(CountLines(metrics)); }));
+  WBS_RETURN_IF_ERROR(x.Run(args, "", [&] { x.SetDone(CountLines(metrics)); }));
   x.result["checkpoint"] = Join(x.dir, "ckpt/last.pt");
   x.result["epochs"] = x.c.dense.epochs;
   x.result["demo_schedule"] = DenseIsDemoSchedule(x.c.dense);
@@ -250,7 +255,7 @@ Status RunSparse(StageContext& x) {
     WBS_ASSIGN_OR_RETURN(Json r, ReadJson(report));
     for (const char* k : {"block_sparsity", "sparsity", "zero_block_fraction"})
       if (r.is_object() && r.contains(k)) x.result["block_sparsity"] = r[k];
-    x.progress->Update(1);
+    x.SetDone(1);
     return Status::Ok();
   }
   const std::string ckpt = x.result["dense_checkpoint"];
@@ -291,7 +296,7 @@ Status RunSparse(StageContext& x) {
   if (sp.distill) args.push_back("--distill");
   AddCommonDataArgs(x.c, args);
   args.insert(args.end(), sp.extra_args.begin(), sp.extra_args.end());
-  WBS_RETURN_IF_ERROR(x.Run(args, "", [&] { x.progress->Update(CountLines(metrics)); }));
+  WBS_RETURN_IF_ERROR(x.Run(args, "", [&] { x.SetDone(CountLines(metrics)); }));
   WBS_ASSIGN_OR_RETURN(Json s, ReadJson(summary));
   x.result["method"] = sp.method;
   x.result["epochs"] = sp.epochs;
@@ -341,7 +346,7 @@ Status RunInt8(StageContext& x) {
     }
     summary["eval_images"] = q.eval;
     x.result[variant] = summary;
-    x.progress->Advance();
+    x.SetDone(x.done + 1);
   }
   return Status::Ok();
 }
@@ -380,7 +385,7 @@ Status RunAie(StageContext& x) {
                  t, "-o", dir},
                 Join(dir, "compile.txt")));
       targets.push_back({{"target", t}, {"variant", variant}, {"dir", dir}});
-      x.progress->Advance();
+      x.SetDone(x.done + 1);
     }
   }
   x.result["targets"] = targets;
@@ -391,7 +396,7 @@ Status RunAie(StageContext& x) {
                "--sparsity", fmt::format("0,{}", x.c.sparse.sparsity), "--seed",
                std::to_string(x.c.seed), "-o", Join(x.dir, "sweep.tsv")},
               Join(x.dir, "sweep.txt")));
-    x.progress->Advance();
+    x.SetDone(x.done + 1);
   }
   return Status::Ok();
 }
@@ -428,6 +433,7 @@ Status RunSim(StageContext& x) {
   std::vector<std::string> args = {"simulate", SimProgram(x),
                                    "--model",  Join(x.out, "int8/sparse.int8.onnx"),
                                    "--report", Join(x.dir, "report.txt"),
+                                   "--report", Join(x.dir, "report.json"),
                                    "--trace",  Join(x.dir, "trace.json"),
                                    "--seed",   std::to_string(x.c.seed)};
   if (x.c.sim.check) args.push_back("--check");
@@ -444,7 +450,15 @@ Status RunSim(StageContext& x) {
   const auto est = NumberAfter(line, "estimate");
   x.result["sim_cycles"] = sim ? Json(*sim) : Json(nullptr);
   x.result["estimate_cycles"] = est ? Json(*est) : Json(nullptr);
-  x.progress->Update(1);
+  // report.json (when this simulator writes it) has the same numbers explicitly.
+  if (auto j = ReadJson(Join(x.dir, "report.json")); j.ok() && j->is_object()) {
+    if (j->contains("bit_exact"))
+      x.result["bit_exact"] = (*j)["bit_exact"].is_boolean() && (*j)["bit_exact"].get<bool>();
+    for (const char* k : {"sim_cycles", "estimate_cycles"})
+      if (j->contains(k) && (*j)[k].is_number())
+        x.result[k] = static_cast<int64_t>((*j)[k].get<double>());
+  }
+  x.SetDone(1);
   return Status::Ok();
 }
 
@@ -467,7 +481,7 @@ Status RunBench(StageContext& x) {
   WBS_ASSIGN_OR_RETURN(Json cpu,
                        RunCpuBenchmark(BenchModels(x), x.c.input_shape, x.c.bench.threads,
                                        x.c.bench.warmup, x.c.bench.repeats, x.c.seed, [&] {
-                                         x.progress->Advance();
+                                         x.SetDone(x.done + 1);
                                          if (x.tick) x.tick();
                                        }));
   x.commands.push_back("in process: runtime::Session, fast backend");
@@ -481,7 +495,7 @@ Status RunReport(StageContext& x) {
   WBS_RETURN_IF_ERROR(x.Run({"report", x.out}, Join(x.dir, "report.txt")));
   x.result["html"] = Join(x.out, "report.html");
   x.result["summary"] = Join(x.out, "summary.json");
-  x.progress->Update(1);
+  x.SetDone(1);
   return Status::Ok();
 }
 
@@ -659,8 +673,8 @@ Status RunPipeline(const Config& c, const RunOptions& o) {
     x.tick = [&] {
       double remaining = std::max(0.0, estimate[k] - (Now() - t0));
       for (int j = k + 1; j < n; ++j) remaining += estimate[j];
-      progress.SetMetrics({{"elapsed", FormatDuration(Now() - t_start)},
-                           {"pipeline ETA", FormatDuration(remaining)}});
+      progress.Update(x.done, {{"elapsed", FormatDuration(Now() - t_start)},
+                               {"pipeline ETA", FormatDuration(remaining)}});
     };
     x.tick();
     rec["status"] = "running";

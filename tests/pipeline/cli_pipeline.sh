@@ -36,7 +36,7 @@ echo "== first run"
 for f in pipeline.json dense/model.onnx dense/stage.json sparse/model.onnx sparse/sparsify.json \
   int8/dense.int8.onnx int8/sparse.int8.onnx int8/dense.json int8/sparse.json \
   aie/paper-2x2/dense/program.bin aie/paper-2x2/sparse/program.bin aie/paper-2x2/sparse/layers.tsv \
-  sim/report.txt sim/trace.json sim/stage.json bench/cpu.json; do
+  sim/report.txt sim/report.json sim/trace.json sim/stage.json bench/cpu.json; do
   [ -s "out/$f" ] || fail "missing out/$f"
 done
 python3 - <<'PY' || fail "stage.json / cpu.json contents"
