@@ -138,6 +138,11 @@ def main():
                 fail("stage %s: %r" % (st, s["stages"][st]))
         return
     if mode == "full":
+        # Self-contained: nothing loaded from elsewhere (the SVG xmlns is a name, not a fetch).
+        text = open(html_path, encoding="utf-8").read()
+        for pattern in [r'\bsrc\s*=', r'href\s*=\s*"(https?:)?//', r'@import', r'url\(', r'<link\b', r'<img\b']:
+            if re.search(pattern, text):
+                fail("report.html references an outside resource (%s)" % pattern)
         for k in KEYS:
             if key[k] is None:
                 fail("full run: %s is null" % k)
