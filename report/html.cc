@@ -202,7 +202,7 @@ std::string Accuracy(const json& s) {
   o.y_label = "test top-1";
   o.x_percent = o.y_percent = true;
   o.x_min = 0;
-  o.width = 760;
+  o.width = 1000;  // room for one legend entry per method
   o.height = 360;
   h += LineChart(series, o);
   if (by_series.empty())
