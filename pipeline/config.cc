@@ -37,12 +37,13 @@ const char kDefaultConfig[] = R"json({
     "enabled": true,
     "sparsity": 0.5,
     "block": "8x8",
-    // Best 50% 8x8 method of docs/ACCURACY.md (oneshot, L2), with BN recalibration.
+    // The default recipe of docs/ACCURACY.md (and wbs finetune): oneshot L2
+    // masks, BN recalibration, distillation from the dense model.
     "method": "oneshot",
     "score": "l2",
     "finetune": true,
     "bn_recal": true,
-    "distill": false,
+    "distill": true,
     "epochs": 1,
     "max_train_images": 10000,
     "lr": 0.01,

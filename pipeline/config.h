@@ -33,7 +33,7 @@ struct SparseConfig {
   std::string score = "l2";
   bool finetune = true;
   bool bn_recal = true;
-  bool distill = false;
+  bool distill = true;
   int epochs = 1;
   int64_t max_train_images = 0;
   double lr = 0.01;
