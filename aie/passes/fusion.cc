@@ -6,7 +6,8 @@
 // write straight into their channel slots, pass 1); within a layer the
 // weights of channel chunk k+1 are prefetched from DDR into the other half of
 // the memtile weight slab while chunk k computes (`prefetch_weights`; the
-// time model hides that LOADW behind the previous block).
+// time model's schedule starts that LOADW as soon as its memtile half and a
+// shim channel are free, which is under chunk k's compute).
 // A residual Add right after the conv that produces one of its inputs (and
 // is that tensor's only consumer) is computed in the conv's blocks
 // (PlanAddFusion, before pass 2 sizes the tile): the conv's COMP writes its
