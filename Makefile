@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # shared 2-core machine spinning threads starve each other (see docs/BENCHMARKS.md).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all setup configure build test test-asan demo bench fuzz asan clean experiments
+.PHONY: all setup configure build test test-asan demo bench fuzz asan clean experiments sim-zoo
 
 all: build
 
@@ -46,6 +46,11 @@ bench: build
 # fine-tuning per sparsity x method x block; long (see scripts/accuracy.sh).
 experiments: build
 	bash scripts/accuracy.sh $(WBS)
+
+# The AIE2 simulator bit-exact on every zoo model, paper-2x2/4x4, dense and
+# 50% (long: ~40 min on 2 cores; docs/SIMULATOR.md).
+sim-zoo: build
+	bash tests/sim/zoo_bitexact.sh $(WBS) out/sim_zoo
 
 fuzz: setup
 	cmake --preset fuzz >/dev/null && cmake --build build/fuzz -j $(JOBS) --target onnx_import_fuzzer tensor_proto_fuzzer

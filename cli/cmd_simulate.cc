@@ -38,8 +38,8 @@ struct SimulateArgs {
   std::string program, model, zoo, input, target, trace, estimate;
   double zoo_sparsity = 0;
   uint64_t zoo_seed = 1;
-  std::vector<std::string> report;
-  bool check = false;
+  std::vector<std::string> report, compare;
+  bool check = false, reference = false;
   uint64_t seed = 1;
 };
 
@@ -175,15 +175,9 @@ Status RunSimulate(const SimulateArgs& a) {
         "--check needs --model (the int8 model the program was compiled from) or --zoo NAME "
         "(the program came from wbs compile --zoo NAME, same --sparsity and --zoo-seed)");
   WBS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(prog, target));
-  // The compiler's estimate: --estimate, else the layers.tsv wbs compile
-  // wrote beside the program; without one, the simulator's replica of the
-  // formula.
-  std::string estimate = a.estimate;
-  if (estimate.empty()) {
-    const std::filesystem::path beside =
-        std::filesystem::path(a.program).parent_path() / "layers.tsv";
-    if (std::filesystem::exists(beside)) estimate = beside.string();
-  }
+  // The estimate: the compiler's time model on this program, or --estimate
+  // (a layers.tsv of wbs compile).
+  const std::string& estimate = a.estimate;
   if (!estimate.empty()) {
     WBS_ASSIGN_OR_RETURN(std::vector<double> est, LoadLayerEstimates(estimate, prog, target));
     WBS_RETURN_IF_ERROR(simulator.SetLayerEstimates(est, estimate));
@@ -222,12 +216,41 @@ Status RunSimulate(const SimulateArgs& a) {
   } else {
     WBS_ASSIGN_OR_RETURN(graph, LoadModel(a.model, {}));
   }
+  // --compare: intermediate values become extra graph outputs (after the
+  // model's own), compared with the DDR symbol of the same name.
+  const size_t model_outputs = graph->outputs.size();
+  for (const std::string& name : a.compare) {
+    ir::Value* v = graph->FindValue(name);
+    if (!v) return NotFound("--compare: the model has no value '{}'", name);
+    graph->outputs.push_back(v);
+  }
   runtime::SessionOptions so;
+  if (a.reference) so.backend = runtime::Backend::kReference;
   so.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!graph->inputs.empty()) so.input_shapes[graph->inputs[0]->name] = x.shape();
   WBS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Session> session,
                        runtime::Session::Create(*graph, so));
   WBS_ASSIGN_OR_RETURN(std::vector<Tensor> ref, session->Run({x}));
+  for (size_t k = 0; k < a.compare.size(); ++k) {
+    const Tensor& r = ref[model_outputs + k];
+    WBS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, simulator.ReadSymbol(a.compare[k]));
+    if (r.dtype() != DType::kU8 && r.dtype() != DType::kI8)
+      return FailedPrecondition("--compare {}: the runtime value is {}, not 8-bit", a.compare[k],
+                                r.Describe());
+    int64_t diff = 0, first = -1;
+    for (int64_t i = 0; i < std::min<int64_t>(r.numel(), static_cast<int64_t>(bytes.size())); ++i)
+      if (bytes[static_cast<size_t>(i)] != static_cast<const uint8_t*>(r.raw())[i]) {
+        if (first < 0) first = i;
+        ++diff;
+      }
+    // A symbol whose DDR bytes a later layer reused differs for that reason.
+    fmt::print("compare {}: {} of {} bytes differ{}\n", a.compare[k], diff, r.numel(),
+               first >= 0 ? fmt::format(" (first at {}: simulator {} runtime {})", first,
+                                        bytes[static_cast<size_t>(first)],
+                                        static_cast<const uint8_t*>(r.raw())[first])
+                          : std::string());
+  }
+  ref.resize(model_outputs);
   if (ref.size() != outs.size())
     return FailedPrecondition("--check: the model has {} outputs, the program {}", ref.size(),
                               outs.size());
@@ -285,12 +308,18 @@ Command AddSimulateCommand(CLI::App& parent) {
   app->add_option("--zoo-seed", args->zoo_seed, "with --zoo: wbs compile's --seed (default 1)");
   app->add_option("--input", args->input, "f32 input .npy (default: seeded normal values)");
   app->add_option("--target", args->target, "target preset or config (default: the program's)");
+  app->add_option("--compare", args->compare,
+                  "with --check: also compare this intermediate value's DDR symbol (repeatable; "
+                  "a symbol whose bytes a later layer reused differs for that reason)");
   app->add_option("--trace", args->trace, "write a Chrome/Perfetto trace JSON");
   app->add_option("--report", args->report,
                   "write the per-layer report (repeatable; a .json path gets JSON with bit_exact)");
   app->add_option("--estimate", args->estimate,
-                  "the compiler's layers.tsv (default: layers.tsv beside the program, if any)");
+                  "per-layer estimate from a wbs compile layers.tsv (default: the compiler's time "
+                  "model run on the program)");
   app->add_option("--seed", args->seed, "seed of the default input");
+  app->add_flag("--reference", args->reference,
+                "with --check: compare with the runtime's reference backend (naive operators)");
   app->add_flag("--check", args->check, "compare the output bit for bit with the CPU int8 runtime");
   return {app, [args] { return RunSimulate(*args); }};
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "aie/timeline.h"
 #include "core/quant_math.h"
 
 namespace wbs::sim {
@@ -204,30 +205,32 @@ std::string Simulator::Where() const {
 // ---------------------------------------------------------------- run
 
 Status Simulator::Run() {
-  int prev_layer = -1;
-  double prev_est = 0;
+  // The static estimate unless the compiler's was set: the compiler's time
+  // model is the schedule aie::Timeline computes (aie/passes/time_model.cc),
+  // per layer the increment of the schedule's end.
+  const bool estimate = estimate_source_ == kTimelineSource;
+  aie::Timeline tl(t_, eff_, p_);
+  std::vector<double> est_end(stats_.layers.size(), 0.0);
   for (size_t b = 0; b < p_.blocks.size(); ++b) {
     const aie::Block& blk = p_.blocks[b];
-    // The static estimate (unless the compiler's was set), charged to the
-    // layer of the block's first instruction.
-    if (!blk.instrs.empty() && estimate_source_ == "formula") {
-      const int l = blk.instrs.front().layer;
-      bool weights_only = true;
-      for (const Instruction& in : blk.instrs)
-        if (in.op != Opcode::kLoadW && in.op != Opcode::kLoadWm) weights_only = false;
-      const bool conv = l >= 0 && l < static_cast<int>(p_.layers.size()) &&
-                        (p_.layers[static_cast<size_t>(l)].op.find("Conv") != std::string::npos ||
-                         p_.layers[static_cast<size_t>(l)].op.find("Gemm") != std::string::npos);
-      const double est = Estimate(blk, weights_only && conv && l == prev_layer, prev_est);
-      prev_layer = l;
-      prev_est = est;
-      stats_.estimate_cycles += est;
-      if (l >= 0 && l < static_cast<int>(stats_.layers.size()))
-        stats_.layers[static_cast<size_t>(l)].estimate += est;
-    }
     for (int64_t it = 0; it < blk.iterations; ++it)
-      for (size_t i = 0; i < blk.instrs.size(); ++i)
-        WBS_RETURN_IF_ERROR(Execute(blk.instrs[i], static_cast<int>(b), it, static_cast<int>(i)));
+      for (size_t i = 0; i < blk.instrs.size(); ++i) {
+        const Instruction& in = blk.instrs[i];
+        WBS_RETURN_IF_ERROR(Execute(in, static_cast<int>(b), it, static_cast<int>(i)));
+        if (!estimate) continue;
+        const aie::Timeline::Slot slot = tl.Schedule(in, it);
+        if (in.layer >= 0)
+          est_end[static_cast<size_t>(in.layer)] =
+              std::max(est_end[static_cast<size_t>(in.layer)], slot.end);
+      }
+  }
+  if (estimate) {
+    double frontier = 0;
+    for (size_t l = 0; l < est_end.size(); ++l) {
+      stats_.layers[l].estimate = std::max(0.0, est_end[l] - frontier);
+      frontier = std::max(frontier, est_end[l]);
+    }
+    stats_.estimate_cycles = tl.horizon();
   }
   stats_.total_cycles = horizon_;
   Finish();
@@ -799,16 +802,12 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     }
     q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(i));
   }
-  // Resources and duration. The program does not name DMA channels; the
-  // simulator binds them as the compiler's time model assumes (the paper's
-  // policy, aie/passes/time_model.cc): LOAD on a memtile's first DDR read
-  // channel and LOADW on its second, WRITE striped over all of a memtile's
-  // DDR write channels, LOADFM on each receiving core's first input channel
-  // and LOADWM on its second, WRITEFM on the core's first output channel;
-  // memtile stream ports are taken earliest-free. A channel serves one
-  // transfer at a time, so two transfers that share one serialize
-  // (contention); a broadcast occupies every receiver's channel once.
-  std::vector<std::vector<std::string>> groups;  // one channel of each group (earliest free)
+  // Resources and duration: the earliest-free channel of each group (the
+  // program does not name DMA channels; aie/timeline.h binds them the same
+  // way). A channel serves one transfer at a time, so two transfers that
+  // need the same one serialize (contention); a broadcast occupies one
+  // input channel of every receiving core for the one transfer.
+  std::vector<std::vector<std::string>> groups;
   double dur = 0;
   const int64_t bytes = in.bytes();
   auto chans = [](const std::string& prefix, int n) {
@@ -816,34 +815,31 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     for (int i = 0; i < std::max(1, n); ++i) v.push_back(fmt::format("{}{}", prefix, i));
     return v;
   };
-  auto second = [](int n) { return std::min(1, std::max(1, n) - 1); };
   switch (in.op) {
     case Opcode::kLoad:
-    case Opcode::kLoadW: {
-      const int ch = in.op == Opcode::kLoad ? 0 : second(t_.ddr.read_channels_per_memtile);
+    case Opcode::kLoadW:
       for (const MemSpace& d : in.dst)
-        groups.push_back({fmt::format("shim{}.mm2s{}", d.index, ch)});
+        groups.push_back(
+            chans(fmt::format("shim{}.mm2s", d.index), t_.ddr.read_channels_per_memtile));
       dur = t_.transfer_cycles(aie::Link::kDdrToMemtile, bytes);
       break;
-    }
-    case Opcode::kWrite: {
-      const int n = std::max(1, t_.ddr.write_channels_per_memtile);
-      for (int c = 0; c < n; ++c) groups.push_back({fmt::format("shim{}.s2mm{}", in.src.index, c)});
-      dur = t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes) / n;
+    case Opcode::kWrite:
+      groups.push_back(
+          chans(fmt::format("shim{}.s2mm", in.src.index), t_.ddr.write_channels_per_memtile));
+      dur = t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes);
       break;
-    }
     case Opcode::kLoadFm:
-    case Opcode::kLoadWm: {
+    case Opcode::kLoadWm:
       groups.push_back(
           chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.memtile.dma_out_channels));
-      const int ch = in.op == Opcode::kLoadFm ? 0 : second(t_.core.dma_in_channels);
       for (const MemSpace& d : in.dst)
-        groups.push_back({fmt::format("{}.s2mm{}", aie::MemSpaceName(d), ch)});
+        groups.push_back(
+            chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.core.dma_in_channels));
       dur = t_.transfer_cycles(aie::Link::kMemtileToCore, bytes);
       break;
-    }
     case Opcode::kWriteFm:
-      groups.push_back({fmt::format("{}.mm2s0", aie::MemSpaceName(in.src))});
+      groups.push_back(
+          chans(fmt::format("{}.mm2s", aie::MemSpaceName(in.src)), t_.core.dma_out_channels));
       for (const MemSpace& d : in.dst)
         groups.push_back(
             chans(fmt::format("{}.s2mm", aie::MemSpaceName(d)), t_.memtile.dma_in_channels));
@@ -969,68 +965,6 @@ void Simulator::Finish() {
   }
   instances_.clear();
   instances_.shrink_to_fit();
-}
-
-// The compiler's static formula (aie/passes/time_model.cc), for programs
-// without the compiler's layers.tsv: a block of N iterations costs its first
-// iteration's latency (the seven stages in order, each as long as its
-// busiest resource) plus (N - 1) x the busiest resource's time per
-// iteration; a weights-only block after a conv layer's first block is the
-// prefetch of the next chunk, whose DDR part hides behind the block before.
-double Simulator::Estimate(const aie::Block& b, bool prefetched, double prev_block) const {
-  std::map<std::string, double> per_res;
-  std::map<std::string, double> stage_res[7];
-  auto add = [&](const std::string& r, int stage, double c) {
-    per_res[r] += c;
-    stage_res[stage][r] += c;
-  };
-  for (const Instruction& in : b.instrs) {
-    const int64_t bytes = in.bytes();
-    switch (in.op) {
-      case Opcode::kLoad:
-      case Opcode::kLoadW: {
-        const int ch =
-            in.op == Opcode::kLoad ? 0 : std::min(1, t_.ddr.read_channels_per_memtile - 1);
-        add(fmt::format("ddr.rd.{}.{}", in.dst.empty() ? "?" : aie::MemSpaceName(in.dst[0]), ch),
-            in.op == Opcode::kLoad ? 0 : 1, t_.transfer_cycles(aie::Link::kDdrToMemtile, bytes));
-        break;
-      }
-      case Opcode::kWrite:
-        add(fmt::format("ddr.wr.{}", aie::MemSpaceName(in.src)), 6,
-            t_.transfer_cycles(aie::Link::kMemtileToDdr, bytes) /
-                std::max(1, t_.ddr.write_channels_per_memtile));
-        break;
-      case Opcode::kLoadFm:
-      case Opcode::kLoadWm:
-        for (const MemSpace& c : in.dst)
-          add(fmt::format("{}.in{}", aie::MemSpaceName(c), in.op == Opcode::kLoadFm ? 0 : 1),
-              in.op == Opcode::kLoadFm ? 2 : 3,
-              t_.transfer_cycles(aie::Link::kMemtileToCore, bytes));
-        break;
-      case Opcode::kComp:
-        for (const MemSpace& c : in.cores)
-          add(fmt::format("{}.mac", aie::MemSpaceName(c)), 4,
-              static_cast<double>(in.comp.macs) / (t_.macs_per_cycle() * eff_));
-        break;
-      case Opcode::kWriteFm:
-        add(fmt::format("{}.out", aie::MemSpaceName(in.src)), 5,
-            t_.transfer_cycles(aie::Link::kCoreToMemtile, bytes));
-        break;
-      default:
-        break;
-    }
-  }
-  double steady = 0, latency = 0, stage1 = 0;
-  for (const auto& [r, c] : per_res) steady = std::max(steady, c);
-  for (int st = 0; st < 7; ++st) {
-    double m = 0;
-    for (const auto& [r, c] : stage_res[st]) m = std::max(m, c);
-    latency += m;
-    if (st == 1) stage1 = m;
-  }
-  double cycles = latency + static_cast<double>(b.iterations - 1) * steady;
-  if (prefetched) cycles -= std::min(stage1, prev_block);
-  return cycles;
 }
 
 // ---------------------------------------------------------------- reports

@@ -71,7 +71,7 @@ struct CriticalShare {
 struct LayerStats {
   std::string name, op;
   double start = -1, end = 0;  // cycles (first start, last end)
-  double estimate = 0;         // static estimate, cycles (compiler's layers.tsv or the formula)
+  double estimate = 0;         // the compiler's estimate, cycles (its increment, as `incremental`)
   double compute_busy = 0;     // sum of COMP durations over cores, cycles
   double link_busy = 0;        // sum of transfer durations over channels, cycles
   int64_t instructions = 0;    // executed instances
@@ -112,10 +112,10 @@ class Simulator {
 
   const SimStats& stats() const { return stats_; }
   const std::vector<TraceEvent>& trace() const { return trace_; }
-  // Replaces the static estimate by the compiler's own per-layer numbers
-  // (cycles, one per program layer; wbs compile's layers.tsv): the
-  // simulator's replica of the formula cannot see the compiler's prefetch
-  // decisions and drifts when the compiler's model changes.
+  // By default the estimate is the compiler's time model run on the same
+  // program (aie::Timeline, what wbs compile reports); this replaces it by
+  // given per-layer numbers (cycles, one per program layer, e.g. from a
+  // layers.tsv of wbs compile). Call before Run.
   Status SetLayerEstimates(const std::vector<double>& cycles, const std::string& source);
   const std::string& estimate_source() const { return estimate_source_; }
   // Per layer: simulated vs estimated cycles, utilisation; total.
@@ -143,7 +143,6 @@ class Simulator {
   Status Comp(const aie::Instruction& in, int64_t it);
   void Time(const aie::Instruction& in, int64_t it);
   std::string Where() const;  // the current instruction, for diagnostics
-  double Estimate(const aie::Block& b, bool prefetched, double prev_block) const;
 
   aie::Program p_;
   aie::Target t_;
@@ -184,7 +183,8 @@ class Simulator {
   std::vector<Instance> instances_;
   std::vector<std::string> resource_names_;
   std::map<std::string, int32_t> resource_ids_;
-  std::string estimate_source_ = "formula";
+  static constexpr const char* kTimelineSource = "compiler time model (aie::Timeline)";
+  std::string estimate_source_ = kTimelineSource;
   void Finish();  // incremental cycles and critical paths per layer
   struct HazardList {
     std::deque<HazardRec> recs;
