@@ -198,7 +198,8 @@ Status SparsityMethod::OnEpochBegin(Trainer& t, int epoch) {
   switch (o_.method) {
     case Method::kOneShot: {
       if (phase_ != kNotStarted) return Status::Ok();
-      WBS_ASSIGN_OR_RETURN(auto scores, MagnitudeScores(*module_, layers_, o_.score));
+      WBS_ASSIGN_OR_RETURN(auto scores,
+                           MagnitudeScores(*module_, layers_, o_.score, o_.bn_scaled_scores));
       WBS_RETURN_IF_ERROR(ApplyLevel(t, target, scores, /*monotone=*/false));
       phase_ = kFixed;
       return Status::Ok();
@@ -238,7 +239,8 @@ Status SparsityMethod::OnEpochBegin(Trainer& t, int epoch) {
       }
       const double level = schedule_->LevelAt(epoch);
       if (level <= level_) return Status::Ok();
-      WBS_ASSIGN_OR_RETURN(auto scores, MagnitudeScores(*module_, layers_, o_.score));
+      WBS_ASSIGN_OR_RETURN(auto scores,
+                           MagnitudeScores(*module_, layers_, o_.score, o_.bn_scaled_scores));
       WBS_RETURN_IF_ERROR(ApplyLevel(t, level, scores, /*monotone=*/true));
       last_tick_ = epoch;
       return Status::Ok();
@@ -256,7 +258,8 @@ Status SparsityMethod::OnStepEnd(Trainer& t, int64_t step) {
   if (o_.method == Method::kIncremental && o_.schedule == ScheduleKind::kCubic && schedule_) {
     const double level = schedule_->LevelAt(step);
     if (level <= level_) return Status::Ok();
-    WBS_ASSIGN_OR_RETURN(auto scores, MagnitudeScores(*module_, layers_, o_.score));
+    WBS_ASSIGN_OR_RETURN(auto scores,
+                         MagnitudeScores(*module_, layers_, o_.score, o_.bn_scaled_scores));
     WBS_RETURN_IF_ERROR(ApplyLevel(t, level, scores, /*monotone=*/true));
     last_tick_ = step;
     return Status::Ok();

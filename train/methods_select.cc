@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+
+#include "train/methods_data.h"
 
 namespace wbs::train {
 namespace {
@@ -18,6 +21,27 @@ torch::Tensor OutInKernel(const torch::Tensor& t, const BlockLayer& l) {
   torch::Tensor x = t;
   if (l.layout == MaskLayout::kInOut) x = x.t();
   return x.reshape({l.view.cout, l.view.cin, -1});
+}
+
+// L2 and L1 sum over a block's numbers, so a ragged edge block (e.g. the
+// 2 x 8 block of classes 8-9 in a 10-class FC with 8x8 blocks) scores low
+// only because it is small, and per-layer selection zeroes almost all of
+// its row first (starving those outputs). Scale such blocks to the score a
+// full block with the same per-number magnitude would have (L2: by
+// sqrt(full / n), L1: by full / n); full blocks are unchanged.
+void NormaliseRaggedBlocks(const BlockLayer& l, sparse::Score score, std::vector<double>& s) {
+  if (score != sparse::Score::kL2 && score != sparse::Score::kL1) return;
+  const double full = static_cast<double>(l.block_rows) * static_cast<double>(l.block_cols);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    const int64_t nr = std::min<int64_t>(l.block_rows, l.view.cout - r * l.block_rows);
+    for (int64_t c = 0; c < l.cols; ++c) {
+      const int64_t nc = std::min<int64_t>(l.block_cols, l.view.cin - c * l.block_cols);
+      const double ratio = full / static_cast<double>(nr * nc);
+      if (ratio == 1.0) continue;
+      s[static_cast<size_t>(r * l.cols + c)] *=
+          score == sparse::Score::kL2 ? std::sqrt(ratio) : ratio;
+    }
+  }
 }
 
 }  // namespace
@@ -148,19 +172,64 @@ Result<std::vector<BlockMask>> SelectMasks(const std::vector<BlockLayer>& layers
   return masks;
 }
 
+std::optional<torch::Tensor> BatchNormScale(GraphModule& module, const BlockLayer& l) {
+  const ir::Graph& g = module.graph();
+  const ir::Value* w = g.FindValue(l.weight);
+  if (!w || l.layout != MaskLayout::kOutIn) return std::nullopt;
+  for (const ir::Node* conv : w->users) {
+    if (conv->op_type != "Conv" || conv->input(1) != w || conv->outputs.empty()) continue;
+    const ir::Value* y = conv->outputs[0];
+    if (y->users.size() != 1) return std::nullopt;
+    const ir::Node* bn = y->users[0];
+    if (bn->op_type != "BatchNormalization" || bn->input(0) != y || !bn->input(1) ||
+        !bn->input(4)) {
+      return std::nullopt;
+    }
+    const auto& params = module.weight_names();
+    const auto& buffers = module.buffer_names();
+    const std::string& gamma = bn->input(1)->name;
+    const std::string& var = bn->input(4)->name;
+    if (std::find(params.begin(), params.end(), gamma) == params.end() ||
+        std::find(buffers.begin(), buffers.end(), var) == buffers.end()) {
+      return std::nullopt;
+    }
+    const double eps = bn->GetFloat("epsilon", 1e-5f);
+    torch::NoGradGuard no_grad;
+    torch::Tensor scale =
+        module.weight(gamma).detach().to(torch::kCPU, torch::kFloat32).abs() /
+        (module.buffer(var).detach().to(torch::kCPU, torch::kFloat32) + eps).sqrt();
+    if (scale.numel() != l.view.cout) return std::nullopt;
+    return scale;
+  }
+  return std::nullopt;
+}
+
 Result<std::vector<std::vector<double>>> MagnitudeScores(GraphModule& module,
                                                          const std::vector<BlockLayer>& layers,
-                                                         sparse::Score score) {
+                                                         sparse::Score score, bool bn_scaled) {
   std::vector<std::vector<double>> out;
   for (const BlockLayer& l : layers) {
     torch::Tensor w =
         module.weight(l.weight).detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    if (bn_scaled) {
+      std::optional<torch::Tensor> scale;
+      WBS_RETURN_IF_ERROR(TorchGuard("layer '" + l.node + "': BatchNorm scale", [&] {
+        scale = BatchNormScale(module, l);
+        if (scale) {
+          std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
+          shape[0] = l.view.cout;
+          w = (w * scale->reshape(shape)).contiguous();
+        }
+        return Status::Ok();
+      }));
+    }
     Shape shape(w.sizes().begin(), w.sizes().end());
     // A view of the torch storage: `w` outlives the call.
     Tensor t = Tensor::Wrap(DType::kF32, shape, w.data_ptr<float>(), nullptr);
     Result<std::vector<double>> s =
         sparse::BlockScores(t, l.layout, l.block_rows, l.block_cols, score);
     if (!s.ok()) return s.status().WithContext("layer '" + l.node + "'");
+    NormaliseRaggedBlocks(l, score, *s);
     out.push_back(std::move(*s));
   }
   return out;

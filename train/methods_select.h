@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,10 +65,22 @@ Result<std::vector<BlockMask>> SelectMasks(const std::vector<BlockLayer>& layers
                                            const SelectOptions& o, double level,
                                            const std::vector<BlockMask>* previous = nullptr);
 
-// Magnitude scores (sparse::BlockScores) of the module's current weights.
+// Magnitude scores (sparse::BlockScores) of the module's current weights;
+// L2/L1 scores of ragged edge blocks are scaled as if the block were full
+// with the same magnitude per number (so they are not zeroed just for being
+// small).
+// bn_scaled: a Conv whose only consumer is a BatchNormalization is scored on
+// its effective weight W[o] * |gamma[o]| / sqrt(running_var[o] + eps), the
+// weight the BN-folded model runs. BN renormalises every output channel, so
+// the raw weight's per-channel scale is arbitrary and raw L2 compares blocks
+// of different output channels on meaningless scales.
 Result<std::vector<std::vector<double>>> MagnitudeScores(GraphModule& module,
                                                          const std::vector<BlockLayer>& layers,
-                                                         sparse::Score score);
+                                                         sparse::Score score,
+                                                         bool bn_scaled = false);
+// The per-output-channel factor of bn_scaled for layer l (nullopt: no BN
+// right after it).
+std::optional<torch::Tensor> BatchNormScale(GraphModule& module, const BlockLayer& l);
 
 // Sum over each block of an elementwise tensor shaped like the layer's
 // weight (e.g. squared gradients): f64 [rows * cols], row-major.

@@ -546,6 +546,125 @@ TEST(MethodsTest, FisherAndBnRecalibrationRunThroughTheTrainer) {
   ExpectMaskedBlocksZero(run);
 }
 
+TEST(MethodsSelectTest, RaggedBlocksScoreLikeFullBlocksOfTheSameMagnitude) {
+  // ToyConvNet's fc is 10 x 32: block row 1 holds only classes 8-9 (2 x 8).
+  auto g = ToyConvNet();
+  auto m = MakeModule(*g);
+  ASSERT_TRUE(m);
+  {
+    torch::NoGradGuard no_grad;
+    m->weight("fc.weight").fill_(0.1f);
+  }
+  sparse::LayerRules rules;
+  rules.include_first = true;
+  auto layers = FindBlockLayers(*m, rules);
+  ASSERT_TRUE(layers.ok()) << layers.status().ToString();
+  size_t fc = layers->size();
+  for (size_t i = 0; i < layers->size(); ++i)
+    if ((*layers)[i].weight == "fc.weight") fc = i;
+  ASSERT_LT(fc, layers->size());
+  ASSERT_EQ((*layers)[fc].rows, 2);
+  for (sparse::Score score : {sparse::Score::kL2, sparse::Score::kL1, sparse::Score::kMeanAbs}) {
+    SCOPED_TRACE(sparse::ScoreName(score));
+    auto s = MagnitudeScores(*m, *layers, score);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    const std::vector<double>& f = (*s)[fc];
+    ASSERT_EQ(f.size(), 8u);
+    for (double v : f) EXPECT_NEAR(v, f[0], 1e-9 * f[0]);
+  }
+  // BN-scaled scores: c2 feeds bn2 (|gamma| / sqrt(var + eps) per output
+  // channel); the fc has no BN after it.
+  for (const BlockLayer& l : *layers) {
+    auto scale = BatchNormScale(*m, l);
+    if (l.weight != "c2.weight") {
+      EXPECT_EQ(scale.has_value(), l.weight == "c1.weight") << l.weight;
+      continue;
+    }
+    ASSERT_TRUE(scale.has_value());
+    const ir::Value* bn_out = m->graph().FindValue("bn2");
+    ASSERT_TRUE(bn_out && bn_out->producer);
+    const double eps = bn_out->producer->GetFloat("epsilon", 1e-5f);
+    torch::Tensor expect =
+        m->weight("bn2.weight").detach().abs() / (m->buffer("bn2.running_var") + eps).sqrt();
+    EXPECT_TRUE(torch::allclose(*scale, expect)) << *scale << expect;
+  }
+  // Without the scaling, 50% of this layer would be (nearly) all of row 1.
+  SelectOptions so;
+  so.sparsity = 0.5;
+  so.keep_channels = false;
+  std::vector<double> l2(8, 1.0);
+  l2[4] = 1.01;  // one full-magnitude block of row 1 just above the rest
+  std::vector<std::vector<double>> scores(layers->size());
+  for (size_t i = 0; i < layers->size(); ++i)
+    scores[i].assign(static_cast<size_t>((*layers)[i].num_blocks()), 1.0);
+  scores[fc] = l2;
+  auto masks = SelectMasks(*layers, scores, so, 0.5);
+  ASSERT_TRUE(masks.ok());
+  EXPECT_TRUE((*masks)[fc].Get(1, 0));
+}
+
+// A trained model, masked to 50% and BN-recalibrated without any retraining,
+// must stay far above chance, and the zeroed blocks must be exactly the
+// lowest-scoring ones of the weights forward() runs. Catches masks applied to
+// the wrong blocks (layout, transposition, ragged edges), a recalibration
+// that leaves stale or train-mode statistics, and evaluation in train mode.
+TEST(MethodsTest, MaskingWithBnRecalibrationKeepsATrainedModelWellAboveChance) {
+  constexpr int kClasses = 4;
+  const data::Dataset d = ToyData(640, 8, 6, kClasses, /*zero_from=*/8, 21);
+  auto g = ToyConvNet();
+  auto module = MakeModule(*g);
+  ASSERT_TRUE(module);
+  TrainOptions o = QuickOptions(8, 8);
+  o.lr = 0.1;
+  o.validation_fraction = 0.25;
+  {
+    auto t = Trainer::Create(module, d, data::Dataset(), o);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_TRUE((*t)->Run().ok());
+  }
+  MethodOptions mo = Options(Method::kOneShot, 0.5, /*keep_channels=*/false);
+  mo.rules.include_first = false;
+  mo.bn_recal_batches = 8;
+  auto method = SparsityMethod::Create(module, mo);
+  ASSERT_TRUE(method.ok()) << method.status().ToString();
+  auto t = Trainer::Create(module, d, data::Dataset(), o, (*method)->Hooks());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto dense = (*t)->Evaluate((*t)->val_set());
+  ASSERT_TRUE(dense.ok());
+  ASSERT_GT(dense->accuracy, 0.8) << "the dense toy model did not learn";
+  auto scores = MagnitudeScores(*module, (*method)->layers(), sparse::Score::kL2);
+  ASSERT_TRUE(scores.ok());
+  torch::Tensor bn_mean = module->buffer("bn2.running_mean").clone();
+
+  ASSERT_TRUE((*method)->OnEpochBegin(**t, 0).ok());
+  EXPECT_FALSE(torch::equal(bn_mean, module->buffer("bn2.running_mean")))
+      << "BN statistics were not recalibrated";
+  for (size_t i = 0; i < (*method)->layers().size(); ++i) {
+    const BlockLayer& l = (*method)->layers()[i];
+    const BlockMask m = (*method)->CurrentMasks()[i];
+    EXPECT_EQ(m.num_zero(), Round(0.5, l.num_blocks())) << l.node;
+    double max_zeroed = -1, min_kept = 1e300;
+    for (int64_t b = 0; b < l.num_blocks(); ++b) {
+      const double s = (*scores)[i][static_cast<size_t>(b)];
+      if (m.keep[static_cast<size_t>(b)]) {
+        min_kept = std::min(min_kept, s);
+      } else {
+        max_zeroed = std::max(max_zeroed, s);
+      }
+    }
+    EXPECT_LE(max_zeroed, min_kept) << l.node;
+    // The zeroed blocks are zero in the weights forward() uses.
+    std::vector<double> after = BlockSums(module->weight(l.weight).detach().abs(), l);
+    for (int64_t b = 0; b < l.num_blocks(); ++b) {
+      EXPECT_EQ(after[static_cast<size_t>(b)] == 0.0, !m.keep[static_cast<size_t>(b)])
+          << l.node << " block " << b;
+    }
+  }
+  auto after = (*t)->Evaluate((*t)->val_set());
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT(after->accuracy, 2.5 / kClasses) << "dense " << dense->accuracy;
+}
+
 // ---- sensitivity budget -------------------------------------------------
 
 TEST(SensitivityTest, AllocationMeetsTheBudgetAndFavoursInsensitiveLayers) {
