@@ -134,7 +134,27 @@ Status RunSchedule(CompileState& s) {
     }
     if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity") {
       WBS_ASSIGN_OR_RETURN(const int t, TensorFor(s, n, n.input(0)));
-      s.tensor_of[n.outputs[0]] = t;  // same bytes (NCHW, batch 1)
+      const ir::Value* out = n.outputs[0];
+      const ActTensor& x = s.tensors[static_cast<size_t>(t)];
+      if (x.h * x.w > 1 && out->has_shape && out->shape.size() == 2) {
+        // [C, H, W] -> [C*H*W]: the same bytes, but a consumer (VGG-16's
+        // classifier after a 7x7 map) reads them as C*H*W channels of a 1x1
+        // plane; sharing the [C, H, W] tensor made it read channel k at plane
+        // stride H*W (found by the simulator: VGG-16 not bit-exact). A fresh
+        // tensor with that geometry aliased at offset 0 keeps the bytes.
+        ActTensor f = x;
+        f.name = Sanitize(n.name.empty() ? out->name : n.name);
+        f.c = x.c * x.h * x.w;
+        f.h = f.w = 1;
+        f.alias_of = t;
+        f.channel_offset = 0;
+        f.producer = -1;
+        f.consumers.clear();
+        s.tensor_of[out] = static_cast<int>(s.tensors.size());
+        s.tensors.push_back(f);
+        continue;
+      }
+      s.tensor_of[out] = t;  // same bytes (NCHW, batch 1)
       continue;
     }
     if (op == "QConcat") {
