@@ -1061,7 +1061,9 @@ std::string Simulator::Report() const {
   for (size_t i = 0; i < stats_.layers.size(); ++i)
     gap.push_back({std::abs(stats_.layers[i].incremental - stats_.layers[i].estimate), i});
   std::sort(gap.rbegin(), gap.rend());
-  for (size_t k = 0; k < std::min<size_t>(5, gap.size()); ++k) {
+  if (gap.empty() || gap.front().first <= 0.5)
+    s += "  none: every layer's simulated cycles equal its estimate\n";
+  for (size_t k = 0; k < std::min<size_t>(5, gap.size()) && gap[k].first > 0.5; ++k) {
     const LayerStats& L = stats_.layers[gap[k].second];
     s += fmt::format("  {} {:.0f} vs {:.0f} ({:+.0f}): {}\n", L.name, L.incremental, L.estimate,
                      L.incremental - L.estimate, Critical(L, 4));
