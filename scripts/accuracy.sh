@@ -72,6 +72,8 @@ add() { RUNS+=("$*"); }
 for sp in 0.5 0.75; do
   add "recipe_8x8_${sp}_oneshot" "$FULL_EPOCHS" 0 --block 8x8 --sparsity "$sp" --method oneshot
 done
+# Half the recipe's budget: how far one full epoch gets.
+add "recipe_8x8_0.5_oneshot-1epoch" 1 0 --block 8x8 --sparsity 0.5 --method oneshot
 incremental_epochs() {  # events of 20% of the kept blocks to reach $1, + 1 epoch
   python3 -c "import sys
 s,l,n=float(sys.argv[1]),0.0,0
