@@ -2,15 +2,33 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <sstream>
 
 namespace wbs::aie {
 
+std::pair<int64_t, int64_t> AccessPattern::ByteRange(int64_t it) const {
+  int64_t lo = base + (it & 1) * pong, hi = lo;
+  for (int d = 0; d < 4; ++d) {
+    int64_t i0 = start[d] + it * step[d], i1 = i0 + size[d] - 1;
+    if (bound[d] > 0) {
+      i0 = std::max<int64_t>(i0, 0);
+      i1 = std::min<int64_t>(i1, bound[d] - 1);
+      if (i1 < i0) return {0, 0};
+    }
+    const int64_t a = i0 * stride[d], b = i1 * stride[d];
+    lo += std::min(a, b);
+    hi += std::max(a, b);
+  }
+  return {lo, hi + elem};
+}
+
 namespace {
 
-const char* const kOpNames[] = {"LOAD", "LOADW", "LOADFM", "LOADWM", "COMP", "WRITEFM", "WRITE", "FILL"};
+const char* const kOpNames[] = {"LOAD", "LOADW",   "LOADFM", "LOADWM",
+                                "COMP", "WRITEFM", "WRITE",  "FILL"};
 const char* const kCompNames[] = {"conv", "add", "maxpool", "avgpool", "rescale"};
 const char* const kTypeNames[] = {"u8", "s8", "s32"};
 const char* const kSymKinds[] = {"input", "output", "const", "scratch"};
@@ -144,7 +162,8 @@ struct Parser {
     if (s == "-") return v;
     for (const auto& t : Split(s, ';')) {
       const auto p = Split(t, ':');
-      if (p.size() != 3 && !(p.size() == 4 && p[3] == "pp")) return Err(fmt::format("bad lock '{}'", t));
+      if (p.size() != 3 && !(p.size() == 4 && p[3] == "pp"))
+        return Err(fmt::format("bad lock '{}'", t));
       LockOp l;
       WBS_ASSIGN_OR_RETURN(l.tile, Space(p[0]));
       WBS_ASSIGN_OR_RETURN(l.id, I32(p[1]));
@@ -213,9 +232,10 @@ int64_t Program::instruction_count() const {
 std::string Program::ToText(bool with_data) const {
   std::string s;
   s += fmt::format("wbs-aie-program {}\n", kProgramVersion);
-  s += fmt::format("target {} rows {} cols {} memtiles {} ddr {} memtile {} core {}\n", target, rows,
-                   cols, memtiles, ddr_bytes, memtile_bytes, core_bytes);
-  for (const LockInit& l : locks) s += fmt::format("lock {} {} {}\n", MemSpaceName(l.tile), l.id, l.value);
+  s += fmt::format("target {} rows {} cols {} memtiles {} ddr {} memtile {} core {}\n", target,
+                   rows, cols, memtiles, ddr_bytes, memtile_bytes, core_bytes);
+  for (const LockInit& l : locks)
+    s += fmt::format("lock {} {} {}\n", MemSpaceName(l.tile), l.id, l.value);
   for (const DdrSymbol& y : symbols) {
     std::string shape;
     for (size_t i = 0; i < y.shape.size(); ++i) {
@@ -227,8 +247,8 @@ std::string Program::ToText(bool with_data) const {
       if (i) scales += ',';
       scales += fmt::format("{}", y.scales[i]);
     }
-    s += fmt::format("symbol {} {} addr {} size {} type {} scale {} zp {} shape {} scales {}\n", y.name,
-                     kSymKinds[static_cast<int>(y.kind)], y.addr, y.size,
+    s += fmt::format("symbol {} {} addr {} size {} type {} scale {} zp {} shape {} scales {}\n",
+                     y.name, kSymKinds[static_cast<int>(y.kind)], y.addr, y.size,
                      kTypeNames[static_cast<int>(y.type)], y.scale, y.zero_point,
                      shape.empty() ? "-" : shape, scales.empty() ? "-" : scales);
     if (with_data) {
@@ -259,10 +279,10 @@ std::string Program::ToText(bool with_data) const {
             kTypeNames[static_cast<int>(c.in2_type)], kTypeNames[static_cast<int>(c.out_type)],
             c.in_zero, c.in2_zero, c.out_zero, c.lo, c.hi, c.mult, c.mult2, c.shift,
             c.accumulate ? 1 : 0, c.count_include_pad ? 1 : 0, c.img_h, c.img_w, c.y0, c.x0,
-            c.y_step, c.pad_begin_h, c.pad_begin_w, c.pad_end_h, c.pad_end_w, c.macs_dense,
-            c.macs);
+            c.y_step, c.pad_begin_h, c.pad_begin_w, c.pad_end_h, c.pad_end_w, c.macs_dense, c.macs);
       } else if (in.op == Opcode::kFill) {
-        s += fmt::format(" dst={} dap={} value={}", SpacesText(in.dst), ApText(in.dst_ap), in.fill_value);
+        s += fmt::format(" dst={} dap={} value={}", SpacesText(in.dst), ApText(in.dst_ap),
+                         in.fill_value);
       } else {
         s += fmt::format(" src={} sap={} dst={} dap={}", MemSpaceName(in.src), ApText(in.src_ap),
                          SpacesText(in.dst), ApText(in.dst_ap));
@@ -290,7 +310,8 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
     for (std::string w; ls >> w;) t.push_back(w);
     if (t.empty()) continue;
     if (!header) {
-      if (t.size() != 2 || t[0] != "wbs-aie-program") return ps.Err("expected 'wbs-aie-program <version>'");
+      if (t.size() != 2 || t[0] != "wbs-aie-program")
+        return ps.Err("expected 'wbs-aie-program <version>'");
       if (t[1] != std::to_string(kProgramVersion))
         return ps.Err(fmt::format("program version {} (this reader: {})", t[1], kProgramVersion));
       header = true;
@@ -342,7 +363,9 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
         int v = 0;
         for (int j = 0; j < 2; ++j) {
           const char ch = t[2][i + j];
-          const int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+          const int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                                 : -1;
           if (d < 0) return ps.Err("bad hex digit");
           v = v * 16 + d;
         }
@@ -375,7 +398,8 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
       std::map<std::string, std::string> kv;
       for (size_t i = 2; i < t.size(); ++i) {
         const auto eq = t[i].find('=');
-        if (eq == std::string::npos) return ps.Err(fmt::format("expected key=value, got '{}'", t[i]));
+        if (eq == std::string::npos)
+          return ps.Err(fmt::format("expected key=value, got '{}'", t[i]));
         kv[t[i].substr(0, eq)] = t[i].substr(eq + 1);
       }
       auto get = [&](const char* key) -> Result<std::string> {
@@ -410,9 +434,11 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
         c.kind = static_cast<CompKind>(ki);
         std::vector<int64_t> v;
         WBS_RETURN_IF_ERROR(ints("in", 'x', &v, 3));
-        c.in_c = static_cast<int32_t>(v[0]), c.in_h = static_cast<int32_t>(v[1]), c.in_w = static_cast<int32_t>(v[2]);
+        c.in_c = static_cast<int32_t>(v[0]), c.in_h = static_cast<int32_t>(v[1]),
+        c.in_w = static_cast<int32_t>(v[2]);
         WBS_RETURN_IF_ERROR(ints("out", 'x', &v, 3));
-        c.out_c = static_cast<int32_t>(v[0]), c.out_h = static_cast<int32_t>(v[1]), c.out_w = static_cast<int32_t>(v[2]);
+        c.out_c = static_cast<int32_t>(v[0]), c.out_h = static_cast<int32_t>(v[1]),
+        c.out_w = static_cast<int32_t>(v[2]);
         WBS_RETURN_IF_ERROR(ints("k", 'x', &v, 2));
         c.kh = static_cast<int32_t>(v[0]), c.kw = static_cast<int32_t>(v[1]);
         WBS_RETURN_IF_ERROR(ints("s", 'x', &v, 2));
@@ -434,7 +460,8 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
         c.in_type = static_cast<OutType>(t0), c.in2_type = static_cast<OutType>(t1);
         c.out_type = static_cast<OutType>(t2);
         WBS_RETURN_IF_ERROR(ints("zp", ',', &v, 3));
-        c.in_zero = static_cast<int32_t>(v[0]), c.in2_zero = static_cast<int32_t>(v[1]), c.out_zero = static_cast<int32_t>(v[2]);
+        c.in_zero = static_cast<int32_t>(v[0]), c.in2_zero = static_cast<int32_t>(v[1]),
+        c.out_zero = static_cast<int32_t>(v[2]);
         WBS_RETURN_IF_ERROR(ints("clamp", ',', &v, 2));
         c.lo = static_cast<int32_t>(v[0]), c.hi = static_cast<int32_t>(v[1]);
         WBS_RETURN_IF_ERROR(ints("mult", ',', &v, 2));
@@ -448,7 +475,8 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
         WBS_RETURN_IF_ERROR(ints("img", 'x', &v, 2));
         c.img_h = static_cast<int32_t>(v[0]), c.img_w = static_cast<int32_t>(v[1]);
         WBS_RETURN_IF_ERROR(ints("origin", ',', &v, 3));
-        c.y0 = static_cast<int32_t>(v[0]), c.x0 = static_cast<int32_t>(v[1]), c.y_step = static_cast<int32_t>(v[2]);
+        c.y0 = static_cast<int32_t>(v[0]), c.x0 = static_cast<int32_t>(v[1]),
+        c.y_step = static_cast<int32_t>(v[2]);
         WBS_RETURN_IF_ERROR(ints("pb", ',', &v, 2));
         c.pad_begin_h = static_cast<int32_t>(v[0]), c.pad_begin_w = static_cast<int32_t>(v[1]);
         WBS_RETURN_IF_ERROR(ints("pe", ',', &v, 2));
@@ -481,7 +509,8 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
   if (block) return InvalidArgument("{}: block not closed with 'end'", source);
   for (const DdrSymbol& y : p.symbols) {
     if (!y.data.empty() && static_cast<int64_t>(y.data.size()) != y.size)
-      return InvalidArgument("{}: symbol {} has {} data bytes, size {}", source, y.name, y.data.size(), y.size);
+      return InvalidArgument("{}: symbol {} has {} data bytes, size {}", source, y.name,
+                             y.data.size(), y.size);
   }
   return p;
 }
@@ -506,7 +535,8 @@ Result<Program> Program::FromBinary(const std::vector<uint8_t>& bytes, const std
   std::memcpy(&len, bytes.data() + 8, 8);
   if (magic != kProgramMagic) return InvalidArgument("{}: not an AIE program (bad magic)", source);
   if (version != kProgramVersion)
-    return InvalidArgument("{}: program version {} (this reader: {})", source, version, kProgramVersion);
+    return InvalidArgument("{}: program version {} (this reader: {})", source, version,
+                           kProgramVersion);
   if (len != bytes.size() - 16)
     return InvalidArgument("{}: header says {} bytes, file has {}", source, len, bytes.size() - 16);
   return FromText(std::string(bytes.begin() + 16, bytes.end()), source);

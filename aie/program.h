@@ -24,6 +24,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -73,6 +74,10 @@ struct AccessPattern {
   int32_t pad_value = 0;
   int64_t elements() const { return size[0] * size[1] * size[2] * size[3]; }
   int64_t bytes() const { return elements() * elem; }
+  // [lo, hi) bounding the bytes the pattern touches in iteration `it`
+  // (bounded dimensions clamped to their bounds; {0, 0} when a bound leaves
+  // nothing). The time model and the simulator order transfers by it.
+  std::pair<int64_t, int64_t> ByteRange(int64_t it) const;
 };
 
 struct LockOp {

@@ -15,24 +15,6 @@ std::tuple<int, int, int, int> LockKey(const MemSpace& m, int id) {
 
 int64_t ElemBytes(OutType t) { return t == OutType::kS32 ? 4 : 1; }
 
-// [lo, hi) bounding the bytes a pattern touches in iteration `it` (bounded
-// dimensions clamped to their bounds).
-std::pair<int64_t, int64_t> ApRange(const AccessPattern& ap, int64_t it) {
-  int64_t lo = ap.base + (it & 1) * ap.pong, hi = lo;
-  for (int d = 0; d < 4; ++d) {
-    int64_t i0 = ap.start[d] + it * ap.step[d], i1 = i0 + ap.size[d] - 1;
-    if (ap.bound[d] > 0) {
-      i0 = std::max<int64_t>(i0, 0);
-      i1 = std::min<int64_t>(i1, ap.bound[d] - 1);
-      if (i1 < i0) return {0, 0};
-    }
-    const int64_t a = i0 * ap.stride[d], b = i1 * ap.stride[d];
-    lo += std::min(a, b);
-    hi += std::max(a, b);
-  }
-  return {lo, hi + ap.elem};
-}
-
 }  // namespace
 
 Timeline::Timeline(const Target& t, double mac_efficiency, const Program& p)
@@ -70,8 +52,8 @@ void Timeline::Ranges(const Instruction& in, int64_t it, std::vector<Range>* rea
     }
     return;
   }
-  if (in.op != Opcode::kFill) reads->push_back({SpaceId(in.src), ApRange(in.src_ap, it)});
-  for (const MemSpace& d : in.dst) writes->push_back({SpaceId(d), ApRange(in.dst_ap, it)});
+  if (in.op != Opcode::kFill) reads->push_back({SpaceId(in.src), in.src_ap.ByteRange(it)});
+  for (const MemSpace& d : in.dst) writes->push_back({SpaceId(d), in.dst_ap.ByteRange(it)});
 }
 
 double Timeline::Hazard(int space, std::pair<int64_t, int64_t> r, bool write) const {

@@ -143,6 +143,17 @@ Tensor RandomTensor(const Shape& shape, uint64_t seed, float scale) {
   return t;
 }
 
+Result<Tensor> RandomTensorOf(DType type, const Shape& shape, uint64_t seed) {
+  if (type == DType::kF32) return RandomTensor(shape, seed);
+  if (type != DType::kU8 && type != DType::kI8)
+    return Unimplemented("random {} tensors are not generated", DTypeName(type));
+  Tensor x(type, shape);
+  std::mt19937_64 rng(seed);
+  uint8_t* b = reinterpret_cast<uint8_t*>(x.raw());
+  for (int64_t i = 0; i < x.numel(); ++i) b[i] = static_cast<uint8_t>(rng());
+  return x;
+}
+
 std::unique_ptr<ir::Graph> BuildConvGraph(const ConvShape& s, uint64_t seed) {
   auto g = std::make_unique<ir::Graph>();
   g->name = "conv_" + s.Name();
@@ -202,19 +213,30 @@ Result<std::vector<NodeTiming>> ProfileNodes(const ir::Graph& prepared, runtime:
       if (v->is_constant()) {
         nv = g.AddConstant(v->name, v->constant);
       } else {
-        if (v->dtype != DType::kF32 || !v->shape_is_static()) {
+        if (!v->shape_is_static()) {
+          skip = true;
+          break;
+        }
+        Result<Tensor> x = RandomTensorOf(v->dtype, v->shape, seed++);
+        if (!x.ok()) {
           skip = true;
           break;
         }
         nv = g.AddInput(v->name, v->dtype, v->shape);
-        inputs.push_back(RandomTensor(v->shape, seed++));
+        inputs.push_back(std::move(x).value());
       }
+      nv->quant = v->quant;
+      nv->block_mask = v->block_mask;
       mapped[v] = nv;
       ins.push_back(nv);
     }
     if (skip) continue;
     std::vector<ir::Value*> outs;
-    for (const ir::Value* v : n.outputs) outs.push_back(g.AddValue(v ? v->name : ""));
+    for (const ir::Value* v : n.outputs) {
+      ir::Value* o = g.AddValue(v ? v->name : "");
+      if (v) o->quant = v->quant;
+      outs.push_back(o);
+    }
     ir::Node* copy = g.AddNode(n.op_type, ins, outs, n.name);
     copy->domain = n.domain;
     copy->opset = n.opset;

@@ -43,6 +43,10 @@ std::unique_ptr<ir::Graph> BuildConvGraph(const ConvShape& s, uint64_t seed);
 // Standard-normal values times `scale`, reproducible from `seed`.
 Tensor RandomTensor(const Shape& shape, uint64_t seed, float scale = 1.0f);
 
+// Random values of a type the graphs exchange: f32 standard normal, u8/s8
+// over their whole range. Other types are an error.
+Result<Tensor> RandomTensorOf(DType type, const Shape& shape, uint64_t seed);
+
 // Random inputs for every graph input (f32 only), seeded per input.
 Result<std::vector<Tensor>> RandomInputs(const ir::Graph& graph, uint64_t seed);
 
@@ -53,7 +57,9 @@ Result<std::vector<Tensor>> RandomInputs(const ir::Graph& graph, uint64_t seed);
 // cache reuse between nodes and include allocating the node's outputs (a
 // one-node session's outputs are graph outputs), so they approximate the
 // node's share of the whole run; their sum vs the model's latency shows the
-// runtime's own overhead. Nodes with non-f32 runtime inputs are skipped.
+// runtime's own overhead. Inputs keep their quantization parameters and
+// block masks (int8 graphs profile too); nodes with runtime inputs other than
+// f32/u8/s8 (e.g. computed shapes) are skipped.
 struct NodeTiming {
   std::string name, op_type, impl;
   double ms = 0;

@@ -24,10 +24,10 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "core/logging.h"
 #include "core/npy.h"
 #include "onnx/model_io.h"
@@ -52,22 +52,6 @@ double Median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-// Random values of any type the int8 graph exchanges: u8/s8 over their whole
-// range, f32 standard normal.
-Tensor RandomOf(DType t, const Shape& s, uint64_t seed) {
-  Tensor x(t, s);
-  std::mt19937_64 rng(seed);
-  if (t == DType::kF32) {
-    std::normal_distribution<float> d(0.f, 1.f);
-    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = d(rng);
-  } else {
-    uint8_t* b = reinterpret_cast<uint8_t*>(x.raw());
-    const int64_t bytes = x.numel() * static_cast<int64_t>(DTypeSize(t));
-    for (int64_t i = 0; i < bytes; ++i) b[i] = static_cast<uint8_t>(rng());
-  }
-  return x;
-}
-
 Result<double> TimeRuns(runtime::Session& s, const std::vector<Tensor>& in, int warmup, int repeat,
                         std::vector<double>* samples) {
   for (int r = 0; r < warmup; ++r) WBS_RETURN_IF_ERROR(s.Run(in).status());
@@ -80,74 +64,6 @@ Result<double> TimeRuns(runtime::Session& s, const std::vector<Tensor>& in, int 
   }
   if (samples) *samples = t;
   return Median(t);
-}
-
-struct NodeTime {
-  std::string name, op_type, impl;
-  double ms = 0;
-};
-
-// One-node session per node of `g` (see the file comment).
-Result<std::vector<NodeTime>> Profile(const ir::Graph& g, int threads, int repeat) {
-  std::vector<NodeTime> out;
-  uint64_t seed = 1000;
-  for (const auto& np : g.nodes()) {
-    const ir::Node& n = *np;
-    ir::Graph one;
-    one.opset = g.opset;
-    std::map<const ir::Value*, ir::Value*> mapped;
-    std::vector<Tensor> inputs;
-    std::vector<ir::Value*> ins;
-    bool skip = false;
-    for (const ir::Value* v : n.inputs) {
-      if (!v) {
-        ins.push_back(nullptr);
-        continue;
-      }
-      auto it = mapped.find(v);
-      if (it != mapped.end()) {
-        ins.push_back(it->second);
-        continue;
-      }
-      ir::Value* nv = nullptr;
-      if (v->is_constant()) {
-        nv = one.AddConstant(v->name, v->constant);
-      } else {
-        if (!v->shape_is_static()) {
-          skip = true;
-          break;
-        }
-        nv = one.AddInput(v->name, v->dtype, v->shape);
-        inputs.push_back(RandomOf(v->dtype, v->shape, seed++));
-      }
-      nv->quant = v->quant;
-      nv->block_mask = v->block_mask;
-      mapped[v] = nv;
-      ins.push_back(nv);
-    }
-    if (skip) continue;
-    std::vector<ir::Value*> outs;
-    for (const ir::Value* v : n.outputs) {
-      ir::Value* o = one.AddValue(v ? v->name : "");
-      if (v) o->quant = v->quant;
-      outs.push_back(o);
-    }
-    ir::Node* copy = one.AddNode(n.op_type, ins, outs, n.name);
-    copy->domain = n.domain;
-    copy->opset = n.opset;
-    copy->attrs = n.attrs;
-    for (ir::Value* v : outs) one.outputs.push_back(v);
-    runtime::SessionOptions so;
-    so.num_threads = threads;
-    so.optimize = false;
-    auto session = runtime::Session::Create(one, so);
-    if (!session.ok()) return session.status().WithContext("profiling " + n.Describe());
-    WBS_ASSIGN_OR_RETURN(double ms, TimeRuns(**session, inputs, 2, repeat, nullptr));
-    std::string impl = (*session)->NodeImplementations().at(0);
-    impl = impl.substr(impl.find(':') + 1);
-    out.push_back({n.name, n.op_type, impl, ms});
-  }
-  return out;
 }
 
 Status Main(const Flags& f) {
@@ -164,7 +80,8 @@ Status Main(const Flags& f) {
     for (const ir::Value* v : session->graph().inputs) {
       Shape s = v->shape;
       for (int64_t& d : s) d = d < 0 ? 1 : d;
-      inputs.push_back(RandomOf(v->dtype, s, 7));
+      WBS_ASSIGN_OR_RETURN(Tensor x, RandomTensorOf(v->dtype, s, 7));
+      inputs.push_back(std::move(x));
     }
   }
   std::vector<double> samples;
@@ -185,18 +102,19 @@ Status Main(const Flags& f) {
     for (double s : samples) fmt::print("sample\t{:.4f}\n", s);
   for (const auto& [k, c] : impls) fmt::print("impl\t{}\t{}\n", k, c);
   if (f.profile > 0) {
-    WBS_ASSIGN_OR_RETURN(std::vector<NodeTime> nodes,
-                         Profile(session->graph(), f.threads, f.profile));
+    WBS_ASSIGN_OR_RETURN(
+        std::vector<NodeTiming> nodes,
+        ProfileNodes(session->graph(), runtime::Backend::kFast, f.threads, f.profile));
     double total = 0;
     std::map<std::string, std::pair<double, int>> by;
-    for (const NodeTime& n : nodes) {
+    for (const NodeTiming& n : nodes) {
       total += n.ms;
       auto& e = by[n.op_type + " " + n.impl];
       e.first += n.ms;
       ++e.second;
     }
     fmt::print("\nper node (isolated, median of {}):\n", f.profile);
-    for (const NodeTime& n : nodes)
+    for (const NodeTiming& n : nodes)
       fmt::print("node\t{}\t{}\t{}\t{:.3f}\n", n.name, n.op_type, n.impl, n.ms);
     std::vector<std::pair<std::string, std::pair<double, int>>> rows(by.begin(), by.end());
     std::sort(rows.begin(), rows.end(),

@@ -686,27 +686,7 @@ Status Simulator::Comp(const Instruction& in, int64_t it) {
 
 // ---------------------------------------------------------------- timing
 
-namespace {
-
-// [lo, hi) bounding the bytes a pattern touches in iteration `it` (bounded
-// dimensions clamped to their bounds).
-std::pair<int64_t, int64_t> ApRange(const aie::AccessPattern& ap, int64_t it) {
-  int64_t lo = ap.base + (it & 1) * ap.pong, hi = lo;
-  for (int d = 0; d < 4; ++d) {
-    int64_t i0 = ap.start[d] + it * ap.step[d], i1 = i0 + ap.size[d] - 1;
-    if (ap.bound[d] > 0) {
-      i0 = std::max<int64_t>(i0, 0);
-      i1 = std::min<int64_t>(i1, ap.bound[d] - 1);
-      if (i1 < i0) return {0, 0};
-    }
-    const int64_t a = i0 * ap.stride[d], b = i1 * ap.stride[d];
-    lo += std::min(a, b);
-    hi += std::max(a, b);
-  }
-  return {lo, hi + ap.elem};
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void Simulator::Ranges(const Instruction& in, int64_t it, RangeList* reads,
                        RangeList* writes) const {
@@ -726,9 +706,10 @@ void Simulator::Ranges(const Instruction& in, int64_t it, RangeList* reads,
     }
     return;
   }
-  if (in.op != Opcode::kFill) reads->push_back({aie::MemSpaceName(in.src), ApRange(in.src_ap, it)});
+  if (in.op != Opcode::kFill)
+    reads->push_back({aie::MemSpaceName(in.src), in.src_ap.ByteRange(it)});
   for (const MemSpace& d : in.dst)
-    writes->push_back({aie::MemSpaceName(d), ApRange(in.dst_ap, it)});
+    writes->push_back({aie::MemSpaceName(d), in.dst_ap.ByteRange(it)});
 }
 
 std::pair<double, int64_t> Simulator::Hazard(const std::string& space,
