@@ -329,7 +329,9 @@ TEST(LayoutNegotiationTest, ConvChainPassesNonPlainTensors) {
     EXPECT_NE(name, g.outputs[0]->name);
   auto got = (*session)->Run({input});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_LE(MaxRelError((*got)[0], want->y), kRelTol);
+  // Four convolutions in series, each within kRelTol of the reference: their
+  // rounding differences add up (150 seeds reached 1.09e-4 against 1e-4).
+  EXPECT_LE(MaxRelError((*got)[0], want->y), 4 * kRelTol);
 }
 
 }  // namespace
