@@ -55,8 +55,8 @@ class ConvOp final : public Operator {
     const Tensor& w = *inputs[1];
     const Tensor* b = InputOrNull(inputs, 2);
     if (x.dtype() != dtype_) {
-      return InvalidArgument("{}: input X is {}, the operator was created for {}",
-                             node_.Describe(), x.Describe(), DTypeName(dtype_));
+      return InvalidArgument("{}: input X is {}, the operator was created for {}", node_.Describe(),
+                             x.Describe(), DTypeName(dtype_));
     }
     if (!resolved_ || x.shape() != x_shape_ || w.shape() != w_shape_)
       WBS_RETURN_IF_ERROR(Resolve(x.shape(), w.shape()));
@@ -69,8 +69,10 @@ class ConvOp final : public Operator {
     if (r) p.activation = ref::Activation();
     DispatchF32OrF64(dtype_, [&]<typename T>() {
       const T* bias = b ? b->data<T>() : nullptr;
-      if (transpose_) ref::ConvTranspose<T>(p, x.data<T>(), w.data<T>(), bias, y.data<T>());
-      else ref::Conv<T>(p, x.data<T>(), w.data<T>(), bias, y.data<T>());
+      if (transpose_)
+        ref::ConvTranspose<T>(p, x.data<T>(), w.data<T>(), bias, y.data<T>());
+      else
+        ref::Conv<T>(p, x.data<T>(), w.data<T>(), bias, y.data<T>());
       if (r) {
         T* yd = y.data<T>();
         const T* rd = r->data<T>();
@@ -124,8 +126,8 @@ class PoolOp final : public Operator {
     WBS_RETURN_IF_ERROR(CheckRunShapes(node_, inputs, outputs));
     const Tensor& x = *inputs[0];
     if (x.dtype() != dtype_) {
-      return InvalidArgument("{}: input X is {}, the operator was created for {}",
-                             node_.Describe(), x.Describe(), DTypeName(dtype_));
+      return InvalidArgument("{}: input X is {}, the operator was created for {}", node_.Describe(),
+                             x.Describe(), DTypeName(dtype_));
     }
     if (!resolved_ || x.shape() != x_shape_) WBS_RETURN_IF_ERROR(Resolve(x.shape()));
     Tensor& y = *outputs[0];
@@ -133,33 +135,33 @@ class PoolOp final : public Operator {
       const int64_t planes = x.dim(0) * x.dim(1);
       const int64_t plane_size = x.numel() / std::max<int64_t>(planes, 1);
       if (plane_size == 0)
-        return InvalidArgument("{}: input X {} has an empty plane", node_.Describe(),
-                               x.Describe());
+        return InvalidArgument("{}: input X {} has an empty plane", node_.Describe(), x.Describe());
       DispatchF32OrF64(dtype_, [&]<typename T>() {
         if (kind_ == PoolKind::kGlobalMax)
           ref::GlobalMaxPool<T>(planes, plane_size, x.data<T>(), y.data<T>(), ctx.num_threads);
         else
-          ref::GlobalAveragePool<T>(planes, plane_size, x.data<T>(), y.data<T>(),
-                                    ctx.num_threads);
+          ref::GlobalAveragePool<T>(planes, plane_size, x.data<T>(), y.data<T>(), ctx.num_threads);
       });
       return Status::Ok();
     }
     ref::PoolParams p = params_;
     p.num_threads = ctx.num_threads;
     if (kind_ == PoolKind::kAverage) {
-      DispatchF32OrF64(dtype_, [&]<typename T>() {
-        ref::AveragePool<T>(p, x.data<T>(), y.data<T>());
-      });
+      DispatchF32OrF64(dtype_,
+                       [&]<typename T>() { ref::AveragePool<T>(p, x.data<T>(), y.data<T>()); });
       return Status::Ok();
     }
     int64_t* indices = outputs.size() > 1 && outputs[1] ? outputs[1]->data<int64_t>() : nullptr;
     switch (dtype_) {
-      case DType::kI8: ref::MaxPool(p, x.data<int8_t>(), y.data<int8_t>(), indices); break;
-      case DType::kU8: ref::MaxPool(p, x.data<uint8_t>(), y.data<uint8_t>(), indices); break;
+      case DType::kI8:
+        ref::MaxPool(p, x.data<int8_t>(), y.data<int8_t>(), indices);
+        break;
+      case DType::kU8:
+        ref::MaxPool(p, x.data<uint8_t>(), y.data<uint8_t>(), indices);
+        break;
       default:
-        DispatchF32OrF64(dtype_, [&]<typename T>() {
-          ref::MaxPool<T>(p, x.data<T>(), y.data<T>(), indices);
-        });
+        DispatchF32OrF64(
+            dtype_, [&]<typename T>() { ref::MaxPool<T>(p, x.data<T>(), y.data<T>(), indices); });
     }
     return Status::Ok();
   }
@@ -175,36 +177,12 @@ class PoolOp final : public Operator {
       return InvalidArgument("{}: input X {} must have rank >= 3 (N, C, spatial...)",
                              node_.Describe(), ShapeToString(x));
     }
-    const int spatial = static_cast<int>(x.size()) - 2;
     if (kind_ == PoolKind::kGlobalMax || kind_ == PoolKind::kGlobalAverage) {
       x_shape_ = x;
       resolved_ = true;
       return Status::Ok();
     }
-    if (spatial > ref::kMaxConvSpatialRank) {
-      return Unimplemented("{}: {} spatial dims (input {}); at most {} are supported",
-                           node_.Describe(), spatial, ShapeToString(x),
-                           ref::kMaxConvSpatialRank);
-    }
-    WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node_, spatial, {}));
-    WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g,
-                         ir::ComputeWindowGeometry(node_, attrs, Shape(x.begin() + 2, x.end())));
-    ref::PoolParams p;
-    p.batch = x[0];
-    p.channels = x[1];
-    const int lead = ref::kMaxConvSpatialRank - spatial;
-    for (int i = 0; i < spatial; ++i) {
-      p.in[lead + i] = g.input[i];
-      p.out[lead + i] = g.output[i];
-      p.kernel[lead + i] = g.kernel[i];
-      p.stride[lead + i] = g.strides[i];
-      p.dilation[lead + i] = g.dilations[i];
-      p.pad_begin[lead + i] = g.pad_begin[i];
-      p.pad_end[lead + i] = g.pad_end[i];
-    }
-    p.count_include_pad = node_.GetInt("count_include_pad", 0) == 1;
-    p.column_major_indices = node_.GetInt("storage_order", 0) == 1;
-    params_ = p;
+    WBS_ASSIGN_OR_RETURN(params_, ResolvePoolParams(node_, x));
     x_shape_ = x;
     resolved_ = true;
     return Status::Ok();
@@ -229,9 +207,8 @@ void RegisterNnOperators() {
                    [](const OpCreateArgs& a) { return PoolOp::Create(a, PoolKind::kMax); });
   RegisterOperator("AveragePool", Backend::kReference,
                    [](const OpCreateArgs& a) { return PoolOp::Create(a, PoolKind::kAverage); });
-  RegisterOperator("GlobalMaxPool", Backend::kReference, [](const OpCreateArgs& a) {
-    return PoolOp::Create(a, PoolKind::kGlobalMax);
-  });
+  RegisterOperator("GlobalMaxPool", Backend::kReference,
+                   [](const OpCreateArgs& a) { return PoolOp::Create(a, PoolKind::kGlobalMax); });
   RegisterOperator("GlobalAveragePool", Backend::kReference, [](const OpCreateArgs& a) {
     return PoolOp::Create(a, PoolKind::kGlobalAverage);
   });

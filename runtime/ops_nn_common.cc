@@ -13,8 +13,8 @@ Result<kernels::ref::Activation> FusedActivationOf(const ir::Node& node) {
     if (!node.Has(name)) return std::nullopt;
     return node.GetFloat(name, 0.0f);
   };
-  auto act = kernels::ref::MakeActivation(op, param("wbs.activation_alpha"),
-                                          param("wbs.activation_beta"));
+  auto act =
+      kernels::ref::MakeActivation(op, param("wbs.activation_alpha"), param("wbs.activation_beta"));
   if (!act.ok()) return act.status().WithContext(node.Describe());
   return act;
 }
@@ -44,6 +44,38 @@ Status RequireF32OrF64(const ir::Node& node, DType dtype, const char* what) {
                        DTypeName(dtype));
 }
 
+Result<kernels::ref::PoolParams> ResolvePoolParams(const ir::Node& node, const Shape& x) {
+  namespace ref = kernels::ref;
+  if (x.size() < 3) {
+    return InvalidArgument("{}: input X {} must have rank >= 3 (N, C, spatial...)", node.Describe(),
+                           ShapeToString(x));
+  }
+  const int spatial = static_cast<int>(x.size()) - 2;
+  if (spatial > ref::kMaxConvSpatialRank) {
+    return Unimplemented("{}: {} spatial dims (input {}); at most {} are supported",
+                         node.Describe(), spatial, ShapeToString(x), ref::kMaxConvSpatialRank);
+  }
+  WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node, spatial, {}));
+  WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g,
+                       ir::ComputeWindowGeometry(node, attrs, Shape(x.begin() + 2, x.end())));
+  ref::PoolParams p;
+  p.batch = x[0];
+  p.channels = x[1];
+  const int lead = ref::kMaxConvSpatialRank - spatial;
+  for (int i = 0; i < spatial; ++i) {
+    p.in[lead + i] = g.input[i];
+    p.out[lead + i] = g.output[i];
+    p.kernel[lead + i] = g.kernel[i];
+    p.stride[lead + i] = g.strides[i];
+    p.dilation[lead + i] = g.dilations[i];
+    p.pad_begin[lead + i] = g.pad_begin[i];
+    p.pad_end[lead + i] = g.pad_end[i];
+  }
+  p.count_include_pad = node.GetInt("count_include_pad", 0) == 1;
+  p.column_major_indices = node.GetInt("storage_order", 0) == 1;
+  return p;
+}
+
 Result<kernels::ref::ConvParams> ResolveConvParams(const ir::Node& node, const Shape& x,
                                                    const Shape& w, bool transpose) {
   // The shape rule validates ranks, channels, group and attributes.
@@ -68,9 +100,9 @@ Result<kernels::ref::ConvParams> ResolveConvParams(const ir::Node& node, const S
   const Shape wk(w.begin() + 2, w.end());
   WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node, spatial, wk));
   const Shape xs(x.begin() + 2, x.end());
-  WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g,
-                       transpose ? ir::ComputeConvTransposeGeometry(node, attrs, xs)
-                                 : ir::ComputeWindowGeometry(node, attrs, xs));
+  WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g, transpose
+                                                 ? ir::ComputeConvTransposeGeometry(node, attrs, xs)
+                                                 : ir::ComputeWindowGeometry(node, attrs, xs));
   kernels::ref::ConvParams p;
   p.batch = x[0];
   p.in_channels = x[1];

@@ -10,6 +10,7 @@
 #include "ir/graph.h"
 #include "kernels/ref/activation.h"
 #include "kernels/ref/conv.h"
+#include "kernels/ref/pool.h"
 
 namespace wbs::runtime {
 
@@ -32,8 +33,10 @@ Status RequireF32OrF64(const ir::Node& node, DType dtype, const char* what);
 // must have been rejected by RequireF32OrF64.
 template <typename F>
 void DispatchF32OrF64(DType dtype, F&& f) {
-  if (dtype == DType::kF64) f.template operator()<double>();
-  else f.template operator()<float>();
+  if (dtype == DType::kF64)
+    f.template operator()<double>();
+  else
+    f.template operator()<float>();
 }
 
 // Resolves a Conv (transpose = false) or ConvTranspose node for concrete X
@@ -43,6 +46,13 @@ void DispatchF32OrF64(DType dtype, F&& f) {
 // the shape rule's, naming the node.
 Result<kernels::ref::ConvParams> ResolveConvParams(const ir::Node& node, const Shape& x,
                                                    const Shape& w, bool transpose);
+
+// Window-pool parameters (MaxPool, AveragePool and their int8 forms) for X
+// of rank >= 3: spatial dims padded to 3 with leading 1s, the window
+// geometry of ir/conv_geometry.h, count_include_pad and storage_order.
+// InvalidArgument below rank 3, Unimplemented above 3 spatial dims; other
+// errors are the shape rule's, naming the node.
+Result<kernels::ref::PoolParams> ResolvePoolParams(const ir::Node& node, const Shape& x);
 
 // The input at i, or nullptr when omitted.
 inline const Tensor* InputOrNull(const std::vector<const Tensor*>& inputs, size_t i) {

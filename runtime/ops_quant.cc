@@ -171,31 +171,6 @@ Result<QConcatQuant> ResolveQConcatQuant(const ir::Node& node) {
   return q;
 }
 
-Result<kernels::ref::PoolParams> ResolveQPoolParams(const ir::Node& node, const Shape& x) {
-  const int spatial = static_cast<int>(x.size()) - 2;
-  if (spatial < 1 || spatial > ref::kMaxConvSpatialRank)
-    return Unimplemented("{}: input {} has {} spatial dims", node.Describe(), ShapeToString(x),
-                         spatial);
-  WBS_ASSIGN_OR_RETURN(ir::WindowAttrs attrs, ir::ParseWindowAttrs(node, spatial, {}));
-  WBS_ASSIGN_OR_RETURN(ir::WindowGeometry g,
-                       ir::ComputeWindowGeometry(node, attrs, Shape(x.begin() + 2, x.end())));
-  ref::PoolParams p;
-  p.batch = x[0];
-  p.channels = x[1];
-  const int lead = ref::kMaxConvSpatialRank - spatial;
-  for (int i = 0; i < spatial; ++i) {
-    p.in[lead + i] = g.input[i];
-    p.out[lead + i] = g.output[i];
-    p.kernel[lead + i] = g.kernel[i];
-    p.stride[lead + i] = g.strides[i];
-    p.dilation[lead + i] = g.dilations[i];
-    p.pad_begin[lead + i] = g.pad_begin[i];
-    p.pad_end[lead + i] = g.pad_end[i];
-  }
-  p.count_include_pad = node.GetInt("count_include_pad", 0) == 1;
-  return p;
-}
-
 namespace {
 
 // QConv and QGemm.
@@ -390,7 +365,7 @@ class QPoolOp final : public Operator {
       });
       return Status::Ok();
     }
-    WBS_ASSIGN_OR_RETURN(ref::PoolParams p, ResolveQPoolParams(node_, x.shape()));
+    WBS_ASSIGN_OR_RETURN(ref::PoolParams p, ResolvePoolParams(node_, x.shape()));
     p.num_threads = ctx.num_threads;
     Dispatch8(x.dtype(), [&]<typename T>() {
       if (kind_ == QPoolKind::kMax)

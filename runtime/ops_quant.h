@@ -65,10 +65,6 @@ struct QConcatQuant {
 };
 Result<QConcatQuant> ResolveQConcatQuant(const ir::Node& node);
 
-// The window of a QMaxPool / QAveragePool node on input shape `x` (1-3
-// spatial dims), as the reference pools take it (num_threads left at 1).
-Result<kernels::ref::PoolParams> ResolveQPoolParams(const ir::Node& node, const Shape& x);
-
 // The multiplier for a real ratio; exact shift form when `power_of_two`.
 Requant RatioMultiplier(double ratio, bool power_of_two);
 

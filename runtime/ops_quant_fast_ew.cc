@@ -1,7 +1,7 @@
 // Fast int8 QAdd / QConcat / QMaxPool / QAveragePool / QGlobalAveragePool
 // (kFast), bit-exact with the reference operators of runtime/ops_quant.cc
 // (docs/int8.md): they take their parameters from the same resolvers
-// (ResolveQAddQuant, ResolveQConcatQuant, ResolveQPoolParams), and
+// (ResolveQAddQuant, ResolveQConcatQuant, ResolvePoolParams), and
 //   - QAdd and QConcat are functions of 8-bit inputs, so their whole
 //     integer formula is tabulated once at creation (QAdd: a 64 KiB table
 //     over the byte pair (a, b); QConcat: 256 bytes per input, a plain copy
@@ -396,7 +396,7 @@ class FastQPoolOp final : public Operator {
     op->zp_ = xq->zero_point;
     if (kind != PoolKind::kGlobalAverage) {
       if (xs.size() != 4 || node.outputs.size() > 1) return std::unique_ptr<Operator>();
-      Result<kref::PoolParams> p = ResolveQPoolParams(node, xs);
+      Result<kref::PoolParams> p = ResolvePoolParams(node, xs);
       if (!p.ok() || p->out[1] != op->y_shape_[2] || p->out[2] != op->y_shape_[3])
         return std::unique_ptr<Operator>();
       op->p_ = *p;
