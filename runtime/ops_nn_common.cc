@@ -44,6 +44,26 @@ Status RequireF32OrF64(const ir::Node& node, DType dtype, const char* what) {
                        DTypeName(dtype));
 }
 
+namespace {
+
+// Copies a window geometry into the reference kernels' parameters (conv or
+// pool), spatial dims right-aligned in their 3 slots (leading 1s stay).
+template <typename Params>
+void SetWindow(const ir::WindowGeometry& g, int spatial, Params* p) {
+  const int lead = kernels::ref::kMaxConvSpatialRank - spatial;
+  for (int i = 0; i < spatial; ++i) {
+    p->in[lead + i] = g.input[i];
+    p->out[lead + i] = g.output[i];
+    p->kernel[lead + i] = g.kernel[i];
+    p->stride[lead + i] = g.strides[i];
+    p->dilation[lead + i] = g.dilations[i];
+    p->pad_begin[lead + i] = g.pad_begin[i];
+    p->pad_end[lead + i] = g.pad_end[i];
+  }
+}
+
+}  // namespace
+
 Result<kernels::ref::PoolParams> ResolvePoolParams(const ir::Node& node, const Shape& x) {
   namespace ref = kernels::ref;
   if (x.size() < 3) {
@@ -61,16 +81,7 @@ Result<kernels::ref::PoolParams> ResolvePoolParams(const ir::Node& node, const S
   ref::PoolParams p;
   p.batch = x[0];
   p.channels = x[1];
-  const int lead = ref::kMaxConvSpatialRank - spatial;
-  for (int i = 0; i < spatial; ++i) {
-    p.in[lead + i] = g.input[i];
-    p.out[lead + i] = g.output[i];
-    p.kernel[lead + i] = g.kernel[i];
-    p.stride[lead + i] = g.strides[i];
-    p.dilation[lead + i] = g.dilations[i];
-    p.pad_begin[lead + i] = g.pad_begin[i];
-    p.pad_end[lead + i] = g.pad_end[i];
-  }
+  SetWindow(g, spatial, &p);
   p.count_include_pad = node.GetInt("count_include_pad", 0) == 1;
   p.column_major_indices = node.GetInt("storage_order", 0) == 1;
   return p;
@@ -109,16 +120,7 @@ Result<kernels::ref::ConvParams> ResolveConvParams(const ir::Node& node, const S
   p.group = node.GetInt("group", 1);
   p.out_channels = transpose ? w[1] * p.group : w[0];
   p.spatial_rank = spatial;
-  const int lead = kernels::ref::kMaxConvSpatialRank - spatial;
-  for (int i = 0; i < spatial; ++i) {
-    p.in[lead + i] = g.input[i];
-    p.out[lead + i] = g.output[i];
-    p.kernel[lead + i] = g.kernel[i];
-    p.stride[lead + i] = g.strides[i];
-    p.dilation[lead + i] = g.dilations[i];
-    p.pad_begin[lead + i] = g.pad_begin[i];
-    p.pad_end[lead + i] = g.pad_end[i];
-  }
+  SetWindow(g, spatial, &p);
   WBS_ASSIGN_OR_RETURN(p.activation, FusedActivationOf(node));
   return p;
 }
