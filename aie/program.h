@@ -167,6 +167,37 @@ struct Instruction {
   int64_t bytes() const { return src_ap.bytes(); }  // per iteration, transfers
 };
 
+inline int64_t OutTypeBytes(OutType t) { return t == OutType::kS32 ? 4 : 1; }
+
+// Calls f(space, {lo, hi}, write) for each byte range [lo, hi) instruction
+// `in` reads (write = false) or writes in iteration `it`: a transfer its
+// source and every destination pattern; a COMP, on each of its cores, its
+// input, the head of its weight blob (conv), its second input or s32
+// accumulator (add, accumulate) and its output. The time model and the
+// simulator order instructions by these ranges (data hazards).
+template <typename F>
+void ForEachAccess(const Instruction& in, int64_t it, F&& f) {
+  if (in.op == Opcode::kComp) {
+    const CompParams& c = in.comp;
+    const int64_t ie = OutTypeBytes(c.in_type), oe = OutTypeBytes(c.out_type);
+    const int64_t out_elems = int64_t{c.out_c} * c.out_h * c.out_w;
+    for (const MemSpace& m : in.cores) {
+      f(m,
+        std::pair<int64_t, int64_t>{c.in.at(it),
+                                    c.in.at(it) + int64_t{c.in_c} * c.in_h * c.in_w * ie},
+        false);
+      if (c.kind == CompKind::kConv)
+        f(m, std::pair<int64_t, int64_t>{c.weights.at(it), c.weights.at(it) + 32}, false);
+      if (c.kind == CompKind::kAdd || c.accumulate)
+        f(m, std::pair<int64_t, int64_t>{c.in2.at(it), c.in2.at(it) + out_elems * 4}, false);
+      f(m, std::pair<int64_t, int64_t>{c.out.at(it), c.out.at(it) + out_elems * oe}, true);
+    }
+    return;
+  }
+  if (in.op != Opcode::kFill) f(in.src, in.src_ap.ByteRange(it), false);
+  for (const MemSpace& d : in.dst) f(d, in.dst_ap.ByteRange(it), true);
+}
+
 struct Block {
   int64_t iterations = 1;
   std::string label;  // e.g. "conv1 rows" (informational)

@@ -13,8 +13,6 @@ std::tuple<int, int, int, int> LockKey(const MemSpace& m, int id) {
   return {static_cast<int>(m.kind), m.index, m.col, id};
 }
 
-int64_t ElemBytes(OutType t) { return t == OutType::kS32 ? 4 : 1; }
-
 }  // namespace
 
 Timeline::Timeline(const Target& t, double mac_efficiency, const Program& p)
@@ -36,24 +34,9 @@ int Timeline::SpaceId(const MemSpace& m) const {
 
 void Timeline::Ranges(const Instruction& in, int64_t it, std::vector<Range>* reads,
                       std::vector<Range>* writes) const {
-  if (in.op == Opcode::kComp) {
-    const CompParams& c = in.comp;
-    const int64_t ie = ElemBytes(c.in_type), oe = ElemBytes(c.out_type);
-    for (const MemSpace& m : in.cores) {
-      const int n = SpaceId(m);
-      reads->push_back({n, {c.in.at(it), c.in.at(it) + int64_t{c.in_c} * c.in_h * c.in_w * ie}});
-      if (c.kind == CompKind::kConv)
-        reads->push_back({n, {c.weights.at(it), c.weights.at(it) + 32}});
-      if (c.kind == CompKind::kAdd || c.accumulate)
-        reads->push_back(
-            {n, {c.in2.at(it), c.in2.at(it) + int64_t{c.out_c} * c.out_h * c.out_w * 4}});
-      writes->push_back(
-          {n, {c.out.at(it), c.out.at(it) + int64_t{c.out_c} * c.out_h * c.out_w * oe}});
-    }
-    return;
-  }
-  if (in.op != Opcode::kFill) reads->push_back({SpaceId(in.src), in.src_ap.ByteRange(it)});
-  for (const MemSpace& d : in.dst) writes->push_back({SpaceId(d), in.dst_ap.ByteRange(it)});
+  ForEachAccess(in, it, [&](const MemSpace& m, std::pair<int64_t, int64_t> r, bool write) {
+    (write ? writes : reads)->push_back({SpaceId(m), r});
+  });
 }
 
 double Timeline::Hazard(int space, std::pair<int64_t, int64_t> r, bool write) const {

@@ -686,30 +686,11 @@ Status Simulator::Comp(const Instruction& in, int64_t it) {
 
 // ---------------------------------------------------------------- timing
 
-namespace {}  // namespace
-
 void Simulator::Ranges(const Instruction& in, int64_t it, RangeList* reads,
                        RangeList* writes) const {
-  if (in.op == Opcode::kComp) {
-    const aie::CompParams& c = in.comp;
-    const int64_t ie = ElemBytes(c.in_type), oe = ElemBytes(c.out_type);
-    for (const MemSpace& m : in.cores) {
-      const std::string n = aie::MemSpaceName(m);
-      reads->push_back({n, {c.in.at(it), c.in.at(it) + int64_t{c.in_c} * c.in_h * c.in_w * ie}});
-      if (c.kind == CompKind::kConv)
-        reads->push_back({n, {c.weights.at(it), c.weights.at(it) + 32}});
-      if (c.kind == CompKind::kAdd || c.accumulate)
-        reads->push_back(
-            {n, {c.in2.at(it), c.in2.at(it) + int64_t{c.out_c} * c.out_h * c.out_w * 4}});
-      writes->push_back(
-          {n, {c.out.at(it), c.out.at(it) + int64_t{c.out_c} * c.out_h * c.out_w * oe}});
-    }
-    return;
-  }
-  if (in.op != Opcode::kFill)
-    reads->push_back({aie::MemSpaceName(in.src), in.src_ap.ByteRange(it)});
-  for (const MemSpace& d : in.dst)
-    writes->push_back({aie::MemSpaceName(d), in.dst_ap.ByteRange(it)});
+  aie::ForEachAccess(in, it, [&](const MemSpace& m, std::pair<int64_t, int64_t> r, bool write) {
+    (write ? writes : reads)->push_back({aie::MemSpaceName(m), r});
+  });
 }
 
 std::pair<double, int64_t> Simulator::Hazard(const std::string& space,
