@@ -35,7 +35,7 @@ void EnsureBuiltins() {
     RegisterTensorOperators();
     RegisterQuantOperators();
     RegisterDnnlOperators();
-    RegisterSparseOperators();  // after oneDNN: it wraps those factories
+    RegisterSparseOperators();     // after oneDNN: it wraps those factories
     RegisterQuantFastOperators();  // runtime/ops_quant_fast.h
   });
 }
@@ -43,6 +43,16 @@ void EnsureBuiltins() {
 
 void RegisterOperator(const std::string& op_type, Backend backend, OperatorFactory factory) {
   Registry()[{op_type, backend}] = std::move(factory);
+}
+
+OperatorFactory FirstOf(OperatorFactory first, OperatorFactory fallback) {
+  return [first = std::move(first), fallback = std::move(fallback)](
+             const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
+    WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, first(args));
+    if (op) return op;
+    if (fallback) return fallback(args);
+    return std::unique_ptr<Operator>();
+  };
 }
 
 OperatorFactory FindOperatorFactory(const std::string& op_type, Backend backend) {

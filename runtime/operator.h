@@ -75,6 +75,10 @@ Result<std::unique_ptr<Operator>> CreateOperator(const OpCreateArgs& args);
 // The factory registered for (op type, backend), or an empty function; lets
 // a registration group wrap an earlier one (ops_sparse.h).
 OperatorFactory FindOperatorFactory(const std::string& op_type, Backend backend);
+// A factory that tries `first` and, when it declines (returns no operator),
+// `fallback` (e.g. the factory FindOperatorFactory returned before `first`
+// was registered; may be empty).
+OperatorFactory FirstOf(OperatorFactory first, OperatorFactory fallback);
 // Op types that have a reference implementation.
 std::vector<std::string> RegisteredOperators();
 

@@ -248,26 +248,15 @@ class FastQLinearOp final : public Operator {
   std::map<int, std::unique_ptr<S8ConvPrimitive>> prims_;
 };
 
-// Fast first, then the factory registered before (if any).
-OperatorFactory Wrap(OperatorFactory fast, OperatorFactory before) {
-  return [fast = std::move(fast), before = std::move(before)](
-             const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
-    WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, fast(args));
-    if (op) return op;
-    if (before) return before(args);
-    return std::unique_ptr<Operator>();
-  };
-}
-
 }  // namespace
 
 void RegisterQuantFastOperators() {
   RegisterOperator("QConv", Backend::kFast,
-                   Wrap([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, true); },
-                        FindOperatorFactory("QConv", Backend::kFast)));
+                   FirstOf([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, true); },
+                           FindOperatorFactory("QConv", Backend::kFast)));
   RegisterOperator("QGemm", Backend::kFast,
-                   Wrap([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, false); },
-                        FindOperatorFactory("QGemm", Backend::kFast)));
+                   FirstOf([](const OpCreateArgs& a) { return FastQLinearOp::Create(a, false); },
+                           FindOperatorFactory("QGemm", Backend::kFast)));
   RegisterQuantFastElementwiseOperators();
 }
 

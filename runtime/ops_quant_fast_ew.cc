@@ -626,23 +626,12 @@ class FastQuantizeLinearOp final : public Operator {
   bool vector_ = false;
 };
 
-// Fast first, then the factory registered before (if any).
-OperatorFactory Wrap(OperatorFactory fast, OperatorFactory before) {
-  return [fast = std::move(fast), before = std::move(before)](
-             const OpCreateArgs& args) -> Result<std::unique_ptr<Operator>> {
-    WBS_ASSIGN_OR_RETURN(std::unique_ptr<Operator> op, fast(args));
-    if (op) return op;
-    if (before) return before(args);
-    return std::unique_ptr<Operator>();
-  };
-}
-
 }  // namespace
 
 void RegisterQuantFastElementwiseOperators() {
   auto reg = [](const char* op, OperatorFactory f) {
     RegisterOperator(op, Backend::kFast,
-                     Wrap(std::move(f), FindOperatorFactory(op, Backend::kFast)));
+                     FirstOf(std::move(f), FindOperatorFactory(op, Backend::kFast)));
   };
   reg("QAdd", [](const OpCreateArgs& a) { return FastQAddOp::Create(a); });
   reg("QGemm", [](const OpCreateArgs& a) { return FastQGemmF32Op::Create(a); });
