@@ -44,8 +44,8 @@ if [ $# -ne 1 ]; then
   echo "usage: $0 BUILD_DIR" >&2
   exit 2
 fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$1" && pwd)
+source "$(dirname "$0")/bench_common.sh"
+bench_args bench "$1"  # ROOT, BUILD; exports OMP_WAIT_POLICY (passive unless set)
 WBS=$BUILD/wbs
 BM_MODELS=$BUILD/bench/wbs_bench_models
 BM_CONV=$BUILD/bench/wbs_bench_conv
@@ -65,19 +65,16 @@ if [ "$SPARSE_ONLY" != 0 ]; then
   RUN_CONV=0
   RUN_SPARSE=1
 fi
-# wbs's default wait policy (cli/main.cc, Makefile); libgomp reads it at start-up.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 WEIGHT_SEED=1  # = kWeightSeed in bench/bench_models.cc
 INPUT_SEED=7
 PROFILE_MODEL=resnet50
 PROFILE_RUNS=20  # = the runs bench_report.js divides the oneDNN log by
 
-for f in "$WBS" "$BM_MODELS" $([ "$RUN_CONV" != 0 ] && echo "$BM_CONV") \
-  $([ "${BENCH_INT8:-1}" != 0 ] && echo "$BUILD/bench/wbs_bench_int8"); do
-  [ -x "$f" ] || { echo "bench: missing $f (build first: cmake --build $1)" >&2; exit 2; }
-done
-[ -d "$ORT/node_modules/onnxruntime-node" ] || { echo "bench: onnxruntime-node missing (scripts/setup.sh)" >&2; exit 2; }
+bench_require_exec "build first: cmake --build $1" "$WBS" "$BM_MODELS" \
+  $([ "$RUN_CONV" != 0 ] && echo "$BM_CONV") \
+  $([ "${BENCH_INT8:-1}" != 0 ] && echo "$BUILD/bench/wbs_bench_int8")
+bench_require_ort
 
 R=$BUILD/bench_results
 if [ "$SPARSE_ONLY" != 0 ]; then
@@ -94,11 +91,7 @@ CMDS=$R/commands.txt
 log() { echo "[bench] $*" >&2; }
 # rec CMD...: records a command for the report (also in $REC_ALSO if set), then runs it.
 REC_ALSO=
-rec() {
-  echo "$*" | sed -e "s|$BUILD/|BUILD/|g" -e "s|$ROOT/||g" >>"$CMDS"
-  [ -z "$REC_ALSO" ] || echo "$*" | sed -e "s|$BUILD/|BUILD/|g" -e "s|$ROOT/||g" >>"$REC_ALSO"
-  "$@"
-}
+rec() { bench_rec "$@"; }
 
 # --- 1. whole models -------------------------------------------------------
 for m in $MODELS; do
@@ -155,7 +148,7 @@ fi
 S=$R/sparse
 if [ "$RUN_SPARSE" != 0 ]; then
   SP_LIST="0,$(echo "$SPARSITIES" | tr ' ' ',')"
-  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  load_start=$(bench_load)
   : >"$S/commands.txt"
   REC_ALSO=$S/commands.txt
   for m in $SPARSE_MODELS; do
@@ -179,9 +172,9 @@ if [ "$RUN_SPARSE" != 0 ]; then
   fi
   {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "commit=$(bench_commit)"
     echo "load_start=$load_start"
-    echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load_end=$(bench_load)"
     echo "reps=$REPS"
     echo "rounds=$ROUNDS"
     echo "sparsities=$SPARSITIES"
@@ -195,24 +188,10 @@ splice_sparse_section() {
   section=$(mktemp)
   if [ "$RUN_SPARSE" != 0 ]; then
     python3 "$ROOT/scripts/bench_sparse_report.py" "$S" --notes "$old" >"$section"
-  elif [ -f "$old" ]; then
-    sed -n '/<!-- e2e-sparse -->/,/<!-- \/e2e-sparse -->/p' "$old" >"$section"
+  else
+    bench_old_section e2e-sparse "$old" >"$section"
   fi
-  if [ -s "$section" ]; then
-    python3 - "$report" "$section" <<'PY'
-import re, sys
-report, section = open(sys.argv[1]).read(), open(sys.argv[2]).read().rstrip("\n")
-pat = re.compile(r"<!-- e2e-sparse -->[\s\S]*?<!-- /e2e-sparse -->")
-if pat.search(report):
-    report = pat.sub(lambda _: section, report)
-elif "\n## Commands" in report:
-    i = report.index("\n## Commands")
-    report = report[:i] + "\n" + section + "\n" + report[i:]
-else:
-    report = report.rstrip("\n") + "\n\n" + section + "\n"
-open(sys.argv[1], "w").write(report)
-PY
-  fi
+  bench_splice_section "$report" "$section" e2e-sparse
   rm -f "$section"
 }
 
@@ -226,20 +205,20 @@ fi
 
 # --- machine and versions ------------------------------------------------------
 {
-  echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo "cpu=$(bench_cpu)"
   echo "cpus=$(nproc)"
   echo "threads_per_core=$(lscpu | sed -n 's/^Thread(s) per core: *//p')"
   echo "hypervisor=$(lscpu | sed -n 's/^Hypervisor vendor: *//p')"
   echo "isa=$(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "mem=$(free -g | awk '/^Mem:/{print $2 " GiB"}')"
   echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "commit=$(bench_commit)"
   echo "compiler=$(c++ --version | head -1)"
   echo "onednn=$(dpkg-query -W -f='${Version}' libdnnl-dev 2>/dev/null || echo unknown)"
   echo "benchmark=$(dpkg-query -W -f='${Version}' libbenchmark-dev 2>/dev/null || echo unknown)"
   echo "ort=$(node -e 'console.log(require(process.argv[1] + "/node_modules/onnxruntime-node/package.json").version)' "$ORT")"
   echo "node=$(node --version)"
-  echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "load=$(bench_load)"
   echo "omp_wait_policy=$OMP_WAIT_POLICY"
   echo "reps=$REPS"
   echo "rounds=$ROUNDS"

@@ -21,42 +21,29 @@
 # Env: BENCH_INT8 (1), BENCH_INT8_THREADS (2), BENCH_INT8_ROUNDS (5),
 # BENCH_INT8_REPS (10), OMP_WAIT_POLICY (passive, wbs's default).
 set -euo pipefail
-
-if [ $# -lt 1 ] || [ $# -gt 3 ]; then
-  echo "usage: $0 BUILD_DIR [REPORT [OLD_REPORT]]" >&2
-  exit 2
-fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$1" && pwd)
-REPORT=${2:-$ROOT/docs/BENCHMARKS.md}
-OLD=${3:-$REPORT}
+source "$(dirname "$0")/bench_common.sh"
+bench_args bench_int8_e2e "$@"
 WBS=$BUILD/wbs
 BM=$BUILD/bench/wbs_bench_int8
 ORT=$ROOT/tools/ort
 THREADS=${BENCH_INT8_THREADS:-2}
 ROUNDS=${BENCH_INT8_ROUNDS:-5}
 REPS=${BENCH_INT8_REPS:-10}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 if [ "${BENCH_INT8:-1}" = 0 ]; then
-  [ -f "$OLD" ] && sed -n '/<!-- int8-e2e -->/,/<!-- \/int8-e2e -->/p' "$OLD" >"$section"
+  bench_old_section int8-e2e "$OLD" >"$section"
 else
-  for f in "$WBS" "$BM"; do
-    [ -x "$f" ] || { echo "bench_int8_e2e: missing $f (cmake --build $1 --target wbs wbs_bench_int8)" >&2; exit 2; }
-  done
-  [ -d "$ORT/node_modules/onnxruntime-node" ] || { echo "bench_int8_e2e: onnxruntime-node missing (scripts/setup.sh)" >&2; exit 2; }
+  bench_require_exec "cmake --build $BUILD_ARG --target wbs wbs_bench_int8" "$WBS" "$BM"
+  bench_require_ort
   R=$BUILD/bench_results/int8_e2e
   rm -rf "$R"
   mkdir -p "$R"
   CMDS=$R/commands.txt
   : >"$CMDS"
-  rec() {
-    echo "$*" | sed -e "s|$BUILD/|BUILD/|g" -e "s|$ROOT/||g" >>"$CMDS"
-    "$@"
-  }
-  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  rec() { bench_rec "$@"; }
+  load_start=$(bench_load)
   rec "$WBS" zoo resnet50 -o "$R/resnet50.onnx" --batch 1 --seed 1 >/dev/null
   rec "$WBS" sparsify "$R/resnet50.onnx" -o "$R/resnet50_s50.onnx" --sparsity 0.5 >"$R/sparsify.txt"
   for m in resnet50 resnet50_s50; do
@@ -76,10 +63,9 @@ else
   done
   rec "$BM" "$R/resnet50_s50.int8.onnx" --input "$x" --threads "$THREADS" --profile 10 \
     >"$R/profile_s50.txt"
-  load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-  python3 - "$R" "$THREADS" "$ROUNDS" "$REPS" "$load_start" "$load_end" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$OMP_WAIT_POLICY" >"$section" <<'PY'
+  load_end=$(bench_load)
+  python3 - "$R" "$THREADS" "$ROUNDS" "$REPS" "$load_start" "$load_end" "$(bench_commit)" \
+    "$(bench_cpu)" "$OMP_WAIT_POLICY" >"$section" <<'PY'
 import datetime, glob, json, re, statistics, sys
 R, threads, rounds, reps, load0, load1, commit, cpu, wait = sys.argv[1:10]
 
@@ -138,19 +124,4 @@ print("<!-- /int8-e2e -->")
 PY
 fi
 
-if [ -s "$section" ]; then
-  python3 - "$REPORT" "$section" <<'PY'
-import os, re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-report = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-pat = re.compile(r"<!-- int8-e2e -->[\s\S]*?<!-- /int8-e2e -->")
-if pat.search(report):
-    report = pat.sub(lambda _: section, report)
-elif "\n## Commands" in report:
-    i = report.index("\n## Commands")
-    report = report[:i] + "\n" + section + "\n" + report[i:]
-else:
-    report = report.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(report)
-PY
-fi
+bench_splice_section "$REPORT" "$section" int8-e2e

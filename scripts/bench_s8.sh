@@ -12,36 +12,28 @@
 # Env: BENCH_S8 (1), BENCH_S8_THREADS (1,2), BENCH_S8_SPARSITY (0,50,75,90),
 # BENCH_S8_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (passive).
 set -euo pipefail
-
-if [ $# -lt 1 ] || [ $# -gt 3 ]; then
-  echo "usage: $0 BUILD_DIR [REPORT [OLD_REPORT]]" >&2
-  exit 2
-fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$1" && pwd)
-REPORT=${2:-$ROOT/docs/BENCHMARKS.md}
-OLD=${3:-$REPORT}
+source "$(dirname "$0")/bench_common.sh"
+bench_args bench_s8 "$@"
 BM=$BUILD/bench/wbs_bench_s8
 THREADS=${BENCH_S8_THREADS:-1,2}
 SPARSITY=${BENCH_S8_SPARSITY:-0,50,75,90}
 MIN_TIME=${BENCH_S8_MIN_TIME:-0.2}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 if [ "${BENCH_S8:-1}" = 0 ]; then
-  [ -f "$OLD" ] && sed -n '/<!-- int8-kernels -->/,/<!-- \/int8-kernels -->/p' "$OLD" >"$section"
+  bench_old_section int8-kernels "$OLD" >"$section"
 else
-  [ -x "$BM" ] || { echo "bench_s8: missing $BM (cmake --build $1 --target wbs_bench_s8)" >&2; exit 2; }
+  bench_require_exec "cmake --build $BUILD_ARG --target wbs_bench_s8" "$BM"
   R=$BUILD/bench_results/s8
   mkdir -p "$R"
-  cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${1%/}/bench/wbs_bench_s8 --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
-  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${BUILD_ARG%/}/bench/wbs_bench_s8 --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
+  load_start=$(bench_load)
   echo "bench_s8: $cmd" >&2
   "$BM" --threads="$THREADS" --sparsity="$SPARSITY" --benchmark_min_time="$MIN_TIME" \
     --benchmark_out="$R/bench_s8.json" >"$R/bench_s8.txt" 2>"$R/bench_s8.log"
   # The same at 1 thread with power-of-two multipliers (the AIE mode: a 4-op epilogue).
-  pot_cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${1%/}/bench/wbs_bench_s8 --threads=1 --pot --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
+  pot_cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${BUILD_ARG%/}/bench/wbs_bench_s8 --threads=1 --pot --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
   if [ "${BENCH_S8_POT:-1}" != 0 ]; then
     echo "bench_s8: $pot_cmd" >&2
     "$BM" --threads=1 --pot --sparsity="$SPARSITY" --benchmark_min_time="$MIN_TIME" \
@@ -49,9 +41,8 @@ else
   else
     : >"$R/bench_s8_pot.txt"
   fi
-  python3 - "$R/bench_s8.txt" "$cmd" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$R/bench_s8_pot.txt" "$pot_cmd" >"$section" <<'PY'
+  python3 - "$R/bench_s8.txt" "$cmd" "$load_start" "$(bench_load)" "$(bench_commit)" \
+    "$(bench_cpu)" "$R/bench_s8_pot.txt" "$pot_cmd" >"$section" <<'PY'
 import re, sys, datetime
 out, cmd, load0, load1, commit, cpu, pot_out, pot_cmd = sys.argv[1:9]
 text = open(out).read()
@@ -108,21 +99,6 @@ PY
 fi
 
 if [ -s "$section" ]; then
-  python3 - "$REPORT" "$section" <<'PY'
-import os, re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-report = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-pat = re.compile(r"<!-- int8-kernels -->[\s\S]*?<!-- /int8-kernels -->")
-if pat.search(report):
-    report = pat.sub(lambda _: section, report)
-elif "\n## Commands" in report:
-    i = report.index("\n## Commands")
-    report = report[:i] + "\n" + section + "\n" + report[i:]
-else:
-    report = report.rstrip("\n") + "\n\n" + section + "\n"
-tmp = path + ".s8tmp"
-open(tmp, "w").write(report)
-os.replace(tmp, path)
-PY
+  bench_splice_section "$REPORT" "$section" int8-kernels
   echo "bench_s8: wrote the int8 kernel section of $REPORT" >&2
 fi

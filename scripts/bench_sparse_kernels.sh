@@ -14,25 +14,17 @@
 # Env: BENCH_SPARSE_THREADS (1,2), BENCH_SPARSE_SPARSITY (0,25,50,75,90),
 # BENCH_SPARSE_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (passive).
 set -euo pipefail
-
-if [ $# -lt 1 ] || [ $# -gt 3 ]; then
-  echo "usage: $0 BUILD_DIR [REPORT [OLD_REPORT]]" >&2
-  exit 2
-fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "$1" && pwd)
-REPORT=${2:-$ROOT/docs/BENCHMARKS.md}
-OLD=${3:-$REPORT}
+source "$(dirname "$0")/bench_common.sh"
+bench_args bench_sparse_kernels "$@"
 BM=$BUILD/bench/wbs_bench_sparse
 THREADS=${BENCH_SPARSE_THREADS:-1,2}
 SPARSITY=${BENCH_SPARSE_SPARSITY:-0,25,50,75,90}
 MIN_TIME=${BENCH_SPARSE_MIN_TIME:-0.2}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 if [ "${BENCH_SPARSE:-1}" = 0 ]; then
-  [ -f "$OLD" ] && sed -n '/<!-- sparse-kernels -->/,/<!-- \/sparse-kernels -->/p' "$OLD" >"$section"
+  bench_old_section sparse-kernels "$OLD" >"$section"
 else
   R=$BUILD/bench_results/sparse_kernels
   mkdir -p "$R"
@@ -43,17 +35,17 @@ else
     load_end=${BENCH_SPARSE_LOAD_END:-unknown}
     commit=${BENCH_SPARSE_COMMIT:-unknown}
   else
-    [ -x "$BM" ] || { echo "bench_sparse_kernels: missing $BM" >&2; exit 2; }
+    bench_require_exec "cmake --build $BUILD_ARG --target wbs_bench_sparse" "$BM"
     out=$R/bench_sparse.txt
-    load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    load_start=$(bench_load)
     echo "bench_sparse_kernels: $cmd" >&2
     "$BM" --threads="$THREADS" --sparsity="$SPARSITY" --benchmark_min_time="$MIN_TIME" \
       --benchmark_out="$R/bench_sparse.json" >"$out" 2>"$R/bench_sparse.log"
-    load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    load_end=$(bench_load)
+    commit=$(bench_commit)
   fi
-  python3 - "$out" "$cmd" "$load_start" "$load_end" "$commit" \
-    "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$OLD" >"$section" <<'PY'
+  python3 - "$out" "$cmd" "$load_start" "$load_end" "$commit" "$(bench_cpu)" "$OLD" \
+    >"$section" <<'PY'
 import datetime, re, statistics, sys
 out, cmd, load0, load1, commit, cpu, old = sys.argv[1:8]
 text = open(out).read()
@@ -138,29 +130,5 @@ p("<!-- /sparse-kernels -->")
 PY
 fi
 
-python3 - "$REPORT" "$section" <<'PY'
-import re, sys
-report, section = sys.argv[1:3]
-sec = open(section).read().rstrip("\n")
-try:
-    text = open(report).read()
-except OSError:
-    text = ""
-if not sec:
-    sys.exit(0)
-pat = re.compile(r"<!-- sparse-kernels -->[\s\S]*?<!-- /sparse-kernels -->")
-if pat.search(text):
-    text = pat.sub(lambda m: sec, text, count=1)
-else:
-    for anchor in ("<!-- int8-kernels -->", "## Int8 block-sparse kernels", "## Commands"):
-        i = text.find(anchor)
-        if i >= 0:
-            text = text[:i] + sec + "\n\n" + text[i:]
-            break
-    else:
-        text = text.rstrip("\n") + "\n\n" + sec + "\n"
-tmp = report + ".tmp"
-open(tmp, "w").write(text)
-import os
-os.replace(tmp, report)
-PY
+bench_splice_section "$REPORT" "$section" sparse-kernels \
+  "<!-- int8-kernels -->" "## Int8 block-sparse kernels" "## Commands"
