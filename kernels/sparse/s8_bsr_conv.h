@@ -129,6 +129,17 @@ void s8_bsr8xn_conv__avx512vnni(const S8BsrConvArgs& a);
 // (exact; vpmaddubsw would saturate); kQuadsS16.
 void s8_bsr8xn_conv__avx2(const S8BsrConvArgs& a);
 
+// Input-copy rows of S8BsrConvPlan (AVX-512BW; the plan calls them only with
+// the VNNI kernel): dst[k] for k in [0, n) = the word at source position
+// k * sx, sx 1 or 2, XOR flip (0x80808080 turns s8 into u8). They read no
+// source byte past the last position used.
+//   pack4c: nChw4c source, src[p] is position p's word.
+//   pack:   four plain channel rows, byte p of s[l] is channel l.
+void s8_pack_row4c__avx512(const uint32_t* src, int64_t sx, int64_t n, uint32_t flip,
+                           uint32_t* dst);
+void s8_pack_row__avx512(const uint8_t* const (&s)[4], int64_t sx, int64_t n, uint32_t flip,
+                         uint32_t* dst);
+
 // Any block, kQuads; x u8.
 void s8_bsrnxn_gemm__ref(const S8BsrGemmArgs& a);
 // 8x8 blocks, kRows; x u8: one vpdpbusd per block and row of X.

@@ -217,6 +217,8 @@ Result<S8BsrConvPlan> S8BsrConvPlan::Create(const ref::ConvParams& p, const S8Bl
   }
   plan.x_layout_ = x_layout;
   plan.y_layout_ = y_layout;
+  // The AVX-512 row copies live with the VNNI kernel (same compile flags).
+  plan.avx512_pack_ = plan.kernel_->isa >= S8Isa::kAvx512Vnni;
   plan.batch_ = p.batch;
   plan.in_c_ = p.in_channels;
   plan.in_h_ = p.in[1];
@@ -359,10 +361,20 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
         std::fill(row, row + lo, fill);
         std::fill(row + hi, row + wq_, fill);
         const int64_t base = iy * in_w_ + off - pad_left_;  // + col * sx = source index
-        if (x_layout_ == S8Layout::kNchw4c) {
+        if (avx512_pack_ && sx <= 2 && (x_layout_ == S8Layout::kNchw4c || full)) {
+          if (x_layout_ == S8Layout::kNchw4c) {
+            s8_pack_row4c__avx512(src4 + base + lo * sx, sx, hi - lo, flip, row + lo);
+          } else {
+            const uint8_t* const s[4] = {src[0] + base + lo * sx, src[1] + base + lo * sx,
+                                         src[2] + base + lo * sx, src[3] + base + lo * sx};
+            s8_pack_row__avx512(s, sx, hi - lo, flip, row + lo);
+          }
+        } else if (x_layout_ == S8Layout::kNchw4c) {
           const uint32_t* s = src4 + base;
           if (sx == 1) {
             for (int64_t col = lo; col < hi; ++col) row[col] = s[col] ^ flip;
+          } else if (sx == 2) {  // a constant stride vectorizes (shuffles); stride-2 layers
+            for (int64_t col = lo; col < hi; ++col) row[col] = s[col * 2] ^ flip;
           } else {
             for (int64_t col = lo; col < hi; ++col) row[col] = s[col * sx] ^ flip;
           }
@@ -374,6 +386,13 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
               row[col] = (uint32_t{s0[col]} | uint32_t{s1[col]} << 8 | uint32_t{s2[col]} << 16 |
                           uint32_t{s3[col]} << 24) ^
                          flip;
+          } else if (sx == 2) {
+            for (int64_t col = lo; col < hi; ++col) {
+              const int64_t i = col * 2;
+              row[col] = (uint32_t{s0[i]} | uint32_t{s1[i]} << 8 | uint32_t{s2[i]} << 16 |
+                          uint32_t{s3[i]} << 24) ^
+                         flip;
+            }
           } else {
             for (int64_t col = lo; col < hi; ++col) {
               const int64_t i = col * sx;

@@ -81,6 +81,7 @@ class S8BsrConvPlan {
   int64_t batch_ = 1, in_c_ = 1, in_h_ = 1, in_w_ = 1, out_h_ = 1, out_w_ = 1;
   int64_t sy_ = 1, sx_ = 1, pad_top_ = 0, pad_left_ = 0;
   bool direct_ = true;
+  bool avx512_pack_ = false;  // Pack's rows with s8_pack_row*__avx512
   int64_t hq_ = 1, wq_ = 1, x_quad_stride_ = 0;
   std::vector<int64_t> tap_offset_;
   std::vector<int64_t> phase_slot_;

@@ -12,7 +12,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
@@ -468,6 +471,88 @@ TEST(S8Kernels, FullRangeOperandsDoNotSaturate) {
     EXPECT_EQ(y, want) << k->name;
   }
   (void)rng;
+}
+
+// The VNNI kernel's fast epilogue skips the accumulator clamp when the
+// output clamp is the whole u8 / s8 range and lets the stores saturate
+// (vpackssdw/vpackuswb, vpmovusdb/vpmovsdb). Drive it far past both ends:
+// multipliers from ~0.5 (S = 32) down, biases near INT32_MIN/MAX, full-range
+// operands, a ragged last block-row (M = 13), tails, both layouts.
+TEST(S8Kernels, FastEpilogueSaturatesExactly) {
+  Rng rng(Seed() + 7);
+  for (const bool y_signed : {false, true}) {
+    for (const double scale : {0.49, 0.37, 1.0 / 4096.0, 3.1e-6}) {
+      ConvCase cc = MakeCase(1, 24, 13, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+      const kref::ConvParams& p = cc.p;
+      SCOPED_TRACE(fmt::format("seed {}: y_signed {} scale {}", Seed(), y_signed, scale));
+      std::vector<int8_t> w;
+      RandomWeight(13, 24, 9, 8, 8, 0.25, rng, &w);
+      for (auto& v : w)
+        if (v != 0) v = Uniform(rng, 0, 1) ? 127 : -127;
+      Quant qq;
+      qq.q.x_zero_point = Uniform(rng, 0, 255);
+      qq.q.y_zero_point = y_signed ? Uniform(rng, -128, 127) : Uniform(rng, 0, 255);
+      qq.q.lo = y_signed ? -128 : 0;
+      qq.q.hi = y_signed ? 127 : 255;
+      for (int64_t m = 0; m < 13; ++m) {
+        // |sum W * (x - z_x)| <= 127 * 255 * 216 < 2^23: no int32 overflow.
+        qq.q.bias.push_back(m % 3 == 0   ? INT32_MAX - (1 << 24) - Uniform(rng, 0, 1 << 20)
+                            : m % 3 == 1 ? INT32_MIN + (1 << 24) + Uniform(rng, 0, 1 << 20)
+                                         : Uniform(rng, -(1 << 24), 1 << 24));
+        qq.q.requant.push_back(QuantizeMultiplier(scale * std::exp(Uniform(rng, -50, 0) / 100.0)));
+      }
+      qq.per_channel = qq.q.requant;
+      std::vector<uint8_t> x = RandomBytes(24 * 63, rng);
+      for (auto& b : x) b = Uniform(rng, 0, 1) ? 255 : b;
+      const std::vector<uint8_t> want = Reference(p, qq, x, w);
+      const std::vector<uint8_t> want4 = ToQuads(want, 1, 13, 63);
+      auto sw = ks::S8BlockSparseWeight::FromDense(w.data(), 13, 24, 3, 3, 8, 8);
+      ASSERT_TRUE(sw.ok());
+      auto e = ks::FoldS8Epilogue(*sw, qq.q);
+      ASSERT_TRUE(e.ok());
+      EXPECT_TRUE(e->fast);
+      for (const ks::S8BsrConvKernel* k : ConvKernelsFor(8)) {
+        for (const auto yl : {ks::S8Layout::kNchw, ks::S8Layout::kNchw4c}) {
+          auto plan = ks::S8BsrConvPlan::Create(p, *sw, qq.q, ks::S8Layout::kNchw, yl, k);
+          ASSERT_TRUE(plan.ok());
+          std::vector<uint8_t> scratch(static_cast<size_t>(plan->scratch_bytes()));
+          std::vector<uint8_t> y(static_cast<size_t>(plan->y_image_bytes()), 0xA5);
+          plan->Run(x.data(), y.data(), scratch.data(), 1);
+          EXPECT_TRUE(y == (yl == ks::S8Layout::kNchw ? want : want4))
+              << k->name << " layout " << int(yl);
+        }
+      }
+    }
+  }
+}
+
+// The plan's AVX-512 input-copy rows against the scalar definition, every
+// length 0..70 (main loops and masked tails), strides 1 and 2, with and
+// without the s8 flip; words past n stay untouched.
+TEST(S8Kernels, AvxPackRowsMatchScalar) {
+  if (ks::S8DetectedIsa() < ks::S8Isa::kAvx512Vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  Rng rng(Seed() + 8);
+  const std::vector<uint8_t> bytes = RandomBytes(4 * 4 * 160, rng);
+  std::vector<uint32_t> words(160);
+  std::memcpy(words.data(), bytes.data(), words.size() * 4);
+  const uint8_t* const planes[4] = {bytes.data(), bytes.data() + 160, bytes.data() + 320,
+                                    bytes.data() + 480};
+  for (const uint32_t flip : {0u, 0x80808080u}) {
+    for (const int64_t sx : {1, 2}) {
+      for (int64_t n = 0; n <= 70; ++n) {
+        std::vector<uint32_t> want(80, 0xDEADBEEF), got4(80, 0xDEADBEEF), got(80, 0xDEADBEEF);
+        for (int64_t k = 0; k < n; ++k) want[k] = words[k * sx] ^ flip;
+        ks::s8_pack_row4c__avx512(words.data(), sx, n, flip, got4.data());
+        EXPECT_EQ(got4, want) << "nChw4c sx " << sx << " n " << n << " flip " << flip;
+        for (int64_t k = 0; k < n; ++k)
+          want[k] = (uint32_t{planes[0][k * sx]} | uint32_t{planes[1][k * sx]} << 8 |
+                     uint32_t{planes[2][k * sx]} << 16 | uint32_t{planes[3][k * sx]} << 24) ^
+                    flip;
+        ks::s8_pack_row__avx512(planes, sx, n, flip, got.data());
+        EXPECT_EQ(got, want) << "plain sx " << sx << " n " << n << " flip " << flip;
+      }
+    }
+  }
 }
 
 TEST(S8Kernels, Gemm) {
