@@ -60,6 +60,16 @@ struct BsrConvArgs {
   float lo = -__builtin_inff(), hi = __builtin_inff();  // fused clamp (Relu: lo = 0)
   // The piece of work.
   int64_t row_begin = 0, row_end = 0, q_begin = 0, q_end = 0;
+  // Optional software prefetch into L2, spread over the call (a hint: a
+  // kernel may ignore it; the plan uses it to pipeline the next block-row's
+  // weights and the next position chunk's input, bsr_conv_plan.h): first
+  // the prefetch_w_bytes at prefetch_w, then prefetch_x_ranges ranges of
+  // prefetch_x_bytes each, range k at prefetch_x + k * prefetch_x_stride
+  // floats.
+  const float* prefetch_w = nullptr;
+  int64_t prefetch_w_bytes = 0;
+  const float* prefetch_x = nullptr;
+  int64_t prefetch_x_ranges = 0, prefetch_x_stride = 0, prefetch_x_bytes = 0;
 };
 
 using BsrConvFn = void (*)(const BsrConvArgs&);

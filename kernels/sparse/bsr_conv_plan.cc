@@ -20,6 +20,12 @@ constexpr int64_t kShiftedMaxOw = 14;
 constexpr int64_t kChunkQuantum = 48;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// Requests [p, p + bytes) into L2 (prefetcht1) without waiting for it.
+void PrefetchL2(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
+}
+
 PackPlaneFn PackFor(const BsrConvKernel& k) {
   return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512 : f32_pack_plane__ref;
 }
@@ -214,6 +220,8 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       std::max<int64_t>(kChunkBudgetFloats / (c * planes) - max_plane_off_, 1), kChunkQuantum);
   const std::vector<int32_t>& row_ptr = w.row_ptr();
   threads = std::max(1, threads);
+  const int64_t block_floats = int64_t{w.br()} * w.bc() * w.kh() * w.kw();
+  const int64_t plane_floats = planes_.empty() ? 0 : planes_[0].rows * planes_[0].cols;
 
   BsrConvArgs base;
   base.row_ptr = row_ptr.data();
@@ -268,17 +276,49 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         q0 = std::min(total, groups * tid / nt * kGroup);
         q1 = std::min(total, groups * (tid + 1) / nt * kGroup);
       }
-      a.row_begin = r0;
-      a.row_end = r1;
+      // A remainder shorter than a tile joins the chunk before it: as a
+      // chunk of its own it would stream every block-row's weights once
+      // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
+      // 2 MB at 50% for one position), and in the same call the kernel
+      // fuses such a tail into its full tiles.
+      auto chunk_end = [&](int64_t q) { return q1 - q < chunk + kChunkQuantum ? q1 : q + chunk; };
+      // Software pipelining over block-rows. In a model, a layer's weights
+      // and input arrive from L3 or DRAM (the layers in between evicted
+      // them), and the kernel's access pattern defeats the hardware
+      // prefetchers: a tile reads 8 channels of a random block-column per
+      // block (hundreds of interleaved streams), a block-row's weights are
+      // read once per pass. So the kernel runs one block-row per call and
+      // is asked to prefetch, spread over that call, the next block-row's
+      // weights and 1/rows of the next chunk's input into L2 (ResNet-50
+      // at 50%, 1 thread, each sparse layer timed inside the model:
+      // docs/BENCHMARKS.md "End-to-end block-sparse").
+      if (r0 < r1)
+        PrefetchL2(w.values() + int64_t{row_ptr[r0]} * block_floats,
+                   int64_t{row_ptr[r0 + 1] - row_ptr[r0]} * block_floats * 4);
+      const float* xs = direct_ ? xn : scratch;
       for (int64_t q = q0; q < q1 && r0 < r1; q = a.q_end) {
-        // A remainder shorter than a tile joins the chunk before it: as a
-        // chunk of its own it would stream every block-row's weights once
-        // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
-        // 2 MB at 50% for one position), and in the same call the kernel
-        // fuses such a tail into its full tiles.
         a.q_begin = q;
-        a.q_end = q1 - q < chunk + kChunkQuantum ? q1 : q + chunk;
-        kernel_->fn(a);
+        a.q_end = chunk_end(q);
+        const int64_t nq0 = a.q_end, nq1 = nq0 < q1 ? chunk_end(nq0) : nq0;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t rn = r + 1 < r1 ? r + 1 : r0;  // the next chunk starts over
+          const bool next_w = r + 1 < r1 || nq0 < nq1;
+          a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
+          a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
+          a.prefetch_x = nullptr;
+          if (nq0 < nq1) {
+            // Channels [cb, ce) of the next chunk: every stored plane, the
+            // chunk's positions plus the taps' reach.
+            const int64_t cb = c * (r - r0) / (r1 - r0), ce = c * (r + 1 - r0) / (r1 - r0);
+            a.prefetch_x = xs + cb * x_channel_stride_ + nq0;
+            a.prefetch_x_ranges = (ce - cb) * planes;
+            a.prefetch_x_stride = direct_ ? x_channel_stride_ : plane_floats;
+            a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
+          }
+          a.row_begin = r;
+          a.row_end = r + 1;
+          kernel_->fn(a);
+        }
       }
     }
   }

@@ -32,7 +32,11 @@
 // block-rows holding ~1/T of the non-zero blocks (balanced by work, not by
 // row count); otherwise the flat output range is split evenly. Within a
 // thread, positions are walked in chunks sized so that the chunk's input
-// stays in L2 while every block-row of the thread passes over it.
+// stays in L2 while every block-row of the thread passes over it, one
+// kernel call per block-row, each asked to prefetch the next block-row's
+// weights and a slice of the next chunk's input (BsrConvArgs::prefetch_*):
+// in a model both arrive from L3/DRAM in patterns the hardware prefetchers
+// miss.
 #pragma once
 
 #include <cstdint>
