@@ -2,11 +2,9 @@
 // compile -> simulate -> CPU benchmark -> report) from one config, with a
 // stage cache (pipeline/pipeline.h, docs/PIPELINE.md).
 #include <fmt/format.h>
-#include <unistd.h>
-
-#include <climits>
 
 #include "cli/command.h"
+#include "cli/plugin.h"
 #include "core/progress.h"
 #include "pipeline/config.h"
 #include "pipeline/pipeline.h"
@@ -19,14 +17,6 @@ struct PipelineArgs {
   std::string config, output, only, from;
   bool force = false, print_config = false, quiet = false;
 };
-
-// This executable (the stages run its commands as child processes).
-Result<std::string> SelfPath() {
-  char buf[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return IoError("cannot find the wbs executable (/proc/self/exe)");
-  return std::string(buf, static_cast<size_t>(n));
-}
 
 Status RunPipelineCommand(const PipelineArgs& a) {
   if (a.print_config && a.config.empty()) {
@@ -47,10 +37,8 @@ Status RunPipelineCommand(const PipelineArgs& a) {
   o.force = a.force;
   o.only = a.only;
   o.from = a.from;
-#ifdef WBS_WITH_TRAIN
-  o.with_train = true;
-#endif
-  WBS_ASSIGN_OR_RETURN(std::string self, SelfPath());
+  o.with_train = TrainPluginAvailable();
+  WBS_ASSIGN_OR_RETURN(std::string self, ExecutablePath());
   o.runner = pipeline::ChildProcessRunner(self);
   return pipeline::RunPipeline(config, o);
 }

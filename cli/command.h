@@ -22,6 +22,10 @@ namespace wbs::cli {
 struct Command {
   CLI::App* app = nullptr;
   std::function<Status()> run;
+  // Set instead of `run` for a command that lives in a plugin (cli/plugin.h):
+  // it gets the whole command line and returns the exit code, because the
+  // plugin parses and reports errors itself.
+  std::function<int(int argc, char** argv)> run_plugin = nullptr;
 };
 
 Command AddZooCommand(CLI::App& parent);      // cli/cmd_zoo.cc
@@ -37,13 +41,23 @@ Command AddSimulateCommand(CLI::App& parent);   // cli/cmd_simulate.cc
 Command AddReportCommand(CLI::App& parent);     // cli/cmd_report.cc
 Command AddPipelineCommand(CLI::App& parent);   // cli/cmd_pipeline.cc
 #ifdef WBS_WITH_TRAIN
-// LibTorch commands (cli/train/, built with WBS_BUILD_TRAIN).
+// LibTorch commands (cli/train/, built into the plugin libwbs_train_cli.so
+// with WBS_BUILD_TRAIN; see cli/plugin.h).
 Command AddTrainCommand(CLI::App& parent);        // cli/train/cmd_train.cc
 Command AddFinetuneCommand(CLI::App& parent);     // cli/train/cmd_finetune.cc
 Command AddSensitivityCommand(CLI::App& parent);  // cli/train/cmd_sensitivity.cc
 #endif
-// Every command main() offers, in --help order (cli/commands.cc).
+// Every command main() offers, in --help order (cli/commands.cc): the
+// built-in ones, then placeholders for the plugin commands (cli/plugin.h).
 std::vector<Command> AddAllCommands(CLI::App& app);
+
+// Parses the command line with the commands `add_commands` registers and runs
+// the chosen one; returns the exit code (0 success, 1 failed command with one
+// line "wbs: error: <message>" on stderr, 2 usage error). Shared by the `wbs`
+// executable and its plugins, so both parse and report errors the same way
+// (cli/app.cc).
+int RunCommandLine(int argc, char** argv,
+                   const std::function<std::vector<Command>(CLI::App&)>& add_commands);
 
 // Shared helpers (cli/common.cc).
 
@@ -61,6 +75,9 @@ std::string WithThousands(int64_t n);
 std::string SanitizeFileName(const std::string& name);
 // Creates the directory that will hold `path`, if missing.
 Status EnsureParentDirectory(const std::string& path);
+// This executable's path (/proc/self/exe), e.g. for running its commands as
+// child processes or finding its plugins.
+Result<std::string> ExecutablePath();
 // Adds the --input-shape option used by info, run and convert.
 CLI::Option* AddInputShapeOption(CLI::App& app, std::vector<std::string>& specs);
 

@@ -1,6 +1,8 @@
 // The list of `wbs` subcommands. Each stage's commands are added here when
-// they land; LibTorch ones only in a WBS_BUILD_TRAIN build.
+// they land; the LibTorch ones are placeholders for the training plugin
+// (cli/plugin.h), listed even when it was not built.
 #include "cli/command.h"
+#include "cli/plugin.h"
 
 namespace wbs::cli {
 
@@ -14,11 +16,7 @@ std::vector<Command> AddAllCommands(CLI::App& app) {
   commands.push_back(AddSimulateCommand(app));
   commands.push_back(AddReportCommand(app));
   commands.push_back(AddPipelineCommand(app));
-#ifdef WBS_WITH_TRAIN
-  commands.push_back(AddTrainCommand(app));
-  commands.push_back(AddFinetuneCommand(app));
-  commands.push_back(AddSensitivityCommand(app));
-#endif
+  for (Command& c : AddPluginCommandPlaceholders(app)) commands.push_back(std::move(c));
   return commands;
 }
 

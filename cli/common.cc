@@ -1,4 +1,7 @@
+#include <unistd.h>
+
 #include <cctype>
+#include <climits>
 #include <charconv>
 #include <filesystem>
 
@@ -76,6 +79,13 @@ Status EnsureParentDirectory(const std::string& path) {
   std::filesystem::create_directories(parent, ec);
   if (ec) return IoError("{}: cannot create directory: {}", parent.string(), ec.message());
   return Status::Ok();
+}
+
+Result<std::string> ExecutablePath() {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return IoError("cannot find the wbs executable (/proc/self/exe)");
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 CLI::Option* AddInputShapeOption(CLI::App& app, std::vector<std::string>& specs) {
