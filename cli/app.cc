@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -19,10 +21,9 @@ namespace wbs::cli {
 namespace {
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-}  // namespace
 
-int RunCommandLine(int argc, char** argv,
-                   const std::function<std::vector<Command>(CLI::App&)>& add_commands) {
+int Run(int argc, char** argv,
+        const std::function<std::vector<Command>(CLI::App&)>& add_commands) {
   CLI::App app(
       "wbs: weight block sparsity for CNNs: model zoo, ONNX inspection, conversion and "
       "execution",
@@ -84,6 +85,24 @@ int RunCommandLine(int argc, char** argv,
     }
   }
   return 0;
+}
+
+}  // namespace
+
+int RunCommandLine(int argc, char** argv,
+                   const std::function<std::vector<Command>(CLI::App&)>& add_commands) {
+  // Libraries return Status; this catches what slips through (allocation
+  // failure, a bug, a LibTorch exception in the plugin) so the user still
+  // gets one line, not a stack trace, and nothing crosses the plugin's C
+  // boundary.
+  try {
+    return Run(argc, argv, add_commands);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wbs: error: internal: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "wbs: error: internal: unknown exception\n");
+  }
+  return kExitFailure;
 }
 
 }  // namespace wbs::cli

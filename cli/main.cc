@@ -5,15 +5,9 @@
 // (cli/plugin.h), so every other command starts without LibTorch.
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <exception>
 
 #include "cli/command.h"
-
-namespace {
-constexpr int kExitFailure = 1;
-}  // namespace
 
 // OpenMP threads that busy-wait between parallel regions (libgomp's default)
 // steal the CPU their partner needs whenever another process runs on this
@@ -29,14 +23,6 @@ static void EnsurePassiveOpenMpWait(char** argv) {
 
 int main(int argc, char** argv) {
   EnsurePassiveOpenMpWait(argv);
-  // Libraries return Status; this catches what slips through (allocation
-  // failure, a bug) so the user still gets one line, not a stack trace.
-  try {
-    return wbs::cli::RunCommandLine(argc, argv, wbs::cli::AddAllCommands);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "wbs: error: internal: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "wbs: error: internal: unknown exception\n");
-  }
-  return kExitFailure;
+  // RunCommandLine prints what slips through (an exception) as one line.
+  return wbs::cli::RunCommandLine(argc, argv, wbs::cli::AddAllCommands);
 }
