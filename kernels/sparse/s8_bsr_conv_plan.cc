@@ -332,6 +332,9 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
   const int64_t plane = hq_ * wq_, in_plane = in_h_ * in_w_;
   const uint32_t fill = uint32_t{ep_.x_zero_u8} * 0x01010101u;
   const uint32_t flip = ep_.x_signed ? 0x80808080u : 0u;
+  const bool identity = avx512_pack_ && shift_off_.empty() && sy_ == 1 && sx_ == 1 &&
+                        pad_top_ == 0 && pad_left_ == 0 && hq_ == in_h_ && wq_ == in_w_ &&
+                        x_quad_stride_ == plane;
   for (int64_t cq = quad_begin; cq < quad_end; ++cq) {
     uint32_t* out = reinterpret_cast<uint32_t*>(dst) + cq * x_quad_stride_;
     // Plain layout: the (up to) 4 channel planes of this quad.
@@ -412,7 +415,16 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
         }
       }
     };
-    if (!shift_off_.empty()) {
+    if (identity && (x_layout_ == S8Layout::kNchw4c || full)) {
+      // The plane is the input plane (stride 1, no padding: every 1x1
+      // stride-1 layer fed plain NCHW): one row of H * W positions. Row by
+      // row, a 7x7 plane of 2048 channels cost more than the layer's MACs at
+      // 75%.
+      if (x_layout_ == S8Layout::kNchw4c)
+        s8_pack_row4c__avx512(src4, 1, in_plane, flip, out);
+      else
+        s8_pack_row__avx512(src, 1, in_plane, flip, out);
+    } else if (!shift_off_.empty()) {
       for (size_t slot = 0; slot < shift_off_.size(); ++slot)
         pack_plane(static_cast<int64_t>(slot), shift_py_[slot], shift_off_[slot], sx_);
     } else {
