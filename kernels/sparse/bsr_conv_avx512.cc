@@ -61,12 +61,13 @@ inline __mmask16 RangeMask(int64_t lo, int64_t hi) {
 class Prefetcher {
  public:
   static constexpr int64_t kLine = 64;
-  // At most this many lines per visit (a visit is 8 x taps FMA steps): the
-  // rest of the request is dropped. Enough for the input and weight streams
-  // at 50% (ResNet-50's 56x56 1x1 layers read ~2.7 bytes of input per
-  // cycle) while the extra load-port work stays small when the data is
+  // At most this many lines per 8 FMA steps (a visit of an 8 x 8 block is
+  // 8 x taps steps): the rest of the request is dropped. Enough for the
+  // input and weight streams at 50% (ResNet-50's 56x56 1x1 layers read ~2.7
+  // bytes of input per cycle; a 3x3 block-row's weights are 36 lines per
+  // block) while the extra load-port work stays small when the data is
   // already cached and few blocks are stored (90%: ~3 blocks per block-row).
-  static constexpr int64_t kMaxLinesPerVisit = 6;
+  static constexpr int64_t kMaxLinesPer8Steps = 6;
   Prefetcher(const BsrConvArgs& a, int64_t block_visits) {
     w_ = reinterpret_cast<const char*>(a.prefetch_w);
     w_lines_ = a.prefetch_w ? (a.prefetch_w_bytes + kLine - 1) / kLine : 0;
@@ -76,8 +77,8 @@ class Prefetcher {
     x_range_lines_ = a.prefetch_x_bytes / kLine + 1;
     x_stride_ = a.prefetch_x_stride * static_cast<int64_t>(sizeof(float));
     const int64_t total = w_lines_ + x_ranges_ * x_range_lines_;
-    per_visit_ = std::min(kMaxLinesPerVisit,
-                          (total + block_visits - 1) / std::max<int64_t>(block_visits, 1));
+    const int64_t cap = std::max<int64_t>(1, kMaxLinesPer8Steps * a.taps * a.bc / 8);
+    per_visit_ = std::min(cap, (total + block_visits - 1) / std::max<int64_t>(block_visits, 1));
   }
   // The next lines of the request (none once it is done).
   __attribute__((always_inline)) inline void Step() {
