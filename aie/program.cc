@@ -9,20 +9,126 @@
 
 namespace wbs::aie {
 
-std::pair<int64_t, int64_t> AccessPattern::ByteRange(int64_t it) const {
-  int64_t lo = base + (it & 1) * pong, hi = lo;
+Footprint Footprint::Range(int64_t lo, int64_t hi) {
+  Footprint f;
+  f.lo = lo;
+  f.run = std::max<int64_t>(0, hi - lo);
+  f.ext[0] = f.run;
+  return f;
+}
+
+Footprint AccessPattern::Bytes(int64_t it) const {
+  Footprint f;
+  f.lo = base + (it & 1) * pong;
+  f.run = elem;
+  // (count, stride) of the dimensions that repeat, strides made positive.
+  std::array<std::pair<int64_t, int64_t>, 4> dims{};
+  int n = 0;
   for (int d = 0; d < 4; ++d) {
     int64_t i0 = start[d] + it * step[d], i1 = i0 + size[d] - 1;
     if (bound[d] > 0) {
       i0 = std::max<int64_t>(i0, 0);
       i1 = std::min<int64_t>(i1, bound[d] - 1);
-      if (i1 < i0) return {0, 0};
     }
-    const int64_t a = i0 * stride[d], b = i1 * stride[d];
-    lo += std::min(a, b);
-    hi += std::max(a, b);
+    if (i1 < i0) return Footprint{};
+    f.lo += std::min(i0 * stride[d], i1 * stride[d]);
+    const int64_t s = stride[d] < 0 ? -stride[d] : stride[d];
+    if (i1 > i0 && s > 0) dims[static_cast<size_t>(n++)] = {i1 - i0 + 1, s};
   }
-  return {lo, hi + elem};
+  // Innermost first; a dimension whose stride does not pass the run extends
+  // it (contiguous or overlapping elements); a dimension that continues the
+  // previous one exactly (stride = count * stride) merges with it.
+  for (int d = 1; d < n; ++d)  // insertion sort by stride (at most 4)
+    for (int e = d;
+         e > 0 && dims[static_cast<size_t>(e)].second < dims[static_cast<size_t>(e - 1)].second;
+         --e)
+      std::swap(dims[static_cast<size_t>(e)], dims[static_cast<size_t>(e - 1)]);
+  std::array<std::pair<int64_t, int64_t>, 4> kept{};
+  int k = 0;
+  for (int d = 0; d < n; ++d) {
+    const auto [cnt, s] = dims[static_cast<size_t>(d)];
+    if (k == 0 && s <= f.run) {
+      f.run += (cnt - 1) * s;
+    } else if (k > 0 && s == kept[static_cast<size_t>(k - 1)].first *
+                                 kept[static_cast<size_t>(k - 1)].second) {
+      kept[static_cast<size_t>(k - 1)].first *= cnt;
+    } else {
+      kept[static_cast<size_t>(k++)] = {cnt, s};
+    }
+  }
+  f.nd = k;
+  int64_t e = f.run;
+  f.ext[static_cast<size_t>(k)] = e;
+  for (int d = 0; d < k; ++d) {  // outermost first
+    const auto [cnt, s] = kept[static_cast<size_t>(k - 1 - d)];
+    f.count[static_cast<size_t>(d)] = cnt;
+    f.stride[static_cast<size_t>(d)] = s;
+  }
+  for (int d = k - 1; d >= 0; --d) {
+    e += (f.count[static_cast<size_t>(d)] - 1) * f.stride[static_cast<size_t>(d)];
+    f.ext[static_cast<size_t>(d)] = e;
+  }
+  return f;
+}
+
+namespace {
+
+int64_t FloorDiv(int64_t a, int64_t b) {  // b > 0
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+// Whether dimensions ad.. of `a` placed at alo share a byte with dimensions
+// bd.. of `b` placed at blo. `budget` bounds the work; when it runs out the
+// answer is true (conservative).
+bool OverlapFrom(const Footprint& a, int ad, int64_t alo, const Footprint& b, int bd, int64_t blo,
+                 int64_t* budget) {
+  if (--*budget < 0) return true;
+  const int64_t ahi = alo + a.ext[static_cast<size_t>(ad)],
+                bhi = blo + b.ext[static_cast<size_t>(bd)];
+  if (ahi <= blo || bhi <= alo) return false;
+  if (ad == a.nd && bd == b.nd) return true;  // two runs whose ranges meet
+  if (ad < a.nd && bd < b.nd &&
+      a.stride[static_cast<size_t>(ad)] == b.stride[static_cast<size_t>(bd)]) {
+    // A_i = alo + i*S + A', B_j = blo + j*S + B': they meet iff A' at alo
+    // meets B' at blo + (j - i)*S; only the offsets k = j - i whose
+    // bounding ranges meet can, and k takes every value in [-(nA-1), nB-1].
+    const int64_t S = a.stride[static_cast<size_t>(ad)];
+    const int64_t ea = a.ext[static_cast<size_t>(ad + 1)], eb = b.ext[static_cast<size_t>(bd + 1)];
+    // blo + k*S < alo + ea and blo + k*S + eb > alo.
+    const int64_t kmin =
+        std::max(-(a.count[static_cast<size_t>(ad)] - 1), FloorDiv(alo - eb - blo, S) + 1);
+    const int64_t kmax =
+        std::min(b.count[static_cast<size_t>(bd)] - 1, -FloorDiv(-(alo + ea - blo), S) - 1);
+    for (int64_t k = kmin; k <= kmax; ++k)
+      if (OverlapFrom(a, ad + 1, alo, b, bd + 1, blo + k * S, budget)) return true;
+    return false;
+  }
+  // Split the box with the coarser outer dimension into its slices that
+  // meet the other's bounding range.
+  const bool split_a = bd == b.nd || (ad < a.nd && a.stride[static_cast<size_t>(ad)] >=
+                                                       b.stride[static_cast<size_t>(bd)]);
+  const Footprint& x = split_a ? a : b;
+  const int xd = split_a ? ad : bd;
+  const int64_t xlo = split_a ? alo : blo, olo = split_a ? blo : alo, ohi = split_a ? bhi : ahi;
+  const int64_t S = x.stride[static_cast<size_t>(xd)], e = x.ext[static_cast<size_t>(xd + 1)];
+  // xlo + i*S < ohi and xlo + i*S + e > olo.
+  const int64_t imin = std::max<int64_t>(0, FloorDiv(olo - e - xlo, S) + 1);
+  const int64_t imax =
+      std::min(x.count[static_cast<size_t>(xd)] - 1, -FloorDiv(-(ohi - xlo), S) - 1);
+  for (int64_t i = imin; i <= imax; ++i) {
+    const bool hit = split_a ? OverlapFrom(a, ad + 1, alo + i * S, b, bd, blo, budget)
+                             : OverlapFrom(a, ad, alo, b, bd + 1, blo + i * S, budget);
+    if (hit) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool Overlaps(const Footprint& a, const Footprint& b) {
+  if (a.empty() || b.empty() || a.hi() <= b.lo || b.hi() <= a.lo) return false;
+  int64_t budget = 4096;
+  return OverlapFrom(a, 0, a.lo, b, 0, b.lo, &budget);
 }
 
 namespace {
@@ -218,7 +324,8 @@ const char* CompKindName(CompKind k) { return kCompNames[static_cast<int>(k)]; }
 
 int64_t BlobBytes(const BlobHeader& h) {
   const int64_t rows = int64_t{h.block_rows} * h.br;
-  const int64_t ints = 8 + (h.block_rows + 1) + h.nnz + 3 * rows;
+  const int64_t per_row = ((h.flags & kBlobBias) ? 1 : 0) + ((h.flags & kBlobRequant) ? 2 : 0);
+  const int64_t ints = kBlobHeaderInts + (h.block_rows + 1) + h.nnz + per_row * rows;
   const int64_t vals = int64_t{h.nnz} * h.br * h.bc * h.kh * h.kw;
   return ints * 4 + (vals + 3) / 4 * 4;
 }

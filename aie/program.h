@@ -32,7 +32,9 @@
 namespace wbs::aie {
 
 inline constexpr uint32_t kProgramMagic = 0x47504957;  // "WIPG" little-endian
-inline constexpr uint32_t kProgramVersion = 1;
+// 2: weight blobs carry a flags word; CIN-split parts store bias and
+// requantization once (docs/AIE_PROGRAM.md "Versions").
+inline constexpr uint32_t kProgramVersion = 2;
 
 enum class MemKind : uint8_t { kDdr, kMemtile, kCore };
 
@@ -52,6 +54,8 @@ struct MemSpace {
   bool operator<(const MemSpace& o) const;
 };
 std::string MemSpaceName(const MemSpace& m);  // "ddr", "mt2", "c1.3"
+
+struct Footprint;
 
 // An up-to-4-D byte access pattern (dimension 0 innermost). In iteration
 // `it`, element (i0..i3) is at
@@ -74,11 +78,36 @@ struct AccessPattern {
   int32_t pad_value = 0;
   int64_t elements() const { return size[0] * size[1] * size[2] * size[3]; }
   int64_t bytes() const { return elements() * elem; }
-  // [lo, hi) bounding the bytes the pattern touches in iteration `it`
-  // (bounded dimensions clamped to their bounds; {0, 0} when a bound leaves
-  // nothing). The time model and the simulator order transfers by it.
-  std::pair<int64_t, int64_t> ByteRange(int64_t it) const;
+  // The bytes the pattern touches in iteration `it`, exactly (bounded
+  // dimensions clamped to their bounds: padding reads nothing). The time
+  // model and the simulator order transfers by it.
+  Footprint Bytes(int64_t it) const;
 };
+
+// A set of bytes: a strided box
+//   { lo + sum_d i_d * stride[d] + b : 0 <= i_d < count[d], 0 <= b < run }
+// in normal form (dimensions of one element dropped, strides positive and
+// larger than `run`, outermost first, contiguous dimensions folded into the
+// run), so equal sets of the usual shapes compare cheaply. run == 0: empty.
+struct Footprint {
+  int64_t lo = 0, run = 0;
+  int nd = 0;
+  std::array<int64_t, 4> count{1, 1, 1, 1}, stride{0, 0, 0, 0};
+  // ext[d]: the bounding length of dimensions d.. (ext[nd] == run).
+  std::array<int64_t, 5> ext{0, 0, 0, 0, 0};
+  static Footprint Range(int64_t lo, int64_t hi);  // [lo, hi)
+  bool empty() const { return run <= 0; }
+  int64_t hi() const { return lo + ext[0]; }  // end of the bounding range
+};
+
+// Whether two footprints share a byte. Exact: interleaved but disjoint
+// strided sets (the tiles of different columns in one tensor) do not
+// overlap. Bounding ranges that miss each other answer at once; otherwise
+// the boxes are compared dimension by dimension (equal outer strides reduce
+// to a few offsets, others split the coarser box), with a work limit past
+// which the answer is "overlap" (conservative: an ordering, never a lost
+// hazard). The time model and the simulator both order by it.
+bool Overlaps(const Footprint& a, const Footprint& b);
 
 struct LockOp {
   MemSpace tile;   // the tile owning the lock (DDR: a shim lock of memtile 0's column)
@@ -169,33 +198,54 @@ struct Instruction {
 
 inline int64_t OutTypeBytes(OutType t) { return t == OutType::kS32 ? 4 : 1; }
 
-// Calls f(space, {lo, hi}, write) for each byte range [lo, hi) instruction
-// `in` reads (write = false) or writes in iteration `it`: a transfer its
-// source and every destination pattern; a COMP, on each of its cores, its
-// input, the head of its weight blob (conv), its second input or s32
-// accumulator (add, accumulate) and its output. The time model and the
-// simulator order instructions by these ranges (data hazards).
+// ---- The weight blob (what a kConv reads at `weights`) ----
+// Little-endian, 4-byte aligned:
+//   int32 magic 0x42535238 ("8RSB"), br, bc, kh, kw, block_rows, nnz, cin (of the tile), flags
+//   int32 row_ptr[block_rows + 1], col_idx[nnz] (block column within the tile's groups' input)
+//   int32 bias[block_rows * br]   if flags & kBlobBias: B_q - z_x * row_sum over every input
+//                                 channel of the layer (0 past out_c); without it the bias is 0
+//   int32 mult[block_rows * br], shift[block_rows * br]   if flags & kBlobRequant
+//   int8  values[nnz * br * bc * kh * kw]  (S8BlockSparseWeight quads:
+//         values[j*bs + ((qq*taps + t)*br + r)*4 + l], zero-padded to 4 bytes)
+// A CIN-split layer's parts: the first (which starts the accumulation)
+// carries the bias, the last (which requantizes) mult and shift, the others
+// neither; an unsplit layer's blob has both.
+inline constexpr int32_t kBlobMagic = 0x42535238;
+inline constexpr int32_t kBlobBias = 1, kBlobRequant = 2;
+inline constexpr int kBlobHeaderInts = 9;
+inline constexpr int64_t kBlobHeaderBytes = 4 * kBlobHeaderInts;
+struct BlobHeader {
+  int32_t br = 8, bc = 8, kh = 1, kw = 1, block_rows = 0, nnz = 0, cin = 0;
+  int32_t flags = kBlobBias | kBlobRequant;
+};
+int64_t BlobBytes(const BlobHeader& h);
+
+// Calls f(space, footprint, write) for each set of bytes instruction `in`
+// reads (write = false) or writes in iteration `it`: a transfer its source
+// and every destination pattern (exactly, Footprint); a COMP, on each of its
+// cores, its input, the head of its weight blob (conv), its second input or
+// s32 accumulator (add, accumulate) and its output, as contiguous ranges.
+// The time model and the simulator order instructions by these (data
+// hazards, Overlaps).
 template <typename F>
 void ForEachAccess(const Instruction& in, int64_t it, F&& f) {
   if (in.op == Opcode::kComp) {
     const CompParams& c = in.comp;
     const int64_t ie = OutTypeBytes(c.in_type), oe = OutTypeBytes(c.out_type);
     const int64_t out_elems = int64_t{c.out_c} * c.out_h * c.out_w;
+    const int64_t in_bytes = int64_t{c.in_c} * c.in_h * c.in_w * ie;
     for (const MemSpace& m : in.cores) {
-      f(m,
-        std::pair<int64_t, int64_t>{c.in.at(it),
-                                    c.in.at(it) + int64_t{c.in_c} * c.in_h * c.in_w * ie},
-        false);
+      f(m, Footprint::Range(c.in.at(it), c.in.at(it) + in_bytes), false);
       if (c.kind == CompKind::kConv)
-        f(m, std::pair<int64_t, int64_t>{c.weights.at(it), c.weights.at(it) + 32}, false);
+        f(m, Footprint::Range(c.weights.at(it), c.weights.at(it) + kBlobHeaderBytes), false);
       if (c.kind == CompKind::kAdd || c.accumulate)
-        f(m, std::pair<int64_t, int64_t>{c.in2.at(it), c.in2.at(it) + out_elems * 4}, false);
-      f(m, std::pair<int64_t, int64_t>{c.out.at(it), c.out.at(it) + out_elems * oe}, true);
+        f(m, Footprint::Range(c.in2.at(it), c.in2.at(it) + out_elems * 4), false);
+      f(m, Footprint::Range(c.out.at(it), c.out.at(it) + out_elems * oe), true);
     }
     return;
   }
-  if (in.op != Opcode::kFill) f(in.src, in.src_ap.ByteRange(it), false);
-  for (const MemSpace& d : in.dst) f(d, in.dst_ap.ByteRange(it), true);
+  if (in.op != Opcode::kFill) f(in.src, in.src_ap.Bytes(it), false);
+  for (const MemSpace& d : in.dst) f(d, in.dst_ap.Bytes(it), true);
 }
 
 struct Block {
@@ -250,20 +300,5 @@ struct Program {
   static Result<Program> FromBinary(const std::vector<uint8_t>& bytes, const std::string& source);
   bool operator==(const Program& o) const { return ToText() == o.ToText(); }
 };
-
-// ---- The weight blob (what a kConv reads at `weights`) ----
-// Little-endian, 4-byte aligned:
-//   int32 magic 0x42535238 ("8RSB"), br, bc, kh, kw, block_rows, nnz, cin (of the tile)
-//   int32 row_ptr[block_rows + 1], col_idx[nnz] (block column within the tile's groups' input)
-//   int32 bias[block_rows * br]   (B_q - z_x * row_sum over the stored blocks; 0 past out_c;
-//                                  a CIN-split part other than the first has no B_q)
-//   int32 mult[block_rows * br], shift[block_rows * br]
-//   int8  values[nnz * br * bc * kh * kw]  (S8BlockSparseWeight quads:
-//         values[j*bs + ((qq*taps + t)*br + r)*4 + l], zero-padded to 4 bytes)
-inline constexpr int32_t kBlobMagic = 0x42535238;
-struct BlobHeader {
-  int32_t br = 8, bc = 8, kh = 1, kw = 1, block_rows = 0, nnz = 0, cin = 0;
-};
-int64_t BlobBytes(const BlobHeader& h);
 
 }  // namespace wbs::aie

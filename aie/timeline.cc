@@ -21,41 +21,72 @@ Timeline::Timeline(const Target& t, double mac_efficiency, const Program& p)
     tokens_[LockKey(l.tile, l.id)].push_back({0.0, l.value});
 }
 
-int Timeline::SpaceId(const MemSpace& m) const {
-  switch (m.kind) {
-    case MemKind::kDdr:
-      return 0;
-    case MemKind::kMemtile:
-      return 1 + m.index;
-    default:
-      return 1 + t_.num_memtiles() + m.index * t_.cols + m.col;
+HazardTracker::Wait HazardTracker::Conflict(const MemSpace& space, const Footprint& f,
+                                            bool write) const {
+  const auto it = spaces_.find(Key(space));
+  if (it == spaces_.end() || f.empty()) return {};
+  const List& h = it->second;
+  Wait w;
+  // The folded old accesses whose range meets f's bounding range.
+  const int64_t lo = f.lo, hi = f.hi();
+  auto c = h.old.upper_bound(lo);
+  if (c != h.old.begin()) --c;
+  for (; c != h.old.end() && c->first < hi; ++c) {
+    const Old& o = c->second;
+    if (o.hi <= lo) continue;
+    Wait x{o.wend, o.wby};
+    if (write && o.rend > x.end) x = {o.rend, o.rby};
+    if (x.end > w.end) w = x;
   }
+  for (const Rec& x : h.recs) {
+    const double e = write ? std::max(x.wend, x.rend) : x.wend;
+    // The cheap test first: only a record that would move the answer needs
+    // the exact overlap.
+    if (e > w.end && Overlaps(x.f, f)) w = {e, x.by};
+  }
+  return w;
 }
 
-void Timeline::Ranges(const Instruction& in, int64_t it, std::vector<Range>* reads,
-                      std::vector<Range>* writes) const {
-  ForEachAccess(in, it, [&](const MemSpace& m, std::pair<int64_t, int64_t> r, bool write) {
-    (write ? writes : reads)->push_back({SpaceId(m), r});
-  });
+void HazardTracker::Fold(List& h, const Rec& x) {
+  Old o{x.f.hi(), x.wend, x.rend, x.wend > 0 ? x.by : -1, x.rend > 0 ? x.by : -1};
+  int64_t lo = x.f.lo;
+  // Merge with every old range it meets (the union's bound, the later ends).
+  auto c = h.old.upper_bound(lo);
+  if (c != h.old.begin()) --c;
+  while (c != h.old.end() && c->first < o.hi) {
+    if (c->second.hi <= lo) {
+      ++c;
+      continue;
+    }
+    const Old& m = c->second;
+    lo = std::min(lo, c->first);
+    o.hi = std::max(o.hi, m.hi);
+    if (m.wend > o.wend) o.wend = m.wend, o.wby = m.wby;
+    if (m.rend > o.rend) o.rend = m.rend, o.rby = m.rby;
+    c = h.old.erase(c);
+  }
+  h.old[lo] = o;
+  if (h.old.size() <= kOldRanges) return;
+  // Too many: merge the two neighbours with the smallest gap.
+  auto best = h.old.begin();
+  int64_t gap = INT64_MAX;
+  for (auto a = h.old.begin(), b = std::next(a); b != h.old.end(); ++a, ++b)
+    if (b->first - a->second.hi < gap) gap = b->first - a->second.hi, best = a;
+  auto next = std::next(best);
+  Old& m = best->second;
+  m.hi = std::max(m.hi, next->second.hi);
+  if (next->second.wend > m.wend) m.wend = next->second.wend, m.wby = next->second.wby;
+  if (next->second.rend > m.rend) m.rend = next->second.rend, m.rby = next->second.rby;
+  h.old.erase(next);
 }
 
-double Timeline::Hazard(int space, std::pair<int64_t, int64_t> r, bool write) const {
-  const auto it = hazards_.find(space);
-  if (it == hazards_.end()) return 0;
-  const HazardList& h = it->second;
-  double t = write ? std::max(h.wfloor, h.rfloor) : h.wfloor;
-  for (const HazardRec& x : h.recs)
-    if (x.lo < r.second && r.first < x.hi)
-      t = std::max(t, write ? std::max(x.wend, x.rend) : x.wend);
-  return t;
-}
-
-void Timeline::Record(int space, std::pair<int64_t, int64_t> r, double end, bool write) {
-  HazardList& h = hazards_[space];
-  h.recs.push_back({r.first, r.second, write ? end : 0.0, write ? 0.0 : end});
-  if (h.recs.size() > kHazardHistory) {
-    h.wfloor = std::max(h.wfloor, h.recs.front().wend);
-    h.rfloor = std::max(h.rfloor, h.recs.front().rend);
+void HazardTracker::Record(const MemSpace& space, const Footprint& f, double end, bool write,
+                           int64_t by) {
+  if (f.empty()) return;
+  List& h = spaces_[Key(space)];
+  h.recs.push_back({f, write ? end : 0.0, write ? 0.0 : end, by});
+  if (h.recs.size() > kHistory) {
+    Fold(h, h.recs.front());
     h.recs.pop_front();
   }
 }
@@ -81,10 +112,14 @@ double Timeline::Duration(const Instruction& in) const {
 
 Timeline::Slot Timeline::Schedule(const Instruction& in, int64_t it) {
   double ready = 0;
-  std::vector<Range> reads, writes;
-  Ranges(in, it, &reads, &writes);
-  for (const auto& [sp, r] : reads) ready = std::max(ready, Hazard(sp, r, false));
-  for (const auto& [sp, r] : writes) ready = std::max(ready, Hazard(sp, r, true));
+  accesses_.clear();
+  ForEachAccess(in, it, [&](const MemSpace& m, const Footprint& f, bool write) {
+    accesses_.push_back({m, f, write});
+  });
+  // Reads, then writes (the simulator's order, so ties resolve alike).
+  for (const bool w : {false, true})
+    for (const Access& a : accesses_)
+      if (a.write == w) ready = std::max(ready, hazards_.Conflict(a.space, a.f, w).end);
   for (const LockOp& l : in.acquire) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
     auto& q = tokens_[LockKey(l.tile, id)];
@@ -156,8 +191,9 @@ Timeline::Slot Timeline::Schedule(const Instruction& in, int64_t it) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
     tokens_[LockKey(l.tile, id)].push_back({s.end, l.value});
   }
-  for (const auto& [sp, r] : reads) Record(sp, r, s.end, false);
-  for (const auto& [sp, r] : writes) Record(sp, r, s.end, true);
+  for (const bool w : {false, true})
+    for (const Access& a : accesses_)
+      if (a.write == w) hazards_.Record(a.space, a.f, s.end, w);
   horizon_ = std::max(horizon_, s.end);
   return s;
 }

@@ -19,9 +19,10 @@
 //   COMP             each core's compute unit
 // Durations: Target::transfer_cycles, MACs / (MACs per cycle x efficiency).
 // Ready: the release time of each lock token consumed (FIFO) and, per memory
-// space, the end of the earlier accesses whose byte range overlaps (read
-// after write, write after read or write; the last kHazardHistory accesses
-// per space are kept, older ones fold into a conservative floor).
+// space, the end of the earlier accesses that share a byte with this one
+// (read after write, write after read or write; exact on strided patterns,
+// Overlaps in aie/program.h; HazardTracker below, which the simulator uses
+// too).
 #pragma once
 
 #include <cstdint>
@@ -38,10 +39,52 @@
 
 namespace wbs::aie {
 
+// Data hazards per memory space: the recent accesses (footprint, end of the
+// writes and reads recorded for it, and which instance did it). A read waits
+// for every earlier write it shares a byte with, a write for every earlier
+// read or write. The last kHistory accesses per space are kept exactly;
+// older ones fold into at most kOldRanges disjoint byte ranges per space
+// (their bounding ranges merged, the latest ends kept: conservative, but an
+// old write to one tensor never delays a read of another, as a single
+// per-space floor did). The compiler's time model and the simulator share
+// this one rule.
+class HazardTracker {
+ public:
+  static constexpr size_t kHistory = 96, kOldRanges = 64;
+  struct Wait {
+    double end = 0;
+    int64_t by = -1;  // the instance it waits for (-1: none or unknown)
+  };
+  // The latest end of an earlier conflicting access to `space` (the first
+  // such record on ties).
+  Wait Conflict(const MemSpace& space, const Footprint& f, bool write) const;
+  void Record(const MemSpace& space, const Footprint& f, double end, bool write, int64_t by = -1);
+
+ private:
+  struct Rec {
+    Footprint f;
+    double wend = 0, rend = 0;
+    int64_t by = -1;
+  };
+  struct Old {  // folded accesses over [key, hi)
+    int64_t hi = 0;
+    double wend = 0, rend = 0;
+    int64_t wby = -1, rby = -1;
+  };
+  struct List {
+    std::deque<Rec> recs;
+    std::map<int64_t, Old> old;  // disjoint, by start
+  };
+  static void Fold(List& h, const Rec& x);
+  static int64_t Key(const MemSpace& m) {
+    return (int64_t{static_cast<int>(m.kind)} << 32) |
+           (int64_t{static_cast<uint16_t>(m.index)} << 16) | static_cast<uint16_t>(m.col);
+  }
+  std::unordered_map<int64_t, List> spaces_;
+};
+
 class Timeline {
  public:
-  static constexpr size_t kHazardHistory = 96;
-
   // `mac_efficiency` <= 0 takes the target's; the program's initial lock
   // values are tokens available at time 0.
   Timeline(const Target& t, double mac_efficiency, const Program& p);
@@ -59,27 +102,18 @@ class Timeline {
   const std::map<std::string, double>& busy() const { return busy_; }
 
  private:
-  struct HazardRec {
-    int64_t lo = 0, hi = 0;
-    double wend = 0, rend = 0;
+  struct Access {
+    MemSpace space;
+    Footprint f;
+    bool write = false;
   };
-  struct HazardList {
-    std::deque<HazardRec> recs;
-    double wfloor = 0, rfloor = 0;
-  };
-  using Range = std::pair<int, std::pair<int64_t, int64_t>>;  // space id, [lo, hi)
-  int SpaceId(const MemSpace& m) const;
-  void Ranges(const Instruction& in, int64_t it, std::vector<Range>* reads,
-              std::vector<Range>* writes) const;
-  double Hazard(int space, std::pair<int64_t, int64_t> r, bool write) const;
-  void Record(int space, std::pair<int64_t, int64_t> r, double end, bool write);
-
   Target t_;
   double eff_ = 1;
   std::map<std::tuple<int, int, int, int>, std::deque<std::pair<double, int64_t>>> tokens_;
   std::unordered_map<std::string, double> free_at_;
   std::map<std::string, double> busy_;
-  std::unordered_map<int, HazardList> hazards_;
+  HazardTracker hazards_;
+  std::vector<Access> accesses_;  // scratch of Schedule
   double horizon_ = 0;
 };
 

@@ -39,7 +39,7 @@ struct SimulateArgs {
   double zoo_sparsity = 0;
   uint64_t zoo_seed = 1;
   std::vector<std::string> report, compare;
-  bool check = false, reference = false;
+  bool check = false, reference = false, timing_only = false;
   uint64_t seed = 1;
 };
 
@@ -174,7 +174,11 @@ Status RunSimulate(const SimulateArgs& a) {
     return InvalidArgument(
         "--check needs --model (the int8 model the program was compiled from) or --zoo NAME "
         "(the program came from wbs compile --zoo NAME, same --sparsity and --zoo-seed)");
-  WBS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(prog, target));
+  if (a.check && a.timing_only)
+    return InvalidArgument("--check needs the functional run (drop --timing-only)");
+  sim::SimOptions sim_options;
+  sim_options.functional = !a.timing_only;
+  WBS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(prog, target, sim_options));
   // The estimate: the compiler's time model on this program, or --estimate
   // (a layers.tsv of wbs compile).
   const std::string& estimate = a.estimate;
@@ -321,6 +325,8 @@ Command AddSimulateCommand(CLI::App& parent) {
   app->add_flag("--reference", args->reference,
                 "with --check: compare with the runtime's reference backend (naive operators)");
   app->add_flag("--check", args->check, "compare the output bit for bit with the CPU int8 runtime");
+  app->add_flag("--timing-only", args->timing_only,
+                "time the program without moving bytes or computing (fast; no --check)");
   return {app, [args] { return RunSimulate(*args); }};
 }
 

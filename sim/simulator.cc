@@ -457,7 +457,7 @@ struct CoreView {
 
 Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   const int64_t wa = c.weights.at(it);
-  WBS_RETURN_IF_ERROR(v.Check(wa, 32, false));
+  WBS_RETURN_IF_ERROR(v.Check(wa, aie::kBlobHeaderBytes, false));
   const uint8_t* base = &v.m->data[static_cast<size_t>(wa)];
   auto hdr = [&](int i) { return LoadLe32(base + 4 * i); };
   if (hdr(0) != aie::kBlobMagic)
@@ -465,7 +465,15 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
                            v.m->name, wa, static_cast<uint32_t>(hdr(0)));
   aie::BlobHeader h;
   h.br = hdr(1), h.bc = hdr(2), h.kh = hdr(3), h.kw = hdr(4), h.block_rows = hdr(5), h.nnz = hdr(6),
-  h.cin = hdr(7);
+  h.cin = hdr(7), h.flags = hdr(8);
+  if (h.flags & ~(aie::kBlobBias | aie::kBlobRequant))
+    return InvalidArgument("fault: {}: weight blob at {}:0x{:x} has unknown flags 0x{:x}", v.where,
+                           v.m->name, wa, static_cast<uint32_t>(h.flags));
+  // A requantizing COMP needs the blob's (M, S): only a CIN split's last part has them alone.
+  if (c.out_type != OutType::kS32 && !(h.flags & aie::kBlobRequant))
+    return InvalidArgument(
+        "fault: {}: COMP requantizes to {} but the weight blob at {}:0x{:x} has no mult/shift",
+        v.where, c.out_type == OutType::kU8 ? "u8" : "s8", v.m->name, wa);
   if (h.br <= 0 || h.bc <= 0 || h.bc % 4 || h.kh != c.kh || h.kw != c.kw || h.block_rows < 0 ||
       h.nnz < 0 || static_cast<int64_t>(h.block_rows) * h.br < c.out_c)
     return InvalidArgument(
@@ -476,13 +484,13 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   WBS_RETURN_IF_ERROR(v.Check(wa, blob, false));
   const int taps = c.kh * c.kw;
   const int64_t rows = static_cast<int64_t>(h.block_rows) * h.br;
-  const uint8_t* q = base + 32;
-  const uint8_t* row_ptr = q;
+  const uint8_t* row_ptr = base + aie::kBlobHeaderBytes;
   const uint8_t* col_idx = row_ptr + 4 * (h.block_rows + 1);
-  const uint8_t* bias = col_idx + 4 * static_cast<int64_t>(h.nnz);
-  const uint8_t* mult = bias + 4 * rows;
+  const uint8_t* bias = col_idx + 4 * static_cast<int64_t>(h.nnz);           // if kBlobBias
+  const uint8_t* mult = bias + ((h.flags & aie::kBlobBias) ? 4 * rows : 0);  // if kBlobRequant
   const uint8_t* shift = mult + 4 * rows;
-  const int8_t* values = reinterpret_cast<const int8_t*>(shift + 4 * rows);
+  const int8_t* values =
+      reinterpret_cast<const int8_t*>((h.flags & aie::kBlobRequant) ? shift + 4 * rows : mult);
   const int64_t bs = static_cast<int64_t>(h.br) * h.bc * taps;
   if (c.groups <= 0 || c.in_c % c.groups || c.out_c % c.groups)
     return InvalidArgument("fault: {}: groups {} do not divide in_c {} / out_c {}", v.where,
@@ -512,7 +520,7 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   std::vector<int32_t> acc(static_cast<size_t>(out_plane));
   for (int64_t m = 0; m < c.out_c; ++m) {
     const int64_t br = m / h.br, r = m % h.br, g = m / mpg;
-    const int32_t b0 = LoadLe32(bias + 4 * m);
+    const int32_t b0 = (h.flags & aie::kBlobBias) ? LoadLe32(bias + 4 * m) : 0;
     for (int64_t p = 0; p < out_plane; ++p) {
       // Modulo 2^32 (the contract): accumulate in uint32.
       uint32_t a0 = static_cast<uint32_t>(b0);
@@ -548,7 +556,9 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
             }
           }
     }
-    const Requant rq{LoadLe32(mult + 4 * m), LoadLe32(shift + 4 * m)};
+    const Requant rq = (h.flags & aie::kBlobRequant)
+                           ? Requant{LoadLe32(mult + 4 * m), LoadLe32(shift + 4 * m)}
+                           : Requant{0, 0};  // s32 output: not used
     for (int64_t p = 0; p < out_plane; ++p) {
       const int32_t a = acc[static_cast<size_t>(p)];
       const int64_t addr = oa + (m * out_plane + p) * oe;
@@ -686,42 +696,6 @@ Status Simulator::Comp(const Instruction& in, int64_t it) {
 
 // ---------------------------------------------------------------- timing
 
-void Simulator::Ranges(const Instruction& in, int64_t it, RangeList* reads,
-                       RangeList* writes) const {
-  aie::ForEachAccess(in, it, [&](const MemSpace& m, std::pair<int64_t, int64_t> r, bool write) {
-    (write ? writes : reads)->push_back({aie::MemSpaceName(m), r});
-  });
-}
-
-std::pair<double, int64_t> Simulator::Hazard(const std::string& space,
-                                             std::pair<int64_t, int64_t> r, bool write) const {
-  auto it = hazards_.find(space);
-  if (it == hazards_.end()) return {0, -1};
-  const HazardList& h = it->second;
-  std::pair<double, int64_t> t{h.wfloor, h.wfloor_by};
-  if (write && h.rfloor > t.first) t = {h.rfloor, h.rfloor_by};
-  for (const HazardRec& x : h.recs)
-    if (x.lo < r.second && r.first < x.hi) {
-      const double e = write ? std::max(x.wend, x.rend) : x.wend;
-      if (e > t.first) t = {e, x.by};
-    }
-  return t;
-}
-
-void Simulator::Record(const std::string& space, std::pair<int64_t, int64_t> r, double end,
-                       bool write, int64_t by) {
-  HazardList& h = hazards_[space];
-  h.recs.push_back({r.first, r.second, write ? end : 0.0, write ? 0.0 : end, by});
-  // Bounded history: an evicted record's times become the space's floor (conservative).
-  constexpr size_t kKeep = 96;
-  if (h.recs.size() > kKeep) {
-    const HazardRec& f = h.recs.front();
-    if (f.wend > h.wfloor) h.wfloor = f.wend, h.wfloor_by = f.by;
-    if (f.rend > h.rfloor) h.rfloor = f.rend, h.rfloor_by = f.by;
-    h.recs.pop_front();
-  }
-}
-
 void Simulator::Time(const Instruction& in, int64_t it) {
   const int64_t self = static_cast<int64_t>(instances_.size());
   Instance inst;
@@ -740,16 +714,16 @@ void Simulator::Time(const Instruction& in, int64_t it) {
       inst.wait = by >= 0 ? k : WaitKind::kNone;
     }
   };
-  RangeList reads, writes;
-  Ranges(in, it, &reads, &writes);
-  for (const auto& [sp, r] : reads) {
-    const auto [t, by] = Hazard(sp, r, false);
-    wait_for(t, by, WaitKind::kData);
-  }
-  for (const auto& [sp, r] : writes) {
-    const auto [t, by] = Hazard(sp, r, true);
-    wait_for(t, by, WaitKind::kData);
-  }
+  accesses_.clear();
+  aie::ForEachAccess(in, it, [&](const MemSpace& m, const aie::Footprint& f, bool write) {
+    accesses_.push_back({m, f, write});
+  });
+  for (const bool w : {false, true})
+    for (const Access& a : accesses_)
+      if (a.write == w) {
+        const aie::HazardTracker::Wait h = hazards_.Conflict(a.space, a.f, w);
+        wait_for(h.end, h.by, WaitKind::kData);
+      }
   for (const aie::LockOp& l : in.acquire) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
     auto& q = tokens_[LockKey(l.tile, id)];
@@ -851,8 +825,9 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
     tokens_[LockKey(l.tile, id)].push_back({end, l.value, self});
   }
-  for (const auto& [sp, r] : reads) Record(sp, r, end, false, self);
-  for (const auto& [sp, r] : writes) Record(sp, r, end, true, self);
+  for (const bool w : {false, true})
+    for (const Access& a : accesses_)
+      if (a.write == w) hazards_.Record(a.space, a.f, end, w, self);
   horizon_ = std::max(horizon_, end);
   inst.start = start;
   inst.end = end;

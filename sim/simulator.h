@@ -17,8 +17,8 @@
 // Timing: every instruction instance is scheduled on the resources it
 // occupies (shim DMA channels, memtile and core DMA channels, core compute)
 // as early as its locks (the time each consumed lock token was released),
-// its data hazards (address ranges of earlier accesses to the same memory)
-// and those resources allow.
+// its data hazards (earlier accesses to the same bytes, exactly:
+// aie::HazardTracker) and those resources allow.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,7 @@
 
 #include "aie/program.h"
 #include "aie/target.h"
+#include "aie/timeline.h"
 #include "core/status.h"
 
 namespace wbs::sim {
@@ -165,12 +166,6 @@ class Simulator {
   };
   std::map<std::string, Busy> free_at_;
   double horizon_ = 0;
-  // Data hazards per memory space: recent accesses and their end times.
-  struct HazardRec {
-    int64_t lo = 0, hi = 0;
-    double wend = 0, rend = 0;
-    int64_t by = -1;
-  };
   // Every timed instance (critical paths for the report).
   struct Instance {
     double start = 0, end = 0;
@@ -186,19 +181,14 @@ class Simulator {
   static constexpr const char* kTimelineSource = "compiler time model (aie::Timeline)";
   std::string estimate_source_ = kTimelineSource;
   void Finish();  // incremental cycles and critical paths per layer
-  struct HazardList {
-    std::deque<HazardRec> recs;
-    double wfloor = 0, rfloor = 0;
-    int64_t wfloor_by = -1, rfloor_by = -1;
+  // Data hazards per memory space (the time model's rule, aie/timeline.h).
+  aie::HazardTracker hazards_;
+  struct Access {
+    aie::MemSpace space;
+    aie::Footprint f;
+    bool write = false;
   };
-  std::map<std::string, HazardList> hazards_;
-  using RangeList = std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>>;
-  void Ranges(const aie::Instruction& in, int64_t it, RangeList* reads, RangeList* writes) const;
-  // Latest end of a conflicting earlier access, and the instance of it.
-  std::pair<double, int64_t> Hazard(const std::string& space, std::pair<int64_t, int64_t> r,
-                                    bool write) const;
-  void Record(const std::string& space, std::pair<int64_t, int64_t> r, double end, bool write,
-              int64_t by);
+  std::vector<Access> accesses_;  // scratch of Time
   SimStats stats_;
   std::vector<TraceEvent> trace_;
   // Current instruction (diagnostics).

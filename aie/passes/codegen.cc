@@ -459,8 +459,9 @@ struct Gen {
     int64_t macs = 0;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t real_rows = std::max<int64_t>(0, std::min(l.m, (r0 + i + 1) * l.br) - (r0 + i) * l.br);
-      for (int32_t j = I(8 + static_cast<size_t>(i)); j < I(8 + static_cast<size_t>(i) + 1); ++j) {
-        const int64_t col = I(8 + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
+      const size_t rp = kBlobHeaderInts + static_cast<size_t>(i);  // row_ptr[i]
+      for (int32_t j = I(rp); j < I(rp + 1); ++j) {
+        const int64_t col = I(kBlobHeaderInts + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
         const int64_t real_cols = std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
         macs += real_rows * real_cols * l.kh * l.kw;
       }

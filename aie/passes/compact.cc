@@ -2,10 +2,13 @@
 // of the core's range) and CIN part, one contiguous blob in the format of
 // docs/AIE_PROGRAM.md ("The weight blob"): header, BSR index (row_ptr,
 // col_idx), per-channel bias with the input zero point folded in
-// (B_q - z_x * row_sum over the part's stored weights; only part 0 carries
-// B_q), requantization (M, S), and the non-zero blocks in
-// S8BlockSparseWeight's quad layout. One blob = one DMA (LOADW, LOADWM).
-// All blobs of a layer are concatenated into one DDR constant.
+// (B_q - z_x * row_sum over all the layer's input channels), requantization
+// (M, S), and the non-zero blocks in S8BlockSparseWeight's quad layout. A
+// CIN split stores the bias only in part 0 (it starts the accumulation) and
+// (M, S) only in the last part (it requantizes): the middle parts are index
+// and values only, so a split layer moves each per-channel word once. One
+// blob = one DMA (LOADW, LOADWM). All blobs of a layer are concatenated into
+// one DDR constant.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -72,32 +75,38 @@ std::vector<uint8_t> MakeBlob(const Layer& l, int32_t z_x, int64_t r0, int64_t r
     row_ptr.push_back(static_cast<int32_t>(col_idx.size()));
   }
   *macs_per_pixel = macs;
+  const int32_t flags = (p == 0 ? kBlobBias : 0) | (p == l.parts - 1 ? kBlobRequant : 0);
   std::vector<uint8_t> b;
   Put32(b, kBlobMagic);
-  for (int64_t v : {int64_t{l.br}, int64_t{l.bc}, l.kh, l.kw, r1 - r0, static_cast<int64_t>(col_idx.size()), k1 - k0})
+  for (int64_t v : {int64_t{l.br}, int64_t{l.bc}, l.kh, l.kw, r1 - r0, static_cast<int64_t>(col_idx.size()), k1 - k0,
+                    int64_t{flags}})
     Put32(b, static_cast<int32_t>(v));
   for (int32_t v : row_ptr) Put32(b, v);
   for (int32_t v : col_idx) Put32(b, v);
-  for (int64_t q = 0; q < rows; ++q) {
-    const int64_t m = r0 * l.br + q;
-    int32_t v = 0;
-    if (m < l.m) {
-      // row_sum over the stored blocks of this part (zero blocks hold zeros).
-      int64_t row_sum = 0;
-      for (int64_t k = k0; k < k1; ++k)
-        for (int64_t t = 0; t < taps; ++t) row_sum += W(m, k, t);
-      const int64_t bq = p == 0 ? l.bias[static_cast<size_t>(m)] : 0;
-      v = static_cast<int32_t>(static_cast<uint32_t>(bq - int64_t{z_x} * row_sum));  // mod 2^32
+  if (flags & kBlobBias) {
+    for (int64_t q = 0; q < rows; ++q) {
+      const int64_t m = r0 * l.br + q;
+      int32_t v = 0;
+      if (m < l.m) {
+        // row_sum over every input channel of the group (all parts; zero blocks hold zeros).
+        int64_t row_sum = 0;
+        for (int64_t k = 0; k < cpg; ++k)
+          for (int64_t t = 0; t < taps; ++t) row_sum += l.weight[static_cast<size_t>((m * cpg + k) * taps + t)];
+        v = static_cast<int32_t>(
+            static_cast<uint32_t>(l.bias[static_cast<size_t>(m)] - int64_t{z_x} * row_sum));  // mod 2^32
+      }
+      Put32(b, v);
     }
-    Put32(b, v);
   }
-  for (int64_t q = 0; q < rows; ++q) {
-    const int64_t m = r0 * l.br + q;
-    Put32(b, m < l.m ? l.mult[static_cast<size_t>(m)] : 0);
-  }
-  for (int64_t q = 0; q < rows; ++q) {
-    const int64_t m = r0 * l.br + q;
-    Put32(b, m < l.m ? l.shift[static_cast<size_t>(m)] : 0);
+  if (flags & kBlobRequant) {
+    for (int64_t q = 0; q < rows; ++q) {
+      const int64_t m = r0 * l.br + q;
+      Put32(b, m < l.m ? l.mult[static_cast<size_t>(m)] : 0);
+    }
+    for (int64_t q = 0; q < rows; ++q) {
+      const int64_t m = r0 * l.br + q;
+      Put32(b, m < l.m ? l.shift[static_cast<size_t>(m)] : 0);
+    }
   }
   for (int64_t bi : blocks) {
     const int64_t i = bi / (c1 + 1), j = bi % (c1 + 1);

@@ -132,7 +132,7 @@ TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
   auto e = Program::FromBinary(bad, "bad.bin");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("bad.bin: program version 99"), std::string::npos);
-  auto e2 = Program::FromText("wbs-aie-program 1\nblock 1 x\n  LOAD L0 src=ddr\nend\n", "t.txt");
+  auto e2 = Program::FromText("wbs-aie-program " + std::to_string(kProgramVersion) + "\nblock 1 x\n  LOAD L0 src=ddr\nend\n", "t.txt");
   ASSERT_FALSE(e2.ok());
   EXPECT_NE(e2.status().message().find("t.txt:3:"), std::string::npos) << e2.status().message();
 }

@@ -53,13 +53,17 @@ void Put32(std::vector<uint8_t>& b, int32_t v) {
   b.insert(b.end(), x, x + 4);
 }
 
-// The blob (docs/AIE_PROGRAM.md) for output channels [m0, m0 + mc) and u8
-// input with zero point zx; all-zero 8x8 blocks are not stored.
-std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t zx) {
-  const int64_t taps = d.kh * d.kw, brs = (mc + 7) / 8, bcs = (d.c + 7) / 8;
-  auto W = [&](int64_t o, int64_t i, int64_t t) -> int32_t {
-    if (o >= mc || i >= d.c) return 0;
-    return d.w[static_cast<size_t>(((m0 + o) * d.c + i) * taps + t)];
+// The blob (docs/AIE_PROGRAM.md) for output channels [m0, m0 + mc), input
+// channels [k0, k1) (k1 < 0: all; a CIN-split part) and u8 input with zero
+// point zx; all-zero 8x8 blocks are not stored. The bias (over every input
+// channel) and (M, S) are stored as `flags` says.
+std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t zx, int64_t k0 = 0,
+                              int64_t k1 = -1, int32_t flags = aie::kBlobBias | aie::kBlobRequant) {
+  if (k1 < 0) k1 = d.c;
+  const int64_t taps = d.kh * d.kw, brs = (mc + 7) / 8, bcs = (k1 - k0 + 7) / 8;
+  auto W = [&](int64_t o, int64_t i, int64_t t) -> int32_t {  // i relative to k0
+    if (o >= mc || k0 + i >= k1) return 0;
+    return d.w[static_cast<size_t>(((m0 + o) * d.c + k0 + i) * taps + t)];
   };
   std::vector<int32_t> row_ptr{0}, col_idx;
   for (int64_t bi = 0; bi < brs; ++bi) {
@@ -75,20 +79,24 @@ std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t
   std::vector<uint8_t> b;
   for (int32_t v :
        {aie::kBlobMagic, 8, 8, static_cast<int32_t>(d.kh), static_cast<int32_t>(d.kw),
-        static_cast<int32_t>(brs), static_cast<int32_t>(col_idx.size()), static_cast<int32_t>(d.c)})
+        static_cast<int32_t>(brs), static_cast<int32_t>(col_idx.size()), static_cast<int32_t>(k1 - k0),
+        flags})
     Put32(b, v);
   for (int32_t v : row_ptr) Put32(b, v);
   for (int32_t v : col_idx) Put32(b, v);
-  for (int64_t o = 0; o < brs * 8; ++o) {
-    int64_t row_sum = 0;
-    for (int64_t i = 0; i < d.c; ++i)
-      for (int64_t t = 0; t < taps; ++t) row_sum += W(o, i, t);
-    Put32(b, o < mc ? static_cast<int32_t>(d.bias[static_cast<size_t>(m0 + o)] - zx * row_sum) : 0);
+  if (flags & aie::kBlobBias)
+    for (int64_t o = 0; o < brs * 8; ++o) {
+      int64_t row_sum = 0;
+      for (int64_t i = 0; o < mc && i < d.c; ++i)
+        for (int64_t t = 0; t < taps; ++t) row_sum += d.w[static_cast<size_t>(((m0 + o) * d.c + i) * taps + t)];
+      Put32(b, o < mc ? static_cast<int32_t>(d.bias[static_cast<size_t>(m0 + o)] - zx * row_sum) : 0);
+    }
+  if (flags & aie::kBlobRequant) {
+    for (int64_t o = 0; o < brs * 8; ++o)
+      Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].multiplier : 0);
+    for (int64_t o = 0; o < brs * 8; ++o)
+      Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].shift : 0);
   }
-  for (int64_t o = 0; o < brs * 8; ++o)
-    Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].multiplier : 0);
-  for (int64_t o = 0; o < brs * 8; ++o)
-    Put32(b, o < mc ? d.rq[static_cast<size_t>(m0 + o)].shift : 0);
   for (int64_t bi = 0; bi < brs; ++bi)
     for (int32_t j = row_ptr[static_cast<size_t>(bi)]; j < row_ptr[static_cast<size_t>(bi + 1)];
          ++j)
@@ -99,6 +107,11 @@ std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t
               b.push_back(static_cast<uint8_t>(static_cast<int8_t>(
                   W(bi * 8 + r, col_idx[static_cast<size_t>(j)] * 8 + qq * 4 + l, t))));
   while (b.size() % 4) b.push_back(0);
+  aie::BlobHeader h;
+  h.kh = static_cast<int32_t>(d.kh), h.kw = static_cast<int32_t>(d.kw);
+  h.block_rows = static_cast<int32_t>(brs), h.nnz = static_cast<int32_t>(col_idx.size());
+  h.flags = flags;
+  EXPECT_EQ(static_cast<int64_t>(b.size()), aie::BlobBytes(h));
   return b;
 }
 
@@ -241,6 +254,88 @@ TEST(SimExec, SingleCoreConvMatchesReference) {
   EXPECT_GT(std::set<uint8_t>(y.begin(), y.end()).size(), 50u);
   EXPECT_EQ(st.instructions, 7);
   EXPECT_GT(st.total_cycles, 0);
+}
+
+// A CIN split in two parts (docs/AIE_PROGRAM.md, format 2): part 0's blob
+// has only the bias (over all input channels) and writes the s32 partial,
+// part 1's only (M, S) and accumulates, then requantizes. Bit-exact with the
+// unsplit reference; a requantizing COMP on a blob without (M, S) faults.
+TEST(SimExec, CinSplitBlobsCarryBiasAndRequantOnce) {
+  const int64_t C = 16, H = 5, W = 5, M = 16, K = 8;  // two parts of K input channels
+  const ConvData d = RandomConv(M, C, 3, 5, {{0, 0}, {1, 1}});
+  const std::vector<uint8_t> b0 = MakeBlob(d, 0, M, kZx, 0, K, aie::kBlobBias);
+  const std::vector<uint8_t> b1 = MakeBlob(d, 0, M, kZx, K, C, aie::kBlobRequant);
+  const std::vector<uint8_t> full = MakeBlob(d, 0, M, kZx);
+  // Each per-channel word is stored once over the two parts.
+  EXPECT_LT(b0.size() + b1.size(), full.size() + 2 * 4 * (aie::kBlobHeaderInts + 3));
+  const int64_t n0 = static_cast<int64_t>(b0.size()), n1 = static_cast<int64_t>(b1.size());
+  const int64_t w0 = 1024, w1 = w0 + n0, out_addr = w1 + n1;
+  aie::Program p = BaseProgram(2, 2, out_addr + M * H * W);
+  p.symbols.push_back(Sym("in", aie::DdrSymbol::Kind::kInput, 0, C * H * W));
+  aie::DdrSymbol ws = Sym("w", aie::DdrSymbol::Kind::kConst, w0, n0 + n1);
+  ws.data = b0;
+  ws.data.insert(ws.data.end(), b1.begin(), b1.end());
+  p.symbols.push_back(ws);
+  p.symbols.push_back(Sym("out", aie::DdrSymbol::Kind::kOutput, out_addr, M * H * W));
+  aie::Block b;
+  b.instrs.push_back(Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, C * H * W),
+                          {MemSpace::Memtile(0)}, Linear(0, C * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(w0, n0 + n1),
+                          {MemSpace::Memtile(0)}, Linear(8192, n0 + n1)));
+  const int64_t win_bytes = K * (H + 2) * (W + 2);
+  const MemSpace core = MemSpace::Core(0, 0);
+  for (int part = 0; part < 2; ++part) {
+    AccessPattern win;
+    win.base = part * K * H * W;
+    win.size = {W + 2, H + 2, K, 1};
+    win.stride = {1, W, H * W, 0};
+    win.start = {-1, -1, 0, 0};
+    win.bound = {W, H, 0, 0};
+    win.pad_value = kZx;
+    b.instrs.push_back(Xfer(Opcode::kLoadFm, MemSpace::Memtile(0), win, {core},
+                            Linear(part * 2048, win_bytes)));
+  }
+  b.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(0), Linear(8192, n0 + n1), {core},
+                          Linear(4096, n0 + n1)));
+  Instruction comp;
+  comp.op = Opcode::kComp;
+  comp.layer = 0;
+  comp.cores = {core};
+  aie::CompParams& c = comp.comp;
+  c.in_c = K, c.in_h = H + 2, c.in_w = W + 2, c.out_c = M, c.out_h = H, c.out_w = W, c.kh = 3,
+  c.kw = 3;
+  c.out_zero = kZy, c.lo = 0, c.hi = 255;
+  c.macs_dense = c.macs = M * K * 9 * H * W;
+  c.in2 = {16384, 0};
+  c.in2_type = aie::OutType::kS32;
+  Instruction p0 = comp, p1 = comp;
+  p0.comp.in.addr = 0, p0.comp.weights.addr = 4096;
+  p0.comp.out = {16384, 0}, p0.comp.out_type = aie::OutType::kS32;
+  p1.comp.in.addr = 2048, p1.comp.weights.addr = 4096 + n0;
+  p1.comp.accumulate = true;
+  p1.comp.out = {24576, 0};
+  b.instrs.push_back(p0);
+  b.instrs.push_back(p1);
+  b.instrs.push_back(Xfer(Opcode::kWriteFm, core, Linear(24576, M * H * W), {MemSpace::Memtile(0)},
+                          Linear(65536, M * H * W)));
+  b.instrs.push_back(Xfer(Opcode::kWrite, MemSpace::Memtile(0), Linear(65536, M * H * W),
+                          {MemSpace::Ddr()}, Linear(out_addr, M * H * W)));
+  p.blocks.push_back(b);
+  const std::vector<uint8_t> x = RandomImage(C * H * W, 6);
+  const std::vector<uint8_t> y = RunProgram(p, aie::Target::Paper(2, 2), x);
+  EXPECT_EQ(y, RefConv(d, x, H, W, 1, kZx, kZy));
+  EXPECT_GT(std::set<uint8_t>(y.begin(), y.end()).size(), 40u);
+  // Part 0's blob cannot requantize.
+  aie::Program bad = p;
+  aie::Instruction& last = bad.blocks[0].instrs[6];
+  ASSERT_EQ(last.op, Opcode::kComp);
+  last.comp.weights.addr = 4096;
+  auto sim = Simulator::Create(bad, aie::Target::Paper(2, 2));
+  ASSERT_TRUE(sim.ok());
+  ASSERT_TRUE(sim->SetInput("in", x).ok());
+  const Status st = sim->Run();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("has no mult/shift"), std::string::npos) << st.message();
 }
 
 TEST(SimExec, TwoByTwoSplitWithBroadcastMatchesReference) {

@@ -13,7 +13,7 @@ namespace wbs::sim {
 namespace {
 
 // A 64-byte copy DDR -> mt0 -> c0.0 -> mt0 -> DDR.
-const char* const kCopy = R"(wbs-aie-program 1
+const char* const kCopy = R"(wbs-aie-program 2
 target paper-2x2 rows 2 cols 2 memtiles 2 ddr 128 memtile 524288 core 65536
 symbol in input addr 0 size 64 type u8 scale 1 zp 0 shape 1,1,8,8 scales -
 symbol out output addr 64 size 64 type u8 scale 1 zp 0 shape 1,1,8,8 scales -
