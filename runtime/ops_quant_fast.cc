@@ -44,18 +44,23 @@ using kernels::onednn::S8ConvPrimitive;
 
 constexpr int kBlock = 8;
 
-// The cost rule. t_sparse / t_dense ~ a * kept + b, least squares over the
-// 1-thread median speed-ups of docs/BENCHMARKS.md "Int8 block-sparse
-// kernels" (ResNet-50's conv shapes + FC, batch 1: 0.86x / 1.45x / 2.37x /
-// 4.25x at 0 / 50 / 75 / 90% block sparsity, i.e. ratios 1.16 / 0.69 / 0.42
-// / 0.24). That dense side was oneDNN kNative; the runtime's dense path is
-// kExact (a padded input copy and our epilogue on top), so the rule is
+// The cost rule. t_sparse / t_dense ~ a * kept + b + c / K, K = C * kh * kw
+// the reduction length: the sparse kernel's per-output cost (the input copy,
+// the exact requantization, the plain-layout stores) does not shrink with
+// the kept blocks and weighs ~1/K against the MACs. Least squares over the
+// 72 1-thread (layer, sparsity) points of wbs_bench_s8 --layout=nchw (the
+// runtime's layouts; ResNet-50's conv shapes + FC at 0 / 50 / 75%,
+// docs/BENCHMARKS.md "Int8 block-sparse kernels", 2026-11-27 14:45 UTC):
+// rms error 0.070 (0.116 without the K term, which also flipped 2 of the 72
+// decisions). That dense side was oneDNN kNative; the runtime's dense path
+// is kExact (a padded input copy and our epilogue on top), so the rule is
 // conservative. Sparse when the estimate is at most kSparseChooseBelow, as
-// for f32: kept <= ~0.73, i.e. at least ~27% zero blocks.
-constexpr double kS8CostA = 1.02, kS8CostB = 0.156;
+// for f32: at K = 64 kept <= ~0.41, at K = 576 ~0.71, at K = 4608 ~0.74.
+constexpr double kS8CostA = 1.045, kS8CostB = 0.128, kS8CostC = 21.8;
 
-double EstimateS8SparseOverDense(double kept) {
-  return kS8CostA * std::clamp(kept, 0.0, 1.0) + kS8CostB;
+double EstimateS8SparseOverDense(double kept, int64_t k) {
+  return kS8CostA * std::clamp(kept, 0.0, 1.0) + kS8CostB +
+         kS8CostC / double(std::max<int64_t>(k, 1));
 }
 
 uint8_t* ThreadScratch(size_t bytes) {
@@ -77,11 +82,12 @@ bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
   const int64_t blocks = w.block_rows() * w.block_cols();
   if (mode == SparseMode::kOff || w.nnz_blocks() == blocks) return false;
   const double kept = double(w.nnz_blocks()) / double(blocks);
-  const double est = EstimateS8SparseOverDense(kept);
+  const int64_t k = w.in_channels() * w.taps();
+  const double est = EstimateS8SparseOverDense(kept, k);
   const bool force = mode == SparseMode::kForce;
   const bool sparse = force || est <= kSparseChooseBelow;
-  WBS_LOG_INFO("{}: int8 sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}",
-               node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity(), est,
+  WBS_LOG_INFO("{}: int8 sparse {:.1f}% zero blocks, K {}, est {:.2f}x dense -> {}{}",
+               node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity(), k, est,
                sparse ? "sparse" : "dense", force ? " (WBS_SPARSE=1)" : "");
   return sparse;
 }
