@@ -3,14 +3,21 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
 
+#include "core/omp_wait.h"
 #include "ir/op_schema.h"
 
 namespace wbs::bench {
+
+void ChooseOmpWait(char** argv) {
+  ApplyOmpWaitPolicy(argv, /*long_running=*/false);
+  std::fprintf(stderr, "OpenMP wait: %s\n", OmpWaitDescription().c_str());
+}
 
 std::string ConvShape::Name() const {
   return fmt::format("cin{}_cout{}_k{}_s{}_p{}_{}x{}", cin, cout, k, stride, pad, h, w);

@@ -13,6 +13,12 @@
 
 namespace wbs::bench {
 
+// First line of every bench main(): chooses how idle OpenMP threads wait
+// exactly as `wbs` does (core/omp_wait.h; may re-execute the process) and
+// prints the choice on stderr ("OpenMP wait: spin (...)"), so each result
+// says which policy produced it.
+void ChooseOmpWait(char** argv);
+
 // One row of a conv-shape data file (bench/data/*_convs.csv). h, w are the
 // input's spatial size; count = how many of the model's Conv nodes have it.
 struct ConvShape {

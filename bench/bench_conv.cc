@@ -119,6 +119,7 @@ std::vector<std::string> SplitList(const std::string& s) {
 }  // namespace wbs::bench
 
 int main(int argc, char** argv) {
+  wbs::bench::ChooseOmpWait(argv);
   using namespace wbs;
   using namespace wbs::bench;
   benchmark::Initialize(&argc, argv);

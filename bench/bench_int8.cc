@@ -156,6 +156,7 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
 }  // namespace wbs::bench
 
 int main(int argc, char** argv) {
+  wbs::bench::ChooseOmpWait(argv);
   wbs::SetVerbosity(0);  // warnings only: the per-layer sparse decisions are info
   wbs::bench::Flags f;
   if (!wbs::bench::ParseFlags(argc, argv, f)) {

@@ -360,6 +360,7 @@ void RegisterGemmCalibration(const Flags& flags) {
 }  // namespace wbs::bench
 
 int main(int argc, char** argv) {
+  wbs::bench::ChooseOmpWait(argv);
   using namespace wbs::bench;
   benchmark::Initialize(&argc, argv);
   Flags flags;

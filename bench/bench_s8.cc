@@ -299,6 +299,7 @@ void PrintTable() {
 }  // namespace wbs::bench
 
 int main(int argc, char** argv) {
+  wbs::bench::ChooseOmpWait(argv);
   using namespace wbs;
   using namespace wbs::bench;
   benchmark::Initialize(&argc, argv);

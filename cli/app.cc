@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "core/logging.h"
+#include "core/omp_wait.h"
 
 #ifndef WBS_VERSION
 #define WBS_VERSION "0.1.0"
@@ -78,6 +79,7 @@ int Run(int argc, char** argv,
     // A plugin parses the whole command line again and sets its own verbosity.
     if (c.run_plugin) return c.run_plugin(argc, argv);
     SetVerbosity(verbosity);
+    WBS_LOG_INFO("OpenMP wait: {}", OmpWaitDescription());
     Status st = c.run();
     if (!st.ok()) {
       fmt::print(stderr, "wbs: error: {}\n", st.message());

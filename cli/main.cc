@@ -5,24 +5,27 @@
 // (cli/plugin.h), so every other command starts without LibTorch.
 #include <unistd.h>
 
-#include <cstdlib>
+#include <string>
 
 #include "cli/command.h"
+#include "core/omp_wait.h"
 
-// OpenMP threads that busy-wait between parallel regions (libgomp's default)
-// steal the CPU their partner needs whenever another process runs on this
-// shared 2-core class of machine: ResNet-50 on 2 threads went from ~70 ms to
-// ~330 ms in docs/BENCHMARKS.md. libgomp reads OMP_WAIT_POLICY only when it
-// loads, so unless the user chose a policy we set "passive" and re-execute
-// ourselves once. A failed exec just continues with the default.
-static void EnsurePassiveOpenMpWait(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
-  execv("/proc/self/exe", argv);
+// How idle OpenMP threads wait is chosen once, before libgomp reads its
+// environment (core/omp_wait.h: spin briefly on an idle machine, sleep at once
+// on a busy one or for training; the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT
+// win). `wbs pipeline` leaves it to its stages, which are wbs processes too.
+static void ChooseOpenMpWait(int argc, char** argv) {
+  std::string command;
+  for (int i = 1; i < argc && command.empty(); ++i)
+    if (argv[i][0] != '-') command = argv[i];
+  if (command == "pipeline") return;
+  const bool long_running =
+      command == "train" || command == "finetune" || command == "sensitivity";
+  wbs::ApplyOmpWaitPolicy(argv, long_running);
 }
 
 int main(int argc, char** argv) {
-  EnsurePassiveOpenMpWait(argv);
+  ChooseOpenMpWait(argc, argv);
   // RunCommandLine prints what slips through (an exception) as one line.
   return wbs::cli::RunCommandLine(argc, argv, wbs::cli::AddAllCommands);
 }
