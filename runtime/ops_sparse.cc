@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -234,9 +236,25 @@ class SparseConvOp final : public Operator {
       return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
                              ShapeToString(y_shape_), r ? r->Describe() : "none");
     float* scratch = ThreadScratch(static_cast<size_t>(plan_->scratch_floats()));
+    const auto t0 = std::chrono::steady_clock::now();
     plan_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch,
                std::max(1, ctx.num_threads), r ? r->data<float>() : nullptr);
+    if (ProfileEnabled())
+      run_us_.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     return Status::Ok();
+  }
+
+  // WBS_SPARSE_PROFILE=1: the median time of Run() inside whatever ran
+  // this operator (e.g. a whole model), printed when it is destroyed; an
+  // isolated benchmark finds weights and input warm, a model does not.
+  ~SparseConvOp() override {
+    if (run_us_.empty()) return;
+    std::sort(run_us_.begin(), run_us_.end());
+    std::fprintf(stderr, "sparse_profile\t%s\t%s\t%s\t%zu\t%.1f\n",
+                 node_.name.empty() ? node_.Describe().c_str() : node_.name.c_str(),
+                 plan_->layout(), ShapeToString(x_shape_).c_str(), run_us_.size(),
+                 run_us_[run_us_.size() / 2]);
   }
 
   std::string impl_name() const override { return impl_; }
@@ -244,6 +262,15 @@ class SparseConvOp final : public Operator {
  private:
   SparseConvOp(const ir::Node& node, bool has_bias, bool residual)
       : node_(node), has_bias_(has_bias), residual_(residual) {}
+
+  static bool ProfileEnabled() {
+    static const bool on = [] {
+      const char* v = std::getenv("WBS_SPARSE_PROFILE");
+      return v != nullptr && std::string(v) == "1";
+    }();
+    return on;
+  }
+  std::vector<double> run_us_;  // per Run(), with WBS_SPARSE_PROFILE=1
 
   ir::Node node_;  // a copy: attributes and name outlive the graph
   bool has_bias_, residual_;

@@ -27,6 +27,10 @@
 //   WBS_SPARSE=1   sparse wherever possible, whatever the cost rule says
 //                  (tests; a dense weight still never goes sparse)
 //   unset / auto   the cost rule below decides per layer
+//   WBS_SPARSE_PROFILE=1  each sparse Conv prints to stderr, when destroyed,
+//                  "sparse_profile<TAB>node<TAB>layout<TAB>X shape<TAB>runs<TAB>
+//                  median us" of its Run() calls (timed inside a model:
+//                  docs/BENCHMARKS.md "End-to-end block-sparse")
 #pragma once
 
 #include <cstdint>
