@@ -12,6 +12,8 @@
 #include <limits>
 #include <set>
 
+#include "core/strict_json.h"
+
 namespace wbs::aie {
 namespace {
 
@@ -29,150 +31,48 @@ constexpr const char* kLinkNames[] = {"ddr->memtile", "memtile->ddr", "memtile->
                                       "core->memtile"};
 static_assert(std::size(kLinkNames) == static_cast<size_t>(Link::kCount));
 
-std::string JoinPath(const std::string& parent, const std::string& key) {
-  return parent.empty() ? key : parent + "." + key;
+// A broadcast mode: "none", "column" or "row".
+void ReadBroadcast(JsonObjectReader& r, const char* key, Broadcast* out) {
+  std::string s;
+  if (r.Find(key) == nullptr) return;
+  r.String(key, &s);
+  if (!r.ok()) return;
+  if (s == "none") {
+    *out = Broadcast::kNone;
+  } else if (s == "column") {
+    *out = Broadcast::kColumn;
+  } else if (s == "row") {
+    *out = Broadcast::kRow;
+  } else {
+    r.Fail(key, fmt::format("'{}' is not one of none, column, row", s));
+  }
 }
 
-const char* JsonTypeName(const json& v) {
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "null";
-}
-
-// Reads the keys of one JSON object with type checks, remembering which keys
-// were read so Finish() can name the unknown ones. The first error sticks;
-// later reads are no-ops, so callers check status() once at the end.
-class ObjectReader {
- public:
-  ObjectReader(const json& obj, std::string path, Status* status)
-      : obj_(obj), path_(std::move(path)), status_(status) {}
-
-  // `key`'s object (or an empty one if absent) for a nested reader.
-  const json& Object(const char* key) {
-    static const json kEmpty = json::object();
-    const json* v = Find(key);
-    if (v == nullptr) return kEmpty;
-    if (!v->is_object())
-      return Fail(key, fmt::format("must be an object, got {}", JsonTypeName(*v))), kEmpty;
-    return *v;
+// "all" or a list of integers; `all` is set for "all" (and when absent).
+void ReadColumnList(JsonObjectReader& r, const char* key, std::vector<int>* out, bool* all) {
+  const json* v = r.Find(key);
+  if (v == nullptr) return;
+  if (v->is_string() && v->get<std::string>() == "all") {
+    *all = true;
+    return;
   }
-  void Int(const char* key, int* out) {
-    int64_t v = *out;
-    Int64(key, &v);
-    if (!ok()) return;
-    if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
-      Fail(key, fmt::format("{} is out of range", v));
-      return;
-    }
-    *out = static_cast<int>(v);
+  if (!v->is_array()) {
+    r.Fail(key, fmt::format("must be \"all\" or an array of column indices, got {}", v->dump()));
+    return;
   }
-  void Int64(const char* key, int64_t* out) {
-    const json* v = Find(key);
-    if (v == nullptr) return;
-    if (v->is_number_integer()) {
-      *out = v->get<int64_t>();
-    } else if (v->is_number_unsigned()) {
-      Fail(key, fmt::format("{} is out of range", v->dump()));
-    } else if (v->is_number_float()) {
-      Fail(key, fmt::format("must be an integer, got {}", v->dump()));
-    } else {
-      Fail(key, fmt::format("must be an integer, got {}", JsonTypeName(*v)));
-    }
-  }
-  void Double(const char* key, double* out) {
-    const json* v = Find(key);
-    if (v == nullptr) return;
-    if (!v->is_number()) {
-      Fail(key, fmt::format("must be a number, got {}", JsonTypeName(*v)));
-      return;
-    }
-    *out = v->get<double>();
-  }
-  void String(const char* key, std::string* out) {
-    const json* v = Find(key);
-    if (v == nullptr) return;
-    if (!v->is_string()) {
-      Fail(key, fmt::format("must be a string, got {}", JsonTypeName(*v)));
-      return;
-    }
-    *out = v->get<std::string>();
-  }
-  void BroadcastKey(const char* key, Broadcast* out) {
-    std::string s;
-    const json* v = Find(key);
-    if (v == nullptr) return;
-    String(key, &s);
-    if (!ok()) return;
-    if (s == "none") {
-      *out = Broadcast::kNone;
-    } else if (s == "column") {
-      *out = Broadcast::kColumn;
-    } else if (s == "row") {
-      *out = Broadcast::kRow;
-    } else {
-      Fail(key, fmt::format("'{}' is not one of none, column, row", s));
-    }
-  }
-  // "all" or a list of integers; `all` is set for "all" (and when absent).
-  void ColumnList(const char* key, std::vector<int>* out, bool* all) {
-    const json* v = Find(key);
-    if (v == nullptr) return;
-    if (v->is_string() && v->get<std::string>() == "all") {
-      *all = true;
-      return;
-    }
-    if (!v->is_array()) {
-      Fail(key, fmt::format("must be \"all\" or an array of column indices, got {}", v->dump()));
-      return;
-    }
-    *all = false;
-    out->clear();
-    for (size_t i = 0; i < v->size(); ++i) {
-      const json& e = (*v)[i];
-      if (!e.is_number_integer() || e.get<int64_t>() < std::numeric_limits<int>::min() ||
-          e.get<int64_t>() > std::numeric_limits<int>::max()) {
-        Fail(fmt::format("{}[{}]", key, i),
+  *all = false;
+  out->clear();
+  for (size_t i = 0; i < v->size(); ++i) {
+    const json& e = (*v)[i];
+    if (!e.is_number_integer() || e.get<int64_t>() < std::numeric_limits<int>::min() ||
+        e.get<int64_t>() > std::numeric_limits<int>::max()) {
+      r.Fail(fmt::format("{}[{}]", key, i),
              fmt::format("must be a column index, got {}", e.dump()));
-        return;
-      }
-      out->push_back(static_cast<int>(e.get<int64_t>()));
+      return;
     }
+    out->push_back(static_cast<int>(e.get<int64_t>()));
   }
-
-  // Unknown keys are errors (a misspelt key would otherwise silently keep
-  // its default).
-  void Finish() {
-    if (!ok()) return;
-    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (!known_.count(it.key())) {
-        Fail(it.key(), "unknown key");
-        return;
-      }
-    }
-  }
-  bool ok() const { return status_->ok(); }
-  const std::string& path() const { return path_; }
-
- private:
-  const json* Find(const std::string& key) {
-    known_.insert(key);
-    if (!ok()) return nullptr;
-    auto it = obj_.find(key);
-    return it == obj_.end() ? nullptr : &*it;
-  }
-  void Fail(const std::string& key, const std::string& what) {
-    if (ok()) *status_ = InvalidArgument("{}: {}", JoinPath(path_, key), what);
-  }
-
-  const json& obj_;
-  std::string path_;
-  Status* status_;
-  std::set<std::string> known_;
-};
+}
 
 // A key-path error for Validate().
 Status Bad(const std::string& path, const std::string& what) {
@@ -267,31 +167,9 @@ Result<Target> Target::Load(const std::string& path_or_name) {
 }
 
 Result<Target> Target::Parse(const std::string& json_text, const std::string& source) {
-  // Duplicate keys are errors (nlohmann keeps the last one silently); the
-  // parser callback is the only hook that sees them, and it can only throw.
-  std::vector<std::set<std::string>> seen;
-  std::string duplicate;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      seen.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      if (!seen.empty()) seen.pop_back();
-    } else if (event == json::parse_event_t::key && !seen.empty()) {
-      const std::string key = parsed.get<std::string>();
-      if (!seen.back().insert(key).second) {
-        duplicate = key;
-        throw std::runtime_error("duplicate key");
-      }
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(json_text, callback);
-  } catch (const std::exception& e) {
-    if (!duplicate.empty()) return ParseError("{}: duplicate key '{}'", source, duplicate);
-    return ParseError("{}: not valid JSON: {}", source, e.what());
-  }
+  StrictJsonOptions options;
+  options.reject_duplicate_keys = true;
+  WBS_ASSIGN_OR_RETURN(json j, ParseStrictJson<json>(json_text, source, options));
   return FromJson(j, source);
 }
 
@@ -301,24 +179,24 @@ Result<Target> Target::FromJson(const json& j, const std::string& source) {
   Status st;
   bool all_columns = true;
   {
-    ObjectReader top(j, "", &st);
+    JsonObjectReader top(j, "", &st);
     top.String("name", &t.name);
     top.String("description", &t.description);
     {
-      ObjectReader r(top.Object("array"), "array", &st);
+      JsonObjectReader r(top.Object("array"), "array", &st);
       r.Int("rows", &t.rows);
       r.Int("cols", &t.cols);
       r.Double("clock_ghz", &t.clock_ghz);
       r.Finish();
     }
     {
-      ObjectReader r(top.Object("core"), "core", &st);
+      JsonObjectReader r(top.Object("core"), "core", &st);
       r.Int64("data_memory_bytes", &t.core.data_memory_bytes);
       r.Int("banks", &t.core.banks);
       r.Int("scratch_banks", &t.core.scratch_banks);
       r.Int64("program_memory_bytes", &t.core.program_memory_bytes);
       {
-        ObjectReader m(r.Object("macs_per_cycle"), "core.macs_per_cycle", &st);
+        JsonObjectReader m(r.Object("macs_per_cycle"), "core.macs_per_cycle", &st);
         for (int i = 0; i < static_cast<int>(MacType::kCount); ++i) {
           m.Int(kMacTypeKeys[i], &t.core.macs_per_cycle[i]);
         }
@@ -332,8 +210,8 @@ Result<Target> Target::FromJson(const json& j, const std::string& source) {
       r.Finish();
     }
     {
-      ObjectReader r(top.Object("memtile"), "memtile", &st);
-      r.ColumnList("columns", &t.memtile.columns, &all_columns);
+      JsonObjectReader r(top.Object("memtile"), "memtile", &st);
+      ReadColumnList(r, "columns", &t.memtile.columns, &all_columns);
       r.Int64("bytes", &t.memtile.bytes);
       r.Int("banks", &t.memtile.banks);
       r.Int("reach", &t.memtile.reach);
@@ -346,7 +224,7 @@ Result<Target> Target::FromJson(const json& j, const std::string& source) {
       r.Finish();
     }
     {
-      ObjectReader r(top.Object("ddr"), "ddr", &st);
+      JsonObjectReader r(top.Object("ddr"), "ddr", &st);
       r.Int("read_channels_per_memtile", &t.ddr.read_channels_per_memtile);
       r.Int("write_channels_per_memtile", &t.ddr.write_channels_per_memtile);
       r.Double("channel_gbps", &t.ddr.channel_gbps);
@@ -356,16 +234,16 @@ Result<Target> Target::FromJson(const json& j, const std::string& source) {
       r.Finish();
     }
     {
-      ObjectReader r(top.Object("stream"), "stream", &st);
+      JsonObjectReader r(top.Object("stream"), "stream", &st);
       r.Double("memtile_to_core_gbps", &t.stream.memtile_to_core_gbps);
       r.Double("core_to_memtile_gbps", &t.stream.core_to_memtile_gbps);
       r.Int64("transfer_setup_cycles", &t.stream.transfer_setup_cycles);
       r.Finish();
     }
     {
-      ObjectReader r(top.Object("broadcast"), "broadcast", &st);
-      r.BroadcastKey("activations", &t.activation_broadcast);
-      r.BroadcastKey("weights", &t.weight_broadcast);
+      JsonObjectReader r(top.Object("broadcast"), "broadcast", &st);
+      ReadBroadcast(r, "activations", &t.activation_broadcast);
+      ReadBroadcast(r, "weights", &t.weight_broadcast);
       r.Finish();
     }
     top.Finish();

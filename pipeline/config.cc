@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/strict_json.h"
 #include "onnx/file_io.h"
 
 namespace wbs::pipeline {
@@ -56,49 +57,39 @@ const char kDefaultConfig[] = R"json({
   "report": {"enabled": true, "accuracy_results": ["docs/results/accuracy.json"]}
 })json";
 
-const char* TypeName(const Json& v) {
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "null";
-}
-
 // Merges `user` into `base` (the default: its keys and value types are the
-// schema). `path` is the key path so far ("sparse.").
+// schema). `path` is the key path so far ("sparse").
 Status Merge(Json& base, const Json& user, const std::string& path) {
   for (auto it = user.begin(); it != user.end(); ++it) {
-    const std::string key = path + it.key();
-    auto b = base.find(it.key());
-    if (b == base.end()) {
+    const std::string key = JsonKeyPath(path, it.key());
+    if (!base.contains(it.key())) {
       std::string known;
       for (auto k = base.begin(); k != base.end(); ++k)
         known += (known.empty() ? "" : ", ") + k.key();
       return InvalidArgument("{}: unknown key (keys here: {})", key, known);
     }
+    Json& b = base[it.key()];
     const Json& v = it.value();
-    if (b->is_object()) {
+    if (b.is_object()) {
       if (!v.is_object())
-        return InvalidArgument("{}: expected an object, got {}", key, TypeName(v));
-      WBS_RETURN_IF_ERROR(Merge(*b, v, key + "."));
+        return InvalidArgument("{}: expected an object, got {}", key, JsonTypeName(v));
+      WBS_RETURN_IF_ERROR(Merge(b, v, key));
       continue;
     }
-    const bool ok = b->is_boolean()          ? v.is_boolean()
-                    : b->is_number_integer() ? (v.is_number_integer() || v.is_number_unsigned())
-                    : b->is_number()         ? v.is_number()
-                    : b->is_string()         ? v.is_string()
-                    : b->is_array()          ? v.is_array()
-                                             : false;
+    const bool ok = b.is_boolean()          ? v.is_boolean()
+                    : b.is_number_integer() ? (v.is_number_integer() || v.is_number_unsigned())
+                    : b.is_number()         ? v.is_number()
+                    : b.is_string()         ? v.is_string()
+                    : b.is_array()          ? v.is_array()
+                                            : false;
     if (!ok)
-      return InvalidArgument("{}: expected {}, got {} ({})", key, TypeName(*b), TypeName(v),
+      return InvalidArgument("{}: expected {}, got {} ({})", key, JsonTypeName(b), JsonTypeName(v),
                              v.dump());
     if (v.is_array())
       for (const Json& e : v)
         if (!e.is_string())
           return InvalidArgument("{}: expected an array of strings, got {}", key, v.dump());
-    *b = v;
+    b = v;
   }
   return Status::Ok();
 }
@@ -189,12 +180,9 @@ const std::string& DefaultConfigText() {
 }
 
 Result<Config> ParseConfig(const std::string& text, const std::string& source) {
-  Json user;
-  try {
-    user = Json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const Json::parse_error& e) {
-    return InvalidArgument("{}: not valid JSON: {}", source, e.what());
-  }
+  StrictJsonOptions options;
+  options.allow_comments = true;
+  WBS_ASSIGN_OR_RETURN(Json user, ParseStrictJson<Json>(text, source, options));
   if (!user.is_object()) return InvalidArgument("{}: the config must be a JSON object", source);
   Json base = Json::parse(kDefaultConfig, nullptr, true, true);
   WBS_RETURN_IF_ERROR(Merge(base, user, "").WithContext(source));
