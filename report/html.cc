@@ -17,10 +17,6 @@
 #include "report/report.h"
 #include "report/svg.h"
 
-#ifndef WBS_SOURCE_DIR
-#define WBS_SOURCE_DIR "."
-#endif
-
 namespace wbs::report {
 namespace fs = std::filesystem;
 namespace {
@@ -180,20 +176,19 @@ std::string Accuracy(const json& s) {
     pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
     series.push_back({name, pts, "", name != "dense", false});
   }
-  Series run{"this run (fp32)", {}, "#000000", true, false};
-  if (Get(key, "dense_accuracy").is_number())
-    run.points.emplace_back(0.0, Get(key, "dense_accuracy").get<double>());
-  if (Get(key, "sparse_accuracy").is_number() && Get(key, "block_sparsity").is_number())
-    run.points.emplace_back(Get(key, "block_sparsity").get<double>(),
-                            Get(key, "sparse_accuracy").get<double>());
-  Series run8{"this run (int8)", {}, "#777777", true, true};
-  if (Get(key, "dense_int8_accuracy").is_number())
-    run8.points.emplace_back(0.0, Get(key, "dense_int8_accuracy").get<double>());
-  if (Get(key, "sparse_int8_accuracy").is_number() && Get(key, "block_sparsity").is_number())
-    run8.points.emplace_back(Get(key, "block_sparsity").get<double>(),
-                             Get(key, "sparse_int8_accuracy").get<double>());
-  if (!run.points.empty()) series.push_back(run);
-  if (!run8.points.empty()) series.push_back(run8);
+  // This run's dense (sparsity 0) and sparse points, fp32 then int8.
+  for (auto [name, color, dashed, dense_key, sparse_key] :
+       {std::tuple{"this run (fp32)", "#000000", false, "dense_accuracy", "sparse_accuracy"},
+        std::tuple{"this run (int8)", "#777777", true, "dense_int8_accuracy",
+                   "sparse_int8_accuracy"}}) {
+    Series run{name, {}, color, true, dashed};
+    if (Get(key, dense_key).is_number())
+      run.points.emplace_back(0.0, Get(key, dense_key).get<double>());
+    if (Get(key, sparse_key).is_number() && Get(key, "block_sparsity").is_number())
+      run.points.emplace_back(Get(key, "block_sparsity").get<double>(),
+                              Get(key, sparse_key).get<double>());
+    if (!run.points.empty()) series.push_back(run);
+  }
   if (series.empty())
     return h + NotRun("no accuracy numbers (dense/sparse/int8 stages, report.accuracy_results)");
   ChartOptions o;
@@ -430,8 +425,7 @@ std::string Config(const json& s) {
 }
 
 std::string AccuracyDocLink(const std::string& out_dir, const std::string& source_dir) {
-  const fs::path doc =
-      fs::path(source_dir.empty() ? WBS_SOURCE_DIR : source_dir) / "docs/ACCURACY.md";
+  const fs::path doc = fs::path(SourceDir(source_dir)) / "docs/ACCURACY.md";
   std::error_code ec;
   fs::path rel = fs::relative(fs::absolute(doc, ec), fs::absolute(out_dir, ec), ec);
   return ec || rel.empty() ? doc.string() : rel.string();

@@ -10,6 +10,10 @@
 #include "onnx/model_io.h"
 #include "sparse/layers.h"
 
+#ifndef WBS_SOURCE_DIR
+#define WBS_SOURCE_DIR "."
+#endif
+
 namespace wbs::report {
 namespace {
 
@@ -44,11 +48,12 @@ Result<double> Number(const std::string& cell, const std::string& what, size_t l
   return v;
 }
 
+using Columns = std::map<std::string, size_t>;
+
 // Column name -> index of a TSV header; every `required` column must exist.
-Result<std::map<std::string, size_t>> Header(const std::string& line, const std::string& what,
-                                             size_t line_no,
-                                             std::initializer_list<const char*> required) {
-  std::map<std::string, size_t> cols;
+Result<Columns> Header(const std::string& line, const std::string& what, size_t line_no,
+                       std::initializer_list<const char*> required) {
+  Columns cols;
   std::vector<std::string> names = Split(line, '\t');
   for (size_t i = 0; i < names.size(); ++i) cols.emplace(names[i], i);
   for (const char* r : required)
@@ -56,7 +61,34 @@ Result<std::map<std::string, size_t>> Header(const std::string& line, const std:
   return cols;
 }
 
+// The cells of a data row (line number `line_no`) of a table with `cols`.
+Result<std::vector<std::string>> RowCells(const std::string& line, const Columns& cols,
+                                          const std::string& what, size_t line_no) {
+  std::vector<std::string> cells = Split(line, '\t');
+  if (cells.size() < cols.size())
+    return ParseError("{}:{}: {} columns, the header has {}", what, line_no, cells.size(),
+                      cols.size());
+  return cells;
+}
+
+// Copies the text columns of a row into their fields and parses the numeric
+// ones.
+Status RowFields(const std::vector<std::string>& cells, const Columns& cols,
+                 const std::string& what, size_t line_no,
+                 std::initializer_list<std::pair<const char*, std::string*>> texts,
+                 std::initializer_list<std::pair<const char*, double*>> numbers) {
+  for (auto [name, field] : texts) *field = cells[cols.at(name)];
+  for (auto [name, field] : numbers) {
+    WBS_ASSIGN_OR_RETURN(*field, Number(cells[cols.at(name)], what, line_no, name));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::string SourceDir(const std::string& configured) {
+  return configured.empty() ? WBS_SOURCE_DIR : configured;
+}
 
 Result<AieLayers> ParseLayersTsv(const std::string& text, const std::string& what) {
   AieLayers out;
@@ -80,20 +112,15 @@ Result<AieLayers> ParseLayersTsv(const std::string& text, const std::string& wha
   double sum_us = 0, sum_roof_us = 0;
   for (++i; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
-    std::vector<std::string> cells = Split(lines[i], '\t');
-    if (cells.size() < cols.size())
-      return ParseError("{}:{}: {} columns, the header has {}", what, i + 1, cells.size(),
-                        cols.size());
+    WBS_ASSIGN_OR_RETURN(std::vector<std::string> cells, RowCells(lines[i], cols, what, i + 1));
     AieLayer l;
-    l.name = cells[cols["layer"]];
-    l.kind = cells[cols["kind"]];
-    l.binds = cells[cols["binds"]];
-    for (auto [name, field] :
-         {std::pair{"macs_dense", &l.macs_dense}, std::pair{"macs", &l.macs},
-          std::pair{"time_us", &l.time_us}, std::pair{"roofline_us", &l.roofline_us},
-          std::pair{"efficiency", &l.efficiency}}) {
-      WBS_ASSIGN_OR_RETURN(*field, Number(cells[cols[name]], what, i + 1, name));
-    }
+    WBS_RETURN_IF_ERROR(RowFields(cells, cols, what, i + 1,
+                                  {{"layer", &l.name}, {"kind", &l.kind}, {"binds", &l.binds}},
+                                  {{"macs_dense", &l.macs_dense},
+                                   {"macs", &l.macs},
+                                   {"time_us", &l.time_us},
+                                   {"roofline_us", &l.roofline_us},
+                                   {"efficiency", &l.efficiency}}));
     sum_us += l.time_us, sum_roof_us += l.roofline_us;
     out.layers.push_back(std::move(l));
   }
@@ -114,19 +141,14 @@ Result<std::vector<SweepRow>> ParseSweepTsv(const std::string& text, const std::
                                           "roofline_ms", "efficiency"}));
   std::vector<SweepRow> rows;
   for (++i; i < lines.size() && !lines[i].empty(); ++i) {
-    std::vector<std::string> cells = Split(lines[i], '\t');
-    if (cells.size() < cols.size())
-      return ParseError("{}:{}: {} columns, the header has {}", what, i + 1, cells.size(),
-                        cols.size());
+    WBS_ASSIGN_OR_RETURN(std::vector<std::string> cells, RowCells(lines[i], cols, what, i + 1));
     SweepRow r;
-    r.model = cells[cols["model"]];
-    r.array = cells[cols["array"]];
-    r.used = cells[cols["used"]];
-    for (auto [name, field] :
-         {std::pair{"sparsity", &r.sparsity}, std::pair{"estimate_ms", &r.estimate_ms},
-          std::pair{"roofline_ms", &r.roofline_ms}, std::pair{"efficiency", &r.efficiency}}) {
-      WBS_ASSIGN_OR_RETURN(*field, Number(cells[cols[name]], what, i + 1, name));
-    }
+    WBS_RETURN_IF_ERROR(RowFields(cells, cols, what, i + 1,
+                                  {{"model", &r.model}, {"array", &r.array}, {"used", &r.used}},
+                                  {{"sparsity", &r.sparsity},
+                                   {"estimate_ms", &r.estimate_ms},
+                                   {"roofline_ms", &r.roofline_ms},
+                                   {"efficiency", &r.efficiency}}));
     rows.push_back(std::move(r));
   }
   if (rows.empty()) return ParseError("{}: no rows", what);

@@ -16,6 +16,11 @@
 
 namespace wbs::report {
 
+// The repository root for docs links and the config's relative paths:
+// `configured` (ReportOptions::source_dir), else the source tree wbs was
+// built from.
+std::string SourceDir(const std::string& configured);
+
 // `wbs compile -o DIR` DIR/layers.tsv: "# <model> on <target> (RxC): estimate
 // X ms, roofline Y ms, efficiency Z", a header row, one row per layer.
 struct AieLayer {

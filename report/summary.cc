@@ -11,10 +11,6 @@
 #include "report/inputs.h"
 #include "report/report.h"
 
-#ifndef WBS_SOURCE_DIR
-#define WBS_SOURCE_DIR "."
-#endif
-
 namespace wbs::report {
 namespace fs = std::filesystem;
 namespace {
@@ -361,7 +357,7 @@ Result<json> BuildSummary(const std::string& out_dir, const ReportOptions& optio
   if (!fs::is_directory(out_dir, ec))
     return NotFound("{}: not a directory (the pipeline's output folder)", out_dir);
   Ctx c{out_dir, options, json::object()};
-  if (c.opt.source_dir.empty()) c.opt.source_dir = WBS_SOURCE_DIR;
+  c.opt.source_dir = SourceDir(c.opt.source_dir);
   c.summary["schema"] = "wbs.report/1";
   c.summary["out_dir"] = out_dir;
   c.summary["problems"] = json::array();
