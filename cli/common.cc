@@ -1,8 +1,8 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <climits>
 #include <charconv>
+#include <climits>
 #include <filesystem>
 
 #include "cli/command.h"

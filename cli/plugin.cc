@@ -29,9 +29,10 @@ Result<PluginMainFn> LoadTrainPlugin(const std::string& command) {
     }
   }
   if (path.empty())
-    return NotFound("wbs {}: the training plugin {} is not available (built with "
-                    "WBS_BUILD_TRAIN=OFF?)",
-                    command, candidates.empty() ? kTrainPluginFile : candidates.front());
+    return NotFound(
+        "wbs {}: the training plugin {} is not available (built with "
+        "WBS_BUILD_TRAIN=OFF?)",
+        command, candidates.empty() ? kTrainPluginFile : candidates.front());
   // RTLD_LOCAL: the plugin's symbols stay its own; RTLD_NOW: a missing
   // library or symbol is reported here, not in the middle of training.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -34,8 +34,8 @@ std::vector<Command> AddTrainPluginCommands(CLI::App& app) {
 }  // namespace wbs::cli
 
 // The only exported symbol (the plugin is built with hidden visibility).
-extern "C" __attribute__((visibility("default"))) int wbs_train_cli_main(int abi_version,
-                                                                       int argc, char** argv) {
+extern "C" __attribute__((visibility("default"))) int wbs_train_cli_main(int abi_version, int argc,
+                                                                         char** argv) {
   constexpr int kExitFailure = 1;
   if (abi_version != wbs::cli::kPluginAbiVersion) {
     std::fprintf(stderr,
