@@ -73,7 +73,7 @@ p("Our f32 block-sparse conv/Gemm (`kernels/sparse/bsr_conv_*`, `BsrConvPlan`; k
   "ResNet-50 conv shape (`bench/data/resnet50_convs.csv`) and its Gemm "
   "(`bench/data/resnet50_gemms.csv`), batch 1, random masks with exactly the given fraction of "
   "zero 8x8 blocks, bias + ReLU fused on both sides (the Gemm: bias only), our input copy into "
-  "padded phase planes included. Each benchmark times the two sides in alternating 25 ms blocks "
+  "padded phase or shifted planes included. Each benchmark times the two sides in alternating 25 ms blocks "
   "of back-to-back calls (same machine load, each side warm); time = median of each side's calls. "
   "Cells: speed-up = oneDNN median / ours (effective GFLOP/s = FLOPs of the kept blocks / our "
   "median); *eff ratio* = effective GFLOP/s / oneDNN's GFLOP/s on the same shape.")
