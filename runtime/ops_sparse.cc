@@ -72,7 +72,15 @@ struct CostClass {
 // (0.22; one stalled sample, 17x at 0%, left out); 150..699 s1 (0.06), s2
 // (0.03); < 150 s1 (0.17), s2 (0.20). Before the fused tails the < 150
 // classes were 1.50 * kept (7x7 planes gained 1.2-1.3x at 50%); now every
-// class is ~1.05-1.26 * kept.
+// class is ~1.05-1.26 * kept. Rechecked after the block-row prefetch
+// (commit 80d1c8b, two full runs pooled, load 11-21): a = 0.89 / 0.89 /
+// 1.02 / 1.16 / 1.09 / 1.05, b = 0.065 / 0.09 / 0.03 / 0.04 / -0.015 /
+// 0.02 in the order below. Kept as they are: at 50-90% both choose sparse
+// everywhere, and where the rule flips (kept 0.8-0.9) the constants below
+// are 0.05-0.1 more conservative, which a model needs: there oneDNN runs
+// ~10% faster than in this benchmark (no reorders) and a sparse layer ~4%
+// slower (cold weights and input; docs/BENCHMARKS.md "End-to-end
+// block-sparse").
 constexpr CostClass kConvCost[] = {
     {700, false, 1.046, 0.067}, {700, true, 0.926, 0.081}, {150, false, 1.059, 0.031},
     {150, true, 1.258, 0.021},  {0, false, 1.092, 0.005},  {0, true, 1.232, 0.0},
