@@ -44,23 +44,24 @@ using kernels::onednn::S8ConvPrimitive;
 
 constexpr int kBlock = 8;
 
-// The cost rule. t_sparse / t_dense ~ a * kept + b + c / K, K = C * kh * kw
-// the reduction length: the sparse kernel's per-output cost (the input copy,
-// the exact requantization, the plain-layout stores) does not shrink with
-// the kept blocks and weighs ~1/K against the MACs. Least squares over the
+// The cost rule. t_sparse / t_dense ~ a * kept + b, least squares over the
 // 72 1-thread (layer, sparsity) points of wbs_bench_s8 --layout=nchw (the
 // runtime's layouts; ResNet-50's conv shapes + FC at 0 / 50 / 75%,
-// docs/BENCHMARKS.md "Int8 block-sparse kernels", 2026-11-27 14:45 UTC):
-// rms error 0.070 (0.116 without the K term, which also flipped 2 of the 72
-// decisions). That dense side was oneDNN kNative; the runtime's dense path
-// is kExact (a padded input copy and our epilogue on top), so the rule is
-// conservative. Sparse when the estimate is at most kSparseChooseBelow, as
-// for f32: at K = 64 kept <= ~0.41, at K = 576 ~0.71, at K = 4608 ~0.74.
-constexpr double kS8CostA = 1.045, kS8CostB = 0.128, kS8CostC = 21.8;
+// docs/BENCHMARKS.md "Int8 block-sparse kernels", 2026-11-27 14:46 UTC):
+// rms 0.116. A third term c / K (K = C * kh * kw: the per-output cost
+// weighs ~1/K against the MACs) fits that data better (1.045 * kept + 0.128
+// + 21.8 / K, rms 0.070), but its dense side is oneDNN kNative, and the
+// runtime's dense path is kExact (oneDNN accumulates to s32 on a padded
+// copy, our epilogue requantizes): on ResNet-50 at 50% the K term sent the
+// five K = 64 1x1 layers to kExact, which took 0.3-4 ms each against
+// 0.05-0.4 ms sparse (wbs_bench_int8 --profile, 2 threads, load 17). So the
+// rule stays K-free and conservative until it is fitted against kExact.
+// Sparse when the estimate is at most kSparseChooseBelow, as for f32: kept
+// <= ~0.67, i.e. at least ~33% zero blocks.
+constexpr double kS8CostA = 1.045, kS8CostB = 0.199;
 
-double EstimateS8SparseOverDense(double kept, int64_t k) {
-  return kS8CostA * std::clamp(kept, 0.0, 1.0) + kS8CostB +
-         kS8CostC / double(std::max<int64_t>(k, 1));
+double EstimateS8SparseOverDense(double kept) {
+  return kS8CostA * std::clamp(kept, 0.0, 1.0) + kS8CostB;
 }
 
 uint8_t* ThreadScratch(size_t bytes) {
@@ -83,7 +84,7 @@ bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
   if (mode == SparseMode::kOff || w.nnz_blocks() == blocks) return false;
   const double kept = double(w.nnz_blocks()) / double(blocks);
   const int64_t k = w.in_channels() * w.taps();
-  const double est = EstimateS8SparseOverDense(kept, k);
+  const double est = EstimateS8SparseOverDense(kept);
   const bool force = mode == SparseMode::kForce;
   const bool sparse = force || est <= kSparseChooseBelow;
   WBS_LOG_INFO("{}: int8 sparse {:.1f}% zero blocks, K {}, est {:.2f}x dense -> {}{}",
