@@ -13,8 +13,10 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
-// Create() uses shifted planes up to this many output columns (stride 1).
+// Create() uses shifted planes up to this many output columns (stride 1),
+// and up to kShiftedMaxOwStrided with a stride.
 constexpr int64_t kShiftedMaxOw = 14;
+constexpr int64_t kShiftedMaxOwStrided = 7;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
@@ -112,8 +114,14 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // layer3.x.conv2 1.65x -> 1.77x. On 28x28 and 56x56 planes and strided
     // convs the kw-fold copy and the kw times more cache lines per step
     // cost more than the dropped columns (1.76x vs 1.72x, 2.08x vs 1.45x).
+    // Strided convs to a 7x7 plane gain too (ResNet-50 layer4.0.conv2, 3x3
+    // s2: phase pitch 8, 56 lanes for 49 outputs; three alternating runs,
+    // 1.52-1.77x phase vs 1.84-1.95x shifted at 50%, 7.0-7.8x vs 8.0-8.1x at
+    // 90%); to 14x14 they do not (layer3.0.conv2: 1.46-1.50x vs 1.44-1.55x
+    // at 50%, 6.0-6.4x vs 4.9-5.2x at 90%).
     const bool auto_shifted =
-        sy == 1 && sx == 1 && kw > 1 && ow <= kShiftedMaxOw && plan.kernel_->isa >= Isa::kAvx512;
+        kw > 1 && plan.kernel_->isa >= Isa::kAvx512 &&
+        ((sy == 1 && sx == 1 && ow <= kShiftedMaxOw) || ow <= kShiftedMaxOwStrided);
     const bool shifted = layout == Layout::kShifted || (layout == Layout::kAuto && auto_shifted);
     plan.shifted_ = shifted;
     plan.pitch_ = shifted ? ow : wq;

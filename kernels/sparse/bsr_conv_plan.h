@@ -20,9 +20,10 @@
 //   dropped columns (every lane useful, a 7x7 plane is 49 positions, not 63)
 //   for kw times the copy, and kw times the cache lines per step. Create()
 //   uses shifted planes for stride-1 convs with at most 14 output columns
-//   on the AVX-512 kernel (faster there: ResNet-50's 14x14 and 7x7 3x3
-//   layers), phase planes otherwise (faster on 28x28, 56x56 and strided
-//   layers); CreateWithLayout() can force either (tests, benchmarks).
+//   and strided ones with at most 7 on the AVX-512 kernel (faster there:
+//   ResNet-50's 14x14 and 7x7 3x3 layers), phase planes otherwise (faster
+//   on 28x28, 56x56 and the strided 3x3 to 14x14); CreateWithLayout() can
+//   force either (tests, benchmarks).
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
