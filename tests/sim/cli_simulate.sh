@@ -79,9 +79,16 @@ expect_ok simulate_txt "$WBS" simulate "$D/zoo/program.txt" --zoo fmnist_resnet 
   --input "$D/x.npy" --check
 # The compiler's layers.tsv as the estimate gives the same total.
 expect_ok simulate_est "$WBS" simulate "$D/zoo/program.bin" --estimate "$D/zoo/layers.tsv"
+# --timing-only moves no bytes and times exactly as the functional run.
+expect_ok simulate_timing "$WBS" simulate "$D/zoo/program.bin" --timing-only
+[ "$(grep '^total: ' "$D/simulate_timing.out" | cut -d' ' -f2)" = "$(grep '^total: ' "$D/simulate_zoo.out" | cut -d' ' -f2)" ] ||
+  fail "simulate --timing-only total differs from the functional run"
+grep -q " 0 bytes moved" "$D/simulate_timing.out" || fail "simulate --timing-only moved bytes"
 
 # Error paths.
 expect_fail no_model "needs --model" "$WBS" simulate "$D/zoo/program.bin" --check
+expect_fail timing_check "needs the functional run" "$WBS" simulate "$D/zoo/program.bin" --zoo fmnist_resnet \
+  --sparsity 0.5 --check --timing-only
 head -c 100 "$D/zoo/program.bin" >"$D/short.bin"
 expect_fail truncated "short.bin" "$WBS" simulate "$D/short.bin"
 printf 'layer\ttime_us\nconv1\t1.0\n' >"$D/bad_layers.tsv"
