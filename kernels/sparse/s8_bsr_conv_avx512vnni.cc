@@ -15,7 +15,10 @@
 //
 // Requantization is exact (core/quant_math.h): 32x32->64-bit products of the
 // even and odd lanes (vpmuldq), + 2^(S-1), arithmetic shift (vpsravq), clamp
-// in 64 bits to [lo - z_y, hi - z_y], then + z_y.
+// in 64 bits to [lo - z_y, hi - z_y], then + z_y; the fast forms of
+// S8Epilogue (FastReq512, FastSatReq512, ShiftReq512) are cheaper rewrites of
+// the same function, and FastSatReq512 leaves the clamp to the stores'
+// saturating narrowing (Pack4, Narrow).
 #include <immintrin.h>
 
 #include <algorithm>
