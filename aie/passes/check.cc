@@ -169,10 +169,35 @@ Status CheckLayerBuffers(const Layer& l, int64_t capacity) {
   return Status::Ok();
 }
 
+// Memtile-resident tensors (fusion.cc) stay inside the memtile, clear of
+// every slab of the layers they live through and of each other.
+Status CheckResident(const CompileState& s) {
+  const int64_t cap = s.target.memtile.bytes;
+  for (size_t i = 0; i < s.tensors.size(); ++i) {
+    const ActTensor& x = s.tensors[i];
+    if (!x.resident) continue;
+    if (x.mt_addr < 0 || x.mt_addr + x.mt_bytes > cap || x.mt_bytes < x.c * x.h * x.mt_w)
+      return Internal("resident {}: memtile region [{}, {}) outside the memtile or too small", x.name, x.mt_addr, x.mt_addr + x.mt_bytes);
+    for (int li = x.res_first; li <= x.res_last; ++li) {
+      const Layer& l = s.layers[static_cast<size_t>(li)];
+      if (l.mt_col_bytes > x.mt_addr)
+        return Internal("{}: memtile slabs [0, {}) overlap resident {} at {}", l.name, l.mt_col_bytes, x.name, x.mt_addr);
+    }
+    for (size_t j = i + 1; j < s.tensors.size(); ++j) {
+      const ActTensor& y = s.tensors[j];
+      if (y.resident && x.res_first <= y.res_last && y.res_first <= x.res_last && x.mt_addr < y.mt_addr + y.mt_bytes &&
+          y.mt_addr < x.mt_addr + x.mt_bytes)
+        return Internal("resident {} and {} overlap in the memtile while both live", x.name, y.name);
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CheckProgram(const CompileState& s) {
   for (const Layer& l : s.layers) WBS_RETURN_IF_ERROR(CheckLayerBuffers(l, s.target.core_buffer_bytes()));
+  WBS_RETURN_IF_ERROR(CheckResident(s));
   Checker c{s, {}, {}, {}};
   return c.Run();
 }

@@ -94,6 +94,21 @@ struct Gen {
     return ap;
   }
 
+  // Column col's share of a memtile-resident tensor ti (fusion.cc):
+  // channels [c0, c0 + cn), rows from y0 (stepping ystep per iteration),
+  // image columns from x (inside the column's share).
+  AccessPattern ResidentAp(int ti, int col, int64_t c0, int64_t cn, int64_t y0, int64_t hn, int64_t ystep, int64_t x,
+                           int64_t wn) const {
+    const ActTensor& r = T(ti);
+    AccessPattern ap;
+    ap.base = r.mt_addr;
+    ap.size = {wn, hn, cn, 1};
+    ap.stride = {1, r.mt_w, r.h * r.mt_w, 0};
+    ap.start = {x - r.res_x0[static_cast<size_t>(col)], y0, c0, 0};
+    ap.step = {0, ystep, 0, 0};
+    return ap;
+  }
+
   struct CoreTile {
     const CoreWork* w = nullptr;
     int64_t r0 = 0, r1 = 0;  // chunk rows (block rows or channels)
@@ -246,6 +261,39 @@ struct Gen {
         // of the memtile and each input DMA channel of the cores (the
         // weights' channels are idle while the tile streams; their loads
         // take whichever is free first).
+        if (l.in_resident) {
+          // Straight from the resident input: one piece per column share
+          // the tile's input columns [a, a + iw) touch (the first and last
+          // shares extended over the image border, delivered as padding
+          // by the bounds, as are rows outside the image).
+          const ActTensor& r = T(l.inputs[0]);
+          const int64_t a = ct.xo * l.sw - l.pad_l, nc = static_cast<int64_t>(r.res_x0.size());
+          std::vector<Instruction> pieces;
+          for (int64_t j = 0; j < nc; ++j) {
+            const int64_t x0 = r.res_x0[static_cast<size_t>(j)], x1 = j + 1 < nc ? r.res_x0[static_cast<size_t>(j + 1)] : r.w;
+            const int64_t lo = std::max(a, j == 0 ? a : x0), hi = std::min(a + iw, j + 1 == nc ? a + iw : x1);
+            if (lo >= hi) continue;
+            Instruction pc = fm;
+            pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
+            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0 * l.sh - l.pad_t, ih, ystep, lo, hi - lo);
+            pc.src_ap.bound = {x1 - x0, r.h, 0, 0};
+            pc.src_ap.pad_value = pad_byte;
+            pc.dst_ap.base += lo - a;
+            pc.dst_ap.size[0] = hi - lo;
+            pieces.push_back(std::move(pc));
+          }
+          for (size_t i = 0; i < pieces.size(); ++i) {
+            const bool first = i == 0, last = i + 1 == pieces.size();
+            if (cin >= 2) {
+              const int64_t h = cin / 2;
+              b.instrs.push_back(ChannelSlice(pieces[i], 0, h, first, false));
+              b.instrs.push_back(ChannelSlice(pieces[i], h, cin - h, false, last));
+            } else {
+              b.instrs.push_back(ChannelSlice(pieces[i], 0, cin, first, last));
+            }
+          }
+          continue;
+        }
         if (cin >= 2) {
           const int64_t h = cin / 2;
           b.instrs.push_back(ChannelSlice(ld, 0, h, true, true));
@@ -288,12 +336,12 @@ struct Gen {
           ld2.src_ap = TensorAp(other, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst = {MemSpace::Memtile(mt)};
           ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
-          b.instrs.push_back(ld2);
+          if (!l.in2_resident) b.instrs.push_back(ld2);
           Instruction fm2;
           fm2.op = Opcode::kLoadFm;
           fm2.layer = li;
           fm2.src = MemSpace::Memtile(mt);
-          fm2.src_ap = ld2.dst_ap;
+          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow) : ld2.dst_ap;
           const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
           fm2.dst = {c};
           fm2.dst_ap = Contig(l.core_in2, l.in2_bytes, ct.mc, oh, ct.ow);
@@ -426,6 +474,12 @@ struct Gen {
       wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow, e);
       wf.acquire = {L(c, kOutFull)};
       wf.release = {L(c, kOutEmpty)};
+      if (l.out_resident) {
+        // Into the column's share of the resident output; it never goes to DDR.
+        wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
+        b.instrs.push_back(wf);
+        continue;
+      }
       b.instrs.push_back(wf);
       Instruction wr;
       wr.op = Opcode::kWrite;

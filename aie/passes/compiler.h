@@ -51,6 +51,15 @@ struct ActTensor {
   int alias_of = -1;           // tensor index it lives in (-1: itself)
   int producer = -1;           // layer index
   std::vector<int> consumers;
+  // Kept in memtiles instead of DDR (fusion.cc PlanResidency): column c's
+  // share of the producer's width split, output columns [res_x0[c], ..),
+  // lives in memtile ActMemtile(c) at mt_addr as [c][h][mt_w]; it is
+  // written by the producer's WRITEFMs and read by its consumers' LOADFMs,
+  // and never goes to DDR. Live from layer res_first to res_last.
+  bool resident = false;
+  int64_t mt_addr = 0, mt_w = 0, mt_bytes = 0;
+  int res_first = -1, res_last = -1;
+  std::vector<int64_t> res_x0;
 };
 
 // One core's share of a layer.
@@ -121,6 +130,16 @@ struct Layer {
   // (decided before pass 2, which sizes the conv's tile for it): on the
   // conv, the Add's layer index; on the Add, the conv's (it emits nothing).
   int fused_add = -1, fused_into = -1;
+  // Memtile-resident activations (PlanResidency, before pass 2): input 0
+  // (in), the fused Add's other input (in2) and the output (the fused Add's
+  // when there is one) read from / written to a resident tensor; such a
+  // layer keeps the 2-D split (the resident share is per column) and its
+  // slabs sit below `mt_reserved` bytes taken from the top of the memtile
+  // by the resident tensors live during it.
+  bool in_resident = false, in2_resident = false, out_resident = false;
+  bool force_2d = false;
+  bool prefers_cout_only = false;  // without residency its best tile is channels over every core
+  int64_t mt_reserved = 0;
 
   // ---- time (pass 9) ----
   // time_s: how far the layer moves the end of the schedule (additive over
@@ -134,6 +153,10 @@ struct Layer {
 struct CompileOptions {
   double mac_efficiency = 0.0;  // 0: the target's
   bool fuse_add = true;         // residual Add computed in the conv before it (fusion.cc)
+  bool resident = true;         // activations kept in memtiles between layers (fusion.cc)
+  // Memtile bytes per column always left to a layer's own slabs (the rest
+  // may hold resident activations).
+  int64_t min_slab_bytes = 160 * 1024;
 };
 
 struct CompileState {

@@ -15,12 +15,24 @@
 // input's tile (loaded like any second input) and only the sum goes to the
 // memtile and DDR — the conv output never leaves the core, the Add layer
 // emits nothing.
-// Not done yet (docs/AIE_COMPILER.md): keeping activations in memtiles across
-// consecutive layers (every other activation goes through DDR), fusing a conv
-// with a following pool.
+// Activations stay in memtiles between layers where the data allow
+// (PlanResidency, before pass 2 too): a tensor whose producer and every
+// consumer keep the 2-D split (output width over columns) and whose every
+// consumer is a conv (groups 1) reading, in each column, only shares of
+// memtiles that reach it (its own; a 3x3's halo column from the
+// neighbour's) or the fused residual Add's other input, is written by the
+// producer's WRITEFMs straight into a per-column region at the top of each
+// memtile and read from there by the consumers' LOADFMs (one piece per
+// share touched; padding from the source patterns' bounds): no WRITE, no
+// LOAD, 2 x its bytes less DDR traffic. Regions are placed first fit over their lifetimes
+// (producer to last consumer) below a cap that leaves every layer
+// `min_slab_bytes` for its own slabs; what does not fit goes through DDR.
+// Not done yet (docs/AIE_COMPILER.md): pools, depthwise convs and Gemm as
+// consumers, fusing a conv with a following pool.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "aie/passes/compiler.h"
 
@@ -46,19 +58,144 @@ void PlanAddFusion(CompileState& s) {
   }
 }
 
+int ActMemtile(const Target& t, int col);
+
+void PlanResidency(CompileState& s, bool enable) {
+  for (Layer& l : s.layers) {
+    l.in_resident = l.in2_resident = l.out_resident = l.force_2d = false;
+    l.mt_reserved = 0;
+  }
+  for (ActTensor& x : s.tensors) {
+    x.resident = false;
+    x.mt_addr = x.mt_w = x.mt_bytes = 0;
+    x.res_first = x.res_last = -1;
+    x.res_x0.clear();
+  }
+  const Target& t = s.target;
+  if (!enable) return;
+  // Every column its own memtile (the per-column region is addressed alike in each).
+  std::set<int> mts;
+  for (int c = 0; c < t.cols; ++c) mts.insert(ActMemtile(t, c));
+  if (static_cast<int>(mts.size()) != t.cols) return;
+  const int64_t cap = t.memtile.bytes - s.options.min_slab_bytes;
+  if (cap <= 0) return;
+  auto cols_of = [&](const Layer& l) { return std::min<int64_t>(t.cols, l.ow); };
+  auto is_io = [&](int i) {
+    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
+           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
+  };
+  std::vector<bool> hosts(s.tensors.size(), false);  // some tensor is aliased into it
+  for (const ActTensor& x : s.tensors)
+    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  struct Placed {
+    int first, last;
+    int64_t off, end;  // offsets from the top of the memtile
+  };
+  std::vector<Placed> placed;
+  for (size_t ti = 0; ti < s.tensors.size(); ++ti) {
+    ActTensor& x = s.tensors[ti];
+    if (x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) || x.producer < 0 || x.consumers.empty()) continue;
+    const Layer& prod = s.layers[static_cast<size_t>(x.producer)];
+    // A conv's own output consumed by its fused Add never leaves the core.
+    if (prod.fused_add >= 0) continue;
+    const int p = prod.fused_into >= 0 ? prod.fused_into : x.producer;
+    const Layer& pl = s.layers[static_cast<size_t>(p)];
+    if (pl.kind == LayerKind::kRescale || pl.ow != x.w || pl.oh != x.h || pl.prefers_cout_only) continue;
+    const int64_t pc = cols_of(pl);
+    bool ok = true;
+    int last = p;
+    std::vector<std::pair<int, int>> uses;  // (layer, 0: input 0, 1: fused Add's other input)
+    for (int ci : x.consumers) {
+      const Layer& cl = s.layers[static_cast<size_t>(ci)];
+      if (cl.fused_into >= 0) {
+        // The Add computed in conv f: its other input, tiled like f's output.
+        const Layer& f = s.layers[static_cast<size_t>(cl.fused_into)];
+        if (f.output == static_cast<int>(ti) || f.ow != x.w || f.oh != x.h || f.prefers_cout_only) ok = false;
+        uses.push_back({cl.fused_into, 1});
+        last = std::max(last, cl.fused_into);
+        continue;
+      }
+      if (cl.kind != LayerKind::kConv || cl.groups != 1 || cl.inputs[0] != static_cast<int>(ti) || cl.prefers_cout_only) {
+        ok = false;
+        break;
+      }
+      // Column c reads input columns [a, b) (its share, its halo, padding):
+      // every column share they touch must be in a memtile reaching c.
+      const int64_t cc = cols_of(cl);
+      for (int64_t c = 0; c < cc && ok; ++c) {
+        const int64_t xo0 = cl.ow * c / cc, xo1 = cl.ow * (c + 1) / cc;
+        const int64_t a = std::max<int64_t>(0, xo0 * cl.sw - cl.pad_l);
+        const int64_t b = std::min(x.w, (xo1 - 1) * cl.sw - cl.pad_l + (cl.kw - 1) * cl.dw + 1);
+        for (int64_t j = 0; j < pc; ++j) {
+          const int64_t x0 = x.w * j / pc, x1 = x.w * (j + 1) / pc;
+          if (x0 < b && a < x1 && !t.memtile_reaches(t.memtile.columns[static_cast<size_t>(ActMemtile(t, static_cast<int>(j)))], static_cast<int>(c)))
+            ok = false;
+        }
+      }
+      uses.push_back({ci, 0});
+      last = std::max(last, ci);
+    }
+    if (!ok || last <= p) continue;
+    std::vector<int64_t> x0;
+    int64_t mw = 0;
+    for (int64_t c = 0; c < pc; ++c) {
+      x0.push_back(x.w * c / pc);
+      mw = std::max(mw, x.w * (c + 1) / pc - x.w * c / pc);
+    }
+    const int64_t bytes = (x.c * x.h * mw + 63) / 64 * 64;
+    // First fit (from the top) among the regions live at the same time.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Placed& q : placed)
+      if (q.first <= last && p <= q.last) busy.emplace_back(q.off, q.end);
+    std::sort(busy.begin(), busy.end());
+    int64_t off = 0;
+    for (const auto& b : busy) {
+      if (off + bytes <= b.first) break;
+      off = std::max(off, b.second);
+    }
+    if (off + bytes > cap) continue;
+    placed.push_back({p, last, off, off + bytes});
+    x.resident = true;
+    x.mt_addr = t.memtile.bytes - off - bytes;
+    x.mt_w = mw;
+    x.mt_bytes = bytes;
+    x.res_first = p, x.res_last = last;
+    x.res_x0 = x0;
+    Layer& pw = s.layers[static_cast<size_t>(p)];
+    pw.out_resident = pw.force_2d = true;
+    for (const auto& [li, kind] : uses) {
+      Layer& u = s.layers[static_cast<size_t>(li)];
+      (kind == 0 ? u.in_resident : u.in2_resident) = true;
+      u.force_2d = true;
+    }
+  }
+  for (const Placed& q : placed)
+    for (int li = q.first; li <= q.last; ++li) {
+      Layer& l = s.layers[static_cast<size_t>(li)];
+      l.mt_reserved = std::max(l.mt_reserved, q.end);
+    }
+}
+
 Status RunFusion(CompileState& s) {
   for (Layer& l : s.layers) l.prefetch_weights = l.kind == LayerKind::kConv && !l.weights_per_iteration;
   return Status::Ok();
 }
 
 std::string DumpFusion(const CompileState& s) {
-  std::string r = "# fusion: weight prefetch per layer; aliased (fused) concat inputs\n";
+  std::string r = "# fusion: weight prefetch per layer, memtile-resident activations; aliased (fused) concat inputs\n";
   for (const Layer& l : s.layers) {
     r += fmt::format("{:<28} prefetch_weights {}", l.name, l.prefetch_weights ? 1 : 0);
     if (l.fused_add >= 0) r += fmt::format(" computes {}", s.layers[static_cast<size_t>(l.fused_add)].name);
     if (l.fused_into >= 0) r += fmt::format(" computed_in {}", s.layers[static_cast<size_t>(l.fused_into)].name);
+    if (l.in_resident || l.in2_resident || l.out_resident)
+      r += fmt::format(" memtile{}{}{} reserved {}", l.in_resident ? " in" : "", l.in2_resident ? " in2" : "",
+                       l.out_resident ? " out" : "", l.mt_reserved);
     r += "\n";
   }
+  for (const ActTensor& t : s.tensors)
+    if (t.resident)
+      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}\n", t.name, t.mt_addr, t.mt_addr + t.mt_bytes,
+                       s.layers[static_cast<size_t>(t.res_first)].name, s.layers[static_cast<size_t>(t.res_last)].name);
   for (const ActTensor& t : s.tensors)
     if (t.alias_of >= 0) r += fmt::format("alias {} -> {} at channel {}\n", t.name, s.tensors[static_cast<size_t>(t.alias_of)].name, t.channel_offset);
   return r;

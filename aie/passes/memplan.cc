@@ -202,18 +202,20 @@ Status RunMemPlan(CompileState& s) {
     l.core_acc = a, a += l.acc_bytes;
     if (a > t.core_buffer_bytes())
       return Internal("{}: core buffers need {} bytes, {} available", l.name, a, t.core_buffer_bytes());
+    // Resident inputs and outputs (fusion.cc) have no slab: they are read
+    // from / written to their region at the top of the memtile.
     int64_t m = 0;
-    l.mt_in_bytes = l.in_bytes, l.mt_in = m, m += 2 * (SharedInput(l) ? 1 : l.rows_used) * l.in_bytes;
-    l.mt_in2_bytes = l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.in2_bytes;
+    l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m, m += 2 * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
+    l.mt_in2_bytes = l.in2_resident ? 0 : l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.mt_in2_bytes;
     l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += 2 * l.rows_used * l.w_bytes;
-    l.mt_out_bytes = l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.out_bytes;
+    l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.mt_out_bytes;
     l.mt_col_bytes = m;
     if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes))
       return Internal("{}: memtile footprint mismatch", l.name);
     m *= per_mt;
-    if (m > t.memtile.bytes) {
-      return FailedPrecondition("{}: memtile slabs need {} bytes, a memtile has {} (tile in {} out {} w {})", l.name, m,
-                               t.memtile.bytes, l.in_bytes, l.out_bytes, l.w_bytes);
+    if (m > t.memtile.bytes - l.mt_reserved) {
+      return FailedPrecondition("{}: memtile slabs need {} bytes, a memtile has {} ({} of them hold resident activations; tile in {} out {} w {})",
+                               l.name, m, t.memtile.bytes, l.mt_reserved, l.in_bytes, l.out_bytes, l.w_bytes);
     }
   }
   return Status::Ok();

@@ -35,11 +35,16 @@ struct Sizes {
 int ActMemtile(const Target& t, int col);
 bool SharedInput(const Layer& l);
 void PlanAddFusion(CompileState& s);
+void PlanResidency(CompileState& s, bool enable);
 
 // Bytes of one column's memtile slabs (memplan lays them out the same way):
 // ping/pong input (shared by the column's rows, or one per row), add's
 // second input, two weight slabs per row (prefetch / CIN parts), output per row.
+// A resident input, second input or output (fusion.cc) needs no slab.
 int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out) {
+  if (l.in_resident) in = 0;
+  if (l.in2_resident) in2 = 0;
+  if (l.out_resident) out = 0;
   return 2 * (SharedInput(l) ? 1 : rows) * in + 2 * rows * in2 + 2 * rows * w + 2 * rows * out;
 }
 
@@ -79,7 +84,9 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   return s;
 }
 
-Status RunSubvolume(CompileState& s) {
+namespace {
+
+Status TileLayers(CompileState& s) {
   const Target& t = s.target;
   const int64_t budget = t.core_buffer_bytes();
   const double eff = s.options.mac_efficiency > 0 ? s.options.mac_efficiency : t.core.mac_efficiency;
@@ -92,10 +99,9 @@ Status RunSubvolume(CompileState& s) {
     std::map<int, int> count;
     for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
   }
-  const int64_t mt_budget = t.memtile.bytes / per_mt;
-  PlanAddFusion(s);
   const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
   for (Layer& l : s.layers) {
+    const int64_t mt_budget = (t.memtile.bytes - l.mt_reserved) / per_mt;
     struct Pick {
       double cost = INFINITY;
       int64_t mt_rows = 0, ow_t = 0, oh_t = 0, ct = 0, parts = 1;
@@ -110,8 +116,9 @@ Status RunSubvolume(CompileState& s) {
     Pick& pick = picks[fused ? 0 : 1];
     double& best = pick.cost;
     const ActTensor& y = s.tensors[static_cast<size_t>(fused ? s.layers[static_cast<size_t>(l.fused_add)].output : l.output)];
-    const int64_t shortcut_bytes = fused ? y.bytes() : 0;
+    const int64_t shortcut_bytes = fused && !l.in2_resident ? y.bytes() : 0;
     for (const bool cout_only : {false, true}) {
+    if (cout_only && l.force_2d) continue;
     const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
     const int64_t cols_used = cout_only ? std::min<int64_t>(t.cols, CeilDiv(std::min<int64_t>(units, int64_t{t.rows} * t.cols), t.rows))
                                         : std::min<int64_t>(t.cols, l.ow);
@@ -167,13 +174,13 @@ Status RunSubvolume(CompileState& s) {
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
           const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
-          const double in_total = static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1) +
+          const double in_total = (l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1)) +
                                   static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
           const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
           const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
-          const double cost = std::max({core_cost, (w_total + in_total) / rd_rate, y.bytes() / out_rate});
+          const double cost = std::max({core_cost, (w_total + in_total) / rd_rate, l.out_resident ? 0.0 : y.bytes() / out_rate});
           if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only};
         }
       }
@@ -183,7 +190,8 @@ Status RunSubvolume(CompileState& s) {
     // Without fusion the Add runs as a layer of its own: two tensor reads
     // and one write at the array's DDR rates on top of the conv.
     double add_cost = 0;
-    if (l.fused_add >= 0) {
+    // Resident tensors were planned with the Add fused (its output and other input).
+    if (l.fused_add >= 0 && !l.out_resident && !l.in2_resident) {
       const double yb = static_cast<double>(s.tensors[static_cast<size_t>(s.layers[static_cast<size_t>(l.fused_add)].output)].bytes());
       const double cols = static_cast<double>(std::min<int64_t>(t.cols, l.ow));
       add_cost = std::max(2 * yb / (cols * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile)),
@@ -207,6 +215,30 @@ Status RunSubvolume(CompileState& s) {
     }
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status RunSubvolume(CompileState& s) {
+  // A probe without resident tensors first: a layer whose best tile spreads
+  // channels over every core (narrow late layers, Gemm) would lose more by
+  // the 2-D split that residency needs than the DDR traffic it saves.
+  PlanAddFusion(s);
+  PlanResidency(s, false);
+  if (s.options.resident) {
+    WBS_RETURN_IF_ERROR(TileLayers(s));
+    for (Layer& l : s.layers) l.prefers_cout_only = l.cout_only;
+    PlanAddFusion(s);
+    PlanResidency(s, true);
+  }
+  Status st = TileLayers(s);
+  bool any = false;
+  for (const Layer& l : s.layers) any |= l.mt_reserved > 0;
+  if (st.ok() || !any) return st;
+  // A layer found no tile beside the resident activations: everything through DDR.
+  PlanAddFusion(s);
+  PlanResidency(s, false);
+  return TileLayers(s);
 }
 
 std::string DumpSubvolume(const CompileState& s) {

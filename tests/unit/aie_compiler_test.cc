@@ -212,6 +212,45 @@ TEST(AieCompiler, ResidualAddIsFusedIntoTheConvBeforeIt) {
   EXPECT_LT(wf, wp);  // the fused convs' outputs never go to DDR
 }
 
+TEST(AieCompiler, ActivationsStayInMemtilesBetweenLayers) {
+  const Target t = Target::Paper(4, 4);
+  for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+    CompileState on = CompileOn(*g, t);
+    CompileState off;
+    off.target = t;
+    off.graph = g;
+    off.options.resident = false;
+    ASSERT_TRUE(Compile(off).ok());
+    ASSERT_TRUE(CheckProgram(on).ok()) << CheckProgram(on).ToString();
+    int resident = 0;
+    for (const ActTensor& x : on.tensors) {
+      if (!x.resident) continue;
+      ++resident;
+      // Written by WRITEFMs into the memtile region, never by a WRITE to DDR.
+      const Layer& p = on.layers[static_cast<size_t>(x.res_first)];
+      EXPECT_TRUE(p.out_resident) << x.name;
+      for (int bi = p.first_block; bi < p.first_block + p.num_blocks; ++bi)
+        for (const Instruction& in : on.program.blocks[static_cast<size_t>(bi)].instrs) EXPECT_NE(in.op, Opcode::kWrite) << p.name;
+    }
+    EXPECT_GT(resident, 0);
+    for (const ActTensor& x : off.tensors) EXPECT_FALSE(x.resident);
+    int64_t rd_on = 0, rd_off = 0, wr_on = 0, wr_off = 0;
+    for (const Layer& l : on.layers) rd_on += l.ddr_read_bytes, wr_on += l.ddr_write_bytes;
+    for (const Layer& l : off.layers) rd_off += l.ddr_read_bytes, wr_off += l.ddr_write_bytes;
+    EXPECT_LT(rd_on + wr_on, rd_off + wr_off);
+    // The checker catches a resident tensor placed over a layer's slabs.
+    for (const ActTensor& x : on.tensors) {
+      if (!x.resident) continue;
+      CompileState bad = on;
+      bad.tensors[static_cast<size_t>(&x - on.tensors.data())].mt_addr = 0;
+      const Status st = CheckProgram(bad);
+      ASSERT_FALSE(st.ok());
+      EXPECT_NE(st.message().find("overlap"), std::string::npos) << st.message();
+      break;
+    }
+  }
+}
+
 // A transfer as one contiguous run of n bytes.
 Instruction Xfer(Opcode op, MemSpace src, int64_t src_addr, MemSpace dst, int64_t dst_addr, int64_t n, int64_t pong = 0) {
   Instruction in;
