@@ -63,6 +63,7 @@ namespace {
 struct CompileArgs {
   std::string model, zoo, target = "paper-4x4", out, print_after;
   double sparsity = 0.0, efficiency = 0.0;
+  bool no_resident = false;
   uint64_t seed = 1;
   bool check = false;
 };
@@ -87,6 +88,7 @@ Status RunCompile(const CompileArgs& a) {
   aie::CompileState s;
   WBS_ASSIGN_OR_RETURN(s.target, aie::Target::Load(a.target));
   s.options.mac_efficiency = a.efficiency;
+  s.options.resident = !a.no_resident;
   s.graph = graph.get();
   const auto t0 = std::chrono::steady_clock::now();
   std::string printed;
@@ -128,6 +130,7 @@ Command AddCompileCommand(CLI::App& parent) {
   app->add_option("-o,--out", a->out, "Output directory (program.txt, program.bin, memory_map.txt, layers.tsv, trace.json)");
   app->add_option("--print-after", a->print_after, "Print the state after this pass (schedule, subvolume, split, balance, compact, memplan, fusion, codegen, time)");
   app->add_option("--efficiency", a->efficiency, "Kernel MAC efficiency (default: the target's)")->check(CLI::Range(0.0, 1.0));
+  app->add_flag("--no-resident", a->no_resident, "Every activation through DDR (no memtile-resident tensors between layers)");
   app->add_flag("--check", a->check, "Run the invariant checker on the program (slow on large models)");
   app->footer("Docs: docs/AIE_COMPILER.md, docs/AIE_PROGRAM.md.\n\nExamples:\n"
               "  wbs compile model.int8.onnx --target configs/aie/paper-4x4.json -o out/\n"
