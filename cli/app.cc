@@ -23,8 +23,7 @@ namespace {
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-int Run(int argc, char** argv,
-        const std::function<std::vector<Command>(CLI::App&)>& add_commands) {
+int Run(int argc, char** argv, const std::function<std::vector<Command>(CLI::App&)>& add_commands) {
   CLI::App app(
       "wbs: weight block sparsity for CNNs: model zoo, ONNX inspection, conversion and "
       "execution",
