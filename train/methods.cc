@@ -143,10 +143,13 @@ std::vector<BlockMask> SparsityMethod::CurrentMasks() const {
 
 std::string SparsityMethod::Describe() const {
   std::string s =
-      fmt::format("{} to {:.4g} block sparsity ({}x{} blocks, {} layers, {}{})",
+      fmt::format("{} to {:.4g} block sparsity ({}x{} blocks, {} layers, {}{}{})",
                   MethodName(o_.method), o_.select.sparsity, o_.rules.block_rows,
                   o_.rules.block_cols, layers_.size(), o_.select.global ? "global" : "per layer",
-                  o_.select.per_layer.empty() ? "" : ", per-layer targets");
+                  o_.select.per_layer.empty() ? "" : ", per-layer targets",
+                  o_.select.fill_target && !o_.select.global && o_.select.per_layer.empty()
+                      ? ", keep-channels shortfall filled elsewhere"
+                      : "");
   if (o_.method == Method::kIncremental && schedule_) s += "; " + schedule_->Describe();
   if (o_.method == Method::kLearned) s += fmt::format("; learned {}", LearnedKindName(o_.learned));
   return s;

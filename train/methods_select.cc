@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <optional>
 
 #include "train/methods_data.h"
@@ -42,6 +43,71 @@ void NormaliseRaggedBlocks(const BlockLayer& l, sparse::Score score, std::vector
           score == sparse::Score::kL2 ? std::sqrt(ratio) : ratio;
     }
   }
+}
+
+int64_t CountZero(const std::vector<uint8_t>& keep) {
+  return static_cast<int64_t>(std::count(keep.begin(), keep.end(), uint8_t{0}));
+}
+
+// Per-layer selection at `level` whose total reaches round(level * all
+// blocks) although keep_channels caps some layers: each round the shortfall
+// is split over the layers not yet capped, in proportion to their size (as
+// whole blocks; the remainder to the largest layers), until the total is
+// reached or every layer is capped. floor[i]: blocks of layer i already zero
+// (a monotone schedule), never asked for fewer.
+Result<std::vector<std::vector<uint8_t>>> ChooseFillingTarget(
+    const std::vector<sparse::LayerScores>& ls, sparse::SparsifyOptions so, double level,
+    const std::vector<int64_t>& floor) {
+  const size_t n = ls.size();
+  std::vector<int64_t> blocks(n), asked(n);
+  std::vector<std::vector<uint8_t>> keep(n);
+  std::vector<uint8_t> capped(n, 0);
+  int64_t all = 0;
+  for (size_t i = 0; i < n; ++i) {
+    blocks[i] = ls[i].rows * ls[i].cols;
+    asked[i] = std::max<int64_t>(floor[i], std::llround(level * static_cast<double>(blocks[i])));
+    all += blocks[i];
+  }
+  const int64_t want = static_cast<int64_t>(std::llround(level * static_cast<double>(all)));
+  auto choose = [&](size_t i) -> Status {
+    asked[i] = std::min(asked[i], blocks[i]);
+    // An exact count: ChooseBlocks rounds fraction * blocks back to it.
+    so.sparsity = blocks[i] ? static_cast<double>(asked[i]) / static_cast<double>(blocks[i]) : 0;
+    WBS_ASSIGN_OR_RETURN(auto k, sparse::ChooseBlocks({ls[i]}, so));
+    keep[i] = std::move(k[0]);
+    if (CountZero(keep[i]) < asked[i] || asked[i] >= blocks[i]) capped[i] = 1;
+    return Status::Ok();
+  };
+  for (size_t i = 0; i < n; ++i) WBS_RETURN_IF_ERROR(choose(i));
+  std::vector<size_t> largest(n);
+  std::iota(largest.begin(), largest.end(), size_t{0});
+  std::stable_sort(largest.begin(), largest.end(),
+                   [&](size_t a, size_t b) { return blocks[a] > blocks[b]; });
+  for (size_t round = 0; round <= n; ++round) {
+    int64_t zero = 0, open = 0;
+    for (size_t i = 0; i < n; ++i) {
+      zero += CountZero(keep[i]);
+      if (!capped[i]) open += blocks[i];
+    }
+    const int64_t deficit = want - zero;
+    if (deficit <= 0 || open == 0) break;
+    int64_t given = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (capped[i]) continue;
+      const int64_t share = deficit * blocks[i] / open;
+      asked[i] = CountZero(keep[i]) + share;
+      given += share;
+    }
+    for (size_t i : largest) {
+      if (given >= deficit) break;
+      if (capped[i]) continue;
+      ++asked[i];
+      ++given;
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (!capped[i]) WBS_RETURN_IF_ERROR(choose(i));
+  }
+  return keep;
 }
 
 }  // namespace
@@ -141,7 +207,13 @@ Result<std::vector<BlockMask>> SelectMasks(const std::vector<BlockLayer>& layers
   so.keep_channels = o.keep_channels;
   so.seed = o.seed;
   std::vector<std::vector<uint8_t>> keep;
-  if (o.per_layer.empty()) {
+  if (o.per_layer.empty() && o.fill_target && !o.global) {
+    std::vector<int64_t> floor(layers.size(), 0);
+    if (previous) {
+      for (size_t i = 0; i < layers.size(); ++i) floor[i] = (*previous)[i].num_zero();
+    }
+    WBS_ASSIGN_OR_RETURN(keep, ChooseFillingTarget(ls, so, level, floor));
+  } else if (o.per_layer.empty()) {
     so.sparsity = level;
     WBS_ASSIGN_OR_RETURN(keep, sparse::ChooseBlocks(ls, so));
   } else {

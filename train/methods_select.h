@@ -49,6 +49,12 @@ struct SelectOptions {
   // node or weight name -> that layer's final target (per-layer mode only);
   // layers not listed get `sparsity`.
   std::map<std::string, double> per_layer;
+  // Per-layer mode without per-layer targets: when keep_channels caps a layer
+  // below the level (a 4x4 block grid can zero at most about half its
+  // blocks), zero the shortfall in the other layers instead, so the whole
+  // model reaches the level (counted in blocks). Off: every layer at the
+  // level or its cap, and the model below the level.
+  bool fill_target = false;
 };
 Status ValidateSelectOptions(const SelectOptions& o, const std::vector<BlockLayer>& layers);
 

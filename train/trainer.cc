@@ -183,6 +183,12 @@ Status Trainer::Init() {
                            o.batch_size, o.world_size);
   }
   if (!(o.lr > 0)) return InvalidArgument("--lr {}: must be > 0", o.lr);
+  if (!(o.ema_decay >= 0 && o.ema_decay < 1)) {
+    return InvalidArgument("--ema {}: must be in [0, 1)", o.ema_decay);
+  }
+  if (o.ema_decay > 0 && o.ema_epochs < 1) {
+    return InvalidArgument("--ema-epochs {}: must be >= 1", o.ema_epochs);
+  }
   if (o.validation_fraction < 0 || o.validation_fraction >= 1) {
     return InvalidArgument("validation fraction {}: must be in [0, 1)", o.validation_fraction);
   }
@@ -530,6 +536,7 @@ Status Trainer::TrainEpoch(int epoch, EpochMetrics& m) {
     }
     module_->ApplyMasks();
     ++step_;
+    if (o.ema_decay > 0 && epoch >= o.epochs - o.ema_epochs) UpdateEma();
     if (hooks_.on_step_end) WBS_RETURN_IF_ERROR(hooks_.on_step_end(*this, step_));
     if (show) {
       // Masks may change during an epoch (gradual methods); re-measured now and then.
@@ -572,6 +579,41 @@ Status Trainer::TrainEpoch(int epoch, EpochMetrics& m) {
                100 * m.sparsity, FormatDuration(m.seconds), FormatDuration(eta));
   }
   return Status::Ok();
+}
+
+// The tensors the average covers, in a fixed order: parameters, then the
+// floating-point buffers (BN running mean and variance; the step counter is
+// left alone).
+static std::vector<torch::Tensor> EmaTensors(GraphModule& m) {
+  std::vector<torch::Tensor> t;
+  for (auto& p : m.parameters()) t.push_back(p);
+  for (auto& b : m.buffers())
+    if (b.is_floating_point()) t.push_back(b);
+  return t;
+}
+
+void Trainer::UpdateEma() {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> cur = EmaTensors(*module_);
+  if (ema_.empty()) {
+    // Starts from the current weights, whose masked blocks are zero: the
+    // average of zeros stays zero, so the masks hold without re-applying.
+    for (auto& t : cur) ema_.push_back(t.detach().clone());
+    return;
+  }
+  const double d = options_.ema_decay;
+  for (size_t i = 0; i < cur.size(); ++i) ema_[i].mul_(d).add_(cur[i].detach(), 1.0 - d);
+}
+
+void Trainer::SwapEma() {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> cur = EmaTensors(*module_);
+  for (size_t i = 0; i < cur.size() && i < ema_.size(); ++i) {
+    torch::Tensor keep = cur[i].detach().clone();
+    cur[i].copy_(ema_[i]);
+    ema_[i] = keep;
+  }
+  module_->ApplyMasks();
 }
 
 Status Trainer::SaveCheckpoint(const std::string& path) {
@@ -665,6 +707,24 @@ Result<TrainResult> Trainer::Run() {
   result.final_val = history_.empty() ? EvalResult{} : history_.back().val;
   if (history_.empty() && val_.size() > 0) {
     WBS_ASSIGN_OR_RETURN(result.final_val, Evaluate(val_));
+  }
+  if (!ema_.empty()) {
+    // Every rank holds the same weights after every step, so the same average.
+    result.raw_val = result.final_val;
+    SwapEma();
+    WBS_ASSIGN_OR_RETURN(result.ema_val, Evaluate(val_));
+    result.ema_used = val_.size() == 0 || result.ema_val.accuracy >= result.raw_val.accuracy;
+    if (result.ema_used) {
+      result.final_val = result.ema_val;
+    } else {
+      SwapEma();
+    }
+    ema_.clear();
+    if (o.progress && writer && ProgressEnabled()) {
+      std::fprintf(stderr, "%s: weight average: val acc %.2f%% vs %.2f%% trained: keeping %s\n",
+                   o.log_prefix.c_str(), 100 * result.ema_val.accuracy,
+                   100 * result.raw_val.accuracy, result.ema_used ? "the average" : "the trained");
+    }
   }
   WBS_ASSIGN_OR_RETURN(result.test, Evaluate(test_));
   result.best_epoch = best_epoch_;

@@ -74,6 +74,13 @@ struct TrainOptions {
   double step_gamma = 0.1;
 
   double label_smoothing = 0.1;
+  // Exponential moving average of the weights (and BN statistics) over the
+  // steps of the last `ema_epochs` epochs, decay per step (0 = off). At the
+  // end of Run() the average replaces the trained weights when its
+  // validation accuracy is at least theirs (the test set is not looked at).
+  // Not checkpointed: a resumed run averages from the epoch it resumed at.
+  double ema_decay = 0.0;
+  int ema_epochs = 1;
   uint64_t seed = 1;
   int threads = 0;  // 0: leave LibTorch's default (at::set_num_threads otherwise)
   data::Augmentation augment{/*pad_crop=*/2, /*hflip=*/true};
@@ -162,6 +169,10 @@ struct TrainResult {
   double seconds = 0;  // wall time of this Run() (excludes earlier runs when resumed)
   int resumed_from_epoch = -1;  // first epoch run by this process when resumed, else -1
   uint64_t checksum = 0;        // ParameterChecksum of the final weights
+  // ema_decay > 0: validation accuracy of the averaged and of the trained
+  // weights, and whether the average was kept.
+  EvalResult ema_val, raw_val;
+  bool ema_used = false;
 };
 
 // FNV-1a over the bytes of every parameter and buffer (named_parameters
@@ -226,6 +237,9 @@ class Trainer {
   void SetLr(double lr);
   Status TrainEpoch(int epoch, EpochMetrics& m);
   Status BroadcastState();
+  void UpdateEma();
+  // Puts the averaged weights in the module (swaps: a second call restores).
+  void SwapEma();
 
   std::shared_ptr<GraphModule> module_;
   data::Dataset train_, val_, test_;
@@ -239,6 +253,7 @@ class Trainer {
   double lr_ = 0;
   int best_epoch_ = -1;
   double best_val_ = -1;
+  std::vector<torch::Tensor> ema_;  // parameters then floating-point buffers
 };
 
 }  // namespace wbs::train

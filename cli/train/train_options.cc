@@ -34,6 +34,14 @@ void AddTrainingOptions(CLI::App& app, TrainingArgs& a, const TrainingFlags& fla
   grouped(app.add_option("--label-smoothing", a.label_smoothing, "Label smoothing of the loss")
               ->check(CLI::Range(0.0, 1.0))
               ->capture_default_str());
+  grouped(app.add_option("--ema", a.ema_decay,
+                         "Average the weights over the last --ema-epochs epochs with this "
+                         "decay per step (0: off); kept when its validation accuracy is not lower")
+              ->check(CLI::Range(0.0, 0.99999))
+              ->capture_default_str());
+  grouped(app.add_option("--ema-epochs", a.ema_epochs, "Epochs the --ema average covers")
+              ->check(CLI::PositiveNumber)
+              ->capture_default_str());
   grouped(app.add_option("--pad-crop", a.pad_crop,
                          "Augmentation: zero-pad by N pixels and crop back at random (0: off)")
               ->check(CLI::NonNegativeNumber)
@@ -112,6 +120,8 @@ Result<train::TrainOptions> MakeTrainOptions(const TrainingArgs& a, const std::s
   o.momentum = a.momentum;
   o.weight_decay = a.weight_decay;
   o.label_smoothing = a.label_smoothing;
+  o.ema_decay = a.ema_decay;
+  o.ema_epochs = a.ema_epochs;
   o.augment.pad_crop = a.pad_crop;
   o.augment.hflip = a.hflip;
   o.validation_fraction = a.val_fraction;

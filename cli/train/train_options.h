@@ -25,6 +25,8 @@ struct TrainingArgs {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   double label_smoothing = 0.1;
+  double ema_decay = 0.0;
+  int ema_epochs = 1;
   int pad_crop = 2;
   bool hflip = true;
   double val_fraction = 0.1;

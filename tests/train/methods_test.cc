@@ -189,6 +189,58 @@ TEST(MethodsSelectTest, PerLayerTargetsGiveEachLayerItsCount) {
   EXPECT_FALSE(SelectMasks(layers, RandomScores(layers, rng), o, 0.5).ok());
 }
 
+// keep_channels caps a 4x4 grid below 12 zero blocks (the best of each row
+// and column stay), a 2x16 grid at 16: with fill_target the other layers take
+// the shortfall so the model reaches the level exactly, also along a
+// monotone schedule; without it the model stays below.
+TEST(MethodsSelectTest, FillTargetMovesWhatKeepChannelsCapsToOtherLayers) {
+  std::mt19937 rng(7);
+  const std::vector<BlockLayer> layers = {FakeLayer("small", 4, 4), FakeLayer("fc", 2, 16),
+                                          FakeLayer("big", 16, 16), FakeLayer("mid", 8, 16)};
+  const int64_t all = 16 + 32 + 256 + 128;
+  SelectOptions o;
+  o.sparsity = 0.75;
+  o.keep_channels = true;
+  auto capped = SelectMasks(layers, RandomScores(layers, rng), o, 0.75);
+  ASSERT_TRUE(capped.ok()) << capped.status().ToString();
+  // The fc alone keeps 8 blocks more than 75% of its 32.
+  EXPECT_LE(std::llround(BlockSparsity(*capped) * all), Round(0.75, all) - 8);
+  o.fill_target = true;
+  auto sched = SparsitySchedule::Incremental(0.75, 0.2, 1);
+  ASSERT_TRUE(sched.ok());
+  std::vector<BlockMask> prev;
+  for (const BlockLayer& l : layers) prev.push_back(BlockMask::AllKept(8, 8, l.rows, l.cols));
+  for (auto [tick, level] : sched->Events()) {
+    auto masks = SelectMasks(layers, RandomScores(layers, rng), o, level, &prev);
+    ASSERT_TRUE(masks.ok()) << masks.status().ToString();
+    int64_t zero = 0;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const BlockMask& m = (*masks)[i];
+      zero += m.num_zero();
+      for (size_t b = 0; b < m.keep.size(); ++b) {
+        if (!prev[i].keep[b]) {
+          EXPECT_FALSE(m.keep[b]) << "revived block " << b;
+        }
+      }
+      for (int64_t r = 0; r < m.rows; ++r) {
+        bool any = false;
+        for (int64_t c = 0; c < m.cols; ++c) any |= m.Get(r, c);
+        EXPECT_TRUE(any) << "row " << r << " of " << layers[i].node << " all zero";
+      }
+    }
+    EXPECT_EQ(zero, Round(level, all)) << "level " << level;
+    prev = *masks;
+  }
+  EXPECT_LT(prev[0].num_zero(), Round(0.75, 16));  // capped
+  EXPECT_EQ(prev[1].num_zero(), 16);               // capped: 16 column-best blocks
+  EXPECT_GT(prev[2].num_zero(), Round(0.75, 256));
+  // Nothing is capped at 25%: every layer at its own count, as without it.
+  auto low = SelectMasks(layers, RandomScores(layers, rng), o, 0.25);
+  ASSERT_TRUE(low.ok());
+  for (size_t i = 0; i < layers.size(); ++i)
+    EXPECT_EQ((*low)[i].num_zero(), Round(0.25, layers[i].num_blocks()));
+}
+
 TEST(MethodsSelectTest, BlockSumsAndExpandBlocksFollowTheLayout) {
   // Conv [20, 12, 3, 3] with 8x8 blocks: ragged rows (20 = 8+8+4) and cols.
   BlockLayer l;
