@@ -5,9 +5,11 @@ JOBS ?= $(shell nproc)
 WBS := $(BUILD_DIR)/wbs
 export OPENBLAS_CORETYPE ?= SkylakeX
 export OPENBLAS_NUM_THREADS ?= 1
-# OpenMP threads sleep instead of spinning between parallel regions: on a
-# shared 2-core machine spinning threads starve each other (see docs/BENCHMARKS.md).
-export OMP_WAIT_POLICY ?= passive
+# Tests: OpenMP threads sleep instead of spinning between parallel regions
+# (ctest runs two tests at once on 2 cores, where spinning threads starve
+# each other). Everything else lets each wbs process choose from the load
+# (core/omp_wait.h: spin briefly when idle, sleep when busy).
+test test-asan: export OMP_WAIT_POLICY ?= passive
 
 .PHONY: all setup configure build test test-asan demo bench fuzz asan clean experiments sim-zoo
 

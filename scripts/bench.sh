@@ -12,9 +12,10 @@
 # 1. Whole models, batch 1, 1 and 2 threads: wbs_bench_models (fast backend =
 #    oneDNN) then ORT on the ONNX file `wbs zoo` wrote, alternating for
 #    BENCH_ROUNDS rounds per (model, threads); medians over all rounds. wbs
-#    runs with OMP_WAIT_POLICY=passive, its default (the CLI sets it, `make`
-#    exports it; the benchmark binaries get it from here): spinning OpenMP
-#    threads starve each other on a loaded 2-core machine. At 2 threads wbs
+#    runs with its default wait policy (core/omp_wait.h: each process spins
+#    briefly when the machine is idle and sleeps at once when it is busy,
+#    since spinning OpenMP threads starve each other on a loaded 2-core
+#    machine; OMP_WAIT_POLICY set by the caller wins). At 2 threads wbs
 #    also runs with OMP_WAIT_POLICY=active, libgomp's spinning, for the record
 #    (BENCH_ACTIVE=0 skips it).
 # 2. ResNet-50's distinct conv layers: wbs_bench_conv (GFLOP/s) and ORT on
@@ -45,7 +46,7 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 source "$(dirname "$0")/bench_common.sh"
-bench_args bench "$1"  # ROOT, BUILD; exports OMP_WAIT_POLICY (passive unless set)
+bench_args bench "$1"  # ROOT, BUILD; OMP_WAIT_DESC (the caller's OMP_WAIT_POLICY or auto)
 WBS=$BUILD/wbs
 BM_MODELS=$BUILD/bench/wbs_bench_models
 BM_CONV=$BUILD/bench/wbs_bench_conv
@@ -219,7 +220,7 @@ fi
   echo "ort=$(node -e 'console.log(require(process.argv[1] + "/node_modules/onnxruntime-node/package.json").version)' "$ORT")"
   echo "node=$(node --version)"
   echo "load=$(bench_load)"
-  echo "omp_wait_policy=$OMP_WAIT_POLICY"
+  echo "omp_wait_policy=$OMP_WAIT_DESC"
   echo "reps=$REPS"
   echo "rounds=$ROUNDS"
   echo "profile_runs=$PROFILE_RUNS"

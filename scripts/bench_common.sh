@@ -15,7 +15,10 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # bench_args NAME ARGS...: parses "BUILD_DIR [REPORT [OLD_REPORT]]" (usage
 # error: exit 2) into ROOT, BUILD (absolute), BUILD_ARG (as given), REPORT
 # (default docs/BENCHMARKS.md) and OLD (default REPORT); sets BENCH_NAME for
-# messages and exports wbs's default OMP_WAIT_POLICY=passive unless set.
+# messages; sets OMP_WAIT_DESC for the report lines: the user's
+# OMP_WAIT_POLICY if set (exported to every binary), else "auto" (each wbs
+# binary then chooses per process from the load, core/omp_wait.h, and prints
+# its choice on stderr as "OpenMP wait: ...").
 bench_args() {
   BENCH_NAME=$1
   shift
@@ -28,8 +31,16 @@ bench_args() {
   BUILD=$(cd "$1" && pwd)
   REPORT=${2:-$ROOT/docs/BENCHMARKS.md}
   OLD=${3:-$REPORT}
-  # libgomp reads it at start-up; wbs's own default (cli/main.cc, Makefile).
-  export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+  # libgomp reads it at start-up; unset = wbs's own per-process choice.
+  if [ -n "${OMP_WAIT_POLICY:-}" ]; then
+    export OMP_WAIT_POLICY
+    OMP_WAIT_DESC="OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+    OMP_WAIT_PREFIX="OMP_WAIT_POLICY=$OMP_WAIT_POLICY "
+  else
+    unset OMP_WAIT_POLICY
+    OMP_WAIT_DESC="OpenMP wait auto (spin when idle, passive when busy: core/omp_wait.h)"
+    OMP_WAIT_PREFIX=""
+  fi
 }
 
 # Machine facts for the line under a table.

@@ -19,7 +19,7 @@
 # "## Commands", else at the end). With BENCH_INT8=0 nothing is measured and
 # OLD_REPORT's section (default: REPORT's) is carried over.
 # Env: BENCH_INT8 (1), BENCH_INT8_THREADS (2), BENCH_INT8_ROUNDS (5),
-# BENCH_INT8_REPS (10), OMP_WAIT_POLICY (passive, wbs's default).
+# BENCH_INT8_REPS (10), OMP_WAIT_POLICY (unset: wbs's per-process choice, core/omp_wait.h).
 set -euo pipefail
 source "$(dirname "$0")/bench_common.sh"
 bench_args bench_int8_e2e "$@"
@@ -65,7 +65,7 @@ else
     >"$R/profile_s50.txt"
   load_end=$(bench_load)
   python3 - "$R" "$THREADS" "$ROUNDS" "$REPS" "$load_start" "$load_end" "$(bench_commit)" \
-    "$(bench_cpu)" "$OMP_WAIT_POLICY" >"$section" <<'PY'
+    "$(bench_cpu)" "$OMP_WAIT_DESC" >"$section" <<'PY'
 import datetime, glob, json, re, statistics, sys
 R, threads, rounds, reps, load0, load1, commit, cpu, wait = sys.argv[1:10]
 
@@ -93,7 +93,7 @@ print(f"ResNet-50, batch 1, {threads} threads: wbs on the int8 model at 50% 8x8 
       "'all') on the dense QDQ model from the same quantizer; wbs's int8 results are bit-exact "
       "with docs/int8.md. Median of all single runs "
       f"({rounds} alternating rounds x {reps} runs after 3 warm-ups, per side), "
-      f"OMP_WAIT_POLICY={wait}. Target: >= 1.7x.\n")
+      f"{wait}. Target: >= 1.7x.\n")
 print(f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, {cpu}, "
       f"load {load0} -> {load1} (2 cores shared with other jobs: absolute times are noisy).\n")
 print("| runtime | model | median ms | min ms | speed-up vs ORT dense |")

@@ -10,7 +10,7 @@
 # is measured and OLD_REPORT's section (default: REPORT's) is carried over, so
 # scripts/bench.sh can regenerate the rest of the report without losing it.
 # Env: BENCH_S8 (1), BENCH_S8_THREADS (1,2), BENCH_S8_SPARSITY (0,50,75,90),
-# BENCH_S8_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (passive).
+# BENCH_S8_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (unset: wbs's per-process choice).
 set -euo pipefail
 source "$(dirname "$0")/bench_common.sh"
 bench_args bench_s8 "$@"
@@ -27,13 +27,13 @@ else
   bench_require_exec "cmake --build $BUILD_ARG --target wbs_bench_s8" "$BM"
   R=$BUILD/bench_results/s8
   mkdir -p "$R"
-  cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${BUILD_ARG%/}/bench/wbs_bench_s8 --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
+  cmd="${OMP_WAIT_PREFIX}${BUILD_ARG%/}/bench/wbs_bench_s8 --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
   load_start=$(bench_load)
   echo "bench_s8: $cmd" >&2
   "$BM" --threads="$THREADS" --sparsity="$SPARSITY" --benchmark_min_time="$MIN_TIME" \
     --benchmark_out="$R/bench_s8.json" >"$R/bench_s8.txt" 2>"$R/bench_s8.log"
   # The same at 1 thread with power-of-two multipliers (the AIE mode: a 4-op epilogue).
-  pot_cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY ${BUILD_ARG%/}/bench/wbs_bench_s8 --threads=1 --pot --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
+  pot_cmd="${OMP_WAIT_PREFIX}${BUILD_ARG%/}/bench/wbs_bench_s8 --threads=1 --pot --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
   if [ "${BENCH_S8_POT:-1}" != 0 ]; then
     echo "bench_s8: $pot_cmd" >&2
     "$BM" --threads=1 --pot --sparsity="$SPARSITY" --benchmark_min_time="$MIN_TIME" \

@@ -12,7 +12,7 @@
 # over. With BENCH_SPARSE=0 nothing is measured and OLD_REPORT's section is
 # carried over; with BENCH_SPARSE_OUT=FILE an earlier run's stdout is rendered.
 # Env: BENCH_SPARSE_THREADS (1,2), BENCH_SPARSE_SPARSITY (0,25,50,75,90),
-# BENCH_SPARSE_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (passive).
+# BENCH_SPARSE_MIN_TIME (0.2 s per benchmark), OMP_WAIT_POLICY (unset: wbs's per-process choice).
 set -euo pipefail
 source "$(dirname "$0")/bench_common.sh"
 bench_args bench_sparse_kernels "$@"
@@ -28,7 +28,7 @@ if [ "${BENCH_SPARSE:-1}" = 0 ]; then
 else
   R=$BUILD/bench_results/sparse_kernels
   mkdir -p "$R"
-  cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY BUILD/bench/wbs_bench_sparse --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
+  cmd="${OMP_WAIT_PREFIX}BUILD/bench/wbs_bench_sparse --threads=$THREADS --sparsity=$SPARSITY --benchmark_min_time=$MIN_TIME"
   if [ -n "${BENCH_SPARSE_OUT:-}" ]; then
     out=$BENCH_SPARSE_OUT
     load_start=${BENCH_SPARSE_LOAD_START:-unknown}
