@@ -9,7 +9,13 @@
 //   - the pools run row-wise over the taps whose input row/column range is
 //     valid (no per-tap bounds test) with the reference's count and
 //     rounding (RoundDivHalfUp in the zero-point frame);
-//   - all split their work over ctx.num_threads (OpenMP).
+//   - all split their work over ctx.num_threads (OpenMP);
+//   - QAdd, the 2-D pools and QGlobalAveragePool also read (and QAdd and the
+//     2-D pools write) kQuad4 tensors (core/layout.h, nChw4c: what the int8
+//     convs of ops_quant_fast.cc exchange): QAdd is elementwise, a pool runs
+//     over quad planes with 4 lanes per pixel. An input in another layout than
+//     the output is reordered first (mixed layouts only arise at the edges of
+//     an nChw4c region).
 // Also QGemm with an f32 output (FastQGemmF32Op below) and per-tensor
 // QuantizeLinear (the network input). Declined (the
 // reference runs): QAdd with broadcasting, 3-D pools, dtypes
@@ -83,6 +89,28 @@ Status CheckTensor(const ir::Node& node, const Tensor* t, DType dtype, const Sha
                            what, DTypeName(dtype), ShapeToString(shape),
                            t ? t->Describe() : std::string("nothing"));
   return Status::Ok();
+}
+
+// A per-thread byte buffer (reordered inputs, pool outputs before a reorder).
+uint8_t* Scratch(size_t bytes, int which) {
+  thread_local std::vector<uint8_t> buf[2];
+  if (buf[which].size() < bytes) buf[which].resize(bytes);
+  return buf[which].data();
+}
+
+// `x` ([N, C, spatial...] 8-bit) in layout `from`, as bytes in layout `to`:
+// x itself, or a reordered copy in Scratch(.., which).
+const uint8_t* InLayout(const uint8_t* x, const Shape& shape, ActivationLayout from,
+                        ActivationLayout to, int which) {
+  if (from == to) return x;
+  const int64_t n = shape[0], c = shape[1],
+                plane = NumElements(shape) / std::max<int64_t>(1, n * c);
+  uint8_t* d = Scratch(static_cast<size_t>(NumElements(shape)), which);
+  if (to == ActivationLayout::kQuad4)
+    PlainToQuad4(x, d, n, c, plane);
+  else
+    Quad4ToPlain(x, d, n, c, plane);
+  return d;
 }
 
 // y[i] = table[a[i] * 256 + b[i]]. Locals with __restrict: y is a char
@@ -161,8 +189,11 @@ class FastQAddOp final : public Operator {
     WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 1), b_type_, shape_, "input B"));
     WBS_RETURN_IF_ERROR(
         CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], y_type_, shape_, "output C"));
-    const uint8_t* a = static_cast<const uint8_t*>(inputs[0]->raw());
-    const uint8_t* b = static_cast<const uint8_t*>(inputs[1]->raw());
+    // Elementwise: any layout, as long as A, B and C share it.
+    const uint8_t* a =
+        InLayout(static_cast<const uint8_t*>(inputs[0]->raw()), shape_, a_layout_, y_layout_, 0);
+    const uint8_t* b =
+        InLayout(static_cast<const uint8_t*>(inputs[1]->raw()), shape_, b_layout_, y_layout_, 1);
     uint8_t* y = static_cast<uint8_t*>(outputs[0]->raw());
     const uint8_t* t = table_.data();
     const int64_t n = outputs[0]->numel();
@@ -189,9 +220,32 @@ class FastQAddOp final : public Operator {
 
   std::string impl_name() const override { return vector_ ? "avx512" : "lut"; }
 
+  bool AcceptsInputLayout(size_t input, ActivationLayout layout) const override {
+    return layout == ActivationLayout::kPlain ||
+           (input < 2 && layout == ActivationLayout::kQuad4 && LayoutFits(layout, shape_));
+  }
+  // kQuad4 when an input is: one reorder at most, at the region's edge.
+  std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs) override {
+    a_layout_ = inputs.size() > 0 ? inputs[0] : ActivationLayout::kPlain;
+    b_layout_ = inputs.size() > 1 ? inputs[1] : ActivationLayout::kPlain;
+    if (a_layout_ == ActivationLayout::kQuad4 || b_layout_ == ActivationLayout::kQuad4)
+      return {ActivationLayout::kQuad4};
+    return {};
+  }
+  Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
+    y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    if (y_layout_ != ActivationLayout::kPlain && y_layout_ != ActivationLayout::kQuad4)
+      return Internal("{}: QAdd writes plain or quad4, {} requested", node_.Describe(),
+                      ActivationLayoutName(y_layout_));
+    return Status::Ok();
+  }
+
  private:
   explicit FastQAddOp(const ir::Node& node) : node_(node) {}
   ir::Node node_;
+  ActivationLayout a_layout_ = ActivationLayout::kPlain, b_layout_ = ActivationLayout::kPlain,
+                   y_layout_ = ActivationLayout::kPlain;
   Shape shape_;
   DType a_type_ = DType::kU8, b_type_ = DType::kU8, y_type_ = DType::kU8;
   std::vector<uint8_t> table_;  // [a byte][b byte] -> y byte
@@ -308,29 +362,50 @@ class FastQConcatOp final : public Operator {
 
 enum class PoolKind { kMax, kAverage, kGlobalAverage };
 
-// 2-D max pool of one plane, row-wise over the valid taps.
-template <typename T>
+// 2-D max pool of one plane, row-wise over the valid taps; a pixel holds L
+// lanes (1: a plain channel plane, 4: a kQuad4 quad plane).
+template <typename T, int L>
 void MaxPoolPlane(const kref::PoolParams& p, const T* x, T* y) {
   const int64_t IH = p.in[1], IW = p.in[2], OH = p.out[1], OW = p.out[2];
   for (int64_t oh = 0; oh < OH; ++oh) {
-    T* yr = y + oh * OW;
-    std::fill(yr, yr + OW, std::numeric_limits<T>::lowest());
+    T* yr = y + oh * OW * L;
+    std::fill(yr, yr + OW * L, std::numeric_limits<T>::lowest());
     for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
       const int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
       if (ih < 0 || ih >= IH) continue;
-      const T* xr = x + ih * IW;
+      const T* xr = x + ih * IW * L;
       for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
         const int64_t off = kw * p.dilation[2] - p.pad_begin[2];
         const kref::Range r = kref::ValidRange(OW, p.stride[2], off, IW);
         const int64_t s = p.stride[2];
-        for (int64_t ow = r.begin; ow < r.end; ++ow) yr[ow] = std::max(yr[ow], xr[ow * s + off]);
+        for (int64_t ow = r.begin; ow < r.end; ++ow)
+          for (int l = 0; l < L; ++l)
+            yr[ow * L + l] = std::max(yr[ow * L + l], xr[(ow * s + off) * L + l]);
       }
     }
   }
 }
 
-// 2-D average pool of one plane: the reference's sum, count and rounding.
+// QGlobalAveragePool of `quads` kQuad4 quad planes of `plane_size` pixels:
+// the reference's sum and rounding per lane; y is [quads * 4] (a [N, C, 1,
+// 1] output has the same bytes in both layouts).
 template <typename T>
+void GlobalAveragePoolQuads(int64_t quads, int64_t plane_size, const T* x, int32_t zp, T* y) {
+  constexpr int32_t lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  for (int64_t q = 0; q < quads; ++q) {
+    int64_t sum[4] = {0, 0, 0, 0};
+    const T* xp = x + q * plane_size * 4;
+    for (int64_t j = 0; j < plane_size; ++j)
+      for (int l = 0; l < 4; ++l) sum[l] += static_cast<int32_t>(xp[j * 4 + l]) - zp;
+    for (int l = 0; l < 4; ++l) {
+      const int64_t v = plane_size == 0 ? zp : zp + RoundDivHalfUp(sum[l], plane_size);
+      y[q * 4 + l] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+    }
+  }
+}
+
+// 2-D average pool of one plane: the reference's sum, count and rounding.
+template <typename T, int L>
 void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
                       std::vector<int32_t>& sum, std::vector<int32_t>& valid_w,
                       std::vector<int32_t>& counted_w) {
@@ -346,7 +421,7 @@ void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
       valid_w[static_cast<size_t>(ow)] += iw >= 0 && iw < IW;
       counted_w[static_cast<size_t>(ow)] += iw >= -p.pad_begin[2] && iw < IW + p.pad_end[2];
     }
-  sum.resize(static_cast<size_t>(OW));
+  sum.resize(static_cast<size_t>(OW * L));
   for (int64_t oh = 0; oh < OH; ++oh) {
     std::fill(sum.begin(), sum.end(), 0);
     int64_t valid_h = 0, counted_h = 0;
@@ -355,24 +430,27 @@ void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
       counted_h += ih >= -p.pad_begin[1] && ih < IH + p.pad_end[1];
       if (ih < 0 || ih >= IH) continue;
       ++valid_h;
-      const T* xr = x + ih * IW;
+      const T* xr = x + ih * IW * L;
       for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
         const int64_t off = kw * p.dilation[2] - p.pad_begin[2];
         const kref::Range r = kref::ValidRange(OW, p.stride[2], off, IW);
         const int64_t s = p.stride[2];
         for (int64_t ow = r.begin; ow < r.end; ++ow)
-          sum[static_cast<size_t>(ow)] += xr[ow * s + off];
+          for (int l = 0; l < L; ++l)
+            sum[static_cast<size_t>(ow * L + l)] += xr[(ow * s + off) * L + l];
       }
     }
-    T* yr = y + oh * OW;
+    T* yr = y + oh * OW * L;
     for (int64_t ow = 0; ow < OW; ++ow) {
       const int64_t valid = valid_h * valid_w[static_cast<size_t>(ow)];
       const int64_t count =
           p.count_include_pad ? counted_h * counted_w[static_cast<size_t>(ow)] : valid;
-      // Sum of (x - zp) over the valid taps; padded taps add 0.
-      const int64_t s = static_cast<int64_t>(sum[static_cast<size_t>(ow)]) - zp * valid;
-      const int64_t v = count == 0 ? zp : zp + RoundDivHalfUp(s, count);
-      yr[ow] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+      for (int l = 0; l < L; ++l) {
+        // Sum of (x - zp) over the valid taps; padded taps add 0.
+        const int64_t s = static_cast<int64_t>(sum[static_cast<size_t>(ow * L + l)]) - zp * valid;
+        const int64_t v = count == 0 ? zp : zp + RoundDivHalfUp(s, count);
+        yr[ow * L + l] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+      }
     }
   }
 }
@@ -411,25 +489,41 @@ class FastQPoolOp final : public Operator {
         CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], dtype_, y_shape_, "output Y"));
     const Tensor& x = *inputs[0];
     Tensor& y = *outputs[0];
-    const int64_t planes = x_shape_[0] * x_shape_[1];
+    // kQuad4: planes are quad planes of 4 lanes per pixel. A 2-D pool writes
+    // its input's layout (into scratch first when Y's differs); a global one
+    // writes [N, C, 1, 1], the same bytes in both layouts.
+    const bool quad = x_layout_ == ActivationLayout::kQuad4;
+    const int lanes = quad ? 4 : 1;
+    const int64_t planes = x_shape_[0] * x_shape_[1] / lanes;
     const int64_t in_plane = x.numel() / std::max<int64_t>(planes, 1);
     const int64_t out_plane = y.numel() / std::max<int64_t>(planes, 1);
     const int threads = planes < 2 ? 1 : Threads(ctx, x.numel());
+    const bool reorder_y = kind_ != PoolKind::kGlobalAverage && x_layout_ != y_layout_;
+    uint8_t* y_bytes =
+        reorder_y ? Scratch(static_cast<size_t>(y.numel()), 0) : static_cast<uint8_t*>(y.raw());
     auto run = [&]<typename T>() {
       const T* xd = x.data<T>();
-      T* yd = y.data<T>();
+      T* yd = reinterpret_cast<T*>(y_bytes);
       ParallelRange(planes, threads, [&](int64_t b, int64_t e) {
         if (kind_ == PoolKind::kGlobalAverage) {
-          kref::QGlobalAveragePool<T>(e - b, in_plane, xd + b * in_plane, zp_, yd + b);
+          if (quad)
+            GlobalAveragePoolQuads<T>(e - b, in_plane / 4, xd + b * in_plane, zp_, yd + b * 4);
+          else
+            kref::QGlobalAveragePool<T>(e - b, in_plane, xd + b * in_plane, zp_, yd + b);
           return;
         }
         std::vector<int32_t> sum, valid_w, counted_w;
         for (int64_t pl = b; pl < e; ++pl) {
-          if (kind_ == PoolKind::kMax)
-            MaxPoolPlane<T>(p_, xd + pl * in_plane, yd + pl * out_plane);
+          const T* xp = xd + pl * in_plane;
+          T* yp = yd + pl * out_plane;
+          if (kind_ == PoolKind::kMax && quad)
+            MaxPoolPlane<T, 4>(p_, xp, yp);
+          else if (kind_ == PoolKind::kMax)
+            MaxPoolPlane<T, 1>(p_, xp, yp);
+          else if (quad)
+            AveragePoolPlane<T, 4>(p_, xp, zp_, yp, sum, valid_w, counted_w);
           else
-            AveragePoolPlane<T>(p_, xd + pl * in_plane, zp_, yd + pl * out_plane, sum, valid_w,
-                                counted_w);
+            AveragePoolPlane<T, 1>(p_, xp, zp_, yp, sum, valid_w, counted_w);
         }
       });
     };
@@ -437,15 +531,47 @@ class FastQPoolOp final : public Operator {
       run.template operator()<uint8_t>();
     else
       run.template operator()<int8_t>();
+    if (reorder_y) {
+      const int64_t n = y_shape_[0], c = y_shape_[1],
+                    plane = y.numel() / std::max<int64_t>(1, n * c);
+      uint8_t* dst = static_cast<uint8_t*>(y.raw());
+      if (quad)
+        Quad4ToPlain(y_bytes, dst, n, c, plane);
+      else
+        PlainToQuad4(y_bytes, dst, n, c, plane);
+    }
     return Status::Ok();
   }
 
   std::string impl_name() const override { return "rows"; }
 
+  bool AcceptsInputLayout(size_t input, ActivationLayout layout) const override {
+    return layout == ActivationLayout::kPlain ||
+           (input == 0 && layout == ActivationLayout::kQuad4 && LayoutFits(layout, x_shape_));
+  }
+  // A 2-D pool keeps a kQuad4 input's layout; a global one writes plain.
+  std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs) override {
+    x_layout_ = inputs.empty() ? ActivationLayout::kPlain : inputs[0];
+    if (kind_ != PoolKind::kGlobalAverage && x_layout_ == ActivationLayout::kQuad4)
+      return {x_layout_};
+    return {};
+  }
+  Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
+    y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    if (y_layout_ != ActivationLayout::kPlain &&
+        (y_layout_ != ActivationLayout::kQuad4 || kind_ == PoolKind::kGlobalAverage))
+      return Internal("{}: {} requested, the fast int8 pool writes {}", node_.Describe(),
+                      ActivationLayoutName(y_layout_),
+                      kind_ == PoolKind::kGlobalAverage ? "plain" : "plain or quad4");
+    return Status::Ok();
+  }
+
  private:
   FastQPoolOp(const ir::Node& node, PoolKind kind) : node_(node), kind_(kind) {}
   ir::Node node_;
   PoolKind kind_;
+  ActivationLayout x_layout_ = ActivationLayout::kPlain, y_layout_ = ActivationLayout::kPlain;
   Shape x_shape_, y_shape_;
   DType dtype_ = DType::kU8;
   int32_t zp_ = 0;
