@@ -143,6 +143,88 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowAvx512(
   }
 }
 
+// The same formula in 32-bit lanes, exactly, for shifts S in [23, 40] (every
+// QAdd whose output scale is within ~2^8 of the larger input scale). With
+// a' = a - z_a and b' = b - z_b in [-255, 255] (int16) and the multipliers
+// split into 11-bit limbs M = M2 2^22 + M1 2^11 + M0, each partial sum
+// P_i = a' Ma_i + b' Mb_i (|P_i| < 2^20) is one vpmaddwd of the (a', b')
+// word pairs, and p = a' Ma + b' Mb = P2 2^22 + P1 2^11 + P0, so
+//   T = floor(p / 2^22) = P2 + ((P1 + (P0 >> 11)) >> 11)     (|T| < 2^19)
+// and, as p = T 2^22 + r with 0 <= r < 2^22 and 2^(S-1) a multiple of 2^22,
+//   (p + 2^(S-1)) >> S = (T + 2^(S-23)) >> (S-22);   + z_y folds in as
+// z_y 2^(S-22). Two thirds of the instructions of AddRowAvx512 (whose
+// 64-bit multiplies are 3 uops each).
+struct AddLimbParams {
+  int16_t za = 0, zb = 0;
+  int32_t pairs[3] = {0, 0, 0};  // (Ma_i, Mb_i) as the two int16 halves, i = 0, 1, 2
+  int32_t bias = 0;              // 2^(S-23) + z_y 2^(S-22)
+  int32_t shift = 0;             // S - 22
+  int32_t lo = 0, hi = 255;
+};
+bool MakeAddLimbParams(const AddParams& p, AddLimbParams* l) {
+  if (p.shift < 23 || p.shift > 40 || p.ma < 0 || p.mb < 0 || p.ma >= (int64_t{1} << 31) ||
+      p.mb >= (int64_t{1} << 31) || p.zy < -256 || p.zy > 255)
+    return false;
+  l->za = static_cast<int16_t>(p.za);
+  l->zb = static_cast<int16_t>(p.zb);
+  for (int i = 0; i < 3; ++i) {
+    const int64_t a = (p.ma >> (11 * i)) & 0x7ff, b = (p.mb >> (11 * i)) & 0x7ff;
+    l->pairs[i] = static_cast<int32_t>(a | (b << 16));
+  }
+  l->bias = static_cast<int32_t>((int64_t{1} << (p.shift - 23)) +
+                                 static_cast<int64_t>(p.zy) * (int64_t{1} << (p.shift - 22)));
+  l->shift = static_cast<int32_t>(p.shift - 22);
+  l->lo = static_cast<int32_t>(p.lo);
+  l->hi = static_cast<int32_t>(p.hi);
+  return true;
+}
+// 16 outputs (int32, clamped) from 16 (a', b') word pairs.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inline __m512i
+AddLimbsHalf(__m512i pairs, __m512i m0, __m512i m1, __m512i m2, __m512i bias, __m128i shift,
+             __m512i lo, __m512i hi) {
+  const __m512i p0 = _mm512_madd_epi16(pairs, m0), p1 = _mm512_madd_epi16(pairs, m1),
+                p2 = _mm512_madd_epi16(pairs, m2);
+  __m512i t = _mm512_srai_epi32(_mm512_add_epi32(p1, _mm512_srai_epi32(p0, 11)), 11);
+  t = _mm512_sra_epi32(_mm512_add_epi32(_mm512_add_epi32(t, p2), bias), shift);
+  return _mm512_min_epi32(_mm512_max_epi32(t, lo), hi);
+}
+template <bool kSignedA, bool kSignedB>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowLimbsAvx512(
+    const uint8_t* __restrict a, const uint8_t* __restrict b, uint8_t* __restrict y, int64_t n,
+    const AddLimbParams& p) {
+  const __m512i za = _mm512_set1_epi16(p.za), zb = _mm512_set1_epi16(p.zb);
+  const __m512i m0 = _mm512_set1_epi32(p.pairs[0]), m1 = _mm512_set1_epi32(p.pairs[1]),
+                m2 = _mm512_set1_epi32(p.pairs[2]);
+  const __m512i bias = _mm512_set1_epi32(p.bias), lo = _mm512_set1_epi32(p.lo),
+                hi = _mm512_set1_epi32(p.hi);
+  const __m128i shift = _mm_cvtsi32_si128(p.shift);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    const __m512i wa =
+        _mm512_sub_epi16(kSignedA ? _mm512_cvtepi8_epi16(va) : _mm512_cvtepu8_epi16(va), za);
+    const __m512i wb =
+        _mm512_sub_epi16(kSignedB ? _mm512_cvtepi8_epi16(vb) : _mm512_cvtepu8_epi16(vb), zb);
+    // unpacklo/hi interleave within 128-bit lanes (elements 8k..8k+3 and
+    // 8k+4..8k+7 of lane k) and packs undoes exactly that order.
+    const __m512i lo_half =
+        AddLimbsHalf(_mm512_unpacklo_epi16(wa, wb), m0, m1, m2, bias, shift, lo, hi);
+    const __m512i hi_half =
+        AddLimbsHalf(_mm512_unpackhi_epi16(wa, wb), m0, m1, m2, bias, shift, lo, hi);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        _mm512_cvtepi16_epi8(_mm512_packs_epi32(lo_half, hi_half)));
+  }
+  for (; i < n; ++i) {  // the tail, scalar, same arithmetic
+    const int32_t av = (kSignedA ? int32_t{static_cast<int8_t>(a[i])} : int32_t{a[i]}) - p.za;
+    const int32_t bv = (kSignedB ? int32_t{static_cast<int8_t>(b[i])} : int32_t{b[i]}) - p.zb;
+    int32_t part[3];
+    for (int k = 0; k < 3; ++k) part[k] = av * (p.pairs[k] & 0xffff) + bv * (p.pairs[k] >> 16);
+    const int32_t t = part[2] + ((part[1] + (part[0] >> 11)) >> 11);
+    y[i] = static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
+  }
+}
+
 class FastQAddOp final : public Operator {
  public:
   static Result<std::unique_ptr<Operator>> Create(const OpCreateArgs& args) {
@@ -173,6 +255,7 @@ class FastQAddOp final : public Operator {
     op->p_.zy = q.y.zero_point;
     op->p_.lo = q.lo;
     op->p_.hi = q.hi;
+    op->limbs_ = op->vector_ && MakeAddLimbParams(op->p_, &op->limb_);
     op->table_.resize(256 * 256);
     for (int ba = 0; ba < 256; ++ba)
       for (int bb = 0; bb < 256; ++bb)
@@ -197,6 +280,21 @@ class FastQAddOp final : public Operator {
     uint8_t* y = static_cast<uint8_t*>(outputs[0]->raw());
     const uint8_t* t = table_.data();
     const int64_t n = outputs[0]->numel();
+    if (limbs_) {
+      auto row = AddRowLimbsAvx512<false, false>;
+      const bool as = a_type_ == DType::kI8, bs = b_type_ == DType::kI8;
+      if (as && bs)
+        row = AddRowLimbsAvx512<true, true>;
+      else if (as)
+        row = AddRowLimbsAvx512<true, false>;
+      else if (bs)
+        row = AddRowLimbsAvx512<false, true>;
+      const AddLimbParams& p = limb_;
+      ParallelRange(n, Threads(ctx, n), [a, b, y, &p, row](int64_t begin, int64_t end) {
+        row(a + begin, b + begin, y + begin, end - begin, p);
+      });
+      return Status::Ok();
+    }
     if (vector_) {
       const AddParams p = p_;
       auto row = AddRowAvx512<uint8_t, uint8_t>;
@@ -251,6 +349,8 @@ class FastQAddOp final : public Operator {
   std::vector<uint8_t> table_;  // [a byte][b byte] -> y byte
   bool vector_ = false;         // AddRowAvx512 instead of the table
   AddParams p_;
+  bool limbs_ = false;  // AddRowLimbsAvx512 (vector_ and S in its range)
+  AddLimbParams limb_;
 };
 
 class FastQConcatOp final : public Operator {
