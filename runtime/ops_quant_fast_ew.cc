@@ -178,6 +178,10 @@ bool MakeAddLimbParams(const AddParams& p, AddLimbParams* l) {
   l->hi = static_cast<int32_t>(p.hi);
   return true;
 }
+// GCC 12 flags the _mm512_undefined_*() inside its own intrinsics as
+// maybe-uninitialized (a false positive of the header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // 16 outputs (int32, clamped) from 16 (a', b') word pairs.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inline __m512i
 AddLimbsHalf(__m512i pairs, __m512i m0, __m512i m1, __m512i m2, __m512i bias, __m128i shift,
@@ -224,6 +228,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowLimbsAv
     y[i] = static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
   }
 }
+
+#pragma GCC diagnostic pop
 
 class FastQAddOp final : public Operator {
  public:
