@@ -8,7 +8,8 @@
 //
 // Prints one line "latency_ms median=.. min=.. runs=.." (the median of
 // single timed runs after the warm-ups, the statistic run.js reports), the
-// count of nodes per implementation, and with --profile R a per-node
+// count of nodes per implementation, the count of tensors passed in each
+// non-plain layout (core/layout.h), and with --profile R a per-node
 // profile: each node of the session's graph (after the default passes,
 // QDQ lowered to the integer ops) runs alone in a one-node session on
 // random inputs of its dtype, shape and quantization parameters, median of
@@ -101,6 +102,12 @@ Status Main(const Flags& f) {
   if (f.samples)
     for (double s : samples) fmt::print("sample\t{:.4f}\n", s);
   for (const auto& [k, c] : impls) fmt::print("impl\t{}\t{}\n", k, c);
+  // Tensors the negotiation kept out of the plain layout (core/layout.h),
+  // i.e. reorder pairs saved between operators.
+  std::map<std::string, int> layouts;
+  for (const auto& [name, layout] : session->NonPlainValues())
+    ++layouts[ActivationLayoutName(layout)];
+  for (const auto& [k, c] : layouts) fmt::print("layout\t{}\t{}\n", k, c);
   if (f.profile > 0) {
     WBS_ASSIGN_OR_RETURN(
         std::vector<NodeTiming> nodes,

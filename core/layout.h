@@ -20,15 +20,21 @@ enum class ActivationLayout : int32_t {
   kPlain,         // N C [D] H W, row-major
   kBlocked16,     // N C/16 [D] H W 16 (oneDNN nC[D]HW16c); C % 16 == 0 only
   kChannelsLast,  // N [D] H W C (oneDNN n[d]hwc)
+  kQuad4,         // N C/4 [D] H W 4 (oneDNN nC[d]hw4c; the int8 VNNI layout); C % 4 == 0 only
   kCount,
 };
 
-// "plain", "blocked16", "channels_last".
+// "plain", "blocked16", "channels_last", "quad4".
 const char* ActivationLayoutName(ActivationLayout layout);
 
 // True when `layout` can hold a tensor of `shape` in the plain layout's
 // size: always for kPlain; for the others rank 3..5 (1-3 spatial dims), and
-// C % 16 == 0 for kBlocked16.
+// C % 16 == 0 for kBlocked16, C % 4 == 0 for kQuad4.
 bool LayoutFits(ActivationLayout layout, const Shape& shape);
+
+// Byte reorders between kPlain and kQuad4 of `images` images of `channels`
+// (a multiple of 4) x `plane` 8-bit elements (the int8 runtime's tensors).
+void PlainToQuad4(const uint8_t* x, uint8_t* y, int64_t images, int64_t channels, int64_t plane);
+void Quad4ToPlain(const uint8_t* x, uint8_t* y, int64_t images, int64_t channels, int64_t plane);
 
 }  // namespace wbs

@@ -12,6 +12,13 @@
 // writes f32), non-constant weights or biases, dynamic input shapes, 3-D
 // convs. The IR has no quantized MatMul (QGemm covers it, docs/int8.md).
 //
+// Layouts (core/layout.h, negotiated by runtime/session.cc): both conv paths
+// read and write kQuad4 (nChw4c, what the VNNI kernels consume) as well as
+// plain, so a chain of int8 convs, adds and pools passes nChw4c tensors
+// without a reorder; the layout change is folded into the copies the kernels
+// make anyway (the sparse plan's input packing, oneDNN's padded input and
+// our epilogue). QGemm stays plain.
+//
 // WBS_SPARSE (runtime/ops_sparse.h) applies here too: 0 never sparse, 1
 // sparse whenever a zero block exists, auto the cost rule. WBS_DNNL=0 turns
 // the oneDNN path off.
@@ -158,7 +165,11 @@ class FastQLinearOp final : public Operator {
       if (bsr.ok() && DecideSparse(node, *bsr)) {
         op->bsr_ = std::make_unique<ks::S8BlockSparseWeight>(std::move(bsr).value());
         Status st = op->BuildSparse(p, q);
-        if (st.ok()) return std::unique_ptr<Operator>(std::move(op));
+        if (st.ok()) {
+          op->p_ = p;  // kept to rebuild the plan for negotiated layouts
+          op->q_ = std::move(q);
+          return std::unique_ptr<Operator>(std::move(op));
+        }
         WBS_LOG_DEBUG("{}: int8 block-sparse plan declined: {}", node.Describe(), st.message());
         op->bsr_.reset();
       }
@@ -206,17 +217,52 @@ class FastQLinearOp final : public Operator {
     }
     dnnl_ops::UseThreads(ctx);
     WBS_ASSIGN_OR_RETURN(S8ConvPrimitive * prim, Primitive(dnnl_ops::CurrentThreads()));
-    return prim->Run(xb, yb);
+    return prim->Run(xb, yb, x_layout_ == ActivationLayout::kQuad4,
+                     y_layout_ == ActivationLayout::kQuad4);
   }
 
   std::string impl_name() const override { return impl_; }
 
+  bool AcceptsInputLayout(size_t input, ActivationLayout layout) const override {
+    if (layout == ActivationLayout::kPlain) return true;
+    return conv_ && input == 0 && layout == ActivationLayout::kQuad4 && QuadCapable() &&
+           LayoutFits(layout, x_shape_);
+  }
+
+  std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs) override {
+    x_layout_ = inputs.empty() ? ActivationLayout::kPlain : inputs[0];
+    if (!conv_ || !QuadCapable() || !LayoutFits(ActivationLayout::kQuad4, y_shape_)) return {};
+    return {ActivationLayout::kQuad4};
+  }
+
+  Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
+    y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    for (ActivationLayout l : {x_layout_, y_layout_})
+      if (l != ActivationLayout::kPlain && (l != ActivationLayout::kQuad4 || !conv_))
+        return Internal("{}: {} reads and writes plain or quad4 only, {} requested",
+                        node_.Describe(), impl_, ActivationLayoutName(l));
+    if (conv_plan_ &&
+        (x_layout_ != ActivationLayout::kPlain || y_layout_ != ActivationLayout::kPlain))
+      return BuildSparse(p_, q_);  // the plan bakes its layouts in (direct 1x1 reads)
+    return Status::Ok();
+  }
+
  private:
   FastQLinearOp(const ir::Node& node, bool conv) : node_(node), conv_(conv) {}
 
+  // Both conv paths take nChw4c for group 1 (the sparse plan is group 1).
+  bool QuadCapable() const { return conv_plan_ != nullptr || (!bsr_ && p_.group == 1); }
+
+  static ks::S8Layout S8LayoutOf(ActivationLayout l) {
+    return l == ActivationLayout::kQuad4 ? ks::S8Layout::kNchw4c : ks::S8Layout::kNchw;
+  }
+
   Status BuildSparse(const kref::ConvParams& p, const ks::S8QuantParams& q) {
     if (conv_) {
-      WBS_ASSIGN_OR_RETURN(ks::S8BsrConvPlan plan, ks::S8BsrConvPlan::Create(p, *bsr_, q));
+      WBS_ASSIGN_OR_RETURN(
+          ks::S8BsrConvPlan plan,
+          ks::S8BsrConvPlan::Create(p, *bsr_, q, S8LayoutOf(x_layout_), S8LayoutOf(y_layout_)));
       conv_plan_ = std::make_unique<ks::S8BsrConvPlan>(std::move(plan));
       impl_ = std::string("sparse_s8:") + conv_plan_->kernel().name;
     } else {
@@ -253,6 +299,8 @@ class FastQLinearOp final : public Operator {
   ks::S8QuantParams q_;
   std::vector<int8_t> w_dense_;
   std::map<int, std::unique_ptr<S8ConvPrimitive>> prims_;
+  // Negotiated layouts of X and Y (plain, or kQuad4 for convs).
+  ActivationLayout x_layout_ = ActivationLayout::kPlain, y_layout_ = ActivationLayout::kPlain;
 };
 
 }  // namespace

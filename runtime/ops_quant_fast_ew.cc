@@ -9,7 +9,13 @@
 //   - the pools run row-wise over the taps whose input row/column range is
 //     valid (no per-tap bounds test) with the reference's count and
 //     rounding (RoundDivHalfUp in the zero-point frame);
-//   - all split their work over ctx.num_threads (OpenMP).
+//   - all split their work over ctx.num_threads (OpenMP);
+//   - QAdd, the 2-D pools and QGlobalAveragePool also read (and QAdd and the
+//     2-D pools write) kQuad4 tensors (core/layout.h, nChw4c: what the int8
+//     convs of ops_quant_fast.cc exchange): QAdd is elementwise, a pool runs
+//     over quad planes with 4 lanes per pixel. An input in another layout than
+//     the output is reordered first (mixed layouts only arise at the edges of
+//     an nChw4c region).
 // Also QGemm with an f32 output (FastQGemmF32Op below) and per-tensor
 // QuantizeLinear (the network input). Declined (the
 // reference runs): QAdd with broadcasting, 3-D pools, dtypes
@@ -85,6 +91,28 @@ Status CheckTensor(const ir::Node& node, const Tensor* t, DType dtype, const Sha
   return Status::Ok();
 }
 
+// A per-thread byte buffer (reordered inputs, pool outputs before a reorder).
+uint8_t* Scratch(size_t bytes, int which) {
+  thread_local std::vector<uint8_t> buf[2];
+  if (buf[which].size() < bytes) buf[which].resize(bytes);
+  return buf[which].data();
+}
+
+// `x` ([N, C, spatial...] 8-bit) in layout `from`, as bytes in layout `to`:
+// x itself, or a reordered copy in Scratch(.., which).
+const uint8_t* InLayout(const uint8_t* x, const Shape& shape, ActivationLayout from,
+                        ActivationLayout to, int which) {
+  if (from == to) return x;
+  const int64_t n = shape[0], c = shape[1],
+                plane = NumElements(shape) / std::max<int64_t>(1, n * c);
+  uint8_t* d = Scratch(static_cast<size_t>(NumElements(shape)), which);
+  if (to == ActivationLayout::kQuad4)
+    PlainToQuad4(x, d, n, c, plane);
+  else
+    Quad4ToPlain(x, d, n, c, plane);
+  return d;
+}
+
 // y[i] = table[a[i] * 256 + b[i]]. Locals with __restrict: y is a char
 // pointer, which may alias anything, so without them the compiler reloads
 // every pointer after each store.
@@ -114,6 +142,94 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowAvx512(
     y[i] = static_cast<uint8_t>(std::min(std::max(v, p.lo), p.hi));
   }
 }
+
+// The same formula in 32-bit lanes, exactly, for shifts S in [23, 40] (every
+// QAdd whose output scale is within ~2^8 of the larger input scale). With
+// a' = a - z_a and b' = b - z_b in [-255, 255] (int16) and the multipliers
+// split into 11-bit limbs M = M2 2^22 + M1 2^11 + M0, each partial sum
+// P_i = a' Ma_i + b' Mb_i (|P_i| < 2^20) is one vpmaddwd of the (a', b')
+// word pairs, and p = a' Ma + b' Mb = P2 2^22 + P1 2^11 + P0, so
+//   T = floor(p / 2^22) = P2 + ((P1 + (P0 >> 11)) >> 11)     (|T| < 2^19)
+// and, as p = T 2^22 + r with 0 <= r < 2^22 and 2^(S-1) a multiple of 2^22,
+//   (p + 2^(S-1)) >> S = (T + 2^(S-23)) >> (S-22);   + z_y folds in as
+// z_y 2^(S-22). Two thirds of the instructions of AddRowAvx512 (whose
+// 64-bit multiplies are 3 uops each).
+struct AddLimbParams {
+  int16_t za = 0, zb = 0;
+  int32_t pairs[3] = {0, 0, 0};  // (Ma_i, Mb_i) as the two int16 halves, i = 0, 1, 2
+  int32_t bias = 0;              // 2^(S-23) + z_y 2^(S-22)
+  int32_t shift = 0;             // S - 22
+  int32_t lo = 0, hi = 255;
+};
+bool MakeAddLimbParams(const AddParams& p, AddLimbParams* l) {
+  if (p.shift < 23 || p.shift > 40 || p.ma < 0 || p.mb < 0 || p.ma >= (int64_t{1} << 31) ||
+      p.mb >= (int64_t{1} << 31) || p.zy < -256 || p.zy > 255)
+    return false;
+  l->za = static_cast<int16_t>(p.za);
+  l->zb = static_cast<int16_t>(p.zb);
+  for (int i = 0; i < 3; ++i) {
+    const int64_t a = (p.ma >> (11 * i)) & 0x7ff, b = (p.mb >> (11 * i)) & 0x7ff;
+    l->pairs[i] = static_cast<int32_t>(a | (b << 16));
+  }
+  l->bias = static_cast<int32_t>((int64_t{1} << (p.shift - 23)) +
+                                 static_cast<int64_t>(p.zy) * (int64_t{1} << (p.shift - 22)));
+  l->shift = static_cast<int32_t>(p.shift - 22);
+  l->lo = static_cast<int32_t>(p.lo);
+  l->hi = static_cast<int32_t>(p.hi);
+  return true;
+}
+// GCC 12 flags the _mm512_undefined_*() inside its own intrinsics as
+// maybe-uninitialized (a false positive of the header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// 16 outputs (int32, clamped) from 16 (a', b') word pairs.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inline __m512i
+AddLimbsHalf(__m512i pairs, __m512i m0, __m512i m1, __m512i m2, __m512i bias, __m128i shift,
+             __m512i lo, __m512i hi) {
+  const __m512i p0 = _mm512_madd_epi16(pairs, m0), p1 = _mm512_madd_epi16(pairs, m1),
+                p2 = _mm512_madd_epi16(pairs, m2);
+  __m512i t = _mm512_srai_epi32(_mm512_add_epi32(p1, _mm512_srai_epi32(p0, 11)), 11);
+  t = _mm512_sra_epi32(_mm512_add_epi32(_mm512_add_epi32(t, p2), bias), shift);
+  return _mm512_min_epi32(_mm512_max_epi32(t, lo), hi);
+}
+template <bool kSignedA, bool kSignedB>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowLimbsAvx512(
+    const uint8_t* __restrict a, const uint8_t* __restrict b, uint8_t* __restrict y, int64_t n,
+    const AddLimbParams& p) {
+  const __m512i za = _mm512_set1_epi16(p.za), zb = _mm512_set1_epi16(p.zb);
+  const __m512i m0 = _mm512_set1_epi32(p.pairs[0]), m1 = _mm512_set1_epi32(p.pairs[1]),
+                m2 = _mm512_set1_epi32(p.pairs[2]);
+  const __m512i bias = _mm512_set1_epi32(p.bias), lo = _mm512_set1_epi32(p.lo),
+                hi = _mm512_set1_epi32(p.hi);
+  const __m128i shift = _mm_cvtsi32_si128(p.shift);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    const __m512i wa =
+        _mm512_sub_epi16(kSignedA ? _mm512_cvtepi8_epi16(va) : _mm512_cvtepu8_epi16(va), za);
+    const __m512i wb =
+        _mm512_sub_epi16(kSignedB ? _mm512_cvtepi8_epi16(vb) : _mm512_cvtepu8_epi16(vb), zb);
+    // unpacklo/hi interleave within 128-bit lanes (elements 8k..8k+3 and
+    // 8k+4..8k+7 of lane k) and packs undoes exactly that order.
+    const __m512i lo_half =
+        AddLimbsHalf(_mm512_unpacklo_epi16(wa, wb), m0, m1, m2, bias, shift, lo, hi);
+    const __m512i hi_half =
+        AddLimbsHalf(_mm512_unpackhi_epi16(wa, wb), m0, m1, m2, bias, shift, lo, hi);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        _mm512_cvtepi16_epi8(_mm512_packs_epi32(lo_half, hi_half)));
+  }
+  for (; i < n; ++i) {  // the tail, scalar, same arithmetic
+    const int32_t av = (kSignedA ? int32_t{static_cast<int8_t>(a[i])} : int32_t{a[i]}) - p.za;
+    const int32_t bv = (kSignedB ? int32_t{static_cast<int8_t>(b[i])} : int32_t{b[i]}) - p.zb;
+    int32_t part[3];
+    for (int k = 0; k < 3; ++k) part[k] = av * (p.pairs[k] & 0xffff) + bv * (p.pairs[k] >> 16);
+    const int32_t t = part[2] + ((part[1] + (part[0] >> 11)) >> 11);
+    y[i] = static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
+  }
+}
+
+#pragma GCC diagnostic pop
 
 class FastQAddOp final : public Operator {
  public:
@@ -145,6 +261,7 @@ class FastQAddOp final : public Operator {
     op->p_.zy = q.y.zero_point;
     op->p_.lo = q.lo;
     op->p_.hi = q.hi;
+    op->limbs_ = op->vector_ && MakeAddLimbParams(op->p_, &op->limb_);
     op->table_.resize(256 * 256);
     for (int ba = 0; ba < 256; ++ba)
       for (int bb = 0; bb < 256; ++bb)
@@ -161,11 +278,29 @@ class FastQAddOp final : public Operator {
     WBS_RETURN_IF_ERROR(CheckTensor(node_, InputOrNull(inputs, 1), b_type_, shape_, "input B"));
     WBS_RETURN_IF_ERROR(
         CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], y_type_, shape_, "output C"));
-    const uint8_t* a = static_cast<const uint8_t*>(inputs[0]->raw());
-    const uint8_t* b = static_cast<const uint8_t*>(inputs[1]->raw());
+    // Elementwise: any layout, as long as A, B and C share it.
+    const uint8_t* a =
+        InLayout(static_cast<const uint8_t*>(inputs[0]->raw()), shape_, a_layout_, y_layout_, 0);
+    const uint8_t* b =
+        InLayout(static_cast<const uint8_t*>(inputs[1]->raw()), shape_, b_layout_, y_layout_, 1);
     uint8_t* y = static_cast<uint8_t*>(outputs[0]->raw());
     const uint8_t* t = table_.data();
     const int64_t n = outputs[0]->numel();
+    if (limbs_) {
+      auto row = AddRowLimbsAvx512<false, false>;
+      const bool as = a_type_ == DType::kI8, bs = b_type_ == DType::kI8;
+      if (as && bs)
+        row = AddRowLimbsAvx512<true, true>;
+      else if (as)
+        row = AddRowLimbsAvx512<true, false>;
+      else if (bs)
+        row = AddRowLimbsAvx512<false, true>;
+      const AddLimbParams& p = limb_;
+      ParallelRange(n, Threads(ctx, n), [a, b, y, &p, row](int64_t begin, int64_t end) {
+        row(a + begin, b + begin, y + begin, end - begin, p);
+      });
+      return Status::Ok();
+    }
     if (vector_) {
       const AddParams p = p_;
       auto row = AddRowAvx512<uint8_t, uint8_t>;
@@ -189,14 +324,39 @@ class FastQAddOp final : public Operator {
 
   std::string impl_name() const override { return vector_ ? "avx512" : "lut"; }
 
+  bool AcceptsInputLayout(size_t input, ActivationLayout layout) const override {
+    return layout == ActivationLayout::kPlain ||
+           (input < 2 && layout == ActivationLayout::kQuad4 && LayoutFits(layout, shape_));
+  }
+  // kQuad4 when an input is: one reorder at most, at the region's edge.
+  std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs) override {
+    a_layout_ = inputs.size() > 0 ? inputs[0] : ActivationLayout::kPlain;
+    b_layout_ = inputs.size() > 1 ? inputs[1] : ActivationLayout::kPlain;
+    if (a_layout_ == ActivationLayout::kQuad4 || b_layout_ == ActivationLayout::kQuad4)
+      return {ActivationLayout::kQuad4};
+    return {};
+  }
+  Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
+    y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    if (y_layout_ != ActivationLayout::kPlain && y_layout_ != ActivationLayout::kQuad4)
+      return Internal("{}: QAdd writes plain or quad4, {} requested", node_.Describe(),
+                      ActivationLayoutName(y_layout_));
+    return Status::Ok();
+  }
+
  private:
   explicit FastQAddOp(const ir::Node& node) : node_(node) {}
   ir::Node node_;
+  ActivationLayout a_layout_ = ActivationLayout::kPlain, b_layout_ = ActivationLayout::kPlain,
+                   y_layout_ = ActivationLayout::kPlain;
   Shape shape_;
   DType a_type_ = DType::kU8, b_type_ = DType::kU8, y_type_ = DType::kU8;
   std::vector<uint8_t> table_;  // [a byte][b byte] -> y byte
   bool vector_ = false;         // AddRowAvx512 instead of the table
   AddParams p_;
+  bool limbs_ = false;  // AddRowLimbsAvx512 (vector_ and S in its range)
+  AddLimbParams limb_;
 };
 
 class FastQConcatOp final : public Operator {
@@ -308,29 +468,50 @@ class FastQConcatOp final : public Operator {
 
 enum class PoolKind { kMax, kAverage, kGlobalAverage };
 
-// 2-D max pool of one plane, row-wise over the valid taps.
-template <typename T>
+// 2-D max pool of one plane, row-wise over the valid taps; a pixel holds L
+// lanes (1: a plain channel plane, 4: a kQuad4 quad plane).
+template <typename T, int L>
 void MaxPoolPlane(const kref::PoolParams& p, const T* x, T* y) {
   const int64_t IH = p.in[1], IW = p.in[2], OH = p.out[1], OW = p.out[2];
   for (int64_t oh = 0; oh < OH; ++oh) {
-    T* yr = y + oh * OW;
-    std::fill(yr, yr + OW, std::numeric_limits<T>::lowest());
+    T* yr = y + oh * OW * L;
+    std::fill(yr, yr + OW * L, std::numeric_limits<T>::lowest());
     for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
       const int64_t ih = oh * p.stride[1] - p.pad_begin[1] + kh * p.dilation[1];
       if (ih < 0 || ih >= IH) continue;
-      const T* xr = x + ih * IW;
+      const T* xr = x + ih * IW * L;
       for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
         const int64_t off = kw * p.dilation[2] - p.pad_begin[2];
         const kref::Range r = kref::ValidRange(OW, p.stride[2], off, IW);
         const int64_t s = p.stride[2];
-        for (int64_t ow = r.begin; ow < r.end; ++ow) yr[ow] = std::max(yr[ow], xr[ow * s + off]);
+        for (int64_t ow = r.begin; ow < r.end; ++ow)
+          for (int l = 0; l < L; ++l)
+            yr[ow * L + l] = std::max(yr[ow * L + l], xr[(ow * s + off) * L + l]);
       }
     }
   }
 }
 
-// 2-D average pool of one plane: the reference's sum, count and rounding.
+// QGlobalAveragePool of `quads` kQuad4 quad planes of `plane_size` pixels:
+// the reference's sum and rounding per lane; y is [quads * 4] (a [N, C, 1,
+// 1] output has the same bytes in both layouts).
 template <typename T>
+void GlobalAveragePoolQuads(int64_t quads, int64_t plane_size, const T* x, int32_t zp, T* y) {
+  constexpr int32_t lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  for (int64_t q = 0; q < quads; ++q) {
+    int64_t sum[4] = {0, 0, 0, 0};
+    const T* xp = x + q * plane_size * 4;
+    for (int64_t j = 0; j < plane_size; ++j)
+      for (int l = 0; l < 4; ++l) sum[l] += static_cast<int32_t>(xp[j * 4 + l]) - zp;
+    for (int l = 0; l < 4; ++l) {
+      const int64_t v = plane_size == 0 ? zp : zp + RoundDivHalfUp(sum[l], plane_size);
+      y[q * 4 + l] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+    }
+  }
+}
+
+// 2-D average pool of one plane: the reference's sum, count and rounding.
+template <typename T, int L>
 void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
                       std::vector<int32_t>& sum, std::vector<int32_t>& valid_w,
                       std::vector<int32_t>& counted_w) {
@@ -346,7 +527,7 @@ void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
       valid_w[static_cast<size_t>(ow)] += iw >= 0 && iw < IW;
       counted_w[static_cast<size_t>(ow)] += iw >= -p.pad_begin[2] && iw < IW + p.pad_end[2];
     }
-  sum.resize(static_cast<size_t>(OW));
+  sum.resize(static_cast<size_t>(OW * L));
   for (int64_t oh = 0; oh < OH; ++oh) {
     std::fill(sum.begin(), sum.end(), 0);
     int64_t valid_h = 0, counted_h = 0;
@@ -355,24 +536,27 @@ void AveragePoolPlane(const kref::PoolParams& p, const T* x, int32_t zp, T* y,
       counted_h += ih >= -p.pad_begin[1] && ih < IH + p.pad_end[1];
       if (ih < 0 || ih >= IH) continue;
       ++valid_h;
-      const T* xr = x + ih * IW;
+      const T* xr = x + ih * IW * L;
       for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
         const int64_t off = kw * p.dilation[2] - p.pad_begin[2];
         const kref::Range r = kref::ValidRange(OW, p.stride[2], off, IW);
         const int64_t s = p.stride[2];
         for (int64_t ow = r.begin; ow < r.end; ++ow)
-          sum[static_cast<size_t>(ow)] += xr[ow * s + off];
+          for (int l = 0; l < L; ++l)
+            sum[static_cast<size_t>(ow * L + l)] += xr[(ow * s + off) * L + l];
       }
     }
-    T* yr = y + oh * OW;
+    T* yr = y + oh * OW * L;
     for (int64_t ow = 0; ow < OW; ++ow) {
       const int64_t valid = valid_h * valid_w[static_cast<size_t>(ow)];
       const int64_t count =
           p.count_include_pad ? counted_h * counted_w[static_cast<size_t>(ow)] : valid;
-      // Sum of (x - zp) over the valid taps; padded taps add 0.
-      const int64_t s = static_cast<int64_t>(sum[static_cast<size_t>(ow)]) - zp * valid;
-      const int64_t v = count == 0 ? zp : zp + RoundDivHalfUp(s, count);
-      yr[ow] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+      for (int l = 0; l < L; ++l) {
+        // Sum of (x - zp) over the valid taps; padded taps add 0.
+        const int64_t s = static_cast<int64_t>(sum[static_cast<size_t>(ow * L + l)]) - zp * valid;
+        const int64_t v = count == 0 ? zp : zp + RoundDivHalfUp(s, count);
+        yr[ow * L + l] = static_cast<T>(std::clamp<int64_t>(v, lo, hi));
+      }
     }
   }
 }
@@ -411,25 +595,41 @@ class FastQPoolOp final : public Operator {
         CheckTensor(node_, outputs.empty() ? nullptr : outputs[0], dtype_, y_shape_, "output Y"));
     const Tensor& x = *inputs[0];
     Tensor& y = *outputs[0];
-    const int64_t planes = x_shape_[0] * x_shape_[1];
+    // kQuad4: planes are quad planes of 4 lanes per pixel. A 2-D pool writes
+    // its input's layout (into scratch first when Y's differs); a global one
+    // writes [N, C, 1, 1], the same bytes in both layouts.
+    const bool quad = x_layout_ == ActivationLayout::kQuad4;
+    const int lanes = quad ? 4 : 1;
+    const int64_t planes = x_shape_[0] * x_shape_[1] / lanes;
     const int64_t in_plane = x.numel() / std::max<int64_t>(planes, 1);
     const int64_t out_plane = y.numel() / std::max<int64_t>(planes, 1);
     const int threads = planes < 2 ? 1 : Threads(ctx, x.numel());
+    const bool reorder_y = kind_ != PoolKind::kGlobalAverage && x_layout_ != y_layout_;
+    uint8_t* y_bytes =
+        reorder_y ? Scratch(static_cast<size_t>(y.numel()), 0) : static_cast<uint8_t*>(y.raw());
     auto run = [&]<typename T>() {
       const T* xd = x.data<T>();
-      T* yd = y.data<T>();
+      T* yd = reinterpret_cast<T*>(y_bytes);
       ParallelRange(planes, threads, [&](int64_t b, int64_t e) {
         if (kind_ == PoolKind::kGlobalAverage) {
-          kref::QGlobalAveragePool<T>(e - b, in_plane, xd + b * in_plane, zp_, yd + b);
+          if (quad)
+            GlobalAveragePoolQuads<T>(e - b, in_plane / 4, xd + b * in_plane, zp_, yd + b * 4);
+          else
+            kref::QGlobalAveragePool<T>(e - b, in_plane, xd + b * in_plane, zp_, yd + b);
           return;
         }
         std::vector<int32_t> sum, valid_w, counted_w;
         for (int64_t pl = b; pl < e; ++pl) {
-          if (kind_ == PoolKind::kMax)
-            MaxPoolPlane<T>(p_, xd + pl * in_plane, yd + pl * out_plane);
+          const T* xp = xd + pl * in_plane;
+          T* yp = yd + pl * out_plane;
+          if (kind_ == PoolKind::kMax && quad)
+            MaxPoolPlane<T, 4>(p_, xp, yp);
+          else if (kind_ == PoolKind::kMax)
+            MaxPoolPlane<T, 1>(p_, xp, yp);
+          else if (quad)
+            AveragePoolPlane<T, 4>(p_, xp, zp_, yp, sum, valid_w, counted_w);
           else
-            AveragePoolPlane<T>(p_, xd + pl * in_plane, zp_, yd + pl * out_plane, sum, valid_w,
-                                counted_w);
+            AveragePoolPlane<T, 1>(p_, xp, zp_, yp, sum, valid_w, counted_w);
         }
       });
     };
@@ -437,15 +637,47 @@ class FastQPoolOp final : public Operator {
       run.template operator()<uint8_t>();
     else
       run.template operator()<int8_t>();
+    if (reorder_y) {
+      const int64_t n = y_shape_[0], c = y_shape_[1],
+                    plane = y.numel() / std::max<int64_t>(1, n * c);
+      uint8_t* dst = static_cast<uint8_t*>(y.raw());
+      if (quad)
+        Quad4ToPlain(y_bytes, dst, n, c, plane);
+      else
+        PlainToQuad4(y_bytes, dst, n, c, plane);
+    }
     return Status::Ok();
   }
 
   std::string impl_name() const override { return "rows"; }
 
+  bool AcceptsInputLayout(size_t input, ActivationLayout layout) const override {
+    return layout == ActivationLayout::kPlain ||
+           (input == 0 && layout == ActivationLayout::kQuad4 && LayoutFits(layout, x_shape_));
+  }
+  // A 2-D pool keeps a kQuad4 input's layout; a global one writes plain.
+  std::vector<ActivationLayout> ProposeOutputLayouts(
+      const std::vector<ActivationLayout>& inputs) override {
+    x_layout_ = inputs.empty() ? ActivationLayout::kPlain : inputs[0];
+    if (kind_ != PoolKind::kGlobalAverage && x_layout_ == ActivationLayout::kQuad4)
+      return {x_layout_};
+    return {};
+  }
+  Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
+    y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    if (y_layout_ != ActivationLayout::kPlain &&
+        (y_layout_ != ActivationLayout::kQuad4 || kind_ == PoolKind::kGlobalAverage))
+      return Internal("{}: {} requested, the fast int8 pool writes {}", node_.Describe(),
+                      ActivationLayoutName(y_layout_),
+                      kind_ == PoolKind::kGlobalAverage ? "plain" : "plain or quad4");
+    return Status::Ok();
+  }
+
  private:
   FastQPoolOp(const ir::Node& node, PoolKind kind) : node_(node), kind_(kind) {}
   ir::Node node_;
   PoolKind kind_;
+  ActivationLayout x_layout_ = ActivationLayout::kPlain, y_layout_ = ActivationLayout::kPlain;
   Shape x_shape_, y_shape_;
   DType dtype_ = DType::kU8;
   int32_t zp_ = 0;

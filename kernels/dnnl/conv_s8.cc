@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <unordered_map>
 
@@ -201,7 +202,7 @@ Result<std::unique_ptr<S8ConvPrimitive>> S8ConvPrimitive::Create(const ref::Conv
   return c;
 }
 
-void S8ConvPrimitive::PadInput(const uint8_t* x, int64_t n) {
+void S8ConvPrimitive::PadInput(const uint8_t* x, int64_t n, bool x_quad4) {
   const ref::ConvParams& p = p_;
   const int64_t c = p.in_channels, h = p.in[1], w = p.in[2];
   const uint8_t flip = x_signed_ ? 0x80 : 0;
@@ -225,6 +226,15 @@ void S8ConvPrimitive::PadInput(const uint8_t* x, int64_t n) {
     const int64_t x1 = std::clamp<int64_t>(pl + w, x0, wp_);  // past the last
     std::fill_n(drow, x0 * c, zx);
     std::fill_n(drow + x1 * c, (wp_ - x1) * c, zx);
+    if (x_quad4) {  // quad cq of pixel (iy, ix) at src[((cq * h + iy) * w + ix) * 4]
+      for (int64_t cq = 0; cq < c / 4; ++cq) {
+        const uint8_t* srow = src + (cq * h + iy) * w * 4;
+        for (int64_t xp = x0; xp < x1; ++xp)
+          for (int64_t l = 0; l < 4; ++l)
+            drow[xp * c + cq * 4 + l] = srow[(xp - pl) * 4 + l] ^ flip;
+      }
+      continue;
+    }
     for (int64_t ch = 0; ch < c; ++ch) {
       const uint8_t* srow = src + (ch * h + iy) * w;
       for (int64_t xp = x0; xp < x1; ++xp) drow[xp * c + ch] = srow[xp - pl] ^ flip;
@@ -245,11 +255,15 @@ Status S8ConvPrimitive::RunPrimitiveOnly() {
   return Status::Ok();
 }
 
-Status S8ConvPrimitive::Run(const uint8_t* x, uint8_t* y) {
+Status S8ConvPrimitive::Run(const uint8_t* x, uint8_t* y, bool x_quad4, bool y_quad4) {
   if (mode_ != S8ConvMode::kExact)
     return InvalidArgument("oneDNN int8 conv: Run() needs kExact (kNative rounds like oneDNN)");
   const ref::ConvParams& p = p_;
-  for (int64_t n = 0; n < p.batch; ++n) PadInput(x, n);
+  if ((x_quad4 && p.in_channels % 4 != 0) || (y_quad4 && p.out_channels % 4 != 0) ||
+      ((x_quad4 || y_quad4) && p.group != 1))
+    return InvalidArgument("oneDNN int8 conv: nChw4c needs group 1 and C {} / M {} multiples of 4",
+                           p.in_channels, p.out_channels);
+  for (int64_t n = 0; n < p.batch; ++n) PadInput(x, n, x_quad4);
   WBS_RETURN_IF_ERROR(RunPrimitiveOnly());
   const int64_t m = p.out_channels, plane = p.out[1] * p.out[2];
   const int32_t* acc = static_cast<const int32_t*>(dst_.get_data_handle());  // nhwc
@@ -281,6 +295,14 @@ Status S8ConvPrimitive::Run(const uint8_t* x, uint8_t* y) {
             FastEpilogueBase(an + i * m, bias, acc_lo_.data(), acc_hi_.data(), mul64_.data(),
                              rzp_.data(), shift64_.data(), t, m);
         }
+        if (y_quad4) {  // nChw4c: 4 channels of a pixel stay together
+          for (int64_t oq = 0; oq < m / 4; ++oq) {
+            uint8_t* yp = y + (n * m + oq * 4) * plane;
+            for (int64_t i = i0; i < i1; ++i)
+              std::memcpy(yp + i * 4, tile.data() + (i - i0) * m + oq * 4, 4);
+          }
+          continue;
+        }
         for (int64_t o = 0; o < m; ++o) {
           uint8_t* yp = y + (n * m + o) * plane;
           for (int64_t i = i0; i < i1; ++i) yp[i] = tile[static_cast<size_t>((i - i0) * m + o)];
@@ -296,9 +318,11 @@ Status S8ConvPrimitive::Run(const uint8_t* x, uint8_t* y) {
     for (int64_t o = 0; o < m; ++o) {
       const Requant r{multiplier_[static_cast<size_t>(o)], shift_[static_cast<size_t>(o)]};
       const uint32_t b = static_cast<uint32_t>(bias_eff_[static_cast<size_t>(o)]);
-      uint8_t* yp = y + (n * m + o) * plane;
+      // Element i of channel o: plain yp[i], nChw4c yp[i * 4] (yp at its quad's lane).
+      uint8_t* yp = y_quad4 ? y + (n * m + o / 4 * 4) * plane + o % 4 : y + (n * m + o) * plane;
+      const int64_t step = y_quad4 ? 4 : 1;
       for (int64_t i = i0; i < i1; ++i)
-        yp[i] = static_cast<uint8_t>(Requantize(
+        yp[i * step] = static_cast<uint8_t>(Requantize(
             static_cast<int32_t>(static_cast<uint32_t>(an[i * m + o]) + b), r, zy_, lo_, hi_));
     }
   }

@@ -42,8 +42,11 @@ class S8ConvPrimitive {
   static Result<std::unique_ptr<S8ConvPrimitive>> Create(const ref::ConvParams& p, const int8_t* w,
                                                          const sparse::S8QuantParams& q,
                                                          S8ConvMode mode);
-  // y [N, M, OH, OW] = QConv(x [N, C, H, W]); plain layouts; kExact only.
-  Status Run(const uint8_t* x, uint8_t* y);
+  // y [N, M, OH, OW] = QConv(x [N, C, H, W]); kExact only. x_quad4 / y_quad4:
+  // x / y in nChw4c (core/layout.h kQuad4; C / M a multiple of 4, group 1),
+  // else plain. The padded copy and the epilogue do the layout change anyway,
+  // so either costs nothing extra.
+  Status Run(const uint8_t* x, uint8_t* y, bool x_quad4 = false, bool y_quad4 = false);
   // One oneDNN execution on internal buffers (kNative: the benchmark; kExact:
   // the s32 convolution alone).
   Status RunPrimitiveOnly();
@@ -51,7 +54,7 @@ class S8ConvPrimitive {
 
  private:
   S8ConvPrimitive() = default;
-  void PadInput(const uint8_t* x, int64_t n);
+  void PadInput(const uint8_t* x, int64_t n, bool x_quad4);
 
   ref::ConvParams p_;
   S8ConvMode mode_ = S8ConvMode::kExact;
