@@ -19,8 +19,7 @@ static void ChooseOpenMpWait(int argc, char** argv) {
   for (int i = 1; i < argc && command.empty(); ++i)
     if (argv[i][0] != '-') command = argv[i];
   if (command == "pipeline") return;
-  const bool long_running =
-      command == "train" || command == "finetune" || command == "sensitivity";
+  const bool long_running = command == "train" || command == "finetune" || command == "sensitivity";
   wbs::ApplyOmpWaitPolicy(argv, long_running);
 }
 

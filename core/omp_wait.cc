@@ -1,5 +1,6 @@
 #include "core/omp_wait.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,30 +8,38 @@
 #include <cstdlib>
 #include <string>
 
-#include <fmt/format.h>
-
 namespace wbs {
 
 namespace {
 
 constexpr const char* kChoiceVar = "WBS_OMP_WAIT";
 
-// The 1-minute load average, or a negative value when unknown.
-double LoadAverage1() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  if (f == nullptr) return -1.0;
-  double load1 = -1.0;
-  if (std::fscanf(f, "%lf", &load1) != 1) load1 = -1.0;
-  std::fclose(f);
-  return load1;
+// The fewest runnable tasks other than this process seen in kOmpSamples
+// reads of /proc/loadavg ("0.93 2.75 5.42 R/T last-pid": R counts us), or -1.
+// The fewest, so a short-lived task (a kernel worker, a shell) does not
+// count as competition; a busy process is runnable in every sample.
+int OtherRunnableTasks() {
+  int fewest = -1;
+  for (int i = 0; i < kOmpSamples; ++i) {
+    if (i > 0) usleep(1000);
+    std::FILE* f = std::fopen("/proc/loadavg", "r");
+    if (f == nullptr) return -1;
+    double l1, l5, l15;
+    int running = 0, total = 0;
+    const int got = std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total);
+    std::fclose(f);
+    if (got != 5) return -1;
+    fewest = fewest < 0 ? std::max(0, running - 1) : std::min(fewest, std::max(0, running - 1));
+  }
+  return fewest;
 }
 
 }  // namespace
 
-OmpWait DecideOmpWait(double load1, int cpus, bool long_running) {
-  if (long_running || load1 < 0.0 || cpus < 1) return OmpWait::kPassive;
+OmpWait DecideOmpWait(int others, int cpus, bool long_running) {
+  if (long_running || others < 0 || cpus < 1) return OmpWait::kPassive;
   const int needed = std::min(cpus, 2);
-  return load1 + needed <= cpus + 0.5 ? OmpWait::kSpin : OmpWait::kPassive;
+  return others + needed <= cpus ? OmpWait::kSpin : OmpWait::kPassive;
 }
 
 bool ChooseOmpWaitEnvironment(bool long_running) {
@@ -44,20 +53,19 @@ bool ChooseOmpWaitEnvironment(bool long_running) {
     setenv(kChoiceVar, fmt::format("user ({})", what).c_str(), 1);
     return false;  // nothing libgomp needs to re-read
   }
-  const double load1 = LoadAverage1();
+  const int others = long_running ? -1 : OtherRunnableTasks();
   const int cpus = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  const std::string where = load1 < 0.0 ? fmt::format("load unknown, {} CPUs", cpus)
-                                        : fmt::format("load {:.2f} on {} CPUs", load1, cpus);
-  if (DecideOmpWait(load1, cpus, long_running) == OmpWait::kSpin) {
+  const std::string where = long_running ? std::string("long-running command")
+                            : others < 0 ? fmt::format("runnable tasks unknown, {} CPUs", cpus)
+                                         : fmt::format("{} other runnable task{} on {} CPUs",
+                                                       others, others == 1 ? "" : "s", cpus);
+  if (DecideOmpWait(others, cpus, long_running) == OmpWait::kSpin) {
     setenv("GOMP_SPINCOUNT", std::to_string(kOmpSpinCount).c_str(), 1);
     setenv(kChoiceVar, fmt::format("spin (GOMP_SPINCOUNT={}; {})", kOmpSpinCount, where).c_str(),
            1);
   } else {
     setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv(kChoiceVar,
-           fmt::format("passive ({}{})", long_running ? "long-running command; " : "", where)
-               .c_str(),
-           1);
+    setenv(kChoiceVar, fmt::format("passive ({})", where).c_str(), 1);
   }
   return true;
 }

@@ -15,8 +15,12 @@
 //   - the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT: theirs wins;
 //   - long-running work (training) or a busy machine: passive;
 //   - an idle machine: spin briefly (GOMP_SPINCOUNT = kOmpSpinCount), then sleep.
-// "Idle" = the 1-minute load average leaves at least min(cpus, 2) CPUs free
-// (with half a CPU of slack), i.e. load1 + min(cpus, 2) <= cpus + 0.5.
+// "Idle" = no other task is runnable right now on the CPUs we need: the
+// kernel's count of runnable tasks (/proc/loadavg field 4, which includes
+// us), sampled kOmpSamples times over ~4 ms, leaves min(cpus, 2) CPUs free
+// at least once (the fewest is taken: a busy competitor is runnable in every
+// sample, a short-lived task is not). The load average is not used: it lags by a minute and counts
+// the previous runs of a benchmark loop as competitors.
 #pragma once
 
 #include <string>
@@ -28,8 +32,12 @@ enum class OmpWait { kUser, kSpin, kPassive };
 // Spin iterations before a waiting thread sleeps, when spinning.
 inline constexpr long kOmpSpinCount = 10000;
 
-// The decision rule above, without touching the environment.
-OmpWait DecideOmpWait(double load1, int cpus, bool long_running);
+// Samples of the runnable-task count taken at start-up.
+inline constexpr int kOmpSamples = 5;
+
+// The decision rule above, without touching the environment: `others` is
+// the fewest runnable tasks other than this process seen (< 0: unknown).
+OmpWait DecideOmpWait(int others, int cpus, bool long_running);
 
 // Reads the environment and /proc/loadavg and, unless the user chose, sets
 // OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT, plus WBS_OMP_WAIT (a one-line
@@ -42,8 +50,9 @@ bool ChooseOmpWaitEnvironment(bool long_running);
 // the environment; returns (and the process continues) if exec fails.
 void ApplyOmpWaitPolicy(char** argv, bool long_running);
 
-// "spin (GOMP_SPINCOUNT=10000; load 0.12 on 2 CPUs)", "passive (load 3.10 on
-// 2 CPUs)", "user (OMP_WAIT_POLICY=active)" or "default" when nothing chose.
+// "spin (GOMP_SPINCOUNT=10000; 0 other runnable tasks on 2 CPUs)", "passive
+// (3 other runnable tasks on 2 CPUs)", "user (OMP_WAIT_POLICY=active)" or
+// "default" when nothing chose.
 std::string OmpWaitDescription();
 
 }  // namespace wbs
