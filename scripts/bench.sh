@@ -38,7 +38,7 @@
 # BENCH_OUT, BENCH_SPARSE (1; 0 skips 4.), BENCH_SPARSE_MODELS ("resnet50 vgg16
 # inception_v3"), BENCH_SPARSITIES ("50 75"), BENCH_SPARSE_ONLY (0; 1 runs only
 # step 4 and splices its section into the existing report); OMP_WAIT_POLICY
-# (passive) applies to every wbs run.
+# (unset: each wbs process chooses, core/omp_wait.h) applies to every wbs run.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
