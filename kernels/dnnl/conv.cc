@@ -108,6 +108,21 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
       p.out_channels % g != 0) {
     return InvalidArgument("{}: inconsistent parameters", context);
   }
+  // oneDNN 2.6's JIT convolution with a fused sum post-op (the residual)
+  // crashes (SIGSEGV inside the generated code, found by
+  // OpsDnnlTest.ConvWithResidualMatchesReference with WBS_TEST_SEED=33, 34,
+  // 37) when a dilated (dilation > 1) kernel is longer than the input along a dim, e.g. X
+  // [1,4,1,6], W 3x5, dilations [3,1], pads [2,1,6,0]. Such layers decline,
+  // so the runtime runs them on the reference.
+  if (residual && !transpose) {
+    for (int i = ref::kMaxConvSpatialRank - sr; i < ref::kMaxConvSpatialRank; ++i) {
+      const int64_t extent = (p.kernel[i] - 1) * p.dilation[i] + 1;
+      if (p.dilation[i] > 1 && p.in[i] < extent)
+        return Unimplemented(
+            "{}: fused residual with a dilated kernel ({}) longer than the input ({})", context,
+            extent, p.in[i]);
+    }
+  }
 
   // oneDNN's logical weight dims are [G,] O/G, I/G, k... for both primitives.
   // Conv weights are stored exactly so; ConvTranspose stores I before O.
