@@ -16,6 +16,7 @@
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
 #include "sparse/sparsify.h"
+#include "tests/unit/session_test_util.h"
 #include "zoo/zoo.h"
 
 namespace wbs {
@@ -49,18 +50,9 @@ struct RunResult {
 };
 
 RunResult RunGraph(const ir::Graph& g, const Tensor& x, runtime::Backend backend, int threads) {
-  runtime::SessionOptions o;
-  o.backend = backend;
-  o.optimize = false;
-  o.num_threads = threads;
-  auto s = runtime::Session::Create(g, o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  auto out = (*s)->Run({x});
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  if (!out.ok()) return {};
-  const auto impls = (*s)->NodeImplementations();
-  return {(*out)[0], impls.empty() ? "" : impls[0]};
+  SessionRun r = RunSession(g, {x}, backend, threads);
+  if (r.y.empty()) return {};
+  return {r.y[0], r.impls.empty() ? "" : r.impls[0]};
 }
 
 bool SameBytes(const Tensor& a, const Tensor& b) {

@@ -15,6 +15,7 @@
 
 #include "kernels/sparse/s8_dispatch.h"
 #include "runtime/session.h"
+#include "tests/unit/session_test_util.h"
 
 namespace wbs {
 namespace {
@@ -55,17 +56,9 @@ struct Out {
 };
 
 Out Run(const ir::Graph& g, const std::vector<Tensor>& in, runtime::Backend b, int threads) {
-  runtime::SessionOptions o;
-  o.backend = b;
-  o.optimize = false;
-  o.num_threads = threads;
-  auto s = runtime::Session::Create(g, o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  auto out = (*s)->Run(in);
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  if (!out.ok()) return {};
-  return {(*out)[0], (*s)->NodeImplementations().at(0)};
+  SessionRun r = RunSession(g, in, b, threads);
+  if (r.y.empty()) return {};
+  return {r.y[0], r.impls.at(0)};
 }
 
 // Runs g both ways and compares bytes; the fast run must use `impl`.

@@ -19,6 +19,7 @@
 #include "core/layout.h"
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
+#include "tests/unit/session_test_util.h"
 
 namespace wbs {
 namespace {
@@ -191,26 +192,11 @@ Chain RandomChain(std::mt19937_64& rng) {
   return c;
 }
 
-struct Outcome {
-  std::vector<Tensor> y;
-  std::vector<std::pair<std::string, ActivationLayout>> non_plain;
-  std::vector<std::string> impls;
-};
+using Outcome = SessionRun;
 
 Outcome RunChain(const ir::Graph& g, const Tensor& x, runtime::Backend backend, int threads,
                  bool negotiate = true) {
-  runtime::SessionOptions o;
-  o.backend = backend;
-  o.optimize = false;
-  o.num_threads = threads;
-  o.negotiate_layouts = negotiate;
-  auto s = runtime::Session::Create(g, o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  auto out = (*s)->Run({x});
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  if (!out.ok()) return {};
-  return {*out, (*s)->NonPlainValues(), (*s)->NodeImplementations()};
+  return RunSession(g, {x}, backend, threads, negotiate);
 }
 
 bool SameBytes(const Tensor& a, const Tensor& b) {
