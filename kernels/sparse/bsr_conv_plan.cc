@@ -3,8 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 namespace wbs::kernels::sparse {
@@ -13,6 +15,10 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
+// Threads that can signal a finished input copy (bsr_conv_plan.h
+// "Threads"); more use a barrier.
+constexpr int kMaxFlagThreads = 64;
+constexpr int kSpinsBeforeYield = 1000;
 // Create() uses shifted planes up to this many output columns (stride 1),
 // and up to kShiftedMaxOwStrided with a stride.
 constexpr int64_t kShiftedMaxOw = 14;
@@ -294,31 +300,60 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   const int64_t work = row_ptr.back() + rows;  // blocks + one unit per row (stores)
   const Split split = SplitFor(threads);
 
+  // Split by positions with an input copy: each thread copies the plane rows
+  // its own positions start in (so most of what it reads is in its own L2)
+  // and then raises its flag; the taps reach a few rows into the next
+  // thread's copy, which a thread needs only at the end of its range, long
+  // after the other finished copying: it waits for the flags there instead
+  // of at a barrier for everyone (a barrier costs a futex sleep and wake-up
+  // when the threads wait passively, docs/BENCHMARKS.md).
+  std::atomic<int> packed[kMaxFlagThreads];
+  const bool flags = !direct_ && split == Split::kPositions && threads <= kMaxFlagThreads;
+
   for (int64_t n = 0; n < batch_; ++n) {
     const float* xn = x + n * c * in_h_ * in_w_;
     float* yn = y + n * m * out_h_ * out_w_;
+    for (int t = 0; flags && t < threads; ++t) packed[t].store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
     {
       const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
       int64_t r0 = 0, r1 = rows, q0 = 0, q1 = total;
+      // The first plane row of thread t's positions (t = nt: past the end).
+      auto row_start = [&](int t) -> int64_t {
+        return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt) / pitch;
+      };
       if (nt > 1 && split == Split::kPositions) {
         q0 = PositionSplit(total, tid, nt);
         q1 = PositionSplit(total, tid + 1, nt);
       }
       if (!direct_) {
         if (nt > 1 && split == Split::kPositions) {
-          // Each thread copies the plane rows its own positions start in,
-          // so most of what it reads next is in its own L2 (the taps'
-          // reach below its last row comes from the next thread: barrier).
-          const int64_t pr0 = tid == 0 ? 0 : q0 / pitch;
-          const int64_t pr1 = tid == nt - 1 ? INT64_MAX : PositionSplit(total, tid + 1, nt) / pitch;
-          Pack(xn, scratch, 0, c, pr0, pr1);
+          Pack(xn, scratch, 0, c, row_start(tid), row_start(tid + 1));
         } else {
           const int64_t c0 = c * tid / nt, c1 = c * (tid + 1) / nt;
           Pack(xn, scratch, c0, c1);
         }
+        if (flags) {
+          packed[tid].store(1, std::memory_order_release);
+        } else {
 #pragma omp barrier
+        }
       }
+      // With flags: before a chunk whose reads (16-lane groups, plus the
+      // taps' reach) pass this thread's last copied row, and before its
+      // last chunk (dropped lanes may read past a plane's end into rows
+      // another thread copied), wait until every other thread has copied.
+      bool all_packed = !flags || nt == 1;
+      const int64_t own_rows_end = row_start(tid + 1);
+      auto wait_packed = [&](int64_t q_end, bool last) {
+        if (all_packed) return;
+        const int64_t reach = (RoundUp(q_end, kGroup) - 1 + max_plane_off_) / pitch + 1;
+        if (!last && reach <= own_rows_end) return;
+        for (int u = 0; u < nt; ++u)
+          for (int spins = 0; u != tid && !packed[u].load(std::memory_order_acquire); ++spins)
+            if (spins >= kSpinsBeforeYield) std::this_thread::yield();
+        all_packed = true;
+      };
       BsrConvArgs a = base;
       a.x = direct_ ? xn : scratch;
       a.y = yn;
@@ -358,6 +393,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         a.q_begin = q;
         a.q_end = chunk_end(q);
         const int64_t nq0 = a.q_end, nq1 = nq0 < q1 ? chunk_end(nq0) : nq0;
+        wait_packed(a.q_end, nq0 >= q1);
         for (int64_t r = r0; r < r1; ++r) {
           const int64_t rn = r + 1 < r1 ? r + 1 : r0;  // the next chunk starts over
           const bool next_w = r + 1 < r1 || nq0 < nq1;

@@ -34,8 +34,9 @@
 // 28x28 layers) and every thread gets two whole 48-position tiles, thread
 // t takes ~1/T of the flat output positions (whole tiles, the remainder to
 // the last thread) over all block-rows, and copies the input plane rows
-// its positions start in, so most of its input is in its own L2 (a
-// barrier covers the taps' reach into the next thread's rows). Otherwise,
+// its positions start in, so most of its input is in its own L2; no
+// barrier: a thread waits for the others' copies (flags) only before the
+// chunks that reach into their rows, at the end of its range. Otherwise,
 // with at least 4 block-rows per thread, thread t takes a run of block-rows
 // holding ~1/T of the non-zero blocks (balanced by work, not by row count)
 // and the copy is split by channels; else the positions are split in
