@@ -16,6 +16,7 @@
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
 #include "sparse/sparsify.h"
+#include "tests/unit/int8_test_util.h"
 #include "tests/unit/session_test_util.h"
 #include "zoo/zoo.h"
 
@@ -35,15 +36,6 @@ std::shared_ptr<QuantParams> QP(DType t, std::vector<float> s, std::vector<int32
   return q;
 }
 
-int Uniform(std::mt19937_64& rng, int lo, int hi) {
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
-
-// Restores the environment's sparse mode when a test ends.
-struct ModeGuard {
-  ~ModeGuard() { runtime::SetSparseMode(SparseMode::kAuto); }
-};
-
 struct RunResult {
   Tensor y;
   std::string impl;
@@ -60,24 +52,6 @@ bool SameBytes(const Tensor& a, const Tensor& b) {
          std::equal(static_cast<const uint8_t*>(a.raw()),
                     static_cast<const uint8_t*>(a.raw()) + a.nbytes(),
                     static_cast<const uint8_t*>(b.raw()));
-}
-
-// A random s8 weight [m, cg, taps...] whose 8x8 blocks (8 output x 8 input
-// channels, the whole kernel) are zeroed with probability `sparsity`.
-Tensor BlockSparseWeight(Shape shape, double sparsity, std::mt19937_64& rng) {
-  Tensor w(DType::kI8, shape);
-  const int64_t m = shape[0], c = shape[1], taps = w.numel() / (m * c);
-  std::bernoulli_distribution drop(sparsity);
-  std::vector<char> keep(static_cast<size_t>(((m + 7) / 8) * ((c + 7) / 8)));
-  for (auto& k : keep) k = !drop(rng);
-  for (int64_t o = 0; o < m; ++o)
-    for (int64_t i = 0; i < c; ++i)
-      for (int64_t t = 0; t < taps; ++t)
-        w.data<int8_t>()[(o * c + i) * taps + t] =
-            keep[static_cast<size_t>((o / 8) * ((c + 7) / 8) + i / 8)]
-                ? static_cast<int8_t>(Uniform(rng, -127, 127))
-                : 0;
-  return w;
 }
 
 struct Case {

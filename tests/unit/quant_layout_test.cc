@@ -19,20 +19,13 @@
 #include "core/layout.h"
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
+#include "tests/unit/int8_test_util.h"
 #include "tests/unit/session_test_util.h"
 
 namespace wbs {
 namespace {
 
 using runtime::SparseMode;
-
-struct ModeGuard {
-  ~ModeGuard() { runtime::SetSparseMode(SparseMode::kAuto); }
-};
-
-int Uniform(std::mt19937_64& rng, int lo, int hi) {
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
 
 std::shared_ptr<QuantParams> QP(DType t, std::vector<float> s, std::vector<int32_t> z,
                                 int axis = -1) {
@@ -90,26 +83,9 @@ std::string Describe(const Chain& c) {
       c.conv3_output, c.sparsity[0], c.sparsity[1], c.sparsity[2], c.sparsity[3]);
 }
 
-Tensor BlockSparseWeight(Shape shape, double sparsity, std::mt19937_64& rng) {
-  Tensor w(DType::kI8, shape);
-  const int64_t m = shape[0], c = shape[1], taps = w.numel() / (m * c);
-  std::bernoulli_distribution drop(sparsity);
-  std::vector<char> keep(static_cast<size_t>(((m + 7) / 8) * ((c + 7) / 8)));
-  for (auto& k : keep) k = !drop(rng);
-  keep[0] = 1;  // never all zero
-  for (int64_t o = 0; o < m; ++o)
-    for (int64_t i = 0; i < c; ++i)
-      for (int64_t t = 0; t < taps; ++t)
-        w.data<int8_t>()[(o * c + i) * taps + t] =
-            keep[static_cast<size_t>((o / 8) * ((c + 7) / 8) + i / 8)]
-                ? static_cast<int8_t>(Uniform(rng, -127, 127))
-                : 0;
-  return w;
-}
-
 ir::Value* AddConv(ir::Graph& g, const std::string& name, ir::Value* x, int64_t c, int64_t m,
                    int64_t k, int64_t stride, double sparsity, DType y_type, std::mt19937_64& rng) {
-  ir::Value* w = g.AddConstant(name + ".w", BlockSparseWeight({m, c, k, k}, sparsity, rng));
+  ir::Value* w = g.AddConstant(name + ".w", BlockSparseWeight({m, c, k, k}, sparsity, rng, /*keep_first=*/true));
   std::vector<float> sw(static_cast<size_t>(m));
   for (auto& s : sw) s = 0.0005f * float(1 + Uniform(rng, 0, 9));
   w->quant = QP(DType::kI8, sw, std::vector<int32_t>(static_cast<size_t>(m), 0), 0);
