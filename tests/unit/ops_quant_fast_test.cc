@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "kernels/sparse/s8_dispatch.h"
 #include "quant/ptq.h"
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
@@ -219,6 +220,12 @@ TEST(OpsQuantFast, CostRulePicksSparseOnlyWhenSparseEnough) {
     auto g = BuildCase(c, rng, &x);
     const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
     EXPECT_EQ(fast.impl.find("sparse_s8") != std::string::npos, sparsity > 0.5) << fast.impl;
+    // Dense: the int8 plan on VNNI (faster than oneDNN kExact), else kExact.
+    if (sparsity == 0.0) {
+      const bool vnni = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512Vnni;
+      EXPECT_NE(fast.impl.find(vnni ? "dense_s8" : "onednn_s8_exact"), std::string::npos)
+          << fast.impl;
+    }
   }
 }
 
