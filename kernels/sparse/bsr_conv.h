@@ -102,6 +102,11 @@ struct PackPlaneArgs {
   // sx == 2 only, optional: also write the plane of the next column phase
   // (col_off + 1) here, from the same loads (a stride-2 input is read once).
   float* dst_odd = nullptr;
+  // sx == 2 only, optional: also write the plane of col_off - 1 here. Its
+  // column k is the col_off + 1 plane's column k - 1 (column 0 reads
+  // col_off - 1), so the shifted planes of a stride-2 3x3 conv (kernel
+  // columns 0, 1, 2 = col_off - 1, col_off, col_off + 1) come from one pass.
+  float* dst_prev = nullptr;
 };
 using PackPlaneFn = void (*)(const PackPlaneArgs&);
 void f32_pack_plane__ref(const PackPlaneArgs& a);
