@@ -88,9 +88,11 @@ class BsrConvPlan {
   int64_t pitch_ = 1, x_channel_stride_ = 0, max_plane_off_ = 0;
   std::vector<int64_t> tap_offset_;
   std::vector<PackPlaneArgs> planes_;  // the stored planes (x, dst, channels filled by Run)
-  // Per plane: the slot of the next column phase packed from the same loads
-  // (stride 2, phase layout), -1 for none, -2 if another plane packs this one.
+  // Per plane: the slot of the plane of column offset + 1 packed from the same
+  // loads (stride 2), -1 for none, -2 if another plane packs this one; and of
+  // column offset - 1 (PackPlaneArgs::dst_prev), -1 for none.
   std::vector<int64_t> odd_partner_;
+  std::vector<int64_t> prev_partner_;
   PackPlaneFn pack_ = nullptr;
   std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
