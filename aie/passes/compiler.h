@@ -60,6 +60,10 @@ struct ActTensor {
   int64_t mt_addr = 0, mt_w = 0, mt_bytes = 0;
   int res_first = -1, res_last = -1;
   std::vector<int64_t> res_x0;
+  // A fused Add's output written in place over its other input's region
+  // (that input's last use; the Add is element-wise, tile by tile at the
+  // same positions, each tile read before it is overwritten): that tensor's index.
+  int in_place_of = -1;
 };
 
 // One core's share of a layer.

@@ -126,6 +126,13 @@ Status TileLayers(CompileState& s) {
     const int64_t cap_w = cout_only ? l.ow : CeilDiv(l.ow, cols_used);
     // Weight broadcast: 2-D loads each row's blob into every serving memtile.
     const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
+    // Channels over every core: every column reads the whole input, from
+    // DDR once per serving memtile (codegen InputColumn; needs one memtile
+    // per column) or per column.
+    const int64_t in_copies = !cout_only ? 1
+                              : SharedInput(l) && t.num_memtiles() == t.cols
+                                  ? CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1)
+                                  : cols_used;
     const ActTensor& x = s.tensors[static_cast<size_t>(l.inputs[0])];
     const int64_t cpg = l.kind == LayerKind::kConv ? l.c / l.groups : 1;
     const double density = l.macs_dense > 0 ? static_cast<double>(l.macs) / l.macs_dense : 1.0;
@@ -174,7 +181,7 @@ Status TileLayers(CompileState& s) {
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
           const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
-          const double in_total = (l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1)) +
+          const double in_total = (l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks * in_copies) +
                                   static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
