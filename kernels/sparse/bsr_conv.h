@@ -99,13 +99,13 @@ struct PackPlaneArgs {
   int64_t dst_channel_stride = 0;
   int64_t rows = 0, cols = 0, sy = 1, sx = 1, row_off = 0, col_off = 0;
   int64_t c_begin = 0, c_end = 0;
-  // sx == 2 only, optional: also write the plane of the next column phase
-  // (col_off + 1) here, from the same loads (a stride-2 input is read once).
+  // Optional: also write the plane of col_off + 1 (dst_odd) and of
+  // col_off - 1 (dst_prev) here, from the same loads. Stride 2: the next
+  // column phase, and the odd phase one column to the right; stride 1: this
+  // plane one column to the left / right. So the shifted planes of a 3x3
+  // conv (kernel columns 0, 1, 2 = col_off - 1, col_off, col_off + 1) come
+  // from one pass over the input.
   float* dst_odd = nullptr;
-  // sx == 2 only, optional: also write the plane of col_off - 1 here. Its
-  // column k is the col_off + 1 plane's column k - 1 (column 0 reads
-  // col_off - 1), so the shifted planes of a stride-2 3x3 conv (kernel
-  // columns 0, 1, 2 = col_off - 1, col_off, col_off + 1) come from one pass.
   float* dst_prev = nullptr;
 };
 using PackPlaneFn = void (*)(const PackPlaneArgs&);

@@ -453,9 +453,9 @@ TEST(BlockSparseConv, RejectsUnsupported) {
 
 // The input copies (f32_pack_plane__*) against their definition
 // (bsr_conv.h): every combination of row length, output columns, column
-// offset (padding on either side), stride 1 and 2, with the extra planes of
-// column offset + 1 (dst_odd) and - 1 (dst_prev); nothing outside the
-// channels [c_begin, c_end) of each plane may be written.
+// offset (padding on either side), stride 1 and 2, with and without the
+// extra planes of column offset + 1 (dst_odd) and - 1 (dst_prev); nothing
+// outside the channels [c_begin, c_end) of each plane may be written.
 TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
   std::vector<std::pair<const char*, ks::PackPlaneFn>> fns = {{"ref", ks::f32_pack_plane__ref}};
   if (ks::ActiveIsa() >= ks::Isa::kAvx512) fns.push_back({"avx512", ks::f32_pack_plane__avx512});
@@ -467,7 +467,7 @@ TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
       for (int64_t in_w : widths)
         for (int64_t cols = 1; cols <= 36; cols += (cols < 20 ? 1 : 5))
           for (int64_t col_off = -3; col_off <= 3; ++col_off)
-            for (int extra = 0; extra < (sx == 2 ? 4 : 1); ++extra) {
+            for (int extra = 0; extra < 4; ++extra) {
               const int64_t sy = 1 + (cols + in_w) % 2, row_off = (cols % 3) - 1;
               std::vector<float> x(static_cast<size_t>(channels * in_h * in_w));
               for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i + 1);
