@@ -150,15 +150,15 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
       pa.dst = nullptr;  // + s * plane at run time
       plan.planes_.push_back(pa);
     }
-    // Stride-2 planes of one row phase whose column offsets differ by one
-    // read the same source rows: one pass writes them (the phase planes
-    // (py, 0) and (py, 1); the shifted planes of kernel columns 0, 1, 2 with
-    // dilation 1: offsets c - 1, c, c + 1, PackPlaneArgs::dst_prev). A 3x3
-    // stride-2 conv to 7x7 packed its 6 shifted planes in 6 passes, a third
-    // of its time at 90%.
+    // Planes of one row phase whose column offsets differ by one read the
+    // same source rows: one pass writes them (stride 2: the phase planes
+    // (py, 0) and (py, 1); stride 1 or 2: the shifted planes of kernel
+    // columns 0, 1, 2 with dilation 1, offsets c - 1, c, c + 1,
+    // PackPlaneArgs::dst_odd/dst_prev). A 3x3 stride-2 conv to 7x7 packed its
+    // 6 shifted planes in 6 passes, a third of its time at 90%.
     plan.odd_partner_.assign(used.size(), -1);
     plan.prev_partner_.assign(used.size(), -1);
-    if (sx == 2) {
+    if (sx <= 2) {
       auto find = [&](size_t s, int64_t dc) -> int64_t {
         for (size_t t = 0; t < used.size(); ++t)
           if (t != s && plan.odd_partner_[t] == -1 &&
