@@ -230,29 +230,33 @@ TEST(OpsQuantFast, CostRulePicksSparseOnlyWhenSparseEnough) {
 }
 
 // An f32 output (the dequantized logits): neither int8 kernel writes f32;
-// the int16 dot-product path (runtime/ops_quant_fast_ew.cc) runs, bit-exact.
-TEST(OpsQuantFast, FloatOutputRunsTheInt16DotPath) {
+// the dot-product path (runtime/ops_quant_fast_ew.cc: vpdpbusd on VNNI,
+// else int16) runs, bit-exact. K = 40 (one padded 64-byte step), 200 (a
+// 128-byte step and a 64-byte tail) and 300 (two steps and a padded tail).
+TEST(OpsQuantFast, FloatOutputRunsTheDotPath) {
   std::mt19937_64 rng(6);
+  const bool vnni = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512Vnni;
   for (DType xt : {DType::kU8, DType::kI8})
     for (int64_t n : {1, 3})
-      for (bool bias : {true, false}) {
-        Case c;
-        c.conv = false;
-        c.n = n;
-        c.c = 40;
-        c.m = 24;
-        c.x_type = xt;
-        c.bias = bias;
-        Tensor x;
-        auto g = BuildCase(c, rng, &x);
-        g->FindValue("y")->quant.reset();
-        const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
-        for (int threads : {1, 2}) {
-          const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, threads);
-          EXPECT_EQ(fast.impl, "QGemm:int16_dot") << Describe(c);
-          EXPECT_TRUE(SameBytes(ref.y, fast.y)) << Describe(c) << " threads " << threads;
+      for (int64_t k : {40, 200, 300})
+        for (bool bias : {true, false}) {
+          Case c;
+          c.conv = false;
+          c.n = n;
+          c.c = k;
+          c.m = 24;
+          c.x_type = xt;
+          c.bias = bias;
+          Tensor x;
+          auto g = BuildCase(c, rng, &x);
+          g->FindValue("y")->quant.reset();
+          const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
+          for (int threads : {1, 2}) {
+            const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, threads);
+            EXPECT_EQ(fast.impl, vnni ? "QGemm:vnni_dot" : "QGemm:int16_dot") << Describe(c);
+            EXPECT_TRUE(SameBytes(ref.y, fast.y)) << Describe(c) << " threads " << threads;
+          }
         }
-      }
 }
 
 // A whole quantized model: fmnist_resnet at 50% block sparsity, quantized
