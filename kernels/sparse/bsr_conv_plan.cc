@@ -13,10 +13,8 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
-// Create() uses shifted planes up to this many output columns (stride 1),
-// and up to kShiftedMaxOwStrided with a stride.
+// Create() uses shifted planes up to this many output columns (any stride).
 constexpr int64_t kShiftedMaxOw = 14;
-constexpr int64_t kShiftedMaxOwStrided = 7;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
@@ -104,8 +102,8 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
         }
       return used;
     };
-    // kAuto: shifted planes for stride-1 convs with at most kShiftedMaxOw
-    // output columns on the AVX-512 kernel, else phase planes. Measured
+    // kAuto: shifted planes for convs with at most kShiftedMaxOw output
+    // columns on the AVX-512 kernel, else phase planes. Measured
     // (wbs_bench_sparse --layout=phase|shifted, docs/BENCHMARKS.md): on
     // small planes the dropped columns cost most (7x7: pitch 9, 63 lanes for
     // 49 outputs; with pitch 7 the 49th position rides along in the 48-wide
@@ -117,11 +115,13 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // Strided convs to a 7x7 plane gain too (ResNet-50 layer4.0.conv2, 3x3
     // s2: phase pitch 8, 56 lanes for 49 outputs; three alternating runs,
     // 1.52-1.77x phase vs 1.84-1.95x shifted at 50%, 7.0-7.8x vs 8.0-8.1x at
-    // 90%); to 14x14 they do not (layer3.0.conv2: 1.46-1.50x vs 1.44-1.55x
-    // at 50%, 6.0-6.4x vs 4.9-5.2x at 90%).
-    const bool auto_shifted =
-        kw > 1 && plan.kernel_->isa >= Isa::kAvx512 &&
-        ((sy == 1 && sx == 1 && ow <= kShiftedMaxOw) || ow <= kShiftedMaxOwStrided);
+    // 90%); to 14x14 they did not while the 6 shifted planes took 6 copy
+    // passes (layer3.0.conv2: 1.46-1.50x vs 1.44-1.55x at 50%, 6.0-6.4x vs
+    // 4.9-5.2x at 90%); with 2 passes (PackPlaneArgs::dst_prev) shifted wins
+    // (six alternating runs each under load 11-12, our eff GFLOP/s medians,
+    // phase -> shifted: 158 -> 166 at 50%, 148 -> 158 at 75%, 125 -> 139 at
+    // 90%). To 28x28 (layer2.0.conv2) phase stays ahead.
+    const bool auto_shifted = kw > 1 && plan.kernel_->isa >= Isa::kAvx512 && ow <= kShiftedMaxOw;
     const bool shifted = layout == Layout::kShifted || (layout == Layout::kAuto && auto_shifted);
     plan.shifted_ = shifted;
     plan.pitch_ = shifted ? ow : wq;

@@ -19,11 +19,10 @@
 //   ((ky*dy) % sy, kx) at offset (ky*dy/sy)*OW from q = oy*OW + ox: no
 //   dropped columns (every lane useful, a 7x7 plane is 49 positions, not 63)
 //   for kw times the copy, and kw times the cache lines per step. Create()
-//   uses shifted planes for stride-1 convs with at most 14 output columns
-//   and strided ones with at most 7 on the AVX-512 kernel (faster there:
-//   ResNet-50's 14x14 and 7x7 3x3 layers), phase planes otherwise (faster
-//   on 28x28, 56x56 and the strided 3x3 to 14x14); CreateWithLayout() can
-//   force either (tests, benchmarks).
+//   uses shifted planes for convs with at most 14 output columns on the
+//   AVX-512 kernel (faster there: ResNet-50's 14x14 and 7x7 3x3 layers,
+//   stride 1 and 2), phase planes otherwise (faster on 28x28 and 56x56);
+//   CreateWithLayout() can force either (tests, benchmarks).
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
