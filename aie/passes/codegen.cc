@@ -87,7 +87,7 @@ struct Gen {
   // of the input next to its column's weights. Needs one memtile per
   // column (a server's slab is its own column's).
   bool SpreadInput() const {
-    return l.cout_only && SharedInput(l) && !l.in_resident && t.num_memtiles() == t.cols && l.cols_used > 1;
+    return l.spread_input && l.cout_only && SharedInput(l) && !l.in_resident && t.num_memtiles() == t.cols && l.cols_used > 1;
   }
   // The column whose memtile slab holds channel half `half` of column col's input.
   int InputColumn(int col, int half) const {
@@ -198,7 +198,12 @@ struct Gen {
     std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
     for (const CoreTile& ct : tiles) {
       const size_t bi = BlobIndex(ct.w, k, part);
-      const int mt = l.cout_only ? ActMemtile(t, ct.w->col) : servers[static_cast<size_t>(ct.w->col)];
+      // 2-D split: every row's blob goes to every column, through two
+      // memtiles on 4 columns; odd rows use the mirrored servers, so the
+      // copies spread over every shim instead of two (memtiles 1, 3 for
+      // even rows, 0, 2 for odd ones).
+      const int mt = l.cout_only ? ActMemtile(t, ct.w->col)
+                                 : (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
       const auto key = std::make_tuple(ct.w->row, l.blob_offset[bi], mt);
       groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
       sizes[key] = static_cast<int64_t>(l.blobs[bi].size());

@@ -179,7 +179,9 @@ void PlanResidency(CompileState& s, bool enable) {
     }
     int64_t off = 0;
     if (in_place >= 0) {
-      Placed& q = placed[static_cast<size_t>(placed_of[static_cast<size_t>(in_place)])];
+      // One region for the whole chain of block outputs (each in place of the last).
+      placed_of[ti] = placed_of[static_cast<size_t>(in_place)];
+      Placed& q = placed[static_cast<size_t>(placed_of[ti])];
       q.last = std::max(q.last, last);
       off = q.off;
       x.in_place_of = in_place;
