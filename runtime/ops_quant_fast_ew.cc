@@ -161,6 +161,12 @@ struct AddLimbParams {
   int32_t bias = 0;              // 2^(S-23) + z_y 2^(S-22)
   int32_t shift = 0;             // S - 22
   int32_t lo = 0, hi = 255;
+  // The VNNI form (AddRowLimbsVnni) takes the raw bytes (a, b) and folds
+  // the zero points into constants: with -(z_a Ma + z_b Mb) = Q2 2^22 +
+  // Q1 2^11 + Q0 (0 <= Q0, Q1 < 2^11), P0 starts from q01 = Q0 + Q1 2^11
+  // (floor((P1 + Q1 + floor(P0 / 2^11)) / 2^11) takes Q1 2^11 in P0 as well)
+  // and Q2 joins the bias: bias_q = bias + Q2.
+  int32_t q01 = 0, bias_q = 0;
 };
 bool MakeAddLimbParams(const AddParams& p, AddLimbParams* l) {
   if (p.shift < 23 || p.shift > 40 || p.ma < 0 || p.mb < 0 || p.ma >= (int64_t{1} << 31) ||
@@ -177,6 +183,11 @@ bool MakeAddLimbParams(const AddParams& p, AddLimbParams* l) {
   l->shift = static_cast<int32_t>(p.shift - 22);
   l->lo = static_cast<int32_t>(p.lo);
   l->hi = static_cast<int32_t>(p.hi);
+  // |z| <= 255, M < 2^31: |Q| < 2^40, Q2 = Q >> 22 (floor) within +-2^18.
+  const int64_t q = -(p.za * p.ma + p.zb * p.mb);
+  const int64_t q0 = q & 0x7ff, q1 = (q >> 11) & 0x7ff, q2 = q >> 22;
+  l->q01 = static_cast<int32_t>(q0 + (q1 << 11));
+  l->bias_q = static_cast<int32_t>(l->bias + q2);
   return true;
 }
 // GCC 12 flags the _mm512_undefined_*() inside its own intrinsics as
@@ -230,6 +241,54 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowLimbsAv
   }
 }
 
+// The limb form on AVX-512 VNNI: vpdpwssd fuses each limb's multiply-add
+// with the add of the level below, the zero points are folded into q01 and
+// bias_q (no subtraction of z_a, z_b), and the clamp runs once per 32 outputs
+// on the int16 vector after vpackssdw's saturation (exact: [lo, hi] lies
+// inside int16). 7 ops per 16 outputs + 1.5 per 32 for the clamp, against
+// 11 + 1 + 2: ResNet-50's QAdds, 6% of the 50% model at 1 thread.
+// 16 unclamped int32 outputs from 16 raw (a, b) word pairs.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"),
+               always_inline)) inline __m512i
+AddLimbsHalfVnni(__m512i pairs, __m512i q01, __m512i m0, __m512i m1, __m512i m2, __m512i bias,
+                 __m128i shift) {
+  __m512i t = _mm512_srai_epi32(_mm512_dpwssd_epi32(q01, pairs, m0), 11);
+  t = _mm512_srai_epi32(_mm512_dpwssd_epi32(t, pairs, m1), 11);
+  return _mm512_sra_epi32(_mm512_add_epi32(_mm512_dpwssd_epi32(t, pairs, m2), bias), shift);
+}
+template <bool kSignedA, bool kSignedB>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void AddRowLimbsVnni(
+    const uint8_t* __restrict a, const uint8_t* __restrict b, uint8_t* __restrict y, int64_t n,
+    const AddLimbParams& p) {
+  const __m512i m0 = _mm512_set1_epi32(p.pairs[0]), m1 = _mm512_set1_epi32(p.pairs[1]),
+                m2 = _mm512_set1_epi32(p.pairs[2]);
+  const __m512i q01 = _mm512_set1_epi32(p.q01), bias = _mm512_set1_epi32(p.bias_q);
+  const __m512i lo = _mm512_set1_epi16(static_cast<int16_t>(p.lo)),
+                hi = _mm512_set1_epi16(static_cast<int16_t>(p.hi));
+  const __m128i shift = _mm_cvtsi32_si128(p.shift);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    const __m512i wa = kSignedA ? _mm512_cvtepi8_epi16(va) : _mm512_cvtepu8_epi16(va);
+    const __m512i wb = kSignedB ? _mm512_cvtepi8_epi16(vb) : _mm512_cvtepu8_epi16(vb);
+    // unpacklo/hi interleave within 128-bit lanes and packs undoes exactly that order.
+    const __m512i w16 = _mm512_packs_epi32(
+        AddLimbsHalfVnni(_mm512_unpacklo_epi16(wa, wb), q01, m0, m1, m2, bias, shift),
+        AddLimbsHalfVnni(_mm512_unpackhi_epi16(wa, wb), q01, m0, m1, m2, bias, shift));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        _mm512_cvtepi16_epi8(_mm512_min_epi16(_mm512_max_epi16(w16, lo), hi)));
+  }
+  for (; i < n; ++i) {  // the tail, scalar, the plain limb arithmetic
+    const int32_t av = (kSignedA ? int32_t{static_cast<int8_t>(a[i])} : int32_t{a[i]}) - p.za;
+    const int32_t bv = (kSignedB ? int32_t{static_cast<int8_t>(b[i])} : int32_t{b[i]}) - p.zb;
+    int32_t part[3];
+    for (int k = 0; k < 3; ++k) part[k] = av * (p.pairs[k] & 0xffff) + bv * (p.pairs[k] >> 16);
+    const int32_t t = part[2] + ((part[1] + (part[0] >> 11)) >> 11);
+    y[i] = static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
+  }
+}
+
 #pragma GCC diagnostic pop
 
 class FastQAddOp final : public Operator {
@@ -263,6 +322,7 @@ class FastQAddOp final : public Operator {
     op->p_.lo = q.lo;
     op->p_.hi = q.hi;
     op->limbs_ = op->vector_ && MakeAddLimbParams(op->p_, &op->limb_);
+    op->vnni_ = op->limbs_ && kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512Vnni;
     op->table_.resize(256 * 256);
     for (int ba = 0; ba < 256; ++ba)
       for (int bb = 0; bb < 256; ++bb)
@@ -288,14 +348,14 @@ class FastQAddOp final : public Operator {
     const uint8_t* t = table_.data();
     const int64_t n = outputs[0]->numel();
     if (limbs_) {
-      auto row = AddRowLimbsAvx512<false, false>;
       const bool as = a_type_ == DType::kI8, bs = b_type_ == DType::kI8;
+      auto row = vnni_ ? AddRowLimbsVnni<false, false> : AddRowLimbsAvx512<false, false>;
       if (as && bs)
-        row = AddRowLimbsAvx512<true, true>;
+        row = vnni_ ? AddRowLimbsVnni<true, true> : AddRowLimbsAvx512<true, true>;
       else if (as)
-        row = AddRowLimbsAvx512<true, false>;
+        row = vnni_ ? AddRowLimbsVnni<true, false> : AddRowLimbsAvx512<true, false>;
       else if (bs)
-        row = AddRowLimbsAvx512<false, true>;
+        row = vnni_ ? AddRowLimbsVnni<false, true> : AddRowLimbsAvx512<false, true>;
       const AddLimbParams& p = limb_;
       ParallelRange(n, Threads(ctx, n), [a, b, y, &p, row](int64_t begin, int64_t end) {
         row(a + begin, b + begin, y + begin, end - begin, p);
@@ -355,6 +415,7 @@ class FastQAddOp final : public Operator {
   DType a_type_ = DType::kU8, b_type_ = DType::kU8, y_type_ = DType::kU8;
   std::vector<uint8_t> table_;  // [a byte][b byte] -> y byte
   bool vector_ = false;         // AddRowAvx512 instead of the table
+  bool vnni_ = false;           // the limb form by vpdpwssd (AddRowLimbsVnni)
   AddParams p_;
   bool limbs_ = false;  // AddRowLimbsAvx512 (vector_ and S in its range)
   AddLimbParams limb_;
