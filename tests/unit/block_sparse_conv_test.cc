@@ -93,7 +93,9 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
       ASSERT_TRUE(plan.ok()) << plan.status().ToString();
       if (layout == ks::BsrConvPlan::Layout::kShifted && std::string(plan->layout()) == "direct")
         continue;
-      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()));
+      // NaN, not zeros: the plan must write every scratch value a valid
+      // output reads (padding included).
+      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()), std::nanf(""));
       for (int threads : {1, 2}) {
         SCOPED_TRACE(fmt::format("{} layout {} threads {}", k->name, plan->layout(), threads));
         std::vector<float> y(static_cast<size_t>(out_n), std::nanf(""));
