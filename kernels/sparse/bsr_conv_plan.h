@@ -95,6 +95,7 @@ class BsrConvPlan {
   PackPlaneFn pack_ = nullptr;
   std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
+  int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 
