@@ -49,6 +49,23 @@ std::vector<int> WeightServers(const Target& t, int cols_used) {
   return server;
 }
 
+// As WeightServers, greedy from the right (the memtile furthest left that
+// still reaches the rightmost unserved column): on 4 columns memtiles 2
+// and 0 where WeightServers picks 1 and 3.
+std::vector<int> MirroredServers(const Target& t, int cols_used) {
+  std::vector<int> server(static_cast<size_t>(cols_used), -1);
+  const auto& mcols = t.memtile.columns;
+  for (int c = cols_used - 1; c >= 0;) {
+    int best = -1;
+    for (size_t i = mcols.size(); i-- > 0;)
+      if (t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
+    if (best < 0) return WeightServers(t, cols_used);
+    for (int x = c; x >= 0 && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); --x) server[static_cast<size_t>(x)] = best;
+    while (c >= 0 && server[static_cast<size_t>(c)] >= 0) --c;
+  }
+  return server;
+}
+
 // The memtile holding column c's activation slabs: the nearest one reaching it.
 int ActMemtile(const Target& t, int col) {
   const auto m = t.memtiles_for_column(col);
