@@ -28,6 +28,7 @@
 #include "runtime/ops_quant_fast.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -99,8 +100,14 @@ enum class PlanChoice { kNone, kSparse, kDense };
 // against the plan's ~0.36 at 1 thread). The AVX2 int8 kernel is not
 // competitive with oneDNN's dense AVX2 code, so below VNNI dense layers stay
 // on oneDNN.
-bool PlanBeatsOneDnnWhenDense(const ks::S8BlockSparseWeight& w) {
-  return ks::S8ActiveIsa() >= ks::S8Isa::kAvx512Vnni && w.block_rows() > 0 && w.block_cols() > 0;
+// A conv needs at least one full 16-position vector per image: the kernel's
+// lanes are output positions, so a 1x1-spatial conv (squeeze-excitation
+// style) would fill 1 of 16 lanes; not measured, so such layers stay on
+// oneDNN.
+bool PlanBeatsOneDnnWhenDense(const ks::S8BlockSparseWeight& w, int64_t positions) {
+  constexpr int64_t kMinPositions = 16;
+  return ks::S8ActiveIsa() >= ks::S8Isa::kAvx512Vnni && w.block_rows() > 0 && w.block_cols() > 0 &&
+         positions >= kMinPositions;
 }
 
 // Whether to run `w` block-sparse; logs the decision (info, -v).
@@ -122,9 +129,11 @@ bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
 // The plan choice for a group-1 layer: sparse by the cost rule above, else
 // the plan on its dense weight when it beats kExact (WBS_SPARSE=0 keeps
 // every layer on oneDNN).
-PlanChoice DecidePlan(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
+// `positions`: output positions per image for a conv; INT64_MAX for a Gemm,
+// whose kernel's lanes are weights, not positions.
+PlanChoice DecidePlan(const ir::Node& node, const ks::S8BlockSparseWeight& w, int64_t positions) {
   if (DecideSparse(node, w)) return PlanChoice::kSparse;
-  if (CurrentSparseMode() == SparseMode::kOff || !PlanBeatsOneDnnWhenDense(w))
+  if (CurrentSparseMode() == SparseMode::kOff || !PlanBeatsOneDnnWhenDense(w, positions))
     return PlanChoice::kNone;
   WBS_LOG_INFO("{}: int8 {:.1f}% zero blocks -> dense on the int8 plan (faster than oneDNN kExact)",
                node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity());
@@ -193,7 +202,12 @@ class FastQLinearOp final : public Operator {
     if (p.group == 1 && CurrentSparseMode() != SparseMode::kOff) {
       Result<ks::S8BlockSparseWeight> bsr = ks::S8BlockSparseWeight::FromDense(
           w.data<int8_t>(), m, p.in_channels, kh, kw, kBlock, kBlock);
-      const PlanChoice choice = bsr.ok() ? DecidePlan(node, *bsr) : PlanChoice::kNone;
+      int64_t positions = std::numeric_limits<int64_t>::max();
+      if (conv) {
+        positions = 1;
+        for (size_t d = 2; d < op->y_shape_.size(); ++d) positions *= op->y_shape_[d];
+      }
+      const PlanChoice choice = bsr.ok() ? DecidePlan(node, *bsr, positions) : PlanChoice::kNone;
       if (choice != PlanChoice::kNone) {
         op->impl_prefix_ = choice == PlanChoice::kSparse ? "sparse_s8:" : "dense_s8:";
         op->bsr_ = std::make_unique<ks::S8BlockSparseWeight>(std::move(bsr).value());

@@ -229,6 +229,27 @@ TEST(OpsQuantFast, CostRulePicksSparseOnlyWhenSparseEnough) {
   }
 }
 
+// A dense conv with fewer than 16 output positions (1x1 spatial) stays on
+// oneDNN kExact: the plan's lanes are positions.
+TEST(OpsQuantFast, DenseTinySpatialConvStaysOnOneDnn) {
+  ModeGuard guard;
+  runtime::SetSparseMode(SparseMode::kAuto);
+  std::mt19937_64 rng(8);
+  Case c;
+  c.c = 64;
+  c.m = 64;
+  c.h = c.w = 1;
+  c.k = 1;
+  c.pad = 0;
+  c.sparsity = 0.0;
+  Tensor x;
+  auto g = BuildCase(c, rng, &x);
+  const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
+  const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
+  EXPECT_NE(fast.impl.find("onednn_s8_exact"), std::string::npos) << fast.impl;
+  EXPECT_TRUE(SameBytes(ref.y, fast.y));
+}
+
 // An f32 output (the dequantized logits): neither int8 kernel writes f32;
 // the dot-product path (runtime/ops_quant_fast_ew.cc: vpdpbusd on VNNI,
 // else int16) runs, bit-exact. K = 40 (one padded 64-byte step), 200 (a
