@@ -350,23 +350,26 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // when the threads wait passively, docs/BENCHMARKS.md).
   std::atomic<int> packed[kMaxFlagThreads];
   const bool flags = !direct_ && split == Split::kPositions && threads <= kMaxFlagThreads;
+  // Per thread, the next of its calls to run (see "steal" below); one cache
+  // line each, or every call would move the line between the cores.
+  struct alignas(64) Counter {
+    std::atomic<int64_t> v{0};
+  };
+  Counter next_call[kMaxFlagThreads];
+  const bool steal = threads > 1 && threads <= kMaxFlagThreads;
 
   for (int64_t n = 0; n < batch_; ++n) {
     const float* xn = x + n * c * in_h_ * in_w_;
     float* yn = y + n * m * out_h_ * out_w_;
     for (int t = 0; flags && t < threads; ++t) packed[t].store(0, std::memory_order_relaxed);
+    for (int t = 0; steal && t < threads; ++t) next_call[t].v.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
     {
       const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-      int64_t r0 = 0, r1 = rows, q0 = 0, q1 = total;
       // The first plane row of thread t's positions (t = nt: past the end).
       auto row_start = [&](int t) -> int64_t {
         return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt) / pitch;
       };
-      if (nt > 1 && split == Split::kPositions) {
-        q0 = PositionSplit(total, tid, nt);
-        q1 = PositionSplit(total, tid + 1, nt);
-      }
       if (!direct_) {
         if (nt > 1 && split == Split::kPositions) {
           Pack(xn, scratch, 0, c, row_start(tid), row_start(tid + 1));
@@ -399,23 +402,43 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       a.x = direct_ ? xn : scratch;
       a.y = yn;
       a.residual = residual ? residual + (yn - y) : nullptr;
-      if (nt > 1 && split == Split::kRows) {
-        // Block-rows whose cumulative work starts in this thread's share.
-        const int64_t lo = work * tid / nt, hi = work * (tid + 1) / nt;
-        auto start_of = [&](int64_t target) {
-          int64_t r = 0;
-          while (r < rows && row_ptr[r] + r < target) ++r;
-          return r;
-        };
-        r0 = start_of(lo);
-        r1 = tid == nt - 1 ? rows : start_of(hi);
-      }
+      // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
+      // as `chunks` position chunks, each over every block-row of the share
+      // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)).
+      struct Share {
+        int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0;
+        int64_t calls() const { return chunks * (r1 - r0); }
+      };
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
       // 2 MB at 50% for one position), and in the same call the kernel
       // fuses such a tail into its full tiles.
-      auto chunk_end = [&](int64_t q) { return q1 - q < chunk + kChunkQuantum ? q1 : q + chunk; };
+      auto chunk_end = [&](const Share& sh, int64_t q) {
+        return sh.q1 - q < chunk + kChunkQuantum ? sh.q1 : q + chunk;
+      };
+      auto share_of = [&](int u) {
+        Share sh;
+        sh.r1 = rows;
+        sh.q1 = total;
+        if (nt > 1 && split == Split::kPositions) {
+          sh.q0 = PositionSplit(total, u, nt);
+          sh.q1 = PositionSplit(total, u + 1, nt);
+        } else if (nt > 1 && split == Split::kRows) {
+          // Block-rows whose cumulative work starts in this thread's share.
+          auto start_of = [&](int64_t target) {
+            int64_t r = 0;
+            while (r < rows && row_ptr[r] + r < target) ++r;
+            return r;
+          };
+          sh.r0 = start_of(work * u / nt);
+          sh.r1 = u == nt - 1 ? rows : start_of(work * (u + 1) / nt);
+        }
+        if (sh.r0 < sh.r1)
+          for (int64_t q = sh.q0; q < sh.q1; q = chunk_end(sh, q)) ++sh.chunks;
+        return sh;
+      };
+      const float* xs = direct_ ? xn : scratch;
       // Software pipelining over block-rows. In a model, a layer's weights
       // and input arrive from L3 or DRAM (the layers in between evicted
       // them), and the kernel's access pattern defeats the hardware
@@ -426,33 +449,54 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // weights and 1/rows of the next chunk's input into L2 (ResNet-50
       // at 50%, 1 thread, each sparse layer timed inside the model:
       // docs/BENCHMARKS.md "End-to-end block-sparse").
-      if (r0 < r1)
-        PrefetchL2(w.values() + int64_t{row_ptr[r0]} * block_floats,
-                   int64_t{row_ptr[r0 + 1] - row_ptr[r0]} * block_floats * 4);
-      const float* xs = direct_ ? xn : scratch;
-      for (int64_t q = q0; q < q1 && r0 < r1; q = a.q_end) {
-        a.q_begin = q;
-        a.q_end = chunk_end(q);
-        const int64_t nq0 = a.q_end, nq1 = nq0 < q1 ? chunk_end(nq0) : nq0;
-        wait_packed(a.q_end, nq0 >= q1);
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t rn = r + 1 < r1 ? r + 1 : r0;  // the next chunk starts over
-          const bool next_w = r + 1 < r1 || nq0 < nq1;
-          a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
-          a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
-          a.prefetch_x = nullptr;
-          if (nq0 < nq1) {
-            // Channels [cb, ce) of the next chunk: every stored plane, the
-            // chunk's positions plus the taps' reach.
-            const int64_t cb = c * (r - r0) / (r1 - r0), ce = c * (r + 1 - r0) / (r1 - r0);
-            a.prefetch_x = xs + cb * x_channel_stride_ + nq0;
-            a.prefetch_x_ranges = (ce - cb) * planes;
-            a.prefetch_x_stride = direct_ ? x_channel_stride_ : plane_floats;
-            a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
-          }
-          a.row_begin = r;
-          a.row_end = r + 1;
-          kernel_->fn(a);
+      auto run_call = [&](const Share& sh, int64_t k) {
+        const int64_t nr = sh.r1 - sh.r0, ci = k / nr, r = sh.r0 + k % nr;
+        const bool last_chunk = ci == sh.chunks - 1;
+        a.q_begin = sh.q0 + ci * chunk;
+        a.q_end = last_chunk ? sh.q1 : a.q_begin + chunk;
+        const int64_t nq0 = a.q_end, nq1 = last_chunk ? nq0 : chunk_end(sh, nq0);
+        wait_packed(a.q_end, last_chunk);
+        const int64_t rn = r + 1 < sh.r1 ? r + 1 : sh.r0;  // the next chunk starts over
+        const bool next_w = r + 1 < sh.r1 || nq0 < nq1;
+        a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
+        a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
+        a.prefetch_x = nullptr;
+        if (nq0 < nq1) {
+          // Channels [cb, ce) of the next chunk: every stored plane, the
+          // chunk's positions plus the taps' reach.
+          const int64_t cb = c * (r - sh.r0) / nr, ce = c * (r + 1 - sh.r0) / nr;
+          a.prefetch_x = xs + cb * x_channel_stride_ + nq0;
+          a.prefetch_x_ranges = (ce - cb) * planes;
+          a.prefetch_x_stride = direct_ ? x_channel_stride_ : plane_floats;
+          a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
+        }
+        a.row_begin = r;
+        a.row_end = r + 1;
+        kernel_->fn(a);
+      };
+      const Share mine = share_of(tid);
+      if (mine.r0 < mine.r1)
+        PrefetchL2(w.values() + int64_t{row_ptr[mine.r0]} * block_floats,
+                   int64_t{row_ptr[mine.r0 + 1] - row_ptr[mine.r0]} * block_floats * 4);
+      if (!steal) {
+        for (int64_t k = 0; k < mine.calls(); ++k) run_call(mine, k);
+      } else {
+        // Each thread takes its own calls in order from its counter; when
+        // done it takes the calls left on the other threads' counters (a
+        // thread the OS descheduled, a slower share), after every input
+        // copy is done. The calls and their chunk boundaries are the same
+        // whoever runs them, so results do not depend on who did.
+        for (int64_t k;
+             (k = next_call[tid].v.fetch_add(1, std::memory_order_relaxed)) < mine.calls();)
+          run_call(mine, k);
+        for (int d = 1; d < nt; ++d) {
+          const int u = (tid + d) % nt;
+          const Share other = share_of(u);
+          if (next_call[u].v.load(std::memory_order_relaxed) >= other.calls()) continue;
+          wait_packed(0, true);
+          for (int64_t k;
+               (k = next_call[u].v.fetch_add(1, std::memory_order_relaxed)) < other.calls();)
+            run_call(other, k);
         }
       }
     }

@@ -39,7 +39,11 @@
 // with at least 4 block-rows per thread, thread t takes a run of block-rows
 // holding ~1/T of the non-zero blocks (balanced by work, not by row count)
 // and the copy is split by channels; else the positions are split in
-// 16-position groups. Within a
+// 16-position groups. Each thread runs its share's kernel calls in order,
+// taking them from a counter; a thread done with its share takes the calls
+// left on the others' counters (one the OS descheduled on a busy machine),
+// with the same chunk boundaries, so the results do not depend on who ran
+// a call. Within a
 // thread, positions are walked in chunks sized so that the chunk's input
 // stays in L2 while every block-row of the thread passes over it, one
 // kernel call per block-row, each asked to prefetch the next block-row's
