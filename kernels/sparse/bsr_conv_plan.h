@@ -43,13 +43,12 @@
 // taking them from a counter; a thread done with its share takes the calls
 // left on the others' counters (one the OS descheduled on a busy machine),
 // with the same chunk boundaries, so the results do not depend on who ran
-// a call. Within a
-// thread, positions are walked in chunks sized so that the chunk's input
-// stays in L2 while every block-row of the thread passes over it, one
-// kernel call per block-row, each asked to prefetch the next block-row's
-// weights and a slice of the next chunk's input (BsrConvArgs::prefetch_*):
-// in a model both arrive from L3/DRAM in patterns the hardware prefetchers
-// miss.
+// a call. Within a thread, positions are walked in chunks sized so that the
+// chunk's input stays in L2 while every block-row of the thread passes over
+// it, one kernel call per block-row, each asked to prefetch the next
+// block-row's weights and a slice of the next chunk's input
+// (BsrConvArgs::prefetch_*): in a model both arrive from L3/DRAM in patterns
+// the hardware prefetchers miss.
 #pragma once
 
 #include <cstdint>
