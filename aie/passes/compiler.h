@@ -110,6 +110,11 @@ struct Layer {
   // Core buffer sizes (bytes, one half of ping/pong).
   int64_t in_bytes = 0, in2_bytes = 0, w_bytes = 0, out_bytes = 0, acc_bytes = 0;
   bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
+  // Core weights double-buffered across the layer's weight blocks (channel
+  // or width chunks; memplan, when the second half fits): chunk k+1's blob
+  // moves in while chunk k computes. CIN parts always have two halves.
+  bool w_double = false;
+  int64_t core_w_halves() const { return weights_per_iteration || w_double ? 2 : 1; }
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]

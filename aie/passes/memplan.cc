@@ -49,6 +49,38 @@ std::vector<int> WeightServers(const Target& t, int cols_used) {
   return server;
 }
 
+// Weight-server covers for the rows of a 2-D split: WeightServers' cover
+// first, then, when the memtiles it leaves unused form a cover of the same
+// size, that one too. Codegen gives the rows the covers in turn, so every
+// memtile's shim read channels carry a share of the weights (with one
+// cover, a 4-column array loads all weights through 2 of its 4 memtiles'
+// channels while the others idle, and weight-bound layers run at half the
+// DDR bandwidth). Each entry is, per core column, the serving memtile.
+std::vector<std::vector<int>> WeightServerSets(const Target& t, int cols_used) {
+  std::vector<std::vector<int>> sets{WeightServers(t, cols_used)};
+  const auto& mcols = t.memtile.columns;
+  std::vector<bool> used(mcols.size(), false);
+  for (int m : sets[0])
+    if (m >= 0) used[static_cast<size_t>(m)] = true;
+  const auto count = [](const std::vector<int>& v) {
+    std::vector<int> u(v);
+    std::sort(u.begin(), u.end());
+    return std::unique(u.begin(), u.end()) - u.begin();
+  };
+  std::vector<int> server(static_cast<size_t>(cols_used), -1);
+  for (int c = 0; c < cols_used;) {
+    int best = -1;
+    for (size_t i = 0; i < mcols.size(); ++i)
+      if (!used[i] && t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
+    if (best < 0) return sets;
+    for (int x = c; x < cols_used && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); ++x)
+      server[static_cast<size_t>(x)] = best;
+    while (c < cols_used && server[static_cast<size_t>(c)] >= 0) ++c;
+  }
+  if (count(server) == count(sets[0])) sets.push_back(std::move(server));
+  return sets;
+}
+
 // The memtile holding column c's activation slabs: the nearest one reaching it.
 int ActMemtile(const Target& t, int col) {
   const auto m = t.memtiles_for_column(col);
@@ -197,7 +229,16 @@ Status RunMemPlan(CompileState& s) {
     int64_t a = 0;
     l.core_in = a, a += 2 * l.in_bytes;
     l.core_in2 = a, a += 2 * l.in2_bytes;
-    l.core_w = a, a += (l.weights_per_iteration ? 2 : 1) * l.w_bytes;
+    // A second core weight half when the layer has more than one weight
+    // block and it fits beside the tile (pass 2 sized the tile without it).
+    {
+      int64_t wchunks = 0;
+      for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
+      const int64_t need = 2 * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
+      l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
+                   need <= t.core_buffer_bytes();
+    }
+    l.core_w = a, a += l.core_w_halves() * l.w_bytes;
     l.core_out = a, a += 2 * l.out_bytes;
     l.core_acc = a, a += l.acc_bytes;
     if (a > t.core_buffer_bytes())
