@@ -214,22 +214,33 @@ struct Gen {
       // Weight slab of `row` in the memtile (slot of the first served column in cout-only mode).
       const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) + l.mt_w +
                            2 * row * l.mt_w_bytes + wsel * l.mt_w_bytes;
-      Instruction lw;
-      lw.op = Opcode::kLoadW;
-      lw.layer = li;
-      lw.src = MemSpace::Ddr();
-      lw.src_ap = Contig(ws.addr + off, 0, 1, 1, bytes);
-      lw.dst = {MemSpace::Memtile(mt)};
-      lw.dst_ap = Contig(slab, 0, 1, 1, bytes);
-      b.instrs.push_back(lw);
-      Instruction wm;
-      wm.op = Opcode::kLoadWm;
-      wm.layer = li;
-      wm.src = MemSpace::Memtile(mt);
-      wm.src_ap = Contig(slab, 0, 1, 1, bytes);
-      wm.dst = cores;
-      wm.dst_ap = Contig(l.core_w + core_half, 0, 1, 1, bytes);
-      b.instrs.push_back(wm);
+      // The blob goes in two byte halves, one on each DDR read channel of
+      // the memtile and each input DMA channel of the cores, as an
+      // activation tile does (on one channel, a 32 KB blob would hold the
+      // COMPs back twice as long while the second channel idles).
+      const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0) continue;
+        Instruction lw;
+        lw.op = Opcode::kLoadW;
+        lw.layer = li;
+        lw.src = MemSpace::Ddr();
+        lw.src_ap = Contig(ws.addr + off + o, 0, 1, 1, n);
+        lw.dst = {MemSpace::Memtile(mt)};
+        lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
+        b.instrs.push_back(lw);
+      }
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0) continue;
+        Instruction wm;
+        wm.op = Opcode::kLoadWm;
+        wm.layer = li;
+        wm.src = MemSpace::Memtile(mt);
+        wm.src_ap = Contig(slab + o, 0, 1, 1, n);
+        wm.dst = cores;
+        wm.dst_ap = Contig(l.core_w + core_half + o, 0, 1, 1, n);
+        b.instrs.push_back(wm);
+      }
     }
     if (!in_loop) p.blocks.push_back(std::move(own));
   }
