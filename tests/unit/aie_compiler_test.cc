@@ -4,6 +4,7 @@
 // bytes, locks never block, MAC totals) on several targets, dense and sparse.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "aie/passes/compiler.h"
@@ -310,6 +311,51 @@ TEST(AieTimeline, ChannelsLocksAndPingPong) {
     }
     EXPECT_DOUBLE_EQ(tl.horizon(), l + iters * c);
   }
+}
+
+// With CIN parts, part p+1's input tile and weight blob go to the other
+// core half than part p's (by iteration, every part of an iteration would
+// share one half and wait for the previous part's COMP).
+TEST(AieCompiler, CinPartsAlternateInputAndWeightHalves) {
+  CompileState s = CompileOn(Sparse(), Target::Paper(2, 2));
+  ASSERT_TRUE(CheckProgram(s).ok());
+  int split_layers = 0;
+  for (const Layer& l : s.layers) {
+    if (l.parts < 2) continue;
+    ++split_layers;
+    for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+      std::map<MemSpace, const Instruction*> prev;  // the core's previous conv COMP in the block
+      for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs) {
+        if (in.op != Opcode::kComp || in.comp.kind != CompKind::kConv) continue;
+        const MemSpace core = in.cores.at(0);
+        if (const auto it = prev.find(core); it != prev.end()) {
+          const CompParams& a = it->second->comp;
+          EXPECT_NE(a.weights.addr, in.comp.weights.addr) << l.name;
+          EXPECT_NE(a.in.addr, in.comp.in.addr) << l.name;
+          EXPECT_NE(it->second->acquire.at(0).id, in.acquire.at(0).id) << l.name;
+        }
+        prev[core] = &in;
+      }
+    }
+  }
+  EXPECT_GT(split_layers, 0);
+}
+
+// The rows of a 2-D split take their weights from two disjoint server
+// covers in turn, so every memtile's DDR read channels carry weights (one
+// cover on 4 columns uses memtiles 1 and 3 only).
+TEST(AieCompiler, WeightLoadsUseEveryMemtile) {
+  CompileState s = CompileOn(Sparse(), Target::Paper(4, 4));
+  std::map<int, int64_t> bytes;
+  for (const Layer& l : s.layers) {
+    if (l.cout_only || l.rows_used < 2 || l.cols_used != 4) continue;
+    for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+      const Block& b = s.program.blocks[static_cast<size_t>(bi)];
+      for (const Instruction& in : b.instrs)
+        if (in.op == Opcode::kLoadW) bytes[in.dst.at(0).index] += in.bytes() * b.iterations;
+    }
+  }
+  for (int m = 0; m < 4; ++m) EXPECT_GT(bytes[m], 0) << "memtile " << m;
 }
 
 }  // namespace
