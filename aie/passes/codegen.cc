@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "aie/passes/compiler.h"
 
@@ -80,6 +81,9 @@ struct Gen {
   int li;
   std::vector<std::vector<int>> servers;  // weight-server covers, taken by the rows in turn
   int64_t wblocks = 0, w_half = 0;        // weight blocks emitted; the current one's half
+  // Kept CIN parts: the (row, blob offset, memtile, part) slabs loaded in chunk kept_chunk.
+  std::set<std::tuple<int, int64_t, int, int64_t>> kept_loaded;
+  int64_t kept_chunk = -1;
 
   const ActTensor& T(int i) const { return s.tensors[static_cast<size_t>(i)]; }
   int64_t SymAddr(int ti) const {
@@ -168,8 +172,16 @@ struct Gen {
           w_half = wblocks++ % 2;
           EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
         }
+        if (k != kept_chunk) kept_loaded.clear(), kept_chunk = k;
         const int64_t full = l.oh / l.oh_t, rem = l.oh % l.oh_t;
-        if (full > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, 0, l.oh_t, full));
+        // Kept CIN parts (Layer::w_kept) come from DDR in the chunk's first
+        // block only, part by part beside the input tiles (a block of every
+        // part's LOADW first would hold the first COMP back until all had
+        // arrived); the later blocks (and width chunks) only move them to
+        // the cores. So the first iteration is a block of its own.
+        const int64_t peel = l.weights_per_iteration && l.w_kept && full > 1 ? 1 : 0;
+        if (peel > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, 0, l.oh_t, 1));
+        if (full > peel) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, peel * l.oh_t, l.oh_t, full - peel));
         if (rem > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, full * l.oh_t, rem, 1));
       }
     }
@@ -182,8 +194,10 @@ struct Gen {
     return (ci * static_cast<size_t>(l.chunks) + static_cast<size_t>(k)) * static_cast<size_t>(l.parts) + static_cast<size_t>(part);
   }
 
-  // LOADW + LOADWM of chunk k, part `part` for every tile (into `block`, or a new 1-iteration block).
-  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop) {
+  // LOADW (`loads`) + LOADWM (`moves`) of chunk k, part `part` for every
+  // tile (into `in_loop`, or a new 1-iteration block).
+  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop, bool loads = true,
+                   bool moves = true) {
     Block own;
     own.label = fmt::format("{}.w{}", l.name, k);
     Block& b = in_loop ? *in_loop : own;
@@ -212,15 +226,18 @@ struct Gen {
       const auto [row, off, mt] = key;
       const int64_t bytes = sizes[key];
       // Weight slab of `row` in the memtile (slot of the first served column in cout-only mode).
+      // Kept CIN parts (Layer::w_kept) each have a slab of their own.
       const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) + l.mt_w +
-                           2 * row * l.mt_w_bytes + wsel * l.mt_w_bytes;
+                           (row * l.mt_w_slabs() + (l.w_kept ? part : wsel)) * l.mt_w_bytes;
+      // A kept part's blob is loaded from DDR once per chunk.
+      const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
       // The blob goes in two byte halves, one on each DDR read channel of
       // the memtile and each input DMA channel of the cores, as an
       // activation tile does (on one channel, a 32 KB blob would hold the
       // COMPs back twice as long while the second channel idles).
       const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
       for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
-        if (n <= 0) continue;
+        if (n <= 0 || !load) continue;
         Instruction lw;
         lw.op = Opcode::kLoadW;
         lw.layer = li;
@@ -231,7 +248,7 @@ struct Gen {
         b.instrs.push_back(lw);
       }
       for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
-        if (n <= 0) continue;
+        if (n <= 0 || !moves) continue;
         Instruction wm;
         wm.op = Opcode::kLoadWm;
         wm.layer = li;
@@ -583,7 +600,7 @@ Status RunCodegen(CompileState& s) {
         for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
-    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}};
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, 0, 0, {}, -1};
     WBS_RETURN_IF_ERROR(g.Emit());
   }
   return Status::Ok();

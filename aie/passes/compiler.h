@@ -115,6 +115,12 @@ struct Layer {
   // moves in while chunk k computes. CIN parts always have two halves.
   bool w_double = false;
   int64_t core_w_halves() const { return weights_per_iteration || w_double ? 2 : 1; }
+  // CIN parts: every part's blob stays in the memtile for the whole chunk
+  // (one LOADW per part and chunk before the rows, LOADWMs per iteration
+  // from there) instead of coming from DDR again every iteration; pass 2
+  // sets it when parts weight slabs per row fit the memtile.
+  bool w_kept = false;
+  int64_t mt_w_slabs() const { return w_kept ? std::max<int64_t>(2, parts) : 2; }
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]

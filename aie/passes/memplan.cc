@@ -90,7 +90,7 @@ int ActMemtile(const Target& t, int col) {
 }
 
 bool SharedInput(const Layer& l) { return l.kind == LayerKind::kConv && l.groups == 1; }
-int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out);
+int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out, int64_t w_slabs);
 
 // Slot of column c among the columns sharing its memtile (slabs are offset by slot * mt_col_bytes).
 int MemtileSlot(const Target& t, int col) {
@@ -248,10 +248,10 @@ Status RunMemPlan(CompileState& s) {
     int64_t m = 0;
     l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m, m += 2 * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
     l.mt_in2_bytes = l.in2_resident ? 0 : l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.mt_in2_bytes;
-    l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += 2 * l.rows_used * l.w_bytes;
+    l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += l.mt_w_slabs() * l.rows_used * l.w_bytes;
     l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.mt_out_bytes;
     l.mt_col_bytes = m;
-    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes))
+    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes, l.mt_w_slabs()))
       return Internal("{}: memtile footprint mismatch", l.name);
     m *= per_mt;
     if (m > t.memtile.bytes - l.mt_reserved) {
