@@ -16,13 +16,15 @@
 // R runs. Isolated timings miss cache reuse and include the one-node
 // session's layout conversions at its boundary, so they approximate each
 // node's share; the table also sums them per op type and implementation.
-// --samples prints every timed run ("sample<TAB>ms") for the caller's own
-// statistics.
+// Also "cpu_ms median=.. min=..": the process CPU time per run (robust to
+// preemption on a loaded machine at 1 thread). --samples prints every timed
+// run ("sample<TAB>wall ms<TAB>cpu ms") for the caller's own statistics.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,17 +55,30 @@ double Median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+// The process's CPU time (all threads), ms.
+double CpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return 1e3 * double(ts.tv_sec) + 1e-6 * double(ts.tv_nsec);
+}
+
+// `samples`: wall ms per run; `cpu`: process CPU ms per run (at 1 thread,
+// or with passive OpenMP waits, the work itself: on a loaded machine it
+// moves far less than the wall time, which includes preemption).
 Result<double> TimeRuns(runtime::Session& s, const std::vector<Tensor>& in, int warmup, int repeat,
-                        std::vector<double>* samples) {
+                        std::vector<double>* samples, std::vector<double>* cpu) {
   for (int r = 0; r < warmup; ++r) WBS_RETURN_IF_ERROR(s.Run(in).status());
-  std::vector<double> t;
+  std::vector<double> t, c;
   for (int r = 0; r < repeat; ++r) {
+    const double c0 = CpuMs();
     const auto t0 = std::chrono::steady_clock::now();
     WBS_RETURN_IF_ERROR(s.Run(in).status());
     const auto t1 = std::chrono::steady_clock::now();
+    c.push_back(CpuMs() - c0);
     t.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   if (samples) *samples = t;
+  if (cpu) *cpu = c;
   return Median(t);
 }
 
@@ -85,8 +100,8 @@ Status Main(const Flags& f) {
       inputs.push_back(std::move(x));
     }
   }
-  std::vector<double> samples;
-  WBS_ASSIGN_OR_RETURN(double med, TimeRuns(*session, inputs, f.warmup, f.repeat, &samples));
+  std::vector<double> samples, cpu;
+  WBS_ASSIGN_OR_RETURN(double med, TimeRuns(*session, inputs, f.warmup, f.repeat, &samples, &cpu));
   std::map<std::string, int> impls;
   for (const std::string& s : session->NodeImplementations()) {
     // "Op:impl[:kernel]" -> "Op impl".
@@ -99,8 +114,11 @@ Status Main(const Flags& f) {
   fmt::print("model {} threads {}\n", f.model, f.threads);
   fmt::print("latency_ms median={:.3f} min={:.3f} runs={}\n", med,
              *std::min_element(samples.begin(), samples.end()), samples.size());
+  fmt::print("cpu_ms median={:.3f} min={:.3f}\n", Median(cpu),
+             *std::min_element(cpu.begin(), cpu.end()));
   if (f.samples)
-    for (double s : samples) fmt::print("sample\t{:.4f}\n", s);
+    for (size_t i = 0; i < samples.size(); ++i)
+      fmt::print("sample\t{:.4f}\t{:.4f}\n", samples[i], cpu[i]);
   for (const auto& [k, c] : impls) fmt::print("impl\t{}\t{}\n", k, c);
   // Tensors the negotiation kept out of the plain layout (core/layout.h),
   // i.e. reorder pairs saved between operators.

@@ -122,11 +122,7 @@ void PrintJson(const SparsifyArgs& a, const sparse::SparsifyOptions& o,
 
 Status RunSparsify(const SparsifyArgs& a) {
   sparse::SparsifyOptions o;
-  WBS_ASSIGN_OR_RETURN(auto block, ParseBlockShape(a.block));
-  o.rules.block_rows = block.first;
-  o.rules.block_cols = block.second;
-  o.rules.include_first = a.include_first;
-  o.rules.exclude = a.exclude;
+  WBS_ASSIGN_OR_RETURN(o.rules, sparse::MakeLayerRules(a.block, a.include_first, a.exclude));
   WBS_ASSIGN_OR_RETURN(o.score, sparse::ParseScore(a.score));
   o.sparsity = a.sparsity;
   o.global = a.global;

@@ -33,22 +33,34 @@ bool LayoutFits(ActivationLayout layout, const Shape& shape) {
   return layout == ActivationLayout::kChannelsLast;
 }
 
-void PlainToQuad4(const uint8_t* x, uint8_t* y, int64_t images, int64_t channels, int64_t plane) {
+namespace {
+
+// Moves every group of 4 channel planes between plain (c, h, w) and
+// interleaved (h, w, c4) order; one loop for both directions.
+template <bool kToQuad>
+void CopyQuads(const uint8_t* x, uint8_t* y, int64_t images, int64_t channels, int64_t plane) {
   for (int64_t q = 0; q < images * channels / kQuad; ++q) {
     const uint8_t* s = x + q * kQuad * plane;
     uint8_t* d = y + q * kQuad * plane;
     for (int64_t i = 0; i < plane; ++i)
-      for (int64_t l = 0; l < kQuad; ++l) d[i * kQuad + l] = s[l * plane + i];
+      for (int64_t l = 0; l < kQuad; ++l) {
+        if constexpr (kToQuad) {
+          d[i * kQuad + l] = s[l * plane + i];
+        } else {
+          d[l * plane + i] = s[i * kQuad + l];
+        }
+      }
   }
 }
 
+}  // namespace
+
+void PlainToQuad4(const uint8_t* x, uint8_t* y, int64_t images, int64_t channels, int64_t plane) {
+  CopyQuads<true>(x, y, images, channels, plane);
+}
+
 void Quad4ToPlain(const uint8_t* x, uint8_t* y, int64_t images, int64_t channels, int64_t plane) {
-  for (int64_t q = 0; q < images * channels / kQuad; ++q) {
-    const uint8_t* s = x + q * kQuad * plane;
-    uint8_t* d = y + q * kQuad * plane;
-    for (int64_t i = 0; i < plane; ++i)
-      for (int64_t l = 0; l < kQuad; ++l) d[l * plane + i] = s[i * kQuad + l];
-  }
+  CopyQuads<false>(x, y, images, channels, plane);
 }
 
 }  // namespace wbs

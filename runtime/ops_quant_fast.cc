@@ -2,6 +2,9 @@
 // the reference operators of runtime/ops_quant.cc):
 //   - int8 block-sparse (kernels/sparse/s8_bsr_conv_plan.h) when the s8
 //     weight has all-zero 8x8 blocks and the cost rule below prefers it;
+//   - else, on AVX-512 VNNI, the same int8 plan on the dense weight (the
+//     VNNI kernel's dense rate is close to oneDNN's native int8, and kExact
+//     pays an s32 output and a separate epilogue: ~2x slower on ResNet-50);
 //   - else oneDNN int8 in kExact mode (kernels/dnnl/conv_s8.h: oneDNN only
 //     accumulates, our epilogue requantizes), which also takes grouped and
 //     depthwise convs;
@@ -25,6 +28,7 @@
 #include "runtime/ops_quant_fast.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +38,7 @@
 #include "kernels/dnnl/conv_s8.h"
 #include "kernels/sparse/s8_bsr_conv_plan.h"
 #include "kernels/sparse/s8_bsr_weight.h"
+#include "kernels/sparse/s8_dispatch.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
 #include "runtime/ops_nn_common.h"
@@ -84,6 +89,27 @@ bool AllStatic(const ir::ValueInfo& v) {
 
 bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
 
+// How a group-1 layer runs on the int8 plan (S8BsrConvPlan / S8BsrGemmPlan)
+// rather than oneDNN kExact.
+enum class PlanChoice { kNone, kSparse, kDense };
+
+// Whether the VNNI kernel runs the plan: its dense rate is 0.74-1.01x of
+// oneDNN's native int8 (docs/BENCHMARKS.md "Int8 block-sparse kernels", 0%
+// column), while kExact, the runtime's bit-exact oneDNN path, pays an s32
+// output and a separate scalar epilogue on top (ResNet-50's conv1: 0.75 ms
+// against the plan's ~0.36 at 1 thread). The AVX2 int8 kernel is not
+// competitive with oneDNN's dense AVX2 code, so below VNNI dense layers stay
+// on oneDNN.
+// A conv needs at least one full 16-position vector per image: the kernel's
+// lanes are output positions, so a 1x1-spatial conv (squeeze-excitation
+// style) would fill 1 of 16 lanes; not measured, so such layers stay on
+// oneDNN.
+bool PlanBeatsOneDnnWhenDense(const ks::S8BlockSparseWeight& w, int64_t positions) {
+  constexpr int64_t kMinPositions = 16;
+  return ks::S8ActiveIsa() >= ks::S8Isa::kAvx512Vnni && w.block_rows() > 0 && w.block_cols() > 0 &&
+         positions >= kMinPositions;
+}
+
 // Whether to run `w` block-sparse; logs the decision (info, -v).
 bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
   const SparseMode mode = CurrentSparseMode();
@@ -98,6 +124,20 @@ bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
                node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity(), k, est,
                sparse ? "sparse" : "dense", force ? " (WBS_SPARSE=1)" : "");
   return sparse;
+}
+
+// The plan choice for a group-1 layer: sparse by the cost rule above, else
+// the plan on its dense weight when it beats kExact (WBS_SPARSE=0 keeps
+// every layer on oneDNN).
+// `positions`: output positions per image for a conv; INT64_MAX for a Gemm,
+// whose kernel's lanes are weights, not positions.
+PlanChoice DecidePlan(const ir::Node& node, const ks::S8BlockSparseWeight& w, int64_t positions) {
+  if (DecideSparse(node, w)) return PlanChoice::kSparse;
+  if (CurrentSparseMode() == SparseMode::kOff || !PlanBeatsOneDnnWhenDense(w, positions))
+    return PlanChoice::kNone;
+  WBS_LOG_INFO("{}: int8 {:.1f}% zero blocks -> dense on the int8 plan (faster than oneDNN kExact)",
+               node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity());
+  return PlanChoice::kDense;
 }
 
 // QConv (conv = true) and QGemm. Gemm is the 1x1 conv of an [N, K, 1, 1]
@@ -162,7 +202,14 @@ class FastQLinearOp final : public Operator {
     if (p.group == 1 && CurrentSparseMode() != SparseMode::kOff) {
       Result<ks::S8BlockSparseWeight> bsr = ks::S8BlockSparseWeight::FromDense(
           w.data<int8_t>(), m, p.in_channels, kh, kw, kBlock, kBlock);
-      if (bsr.ok() && DecideSparse(node, *bsr)) {
+      int64_t positions = std::numeric_limits<int64_t>::max();
+      if (conv) {
+        positions = 1;
+        for (size_t d = 2; d < op->y_shape_.size(); ++d) positions *= op->y_shape_[d];
+      }
+      const PlanChoice choice = bsr.ok() ? DecidePlan(node, *bsr, positions) : PlanChoice::kNone;
+      if (choice != PlanChoice::kNone) {
+        op->impl_prefix_ = choice == PlanChoice::kSparse ? "sparse_s8:" : "dense_s8:";
         op->bsr_ = std::make_unique<ks::S8BlockSparseWeight>(std::move(bsr).value());
         Status st = op->BuildSparse(p, q);
         if (st.ok()) {
@@ -264,11 +311,11 @@ class FastQLinearOp final : public Operator {
           ks::S8BsrConvPlan plan,
           ks::S8BsrConvPlan::Create(p, *bsr_, q, S8LayoutOf(x_layout_), S8LayoutOf(y_layout_)));
       conv_plan_ = std::make_unique<ks::S8BsrConvPlan>(std::move(plan));
-      impl_ = std::string("sparse_s8:") + conv_plan_->kernel().name;
+      impl_ = impl_prefix_ + conv_plan_->kernel().name;
     } else {
       WBS_ASSIGN_OR_RETURN(ks::S8BsrGemmPlan plan, ks::S8BsrGemmPlan::Create(p.batch, *bsr_, q));
       gemm_plan_ = std::make_unique<ks::S8BsrGemmPlan>(std::move(plan));
-      impl_ = std::string("sparse_s8:") + gemm_plan_->kernel().name;
+      impl_ = impl_prefix_ + gemm_plan_->kernel().name;
     }
     return Status::Ok();
   }
@@ -290,7 +337,8 @@ class FastQLinearOp final : public Operator {
   Shape x_shape_, y_shape_;
   DType x_dtype_ = DType::kU8, y_dtype_ = DType::kU8;
   std::string impl_;
-  // Sparse path.
+  // Plan path ("sparse_s8:" or "dense_s8:" + the kernel's name in impl_).
+  std::string impl_prefix_ = "sparse_s8:";
   std::unique_ptr<ks::S8BlockSparseWeight> bsr_;  // the plans point into it
   std::unique_ptr<ks::S8BsrConvPlan> conv_plan_;
   std::unique_ptr<ks::S8BsrGemmPlan> gemm_plan_;

@@ -1,6 +1,7 @@
 #include "sparse/layers.h"
 
 #include <map>
+#include <utility>
 
 namespace wbs::sparse {
 namespace {
@@ -22,6 +23,17 @@ bool IsWeightedOp(const std::string& op) {
 }
 
 }  // namespace
+
+Result<LayerRules> MakeLayerRules(const std::string& block, bool include_first,
+                                  std::vector<std::string> exclude) {
+  WBS_ASSIGN_OR_RETURN(auto shape, ParseBlockShape(block));
+  LayerRules r;
+  r.block_rows = shape.first;
+  r.block_cols = shape.second;
+  r.include_first = include_first;
+  r.exclude = std::move(exclude);
+  return r;
+}
 
 Result<std::vector<Layer>> FindLayers(const ir::Graph& graph, const LayerRules& rules) {
   std::vector<std::regex> patterns;

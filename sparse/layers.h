@@ -36,6 +36,12 @@ struct LayerRules {
   std::vector<std::string> exclude;
 };
 
+// The rules of the command-line options shared by sparsify, finetune and
+// sensitivity: `block` as "RxC" (core/block_mask.h ParseBlockShape; errors
+// name the text), whether the first conv is included, the exclusion patterns.
+Result<LayerRules> MakeLayerRules(const std::string& block, bool include_first,
+                                  std::vector<std::string> exclude);
+
 struct Layer {
   ir::Node* node = nullptr;
   ir::Value* weight = nullptr;  // the constant's value (after Identity chains)

@@ -185,7 +185,11 @@ Status CheckResident(const CompileState& s) {
     }
     for (size_t j = i + 1; j < s.tensors.size(); ++j) {
       const ActTensor& y = s.tensors[j];
-      if (y.resident && x.res_first <= y.res_last && y.res_first <= x.res_last && x.mt_addr < y.mt_addr + y.mt_bytes &&
+      // A fused Add's output in place of its other input (fusion.cc): the
+      // same region, handed over in the Add's layer, the input's last.
+      const bool in_place = y.in_place_of == static_cast<int>(i) && x.res_last == y.res_first && x.mt_addr == y.mt_addr &&
+                            x.mt_w == y.mt_w && x.res_x0 == y.res_x0;
+      if (y.resident && !in_place && x.res_first <= y.res_last && y.res_first <= x.res_last && x.mt_addr < y.mt_addr + y.mt_bytes &&
           y.mt_addr < x.mt_addr + x.mt_bytes)
         return Internal("resident {} and {} overlap in the memtile while both live", x.name, y.name);
     }

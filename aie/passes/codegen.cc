@@ -10,9 +10,9 @@
 // With CIN parts the input and weight halves alternate by part, not by
 // iteration, so part p+1's tile and blob move in while part p computes;
 // weight blocks of successive chunks alternate memtile halves (and core
-// halves when memplan found room: Layer::w_double); the rows of a 2-D split
-// take their weights from the weight-server covers in turn, so every
-// memtile's DDR read channels carry a share of the weights.
+// halves when memplan found room: Layer::w_double); kept CIN parts
+// (Layer::w_kept) load from DDR in the chunk's first iteration only. A
+// weight blob goes in two byte halves over both channels of each link.
 // Output rows that do not fill a whole iteration get a second block of one
 // iteration with the remainder.
 #include <fmt/format.h>
@@ -28,7 +28,8 @@ namespace wbs::aie {
 
 void ChunkRows(const Layer& l, const CoreWork& w, int64_t k, int64_t* first, int64_t* last);
 void PartChannels(const Layer& l, int64_t p, int64_t* k0, int64_t* k1);
-std::vector<std::vector<int>> WeightServerSets(const Target& t, int cols_used);
+std::vector<int> WeightServers(const Target& t, int cols_used);
+std::vector<int> MirroredServers(const Target& t, int cols_used);
 int ActMemtile(const Target& t, int col);
 int MemtileSlot(const Target& t, int col);
 bool SharedInput(const Layer& l);
@@ -79,8 +80,8 @@ struct Gen {
   Program& p;
   Layer& l;
   int li;
-  std::vector<std::vector<int>> servers;  // weight-server covers, taken by the rows in turn
-  int64_t wblocks = 0, w_half = 0;        // weight blocks emitted; the current one's half
+  std::vector<int> servers, servers_r;  // memtile per column, greedy from the left / from the right
+  int64_t wblocks = 0, w_half = 0;      // weight blocks emitted; the current one's half
   // Kept CIN parts: the (row, blob offset, memtile, part) slabs loaded in chunk kept_chunk.
   std::set<std::tuple<int, int64_t, int, int64_t>> kept_loaded;
   int64_t kept_chunk = -1;
@@ -91,6 +92,23 @@ struct Gen {
     return p.symbols[static_cast<size_t>(x.symbol)].addr + x.ddr_offset;
   }
   int64_t MtBase(int col) const { return MemtileSlot(t, col) * l.mt_col_bytes; }
+
+  // With channels over every core each column reads the whole input, so
+  // one LOAD into a memtile can feed the cores of every column it reaches
+  // (one broadcast LOADFM, as the weights go along a row in the 2-D split):
+  // the input comes from DDR once per serving memtile instead of once per
+  // column. The two channel halves of the tile go through two disjoint
+  // sets of serving memtiles (greedy from the left and from the right:
+  // memtiles 1, 3 and 0, 2 on 4 columns), so every shim carries its share
+  // of the input next to its column's weights. Needs one memtile per
+  // column (a server's slab is its own column's).
+  bool SpreadInput() const {
+    return l.spread_input && l.cout_only && SharedInput(l) && !l.in_resident && t.num_memtiles() == t.cols && l.cols_used > 1;
+  }
+  // The column whose memtile slab holds channel half `half` of column col's input.
+  int InputColumn(int col, int half) const {
+    return t.memtile.columns[static_cast<size_t>((half == 0 ? servers : servers_r)[static_cast<size_t>(col)])];
+  }
 
   // The DDR pattern of tensor ti: channels [c0, c0 + cn), rows from y0
   // (stepping ystep per iteration), cols from x0; with bounds when `bounded`.
@@ -140,7 +158,8 @@ struct Gen {
       l.num_blocks = 0;
       return Status::Ok();
     }
-    servers = WeightServerSets(t, l.cols_used);
+    servers = WeightServers(t, l.cols_used);
+    servers_r = MirroredServers(t, l.cols_used);
     const int64_t unit = l.kind == LayerKind::kConv ? l.br : 1;
     int64_t wchunks = 0;
     for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, CeilDiv(w.x1 - w.x0, l.ow_t));
@@ -216,8 +235,12 @@ struct Gen {
     std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
     for (const CoreTile& ct : tiles) {
       const size_t bi = BlobIndex(ct.w, k, part);
+      // 2-D split: every row's blob goes to every column, through two
+      // memtiles on 4 columns; odd rows use the mirrored servers, so the
+      // copies spread over every shim instead of two (memtiles 1, 3 for
+      // even rows, 0, 2 for odd ones).
       const int mt = l.cout_only ? ActMemtile(t, ct.w->col)
-                                 : servers[static_cast<size_t>(ct.w->row) % servers.size()][static_cast<size_t>(ct.w->col)];
+                                 : (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
       const auto key = std::make_tuple(ct.w->row, l.blob_offset[bi], mt);
       groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
       sizes[key] = static_cast<int64_t>(l.blobs[bi].size());
@@ -285,8 +308,14 @@ struct Gen {
       int64_t k0 = 0, k1 = 0;
       if (l.kind == LayerKind::kConv) PartChannels(l, part, &k0, &k1);
       // Inputs: one slab per column (shared) or per core.
+      // Spread (channels over every core): one slab per serving memtile
+      // and channel half, key (server column, -1 - half).
       std::map<std::pair<int, int>, std::vector<const CoreTile*>> slabs;  // (col, row or -1)
-      for (const CoreTile& ct : tiles) slabs[{ct.w->col, SharedInput(l) ? -1 : ct.w->row}].push_back(&ct);
+      const bool spread = SpreadInput();
+      for (int half = 0; half < (spread ? 2 : 1); ++half)
+        for (const CoreTile& ct : tiles)
+          slabs[{spread ? InputColumn(ct.w->col, half) : ct.w->col, spread ? -1 - half : SharedInput(l) ? -1 : ct.w->row}]
+              .push_back(&ct);
       for (const auto& [key, group] : slabs) {
         const CoreTile& ct = *group.front();
         const int col = key.first;
@@ -352,7 +381,16 @@ struct Gen {
           }
           continue;
         }
-        if (cin >= 2) {
+        if (spread) {
+          // This slab's channel half only: the first half takes each core's
+          // buffer, the second hands it on (a 1-channel tile goes whole).
+          const int half = -1 - key.second;
+          const int64_t h = cin >= 2 ? cin / 2 : cin;
+          if (half == 1 && cin < 2) continue;
+          const int64_t c0 = half == 0 ? 0 : h, cn = half == 0 ? h : cin - h;
+          b.instrs.push_back(ChannelSlice(ld, c0, cn, true, true));
+          b.instrs.push_back(ChannelSlice(fm, c0, cn, half == 0, half == 1 || cin < 2));
+        } else if (cin >= 2) {
           const int64_t h = cin / 2;
           b.instrs.push_back(ChannelSlice(ld, 0, h, true, true));
           b.instrs.push_back(ChannelSlice(ld, h, cin - h, true, true));
@@ -600,7 +638,7 @@ Status RunCodegen(CompileState& s) {
         for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
-    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, 0, 0, {}, -1};
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1};
     WBS_RETURN_IF_ERROR(g.Emit());
   }
   return Status::Ok();

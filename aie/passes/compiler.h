@@ -60,6 +60,10 @@ struct ActTensor {
   int64_t mt_addr = 0, mt_w = 0, mt_bytes = 0;
   int res_first = -1, res_last = -1;
   std::vector<int64_t> res_x0;
+  // A fused Add's output written in place over its other input's region
+  // (that input's last use; the Add is element-wise, tile by tile at the
+  // same positions, each tile read before it is overwritten): that tensor's index.
+  int in_place_of = -1;
 };
 
 // One core's share of a layer.
@@ -99,6 +103,9 @@ struct Layer {
 
   // ---- subvolume + split (passes 2, 3, 4) ----
   bool cout_only = false;     // every core its own channel group (no width split)
+  // cout_only, DDR-read bound: the input tile loaded once per serving
+  // memtile and broadcast to every column it reaches (codegen SpreadInput).
+  bool spread_input = false;
   int rows_used = 0, cols_used = 0;
   std::vector<CoreWork> cores;
   int64_t mt_rows = 0;        // channel chunk per core, in block rows (conv) or channels
@@ -168,6 +175,11 @@ struct CompileOptions {
   // Memtile bytes per column always left to a layer's own slabs (the rest
   // may hold resident activations).
   int64_t min_slab_bytes = 160 * 1024;
+  // Input spreading for channels-over-every-core layers (codegen
+  // SpreadInput): by layer name, forced on (true) or off (false); others
+  // by pass 2's cost. Compile() fills it from its trial compiles.
+  std::map<std::string, bool> spread_input;
+  bool try_spread = true;  // Compile(): compare with and without spreading, per layer
 };
 
 struct CompileState {

@@ -70,6 +70,7 @@ void PlanResidency(CompileState& s, bool enable) {
     x.mt_addr = x.mt_w = x.mt_bytes = 0;
     x.res_first = x.res_last = -1;
     x.res_x0.clear();
+    x.in_place_of = -1;
   }
   const Target& t = s.target;
   if (!enable) return;
@@ -92,7 +93,15 @@ void PlanResidency(CompileState& s, bool enable) {
     int64_t off, end;  // offsets from the top of the memtile
   };
   std::vector<Placed> placed;
-  for (size_t ti = 0; ti < s.tensors.size(); ++ti) {
+  std::vector<int> placed_of(s.tensors.size(), -1);  // tensor -> its entry in `placed`
+  // Largest first (first fit decreasing): a large tensor saves as much
+  // DDR traffic per byte as a small one but fragments worse when placed
+  // late. Equal sizes keep program order (an in-place Add output after the
+  // input it replaces).
+  std::vector<size_t> order(s.tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
+  for (const size_t ti : order) {
     ActTensor& x = s.tensors[ti];
     if (x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) || x.producer < 0 || x.consumers.empty()) continue;
     const Layer& prod = s.layers[static_cast<size_t>(x.producer)];
@@ -115,7 +124,11 @@ void PlanResidency(CompileState& s, bool enable) {
         last = std::max(last, cl.fused_into);
         continue;
       }
-      if (cl.kind != LayerKind::kConv || cl.groups != 1 || cl.inputs[0] != static_cast<int>(ti) || cl.prefers_cout_only) {
+      // Convs (any groups) and pools read their input tile alike (one
+      // window of rows x columns per slab); Add and Rescale layers read
+      // theirs as a second tile, not handled here.
+      const bool windowed = cl.kind == LayerKind::kConv || cl.kind == LayerKind::kMaxPool || cl.kind == LayerKind::kAvgPool;
+      if (!windowed || cl.inputs[0] != static_cast<int>(ti) || cl.prefers_cout_only) {
         ok = false;
         break;
       }
@@ -143,18 +156,49 @@ void PlanResidency(CompileState& s, bool enable) {
       mw = std::max(mw, x.w * (c + 1) / pc - x.w * c / pc);
     }
     const int64_t bytes = (x.c * x.h * mw + 63) / 64 * 64;
-    // First fit (from the top) among the regions live at the same time.
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (const Placed& q : placed)
-      if (q.first <= last && p <= q.last) busy.emplace_back(q.off, q.end);
-    std::sort(busy.begin(), busy.end());
-    int64_t off = 0;
-    for (const auto& b : busy) {
-      if (off + bytes <= b.first) break;
-      off = std::max(off, b.second);
+    // A fused Add's output takes its other input's region when that input
+    // is resident, laid out alike and dies in the Add: the Add reads each
+    // tile of it right before writing the same positions of the output
+    // (the residual shortcut of a bottleneck block then needs one region,
+    // not two, while conv3 runs).
+    int in_place = -1;
+    if (prod.fused_into >= 0) {
+      const int other = prod.inputs[0] == pl.output ? prod.inputs[1] : prod.inputs[0];
+      const ActTensor& o = s.tensors[static_cast<size_t>(other)];
+      const int e = placed_of[static_cast<size_t>(other)];
+      if (o.resident && e >= 0 && o.res_last == p && o.c == x.c && o.h == x.h && o.w == x.w && o.res_x0 == x0 &&
+          o.mt_bytes == bytes) {
+        in_place = other;
+        for (size_t qi = 0; qi < placed.size(); ++qi) {
+          const Placed& q = placed[qi];
+          if (static_cast<int>(qi) != e && q.first <= last && p < q.last && q.off < placed[static_cast<size_t>(e)].end &&
+              placed[static_cast<size_t>(e)].off < q.end)
+            in_place = -1;  // the region is taken after the Add
+        }
+      }
     }
-    if (off + bytes > cap) continue;
-    placed.push_back({p, last, off, off + bytes});
+    int64_t off = 0;
+    if (in_place >= 0) {
+      // One region for the whole chain of block outputs (each in place of the last).
+      placed_of[ti] = placed_of[static_cast<size_t>(in_place)];
+      Placed& q = placed[static_cast<size_t>(placed_of[ti])];
+      q.last = std::max(q.last, last);
+      off = q.off;
+      x.in_place_of = in_place;
+    } else {
+      // First fit (from the top) among the regions live at the same time.
+      std::vector<std::pair<int64_t, int64_t>> busy;
+      for (const Placed& q : placed)
+        if (q.first <= last && p <= q.last) busy.emplace_back(q.off, q.end);
+      std::sort(busy.begin(), busy.end());
+      for (const auto& b : busy) {
+        if (off + bytes <= b.first) break;
+        off = std::max(off, b.second);
+      }
+      if (off + bytes > cap) continue;
+      placed_of[ti] = static_cast<int>(placed.size());
+      placed.push_back({p, last, off, off + bytes});
+    }
     x.resident = true;
     x.mt_addr = t.memtile.bytes - off - bytes;
     x.mt_w = mw;
@@ -194,8 +238,9 @@ std::string DumpFusion(const CompileState& s) {
   }
   for (const ActTensor& t : s.tensors)
     if (t.resident)
-      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}\n", t.name, t.mt_addr, t.mt_addr + t.mt_bytes,
-                       s.layers[static_cast<size_t>(t.res_first)].name, s.layers[static_cast<size_t>(t.res_last)].name);
+      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}{}\n", t.name, t.mt_addr, t.mt_addr + t.mt_bytes,
+                       s.layers[static_cast<size_t>(t.res_first)].name, s.layers[static_cast<size_t>(t.res_last)].name,
+                       t.in_place_of >= 0 ? " in place of " + s.tensors[static_cast<size_t>(t.in_place_of)].name : "");
   for (const ActTensor& t : s.tensors)
     if (t.alias_of >= 0) r += fmt::format("alias {} -> {} at channel {}\n", t.name, s.tensors[static_cast<size_t>(t.alias_of)].name, t.channel_offset);
   return r;

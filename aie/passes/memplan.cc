@@ -49,36 +49,21 @@ std::vector<int> WeightServers(const Target& t, int cols_used) {
   return server;
 }
 
-// Weight-server covers for the rows of a 2-D split: WeightServers' cover
-// first, then, when the memtiles it leaves unused form a cover of the same
-// size, that one too. Codegen gives the rows the covers in turn, so every
-// memtile's shim read channels carry a share of the weights (with one
-// cover, a 4-column array loads all weights through 2 of its 4 memtiles'
-// channels while the others idle, and weight-bound layers run at half the
-// DDR bandwidth). Each entry is, per core column, the serving memtile.
-std::vector<std::vector<int>> WeightServerSets(const Target& t, int cols_used) {
-  std::vector<std::vector<int>> sets{WeightServers(t, cols_used)};
-  const auto& mcols = t.memtile.columns;
-  std::vector<bool> used(mcols.size(), false);
-  for (int m : sets[0])
-    if (m >= 0) used[static_cast<size_t>(m)] = true;
-  const auto count = [](const std::vector<int>& v) {
-    std::vector<int> u(v);
-    std::sort(u.begin(), u.end());
-    return std::unique(u.begin(), u.end()) - u.begin();
-  };
+// As WeightServers, greedy from the right (the memtile furthest left that
+// still reaches the rightmost unserved column): on 4 columns memtiles 2
+// and 0 where WeightServers picks 1 and 3.
+std::vector<int> MirroredServers(const Target& t, int cols_used) {
   std::vector<int> server(static_cast<size_t>(cols_used), -1);
-  for (int c = 0; c < cols_used;) {
+  const auto& mcols = t.memtile.columns;
+  for (int c = cols_used - 1; c >= 0;) {
     int best = -1;
-    for (size_t i = 0; i < mcols.size(); ++i)
-      if (!used[i] && t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
-    if (best < 0) return sets;
-    for (int x = c; x < cols_used && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); ++x)
-      server[static_cast<size_t>(x)] = best;
-    while (c < cols_used && server[static_cast<size_t>(c)] >= 0) ++c;
+    for (size_t i = mcols.size(); i-- > 0;)
+      if (t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
+    if (best < 0) return WeightServers(t, cols_used);
+    for (int x = c; x >= 0 && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); --x) server[static_cast<size_t>(x)] = best;
+    while (c >= 0 && server[static_cast<size_t>(c)] >= 0) --c;
   }
-  if (count(server) == count(sets[0])) sets.push_back(std::move(server));
-  return sets;
+  return server;
 }
 
 // The memtile holding column c's activation slabs: the nearest one reaching it.

@@ -31,17 +31,65 @@ const std::vector<std::string>& PassNames() {
   return names;
 }
 
+namespace {
+Status RunPasses(CompileState& s, const std::string& print_after, std::string* printed) {
+  for (const Pass& p : kPasses) {
+    Status st = p.run(s);
+    if (!st.ok()) return st.WithContext(fmt::format("aie pass {}", p.name));
+    if (printed && print_after == p.name) *printed += p.dump(s);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Status Compile(CompileState& s, const std::string& print_after, std::string* printed) {
   if (!print_after.empty()) {
     bool known = false;
     for (const Pass& p : kPasses) known |= print_after == p.name;
     if (!known) return InvalidArgument("--print-after: unknown pass '{}' (passes: {})", print_after, fmt::join(PassNames(), ", "));
   }
-  for (const Pass& p : kPasses) {
-    Status st = p.run(s);
-    if (!st.ok()) return st.WithContext(fmt::format("aie pass {}", p.name));
-    if (printed && print_after == p.name) *printed += p.dump(s);
+  const CompileOptions opts = s.options;
+  std::string text;
+  WBS_RETURN_IF_ERROR(RunPasses(s, print_after, &text));
+  // Spreading a channels-over-every-core layer's input (one LOAD per
+  // serving memtile, broadcast to several columns) cuts its DDR reads, but
+  // the broadcast makes the cores of those columns wait for each other
+  // every CIN part, which the cost of pass 2 does not see: where pass 2
+  // chose it, compile again without it, and once more with each layer's
+  // faster choice (layers' times are nearly additive); keep the fastest.
+  bool any = false;
+  for (const Layer& l : s.layers) any |= l.spread_input;
+  if (opts.try_spread && any) {
+    auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
+      r->target = s.target;
+      r->graph = s.graph;
+      r->options = opts;
+      r->options.try_spread = false;
+      for (const auto& [k, v] : forced) r->options.spread_input[k] = v;
+      return RunPasses(*r, print_after, t);
+    };
+    std::map<std::string, bool> off;
+    for (const Layer& l : s.layers)
+      if (l.spread_input) off[l.name] = false;
+    CompileState b;
+    std::string tb;
+    WBS_RETURN_IF_ERROR(trial(off, &b, &tb));
+    std::map<std::string, bool> mixed;
+    bool differs = false;
+    for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i) {
+      const Layer& l = s.layers[i];
+      if (!l.spread_input) continue;
+      mixed[l.name] = l.time_s < b.layers[i].time_s;
+      differs |= mixed[l.name];
+    }
+    CompileState c;
+    std::string tc;
+    const bool tried_c = differs && mixed.size() > 1;
+    if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
+    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+    if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
   }
+  if (printed) *printed += text;
   return Status::Ok();
 }
 

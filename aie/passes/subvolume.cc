@@ -111,6 +111,7 @@ Status TileLayers(CompileState& s) {
       Sizes z;
       bool cout_only = false;
       bool w_kept = false;
+      bool spread = false;
     };
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
@@ -130,6 +131,11 @@ Status TileLayers(CompileState& s) {
     const int64_t cap_w = cout_only ? l.ow : CeilDiv(l.ow, cols_used);
     // Weight broadcast: 2-D loads each row's blob into every serving memtile.
     const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
+    // Channels over every core: every column reads the whole input, from
+    // DDR once per serving memtile (codegen InputColumn; needs one memtile
+    // per column) or per column.
+    const bool can_spread = cout_only && SharedInput(l) && t.num_memtiles() == t.cols && cols_used > 1;
+    const int64_t spread_copies = CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
     const ActTensor& x = s.tensors[static_cast<size_t>(l.inputs[0])];
     const int64_t cpg = l.kind == LayerKind::kConv ? l.c / l.groups : 1;
     const double density = l.macs_dense > 0 ? static_cast<double>(l.macs) / l.macs_dense : 1.0;
@@ -191,14 +197,27 @@ Status TileLayers(CompileState& s) {
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
           const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
-          const double in_total = (l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks * (cout_only ? cols_used : 1)) +
-                                  static_cast<double>(shortcut_bytes);
+          const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks;
+          const double in_total = in_once * (cout_only ? cols_used : 1) + static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
           const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
           const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
-          const double cost = std::max({core_cost, (w_total + in_total) / rd_rate, l.out_resident ? 0.0 : y.bytes() / out_rate});
-          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept};
+          const double wr_cost = l.out_resident ? 0.0 : y.bytes() / out_rate;
+          double cost = std::max({core_cost, (w_total + in_total) / rd_rate, wr_cost});
+          // Channels over every core, DDR-read bound: the input once per
+          // serving memtile (codegen SpreadInput). Not when compute or the
+          // writes bind: the broadcast to every column's cores makes them
+          // wait for each other (measured: VGG-16's compute-bound 14x14
+          // layers 3-8% slower with it).
+          bool spread = false;
+          const auto forced = s.options.spread_input.find(l.name);
+          if (can_spread && (forced != s.options.spread_input.end() ? forced->second
+                                                                     : (w_total + in_total) / rd_rate > std::max(core_cost, wr_cost))) {
+            spread = true;
+            cost = std::max({core_cost, (w_total + in_total - in_once * (cols_used - spread_copies)) / rd_rate, wr_cost});
+          }
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread};
         }
       }
     }
@@ -226,6 +245,7 @@ Status TileLayers(CompileState& s) {
       l.weights_per_iteration = pick.parts > 1;
       l.cout_only = pick.cout_only;
       l.w_kept = pick.w_kept;
+      l.spread_input = pick.spread;
     }
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
@@ -264,7 +284,7 @@ std::string DumpSubvolume(const CompileState& s) {
   for (const Layer& l : s.layers) {
     r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}\n",
                      l.name, l.mt_rows, l.ow_t, l.oh_t, l.ct, l.parts, l.in_bytes, l.in2_bytes, l.w_bytes,
-                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? "  cout-only" : "");
+                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? (l.spread_input ? "  cout-only spread" : "  cout-only") : "");
   }
   return r;
 }

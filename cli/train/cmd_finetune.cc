@@ -121,11 +121,7 @@ Status RunFinetune(const FinetuneArgs& a) {
   // Method options.
   train::MethodOptions mo;
   WBS_ASSIGN_OR_RETURN(mo.method, train::ParseMethod(a.method));
-  WBS_ASSIGN_OR_RETURN(auto block, ParseBlockShape(a.block));
-  mo.rules.block_rows = block.first;
-  mo.rules.block_cols = block.second;
-  mo.rules.include_first = a.include_first;
-  mo.rules.exclude = a.exclude;
+  WBS_ASSIGN_OR_RETURN(mo.rules, sparse::MakeLayerRules(a.block, a.include_first, a.exclude));
   WBS_ASSIGN_OR_RETURN(mo.score, sparse::ParseScore(a.score));
   mo.bn_scaled_scores = a.bn_scaled_scores;
   mo.select.sparsity = a.sparsity;
@@ -185,8 +181,8 @@ Status RunFinetune(const FinetuneArgs& a) {
   }
   train::ModuleOptions modopt;
   modopt.device = o.device;
-  modopt.block_rows = block.first;
-  modopt.block_cols = block.second;
+  modopt.block_rows = mo.rules.block_rows;
+  modopt.block_cols = mo.rules.block_cols;
   WBS_ASSIGN_OR_RETURN(auto module, train::GraphModule::Create(*graph, modopt));
   if (!a.checkpoint.empty()) {
     WBS_RETURN_IF_ERROR(train::LoadCheckpoint(a.checkpoint, *module, nullptr).status());

@@ -69,11 +69,7 @@ nlohmann::json EvalJson(const train::EvalResult& r) {
 Status RunSensitivity(const SensitivityArgs& a) {
   train::SensitivityOptions so;
   WBS_ASSIGN_OR_RETURN(so.levels, ParseLevels(a.levels));
-  WBS_ASSIGN_OR_RETURN(auto block, ParseBlockShape(a.block));
-  so.rules.block_rows = block.first;
-  so.rules.block_cols = block.second;
-  so.rules.include_first = a.include_first;
-  so.rules.exclude = a.exclude;
+  WBS_ASSIGN_OR_RETURN(so.rules, sparse::MakeLayerRules(a.block, a.include_first, a.exclude));
   WBS_ASSIGN_OR_RETURN(so.score, sparse::ParseScore(a.score));
   so.keep_channels = a.keep_channels;
   so.max_images = a.max_images;
@@ -106,8 +102,8 @@ Status RunSensitivity(const SensitivityArgs& a) {
     WBS_ASSIGN_OR_RETURN(graph, zoo::BuildModel(a.model, zo));
   }
   train::ModuleOptions mo;
-  mo.block_rows = block.first;
-  mo.block_cols = block.second;
+  mo.block_rows = so.rules.block_rows;
+  mo.block_cols = so.rules.block_cols;
   WBS_ASSIGN_OR_RETURN(auto module, train::GraphModule::Create(*graph, mo));
   if (!a.checkpoint.empty()) {
     WBS_RETURN_IF_ERROR(train::LoadCheckpoint(a.checkpoint, *module, nullptr).status());

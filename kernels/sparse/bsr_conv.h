@@ -99,9 +99,14 @@ struct PackPlaneArgs {
   int64_t dst_channel_stride = 0;
   int64_t rows = 0, cols = 0, sy = 1, sx = 1, row_off = 0, col_off = 0;
   int64_t c_begin = 0, c_end = 0;
-  // sx == 2 only, optional: also write the plane of the next column phase
-  // (col_off + 1) here, from the same loads (a stride-2 input is read once).
+  // Optional: also write the plane of col_off + 1 (dst_odd) and of
+  // col_off - 1 (dst_prev) here, from the same loads. Stride 2: the next
+  // column phase, and the odd phase one column to the right; stride 1: this
+  // plane one column to the left / right. So the shifted planes of a 3x3
+  // conv (kernel columns 0, 1, 2 = col_off - 1, col_off, col_off + 1) come
+  // from one pass over the input.
   float* dst_odd = nullptr;
+  float* dst_prev = nullptr;
 };
 using PackPlaneFn = void (*)(const PackPlaneArgs&);
 void f32_pack_plane__ref(const PackPlaneArgs& a);

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <type_traits>
 
 #include "kernels/sparse/bsr_conv.h"
 
@@ -530,7 +531,7 @@ void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
 }
 
 void f32_pack_plane__avx512(const PackPlaneArgs& a) {
-  if ((a.sx != 1 && a.sx != 2) || (a.dst_odd && a.sx != 2)) return f32_pack_plane__ref(a);
+  if (a.sx != 1 && a.sx != 2) return f32_pack_plane__ref(a);
   // Stride-2 columns: the even (odd) lanes of two consecutive source vectors.
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -562,34 +563,83 @@ void f32_pack_plane__avx512(const PackPlaneArgs& a) {
         k.hi = RangeMask(-k.base - kLanes, std::min(w - k.base, need) - kLanes);
       }
     }
+    // dst_prev: the odd lanes stored one column to the right (lane l is
+    // column col + 1 + l, kept while inside the row); its column 0 is a
+    // scalar per row (first segment only).
+    __mmask16 prev_store[kSeg];
+    for (int i = 0; i < n; ++i) prev_store[i] = TailMask(a.cols - ch[i].col - 1);
+    const int64_t prev_col0 = a.col_off - 1;
+    const bool prev_col0_in = prev_col0 >= 0 && prev_col0 < w;
+    // dst_odd with stride 1: lane l is column col - 1 + l, for columns
+    // [0, cols - 1); the last column reads source column odd_last.
+    __mmask16 odd_store[kSeg];
+    for (int i = 0; i < n; ++i)
+      odd_store[i] = RangeMask(ch[i].col == 0 ? 1 : 0, a.cols - ch[i].col);
+    const int64_t odd_last = a.cols + a.col_off;
+    const bool odd_last_in = odd_last >= 0 && odd_last < w;
     for (int64_t c = a.c_begin; c < a.c_end; ++c) {
       const float* src = a.x + c * a.in_h * a.in_w;
       float* dst = a.dst + c * a.dst_channel_stride;
       float* dodd = a.dst_odd ? a.dst_odd + c * a.dst_channel_stride : nullptr;
-      for (int64_t r = 0; r < a.rows; ++r, dst += a.cols, dodd += dodd ? a.cols : 0) {
+      float* dprev = a.dst_prev ? a.dst_prev + c * a.dst_channel_stride : nullptr;
+      for (int64_t r = 0; r < a.rows;
+           ++r, dst += a.cols, dodd += dodd ? a.cols : 0, dprev += dprev ? a.cols : 0) {
         const int64_t iy = r * a.sy + a.row_off;
         if (iy < 0 || iy >= a.in_h) {
           for (int i = 0; i < n; ++i) {
             _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store, _mm512_setzero_ps());
             if (dodd) _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store, _mm512_setzero_ps());
+            if (dprev) _mm512_mask_storeu_ps(dprev + ch[i].col, ch[i].store, _mm512_setzero_ps());
           }
           continue;
         }
         const float* srow = src + iy * w;
+        if (dprev && seg == 0) dprev[0] = prev_col0_in ? srow[prev_col0] : 0.0f;
         if (a.sx == 1) {
-          for (int i = 0; i < n; ++i)
-            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
-                                  _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base));
-        } else {
-          for (int i = 0; i < n; ++i) {
-            const __m512 lo = _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base);
-            const __m512 hi = _mm512_maskz_loadu_ps(ch[i].hi, srow + ch[i].base + kLanes);
-            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
-                                  _mm512_permutex2var_ps(lo, even, hi));
-            if (dodd)
-              _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store,
-                                    _mm512_permutex2var_ps(lo, odd, hi));
+          if (!dodd && !dprev) {
+            for (int i = 0; i < n; ++i)
+              _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
+                                    _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base));
+            continue;
           }
+          // The planes of column offsets c - 1 and c + 1 are this one's
+          // vectors stored one column to the right / left; the odd plane's
+          // last column is a scalar (last segment only).
+          for (int i = 0; i < n; ++i) {
+            const __m512 v = _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base);
+            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store, v);
+            if (dprev) _mm512_mask_storeu_ps(dprev + ch[i].col + 1, prev_store[i], v);
+            if (dodd) _mm512_mask_storeu_ps(dodd + ch[i].col - 1, odd_store[i], v);
+          }
+          if (dodd && seg_end == a.cols) dodd[a.cols - 1] = odd_last_in ? srow[odd_last] : 0.0f;
+        } else {
+          // One loop per combination of outputs (the compiler does not
+          // version the loop on three pointers by itself: 17% slower).
+          auto row2 = [&](auto with_odd, auto with_prev) __attribute__((always_inline)) {
+            for (int i = 0; i < n; ++i) {
+              const __m512 lo = _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base);
+              const __m512 hi = _mm512_maskz_loadu_ps(ch[i].hi, srow + ch[i].base + kLanes);
+              _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
+                                    _mm512_permutex2var_ps(lo, even, hi));
+              if constexpr (decltype(with_odd)::value || decltype(with_prev)::value) {
+                const __m512 o = _mm512_permutex2var_ps(lo, odd, hi);
+                if constexpr (decltype(with_odd)::value)
+                  _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store, o);
+                if constexpr (decltype(with_prev)::value)
+                  _mm512_mask_storeu_ps(dprev + ch[i].col + 1, prev_store[i], o);
+              }
+            }
+          };
+          using T = std::true_type;
+          using F = std::false_type;
+          if (dodd && dprev)
+            row2(T(), T());
+          else if (dodd)
+            row2(T(), F());
+          else if (dprev)
+            row2(F(), T());
+          else
+            row2(F(), F());
         }
       }
     }

@@ -13,10 +13,8 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
-// Create() uses shifted planes up to this many output columns (stride 1),
-// and up to kShiftedMaxOwStrided with a stride.
+// Create() uses shifted planes up to this many output columns (any stride).
 constexpr int64_t kShiftedMaxOw = 14;
-constexpr int64_t kShiftedMaxOwStrided = 7;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
@@ -104,8 +102,8 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
         }
       return used;
     };
-    // kAuto: shifted planes for stride-1 convs with at most kShiftedMaxOw
-    // output columns on the AVX-512 kernel, else phase planes. Measured
+    // kAuto: shifted planes for convs with at most kShiftedMaxOw output
+    // columns on the AVX-512 kernel, else phase planes. Measured
     // (wbs_bench_sparse --layout=phase|shifted, docs/BENCHMARKS.md): on
     // small planes the dropped columns cost most (7x7: pitch 9, 63 lanes for
     // 49 outputs; with pitch 7 the 49th position rides along in the 48-wide
@@ -117,14 +115,33 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // Strided convs to a 7x7 plane gain too (ResNet-50 layer4.0.conv2, 3x3
     // s2: phase pitch 8, 56 lanes for 49 outputs; three alternating runs,
     // 1.52-1.77x phase vs 1.84-1.95x shifted at 50%, 7.0-7.8x vs 8.0-8.1x at
-    // 90%); to 14x14 they do not (layer3.0.conv2: 1.46-1.50x vs 1.44-1.55x
-    // at 50%, 6.0-6.4x vs 4.9-5.2x at 90%).
-    const bool auto_shifted =
-        kw > 1 && plan.kernel_->isa >= Isa::kAvx512 &&
-        ((sy == 1 && sx == 1 && ow <= kShiftedMaxOw) || ow <= kShiftedMaxOwStrided);
+    // 90%); to 14x14 they did not while the 6 shifted planes took 6 copy
+    // passes (layer3.0.conv2: 1.46-1.50x vs 1.44-1.55x at 50%, 6.0-6.4x vs
+    // 4.9-5.2x at 90%); with 2 passes (PackPlaneArgs::dst_prev) shifted wins
+    // (six alternating runs each under load 11-12, our eff GFLOP/s medians,
+    // phase -> shifted: 158 -> 166 at 50%, 148 -> 158 at 75%, 125 -> 139 at
+    // 90%). To 28x28 (layer2.0.conv2) phase stays ahead.
+    const bool auto_shifted = kw > 1 && plan.kernel_->isa >= Isa::kAvx512 && ow <= kShiftedMaxOw;
     const bool shifted = layout == Layout::kShifted || (layout == Layout::kAuto && auto_shifted);
     plan.shifted_ = shifted;
     plan.pitch_ = shifted ? ow : wq;
+    // Shared pad columns (stride 1, phase planes padded on both sides): the
+    // zeros right of row r double as the left padding of row r + 1, so the
+    // pitch is W + max(pad_left, pad_right) instead of W + both, and fewer
+    // dropped lanes are computed (28x28: pitch 29, not 30; 56x56: 57, not
+    // 58). A tap past the pitch wraps into the next row's first pad_left
+    // columns, always zeros; after the last channel's plane Pack() writes
+    // them (tail_zeros_). Same session, alternating binaries, 3 runs each:
+    // layer2.x.conv2 (28x28) 510-518 -> 491-503 us at 50%, 264-273 ->
+    // 253-257 at 75%, 120-123 -> 117-118 at 90%; layer1.x.conv2 ~1-2%.
+    const int64_t pad_right_read = wp - pad_left - plan.in_w_;
+    if (!shifted && sx == 1 && sy == 1 && pad_left > 0 && pad_right_read > 0) {
+      const int64_t shared = plan.in_w_ + std::max(pad_left, pad_right_read);
+      if (shared < wq && shared >= ow) {
+        plan.pitch_ = shared;
+        plan.tail_zeros_ = pad_left;
+      }
+    }
     const std::vector<std::pair<int64_t, int64_t>> used = planes_of(shifted);
     const int64_t plane = hq * plan.pitch_;
     for (int64_t ky = 0; ky < kh; ++ky)
@@ -150,19 +167,37 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
       pa.dst = nullptr;  // + s * plane at run time
       plan.planes_.push_back(pa);
     }
-    // Stride-2 phase planes (py, 0) and (py, 1) come from the same source
-    // rows: one pass writes both.
+    // Planes of one row phase whose column offsets differ by one read the
+    // same source rows: one pass writes them (stride 2: the phase planes
+    // (py, 0) and (py, 1); stride 1 or 2: the shifted planes of kernel
+    // columns 0, 1, 2 with dilation 1, offsets c - 1, c, c + 1,
+    // PackPlaneArgs::dst_odd/dst_prev). A 3x3 stride-2 conv to 7x7 packed its
+    // 6 shifted planes in 6 passes, a third of its time at 90%.
     plan.odd_partner_.assign(used.size(), -1);
-    if (!shifted && sx == 2)
-      for (size_t s = 0; s < used.size(); ++s) {
-        if (used[s].second != 0) continue;
-        const auto it =
-            std::find(used.begin(), used.end(), std::make_pair(used[s].first, int64_t{1}));
-        if (it == used.end()) continue;
-        const auto t = static_cast<size_t>(it - used.begin());
-        plan.odd_partner_[s] = static_cast<int64_t>(t);
-        plan.odd_partner_[t] = -2;
-      }
+    plan.prev_partner_.assign(used.size(), -1);
+    if (sx <= 2) {
+      auto find = [&](size_t s, int64_t dc) -> int64_t {
+        for (size_t t = 0; t < used.size(); ++t)
+          if (t != s && plan.odd_partner_[t] == -1 &&
+              plan.planes_[t].row_off == plan.planes_[s].row_off &&
+              plan.planes_[t].col_off == plan.planes_[s].col_off + dc)
+            return static_cast<int64_t>(t);
+        return -1;
+      };
+      // Triples first (a lead with both neighbours), then pairs.
+      for (int pass = 0; pass < 2; ++pass)
+        for (size_t s = 0; s < used.size(); ++s) {
+          if (plan.odd_partner_[s] != -1) continue;
+          const int64_t odd = find(s, 1), prev = pass == 0 ? find(s, -1) : -1;
+          if (odd < 0 || (pass == 0 && prev < 0)) continue;
+          plan.odd_partner_[s] = odd;
+          plan.odd_partner_[static_cast<size_t>(odd)] = -2;
+          if (prev >= 0) {
+            plan.prev_partner_[s] = prev;
+            plan.odd_partner_[static_cast<size_t>(prev)] = -2;
+          }
+        }
+    }
     plan.x_channel_stride_ = static_cast<int64_t>(used.size()) * plane;
     // Slack: dropped lanes of the last row may read up to a row (plus a
     // vector) past the last plane.
@@ -208,10 +243,13 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
     a.x = x;
     a.dst = dst + static_cast<int64_t>(s) * plane;
     if (odd_partner_[s] >= 0) a.dst_odd = dst + odd_partner_[s] * plane;
+    if (prev_partner_[s] >= 0) a.dst_prev = dst + prev_partner_[s] * plane;
     a.c_begin = c_begin;
     a.c_end = c_end;
     pack_(a);
   }
+  if (tail_zeros_ > 0 && c_end == w_->in_channels())
+    std::fill_n(dst + c_end * x_channel_stride_, tail_zeros_, 0.0f);
 }
 
 void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratch, int threads,

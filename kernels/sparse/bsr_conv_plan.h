@@ -19,11 +19,10 @@
 //   ((ky*dy) % sy, kx) at offset (ky*dy/sy)*OW from q = oy*OW + ox: no
 //   dropped columns (every lane useful, a 7x7 plane is 49 positions, not 63)
 //   for kw times the copy, and kw times the cache lines per step. Create()
-//   uses shifted planes for stride-1 convs with at most 14 output columns
-//   and strided ones with at most 7 on the AVX-512 kernel (faster there:
-//   ResNet-50's 14x14 and 7x7 3x3 layers), phase planes otherwise (faster
-//   on 28x28, 56x56 and the strided 3x3 to 14x14); CreateWithLayout() can
-//   force either (tests, benchmarks).
+//   uses shifted planes for convs with at most 14 output columns on the
+//   AVX-512 kernel (faster there: ResNet-50's 14x14 and 7x7 3x3 layers,
+//   stride 1 and 2), phase planes otherwise (faster on 28x28 and 56x56);
+//   CreateWithLayout() can force either (tests, benchmarks).
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
@@ -88,12 +87,15 @@ class BsrConvPlan {
   int64_t pitch_ = 1, x_channel_stride_ = 0, max_plane_off_ = 0;
   std::vector<int64_t> tap_offset_;
   std::vector<PackPlaneArgs> planes_;  // the stored planes (x, dst, channels filled by Run)
-  // Per plane: the slot of the next column phase packed from the same loads
-  // (stride 2, phase layout), -1 for none, -2 if another plane packs this one.
+  // Per plane: the slot of the plane of column offset + 1 packed from the same
+  // loads (stride 2), -1 for none, -2 if another plane packs this one; and of
+  // column offset - 1 (PackPlaneArgs::dst_prev), -1 for none.
   std::vector<int64_t> odd_partner_;
+  std::vector<int64_t> prev_partner_;
   PackPlaneFn pack_ = nullptr;
   std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
+  int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 

@@ -38,13 +38,20 @@ void f32_bsrnxn_conv__ref(const BsrConvArgs& a) {
 namespace wbs::kernels::sparse {
 
 void f32_pack_plane__ref(const PackPlaneArgs& a) {
-  if (a.dst_odd) {
-    PackPlaneArgs even = a, odd = a;
-    even.dst_odd = odd.dst_odd = nullptr;
-    odd.dst = a.dst_odd;
-    odd.col_off = a.col_off + 1;
-    f32_pack_plane__ref(even);
-    f32_pack_plane__ref(odd);
+  if (a.dst_odd || a.dst_prev) {
+    PackPlaneArgs one = a;
+    one.dst_odd = one.dst_prev = nullptr;
+    f32_pack_plane__ref(one);
+    if (a.dst_odd) {
+      one.dst = a.dst_odd;
+      one.col_off = a.col_off + 1;
+      f32_pack_plane__ref(one);
+    }
+    if (a.dst_prev) {
+      one.dst = a.dst_prev;
+      one.col_off = a.col_off - 1;
+      f32_pack_plane__ref(one);
+    }
     return;
   }
   // Columns whose source ix = col * sx + col_off is inside the row.

@@ -345,6 +345,14 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
       src[l] = c < in_c_ ? x + c * in_plane : nullptr;
       full = full && src[l];
     }
+    // The vector rows read a missing channel (the last quad of C % 4 != 0)
+    // from the first one: its weights are zero-padded, so the byte is never
+    // used (the zero-point fold sums the real weights only), as the padding
+    // words show (z_x in all 4 bytes). ResNet-50's conv1 (C = 3) copied its
+    // input through the scalar loop below: 2% of the 50% model's time.
+    const uint8_t* srcv[4] = {src[0], src[1], src[2], src[3]};
+    for (int l = 1; l < 4; ++l)
+      if (!srcv[l]) srcv[l] = srcv[0];
     const uint32_t* src4 = reinterpret_cast<const uint32_t*>(x) + cq * in_plane;
     // One stored plane: padded row r * sy_ + py, columns col * sx + off
     // (phase planes: off = the column phase; shifted planes: sx = 1, off =
@@ -364,12 +372,12 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
         std::fill(row, row + lo, fill);
         std::fill(row + hi, row + wq_, fill);
         const int64_t base = iy * in_w_ + off - pad_left_;  // + col * sx = source index
-        if (avx512_pack_ && sx <= 2 && (x_layout_ == S8Layout::kNchw4c || full)) {
+        if (avx512_pack_ && sx <= 2 && (x_layout_ == S8Layout::kNchw4c || srcv[0])) {
           if (x_layout_ == S8Layout::kNchw4c) {
             s8_pack_row4c__avx512(src4 + base + lo * sx, sx, hi - lo, flip, row + lo);
           } else {
-            const uint8_t* const s[4] = {src[0] + base + lo * sx, src[1] + base + lo * sx,
-                                         src[2] + base + lo * sx, src[3] + base + lo * sx};
+            const uint8_t* const s[4] = {srcv[0] + base + lo * sx, srcv[1] + base + lo * sx,
+                                         srcv[2] + base + lo * sx, srcv[3] + base + lo * sx};
             s8_pack_row__avx512(s, sx, hi - lo, flip, row + lo);
           }
         } else if (x_layout_ == S8Layout::kNchw4c) {
@@ -415,7 +423,7 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
         }
       }
     };
-    if (identity && (x_layout_ == S8Layout::kNchw4c || full)) {
+    if (identity && (x_layout_ == S8Layout::kNchw4c || srcv[0])) {
       // The plane is the input plane (stride 1, no padding: every 1x1
       // stride-1 layer fed plain NCHW): one row of H * W positions. Row by
       // row, a 7x7 plane of 2048 channels cost more than the layer's MACs at
@@ -423,7 +431,7 @@ void S8BsrConvPlan::Pack(const uint8_t* x, uint8_t* dst, int64_t quad_begin,
       if (x_layout_ == S8Layout::kNchw4c)
         s8_pack_row4c__avx512(src4, 1, in_plane, flip, out);
       else
-        s8_pack_row__avx512(src, 1, in_plane, flip, out);
+        s8_pack_row__avx512(srcv, 1, in_plane, flip, out);
     } else if (!shift_off_.empty()) {
       for (size_t slot = 0; slot < shift_off_.size(); ++slot)
         pack_plane(static_cast<int64_t>(slot), shift_py_[slot], shift_off_[slot], sx_);

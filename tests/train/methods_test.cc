@@ -95,6 +95,48 @@ std::vector<std::vector<double>> RandomScores(const std::vector<BlockLayer>& lay
   return s;
 }
 
+// Every block-row (and, with `columns`, block-column) of `m` keeps a block.
+void ExpectChannelsAlive(const BlockMask& m, const std::string& node, bool columns) {
+  for (int64_t r = 0; r < m.rows; ++r) {
+    bool any = false;
+    for (int64_t c = 0; c < m.cols; ++c) any |= m.Get(r, c);
+    EXPECT_TRUE(any) << "row " << r << " of " << node << " all zero";
+  }
+  for (int64_t c = 0; columns && c < m.cols; ++c) {
+    bool any = false;
+    for (int64_t r = 0; r < m.rows; ++r) any |= m.Get(r, c);
+    EXPECT_TRUE(any) << "column " << c << " of " << node << " all zero";
+  }
+}
+
+// Selects masks at every event of the paper's incremental schedule to 75%
+// (20% of the kept blocks per event) with new scores each event (the weights
+// moved while training), fails on any block that an earlier event zeroed and
+// this one revives, and hands each event's masks to `check(level, masks)`.
+// Returns the last masks.
+template <typename Check>
+std::vector<BlockMask> RunIncrementalTo75(const std::vector<BlockLayer>& layers,
+                                          const SelectOptions& o, std::mt19937& rng, Check check) {
+  std::vector<BlockMask> prev;
+  for (const BlockLayer& l : layers) prev.push_back(BlockMask::AllKept(8, 8, l.rows, l.cols));
+  auto sched = SparsitySchedule::Incremental(0.75, 0.2, 1);
+  EXPECT_TRUE(sched.ok()) << sched.status().ToString();
+  if (!sched.ok()) return prev;
+  for (auto [tick, level] : sched->Events()) {
+    auto masks = SelectMasks(layers, RandomScores(layers, rng), o, level, &prev);
+    EXPECT_TRUE(masks.ok()) << masks.status().ToString();
+    if (!masks.ok()) return prev;
+    for (size_t i = 0; i < layers.size(); ++i)
+      for (size_t b = 0; b < prev[i].keep.size(); ++b)
+        if (!prev[i].keep[b]) {
+          EXPECT_FALSE((*masks)[i].keep[b]) << "revived block " << b << " of " << layers[i].node;
+        }
+    check(level, *masks);
+    prev = *masks;
+  }
+  return prev;
+}
+
 TEST(MethodsSelectTest, IncrementalScheduleHitsExactCountsAndNeverRevives) {
   const uint32_t seed = 5;
   SCOPED_TRACE(testing::Message() << "seed " << seed);
@@ -105,42 +147,19 @@ TEST(MethodsSelectTest, IncrementalScheduleHitsExactCountsAndNeverRevives) {
     SelectOptions o;
     o.sparsity = 0.75;
     o.keep_channels = keep_channels;
-    auto sched = SparsitySchedule::Incremental(0.75, 0.2, 1);
-    ASSERT_TRUE(sched.ok());
-    std::vector<BlockMask> prev;
-    for (const BlockLayer& l : layers) prev.push_back(BlockMask::AllKept(8, 8, l.rows, l.cols));
-    for (auto [tick, level] : sched->Events()) {
-      // New scores each event (the weights moved while training).
-      auto masks = SelectMasks(layers, RandomScores(layers, rng), o, level, &prev);
-      ASSERT_TRUE(masks.ok()) << masks.status().ToString();
-      for (size_t i = 0; i < layers.size(); ++i) {
-        const BlockMask& m = (*masks)[i];
-        if (!keep_channels) {
-          EXPECT_EQ(m.num_zero(), Round(level, layers[i].num_blocks()));
-        }
-        for (size_t b = 0; b < m.keep.size(); ++b) {
-          if (!prev[i].keep[b]) {
-            EXPECT_FALSE(m.keep[b]) << "revived block " << b;
+    auto last =
+        RunIncrementalTo75(layers, o, rng, [&](double level, const std::vector<BlockMask>& masks) {
+          for (size_t i = 0; i < layers.size(); ++i) {
+            if (keep_channels) {
+              ExpectChannelsAlive(masks[i], layers[i].node, /*columns=*/true);
+            } else {
+              EXPECT_EQ(masks[i].num_zero(), Round(level, layers[i].num_blocks()));
+            }
           }
-        }
-        if (keep_channels) {
-          for (int64_t r = 0; r < m.rows; ++r) {
-            bool any = false;
-            for (int64_t c = 0; c < m.cols; ++c) any |= m.Get(r, c);
-            EXPECT_TRUE(any) << "row " << r << " of " << layers[i].node << " all zero";
-          }
-          for (int64_t c = 0; c < m.cols; ++c) {
-            bool any = false;
-            for (int64_t r = 0; r < m.rows; ++r) any |= m.Get(r, c);
-            EXPECT_TRUE(any) << "column " << c << " of " << layers[i].node << " all zero";
-          }
-        }
-      }
-      prev = *masks;
-    }
+        });
     if (!keep_channels) {
       for (size_t i = 0; i < layers.size(); ++i)
-        EXPECT_EQ(prev[i].num_zero(), Round(0.75, layers[i].num_blocks()));
+        EXPECT_EQ(last[i].num_zero(), Round(0.75, layers[i].num_blocks()));
     }
   }
 }
@@ -206,31 +225,15 @@ TEST(MethodsSelectTest, FillTargetMovesWhatKeepChannelsCapsToOtherLayers) {
   // The fc alone keeps 8 blocks more than 75% of its 32.
   EXPECT_LE(std::llround(BlockSparsity(*capped) * all), Round(0.75, all) - 8);
   o.fill_target = true;
-  auto sched = SparsitySchedule::Incremental(0.75, 0.2, 1);
-  ASSERT_TRUE(sched.ok());
-  std::vector<BlockMask> prev;
-  for (const BlockLayer& l : layers) prev.push_back(BlockMask::AllKept(8, 8, l.rows, l.cols));
-  for (auto [tick, level] : sched->Events()) {
-    auto masks = SelectMasks(layers, RandomScores(layers, rng), o, level, &prev);
-    ASSERT_TRUE(masks.ok()) << masks.status().ToString();
-    int64_t zero = 0;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const BlockMask& m = (*masks)[i];
-      zero += m.num_zero();
-      for (size_t b = 0; b < m.keep.size(); ++b) {
-        if (!prev[i].keep[b]) {
-          EXPECT_FALSE(m.keep[b]) << "revived block " << b;
+  auto prev =
+      RunIncrementalTo75(layers, o, rng, [&](double level, const std::vector<BlockMask>& masks) {
+        int64_t zero = 0;
+        for (size_t i = 0; i < layers.size(); ++i) {
+          zero += masks[i].num_zero();
+          ExpectChannelsAlive(masks[i], layers[i].node, /*columns=*/false);
         }
-      }
-      for (int64_t r = 0; r < m.rows; ++r) {
-        bool any = false;
-        for (int64_t c = 0; c < m.cols; ++c) any |= m.Get(r, c);
-        EXPECT_TRUE(any) << "row " << r << " of " << layers[i].node << " all zero";
-      }
-    }
-    EXPECT_EQ(zero, Round(level, all)) << "level " << level;
-    prev = *masks;
-  }
+        EXPECT_EQ(zero, Round(level, all)) << "level " << level;
+      });
   EXPECT_LT(prev[0].num_zero(), Round(0.75, 16));  // capped
   EXPECT_EQ(prev[1].num_zero(), 16);               // capped: 16 column-best blocks
   EXPECT_GT(prev[2].num_zero(), Round(0.75, 256));

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 #include "aie/passes/compiler.h"
 #include "aie/timeline.h"
@@ -249,6 +250,53 @@ TEST(AieCompiler, ActivationsStayInMemtilesBetweenLayers) {
       EXPECT_NE(st.message().find("overlap"), std::string::npos) << st.message();
       break;
     }
+  }
+}
+
+// A bottleneck block's output written in place of its resident shortcut
+// (fusion.cc), and channels-over-every-core inputs loaded once per serving
+// memtile (codegen SpreadInput): every memtile -> core transfer stays within
+// the memtile's reach, and the checker rejects the shared region when the
+// hand-over is not declared.
+TEST(AieCompiler, InPlaceShortcutsAndSpreadInputs) {
+  const Target t = Target::Paper(4, 4);
+  CompileState s = CompileOn(Sparse(), t);
+  ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
+  int in_place = 0;
+  for (const ActTensor& x : s.tensors) {
+    if (x.in_place_of < 0) continue;
+    ++in_place;
+    const ActTensor& o = s.tensors[static_cast<size_t>(x.in_place_of)];
+    EXPECT_TRUE(x.resident && o.resident) << x.name;
+    EXPECT_EQ(x.mt_addr, o.mt_addr) << x.name;
+    EXPECT_EQ(o.res_last, x.res_first) << x.name;  // handed over in the Add's layer
+  }
+  EXPECT_GT(in_place, 0);
+  int spread = 0, multi_column = 0;
+  for (const Layer& l : s.layers) {
+    spread += l.spread_input;
+    for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi)
+      for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs) {
+        if (in.op != Opcode::kLoadFm && in.op != Opcode::kLoadWm) continue;
+        std::set<int> cols;
+        for (const MemSpace& d : in.dst) {
+          cols.insert(d.col);
+          EXPECT_TRUE(t.memtile_reaches(t.memtile.columns[static_cast<size_t>(in.src.index)], d.col))
+              << l.name << ": " << MemSpaceName(in.src) << " -> " << MemSpaceName(d);
+        }
+        if (l.spread_input && in.op == Opcode::kLoadFm) multi_column += cols.size() > 1;
+      }
+  }
+  EXPECT_GT(spread, 0);
+  EXPECT_GT(multi_column, 0);
+  for (const ActTensor& x : s.tensors) {
+    if (x.in_place_of < 0) continue;
+    CompileState bad = s;
+    bad.tensors[static_cast<size_t>(&x - s.tensors.data())].in_place_of = -1;
+    const Status st = CheckProgram(bad);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("overlap"), std::string::npos) << st.message();
+    break;
   }
 }
 

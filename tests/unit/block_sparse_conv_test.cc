@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/block_sparse.h"
@@ -92,7 +93,9 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
       ASSERT_TRUE(plan.ok()) << plan.status().ToString();
       if (layout == ks::BsrConvPlan::Layout::kShifted && std::string(plan->layout()) == "direct")
         continue;
-      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()));
+      // NaN, not zeros: the plan must write every scratch value a valid
+      // output reads (padding included).
+      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()), std::nanf(""));
       for (int threads : {1, 2}) {
         SCOPED_TRACE(fmt::format("{} layout {} threads {}", k->name, plan->layout(), threads));
         std::vector<float> y(static_cast<size_t>(out_n), std::nanf(""));
@@ -448,6 +451,75 @@ TEST(BlockSparseConv, RejectsUnsupported) {
   kref::ConvParams k = p;
   k.kernel = {1, 1, 1};
   EXPECT_FALSE(ks::BsrConvPlan::Create(k, *sw).ok());
+}
+
+// The input copies (f32_pack_plane__*) against their definition
+// (bsr_conv.h): every combination of row length, output columns, column
+// offset (padding on either side), stride 1 and 2, with and without the
+// extra planes of column offset + 1 (dst_odd) and - 1 (dst_prev); nothing
+// outside the channels [c_begin, c_end) of each plane may be written.
+TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
+  std::vector<std::pair<const char*, ks::PackPlaneFn>> fns = {{"ref", ks::f32_pack_plane__ref}};
+  if (ks::ActiveIsa() >= ks::Isa::kAvx512) fns.push_back({"avx512", ks::f32_pack_plane__avx512});
+  const int64_t widths[] = {1, 2, 3, 7, 14, 15, 16, 17, 28, 31, 32, 33, 56};
+  const int64_t channels = 3, in_h = 5, rows = 4;
+  int64_t checked = 0;
+  for (const auto& [name, fn] : fns)
+    for (int64_t sx : {1, 2})
+      for (int64_t in_w : widths)
+        for (int64_t cols = 1; cols <= 36; cols += (cols < 20 ? 1 : 5))
+          for (int64_t col_off = -3; col_off <= 3; ++col_off)
+            for (int extra = 0; extra < 4; ++extra) {
+              const int64_t sy = 1 + (cols + in_w) % 2, row_off = (cols % 3) - 1;
+              std::vector<float> x(static_cast<size_t>(channels * in_h * in_w));
+              for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i + 1);
+              const int64_t stride = rows * cols + 3;  // a gap that must stay untouched
+              const size_t n = static_cast<size_t>(channels * stride);
+              std::vector<float> dst(n, std::nanf("")), odd(n, std::nanf("")),
+                  prev(n, std::nanf(""));
+              ks::PackPlaneArgs a;
+              a.x = x.data();
+              a.in_h = in_h;
+              a.in_w = in_w;
+              a.dst = dst.data();
+              a.dst_channel_stride = stride;
+              a.rows = rows;
+              a.cols = cols;
+              a.sy = sy;
+              a.sx = sx;
+              a.row_off = row_off;
+              a.col_off = col_off;
+              a.c_begin = 1;
+              a.c_end = channels;
+              if (extra & 1) a.dst_odd = odd.data();
+              if (extra & 2) a.dst_prev = prev.data();
+              fn(a);
+              auto check = [&](const std::vector<float>& out, int64_t off, const char* what) {
+                for (int64_t c = 0; c < channels; ++c)
+                  for (int64_t i = 0; i < stride; ++i) {
+                    const float got = out[static_cast<size_t>(c * stride + i)];
+                    const int64_t r = i / cols, col = i % cols;
+                    if (c < a.c_begin || r >= rows) {
+                      ASSERT_TRUE(std::isnan(got))
+                          << name << " " << what << " wrote outside the plane: c " << c << " i "
+                          << i;
+                      continue;
+                    }
+                    const int64_t iy = r * sy + row_off, ix = col * sx + off;
+                    const float want = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
+                                           ? x[static_cast<size_t>((c * in_h + iy) * in_w + ix)]
+                                           : 0.0f;
+                    ASSERT_EQ(got, want) << name << " " << what << " sx " << sx << " in_w " << in_w
+                                         << " cols " << cols << " col_off " << off << " c " << c
+                                         << " row " << r << " col " << col;
+                  }
+              };
+              check(dst, col_off, "dst");
+              if (a.dst_odd) check(odd, col_off + 1, "dst_odd");
+              if (a.dst_prev) check(prev, col_off - 1, "dst_prev");
+              ++checked;
+            }
+  EXPECT_GT(checked, 1000);
 }
 
 }  // namespace

@@ -12,10 +12,12 @@
 #include <random>
 #include <string>
 
+#include "kernels/sparse/s8_dispatch.h"
 #include "quant/ptq.h"
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
 #include "sparse/sparsify.h"
+#include "tests/unit/int8_test_util.h"
 #include "tests/unit/session_test_util.h"
 #include "zoo/zoo.h"
 
@@ -35,15 +37,6 @@ std::shared_ptr<QuantParams> QP(DType t, std::vector<float> s, std::vector<int32
   return q;
 }
 
-int Uniform(std::mt19937_64& rng, int lo, int hi) {
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
-
-// Restores the environment's sparse mode when a test ends.
-struct ModeGuard {
-  ~ModeGuard() { runtime::SetSparseMode(SparseMode::kAuto); }
-};
-
 struct RunResult {
   Tensor y;
   std::string impl;
@@ -60,24 +53,6 @@ bool SameBytes(const Tensor& a, const Tensor& b) {
          std::equal(static_cast<const uint8_t*>(a.raw()),
                     static_cast<const uint8_t*>(a.raw()) + a.nbytes(),
                     static_cast<const uint8_t*>(b.raw()));
-}
-
-// A random s8 weight [m, cg, taps...] whose 8x8 blocks (8 output x 8 input
-// channels, the whole kernel) are zeroed with probability `sparsity`.
-Tensor BlockSparseWeight(Shape shape, double sparsity, std::mt19937_64& rng) {
-  Tensor w(DType::kI8, shape);
-  const int64_t m = shape[0], c = shape[1], taps = w.numel() / (m * c);
-  std::bernoulli_distribution drop(sparsity);
-  std::vector<char> keep(static_cast<size_t>(((m + 7) / 8) * ((c + 7) / 8)));
-  for (auto& k : keep) k = !drop(rng);
-  for (int64_t o = 0; o < m; ++o)
-    for (int64_t i = 0; i < c; ++i)
-      for (int64_t t = 0; t < taps; ++t)
-        w.data<int8_t>()[(o * c + i) * taps + t] =
-            keep[static_cast<size_t>((o / 8) * ((c + 7) / 8) + i / 8)]
-                ? static_cast<int8_t>(Uniform(rng, -127, 127))
-                : 0;
-  return w;
 }
 
 struct Case {
@@ -245,33 +220,64 @@ TEST(OpsQuantFast, CostRulePicksSparseOnlyWhenSparseEnough) {
     auto g = BuildCase(c, rng, &x);
     const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
     EXPECT_EQ(fast.impl.find("sparse_s8") != std::string::npos, sparsity > 0.5) << fast.impl;
+    // Dense: the int8 plan on VNNI (faster than oneDNN kExact), else kExact.
+    if (sparsity == 0.0) {
+      const bool vnni = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512Vnni;
+      EXPECT_NE(fast.impl.find(vnni ? "dense_s8" : "onednn_s8_exact"), std::string::npos)
+          << fast.impl;
+    }
   }
 }
 
+// A dense conv with fewer than 16 output positions (1x1 spatial) stays on
+// oneDNN kExact: the plan's lanes are positions.
+TEST(OpsQuantFast, DenseTinySpatialConvStaysOnOneDnn) {
+  ModeGuard guard;
+  runtime::SetSparseMode(SparseMode::kAuto);
+  std::mt19937_64 rng(8);
+  Case c;
+  c.c = 64;
+  c.m = 64;
+  c.h = c.w = 1;
+  c.k = 1;
+  c.pad = 0;
+  c.sparsity = 0.0;
+  Tensor x;
+  auto g = BuildCase(c, rng, &x);
+  const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
+  const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
+  EXPECT_NE(fast.impl.find("onednn_s8_exact"), std::string::npos) << fast.impl;
+  EXPECT_TRUE(SameBytes(ref.y, fast.y));
+}
+
 // An f32 output (the dequantized logits): neither int8 kernel writes f32;
-// the int16 dot-product path (runtime/ops_quant_fast_ew.cc) runs, bit-exact.
-TEST(OpsQuantFast, FloatOutputRunsTheInt16DotPath) {
+// the dot-product path (runtime/ops_quant_fast_ew.cc: vpdpbusd on VNNI,
+// else int16) runs, bit-exact. K = 40 (one padded 64-byte step), 200 (a
+// 128-byte step and a 64-byte tail) and 300 (two steps and a padded tail).
+TEST(OpsQuantFast, FloatOutputRunsTheDotPath) {
   std::mt19937_64 rng(6);
+  const bool vnni = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512Vnni;
   for (DType xt : {DType::kU8, DType::kI8})
     for (int64_t n : {1, 3})
-      for (bool bias : {true, false}) {
-        Case c;
-        c.conv = false;
-        c.n = n;
-        c.c = 40;
-        c.m = 24;
-        c.x_type = xt;
-        c.bias = bias;
-        Tensor x;
-        auto g = BuildCase(c, rng, &x);
-        g->FindValue("y")->quant.reset();
-        const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
-        for (int threads : {1, 2}) {
-          const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, threads);
-          EXPECT_EQ(fast.impl, "QGemm:int16_dot") << Describe(c);
-          EXPECT_TRUE(SameBytes(ref.y, fast.y)) << Describe(c) << " threads " << threads;
+      for (int64_t k : {40, 200, 300})
+        for (bool bias : {true, false}) {
+          Case c;
+          c.conv = false;
+          c.n = n;
+          c.c = k;
+          c.m = 24;
+          c.x_type = xt;
+          c.bias = bias;
+          Tensor x;
+          auto g = BuildCase(c, rng, &x);
+          g->FindValue("y")->quant.reset();
+          const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
+          for (int threads : {1, 2}) {
+            const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, threads);
+            EXPECT_EQ(fast.impl, vnni ? "QGemm:vnni_dot" : "QGemm:int16_dot") << Describe(c);
+            EXPECT_TRUE(SameBytes(ref.y, fast.y)) << Describe(c) << " threads " << threads;
+          }
         }
-      }
 }
 
 // A whole quantized model: fmnist_resnet at 50% block sparsity, quantized

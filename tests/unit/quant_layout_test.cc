@@ -17,22 +17,16 @@
 #include <string>
 
 #include "core/layout.h"
+#include "kernels/sparse/s8_dispatch.h"
 #include "runtime/ops_sparse.h"
 #include "runtime/session.h"
+#include "tests/unit/int8_test_util.h"
 #include "tests/unit/session_test_util.h"
 
 namespace wbs {
 namespace {
 
 using runtime::SparseMode;
-
-struct ModeGuard {
-  ~ModeGuard() { runtime::SetSparseMode(SparseMode::kAuto); }
-};
-
-int Uniform(std::mt19937_64& rng, int lo, int hi) {
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
 
 std::shared_ptr<QuantParams> QP(DType t, std::vector<float> s, std::vector<int32_t> z,
                                 int axis = -1) {
@@ -90,26 +84,10 @@ std::string Describe(const Chain& c) {
       c.conv3_output, c.sparsity[0], c.sparsity[1], c.sparsity[2], c.sparsity[3]);
 }
 
-Tensor BlockSparseWeight(Shape shape, double sparsity, std::mt19937_64& rng) {
-  Tensor w(DType::kI8, shape);
-  const int64_t m = shape[0], c = shape[1], taps = w.numel() / (m * c);
-  std::bernoulli_distribution drop(sparsity);
-  std::vector<char> keep(static_cast<size_t>(((m + 7) / 8) * ((c + 7) / 8)));
-  for (auto& k : keep) k = !drop(rng);
-  keep[0] = 1;  // never all zero
-  for (int64_t o = 0; o < m; ++o)
-    for (int64_t i = 0; i < c; ++i)
-      for (int64_t t = 0; t < taps; ++t)
-        w.data<int8_t>()[(o * c + i) * taps + t] =
-            keep[static_cast<size_t>((o / 8) * ((c + 7) / 8) + i / 8)]
-                ? static_cast<int8_t>(Uniform(rng, -127, 127))
-                : 0;
-  return w;
-}
-
 ir::Value* AddConv(ir::Graph& g, const std::string& name, ir::Value* x, int64_t c, int64_t m,
                    int64_t k, int64_t stride, double sparsity, DType y_type, std::mt19937_64& rng) {
-  ir::Value* w = g.AddConstant(name + ".w", BlockSparseWeight({m, c, k, k}, sparsity, rng));
+  ir::Value* w = g.AddConstant(name + ".w",
+                               BlockSparseWeight({m, c, k, k}, sparsity, rng, /*keep_first=*/true));
   std::vector<float> sw(static_cast<size_t>(m));
   for (auto& s : sw) s = 0.0005f * float(1 + Uniform(rng, 0, 9));
   w->quant = QP(DType::kI8, sw, std::vector<int32_t>(static_cast<size_t>(m), 0), 0);
@@ -258,6 +236,66 @@ TEST(QuantLayout, ChainDenseOneDnnMatchesReference) {
 }
 TEST(QuantLayout, ChainCostRuleMixMatchesReference) {
   CheckRandomChains(SparseMode::kAuto, 24, 103);
+}
+
+// QMaxPool on a kQuad4 input (a 1x1 QConv makes one) over wide rows, so the
+// AVX-512 quad pool's 16-word vectors, tails, stride-2 even-word gathers,
+// dilations, pads and ceil_mode windows all run; u8 and s8 with the whole
+// byte range (no Relu on half the cases); exact against the reference.
+TEST(QuantLayout, QuadMaxPoolMatchesReference) {
+  ModeGuard guard;
+  runtime::SetSparseMode(SparseMode::kAuto);
+  std::mt19937_64 rng(105);
+  int quad_runs = 0;
+  for (int it = 0; it < 30; ++it) {
+    const DType t = RandomType(rng);
+    const int64_t n = Uniform(rng, 1, 2), c = 4 * Uniform(rng, 1, 4), h = Uniform(rng, 1, 12),
+                  w = Uniform(rng, 1, 70);
+    int64_t k[2], st[2], d[2], pb[2], pe[2];
+    const int64_t extent[2] = {h, w};
+    for (int a = 0; a < 2; ++a) {
+      k[a] = Uniform(rng, 1, static_cast<int>(std::min<int64_t>(4, extent[a])));
+      st[a] = Uniform(rng, 1, 3);
+      d[a] = Uniform(rng, 1, 2);
+      if ((k[a] - 1) * d[a] + 1 > extent[a]) d[a] = 1;
+      pb[a] = Uniform(rng, 0, static_cast<int>(k[a] - 1));
+      pe[a] = Uniform(rng, 0, static_cast<int>(k[a] - 1));
+    }
+    const bool ceil = Uniform(rng, 0, 1);
+    ir::Graph g;
+    const Shape xs = {n, c, h, w};
+    ir::Value* xv = g.AddInput("x", t, xs);
+    xv->quant = ActivationQP(t, 0.02f, rng);
+    ir::Value* v = AddConv(g, "conv", xv, c, c, 1, 1, 0.0, t, rng);
+    ir::Value* p = g.AddValue("maxpool");
+    p->quant = v->quant;
+    ir::Node* mp = g.AddNode("QMaxPool", {v}, {p}, "maxpool");
+    mp->attrs["kernel_shape"] = std::vector<int64_t>{k[0], k[1]};
+    mp->attrs["strides"] = std::vector<int64_t>{st[0], st[1]};
+    mp->attrs["pads"] = std::vector<int64_t>{pb[0], pb[1], pe[0], pe[1]};
+    mp->attrs["dilations"] = std::vector<int64_t>{d[0], d[1]};
+    mp->attrs["ceil_mode"] = int64_t{ceil};
+    g.outputs.push_back(p);
+    Tensor x(t, xs);
+    for (int64_t i = 0; i < x.numel(); ++i)
+      static_cast<uint8_t*>(x.raw())[i] = static_cast<uint8_t>(Uniform(rng, 0, 255));
+    SCOPED_TRACE(fmt::format("case {}: {} {} k{}x{} s{}x{} d{}x{} pads {},{},{},{} ceil {}", it,
+                             DTypeName(t), ShapeToString(xs), k[0], k[1], st[0], st[1], d[0], d[1],
+                             pb[0], pb[1], pe[0], pe[1], ceil));
+    const Outcome ref = RunChain(g, x, runtime::Backend::kReference, 1);
+    const Outcome fast = RunChain(g, x, runtime::Backend::kFast, 1 + it % 2);
+    ASSERT_EQ(ref.y.size(), 1u);
+    ASSERT_EQ(fast.y.size(), 1u);
+    EXPECT_TRUE(SameBytes(ref.y[0], fast.y[0]));
+    for (const std::string& impl : fast.impls) {
+      EXPECT_EQ(impl.find(":ref"), std::string::npos) << impl;
+      quad_runs += impl.find("QMaxPool:avx512_quad") != std::string::npos;
+    }
+  }
+  // Every case fits the quad pool (strides 1 and 2 on columns) on an AVX-512 CPU.
+  if (kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512) {
+    EXPECT_GT(quad_runs, 10);
+  }
 }
 
 // The negotiation itself on a fixed chain: every 4-multiple intermediate
