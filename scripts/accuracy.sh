@@ -83,6 +83,8 @@ add "recipe_8x8_0.5_oneshot-3epoch-ema" 3 0 --block 8x8 --sparsity 0.5 --method 
 add "recipe_8x8_0.75_fisher-3epoch" 3 0 --block 8x8 --sparsity 0.75 --method fisher
 add "recipe_8x8_0.25_oneshot-2epoch" 2 0 --block 8x8 --sparsity 0.25 --method oneshot
 add "recipe_8x8_0.9_fisher-4epoch" 4 0 --block 8x8 --sparsity 0.9 --method fisher
+# The same without keep-channels: reaches 90% by letting whole block-rows go.
+add "recipe_8x8_0.9_fisher-4epoch-nokeep" 4 0 --block 8x8 --sparsity 0.9 --method fisher --no-keep-channels
 incremental_epochs() {  # events of 20% of the kept blocks to reach $1, + 1 epoch
   python3 -c "import sys
 s,l,n=float(sys.argv[1]),0.0,0

@@ -3,8 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 namespace wbs::kernels::sparse {
@@ -13,12 +15,25 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
+// Threads that can signal a finished input copy (bsr_conv_plan.h
+// "Threads"); more use a barrier.
+constexpr int kMaxFlagThreads = 64;
+constexpr int kSpinsBeforeYield = 1000;
 // Create() uses shifted planes up to this many output columns (any stride).
 constexpr int64_t kShiftedMaxOw = 14;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Where thread t of nt starts in [0, total) positions: whole register
+// tiles when every thread gets at least two, else 16-position groups (the
+// kernel's alignment); the last thread takes the remainder.
+int64_t PositionSplit(int64_t total, int t, int nt) {
+  if (t >= nt) return total;
+  const int64_t unit = total >= 2 * kChunkQuantum * nt ? kChunkQuantum : kGroup;
+  return total / unit * t / nt * unit;
+}
 
 // Requests [p, p + bytes) into L2 (prefetcht1) without waiting for it.
 void PrefetchL2(const void* p, int64_t bytes) {
@@ -235,7 +250,8 @@ Result<BsrConvPlan> BsrConvPlan::CreateGemm(int64_t n, const BlockSparseWeight& 
   return Create(p, w, kernel);
 }
 
-void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end) const {
+void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end,
+                       int64_t row_begin, int64_t row_end) const {
   const int64_t plane = planes_.empty() ? 0 : planes_[0].rows * planes_[0].cols;
   for (size_t s = 0; s < planes_.size(); ++s) {
     if (odd_partner_[s] == -2) continue;
@@ -246,10 +262,44 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
     if (prev_partner_[s] >= 0) a.dst_prev = dst + prev_partner_[s] * plane;
     a.c_begin = c_begin;
     a.c_end = c_end;
+    // Plane rows [row_begin, row_end): the same window moved down.
+    const int64_t r1 = std::min(row_end, a.rows);
+    if (row_begin >= r1) continue;
+    a.row_off += row_begin * a.sy;
+    a.dst += row_begin * a.cols;
+    if (a.dst_odd) a.dst_odd += row_begin * a.cols;
+    if (a.dst_prev) a.dst_prev += row_begin * a.cols;
+    a.rows = r1 - row_begin;
     pack_(a);
   }
-  if (tail_zeros_ > 0 && c_end == w_->in_channels())
+  // Written by the copy of the last rows only (one writer per value).
+  if (tail_zeros_ > 0 && c_end == w_->in_channels() && !planes_.empty() &&
+      row_end >= planes_[0].rows)
     std::fill_n(dst + c_end * x_channel_stride_, tail_zeros_, 0.0f);
+}
+
+// A split by block-rows makes every thread read all of the input (from L3,
+// and half of it from the other core's L2 when the previous layer or the
+// input copy was split too); a split by positions makes every thread read
+// all of the weights. So: positions when the weights read are smaller than
+// the input read and every thread gets at least two whole tiles, else
+// block-rows if there are enough of them. In ResNet-50 at 50% that moves
+// the 56x56 and 28x28 layers (and the 14x14 1x1 layers reading 1024
+// channels) to positions, the 7x7 layers and 3x3 14x14 ones stay on
+// block-rows. Measured in the model at 2 threads (docs/BENCHMARKS.md
+// "End-to-end block-sparse"): the sparse convs' summed compute time -7%.
+BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
+  if (threads <= 1) return Split::kNone;
+  const BlockSparseWeight& w = *w_;
+  const int64_t total = out_h_ * pitch_;
+  const bool rows_ok = w.block_rows() >= int64_t{kMinRowsPerThread} * threads;
+  const bool positions_ok = total >= 2 * kChunkQuantum * threads;
+  const int64_t weight_bytes = int64_t{w.row_ptr().back()} * w.br() * w.bc() * w.kh() * w.kw() * 4;
+  const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
+  const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
+  const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes)) return Split::kRows;
+  return Split::kPositions;
 }
 
 void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratch, int threads,
@@ -288,46 +338,107 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   base.bias = bias;
   base.lo = lo_;
   base.hi = hi_;
-  const bool split_rows = rows >= int64_t{kMinRowsPerThread} * threads;
   const int64_t work = row_ptr.back() + rows;  // blocks + one unit per row (stores)
+  const Split split = SplitFor(threads);
+
+  // Split by positions with an input copy: each thread copies the plane rows
+  // its own positions start in (so most of what it reads is in its own L2)
+  // and then raises its flag; the taps reach a few rows into the next
+  // thread's copy, which a thread needs only at the end of its range, long
+  // after the other finished copying: it waits for the flags there instead
+  // of at a barrier for everyone (a barrier costs a futex sleep and wake-up
+  // when the threads wait passively, docs/BENCHMARKS.md).
+  std::atomic<int> packed[kMaxFlagThreads];
+  const bool flags = !direct_ && split == Split::kPositions && threads <= kMaxFlagThreads;
+  // Per thread, the next of its calls to run (see "steal" below); one cache
+  // line each, or every call would move the line between the cores.
+  struct alignas(64) Counter {
+    std::atomic<int64_t> v{0};
+  };
+  Counter next_call[kMaxFlagThreads];
+  const bool steal = threads > 1 && threads <= kMaxFlagThreads;
 
   for (int64_t n = 0; n < batch_; ++n) {
     const float* xn = x + n * c * in_h_ * in_w_;
     float* yn = y + n * m * out_h_ * out_w_;
+    for (int t = 0; flags && t < threads; ++t) packed[t].store(0, std::memory_order_relaxed);
+    for (int t = 0; steal && t < threads; ++t) next_call[t].v.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
     {
       const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+      // The first plane row of thread t's positions (t = nt: past the end).
+      auto row_start = [&](int t) -> int64_t {
+        return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt) / pitch;
+      };
       if (!direct_) {
-        const int64_t c0 = c * tid / nt, c1 = c * (tid + 1) / nt;
-        Pack(xn, scratch, c0, c1);
+        if (nt > 1 && split == Split::kPositions) {
+          Pack(xn, scratch, 0, c, row_start(tid), row_start(tid + 1));
+        } else {
+          const int64_t c0 = c * tid / nt, c1 = c * (tid + 1) / nt;
+          Pack(xn, scratch, c0, c1);
+        }
+        if (flags) {
+          packed[tid].store(1, std::memory_order_release);
+        } else {
 #pragma omp barrier
+        }
       }
+      // With flags: before a chunk whose reads (16-lane groups, plus the
+      // taps' reach) pass this thread's last copied row, and before its
+      // last chunk (dropped lanes may read past a plane's end into rows
+      // another thread copied), wait until every other thread has copied.
+      bool all_packed = !flags || nt == 1;
+      const int64_t own_rows_end = row_start(tid + 1);
+      auto wait_packed = [&](int64_t q_end, bool last) {
+        if (all_packed) return;
+        const int64_t reach = (RoundUp(q_end, kGroup) - 1 + max_plane_off_) / pitch + 1;
+        if (!last && reach <= own_rows_end) return;
+        for (int u = 0; u < nt; ++u)
+          for (int spins = 0; u != tid && !packed[u].load(std::memory_order_acquire); ++spins)
+            if (spins >= kSpinsBeforeYield) std::this_thread::yield();
+        all_packed = true;
+      };
       BsrConvArgs a = base;
       a.x = direct_ ? xn : scratch;
       a.y = yn;
       a.residual = residual ? residual + (yn - y) : nullptr;
-      int64_t r0 = 0, r1 = rows, q0 = 0, q1 = total;
-      if (nt > 1 && split_rows) {
-        // Block-rows whose cumulative work starts in this thread's share.
-        const int64_t lo = work * tid / nt, hi = work * (tid + 1) / nt;
-        auto start_of = [&](int64_t target) {
-          int64_t r = 0;
-          while (r < rows && row_ptr[r] + r < target) ++r;
-          return r;
-        };
-        r0 = start_of(lo);
-        r1 = tid == nt - 1 ? rows : start_of(hi);
-      } else if (nt > 1) {
-        const int64_t groups = RoundUp(total, kGroup) / kGroup;
-        q0 = std::min(total, groups * tid / nt * kGroup);
-        q1 = std::min(total, groups * (tid + 1) / nt * kGroup);
-      }
+      // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
+      // as `chunks` position chunks, each over every block-row of the share
+      // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)).
+      struct Share {
+        int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0;
+        int64_t calls() const { return chunks * (r1 - r0); }
+      };
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
       // 2 MB at 50% for one position), and in the same call the kernel
       // fuses such a tail into its full tiles.
-      auto chunk_end = [&](int64_t q) { return q1 - q < chunk + kChunkQuantum ? q1 : q + chunk; };
+      auto chunk_end = [&](const Share& sh, int64_t q) {
+        return sh.q1 - q < chunk + kChunkQuantum ? sh.q1 : q + chunk;
+      };
+      auto share_of = [&](int u) {
+        Share sh;
+        sh.r1 = rows;
+        sh.q1 = total;
+        if (nt > 1 && split == Split::kPositions) {
+          sh.q0 = PositionSplit(total, u, nt);
+          sh.q1 = PositionSplit(total, u + 1, nt);
+        } else if (nt > 1 && split == Split::kRows) {
+          // Block-rows whose cumulative work starts in this thread's share.
+          auto start_of = [&](int64_t target) {
+            int64_t r = 0;
+            while (r < rows && row_ptr[r] + r < target) ++r;
+            return r;
+          };
+          sh.r0 = start_of(work * u / nt);
+          sh.r1 = u == nt - 1 ? rows : start_of(work * (u + 1) / nt);
+        }
+        if (sh.r0 < sh.r1)
+          for (int64_t q = sh.q0; q < sh.q1; q = chunk_end(sh, q)) ++sh.chunks;
+        return sh;
+      };
+      const float* xs = direct_ ? xn : scratch;
       // Software pipelining over block-rows. In a model, a layer's weights
       // and input arrive from L3 or DRAM (the layers in between evicted
       // them), and the kernel's access pattern defeats the hardware
@@ -338,32 +449,54 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // weights and 1/rows of the next chunk's input into L2 (ResNet-50
       // at 50%, 1 thread, each sparse layer timed inside the model:
       // docs/BENCHMARKS.md "End-to-end block-sparse").
-      if (r0 < r1)
-        PrefetchL2(w.values() + int64_t{row_ptr[r0]} * block_floats,
-                   int64_t{row_ptr[r0 + 1] - row_ptr[r0]} * block_floats * 4);
-      const float* xs = direct_ ? xn : scratch;
-      for (int64_t q = q0; q < q1 && r0 < r1; q = a.q_end) {
-        a.q_begin = q;
-        a.q_end = chunk_end(q);
-        const int64_t nq0 = a.q_end, nq1 = nq0 < q1 ? chunk_end(nq0) : nq0;
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t rn = r + 1 < r1 ? r + 1 : r0;  // the next chunk starts over
-          const bool next_w = r + 1 < r1 || nq0 < nq1;
-          a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
-          a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
-          a.prefetch_x = nullptr;
-          if (nq0 < nq1) {
-            // Channels [cb, ce) of the next chunk: every stored plane, the
-            // chunk's positions plus the taps' reach.
-            const int64_t cb = c * (r - r0) / (r1 - r0), ce = c * (r + 1 - r0) / (r1 - r0);
-            a.prefetch_x = xs + cb * x_channel_stride_ + nq0;
-            a.prefetch_x_ranges = (ce - cb) * planes;
-            a.prefetch_x_stride = direct_ ? x_channel_stride_ : plane_floats;
-            a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
-          }
-          a.row_begin = r;
-          a.row_end = r + 1;
-          kernel_->fn(a);
+      auto run_call = [&](const Share& sh, int64_t k) {
+        const int64_t nr = sh.r1 - sh.r0, ci = k / nr, r = sh.r0 + k % nr;
+        const bool last_chunk = ci == sh.chunks - 1;
+        a.q_begin = sh.q0 + ci * chunk;
+        a.q_end = last_chunk ? sh.q1 : a.q_begin + chunk;
+        const int64_t nq0 = a.q_end, nq1 = last_chunk ? nq0 : chunk_end(sh, nq0);
+        wait_packed(a.q_end, last_chunk);
+        const int64_t rn = r + 1 < sh.r1 ? r + 1 : sh.r0;  // the next chunk starts over
+        const bool next_w = r + 1 < sh.r1 || nq0 < nq1;
+        a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
+        a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
+        a.prefetch_x = nullptr;
+        if (nq0 < nq1) {
+          // Channels [cb, ce) of the next chunk: every stored plane, the
+          // chunk's positions plus the taps' reach.
+          const int64_t cb = c * (r - sh.r0) / nr, ce = c * (r + 1 - sh.r0) / nr;
+          a.prefetch_x = xs + cb * x_channel_stride_ + nq0;
+          a.prefetch_x_ranges = (ce - cb) * planes;
+          a.prefetch_x_stride = direct_ ? x_channel_stride_ : plane_floats;
+          a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
+        }
+        a.row_begin = r;
+        a.row_end = r + 1;
+        kernel_->fn(a);
+      };
+      const Share mine = share_of(tid);
+      if (mine.r0 < mine.r1)
+        PrefetchL2(w.values() + int64_t{row_ptr[mine.r0]} * block_floats,
+                   int64_t{row_ptr[mine.r0 + 1] - row_ptr[mine.r0]} * block_floats * 4);
+      if (!steal) {
+        for (int64_t k = 0; k < mine.calls(); ++k) run_call(mine, k);
+      } else {
+        // Each thread takes its own calls in order from its counter; when
+        // done it takes the calls left on the other threads' counters (a
+        // thread the OS descheduled, a slower share), after every input
+        // copy is done. The calls and their chunk boundaries are the same
+        // whoever runs them, so results do not depend on who did.
+        for (int64_t k;
+             (k = next_call[tid].v.fetch_add(1, std::memory_order_relaxed)) < mine.calls();)
+          run_call(mine, k);
+        for (int d = 1; d < nt; ++d) {
+          const int u = (tid + d) % nt;
+          const Share other = share_of(u);
+          if (next_call[u].v.load(std::memory_order_relaxed) >= other.calls()) continue;
+          wait_packed(0, true);
+          for (int64_t k;
+               (k = next_call[u].v.fetch_add(1, std::memory_order_relaxed)) < other.calls();)
+            run_call(other, k);
         }
       }
     }

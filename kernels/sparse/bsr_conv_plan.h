@@ -28,15 +28,27 @@
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
 // f32_pack_plane kernel of the same ISA as the conv kernel.
 //
-// Threads. With at least 4 block-rows per thread, thread t takes a run of
-// block-rows holding ~1/T of the non-zero blocks (balanced by work, not by
-// row count); otherwise the flat output range is split evenly. Within a
-// thread, positions are walked in chunks sized so that the chunk's input
-// stays in L2 while every block-row of the thread passes over it, one
-// kernel call per block-row, each asked to prefetch the next block-row's
-// weights and a slice of the next chunk's input (BsrConvArgs::prefetch_*):
-// in a model both arrive from L3/DRAM in patterns the hardware prefetchers
-// miss.
+// Threads. One parallel region per image. When the kept weights are smaller
+// than the input the kernel reads (large planes: ResNet-50's 56x56 and
+// 28x28 layers) and every thread gets two whole 48-position tiles, thread
+// t takes ~1/T of the flat output positions (whole tiles, the remainder to
+// the last thread) over all block-rows, and copies the input plane rows
+// its positions start in, so most of its input is in its own L2; no
+// barrier: a thread waits for the others' copies (flags) only before the
+// chunks that reach into their rows, at the end of its range. Otherwise,
+// with at least 4 block-rows per thread, thread t takes a run of block-rows
+// holding ~1/T of the non-zero blocks (balanced by work, not by row count)
+// and the copy is split by channels; else the positions are split in
+// 16-position groups. Each thread runs its share's kernel calls in order,
+// taking them from a counter; a thread done with its share takes the calls
+// left on the others' counters (one the OS descheduled on a busy machine),
+// with the same chunk boundaries, so the results do not depend on who ran
+// a call. Within a thread, positions are walked in chunks sized so that the
+// chunk's input stays in L2 while every block-row of the thread passes over
+// it, one kernel call per block-row, each asked to prefetch the next
+// block-row's weights and a slice of the next chunk's input
+// (BsrConvArgs::prefetch_*): in a model both arrive from L3/DRAM in patterns
+// the hardware prefetchers miss.
 #pragma once
 
 #include <cstdint>
@@ -77,7 +89,15 @@ class BsrConvPlan {
            const float* residual = nullptr) const;
 
  private:
-  void Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end) const;
+  // How Run() divides one image over threads: not at all, by block-rows
+  // (each thread reads all the input, its share of the weights) or by
+  // output positions (all the weights, its share of the input).
+  enum class Split { kNone, kRows, kPositions };
+  Split SplitFor(int threads) const;
+  // Copies channels [c_begin, c_end), plane rows [row_begin, row_end) of
+  // every stored plane into dst.
+  void Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end, int64_t row_begin = 0,
+            int64_t row_end = INT64_MAX) const;
 
   const BlockSparseWeight* w_ = nullptr;
   const BsrConvKernel* kernel_ = nullptr;

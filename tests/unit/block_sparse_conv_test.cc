@@ -2,7 +2,7 @@
 // through BsrConvPlan, against the reference conv (in double) on the same
 // zeroed dense weight: random small geometries (kernel sizes, strides,
 // dilations, asymmetric pads, blocks below/at/above the channel counts,
-// ragged edges, batch 2), real zoo layer shapes, Gemm, 1 and 2 threads,
+// ragged edges, batch 2), real zoo layer shapes, Gemm, 1 to 4 threads,
 // sparsity 0..100%. The seed is printed; WBS_TEST_SEED=<n> replays it.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -56,9 +56,11 @@ struct Problem {
   }
 };
 
-// Runs `pr` at `sparsity` on every kernel (threads 1 and 2) and compares.
+// Runs `pr` at `sparsity` on every kernel (by default threads 1, 2 and 3;
+// residual in place when threaded) and compares.
 void Check(const Problem& pr, double sparsity, Rng& rng,
-           const std::vector<const ks::BsrConvKernel*>& kernels) {
+           const std::vector<const ks::BsrConvKernel*>& kernels,
+           const std::vector<int>& thread_counts = {1, 2, 3}) {
   const kref::ConvParams& p = pr.p;
   SCOPED_TRACE(fmt::format("seed {}: {} sparsity {}", TestSeed(), pr.Describe(), sparsity));
   Tensor w = RandomTensor({p.out_channels, p.in_channels, p.kernel[1], p.kernel[2]}, rng);
@@ -95,12 +97,14 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
         continue;
       // NaN, not zeros: the plan must write every scratch value a valid
       // output reads (padding included).
-      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()), std::nanf(""));
-      for (int threads : {1, 2}) {
+      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()));
+      for (int threads : thread_counts) {
         SCOPED_TRACE(fmt::format("{} layout {} threads {}", k->name, plan->layout(), threads));
+        // Nor left from the previous run (another thread split).
+        std::fill(scratch.begin(), scratch.end(), std::nanf(""));
         std::vector<float> y(static_cast<size_t>(out_n), std::nanf(""));
         const float* residual = nullptr;
-        if (pr.residual && threads == 2) {
+        if (pr.residual && threads >= 2) {
           // In place: the residual is y's own storage.
           std::copy(res.data<float>(), res.data<float>() + out_n, y.begin());
           residual = y.data();
@@ -264,6 +268,46 @@ TEST(BlockSparseConv, FusedTails) {
       Check(pr, kSparsities[n % std::size(kSparsities)], rng, KernelsFor(pr.br));
       if (HasFatalFailure()) return;
       ++n;
+    }
+  }
+}
+
+// The thread splits (bsr_conv_plan.h "Threads"): by output positions in
+// whole 48-position tiles (the input copy split by plane rows, so the taps
+// reach into the rows another thread copied), by block-rows, by 16-position
+// groups. Planes whose position count leaves partial tiles and tails at 2,
+// 3 and 4 threads, both input layouts; the sparsity moves a layer between
+// splits (fewer kept weights than input floats: positions).
+TEST(BlockSparseConv, ThreadSplits) {
+  Rng rng(TestSeed() + 11);
+  struct Shape {
+    int64_t c, m, h, w, k, s;
+  };
+  const Shape shapes[] = {
+      {24, 72, 20, 23, 3, 1},  // 9 block-rows: rows at 2 threads (dense), not at 3
+      {16, 16, 13, 17, 1, 1},  // 221 positions in place, 2 block-rows: positions
+      {40, 96, 29, 31, 3, 2},  // stride 2: phase planes, row copy from two phases
+      {8, 136, 14, 14, 3, 1},  // 196 = 4 x 48 + 4: tiles at 2 threads, groups at 3
+      {64, 64, 16, 16, 5, 1},  // taps reach two rows into the next thread's copy
+      {32, 24, 1, 500, 3, 1},  // one output row: every thread's copy is that row
+  };
+  for (const Shape& sh : shapes) {
+    for (double sparsity : {0.0, 0.5, 0.9}) {
+      Problem pr;
+      kref::ConvParams& p = pr.p;
+      p.in_channels = sh.c;
+      p.out_channels = sh.m;
+      p.in = {1, sh.h, sh.w};
+      p.kernel = {1, sh.h == 1 ? 1 : sh.k, sh.k};
+      p.stride = {1, sh.s, sh.s};
+      p.pad_begin = {0, p.kernel[1] / 2, sh.k / 2};
+      p.pad_end = p.pad_begin;
+      p.out = {1, OutDim(sh.h, p.kernel[1], sh.s, 1, p.pad_begin[1], p.pad_end[1]),
+               OutDim(sh.w, sh.k, sh.s, 1, p.pad_begin[2], p.pad_end[2])};
+      p.activation.kind = kref::ActivationKind::kRelu;
+      pr.residual = sh.k == 1;
+      Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {1, 2, 3, 4});
+      if (HasFatalFailure()) return;
     }
   }
 }

@@ -428,5 +428,12 @@ TEST(OpsSparseTest, ZooResnet18SparseMatchesDense) {
   CheckZooModel("resnet18", 64, {"layer2.0.conv1", "layer3.1.conv2"}, 1);
 }
 
+// 96x96: 24x24 and 12x12 planes, split by positions in whole tiles at 2 and
+// 3 threads, the 3x3 and 6x6 layers by block-rows (bsr_conv_plan.h).
+TEST(OpsSparseTest, ZooResnet18SparseMatchesDenseThreaded) {
+  for (int threads : {2, 3})
+    CheckZooModel("resnet18", 96, {"layer2.0.conv1", "layer3.1.conv2"}, threads);
+}
+
 }  // namespace
 }  // namespace wbs
