@@ -154,7 +154,7 @@ Status CheckLayerBuffers(const Layer& l, int64_t capacity) {
   struct R { const char* name; int64_t lo, hi; };
   const R rs[] = {{"in", l.core_in, l.core_in + 2 * l.in_bytes},
                   {"in2", l.core_in2, l.core_in2 + 2 * l.in2_bytes},
-                  {"w", l.core_w, l.core_w + (l.weights_per_iteration ? 2 : 1) * l.w_bytes},
+                  {"w", l.core_w, l.core_w + l.core_w_halves() * l.w_bytes},
                   {"out", l.core_out, l.core_out + 2 * l.out_bytes},
                   {"acc", l.core_acc, l.core_acc + l.acc_bytes}};
   for (const R& a : rs) {

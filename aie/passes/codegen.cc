@@ -7,6 +7,12 @@
 //    LOADFM memtile -> cores (broadcast down the column when the rows share
 //    the input), COMP]  WRITEFM core -> memtile, WRITE memtile -> DDR
 // with ping/pong core buffers guarded by lock pairs (docs/AIE_PROGRAM.md).
+// With CIN parts the input and weight halves alternate by part, not by
+// iteration, so part p+1's tile and blob move in while part p computes;
+// weight blocks of successive chunks alternate memtile halves (and core
+// halves when memplan found room: Layer::w_double); kept CIN parts
+// (Layer::w_kept) load from DDR in the chunk's first iteration only. A
+// weight blob goes in two byte halves over both channels of each link.
 // Output rows that do not fill a whole iteration get a second block of one
 // iteration with the remainder.
 #include <fmt/format.h>
@@ -14,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "aie/passes/compiler.h"
 
@@ -36,6 +43,11 @@ constexpr int kInEmpty = 0, kInFull = 2, kIn2Empty = 4, kIn2Full = 6, kOutEmpty 
 constexpr int kCoreLocks = 12;
 
 LockOp L(MemSpace tile, int id) { return LockOp{tile, id, 1, true}; }
+// The input buffer's lock: ping/pong by iteration, or with CIN parts the
+// half of part `part` (fixed per instruction).
+LockOp InLock(MemSpace tile, int id, int64_t parts, int64_t part) {
+  return parts == 1 ? L(tile, id) : LockOp{tile, id + static_cast<int>(part % 2), 1, false};
+}
 
 // Channels [c0, c0 + cn) of a transfer whose patterns have channels in
 // dimension 2 (a DDR tensor pattern or a contiguous [c][h][w] tile); the
@@ -69,6 +81,10 @@ struct Gen {
   Layer& l;
   int li;
   std::vector<int> servers, servers_r;  // memtile per column, greedy from the left / from the right
+  int64_t wblocks = 0, w_half = 0;      // weight blocks emitted; the current one's half
+  // Kept CIN parts: the (row, blob offset, memtile, part) slabs loaded in chunk kept_chunk.
+  std::set<std::tuple<int, int64_t, int, int64_t>> kept_loaded;
+  int64_t kept_chunk = -1;
 
   const ActTensor& T(int i) const { return s.tensors[static_cast<size_t>(i)]; }
   int64_t SymAddr(int ti) const {
@@ -171,9 +187,20 @@ struct Gen {
           tiles.push_back(ct);
         }
         if (tiles.empty()) continue;
-        if (l.kind == LayerKind::kConv && !l.weights_per_iteration) EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
+        if (l.kind == LayerKind::kConv && !l.weights_per_iteration) {
+          w_half = wblocks++ % 2;
+          EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
+        }
+        if (k != kept_chunk) kept_loaded.clear(), kept_chunk = k;
         const int64_t full = l.oh / l.oh_t, rem = l.oh % l.oh_t;
-        if (full > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, 0, l.oh_t, full));
+        // Kept CIN parts (Layer::w_kept) come from DDR in the chunk's first
+        // block only, part by part beside the input tiles (a block of every
+        // part's LOADW first would hold the first COMP back until all had
+        // arrived); the later blocks (and width chunks) only move them to
+        // the cores. So the first iteration is a block of its own.
+        const int64_t peel = l.weights_per_iteration && l.w_kept && full > 1 ? 1 : 0;
+        if (peel > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, 0, l.oh_t, 1));
+        if (full > peel) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, peel * l.oh_t, l.oh_t, full - peel));
         if (rem > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, full * l.oh_t, rem, 1));
       }
     }
@@ -186,13 +213,23 @@ struct Gen {
     return (ci * static_cast<size_t>(l.chunks) + static_cast<size_t>(k)) * static_cast<size_t>(l.parts) + static_cast<size_t>(part);
   }
 
-  // LOADW + LOADWM of chunk k, part `part` for every tile (into `block`, or a new 1-iteration block).
-  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop) {
+  // LOADW (`loads`) + LOADWM (`moves`) of chunk k, part `part` for every
+  // tile (into `in_loop`, or a new 1-iteration block).
+  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop, bool loads = true,
+                   bool moves = true) {
     Block own;
     own.label = fmt::format("{}.w{}", l.name, k);
     Block& b = in_loop ? *in_loop : own;
     const DdrSymbol& ws = p.symbols[static_cast<size_t>(l.blob_symbol)];
-    const int64_t half = in_loop ? l.w_bytes : 0;  // core ping/pong only when reloaded every iteration
+    // CIN parts reload the weights every part: parts alternate between the
+    // two core halves and the two memtile halves, so part p+1's blob moves
+    // in while part p computes (a half taken by iteration parity would make
+    // every part of an iteration wait for the previous part's COMP).
+    // Without parts, weight blocks alternate between the memtile halves (the
+    // next block's LOADW runs under this one's compute) and, with w_double,
+    // between the core halves too.
+    const int64_t wsel = in_loop ? part % 2 : w_half;
+    const int64_t core_half = in_loop || l.w_double ? wsel * l.w_bytes : 0;
     // Group cores by (row, blob offset, serving memtile): one LOADW + one broadcast LOADWM each.
     std::map<std::tuple<int, int64_t, int>, std::vector<MemSpace>> groups;
     std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
@@ -212,24 +249,38 @@ struct Gen {
       const auto [row, off, mt] = key;
       const int64_t bytes = sizes[key];
       // Weight slab of `row` in the memtile (slot of the first served column in cout-only mode).
+      // Kept CIN parts (Layer::w_kept) each have a slab of their own.
       const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) + l.mt_w +
-                           2 * row * l.mt_w_bytes + (k % 2) * l.mt_w_bytes;
-      Instruction lw;
-      lw.op = Opcode::kLoadW;
-      lw.layer = li;
-      lw.src = MemSpace::Ddr();
-      lw.src_ap = Contig(ws.addr + off, 0, 1, 1, bytes);
-      lw.dst = {MemSpace::Memtile(mt)};
-      lw.dst_ap = Contig(slab, 0, 1, 1, bytes);
-      b.instrs.push_back(lw);
-      Instruction wm;
-      wm.op = Opcode::kLoadWm;
-      wm.layer = li;
-      wm.src = MemSpace::Memtile(mt);
-      wm.src_ap = Contig(slab, 0, 1, 1, bytes);
-      wm.dst = cores;
-      wm.dst_ap = Contig(l.core_w, half, 1, 1, bytes);
-      b.instrs.push_back(wm);
+                           (row * l.mt_w_slabs() + (l.w_kept ? part : wsel)) * l.mt_w_bytes;
+      // A kept part's blob is loaded from DDR once per chunk.
+      const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
+      // The blob goes in two byte halves, one on each DDR read channel of
+      // the memtile and each input DMA channel of the cores, as an
+      // activation tile does (on one channel, a 32 KB blob would hold the
+      // COMPs back twice as long while the second channel idles).
+      const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0 || !load) continue;
+        Instruction lw;
+        lw.op = Opcode::kLoadW;
+        lw.layer = li;
+        lw.src = MemSpace::Ddr();
+        lw.src_ap = Contig(ws.addr + off + o, 0, 1, 1, n);
+        lw.dst = {MemSpace::Memtile(mt)};
+        lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
+        b.instrs.push_back(lw);
+      }
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0 || !moves) continue;
+        Instruction wm;
+        wm.op = Opcode::kLoadWm;
+        wm.layer = li;
+        wm.src = MemSpace::Memtile(mt);
+        wm.src_ap = Contig(slab + o, 0, 1, 1, n);
+        wm.dst = cores;
+        wm.dst_ap = Contig(l.core_w + core_half + o, 0, 1, 1, n);
+        b.instrs.push_back(wm);
+      }
     }
     if (!in_loop) p.blocks.push_back(std::move(own));
   }
@@ -248,6 +299,12 @@ struct Gen {
     const int32_t pad_byte = x.type == OutType::kS8 ? (pad & 0xff) : pad;
     for (int64_t part = 0; part < l.parts; ++part) {
       if (l.kind == LayerKind::kConv && l.weights_per_iteration) EmitWeights(tiles, k, part, &b);
+      // The input halves (core buffer, its lock pair, the memtile slab)
+      // alternate by iteration, or with CIN parts by part: part p+1's tile
+      // moves in while part p computes (by iteration, every part of an
+      // iteration would wait for the previous part's COMP).
+      const bool in_pong = l.parts == 1;
+      const int64_t in_sel = in_pong ? 0 : part % 2;
       int64_t k0 = 0, k1 = 0;
       if (l.kind == LayerKind::kConv) PartChannels(l, part, &k0, &k1);
       // Inputs: one slab per column (shared) or per core.
@@ -273,20 +330,20 @@ struct Gen {
         ld.src = MemSpace::Ddr();
         ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.sh - l.pad_t, ih, ystep, ct.xo * l.sw - l.pad_l, iw, true, pad_byte);
         ld.dst = {MemSpace::Memtile(mt)};
-        ld.dst_ap = Contig(slab, l.mt_in_bytes, cin, ih, iw);
+        ld.dst_ap = Contig(slab + in_sel * l.mt_in_bytes, in_pong ? l.mt_in_bytes : 0, cin, ih, iw);
         if (ld.src_ap.bytes() > l.in_bytes) return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
         Instruction fm;
         fm.op = Opcode::kLoadFm;
         fm.layer = li;
         fm.src = MemSpace::Memtile(mt);
-        fm.src_ap = Contig(slab, l.mt_in_bytes, cin, ih, iw);
+        fm.src_ap = ld.dst_ap;
         for (const CoreTile* g : group) {
           const MemSpace c = MemSpace::Core(g->w->row, g->w->col);
           fm.dst.push_back(c);
-          fm.acquire.push_back(L(c, kInEmpty));
-          fm.release.push_back(L(c, kInFull));
+          fm.acquire.push_back(InLock(c, kInEmpty, l.parts, part));
+          fm.release.push_back(InLock(c, kInFull, l.parts, part));
         }
-        fm.dst_ap = Contig(l.core_in, l.in_bytes, cin, ih, iw);
+        fm.dst_ap = Contig(l.core_in + in_sel * l.in_bytes, in_pong ? l.in_bytes : 0, cin, ih, iw);
         // The tile goes as two channel halves, one on each DDR read channel
         // of the memtile and each input DMA channel of the cores (the
         // weights' channels are idle while the tile streams; their loads
@@ -403,15 +460,15 @@ struct Gen {
         q.kh = static_cast<int32_t>(l.kh), q.kw = static_cast<int32_t>(l.kw);
         q.sh = static_cast<int32_t>(l.sh), q.sw = static_cast<int32_t>(l.sw);
         q.dh = static_cast<int32_t>(l.dh), q.dw = static_cast<int32_t>(l.dw);
-        q.in = {l.core_in, l.in_bytes};
+        q.in = {l.core_in + in_sel * l.in_bytes, in_pong ? l.in_bytes : 0};
         q.in_type = x.type;
         q.in_zero = x.zero_point;
         q.out_zero = l.out_zero, q.lo = l.lo, q.hi = l.hi;
         q.out_type = y.type;
         q.out = {l.core_out, l.out_bytes};
         const bool last_part = part == l.parts - 1;
-        cp.acquire = {L(c, kInFull)};
-        cp.release = {L(c, kInEmpty)};
+        cp.acquire = {InLock(c, kInFull, l.parts, part)};
+        cp.release = {InLock(c, kInEmpty, l.parts, part)};
         if (fa) {
           // The conv's own u8 tile goes to the scratch buffer for the Add
           // COMP right after it on the same core (program order orders them).
@@ -427,7 +484,7 @@ struct Gen {
             q.kind = CompKind::kConv;
             q.in_c = static_cast<int32_t>(l.groups == 1 ? k1 - k0 : ct.cin);
             q.groups = static_cast<int32_t>(ct.groups);
-            q.weights = {l.core_w, l.weights_per_iteration ? l.w_bytes : 0};
+            q.weights = {l.core_w + (l.weights_per_iteration ? part % 2 : l.w_double ? w_half : 0) * l.w_bytes, 0};
             if (l.parts > 1) {
               q.accumulate = part > 0;
               q.in2 = {l.core_acc, 0};
@@ -581,7 +638,7 @@ Status RunCodegen(CompileState& s) {
         for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
-    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}};
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1};
     WBS_RETURN_IF_ERROR(g.Emit());
   }
   return Status::Ok();

@@ -117,6 +117,17 @@ struct Layer {
   // Core buffer sizes (bytes, one half of ping/pong).
   int64_t in_bytes = 0, in2_bytes = 0, w_bytes = 0, out_bytes = 0, acc_bytes = 0;
   bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
+  // Core weights double-buffered across the layer's weight blocks (channel
+  // or width chunks; memplan, when the second half fits): chunk k+1's blob
+  // moves in while chunk k computes. CIN parts always have two halves.
+  bool w_double = false;
+  int64_t core_w_halves() const { return weights_per_iteration || w_double ? 2 : 1; }
+  // CIN parts: every part's blob stays in the memtile for the whole chunk
+  // (one LOADW per part and chunk before the rows, LOADWMs per iteration
+  // from there) instead of coming from DDR again every iteration; pass 2
+  // sets it when parts weight slabs per row fit the memtile.
+  bool w_kept = false;
+  int64_t mt_w_slabs() const { return w_kept ? std::max<int64_t>(2, parts) : 2; }
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]

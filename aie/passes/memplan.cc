@@ -75,7 +75,7 @@ int ActMemtile(const Target& t, int col) {
 }
 
 bool SharedInput(const Layer& l) { return l.kind == LayerKind::kConv && l.groups == 1; }
-int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out);
+int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out, int64_t w_slabs);
 
 // Slot of column c among the columns sharing its memtile (slabs are offset by slot * mt_col_bytes).
 int MemtileSlot(const Target& t, int col) {
@@ -214,7 +214,16 @@ Status RunMemPlan(CompileState& s) {
     int64_t a = 0;
     l.core_in = a, a += 2 * l.in_bytes;
     l.core_in2 = a, a += 2 * l.in2_bytes;
-    l.core_w = a, a += (l.weights_per_iteration ? 2 : 1) * l.w_bytes;
+    // A second core weight half when the layer has more than one weight
+    // block and it fits beside the tile (pass 2 sized the tile without it).
+    {
+      int64_t wchunks = 0;
+      for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
+      const int64_t need = 2 * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
+      l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
+                   need <= t.core_buffer_bytes();
+    }
+    l.core_w = a, a += l.core_w_halves() * l.w_bytes;
     l.core_out = a, a += 2 * l.out_bytes;
     l.core_acc = a, a += l.acc_bytes;
     if (a > t.core_buffer_bytes())
@@ -224,10 +233,10 @@ Status RunMemPlan(CompileState& s) {
     int64_t m = 0;
     l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m, m += 2 * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
     l.mt_in2_bytes = l.in2_resident ? 0 : l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.mt_in2_bytes;
-    l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += 2 * l.rows_used * l.w_bytes;
+    l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += l.mt_w_slabs() * l.rows_used * l.w_bytes;
     l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.mt_out_bytes;
     l.mt_col_bytes = m;
-    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes))
+    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes, l.mt_w_slabs()))
       return Internal("{}: memtile footprint mismatch", l.name);
     m *= per_mt;
     if (m > t.memtile.bytes - l.mt_reserved) {
