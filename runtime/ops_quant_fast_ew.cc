@@ -168,6 +168,17 @@ struct AddLimbParams {
   // and Q2 joins the bias: bias_q = bias + Q2.
   int32_t q01 = 0, bias_q = 0;
 };
+
+// One output of the limb form in scalar arithmetic (the vector rows' tails).
+template <bool kSignedA, bool kSignedB>
+inline uint8_t AddLimbsScalar(uint8_t a, uint8_t b, const AddLimbParams& p) {
+  const int32_t av = (kSignedA ? int32_t{static_cast<int8_t>(a)} : int32_t{a}) - p.za;
+  const int32_t bv = (kSignedB ? int32_t{static_cast<int8_t>(b)} : int32_t{b}) - p.zb;
+  int32_t part[3];
+  for (int k = 0; k < 3; ++k) part[k] = av * (p.pairs[k] & 0xffff) + bv * (p.pairs[k] >> 16);
+  const int32_t t = part[2] + ((part[1] + (part[0] >> 11)) >> 11);
+  return static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
+}
 bool MakeAddLimbParams(const AddParams& p, AddLimbParams* l) {
   if (p.shift < 23 || p.shift > 40 || p.ma < 0 || p.mb < 0 || p.ma >= (int64_t{1} << 31) ||
       p.mb >= (int64_t{1} << 31) || p.zy < -256 || p.zy > 255)
@@ -231,14 +242,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void AddRowLimbsAv
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
                         _mm512_cvtepi16_epi8(_mm512_packs_epi32(lo_half, hi_half)));
   }
-  for (; i < n; ++i) {  // the tail, scalar, same arithmetic
-    const int32_t av = (kSignedA ? int32_t{static_cast<int8_t>(a[i])} : int32_t{a[i]}) - p.za;
-    const int32_t bv = (kSignedB ? int32_t{static_cast<int8_t>(b[i])} : int32_t{b[i]}) - p.zb;
-    int32_t part[3];
-    for (int k = 0; k < 3; ++k) part[k] = av * (p.pairs[k] & 0xffff) + bv * (p.pairs[k] >> 16);
-    const int32_t t = part[2] + ((part[1] + (part[0] >> 11)) >> 11);
-    y[i] = static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
-  }
+  for (; i < n; ++i) y[i] = AddLimbsScalar<kSignedA, kSignedB>(a[i], b[i], p);  // the tail
 }
 
 // The limb form on AVX-512 VNNI: vpdpwssd fuses each limb's multiply-add
@@ -279,14 +283,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ad
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
                         _mm512_cvtepi16_epi8(_mm512_min_epi16(_mm512_max_epi16(w16, lo), hi)));
   }
-  for (; i < n; ++i) {  // the tail, scalar, the plain limb arithmetic
-    const int32_t av = (kSignedA ? int32_t{static_cast<int8_t>(a[i])} : int32_t{a[i]}) - p.za;
-    const int32_t bv = (kSignedB ? int32_t{static_cast<int8_t>(b[i])} : int32_t{b[i]}) - p.zb;
-    int32_t part[3];
-    for (int k = 0; k < 3; ++k) part[k] = av * (p.pairs[k] & 0xffff) + bv * (p.pairs[k] >> 16);
-    const int32_t t = part[2] + ((part[1] + (part[0] >> 11)) >> 11);
-    y[i] = static_cast<uint8_t>(std::min(std::max((t + p.bias) >> p.shift, p.lo), p.hi));
-  }
+  for (; i < n; ++i) y[i] = AddLimbsScalar<kSignedA, kSignedB>(a[i], b[i], p);  // the tail
 }
 
 #pragma GCC diagnostic pop
