@@ -12,6 +12,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "kernels/sparse/s8_dispatch.h"
 #include "runtime/session.h"
@@ -88,6 +89,28 @@ void SetActivation(ir::Node* n, std::mt19937_64& rng) {
   }
 }
 
+// A QAdd of two graph inputs of shape `s` with random types, quantization
+// and fused activation; returns the inputs' types.
+std::pair<DType, DType> AddRandomQAdd(ir::Graph& g, const Shape& s, bool pot,
+                                      std::mt19937_64& rng) {
+  ir::Value* a = g.AddInput("a", RandomType(rng), s);
+  a->quant = RandomQP(a->dtype, rng, pot);
+  ir::Value* b = g.AddInput("b", RandomType(rng), s);
+  b->quant = RandomQP(b->dtype, rng, pot);
+  ir::Value* y = g.AddValue("y");
+  y->quant = RandomQP(RandomType(rng), rng, pot);
+  ir::Node* n = g.AddNode("QAdd", {a, b}, {y}, "add");
+  SetActivation(n, rng);
+  g.outputs.push_back(y);
+  return {a->dtype, b->dtype};
+}
+
+// The AVX-512 formula, or the table (WBS_ISA_CAP=avx2|ref, tests/CMakeLists.txt).
+std::string QAddImpl() {
+  return kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512 ? "QAdd:avx512"
+                                                                           : "QAdd:lut";
+}
+
 TEST(QuantFastEw, QAddMatchesReference) {
   std::mt19937_64 rng(11);
   for (int it = 0; it < 40; ++it) {
@@ -95,21 +118,9 @@ TEST(QuantFastEw, QAddMatchesReference) {
     const Shape s = {Uniform(rng, 1, 2), Uniform(rng, 1, 40), Uniform(rng, 1, 30),
                      Uniform(rng, 1, 30)};
     ir::Graph g;
-    ir::Value* a = g.AddInput("a", RandomType(rng), s);
-    a->quant = RandomQP(a->dtype, rng, pot);
-    ir::Value* b = g.AddInput("b", RandomType(rng), s);
-    b->quant = RandomQP(b->dtype, rng, pot);
-    ir::Value* y = g.AddValue("y");
-    y->quant = RandomQP(RandomType(rng), rng, pot);
-    ir::Node* n = g.AddNode("QAdd", {a, b}, {y}, "add");
-    SetActivation(n, rng);
-    g.outputs.push_back(y);
-    const std::vector<Tensor> in = {RandomBytes(a->dtype, s, rng), RandomBytes(b->dtype, s, rng)};
-    // The AVX-512 formula, or the table (WBS_ISA_CAP=avx2|ref, tests/CMakeLists.txt).
-    const std::string impl = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512
-                                 ? "QAdd:avx512"
-                                 : "QAdd:lut";
-    ExpectFastEqualsReference(g, in, impl, 1 + it % 2, fmt::format("QAdd case {}", it));
+    const auto [a, b] = AddRandomQAdd(g, s, pot, rng);
+    const std::vector<Tensor> in = {RandomBytes(a, s, rng), RandomBytes(b, s, rng)};
+    ExpectFastEqualsReference(g, in, QAddImpl(), 1 + it % 2, fmt::format("QAdd case {}", it));
   }
 }
 
@@ -122,24 +133,14 @@ TEST(QuantFastEw, QAddEveryBytePairMatchesReference) {
   const Shape s = {1, 1, 256, 256};
   for (int it = 0; it < 24; ++it) {
     ir::Graph g;
-    ir::Value* a = g.AddInput("a", RandomType(rng), s);
-    a->quant = RandomQP(a->dtype, rng, false);
-    ir::Value* b = g.AddInput("b", RandomType(rng), s);
-    b->quant = RandomQP(b->dtype, rng, false);
-    ir::Value* y = g.AddValue("y");
-    y->quant = RandomQP(RandomType(rng), rng, false);
-    ir::Node* n = g.AddNode("QAdd", {a, b}, {y}, "add");
-    SetActivation(n, rng);
-    g.outputs.push_back(y);
-    std::vector<Tensor> in = {Tensor(a->dtype, s), Tensor(b->dtype, s)};
+    const auto [a, b] = AddRandomQAdd(g, s, /*pot=*/false, rng);
+    std::vector<Tensor> in = {Tensor(a, s), Tensor(b, s)};
     for (int i = 0; i < 65536; ++i) {
       static_cast<uint8_t*>(in[0].raw())[i] = static_cast<uint8_t>(i >> 8);
       static_cast<uint8_t*>(in[1].raw())[i] = static_cast<uint8_t>(i & 0xff);
     }
-    const std::string impl = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512
-                                 ? "QAdd:avx512"
-                                 : "QAdd:lut";
-    ExpectFastEqualsReference(g, in, impl, 1 + it % 2, fmt::format("QAdd all pairs case {}", it));
+    ExpectFastEqualsReference(g, in, QAddImpl(), 1 + it % 2,
+                              fmt::format("QAdd all pairs case {}", it));
   }
 }
 
