@@ -194,6 +194,20 @@ struct CompileState {
   Program program;
   // Time model results.
   double total_s = 0.0, bound_s = 0.0;
+  // The ideal lower bound of the whole network on this array (time_model.cc
+  // IdealBound): no schedule, split or tile can beat it. Every effective MAC
+  // at the array's peak; every weight byte (one compact blob per layer:
+  // non-zero blocks, index, bias and requantization) and the network input
+  // read from DDR once over every shim read channel; the network output
+  // written once over every write channel. Activations between layers are
+  // assumed to stay on chip (they fit the memtiles of the paper's arrays).
+  // `layers_s`: the sum over layers of the same maximum for each layer alone
+  // (its MACs, its weights and any network input it reads, any network
+  // output it writes): the bound when layers cannot overlap.
+  struct Ideal {
+    double compute_s = 0, read_s = 0, write_s = 0, total_s = 0, layers_s = 0;
+    int64_t weight_bytes = 0, input_bytes = 0, output_bytes = 0;
+  } ideal;
   struct Event {
     std::string name, cat;
     int layer = -1;

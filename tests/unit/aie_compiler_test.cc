@@ -121,6 +121,38 @@ TEST(AieCompiler, SparseDoesFewerMacsAndIsFaster) {
   EXPECT_LT(s.total_s, d.total_s);
 }
 
+// The ideal bound is a lower bound of every roofline and estimate: its
+// compute term is the effective MACs at the array's peak, its DDR read term
+// every weight byte at least once (the program's LOADW bytes can only be
+// more: per-core blobs repeat headers and indices, rows load copies).
+TEST(AieCompiler, IdealBoundIsBelowRooflineAndEstimate) {
+  for (const char* preset : {"paper-2x2", "paper-4x4"}) {
+    auto t = Target::Load(preset);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    double dense_weight = 0;
+    for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+      const CompileState s = CompileOn(*g, *t);
+      const CompileState::Ideal& b = s.ideal;
+      int64_t macs = 0, loadw = 0;
+      for (const Layer& l : s.layers) macs += l.macs;
+      for (const Block& blk : s.program.blocks)
+        for (const Instruction& in : blk.instrs)
+          if (in.op == Opcode::kLoadW) loadw += in.bytes() * blk.iterations;
+      EXPECT_NEAR(b.compute_s, static_cast<double>(macs) / t->peak_macs_per_second(), 1e-12) << preset;
+      EXPECT_GT(b.weight_bytes, 0) << preset;
+      EXPECT_LE(b.weight_bytes, loadw) << preset;
+      EXPECT_GT(b.input_bytes, 0) << preset;
+      EXPECT_GT(b.output_bytes, 0) << preset;
+      EXPECT_EQ(b.total_s, std::max({b.compute_s, b.read_s, b.write_s})) << preset;
+      EXPECT_LE(b.total_s, b.layers_s + 1e-12) << preset;
+      EXPECT_LE(b.layers_s, s.bound_s + 1e-12) << preset;
+      EXPECT_LE(s.bound_s, s.total_s + 1e-12) << preset;
+      if (g == &Dense()) dense_weight = static_cast<double>(b.weight_bytes);
+      else EXPECT_LT(static_cast<double>(b.weight_bytes), 0.7 * dense_weight) << preset;
+    }
+  }
+}
+
 TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
   CompileState s = CompileOn(Sparse(), Target::Paper(2, 2));
   const std::string text = s.program.ToText();
