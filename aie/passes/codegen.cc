@@ -241,7 +241,9 @@ struct Gen {
       // even rows, 0, 2 for odd ones).
       const int mt = l.cout_only ? ActMemtile(t, ct.w->col)
                                  : (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
-      const auto key = std::make_tuple(ct.w->row, l.blob_offset[bi], mt);
+      // Width over every core: every core has the same blobs, so one copy
+      // per serving memtile feeds the cores of every row of its parity.
+      const auto key = std::make_tuple(l.wide ? ct.w->row % 2 : ct.w->row, l.blob_offset[bi], mt);
       groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
       sizes[key] = static_cast<int64_t>(l.blobs[bi].size());
     }
@@ -570,13 +572,23 @@ struct Gen {
       wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow, e);
       wf.acquire = {L(c, kOutFull)};
       wf.release = {L(c, kOutEmpty)};
+      // The tile leaves as two channel halves, one on each output DMA
+      // channel of the core (and each DDR write channel of the memtile), as
+      // input tiles arrive: the first half takes the buffer, the second
+      // hands it back (on one channel a layer with a large output, e.g.
+      // ResNet-50 layer1's conv3, waits on it while the other channel idles).
+      const int64_t oh_c = ct.mc >= 2 ? ct.mc / 2 : ct.mc;
+      auto push_wf = [&](const Instruction& f) {
+        b.instrs.push_back(ChannelSlice(f, 0, oh_c, true, ct.mc < 2));
+        if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(f, oh_c, ct.mc - oh_c, false, true));
+      };
       if (l.out_resident) {
         // Into the column's share of the resident output; it never goes to DDR.
         wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
-        b.instrs.push_back(wf);
+        push_wf(wf);
         continue;
       }
-      b.instrs.push_back(wf);
+      push_wf(wf);
       Instruction wr;
       wr.op = Opcode::kWrite;
       wr.layer = li;
@@ -584,7 +596,8 @@ struct Gen {
       wr.src_ap = wf.dst_ap;
       wr.dst = {MemSpace::Ddr()};
       wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
-      b.instrs.push_back(wr);
+      b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
+      if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
     }
     p.blocks.push_back(std::move(b));
     return Status::Ok();

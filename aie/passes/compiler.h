@@ -103,6 +103,14 @@ struct Layer {
 
   // ---- subvolume + split (passes 2, 3, 4) ----
   bool cout_only = false;     // every core its own channel group (no width split)
+  // Width over every core: each core computes all output channels for its
+  // own slice of its column's width share (the column's rows split that
+  // share), so a core receives 1/rows of the column's input instead of all
+  // of it (the 2-D split broadcasts the whole column share to every row),
+  // and every core gets every weight blob. Column shares are the 2-D
+  // split's, so memtile-resident tensors keep their layout. For layers
+  // bound by the activation broadcast (memtile -> core) with few weights.
+  bool wide = false;
   // cout_only, DDR-read bound: the input tile loaded once per serving
   // memtile and broadcast to every column it reaches (codegen SpreadInput).
   bool spread_input = false;

@@ -23,7 +23,7 @@ std::string LayerTable(const CompileState& s) {
   for (const Layer& l : s.layers) {
     r += fmt::format("{}\t{}\t{}x{}x{} {}/{}\t{}x{}{}\t{:.3f}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3f}\t{:.3f}\t{}\t{:.3f}\t{:.3f}\n", l.name,
                      LayerKindName(l.kind), l.mt_rows, l.oh_t, l.ow_t, l.ct, l.parts, l.rows_used, l.cols_used,
-                     l.cout_only ? "c" : "", l.imbalance, l.ddr_read_bytes, l.ddr_write_bytes, l.stream_in_bytes,
+                     l.cout_only ? "c" : l.wide ? "w" : "", l.imbalance, l.ddr_read_bytes, l.ddr_write_bytes, l.stream_in_bytes,
                      l.stream_out_bytes, l.macs_dense, l.macs, l.time_s * 1e6, l.bound_s * 1e6, l.binding,
                      l.span_s > 0 ? l.bound_s / l.span_s : 0.0, l.span_s * 1e6);
   }

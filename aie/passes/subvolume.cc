@@ -112,6 +112,7 @@ Status TileLayers(CompileState& s) {
       bool cout_only = false;
       bool w_kept = false;
       bool spread = false;
+      bool wide = false;
     };
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
@@ -122,15 +123,30 @@ Status TileLayers(CompileState& s) {
     double& best = pick.cost;
     const ActTensor& y = s.tensors[static_cast<size_t>(fused ? s.layers[static_cast<size_t>(l.fused_add)].output : l.output)];
     const int64_t shortcut_bytes = fused && !l.in2_resident ? y.bytes() : 0;
-    for (const bool cout_only : {false, true}) {
+    // Modes: 0 the 2-D split, 1 width over every core (Layer::wide), 2
+    // channels over every core (cout_only).
+    for (const int mode : {0, 1, 2}) {
+    const bool cout_only = mode == 2, wide = mode == 1;
     if (cout_only && l.force_2d) continue;
     const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
     const int64_t cols_used = cout_only ? std::min<int64_t>(t.cols, CeilDiv(std::min<int64_t>(units, int64_t{t.rows} * t.cols), t.rows))
                                         : std::min<int64_t>(t.cols, l.ow);
-    const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : CeilDiv(units, t.rows);
-    const int64_t cap_w = cout_only ? l.ow : CeilDiv(l.ow, cols_used);
-    // Weight broadcast: 2-D loads each row's blob into every serving memtile.
-    const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
+    // Wide: the rows split each column's share (split.cc), at least one output column each.
+    int64_t wide_rows = 0;
+    if (wide) {
+      if (l.kind != LayerKind::kConv || l.groups != 1 || t.rows < 2) continue;
+      int64_t narrowest = l.ow;
+      for (int64_t c = 0; c < cols_used; ++c) narrowest = std::min(narrowest, l.ow * (c + 1) / cols_used - l.ow * c / cols_used);
+      wide_rows = std::min<int64_t>(t.rows, narrowest);
+      if (wide_rows < 2) continue;
+    }
+    l.wide = wide;  // SharedInput (the footprint) depends on it
+    const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : wide ? units : CeilDiv(units, t.rows);
+    const int64_t cap_w = cout_only ? l.ow : wide ? CeilDiv(CeilDiv(l.ow, cols_used), wide_rows) : CeilDiv(l.ow, cols_used);
+    // Weight broadcast: 2-D loads each row's blob into every serving memtile;
+    // wide loads every blob once per serving memtile and row parity
+    // (codegen: even rows through one set of servers, odd rows the mirrored one).
+    const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1) * (wide ? 2 : 1);
     // Channels over every core: every column reads the whole input, from
     // DDR once per serving memtile (codegen InputColumn; needs one memtile
     // per column) or per column.
@@ -177,7 +193,13 @@ Status TileLayers(CompileState& s) {
           // The input tile goes in channel halves over both core input
           // channels (codegen), which CIN-part weight reloads share.
           const double in_ch = std::max(1, t.core.dma_in_channels);
-          const double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp, z.out / out_bpc});
+          // The output tile leaves in channel halves over both core output channels (codegen).
+          const double out_ch = parts == 1 ? std::max(1, t.core.dma_out_channels) : 1;
+          double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp, z.out / (out_ch * out_bpc)});
+          // Wide: a column's memtile sends each row its own tile (no
+          // broadcast) over its output DMA channels.
+          if (wide)
+            step = std::max(step, wide_rows * (z.in + z.in2) / (std::max(1, t.memtile.dma_out_channels) * in_bpc));
           // Codegen alternates the input and weight halves by part: with an
           // odd part count the last part and the next iteration's first
           // share a half, so once per iteration that part's tile and blob
@@ -197,7 +219,9 @@ Status TileLayers(CompileState& s) {
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
           const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
-          const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks;
+          // Wide: each core's slice also reads its own horizontal halo.
+          const double halo_x = wide ? static_cast<double>((ow - 1) * l.sw + (l.kw - 1) * l.dw + 1) / (ow * l.sw) : 1.0;
+          const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * halo_x * chunks;
           const double in_total = in_once * (cout_only ? cols_used : 1) + static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
@@ -217,7 +241,7 @@ Status TileLayers(CompileState& s) {
             spread = true;
             cost = std::max({core_cost, (w_total + in_total - in_once * (cols_used - spread_copies)) / rd_rate, wr_cost});
           }
-          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread};
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide};
         }
       }
     }
@@ -247,6 +271,7 @@ Status TileLayers(CompileState& s) {
       l.w_kept = pick.w_kept;
       l.spread_input = pick.spread;
     }
+    l.wide = std::isfinite(best) && pick.wide;
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
                                l.name, budget, l.bc);

@@ -153,6 +153,50 @@ TEST(AieCompiler, IdealBoundIsBelowRooflineAndEstimate) {
   }
 }
 
+// Width over every core (Layer::wide): the small model's 2x2 compile puts
+// layer2.0.downsample.0 in it (tests/golden/aie_split.txt). Every core has
+// every output channel and its own slice of its column's width share (the
+// column's cores cover the share exactly once), gets its own input tile
+// (no broadcast down the column), and the program stays valid.
+TEST(AieCompiler, WidthOverEveryCoreSlicesTheColumnShares) {
+  const Target t = Target::Paper(2, 2);
+  const CompileState s = CompileOn(Sparse(), t);
+  ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
+  int wide = 0;
+  for (const Layer& l : s.layers) {
+    if (!l.wide) continue;
+    ++wide;
+    EXPECT_FALSE(l.cout_only) << l.name;
+    for (int c = 0; c < l.cols_used; ++c) {
+      int64_t x = l.ow * c / l.cols_used;  // the 2-D split's share [x, ..)
+      for (int r = 0; r < l.rows_used; ++r) {
+        const CoreWork* w = nullptr;
+        for (const CoreWork& cw : l.cores)
+          if (cw.row == r && cw.col == c) w = &cw;
+        ASSERT_NE(w, nullptr) << l.name;
+        EXPECT_EQ(w->x0, x) << l.name;
+        EXPECT_GT(w->x1, w->x0) << l.name;
+        EXPECT_EQ(w->m0, 0) << l.name;
+        EXPECT_EQ(w->m1, l.m) << l.name;
+        x = w->x1;
+      }
+      EXPECT_EQ(x, l.ow * (c + 1) / l.cols_used) << l.name;
+    }
+    int64_t macs = 0;
+    for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+      const Block& b = s.program.blocks[static_cast<size_t>(bi)];
+      for (const Instruction& in : b.instrs) {
+        if (in.op == Opcode::kLoadFm) {
+          EXPECT_EQ(in.dst.size(), 1u) << l.name;
+        }
+        if (in.op == Opcode::kComp) macs += in.comp.macs * b.iterations;
+      }
+    }
+    EXPECT_EQ(macs, l.macs) << l.name;
+  }
+  EXPECT_GT(wide, 0);
+}
+
 TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
   CompileState s = CompileOn(Sparse(), Target::Paper(2, 2));
   const std::string text = s.program.ToText();
