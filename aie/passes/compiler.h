@@ -111,6 +111,14 @@ struct Layer {
   // split's, so memtile-resident tensors keep their layout. For layers
   // bound by the activation broadcast (memtile -> core) with few weights.
   bool wide = false;
+  // A 1x1 unpadded strided conv (ResNet downsample): the LOAD from DDR, or
+  // the LOADFM from a resident input, reads only the pixels the conv uses
+  // (the DMA pattern steps by the stride), so the tiles, the memtile->core
+  // stream and the COMP are those of a stride-1 conv on the subsampled
+  // input (pass 2; sh x sw times fewer input bytes on every link).
+  bool subsample = false;
+  int64_t tile_sh() const { return subsample ? 1 : sh; }  // stride within a core tile
+  int64_t tile_sw() const { return subsample ? 1 : sw; }
   // cout_only, DDR-read bound: the input tile loaded once per serving
   // memtile and broadcast to every column it reaches (codegen SpreadInput).
   bool spread_input = false;

@@ -66,8 +66,8 @@ int64_t TileInChannels(const Layer& l, int64_t mt_rows, int64_t ct) {
 static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int64_t ow_t, int64_t oh_t, int64_t ct,
                        int64_t parts, bool fused = false) {
   Sizes s;
-  const int64_t ih = (oh_t - 1) * l.sh + (l.kh - 1) * l.dh + 1;
-  const int64_t iw = (ow_t - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+  const int64_t ih = (oh_t - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
+  const int64_t iw = (ow_t - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
   const int64_t ch = l.kind == LayerKind::kConv ? mt_rows * l.br : mt_rows;
   s.in = TileInChannels(l, mt_rows, ct) * ih * iw;
   if (l.kind == LayerKind::kAdd) s.in2 = ch * oh_t * ow_t;
@@ -105,6 +105,8 @@ Status TileLayers(CompileState& s) {
   const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
   for (Layer& l : s.layers) {
     const int64_t mt_budget = (t.memtile.bytes - l.mt_reserved) / per_mt;
+    l.subsample = l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && (l.sh > 1 || l.sw > 1) && l.pad_t == 0 &&
+                  l.pad_l == 0 && l.pad_b == 0 && l.pad_r == 0;
     struct Pick {
       double cost = INFINITY;
       int64_t mt_rows = 0, ow_t = 0, oh_t = 0, ct = 0, parts = 1;
@@ -218,9 +220,11 @@ Status TileLayers(CompileState& s) {
           const bool kept = parts > 1 && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, parts) <= mt_budget;
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
-          const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
+          // (A subsampled input reads 1 / (sh x sw) of the tensor.)
+          const double halo = l.subsample ? 1.0 / static_cast<double>(l.sh * l.sw)
+                                          : static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
           // Wide: each core's slice also reads its own horizontal halo.
-          const double halo_x = wide ? static_cast<double>((ow - 1) * l.sw + (l.kw - 1) * l.dw + 1) / (ow * l.sw) : 1.0;
+          const double halo_x = wide ? static_cast<double>((ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1) / (ow * l.tile_sw()) : 1.0;
           const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * halo_x * chunks;
           const double in_total = in_once * (cout_only ? cols_used : 1) + static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
@@ -307,9 +311,10 @@ Status RunSubvolume(CompileState& s) {
 std::string DumpSubvolume(const CompileState& s) {
   std::string r = fmt::format("# subvolume: core tile per layer (budget {} bytes per core)\n", s.target.core_buffer_bytes());
   for (const Layer& l : s.layers) {
-    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}\n",
+    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}{}\n",
                      l.name, l.mt_rows, l.ow_t, l.oh_t, l.ct, l.parts, l.in_bytes, l.in2_bytes, l.w_bytes,
-                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? (l.spread_input ? "  cout-only spread" : "  cout-only") : "");
+                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? (l.spread_input ? "  cout-only spread" : "  cout-only") : "",
+                     l.subsample ? "  subsampled" : "");
   }
   return r;
 }

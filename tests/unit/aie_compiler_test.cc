@@ -153,13 +153,13 @@ TEST(AieCompiler, IdealBoundIsBelowRooflineAndEstimate) {
   }
 }
 
-// Width over every core (Layer::wide): the small model's 2x2 compile puts
-// layer2.0.downsample.0 in it (tests/golden/aie_split.txt). Every core has
+// Width over every core (Layer::wide): the small model's 3x3 compile puts
+// layer1.x.conv1 and conv2 in it. Every core has
 // every output channel and its own slice of its column's width share (the
 // column's cores cover the share exactly once), gets its own input tile
 // (no broadcast down the column), and the program stays valid.
 TEST(AieCompiler, WidthOverEveryCoreSlicesTheColumnShares) {
-  const Target t = Target::Paper(2, 2);
+  const Target t = Target::Paper(3, 3);
   const CompileState s = CompileOn(Sparse(), t);
   ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
   int wide = 0;
@@ -195,6 +195,38 @@ TEST(AieCompiler, WidthOverEveryCoreSlicesTheColumnShares) {
     EXPECT_EQ(macs, l.macs) << l.name;
   }
   EXPECT_GT(wide, 0);
+}
+
+// 1x1 strided convs (the downsample shortcuts) read only the pixels they
+// use: their COMPs run stride 1 on tiles the size of their output, and the
+// input transfers step by the stride (from DDR or a resident input).
+TEST(AieCompiler, StridedOneByOneConvsReadASubsampledInput) {
+  for (const Target& t : {Target::Paper(2, 2), Target::Paper(4, 4)}) {
+    const CompileState s = CompileOn(Sparse(), t);
+    ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
+    int n = 0;
+    for (const Layer& l : s.layers) {
+      const bool strided_1x1 = l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && l.sh * l.sw > 1;
+      EXPECT_EQ(l.subsample, strided_1x1) << l.name;
+      if (!l.subsample) continue;
+      ++n;
+      int stepped = 0;
+      for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+        for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs) {
+          if (in.op == Opcode::kComp && in.comp.kind == CompKind::kConv) {
+            EXPECT_EQ(in.comp.sh, 1) << l.name;
+            EXPECT_EQ(in.comp.in_h, in.comp.out_h) << l.name;
+            EXPECT_EQ(in.comp.in_w, in.comp.out_w) << l.name;
+          }
+          const bool from_input = (in.op == Opcode::kLoad && in.src.kind == MemKind::kDdr) ||
+                                  (in.op == Opcode::kLoadFm && l.in_resident);
+          if (from_input && in.src_ap.stride[0] == l.sw) ++stepped;
+        }
+      }
+      EXPECT_GT(stepped, 0) << l.name;
+    }
+    EXPECT_GT(n, 0);
+  }
 }
 
 TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
