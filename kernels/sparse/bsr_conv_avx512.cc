@@ -323,6 +323,45 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       store(Yes(), No());
     else
       store(No(), No());
+  } else if (rows == R) {
+    // Dropped columns (phase planes, pitch > out_w): the valid lanes of a
+    // vector go to consecutive outputs. The lane groups are the same for
+    // all R rows, so the packing (a permute by the compress of 0..15 under
+    // the group's mask) and the store mask are worked out once per tile
+    // instead of per vector with a full-or-not branch, which mispredicts on
+    // grids whose pitch is no multiple of 16.
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __mmask16 lk[kVecs] = {l0, l1, l2};
+    __m512i perm[kVecs];
+    __mmask16 put[kVecs];
+    int64_t yk[kVecs];
+    for (int k = 0; k < V; ++k) {
+      const LaneGroup& g = a.lanes[q / kLanes + k];
+      const __mmask16 m = __mmask16(g.mask & lk[k]);
+      perm[k] = _mm512_maskz_compress_epi32(m, iota);
+      put[k] = TailMask(__builtin_popcount(m));
+      yk[k] = g.y_index;
+    }
+    const int64_t ys = a.y_channel_stride;
+    float* y0 = a.y + mb * ys;
+    const float* r0 = a.residual ? a.residual + mb * ys : nullptr;
+    auto store = [&](auto res) __attribute__((always_inline)) {
+#define WBS_SL(r, k)                                                                             \
+  if constexpr (r < R && k < V) {                                                                \
+    __m512 v = _mm512_permutexvar_ps(perm[k], a##r##k);                                          \
+    if constexpr (decltype(res)::value)                                                          \
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(put[k], r0 + r * ys + yk[k]));                  \
+    _mm512_mask_storeu_ps(y0 + r * ys + yk[k], put[k], _mm512_min_ps(_mm512_max_ps(v, lo), hi)); \
+  }
+#define WBS_SL3(r) WBS_SL(r, 0) WBS_SL(r, 1) WBS_SL(r, 2)
+      WBS_ROWS(WBS_SL3)
+#undef WBS_SL3
+#undef WBS_SL
+    };
+    if (r0)
+      store(std::true_type());
+    else
+      store(std::false_type());
   } else {
 #define WBS_STORE(r)                                                          \
   if (r < rows) {                                                             \
