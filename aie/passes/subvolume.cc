@@ -294,7 +294,8 @@ Status RunSubvolume(CompileState& s) {
   PlanResidency(s, false);
   if (s.options.resident) {
     WBS_RETURN_IF_ERROR(TileLayers(s));
-    for (Layer& l : s.layers) l.prefers_cout_only = l.cout_only;
+    for (Layer& l : s.layers)
+      l.prefers_cout_only = l.cout_only && !(s.options.resident_min_w > 0 && l.ow >= s.options.resident_min_w);
     PlanAddFusion(s);
     PlanResidency(s, true);
   }
