@@ -47,7 +47,7 @@ constexpr int kMaxChannelTail = 4;
 // added to them (no residual) and every 16-lane vector is a whole aligned
 // cache line: they leave the L2 to L3/DRAM anyway, and normal stores would
 // first read each line (RFO) and evict the input chunk the next tiles read.
-// ResNet-50's 64 -> 256 1x1 at 56x56 (3.2 MB): +6-14% at 50%, +6-13% at 90%
+// ResNet-50's 64 -> 256 1x1 at 56x56 (3.2 MB): +1-12% at 50%, +5-13% at 90%
 // (paired runs). In a model only its downsample conv qualifies (conv3 adds
 // the residual).
 constexpr int64_t kStreamOutputFloats = int64_t{1} << 19;
@@ -246,8 +246,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   // input for the block two ahead into L1 (after the row's last blocks: the
   // next tile's first ones). The block-columns are random, so the hardware
   // prefetchers lose the stream at every block and the first steps of a
-  // block waited for L2 (+2-5% at 50%, up to +16% at 90%, on ResNet-50's 1x1
-  // layers; on 3x3 planes the same request for every tap's rows measured
+  // block waited for L2 (-1..+4% at 50% and 90% on ResNet-50's 1x1 layers,
+  // most of them gaining 1-4%; on 3x3 planes the same request for every tap's rows measured
   // nothing). A channel's V vectors are V lines, V + 1 when the plane's
   // rows are not line-aligned.
   const int64_t xstride_bytes = a.x_channel_stride * int64_t{sizeof(float)};
@@ -292,8 +292,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     // Every lane is an output at q (no dropped columns) and all R rows
     // exist: straight-line stores without the per-vector checks of
     // StoreVec (the per-tile epilogue was ~110 cycles, as much as a block's
-    // FMAs; ResNet-50's 1x1 layers with 64-256 input channels run +3-10% at
-    // 50-90%). Masked stores even for full tiles: plain ones measured 2-4%
+    // FMAs; ResNet-50's 1x1 layers with K = 64..512 run +2-5% at 50% and
+    // +2-11% at 90%). Masked stores even for full tiles: plain ones measured 2-4%
     // slower at 50%.
     const int64_t ys = a.y_channel_stride;
     float* y0 = a.y + mb * ys + q;
