@@ -202,6 +202,11 @@ struct CompileOptions {
   // layer3 on 4 columns, 14 wide) and keeps the faster program.
   int64_t resident_min_w = 0;
   bool try_resident_min_w = true;
+  // Width over every core (Layer::wide) by layer name: preferred (true:
+  // taken whenever a wide tile fits) or excluded (false); others by pass 2's
+  // cost. Compile() fills it from its trial compiles.
+  std::map<std::string, bool> wide;
+  bool try_wide = true;  // Compile(): compare with wide forced on memtile->core bound layers, per layer
 };
 
 struct CompileState {
