@@ -24,10 +24,6 @@ constexpr int64_t kShiftedMaxOw = 14;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
-// A thread's share of kernel calls is claimed in about this many pieces
-// (Run(), "steal"): few enough atomic claims, small enough pieces to steal.
-constexpr int64_t kClaimsPerShare = 8;
-int64_t ClaimSize(int64_t calls) { return std::max<int64_t>(1, calls / kClaimsPerShare); }
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Where thread t of nt starts in [0, total) positions: whole register
@@ -490,25 +486,17 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         // thread the OS descheduled, a slower share), after every input
         // copy is done. The calls and their chunk boundaries are the same
         // whoever runs them, so results do not depend on who did.
-        //
-        // A share is claimed in ~kClaimsPerShare runs of calls, not call by
-        // call: a lock xadd is a full fence that waits for the kernel's
-        // output stores to drain. Claimed per call, the instruction after
-        // it took 44-80% of this function's samples, 0.3-1.1% of all
-        // samples of ResNet-50 at 50%, 2 threads (perf record; 0.03% now;
-        // docs/BENCHMARKS.md "End-to-end block-sparse", round 6).
-        auto run_claims = [&](const Share& sh, std::atomic<int64_t>& counter) {
-          const int64_t n = sh.calls(), size = ClaimSize(n);
-          for (int64_t k0; (k0 = counter.fetch_add(size, std::memory_order_relaxed)) < n;)
-            for (int64_t k = k0; k < std::min(n, k0 + size); ++k) run_call(sh, k);
-        };
-        run_claims(mine, next_call[tid].v);
+        for (int64_t k;
+             (k = next_call[tid].v.fetch_add(1, std::memory_order_relaxed)) < mine.calls();)
+          run_call(mine, k);
         for (int d = 1; d < nt; ++d) {
           const int u = (tid + d) % nt;
           const Share other = share_of(u);
           if (next_call[u].v.load(std::memory_order_relaxed) >= other.calls()) continue;
           wait_packed(0, true);
-          run_claims(other, next_call[u].v);
+          for (int64_t k;
+               (k = next_call[u].v.fetch_add(1, std::memory_order_relaxed)) < other.calls();)
+            run_call(other, k);
         }
       }
     }

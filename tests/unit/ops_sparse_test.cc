@@ -439,7 +439,7 @@ TEST(OpsSparseTest, ZooResnet18SparseMatchesDenseThreaded) {
 // Auto mode, as `wbs run` and the benchmarks run: the 50% layers sparse
 // (the rule picks sparse at 50% on every plane size), the excluded ones and
 // the dense stem on oneDNN; 2 threads (the position and block-row splits,
-// claimed in pieces and stolen, bsr_conv_plan.h).
+// bsr_conv_plan.h).
 TEST(OpsSparseTest, ZooResnet18AutoMatchesDense) {
   CheckZooModel("resnet18", 96, {"layer2.0.conv1", "layer3.1.conv2"}, 2, SparseMode::kAuto);
 }
