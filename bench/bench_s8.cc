@@ -4,6 +4,7 @@
 //
 //   wbs_bench_s8 [google-benchmark flags] [--csv=PATH] [--threads=1,2]
 //                [--sparsity=0,50,75,90] [--layers=N,...] [--layout=nchw4c|nchw] [--pot]
+//                [--dense=native|exact]
 //
 // For every shape and thread count:
 //   "onednn/<shape>/threads:<t>"  oneDNN's fastest int8 configuration
@@ -15,6 +16,10 @@
 //       passes along; --layout=nchw times plain NCHW in and out instead),
 //       bias + ReLU + exact requantization fused, the padded input copy of
 //       3x3 / strided layers included.
+// --dense=exact times kExact instead (oneDNN accumulates to s32 on a
+// zero-point-padded copy, our epilogue requantizes: the runtime's bit-exact
+// dense path, what a layer the plan declines actually costs; copy, primitive
+// and epilogue timed, in the --layout the plan uses).
 // --pot uses power-of-two requantization multipliers (M = 1, the AIE "fix
 // position" mode; our epilogue is then 4 ops per 16 outputs instead of 10).
 // The FC row compares oneDNN's 1x1 conv on [1, 2048, 1, 1] with S8BsrGemmPlan.
@@ -52,6 +57,7 @@ namespace ks = kernels::sparse;
 constexpr uint64_t kSeed = 11;
 ks::S8Layout g_layout = ks::S8Layout::kNchw4c;
 bool g_pot = false;  // power-of-two multipliers (M = 1, the AIE "fix position" mode)
+bool g_exact = false;  // baseline = kExact (the runtime's dense path), not kNative
 
 // A conv shape, or the FC layer (k = 0: Gemm cin -> cout, one row).
 bool IsGemm(const ConvShape& s) { return s.k == 0; }
@@ -161,14 +167,24 @@ void BM_OneDnn(benchmark::State& state, ConvShape s) {
   BlockMask mask;
   const std::vector<int8_t> w = MaskedWeight(s, 0.0, kSeed, &mask);
   const ks::S8QuantParams q = QuantOf(s);
-  auto prim = kernels::onednn::S8ConvPrimitive::Create(ParamsOf(s), w.data(), q,
-                                                       kernels::onednn::S8ConvMode::kNative);
+  auto prim = kernels::onednn::S8ConvPrimitive::Create(
+      ParamsOf(s), w.data(), q,
+      g_exact ? kernels::onednn::S8ConvMode::kExact : kernels::onednn::S8ConvMode::kNative);
   if (!prim.ok()) {
     state.SkipWithError(prim.status().ToString().c_str());
     return;
   }
+  // kExact's quad layout needs C and M multiples of 4 (conv1's C = 3: plain).
+  const bool quad4 = g_layout == ks::S8Layout::kNchw4c && s.cin % 4 == 0 && s.cout % 4 == 0;
+  std::vector<uint8_t> x, y;
+  if (g_exact) {
+    const int64_t hw_in = IsGemm(s) ? 1 : s.h * s.w;
+    const int64_t hw_out = IsGemm(s) ? 1 : s.out_h() * s.out_w();
+    x = RandomBytes(static_cast<size_t>(s.cin * hw_in), kSeed + 2);
+    y.resize(static_cast<size_t>(s.cout * hw_out));
+  }
   auto run = [&] {
-    Status st = (*prim)->RunPrimitiveOnly();
+    Status st = g_exact ? (*prim)->Run(x.data(), y.data(), quad4, quad4) : (*prim)->RunPrimitiveOnly();
     benchmark::DoNotOptimize(st);
   };
   for (int i = 0; i < 3; ++i) run();
@@ -267,7 +283,7 @@ void PrintTable() {
   std::vector<int> pcts;
   for (const Row& r : Rows())
     if (std::find(pcts.begin(), pcts.end(), r.pct) == pcts.end()) pcts.push_back(r.pct);
-  fmt::print("\n| threads | layer | shape | oneDNN int8 ms |");
+  fmt::print("\n| threads | layer | shape | oneDNN int8{} ms |", g_exact ? " kExact" : "");
   for (int pct : pcts) fmt::print(" {}%: ms (speed-up) |", pct);
   fmt::print("\n|---|---|---|---:|");
   for (size_t i = 0; i < pcts.size(); ++i) fmt::print("---:|");
@@ -275,7 +291,7 @@ void PrintTable() {
   std::map<std::pair<int, int>, std::vector<double>> speedups;
   for (const auto& k : order) {
     const auto& rows = by[k];
-    fmt::print("| {} | {} | {} | {:.3f} |", k.first, rows[0]->layer, k.second, rows[0]->dense_ms);
+    fmt::print("| {} | {} | {} | {:.4f} |", k.first, rows[0]->layer, k.second, rows[0]->dense_ms);
     for (int pct : pcts) {
       auto it = std::find_if(rows.begin(), rows.end(), [&](const Row* r) { return r->pct == pct; });
       if (it == rows.end() || (*it)->dense_ms == 0) {
@@ -284,7 +300,7 @@ void PrintTable() {
       }
       const double sp = (*it)->dense_ms / (*it)->bsr_ms;
       speedups[{k.first, pct}].push_back(sp);
-      fmt::print(" {:.3f} ({:.2f}x) |", (*it)->bsr_ms, sp);
+      fmt::print(" {:.4f} ({:.2f}x) |", (*it)->bsr_ms, sp);
     }
     fmt::print("\n");
   }
@@ -324,13 +340,16 @@ int main(int argc, char** argv) {
       for (const auto& t : SplitList(val)) layers.push_back(std::stoi(t));
     } else if (key == "--pot" && (val.empty() || val == "1" || val == "0")) {
       g_pot = val != "0";
+    } else if (key == "--dense" && (val == "native" || val == "exact")) {
+      g_exact = val == "exact";
     } else if (key == "--layout" && (val == "nchw4c" || val == "nchw")) {
       g_layout =
           val == "nchw" ? kernels::sparse::S8Layout::kNchw : kernels::sparse::S8Layout::kNchw4c;
     } else {
       fmt::print(stderr,
                  "usage: wbs_bench_s8 [benchmark flags] [--csv=PATH] [--threads=1,2] "
-                 "[--sparsity=0,50,75,90] [--layers=0,3,...] [--layout=nchw4c|nchw] [--pot]\n");
+                 "[--sparsity=0,50,75,90] [--layers=0,3,...] [--layout=nchw4c|nchw] [--pot] "
+                 "[--dense=native|exact]\n");
       return 2;
     }
   }

@@ -110,10 +110,12 @@ Status RunCompile(const CompileArgs& a) {
   int64_t macs = 0, dense = 0;
   for (const auto& l : s.layers) macs += l.macs, dense += l.macs_dense;
   fmt::print("{} on {}: {} layers, {} blocks, {} instructions; MACs {} dense / {} effective; estimate {:.4f} ms, "
-             "roofline {:.4f} ms (efficiency {:.3f}); compiled in {:.2f} s{}\n",
+             "roofline {:.4f} ms (efficiency {:.3f}), ideal {:.4f} ms (compute {:.4f}, DDR read {:.4f}); "
+             "compiled in {:.2f} s{}\n",
              a.zoo.empty() ? a.model : a.zoo, s.target.name, s.layers.size(), s.program.blocks.size(),
              s.program.instruction_count(), dense, macs, s.total_s * 1e3, s.bound_s * 1e3,
-             s.total_s > 0 ? s.bound_s / s.total_s : 0.0, secs, a.check ? "; invariants OK" : "");
+             s.total_s > 0 ? s.bound_s / s.total_s : 0.0, s.ideal.total_s * 1e3, s.ideal.compute_s * 1e3,
+             s.ideal.read_s * 1e3, secs, a.check ? "; invariants OK" : "");
   return Status::Ok();
 }
 

@@ -100,14 +100,21 @@ enum class PlanChoice { kNone, kSparse, kDense };
 // against the plan's ~0.36 at 1 thread). The AVX2 int8 kernel is not
 // competitive with oneDNN's dense AVX2 code, so below VNNI dense layers stay
 // on oneDNN.
-// A conv needs at least one full 16-position vector per image: the kernel's
-// lanes are output positions, so a 1x1-spatial conv (squeeze-excitation
-// style) would fill 1 of 16 lanes; not measured, so such layers stay on
-// oneDNN.
+// Small output planes: the kernel's lanes are output positions and its
+// widest tile is 3 vectors (48 positions, 24 accumulators); below that a tile
+// has 8 or 16 accumulators and turns load-bound (9 loads per 8 `vpdpbusd`),
+// while oneDNN's fixed per-call cost (kExact's padded copy, s32 output and
+// epilogue) weighs less as K grows. Measured (1 thread, dense weights,
+// `wbs_bench_s8 --dense=exact --sparsity=0 --csv=<small planes>`, 2026-11-27
+// 20:07 UTC; docs/BENCHMARKS.md "Int8 block-sparse kernels", small planes):
+// plan / kExact speed-up 1.0-1.4x on ResNet-50's 7x7..56x56 planes; at 4x4..6x6
+// 1.3-2.3x for K <= 256 but 0.70-0.92x for K = 512..4608 (1x1 K = 512 wins
+// from 6x6); at 1x1..2x2 1.2-1.8x for K <= 128, 0.54-0.67x at K = 256..576.
 bool PlanBeatsOneDnnWhenDense(const ks::S8BlockSparseWeight& w, int64_t positions) {
-  constexpr int64_t kMinPositions = 16;
-  return ks::S8ActiveIsa() >= ks::S8Isa::kAvx512Vnni && w.block_rows() > 0 && w.block_cols() > 0 &&
-         positions >= kMinPositions;
+  if (ks::S8ActiveIsa() < ks::S8Isa::kAvx512Vnni || w.block_rows() == 0 || w.block_cols() == 0)
+    return false;
+  const int64_t k = w.in_channels() * w.taps();
+  return positions >= 48 || (positions >= 16 && k <= 256) || k <= 128;
 }
 
 // Whether to run `w` block-sparse; logs the decision (info, -v).

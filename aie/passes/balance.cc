@@ -83,7 +83,7 @@ Status RunBalance(CompileState& s) {
     for (int64_t v : l.row_nnz) total_nnz += v;
     for (size_t i = 0; i < l.cores.size(); ++i) {
       CoreWork& w = l.cores[i];
-      const int g = l.cout_only ? static_cast<int>(i) : w.row;
+      const int g = l.cout_only ? static_cast<int>(i) : l.wide ? 0 : w.row;
       if (g >= groups) {
         w.m0 = w.m1 = 0;
         continue;

@@ -241,7 +241,9 @@ struct Gen {
       // even rows, 0, 2 for odd ones).
       const int mt = l.cout_only ? ActMemtile(t, ct.w->col)
                                  : (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
-      const auto key = std::make_tuple(ct.w->row, l.blob_offset[bi], mt);
+      // Width over every core: every core has the same blobs, so one copy
+      // per serving memtile feeds the cores of every row of its parity.
+      const auto key = std::make_tuple(l.wide ? ct.w->row % 2 : ct.w->row, l.blob_offset[bi], mt);
       groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
       sizes[key] = static_cast<int64_t>(l.blobs[bi].size());
     }
@@ -289,8 +291,8 @@ struct Gen {
     Block b;
     b.iterations = iters;
     b.label = fmt::format("{}.k{}.y{}", l.name, k, y0);
-    const int64_t ih = (oh - 1) * l.sh + (l.kh - 1) * l.dh + 1;
-    const int64_t ystep = l.oh_t * l.sh;
+    const int64_t ih = (oh - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
+    const int64_t ystep = l.oh_t * l.tile_sh();
     const ActTensor& x = T(l.inputs[0]);
     const Layer* fa = l.fused_add >= 0 ? &s.layers[static_cast<size_t>(l.fused_add)] : nullptr;
     const int out_t = fa ? fa->output : l.output;
@@ -322,13 +324,19 @@ struct Gen {
         const int mt = ActMemtile(t, col);
         const int64_t cin0 = l.kind == LayerKind::kConv && l.groups == 1 ? k0 : ct.cin0;
         const int64_t cin = l.kind == LayerKind::kConv && l.groups == 1 ? k1 - k0 : ct.cin;
-        const int64_t iw = (ct.ow - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+        const int64_t iw = (ct.ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
         const int64_t slab = MtBase(col) + l.mt_in + (key.second < 0 ? 0 : 2 * key.second * l.mt_in_bytes);
         Instruction ld;
         ld.op = Opcode::kLoad;
         ld.layer = li;
         ld.src = MemSpace::Ddr();
-        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.sh - l.pad_t, ih, ystep, ct.xo * l.sw - l.pad_l, iw, true, pad_byte);
+        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.tile_sh() - l.pad_t, ih, ystep, ct.xo * l.tile_sw() - l.pad_l, iw,
+                             true, pad_byte);
+        if (l.subsample) {
+          // Indices count subsampled pixels: every sw-th column of every sh-th row.
+          ld.src_ap.stride[0] *= l.sw, ld.src_ap.stride[1] *= l.sh;
+          ld.src_ap.bound = {CeilDiv(x.w, l.sw), CeilDiv(x.h, l.sh), 0, 0};
+        }
         ld.dst = {MemSpace::Memtile(mt)};
         ld.dst_ap = Contig(slab + in_sel * l.mt_in_bytes, in_pong ? l.mt_in_bytes : 0, cin, ih, iw);
         if (ld.src_ap.bytes() > l.in_bytes) return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
@@ -354,10 +362,27 @@ struct Gen {
           // shares extended over the image border, delivered as padding
           // by the bounds, as are rows outside the image).
           const ActTensor& r = T(l.inputs[0]);
-          const int64_t a = ct.xo * l.sw - l.pad_l, nc = static_cast<int64_t>(r.res_x0.size());
+          const int64_t a = ct.xo * l.tile_sw() - l.pad_l, nc = static_cast<int64_t>(r.res_x0.size());
           std::vector<Instruction> pieces;
           for (int64_t j = 0; j < nc; ++j) {
             const int64_t x0 = r.res_x0[static_cast<size_t>(j)], x1 = j + 1 < nc ? r.res_x0[static_cast<size_t>(j + 1)] : r.w;
+            if (l.subsample) {
+              // Tile columns count subsampled pixels (image column sw * i,
+              // never outside the image: 1x1, no padding); share j holds
+              // those with sw * i in [x0, x1).
+              const int64_t lo = std::max(a, CeilDiv(x0, l.sw)), hi = std::min(a + iw, CeilDiv(x1, l.sw));
+              if (lo >= hi) continue;
+              Instruction pc = fm;
+              pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
+              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0, ih, ystep, lo * l.sw, hi - lo);
+              pc.src_ap.base += pc.src_ap.start[0];
+              pc.src_ap.start[0] = 0;
+              pc.src_ap.stride[0] *= l.sw, pc.src_ap.stride[1] *= l.sh;
+              pc.dst_ap.base += lo - a;
+              pc.dst_ap.size[0] = hi - lo;
+              pieces.push_back(std::move(pc));
+              continue;
+            }
             const int64_t lo = std::max(a, j == 0 ? a : x0), hi = std::min(a + iw, j + 1 == nc ? a + iw : x1);
             if (lo >= hi) continue;
             Instruction pc = fm;
@@ -454,11 +479,11 @@ struct Gen {
         cp.layer = li;
         cp.cores = {c};
         CompParams& q = cp.comp;
-        const int64_t iw = (ct.ow - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+        const int64_t iw = (ct.ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
         q.in_h = static_cast<int32_t>(ih), q.in_w = static_cast<int32_t>(iw);
         q.out_c = static_cast<int32_t>(ct.mc), q.out_h = static_cast<int32_t>(oh), q.out_w = static_cast<int32_t>(ct.ow);
         q.kh = static_cast<int32_t>(l.kh), q.kw = static_cast<int32_t>(l.kw);
-        q.sh = static_cast<int32_t>(l.sh), q.sw = static_cast<int32_t>(l.sw);
+        q.sh = static_cast<int32_t>(l.tile_sh()), q.sw = static_cast<int32_t>(l.tile_sw());
         q.dh = static_cast<int32_t>(l.dh), q.dw = static_cast<int32_t>(l.dw);
         q.in = {l.core_in + in_sel * l.in_bytes, in_pong ? l.in_bytes : 0};
         q.in_type = x.type;
@@ -570,13 +595,23 @@ struct Gen {
       wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow, e);
       wf.acquire = {L(c, kOutFull)};
       wf.release = {L(c, kOutEmpty)};
+      // The tile leaves as two channel halves, one on each output DMA
+      // channel of the core (and each DDR write channel of the memtile), as
+      // input tiles arrive: the first half takes the buffer, the second
+      // hands it back (on one channel a layer with a large output, e.g.
+      // ResNet-50 layer1's conv3, waits on it while the other channel idles).
+      const int64_t oh_c = ct.mc >= 2 ? ct.mc / 2 : ct.mc;
+      auto push_wf = [&](const Instruction& f) {
+        b.instrs.push_back(ChannelSlice(f, 0, oh_c, true, ct.mc < 2));
+        if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(f, oh_c, ct.mc - oh_c, false, true));
+      };
       if (l.out_resident) {
         // Into the column's share of the resident output; it never goes to DDR.
         wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
-        b.instrs.push_back(wf);
+        push_wf(wf);
         continue;
       }
-      b.instrs.push_back(wf);
+      push_wf(wf);
       Instruction wr;
       wr.op = Opcode::kWrite;
       wr.layer = li;
@@ -584,7 +619,8 @@ struct Gen {
       wr.src_ap = wf.dst_ap;
       wr.dst = {MemSpace::Ddr()};
       wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
-      b.instrs.push_back(wr);
+      b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
+      if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
     }
     p.blocks.push_back(std::move(b));
     return Status::Ok();

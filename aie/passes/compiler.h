@@ -103,6 +103,22 @@ struct Layer {
 
   // ---- subvolume + split (passes 2, 3, 4) ----
   bool cout_only = false;     // every core its own channel group (no width split)
+  // Width over every core: each core computes all output channels for its
+  // own slice of its column's width share (the column's rows split that
+  // share), so a core receives 1/rows of the column's input instead of all
+  // of it (the 2-D split broadcasts the whole column share to every row),
+  // and every core gets every weight blob. Column shares are the 2-D
+  // split's, so memtile-resident tensors keep their layout. For layers
+  // bound by the activation broadcast (memtile -> core) with few weights.
+  bool wide = false;
+  // A 1x1 unpadded strided conv (ResNet downsample): the LOAD from DDR, or
+  // the LOADFM from a resident input, reads only the pixels the conv uses
+  // (the DMA pattern steps by the stride), so the tiles, the memtile->core
+  // stream and the COMP are those of a stride-1 conv on the subsampled
+  // input (pass 2; sh x sw times fewer input bytes on every link).
+  bool subsample = false;
+  int64_t tile_sh() const { return subsample ? 1 : sh; }  // stride within a core tile
+  int64_t tile_sw() const { return subsample ? 1 : sw; }
   // cout_only, DDR-read bound: the input tile loaded once per serving
   // memtile and broadcast to every column it reaches (codegen SpreadInput).
   bool spread_input = false;
@@ -194,6 +210,20 @@ struct CompileState {
   Program program;
   // Time model results.
   double total_s = 0.0, bound_s = 0.0;
+  // The ideal lower bound of the whole network on this array (time_model.cc
+  // IdealBound): no schedule, split or tile can beat it. Every effective MAC
+  // at the array's peak; every weight byte (one compact blob per layer:
+  // non-zero blocks, index, bias and requantization) and the network input
+  // read from DDR once over every shim read channel; the network output
+  // written once over every write channel. Activations between layers are
+  // assumed to stay on chip (they fit the memtiles of the paper's arrays).
+  // `layers_s`: the sum over layers of the same maximum for each layer alone
+  // (its MACs, its weights and any network input it reads, any network
+  // output it writes): the bound when layers cannot overlap.
+  struct Ideal {
+    double compute_s = 0, read_s = 0, write_s = 0, total_s = 0, layers_s = 0;
+    int64_t weight_bytes = 0, input_bytes = 0, output_bytes = 0;
+  } ideal;
   struct Event {
     std::string name, cat;
     int layer = -1;

@@ -74,7 +74,9 @@ int ActMemtile(const Target& t, int col) {
   return static_cast<int>(std::find(mc.begin(), mc.end(), mcol) - mc.begin());
 }
 
-bool SharedInput(const Layer& l) { return l.kind == LayerKind::kConv && l.groups == 1; }
+// Whether a column's cores read the same input tile (one slab per column,
+// broadcast down it); not with channel-wise layers or width over every core.
+bool SharedInput(const Layer& l) { return l.kind == LayerKind::kConv && l.groups == 1 && !l.wide; }
 int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out, int64_t w_slabs);
 
 // Slot of column c among the columns sharing its memtile (slabs are offset by slot * mt_col_bytes).

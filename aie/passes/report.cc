@@ -9,16 +9,21 @@
 namespace wbs::aie {
 
 std::string LayerTable(const CompileState& s) {
+  const CompileState::Ideal& b = s.ideal;
   std::string r = fmt::format(
-      "# {} on {} ({}x{}): estimate {:.4f} ms, roofline {:.4f} ms, efficiency {:.3f}\n"
+      // One comment line (report/inputs.cc ParseLayersTsv reads the totals from it).
+      "# {} on {} ({}x{}): estimate {:.4f} ms, roofline {:.4f} ms, efficiency {:.3f}; "
+      "ideal {:.4f} ms = max(compute {:.4f}, DDR read {:.4f} ({} weight + {} input bytes), DDR write {:.4f}), "
+      "per layer without overlap {:.4f} ms\n"
       "layer\tkind\tsubvolume(mt_rows x oh_t x ow_t, ct/parts)\tsplit\timbalance\tddr_rd\tddr_wr\tstream_in\tstream_out"
       "\tmacs_dense\tmacs\ttime_us\troofline_us\tbinds\tefficiency\tspan_us\n",
       s.graph ? s.graph->name : "model", s.target.name, s.target.rows, s.target.cols, s.total_s * 1e3, s.bound_s * 1e3,
-      s.total_s > 0 ? s.bound_s / s.total_s : 0.0);
+      s.total_s > 0 ? s.bound_s / s.total_s : 0.0, b.total_s * 1e3, b.compute_s * 1e3, b.read_s * 1e3,
+      b.weight_bytes, b.input_bytes, b.write_s * 1e3, b.layers_s * 1e3);
   for (const Layer& l : s.layers) {
     r += fmt::format("{}\t{}\t{}x{}x{} {}/{}\t{}x{}{}\t{:.3f}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3f}\t{:.3f}\t{}\t{:.3f}\t{:.3f}\n", l.name,
                      LayerKindName(l.kind), l.mt_rows, l.oh_t, l.ow_t, l.ct, l.parts, l.rows_used, l.cols_used,
-                     l.cout_only ? "c" : "", l.imbalance, l.ddr_read_bytes, l.ddr_write_bytes, l.stream_in_bytes,
+                     l.cout_only ? "c" : l.wide ? "w" : "", l.imbalance, l.ddr_read_bytes, l.ddr_write_bytes, l.stream_in_bytes,
                      l.stream_out_bytes, l.macs_dense, l.macs, l.time_s * 1e6, l.bound_s * 1e6, l.binding,
                      l.span_s > 0 ? l.bound_s / l.span_s : 0.0, l.span_s * 1e6);
   }

@@ -18,6 +18,7 @@ namespace wbs::aie {
 
 int NumChannelGroups(const Layer& l) {
   const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
+  if (l.wide) return 1;
   const int64_t g = l.cout_only ? int64_t{l.rows_used} * l.cols_used : l.rows_used;
   return static_cast<int>(std::min(g, units));
 }
@@ -38,6 +39,22 @@ Status RunSplit(CompileState& s) {
         for (int r = 0; r < l.rows_used && gi < groups; ++r, ++gi) {
           CoreWork w;
           w.row = r, w.col = c, w.x0 = 0, w.x1 = l.ow;
+          l.cores.push_back(w);
+        }
+      }
+    } else if (l.wide) {
+      // The 2-D split's column shares, each cut over the rows.
+      l.cols_used = static_cast<int>(std::min<int64_t>(t.cols, l.ow));
+      int64_t narrowest = l.ow;
+      for (int c = 0; c < l.cols_used; ++c) narrowest = std::min(narrowest, l.ow * (c + 1) / l.cols_used - l.ow * c / l.cols_used);
+      l.rows_used = static_cast<int>(std::min<int64_t>(t.rows, narrowest));
+      for (int r = 0; r < l.rows_used; ++r) {
+        for (int c = 0; c < l.cols_used; ++c) {
+          const int64_t xs = l.ow * c / l.cols_used, n = l.ow * (c + 1) / l.cols_used - xs;
+          CoreWork w;
+          w.row = r, w.col = c;
+          w.x0 = xs + n * r / l.rows_used;
+          w.x1 = xs + n * (r + 1) / l.rows_used;
           l.cores.push_back(w);
         }
       }
@@ -64,12 +81,12 @@ std::string DumpSplit(const CompileState& s) {
     std::string ranges;
     int last_col = -1;
     for (const CoreWork& w : l.cores) {
-      if (w.col == last_col) continue;
+      if (w.col == last_col && !l.wide) continue;
       last_col = w.col;
       ranges += fmt::format(" [{},{})", w.x0, w.x1);
     }
     r += fmt::format("{:<28} {}x{} {}{}\n", l.name, l.rows_used, l.cols_used,
-                     l.cout_only ? "channels-over-all-cores" : "channels-over-rows width-over-cols",
+                     l.cout_only ? "channels-over-all-cores" : l.wide ? "width-over-all-cores" : "channels-over-rows width-over-cols",
                      l.cout_only ? "" : ranges);
   }
   return r;

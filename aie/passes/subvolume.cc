@@ -66,8 +66,8 @@ int64_t TileInChannels(const Layer& l, int64_t mt_rows, int64_t ct) {
 static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int64_t ow_t, int64_t oh_t, int64_t ct,
                        int64_t parts, bool fused = false) {
   Sizes s;
-  const int64_t ih = (oh_t - 1) * l.sh + (l.kh - 1) * l.dh + 1;
-  const int64_t iw = (ow_t - 1) * l.sw + (l.kw - 1) * l.dw + 1;
+  const int64_t ih = (oh_t - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
+  const int64_t iw = (ow_t - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
   const int64_t ch = l.kind == LayerKind::kConv ? mt_rows * l.br : mt_rows;
   s.in = TileInChannels(l, mt_rows, ct) * ih * iw;
   if (l.kind == LayerKind::kAdd) s.in2 = ch * oh_t * ow_t;
@@ -105,6 +105,8 @@ Status TileLayers(CompileState& s) {
   const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
   for (Layer& l : s.layers) {
     const int64_t mt_budget = (t.memtile.bytes - l.mt_reserved) / per_mt;
+    l.subsample = l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && (l.sh > 1 || l.sw > 1) && l.pad_t == 0 &&
+                  l.pad_l == 0 && l.pad_b == 0 && l.pad_r == 0;
     struct Pick {
       double cost = INFINITY;
       int64_t mt_rows = 0, ow_t = 0, oh_t = 0, ct = 0, parts = 1;
@@ -112,6 +114,7 @@ Status TileLayers(CompileState& s) {
       bool cout_only = false;
       bool w_kept = false;
       bool spread = false;
+      bool wide = false;
     };
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
@@ -122,15 +125,30 @@ Status TileLayers(CompileState& s) {
     double& best = pick.cost;
     const ActTensor& y = s.tensors[static_cast<size_t>(fused ? s.layers[static_cast<size_t>(l.fused_add)].output : l.output)];
     const int64_t shortcut_bytes = fused && !l.in2_resident ? y.bytes() : 0;
-    for (const bool cout_only : {false, true}) {
+    // Modes: 0 the 2-D split, 1 width over every core (Layer::wide), 2
+    // channels over every core (cout_only).
+    for (const int mode : {0, 1, 2}) {
+    const bool cout_only = mode == 2, wide = mode == 1;
     if (cout_only && l.force_2d) continue;
     const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
     const int64_t cols_used = cout_only ? std::min<int64_t>(t.cols, CeilDiv(std::min<int64_t>(units, int64_t{t.rows} * t.cols), t.rows))
                                         : std::min<int64_t>(t.cols, l.ow);
-    const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : CeilDiv(units, t.rows);
-    const int64_t cap_w = cout_only ? l.ow : CeilDiv(l.ow, cols_used);
-    // Weight broadcast: 2-D loads each row's blob into every serving memtile.
-    const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1);
+    // Wide: the rows split each column's share (split.cc), at least one output column each.
+    int64_t wide_rows = 0;
+    if (wide) {
+      if (l.kind != LayerKind::kConv || l.groups != 1 || t.rows < 2) continue;
+      int64_t narrowest = l.ow;
+      for (int64_t c = 0; c < cols_used; ++c) narrowest = std::min(narrowest, l.ow * (c + 1) / cols_used - l.ow * c / cols_used);
+      wide_rows = std::min<int64_t>(t.rows, narrowest);
+      if (wide_rows < 2) continue;
+    }
+    l.wide = wide;  // SharedInput (the footprint) depends on it
+    const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : wide ? units : CeilDiv(units, t.rows);
+    const int64_t cap_w = cout_only ? l.ow : wide ? CeilDiv(CeilDiv(l.ow, cols_used), wide_rows) : CeilDiv(l.ow, cols_used);
+    // Weight broadcast: 2-D loads each row's blob into every serving memtile;
+    // wide loads every blob once per serving memtile and row parity
+    // (codegen: even rows through one set of servers, odd rows the mirrored one).
+    const int64_t servers = cout_only ? 1 : CeilDiv(cols_used, 2 * int64_t{t.memtile.reach} + 1) * (wide ? 2 : 1);
     // Channels over every core: every column reads the whole input, from
     // DDR once per serving memtile (codegen InputColumn; needs one memtile
     // per column) or per column.
@@ -177,7 +195,13 @@ Status TileLayers(CompileState& s) {
           // The input tile goes in channel halves over both core input
           // channels (codegen), which CIN-part weight reloads share.
           const double in_ch = std::max(1, t.core.dma_in_channels);
-          const double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp, z.out / out_bpc});
+          // The output tile leaves in channel halves over both core output channels (codegen).
+          const double out_ch = parts == 1 ? std::max(1, t.core.dma_out_channels) : 1;
+          double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp, z.out / (out_ch * out_bpc)});
+          // Wide: a column's memtile sends each row its own tile (no
+          // broadcast) over its output DMA channels.
+          if (wide)
+            step = std::max(step, wide_rows * (z.in + z.in2) / (std::max(1, t.memtile.dma_out_channels) * in_bpc));
           // Codegen alternates the input and weight halves by part: with an
           // odd part count the last part and the next iteration's first
           // share a half, so once per iteration that part's tile and blob
@@ -196,8 +220,12 @@ Status TileLayers(CompileState& s) {
           const bool kept = parts > 1 && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, parts) <= mt_budget;
           const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
-          const double halo = static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
-          const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * chunks;
+          // (A subsampled input reads 1 / (sh x sw) of the tensor.)
+          const double halo = l.subsample ? 1.0 / static_cast<double>(l.sh * l.sw)
+                                          : static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
+          // Wide: each core's slice also reads its own horizontal halo.
+          const double halo_x = wide ? static_cast<double>((ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1) / (ow * l.tile_sw()) : 1.0;
+          const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * halo_x * chunks;
           const double in_total = in_once * (cout_only ? cols_used : 1) + static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
@@ -217,7 +245,7 @@ Status TileLayers(CompileState& s) {
             spread = true;
             cost = std::max({core_cost, (w_total + in_total - in_once * (cols_used - spread_copies)) / rd_rate, wr_cost});
           }
-          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread};
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide};
         }
       }
     }
@@ -247,6 +275,7 @@ Status TileLayers(CompileState& s) {
       l.w_kept = pick.w_kept;
       l.spread_input = pick.spread;
     }
+    l.wide = std::isfinite(best) && pick.wide;
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
                                l.name, budget, l.bc);
@@ -282,9 +311,10 @@ Status RunSubvolume(CompileState& s) {
 std::string DumpSubvolume(const CompileState& s) {
   std::string r = fmt::format("# subvolume: core tile per layer (budget {} bytes per core)\n", s.target.core_buffer_bytes());
   for (const Layer& l : s.layers) {
-    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}\n",
+    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}{}\n",
                      l.name, l.mt_rows, l.ow_t, l.oh_t, l.ct, l.parts, l.in_bytes, l.in2_bytes, l.w_bytes,
-                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? (l.spread_input ? "  cout-only spread" : "  cout-only") : "");
+                     l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? (l.spread_input ? "  cout-only spread" : "  cout-only") : "",
+                     l.subsample ? "  subsampled" : "");
   }
   return r;
 }

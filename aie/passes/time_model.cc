@@ -33,6 +33,45 @@ namespace {
 // Trace events kept (the schedule itself covers every instance).
 constexpr size_t kMaxTraceEvents = 100000;
 
+// CompileState::Ideal.
+void IdealBound(CompileState& s, double eff) {
+  const Target& t = s.target;
+  CompileState::Ideal& b = s.ideal;
+  b = {};
+  const double peak = t.peak_macs_per_second() * eff;
+  const double rd_bw = t.num_memtiles() * t.ddr.read_channels_per_memtile * t.ddr.channel_gbps * 1e9;
+  const double wr_bw = t.num_memtiles() * t.ddr.write_channels_per_memtile * t.ddr.channel_gbps * 1e9;
+  int64_t macs = 0;
+  for (const Layer& l : s.layers) {
+    macs += l.macs;
+    int64_t wb = 0;
+    if (l.kind == LayerKind::kConv) {
+      BlobHeader h;
+      h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.kh), h.kw = static_cast<int32_t>(l.kw);
+      h.block_rows = static_cast<int32_t>(l.block_rows);
+      int64_t nnz = 0;
+      for (const int64_t n : l.row_nnz) nnz += n;
+      h.nnz = static_cast<int32_t>(nnz);
+      wb = BlobBytes(h);
+    }
+    b.weight_bytes += wb;
+    // The network's input and output count in the layers that read / write them.
+    int64_t in = 0, out = 0;
+    for (const int i : l.inputs)
+      if (std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end()) in += s.tensors[static_cast<size_t>(i)].bytes();
+    if (std::find(s.outputs.begin(), s.outputs.end(), l.output) != s.outputs.end())
+      out += s.tensors[static_cast<size_t>(l.output)].bytes();
+    b.layers_s += std::max({static_cast<double>(l.macs) / peak, static_cast<double>(wb + in) / rd_bw,
+                            static_cast<double>(out) / wr_bw});
+  }
+  for (const int i : s.inputs) b.input_bytes += s.tensors[static_cast<size_t>(i)].bytes();
+  for (const int o : s.outputs) b.output_bytes += s.tensors[static_cast<size_t>(o)].bytes();
+  b.compute_s = static_cast<double>(macs) / peak;
+  b.read_s = static_cast<double>(b.weight_bytes + b.input_bytes) / rd_bw;
+  b.write_s = static_cast<double>(b.output_bytes) / wr_bw;
+  b.total_s = std::max({b.compute_s, b.read_s, b.write_s});
+}
+
 }  // namespace
 
 Status RunTimeModel(CompileState& s) {
@@ -87,11 +126,13 @@ Status RunTimeModel(CompileState& s) {
   s.total_s = t.cycles_to_seconds(tl.horizon());
   s.bound_s = 0;
   for (const Layer& l : s.layers) s.bound_s += l.bound_s;
+  IdealBound(s, eff);
   return Status::Ok();
 }
 
 std::string DumpTimeModel(const CompileState& s) {
-  std::string r = fmt::format("# time: total {:.6f} ms, roofline {:.6f} ms\n", s.total_s * 1e3, s.bound_s * 1e3);
+  std::string r = fmt::format("# time: total {:.6f} ms, roofline {:.6f} ms, ideal {:.6f} ms\n", s.total_s * 1e3,
+                              s.bound_s * 1e3, s.ideal.total_s * 1e3);
   for (const Layer& l : s.layers) {
     r += fmt::format("{:<28} {:10.3f} us span {:10.3f} us bound {:10.3f} us ({}) eff {:.3f}\n", l.name, l.time_s * 1e6,
                      l.span_s * 1e6, l.bound_s * 1e6, l.binding, l.span_s > 0 ? l.bound_s / l.span_s : 0.0);

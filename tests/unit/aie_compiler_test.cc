@@ -121,6 +121,114 @@ TEST(AieCompiler, SparseDoesFewerMacsAndIsFaster) {
   EXPECT_LT(s.total_s, d.total_s);
 }
 
+// The ideal bound is a lower bound of every roofline and estimate: its
+// compute term is the effective MACs at the array's peak, its DDR read term
+// every weight byte at least once (the program's LOADW bytes can only be
+// more: per-core blobs repeat headers and indices, rows load copies).
+TEST(AieCompiler, IdealBoundIsBelowRooflineAndEstimate) {
+  for (const char* preset : {"paper-2x2", "paper-4x4"}) {
+    auto t = Target::Load(preset);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    double dense_weight = 0;
+    for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+      const CompileState s = CompileOn(*g, *t);
+      const CompileState::Ideal& b = s.ideal;
+      int64_t macs = 0, loadw = 0;
+      for (const Layer& l : s.layers) macs += l.macs;
+      for (const Block& blk : s.program.blocks)
+        for (const Instruction& in : blk.instrs)
+          if (in.op == Opcode::kLoadW) loadw += in.bytes() * blk.iterations;
+      EXPECT_NEAR(b.compute_s, static_cast<double>(macs) / t->peak_macs_per_second(), 1e-12) << preset;
+      EXPECT_GT(b.weight_bytes, 0) << preset;
+      EXPECT_LE(b.weight_bytes, loadw) << preset;
+      EXPECT_GT(b.input_bytes, 0) << preset;
+      EXPECT_GT(b.output_bytes, 0) << preset;
+      EXPECT_EQ(b.total_s, std::max({b.compute_s, b.read_s, b.write_s})) << preset;
+      EXPECT_LE(b.total_s, b.layers_s + 1e-12) << preset;
+      EXPECT_LE(b.layers_s, s.bound_s + 1e-12) << preset;
+      EXPECT_LE(s.bound_s, s.total_s + 1e-12) << preset;
+      if (g == &Dense()) dense_weight = static_cast<double>(b.weight_bytes);
+      else EXPECT_LT(static_cast<double>(b.weight_bytes), 0.7 * dense_weight) << preset;
+    }
+  }
+}
+
+// Width over every core (Layer::wide): the small model's 3x3 compile puts
+// layer1.x.conv1 and conv2 in it. Every core has
+// every output channel and its own slice of its column's width share (the
+// column's cores cover the share exactly once), gets its own input tile
+// (no broadcast down the column), and the program stays valid.
+TEST(AieCompiler, WidthOverEveryCoreSlicesTheColumnShares) {
+  const Target t = Target::Paper(3, 3);
+  const CompileState s = CompileOn(Sparse(), t);
+  ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
+  int wide = 0;
+  for (const Layer& l : s.layers) {
+    if (!l.wide) continue;
+    ++wide;
+    EXPECT_FALSE(l.cout_only) << l.name;
+    for (int c = 0; c < l.cols_used; ++c) {
+      int64_t x = l.ow * c / l.cols_used;  // the 2-D split's share [x, ..)
+      for (int r = 0; r < l.rows_used; ++r) {
+        const CoreWork* w = nullptr;
+        for (const CoreWork& cw : l.cores)
+          if (cw.row == r && cw.col == c) w = &cw;
+        ASSERT_NE(w, nullptr) << l.name;
+        EXPECT_EQ(w->x0, x) << l.name;
+        EXPECT_GT(w->x1, w->x0) << l.name;
+        EXPECT_EQ(w->m0, 0) << l.name;
+        EXPECT_EQ(w->m1, l.m) << l.name;
+        x = w->x1;
+      }
+      EXPECT_EQ(x, l.ow * (c + 1) / l.cols_used) << l.name;
+    }
+    int64_t macs = 0;
+    for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+      const Block& b = s.program.blocks[static_cast<size_t>(bi)];
+      for (const Instruction& in : b.instrs) {
+        if (in.op == Opcode::kLoadFm) {
+          EXPECT_EQ(in.dst.size(), 1u) << l.name;
+        }
+        if (in.op == Opcode::kComp) macs += in.comp.macs * b.iterations;
+      }
+    }
+    EXPECT_EQ(macs, l.macs) << l.name;
+  }
+  EXPECT_GT(wide, 0);
+}
+
+// 1x1 strided convs (the downsample shortcuts) read only the pixels they
+// use: their COMPs run stride 1 on tiles the size of their output, and the
+// input transfers step by the stride (from DDR or a resident input).
+TEST(AieCompiler, StridedOneByOneConvsReadASubsampledInput) {
+  for (const Target& t : {Target::Paper(2, 2), Target::Paper(4, 4)}) {
+    const CompileState s = CompileOn(Sparse(), t);
+    ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
+    int n = 0;
+    for (const Layer& l : s.layers) {
+      const bool strided_1x1 = l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && l.sh * l.sw > 1;
+      EXPECT_EQ(l.subsample, strided_1x1) << l.name;
+      if (!l.subsample) continue;
+      ++n;
+      int stepped = 0;
+      for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+        for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs) {
+          if (in.op == Opcode::kComp && in.comp.kind == CompKind::kConv) {
+            EXPECT_EQ(in.comp.sh, 1) << l.name;
+            EXPECT_EQ(in.comp.in_h, in.comp.out_h) << l.name;
+            EXPECT_EQ(in.comp.in_w, in.comp.out_w) << l.name;
+          }
+          const bool from_input = (in.op == Opcode::kLoad && in.src.kind == MemKind::kDdr) ||
+                                  (in.op == Opcode::kLoadFm && l.in_resident);
+          if (from_input && in.src_ap.stride[0] == l.sw) ++stepped;
+        }
+      }
+      EXPECT_GT(stepped, 0) << l.name;
+    }
+    EXPECT_GT(n, 0);
+  }
+}
+
 TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
   CompileState s = CompileOn(Sparse(), Target::Paper(2, 2));
   const std::string text = s.program.ToText();

@@ -407,6 +407,89 @@ TEST(BlockSparseConv, PrefetchHintDoesNotChangeResults) {
   }
 }
 
+// Outputs larger than the L2 (>= 2 MB per image): the AVX-512 kernel writes
+// them with non-temporal stores when y is 64-byte aligned and there is no
+// residual, else with the normal stores. Both, against the reference: y
+// aligned and one float off, with and without a residual (in place at 2
+// threads), a ragged last block-row (M = 8k + 4: the partial row group takes
+// the checked stores), 1 and 2 threads.
+TEST(BlockSparseConv, LargeOutputsStreamedOrNot) {
+  Rng rng(TestSeed() + 11);
+  std::vector<const ks::BsrConvKernel*> kernels = KernelsFor(8);
+  if (ks::ActiveIsa() == ks::Isa::kRef) GTEST_SKIP() << "reference: checked on small problems";
+  for (int64_t m : {256, 212}) {
+    for (double sparsity : {0.0, 0.5, 0.9, 1.0}) {
+      kref::ConvParams p;
+      p.in_channels = 64;
+      p.out_channels = m;
+      p.in = {1, 56, 56};
+      p.out = {1, 56, 56};
+      p.kernel = {1, 1, 1};
+      p.activation.kind = kref::ActivationKind::kRelu;
+      SCOPED_TRACE(fmt::format("seed {}: m {} sparsity {}", TestSeed(), m, sparsity));
+      Tensor w = RandomTensor({m, 64, 1, 1}, rng);
+      ApplyMask(w, RandomMask(m, 64, 8, 8, sparsity, rng));
+      Tensor x = RandomTensor({1, 64, 56, 56}, rng);
+      Tensor b = RandomTensor({m}, rng);
+      const int64_t out_n = m * 56 * 56;
+      Tensor res = RandomTensor({out_n}, rng);
+      std::vector<double> want(static_cast<size_t>(out_n)), want_res(want.size());
+      kref::ConvParams linear = p;
+      linear.activation = {};
+      const std::vector<double> xd(x.ToVector<double>()), wd(w.ToVector<double>()),
+          bd(b.ToVector<double>());
+      kref::Conv<double>(linear, xd.data(), wd.data(), bd.data(), want.data());
+      for (int64_t i = 0; i < out_n; ++i) {
+        want_res[i] = std::max(want[i] + res.data<float>()[i], 0.0);
+        want[i] = std::max(want[i], 0.0);
+      }
+      auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+      ASSERT_TRUE(sw.ok()) << sw.status().ToString();
+      Tensor ybuf(DType::kF32, {out_n + 16});  // 64-byte aligned storage
+      for (const ks::BsrConvKernel* k : kernels) {
+        auto plan = ks::BsrConvPlan::Create(p, *sw, k);
+        ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+        for (int64_t offset : {0, 1}) {
+          for (bool residual : {false, true}) {
+            for (int threads : {1, 2}) {
+              SCOPED_TRACE(fmt::format("{} offset {} residual {} threads {}", k->name, offset,
+                                       residual, threads));
+              float* y = ybuf.data<float>() + offset;
+              std::fill(ybuf.data<float>(), ybuf.data<float>() + out_n + 16, std::nanf(""));
+              const float* r = nullptr;
+              if (residual && threads == 2) {
+                std::copy(res.data<float>(), res.data<float>() + out_n, y);
+                r = y;
+              } else if (residual) {
+                r = res.data<float>();
+              }
+              plan->Run(x.data<float>(), b.data<float>(), y, nullptr, threads, r);
+              const std::vector<double>& ref = residual ? want_res : want;
+              int64_t bad = 0;
+              for (int64_t i = 0; i < out_n; ++i) {
+                const double e = std::abs(double(y[i]) - ref[i]);
+                if (!(e <= 1e-4 * (1.0 + std::abs(ref[i]))) && ++bad <= 3)
+                  ADD_FAILURE() << "y[" << i << "] = " << y[i] << ", want " << ref[i];
+              }
+              ASSERT_EQ(bad, 0);
+              // Nothing written outside y.
+              for (int64_t i = 0; i < 16; ++i) {
+                const float* base = ybuf.data<float>();
+                if (i < offset) {
+                  ASSERT_TRUE(std::isnan(base[i])) << "before y";
+                }
+                if (offset + i < 16) {
+                  ASSERT_TRUE(std::isnan(base[out_n + offset + i])) << "after y";
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // Few positions (batch-1 classifiers; the channel-vectorized tails and the
 // paired-channel GEMV of the AVX-512 kernel) with every block shape,
 // including ResNet-50's and VGG-16's FC layers.

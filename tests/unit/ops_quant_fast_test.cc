@@ -229,25 +229,40 @@ TEST(OpsQuantFast, CostRulePicksSparseOnlyWhenSparseEnough) {
   }
 }
 
-// A dense conv with fewer than 16 output positions (1x1 spatial) stays on
-// oneDNN kExact: the plan's lanes are positions.
-TEST(OpsQuantFast, DenseTinySpatialConvStaysOnOneDnn) {
+// Dense convs on small output planes (runtime/ops_quant_fast.cc
+// PlanBeatsOneDnnWhenDense): the plan when the plane has >= 48 positions, or
+// >= 16 with K <= 256, or any size with K <= 128; else oneDNN kExact. Both
+// sides bit-exact with the reference.
+TEST(OpsQuantFast, DenseSmallPlanesChooseByMeasuredRule) {
   ModeGuard guard;
   runtime::SetSparseMode(SparseMode::kAuto);
+  const bool vnni = kernels::sparse::S8ActiveIsa() >= kernels::sparse::S8Isa::kAvx512Vnni;
   std::mt19937_64 rng(8);
-  Case c;
-  c.c = 64;
-  c.m = 64;
-  c.h = c.w = 1;
-  c.k = 1;
-  c.pad = 0;
-  c.sparsity = 0.0;
-  Tensor x;
-  auto g = BuildCase(c, rng, &x);
-  const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
-  const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
-  EXPECT_NE(fast.impl.find("onednn_s8_exact"), std::string::npos) << fast.impl;
-  EXPECT_TRUE(SameBytes(ref.y, fast.y));
+  struct Probe {
+    int64_t c, hw, k;
+    bool plan;  // expected on VNNI
+  };
+  for (const Probe& pr : {Probe{64, 1, 1, true},      // K = 64: any plane
+                          Probe{256, 1, 1, false},    // K = 256 below 16 positions
+                          Probe{256, 4, 1, true},     // K = 256 at 16 positions
+                          Probe{512, 4, 1, false},    // K = 512 at 16 positions
+                          Probe{64, 5, 3, false},     // K = 576 at 25 positions
+                          Probe{64, 7, 3, true}}) {   // 49 positions
+    Case c;
+    c.c = pr.c;
+    c.m = 16;
+    c.h = c.w = pr.hw;
+    c.k = pr.k;
+    c.pad = pr.k / 2;
+    c.sparsity = 0.0;
+    Tensor x;
+    auto g = BuildCase(c, rng, &x);
+    const RunResult ref = RunGraph(*g, x, runtime::Backend::kReference, 1);
+    const RunResult fast = RunGraph(*g, x, runtime::Backend::kFast, 1);
+    EXPECT_NE(fast.impl.find(vnni && pr.plan ? "dense_s8" : "onednn_s8_exact"), std::string::npos)
+        << Describe(c) << ": " << fast.impl;
+    EXPECT_TRUE(SameBytes(ref.y, fast.y)) << Describe(c);
+  }
 }
 
 // An f32 output (the dequantized logits): neither int8 kernel writes f32;
