@@ -2,8 +2,6 @@
 // (contract in ops_sparse.h).
 #include "runtime/ops_sparse.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -107,53 +105,15 @@ constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
 constexpr double kGemmSmallA = 1.257, kGemmSmallB = 0.0;
 constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
 
-// Stems: convs reading fewer input channels than one block-column with a
-// large kernel over a large plane (an RGB stem: ResNet-50's conv1, 3 -> 64,
-// 7x7 stride 2, 112x112 out). oneDNN runs them at ~205 of its ~250 GFLOP/s
-// (3 channels fill its vectors poorly); our kernel, vectorized over
-// positions, reads only the 3 real channels of the ragged block-column. The
-// slope is conv1's row of wbs_bench_sparse (t_sparse/t_dense 0.885 / 0.676
-// / 0.478 / 0.275 / 0.175 at 0/25/50/75/90%, 1 and 2 threads alike: a =
-// 0.79). The offsets are measured inside ResNet-50 (docs/BENCHMARKS.md
-// "End-to-end block-sparse", round 6), where oneDNN writes NHWC for the
-// max-pool and needs two reorders (the input to NHWC, the max-pool's output
-// back to NCHW for the sparse layers) that our plain-in, plain-out plan
-// does not: at 0%, ours 0.566-0.574 ms vs oneDNN 0.499 + 0.128 ms of
-// reorders at 2 threads (0.91), 1.068-1.081 ms vs 0.92-0.94 + 0.11 ms at 1
-// thread (1.02): the reorders are tiny and do not scale with threads.
-// Because the estimate already counts the reorders a stem saves, a stem
-// goes sparse below 1, not below kSparseChooseBelow (whose margin is for
-// the reorders a sparse layer costs its oneDNN neighbours). Only this shape
-// was measured: smaller kernels (VGG-16's and Inception-v3's 3x3 stems)
-// stay on the classes below (dense at 0%).
-namespace {
-constexpr int64_t kFewChannels = 8;
-constexpr int64_t kStemMinTaps = 25;
-constexpr int64_t kStemMinPositions = 700;
-constexpr double kStemA = 0.79;
-constexpr double kStemB1 = 0.23, kStemB2 = 0.12;  // 1 thread, >= 2 threads
-constexpr double kStemChooseBelow = 1.0;
-
-bool IsStem(const SparseLayerShape& s) {
-  return !s.gemm && s.in_channels > 0 && s.in_channels < kFewChannels && s.taps >= kStemMinTaps &&
-         s.out_positions >= kStemMinPositions;
-}
-}  // namespace
-
 double EstimateSparseOverDense(const SparseLayerShape& s) {
   const double kept = std::clamp(s.kept, 0.0, 1.0);
   if (s.gemm && s.out_positions < kGemmFewRows)
     return s.weights >= kGemmLargeWeights ? kGemmLargeA * kept + kGemmLargeB
                                           : kGemmSmallA * kept + kGemmSmallB;
-  if (IsStem(s)) return kStemA * kept + (s.threads >= 2 ? kStemB2 : kStemB1);
   const bool strided = s.stride > 1;
   for (const CostClass& c : kConvCost)
     if (s.out_positions >= c.min_positions && c.strided == strided) return c.a * kept + c.b;
   return 1e9;  // unreachable: the last classes start at 0 positions
-}
-
-bool RuleChoosesSparse(const SparseLayerShape& s) {
-  return EstimateSparseOverDense(s) <= (IsStem(s) ? kStemChooseBelow : kSparseChooseBelow);
 }
 
 namespace {
@@ -204,7 +164,7 @@ bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerS
   const BlockSparseStats st = w.Stats();
   const double est = EstimateSparseOverDense(shape);
   const bool force = CurrentSparseMode() == SparseMode::kForce;
-  const bool sparse = force || RuleChoosesSparse(shape);
+  const bool sparse = force || est <= kSparseChooseBelow;
   WBS_LOG_INFO("{}: sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}",
                node.name.empty() ? node.Describe() : node.name, 100.0 * st.block_sparsity(), est,
                sparse ? "sparse" : "dense", force ? " (WBS_SPARSE=1)" : "");
@@ -237,23 +197,15 @@ class SparseConvOp final : public Operator {
                                                   : w.Reshaped({w.dim(0), w.dim(1), 1, w.dim(2)}));
     auto op = std::unique_ptr<SparseConvOp>(new SparseConvOp(node, has_bias, residual));
     WBS_ASSIGN_OR_RETURN(BlockSparseWeight bsr, Compress(node, node.input(1), w4));
-    SparseLayerShape shape;
-    shape.out_positions = p->out[1] * p->out[2];
-    shape.stride = std::max(p->stride[1], p->stride[2]);
-    shape.in_channels = p->in_channels;
-    shape.taps = p->kernel[1] * p->kernel[2];
-    // The session sets the thread count before creating operators (as for
-    // oneDNN's primitives).
-    shape.threads = omp_get_max_threads();
-    shape.kept = double(bsr.nnz_blocks()) / double(bsr.block_rows() * bsr.block_cols());
-    // A dense weight runs here only when the rule says our kernel wins even
-    // at 0% (ops_sparse.h), and never under WBS_SPARSE=1.
-    if (bsr.nnz_blocks() == bsr.block_rows() * bsr.block_cols() &&
-        (CurrentSparseMode() == SparseMode::kForce || !RuleChoosesSparse(shape))) {
+    if (bsr.nnz_blocks() == bsr.block_rows() * bsr.block_cols()) {
       WBS_LOG_DEBUG("{}: no zero 8x8 block, dense", node.Describe());
       return std::unique_ptr<Operator>();
     }
     op->w_ = std::make_unique<BlockSparseWeight>(std::move(bsr));
+    SparseLayerShape shape;
+    shape.out_positions = p->out[1] * p->out[2];
+    shape.stride = std::max(p->stride[1], p->stride[2]);
+    shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
     if (!Decide(node, *op->w_, shape)) return std::unique_ptr<Operator>();
     Result<BsrConvPlan> plan = BsrConvPlan::Create(*p, *op->w_);
     if (!plan.ok()) {

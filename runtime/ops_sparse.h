@@ -18,15 +18,6 @@
 //   Gemm: transA = 0, alpha = 1, C absent or a constant broadcast over rows
 //         (a bias), fused activation none/Relu/Clip;
 //   MatMul: A of rank >= 2 with a static shape, constant 2-D B.
-// A Conv whose weight has no zero block (e.g. a first conv, which sparsify
-// excludes) also runs on our plan, as a BSR weight with every block
-// stored, when the cost rule says the kernel beats oneDNN even dense: so
-// far only stems reading fewer than 8 input channels with a large kernel, at
-// 2 threads or more (ResNet-50's conv1, 3 channels, 7x7: inside the model
-// 0.91x oneDNN's time plus the two reorders it needs at 2 threads, 1.02x at
-// 1 thread, which stays dense).
-// Never under WBS_SPARSE=1, which keeps its meaning "every layer with a
-// zero block" (tests).
 // Activations are plain (NCHW / row-major) in and out: the operator keeps
 // the default layout negotiation, so oneDNN neighbours hand it plain
 // tensors and read plain ones back.
@@ -59,11 +50,8 @@ struct SparseLayerShape {
   int64_t out_positions = 1;  // Conv: OH*OW per image; Gemm/MatMul: rows of A
   int64_t stride = 1;         // Conv: largest spatial stride; 1 for Gemm
   bool gemm = false;
-  double kept = 1.0;        // fraction of 8x8 blocks stored (1 - block sparsity)
-  int64_t weights = 0;      // Gemm: elements of the dense weight
-  int64_t in_channels = 0;  // Conv: C (0: unknown, taken as many)
-  int64_t taps = 1;         // Conv: kh * kw
-  int threads = 1;          // the session's thread count
+  double kept = 1.0;    // fraction of 8x8 blocks stored (1 - block sparsity)
+  int64_t weights = 0;  // Gemm: elements of the dense weight
 };
 
 // Estimated time of the sparse kernel relative to oneDNN dense on the same
@@ -76,9 +64,5 @@ double EstimateSparseOverDense(const SparseLayerShape& s);
 // session oneDNN neighbours exchange blocked tensors and a sparse layer
 // between them costs them their reorders.
 inline constexpr double kSparseChooseBelow = 0.9;
-// The rule as applied: the estimate against kSparseChooseBelow, except for
-// a stem (fewer than 8 input channels, >= 25 taps, >= 700 positions), whose
-// estimate was measured inside a model, reorders saved included: below 1.
-bool RuleChoosesSparse(const SparseLayerShape& s);
 
 }  // namespace wbs::runtime
