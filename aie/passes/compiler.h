@@ -196,6 +196,17 @@ struct CompileOptions {
   // by pass 2's cost. Compile() fills it from its trial compiles.
   std::map<std::string, bool> spread_input;
   bool try_spread = true;  // Compile(): compare with and without spreading, per layer
+  // Layers with an output at least this wide join the memtile residency
+  // (2-D or wide split) even where their probe compile prefers channels
+  // over every core (0: never). Compile() tries 2 x columns (ResNet-50
+  // layer3 on 4 columns, 14 wide) and keeps the faster program.
+  int64_t resident_min_w = 0;
+  bool try_resident_min_w = true;
+  // Width over every core (Layer::wide) by layer name: preferred (true:
+  // taken whenever a wide tile fits) or excluded (false); others by pass 2's
+  // cost. Compile() fills it from its trial compiles.
+  std::map<std::string, bool> wide;
+  bool try_wide = true;  // Compile(): compare with wide forced on memtile->core bound layers, per layer
 };
 
 struct CompileState {

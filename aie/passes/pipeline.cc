@@ -42,12 +42,78 @@ Status RunPasses(CompileState& s, const std::string& print_after, std::string* p
 }
 }  // namespace
 
+namespace {
+Status CompileOnce(CompileState& s, const std::string& print_after, std::string* printed);
+}  // namespace
+
 Status Compile(CompileState& s, const std::string& print_after, std::string* printed) {
   if (!print_after.empty()) {
     bool known = false;
     for (const Pass& p : kPasses) known |= print_after == p.name;
     if (!known) return InvalidArgument("--print-after: unknown pass '{}' (passes: {})", print_after, fmt::join(PassNames(), ", "));
   }
+  std::string text;
+  WBS_RETURN_IF_ERROR(CompileOnce(s, print_after, &text));
+  // Residency for the wider channels-over-every-core layers too: a layer
+  // whose own best tile spreads channels over every core may still gain
+  // when its neighbours' activations stay in the memtiles (ResNet-50 4x4
+  // 50%: layer3 1.137 -> 1.122 ms; dense it loses, 1.788 -> 1.826 ms, and
+  // layer4 loses both), which the per-layer probe cannot see: compile once
+  // more with it and keep the faster program.
+  if (s.options.try_resident_min_w && s.options.resident && s.options.resident_min_w == 0) {
+    CompileState b;
+    b.target = s.target;
+    b.graph = s.graph;
+    b.options = s.options;
+    b.options.resident_min_w = 2 * int64_t{s.target.cols};
+    std::string tb;
+    WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
+    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+  }
+  // Width over every core where the activation broadcast binds: pass 2's
+  // cost underrates it for some layers (ResNet-50 4x4 50%: layer2.0.conv1
+  // 25.7 -> 21.0 us and layer1.0.downsample.0 15.3 -> 10.6 us when forced,
+  // while layer2.1.conv1 gains nothing). Compile with it forced on every
+  // 2-D conv bound by memtile->core, then with each layer's faster choice
+  // (layers' times are nearly additive); keep the fastest program.
+  if (s.options.try_wide) {
+    std::map<std::string, bool> on;
+    for (const Layer& l : s.layers)
+      if (l.kind == LayerKind::kConv && l.groups == 1 && !l.cout_only && !l.wide && l.binding == "memtile->core" &&
+          !s.options.wide.count(l.name))
+        on[l.name] = true;
+    if (!on.empty()) {
+      auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
+        r->target = s.target;
+        r->graph = s.graph;
+        r->options = s.options;
+        r->options.try_wide = false;
+        r->options.try_resident_min_w = false;
+        for (const auto& [k, v] : forced) r->options.wide[k] = v;
+        return CompileOnce(*r, print_after, t);
+      };
+      CompileState b;
+      std::string tb;
+      WBS_RETURN_IF_ERROR(trial(on, &b, &tb));
+      std::map<std::string, bool> mixed;
+      for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i) {
+        const Layer& l = s.layers[i];
+        if (on.count(l.name) && b.layers[i].wide && b.layers[i].time_s < l.time_s) mixed[l.name] = true;
+      }
+      CompileState c;
+      std::string tc;
+      const bool tried_c = !mixed.empty() && mixed.size() < on.size();
+      if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
+      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+    }
+  }
+  if (printed) *printed += text;
+  return Status::Ok();
+}
+
+namespace {
+Status CompileOnce(CompileState& s, const std::string& print_after, std::string* printed) {
   const CompileOptions opts = s.options;
   std::string text;
   WBS_RETURN_IF_ERROR(RunPasses(s, print_after, &text));
@@ -92,5 +158,6 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (printed) *printed += text;
   return Status::Ok();
 }
+}  // namespace
 
 }  // namespace wbs::aie

@@ -130,6 +130,9 @@ Status TileLayers(CompileState& s) {
     for (const int mode : {0, 1, 2}) {
     const bool cout_only = mode == 2, wide = mode == 1;
     if (cout_only && l.force_2d) continue;
+    const auto forced_wide = s.options.wide.find(l.name);
+    const bool prefer_wide = forced_wide != s.options.wide.end() && forced_wide->second;
+    if (wide && forced_wide != s.options.wide.end() && !forced_wide->second) continue;
     const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
     const int64_t cols_used = cout_only ? std::min<int64_t>(t.cols, CeilDiv(std::min<int64_t>(units, int64_t{t.rows} * t.cols), t.rows))
                                         : std::min<int64_t>(t.cols, l.ow);
@@ -245,6 +248,8 @@ Status TileLayers(CompileState& s) {
             spread = true;
             cost = std::max({core_cost, (w_total + in_total - in_once * (cols_used - spread_copies)) / rd_rate, wr_cost});
           }
+          // A preferred wide split beats any other tile (which stays the fallback when no wide tile fits).
+          if (prefer_wide && !wide) cost = cost * 1e6 + 1e12;
           if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide};
         }
       }
@@ -294,7 +299,8 @@ Status RunSubvolume(CompileState& s) {
   PlanResidency(s, false);
   if (s.options.resident) {
     WBS_RETURN_IF_ERROR(TileLayers(s));
-    for (Layer& l : s.layers) l.prefers_cout_only = l.cout_only;
+    for (Layer& l : s.layers)
+      l.prefers_cout_only = l.cout_only && !(s.options.resident_min_w > 0 && l.ow >= s.options.resident_min_w);
     PlanAddFusion(s);
     PlanResidency(s, true);
   }

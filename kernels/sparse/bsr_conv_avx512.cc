@@ -47,7 +47,7 @@ constexpr int kMaxChannelTail = 4;
 // added to them (no residual) and every 16-lane vector is a whole aligned
 // cache line: they leave the L2 to L3/DRAM anyway, and normal stores would
 // first read each line (RFO) and evict the input chunk the next tiles read.
-// ResNet-50's 64 -> 256 1x1 at 56x56 (3.2 MB): +6-14% at 50%, +6-13% at 90%
+// ResNet-50's 64 -> 256 1x1 at 56x56 (3.2 MB): +1-12% at 50%, +5-13% at 90%
 // (paired runs). In a model only its downsample conv qualifies (conv3 adds
 // the residual).
 constexpr int64_t kStreamOutputFloats = int64_t{1} << 19;
@@ -246,8 +246,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   // input for the block two ahead into L1 (after the row's last blocks: the
   // next tile's first ones). The block-columns are random, so the hardware
   // prefetchers lose the stream at every block and the first steps of a
-  // block waited for L2 (+2-5% at 50%, up to +16% at 90%, on ResNet-50's 1x1
-  // layers; on 3x3 planes the same request for every tap's rows measured
+  // block waited for L2 (-1..+4% at 50% and 90% on ResNet-50's 1x1 layers,
+  // most of them gaining 1-4%; on 3x3 planes the same request for every tap's rows measured
   // nothing). A channel's V vectors are V lines, V + 1 when the plane's
   // rows are not line-aligned.
   const int64_t xstride_bytes = a.x_channel_stride * int64_t{sizeof(float)};
@@ -292,8 +292,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     // Every lane is an output at q (no dropped columns) and all R rows
     // exist: straight-line stores without the per-vector checks of
     // StoreVec (the per-tile epilogue was ~110 cycles, as much as a block's
-    // FMAs; ResNet-50's 1x1 layers with 64-256 input channels run +3-10% at
-    // 50-90%). Masked stores even for full tiles: plain ones measured 2-4%
+    // FMAs; ResNet-50's 1x1 layers with K = 64..512 run +2-5% at 50% and
+    // +2-11% at 90%). Masked stores even for full tiles: plain ones measured 2-4%
     // slower at 50%.
     const int64_t ys = a.y_channel_stride;
     float* y0 = a.y + mb * ys + q;
@@ -323,6 +323,45 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       store(Yes(), No());
     else
       store(No(), No());
+  } else if (rows == R) {
+    // Dropped columns (phase planes, pitch > out_w): the valid lanes of a
+    // vector go to consecutive outputs. The lane groups are the same for
+    // all R rows, so the packing (a permute by the compress of 0..15 under
+    // the group's mask) and the store mask are worked out once per tile
+    // instead of per vector with a full-or-not branch, which mispredicts on
+    // grids whose pitch is no multiple of 16.
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __mmask16 lk[kVecs] = {l0, l1, l2};
+    __m512i perm[kVecs];
+    __mmask16 put[kVecs];
+    int64_t yk[kVecs];
+    for (int k = 0; k < V; ++k) {
+      const LaneGroup& g = a.lanes[q / kLanes + k];
+      const __mmask16 m = __mmask16(g.mask & lk[k]);
+      perm[k] = _mm512_maskz_compress_epi32(m, iota);
+      put[k] = TailMask(__builtin_popcount(m));
+      yk[k] = g.y_index;
+    }
+    const int64_t ys = a.y_channel_stride;
+    float* y0 = a.y + mb * ys;
+    const float* r0 = a.residual ? a.residual + mb * ys : nullptr;
+    auto store = [&](auto res) __attribute__((always_inline)) {
+#define WBS_SL(r, k)                                                                             \
+  if constexpr (r < R && k < V) {                                                                \
+    __m512 v = _mm512_permutexvar_ps(perm[k], a##r##k);                                          \
+    if constexpr (decltype(res)::value)                                                          \
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(put[k], r0 + r * ys + yk[k]));                  \
+    _mm512_mask_storeu_ps(y0 + r * ys + yk[k], put[k], _mm512_min_ps(_mm512_max_ps(v, lo), hi)); \
+  }
+#define WBS_SL3(r) WBS_SL(r, 0) WBS_SL(r, 1) WBS_SL(r, 2)
+      WBS_ROWS(WBS_SL3)
+#undef WBS_SL3
+#undef WBS_SL
+    };
+    if (r0)
+      store(std::true_type());
+    else
+      store(std::false_type());
   } else {
 #define WBS_STORE(r)                                                          \
   if (r < rows) {                                                             \

@@ -229,6 +229,63 @@ TEST(AieCompiler, StridedOneByOneConvsReadASubsampledInput) {
   }
 }
 
+// Compile() also tries residency for the wider channels-over-every-core
+// layers (CompileOptions::resident_min_w) and keeps the faster program: never
+// slower than either compile alone, and on the small model's 2x2 compile
+// the sparse model's trial wins (layer2.1.conv1 keeps the 2-D split).
+TEST(AieCompiler, ResidencyTrialKeepsTheFasterProgram) {
+  const Target t = Target::Paper(2, 2);
+  for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+    CompileState both, plain, forced;
+    both.target = plain.target = forced.target = t;
+    both.graph = plain.graph = forced.graph = g;
+    // (Without the wide trial, which runs after this one.)
+    both.options.try_wide = plain.options.try_wide = forced.options.try_wide = false;
+    ASSERT_TRUE(Compile(both).ok());
+    plain.options.try_resident_min_w = false;
+    forced.options.resident_min_w = 2 * t.cols;
+    ASSERT_TRUE(Compile(plain).ok());
+    ASSERT_TRUE(Compile(forced).ok());
+    EXPECT_EQ(both.total_s, std::min(plain.total_s, forced.total_s));
+    EXPECT_TRUE(CheckProgram(forced).ok()) << CheckProgram(forced).ToString();
+    if (g == &Sparse()) {
+      EXPECT_LT(forced.total_s, plain.total_s);
+    }
+  }
+}
+
+// CompileOptions::wide forces the wide split on a layer (when a wide tile
+// fits) or excludes it; Compile()'s trial with it on the memtile->core
+// bound layers never returns a slower program than without the trial.
+TEST(AieCompiler, WideTrialAndForcedWideSplits) {
+  const Target t = Target::Paper(2, 2);
+  for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+    const CompileState both = CompileOn(*g, t);
+    CompileState plain;
+    plain.target = t;
+    plain.graph = g;
+    plain.options.try_wide = false;
+    ASSERT_TRUE(Compile(plain).ok());
+    EXPECT_LE(both.total_s, plain.total_s);
+    // Force it on every 2-D 1x1 conv of the plain compile that is not wide.
+    CompileState forced;
+    forced.target = t;
+    forced.graph = g;
+    forced.options = plain.options;
+    std::vector<std::string> names;
+    for (const Layer& l : plain.layers)
+      if (l.kind == LayerKind::kConv && l.groups == 1 && l.kh == 1 && !l.cout_only && !l.wide && l.ow >= 2 * t.cols)
+        names.push_back(l.name), forced.options.wide[l.name] = true;
+    ASSERT_FALSE(names.empty());
+    ASSERT_TRUE(Compile(forced).ok());
+    EXPECT_TRUE(CheckProgram(forced).ok()) << CheckProgram(forced).ToString();
+    for (const Layer& l : forced.layers)
+      if (std::find(names.begin(), names.end(), l.name) != names.end()) {
+        EXPECT_TRUE(l.wide) << l.name;
+      }
+  }
+}
+
 TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
   CompileState s = CompileOn(Sparse(), Target::Paper(2, 2));
   const std::string text = s.program.ToText();
