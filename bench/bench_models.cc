@@ -79,7 +79,7 @@ struct Flags {
   int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
   std::vector<int> sparsity = {0};  // percent of zero blocks per blockable layer
   bool gemm_calibration = false;
-  int interleaved = 0;  // > 0: paired runs of every sparsity, no Google Benchmark
+  int interleaved = 0;    // > 0: paired runs of every sparsity, no Google Benchmark
   bool cpu_time = false;  // --interleaved also prints each run's process CPU time
 };
 
