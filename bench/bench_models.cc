@@ -3,7 +3,7 @@
 //   wbs_bench_models [google-benchmark flags] [--models=resnet50,vgg16]
 //                    [--threads=1,2] [--backend=fast|reference] [--sparsity=0,50,75]
 //                    [--fixed_iterations=N] [--mark_timed_runs] [--profile_nodes=REPEATS]
-//                    [--gemm_calibration] [--interleaved=RUNS]
+//                    [--gemm_calibration] [--interleaved=RUNS] [--cpu_time]
 //
 // --fixed_iterations=N runs each benchmark exactly N times per repetition
 // (no iteration estimate); with N = 1 every repetition is one run, the same
@@ -24,6 +24,12 @@
 // run and a "label" line per session: dense and sparse samples are taken
 // seconds apart, so load that changes by the minute on a shared machine
 // moves both sides alike (scripts/bench.sh step 4 uses it).
+// --cpu_time (with --interleaved) also prints, after each sample line,
+// "cpu<TAB>model<TAB>threads<TAB>sparsity<TAB>ms": the process CPU time of
+// that run (all threads). With OMP_WAIT_POLICY=passive idle threads sleep,
+// so it is the work done, which other jobs on the machine barely move while
+// they stretch the wall-clock samples; for A/B tests of changes that do not
+// move work between threads (docs/BENCHMARKS.md "End-to-end block-sparse").
 // --gemm_calibration instead times the FC layers of the zoo models (batch 1)
 // sparse vs oneDNN dense at 50/75/90% random-mask block sparsity, one-node
 // sessions in the same process: the Gemm rows of the cost rule in
@@ -39,6 +45,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <random>
@@ -72,7 +79,8 @@ struct Flags {
   int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
   std::vector<int> sparsity = {0};  // percent of zero blocks per blockable layer
   bool gemm_calibration = false;
-  int interleaved = 0;  // > 0: paired runs of every sparsity, no Google Benchmark
+  int interleaved = 0;    // > 0: paired runs of every sparsity, no Google Benchmark
+  bool cpu_time = false;  // --interleaved also prints each run's process CPU time
 };
 
 // The session being benchmarked. Google Benchmark calls a benchmark's
@@ -193,6 +201,8 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       }
     } else if (const char* v = value("--interleaved")) {
       f.interleaved = std::stoi(v);
+    } else if (a == "--cpu_time") {
+      f.cpu_time = true;
     } else if (a == "--gemm_calibration") {
       f.gemm_calibration = true;
     } else if (a == "--mark_timed_runs") {
@@ -253,6 +263,13 @@ int PrintNodeProfile(const Flags& flags) {
   return 0;
 }
 
+// CPU time of the whole process so far, in ms.
+double ProcessCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
+}
+
 // --interleaved: see the file comment.
 int RunInterleaved(const Flags& flags) {
   for (const std::string& m : flags.models)
@@ -272,16 +289,20 @@ int RunInterleaved(const Flags& flags) {
       for (int r = 0; r < flags.interleaved; ++r)
         for (size_t k = 0; k < n; ++k) {
           const size_t i = (k + static_cast<size_t>(r)) % n;
+          const double cpu0 = ProcessCpuMs();
           auto t0 = std::chrono::steady_clock::now();
           auto out = sessions[i].session->Run(sessions[i].inputs);
           const double ms =
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                   .count();
+          const double cpu_ms = ProcessCpuMs() - cpu0;
           if (!out.ok()) {
             fmt::print(stderr, "{}: {}\n", m, out.status().ToString());
             return 1;
           }
           fmt::print("sample\t{}\t{}\t{}\t{:.4f}\n", m, t, flags.sparsity[i], ms);
+          if (flags.cpu_time)
+            fmt::print("cpu\t{}\t{}\t{}\t{:.4f}\n", m, t, flags.sparsity[i], cpu_ms);
         }
       std::fflush(stdout);
     }
@@ -369,7 +390,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr,
                "usage: wbs_bench_models [benchmark flags] [--models=a,b] [--threads=1,2] "
                "[--backend=fast|reference] [--sparsity=0,50,75] [--fixed_iterations=N] "
-               "[--mark_timed_runs] [--profile_nodes=R] [--gemm_calibration] [--interleaved=R]\n");
+               "[--mark_timed_runs] [--profile_nodes=R] [--gemm_calibration] [--interleaved=R] "
+               "[--cpu_time]\n");
     return 2;
   }
   if (flags.profile_nodes > 0) return PrintNodeProfile(flags);

@@ -378,8 +378,9 @@ double RelDiff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
 // A zoo model sparsified at 50% runs through the Session with sparse
 // forced on and off; outputs agree to 1e-5 relative. `exclude` keeps some
 // layers dense, so sparse layers sit between oneDNN ones.
+// With `sparse_mode` auto the cost rule decides per layer instead.
 void CheckZooModel(const std::string& name, int64_t image, const std::vector<std::string>& exclude,
-                   int threads) {
+                   int threads, SparseMode sparse_mode = SparseMode::kForce) {
   SCOPED_TRACE(name);
   zoo::ZooOptions zo;
   zo.seed = 3;
@@ -399,7 +400,7 @@ void CheckZooModel(const std::string& name, int64_t image, const std::vector<std
   opts.num_threads = threads;
   std::vector<Tensor> out[2];
   for (int sparse = 0; sparse < 2; ++sparse) {
-    ScopedSparseMode mode(sparse ? SparseMode::kForce : SparseMode::kOff);
+    ScopedSparseMode mode(sparse ? sparse_mode : SparseMode::kOff);
     auto session = runtime::Session::Create(**graph, opts);
     ASSERT_TRUE(session.ok()) << session.status().ToString();
     int n_sparse = 0, n_onednn = 0;
@@ -433,6 +434,14 @@ TEST(OpsSparseTest, ZooResnet18SparseMatchesDense) {
 TEST(OpsSparseTest, ZooResnet18SparseMatchesDenseThreaded) {
   for (int threads : {2, 3})
     CheckZooModel("resnet18", 96, {"layer2.0.conv1", "layer3.1.conv2"}, threads);
+}
+
+// Auto mode, as `wbs run` and the benchmarks run: the 50% layers sparse
+// (the rule picks sparse at 50% on every plane size), the excluded ones and
+// the dense stem on oneDNN; 2 threads (the position and block-row splits,
+// bsr_conv_plan.h).
+TEST(OpsSparseTest, ZooResnet18AutoMatchesDense) {
+  CheckZooModel("resnet18", 96, {"layer2.0.conv1", "layer3.1.conv2"}, 2, SparseMode::kAuto);
 }
 
 }  // namespace
