@@ -103,17 +103,19 @@ struct Gen {
   // of the input next to its column's weights. Needs one memtile per
   // column (a server's slab is its own column's).
   bool SpreadInput() const {
-    return l.spread_input && l.cout_only && SharedInput(l) && !l.in_resident && t.num_memtiles() == t.cols && l.cols_used > 1;
+    return l.spread_input && l.cout_only && SharedInput(l) && !l.in_resident && !l.in_repl &&
+           t.num_memtiles() == t.cols && l.cols_used > 1;
   }
   // The column whose memtile slab holds channel half `half` of column col's input.
   int InputColumn(int col, int half) const {
-    return t.memtile.columns[static_cast<size_t>((half == 0 ? servers : servers_r)[static_cast<size_t>(col)])];
+    return t.memtile
+        .columns[static_cast<size_t>((half == 0 ? servers : servers_r)[static_cast<size_t>(col)])];
   }
 
   // The DDR pattern of tensor ti: channels [c0, c0 + cn), rows from y0
   // (stepping ystep per iteration), cols from x0; with bounds when `bounded`.
-  AccessPattern TensorAp(int ti, int64_t c0, int64_t cn, int64_t y0, int64_t hn, int64_t ystep, int64_t x0, int64_t wn,
-                         bool bounded, int32_t pad) const {
+  AccessPattern TensorAp(int ti, int64_t c0, int64_t cn, int64_t y0, int64_t hn, int64_t ystep,
+                         int64_t x0, int64_t wn, bool bounded, int32_t pad) const {
     const ActTensor& x = T(ti);
     // An aliased tensor lives in a host with the same plane size.
     AccessPattern ap;
@@ -131,8 +133,8 @@ struct Gen {
   // Column col's share of a memtile-resident tensor ti (fusion.cc):
   // channels [c0, c0 + cn), rows from y0 (stepping ystep per iteration),
   // image columns from x (inside the column's share).
-  AccessPattern ResidentAp(int ti, int col, int64_t c0, int64_t cn, int64_t y0, int64_t hn, int64_t ystep, int64_t x,
-                           int64_t wn) const {
+  AccessPattern ResidentAp(int ti, int col, int64_t c0, int64_t cn, int64_t y0, int64_t hn,
+                           int64_t ystep, int64_t x, int64_t wn) const {
     const ActTensor& r = T(ti);
     AccessPattern ap;
     ap.base = r.mt_addr;
@@ -143,11 +145,104 @@ struct Gen {
     return ap;
   }
 
+  // Replicated tensors (fusion.cc PlanReplicas). The memtile reaching
+  // core columns a and b (a's own first), or -1 when none does.
+  int CommonMemtile(int a, int b) const {
+    const int own = ActMemtile(t, a);
+    auto both = [&](int m) {
+      const int mc = t.memtile.columns[static_cast<size_t>(m)];
+      return t.memtile_reaches(mc, a) && t.memtile_reaches(mc, b);
+    };
+    if (both(own)) return own;
+    for (int m = 0; m < t.num_memtiles(); ++m)
+      if (both(m)) return m;
+    return -1;
+  }
+  // Memtiles a core of column col writes its replicated output tile to.
+  std::vector<MemSpace> ReachMemtiles(int col) const {
+    std::vector<MemSpace> r;
+    for (int m = 0; m < t.num_memtiles(); ++m)
+      if (t.memtile_reaches(t.memtile.columns[static_cast<size_t>(m)], col))
+        r.push_back(MemSpace::Memtile(m));
+    return r;
+  }
+  // Whether producer column j must also WRITE its channels to DDR: some
+  // column shares no memtile with it.
+  bool ColumnWritesDdr(int j) const {
+    for (int c = 0; c < t.cols; ++c)
+      if (CommonMemtile(c, j) < 0) return true;
+    return false;
+  }
+  // Channels [c0, c0 + cn) of replicated tensor ti as read by column col:
+  // (first channel, count, memtile holding them or -1 for DDR) per
+  // producer column range they touch.
+  std::vector<std::tuple<int64_t, int64_t, int>> ReplicaPieces(int ti, int col, int64_t c0,
+                                                               int64_t cn) const {
+    const ActTensor& x = T(ti);
+    const Layer& pl = s.layers[static_cast<size_t>(x.res_first)];
+    std::map<int, std::pair<int64_t, int64_t>> range;  // producer column -> channels
+    for (const CoreWork& w : pl.cores) {
+      if (w.m1 <= w.m0) continue;
+      auto [it, fresh] = range.emplace(w.col, std::make_pair(w.m0, w.m1));
+      if (!fresh)
+        it->second.first = std::min(it->second.first, w.m0),
+        it->second.second = std::max(it->second.second, w.m1);
+    }
+    std::vector<std::tuple<int64_t, int64_t, int>> r;
+    for (const auto& [j, mr] : range) {
+      const int64_t a = std::max(c0, mr.first), b = std::min(c0 + cn, mr.second);
+      if (a < b) r.emplace_back(a, b - a, CommonMemtile(col, j));
+    }
+    std::sort(r.begin(), r.end());
+    return r;
+  }
+  // A DDR pattern of replicated tensor ti moved to its memtile region (same layout).
+  AccessPattern ToReplica(int ti, AccessPattern ap) const {
+    ap.base += T(ti).mt_addr - SymAddr(ti);
+    return ap;
+  }
+  // Channel pieces of a tile read from replicated tensor ti by column col:
+  // `ld` (DDR -> slab) and `fm` (slab -> cores), channels [c0, c0 + cn) of
+  // the tensor at tile channel 0; pieces held in a reachable memtile go
+  // straight from its region, the rest through the slab. Each piece goes as
+  // two channel halves; the first takes the cores' buffer, the last hands it on.
+  void EmitReplicaRead(Block& b, int ti, int col, int64_t c0, int64_t cn, const Instruction& ld,
+                       const Instruction& fm) {
+    std::vector<Instruction> out;
+    for (const auto& [a, n, mt] : ReplicaPieces(ti, col, c0, cn)) {
+      const int64_t h = n >= 2 ? n / 2 : n;
+      for (const auto& [o, k] : {std::pair<int64_t, int64_t>{a - c0, h}, {a - c0 + h, n - h}}) {
+        if (k <= 0) continue;
+        Instruction f = ChannelSlice(fm, o, k, false, false);
+        if (mt >= 0) {
+          f.src = MemSpace::Memtile(mt);
+          f.src_ap = ToReplica(ti, ChannelSlice(ld, o, k, false, false).src_ap);
+        } else {
+          out.push_back(ChannelSlice(ld, o, k, true, true));
+        }
+        out.push_back(std::move(f));
+      }
+    }
+    bool first = true;
+    size_t last_fm = 0;
+    for (size_t i = 0; i < out.size(); ++i)
+      if (out[i].op == Opcode::kLoadFm) last_fm = i;
+    for (size_t i = 0; i < out.size(); ++i) {
+      Instruction& in = out[i];
+      if (in.op == Opcode::kLoadFm) {
+        if (first) in.acquire = fm.acquire;
+        if (i == last_fm) in.release = fm.release;
+        first = false;
+      }
+      b.instrs.push_back(std::move(in));
+    }
+  }
+
   struct CoreTile {
     const CoreWork* w = nullptr;
-    int64_t r0 = 0, r1 = 0;  // chunk rows (block rows or channels)
-    int64_t m0 = 0, mc = 0;  // output channels
-    int64_t xo = 0, ow = 0;  // output columns
+    int64_t r0 = 0, r1 = 0;     // chunk rows (block rows or channels)
+    int64_t m0 = 0, mc = 0;     // output channels
+    int64_t xo = 0, ow = 0;     // output columns
     int64_t cin0 = 0, cin = 0;  // input channels of the tile (grouped / channel-wise)
     int64_t groups = 1;
   };
@@ -200,7 +295,8 @@ struct Gen {
         // the cores. So the first iteration is a block of its own.
         const int64_t peel = l.weights_per_iteration && l.w_kept && full > 1 ? 1 : 0;
         if (peel > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, 0, l.oh_t, 1));
-        if (full > peel) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, peel * l.oh_t, l.oh_t, full - peel));
+        if (full > peel)
+          WBS_RETURN_IF_ERROR(EmitRows(tiles, k, peel * l.oh_t, l.oh_t, full - peel));
         if (rem > 0) WBS_RETURN_IF_ERROR(EmitRows(tiles, k, full * l.oh_t, rem, 1));
       }
     }
@@ -210,13 +306,15 @@ struct Gen {
 
   size_t BlobIndex(const CoreWork* w, int64_t k, int64_t part) const {
     const size_t ci = static_cast<size_t>(w - l.cores.data());
-    return (ci * static_cast<size_t>(l.chunks) + static_cast<size_t>(k)) * static_cast<size_t>(l.parts) + static_cast<size_t>(part);
+    return (ci * static_cast<size_t>(l.chunks) + static_cast<size_t>(k)) *
+               static_cast<size_t>(l.parts) +
+           static_cast<size_t>(part);
   }
 
   // LOADW (`loads`) + LOADWM (`moves`) of chunk k, part `part` for every
   // tile (into `in_loop`, or a new 1-iteration block).
-  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop, bool loads = true,
-                   bool moves = true) {
+  void EmitWeights(const std::vector<CoreTile>& tiles, int64_t k, int64_t part, Block* in_loop,
+                   bool loads = true, bool moves = true) {
     Block own;
     own.label = fmt::format("{}.w{}", l.name, k);
     Block& b = in_loop ? *in_loop : own;
@@ -239,8 +337,9 @@ struct Gen {
       // memtiles on 4 columns; odd rows use the mirrored servers, so the
       // copies spread over every shim instead of two (memtiles 1, 3 for
       // even rows, 0, 2 for odd ones).
-      const int mt = l.cout_only ? ActMemtile(t, ct.w->col)
-                                 : (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
+      const int mt =
+          l.cout_only ? ActMemtile(t, ct.w->col)
+                      : (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
       // Width over every core: every core has the same blobs, so one copy
       // per serving memtile feeds the cores of every row of its parity.
       const auto key = std::make_tuple(l.wide ? ct.w->row % 2 : ct.w->row, l.blob_offset[bi], mt);
@@ -252,7 +351,8 @@ struct Gen {
       const int64_t bytes = sizes[key];
       // Weight slab of `row` in the memtile (slot of the first served column in cout-only mode).
       // Kept CIN parts (Layer::w_kept) each have a slab of their own.
-      const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) + l.mt_w +
+      const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) +
+                           l.mt_w +
                            (row * l.mt_w_slabs() + (l.w_kept ? part : wsel)) * l.mt_w_bytes;
       // A kept part's blob is loaded from DDR once per chunk.
       const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
@@ -287,7 +387,8 @@ struct Gen {
     if (!in_loop) p.blocks.push_back(std::move(own));
   }
 
-  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t y0, int64_t oh, int64_t iters) {
+  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t y0, int64_t oh,
+                  int64_t iters) {
     Block b;
     b.iterations = iters;
     b.label = fmt::format("{}.k{}.y{}", l.name, k, y0);
@@ -297,7 +398,8 @@ struct Gen {
     const Layer* fa = l.fused_add >= 0 ? &s.layers[static_cast<size_t>(l.fused_add)] : nullptr;
     const int out_t = fa ? fa->output : l.output;
     const ActTensor& y = T(out_t);
-    const int32_t pad = l.kind == LayerKind::kMaxPool ? (x.type == OutType::kS8 ? -128 : 0) : x.zero_point;
+    const int32_t pad =
+        l.kind == LayerKind::kMaxPool ? (x.type == OutType::kS8 ? -128 : 0) : x.zero_point;
     const int32_t pad_byte = x.type == OutType::kS8 ? (pad & 0xff) : pad;
     for (int64_t part = 0; part < l.parts; ++part) {
       if (l.kind == LayerKind::kConv && l.weights_per_iteration) EmitWeights(tiles, k, part, &b);
@@ -316,7 +418,9 @@ struct Gen {
       const bool spread = SpreadInput();
       for (int half = 0; half < (spread ? 2 : 1); ++half)
         for (const CoreTile& ct : tiles)
-          slabs[{spread ? InputColumn(ct.w->col, half) : ct.w->col, spread ? -1 - half : SharedInput(l) ? -1 : ct.w->row}]
+          slabs[{spread ? InputColumn(ct.w->col, half) : ct.w->col, spread           ? -1 - half
+                                                                    : SharedInput(l) ? -1
+                                                                                     : ct.w->row}]
               .push_back(&ct);
       for (const auto& [key, group] : slabs) {
         const CoreTile& ct = *group.front();
@@ -325,13 +429,14 @@ struct Gen {
         const int64_t cin0 = l.kind == LayerKind::kConv && l.groups == 1 ? k0 : ct.cin0;
         const int64_t cin = l.kind == LayerKind::kConv && l.groups == 1 ? k1 - k0 : ct.cin;
         const int64_t iw = (ct.ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
-        const int64_t slab = MtBase(col) + l.mt_in + (key.second < 0 ? 0 : 2 * key.second * l.mt_in_bytes);
+        const int64_t slab =
+            MtBase(col) + l.mt_in + (key.second < 0 ? 0 : 2 * key.second * l.mt_in_bytes);
         Instruction ld;
         ld.op = Opcode::kLoad;
         ld.layer = li;
         ld.src = MemSpace::Ddr();
-        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.tile_sh() - l.pad_t, ih, ystep, ct.xo * l.tile_sw() - l.pad_l, iw,
-                             true, pad_byte);
+        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.tile_sh() - l.pad_t, ih, ystep,
+                             ct.xo * l.tile_sw() - l.pad_l, iw, true, pad_byte);
         if (l.subsample) {
           // Indices count subsampled pixels: every sw-th column of every sh-th row.
           ld.src_ap.stride[0] *= l.sw, ld.src_ap.stride[1] *= l.sh;
@@ -339,7 +444,8 @@ struct Gen {
         }
         ld.dst = {MemSpace::Memtile(mt)};
         ld.dst_ap = Contig(slab + in_sel * l.mt_in_bytes, in_pong ? l.mt_in_bytes : 0, cin, ih, iw);
-        if (ld.src_ap.bytes() > l.in_bytes) return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
+        if (ld.src_ap.bytes() > l.in_bytes)
+          return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
         Instruction fm;
         fm.op = Opcode::kLoadFm;
         fm.layer = li;
@@ -362,19 +468,23 @@ struct Gen {
           // shares extended over the image border, delivered as padding
           // by the bounds, as are rows outside the image).
           const ActTensor& r = T(l.inputs[0]);
-          const int64_t a = ct.xo * l.tile_sw() - l.pad_l, nc = static_cast<int64_t>(r.res_x0.size());
+          const int64_t a = ct.xo * l.tile_sw() - l.pad_l,
+                        nc = static_cast<int64_t>(r.res_x0.size());
           std::vector<Instruction> pieces;
           for (int64_t j = 0; j < nc; ++j) {
-            const int64_t x0 = r.res_x0[static_cast<size_t>(j)], x1 = j + 1 < nc ? r.res_x0[static_cast<size_t>(j + 1)] : r.w;
+            const int64_t x0 = r.res_x0[static_cast<size_t>(j)],
+                          x1 = j + 1 < nc ? r.res_x0[static_cast<size_t>(j + 1)] : r.w;
             if (l.subsample) {
               // Tile columns count subsampled pixels (image column sw * i,
               // never outside the image: 1x1, no padding); share j holds
               // those with sw * i in [x0, x1).
-              const int64_t lo = std::max(a, CeilDiv(x0, l.sw)), hi = std::min(a + iw, CeilDiv(x1, l.sw));
+              const int64_t lo = std::max(a, CeilDiv(x0, l.sw)),
+                            hi = std::min(a + iw, CeilDiv(x1, l.sw));
               if (lo >= hi) continue;
               Instruction pc = fm;
               pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
-              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0, ih, ystep, lo * l.sw, hi - lo);
+              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0, ih, ystep,
+                                     lo * l.sw, hi - lo);
               pc.src_ap.base += pc.src_ap.start[0];
               pc.src_ap.start[0] = 0;
               pc.src_ap.stride[0] *= l.sw, pc.src_ap.stride[1] *= l.sh;
@@ -383,11 +493,13 @@ struct Gen {
               pieces.push_back(std::move(pc));
               continue;
             }
-            const int64_t lo = std::max(a, j == 0 ? a : x0), hi = std::min(a + iw, j + 1 == nc ? a + iw : x1);
+            const int64_t lo = std::max(a, j == 0 ? a : x0),
+                          hi = std::min(a + iw, j + 1 == nc ? a + iw : x1);
             if (lo >= hi) continue;
             Instruction pc = fm;
             pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
-            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0 * l.sh - l.pad_t, ih, ystep, lo, hi - lo);
+            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0 * l.sh - l.pad_t,
+                                   ih, ystep, lo, hi - lo);
             pc.src_ap.bound = {x1 - x0, r.h, 0, 0};
             pc.src_ap.pad_value = pad_byte;
             pc.dst_ap.base += lo - a;
@@ -404,6 +516,10 @@ struct Gen {
               b.instrs.push_back(ChannelSlice(pieces[i], 0, cin, first, last));
             }
           }
+          continue;
+        }
+        if (l.in_repl) {
+          EmitReplicaRead(b, l.inputs[0], col, cin0, cin, ld, fm);
           continue;
         }
         if (spread) {
@@ -428,7 +544,8 @@ struct Gen {
         if (l.kind == LayerKind::kAdd) {
           const int64_t slab2 = MtBase(col) + l.mt_in2 + 2 * ct.w->row * l.mt_in2_bytes;
           Instruction ld2 = ld;
-          ld2.src_ap = TensorAp(l.inputs[1], ct.cin0, ct.cin, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+          ld2.src_ap =
+              TensorAp(l.inputs[1], ct.cin0, ct.cin, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.cin, oh, ct.ow);
           b.instrs.push_back(ld2);
           Instruction fm2;
@@ -457,17 +574,23 @@ struct Gen {
           ld2.src_ap = TensorAp(other, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst = {MemSpace::Memtile(mt)};
           ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
-          if (!l.in2_resident) b.instrs.push_back(ld2);
+          if (!l.in2_resident && !l.in2_repl) b.instrs.push_back(ld2);
           Instruction fm2;
           fm2.op = Opcode::kLoadFm;
           fm2.layer = li;
           fm2.src = MemSpace::Memtile(mt);
-          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow) : ld2.dst_ap;
+          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t,
+                                                   ct.xo, ct.ow)
+                                      : ld2.dst_ap;
           const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
           fm2.dst = {c};
           fm2.dst_ap = Contig(l.core_in2, l.in2_bytes, ct.mc, oh, ct.ow);
           fm2.acquire = {L(c, kIn2Empty)};
           fm2.release = {L(c, kIn2Full)};
+          if (l.in2_repl) {
+            EmitReplicaRead(b, other, ct.w->col, ct.m0, ct.mc, ld2, fm2);
+            continue;
+          }
           b.instrs.push_back(fm2);
         }
       }
@@ -481,7 +604,8 @@ struct Gen {
         CompParams& q = cp.comp;
         const int64_t iw = (ct.ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
         q.in_h = static_cast<int32_t>(ih), q.in_w = static_cast<int32_t>(iw);
-        q.out_c = static_cast<int32_t>(ct.mc), q.out_h = static_cast<int32_t>(oh), q.out_w = static_cast<int32_t>(ct.ow);
+        q.out_c = static_cast<int32_t>(ct.mc), q.out_h = static_cast<int32_t>(oh),
+        q.out_w = static_cast<int32_t>(ct.ow);
         q.kh = static_cast<int32_t>(l.kh), q.kw = static_cast<int32_t>(l.kw);
         q.sh = static_cast<int32_t>(l.tile_sh()), q.sw = static_cast<int32_t>(l.tile_sw());
         q.dh = static_cast<int32_t>(l.dh), q.dw = static_cast<int32_t>(l.dw);
@@ -509,7 +633,11 @@ struct Gen {
             q.kind = CompKind::kConv;
             q.in_c = static_cast<int32_t>(l.groups == 1 ? k1 - k0 : ct.cin);
             q.groups = static_cast<int32_t>(ct.groups);
-            q.weights = {l.core_w + (l.weights_per_iteration ? part % 2 : l.w_double ? w_half : 0) * l.w_bytes, 0};
+            q.weights = {l.core_w + (l.weights_per_iteration ? part % 2
+                                     : l.w_double            ? w_half
+                                                             : 0) *
+                                        l.w_bytes,
+                         0};
             if (l.parts > 1) {
               q.accumulate = part > 0;
               q.in2 = {l.core_acc, 0};
@@ -538,10 +666,13 @@ struct Gen {
             q.in_c = static_cast<int32_t>(ct.cin);
             q.count_include_pad = l.count_include_pad;
             q.img_h = static_cast<int32_t>(l.h), q.img_w = static_cast<int32_t>(l.w);
-            q.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t), q.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
+            q.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t),
+            q.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
             q.y_step = static_cast<int32_t>(ystep);
-            q.pad_begin_h = static_cast<int32_t>(l.pad_t), q.pad_begin_w = static_cast<int32_t>(l.pad_l);
-            q.pad_end_h = static_cast<int32_t>(l.pool_pad_b), q.pad_end_w = static_cast<int32_t>(l.pool_pad_r);
+            q.pad_begin_h = static_cast<int32_t>(l.pad_t),
+            q.pad_begin_w = static_cast<int32_t>(l.pad_l);
+            q.pad_end_h = static_cast<int32_t>(l.pool_pad_b),
+            q.pad_end_w = static_cast<int32_t>(l.pool_pad_r);
             break;
           case LayerKind::kRescale:
             q.kind = CompKind::kRescale;
@@ -605,6 +736,26 @@ struct Gen {
         b.instrs.push_back(ChannelSlice(f, 0, oh_c, true, ct.mc < 2));
         if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(f, oh_c, ct.mc - oh_c, false, true));
       };
+      if (l.out_repl) {
+        // Into the replicated output's region of every memtile the column
+        // reaches; to DDR too (from its own memtile's copy) only when some
+        // column reaches none of them.
+        wf.dst = ReachMemtiles(ct.w->col);
+        wf.dst_ap =
+            ToReplica(out_t, TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0));
+        push_wf(wf);
+        if (!ColumnWritesDdr(ct.w->col)) continue;
+        Instruction wr;
+        wr.op = Opcode::kWrite;
+        wr.layer = li;
+        wr.src = MemSpace::Memtile(mt);
+        wr.src_ap = wf.dst_ap;
+        wr.dst = {MemSpace::Ddr()};
+        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+        b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
+        if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
+        continue;
+      }
       if (l.out_resident) {
         // Into the column's share of the resident output; it never goes to DDR.
         wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
@@ -644,11 +795,14 @@ struct Gen {
     ChunkRows(l, l.cores[ci], k, &r0, &r1);
     int64_t macs = 0;
     for (int64_t i = 0; i < rows; ++i) {
-      const int64_t real_rows = std::max<int64_t>(0, std::min(l.m, (r0 + i + 1) * l.br) - (r0 + i) * l.br);
+      const int64_t real_rows =
+          std::max<int64_t>(0, std::min(l.m, (r0 + i + 1) * l.br) - (r0 + i) * l.br);
       const size_t rp = kBlobHeaderInts + static_cast<size_t>(i);  // row_ptr[i]
       for (int32_t j = I(rp); j < I(rp + 1); ++j) {
-        const int64_t col = I(kBlobHeaderInts + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
-        const int64_t real_cols = std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
+        const int64_t col =
+            I(kBlobHeaderInts + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
+        const int64_t real_cols =
+            std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
         macs += real_rows * real_cols * l.kh * l.kw;
       }
     }
@@ -681,7 +835,8 @@ Status RunCodegen(CompileState& s) {
 }
 
 std::string DumpCodegen(const CompileState& s) {
-  std::string r = fmt::format("# codegen: {} blocks, {} instructions\n", s.program.blocks.size(), s.program.instruction_count());
+  std::string r = fmt::format("# codegen: {} blocks, {} instructions\n", s.program.blocks.size(),
+                              s.program.instruction_count());
   r += s.program.ToText(/*with_data=*/false);
   return r;
 }

@@ -64,15 +64,25 @@ struct ActTensor {
   // (that input's last use; the Add is element-wise, tile by tile at the
   // same positions, each tile read before it is overwritten): that tensor's index.
   int in_place_of = -1;
+  // Replicated (fusion.cc PlanReplicas, after the memory plan): a tensor
+  // whose producer spreads channels over every core (each column holds a
+  // channel range at full width) is written by each core's WRITEFM into
+  // every memtile its column reaches, at mt_addr in the DDR layout
+  // [c][h][w] (mt_bytes); a consumer column reads each channel range from
+  // a memtile reaching both it and the producing column, and from DDR only
+  // where none does (on 4 columns: columns 0 and 3 each other's channels),
+  // so only those producer columns also WRITE to DDR. Live from res_first
+  // to res_last like a resident tensor; keeps its DDR symbol.
+  bool replicated = false;
 };
 
 // One core's share of a layer.
 struct CoreWork {
   int row = 0, col = 0;
-  int64_t m0 = 0, m1 = 0;   // output channels [m0, m1)
-  int64_t x0 = 0, x1 = 0;   // output columns [x0, x1)
-  int64_t nnz = 0;          // non-zero blocks in its channel range (conv)
-  int64_t macs = 0;         // effective MACs of its share
+  int64_t m0 = 0, m1 = 0;  // output channels [m0, m1)
+  int64_t x0 = 0, x1 = 0;  // output columns [x0, x1)
+  int64_t nnz = 0;         // non-zero blocks in its channel range (conv)
+  int64_t macs = 0;        // effective MACs of its share
 };
 
 struct Layer {
@@ -90,8 +100,8 @@ struct Layer {
   bool count_include_pad = false;
   // Conv: the int8 weight [m, c/groups, kh, kw], requantization per channel.
   std::vector<int8_t> weight;
-  std::vector<int32_t> bias;              // B_q (0 when absent)
-  std::vector<int32_t> mult, shift;       // per output channel
+  std::vector<int32_t> bias;         // B_q (0 when absent)
+  std::vector<int32_t> mult, shift;  // per output channel
   int32_t out_zero = 0, lo = 0, hi = 255;
   // Add / Rescale: (mult, mult2, shift).
   int32_t amult = 0, amult2 = 0, ashift = 0;
@@ -102,7 +112,7 @@ struct Layer {
   int64_t macs_dense = 0, macs = 0;
 
   // ---- subvolume + split (passes 2, 3, 4) ----
-  bool cout_only = false;     // every core its own channel group (no width split)
+  bool cout_only = false;  // every core its own channel group (no width split)
   // Width over every core: each core computes all output channels for its
   // own slice of its column's width share (the column's rows split that
   // share), so a core receives 1/rows of the column's input instead of all
@@ -124,12 +134,12 @@ struct Layer {
   bool spread_input = false;
   int rows_used = 0, cols_used = 0;
   std::vector<CoreWork> cores;
-  int64_t mt_rows = 0;        // channel chunk per core, in block rows (conv) or channels
-  int64_t ow_t = 0;           // output width chunk
-  int64_t oh_t = 0;           // output rows per iteration
-  int64_t ct = 0;             // input channels per CIN part (conv; = c/groups when no split)
-  int64_t parts = 1;          // CIN parts
-  double imbalance = 0.0;     // max nnz / mean nnz - 1 over used cores
+  int64_t mt_rows = 0;     // channel chunk per core, in block rows (conv) or channels
+  int64_t ow_t = 0;        // output width chunk
+  int64_t oh_t = 0;        // output rows per iteration
+  int64_t ct = 0;          // input channels per CIN part (conv; = c/groups when no split)
+  int64_t parts = 1;       // CIN parts
+  double imbalance = 0.0;  // max nnz / mean nnz - 1 over used cores
   // Core buffer sizes (bytes, one half of ping/pong).
   int64_t in_bytes = 0, in2_bytes = 0, w_bytes = 0, out_bytes = 0, acc_bytes = 0;
   bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
@@ -149,7 +159,7 @@ struct Layer {
   // blobs[(core index * chunks + chunk) * parts + part]
   std::vector<std::vector<uint8_t>> blobs;
   int64_t chunks = 0;
-  int blob_symbol = -1;  // DDR symbol holding every blob of the layer
+  int blob_symbol = -1;              // DDR symbol holding every blob of the layer
   std::vector<int64_t> blob_offset;  // per blob, in the symbol
 
   // ---- memory plan (pass 6): addresses (core: same in every core) ----
@@ -172,6 +182,8 @@ struct Layer {
   // by the resident tensors live during it.
   bool in_resident = false, in2_resident = false, out_resident = false;
   bool force_2d = false;
+  // Input 0, the fused Add's other input, the output: a replicated tensor (ActTensor::replicated).
+  bool in_repl = false, in2_repl = false, out_repl = false;
   bool prefers_cout_only = false;  // without residency its best tile is channels over every core
   int64_t mt_reserved = 0;
 
@@ -206,7 +218,13 @@ struct CompileOptions {
   // taken whenever a wide tile fits) or excluded (false); others by pass 2's
   // cost. Compile() fills it from its trial compiles.
   std::map<std::string, bool> wide;
-  bool try_wide = true;  // Compile(): compare with wide forced on memtile->core bound layers, per layer
+  bool try_wide =
+      true;  // Compile(): compare with wide forced on memtile->core bound layers, per layer
+  // Replicated residency for tensors of channels-over-every-core producers
+  // (ActTensor::replicated); Compile() compiles with and without it and
+  // keeps the faster program.
+  bool replicate = true;
+  bool try_replicate = true;
 };
 
 struct CompileState {
@@ -215,8 +233,8 @@ struct CompileState {
   const ir::Graph* graph = nullptr;
   std::vector<ActTensor> tensors;
   std::vector<Layer> layers;
-  std::map<const ir::Value*, int> tensor_of;  // IR value -> tensor index
-  std::vector<int> inputs, outputs;           // tensor indices
+  std::map<const ir::Value*, int> tensor_of;         // IR value -> tensor index
+  std::vector<int> inputs, outputs;                  // tensor indices
   std::map<int, std::vector<float>> dequant_scales;  // s32 output tensor -> per-channel scale
   Program program;
   // Time model results.
@@ -270,7 +288,8 @@ const std::vector<std::string>& PassNames();
 
 // Runs every pass; after the pass named `print_after` (if any) appends its
 // dump to *printed.
-Status Compile(CompileState& s, const std::string& print_after = "", std::string* printed = nullptr);
+Status Compile(CompileState& s, const std::string& print_after = "",
+               std::string* printed = nullptr);
 
 // Invariant checks on a compiled state (aie/passes/check.cc): live core and
 // memtile buffers never overlap nor exceed capacity, every byte a COMP reads
@@ -279,8 +298,8 @@ Status Compile(CompileState& s, const std::string& print_after = "", std::string
 Status CheckProgram(const CompileState& s);
 
 // Reports (aie/passes/report.cc).
-std::string LayerTable(const CompileState& s);   // per layer: subvolume, splits, bytes, MACs, time
+std::string LayerTable(const CompileState& s);  // per layer: subvolume, splits, bytes, MACs, time
 std::string MemoryMap(const CompileState& s);
-std::string TraceJson(const CompileState& s);    // Chrome/Perfetto trace of the estimate
+std::string TraceJson(const CompileState& s);  // Chrome/Perfetto trace of the estimate
 
 }  // namespace wbs::aie

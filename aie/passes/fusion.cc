@@ -44,15 +44,20 @@ void PlanAddFusion(CompileState& s) {
   for (size_t ai = 1; ai < s.layers.size(); ++ai) {
     Layer& a = s.layers[ai];
     Layer& c = s.layers[ai - 1];
-    if (a.kind != LayerKind::kAdd || c.kind != LayerKind::kConv || c.groups != 1 || c.fused_into >= 0) continue;
+    if (a.kind != LayerKind::kAdd || c.kind != LayerKind::kConv || c.groups != 1 ||
+        c.fused_into >= 0)
+      continue;
     const ActTensor& y = s.tensors[static_cast<size_t>(c.output)];
     const bool feeds = a.inputs.size() == 2 && (a.inputs[0] == c.output || a.inputs[1] == c.output);
     const int other = feeds ? (a.inputs[0] == c.output ? a.inputs[1] : a.inputs[0]) : -1;
-    if (!feeds || other == c.output || y.consumers.size() != 1 || y.alias_of >= 0 || y.elem != 1) continue;
+    if (!feeds || other == c.output || y.consumers.size() != 1 || y.alias_of >= 0 || y.elem != 1)
+      continue;
     if (std::find(s.outputs.begin(), s.outputs.end(), c.output) != s.outputs.end()) continue;
     const ActTensor& o = s.tensors[static_cast<size_t>(other)];
     const ActTensor& z = s.tensors[static_cast<size_t>(a.output)];
-    if (o.elem != 1 || z.elem != 1 || o.c != y.c || o.h != y.h || o.w != y.w || z.c != y.c || z.h != y.h || z.w != y.w) continue;
+    if (o.elem != 1 || z.elem != 1 || o.c != y.c || o.h != y.h || o.w != y.w || z.c != y.c ||
+        z.h != y.h || z.w != y.w)
+      continue;
     c.fused_add = static_cast<int>(ai);
     a.fused_into = static_cast<int>(ai - 1);
   }
@@ -100,16 +105,20 @@ void PlanResidency(CompileState& s, bool enable) {
   // input it replaces).
   std::vector<size_t> order(s.tensors.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
   for (const size_t ti : order) {
     ActTensor& x = s.tensors[ti];
-    if (x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) || x.producer < 0 || x.consumers.empty()) continue;
+    if (x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) ||
+        x.producer < 0 || x.consumers.empty())
+      continue;
     const Layer& prod = s.layers[static_cast<size_t>(x.producer)];
     // A conv's own output consumed by its fused Add never leaves the core.
     if (prod.fused_add >= 0) continue;
     const int p = prod.fused_into >= 0 ? prod.fused_into : x.producer;
     const Layer& pl = s.layers[static_cast<size_t>(p)];
-    if (pl.kind == LayerKind::kRescale || pl.ow != x.w || pl.oh != x.h || pl.prefers_cout_only) continue;
+    if (pl.kind == LayerKind::kRescale || pl.ow != x.w || pl.oh != x.h || pl.prefers_cout_only)
+      continue;
     const int64_t pc = cols_of(pl);
     bool ok = true;
     int last = p;
@@ -119,7 +128,8 @@ void PlanResidency(CompileState& s, bool enable) {
       if (cl.fused_into >= 0) {
         // The Add computed in conv f: its other input, tiled like f's output.
         const Layer& f = s.layers[static_cast<size_t>(cl.fused_into)];
-        if (f.output == static_cast<int>(ti) || f.ow != x.w || f.oh != x.h || f.prefers_cout_only) ok = false;
+        if (f.output == static_cast<int>(ti) || f.ow != x.w || f.oh != x.h || f.prefers_cout_only)
+          ok = false;
         uses.push_back({cl.fused_into, 1});
         last = std::max(last, cl.fused_into);
         continue;
@@ -127,7 +137,8 @@ void PlanResidency(CompileState& s, bool enable) {
       // Convs (any groups) and pools read their input tile alike (one
       // window of rows x columns per slab); Add and Rescale layers read
       // theirs as a second tile, not handled here.
-      const bool windowed = cl.kind == LayerKind::kConv || cl.kind == LayerKind::kMaxPool || cl.kind == LayerKind::kAvgPool;
+      const bool windowed = cl.kind == LayerKind::kConv || cl.kind == LayerKind::kMaxPool ||
+                            cl.kind == LayerKind::kAvgPool;
       if (!windowed || cl.inputs[0] != static_cast<int>(ti) || cl.prefers_cout_only) {
         ok = false;
         break;
@@ -141,7 +152,10 @@ void PlanResidency(CompileState& s, bool enable) {
         const int64_t b = std::min(x.w, (xo1 - 1) * cl.sw - cl.pad_l + (cl.kw - 1) * cl.dw + 1);
         for (int64_t j = 0; j < pc; ++j) {
           const int64_t x0 = x.w * j / pc, x1 = x.w * (j + 1) / pc;
-          if (x0 < b && a < x1 && !t.memtile_reaches(t.memtile.columns[static_cast<size_t>(ActMemtile(t, static_cast<int>(j)))], static_cast<int>(c)))
+          if (x0 < b && a < x1 &&
+              !t.memtile_reaches(
+                  t.memtile.columns[static_cast<size_t>(ActMemtile(t, static_cast<int>(j)))],
+                  static_cast<int>(c)))
             ok = false;
         }
       }
@@ -166,12 +180,13 @@ void PlanResidency(CompileState& s, bool enable) {
       const int other = prod.inputs[0] == pl.output ? prod.inputs[1] : prod.inputs[0];
       const ActTensor& o = s.tensors[static_cast<size_t>(other)];
       const int e = placed_of[static_cast<size_t>(other)];
-      if (o.resident && e >= 0 && o.res_last == p && o.c == x.c && o.h == x.h && o.w == x.w && o.res_x0 == x0 &&
-          o.mt_bytes == bytes) {
+      if (o.resident && e >= 0 && o.res_last == p && o.c == x.c && o.h == x.h && o.w == x.w &&
+          o.res_x0 == x0 && o.mt_bytes == bytes) {
         in_place = other;
         for (size_t qi = 0; qi < placed.size(); ++qi) {
           const Placed& q = placed[qi];
-          if (static_cast<int>(qi) != e && q.first <= last && p < q.last && q.off < placed[static_cast<size_t>(e)].end &&
+          if (static_cast<int>(qi) != e && q.first <= last && p < q.last &&
+              q.off < placed[static_cast<size_t>(e)].end &&
               placed[static_cast<size_t>(e)].off < q.end)
             in_place = -1;  // the region is taken after the Add
         }
@@ -220,29 +235,141 @@ void PlanResidency(CompileState& s, bool enable) {
     }
 }
 
+int MemtileSlot(const Target& t, int col);
+
+// Replicated residency (ActTensor::replicated), after the memory plan so the
+// layers' slabs are known: a tensor produced by a conv with channels over
+// every core (ResNet-50 layer4: no column holds a width share, so the 2-D
+// residency above cannot keep it) and read by convs or pools through their
+// input slab path, or as a fused Add's other input, gets a region of its
+// full size in every memtile over its lifetime, above every slab of the
+// layers it lives through and clear of the resident regions live then;
+// largest first, what does not fit stays in DDR.
+void PlanReplicas(CompileState& s) {
+  for (Layer& l : s.layers) l.in_repl = l.in2_repl = l.out_repl = false;
+  for (ActTensor& x : s.tensors) x.replicated = false;
+  const Target& t = s.target;
+  if (!s.options.replicate || !s.options.resident || t.num_memtiles() != t.cols || t.cols < 2)
+    return;
+  auto is_io = [&](int i) {
+    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
+           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
+  };
+  std::vector<bool> hosts(s.tensors.size(), false);
+  for (const ActTensor& x : s.tensors)
+    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  // Slabs of every memtile end below this per layer (columns sharing a memtile stack theirs).
+  auto slab_top = [&](const Layer& l) {
+    int64_t top = 0;
+    for (int c = 0; c < t.cols; ++c) top = std::max(top, (MemtileSlot(t, c) + 1) * l.mt_col_bytes);
+    return top;
+  };
+  std::vector<size_t> order(s.tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
+  for (const size_t ti : order) {
+    ActTensor& x = s.tensors[ti];
+    if (x.resident || x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) ||
+        x.producer < 0 || x.consumers.empty() || x.symbol < 0)
+      continue;
+    const Layer& prod = s.layers[static_cast<size_t>(x.producer)];
+    if (prod.fused_add >= 0) continue;  // never leaves the core
+    const int p = prod.fused_into >= 0 ? prod.fused_into : x.producer;
+    const Layer& pl = s.layers[static_cast<size_t>(p)];
+    if (pl.kind != LayerKind::kConv || !pl.cout_only || pl.out_resident || pl.cols_used < 2)
+      continue;
+    bool ok = true;
+    int last = p;
+    std::vector<std::pair<int, int>> uses;
+    for (int ci : x.consumers) {
+      const Layer& cl = s.layers[static_cast<size_t>(ci)];
+      if (cl.fused_into >= 0) {
+        const Layer& f = s.layers[static_cast<size_t>(cl.fused_into)];
+        if (f.output == static_cast<int>(ti) || f.in2_resident) ok = false;
+        uses.push_back({cl.fused_into, 1});
+        last = std::max(last, cl.fused_into);
+        continue;
+      }
+      const bool windowed = cl.kind == LayerKind::kConv || cl.kind == LayerKind::kMaxPool ||
+                            cl.kind == LayerKind::kAvgPool;
+      if (!windowed || cl.inputs[0] != static_cast<int>(ti) || cl.in_resident || ci <= p)
+        ok = false;
+      uses.push_back({ci, 0});
+      last = std::max(last, ci);
+    }
+    if (!ok || last <= p) continue;
+    const int64_t bytes = (x.bytes() + 63) / 64 * 64;
+    int64_t floor = 0;
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (int li = p; li <= last; ++li)
+      floor = std::max(floor, slab_top(s.layers[static_cast<size_t>(li)]));
+    for (const ActTensor& y : s.tensors)
+      if ((y.resident || y.replicated) && y.res_first <= last && p <= y.res_last)
+        busy.emplace_back(y.mt_addr, y.mt_addr + y.mt_bytes);
+    // Highest free range: move down below every region it would overlap.
+    int64_t top = t.memtile.bytes;
+    for (bool moved = true; moved && top - bytes >= floor;) {
+      moved = false;
+      for (const auto& [lo, hi] : busy)
+        if (lo < top && top - bytes < hi) top = lo, moved = true;
+    }
+    if (top - bytes < floor) continue;
+    x.replicated = true;
+    x.mt_addr = top - bytes;
+    x.mt_w = x.w;
+    x.mt_bytes = bytes;
+    x.res_first = p, x.res_last = last;
+    x.res_x0.clear();
+    s.layers[static_cast<size_t>(p)].out_repl = true;
+    for (const auto& [li, kind] : uses)
+      (kind == 0 ? s.layers[static_cast<size_t>(li)].in_repl
+                 : s.layers[static_cast<size_t>(li)].in2_repl) = true;
+  }
+}
+
 Status RunFusion(CompileState& s) {
-  for (Layer& l : s.layers) l.prefetch_weights = l.kind == LayerKind::kConv && !l.weights_per_iteration;
+  for (Layer& l : s.layers)
+    l.prefetch_weights = l.kind == LayerKind::kConv && !l.weights_per_iteration;
+  PlanReplicas(s);
   return Status::Ok();
 }
 
 std::string DumpFusion(const CompileState& s) {
-  std::string r = "# fusion: weight prefetch per layer, memtile-resident activations; aliased (fused) concat inputs\n";
+  std::string r =
+      "# fusion: weight prefetch per layer, memtile-resident activations; aliased (fused) concat "
+      "inputs\n";
   for (const Layer& l : s.layers) {
     r += fmt::format("{:<28} prefetch_weights {}", l.name, l.prefetch_weights ? 1 : 0);
-    if (l.fused_add >= 0) r += fmt::format(" computes {}", s.layers[static_cast<size_t>(l.fused_add)].name);
-    if (l.fused_into >= 0) r += fmt::format(" computed_in {}", s.layers[static_cast<size_t>(l.fused_into)].name);
+    if (l.fused_add >= 0)
+      r += fmt::format(" computes {}", s.layers[static_cast<size_t>(l.fused_add)].name);
+    if (l.fused_into >= 0)
+      r += fmt::format(" computed_in {}", s.layers[static_cast<size_t>(l.fused_into)].name);
     if (l.in_resident || l.in2_resident || l.out_resident)
-      r += fmt::format(" memtile{}{}{} reserved {}", l.in_resident ? " in" : "", l.in2_resident ? " in2" : "",
-                       l.out_resident ? " out" : "", l.mt_reserved);
+      r += fmt::format(" memtile{}{}{} reserved {}", l.in_resident ? " in" : "",
+                       l.in2_resident ? " in2" : "", l.out_resident ? " out" : "", l.mt_reserved);
+    if (l.in_repl || l.in2_repl || l.out_repl)
+      r += fmt::format(" replicated{}{}{}", l.in_repl ? " in" : "", l.in2_repl ? " in2" : "",
+                       l.out_repl ? " out" : "");
     r += "\n";
   }
   for (const ActTensor& t : s.tensors)
     if (t.resident)
-      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}{}\n", t.name, t.mt_addr, t.mt_addr + t.mt_bytes,
-                       s.layers[static_cast<size_t>(t.res_first)].name, s.layers[static_cast<size_t>(t.res_last)].name,
-                       t.in_place_of >= 0 ? " in place of " + s.tensors[static_cast<size_t>(t.in_place_of)].name : "");
+      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}{}\n", t.name, t.mt_addr,
+                       t.mt_addr + t.mt_bytes, s.layers[static_cast<size_t>(t.res_first)].name,
+                       s.layers[static_cast<size_t>(t.res_last)].name,
+                       t.in_place_of >= 0
+                           ? " in place of " + s.tensors[static_cast<size_t>(t.in_place_of)].name
+                           : "");
   for (const ActTensor& t : s.tensors)
-    if (t.alias_of >= 0) r += fmt::format("alias {} -> {} at channel {}\n", t.name, s.tensors[static_cast<size_t>(t.alias_of)].name, t.channel_offset);
+    if (t.replicated)
+      r += fmt::format("replicated {} memtile [{}, {}) layers {}..{}\n", t.name, t.mt_addr,
+                       t.mt_addr + t.mt_bytes, s.layers[static_cast<size_t>(t.res_first)].name,
+                       s.layers[static_cast<size_t>(t.res_last)].name);
+  for (const ActTensor& t : s.tensors)
+    if (t.alias_of >= 0)
+      r += fmt::format("alias {} -> {} at channel {}\n", t.name,
+                       s.tensors[static_cast<size_t>(t.alias_of)].name, t.channel_offset);
   return r;
 }
 

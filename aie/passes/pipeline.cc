@@ -50,10 +50,28 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (!print_after.empty()) {
     bool known = false;
     for (const Pass& p : kPasses) known |= print_after == p.name;
-    if (!known) return InvalidArgument("--print-after: unknown pass '{}' (passes: {})", print_after, fmt::join(PassNames(), ", "));
+    if (!known)
+      return InvalidArgument("--print-after: unknown pass '{}' (passes: {})", print_after,
+                             fmt::join(PassNames(), ", "));
   }
   std::string text;
   WBS_RETURN_IF_ERROR(CompileOnce(s, print_after, &text));
+  // Replicated residency (fusion.cc PlanReplicas) adds WRITEFM traffic into
+  // the neighbours' memtiles and takes memtile room the layers' slabs were
+  // not sized around; where it replicated anything, compile once more
+  // without it and keep the faster program.
+  bool replicated = false;
+  for (const ActTensor& x : s.tensors) replicated |= x.replicated;
+  if (s.options.try_replicate && replicated) {
+    CompileState b;
+    b.target = s.target;
+    b.graph = s.graph;
+    b.options = s.options;
+    b.options.replicate = false;
+    std::string tb;
+    WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
+    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+  }
   // Residency for the wider channels-over-every-core layers too: a layer
   // whose own best tile spreads channels over every core may still gain
   // when its neighbours' activations stay in the memtiles (ResNet-50 4x4
@@ -79,8 +97,8 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (s.options.try_wide) {
     std::map<std::string, bool> on;
     for (const Layer& l : s.layers)
-      if (l.kind == LayerKind::kConv && l.groups == 1 && !l.cout_only && !l.wide && l.binding == "memtile->core" &&
-          !s.options.wide.count(l.name))
+      if (l.kind == LayerKind::kConv && l.groups == 1 && !l.cout_only && !l.wide &&
+          l.binding == "memtile->core" && !s.options.wide.count(l.name))
         on[l.name] = true;
     if (!on.empty()) {
       auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
@@ -98,7 +116,8 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
       std::map<std::string, bool> mixed;
       for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i) {
         const Layer& l = s.layers[i];
-        if (on.count(l.name) && b.layers[i].wide && b.layers[i].time_s < l.time_s) mixed[l.name] = true;
+        if (on.count(l.name) && b.layers[i].wide && b.layers[i].time_s < l.time_s)
+          mixed[l.name] = true;
       }
       CompileState c;
       std::string tc;

@@ -51,7 +51,9 @@ std::unique_ptr<ir::Graph> Int8Model(const std::string& name, double sparsity) {
   return std::move(*q);
 }
 
-std::unique_ptr<ir::Graph> SmallInt8Model(double sparsity) { return Int8Model("fmnist_resnet", sparsity); }
+std::unique_ptr<ir::Graph> SmallInt8Model(double sparsity) {
+  return Int8Model("fmnist_resnet", sparsity);
+}
 
 const ir::Graph& Dense() {
   static const auto g = SmallInt8Model(0.0);
@@ -138,7 +140,8 @@ TEST(AieCompiler, IdealBoundIsBelowRooflineAndEstimate) {
       for (const Block& blk : s.program.blocks)
         for (const Instruction& in : blk.instrs)
           if (in.op == Opcode::kLoadW) loadw += in.bytes() * blk.iterations;
-      EXPECT_NEAR(b.compute_s, static_cast<double>(macs) / t->peak_macs_per_second(), 1e-12) << preset;
+      EXPECT_NEAR(b.compute_s, static_cast<double>(macs) / t->peak_macs_per_second(), 1e-12)
+          << preset;
       EXPECT_GT(b.weight_bytes, 0) << preset;
       EXPECT_LE(b.weight_bytes, loadw) << preset;
       EXPECT_GT(b.input_bytes, 0) << preset;
@@ -147,8 +150,10 @@ TEST(AieCompiler, IdealBoundIsBelowRooflineAndEstimate) {
       EXPECT_LE(b.total_s, b.layers_s + 1e-12) << preset;
       EXPECT_LE(b.layers_s, s.bound_s + 1e-12) << preset;
       EXPECT_LE(s.bound_s, s.total_s + 1e-12) << preset;
-      if (g == &Dense()) dense_weight = static_cast<double>(b.weight_bytes);
-      else EXPECT_LT(static_cast<double>(b.weight_bytes), 0.7 * dense_weight) << preset;
+      if (g == &Dense())
+        dense_weight = static_cast<double>(b.weight_bytes);
+      else
+        EXPECT_LT(static_cast<double>(b.weight_bytes), 0.7 * dense_weight) << preset;
     }
   }
 }
@@ -206,7 +211,8 @@ TEST(AieCompiler, StridedOneByOneConvsReadASubsampledInput) {
     ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
     int n = 0;
     for (const Layer& l : s.layers) {
-      const bool strided_1x1 = l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && l.sh * l.sw > 1;
+      const bool strided_1x1 =
+          l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && l.sh * l.sw > 1;
       EXPECT_EQ(l.subsample, strided_1x1) << l.name;
       if (!l.subsample) continue;
       ++n;
@@ -274,7 +280,8 @@ TEST(AieCompiler, WideTrialAndForcedWideSplits) {
     forced.options = plain.options;
     std::vector<std::string> names;
     for (const Layer& l : plain.layers)
-      if (l.kind == LayerKind::kConv && l.groups == 1 && l.kh == 1 && !l.cout_only && !l.wide && l.ow >= 2 * t.cols)
+      if (l.kind == LayerKind::kConv && l.groups == 1 && l.kh == 1 && !l.cout_only && !l.wide &&
+          l.ow >= 2 * t.cols)
         names.push_back(l.name), forced.options.wide[l.name] = true;
     ASSERT_FALSE(names.empty());
     ASSERT_TRUE(Compile(forced).ok());
@@ -301,7 +308,9 @@ TEST(AieCompiler, ProgramRoundTripsTextAndBinary) {
   auto e = Program::FromBinary(bad, "bad.bin");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("bad.bin: program version 99"), std::string::npos);
-  auto e2 = Program::FromText("wbs-aie-program " + std::to_string(kProgramVersion) + "\nblock 1 x\n  LOAD L0 src=ddr\nend\n", "t.txt");
+  auto e2 = Program::FromText("wbs-aie-program " + std::to_string(kProgramVersion) +
+                                  "\nblock 1 x\n  LOAD L0 src=ddr\nend\n",
+                              "t.txt");
   ASSERT_FALSE(e2.ok());
   EXPECT_NE(e2.status().message().find("t.txt:3:"), std::string::npos) << e2.status().message();
 }
@@ -313,7 +322,8 @@ TEST(AieCompiler, CheckerCatchesAMissingTransferAndABadLock) {
     CompileState bad = s;
     // Drop the first LOADFM: its COMP reads bytes nobody wrote (or its lock blocks).
     for (Block& b : bad.program.blocks) {
-      auto it = std::find_if(b.instrs.begin(), b.instrs.end(), [](const Instruction& i) { return i.op == Opcode::kLoadFm; });
+      auto it = std::find_if(b.instrs.begin(), b.instrs.end(),
+                             [](const Instruction& i) { return i.op == Opcode::kLoadFm; });
       if (it != b.instrs.end()) {
         b.instrs.erase(it);
         break;
@@ -342,7 +352,8 @@ TEST(AieCompiler, BalanceEqualizesNonZeroBlocks) {
     // Contiguous ranges: the largest group exceeds the mean by at most one block row.
     int64_t mx_row = 0;
     for (int64_t v : l.row_nnz) mx_row = std::max(mx_row, v);
-    const double mean = static_cast<double>(total) / std::max(1, l.rows_used * (l.cout_only ? l.cols_used : 1));
+    const double mean =
+        static_cast<double>(total) / std::max(1, l.rows_used * (l.cout_only ? l.cols_used : 1));
     EXPECT_LE(l.imbalance * mean, mx_row + 1e-9) << l.name;
   }
 }
@@ -399,7 +410,8 @@ TEST(AieCompiler, ActivationsStayInMemtilesBetweenLayers) {
       const Layer& p = on.layers[static_cast<size_t>(x.res_first)];
       EXPECT_TRUE(p.out_resident) << x.name;
       for (int bi = p.first_block; bi < p.first_block + p.num_blocks; ++bi)
-        for (const Instruction& in : on.program.blocks[static_cast<size_t>(bi)].instrs) EXPECT_NE(in.op, Opcode::kWrite) << p.name;
+        for (const Instruction& in : on.program.blocks[static_cast<size_t>(bi)].instrs)
+          EXPECT_NE(in.op, Opcode::kWrite) << p.name;
     }
     EXPECT_GT(resident, 0);
     for (const ActTensor& x : off.tensors) EXPECT_FALSE(x.resident);
@@ -448,7 +460,8 @@ TEST(AieCompiler, InPlaceShortcutsAndSpreadInputs) {
         std::set<int> cols;
         for (const MemSpace& d : in.dst) {
           cols.insert(d.col);
-          EXPECT_TRUE(t.memtile_reaches(t.memtile.columns[static_cast<size_t>(in.src.index)], d.col))
+          EXPECT_TRUE(
+              t.memtile_reaches(t.memtile.columns[static_cast<size_t>(in.src.index)], d.col))
               << l.name << ": " << MemSpaceName(in.src) << " -> " << MemSpaceName(d);
         }
         if (l.spread_input && in.op == Opcode::kLoadFm) multi_column += cols.size() > 1;
@@ -467,8 +480,73 @@ TEST(AieCompiler, InPlaceShortcutsAndSpreadInputs) {
   }
 }
 
+// Replicated residency (fusion.cc PlanReplicas): a channels-over-every-core
+// producer writes each output tile to every memtile its column reaches; a
+// consumer column reads from DDR only the channels of producer columns it
+// shares no memtile with (on 4 columns, columns 0 and 3 each other's), so
+// only those producer columns WRITE to DDR; Compile() keeps the faster of
+// the programs with and without it.
+TEST(AieCompiler, ReplicatedResidencyForChannelSplitTensors) {
+  const Target t = Target::Paper(4, 4);
+  CompileState on, off;
+  on.target = off.target = t;
+  on.graph = off.graph = &Sparse();
+  on.options.try_replicate = false;
+  off.options.replicate = false;
+  ASSERT_TRUE(Compile(on).ok());
+  ASSERT_TRUE(Compile(off).ok());
+  ASSERT_TRUE(CheckProgram(on).ok()) << CheckProgram(on).ToString();
+  int replicated = 0;
+  for (const ActTensor& x : on.tensors) replicated += x.replicated;
+  ASSERT_GT(replicated, 0);
+  int64_t repl_loads = 0;
+  for (const Layer& l : on.layers) {
+    if (!l.out_repl && !l.in_repl && !l.in2_repl) continue;
+    EXPECT_TRUE(l.cout_only || !l.out_repl) << l.name;
+    for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi)
+      for (const Instruction& in : on.program.blocks[static_cast<size_t>(bi)].instrs) {
+        if (l.out_repl && in.op == Opcode::kWriteFm) {
+          // Every memtile reaching the core's column (3 for the middle columns).
+          const int col = in.src.col;
+          EXPECT_EQ(in.dst.size(), static_cast<size_t>(col == 0 || col == 3 ? 2 : 3)) << l.name;
+          for (const MemSpace& d : in.dst) {
+            EXPECT_TRUE(t.memtile_reaches(t.memtile.columns[static_cast<size_t>(d.index)], col));
+          }
+        }
+        if (l.out_repl && in.op == Opcode::kWrite) {
+          EXPECT_TRUE(in.src.index == 0 || in.src.index == 3) << l.name;
+        }
+        if ((l.in_repl || l.in2_repl) && in.op == Opcode::kLoad) ++repl_loads;
+        if (in.op == Opcode::kLoadFm) {
+          for (const MemSpace& d : in.dst) {
+            EXPECT_TRUE(
+                t.memtile_reaches(t.memtile.columns[static_cast<size_t>(in.src.index)], d.col))
+                << l.name;
+          }
+        }
+      }
+  }
+  EXPECT_GT(repl_loads, 0);  // columns 0 and 3 still read the far column's channels
+  int64_t ddr_on = 0, ddr_off = 0;
+  for (const Layer& l : on.layers) ddr_on += l.ddr_read_bytes + l.ddr_write_bytes;
+  for (const Layer& l : off.layers) ddr_off += l.ddr_read_bytes + l.ddr_write_bytes;
+  EXPECT_LT(ddr_on, ddr_off);
+  CompileState both = CompileOn(Sparse(), t);
+  EXPECT_LE(both.total_s, std::min(on.total_s, off.total_s) * (1 + 1e-12));
+  // A replica placed over a layer's slabs is caught.
+  for (size_t i = 0; i < on.tensors.size(); ++i) {
+    if (!on.tensors[i].replicated) continue;
+    CompileState bad = on;
+    bad.tensors[i].mt_addr = 0;
+    const Status st = CheckProgram(bad);
+    ASSERT_FALSE(st.ok());
+    break;
+  }
+}
+
 // A transfer as one contiguous run of n bytes.
-Instruction Xfer(Opcode op, MemSpace src, int64_t src_addr, MemSpace dst, int64_t dst_addr, int64_t n, int64_t pong = 0) {
+Instruction Xfer(Opcode op, MemSpace src, int64_t src_addr, MemSpace dst, int64_t dst_addr,
+                 int64_t n, int64_t pong = 0) {
   Instruction in;
   in.op = op;
   in.src = src;
@@ -492,7 +570,8 @@ TEST(AieTimeline, ChannelsLocksAndPingPong) {
     Program p;
     Timeline tl(t, 1.0, p);
     for (int i = 0; i < 3; ++i) {
-      const Timeline::Slot s = tl.Schedule(Xfer(Opcode::kLoad, MemSpace::Ddr(), 0, mt, i * n, n), 0);
+      const Timeline::Slot s =
+          tl.Schedule(Xfer(Opcode::kLoad, MemSpace::Ddr(), 0, mt, i * n, n), 0);
       EXPECT_DOUBLE_EQ(s.start, i < 2 ? 0.0 : load) << i;
     }
     EXPECT_DOUBLE_EQ(tl.horizon(), 2 * load);
@@ -587,7 +666,8 @@ TEST(AieCompiler, KeptCinPartsLoadWeightsOncePerChunk) {
     for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
       const Block& b = s.program.blocks[static_cast<size_t>(bi)];
       int loadw = 0, loadwm = 0;
-      for (const Instruction& in : b.instrs) loadw += in.op == Opcode::kLoadW, loadwm += in.op == Opcode::kLoadWm;
+      for (const Instruction& in : b.instrs)
+        loadw += in.op == Opcode::kLoadW, loadwm += in.op == Opcode::kLoadWm;
       EXPECT_GT(loadwm, 0) << b.label;
       if (b.iterations > 1) {
         ++iterated;
