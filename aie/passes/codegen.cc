@@ -135,6 +135,8 @@ struct Gen {
   // image columns from x (inside the column's share).
   AccessPattern ResidentAp(int ti, int col, int64_t c0, int64_t cn, int64_t y0, int64_t hn,
                            int64_t ystep, int64_t x, int64_t wn) const {
+    // A concat input lives in its channel slot of the host's region.
+    if (T(ti).alias_of >= 0) c0 += T(ti).channel_offset, ti = T(ti).alias_of;
     const ActTensor& r = T(ti);
     AccessPattern ap;
     ap.base = r.mt_addr;

@@ -109,19 +109,47 @@ void PlanResidency(CompileState& s, bool enable) {
                    [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
   for (const size_t ti : order) {
     ActTensor& x = s.tensors[ti];
-    if (x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) ||
-        x.producer < 0 || x.consumers.empty())
+    if (x.alias_of >= 0 || x.elem != 1 || is_io(static_cast<int>(ti)) || x.consumers.empty())
       continue;
-    const Layer& prod = s.layers[static_cast<size_t>(x.producer)];
-    // A conv's own output consumed by its fused Add never leaves the core.
-    if (prod.fused_add >= 0) continue;
-    const int p = prod.fused_into >= 0 ? prod.fused_into : x.producer;
+    // A concat's output (a host of aliased tensors, Inception's Mixed
+    // blocks): each input's producer (a branch conv, pool or rescale)
+    // writes its channel slot of the host's region; the region lives from
+    // the first of them. Hosts with a producer of their own (a Flatten's
+    // tensor aliased onto a conv output) stay in DDR.
+    std::vector<int> writers;
+    if (hosts[ti]) {
+      if (x.producer >= 0) continue;
+      for (const ActTensor& a : s.tensors) {
+        if (a.alias_of != static_cast<int>(ti)) continue;
+        if (a.producer < 0 || !a.consumers.empty() || a.elem != 1)
+          writers.push_back(-1);
+        else
+          writers.push_back(a.producer);
+      }
+    } else if (x.producer >= 0) {
+      writers.push_back(x.producer);
+    }
+    if (writers.empty() || std::find(writers.begin(), writers.end(), -1) != writers.end()) continue;
+    bool writers_ok = true;
+    for (int& w : writers) {
+      const Layer& wl = s.layers[static_cast<size_t>(w)];
+      // A conv's own output consumed by its fused Add never leaves the core.
+      if (wl.fused_add >= 0) writers_ok = false;
+      w = wl.fused_into >= 0 ? wl.fused_into : w;
+      const Layer& pl = s.layers[static_cast<size_t>(w)];
+      // A rescale layer has no 2-D split to share; only a host's slot writer may be one.
+      if ((pl.kind == LayerKind::kRescale && !hosts[ti]) || pl.ow != x.w || pl.oh != x.h ||
+          pl.prefers_cout_only)
+        writers_ok = false;
+    }
+    if (!writers_ok) continue;
+    const int p = *std::min_element(writers.begin(), writers.end());
+    const int p_last = *std::max_element(writers.begin(), writers.end());
+    const Layer& prod = s.layers[static_cast<size_t>(hosts[ti] ? p : x.producer)];
     const Layer& pl = s.layers[static_cast<size_t>(p)];
-    if (pl.kind == LayerKind::kRescale || pl.ow != x.w || pl.oh != x.h || pl.prefers_cout_only)
-      continue;
     const int64_t pc = cols_of(pl);
     bool ok = true;
-    int last = p;
+    int last = p_last;
     std::vector<std::pair<int, int>> uses;  // (layer, 0: input 0, 1: fused Add's other input)
     for (int ci : x.consumers) {
       const Layer& cl = s.layers[static_cast<size_t>(ci)];
@@ -162,7 +190,7 @@ void PlanResidency(CompileState& s, bool enable) {
       uses.push_back({ci, 0});
       last = std::max(last, ci);
     }
-    if (!ok || last <= p) continue;
+    if (!ok || last <= p_last) continue;
     std::vector<int64_t> x0;
     int64_t mw = 0;
     for (int64_t c = 0; c < pc; ++c) {
@@ -176,7 +204,7 @@ void PlanResidency(CompileState& s, bool enable) {
     // (the residual shortcut of a bottleneck block then needs one region,
     // not two, while conv3 runs).
     int in_place = -1;
-    if (prod.fused_into >= 0) {
+    if (!hosts[ti] && prod.fused_into >= 0) {
       const int other = prod.inputs[0] == pl.output ? prod.inputs[1] : prod.inputs[0];
       const ActTensor& o = s.tensors[static_cast<size_t>(other)];
       const int e = placed_of[static_cast<size_t>(other)];
@@ -220,8 +248,10 @@ void PlanResidency(CompileState& s, bool enable) {
     x.mt_bytes = bytes;
     x.res_first = p, x.res_last = last;
     x.res_x0 = x0;
-    Layer& pw = s.layers[static_cast<size_t>(p)];
-    pw.out_resident = pw.force_2d = true;
+    for (const int w : writers) {
+      Layer& pw = s.layers[static_cast<size_t>(w)];
+      pw.out_resident = pw.force_2d = true;
+    }
     for (const auto& [li, kind] : uses) {
       Layer& u = s.layers[static_cast<size_t>(li)];
       (kind == 0 ? u.in_resident : u.in2_resident) = true;
