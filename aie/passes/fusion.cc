@@ -165,8 +165,10 @@ void PlanResidency(CompileState& s, bool enable) {
       // Convs (any groups) and pools read their input tile alike (one
       // window of rows x columns per slab); Add and Rescale layers read
       // theirs as a second tile, not handled here.
+      // (A rescale, a concat input's requantization, reads its tile as a
+      // 1x1 window of its one input.)
       const bool windowed = cl.kind == LayerKind::kConv || cl.kind == LayerKind::kMaxPool ||
-                            cl.kind == LayerKind::kAvgPool;
+                            cl.kind == LayerKind::kAvgPool || cl.kind == LayerKind::kRescale;
       if (!windowed || cl.inputs[0] != static_cast<int>(ti) || cl.prefers_cout_only) {
         ok = false;
         break;
