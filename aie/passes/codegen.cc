@@ -738,6 +738,19 @@ struct Gen {
         b.instrs.push_back(ChannelSlice(f, 0, oh_c, true, ct.mc < 2));
         if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(f, oh_c, ct.mc - oh_c, false, true));
       };
+      // The tile from memtile `mt` (at `src_ap`) to its place in DDR, in the
+      // same two channel halves.
+      auto push_write = [&](const AccessPattern& src_ap) {
+        Instruction wr;
+        wr.op = Opcode::kWrite;
+        wr.layer = li;
+        wr.src = MemSpace::Memtile(mt);
+        wr.src_ap = src_ap;
+        wr.dst = {MemSpace::Ddr()};
+        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+        b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
+        if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
+      };
       if (l.out_repl) {
         // Into the replicated output's region of every memtile the column
         // reaches; to DDR too (from its own memtile's copy) only when some
@@ -746,16 +759,7 @@ struct Gen {
         wf.dst_ap =
             ToReplica(out_t, TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0));
         push_wf(wf);
-        if (!ColumnWritesDdr(ct.w->col)) continue;
-        Instruction wr;
-        wr.op = Opcode::kWrite;
-        wr.layer = li;
-        wr.src = MemSpace::Memtile(mt);
-        wr.src_ap = wf.dst_ap;
-        wr.dst = {MemSpace::Ddr()};
-        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
-        b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
-        if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
+        if (ColumnWritesDdr(ct.w->col)) push_write(wf.dst_ap);
         continue;
       }
       if (l.out_resident) {
@@ -765,15 +769,7 @@ struct Gen {
         continue;
       }
       push_wf(wf);
-      Instruction wr;
-      wr.op = Opcode::kWrite;
-      wr.layer = li;
-      wr.src = MemSpace::Memtile(mt);
-      wr.src_ap = wf.dst_ap;
-      wr.dst = {MemSpace::Ddr()};
-      wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
-      b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
-      if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
+      push_write(wf.dst_ap);
     }
     p.blocks.push_back(std::move(b));
     return Status::Ok();

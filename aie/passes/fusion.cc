@@ -65,6 +65,17 @@ void PlanAddFusion(CompileState& s) {
 
 int ActMemtile(const Target& t, int col);
 
+namespace {
+// Indices of `tensors`, largest first; equal sizes keep program order.
+std::vector<size_t> LargestFirst(const std::vector<ActTensor>& tensors) {
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return tensors[a].bytes() > tensors[b].bytes(); });
+  return order;
+}
+}  // namespace
+
 void PlanResidency(CompileState& s, bool enable) {
   for (Layer& l : s.layers) {
     l.in_resident = l.in2_resident = l.out_resident = l.force_2d = false;
@@ -103,11 +114,7 @@ void PlanResidency(CompileState& s, bool enable) {
   // DDR traffic per byte as a small one but fragments worse when placed
   // late. Equal sizes keep program order (an in-place Add output after the
   // input it replaces).
-  std::vector<size_t> order(s.tensors.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
-  for (const size_t ti : order) {
+  for (const size_t ti : LargestFirst(s.tensors)) {
     ActTensor& x = s.tensors[ti];
     if (x.alias_of >= 0 || x.elem != 1 || is_io(static_cast<int>(ti)) || x.consumers.empty())
       continue;
@@ -296,11 +303,7 @@ void PlanReplicas(CompileState& s) {
     for (int c = 0; c < t.cols; ++c) top = std::max(top, (MemtileSlot(t, c) + 1) * l.mt_col_bytes);
     return top;
   };
-  std::vector<size_t> order(s.tensors.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return s.tensors[a].bytes() > s.tensors[b].bytes(); });
-  for (const size_t ti : order) {
+  for (const size_t ti : LargestFirst(s.tensors)) {
     ActTensor& x = s.tensors[ti];
     if (x.resident || x.alias_of >= 0 || hosts[ti] || x.elem != 1 || is_io(static_cast<int>(ti)) ||
         x.producer < 0 || x.consumers.empty() || x.symbol < 0)
