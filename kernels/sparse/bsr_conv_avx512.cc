@@ -42,22 +42,10 @@ constexpr int64_t kTileQ = kVecs * kLanes;
 // than a 16-lane tile (per (ci, tap): 1 + P loads and P ymm FMAs vs 9 loads
 // and 8 zmm FMAs).
 constexpr int kMaxChannelTail = 4;
-// Outputs of at least this many floats per image (2 MB: twice the L2 of the
-// measured cores) are written with non-temporal stores when nothing is
-// added to them (no residual) and every 16-lane vector is a whole aligned
-// cache line: they leave the L2 to L3/DRAM anyway, and normal stores would
-// first read each line (RFO) and evict the input chunk the next tiles read.
-// ResNet-50's 64 -> 256 1x1 at 56x56 (3.2 MB): +1-12% at 50%, +5-13% at 90%
-// (paired runs). In a model only its downsample conv qualifies (conv3 adds
-// the residual).
-constexpr int64_t kStreamOutputFloats = int64_t{1} << 19;
-
-// Whether the call's full tiles store with _mm512_stream_ps (see above).
-inline bool StreamOutput(const BsrConvArgs& a) {
-  return !a.residual && !a.lanes && a.out_channels * a.y_channel_stride >= kStreamOutputFloats &&
-         ((reinterpret_cast<uintptr_t>(a.y) | static_cast<uintptr_t>(a.y_channel_stride) * 4) &
-          63) == 0;
-}
+// No non-temporal output stores: they made ResNet-50's 64 -> 256 1x1 at
+// 56x56 (3.2 MB output) +1-12% faster alone, but the whole model at 50%,
+// 2 threads, 2.6% slower (10.92 vs 10.64 ms, 90 paired runs each, lead
+// 21:26 UTC): the consumer reads the output next, from DRAM instead of L3.
 
 inline __mmask16 TailMask(int64_t n) {
   return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
@@ -298,17 +286,14 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     const int64_t ys = a.y_channel_stride;
     float* y0 = a.y + mb * ys + q;
     const float* r0 = a.residual ? a.residual + mb * ys + q : nullptr;
-    auto store = [&](auto stream, auto res) __attribute__((always_inline)) {
+    auto store = [&](auto res) __attribute__((always_inline)) {
 #define WBS_ST(r, k, lk)                                                         \
   if constexpr (r < R && k < V) {                                                \
     __m512 v = a##r##k;                                                          \
     if constexpr (decltype(res)::value)                                          \
       v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lk, r0 + r * ys + k * kLanes)); \
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);                                 \
-    if constexpr (decltype(stream)::value)                                       \
-      _mm512_stream_ps(y0 + r * ys + k * kLanes, v);                             \
-    else                                                                         \
-      _mm512_mask_storeu_ps(y0 + r * ys + k * kLanes, lk, v);                    \
+    _mm512_mask_storeu_ps(y0 + r * ys + k * kLanes, lk, v);                      \
   }
 #define WBS_ST3(r) WBS_ST(r, 0, l0) WBS_ST(r, 1, l1) WBS_ST(r, 2, l2)
       WBS_ROWS(WBS_ST3)
@@ -318,11 +303,9 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     using Yes = std::true_type;
     using No = std::false_type;
     if (r0)
-      store(No(), Yes());
-    else if (V == kVecs && (l0 & l1 & l2) == 0xFFFF && StreamOutput(a))
-      store(Yes(), No());
+      store(Yes());
     else
-      store(No(), No());
+      store(No());
   } else if (rows == R) {
     // Dropped columns (phase planes, pitch > out_w): the valid lanes of a
     // vector go to consecutive outputs. The lane groups are the same for
@@ -612,9 +595,6 @@ void f32_bsr8xn_conv__avx512(const BsrConvArgs& a) {
   const Tail tail = FindTail(a);
   Prefetcher pf = CallPrefetcher(a, 1);
   for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows>(a, pf, i, 0, tail);
-  // Non-temporal stores are weakly ordered: make them visible before the
-  // caller's synchronisation (another thread may read y next).
-  if (StreamOutput(a)) _mm_sfence();
 }
 
 void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
@@ -651,7 +631,6 @@ void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
       }
     }
   }
-  if (StreamOutput(a)) _mm_sfence();
 }
 
 void f32_pack_plane__avx512(const PackPlaneArgs& a) {

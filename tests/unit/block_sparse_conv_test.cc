@@ -407,16 +407,14 @@ TEST(BlockSparseConv, PrefetchHintDoesNotChangeResults) {
   }
 }
 
-// Outputs larger than the L2 (>= 2 MB per image): the AVX-512 kernel writes
-// them with non-temporal stores when y is 64-byte aligned and there is no
-// residual, else with the normal stores. Both, against the reference: y
-// aligned and one float off, with and without a residual (in place at 2
-// threads), a ragged last block-row (M = 8k + 4: the partial row group takes
-// the checked stores), 1 and 2 threads, sparsity 0..100%.
-TEST(BlockSparseConv, LargeOutputsStreamedOrNot) {
+// Outputs larger than the L2 (>= 2 MB per image) against the reference: y
+// 64-byte aligned and one float off, with and without a residual (in place
+// at 2 threads), a ragged last block-row (M = 8k + 4: the partial row group
+// takes the checked stores), 1 and 2 threads, sparsity 0..100%, and nothing
+// written outside y.
+TEST(BlockSparseConv, LargeOutputs) {
   Rng rng(TestSeed() + 11);
-  // 16 input channels keep the reference cheap; 172-176 x 56 x 56 outputs
-  // are over the 2^19-float threshold.
+  // 16 input channels keep the reference cheap; 172-176 x 56 x 56 outputs.
   constexpr int64_t kC = 16;
   std::vector<const ks::BsrConvKernel*> kernels = KernelsFor(8);
   if (ks::ActiveIsa() == ks::Isa::kRef) GTEST_SKIP() << "reference: checked on small problems";
