@@ -763,9 +763,12 @@ struct Gen {
         continue;
       }
       if (l.out_resident) {
-        // Into the column's share of the resident output; it never goes to DDR.
+        // Into the column's share of the resident output; to DDR too (from
+        // that share) only when some consumer reads it from there.
         wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
         push_wf(wf);
+        const ActTensor& rt = T(out_t).alias_of >= 0 ? T(T(out_t).alias_of) : T(out_t);
+        if (rt.resident_ddr) push_write(wf.dst_ap);
         continue;
       }
       push_wf(wf);

@@ -64,6 +64,11 @@ struct ActTensor {
   // (that input's last use; the Add is element-wise, tile by tile at the
   // same positions, each tile read before it is overwritten): that tensor's index.
   int in_place_of = -1;
+  // Also written to DDR (partial residency, CompileOptions::resident_partial):
+  // some consumer cannot read the per-column shares (channels over every
+  // core, an unfused Add) and loads it from DDR; the producer WRITEs each
+  // tile from its memtile region too.
+  bool resident_ddr = false;
   // Replicated (fusion.cc PlanReplicas, after the memory plan): a tensor
   // whose producer spreads channels over every core (each column holds a
   // channel range at full width) is written by each core's WRITEFM into
@@ -225,6 +230,13 @@ struct CompileOptions {
   // keeps the faster program.
   bool replicate = true;
   bool try_replicate = true;
+  // Residency for tensors with some consumers that cannot read the
+  // per-column shares (ResNet-50 layer3.5's output: layer4.0.conv1 2-D,
+  // layer4.0.downsample channels over every core): the producer writes the
+  // region and DDR, each consumer reads where it can. Compile() compiles
+  // with and without it and keeps the faster program.
+  bool resident_partial = true;
+  bool try_resident_partial = true;
 };
 
 struct CompileState {
@@ -239,6 +251,9 @@ struct CompileState {
   Program program;
   // Time model results.
   double total_s = 0.0, bound_s = 0.0;
+  // Some compile of the trials behind this state kept a tensor partially
+  // resident (pipeline.cc: then Compile() also compiles without it).
+  bool saw_partial = false;
   // The ideal lower bound of the whole network on this array (time_model.cc
   // IdealBound): no schedule, split or tile can beat it. Every effective MAC
   // at the array's peak; every weight byte (one compact blob per layer:

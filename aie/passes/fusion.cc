@@ -87,6 +87,7 @@ void PlanResidency(CompileState& s, bool enable) {
     x.res_first = x.res_last = -1;
     x.res_x0.clear();
     x.in_place_of = -1;
+    x.resident_ddr = false;
   }
   const Target& t = s.target;
   if (!enable) return;
@@ -156,6 +157,8 @@ void PlanResidency(CompileState& s, bool enable) {
     const Layer& pl = s.layers[static_cast<size_t>(p)];
     const int64_t pc = cols_of(pl);
     bool ok = true;
+    bool ddr_too = false;  // some consumer reads it from DDR (partial residency)
+    const bool partial = s.options.resident_partial;
     int last = p_last;
     std::vector<std::pair<int, int>> uses;  // (layer, 0: input 0, 1: fused Add's other input)
     for (int ci : x.consumers) {
@@ -163,8 +166,14 @@ void PlanResidency(CompileState& s, bool enable) {
       if (cl.fused_into >= 0) {
         // The Add computed in conv f: its other input, tiled like f's output.
         const Layer& f = s.layers[static_cast<size_t>(cl.fused_into)];
-        if (f.output == static_cast<int>(ti) || f.ow != x.w || f.oh != x.h || f.prefers_cout_only)
+        if (f.output == static_cast<int>(ti)) ok = false;
+        if (f.ow != x.w || f.oh != x.h || f.prefers_cout_only) {
+          if (partial) {
+            ddr_too = true;
+            continue;
+          }
           ok = false;
+        }
         uses.push_back({cl.fused_into, 1});
         last = std::max(last, cl.fused_into);
         continue;
@@ -177,6 +186,10 @@ void PlanResidency(CompileState& s, bool enable) {
       const bool windowed = cl.kind == LayerKind::kConv || cl.kind == LayerKind::kMaxPool ||
                             cl.kind == LayerKind::kAvgPool || cl.kind == LayerKind::kRescale;
       if (!windowed || cl.inputs[0] != static_cast<int>(ti) || cl.prefers_cout_only) {
+        if (partial) {
+          ddr_too = true;
+          continue;
+        }
         ok = false;
         break;
       }
@@ -252,6 +265,7 @@ void PlanResidency(CompileState& s, bool enable) {
       placed.push_back({p, last, off, off + bytes});
     }
     x.resident = true;
+    x.resident_ddr = ddr_too;
     x.mt_addr = t.memtile.bytes - off - bytes;
     x.mt_w = mw;
     x.mt_bytes = bytes;
@@ -390,12 +404,13 @@ std::string DumpFusion(const CompileState& s) {
   }
   for (const ActTensor& t : s.tensors)
     if (t.resident)
-      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}{}\n", t.name, t.mt_addr,
+      r += fmt::format("resident {} memtile [{}, {}) layers {}..{}{}{}\n", t.name, t.mt_addr,
                        t.mt_addr + t.mt_bytes, s.layers[static_cast<size_t>(t.res_first)].name,
                        s.layers[static_cast<size_t>(t.res_last)].name,
                        t.in_place_of >= 0
                            ? " in place of " + s.tensors[static_cast<size_t>(t.in_place_of)].name
-                           : "");
+                           : "",
+                       t.resident_ddr ? " and DDR" : "");
   for (const ActTensor& t : s.tensors)
     if (t.replicated)
       r += fmt::format("replicated {} memtile [{}, {}) layers {}..{}\n", t.name, t.mt_addr,

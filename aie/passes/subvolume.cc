@@ -234,7 +234,8 @@ Status TileLayers(CompileState& s) {
           // used memtiles (each takes whichever is free first).
           const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
           const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
-          const double wr_cost = l.out_resident ? 0.0 : y.bytes() / out_rate;
+          const ActTensor& yr = y.alias_of >= 0 ? s.tensors[static_cast<size_t>(y.alias_of)] : y;
+          const double wr_cost = l.out_resident && !yr.resident_ddr ? 0.0 : y.bytes() / out_rate;
           double cost = std::max({core_cost, (w_total + in_total) / rd_rate, wr_cost});
           // Channels over every core, DDR-read bound: the input once per
           // serving memtile (codegen SpreadInput). Not when compute or the

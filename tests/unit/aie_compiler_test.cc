@@ -607,6 +607,57 @@ TEST(AieTimeline, ChannelsLocksAndPingPong) {
   }
 }
 
+// Partial residency (CompileOptions::resident_partial): a tensor some of
+// whose consumers cannot read the per-column shares stays resident for the
+// others; its producer also WRITEs each tile from its memtile region to DDR,
+// where the other consumers LOAD it. Compile() keeps the faster of the
+// programs with and without it.
+TEST(AieCompiler, PartialResidencyWritesDdrForTheOtherConsumers) {
+  int found = 0;
+  for (const Target& t : {Target::Paper(2, 2), Target::Paper(3, 3), Target::Paper(4, 4)})
+    for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+      CompileState on, off;
+      on.target = off.target = t;
+      on.graph = off.graph = g;
+      on.options.try_resident_partial = false;
+      off.options.resident_partial = false;
+      ASSERT_TRUE(Compile(on).ok());
+      ASSERT_TRUE(Compile(off).ok());
+      ASSERT_TRUE(CheckProgram(on).ok()) << CheckProgram(on).ToString();
+      for (const ActTensor& x : off.tensors) EXPECT_FALSE(x.resident_ddr) << x.name;
+      for (size_t ti = 0; ti < on.tensors.size(); ++ti) {
+        const ActTensor& x = on.tensors[ti];
+        if (!x.resident_ddr) continue;
+        ++found;
+        EXPECT_TRUE(x.resident) << x.name;
+        const Layer& pl = on.layers[static_cast<size_t>(x.res_first)];
+        EXPECT_TRUE(pl.out_resident) << x.name;
+        int writes = 0;
+        for (int bi = pl.first_block; bi < pl.first_block + pl.num_blocks; ++bi)
+          for (const Instruction& in : on.program.blocks[static_cast<size_t>(bi)].instrs)
+            if (in.op == Opcode::kWrite && in.src.kind == MemKind::kMemtile &&
+                in.src_ap.base >= x.mt_addr && in.src_ap.base < x.mt_addr + x.mt_bytes)
+              ++writes;
+        EXPECT_GT(writes, 0) << x.name;
+        // Some consumer reads it from DDR, not from the region.
+        int ddr_readers = 0;
+        for (const int ci : x.consumers) {
+          const Layer& cl = on.layers[static_cast<size_t>(ci)];
+          const Layer& rl = cl.fused_into >= 0 ? on.layers[static_cast<size_t>(cl.fused_into)] : cl;
+          const bool second = cl.fused_into >= 0;
+          ddr_readers += second ? !rl.in2_resident : !rl.in_resident;
+        }
+        EXPECT_GT(ddr_readers, 0) << x.name;
+      }
+      CompileState both;
+      both.target = t;
+      both.graph = g;
+      ASSERT_TRUE(Compile(both).ok());
+      EXPECT_LE(both.total_s, std::min(on.total_s, off.total_s) * (1 + 1e-12)) << t.name;
+    }
+  EXPECT_GT(found, 0);
+}
+
 // With CIN parts, part p+1's input tile and weight blob go to the other
 // core half than part p's (by iteration, every part of an iteration would
 // share one half and wait for the previous part's COMP).
