@@ -234,8 +234,11 @@ struct CompileOptions {
   // per-column shares (ResNet-50 layer3.5's output: layer4.0.conv1 2-D,
   // layer4.0.downsample channels over every core): the producer writes the
   // region and DDR, each consumer reads where it can. Compile() compiles
-  // with and without it and keeps the faster program.
-  bool resident_partial = true;
+  // with and without it and keeps the faster program. Opt-in (`wbs compile
+  // --partial-resident`): ResNet-50 4x4 1.614x -> 1.620x, but the second
+  // whole compile doubles the compile time (4x4 50% 5.0 -> 9.5 s quiet,
+  // against the 10 s target).
+  bool resident_partial = false;
   bool try_resident_partial = true;
 };
 

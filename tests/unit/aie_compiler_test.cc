@@ -619,6 +619,7 @@ TEST(AieCompiler, PartialResidencyWritesDdrForTheOtherConsumers) {
       CompileState on, off;
       on.target = off.target = t;
       on.graph = off.graph = g;
+      on.options.resident_partial = true;  // opt-in (the default is off)
       on.options.try_resident_partial = false;
       off.options.resident_partial = false;
       ASSERT_TRUE(Compile(on).ok());
@@ -652,6 +653,7 @@ TEST(AieCompiler, PartialResidencyWritesDdrForTheOtherConsumers) {
       CompileState both;
       both.target = t;
       both.graph = g;
+      both.options.resident_partial = true;
       ASSERT_TRUE(Compile(both).ok());
       EXPECT_LE(both.total_s, std::min(on.total_s, off.total_s) * (1 + 1e-12)) << t.name;
     }
