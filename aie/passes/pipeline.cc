@@ -44,6 +44,15 @@ Status RunPasses(CompileState& s, const std::string& print_after, std::string* p
 
 namespace {
 Status CompileOnce(CompileState& s, const std::string& print_after, std::string* printed);
+
+// A fresh state for a trial compile of the same graph on the same target.
+CompileState TrialOf(const CompileState& s, const CompileOptions& options) {
+  CompileState b;
+  b.target = s.target;
+  b.graph = s.graph;
+  b.options = options;
+  return b;
+}
 }  // namespace
 
 Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed);
@@ -69,10 +78,7 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   bool replicated = false;
   for (const ActTensor& x : s.tensors) replicated |= x.replicated;
   if (opts.try_replicate && replicated) {
-    CompileState b;
-    b.target = s.target;
-    b.graph = s.graph;
-    b.options = opts;
+    CompileState b = TrialOf(s, opts);
     b.options.replicate = false;
     std::string tb;
     WBS_RETURN_IF_ERROR(CompileTrials(b, print_after, &tb));
@@ -86,10 +92,7 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   // with and without it): where any trial kept a tensor partially
   // resident, compile everything once more without it and keep the faster.
   if (opts.try_resident_partial && opts.resident_partial && saw) {
-    CompileState b;
-    b.target = s.target;
-    b.graph = s.graph;
-    b.options = opts;
+    CompileState b = TrialOf(s, opts);
     b.options.resident_partial = false;
     std::string tb;
     WBS_RETURN_IF_ERROR(Compile(b, print_after, &tb));
@@ -110,10 +113,7 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
   // layer4 loses both), which the per-layer probe cannot see: compile once
   // more with it and keep the faster program.
   if (s.options.try_resident_min_w && s.options.resident && s.options.resident_min_w == 0) {
-    CompileState b;
-    b.target = s.target;
-    b.graph = s.graph;
-    b.options = s.options;
+    CompileState b = TrialOf(s, s.options);
     b.options.resident_min_w = 2 * int64_t{s.target.cols};
     std::string tb;
     WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
