@@ -300,12 +300,10 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
 #undef WBS_ST3
 #undef WBS_ST
     };
-    using Yes = std::true_type;
-    using No = std::false_type;
     if (r0)
-      store(Yes());
+      store(std::true_type());
     else
-      store(No());
+      store(std::false_type());
   } else if (rows == R) {
     // Dropped columns (phase planes, pitch > out_w): the valid lanes of a
     // vector go to consecutive outputs. The lane groups are the same for
