@@ -180,7 +180,7 @@ void BM_OneDnn(benchmark::State& state, ConvShape s) {
   if (g_exact) {
     const int64_t hw_in = IsGemm(s) ? 1 : s.h * s.w;
     const int64_t hw_out = IsGemm(s) ? 1 : s.out_h() * s.out_w();
-    x = RandomBytes(static_cast<size_t>(s.cin * hw_in), kSeed + 2);
+    x = RandomBytes(s.cin * hw_in, kSeed + 2);
     y.resize(static_cast<size_t>(s.cout * hw_out));
   }
   auto run = [&] {
