@@ -65,6 +65,7 @@ struct CompileArgs {
   double sparsity = 0.0, efficiency = 0.0;
   bool no_resident = false;
   bool partial_resident = false;
+  std::string sibling_fusion = "trial";
   uint64_t seed = 1;
   bool check = false;
 };
@@ -91,6 +92,8 @@ Status RunCompile(const CompileArgs& a) {
   s.options.mac_efficiency = a.efficiency;
   s.options.resident = !a.no_resident;
   s.options.resident_partial = a.partial_resident;
+  s.options.hfuse = a.sibling_fusion != "none";
+  s.options.try_hfuse = a.sibling_fusion == "trial";
   s.graph = graph.get();
   const auto t0 = std::chrono::steady_clock::now();
   std::string printed;
@@ -138,6 +141,10 @@ Command AddCompileCommand(CLI::App& parent) {
   app->add_flag("--partial-resident", a->partial_resident,
                 "Also keep tensors resident for the consumers that can read them when others need "
                 "DDR (one more whole compile: about twice the compile time; ResNet-50 4x4 1.614x -> 1.620x)");
+  app->add_option("--sibling-fusion", a->sibling_fusion,
+                  "Sibling convs on one input (Inception's 1x1 branches) as one layer: trial (per group, "
+                  "the faster; default), all, none")
+      ->check(CLI::IsMember({"trial", "all", "none"}));
   app->add_flag("--check", a->check, "Run the invariant checker on the program (slow on large models)");
   app->footer("Docs: docs/AIE_COMPILER.md, docs/AIE_PROGRAM.md.\n\nExamples:\n"
               "  wbs compile model.int8.onnx --target configs/aie/paper-4x4.json -o out/\n"

@@ -182,8 +182,14 @@ struct Gen {
                                                                int64_t cn) const {
     const ActTensor& x = T(ti);
     const Layer& pl = s.layers[static_cast<size_t>(x.res_first)];
+    // A fused sibling layer's (Layer::out_slices) channels of this tensor: [s0, s1).
+    int64_t s0 = 0, s1 = pl.m;
+    for (const Layer::OutSlice& o : pl.out_slices)
+      if (o.tensor == ti) s0 = o.m0, s1 = o.m1;
     std::map<int, std::pair<int64_t, int64_t>> range;  // producer column -> channels
-    for (const CoreWork& w : pl.cores) {
+    for (const CoreWork& cw : pl.cores) {
+      CoreWork w = cw;
+      w.m0 = std::max(w.m0, s0) - s0, w.m1 = std::min(w.m1, s1) - s0;
       if (w.m1 <= w.m0) continue;
       auto [it, fresh] = range.emplace(w.col, std::make_pair(w.m0, w.m1));
       if (!fresh)
@@ -715,6 +721,10 @@ struct Gen {
     }
     // Outputs.
     for (const CoreTile& ct : tiles) {
+      if (l.multi_out()) {
+        EmitSliceOutputs(b, ct, y0, oh);
+        continue;
+      }
       const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
       const int mt = ActMemtile(t, ct.w->col);
       const int64_t slab = MtBase(ct.w->col) + l.mt_out + 2 * ct.w->row * l.mt_out_bytes;
@@ -776,6 +786,68 @@ struct Gen {
     }
     p.blocks.push_back(std::move(b));
     return Status::Ok();
+  }
+
+  // Fused siblings (Layer::out_slices): the core tile's channels go piece
+  // by piece to the tensor of the slice they belong to, each piece where
+  // that tensor lives (its resident or replicated region, or the output
+  // slab and DDR) and in two channel halves as a whole tile goes; the first
+  // WRITEFM takes the core's output buffer, the last hands it back.
+  void EmitSliceOutputs(Block& b, const CoreTile& ct, int64_t y0, int64_t oh) {
+    const int col = ct.w->col;
+    const MemSpace c = MemSpace::Core(ct.w->row, col);
+    const int mt = ActMemtile(t, col);
+    const int64_t slab = MtBase(col) + l.mt_out + 2 * ct.w->row * l.mt_out_bytes;
+    const size_t first = b.instrs.size();
+    size_t last_wf = first;
+    for (const Layer::OutSlice& o : l.out_slices) {
+      const int64_t a = std::max(ct.m0, o.m0), e = std::min(ct.m0 + ct.mc, o.m1);
+      if (a >= e) continue;
+      const int tt = o.tensor;
+      const int64_t off = a - ct.m0, c0 = a - o.m0, n = e - a;
+      const ActTensor& yt = T(tt);
+      const ActTensor& rt = yt.alias_of >= 0 ? T(yt.alias_of) : yt;
+      Instruction wf;
+      wf.op = Opcode::kWriteFm;
+      wf.layer = li;
+      wf.src = c;
+      wf.src_ap = Contig(l.core_out, l.out_bytes, ct.mc, oh, ct.ow);
+      wf.src_ap.base += off * wf.src_ap.stride[2];
+      wf.src_ap.size[2] = n;
+      const AccessPattern ddr = TensorAp(tt, c0, n, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+      bool write = true;
+      if (yt.replicated) {
+        wf.dst = ReachMemtiles(col);
+        wf.dst_ap = ToReplica(tt, ddr);
+        write = ColumnWritesDdr(col);
+      } else if (rt.resident) {
+        wf.dst = {MemSpace::Memtile(mt)};
+        wf.dst_ap = ResidentAp(tt, col, c0, n, y0, oh, l.oh_t, ct.xo, ct.ow);
+        write = rt.resident_ddr;
+      } else {
+        wf.dst = {MemSpace::Memtile(mt)};
+        wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow);
+        wf.dst_ap.base += off * wf.dst_ap.stride[2];
+        wf.dst_ap.size[2] = n;
+      }
+      const int64_t h = n >= 2 ? n / 2 : n;
+      b.instrs.push_back(ChannelSlice(wf, 0, h, false, false));
+      if (n >= 2) b.instrs.push_back(ChannelSlice(wf, h, n - h, false, false));
+      last_wf = b.instrs.size() - 1;
+      if (!write) continue;
+      Instruction wr;
+      wr.op = Opcode::kWrite;
+      wr.layer = li;
+      wr.src = MemSpace::Memtile(mt);
+      wr.src_ap = wf.dst_ap;
+      wr.dst = {MemSpace::Ddr()};
+      wr.dst_ap = ddr;
+      b.instrs.push_back(ChannelSlice(wr, 0, h, true, true));
+      if (n >= 2) b.instrs.push_back(ChannelSlice(wr, h, n - h, true, true));
+    }
+    if (b.instrs.size() == first) return;
+    b.instrs[first].acquire = {L(c, kOutFull)};
+    b.instrs[last_wf].release = {L(c, kOutEmpty)};
   }
 
   // Effective MACs per output pixel of blob bi (from its header and index).

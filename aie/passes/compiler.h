@@ -96,6 +96,17 @@ struct Layer {
   LayerKind kind = LayerKind::kConv;
   std::vector<int> inputs;  // tensor indices (Add: 2; Rescale: 1)
   int output = -1;
+  // Sibling convs fused horizontally (siblings.cc): output channels
+  // [m0, m1) of this layer go to tensor `tensor` (its channels 0..m1-m0),
+  // each with its own bias and requantization in the weight blobs; empty
+  // for a layer with one output. `output` is the first slice's tensor.
+  struct OutSlice {
+    int tensor = -1;
+    int64_t m0 = 0, m1 = 0;
+    std::string layer;  // the sibling conv's own name
+  };
+  std::vector<OutSlice> out_slices;
+  bool multi_out() const { return !out_slices.empty(); }
   // Geometry: input C x H x W -> output M x OH x OW.
   int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
@@ -240,6 +251,15 @@ struct CompileOptions {
   // against the 10 s target).
   bool resident_partial = false;
   bool try_resident_partial = true;
+  // Horizontal fusion of sibling convs (siblings.cc: same input, kernel,
+  // stride, padding and output quantization range, e.g. Inception's
+  // parallel 1x1 branch convs) into one layer, so the shared input streams
+  // to the cores once. Groups by the fused layer's name: false keeps that
+  // group's convs apart. CompileTrials() compiles with and without each
+  // group and keeps the faster choice per group.
+  bool hfuse = true;
+  std::map<std::string, bool> hfuse_groups;
+  bool try_hfuse = true;
 };
 
 struct CompileState {
@@ -279,6 +299,10 @@ struct CompileState {
   };
   std::vector<Event> events;  // the estimated timeline (trace)
 };
+
+// Sibling fusion (siblings.cc), the end of pass 1: merges each group of
+// sibling convs into one multi-output layer (Layer::out_slices).
+void FuseSiblings(CompileState& s);
 
 // ---- The passes (one file each) ----
 Status RunSchedule(CompileState& s);   // aie/passes/schedule.cc

@@ -45,7 +45,7 @@ void PlanAddFusion(CompileState& s) {
     Layer& a = s.layers[ai];
     Layer& c = s.layers[ai - 1];
     if (a.kind != LayerKind::kAdd || c.kind != LayerKind::kConv || c.groups != 1 ||
-        c.fused_into >= 0)
+        c.fused_into >= 0 || c.multi_out())
       continue;
     const ActTensor& y = s.tensors[static_cast<size_t>(c.output)];
     const bool feeds = a.inputs.size() == 2 && (a.inputs[0] == c.output || a.inputs[1] == c.output);
@@ -273,13 +273,28 @@ void PlanResidency(CompileState& s, bool enable) {
     x.res_x0 = x0;
     for (const int w : writers) {
       Layer& pw = s.layers[static_cast<size_t>(w)];
-      pw.out_resident = pw.force_2d = true;
+      pw.force_2d = true;
+      // Fused siblings (Layer::out_slices): set below, once every slice's tensor is placed.
+      if (!pw.multi_out()) pw.out_resident = true;
     }
     for (const auto& [li, kind] : uses) {
       Layer& u = s.layers[static_cast<size_t>(li)];
       (kind == 0 ? u.in_resident : u.in2_resident) = true;
       u.force_2d = true;
     }
+  }
+  // A fused sibling layer needs no output slab only when every slice's
+  // tensor (or the concat it lives in) is resident; codegen writes each
+  // slice where its tensor lives.
+  for (Layer& l : s.layers) {
+    if (!l.multi_out()) continue;
+    bool all = true;
+    for (const Layer::OutSlice& o : l.out_slices) {
+      const ActTensor& y = s.tensors[static_cast<size_t>(o.tensor)];
+      const ActTensor& r = y.alias_of >= 0 ? s.tensors[static_cast<size_t>(y.alias_of)] : y;
+      all &= r.resident;
+    }
+    l.out_resident = all;
   }
   for (const Placed& q : placed)
     for (int li = q.first; li <= q.last; ++li) {

@@ -1,6 +1,8 @@
 // The pass pipeline (aie/passes/compiler.h).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "aie/passes/compiler.h"
 
 namespace wbs::aie {
@@ -106,6 +108,48 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
   std::string text;
   WBS_RETURN_IF_ERROR(CompileOnce(s, print_after, &text));
   bool saw = s.saw_partial;
+  // Sibling fusion (siblings.cc) per group: the fused layer streams the
+  // shared input once, but its output slabs and the outputs' longer
+  // lifetimes take memtile room, and a compute-bound group gains nothing.
+  // Compile with every group apart, then with each group fused only where
+  // the fused layer beat its siblings' summed times (nearly additive);
+  // keep the fastest program. Later trials keep the choice.
+  if (s.options.try_hfuse && s.options.hfuse) {
+    std::map<std::string, bool> off;
+    for (const Layer& l : s.layers)
+      if (l.multi_out()) off[l.name] = false;
+    if (!off.empty()) {
+      auto trial = [&](const std::map<std::string, bool>& groups, CompileState* r, std::string* t) {
+        *r = TrialOf(s, s.options);
+        for (const auto& [k, v] : groups) r->options.hfuse_groups[k] = v;
+        return CompileOnce(*r, print_after, t);
+      };
+      CompileState b;
+      std::string tb;
+      WBS_RETURN_IF_ERROR(trial(off, &b, &tb));
+      std::map<std::string, double> apart;  // sibling name -> its time without fusion
+      for (const Layer& l : b.layers) apart[l.name] = l.time_s;
+      std::map<std::string, bool> mixed;
+      bool any_on = false;
+      for (const Layer& l : s.layers) {
+        if (!l.multi_out()) continue;
+        double sum = 0;
+        for (const Layer::OutSlice& o : l.out_slices) sum += apart[o.layer];
+        mixed[l.name] = l.time_s < sum;
+        any_on |= mixed[l.name];
+      }
+      saw |= b.saw_partial;
+      CompileState c;
+      std::string tc;
+      const bool tried_c = any_on && std::any_of(mixed.begin(), mixed.end(), [](const auto& kv) { return !kv.second; });
+      if (tried_c) {
+        WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
+        saw |= c.saw_partial;
+      }
+      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+    }
+  }
   // Residency for the wider channels-over-every-core layers too: a layer
   // whose own best tile spreads channels over every core may still gain
   // when its neighbours' activations stay in the memtiles (ResNet-50 4x4

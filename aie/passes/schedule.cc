@@ -316,6 +316,7 @@ Status RunSchedule(CompileState& s) {
   }
   if (s.inputs.empty()) return InvalidArgument("compile: the graph has no quantized input (run wbs quantize first)");
   if (s.layers.empty()) return InvalidArgument("compile: the graph has no layers");
+  FuseSiblings(s);
   return Status::Ok();
 }
 
@@ -323,10 +324,13 @@ std::string DumpSchedule(const CompileState& s) {
   std::string r = "# schedule: layers in order (kind, input -> output, geometry, MACs dense/effective)\n";
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const Layer& l = s.layers[i];
-    std::string ins;
+    std::string ins, outs;
     for (int t : l.inputs) ins += (ins.empty() ? "" : ",") + s.tensors[static_cast<size_t>(t)].name;
+    for (const Layer::OutSlice& o : l.out_slices)
+      outs += fmt::format("{}{}[{},{})", outs.empty() ? "" : ",", s.tensors[static_cast<size_t>(o.tensor)].name, o.m0, o.m1);
+    if (outs.empty()) outs = s.tensors[static_cast<size_t>(l.output)].name;
     r += fmt::format("{:3} {:<8} {:<28} {} -> {}  {}x{}x{} -> {}x{}x{}  k{}x{} s{} g{}  macs {} / {}\n", i,
-                     LayerKindName(l.kind), l.name, ins, s.tensors[static_cast<size_t>(l.output)].name, l.c, l.h,
+                     LayerKindName(l.kind), l.name, ins, outs, l.c, l.h,
                      l.w, l.m, l.oh, l.ow, l.kh, l.kw, l.sh, l.groups, l.macs_dense, l.macs);
   }
   return r;

@@ -235,7 +235,17 @@ Status TileLayers(CompileState& s) {
           const double rd_rate = cols_used * ddr_bpc * std::max(1, t.ddr.read_channels_per_memtile);
           const double out_rate = cols_used * ddr_bpc * t.ddr.write_channels_per_memtile;
           const ActTensor& yr = y.alias_of >= 0 ? s.tensors[static_cast<size_t>(y.alias_of)] : y;
-          const double wr_cost = l.out_resident && !yr.resident_ddr ? 0.0 : y.bytes() / out_rate;
+          double wr_cost = l.out_resident && !yr.resident_ddr ? 0.0 : y.bytes() / out_rate;
+          if (l.multi_out()) {
+            // Fused siblings: the slices whose tensors go to DDR.
+            double bytes = 0;
+            for (const Layer::OutSlice& o : l.out_slices) {
+              const ActTensor& ys = s.tensors[static_cast<size_t>(o.tensor)];
+              const ActTensor& rs = ys.alias_of >= 0 ? s.tensors[static_cast<size_t>(ys.alias_of)] : ys;
+              if (!rs.resident || rs.resident_ddr) bytes += static_cast<double>(ys.bytes());
+            }
+            wr_cost = bytes / out_rate;
+          }
           double cost = std::max({core_cost, (w_total + in_total) / rd_rate, wr_cost});
           // Channels over every core, DDR-read bound: the input once per
           // serving memtile (codegen SpreadInput). Not when compute or the
@@ -301,7 +311,8 @@ Status RunSubvolume(CompileState& s) {
   if (s.options.resident) {
     WBS_RETURN_IF_ERROR(TileLayers(s));
     for (Layer& l : s.layers)
-      l.prefers_cout_only = l.cout_only && !(s.options.resident_min_w > 0 && l.ow >= s.options.resident_min_w);
+      l.prefers_cout_only = l.cout_only && !(s.options.resident_min_w > 0 && l.ow >= s.options.resident_min_w) &&
+                            !(l.multi_out() && l.ow > 2 * int64_t{s.target.cols});
     PlanAddFusion(s);
     PlanResidency(s, true);
   }
