@@ -113,6 +113,7 @@ Status RunMemPlan(CompileState& s) {
     };
     for (int ti : l.inputs) touch(ti);
     touch(l.output);
+    for (const Layer::OutSlice& o : l.out_slices) touch(o.tensor);  // fused siblings write them all
   }
   auto is_io = [&](int i) {
     return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||

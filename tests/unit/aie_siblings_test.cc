@@ -140,7 +140,15 @@ TEST(AieSiblings, ParallelOneByOneConvsCompileAsOneBitExactLayer) {
       for (const Layer& l : on.layers) macs_on += l.macs;
       for (const Layer& l : off.layers) macs_off += l.macs;
       EXPECT_EQ(macs_on, macs_off);
-      for (const CompileState* s : {&on, &off}) {
+      // Every tensor through DDR too: each slice's DDR range must stay
+      // live from the fused layer on (the memory plan reuses dead ranges).
+      CompileState ddr;
+      ddr.target = *t;
+      ddr.graph = g.get();
+      ddr.options.try_hfuse = false;
+      ddr.options.resident = false;
+      ASSERT_TRUE(Compile(ddr).ok());
+      for (const CompileState* s : {&on, &off, &ddr}) {
         const Status st = CheckProgram(*s);
         EXPECT_TRUE(st.ok()) << preset << ": " << st.ToString();
         ExpectBitExact(*s, *g);
