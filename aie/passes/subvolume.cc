@@ -171,6 +171,12 @@ Status TileLayers(CompileState& s) {
     }
     std::vector<int64_t> mts, ows;
     for (int64_t v = cap_rows; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) mts.push_back(v);
+    // Fused siblings (many block rows per core): every chunk count up to
+    // 8, not only halvings (Mixed_6e's 18 block rows per row: 6 = 3 chunks
+    // fit where 9 does not; 5 would stream the input 4 times).
+    if (l.multi_out())
+      for (int64_t n = 3; n <= 8; ++n)
+        if (const int64_t v = CeilDiv(cap_rows, n); std::find(mts.begin(), mts.end(), v) == mts.end()) mts.push_back(v);
     for (int64_t v = cap_w; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) ows.push_back(v);
     for (int64_t ct : cts) {
       const int64_t parts = CeilDiv(cpg, ct);
