@@ -687,6 +687,9 @@ void PackChannels(const PackPlaneArgs& a, const PackSegment& seg) {
   const __m512i even =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  // Lane 15 of the load at base - 16: source column base - 1, if inside the row.
+  const __mmask16 edge =
+      P && K == 3 && base[0][0] - 1 >= 0 && base[0][0] - 1 < a.in_w ? 0x8000 : 0;
   // Plane rows whose source row is inside x: [r_in, r_out); the rest are zeros.
   auto first_row_at = [&](int64_t iy) {  // first r with r * sy + row_off >= iy
     return std::clamp<int64_t>((iy - a.row_off + a.sy - 1) / a.sy, 0, a.rows);
@@ -707,6 +710,11 @@ void PackChannels(const PackPlaneArgs& a, const PackSegment& seg) {
     const float* src = a.x + c * a.in_h * a.in_w + (r_in * a.sy + a.row_off) * a.in_w;
     for (int64_t r = r_in; r < r_out; ++r, src += src_row_stride) {
       const int64_t row = dst_off + r * cols;
+      // Stride-2 triple: the column offset - 1 plane is the odd plane one
+      // lane to the right; its lane 0 comes from the previous chunk, or for
+      // the first chunk from source column base - 1 (lane 15 of edge).
+      __m512 prev_odd = _mm512_setzero_ps();
+      if constexpr (P && K == 3) prev_odd = _mm512_maskz_loadu_ps(edge, src + base[0][0] - kLanes);
 #pragma GCC unroll 4
       for (int i = 0; i < n; ++i) {
         if constexpr (P) {
@@ -714,11 +722,18 @@ void PackChannels(const PackPlaneArgs& a, const PackSegment& seg) {
           // the lanes inside the row: outside it both planes read zeros).
           const __m512 l = _mm512_maskz_loadu_ps(lo[0][i], src + base[0][i]);
           const __m512 h = _mm512_maskz_loadu_ps(hi[0][i], src + base[0][i] + kLanes);
+          const __m512 o = _mm512_permutex2var_ps(l, odd, h);
           _mm512_mask_storeu_ps(dst[0] + row + col[i], store[i], _mm512_permutex2var_ps(l, even, h));
-          _mm512_mask_storeu_ps(dst[1] + row + col[i], store[i], _mm512_permutex2var_ps(l, odd, h));
+          _mm512_mask_storeu_ps(dst[1] + row + col[i], store[i], o);
+          if constexpr (K == 3) {
+            const __m512 pv = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                _mm512_castps_si512(o), _mm512_castps_si512(prev_odd), 15));
+            _mm512_mask_storeu_ps(dst[2] + row + col[i], store[i], pv);
+            prev_odd = o;
+          }
         }
 #pragma GCC unroll 3
-        for (int k = P ? 2 : 0; k < K; ++k) {
+        for (int k = P ? K : 0; k < K; ++k) {
           __m512 v;
           if constexpr (SX == 1) {
             v = _mm512_maskz_loadu_ps(lo[k][i], src + base[k][i]);
