@@ -73,7 +73,9 @@ class Prefetcher {
   // block) while the extra load-port work stays small when the data is
   // already cached and few blocks are stored (90%: ~3 blocks per block-row).
   static constexpr int64_t kMaxLinesPer8Steps = 6;
-  Prefetcher(const BsrConvArgs& a, int64_t block_visits) {
+  // visits: the Step() calls of the kernel call; steps_per_visit: the FMA
+  // steps between two of them.
+  Prefetcher(const BsrConvArgs& a, int64_t visits, int64_t steps_per_visit) {
     w_ = reinterpret_cast<const char*>(a.prefetch_w);
     w_lines_ = a.prefetch_w ? (a.prefetch_w_bytes + kLine - 1) / kLine : 0;
     x_ = reinterpret_cast<const char*>(a.prefetch_x);
@@ -82,8 +84,8 @@ class Prefetcher {
     x_range_lines_ = a.prefetch_x_bytes / kLine + 1;
     x_stride_ = a.prefetch_x_stride * static_cast<int64_t>(sizeof(float));
     const int64_t total = w_lines_ + x_ranges_ * x_range_lines_;
-    const int64_t cap = std::max<int64_t>(1, kMaxLinesPer8Steps * a.taps * a.bc / 8);
-    per_visit_ = std::min(cap, (total + block_visits - 1) / std::max<int64_t>(block_visits, 1));
+    const int64_t cap = std::max<int64_t>(1, kMaxLinesPer8Steps * steps_per_visit / 8);
+    per_visit_ = std::min(cap, (total + visits - 1) / std::max<int64_t>(visits, 1));
   }
   // The next lines of the request (none once it is done).
   __attribute__((always_inline)) inline void Step() {
@@ -246,8 +248,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs + h0;
     const float* xc = a.x + c0 * a.x_channel_stride + q;
-    pf.Step();
     if (taps == 1) {
+      pf.Step();
       if (nci == 8) {
         const bool wrap = j + 2 >= j1;
         const int32_t jn = wrap ? j0 + std::min(j + 2 - j1, j1 - j0 - 1) : j + 2;
@@ -268,7 +270,12 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep) step(xc, w);
     } else {
+      // More taps: the prefetch request goes out a few lines per input
+      // channel, not per block (a 3x3 block is 72 steps; in a burst at its
+      // start, the next block-row's weights cost ResNet-50's 7x7 3x3 layer
+      // ~10% when they were cached already).
       for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
+        pf.Step();
 #pragma GCC unroll 9
         for (int t = 0; t < taps; ++t, w += wstep) step(xc + off[t], w);
       }
@@ -583,11 +590,13 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
     Tile<R, 3>(a, pf, i, h0, tail.q, lm);
 }
 
-// A Prefetcher for the call: ~one visit of Tile per stored block and tile.
+// A Prefetcher for the call: Tile steps it once per stored block and tile
+// (1x1), or once per input channel of a block (more taps).
 Prefetcher CallPrefetcher(const BsrConvArgs& a, int groups) {
   const int64_t tiles = std::max<int64_t>(1, (a.q_end - a.q_begin) / kTileQ);
   const int64_t blocks = a.row_ptr[a.row_end] - a.row_ptr[a.row_begin];
-  return Prefetcher(a, blocks * tiles * groups);
+  const int64_t per_block = a.taps == 1 ? 1 : a.bc;
+  return Prefetcher(a, blocks * tiles * groups * per_block, a.taps * a.bc / per_block);
 }
 
 }  // namespace
