@@ -15,6 +15,7 @@
 namespace wbs::aie {
 
 int NumChannelGroups(const Layer& l);
+void PartChannels(const Layer& l, int64_t p, int64_t* k0, int64_t* k1);
 
 namespace {
 
@@ -31,7 +32,8 @@ std::vector<int64_t> Partition(const std::vector<int64_t>& weights, int k, int64
       // Leave at least one item for each remaining range.
       const int64_t ranges_left = k - static_cast<int64_t>(b->size());
       const bool must_cut = n - i <= ranges_left && i > b->back();
-      if ((sum + weights[static_cast<size_t>(i)] > cap && i > b->back()) || i - b->back() >= max_len || must_cut) {
+      if ((sum + weights[static_cast<size_t>(i)] > cap && i > b->back()) ||
+          i - b->back() >= max_len || must_cut) {
         b->push_back(i);
         sum = 0;
       }
@@ -44,18 +46,276 @@ std::vector<int64_t> Partition(const std::vector<int64_t>& weights, int k, int64
   for (int64_t w : weights) lo = std::max(lo, w), hi += w;
   while (lo < hi) {
     const int64_t mid = (lo + hi) / 2;
-    if (greedy(mid, &bounds)) hi = mid;
-    else lo = mid + 1;
+    if (greedy(mid, &bounds))
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   greedy(lo, &bounds);
   while (static_cast<int>(bounds.size()) - 1 < k) bounds.push_back(n);  // empty tail ranges
   return bounds;
 }
 
+// ---- Output-channel permutation ----
+//
+// The cores of a column share each CIN part's input (one broadcast) and
+// each channel chunk's input pass, so they wait for each other part by part
+// (a core runs at most as far ahead as its input buffers allow) and chunk by
+// chunk: what a core computes per chunk and per part must be balanced, not
+// only its total. With the block rows in their natural order a contiguous
+// range cannot do that (VGG-16 50% features.17: the rows' per-part largest
+// COMPs sum to 1.43x their means; features.12: the groups' totals differ by
+// 13% while each group's share fills its chunks exactly). Where nothing
+// outside the compiler sees a conv's output channel order - every consumer
+// is a plain conv reading the whole tensor (directly or through pools,
+// which are channel-wise), the tensor is no graph output and nothing is
+// aliased into it - its block rows may be permuted: the layer's weight
+// rows, bias and requantization move with them, and so do the consumers'
+// weight columns (8-channel blocks onto 8-channel blocks, so their block
+// structure is the same up to the order of block columns). The network's
+// result is unchanged bit for bit.
+
+// The conv layers reading tensor ti through channel-wise layers (pools),
+// appended to *convs (the pools' outputs inherit the order); false where
+// some reader needs the channel order as it is.
+bool ChannelReaders(const CompileState& s, int ti, std::vector<int>* convs, int depth = 0) {
+  const ActTensor& x = s.tensors[static_cast<size_t>(ti)];
+  if (depth > 8 || x.alias_of >= 0 || x.consumers.empty()) return false;
+  if (std::find(s.outputs.begin(), s.outputs.end(), ti) != s.outputs.end()) return false;
+  for (const ActTensor& y : s.tensors)
+    if (y.alias_of == ti) return false;
+  for (const int ci : x.consumers) {
+    const Layer& c = s.layers[static_cast<size_t>(ci)];
+    if (c.fused_into >= 0 || c.inputs.size() != 1 || c.inputs[0] != ti || c.c != x.c) return false;
+    if (c.kind == LayerKind::kConv) {
+      if (c.groups != 1 || c.bc != 8 || c.c % c.bc != 0) return false;
+      convs->push_back(ci);
+    } else if (c.kind == LayerKind::kMaxPool || c.kind == LayerKind::kAvgPool) {
+      if (!ChannelReaders(s, c.output, convs, depth + 1)) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Block rows [perm[0], perm[1], ...] become rows 0, 1, ... of layer l, and
+// block columns likewise in every reader.
+void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& perm,
+                      const std::vector<int>& readers) {
+  const int64_t taps = l.kh * l.kw, cpg = l.c / l.groups, row = l.br * cpg * taps;
+  std::vector<int8_t> w(l.weight.size());
+  std::vector<int32_t> bias(l.bias.size()), mult(l.mult.size()), shift(l.shift.size());
+  std::vector<int64_t> nnz(l.row_nnz.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    const int64_t o = perm[i];
+    std::copy_n(l.weight.begin() + o * row, row, w.begin() + static_cast<int64_t>(i) * row);
+    for (int64_t u = 0; u < l.br; ++u) {
+      const size_t to = i * static_cast<size_t>(l.br) + static_cast<size_t>(u);
+      const size_t from = static_cast<size_t>(o * l.br + u);
+      if (!bias.empty()) bias[to] = l.bias[from];
+      if (!mult.empty()) mult[to] = l.mult[from];
+      if (!shift.empty()) shift[to] = l.shift[from];
+    }
+    nnz[i] = l.row_nnz[static_cast<size_t>(o)];
+  }
+  l.weight = std::move(w), l.bias = std::move(bias), l.mult = std::move(mult),
+  l.shift = std::move(shift), l.row_nnz = std::move(nnz);
+  for (const int ci : readers) {
+    Layer& c = s.layers[static_cast<size_t>(ci)];
+    const int64_t ctaps = c.kh * c.kw, blk = c.bc * ctaps;
+    std::vector<int8_t> cw(c.weight.size());
+    for (int64_t m = 0; m < c.m; ++m)
+      for (size_t j = 0; j < perm.size(); ++j)
+        std::copy_n(c.weight.begin() + (m * c.c + perm[j] * c.bc) * ctaps, blk,
+                    cw.begin() + (m * c.c + static_cast<int64_t>(j) * c.bc) * ctaps);
+    c.weight = std::move(cw);
+  }
+}
+
+// Block rows of conv l into `groups` groups of the given sizes, each in
+// chunks of mt_rows, so that the groups' chunks at each position are
+// balanced part by part: rows sorted by non-zeros, each chunk position
+// takes the next rows, which go (heaviest first) to the group whose per-part
+// loads grow least (sum of squares), then pairwise swaps between the
+// position's groups while they lower the sum over parts of the largest load.
+std::vector<int64_t> BalancedOrder(const Layer& l, const std::vector<int64_t>& sizes) {
+  const int64_t n = l.block_rows, taps = l.kh * l.kw, cpg = l.c / l.groups;
+  const int64_t parts = std::max<int64_t>(1, l.parts);
+  std::vector<std::vector<int64_t>> v(static_cast<size_t>(n),
+                                      std::vector<int64_t>(static_cast<size_t>(parts), 0));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t p = 0; p < parts; ++p) {
+      int64_t k0 = 0, k1 = 0;
+      PartChannels(l, p, &k0, &k1);
+      for (int64_t j = k0 / l.bc; j < (k1 + l.bc - 1) / l.bc; ++j) {
+        bool nz = false;
+        for (int64_t r = i * l.br; r < (i + 1) * l.br && !nz; ++r)
+          for (int64_t k = j * l.bc; k < std::min(k1, (j + 1) * l.bc) && !nz; ++k)
+            for (int64_t t = 0; t < taps && !nz; ++t)
+              nz = l.weight[static_cast<size_t>((r * cpg + k) * taps + t)] != 0;
+        v[static_cast<size_t>(i)][static_cast<size_t>(p)] += nz;
+      }
+    }
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return l.row_nnz[static_cast<size_t>(a)] > l.row_nnz[static_cast<size_t>(b)];
+  });
+  const int groups = static_cast<int>(sizes.size());
+  const int64_t mt = std::max<int64_t>(1, l.mt_rows);
+  // cells[g][k]: the rows of group g's chunk k.
+  std::vector<std::vector<std::vector<int64_t>>> cells(static_cast<size_t>(groups));
+  int64_t next = 0;
+  for (int64_t k = 0;; ++k) {
+    std::vector<int64_t> cap(static_cast<size_t>(groups), 0);
+    int64_t total = 0;
+    for (int g = 0; g < groups; ++g) {
+      cap[static_cast<size_t>(g)] =
+          std::clamp<int64_t>(sizes[static_cast<size_t>(g)] - k * mt, 0, mt);
+      total += cap[static_cast<size_t>(g)];
+    }
+    if (total == 0) break;
+    std::vector<std::vector<int64_t>> load(static_cast<size_t>(groups),
+                                           std::vector<int64_t>(static_cast<size_t>(parts), 0));
+    std::vector<std::vector<int64_t>> cell(static_cast<size_t>(groups));
+    for (int64_t q = 0; q < total; ++q) {
+      const int64_t i = order[static_cast<size_t>(next++)];
+      const auto& vi = v[static_cast<size_t>(i)];
+      int best = -1;
+      int64_t best_cost = 0;
+      for (int g = 0; g < groups; ++g) {
+        if (static_cast<int64_t>(cell[static_cast<size_t>(g)].size()) >=
+            cap[static_cast<size_t>(g)])
+          continue;
+        int64_t cost = 0;
+        for (int64_t p = 0; p < parts; ++p) {
+          const int64_t x =
+              load[static_cast<size_t>(g)][static_cast<size_t>(p)] + vi[static_cast<size_t>(p)];
+          cost += x * x;
+        }
+        if (best < 0 || cost < best_cost) best = g, best_cost = cost;
+      }
+      cell[static_cast<size_t>(best)].push_back(i);
+      for (int64_t p = 0; p < parts; ++p)
+        load[static_cast<size_t>(best)][static_cast<size_t>(p)] += vi[static_cast<size_t>(p)];
+    }
+    // The position's cost: per part the largest group load, summed.
+    auto cost_of = [&]() {
+      int64_t c = 0;
+      for (int64_t p = 0; p < parts; ++p) {
+        int64_t mx = 0;
+        for (int g = 0; g < groups; ++g)
+          mx = std::max(mx, load[static_cast<size_t>(g)][static_cast<size_t>(p)]);
+        c += mx;
+      }
+      return c;
+    };
+    auto move = [&](int g, int64_t i, int sign) {
+      for (int64_t p = 0; p < parts; ++p)
+        load[static_cast<size_t>(g)][static_cast<size_t>(p)] +=
+            sign * v[static_cast<size_t>(i)][static_cast<size_t>(p)];
+    };
+    int64_t cur = cost_of();
+    for (int round = 0; round < 4; ++round) {
+      bool improved = false;
+      for (int a = 0; a < groups; ++a)
+        for (int b = a + 1; b < groups; ++b)
+          for (int64_t& x : cell[static_cast<size_t>(a)])
+            for (int64_t& y : cell[static_cast<size_t>(b)]) {
+              move(a, x, -1), move(b, y, -1), move(a, y, 1), move(b, x, 1);
+              const int64_t c = cost_of();
+              if (c < cur) {
+                cur = c, improved = true;
+                std::swap(x, y);
+              } else {
+                move(a, y, -1), move(b, x, -1), move(a, x, 1), move(b, y, 1);
+              }
+            }
+      if (!improved) break;
+    }
+    for (int g = 0; g < groups; ++g)
+      cells[static_cast<size_t>(g)].push_back(std::move(cell[static_cast<size_t>(g)]));
+  }
+  // Then swaps between any two cells (any positions) while they lower the
+  // sum over positions and parts of the largest group load: a position's
+  // few rows alone rarely balance every part (VGG-16 50% features.19, 16
+  // parts of 2 x 4 blocks: per-part maxima 1.35x their means with the
+  // natural order, 1.27x after the positions alone). Bounded work: the
+  // widest layers (the classifiers, DDR-bound) skip it.
+  const int64_t positions = groups > 0 ? static_cast<int64_t>(cells[0].size()) : 0;
+  if (positions > 0 && n * n * parts * groups <= 40'000'000) {
+    // load[(k * groups + g) * parts + p]
+    std::vector<int64_t> load(static_cast<size_t>(positions * groups * parts), 0);
+    auto at = [&](int64_t k, int g, int64_t p) -> int64_t& {
+      return load[static_cast<size_t>((k * groups + g) * parts + p)];
+    };
+    for (int g = 0; g < groups; ++g)
+      for (int64_t k = 0; k < positions; ++k)
+        for (const int64_t i : cells[static_cast<size_t>(g)][static_cast<size_t>(k)])
+          for (int64_t p = 0; p < parts; ++p) at(k, g, p) += v[static_cast<size_t>(i)][static_cast<size_t>(p)];
+    // A core may run a part ahead of its column (two input buffers), so
+    // a position costs between the sum of its per-part maxima and its
+    // largest group total: both count.
+    auto pos_cost = [&](int64_t k) {
+      int64_t c = 0, top = 0;
+      for (int64_t p = 0; p < parts; ++p) {
+        int64_t mx = 0;
+        for (int g = 0; g < groups; ++g) mx = std::max(mx, at(k, g, p));
+        c += mx;
+      }
+      for (int g = 0; g < groups; ++g) {
+        int64_t sum = 0;
+        for (int64_t p = 0; p < parts; ++p) sum += at(k, g, p);
+        top = std::max(top, sum);
+      }
+      return c + top;
+    };
+    auto shift = [&](int64_t k, int g, int64_t i, int sign) {
+      for (int64_t p = 0; p < parts; ++p) at(k, g, p) += sign * v[static_cast<size_t>(i)][static_cast<size_t>(p)];
+    };
+    struct Slot {
+      int g;
+      int64_t k;
+      size_t j;
+    };
+    std::vector<Slot> slots;
+    for (int g = 0; g < groups; ++g)
+      for (int64_t k = 0; k < positions; ++k)
+        for (size_t j = 0; j < cells[static_cast<size_t>(g)][static_cast<size_t>(k)].size(); ++j)
+          slots.push_back({g, k, j});
+    for (int round = 0; round < 6; ++round) {
+      bool improved = false;
+      for (size_t a = 0; a < slots.size(); ++a)
+        for (size_t b = a + 1; b < slots.size(); ++b) {
+          const Slot &sa = slots[a], &sb = slots[b];
+          if (sa.g == sb.g && sa.k == sb.k) continue;
+          int64_t& x = cells[static_cast<size_t>(sa.g)][static_cast<size_t>(sa.k)][sa.j];
+          int64_t& y = cells[static_cast<size_t>(sb.g)][static_cast<size_t>(sb.k)][sb.j];
+          const int64_t before = pos_cost(sa.k) + (sa.k != sb.k ? pos_cost(sb.k) : 0);
+          shift(sa.k, sa.g, x, -1), shift(sb.k, sb.g, y, -1), shift(sa.k, sa.g, y, 1), shift(sb.k, sb.g, x, 1);
+          const int64_t after = pos_cost(sa.k) + (sa.k != sb.k ? pos_cost(sb.k) : 0);
+          if (after < before) {
+            std::swap(x, y);
+            improved = true;
+          } else {
+            shift(sa.k, sa.g, y, -1), shift(sb.k, sb.g, x, -1), shift(sa.k, sa.g, x, 1), shift(sb.k, sb.g, y, 1);
+          }
+        }
+      if (!improved) break;
+    }
+  }
+  std::vector<int64_t> perm;
+  for (const auto& gc : cells)
+    for (const auto& c : gc) perm.insert(perm.end(), c.begin(), c.end());
+  return perm;
+}
+
 }  // namespace
 
 Status RunBalance(CompileState& s) {
-  for (Layer& l : s.layers) {
+  for (size_t li = 0; li < s.layers.size(); ++li) {
+    Layer& l = s.layers[li];
     const int groups = NumChannelGroups(l);
     std::vector<int64_t> weights;
     if (l.kind == LayerKind::kConv) {
@@ -73,12 +333,31 @@ Status RunBalance(CompileState& s) {
     const int64_t share = (n + groups - 1) / std::max(1, groups);
     const int64_t per_chunk = std::max<int64_t>(1, l.mt_rows);
     const int64_t max_len = (share + per_chunk - 1) / per_chunk * per_chunk;
-    const std::vector<int64_t> b = Partition(weights, groups, max_len);
+    std::vector<int64_t> b = Partition(weights, groups, max_len);
+    std::vector<int> readers;
+    if (s.options.permute_channels && l.kind == LayerKind::kConv && groups > 1 && l.groups == 1 &&
+        l.fused_add < 0 && !l.multi_out() && l.br == 8 && l.m % l.br == 0 &&
+        ChannelReaders(s, l.output, &readers)) {
+      // (Not fused siblings: their output slices map fixed channel ranges to their tensors.)
+      // Group sizes as an equal split of the rows gives them (each within
+      // its planned chunks), rows placed by BalancedOrder.
+      const std::vector<int64_t> eq =
+          Partition(std::vector<int64_t>(weights.size(), 1), groups, max_len);
+      std::vector<int64_t> sizes;
+      for (int g = 0; g < groups; ++g)
+        sizes.push_back(eq[static_cast<size_t>(g) + 1] - eq[static_cast<size_t>(g)]);
+      const std::vector<int64_t> perm = BalancedOrder(l, sizes);
+      if (static_cast<int64_t>(perm.size()) == n) {
+        ApplyPermutation(s, l, perm, readers);
+        b = eq;
+      }
+    }
     const int64_t scale = l.kind == LayerKind::kConv ? l.br : 1;
     std::vector<int64_t> nnz(static_cast<size_t>(groups), 0);
     for (int g = 0; g < groups; ++g)
       for (int64_t i = b[static_cast<size_t>(g)]; i < b[static_cast<size_t>(g) + 1]; ++i)
-        nnz[static_cast<size_t>(g)] += l.kind == LayerKind::kConv ? l.row_nnz[static_cast<size_t>(i)] : 1;
+        nnz[static_cast<size_t>(g)] +=
+            l.kind == LayerKind::kConv ? l.row_nnz[static_cast<size_t>(i)] : 1;
     int64_t total_nnz = 0;
     for (int64_t v : l.row_nnz) total_nnz += v;
     for (size_t i = 0; i < l.cores.size(); ++i) {
@@ -93,7 +372,8 @@ Status RunBalance(CompileState& s) {
       w.nnz = nnz[static_cast<size_t>(g)];
       if (l.kind == LayerKind::kConv && total_nnz > 0 && l.ow > 0) {
         // Its share of the effective MACs (the exact count is in its COMPs).
-        w.macs = static_cast<int64_t>(static_cast<double>(l.macs) * w.nnz / total_nnz * (w.x1 - w.x0) / l.ow);
+        w.macs = static_cast<int64_t>(static_cast<double>(l.macs) * w.nnz / total_nnz *
+                                      (w.x1 - w.x0) / l.ow);
       }
     }
     int64_t mx = 0, sum = 0;
@@ -104,7 +384,8 @@ Status RunBalance(CompileState& s) {
 }
 
 std::string DumpBalance(const CompileState& s) {
-  std::string r = "# balance: channel range and non-zero blocks per channel group, imbalance = max/mean - 1\n";
+  std::string r =
+      "# balance: channel range and non-zero blocks per channel group, imbalance = max/mean - 1\n";
   for (const Layer& l : s.layers) {
     std::string g;
     int64_t last = -1;

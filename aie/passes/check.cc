@@ -180,7 +180,7 @@ Status CheckLayerBuffers(const Layer& l, int64_t capacity) {
     const char* name;
     int64_t lo, hi;
   };
-  const R rs[] = {{"in", l.core_in, l.core_in + 2 * l.in_bytes},
+  const R rs[] = {{"in", l.core_in, l.core_in + l.in_bufs * l.in_bytes},
                   {"in2", l.core_in2, l.core_in2 + 2 * l.in2_bytes},
                   {"w", l.core_w, l.core_w + l.core_w_halves() * l.w_bytes},
                   {"out", l.core_out, l.core_out + 2 * l.out_bytes},

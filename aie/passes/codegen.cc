@@ -38,15 +38,22 @@ namespace {
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Lock ids in a core (pairs: id and id + 1 for ping/pong).
+// Lock ids in a core (pairs: id and id + 1 for ping/pong); the third and
+// fourth input buffers (Layer::in_bufs) take the pairs from kInEmpty3.
 constexpr int kInEmpty = 0, kInFull = 2, kIn2Empty = 4, kIn2Full = 6, kOutEmpty = 8, kOutFull = 10;
-constexpr int kCoreLocks = 12;
+constexpr int kInEmpty3 = 12, kInFull3 = 14;
+constexpr int kCoreLocks = 16;
 
 LockOp L(MemSpace tile, int id) { return LockOp{tile, id, 1, true}; }
-// The input buffer's lock: ping/pong by iteration, or with CIN parts the
-// half of part `part` (fixed per instruction).
-LockOp InLock(MemSpace tile, int id, int64_t parts, int64_t part) {
-  return parts == 1 ? L(tile, id) : LockOp{tile, id + static_cast<int>(part % 2), 1, false};
+// The input buffer's lock (`full`: the full one, else the empty one):
+// ping/pong by iteration, or with CIN parts the buffer of part `part`
+// (part mod in_bufs, fixed per instruction).
+LockOp InLock(MemSpace tile, bool full, const Layer& l, int64_t part) {
+  if (l.parts == 1) return L(tile, full ? kInFull : kInEmpty);
+  const int sel = static_cast<int>(part % l.in_bufs);
+  const int id =
+      sel < 2 ? (full ? kInFull : kInEmpty) + sel : (full ? kInFull3 : kInEmpty3) + sel - 2;
+  return LockOp{tile, id, 1, false};
 }
 
 // Channels [c0, c0 + cn) of a transfer whose patterns have channels in
@@ -416,7 +423,8 @@ struct Gen {
       // moves in while part p computes (by iteration, every part of an
       // iteration would wait for the previous part's COMP).
       const bool in_pong = l.parts == 1;
-      const int64_t in_sel = in_pong ? 0 : part % 2;
+      const int64_t in_sel = in_pong ? 0 : part % l.in_bufs;
+      const int64_t mt_sel = in_pong ? 0 : part % 2;  // the memtile slab keeps two halves
       int64_t k0 = 0, k1 = 0;
       if (l.kind == LayerKind::kConv) PartChannels(l, part, &k0, &k1);
       // Inputs: one slab per column (shared) or per core.
@@ -451,7 +459,7 @@ struct Gen {
           ld.src_ap.bound = {CeilDiv(x.w, l.sw), CeilDiv(x.h, l.sh), 0, 0};
         }
         ld.dst = {MemSpace::Memtile(mt)};
-        ld.dst_ap = Contig(slab + in_sel * l.mt_in_bytes, in_pong ? l.mt_in_bytes : 0, cin, ih, iw);
+        ld.dst_ap = Contig(slab + mt_sel * l.mt_in_bytes, in_pong ? l.mt_in_bytes : 0, cin, ih, iw);
         if (ld.src_ap.bytes() > l.in_bytes)
           return Internal("{}: input tile {} > slab {}", l.name, ld.src_ap.bytes(), l.in_bytes);
         Instruction fm;
@@ -462,8 +470,8 @@ struct Gen {
         for (const CoreTile* g : group) {
           const MemSpace c = MemSpace::Core(g->w->row, g->w->col);
           fm.dst.push_back(c);
-          fm.acquire.push_back(InLock(c, kInEmpty, l.parts, part));
-          fm.release.push_back(InLock(c, kInFull, l.parts, part));
+          fm.acquire.push_back(InLock(c, false, l, part));
+          fm.release.push_back(InLock(c, true, l, part));
         }
         fm.dst_ap = Contig(l.core_in + in_sel * l.in_bytes, in_pong ? l.in_bytes : 0, cin, ih, iw);
         // The tile goes as two channel halves, one on each DDR read channel
@@ -624,8 +632,8 @@ struct Gen {
         q.out_type = y.type;
         q.out = {l.core_out, l.out_bytes};
         const bool last_part = part == l.parts - 1;
-        cp.acquire = {InLock(c, kInFull, l.parts, part)};
-        cp.release = {InLock(c, kInEmpty, l.parts, part)};
+        cp.acquire = {InLock(c, true, l, part)};
+        cp.release = {InLock(c, false, l, part)};
         if (fa) {
           // The conv's own u8 tile goes to the scratch buffer for the Add
           // COMP right after it on the same core (program order orders them).
@@ -894,11 +902,15 @@ Status RunCodegen(CompileState& s) {
     const Layer& l = s.layers[i];
     p.layers.push_back({l.name, l.op, l.macs_dense, l.macs});
   }
-  // Every core's "empty" locks start at 1 (both halves).
+  // Every core's "empty" locks start at 1 (both halves); those of the third
+  // and fourth input buffers only where a layer has them.
+  bool more_in = false;
+  for (const Layer& l : s.layers) more_in = more_in || l.in_bufs > 2;
   for (int r = 0; r < s.target.rows; ++r)
     for (int c = 0; c < s.target.cols; ++c)
-      for (int id : {kInEmpty, kIn2Empty, kOutEmpty})
-        for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
+      for (int id : {kInEmpty, kIn2Empty, kOutEmpty, kInEmpty3})
+        if (id != kInEmpty3 || more_in)
+          for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
     Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1};

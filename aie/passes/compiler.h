@@ -170,6 +170,16 @@ struct Layer {
   // sets it when parts weight slabs per row fit the memtile.
   bool w_kept = false;
   int64_t mt_w_slabs() const { return w_kept ? std::max<int64_t>(2, parts) : 2; }
+  // Core input buffers. With CIN parts the input rotates over them by part
+  // (codegen); memplan adds a third and a fourth where they fit beside the
+  // tile. The cores of a column share each part's input (one broadcast), so
+  // with two buffers a core can run at most one part ahead of the slowest
+  // core of its column: every part then costs the column's largest COMP,
+  // and at 50% the rows' non-zeros per part differ widely (VGG-16
+  // features.17: the parts' per-row maxima sum to 1.43x their means). More
+  // buffers let a core run further ahead, so only its totals over a few
+  // parts count.
+  int64_t in_bufs = 2;
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]
@@ -260,6 +270,10 @@ struct CompileOptions {
   bool hfuse = true;
   std::map<std::string, bool> hfuse_groups;
   bool try_hfuse = true;
+  // Output channels permuted by 8-channel block rows where only convs read
+  // them (balance.cc), so each channel chunk and CIN part is balanced over
+  // the cores that share its input.
+  bool permute_channels = true;
 };
 
 struct CompileState {

@@ -214,9 +214,6 @@ Status RunMemPlan(CompileState& s) {
     for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
   }
   for (Layer& l : s.layers) {
-    int64_t a = 0;
-    l.core_in = a, a += 2 * l.in_bytes;
-    l.core_in2 = a, a += 2 * l.in2_bytes;
     // A second core weight half when the layer has more than one weight
     // block and it fits beside the tile (pass 2 sized the tile without it).
     {
@@ -226,6 +223,19 @@ Status RunMemPlan(CompileState& s) {
       l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
                    need <= t.core_buffer_bytes();
     }
+    // Extra input buffers for CIN parts where they fit (Layer::in_bufs;
+    // their lock ids need a core with 16 locks).
+    l.in_bufs = 2;
+    if (l.kind == LayerKind::kConv && l.parts > 1 && t.core.locks >= 16) {
+      const int64_t rest =
+          2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
+      while (l.in_bufs < std::min<int64_t>(4, l.parts) &&
+             (l.in_bufs + 1) * l.in_bytes + rest <= t.core_buffer_bytes())
+        ++l.in_bufs;
+    }
+    int64_t a = 0;
+    l.core_in = a, a += l.in_bufs * l.in_bytes;
+    l.core_in2 = a, a += 2 * l.in2_bytes;
     l.core_w = a, a += l.core_w_halves() * l.w_bytes;
     l.core_out = a, a += 2 * l.out_bytes;
     l.core_acc = a, a += l.acc_bytes;

@@ -38,7 +38,7 @@ std::string MemoryMap(const CompileState& s) {
   r += fmt::format("# per layer: core buffers (same addresses in every busy core; {} bytes of buffer banks) and memtile slabs (per column, {} bytes each)\n",
                    s.target.core_buffer_bytes(), s.target.memtile.bytes);
   for (const Layer& l : s.layers) {
-    r += fmt::format("core\t{}\tin {}+2x{}\tin2 {}+2x{}\tw {}+{}x{}\tout {}+2x{}\tacc {}+{}\n", l.name, l.core_in, l.in_bytes,
+    r += fmt::format("core\t{}\tin {}+{}x{}\tin2 {}+2x{}\tw {}+{}x{}\tout {}+2x{}\tacc {}+{}\n", l.name, l.core_in, l.in_bufs, l.in_bytes,
                      l.core_in2, l.in2_bytes, l.core_w, l.core_w_halves(), l.w_bytes, l.core_out,
                      l.out_bytes, l.core_acc, l.acc_bytes);
     r += fmt::format("memtile\t{}\tin {}\tin2 {}\tw {}\tout {}\tend {}\n", l.name, l.mt_in, l.mt_in2, l.mt_w, l.mt_out,

@@ -73,7 +73,9 @@ class Prefetcher {
   // block) while the extra load-port work stays small when the data is
   // already cached and few blocks are stored (90%: ~3 blocks per block-row).
   static constexpr int64_t kMaxLinesPer8Steps = 6;
-  Prefetcher(const BsrConvArgs& a, int64_t block_visits) {
+  // visits: the Step() calls of the kernel call; steps_per_visit: the FMA
+  // steps between two of them.
+  Prefetcher(const BsrConvArgs& a, int64_t visits, int64_t steps_per_visit) {
     w_ = reinterpret_cast<const char*>(a.prefetch_w);
     w_lines_ = a.prefetch_w ? (a.prefetch_w_bytes + kLine - 1) / kLine : 0;
     x_ = reinterpret_cast<const char*>(a.prefetch_x);
@@ -82,8 +84,8 @@ class Prefetcher {
     x_range_lines_ = a.prefetch_x_bytes / kLine + 1;
     x_stride_ = a.prefetch_x_stride * static_cast<int64_t>(sizeof(float));
     const int64_t total = w_lines_ + x_ranges_ * x_range_lines_;
-    const int64_t cap = std::max<int64_t>(1, kMaxLinesPer8Steps * a.taps * a.bc / 8);
-    per_visit_ = std::min(cap, (total + block_visits - 1) / std::max<int64_t>(block_visits, 1));
+    const int64_t cap = std::max<int64_t>(1, kMaxLinesPer8Steps * steps_per_visit / 8);
+    per_visit_ = std::min(cap, (total + visits - 1) / std::max<int64_t>(visits, 1));
   }
   // The next lines of the request (none once it is done).
   __attribute__((always_inline)) inline void Step() {
@@ -246,8 +248,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs + h0;
     const float* xc = a.x + c0 * a.x_channel_stride + q;
-    pf.Step();
     if (taps == 1) {
+      pf.Step();
       if (nci == 8) {
         const bool wrap = j + 2 >= j1;
         const int32_t jn = wrap ? j0 + std::min(j + 2 - j1, j1 - j0 - 1) : j + 2;
@@ -268,7 +270,12 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep) step(xc, w);
     } else {
+      // More taps: the prefetch request goes out a few lines per input
+      // channel, not per block (a 3x3 block is 72 steps; in a burst at its
+      // start, the next block-row's weights cost ResNet-50's 7x7 3x3 layer
+      // ~10% when they were cached already).
       for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
+        pf.Step();
 #pragma GCC unroll 9
         for (int t = 0; t < taps; ++t, w += wstep) step(xc + off[t], w);
       }
@@ -583,11 +590,13 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
     Tile<R, 3>(a, pf, i, h0, tail.q, lm);
 }
 
-// A Prefetcher for the call: ~one visit of Tile per stored block and tile.
+// A Prefetcher for the call: Tile steps it once per stored block and tile
+// (1x1), or once per input channel of a block (more taps).
 Prefetcher CallPrefetcher(const BsrConvArgs& a, int groups) {
   const int64_t tiles = std::max<int64_t>(1, (a.q_end - a.q_begin) / kTileQ);
   const int64_t blocks = a.row_ptr[a.row_end] - a.row_ptr[a.row_begin];
-  return Prefetcher(a, blocks * tiles * groups);
+  const int64_t per_block = a.taps == 1 ? 1 : a.bc;
+  return Prefetcher(a, blocks * tiles * groups * per_block, a.taps * a.bc / per_block);
 }
 
 }  // namespace
@@ -635,118 +644,188 @@ void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
   }
 }
 
-void f32_pack_plane__avx512(const PackPlaneArgs& a) {
-  if (a.sx != 1 && a.sx != 2) return f32_pack_plane__ref(a);
-  // Stride-2 columns: the even (odd) lanes of two consecutive source vectors.
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+namespace {
+
+// f32_pack_plane__avx512 writes up to kPackOuts planes per pass (dst, and
+// dst_odd / dst_prev: the same window at column offset + 1 / - 1), in
+// segments of up to kPackSeg 16-column chunks per row.
+constexpr int kPackOuts = 3;
+constexpr int kPackSeg = 32;
+
+// One segment of a pass: per output plane k and chunk i, the source offset
+// of lane 0 within the row (stride 2: of the even lane pair) and the source
+// lanes inside the row (hi: the second vector of a stride-2 pair); per
+// chunk the first output column and the output lanes.
+struct PackSegment {
+  int outs = 0, chunks = 0;
+  float* dst[kPackOuts] = {};
+  int64_t base[kPackOuts][kPackSeg] = {};
+  __mmask16 lo[kPackOuts][kPackSeg] = {}, hi[kPackOuts][kPackSeg] = {};
+  int64_t col[kPackSeg] = {};
+  __mmask16 store[kPackSeg] = {};
+};
+
+// Channels [c_begin, c_end) of one segment: every output plane, every chunk,
+// straight-line (SX: stride; N: chunks per row, 0 = seg.chunks; K: planes).
+// Each plane's chunk is its own masked load (or two and a vpermt2ps at
+// stride 2) and masked store: the padding is in the masks, so a row has no
+// branches and no scalar stores. The previous loop (per-row tests for the
+// padding and the optional planes, scalar edge columns, one shared load for
+// the planes) took 12-15 cycles per one-chunk row of ResNet-50's 7x7 and
+// 14x14 planes: 12-20% of its 90%-sparse 3x3 and stride-2 layers.
+template <int SX, int N, int K, bool P>
+void PackChannels(const PackPlaneArgs& a, const PackSegment& seg) {
+  static_assert(!P || (SX == 2 && K >= 2));
+  constexpr int kMax = N > 0 ? N : kPackSeg;
+  const int n = N > 0 ? N : seg.chunks;
+  // Local copies: the stores (through may_alias vector types) would make
+  // the compiler reload every field of seg after each of them.
+  int64_t base[K][kMax], col[kMax];
+  __mmask16 lo[K][kMax], hi[K][kMax], store[kMax];
+  float* dst[K];
+  for (int i = 0; i < n; ++i) {
+    col[i] = seg.col[i];
+    store[i] = seg.store[i];
+    for (int k = 0; k < K; ++k) {
+      base[k][i] = seg.base[k][i];
+      lo[k][i] = seg.lo[k][i];
+      hi[k][i] = seg.hi[k][i];
+    }
+  }
+  for (int k = 0; k < K; ++k) dst[k] = seg.dst[k];
+  const __m512i even =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const int64_t w = a.in_w;
-  // The padding masks depend only on the column chunk: computed once per
-  // segment of kSeg chunks, not per row (they were most of the work).
-  constexpr int64_t kSeg = 32;
-  struct Chunk {
-    int64_t col, base;        // first output column, source index of its lane 0
-    __mmask16 lo, hi, store;  // source lanes inside the row (hi: stride 2 only), output lanes
+  // Lane 15 of the load at base - 16: source column base - 1, if inside the row.
+  const __mmask16 edge =
+      P && K == 3 && base[0][0] - 1 >= 0 && base[0][0] - 1 < a.in_w ? 0x8000 : 0;
+  // Plane rows whose source row is inside x: [r_in, r_out); the rest are zeros.
+  auto first_row_at = [&](int64_t iy) {  // first r with r * sy + row_off >= iy
+    return std::clamp<int64_t>((iy - a.row_off + a.sy - 1) / a.sy, 0, a.rows);
   };
-  Chunk ch[kSeg];
-  for (int64_t seg = 0; seg < a.cols; seg += kSeg * kLanes) {
-    const int64_t seg_end = std::min(a.cols, seg + kSeg * kLanes);
-    int n = 0;
-    for (int64_t col = seg; col < seg_end; col += kLanes, ++n) {
-      Chunk& k = ch[n];
-      k.col = col;
-      k.store = TailMask(seg_end - col);
-      if (a.sx == 1) {
-        k.base = col + a.col_off;
-        k.lo = RangeMask(-k.base, w - k.base) & k.store;
-        k.hi = 0;
-      } else {
-        // Lane l reads 2l (even plane) and 2l + 1 (odd plane) from base.
-        k.base = 2 * col + a.col_off;
-        const int64_t need = 2 * std::min<int64_t>(kLanes, seg_end - col);
-        k.lo = RangeMask(-k.base, std::min(w - k.base, need));
-        k.hi = RangeMask(-k.base - kLanes, std::min(w - k.base, need) - kLanes);
+  const int64_t r_in = first_row_at(0);
+  const int64_t r_out = std::max(r_in, first_row_at(a.in_h));
+  const int64_t src_row_stride = a.sy * a.in_w, cols = a.cols;
+  for (int64_t c = a.c_begin; c < a.c_end; ++c) {
+    const int64_t dst_off = c * a.dst_channel_stride;
+    auto zeros = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int k = 0; k < K; ++k)
+          for (int i = 0; i < n; ++i)
+            _mm512_mask_storeu_ps(dst[k] + dst_off + r * cols + col[i], store[i],
+                                  _mm512_setzero_ps());
+    };
+    zeros(0, r_in);
+    const float* src = a.x + c * a.in_h * a.in_w + (r_in * a.sy + a.row_off) * a.in_w;
+    for (int64_t r = r_in; r < r_out; ++r, src += src_row_stride) {
+      const int64_t row = dst_off + r * cols;
+      // Stride-2 triple: the column offset - 1 plane is the odd plane one
+      // lane to the right; its lane 0 comes from the previous chunk, or for
+      // the first chunk from source column base - 1 (lane 15 of edge).
+      __m512 prev_odd = _mm512_setzero_ps();
+      if constexpr (P && K == 3) prev_odd = _mm512_maskz_loadu_ps(edge, src + base[0][0] - kLanes);
+#pragma GCC unroll 4
+      for (int i = 0; i < n; ++i) {
+        if constexpr (P) {
+          // The even and odd lanes of the same two loads (their masks are
+          // the lanes inside the row: outside it both planes read zeros).
+          const __m512 l = _mm512_maskz_loadu_ps(lo[0][i], src + base[0][i]);
+          const __m512 h = _mm512_maskz_loadu_ps(hi[0][i], src + base[0][i] + kLanes);
+          const __m512 o = _mm512_permutex2var_ps(l, odd, h);
+          _mm512_mask_storeu_ps(dst[0] + row + col[i], store[i], _mm512_permutex2var_ps(l, even, h));
+          _mm512_mask_storeu_ps(dst[1] + row + col[i], store[i], o);
+          if constexpr (K == 3) {
+            const __m512 pv = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                _mm512_castps_si512(o), _mm512_castps_si512(prev_odd), 15));
+            _mm512_mask_storeu_ps(dst[2] + row + col[i], store[i], pv);
+            prev_odd = o;
+          }
+        }
+#pragma GCC unroll 3
+        for (int k = P ? K : 0; k < K; ++k) {
+          __m512 v;
+          if constexpr (SX == 1) {
+            v = _mm512_maskz_loadu_ps(lo[k][i], src + base[k][i]);
+          } else {
+            const __m512 l = _mm512_maskz_loadu_ps(lo[k][i], src + base[k][i]);
+            const __m512 h = _mm512_maskz_loadu_ps(hi[k][i], src + base[k][i] + kLanes);
+            v = _mm512_permutex2var_ps(l, even, h);
+          }
+          _mm512_mask_storeu_ps(dst[k] + row + col[i], store[i], v);
+        }
       }
     }
-    // dst_prev: the odd lanes stored one column to the right (lane l is
-    // column col + 1 + l, kept while inside the row); its column 0 is a
-    // scalar per row (first segment only).
-    __mmask16 prev_store[kSeg];
-    for (int i = 0; i < n; ++i) prev_store[i] = TailMask(a.cols - ch[i].col - 1);
-    const int64_t prev_col0 = a.col_off - 1;
-    const bool prev_col0_in = prev_col0 >= 0 && prev_col0 < w;
-    // dst_odd with stride 1: lane l is column col - 1 + l, for columns
-    // [0, cols - 1); the last column reads source column odd_last.
-    __mmask16 odd_store[kSeg];
-    for (int i = 0; i < n; ++i)
-      odd_store[i] = RangeMask(ch[i].col == 0 ? 1 : 0, a.cols - ch[i].col);
-    const int64_t odd_last = a.cols + a.col_off;
-    const bool odd_last_in = odd_last >= 0 && odd_last < w;
-    for (int64_t c = a.c_begin; c < a.c_end; ++c) {
-      const float* src = a.x + c * a.in_h * a.in_w;
-      float* dst = a.dst + c * a.dst_channel_stride;
-      float* dodd = a.dst_odd ? a.dst_odd + c * a.dst_channel_stride : nullptr;
-      float* dprev = a.dst_prev ? a.dst_prev + c * a.dst_channel_stride : nullptr;
-      for (int64_t r = 0; r < a.rows;
-           ++r, dst += a.cols, dodd += dodd ? a.cols : 0, dprev += dprev ? a.cols : 0) {
-        const int64_t iy = r * a.sy + a.row_off;
-        if (iy < 0 || iy >= a.in_h) {
-          for (int i = 0; i < n; ++i) {
-            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store, _mm512_setzero_ps());
-            if (dodd) _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store, _mm512_setzero_ps());
-            if (dprev) _mm512_mask_storeu_ps(dprev + ch[i].col, ch[i].store, _mm512_setzero_ps());
-          }
-          continue;
-        }
-        const float* srow = src + iy * w;
-        if (dprev && seg == 0) dprev[0] = prev_col0_in ? srow[prev_col0] : 0.0f;
-        if (a.sx == 1) {
-          if (!dodd && !dprev) {
-            for (int i = 0; i < n; ++i)
-              _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
-                                    _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base));
-            continue;
-          }
-          // The planes of column offsets c - 1 and c + 1 are this one's
-          // vectors stored one column to the right / left; the odd plane's
-          // last column is a scalar (last segment only).
-          for (int i = 0; i < n; ++i) {
-            const __m512 v = _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base);
-            _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store, v);
-            if (dprev) _mm512_mask_storeu_ps(dprev + ch[i].col + 1, prev_store[i], v);
-            if (dodd) _mm512_mask_storeu_ps(dodd + ch[i].col - 1, odd_store[i], v);
-          }
-          if (dodd && seg_end == a.cols) dodd[a.cols - 1] = odd_last_in ? srow[odd_last] : 0.0f;
-        } else {
-          // One loop per combination of outputs (the compiler does not
-          // version the loop on three pointers by itself: 17% slower).
-          auto row2 = [&](auto with_odd, auto with_prev) __attribute__((always_inline)) {
-            for (int i = 0; i < n; ++i) {
-              const __m512 lo = _mm512_maskz_loadu_ps(ch[i].lo, srow + ch[i].base);
-              const __m512 hi = _mm512_maskz_loadu_ps(ch[i].hi, srow + ch[i].base + kLanes);
-              _mm512_mask_storeu_ps(dst + ch[i].col, ch[i].store,
-                                    _mm512_permutex2var_ps(lo, even, hi));
-              if constexpr (decltype(with_odd)::value || decltype(with_prev)::value) {
-                const __m512 o = _mm512_permutex2var_ps(lo, odd, hi);
-                if constexpr (decltype(with_odd)::value)
-                  _mm512_mask_storeu_ps(dodd + ch[i].col, ch[i].store, o);
-                if constexpr (decltype(with_prev)::value)
-                  _mm512_mask_storeu_ps(dprev + ch[i].col + 1, prev_store[i], o);
-              }
-            }
-          };
-          using T = std::true_type;
-          using F = std::false_type;
-          if (dodd && dprev)
-            row2(T(), T());
-          else if (dodd)
-            row2(T(), F());
-          else if (dprev)
-            row2(F(), T());
-          else
-            row2(F(), F());
-        }
+    zeros(r_out, a.rows);
+  }
+}
+
+template <int SX, int K, bool P>
+void PackChannelsN(const PackPlaneArgs& a, const PackSegment& seg) {
+  switch (seg.chunks) {
+    case 1:
+      return PackChannels<SX, 1, K, P>(a, seg);
+    case 2:
+      return PackChannels<SX, 2, K, P>(a, seg);
+    case 3:
+      return PackChannels<SX, 3, K, P>(a, seg);
+    case 4:
+      return PackChannels<SX, 4, K, P>(a, seg);
+    default:
+      return PackChannels<SX, 0, K, P>(a, seg);
+  }
+}
+
+}  // namespace
+
+void f32_pack_plane__avx512(const PackPlaneArgs& a) {
+  if (a.sx != 1 && a.sx != 2) return f32_pack_plane__ref(a);
+  const int64_t w = a.in_w;
+  PackSegment seg;
+  int64_t col_off[kPackOuts];
+  seg.dst[seg.outs] = a.dst;
+  col_off[seg.outs++] = a.col_off;
+  if (a.dst_odd) {
+    seg.dst[seg.outs] = a.dst_odd;
+    col_off[seg.outs++] = a.col_off + 1;
+  }
+  if (a.dst_prev) {
+    seg.dst[seg.outs] = a.dst_prev;
+    col_off[seg.outs++] = a.col_off - 1;
+  }
+  for (int64_t s0 = 0; s0 < a.cols; s0 += kPackSeg * kLanes) {
+    const int64_t s1 = std::min(a.cols, s0 + kPackSeg * kLanes);
+    seg.chunks = 0;
+    for (int64_t col = s0; col < s1; col += kLanes) {
+      const int i = seg.chunks++;
+      seg.col[i] = col;
+      seg.store[i] = TailMask(s1 - col);
+      // Output lane l is column col + l, source column (col + l) * sx + off:
+      // load the source lanes inside the row (stride 2: two vectors, the
+      // even lanes for this plane, the odd ones for dst_odd), zeros outside.
+      for (int k = 0; k < seg.outs; ++k) {
+        const int64_t base = col * a.sx + col_off[k];
+        seg.base[k][i] = base;
+        seg.lo[k][i] = RangeMask(-base, w - base);
+        seg.hi[k][i] = a.sx == 2 ? RangeMask(-base - kLanes, w - base - kLanes) : 0;
       }
+    }
+    const bool pair = a.sx == 2 && a.dst_odd;
+    if (a.sx == 1) {
+      if (seg.outs == 1)
+        PackChannelsN<1, 1, false>(a, seg);
+      else if (seg.outs == 2)
+        PackChannelsN<1, 2, false>(a, seg);
+      else
+        PackChannelsN<1, 3, false>(a, seg);
+    } else if (seg.outs == 1) {
+      PackChannelsN<2, 1, false>(a, seg);
+    } else if (seg.outs == 2) {
+      if (pair)
+        PackChannelsN<2, 2, true>(a, seg);
+      else
+        PackChannelsN<2, 2, false>(a, seg);
+    } else {
+      PackChannelsN<2, 3, true>(a, seg);
     }
   }
 }

@@ -4,9 +4,11 @@
 // bytes, locks never block, MAC totals) on several targets, dense and sparse.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "aie/passes/compiler.h"
 #include "aie/timeline.h"
@@ -729,6 +731,55 @@ TEST(AieCompiler, KeptCinPartsLoadWeightsOncePerChunk) {
     }
   }
   EXPECT_GT(iterated, 0);
+}
+
+// Balance permutes a conv's output channels (8-channel block rows) where
+// only convs read them (through pools), so each channel chunk and CIN part
+// is balanced over the cores sharing its input; the readers' weight columns
+// move with them (the network's result is unchanged: SimE2E checks it bit
+// for bit). Rows are only reordered, never changed, and a conv whose output
+// something else reads (a fused Add, the graph output) keeps its order.
+TEST(AieCompiler, BalancePermutesOutputChannelsOnlyWhereConvsReadThem) {
+  const Target t = Target::Paper(4, 4);
+  CompileState a = CompileOn(Sparse(), t);
+  CompileState b;
+  b.target = t;
+  b.graph = &Sparse();
+  b.options.permute_channels = false;
+  ASSERT_TRUE(Compile(b).ok());
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  int permuted = 0;
+  double imb_a = 0, imb_b = 0;
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    const Layer& x = a.layers[i];
+    const Layer& y = b.layers[i];
+    if (x.kind != LayerKind::kConv) continue;
+    std::vector<int64_t> nx = x.row_nnz, ny = y.row_nnz;
+    EXPECT_EQ(x.macs, y.macs) << x.name;
+    std::sort(nx.begin(), nx.end());
+    std::sort(ny.begin(), ny.end());
+    EXPECT_EQ(nx, ny) << x.name;
+    const bool fixed = x.fused_add >= 0 || std::find(a.outputs.begin(), a.outputs.end(), x.output) != a.outputs.end();
+    if (fixed) {
+      EXPECT_EQ(x.bias, y.bias) << x.name;
+      EXPECT_EQ(x.row_nnz, y.row_nnz) << x.name;
+    }
+    if (x.bias != y.bias) {
+      ++permuted;
+      // Same multiset of (bias, mult, shift) per channel: a permutation.
+      std::vector<std::tuple<int32_t, int32_t, int32_t>> px, py;
+      for (size_t c = 0; c < x.bias.size(); ++c) {
+        px.emplace_back(x.bias[c], x.mult[c], x.shift[c]);
+        py.emplace_back(y.bias[c], y.mult[c], y.shift[c]);
+      }
+      std::sort(px.begin(), px.end());
+      std::sort(py.begin(), py.end());
+      EXPECT_EQ(px, py) << x.name;
+      imb_a += x.imbalance, imb_b += y.imbalance;
+    }
+  }
+  EXPECT_GT(permuted, 0);
+  EXPECT_LE(imb_a, imb_b);
 }
 
 }  // namespace

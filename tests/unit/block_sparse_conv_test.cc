@@ -585,20 +585,26 @@ TEST(BlockSparseConv, RejectsUnsupported) {
 // (bsr_conv.h): every combination of row length, output columns, column
 // offset (padding on either side), stride 1 and 2, with and without the
 // extra planes of column offset + 1 (dst_odd) and - 1 (dst_prev); nothing
-// outside the channels [c_begin, c_end) of each plane may be written.
+// outside the channels [c_begin, c_end) of each plane may be written. Rows
+// of 1-4 16-column chunks take the AVX-512 copy's unrolled loops, wider ones
+// (conv1's 115 columns) its general loop, past 512 columns two segments.
 TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
   std::vector<std::pair<const char*, ks::PackPlaneFn>> fns = {{"ref", ks::f32_pack_plane__ref}};
   if (ks::ActiveIsa() >= ks::Isa::kAvx512) fns.push_back({"avx512", ks::f32_pack_plane__avx512});
-  const int64_t widths[] = {1, 2, 3, 7, 14, 15, 16, 17, 28, 31, 32, 33, 56};
+  const int64_t widths[] = {1, 2, 3, 7, 14, 15, 16, 17, 28, 31, 32, 33, 56, 115, 230, 1061};
+  std::vector<int64_t> col_counts;
+  for (int64_t cols = 1; cols <= 36; cols += (cols < 20 ? 1 : 5)) col_counts.push_back(cols);
+  for (int64_t cols : {49, 64, 65, 115, 530}) col_counts.push_back(cols);
   const int64_t channels = 3, in_h = 5, rows = 4;
   int64_t checked = 0;
   for (const auto& [name, fn] : fns)
     for (int64_t sx : {1, 2})
       for (int64_t in_w : widths)
-        for (int64_t cols = 1; cols <= 36; cols += (cols < 20 ? 1 : 5))
+        for (int64_t cols : col_counts)
           for (int64_t col_off = -3; col_off <= 3; ++col_off)
             for (int extra = 0; extra < 4; ++extra) {
-              const int64_t sy = 1 + (cols + in_w) % 2, row_off = (cols % 3) - 1;
+              // Top and bottom padding rows (row_off -2..2, 5 input rows).
+              const int64_t sy = 1 + (cols + in_w) % 2, row_off = (cols + col_off + 7) % 5 - 2;
               std::vector<float> x(static_cast<size_t>(channels * in_h * in_w));
               for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i + 1);
               const int64_t stride = rows * cols + 3;  // a gap that must stay untouched
