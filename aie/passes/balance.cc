@@ -335,10 +335,10 @@ Status RunBalance(CompileState& s) {
     const int64_t max_len = (share + per_chunk - 1) / per_chunk * per_chunk;
     std::vector<int64_t> b = Partition(weights, groups, max_len);
     std::vector<int> readers;
+    // Not fused siblings: their output slices map fixed channel ranges to their tensors.
     if (s.options.permute_channels && l.kind == LayerKind::kConv && groups > 1 && l.groups == 1 &&
         l.fused_add < 0 && !l.multi_out() && l.br == 8 && l.m % l.br == 0 &&
         ChannelReaders(s, l.output, &readers)) {
-      // (Not fused siblings: their output slices map fixed channel ranges to their tensors.)
       // Group sizes as an equal split of the rows gives them (each within
       // its planned chunks), rows placed by BalancedOrder.
       const std::vector<int64_t> eq =
