@@ -274,6 +274,14 @@ struct CompileOptions {
   // them (balance.cc), so each channel chunk and CIN part is balanced over
   // the cores that share its input.
   bool permute_channels = true;
+  // Sparse layers without CIN parts whose weight buffers pass 2 sizes for
+  // the most non-zero blocks a chunk can hold instead of a dense chunk
+  // (subvolume.cc TileSizes), by layer name: larger chunks, so the input
+  // is streamed to the cores fewer times. Pass 2's cost misjudges the
+  // tiles it then picks for some layers, so Compile() tries it on every
+  // sparse conv and keeps it per layer where the layer got faster.
+  std::map<std::string, bool> sparse_w;
+  bool try_sparse_w = true;
 };
 
 struct CompileState {

@@ -27,6 +27,7 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 struct Sizes {
   int64_t in = 0, in2 = 0, w = 0, out = 0, acc = 0;
+  int64_t w_dense = 0;  // the blob of a dense chunk (traffic scales it by the density)
   int64_t total(bool w_twice) const { return 2 * in + 2 * in2 + (w_twice ? 2 : 1) * w + 2 * out + acc; }
 };
 
@@ -63,8 +64,15 @@ int64_t TileInChannels(const Layer& l, int64_t mt_rows, int64_t ct) {
 // `fused`: the conv also computes a residual Add (fusion.cc): the other
 // input's tile in in2, the conv's own u8 tile in the scratch buffer (acc),
 // the sum (y is the Add's output) in out.
+// `top_nnz[k]`: the most non-zero blocks any k block rows hold (the sum of
+// the k largest row counts; empty: assume dense). A chunk's blob without
+// CIN parts never holds more, whichever rows balance gives it (it may
+// permute them), so its buffers need no room for a dense chunk: at 50% a
+// chunk of twice the rows fits, and the layer's input is streamed to the
+// cores half as often. (With CIN parts a part's block columns move when
+// the producer's channels are permuted, so parts keep the dense bound.)
 static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int64_t ow_t, int64_t oh_t, int64_t ct,
-                       int64_t parts, bool fused = false) {
+                       int64_t parts, bool fused = false, const std::vector<int64_t>& top_nnz = {}) {
   Sizes s;
   const int64_t ih = (oh_t - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
   const int64_t iw = (ow_t - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
@@ -76,6 +84,10 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
     h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.kh), h.kw = static_cast<int32_t>(l.kw);
     h.block_rows = static_cast<int32_t>(mt_rows);
     h.nnz = static_cast<int32_t>(mt_rows * CeilDiv(l.groups == 1 ? ct : l.c / l.groups, l.bc));
+    s.w_dense = BlobBytes(h);
+    if (parts == 1 && l.groups == 1 && !top_nnz.empty())
+      h.nnz = static_cast<int32_t>(std::min<int64_t>(
+          h.nnz, top_nnz[static_cast<size_t>(std::min<int64_t>(mt_rows, static_cast<int64_t>(top_nnz.size()) - 1))]));
     s.w = BlobBytes(h);
   }
   s.out = ch * oh_t * ow_t * y.elem;
@@ -84,6 +96,7 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   // Buffers are 64-byte aligned by the memory plan.
   auto al = [](int64_t v) { return (v + 63) / 64 * 64; };
   s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc);
+  s.w_dense = al(s.w_dense);
   return s;
 }
 
@@ -119,6 +132,15 @@ Status TileLayers(CompileState& s) {
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
     Pick picks[2];
+    std::vector<int64_t> top_nnz;  // TileSizes
+    const auto sw_it = s.options.sparse_w.find(l.name);
+    if (l.kind == LayerKind::kConv && l.macs < l.macs_dense && sw_it != s.options.sparse_w.end() &&
+        sw_it->second) {
+      std::vector<int64_t> r = l.row_nnz;
+      std::sort(r.rbegin(), r.rend());
+      top_nnz.assign(1, 0);
+      for (const int64_t v : r) top_nnz.push_back(top_nnz.back() + v);
+    }
     for (const bool fused : {true, false}) {
     if (fused && l.fused_add < 0) continue;
     Pick& pick = picks[fused ? 0 : 1];
@@ -187,13 +209,13 @@ Status TileLayers(CompileState& s) {
           int64_t lo = 0, hi = l.oh;
           while (lo < hi) {
             const int64_t mid = (lo + hi + 1) / 2;
-            const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts, fused);
+            const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts, fused, top_nnz);
             if (z.total(parts > 1) <= budget && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget) lo = mid;
             else hi = mid - 1;
           }
           if (lo == 0) continue;
           const int64_t oh = lo;
-          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused);
+          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused, top_nnz);
           const int64_t chunks = CeilDiv(cap_rows, mt);
           const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(l.oh, oh) * parts;
           const int64_t ch = l.kind == LayerKind::kConv ? mt * l.br : mt;
@@ -227,7 +249,7 @@ Status TileLayers(CompileState& s) {
           // (ResNet-50 4x4 dense 2.00 -> 2.10 ms; as a bonus after the
           // choice it gives 2.00 -> 1.97).
           const bool kept = parts > 1 && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, parts) <= mt_budget;
-          const double w_total = static_cast<double>(z.w) * density * CeilDiv(units, mt) * wchunks *
+          const double w_total = static_cast<double>(z.w_dense) * density * CeilDiv(units, mt) * wchunks *
                                  (parts > 1 ? row_iters * parts : 1) * servers;
           // (A subsampled input reads 1 / (sh x sw) of the tensor.)
           const double halo = l.subsample ? 1.0 / static_cast<double>(l.sh * l.sw)

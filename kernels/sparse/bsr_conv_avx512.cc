@@ -172,7 +172,8 @@ struct FusedTail {
 // full tiles' pass over the weights instead of streaming the block-row's
 // weights once more (a 7x7 plane is 48 + 1 positions; its 1x1 layers'
 // weights, 2-4 MB, come from L3 on each pass).
-template <int R, int V, int F = 0>
+// T1: the call is a 1x1 conv (a.taps == 1), so the tap loop compiles out.
+template <int R, int V, int F = 0, bool T1 = false>
 inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_t q,
                  const __mmask16 (&lm)[kVecs], const FusedTail* ft = nullptr) {
   static_assert(V >= 1 && V <= kVecs && R >= 1 && R <= kRows);
@@ -191,7 +192,7 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
 #undef WBS_INIT
   const int64_t bs = int64_t{a.br} * a.bc * a.taps;
   const int64_t wstep = a.br;
-  const int taps = a.taps;
+  const int taps = T1 ? 1 : a.taps;
   const int64_t* off = a.tap_offset;
   const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
   // One (input channel, tap) step: V input vectors at xp, R weights at w.
@@ -529,13 +530,13 @@ void Gemv8(const BsrConvArgs& a, int64_t i, int rows, int64_t q, int64_t y) {
     }
   }
   const __m512 s = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
-  const __m256 v = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+  const __m256 v = _mm256_add_ps(_mm512_extractf32x8_ps(s, 0), _mm512_extractf32x8_ps(s, 1));
   const __mmask8 rm = __mmask8((1u << rows) - 1);
   StoreChannels(a, mb, rows, _mm256_add_ps(v, BiasChannels(a, mb, rm)), y);
 }
 
 // Output channels h0 .. h0+R-1 of block-row i over [q_begin, q_end).
-template <int R>
+template <int R, bool T1 = false>
 void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tail& tail) {
   const __mmask16 full[kVecs] = {0xFFFF, 0xFFFF, 0xFFFF};
   const int64_t tiles = (tail.q - a.q_begin) / kTileQ;
@@ -547,20 +548,20 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
     const int per = tiles >= tail.count ? 1 : 2;
     const int64_t fused = (tail.count + per - 1) / per;
     int64_t q = a.q_begin;
-    for (int64_t k = 0; k < tiles - fused; ++k, q += kTileQ) Tile<R, kVecs>(a, pf, i, h0, q, full);
+    for (int64_t k = 0; k < tiles - fused; ++k, q += kTileQ) Tile<R, kVecs, 0, T1>(a, pf, i, h0, q, full);
     for (int p = 0; p < tail.count; q += kTileQ) {
       const int n = std::min(per, tail.count - p);
       const FusedTail ft[2] = {{tail.qs[p] - q, tail.ys[p]},
                                {n == 2 ? tail.qs[p + 1] - q : 0, n == 2 ? tail.ys[p + 1] : 0}};
       if (n == 2)
-        Tile<R, kVecs, 2>(a, pf, i, h0, q, full, ft);
+        Tile<R, kVecs, 2, T1>(a, pf, i, h0, q, full, ft);
       else
-        Tile<R, kVecs, 1>(a, pf, i, h0, q, full, ft);
+        Tile<R, kVecs, 1, T1>(a, pf, i, h0, q, full, ft);
       p += n;
     }
     return;
   }
-  for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) Tile<R, kVecs>(a, pf, i, h0, q, full);
+  for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) Tile<R, kVecs, 0, T1>(a, pf, i, h0, q, full);
   if (!has_tail) return;
   if (tail.count <= kMaxChannelTail) {
     const int rows = static_cast<int>(std::min<int64_t>(R, a.out_channels - i * a.br - h0));
@@ -583,11 +584,11 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
   const int64_t n = a.q_end - tail.q;
   const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes), TailMask(n - 2 * kLanes)};
   if (n <= kLanes)
-    Tile<R, 1>(a, pf, i, h0, tail.q, lm);
+    Tile<R, 1, 0, T1>(a, pf, i, h0, tail.q, lm);
   else if (n <= 2 * kLanes)
-    Tile<R, 2>(a, pf, i, h0, tail.q, lm);
+    Tile<R, 2, 0, T1>(a, pf, i, h0, tail.q, lm);
   else
-    Tile<R, 3>(a, pf, i, h0, tail.q, lm);
+    Tile<R, 3, 0, T1>(a, pf, i, h0, tail.q, lm);
 }
 
 // A Prefetcher for the call: Tile steps it once per stored block and tile
@@ -605,7 +606,13 @@ void f32_bsr8xn_conv__avx512(const BsrConvArgs& a) {
   assert(a.br == kRows && a.q_begin % kLanes == 0 && a.q_end <= a.out_h * a.pitch);
   const Tail tail = FindTail(a);
   Prefetcher pf = CallPrefetcher(a, 1);
-  for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows>(a, pf, i, 0, tail);
+  // 1x1 convs get a Tile without the tap loop: with both paths in one
+  // function GCC allocated the 1x1 step loop's registers worse (1-2% slower).
+  if (a.taps == 1) {
+    for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows, true>(a, pf, i, 0, tail);
+  } else {
+    for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows>(a, pf, i, 0, tail);
+  }
 }
 
 void f32_bsrnxn_conv__avx512(const BsrConvArgs& a) {
