@@ -229,9 +229,15 @@ Status RunMemPlan(CompileState& s) {
     if (l.kind == LayerKind::kConv && l.parts > 1 && t.core.locks >= 16) {
       const int64_t rest =
           2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
-      while (l.in_bufs < std::min<int64_t>(4, l.parts) &&
-             (l.in_bufs + 1) * l.in_bytes + rest <= t.core_buffer_bytes())
-        ++l.in_bufs;
+      // Not a count leaving one part over (parts % k == 1): then an
+      // iteration's last part and the next one's first take the same
+      // buffer and serialize (VGG-16 features.10, 4 parts in 3 buffers:
+      // 117 -> 126 us).
+      for (int64_t k = std::min<int64_t>(4, l.parts); k > 2; --k)
+        if (l.parts % k != 1 && k * l.in_bytes + rest <= t.core_buffer_bytes()) {
+          l.in_bufs = k;
+          break;
+        }
     }
     int64_t a = 0;
     l.core_in = a, a += l.in_bufs * l.in_bytes;

@@ -292,23 +292,30 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     // +2-11% at 90%). Masked stores even for full tiles: plain ones measured 2-4%
     // slower at 50%.
     const int64_t ys = a.y_channel_stride;
-    float* y0 = a.y + mb * ys + q;
-    const float* r0 = a.residual ? a.residual + mb * ys + q : nullptr;
+    // Row pointers advanced row by row, each passed through an empty asm:
+    // otherwise GCC computes all 24 store addresses before the block loop
+    // and spills them (24 more stores and loads per tile).
+    float* yr = a.y + mb * ys + q;
+    const float* rr = a.residual ? a.residual + mb * ys + q : nullptr;
     auto store = [&](auto res) __attribute__((always_inline)) {
-#define WBS_ST(r, k, lk)                                                         \
-  if constexpr (r < R && k < V) {                                                \
-    __m512 v = a##r##k;                                                          \
-    if constexpr (decltype(res)::value)                                          \
-      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lk, r0 + r * ys + k * kLanes)); \
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);                                 \
-    _mm512_mask_storeu_ps(y0 + r * ys + k * kLanes, lk, v);                      \
+#define WBS_ST(r, k, lk)                                                \
+  if constexpr (r < R && k < V) {                                       \
+    __m512 v = a##r##k;                                                 \
+    if constexpr (decltype(res)::value)                                 \
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lk, rr + k * kLanes)); \
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);                        \
+    _mm512_mask_storeu_ps(yr + k * kLanes, lk, v);                      \
   }
-#define WBS_ST3(r) WBS_ST(r, 0, l0) WBS_ST(r, 1, l1) WBS_ST(r, 2, l2)
+#define WBS_ST3(r)                                             \
+  asm("" : "+r"(yr));                                          \
+  if constexpr (decltype(res)::value) asm("" : "+r"(rr));      \
+  WBS_ST(r, 0, l0) WBS_ST(r, 1, l1) WBS_ST(r, 2, l2) yr += ys; \
+  if constexpr (decltype(res)::value) rr += ys;
       WBS_ROWS(WBS_ST3)
 #undef WBS_ST3
 #undef WBS_ST
     };
-    if (r0)
+    if (rr)
       store(std::true_type());
     else
       store(std::false_type());
@@ -336,22 +343,27 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       yk[k] = g.y_index;
     }
     const int64_t ys = a.y_channel_stride;
-    float* y0 = a.y + mb * ys;
-    const float* r0 = a.residual ? a.residual + mb * ys : nullptr;
+    // Row pointers as in the branch above (no precomputed, spilled addresses).
+    float* yr = a.y + mb * ys;
+    const float* rr = a.residual ? a.residual + mb * ys : nullptr;
     auto store = [&](auto res) __attribute__((always_inline)) {
-#define WBS_SL(r, k)                                                                             \
-  if constexpr (r < R && k < V) {                                                                \
-    __m512 v = _mm512_permutexvar_ps(perm[k], a##r##k);                                          \
-    if constexpr (decltype(res)::value)                                                          \
-      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(put[k], r0 + r * ys + yk[k]));                  \
-    _mm512_mask_storeu_ps(y0 + r * ys + yk[k], put[k], _mm512_min_ps(_mm512_max_ps(v, lo), hi)); \
+#define WBS_SL(r, k)                                                                    \
+  if constexpr (r < R && k < V) {                                                       \
+    __m512 v = _mm512_permutexvar_ps(perm[k], a##r##k);                                 \
+    if constexpr (decltype(res)::value)                                                 \
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(put[k], rr + yk[k]));                  \
+    _mm512_mask_storeu_ps(yr + yk[k], put[k], _mm512_min_ps(_mm512_max_ps(v, lo), hi)); \
   }
-#define WBS_SL3(r) WBS_SL(r, 0) WBS_SL(r, 1) WBS_SL(r, 2)
+#define WBS_SL3(r)                                        \
+  asm("" : "+r"(yr));                                     \
+  if constexpr (decltype(res)::value) asm("" : "+r"(rr)); \
+  WBS_SL(r, 0) WBS_SL(r, 1) WBS_SL(r, 2) yr += ys;        \
+  if constexpr (decltype(res)::value) rr += ys;
       WBS_ROWS(WBS_SL3)
 #undef WBS_SL3
 #undef WBS_SL
     };
-    if (r0)
+    if (rr)
       store(std::true_type());
     else
       store(std::false_type());
@@ -548,7 +560,8 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
     const int per = tiles >= tail.count ? 1 : 2;
     const int64_t fused = (tail.count + per - 1) / per;
     int64_t q = a.q_begin;
-    for (int64_t k = 0; k < tiles - fused; ++k, q += kTileQ) Tile<R, kVecs, 0, T1>(a, pf, i, h0, q, full);
+    for (int64_t k = 0; k < tiles - fused; ++k, q += kTileQ)
+      Tile<R, kVecs, 0, T1>(a, pf, i, h0, q, full);
     for (int p = 0; p < tail.count; q += kTileQ) {
       const int n = std::min(per, tail.count - p);
       const FusedTail ft[2] = {{tail.qs[p] - q, tail.ys[p]},
@@ -700,12 +713,10 @@ void PackChannels(const PackPlaneArgs& a, const PackSegment& seg) {
     }
   }
   for (int k = 0; k < K; ++k) dst[k] = seg.dst[k];
-  const __m512i even =
-      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   // Lane 15 of the load at base - 16: source column base - 1, if inside the row.
-  const __mmask16 edge =
-      P && K == 3 && base[0][0] - 1 >= 0 && base[0][0] - 1 < a.in_w ? 0x8000 : 0;
+  const __mmask16 edge = P && K == 3 && base[0][0] - 1 >= 0 && base[0][0] - 1 < a.in_w ? 0x8000 : 0;
   // Plane rows whose source row is inside x: [r_in, r_out); the rest are zeros.
   auto first_row_at = [&](int64_t iy) {  // first r with r * sy + row_off >= iy
     return std::clamp<int64_t>((iy - a.row_off + a.sy - 1) / a.sy, 0, a.rows);
@@ -739,11 +750,12 @@ void PackChannels(const PackPlaneArgs& a, const PackSegment& seg) {
           const __m512 l = _mm512_maskz_loadu_ps(lo[0][i], src + base[0][i]);
           const __m512 h = _mm512_maskz_loadu_ps(hi[0][i], src + base[0][i] + kLanes);
           const __m512 o = _mm512_permutex2var_ps(l, odd, h);
-          _mm512_mask_storeu_ps(dst[0] + row + col[i], store[i], _mm512_permutex2var_ps(l, even, h));
+          _mm512_mask_storeu_ps(dst[0] + row + col[i], store[i],
+                                _mm512_permutex2var_ps(l, even, h));
           _mm512_mask_storeu_ps(dst[1] + row + col[i], store[i], o);
           if constexpr (K == 3) {
-            const __m512 pv = _mm512_castsi512_ps(_mm512_alignr_epi32(
-                _mm512_castps_si512(o), _mm512_castps_si512(prev_odd), 15));
+            const __m512 pv = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(o), _mm512_castps_si512(prev_odd), 15));
             _mm512_mask_storeu_ps(dst[2] + row + col[i], store[i], pv);
             prev_odd = o;
           }
