@@ -438,7 +438,15 @@ struct Gen {
                                                                     : SharedInput(l) ? -1
                                                                                      : ct.w->row}]
               .push_back(&ct);
-      for (const auto& [key, group] : slabs) {
+      // Per-core tiles (pools, channel-wise layers) go row by row across
+      // the columns, so every memtile's output channels start on their own
+      // column's tiles before its neighbours' halo pieces book them.
+      std::vector<std::pair<std::pair<int, int>, std::vector<const CoreTile*>>> order(slabs.begin(), slabs.end());
+      if (!SharedInput(l) && !spread)
+        std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+          return std::make_pair(a.first.second, a.first.first) < std::make_pair(b.first.second, b.first.first);
+        });
+      for (const auto& [key, group] : order) {
         const CoreTile& ct = *group.front();
         const int col = key.first;
         const int mt = ActMemtile(t, col);
