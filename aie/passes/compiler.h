@@ -171,8 +171,8 @@ struct Layer {
   bool w_kept = false;
   int64_t mt_w_slabs() const { return w_kept ? std::max<int64_t>(2, parts) : 2; }
   // Core input buffers. With CIN parts the input rotates over them by part
-  // (codegen); memplan adds a third and a fourth where they fit beside the
-  // tile. The cores of a column share each part's input (one broadcast), so
+  // (codegen); memplan adds a third and a fourth to sparse layers where
+  // they fit beside the tile. The cores of a column share each part's input (one broadcast), so
   // with two buffers a core can run at most one part ahead of the slowest
   // core of its column: every part then costs the column's largest COMP,
   // and at 50% the rows' non-zeros per part differ widely (VGG-16
@@ -180,6 +180,7 @@ struct Layer {
   // buffers let a core run further ahead, so only its totals over a few
   // parts count.
   int64_t in_bufs = 2;
+  bool permuted = false;  // balance permuted its output channels (CompileOptions::permute_channels)
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]
@@ -274,6 +275,7 @@ struct CompileOptions {
   // them (balance.cc), so each channel chunk and CIN part is balanced over
   // the cores that share its input.
   bool permute_channels = true;
+  bool try_permute = true;  // Compile(): also without the permutation, keep the faster
   // Sparse layers without CIN parts whose weight buffers pass 2 sizes for
   // the most non-zero blocks a chunk can hold instead of a dense chunk
   // (subvolume.cc TileSizes), by layer name: larger chunks, so the input

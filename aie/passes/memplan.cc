@@ -223,10 +223,12 @@ Status RunMemPlan(CompileState& s) {
       l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
                    need <= t.core_buffer_bytes();
     }
-    // Extra input buffers for CIN parts where they fit (Layer::in_bufs;
-    // their lock ids need a core with 16 locks).
+    // Extra input buffers for sparse CIN parts where they fit
+    // (Layer::in_bufs; their lock ids need a core with 16 locks). Dense
+    // parts are alike on every core: nothing to even out, and the extra
+    // buffer moved some dense layers later (VGG-16 7x7 features.12 +2 us).
     l.in_bufs = 2;
-    if (l.kind == LayerKind::kConv && l.parts > 1 && t.core.locks >= 16) {
+    if (l.kind == LayerKind::kConv && l.parts > 1 && l.macs < l.macs_dense && t.core.locks >= 16) {
       const int64_t rest =
           2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
       // Not a count leaving one part over (parts % k == 1): then an
