@@ -135,6 +135,48 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
       if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
     }
   }
+  // Two core weight halves on multi-block layers that did not get them
+  // (CompileOptions::w_double): compile with them forced on every such
+  // conv, then with each layer's faster choice, and keep the fastest
+  // (ResNet-50 4x4 50%: layer3.1-3.5.conv3 take 8 block rows per chunk
+  // instead of 16, 15.4 -> 14.7 us each: the blob no longer waits behind
+  // the COMP, but the input now streams to the cores twice as often, which
+  // binds; dense, every layer's choice is slower or the total is).
+  if (opts.try_w_double) {
+    std::map<std::string, bool> on;
+    for (const Layer& l : s.layers) {
+      if (l.kind != LayerKind::kConv || l.weights_per_iteration || l.w_double ||
+          s.options.w_double.count(l.name))
+        continue;
+      int64_t wchunks = 0;
+      for (const CoreWork& w : l.cores)
+        wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
+      if (l.chunks * wchunks > 1) on[l.name] = true;
+    }
+    auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
+      *r = TrialOf(s, s.options);
+      r->options.try_spread = r->options.try_wide = r->options.try_resident_min_w = false;
+      r->options.try_replicate = r->options.try_resident_partial = r->options.try_sparse_w = false;
+      r->options.try_w_double = false;
+      for (const auto& [k, v] : forced) r->options.w_double[k] = v;
+      return CompileOnce(*r, print_after, t);
+    };
+    if (!on.empty()) {
+      CompileState b;
+      std::string tb;
+      WBS_RETURN_IF_ERROR(trial(on, &b, &tb));
+      std::map<std::string, bool> mixed;
+      for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i)
+        if (on.count(s.layers[i].name) && b.layers[i].time_s < s.layers[i].time_s)
+          mixed[s.layers[i].name] = true;
+      CompileState c;
+      std::string tc;
+      const bool tried_c = !mixed.empty() && mixed.size() < on.size();
+      if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
+      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+    }
+  }
   // The permuted output channels (balance.cc) even out the producer's
   // chunks and parts but reshuffle its readers' CIN parts, which can land
   // worse on the readers' cores (ResNet-50 8x8 50%: layer4.1/4.2.conv2,
@@ -147,6 +189,7 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
     b.options.try_spread = b.options.try_wide = b.options.try_resident_min_w = false;
     b.options.try_replicate = b.options.try_resident_partial = b.options.try_sparse_w = false;
     b.options.try_permute = false;
+    b.options.try_w_double = false;
     b.options.permute_channels = false;
     std::string tb;
     WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));

@@ -141,6 +141,9 @@ Status TileLayers(CompileState& s) {
       top_nnz.assign(1, 0);
       for (const int64_t v : r) top_nnz.push_back(top_nnz.back() + v);
     }
+    const auto wd_it = s.options.w_double.find(l.name);
+    const bool want_w_double =
+        l.kind == LayerKind::kConv && wd_it != s.options.w_double.end() && wd_it->second;
     for (const bool fused : {true, false}) {
     if (fused && l.fused_add < 0) continue;
     Pick& pick = picks[fused ? 0 : 1];
@@ -205,12 +208,16 @@ Status TileLayers(CompileState& s) {
       if (fused && parts > 1) continue;
       for (int64_t mt : mts) {
         for (int64_t ow : ows) {
+          // Two core weight halves: CIN parts always; with w_double, a
+          // tile of more than one weight block (channel or width chunks).
+          const bool w_twice =
+              parts > 1 || (want_w_double && CeilDiv(cap_rows, mt) * CeilDiv(cap_w, ow) > 1);
           // The largest oh_t that fits (the size grows with oh_t).
           int64_t lo = 0, hi = l.oh;
           while (lo < hi) {
             const int64_t mid = (lo + hi + 1) / 2;
             const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts, fused, top_nnz);
-            if (z.total(parts > 1) <= budget && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget) lo = mid;
+            if (z.total(w_twice) <= budget && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget) lo = mid;
             else hi = mid - 1;
           }
           if (lo == 0) continue;
@@ -238,7 +245,15 @@ Status TileLayers(CompileState& s) {
           // share a half, so once per iteration that part's tile and blob
           // load after the previous COMP instead of under it.
           const double odd = parts > 1 && parts % 2 == 1 ? (z.in + z.w) / (in_ch * in_bpc) : 0.0;
-          const double core_cost = iters * step + (iters / parts) * odd + (parts > 1 ? 0.0 : chunks * CeilDiv(cap_w, ow) * w_cycles);
+          // Without parts every weight block's blob loads before its
+          // compute; with two halves only the first waits, the others load
+          // under the previous block's compute (a block no shorter than its load).
+          const int64_t wblocks = chunks * CeilDiv(cap_w, ow);
+          const double block_comp = static_cast<double>(iters / wblocks) * step;
+          const double blocks_cost = parts > 1 ? iters * step
+                                     : w_twice ? w_cycles + wblocks * std::max(block_comp, w_cycles)
+                                               : iters * step + wblocks * w_cycles;
+          const double core_cost = blocks_cost + (iters / parts) * odd;
           // DDR traffic of the whole layer on the memtiles' channels.
           const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
           // CIN parts' blobs stay in the memtile for the chunk when they

@@ -820,5 +820,41 @@ TEST(AieCompiler, SparseWeightBuffersHoldEveryChunk) {
   EXPECT_GT(smaller, 0);
 }
 
+// Two core weight halves forced on every conv (CompileOptions::w_double):
+// pass 2 picks tiles with room for them, so every conv without CIN parts
+// and with more than one weight block gets them (memplan would fail
+// otherwise), the checker passes, and Compile()'s trial keeps a program
+// no slower than without it.
+TEST(AieCompiler, DoubleWeightBuffersForcedOnMultiBlockConvs) {
+  const Target t = Target::Paper(2, 2);
+  CompileState s;
+  s.target = t;
+  s.graph = &Sparse();
+  s.options.try_w_double = false;
+  CompileState plain = s;
+  ASSERT_TRUE(Compile(plain).ok());
+  for (const Layer& l : plain.layers)
+    if (l.kind == LayerKind::kConv) s.options.w_double[l.name] = true;
+  ASSERT_TRUE(Compile(s).ok());
+  ASSERT_TRUE(CheckProgram(s).ok());
+  int doubled = 0, newly = 0;
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const Layer& l = s.layers[i];
+    if (l.kind != LayerKind::kConv || l.parts != 1) continue;
+    int64_t wchunks = 0;
+    for (const CoreWork& w : l.cores)
+      wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / l.ow_t);
+    if (l.chunks * wchunks < 2) continue;
+    EXPECT_TRUE(l.w_double) << l.name;
+    EXPECT_EQ(l.core_w_halves(), 2) << l.name;
+    doubled += l.w_double;
+    newly += l.w_double && !plain.layers[i].w_double;
+  }
+  EXPECT_GT(doubled, 0);
+  EXPECT_GT(newly, 0);
+  const CompileState tried = CompileOn(Sparse(), t);
+  EXPECT_LE(tried.total_s, plain.total_s);
+}
+
 }  // namespace
 }  // namespace wbs::aie
