@@ -55,6 +55,36 @@ CompileState TrialOf(const CompileState& s, const CompileOptions& options) {
   b.options = options;
   return b;
 }
+
+// A per-layer choice by trial: compile with `force` applied to every layer
+// of `on`, then to only the layers that got faster (layers' times are
+// nearly additive), and keep the fastest of `s` and the two programs.
+// `force(options, layers)` sets the choice in a trial's options and turns
+// off the trials that already ran.
+template <typename Force>
+Status KeepFasterPerLayer(CompileState& s, std::string& text, const std::map<std::string, bool>& on,
+                          const std::string& print_after, Force force) {
+  if (on.empty()) return Status::Ok();
+  auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
+    *r = TrialOf(s, s.options);
+    force(r->options, forced);
+    return CompileOnce(*r, print_after, t);
+  };
+  CompileState b;
+  std::string tb;
+  WBS_RETURN_IF_ERROR(trial(on, &b, &tb));
+  std::map<std::string, bool> mixed;
+  for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i)
+    if (on.count(s.layers[i].name) && b.layers[i].time_s < s.layers[i].time_s)
+      mixed[s.layers[i].name] = true;
+  CompileState c;
+  std::string tc;
+  const bool tried_c = !mixed.empty() && mixed.size() < on.size();
+  if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
+  if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+  if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+  return Status::Ok();
+}
 }  // namespace
 
 Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed);
@@ -112,28 +142,12 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
       if (l.kind == LayerKind::kConv && l.groups == 1 && l.macs < l.macs_dense &&
           !s.options.sparse_w.count(l.name))
         on[l.name] = true;
-    auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
-      *r = TrialOf(s, s.options);
-      r->options.try_spread = r->options.try_wide = r->options.try_resident_min_w = false;
-      r->options.try_replicate = r->options.try_resident_partial = r->options.try_sparse_w = false;
-      for (const auto& [k, v] : forced) r->options.sparse_w[k] = v;
-      return CompileOnce(*r, print_after, t);
-    };
-    if (!on.empty()) {
-      CompileState b;
-      std::string tb;
-      WBS_RETURN_IF_ERROR(trial(on, &b, &tb));
-      std::map<std::string, bool> mixed;
-      for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i)
-        if (on.count(s.layers[i].name) && b.layers[i].time_s < s.layers[i].time_s)
-          mixed[s.layers[i].name] = true;
-      CompileState c;
-      std::string tc;
-      const bool tried_c = !mixed.empty() && mixed.size() < on.size();
-      if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
-      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
-      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
-    }
+    WBS_RETURN_IF_ERROR(
+        KeepFasterPerLayer(s, text, on, print_after, [](CompileOptions& o, const auto& forced) {
+          o.try_spread = o.try_wide = o.try_resident_min_w = false;
+          o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
+          for (const auto& [k, v] : forced) o.sparse_w[k] = v;
+        }));
   }
   // Two core weight halves on multi-block layers that did not get them
   // (CompileOptions::w_double): compile with them forced on every such
@@ -153,29 +167,13 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
         wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
       if (l.chunks * wchunks > 1) on[l.name] = true;
     }
-    auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
-      *r = TrialOf(s, s.options);
-      r->options.try_spread = r->options.try_wide = r->options.try_resident_min_w = false;
-      r->options.try_replicate = r->options.try_resident_partial = r->options.try_sparse_w = false;
-      r->options.try_w_double = false;
-      for (const auto& [k, v] : forced) r->options.w_double[k] = v;
-      return CompileOnce(*r, print_after, t);
-    };
-    if (!on.empty()) {
-      CompileState b;
-      std::string tb;
-      WBS_RETURN_IF_ERROR(trial(on, &b, &tb));
-      std::map<std::string, bool> mixed;
-      for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i)
-        if (on.count(s.layers[i].name) && b.layers[i].time_s < s.layers[i].time_s)
-          mixed[s.layers[i].name] = true;
-      CompileState c;
-      std::string tc;
-      const bool tried_c = !mixed.empty() && mixed.size() < on.size();
-      if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
-      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
-      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
-    }
+    WBS_RETURN_IF_ERROR(
+        KeepFasterPerLayer(s, text, on, print_after, [](CompileOptions& o, const auto& forced) {
+          o.try_spread = o.try_wide = o.try_resident_min_w = false;
+          o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
+          o.try_w_double = false;
+          for (const auto& [k, v] : forced) o.w_double[k] = v;
+        }));
   }
   // The permuted output channels (balance.cc) even out the producer's
   // chunks and parts but reshuffle its readers' CIN parts, which can land
@@ -236,7 +234,8 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
       saw |= b.saw_partial;
       CompileState c;
       std::string tc;
-      const bool tried_c = any_on && std::any_of(mixed.begin(), mixed.end(), [](const auto& kv) { return !kv.second; });
+      const bool tried_c = any_on && std::any_of(mixed.begin(), mixed.end(),
+                                                 [](const auto& kv) { return !kv.second; });
       if (tried_c) {
         WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
         saw |= c.saw_partial;
