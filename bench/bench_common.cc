@@ -141,15 +141,6 @@ Result<std::vector<ConvShape>> DistinctConvShapes(ir::Graph& graph) {
   return out;
 }
 
-Tensor RandomTensor(const Shape& shape, uint64_t seed, float scale) {
-  Tensor t(DType::kF32, shape);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  float* d = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) d[i] = scale * dist(rng);
-  return t;
-}
-
 Result<Tensor> RandomTensorOf(DType type, const Shape& shape, uint64_t seed) {
   if (type == DType::kF32) return RandomTensor(shape, seed);
   if (type != DType::kU8 && type != DType::kI8)

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/random_weights.h"  // RandomTensor
 #include "core/status.h"
 #include "core/tensor.h"
 #include "ir/graph.h"
@@ -45,9 +46,6 @@ Result<std::vector<ConvShape>> DistinctConvShapes(ir::Graph& graph);
 
 // A one-node graph: x f32[1,cin,h,w] -> Conv(+bias) -> y, seeded weights.
 std::unique_ptr<ir::Graph> BuildConvGraph(const ConvShape& s, uint64_t seed);
-
-// Standard-normal values times `scale`, reproducible from `seed`.
-Tensor RandomTensor(const Shape& shape, uint64_t seed, float scale = 1.0f);
 
 // Random values of a type the graphs exchange: f32 standard normal, u8/s8
 // over their whole range. Other types are an error.

@@ -118,29 +118,10 @@ Result<std::vector<GemmShape>> ReadGemmShapes(const std::string& path) {
   return out;
 }
 
-// A random mask with exactly round(sparsity * blocks) zero blocks applied to
-// w [M, C, ...].
-void ZeroBlocks(Tensor& w, double sparsity, int br, int bc, uint64_t seed) {
-  const int64_t m = w.dim(0), c = w.dim(1), taps = w.numel() / (m * c);
-  const int64_t rows = (m + br - 1) / br, cols = (c + bc - 1) / bc;
-  std::vector<int64_t> order(static_cast<size_t>(rows * cols));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::shuffle(order.begin(), order.end(), rng);
-  const auto zeros = static_cast<int64_t>(sparsity * double(rows * cols) + 0.5);
-  float* p = w.data<float>();
-  for (int64_t z = 0; z < zeros; ++z) {
-    const int64_t bi = order[z] / cols, bj = order[z] % cols;
-    for (int64_t i = bi * br; i < std::min(m, (bi + 1) * br); ++i)
-      for (int64_t j = bj * bc; j < std::min(c, (bj + 1) * bc); ++j)
-        std::fill(p + (i * c + j) * taps, p + (i * c + j + 1) * taps, 0.0f);
-  }
-}
-
 // The conv weight of s with a random mask of that sparsity.
 Tensor MaskedWeight(const ConvShape& s, double sparsity, int br, int bc, uint64_t seed) {
   Tensor w = RandomTensor({s.cout, s.cin, s.k, s.k}, seed, 0.05f);
-  ZeroBlocks(w, sparsity, br, bc, seed);
+  ZeroRandomBlocks(w, sparsity, br, bc, seed);
   return w;
 }
 
@@ -162,8 +143,7 @@ void Pair(benchmark::State& state, D&& dense, S&& bsr, double* dense_med, double
   };
   double t = 0;
   for (int i = 0; i < 2; ++i) t = std::max(once(dense), once(bsr));
-  const int reps =
-      static_cast<int>(std::clamp(kBlockSeconds / std::max(t, 1e-7), 3.0, 1000.0));
+  const int reps = static_cast<int>(std::clamp(kBlockSeconds / std::max(t, 1e-7), 3.0, 1000.0));
   std::vector<double> td, ts;
   for (auto _ : state) {
     for (int r = 0; r < reps; ++r) {
@@ -279,7 +259,7 @@ void BM_GemmPair(benchmark::State& state, GemmShape g, int pct, int br, int bc) 
     return;
   }
   Tensor wz = w;
-  ZeroBlocks(wz, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
+  ZeroRandomBlocks(wz, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
   auto sw = BlockSparseWeight::FromDense(wz, br, bc);
   if (!sw.ok()) {
     state.SkipWithError(sw.status().ToString().c_str());

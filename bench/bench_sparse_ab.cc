@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/random_weights.h"
 #include "core/block_sparse.h"
 #include "kernels/sparse/bsr_conv_plan.h"
 #include "kernels/sparse/dispatch.h"
@@ -81,34 +82,6 @@ std::vector<Layer> ReadLayers(const std::string& path) {
     out.push_back(l);
   }
   return out;
-}
-
-Tensor Random(const Shape& shape, uint64_t seed, float scale = 1.0f) {
-  Tensor t(DType::kF32, shape);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  float* d = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) d[i] = scale * dist(rng);
-  return t;
-}
-
-// Zeroes exactly round(sparsity * blocks) random 8x8 blocks of w [M, C, kh, kw].
-void ZeroBlocks(Tensor& w, double sparsity, uint64_t seed) {
-  constexpr int64_t kB = 8;
-  const int64_t m = w.dim(0), c = w.dim(1), taps = w.numel() / (m * c);
-  const int64_t rows = (m + kB - 1) / kB, cols = (c + kB - 1) / kB;
-  std::vector<int64_t> order(static_cast<size_t>(rows * cols));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::shuffle(order.begin(), order.end(), rng);
-  const auto zeros = static_cast<int64_t>(sparsity * double(rows * cols) + 0.5);
-  float* p = w.data<float>();
-  for (int64_t z = 0; z < zeros; ++z) {
-    const int64_t bi = order[z] / cols, bj = order[z] % cols;
-    for (int64_t i = bi * kB; i < std::min(m, (bi + 1) * kB); ++i)
-      for (int64_t j = bj * kB; j < std::min(c, (bj + 1) * kB); ++j)
-        std::fill(p + (i * c + j) * taps, p + (i * c + j + 1) * taps, 0.0f);
-  }
 }
 
 double Median(std::vector<double> v) {
@@ -180,11 +153,11 @@ int main(int argc, char** argv) {
     p.pad_begin = {0, l.pad, l.pad};
     p.pad_end = {0, l.pad, l.pad};
     p.activation.kind = kernels::ref::ActivationKind::kRelu;
-    const Tensor b = Random({l.cout}, 12);
-    const Tensor x = Random({1, l.cin, l.h, l.w}, 13);
+    const Tensor b = wbs::bench::RandomTensor({l.cout}, 12);
+    const Tensor x = wbs::bench::RandomTensor({1, l.cin, l.h, l.w}, 13);
     for (int sp : sps) {
-      Tensor wz = Random({l.cout, l.cin, l.k, l.k}, 11, 0.05f);
-      ZeroBlocks(wz, sp / 100.0, 11 + static_cast<uint64_t>(sp));
+      Tensor wz = wbs::bench::RandomTensor({l.cout, l.cin, l.k, l.k}, 11, 0.05f);
+      wbs::bench::ZeroRandomBlocks(wz, sp / 100.0, 8, 8, 11 + static_cast<uint64_t>(sp));
       auto sw = BlockSparseWeight::FromDense(wz, 8, 8);
       if (!sw.ok()) return 1;
       auto pa = ks::ab_old::BsrConvPlan::Create(p, *sw, noop ? &noop_kernel : &old_kernel);
