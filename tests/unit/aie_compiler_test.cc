@@ -15,6 +15,7 @@
 #include "ir/op_schema.h"
 #include "quant/ptq.h"
 #include "sparse/sparsify.h"
+#include "tests/unit/aie_sim_test_util.h"
 #include "tests/unit/golden.h"
 #include "zoo/zoo.h"
 
@@ -28,29 +29,7 @@ std::unique_ptr<ir::Graph> Int8Model(const std::string& name, double sparsity) {
   zo.seed = 3;
   auto g = zoo::BuildModel(name, zo);
   EXPECT_TRUE(g.ok()) << g.status().ToString();
-  if (sparsity > 0) {
-    sparse::SparsifyOptions so;
-    so.sparsity = sparsity;
-    EXPECT_TRUE(sparse::Sparsify(**g, so).ok());
-  }
-  auto prepared = quant::PrepareFloatGraph(**g);
-  EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
-  Shape shape = (*prepared)->inputs.at(0)->shape;
-  if (shape[0] < 0) shape[0] = 1;
-  Tensor x(DType::kF32, shape);
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = nd(rng);
-  quant::PtqOptions po;
-  auto cal = quant::Calibrate(**prepared, {x}, po);
-  EXPECT_TRUE(cal.ok()) << cal.status().ToString();
-  quant::PtqReport rep;
-  auto q = quant::BuildQuantizedGraph(**prepared, *cal, po, &rep);
-  EXPECT_TRUE(q.ok()) << q.status().ToString();
-  for (ir::Value* v : (*q)->inputs)
-    if (v->shape[0] < 0) v->shape[0] = 1;
-  EXPECT_TRUE(ir::InferShapes(**q).ok());
-  return std::move(*q);
+  return QuantizeForAie<std::mt19937>(**g, sparsity, 7);
 }
 
 std::unique_ptr<ir::Graph> SmallInt8Model(double sparsity) {
@@ -763,7 +742,8 @@ TEST(AieCompiler, BalancePermutesOutputChannelsOnlyWhereConvsReadThem) {
     std::sort(nx.begin(), nx.end());
     std::sort(ny.begin(), ny.end());
     EXPECT_EQ(nx, ny) << x.name;
-    const bool fixed = x.fused_add >= 0 || std::find(a.outputs.begin(), a.outputs.end(), x.output) != a.outputs.end();
+    const bool fixed = x.fused_add >= 0 ||
+                       std::find(a.outputs.begin(), a.outputs.end(), x.output) != a.outputs.end();
     if (fixed) {
       EXPECT_EQ(x.bias, y.bias) << x.name;
       EXPECT_EQ(x.row_nnz, y.row_nnz) << x.name;
@@ -815,7 +795,8 @@ TEST(AieCompiler, SparseWeightBuffersHoldEveryChunk) {
     const int64_t dense = (BlobBytes(h) + 63) / 64 * 64;
     EXPECT_LE(l.w_bytes, dense) << l.name;
     smaller += l.w_bytes < dense;
-    for (const auto& blob : l.blobs) EXPECT_LE(static_cast<int64_t>(blob.size()), l.w_bytes) << l.name;
+    for (const auto& blob : l.blobs)
+      EXPECT_LE(static_cast<int64_t>(blob.size()), l.w_bytes) << l.name;
   }
   EXPECT_GT(smaller, 0);
 }

@@ -6,15 +6,11 @@
 // runtime bit for bit.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <random>
 
 #include "aie/passes/compiler.h"
 #include "ir/op_schema.h"
-#include "quant/ptq.h"
-#include "runtime/session.h"
-#include "sim/simulator.h"
-#include "sparse/sparsify.h"
+#include "tests/unit/aie_sim_test_util.h"
 #include "zoo/builder.h"
 
 namespace wbs::aie {
@@ -39,73 +35,7 @@ std::unique_ptr<ir::Graph> BlockModel(double sparsity) {
   ir::Value* y = b.Flatten(b.GlobalAveragePool(cat, "gap"), "flatten");
   g->outputs.push_back(b.Linear(y, "fc", 10, g->AddValue("logits")));
   EXPECT_TRUE(b.status().ok()) << b.status().ToString();
-  if (sparsity > 0) {
-    sparse::SparsifyOptions so;
-    so.sparsity = sparsity;
-    EXPECT_TRUE(sparse::Sparsify(*g, so).ok());
-  }
-  auto prepared = quant::PrepareFloatGraph(*g);
-  EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
-  Shape shape = (*prepared)->inputs.at(0)->shape;
-  shape[0] = 1;
-  Tensor cal(DType::kF32, shape);
-  std::mt19937 rng(5);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  for (int64_t i = 0; i < cal.numel(); ++i) cal.data<float>()[i] = nd(rng);
-  quant::PtqOptions po;
-  auto c = quant::Calibrate(**prepared, {cal}, po);
-  EXPECT_TRUE(c.ok()) << c.status().ToString();
-  quant::PtqReport rep;
-  auto q = quant::BuildQuantizedGraph(**prepared, *c, po, &rep);
-  EXPECT_TRUE(q.ok()) << q.status().ToString();
-  for (ir::Value* v : (*q)->inputs)
-    if (v->shape[0] < 0) v->shape[0] = 1;
-  EXPECT_TRUE(ir::InferShapes(**q).ok());
-  return std::move(*q);
-}
-
-// Simulates the program on a seeded input; the logits must equal the CPU int8 runtime's.
-void ExpectBitExact(const CompileState& s, const ir::Graph& g) {
-  const DdrSymbol* in = nullptr;
-  const DdrSymbol* out = nullptr;
-  for (const DdrSymbol& y : s.program.symbols) {
-    if (y.kind == DdrSymbol::Kind::kInput) in = &y;
-    if (y.kind == DdrSymbol::Kind::kOutput) out = &y;
-  }
-  ASSERT_TRUE(in && out);
-  Tensor x(DType::kF32, Shape(in->shape.begin(), in->shape.end()));
-  std::mt19937 rng(9);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<uint8_t> qx(static_cast<size_t>(x.numel()));
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    x.data<float>()[i] = nd(rng);
-    const float q = std::nearbyint(x.data<float>()[i] / in->scale) + static_cast<float>(in->zero_point);
-    qx[static_cast<size_t>(i)] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, q)));
-  }
-  auto sim = sim::Simulator::Create(s.program, s.target);
-  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
-  ASSERT_TRUE(sim->SetInput(in->name, qx).ok());
-  ASSERT_TRUE(sim->Run().ok());
-  auto bytes = sim->ReadSymbol(out->name);
-  ASSERT_TRUE(bytes.ok());
-  runtime::SessionOptions so;
-  so.num_threads = 1;
-  auto session = runtime::Session::Create(g, so);
-  ASSERT_TRUE(session.ok()) << session.status().ToString();
-  auto ref = (*session)->Run({x});
-  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
-  const Tensor& r = ref->at(0);
-  ASSERT_EQ(r.numel() * 4, static_cast<int64_t>(bytes->size()));
-  int64_t diff = 0;
-  for (int64_t i = 0; i < r.numel(); ++i) {
-    int32_t acc;
-    std::memcpy(&acc, bytes->data() + 4 * i, 4);
-    const float v = static_cast<float>(acc) * out->scales.at(static_cast<size_t>(i));
-    if (std::memcmp(&v, &r.data<float>()[i], 4) != 0) ++diff;
-  }
-  EXPECT_EQ(diff, 0);
-  // The simulator times with the compiler's rule: cycles = estimate.
-  EXPECT_NEAR(static_cast<double>(sim->stats().total_cycles), s.total_s * s.target.clock_ghz * 1e9, 1.0);
+  return QuantizeForAie<std::mt19937>(*g, sparsity, 5);
 }
 
 TEST(AieSiblings, ParallelOneByOneConvsCompileAsOneBitExactLayer) {
@@ -151,7 +81,7 @@ TEST(AieSiblings, ParallelOneByOneConvsCompileAsOneBitExactLayer) {
       for (const CompileState* s : {&on, &off, &ddr}) {
         const Status st = CheckProgram(*s);
         EXPECT_TRUE(st.ok()) << preset << ": " << st.ToString();
-        ExpectBitExact(*s, *g);
+        ExpectSimBitExact<std::mt19937>(*s, *g, 9);
       }
       // The per-group trial keeps the faster of fused and apart (the other
       // trials, which start from its choice, off on all three).
@@ -159,7 +89,8 @@ TEST(AieSiblings, ParallelOneByOneConvsCompileAsOneBitExactLayer) {
       for (int i = 0; i < 3; ++i) {
         one[i].target = *t;
         one[i].graph = g.get();
-        one[i].options.try_wide = one[i].options.try_resident_min_w = one[i].options.try_replicate = false;
+        one[i].options.try_wide = one[i].options.try_resident_min_w = one[i].options.try_replicate =
+            false;
       }
       one[0].options.try_hfuse = false;
       one[1].options.hfuse = false;
@@ -170,7 +101,7 @@ TEST(AieSiblings, ParallelOneByOneConvsCompileAsOneBitExactLayer) {
       best.target = *t;
       best.graph = g.get();
       ASSERT_TRUE(Compile(best).ok());
-      ExpectBitExact(best, *g);
+      ExpectSimBitExact<std::mt19937>(best, *g, 9);
     }
   }
 }
