@@ -618,12 +618,14 @@ Status CompPool(const CoreView& v, const aie::CompParams& c, int64_t it) {
           for (int kx = 0; kx < c.kw; ++kx) {
             const int64_t ty = oy * c.sh + ky * c.dh, tx = ox * c.sw + kx * c.dw;
             const int32_t x = v.Get(ia + ((ch * c.in_h + ty) * c.in_w + tx) * ie, c.in_type);
-            if (c.kind == CompKind::kMaxPool) {
-              best = std::max<int64_t>(best, x);
-              continue;
-            }
             const int64_t y = iy0 + ty, xx = c.x0 + tx;
             const bool inside = y >= 0 && y < c.img_h && xx >= 0 && xx < c.img_w;
+            if (c.kind == CompKind::kMaxPool) {
+              // Taps outside the image are the pool's padding (-inf): a
+              // conv-fused pool's scratch holds recomputed values there.
+              if (inside || c.img_h <= 0 || c.img_w <= 0) best = std::max<int64_t>(best, x);
+              continue;
+            }
             if (inside) sum += x - c.in_zero;
             if (c.count_include_pad) {
               if (y >= -c.pad_begin_h && y < c.img_h + c.pad_end_h && xx >= -c.pad_begin_w &&
@@ -635,7 +637,7 @@ Status CompPool(const CoreView& v, const aie::CompParams& c, int64_t it) {
           }
         int64_t out;
         if (c.kind == CompKind::kMaxPool)
-          out = best;
+          out = best != INT64_MIN ? best : (c.out_type == OutType::kS8 ? -128 : 0);
         else
           out = cnt == 0 ? c.in_zero
                          : std::clamp<int64_t>(c.in_zero + RoundDivHalfUp(sum, cnt), c.lo, c.hi);

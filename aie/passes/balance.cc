@@ -103,7 +103,7 @@ bool ChannelReaders(const CompileState& s, int ti, std::vector<int>* convs, int 
 // block columns likewise in every reader.
 void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& perm,
                       const std::vector<int>& readers) {
-  const int64_t taps = l.kh * l.kw, cpg = l.c / l.groups, row = l.br * cpg * taps;
+  const int64_t taps = l.wkh() * l.wkw(), cpg = l.c / l.groups, row = l.br * cpg * taps;
   std::vector<int8_t> w(l.weight.size());
   std::vector<int32_t> bias(l.bias.size()), mult(l.mult.size()), shift(l.shift.size());
   std::vector<int64_t> nnz(l.row_nnz.size());
@@ -123,7 +123,7 @@ void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& per
   l.shift = std::move(shift), l.row_nnz = std::move(nnz);
   for (const int ci : readers) {
     Layer& c = s.layers[static_cast<size_t>(ci)];
-    const int64_t ctaps = c.kh * c.kw, blk = c.bc * ctaps;
+    const int64_t ctaps = c.wkh() * c.wkw(), blk = c.bc * ctaps;
     std::vector<int8_t> cw(c.weight.size());
     for (int64_t m = 0; m < c.m; ++m)
       for (size_t j = 0; j < perm.size(); ++j)
@@ -140,7 +140,7 @@ void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& per
 // loads grow least (sum of squares), then pairwise swaps between the
 // position's groups while they lower the sum over parts of the largest load.
 std::vector<int64_t> BalancedOrder(const Layer& l, const std::vector<int64_t>& sizes) {
-  const int64_t n = l.block_rows, taps = l.kh * l.kw, cpg = l.c / l.groups;
+  const int64_t n = l.block_rows, taps = l.wkh() * l.wkw(), cpg = l.c / l.groups;
   const int64_t parts = std::max<int64_t>(1, l.parts);
   std::vector<std::vector<int64_t>> v(static_cast<size_t>(n),
                                       std::vector<int64_t>(static_cast<size_t>(parts), 0));

@@ -155,9 +155,15 @@ struct Checker {
     }
     for (size_t i = 0; i < s.layers.size(); ++i) {
       const Layer& l = s.layers[i];
-      if (macs[i] != l.macs)
+      // A fused pool's conv recomputes the window overlaps: every output
+      // channel at PostPoolPositions conv positions instead of its plane.
+      const int64_t plane = l.post_pool.on ? l.post_pool.coh * l.post_pool.cow : 1;
+      const int64_t want = l.post_pool.on ? l.macs / plane * PostPoolPositions(l) : l.macs;
+      if (l.post_pool.on && l.macs % plane != 0)
+        return Internal("layer {}: {} MACs are not a multiple of the conv plane {}", l.name, l.macs, plane);
+      if (macs[i] != want)
         return Internal("layer {}: COMPs do {} effective MACs, the layer has {}", l.name, macs[i],
-                        l.macs);
+                        want);
     }
     // Every output written.
     for (const DdrSymbol& y : p.symbols)

@@ -642,12 +642,21 @@ struct Gen {
         const bool last_part = part == l.parts - 1;
         cp.acquire = {InLock(c, true, l, part)};
         cp.release = {InLock(c, false, l, part)};
+        const Layer::PostPool& pp = l.post_pool;
         if (fa) {
           // The conv's own u8 tile goes to the scratch buffer for the Add
           // COMP right after it on the same core (program order orders them).
           const ActTensor& yc = T(l.output);
           q.out = {l.core_acc, 0};
           q.out_type = yc.type;
+        } else if (pp.on) {
+          // A fused pool: the conv tile its pooled tile reads goes to the
+          // scratch buffer, the pool COMP right after it writes the output.
+          q.out = {l.core_acc, 0};
+          q.out_type = T(pp.conv_out).type;
+          q.out_h = static_cast<int32_t>(pp.rows(oh)), q.out_w = static_cast<int32_t>(pp.cols(ct.ow));
+          q.kh = static_cast<int32_t>(pp.ckh), q.kw = static_cast<int32_t>(pp.ckw);
+          q.sh = static_cast<int32_t>(pp.csh), q.sw = static_cast<int32_t>(pp.csw);
         } else if (last_part) {
           cp.acquire.push_back(L(c, kOutEmpty));
           cp.release.push_back(L(c, kOutFull));
@@ -670,8 +679,9 @@ struct Gen {
             }
             const size_t bi = BlobIndex(ct.w, k, part);
             const int64_t mpp = BlobMacs(bi);
-            q.macs = mpp * oh * ct.ow;
-            q.macs_dense = ct.mc * (k1 - k0) * l.kh * l.kw * oh * ct.ow;
+            const int64_t pixels = int64_t{q.out_h} * q.out_w;
+            q.macs = mpp * pixels;
+            q.macs_dense = ct.mc * (k1 - k0) * l.wkh() * l.wkw() * pixels;
             break;
           }
           case LayerKind::kAdd:
@@ -705,6 +715,35 @@ struct Gen {
             break;
         }
         b.instrs.push_back(cp);
+        if (pp.on) {
+          // The pool on the scratch tile: taps outside the conv's output
+          // plane are skipped (the pool's own padding), so the values the
+          // conv computed there from padded input never count.
+          const ActTensor& yc = T(pp.conv_out);
+          Instruction pl;
+          pl.op = Opcode::kComp;
+          pl.layer = li;
+          pl.cores = {c};
+          CompParams& a = pl.comp;
+          a.kind = CompKind::kMaxPool;
+          a.in_c = a.out_c = static_cast<int32_t>(ct.mc);
+          a.in_h = q.out_h, a.in_w = q.out_w;
+          a.out_h = static_cast<int32_t>(oh), a.out_w = static_cast<int32_t>(ct.ow);
+          a.kh = static_cast<int32_t>(pp.pkh), a.kw = static_cast<int32_t>(pp.pkw);
+          a.sh = static_cast<int32_t>(pp.psh), a.sw = static_cast<int32_t>(pp.psw);
+          a.in = {l.core_acc, 0};
+          a.in_type = yc.type, a.in_zero = yc.zero_point;
+          a.out = {l.core_out, l.out_bytes};
+          a.out_type = y.type, a.out_zero = y.zero_point;
+          a.lo = l.lo, a.hi = l.hi;
+          a.img_h = static_cast<int32_t>(pp.coh), a.img_w = static_cast<int32_t>(pp.cow);
+          a.y0 = static_cast<int32_t>(y0 * pp.psh - pp.ppad_t);
+          a.x0 = static_cast<int32_t>(ct.xo * pp.psw - pp.ppad_l);
+          a.y_step = static_cast<int32_t>(l.oh_t * pp.psh);
+          pl.acquire = {L(c, kOutEmpty)};
+          pl.release = {L(c, kOutFull)};
+          b.instrs.push_back(pl);
+        }
         if (fa && last_part) {
           // The fused Add: conv tile (scratch) + the other input's tile -> out.
           const bool conv_first = fa->inputs[0] == l.output;
@@ -892,7 +931,7 @@ struct Gen {
             I(kBlobHeaderInts + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
         const int64_t real_cols =
             std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
-        macs += real_rows * real_cols * l.kh * l.kw;
+        macs += real_rows * real_cols * l.wkh() * l.wkw();
       }
     }
     return macs;

@@ -45,7 +45,7 @@ void PartChannels(const Layer& l, int64_t p, int64_t* k0, int64_t* k1) {
 
 // The blob, and its effective MACs per output pixel.
 std::vector<uint8_t> MakeBlob(const Layer& l, int32_t z_x, int64_t r0, int64_t r1, int64_t p, int64_t* macs_per_pixel) {
-  const int64_t cpg = l.c / l.groups, taps = l.kh * l.kw;
+  const int64_t cpg = l.c / l.groups, taps = l.wkh() * l.wkw();
   int64_t k0 = 0, k1 = 0;
   PartChannels(l, p, &k0, &k1);
   const int64_t c0 = k0 / l.bc, c1 = (k1 + l.bc - 1) / l.bc;
@@ -78,7 +78,7 @@ std::vector<uint8_t> MakeBlob(const Layer& l, int32_t z_x, int64_t r0, int64_t r
   const int32_t flags = (p == 0 ? kBlobBias : 0) | (p == l.parts - 1 ? kBlobRequant : 0);
   std::vector<uint8_t> b;
   Put32(b, kBlobMagic);
-  for (int64_t v : {int64_t{l.br}, int64_t{l.bc}, l.kh, l.kw, r1 - r0, static_cast<int64_t>(col_idx.size()), k1 - k0,
+  for (int64_t v : {int64_t{l.br}, int64_t{l.bc}, l.wkh(), l.wkw(), r1 - r0, static_cast<int64_t>(col_idx.size()), k1 - k0,
                     int64_t{flags}})
     Put32(b, static_cast<int32_t>(v));
   for (int32_t v : row_ptr) Put32(b, v);

@@ -107,6 +107,29 @@ struct Layer {
   };
   std::vector<OutSlice> out_slices;
   bool multi_out() const { return !out_slices.empty(); }
+  // A max pool fused after the conv (poolfuse.cc FusePools, the end of pass
+  // 1): each core computes the conv tile its pooled output tile needs (the
+  // overlapping window rows and columns recomputed) into core scratch
+  // (core_acc) and pools it there, so the conv's output never goes to a
+  // memtile and back. The layer's output, oh, ow are the pool's; kh, kw,
+  // sh, sw and the pads describe the composite window on the conv's input
+  // (a pooled pixel reads (pkh - 1) * csh + ckh input rows, step psh * csh)
+  // so every input-side pass tiles it as a conv; wkh()/wkw() are the
+  // weights' kernel. Pool taps outside the conv's output plane (coh x cow)
+  // are skipped by the pool COMP (what the pool's -inf padding does).
+  struct PostPool {
+    bool on = false;
+    std::string conv, pool;            // the two layers' names
+    int conv_out = -1;                 // the conv's own output tensor (scratch quantization)
+    int64_t pkh = 1, pkw = 1, psh = 1, psw = 1, ppad_t = 0, ppad_l = 0;  // the pool
+    int64_t ckh = 1, ckw = 1, csh = 1, csw = 1;                         // the conv
+    int64_t coh = 0, cow = 0;                                            // the conv's output plane
+    // Conv output rows / columns a pooled tile of oh x ow reads.
+    int64_t rows(int64_t oh) const { return (oh - 1) * psh + pkh; }
+    int64_t cols(int64_t ow) const { return (ow - 1) * psw + pkw; }
+  } post_pool;
+  int64_t wkh() const { return post_pool.on ? post_pool.ckh : kh; }
+  int64_t wkw() const { return post_pool.on ? post_pool.ckw : kw; }
   // Geometry: input C x H x W -> output M x OH x OW.
   int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
@@ -294,6 +317,15 @@ struct CompileOptions {
   // layer where the layer got faster (those: 15.4 -> 14.7 us each).
   std::map<std::string, bool> w_double;
   bool try_w_double = true;
+  // Max pools fused into the conv before them (poolfuse.cc, Layer::post_pool):
+  // the conv's output plane never crosses the memtile<->core links. By the
+  // fused name ("conv1+maxpool"): false keeps that pair apart. The window
+  // overlap is recomputed (a 3x3 s2 pool on 7 pooled rows: 15 conv rows
+  // for 14), so CompileTrials() compiles with every pair apart too and
+  // keeps each pair fused only where it beat the two layers' times.
+  bool pool_fuse = true;
+  std::map<std::string, bool> pool_fuse_pairs;
+  bool try_pool_fuse = true;
 };
 
 struct CompileState {
@@ -337,6 +369,14 @@ struct CompileState {
 // Sibling fusion (siblings.cc), the end of pass 1: merges each group of
 // sibling convs into one multi-output layer (Layer::out_slices).
 void FuseSiblings(CompileState& s);
+// Pool fusion (poolfuse.cc), after FuseSiblings: each conv whose output only
+// a max pool reads becomes one layer with it (Layer::post_pool).
+void FusePools(CompileState& s);
+// A fused pool's name as CompileOptions::pool_fuse keys it ("conv1+maxpool").
+std::string PoolFusedName(const std::string& conv, const std::string& pool);
+// Conv output positions a post-pool layer's COMPs compute per output
+// channel (recomputed window rows and columns included; check.cc).
+int64_t PostPoolPositions(const Layer& l);
 
 // ---- The passes (one file each) ----
 Status RunSchedule(CompileState& s);   // aie/passes/schedule.cc

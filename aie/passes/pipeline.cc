@@ -199,7 +199,18 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
 
 Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed) {
   std::string text;
-  WBS_RETURN_IF_ERROR(CompileOnce(s, print_after, &text));
+  if (Status st = CompileOnce(s, print_after, &text); !st.ok()) {
+    // A fused pool's tile (no CIN parts) may find no room beside the
+    // resident activations: then compile with every pair apart.
+    bool fused = false;
+    for (const Layer& l : s.layers) fused |= l.post_pool.on;
+    if (!fused) return st;
+    CompileState b = TrialOf(s, s.options);
+    b.options.pool_fuse = false;
+    text.clear();
+    WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &text));
+    s = std::move(b);
+  }
   bool saw = s.saw_partial;
   // Sibling fusion (siblings.cc) per group: the fused layer streams the
   // shared input once, but its output slabs and the outputs' longer
@@ -240,6 +251,53 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
         WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
         saw |= c.saw_partial;
       }
+      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+    }
+  }
+  // Pool fusion (poolfuse.cc) per pair: the fused layer saves the conv
+  // output's round trip through the memtiles but recomputes the pool
+  // windows' overlap, and its tile has no CIN parts. Compile with every
+  // pair apart, then with each pair fused only where the fused layer beat
+  // the conv's and the pool's summed times; keep the fastest program. The
+  // compile apart skips the spread trials (they choose for the
+  // channels-over-every-core layers, not for these; ResNet-50 compiles one
+  // pass pipeline more instead of three).
+  if (s.options.try_pool_fuse && s.options.pool_fuse) {
+    std::map<std::string, bool> off;
+    for (const Layer& l : s.layers)
+      if (l.post_pool.on) off[l.name] = false;
+    if (!off.empty()) {
+      auto trial = [&](const std::map<std::string, bool>& pairs, CompileState* r, std::string* t,
+                       bool spread_trials) {
+        *r = TrialOf(s, s.options);
+        for (const auto& [k, v] : pairs) r->options.pool_fuse_pairs[k] = v;
+        r->options.try_spread = r->options.try_spread && spread_trials;
+        return CompileOnce(*r, print_after, t);
+      };
+      CompileState b;
+      std::string tb;
+      WBS_RETURN_IF_ERROR(trial(off, &b, &tb, false));
+      std::map<std::string, double> apart;
+      for (const Layer& l : b.layers) apart[l.name] = l.time_s;
+      std::map<std::string, bool> mixed;
+      bool any_on = false, any_off = false;
+      for (const Layer& l : s.layers) {
+        if (!l.post_pool.on) continue;
+        const bool on = l.time_s < apart[l.post_pool.conv] + apart[l.post_pool.pool];
+        mixed[l.name] = on;
+        any_on |= on, any_off |= !on;
+      }
+      saw |= b.saw_partial;
+      CompileState c;
+      std::string tc;
+      const bool tried_c = any_on && any_off;
+      if (tried_c) {
+        WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc, true));
+        saw |= c.saw_partial;
+      }
+      // The later trials start from the kept state's options: spread trials as asked.
+      b.options.try_spread = s.options.try_spread;
       if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
       if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
     }

@@ -317,6 +317,7 @@ Status RunSchedule(CompileState& s) {
   if (s.inputs.empty()) return InvalidArgument("compile: the graph has no quantized input (run wbs quantize first)");
   if (s.layers.empty()) return InvalidArgument("compile: the graph has no layers");
   FuseSiblings(s);
+  FusePools(s);
   return Status::Ok();
 }
 

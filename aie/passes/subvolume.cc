@@ -81,7 +81,7 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   if (l.kind == LayerKind::kAdd) s.in2 = ch * oh_t * ow_t;
   if (l.kind == LayerKind::kConv) {
     BlobHeader h;
-    h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.kh), h.kw = static_cast<int32_t>(l.kw);
+    h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.wkh()), h.kw = static_cast<int32_t>(l.wkw());
     h.block_rows = static_cast<int32_t>(mt_rows);
     h.nnz = static_cast<int32_t>(mt_rows * CeilDiv(l.groups == 1 ? ct : l.c / l.groups, l.bc));
     s.w_dense = BlobBytes(h);
@@ -93,6 +93,8 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   s.out = ch * oh_t * ow_t * y.elem;
   if (parts > 1) s.acc = ch * oh_t * ow_t * 4;
   if (fused) s.in2 = ch * oh_t * ow_t, s.acc = ch * oh_t * ow_t;
+  // A fused pool's conv tile (u8 scratch; no CIN parts).
+  if (l.post_pool.on) s.acc = ch * l.post_pool.rows(oh_t) * l.post_pool.cols(ow_t);
   // Buffers are 64-byte aligned by the memory plan.
   auto al = [](int64_t v) { return (v + 63) / 64 * 64; };
   s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc);
@@ -205,7 +207,7 @@ Status TileLayers(CompileState& s) {
     for (int64_t v = cap_w; v >= 1; v = v == 1 ? 0 : CeilDiv(v, 2)) ows.push_back(v);
     for (int64_t ct : cts) {
       const int64_t parts = CeilDiv(cpg, ct);
-      if (fused && parts > 1) continue;
+      if ((fused || l.post_pool.on) && parts > 1) continue;
       for (int64_t mt : mts) {
         for (int64_t ow : ows) {
           // Two core weight halves: CIN parts always; with w_double, a
@@ -221,13 +223,24 @@ Status TileLayers(CompileState& s) {
             else hi = mid - 1;
           }
           if (lo == 0) continue;
-          const int64_t oh = lo;
+          // A fused pool's tile also tries fewer rows: its blocks are few
+          // (a block per channel chunk, each exposing its first input tile
+          // and last output tile), and the largest tile leaves too few
+          // iterations to hide them (ResNet-50 conv1+maxpool 4x4: 19 rows,
+          // 3 iterations per chunk, 40.2 us; 7 rows 35.2 us).
+          std::vector<int64_t> ohs{lo};
+          if (l.post_pool.on)
+            for (int64_t n = CeilDiv(l.oh, lo) + 1; n <= CeilDiv(l.oh, lo) + 8; ++n)
+              if (const int64_t v = CeilDiv(l.oh, n); v < ohs.back()) ohs.push_back(v);
+          for (const int64_t oh : ohs) {
           const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused, top_nnz);
           const int64_t chunks = CeilDiv(cap_rows, mt);
           const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(l.oh, oh) * parts;
           const int64_t ch = l.kind == LayerKind::kConv ? mt * l.br : mt;
+          // A fused pool's conv computes its window's rows and columns (overlaps recomputed).
           const double comp = l.kind == LayerKind::kConv
-                                  ? ch * oh * ow * ct * l.kh * l.kw * density / mac_rate
+                                  ? ch * (l.post_pool.on ? l.post_pool.rows(oh) * l.post_pool.cols(ow) : oh * ow) * ct *
+                                        l.wkh() * l.wkw() * density / mac_rate
                                   : 0.0;
           const double w_cycles = z.w / in_bpc;
           // The input tile goes in channel halves over both core input
@@ -253,7 +266,9 @@ Status TileLayers(CompileState& s) {
           const double blocks_cost = parts > 1 ? iters * step
                                      : w_twice ? w_cycles + wblocks * std::max(block_comp, w_cycles)
                                                : iters * step + wblocks * w_cycles;
-          const double core_cost = blocks_cost + (iters / parts) * odd;
+          // A fused pool's blocks expose their fill and drain (above).
+          const double fill = l.post_pool.on ? static_cast<double>(wblocks) * (z.in / (in_ch * in_bpc) + z.out / (out_ch * out_bpc)) : 0.0;
+          const double core_cost = blocks_cost + (iters / parts) * odd + fill;
           // DDR traffic of the whole layer on the memtiles' channels.
           const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
           // CIN parts' blobs stay in the memtile for the chunk when they
@@ -305,6 +320,7 @@ Status TileLayers(CompileState& s) {
           // A preferred wide split beats any other tile (which stays the fallback when no wide tile fits).
           if (prefer_wide && !wide) cost = cost * 1e6 + 1e12;
           if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide};
+          }
         }
       }
     }

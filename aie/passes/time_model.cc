@@ -47,7 +47,7 @@ void IdealBound(CompileState& s, double eff) {
     int64_t wb = 0;
     if (l.kind == LayerKind::kConv) {
       BlobHeader h;
-      h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.kh), h.kw = static_cast<int32_t>(l.kw);
+      h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.wkh()), h.kw = static_cast<int32_t>(l.wkw());
       h.block_rows = static_cast<int32_t>(l.block_rows);
       int64_t nnz = 0;
       for (const int64_t n : l.row_nnz) nnz += n;
