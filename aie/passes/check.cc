@@ -190,7 +190,8 @@ Status CheckLayerBuffers(const Layer& l, int64_t capacity) {
                   {"in2", l.core_in2, l.core_in2 + 2 * l.in2_bytes},
                   {"w", l.core_w, l.core_w + l.core_w_halves() * l.w_bytes},
                   {"out", l.core_out, l.core_out + 2 * l.out_bytes},
-                  {"acc", l.core_acc, l.core_acc + l.acc_bytes}};
+                  {"acc", l.core_acc, l.core_acc + l.acc_bytes},
+                  {"scratch", l.core_scratch, l.core_scratch + l.scratch_bytes}};
   for (const R& a : rs) {
     if (a.hi > capacity)
       return Internal("{}: core buffer {} ends at {} > {}", l.name, a.name, a.hi, capacity);

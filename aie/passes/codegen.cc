@@ -714,6 +714,45 @@ struct Gen {
             q.mult = l.amult, q.shift = l.ashift;
             break;
         }
+        if (l.pre_pool.on) {
+          // A fused pre-pool: the input tile (the pool's window) is pooled
+          // into the scratch buffer, which the 1x1 conv reads; the pool
+          // COMP holds the input buffer's locks, the conv only its own.
+          const Layer::PrePool& pr = l.pre_pool;
+          const ActTensor& yp = T(pr.pool_out);
+          Instruction pl;
+          pl.op = Opcode::kComp;
+          pl.layer = li;
+          pl.cores = {c};
+          CompParams& a = pl.comp;
+          a.kind = CompKind::kAvgPool;
+          a.in_c = a.out_c = q.in_c;
+          a.in_h = q.in_h, a.in_w = q.in_w;
+          a.out_h = static_cast<int32_t>(oh), a.out_w = static_cast<int32_t>(ct.ow);
+          a.kh = static_cast<int32_t>(l.kh), a.kw = static_cast<int32_t>(l.kw);
+          a.sh = static_cast<int32_t>(l.sh), a.sw = static_cast<int32_t>(l.sw);
+          a.in = q.in;
+          a.in_type = x.type, a.in_zero = x.zero_point;
+          a.out = {l.core_scratch, 0};
+          a.out_type = yp.type, a.out_zero = yp.zero_point;
+          a.lo = pr.lo, a.hi = pr.hi;
+          a.count_include_pad = pr.count_include_pad;
+          a.img_h = static_cast<int32_t>(l.h), a.img_w = static_cast<int32_t>(l.w);
+          a.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t);
+          a.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
+          a.y_step = static_cast<int32_t>(ystep);
+          a.pad_begin_h = static_cast<int32_t>(l.pad_t), a.pad_begin_w = static_cast<int32_t>(l.pad_l);
+          a.pad_end_h = static_cast<int32_t>(pr.pool_pad_b), a.pad_end_w = static_cast<int32_t>(pr.pool_pad_r);
+          pl.acquire = {cp.acquire.front()};
+          pl.release = {cp.release.front()};
+          cp.acquire.erase(cp.acquire.begin());
+          cp.release.erase(cp.release.begin());
+          q.in = {l.core_scratch, 0};
+          q.in_h = static_cast<int32_t>(oh), q.in_w = static_cast<int32_t>(ct.ow);
+          q.kh = q.kw = q.sh = q.sw = 1;
+          q.in_type = yp.type, q.in_zero = yp.zero_point;
+          b.instrs.push_back(pl);
+        }
         b.instrs.push_back(cp);
         if (pp.on) {
           // The pool on the scratch tile: taps outside the conv's output

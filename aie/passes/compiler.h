@@ -128,8 +128,21 @@ struct Layer {
     int64_t rows(int64_t oh) const { return (oh - 1) * psh + pkh; }
     int64_t cols(int64_t ow) const { return (ow - 1) * psw + pkw; }
   } post_pool;
-  int64_t wkh() const { return post_pool.on ? post_pool.ckh : kh; }
-  int64_t wkw() const { return post_pool.on ? post_pool.ckw : kw; }
+  // An average pool fused before a 1x1 stride-1 unpadded conv (poolfuse.cc;
+  // Inception's avg_pool -> branch_pool): the layer reads the pool's input
+  // with the pool's window (kh, kw, sh, sw, pads are the pool's), each core
+  // pools its input tile (every CIN part) into core scratch (core_scratch)
+  // and the conv reads that; the pooled tensor never exists outside a core.
+  struct PrePool {
+    bool on = false;
+    std::string pool, conv;  // the two layers' names
+    int pool_out = -1;       // the pool's output tensor (the conv's input quantization)
+    int64_t pool_pad_b = 0, pool_pad_r = 0;  // count_include_pad end pads
+    bool count_include_pad = false;
+    int32_t lo = 0, hi = 255;  // the pool's clamp
+  } pre_pool;
+  int64_t wkh() const { return post_pool.on ? post_pool.ckh : pre_pool.on ? 1 : kh; }
+  int64_t wkw() const { return post_pool.on ? post_pool.ckw : pre_pool.on ? 1 : kw; }
   // Geometry: input C x H x W -> output M x OH x OW.
   int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0;
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
@@ -181,6 +194,7 @@ struct Layer {
   double imbalance = 0.0;  // max nnz / mean nnz - 1 over used cores
   // Core buffer sizes (bytes, one half of ping/pong).
   int64_t in_bytes = 0, in2_bytes = 0, w_bytes = 0, out_bytes = 0, acc_bytes = 0;
+  int64_t scratch_bytes = 0;  // a fused pre-pool's pooled tile (Layer::pre_pool)
   bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
   // Core weights double-buffered across the layer's weight blocks (channel
   // or width chunks; memplan, when the second half fits): chunk k+1's blob
@@ -213,7 +227,7 @@ struct Layer {
   std::vector<int64_t> blob_offset;  // per blob, in the symbol
 
   // ---- memory plan (pass 6): addresses (core: same in every core) ----
-  int64_t core_in = 0, core_in2 = 0, core_w = 0, core_out = 0, core_acc = 0;
+  int64_t core_in = 0, core_in2 = 0, core_w = 0, core_out = 0, core_acc = 0, core_scratch = 0;
   int64_t mt_in = 0, mt_in2 = 0, mt_w = 0, mt_out = 0;  // memtile slab addresses
   int64_t mt_col_bytes = 0;  // one column's slabs (columns sharing a memtile are stacked)
   int64_t mt_in_bytes = 0, mt_in2_bytes = 0, mt_w_bytes = 0, mt_out_bytes = 0;
@@ -370,10 +384,13 @@ struct CompileState {
 // sibling convs into one multi-output layer (Layer::out_slices).
 void FuseSiblings(CompileState& s);
 // Pool fusion (poolfuse.cc), after FuseSiblings: each conv whose output only
-// a max pool reads becomes one layer with it (Layer::post_pool).
+// a max pool reads becomes one layer with it (Layer::post_pool), and each
+// average pool whose output only a 1x1 stride-1 conv reads one layer with
+// that conv (Layer::pre_pool).
 void FusePools(CompileState& s);
-// A fused pool's name as CompileOptions::pool_fuse keys it ("conv1+maxpool").
-std::string PoolFusedName(const std::string& conv, const std::string& pool);
+// A fused pair's name as CompileOptions::pool_fuse_pairs keys it, the layers
+// in program order ("conv1+maxpool", "Mixed_5b.avg_pool+Mixed_5b.branch_pool.conv").
+std::string PoolFusedName(const std::string& first, const std::string& second);
 // Conv output positions a post-pool layer's COMPs compute per output
 // channel (recomputed window rows and columns included; check.cc).
 int64_t PostPoolPositions(const Layer& l);

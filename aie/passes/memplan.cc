@@ -219,7 +219,8 @@ Status RunMemPlan(CompileState& s) {
     {
       int64_t wchunks = 0;
       for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
-      const int64_t need = 2 * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
+      const int64_t need =
+          2 * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
       l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
                    need <= t.core_buffer_bytes();
     }
@@ -230,7 +231,7 @@ Status RunMemPlan(CompileState& s) {
     l.in_bufs = 2;
     if (l.kind == LayerKind::kConv && l.parts > 1 && l.macs < l.macs_dense && t.core.locks >= 16) {
       const int64_t rest =
-          2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes;
+          2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
       // Not a count leaving one part over (parts % k == 1): then an
       // iteration's last part and the next one's first take the same
       // buffer and serialize (VGG-16 features.10, 4 parts in 3 buffers:
@@ -247,6 +248,7 @@ Status RunMemPlan(CompileState& s) {
     l.core_w = a, a += l.core_w_halves() * l.w_bytes;
     l.core_out = a, a += 2 * l.out_bytes;
     l.core_acc = a, a += l.acc_bytes;
+    l.core_scratch = a, a += l.scratch_bytes;
     if (a > t.core_buffer_bytes())
       return Internal("{}: core buffers need {} bytes, {} available", l.name, a, t.core_buffer_bytes());
     // Resident inputs and outputs (fusion.cc) have no slab: they are read

@@ -203,7 +203,7 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
     // A fused pool's tile (no CIN parts) may find no room beside the
     // resident activations: then compile with every pair apart.
     bool fused = false;
-    for (const Layer& l : s.layers) fused |= l.post_pool.on;
+    for (const Layer& l : s.layers) fused |= l.post_pool.on || l.pre_pool.on;
     if (!fused) return st;
     CompileState b = TrialOf(s, s.options);
     b.options.pool_fuse = false;
@@ -255,9 +255,10 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
       if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
     }
   }
-  // Pool fusion (poolfuse.cc) per pair: the fused layer saves the conv
-  // output's round trip through the memtiles but recomputes the pool
-  // windows' overlap, and its tile has no CIN parts. Compile with every
+  // Pool fusion (poolfuse.cc) per pair: the fused layer saves the middle
+  // tensor's round trip through the memtiles, but a max pool's conv
+  // recomputes the windows' overlap and has no CIN parts, and an average
+  // pool's conv reads the pool's halo and keeps a scratch tile. Compile with every
   // pair apart, then with each pair fused only where the fused layer beat
   // the conv's and the pool's summed times; keep the fastest program. The
   // compile apart skips the spread trials (they choose for the
@@ -266,7 +267,7 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
   if (s.options.try_pool_fuse && s.options.pool_fuse) {
     std::map<std::string, bool> off;
     for (const Layer& l : s.layers)
-      if (l.post_pool.on) off[l.name] = false;
+      if (l.post_pool.on || l.pre_pool.on) off[l.name] = false;
     if (!off.empty()) {
       auto trial = [&](const std::map<std::string, bool>& pairs, CompileState* r, std::string* t,
                        bool spread_trials) {
@@ -283,8 +284,9 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
       std::map<std::string, bool> mixed;
       bool any_on = false, any_off = false;
       for (const Layer& l : s.layers) {
-        if (!l.post_pool.on) continue;
-        const bool on = l.time_s < apart[l.post_pool.conv] + apart[l.post_pool.pool];
+        if (!l.post_pool.on && !l.pre_pool.on) continue;
+        const bool on = l.post_pool.on ? l.time_s < apart[l.post_pool.conv] + apart[l.post_pool.pool]
+                                       : l.time_s < apart[l.pre_pool.pool] + apart[l.pre_pool.conv];
         mixed[l.name] = on;
         any_on |= on, any_off |= !on;
       }

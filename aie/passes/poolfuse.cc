@@ -25,9 +25,12 @@
 
 namespace wbs::aie {
 
-std::string PoolFusedName(const std::string& conv, const std::string& pool) {
-  return conv + "+" + pool;
+std::string PoolFusedName(const std::string& first, const std::string& second) {
+  return first + "+" + second;
 }
+
+void FusePostPools(CompileState& s);
+void FusePrePools(CompileState& s);
 
 int64_t PostPoolPositions(const Layer& l) {
   if (!l.post_pool.on || l.cores.empty() || l.oh_t <= 0 || l.ow_t <= 0) return 0;
@@ -46,7 +49,14 @@ int64_t PostPoolPositions(const Layer& l) {
   return rows * cols;
 }
 
+void Relink(CompileState& s);
+
 void FusePools(CompileState& s) {
+  FusePostPools(s);
+  FusePrePools(s);
+}
+
+void FusePostPools(CompileState& s) {
   if (!s.options.pool_fuse) return;
   auto is_io = [&](int i) {
     return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
@@ -125,8 +135,73 @@ void FusePools(CompileState& s) {
     out.push_back(std::move(f));
   }
   s.layers = std::move(out);
-  // Producers and consumers by the new layer indices (the conv's own output
-  // tensor is left with neither: it never exists outside a core).
+  Relink(s);
+}
+
+void FusePrePools(CompileState& s) {
+  if (!s.options.pool_fuse) return;
+  auto is_io = [&](int i) {
+    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
+           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
+  };
+  std::vector<bool> hosts(s.tensors.size(), false);
+  for (const ActTensor& x : s.tensors)
+    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  const size_t n = s.layers.size();
+  std::vector<int> conv_of(n, -1);  // pool -> the conv it is fused into
+  for (size_t i = 0; i < n; ++i) {
+    const Layer& p = s.layers[i];
+    if (p.kind != LayerKind::kAvgPool || p.op != "QAveragePool" || p.inputs.size() != 1 ||
+        p.dh != 1 || p.dw != 1)
+      continue;
+    const ActTensor& x = s.tensors[static_cast<size_t>(p.inputs[0])];
+    const ActTensor& y = s.tensors[static_cast<size_t>(p.output)];
+    // The pool COMP keeps the quantization (in_zero is the output's zero point).
+    if (y.elem != 1 || x.elem != 1 || y.type != x.type || y.zero_point != x.zero_point ||
+        y.alias_of >= 0 || hosts[static_cast<size_t>(p.output)] || is_io(p.output) ||
+        y.consumers.size() != 1)
+      continue;
+    const int ci = y.consumers.front();
+    const Layer& c = s.layers[static_cast<size_t>(ci)];
+    if (c.kind != LayerKind::kConv || c.op != "QConv" || c.groups != 1 || c.multi_out() ||
+        c.post_pool.on || c.inputs.size() != 1 || c.inputs[0] != p.output || c.kh != 1 ||
+        c.kw != 1 || c.sh != 1 || c.sw != 1 || c.pad_t != 0 || c.pad_l != 0 || c.pad_b != 0 ||
+        c.pad_r != 0 || c.h != p.oh || c.w != p.ow)
+      continue;
+    const auto it = s.options.pool_fuse_pairs.find(PoolFusedName(p.name, c.name));
+    if (it != s.options.pool_fuse_pairs.end() && !it->second) continue;
+    conv_of[i] = ci;
+  }
+  if (std::all_of(conv_of.begin(), conv_of.end(), [](int v) { return v < 0; })) return;
+  for (size_t i = 0; i < n; ++i) {
+    if (conv_of[i] < 0) continue;
+    const Layer& p = s.layers[i];
+    Layer& f = s.layers[static_cast<size_t>(conv_of[i])];
+    Layer::PrePool& q = f.pre_pool;
+    q.on = true;
+    q.pool = p.name, q.conv = f.name;
+    q.pool_out = p.output;
+    q.pool_pad_b = p.pool_pad_b, q.pool_pad_r = p.pool_pad_r;
+    q.count_include_pad = p.count_include_pad;
+    q.lo = p.lo, q.hi = p.hi;
+    f.name = PoolFusedName(p.name, f.name);
+    f.inputs = p.inputs;
+    f.h = p.h, f.w = p.w;
+    // A 1x1 stride-1 conv on the pooled plane reads the pool's window.
+    f.kh = p.kh, f.kw = p.kw, f.sh = p.sh, f.sw = p.sw;
+    f.pad_t = p.pad_t, f.pad_l = p.pad_l, f.pad_b = p.pad_b, f.pad_r = p.pad_r;
+  }
+  std::vector<Layer> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    if (conv_of[i] < 0) out.push_back(std::move(s.layers[i]));
+  s.layers = std::move(out);
+  Relink(s);
+}
+
+// Producers and consumers by the new layer indices (a fused pair's middle
+// tensor is left with neither: it never exists outside a core).
+void Relink(CompileState& s) {
   for (ActTensor& x : s.tensors) x.producer = -1, x.consumers.clear();
   for (size_t li = 0; li < s.layers.size(); ++li) {
     const Layer& l = s.layers[li];

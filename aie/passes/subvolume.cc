@@ -26,9 +26,9 @@ namespace {
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 struct Sizes {
-  int64_t in = 0, in2 = 0, w = 0, out = 0, acc = 0;
+  int64_t in = 0, in2 = 0, w = 0, out = 0, acc = 0, scr = 0;
   int64_t w_dense = 0;  // the blob of a dense chunk (traffic scales it by the density)
-  int64_t total(bool w_twice) const { return 2 * in + 2 * in2 + (w_twice ? 2 : 1) * w + 2 * out + acc; }
+  int64_t total(bool w_twice) const { return 2 * in + 2 * in2 + (w_twice ? 2 : 1) * w + 2 * out + acc + scr; }
 };
 
 }  // namespace
@@ -95,9 +95,11 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   if (fused) s.in2 = ch * oh_t * ow_t, s.acc = ch * oh_t * ow_t;
   // A fused pool's conv tile (u8 scratch; no CIN parts).
   if (l.post_pool.on) s.acc = ch * l.post_pool.rows(oh_t) * l.post_pool.cols(ow_t);
+  // A fused pre-pool's pooled input tile (one CIN part).
+  if (l.pre_pool.on) s.scr = TileInChannels(l, mt_rows, ct) * oh_t * ow_t;
   // Buffers are 64-byte aligned by the memory plan.
   auto al = [](int64_t v) { return (v + 63) / 64 * 64; };
-  s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc);
+  s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc), s.scr = al(s.scr);
   s.w_dense = al(s.w_dense);
   return s;
 }
@@ -345,6 +347,7 @@ Status TileLayers(CompileState& s) {
     if (std::isfinite(best)) {
       l.mt_rows = pick.mt_rows, l.ow_t = pick.ow_t, l.oh_t = pick.oh_t, l.ct = pick.ct, l.parts = pick.parts;
       l.in_bytes = pick.z.in, l.in2_bytes = pick.z.in2, l.w_bytes = pick.z.w, l.out_bytes = pick.z.out, l.acc_bytes = pick.z.acc;
+      l.scratch_bytes = pick.z.scr;
       l.weights_per_iteration = pick.parts > 1;
       l.cout_only = pick.cout_only;
       l.w_kept = pick.w_kept;

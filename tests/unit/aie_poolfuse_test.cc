@@ -2,9 +2,12 @@
 // reads compiles to one layer that pools its conv tile in core scratch —
 // ResNet's stem (7x7 s2 conv, 3x3 s2 pad 1 pool: overlapping windows and a
 // padded border), Inception's (3x3 s2 pool without padding) and VGG's (2x2
-// s2 pool). The fused program passes the invariant checker (its COMPs do
-// the recomputed MACs exactly) and the simulator reproduces the CPU int8
-// runtime bit for bit, with simulated cycles equal to the estimate.
+// s2 pool) — and an average pool whose output only a 1x1 conv reads
+// (Inception's avg_pool -> branch_pool) one layer that pools each input
+// tile before the conv. The fused programs pass the invariant checker (a
+// max pool's conv COMPs do the recomputed MACs exactly) and the simulator
+// reproduces the CPU int8 runtime bit for bit, with simulated cycles equal
+// to the estimate.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -102,6 +105,68 @@ TEST(AiePoolFusion, ConvAndMaxPoolCompileAsOneBitExactLayer) {
       }
     }
   }
+}
+
+// input 3x15^2 -> 3x3 conv (`c` channels) -> avg pool 3x3 s1 p1 -> 1x1 conv
+// -> GAP -> fc. With `c` = 96 the 1x1 conv splits its input channels into
+// CIN parts on 2x2, each part pooled on its own.
+std::unique_ptr<ir::Graph> BranchPoolModel(int64_t c, bool count_include_pad, double sparsity) {
+  auto g = std::make_unique<ir::Graph>();
+  zoo::NetBuilder b(*g, 17);
+  const float eps = 1e-3f;
+  ir::Value* x = b.Input(1, 3, 15);
+  x = b.BasicConv2d(x, "stem", zoo::ConvK(c, 3, 1, 1), eps);
+  x = b.AveragePool(x, "avg_pool", 3, 1, 1, count_include_pad);
+  x = b.BasicConv2d(x, "branch_pool", zoo::ConvK(24, 1), eps);
+  ir::Value* y = b.Flatten(b.GlobalAveragePool(x, "gap"), "flatten");
+  g->outputs.push_back(b.Linear(y, "fc", 10, g->AddValue("logits")));
+  EXPECT_TRUE(b.status().ok()) << b.status().ToString();
+  return QuantizeForAie<std::mt19937>(*g, sparsity, 5);
+}
+
+TEST(AiePoolFusion, AvgPoolAndOneByOneConvCompileAsOneBitExactLayer) {
+  bool saw_parts = false;  // some case pools CIN part by part
+  for (const int64_t c : {32, 96}) {
+    for (const bool cip : {true, false}) {
+      for (const double sparsity : {0.0, 0.5}) {
+        const auto g = BranchPoolModel(c, cip, sparsity);
+        ASSERT_TRUE(g);
+        for (const char* preset : {"paper-2x2", "paper-4x4"}) {
+          auto t = Target::Load(preset);
+          ASSERT_TRUE(t.ok());
+          const std::string what = std::to_string(c) + (cip ? " include-pad " : " exclude-pad ") +
+                                   preset + (sparsity > 0 ? " 50%" : " dense");
+          CompileState on, off, ddr;
+          on.target = off.target = ddr.target = *t;
+          on.graph = off.graph = ddr.graph = g.get();
+          on.options.try_pool_fuse = ddr.options.try_pool_fuse = false;
+          off.options.pool_fuse = false;
+          ddr.options.resident = false;
+          for (CompileState* s : {&on, &off, &ddr}) {
+            const Status st = Compile(*s);
+            ASSERT_TRUE(st.ok()) << what << ": " << st.ToString();
+          }
+          int fused = 0;
+          for (const Layer& l : on.layers) {
+            if (!l.pre_pool.on) continue;
+            ++fused;
+            EXPECT_EQ(l.name, "avg_pool+branch_pool.conv") << what;
+            EXPECT_EQ(l.kh, 3) << what;  // the pool's window on the conv's input
+            EXPECT_GE(l.scratch_bytes, l.ct * l.oh_t * l.ow_t) << what;
+            saw_parts |= l.parts > 1;
+          }
+          EXPECT_EQ(fused, 1) << what;
+          EXPECT_EQ(on.layers.size() + 1, off.layers.size()) << what;
+          for (const CompileState* s : {&on, &off, &ddr}) {
+            const Status st = CheckProgram(*s);
+            EXPECT_TRUE(st.ok()) << what << ": " << st.ToString();
+            ExpectSimBitExact<std::mt19937>(*s, *g, 9, what);
+          }
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(saw_parts);
 }
 
 }  // namespace
