@@ -197,6 +197,9 @@ TEST(BlockSparseConv, ZooLayerShapes) {
       {1024, 2048, 14, 14, 1, 1, 2, 0, 0},  // resnet50 layer4.0 downsample (1x1 s2)
       {512, 512, 14, 14, 3, 3, 2, 1, 1},    // resnet50 layer4.0 conv2 (3x3 s2 to 7x7)
       {256, 256, 14, 14, 3, 3, 1, 1, 1},    // resnet50 layer3 conv2
+      // resnet50 layer3.0 conv2 (3x3 s2 to 14x14, six shifted planes):
+      // position chunks of 48, the last one 2 x 48 + 4 (fused tails).
+      {256, 256, 28, 28, 3, 3, 2, 1, 1},
   };
   Rng rng(TestSeed());
   std::vector<const ks::BsrConvKernel*> kernels = {&ks::SelectBsrConvKernel(8)};
