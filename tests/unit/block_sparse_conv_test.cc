@@ -598,7 +598,7 @@ TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
   std::vector<int64_t> col_counts;
   for (int64_t cols = 1; cols <= 36; cols += (cols < 20 ? 1 : 5)) col_counts.push_back(cols);
   for (int64_t cols : {49, 64, 65, 115, 530}) col_counts.push_back(cols);
-  const int64_t channels = 3, in_h = 5, rows = 4;
+  const int64_t channels = 3, in_h = 5;
   int64_t checked = 0;
   for (const auto& [name, fn] : fns)
     for (int64_t sx : {1, 2})
@@ -608,6 +608,9 @@ TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
             for (int extra = 0; extra < 4; ++extra) {
               // Top and bottom padding rows (row_off -2..2, 5 input rows).
               const int64_t sy = 1 + (cols + in_w) % 2, row_off = (cols + col_off + 7) % 5 - 2;
+              // Even and odd row counts (the AVX-512 copy packs two rows of a
+              // narrow plane per vector).
+              const int64_t rows = 4 + (cols + col_off + extra) % 2;
               std::vector<float> x(static_cast<size_t>(channels * in_h * in_w));
               for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i + 1);
               const int64_t stride = rows * cols + 3;  // a gap that must stay untouched
