@@ -117,19 +117,6 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
     saw |= b.saw_partial;
     if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   }
-  // Partial residency (CompileOptions::resident_partial) keeps regions the
-  // slabs of the layers in between lose, the writers' DDR copies are extra
-  // traffic, and it changes which choices the trials keep (Inception-v3
-  // 5x5 dense: 1.904 -> 1.908 ms when each trial only kept the faster of
-  // with and without it): where any trial kept a tensor partially
-  // resident, compile everything once more without it and keep the faster.
-  if (opts.try_resident_partial && opts.resident_partial && saw) {
-    CompileState b = TrialOf(s, opts);
-    b.options.resident_partial = false;
-    std::string tb;
-    WBS_RETURN_IF_ERROR(Compile(b, print_after, &tb));
-    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
-  }
   // Weight buffers sized for the sparse chunks (CompileOptions::sparse_w):
   // compile with them on every sparse conv, then with each layer's faster
   // choice, and keep the fastest (ResNet-50 4x4 50%: layer3.0.downsample.0
@@ -175,6 +162,24 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
           for (const auto& [k, v] : forced) o.w_double[k] = v;
         }));
   }
+  // Input-stationary core tiles (CompileOptions::in_stay): compile with
+  // them preferred on every conv without groups that did not get one, then
+  // with each layer's faster choice, and keep the fastest. A layer whose
+  // input tile fits a core beside two weight halves then streams its input
+  // to the cores once instead of once per channel chunk.
+  if (opts.try_in_stay) {
+    std::map<std::string, bool> on;
+    for (const Layer& l : s.layers)
+      if (l.kind == LayerKind::kConv && l.groups == 1 && !l.in_stay && !s.options.in_stay.count(l.name))
+        on[l.name] = true;
+    WBS_RETURN_IF_ERROR(
+        KeepFasterPerLayer(s, text, on, print_after, [](CompileOptions& o, const auto& forced) {
+          o.try_spread = o.try_wide = o.try_resident_min_w = false;
+          o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
+          o.try_w_double = o.try_in_stay = false;
+          for (const auto& [k, v] : forced) o.in_stay[k] = v;
+        }));
+  }
   // The permuted output channels (balance.cc) even out the producer's
   // chunks and parts but reshuffle its readers' CIN parts, which can land
   // worse on the readers' cores (ResNet-50 8x8 50%: layer4.1/4.2.conv2,
@@ -187,10 +192,25 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
     b.options.try_spread = b.options.try_wide = b.options.try_resident_min_w = false;
     b.options.try_replicate = b.options.try_resident_partial = b.options.try_sparse_w = false;
     b.options.try_permute = false;
-    b.options.try_w_double = false;
+    b.options.try_w_double = b.options.try_in_stay = false;
     b.options.permute_channels = false;
     std::string tb;
     WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
+    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+  }
+  // Partial residency (CompileOptions::resident_partial) keeps regions the
+  // slabs of the layers in between lose, the writers' DDR copies are extra
+  // traffic, and it changes which choices the trials keep (Inception-v3
+  // 5x5 dense: 1.904 -> 1.908 ms when each trial only kept the faster of
+  // with and without it): where any trial kept a tensor partially
+  // resident, compile everything once more without it and keep the faster
+  // (last, so both sides have had every trial: the opt-in program is never
+  // slower than the default one).
+  if (opts.try_resident_partial && opts.resident_partial && saw) {
+    CompileState b = TrialOf(s, opts);
+    b.options.resident_partial = false;
+    std::string tb;
+    WBS_RETURN_IF_ERROR(Compile(b, print_after, &tb));
     if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   }
   if (printed) *printed += text;
