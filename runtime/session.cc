@@ -75,12 +75,14 @@ bool LayoutPropagationEnabled() {
 // WBS_PROFILE_STEPS=1 times every operator inside the running model (its
 // caches and neighbours as in production, unlike bench --profile_nodes,
 // which runs each node alone) and prints, when the session is destroyed,
-// "step_profile<TAB>index<TAB>node<TAB>op:impl<TAB>runs<TAB>median us" per
+// "step_profile<TAB>index<TAB>node<TAB>op:impl<TAB>runs<TAB>median us<TAB>
+// min us" per
 // step, then "step_profile<TAB>total<TAB>sum of step medians<TAB>median
 // Run() us<TAB>median gap us", the gap being each Run()'s time minus its
 // operators' (the session's own work between operators: output tensors,
 // releases). Under load the sum of medians drops the preempted samples
-// that every whole run contains, so only the gap compares runs.
+// that every whole run contains, so only the gap compares runs; the
+// minimum approximates an operator's time on a quiet machine.
 bool StepProfileEnabled() {
   static const bool on = [] {
     const char* v = std::getenv("WBS_PROFILE_STEPS");
@@ -104,9 +106,11 @@ Session::Impl::~Impl() {
     const float med = MedianOf(step_us[i]);
     sum += med;
     const ir::Node& n = *steps[i].node;
-    std::fprintf(stderr, "step_profile\t%zu\t%s\t%s:%s\t%zu\t%.1f\n", i,
+    const float least =
+        step_us[i].empty() ? 0.0f : *std::min_element(step_us[i].begin(), step_us[i].end());
+    std::fprintf(stderr, "step_profile\t%zu\t%s\t%s:%s\t%zu\t%.1f\t%.1f\n", i,
                  n.name.empty() ? n.Describe().c_str() : n.name.c_str(), n.op_type.c_str(),
-                 steps[i].op->impl_name().c_str(), step_us[i].size(), med);
+                 steps[i].op->impl_name().c_str(), step_us[i].size(), med, least);
   }
   std::fprintf(stderr, "step_profile\ttotal\t%.1f\t%.1f\t%.1f\n", sum, MedianOf(step_us.back()),
                MedianOf(gap_us));
