@@ -277,7 +277,14 @@ Status TileLayers(CompileState& s) {
             // output store, and the next blob plus its shortcut tile on the
             // core's input channels (shared).
             const double blk = std::max({comp, (z.w + z.in2) / (in_ch * in_bpc), z.out / (out_ch * out_bpc)});
-            core_cost = (z.in + z.w) / (in_ch * in_bpc) + chunks * blk;
+            // Each chunk also costs a switch: its blob goes to every core
+            // of a row (several columns) and into the half the chunk
+            // before last frees, so the row's cores wait for each other
+            // (0.2-0.5 us per chunk in ResNet-50 layer2.x.conv1 /
+            // layer3.x.conv3 at 50%; charging it keeps pass 2 from the
+            // smallest chunks: layer3.x.conv3 1 -> 4 block rows, 12.2 -> 11.7 us).
+            constexpr double kChunkSwitch = 400;  // cycles
+            core_cost = (z.in + z.w) / (in_ch * in_bpc) + chunks * (blk + kChunkSwitch);
             if (wide)
               core_cost = std::max(core_cost, wide_rows * (z.in + chunks * z.in2) /
                                                   (std::max(1, t.memtile.dma_out_channels) * in_bpc));
