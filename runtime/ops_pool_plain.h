@@ -6,12 +6,12 @@
 // max-pool over 64 x 112 x 112: ~0.33 ms against ~0.08 ms channels-last at
 // 2 threads). In a block-sparse model the pool's neighbours exchange plain
 // tensors (the sparse convs read and write NCHW), so the pool reads plain.
-// The kernel is separable, per plane and output row: the max of the
-// window's valid input rows into a row buffer whose pad columns hold -inf,
-// then per output the max of its kernel-width entries of that buffer
-// (stride 1: shifted loads; stride 2: the even floats of 32 by vpermt2ps).
-// The max of floats does not depend on the order, so the result equals the
-// reference's for every input without NaN.
+// The kernel works per plane and 16 outputs of a row at a time in
+// registers: per kernel column, the max of the window's rows over the 16
+// (stride 1) or 32 (stride 2, then the even lanes) input columns it covers,
+// columns outside the row read as -inf. The max of floats does not depend
+// on the order, so the result equals the reference's for every input
+// without NaN.
 #pragma once
 
 #include "kernels/ref/pool.h"
@@ -20,9 +20,11 @@ namespace wbs::runtime {
 
 // True when the CPU runs the kernel (the f32 block-sparse dispatch's active
 // ISA is AVX-512, so WBS_ISA_CAP lowers it too) and `p` is a window it
-// takes: 2-D (or 1-D) windows, dilation 1, column stride 1 or 2,
-// nonnegative pads, and every output window holds at least one input
-// element (padding never wins then, as in kernels::ref::MaxPool).
+// takes: 2-D (or 1-D) windows up to 16 columns wide, dilation 1, column
+// stride 1 or 2, nonnegative pads, every output window holding at least one
+// input element (padding never wins then, as in kernels::ref::MaxPool), and
+// a shape where it was measured faster than oneDNN: output rows >= 48 wide,
+// input <= 8 MB (ops_pool_plain.cc).
 bool PlainMaxPoolSupports(const kernels::ref::PoolParams& p);
 
 // y[n, c, oy, ox] = max of x[n, c, iy, ix] over the window's in-range

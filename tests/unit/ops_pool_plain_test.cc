@@ -22,7 +22,8 @@ bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::
 
 // A 2-D (or 1-D: 1-high) window with column stride 1 or 2, pads below the
 // kernel, the output size of floor or ceil mode (ceil only when the last
-// window still starts inside the input row, as ONNX requires).
+// window still starts inside the input row, as ONNX requires); output rows
+// 48..70 wide (the kernel's range), i.e. 3-5 vectors with every tail.
 ref::PoolParams RandomParams(Rng& rng) {
   ref::PoolParams p;
   p.batch = Uniform(rng, 1, 2);
@@ -33,7 +34,9 @@ ref::PoolParams RandomParams(Rng& rng) {
     const int64_t k = one_d && rows ? 1 : Uniform(rng, 1, 5);
     const int64_t s = one_d && rows ? 1 : Uniform(rng, 1, rows ? 3 : 2);
     const int64_t pb = Uniform(rng, 0, k - 1), pe = Uniform(rng, 0, k - 1);
-    const int64_t in = one_d && rows ? 1 : std::max<int64_t>(1, k - pb - pe) + Uniform(rng, 0, 40);
+    const int64_t in = one_d && rows ? 1
+                       : rows        ? std::max<int64_t>(1, k - pb - pe) + Uniform(rng, 0, 12)
+                                     : k - pb - pe + s * Uniform(rng, 47, 69) + Uniform(rng, 0, 1);
     const int64_t span = in + pb + pe - k;
     int64_t out = span / s + 1;
     if (Chance(rng, 0.3) && span % s != 0 && (out * s - pb) <= in - 1) ++out;  // ceil_mode
@@ -77,24 +80,28 @@ TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
 TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
   if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
   ref::PoolParams p;
-  p.in = {1, 9, 9};
-  p.out = {1, 4, 4};
+  p.in = {1, 9, 99};
+  p.out = {1, 4, 49};
   p.kernel = {1, 3, 3};
   p.stride = {1, 2, 2};
   EXPECT_TRUE(PlainMaxPoolSupports(p));
   ref::PoolParams q = p;
   q.stride[2] = 3;
-  q.out[2] = 3;
+  q.out[2] = 33;
   EXPECT_FALSE(PlainMaxPoolSupports(q)) << "column stride 3";
   q = p;
   q.dilation[1] = 2;
   EXPECT_FALSE(PlainMaxPoolSupports(q)) << "dilation";
   q = p;
-  q.out[2] = 6;  // the last window starts at column 10, past the input
+  q.out[2] = 51;  // the last window starts at column 100, past the input
   EXPECT_FALSE(PlainMaxPoolSupports(q)) << "a window without input";
   q = p;
   q.in[0] = q.out[0] = 2;
   EXPECT_FALSE(PlainMaxPoolSupports(q)) << "3-D";
+  q = p;
+  q.in[2] = 91;
+  q.out[2] = 45;
+  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "rows narrower than 48 outputs (oneDNN is faster)";
 }
 
 // The MaxPool operator runs the kernel when its input is plain, and
@@ -105,7 +112,7 @@ TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
   const Attrs attrs = {{"kernel_shape", std::vector<int64_t>{3, 3}},
                        {"strides", std::vector<int64_t>{2, 2}},
                        {"pads", std::vector<int64_t>{1, 1, 1, 1}}};
-  const std::vector<Operand> ops = {{RandomTensor({1, 32, 23, 30}, rng)}};
+  const std::vector<Operand> ops = {{RandomTensor({1, 16, 9, 100}, rng)}};
   auto prep = Prepare("MaxPool", ops, attrs);
   ASSERT_TRUE(prep.ok()) << prep.status().ToString();
   auto op = CreateOp(*prep, Backend::kFast);
