@@ -180,17 +180,26 @@ struct FusedTail {
 // two of the FMA pipes' slots. L1-resident microbenchmark of a 48 + 2
 // tile: 8.3% slower than 48 positions alone with two ymm, 4.9% with one
 // zmm (the extra work is 4.2%).
+// Z with F == 1 (1x1, 8-row blocks, all rows present): the one tail
+// position's zmm holds two consecutive steps (input channels), lanes 0-7
+// channel c, 8-15 channel c + 1: their 16 weights are adjacent in CKR (one
+// load), the two inputs broadcast into the halves, one FMA per two steps
+// (L1-resident 48 + 1 tile: 4.0% slower than 48 alone with a ymm per step,
+// 2.3% with this; the extra work is 2.1%). Blocks of fewer than 8 channels
+// use the low half alone. Not for 3x3 blocks: pairing their 72 steps (two
+// channels per 18-step iteration) left GCC one zmm short, it shuffled the
+// accumulators and spilled (ResNet-50 layer4.0.conv2 -1..-6%).
 template <int R, int V, int F = 0, bool T1 = false, bool Z = false>
 inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_t q,
                  const __mmask16 (&lm)[kVecs], const FusedTail* ft = nullptr) {
   static_assert(V >= 1 && V <= kVecs && R >= 1 && R <= kRows);
   static_assert(F >= 0 && F <= 2 && (F == 0 || V == kVecs));
-  static_assert(!Z || (F == 2 && R == kRows));
+  static_assert(!Z || (R == kRows && (F == 2 || (F == 1 && T1))));
   const int64_t mb = i * a.br + h0;
   const int frows = static_cast<int>(std::min<int64_t>(R, a.out_channels - mb));
   const __mmask8 rm = __mmask8((1u << std::max(frows, 0)) - 1);
   __m256 fa0 = _mm256_setzero_ps(), fa1 = fa0;
-  __m512 fz = _mm512_setzero_ps();
+  __m512 fz = _mm512_setzero_ps(), fx = fz;
   const int64_t fdq0 = F >= 1 ? ft[0].dq : 0, fdq1 = F >= 2 ? ft[1].dq : 0;
 #define WBS_INIT(r)                                                                       \
   __m512 a##r##0 =                                                                        \
@@ -205,7 +214,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   const int64_t* off = a.tap_offset;
   const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
   // One (input channel, tap) step: V input vectors at xp, R weights at w.
-  auto step = [&](const float* xp, const float* w) __attribute__((always_inline)) {
+  // ph (Z, F == 1): 1 the first channel of a pair, 2 the second, 3 alone.
+  auto step = [&](const float* xp, const float* w, auto ph) __attribute__((always_inline)) {
     const __m512 v0 = _mm512_maskz_loadu_ps(l0, xp);
     if constexpr (V == 3) {
       const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
@@ -219,7 +229,17 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   }
       WBS_ROWS(WBS_FMA3)
 #undef WBS_FMA3
-      if constexpr (Z) {
+      if constexpr (Z && F == 1) {
+        if constexpr (decltype(ph)::value == 1) {
+          fx = _mm512_set1_ps(xp[fdq0]);
+        } else if constexpr (decltype(ph)::value == 2) {
+          fx = _mm512_mask_broadcastss_ps(fx, 0xFF00, _mm_load_ss(xp + fdq0));
+          fz = _mm512_fmadd_ps(_mm512_loadu_ps(w - wstep), fx, fz);
+        } else {
+          fz = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_loadu_ps(w)),
+                                     _mm512_set1_ps(xp[fdq0]), fz, 0x00FF);
+        }
+      } else if constexpr (Z) {
         const __m512 wv = _mm512_broadcast_f32x8(_mm256_loadu_ps(w));
         const __m512 xv =
             _mm512_mask_broadcastss_ps(_mm512_set1_ps(xp[fdq0]), 0xFF00, _mm_load_ss(xp + fdq1));
@@ -272,7 +292,14 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
             a.x + int64_t{a.col_idx[jn]} * 8 * a.x_channel_stride + q + (wrap ? kTileQ : 0));
 #pragma GCC unroll 8
         for (int ci = 0; ci < 8; ++ci, xc += a.x_channel_stride, w += wstep, nx += xstride_bytes) {
-          step(xc, w);
+          if constexpr (Z && F == 1) {
+            if (ci % 2 == 0)
+              step(xc, w, std::integral_constant<int, 1>());
+            else
+              step(xc, w, std::integral_constant<int, 2>());
+          } else {
+            step(xc, w, std::integral_constant<int, 0>());
+          }
           _mm_prefetch(nx, _MM_HINT_T0);
           if (V >= 2) _mm_prefetch(nx + 64, _MM_HINT_T0);
           if (V >= 3) _mm_prefetch(nx + 128, _MM_HINT_T0);
@@ -283,7 +310,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       // 1x1: a plain loop over the block's channels (the generic tap loop
       // below costs ~20% here: one-iteration inner loops).
 #pragma GCC unroll 8
-      for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep) step(xc, w);
+      for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep)
+        step(xc, w, std::integral_constant<int, 3>());
     } else {
       // More taps: the prefetch request goes out a few lines per input
       // channel, not per block (a 3x3 block is 72 steps; in a burst at its
@@ -292,7 +320,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
         pf.Step();
 #pragma GCC unroll 9
-        for (int t = 0; t < taps; ++t, w += wstep) step(xc + off[t], w);
+        for (int t = 0; t < taps; ++t, w += wstep)
+          step(xc + off[t], w, std::integral_constant<int, 3>());
       }
     }
   }
@@ -394,7 +423,9 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
     WBS_ROWS(WBS_STORE)
 #undef WBS_STORE
   }
-  if constexpr (Z) {
+  if constexpr (Z && F == 1) {
+    fa0 = _mm256_add_ps(_mm512_castps512_ps256(fz), _mm512_extractf32x8_ps(fz, 1));
+  } else if constexpr (Z) {
     fa0 = _mm512_castps512_ps256(fz);
     fa1 = _mm512_extractf32x8_ps(fz, 1);
   }
@@ -588,6 +619,8 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
         Tile<R, kVecs, 2, T1, R == kRows>(a, pf, i, h0, q, full, ft);
       else if (n == 2)
         Tile<R, kVecs, 2, T1>(a, pf, i, h0, q, full, ft);
+      else if (T1 && R == kRows && a.br == kRows && a.out_channels - i * a.br - h0 >= R)
+        Tile<R, kVecs, 1, T1, T1 && R == kRows>(a, pf, i, h0, q, full, ft);
       else
         Tile<R, kVecs, 1, T1>(a, pf, i, h0, q, full, ft);
       p += n;
