@@ -4,9 +4,11 @@
 // kernels/dnnl/conv.h for the layout policy.
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "core/logging.h"
 #include "kernels/dnnl/conv.h"
+#include "runtime/interleave_f32.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
 #include "runtime/ops_nn_common.h"
@@ -92,8 +94,17 @@ class DnnlConvOp final : public Operator {
         return Internal("{}: the residual aliases Y in a non-plain layout", node_.Describe());
       return fallback_->Run(inputs, outputs, ctx);
     }
-    return e->prim->Execute(x.data<float>(), e->weights, b ? b->data<float>() : nullptr,
-                            y.data<float>(), r ? r->data<float>() : nullptr);
+    const float* xs = x.data<float>();
+    if (interleave_x_ && e == static_entry_) {
+      // A plain 3-channel input for a channels-last primitive: our
+      // interleave instead of its reorder (interleave_f32.h).
+      x_cl_.resize(static_cast<size_t>(x.numel()));
+      PlainToChannelsLast3(xs, x_cl_.data(), x_shape_[0], x.numel() / (3 * x_shape_[0]),
+                           CurrentThreads());
+      xs = x_cl_.data();
+    }
+    return e->prim->Execute(xs, e->weights, b ? b->data<float>() : nullptr, y.data<float>(),
+                            r ? r->data<float>() : nullptr);
   }
 
   std::string impl_name() const override { return impl_; }
@@ -128,6 +139,25 @@ class DnnlConvOp final : public Operator {
 
   Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
     y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    WBS_RETURN_IF_ERROR(SetBoundaries());
+    // A plain RGB input (a model's input) for a primitive computing
+    // channels-last (the stem: ResNet-50's conv1) is interleaved by us, and
+    // the primitive told it arrives channels-last.
+    interleave_x_ = static_entry_ != nullptr && static_entry_->prim != nullptr && !transpose_ &&
+                    x_layout_ == ActivationLayout::kPlain && x_shape_.size() == 4 &&
+                    x_shape_[1] == 3 &&
+                    static_entry_->prim->internal_src_layout() == ActivationLayout::kChannelsLast &&
+                    Interleave3Supported();
+    if (interleave_x_) {
+      WBS_RETURN_IF_ERROR(static_entry_->prim->SetBoundaryLayouts(ActivationLayout::kChannelsLast,
+                                                                  y_layout_, r_layout_));
+      impl_ = "onednn:" + static_entry_->prim->impl_name() + "+interleave3";
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status SetBoundaries() {
     if (!NonPlain()) return Status::Ok();
     if (static_entry_ == nullptr)
       return Internal("{}: layouts negotiated without a primitive", node_.Describe());
@@ -142,7 +172,6 @@ class DnnlConvOp final : public Operator {
     return Status::Ok();
   }
 
- private:
   static constexpr size_t kResidualInput = 3;  // ir/graph.h
 
   struct Entry {
@@ -220,6 +249,8 @@ class DnnlConvOp final : public Operator {
   ActivationLayout r_layout_ = ActivationLayout::kPlain;
   PackedWeights packed_;
   std::unique_ptr<Operator> fallback_;
+  bool interleave_x_ = false;  // X plain RGB, interleaved into x_cl_ for the static entry
+  std::vector<float> x_cl_;
 };
 
 }  // namespace

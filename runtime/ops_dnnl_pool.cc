@@ -4,8 +4,11 @@
 // reference operator's. Declines: other dtypes, a requested MaxPool Indices
 // output, and (kernels/dnnl/pool.h) windows oneDNN would compute differently
 // from ONNX. See ops_dnnl_internal.h for the life cycle.
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "core/logging.h"
 #include "ir/conv_geometry.h"
@@ -13,6 +16,8 @@
 #include "kernels/ref/conv.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
+#include "runtime/ops_nn_common.h"
+#include "runtime/ops_pool_plain.h"
 
 namespace wbs::runtime::dnnl_ops {
 namespace {
@@ -20,6 +25,18 @@ namespace {
 namespace onednn = kernels::onednn;
 
 enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
+
+// WBS_PLAIN_POOL=0 keeps oneDNN for max pools whose input arrives plain
+// (A/B measurements of ops_pool_plain.h's kernel).
+bool PlainPoolEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("WBS_PLAIN_POOL");
+    const bool on = v == nullptr || std::string(v) != "0";
+    if (!on) WBS_LOG_INFO("WBS_PLAIN_POOL=0: plain-input max pools run on oneDNN");
+    return on;
+  }();
+  return enabled;
+}
 
 class DnnlPoolOp final : public Operator {
  public:
@@ -43,6 +60,15 @@ class DnnlPoolOp final : public Operator {
       op->impl_ = "onednn:" + (*e)->prim->impl_name();
       op->static_entry_ = *e;
       op->x_shape_ = in[0].shape;
+      if (kind == PoolOpKind::kMax && PlainPoolEnabled()) {
+        Result<kernels::ref::PoolParams> p = ResolvePoolParams(*args.node, in[0].shape);
+        // The same window geometry (ir/conv_geometry.h) as the primitive's.
+        if (p.ok() && PlainMaxPoolSupports(*p)) {
+          op->plain_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
+          op->dnnl_impl_ = op->impl_;
+          op->impl_ = kPlainImpl;  // until the input is negotiated non-plain
+        }
+      }
     }
     WBS_ASSIGN_OR_RETURN(op->fallback_, CreateFallback(args));
     return std::unique_ptr<Operator>(std::move(op));
@@ -60,6 +86,14 @@ class DnnlPoolOp final : public Operator {
     }
     if (!NonPlain() && (x.rank() < 3 || x.rank() - 2 > kernels::ref::kMaxConvSpatialRank))
       return fallback_->Run(inputs, outputs, ctx);
+    if (plain_params_ && !NonPlain() && x.shape() == x_shape_) {
+      if (y.shape() != static_entry_->y_shape)
+        return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
+                               y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
+      PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
+                      std::max(1, ctx.num_threads));
+      return Status::Ok();
+    }
     UseThreads(ctx);
     WBS_ASSIGN_OR_RETURN(Entry * e, Lookup(x.shape(), CurrentThreads()));
     if (e->prim == nullptr) {
@@ -90,6 +124,11 @@ class DnnlPoolOp final : public Operator {
       const std::vector<ActivationLayout>& inputs) override {
     x_layout_ = inputs.empty() ? ActivationLayout::kPlain : inputs[0];
     if (static_entry_ == nullptr) return {};
+    // A plain input stays plain through our kernel (no reorders).
+    if (plain_params_) {
+      if (x_layout_ == ActivationLayout::kPlain) return {ActivationLayout::kPlain};
+      impl_ = dnnl_impl_;
+    }
     if (x_layout_ != ActivationLayout::kPlain &&
         static_entry_->prim->internal_layout() != x_layout_) {
       const onednn::PoolLayout want = x_layout_ == ActivationLayout::kBlocked16
@@ -212,6 +251,11 @@ class DnnlPoolOp final : public Operator {
   ActivationLayout x_layout_ = ActivationLayout::kPlain;  // negotiated
   ActivationLayout y_layout_ = ActivationLayout::kPlain;
   std::unique_ptr<Operator> fallback_;
+  // A max pool ops_pool_plain.h takes: runs there whenever X and Y are
+  // plain (else oneDNN's primitive, named dnnl_impl_).
+  static constexpr const char* kPlainImpl = "wbs:maxpool_plain_avx512";
+  std::unique_ptr<kernels::ref::PoolParams> plain_params_;
+  std::string dnnl_impl_;
 };
 
 }  // namespace

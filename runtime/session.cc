@@ -2,6 +2,9 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <unordered_map>
@@ -45,7 +48,12 @@ struct Session::Impl {
   std::vector<ActivationLayout> layouts;  // per slot, after NegotiateLayouts()
   std::shared_ptr<void> arena;
   MemoryPlanStats stats;
+  // WBS_PROFILE_STEPS=1: per step, each Run()'s time of the operator
+  // (last column: the whole Run()), printed when the session is destroyed.
+  std::vector<std::vector<float>> step_us;
+  std::vector<float> gap_us;  // per Run(): its time minus its operators' times
 
+  ~Impl();
   Status Prepare();
   Status NegotiateLayouts();
   Status PlanMemory();
@@ -64,7 +72,49 @@ bool LayoutPropagationEnabled() {
   return enabled;
 }
 
+// WBS_PROFILE_STEPS=1 times every operator inside the running model (its
+// caches and neighbours as in production, unlike bench --profile_nodes,
+// which runs each node alone) and prints, when the session is destroyed,
+// "step_profile<TAB>index<TAB>node<TAB>op:impl<TAB>runs<TAB>median us<TAB>
+// min us" per
+// step, then "step_profile<TAB>total<TAB>sum of step medians<TAB>median
+// Run() us<TAB>median gap us", the gap being each Run()'s time minus its
+// operators' (the session's own work between operators: output tensors,
+// releases). Under load the sum of medians drops the preempted samples
+// that every whole run contains, so only the gap compares runs; the
+// minimum approximates an operator's time on a quiet machine.
+bool StepProfileEnabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("WBS_PROFILE_STEPS");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return on;
+}
+
+float MedianOf(std::vector<float> v) {
+  if (v.empty()) return 0.0f;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
 }  // namespace
+
+Session::Impl::~Impl() {
+  if (step_us.empty() || step_us.back().empty()) return;
+  double sum = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const float med = MedianOf(step_us[i]);
+    sum += med;
+    const ir::Node& n = *steps[i].node;
+    const float least =
+        step_us[i].empty() ? 0.0f : *std::min_element(step_us[i].begin(), step_us[i].end());
+    std::fprintf(stderr, "step_profile\t%zu\t%s\t%s:%s\t%zu\t%.1f\t%.1f\n", i,
+                 n.name.empty() ? n.Describe().c_str() : n.name.c_str(), n.op_type.c_str(),
+                 steps[i].op->impl_name().c_str(), step_us[i].size(), med, least);
+  }
+  std::fprintf(stderr, "step_profile\ttotal\t%.1f\t%.1f\t%.1f\n", sum, MedianOf(step_us.back()),
+               MedianOf(gap_us));
+}
 
 Status Session::Impl::Prepare() {
   ir::Graph& g = *graph;
@@ -270,7 +320,13 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor*> out_ptrs;
   std::vector<ir::ValueInfo> in_infos, out_infos;
-  for (Step& step : im.steps) {
+  const bool profile = StepProfileEnabled();
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point run_start = profile ? Clock::now() : Clock::time_point();
+  if (profile) im.step_us.resize(im.steps.size() + 1);
+  float ops_us = 0;  // this Run()'s operator time, when profiling
+  for (size_t si = 0; si < im.steps.size(); ++si) {
+    Step& step = im.steps[si];
     in_ptrs.clear();
     for (int s : step.inputs) in_ptrs.push_back(s < 0 ? nullptr : &values[s]);
     bool need_infer = false;
@@ -302,7 +358,12 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
       }
       out_ptrs.push_back(&values[s]);
     }
+    const Clock::time_point t0 = profile ? Clock::now() : Clock::time_point();
     Status st = step.op->Run(in_ptrs, out_ptrs, ctx);
+    if (profile) {
+      im.step_us[si].push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
+      ops_us += im.step_us[si].back();
+    }
     if (!st.ok()) {
       if (st.message().find(step.node->name) == std::string::npos) return st.WithContext(step.node->Describe());
       return st;
@@ -315,6 +376,11 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
     // Inputs and constants returned as outputs are copied so callers own them.
     outputs.push_back(sl.kind == SlotKind::kConstant || sl.kind == SlotKind::kInput ? values[s].Clone()
                                                                                      : values[s]);
+  }
+  if (profile) {
+    im.step_us.back().push_back(
+        std::chrono::duration<float, std::micro>(Clock::now() - run_start).count());
+    im.gap_us.push_back(im.step_us.back().back() - ops_us);
   }
   return outputs;
 }

@@ -92,6 +92,24 @@ struct Gen {
   // Kept CIN parts: the (row, blob offset, memtile, part) slabs loaded in chunk kept_chunk.
   std::set<std::tuple<int, int64_t, int, int64_t>> kept_loaded;
   int64_t kept_chunk = -1;
+  // Input-stationary layers (Layer::in_stay): each channel chunk is one
+  // one-iteration block, so ping/pong by iteration would give every chunk
+  // the same halves; the output and shortcut tiles (core buffers, memtile
+  // slabs, their locks) alternate halves by chunk instead: half_ = k % 2
+  // (-1: by iteration). last_k_: per core, the last chunk it computes.
+  int64_t half_ = -1;
+  std::vector<int64_t> last_k_;
+
+  LockOp PL(MemSpace tile, int id) const {
+    return half_ < 0 ? L(tile, id) : LockOp{tile, id + static_cast<int>(half_), 1, false};
+  }
+  BufRef PB(int64_t addr, int64_t bytes) const {
+    return half_ < 0 ? BufRef{addr, bytes} : BufRef{addr + half_ * bytes, 0};
+  }
+  AccessPattern PC(int64_t base, int64_t bytes, int64_t c, int64_t h, int64_t w, int elem = 1) const {
+    return half_ < 0 ? Contig(base, bytes, c, h, w, elem) : Contig(base + half_ * bytes, 0, c, h, w, elem);
+  }
+  size_t CoreIndex(const CoreWork* w) const { return static_cast<size_t>(w - l.cores.data()); }
 
   const ActTensor& T(int i) const { return s.tensors[static_cast<size_t>(i)]; }
   int64_t SymAddr(int ti) const {
@@ -273,7 +291,20 @@ struct Gen {
     const int64_t unit = l.kind == LayerKind::kConv ? l.br : 1;
     int64_t wchunks = 0;
     for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, CeilDiv(w.x1 - w.x0, l.ow_t));
+    if (l.in_stay) {
+      if (wchunks != 1 || l.oh_t < l.oh || l.parts != 1)
+        return Internal("{}: an input-stationary tile must cover the core's share ({} width chunks, {} of {} rows, {} parts)",
+                        l.name, wchunks, l.oh_t, l.oh, l.parts);
+      last_k_.assign(l.cores.size(), -1);
+      for (size_t ci = 0; ci < l.cores.size(); ++ci)
+        for (int64_t k = 0; k < l.chunks; ++k) {
+          int64_t r0 = 0, r1 = 0;
+          ChunkRows(l, l.cores[ci], k, &r0, &r1);
+          if (std::min(l.m, r1 * unit) > r0 * unit && l.cores[ci].x1 > l.cores[ci].x0) last_k_[ci] = k;
+        }
+    }
     for (int64_t k = 0; k < l.chunks; ++k) {
+      half_ = l.in_stay ? k % 2 : -1;
       for (int64_t wc = 0; wc < wchunks; ++wc) {
         std::vector<CoreTile> tiles;
         for (size_t ci = 0; ci < l.cores.size(); ++ci) {
@@ -422,7 +453,7 @@ struct Gen {
       // alternate by iteration, or with CIN parts by part: part p+1's tile
       // moves in while part p computes (by iteration, every part of an
       // iteration would wait for the previous part's COMP).
-      const bool in_pong = l.parts == 1;
+      const bool in_pong = l.parts == 1 && !l.in_stay;
       const int64_t in_sel = in_pong ? 0 : part % l.in_bufs;
       const int64_t mt_sel = in_pong ? 0 : part % 2;  // the memtile slab keeps two halves
       int64_t k0 = 0, k1 = 0;
@@ -447,6 +478,7 @@ struct Gen {
           return std::make_pair(a.first.second, a.first.first) < std::make_pair(b.first.second, b.first.first);
         });
       for (const auto& [key, group] : order) {
+        if (l.in_stay && k > 0) break;  // the input stays in the cores from chunk 0
         const CoreTile& ct = *group.front();
         const int col = key.first;
         const int mt = ActMemtile(t, col);
@@ -454,7 +486,7 @@ struct Gen {
         const int64_t cin = l.kind == LayerKind::kConv && l.groups == 1 ? k1 - k0 : ct.cin;
         const int64_t iw = (ct.ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
         const int64_t slab =
-            MtBase(col) + l.mt_in + (key.second < 0 ? 0 : 2 * key.second * l.mt_in_bytes);
+            MtBase(col) + l.mt_in + (key.second < 0 ? 0 : (l.in_stay ? 1 : 2) * key.second * l.mt_in_bytes);
         Instruction ld;
         ld.op = Opcode::kLoad;
         ld.layer = li;
@@ -570,7 +602,7 @@ struct Gen {
           Instruction ld2 = ld;
           ld2.src_ap =
               TensorAp(l.inputs[1], ct.cin0, ct.cin, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
-          ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.cin, oh, ct.ow);
+          ld2.dst_ap = PC(slab2, l.mt_in2_bytes, ct.cin, oh, ct.ow);
           b.instrs.push_back(ld2);
           Instruction fm2;
           fm2.op = Opcode::kLoadFm;
@@ -579,9 +611,9 @@ struct Gen {
           fm2.src_ap = ld2.dst_ap;
           const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
           fm2.dst = {c};
-          fm2.dst_ap = Contig(l.core_in2, l.in2_bytes, ct.cin, oh, ct.ow);
-          fm2.acquire = {L(c, kIn2Empty)};
-          fm2.release = {L(c, kIn2Full)};
+          fm2.dst_ap = PC(l.core_in2, l.in2_bytes, ct.cin, oh, ct.ow);
+          fm2.acquire = {PL(c, kIn2Empty)};
+          fm2.release = {PL(c, kIn2Full)};
           b.instrs.push_back(fm2);
         }
       }
@@ -597,7 +629,7 @@ struct Gen {
           ld2.src = MemSpace::Ddr();
           ld2.src_ap = TensorAp(other, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst = {MemSpace::Memtile(mt)};
-          ld2.dst_ap = Contig(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
+          ld2.dst_ap = PC(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
           if (!l.in2_resident && !l.in2_repl) b.instrs.push_back(ld2);
           Instruction fm2;
           fm2.op = Opcode::kLoadFm;
@@ -608,9 +640,9 @@ struct Gen {
                                       : ld2.dst_ap;
           const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
           fm2.dst = {c};
-          fm2.dst_ap = Contig(l.core_in2, l.in2_bytes, ct.mc, oh, ct.ow);
-          fm2.acquire = {L(c, kIn2Empty)};
-          fm2.release = {L(c, kIn2Full)};
+          fm2.dst_ap = PC(l.core_in2, l.in2_bytes, ct.mc, oh, ct.ow);
+          fm2.acquire = {PL(c, kIn2Empty)};
+          fm2.release = {PL(c, kIn2Full)};
           if (l.in2_repl) {
             EmitReplicaRead(b, other, ct.w->col, ct.m0, ct.mc, ld2, fm2);
             continue;
@@ -638,10 +670,12 @@ struct Gen {
         q.in_zero = x.zero_point;
         q.out_zero = l.out_zero, q.lo = l.lo, q.hi = l.hi;
         q.out_type = y.type;
-        q.out = {l.core_out, l.out_bytes};
+        q.out = PB(l.core_out, l.out_bytes);
         const bool last_part = part == l.parts - 1;
         cp.acquire = {InLock(c, true, l, part)};
-        cp.release = {InLock(c, false, l, part)};
+        // An input-stationary tile hands its input on to the next chunk's
+        // COMP; the core's last chunk frees it.
+        cp.release = {InLock(c, l.in_stay && k < last_k_[CoreIndex(ct.w)], l, part)};
         const Layer::PostPool& pp = l.post_pool;
         if (fa) {
           // The conv's own u8 tile goes to the scratch buffer for the Add
@@ -658,8 +692,8 @@ struct Gen {
           q.kh = static_cast<int32_t>(pp.ckh), q.kw = static_cast<int32_t>(pp.ckw);
           q.sh = static_cast<int32_t>(pp.csh), q.sw = static_cast<int32_t>(pp.csw);
         } else if (last_part) {
-          cp.acquire.push_back(L(c, kOutEmpty));
-          cp.release.push_back(L(c, kOutFull));
+          cp.acquire.push_back(PL(c, kOutEmpty));
+          cp.release.push_back(PL(c, kOutFull));
         }
         switch (l.kind) {
           case LayerKind::kConv: {
@@ -687,12 +721,12 @@ struct Gen {
           case LayerKind::kAdd:
             q.kind = CompKind::kAdd;
             q.in_c = static_cast<int32_t>(ct.cin);
-            q.in2 = {l.core_in2, l.in2_bytes};
+            q.in2 = PB(l.core_in2, l.in2_bytes);
             q.in2_type = T(l.inputs[1]).type;
             q.in2_zero = T(l.inputs[1]).zero_point;
             q.mult = l.amult, q.mult2 = l.amult2, q.shift = l.ashift;
-            cp.acquire.push_back(L(c, kIn2Full));
-            cp.release.push_back(L(c, kIn2Empty));
+            cp.acquire.push_back(PL(c, kIn2Full));
+            cp.release.push_back(PL(c, kIn2Empty));
             break;
           case LayerKind::kMaxPool:
           case LayerKind::kAvgPool:
@@ -772,15 +806,15 @@ struct Gen {
           a.sh = static_cast<int32_t>(pp.psh), a.sw = static_cast<int32_t>(pp.psw);
           a.in = {l.core_acc, 0};
           a.in_type = yc.type, a.in_zero = yc.zero_point;
-          a.out = {l.core_out, l.out_bytes};
+          a.out = PB(l.core_out, l.out_bytes);
           a.out_type = y.type, a.out_zero = y.zero_point;
           a.lo = l.lo, a.hi = l.hi;
           a.img_h = static_cast<int32_t>(pp.coh), a.img_w = static_cast<int32_t>(pp.cow);
           a.y0 = static_cast<int32_t>(y0 * pp.psh - pp.ppad_t);
           a.x0 = static_cast<int32_t>(ct.xo * pp.psw - pp.ppad_l);
           a.y_step = static_cast<int32_t>(l.oh_t * pp.psh);
-          pl.acquire = {L(c, kOutEmpty)};
-          pl.release = {L(c, kOutFull)};
+          pl.acquire = {PL(c, kOutEmpty)};
+          pl.release = {PL(c, kOutFull)};
           b.instrs.push_back(pl);
         }
         if (fa && last_part) {
@@ -799,16 +833,16 @@ struct Gen {
           a.in_w = a.out_w = static_cast<int32_t>(ct.ow);
           a.in = {l.core_acc, 0};
           a.in_type = yc.type, a.in_zero = yc.zero_point;
-          a.in2 = {l.core_in2, l.in2_bytes};
+          a.in2 = PB(l.core_in2, l.in2_bytes);
           a.in2_type = o.type, a.in2_zero = o.zero_point;
           // RequantizeAdd is symmetric in its operands: the conv's tile takes its multiplier.
           a.mult = conv_first ? fa->amult : fa->amult2;
           a.mult2 = conv_first ? fa->amult2 : fa->amult;
           a.shift = fa->ashift;
-          a.out = {l.core_out, l.out_bytes};
+          a.out = PB(l.core_out, l.out_bytes);
           a.out_type = y.type, a.out_zero = fa->out_zero, a.lo = fa->lo, a.hi = fa->hi;
-          ad.acquire = {L(c, kIn2Full), L(c, kOutEmpty)};
-          ad.release = {L(c, kIn2Empty), L(c, kOutFull)};
+          ad.acquire = {PL(c, kIn2Full), PL(c, kOutEmpty)};
+          ad.release = {PL(c, kIn2Empty), PL(c, kOutFull)};
           b.instrs.push_back(ad);
         }
       }
@@ -827,11 +861,11 @@ struct Gen {
       wf.op = Opcode::kWriteFm;
       wf.layer = li;
       wf.src = c;
-      wf.src_ap = Contig(l.core_out, l.out_bytes, ct.mc, oh, ct.ow, e);
+      wf.src_ap = PC(l.core_out, l.out_bytes, ct.mc, oh, ct.ow, e);
       wf.dst = {MemSpace::Memtile(mt)};
-      wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow, e);
-      wf.acquire = {L(c, kOutFull)};
-      wf.release = {L(c, kOutEmpty)};
+      wf.dst_ap = PC(slab, l.mt_out_bytes, ct.mc, oh, ct.ow, e);
+      wf.acquire = {PL(c, kOutFull)};
+      wf.release = {PL(c, kOutEmpty)};
       // The tile leaves as two channel halves, one on each output DMA
       // channel of the core (and each DDR write channel of the memtile), as
       // input tiles arrive: the first half takes the buffer, the second
@@ -905,7 +939,7 @@ struct Gen {
       wf.op = Opcode::kWriteFm;
       wf.layer = li;
       wf.src = c;
-      wf.src_ap = Contig(l.core_out, l.out_bytes, ct.mc, oh, ct.ow);
+      wf.src_ap = PC(l.core_out, l.out_bytes, ct.mc, oh, ct.ow);
       wf.src_ap.base += off * wf.src_ap.stride[2];
       wf.src_ap.size[2] = n;
       const AccessPattern ddr = TensorAp(tt, c0, n, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
@@ -920,7 +954,7 @@ struct Gen {
         write = rt.resident_ddr;
       } else {
         wf.dst = {MemSpace::Memtile(mt)};
-        wf.dst_ap = Contig(slab, l.mt_out_bytes, ct.mc, oh, ct.ow);
+        wf.dst_ap = PC(slab, l.mt_out_bytes, ct.mc, oh, ct.ow);
         wf.dst_ap.base += off * wf.dst_ap.stride[2];
         wf.dst_ap.size[2] = n;
       }
@@ -940,8 +974,8 @@ struct Gen {
       if (n >= 2) b.instrs.push_back(ChannelSlice(wr, h, n - h, true, true));
     }
     if (b.instrs.size() == first) return;
-    b.instrs[first].acquire = {L(c, kOutFull)};
-    b.instrs[last_wf].release = {L(c, kOutEmpty)};
+    b.instrs[first].acquire = {PL(c, kOutFull)};
+    b.instrs[last_wf].release = {PL(c, kOutEmpty)};
   }
 
   // Effective MACs per output pixel of blob bi (from its header and index).
@@ -999,7 +1033,7 @@ Status RunCodegen(CompileState& s) {
           for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
-    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1};
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1, -1, {}};
     WBS_RETURN_IF_ERROR(g.Emit());
   }
   return Status::Ok();

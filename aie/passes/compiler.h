@@ -218,6 +218,16 @@ struct Layer {
   // parts count.
   int64_t in_bufs = 2;
   bool permuted = false;  // balance permuted its output channels (CompileOptions::permute_channels)
+  // Input-stationary core tile (CompileOptions::in_stay): the tile is the
+  // core's whole share of the output plane (one row block, one width
+  // chunk) and every CIN channel, so each channel chunk reads the same
+  // input tile. It is loaded once (chunk 0) into one core buffer and stays
+  // for every chunk, while the chunks' weight blobs alternate two core
+  // halves (w_double) and their output / shortcut tiles alternate halves by
+  // chunk. A 1x1 conv with few input pixels per core and many output
+  // channels (ResNet-50 layer3.x.conv3, layer3.0.downsample.0) otherwise
+  // streams its input to the cores once per channel chunk.
+  bool in_stay = false;
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]
@@ -340,6 +350,13 @@ struct CompileOptions {
   bool pool_fuse = true;
   std::map<std::string, bool> pool_fuse_pairs;
   bool try_pool_fuse = true;
+  // Input-stationary core tiles (Layer::in_stay) by layer name: preferred
+  // (true: taken whenever such a tile fits) or excluded (false); others
+  // never. Compile() tries them on every conv without CIN parts that has
+  // several weight blocks or streams its input more than once, then per
+  // layer where faster, and keeps the fastest program.
+  std::map<std::string, bool> in_stay;
+  bool try_in_stay = true;
 };
 
 struct CompileState {

@@ -219,8 +219,9 @@ Status RunMemPlan(CompileState& s) {
     {
       int64_t wchunks = 0;
       for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
-      const int64_t need =
-          2 * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
+      // An input-stationary tile (Layer::in_stay) has one input buffer.
+      const int64_t need = (l.in_stay ? 1 : 2) * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes +
+                           l.acc_bytes + l.scratch_bytes;
       l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
                    need <= t.core_buffer_bytes();
     }
@@ -228,7 +229,7 @@ Status RunMemPlan(CompileState& s) {
     // (Layer::in_bufs; their lock ids need a core with 16 locks). Dense
     // parts are alike on every core: nothing to even out, and the extra
     // buffer moved some dense layers later (VGG-16 7x7 features.12 +2 us).
-    l.in_bufs = 2;
+    l.in_bufs = l.in_stay ? 1 : 2;
     if (l.kind == LayerKind::kConv && l.parts > 1 && l.macs < l.macs_dense && t.core.locks >= 16) {
       const int64_t rest =
           2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
@@ -254,7 +255,8 @@ Status RunMemPlan(CompileState& s) {
     // Resident inputs and outputs (fusion.cc) have no slab: they are read
     // from / written to their region at the top of the memtile.
     int64_t m = 0;
-    l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m, m += 2 * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
+    l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m,
+    m += (l.in_stay ? 1 : 2) * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
     l.mt_in2_bytes = l.in2_resident ? 0 : l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.mt_in2_bytes;
     l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += l.mt_w_slabs() * l.rows_used * l.w_bytes;
     l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.mt_out_bytes;

@@ -63,7 +63,7 @@ CompileState TrialOf(const CompileState& s, const CompileOptions& options) {
 // off the trials that already ran.
 template <typename Force>
 Status KeepFasterPerLayer(CompileState& s, std::string& text, const std::map<std::string, bool>& on,
-                          const std::string& print_after, Force force) {
+                          const std::string& print_after, Force force, bool refine = false) {
   if (on.empty()) return Status::Ok();
   auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
     *r = TrialOf(s, s.options);
@@ -81,8 +81,22 @@ Status KeepFasterPerLayer(CompileState& s, std::string& text, const std::map<std
   std::string tc;
   const bool tried_c = !mixed.empty() && mixed.size() < on.size();
   if (tried_c) WBS_RETURN_IF_ERROR(trial(mixed, &c, &tc));
+  // `refine`: once more with only the layers that were faster in that
+  // second program too (a choice can lose next to its neighbours' choices).
+  CompileState d;
+  std::string td;
+  bool tried_d = false;
+  if (refine && tried_c) {
+    std::map<std::string, bool> kept;
+    for (size_t i = 0; i < s.layers.size() && i < c.layers.size(); ++i)
+      if (mixed.count(s.layers[i].name) && c.layers[i].time_s < s.layers[i].time_s)
+        kept[s.layers[i].name] = true;
+    tried_d = !kept.empty() && kept.size() < mixed.size();
+    if (tried_d) WBS_RETURN_IF_ERROR(trial(kept, &d, &td));
+  }
   if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+  if (tried_d && d.total_s < s.total_s) s = std::move(d), text = std::move(td);
   return Status::Ok();
 }
 }  // namespace
@@ -115,19 +129,6 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
     std::string tb;
     WBS_RETURN_IF_ERROR(CompileTrials(b, print_after, &tb));
     saw |= b.saw_partial;
-    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
-  }
-  // Partial residency (CompileOptions::resident_partial) keeps regions the
-  // slabs of the layers in between lose, the writers' DDR copies are extra
-  // traffic, and it changes which choices the trials keep (Inception-v3
-  // 5x5 dense: 1.904 -> 1.908 ms when each trial only kept the faster of
-  // with and without it): where any trial kept a tensor partially
-  // resident, compile everything once more without it and keep the faster.
-  if (opts.try_resident_partial && opts.resident_partial && saw) {
-    CompileState b = TrialOf(s, opts);
-    b.options.resident_partial = false;
-    std::string tb;
-    WBS_RETURN_IF_ERROR(Compile(b, print_after, &tb));
     if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   }
   // Weight buffers sized for the sparse chunks (CompileOptions::sparse_w):
@@ -175,6 +176,28 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
           for (const auto& [k, v] : forced) o.w_double[k] = v;
         }));
   }
+  // Input-stationary core tiles (CompileOptions::in_stay): compile with
+  // them preferred on every conv without groups that did not get one, then
+  // with each layer's faster choice, and keep the fastest. A layer whose
+  // input tile fits a core beside two weight halves then streams its input
+  // to the cores once instead of once per channel chunk. A layer's tile
+  // changes its neighbours' schedule (ResNet-50 4x4 50%: layer1.0.conv3
+  // input-stationary made its fused-Add partner layer1.0.downsample.0 10.6
+  // -> 13.8 us), so the layers faster in that second program are tried
+  // once more alone (`refine`).
+  if (opts.try_in_stay) {
+    std::map<std::string, bool> on;
+    for (const Layer& l : s.layers)
+      if (l.kind == LayerKind::kConv && l.groups == 1 && !l.in_stay && !s.options.in_stay.count(l.name))
+        on[l.name] = true;
+    WBS_RETURN_IF_ERROR(
+        KeepFasterPerLayer(s, text, on, print_after, [](CompileOptions& o, const auto& forced) {
+          o.try_spread = o.try_wide = o.try_resident_min_w = false;
+          o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
+          o.try_w_double = o.try_in_stay = false;
+          for (const auto& [k, v] : forced) o.in_stay[k] = v;
+        }, /*refine=*/true));
+  }
   // The permuted output channels (balance.cc) even out the producer's
   // chunks and parts but reshuffle its readers' CIN parts, which can land
   // worse on the readers' cores (ResNet-50 8x8 50%: layer4.1/4.2.conv2,
@@ -187,10 +210,25 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
     b.options.try_spread = b.options.try_wide = b.options.try_resident_min_w = false;
     b.options.try_replicate = b.options.try_resident_partial = b.options.try_sparse_w = false;
     b.options.try_permute = false;
-    b.options.try_w_double = false;
+    b.options.try_w_double = b.options.try_in_stay = false;
     b.options.permute_channels = false;
     std::string tb;
     WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
+    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+  }
+  // Partial residency (CompileOptions::resident_partial) keeps regions the
+  // slabs of the layers in between lose, the writers' DDR copies are extra
+  // traffic, and it changes which choices the trials keep (Inception-v3
+  // 5x5 dense: 1.904 -> 1.908 ms when each trial only kept the faster of
+  // with and without it): where any trial kept a tensor partially
+  // resident, compile everything once more without it and keep the faster
+  // (last, so both sides have had every trial: the opt-in program is never
+  // slower than the default one).
+  if (opts.try_resident_partial && opts.resident_partial && saw) {
+    CompileState b = TrialOf(s, opts);
+    b.options.resident_partial = false;
+    std::string tb;
+    WBS_RETURN_IF_ERROR(Compile(b, print_after, &tb));
     if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   }
   if (printed) *printed += text;

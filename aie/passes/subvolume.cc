@@ -45,11 +45,12 @@ void PlanResidency(CompileState& s, bool enable);
 // A resident input, second input or output (fusion.cc) needs no slab.
 // `w_slabs` weight slabs per row: 2 (ping/pong), or every CIN part's when
 // the parts' blobs stay for the whole chunk (Layer::w_kept).
+// An input-stationary tile (Layer::in_stay) loads its input once: one input slab.
 int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out, int64_t w_slabs) {
   if (l.in_resident) in = 0;
   if (l.in2_resident) in2 = 0;
   if (l.out_resident) out = 0;
-  return 2 * (SharedInput(l) ? 1 : rows) * in + 2 * rows * in2 + w_slabs * rows * w + 2 * rows * out;
+  return (l.in_stay ? 1 : 2) * (SharedInput(l) ? 1 : rows) * in + 2 * rows * in2 + w_slabs * rows * w + 2 * rows * out;
 }
 
 // Input channels a conv tile of output block rows [.., + mt_rows) reads (ct per part).
@@ -132,6 +133,7 @@ Status TileLayers(CompileState& s) {
       bool w_kept = false;
       bool spread = false;
       bool wide = false;
+      bool in_stay = false;
     };
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
@@ -148,6 +150,10 @@ Status TileLayers(CompileState& s) {
     const auto wd_it = s.options.w_double.find(l.name);
     const bool want_w_double =
         l.kind == LayerKind::kConv && wd_it != s.options.w_double.end() && wd_it->second;
+    const auto st_it = s.options.in_stay.find(l.name);
+    // (Not for a fused pool: its scratch tile is per row block.)
+    const bool want_in_stay = l.kind == LayerKind::kConv && !l.post_pool.on && !l.pre_pool.on &&
+                              st_it != s.options.in_stay.end() && st_it->second;
     for (const bool fused : {true, false}) {
     if (fused && l.fused_add < 0) continue;
     Pick& pick = picks[fused ? 0 : 1];
@@ -212,17 +218,30 @@ Status TileLayers(CompileState& s) {
       if ((fused || l.post_pool.on) && parts > 1) continue;
       for (int64_t mt : mts) {
         for (int64_t ow : ows) {
+         // Input-stationary (Layer::in_stay): the whole output plane of the
+         // core's share, every CIN channel, several channel chunks; the
+         // input buffer once, two weight halves.
+         for (const bool stay : {false, true}) {
+          if (stay && !(want_in_stay && parts == 1 && ow == cap_w && CeilDiv(cap_rows, mt) > 1)) continue;
+          l.in_stay = stay;  // MemtileFootprint depends on it
           // Two core weight halves: CIN parts always; with w_double, a
           // tile of more than one weight block (channel or width chunks).
           const bool w_twice =
-              parts > 1 || (want_w_double && CeilDiv(cap_rows, mt) * CeilDiv(cap_w, ow) > 1);
+              parts > 1 || stay || (want_w_double && CeilDiv(cap_rows, mt) * CeilDiv(cap_w, ow) > 1);
+          auto fits = [&](const Sizes& z) {
+            return (stay ? z.total(true) - z.in : z.total(w_twice)) <= budget &&
+                   MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget;
+          };
           // The largest oh_t that fits (the size grows with oh_t).
           int64_t lo = 0, hi = l.oh;
-          while (lo < hi) {
-            const int64_t mid = (lo + hi + 1) / 2;
-            const Sizes z = TileSizes(l, y, mt, ow, mid, ct, parts, fused, top_nnz);
-            if (z.total(w_twice) <= budget && MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget) lo = mid;
-            else hi = mid - 1;
+          if (stay) {
+            lo = fits(TileSizes(l, y, mt, ow, l.oh, ct, parts, fused, top_nnz)) ? l.oh : 0;
+          } else {
+            while (lo < hi) {
+              const int64_t mid = (lo + hi + 1) / 2;
+              if (fits(TileSizes(l, y, mt, ow, mid, ct, parts, fused, top_nnz))) lo = mid;
+              else hi = mid - 1;
+            }
           }
           if (lo == 0) continue;
           // A fused pool's tile also tries fewer rows: its blocks are few
@@ -231,7 +250,7 @@ Status TileLayers(CompileState& s) {
           // iterations to hide them (ResNet-50 conv1+maxpool 4x4: 19 rows,
           // 3 iterations per chunk, 40.2 us; 7 rows 35.2 us).
           std::vector<int64_t> ohs{lo};
-          if (l.post_pool.on)
+          if (l.post_pool.on && !stay)
             for (int64_t n = CeilDiv(l.oh, lo) + 1; n <= CeilDiv(l.oh, lo) + 8; ++n)
               if (const int64_t v = CeilDiv(l.oh, n); v < ohs.back()) ohs.push_back(v);
           for (const int64_t oh : ohs) {
@@ -270,7 +289,24 @@ Status TileLayers(CompileState& s) {
                                                : iters * step + wblocks * w_cycles;
           // A fused pool's blocks expose their fill and drain (above).
           const double fill = l.post_pool.on ? static_cast<double>(wblocks) * (z.in / (in_ch * in_bpc) + z.out / (out_ch * out_bpc)) : 0.0;
-          const double core_cost = blocks_cost + (iters / parts) * odd + fill;
+          double core_cost = blocks_cost + (iters / parts) * odd + fill;
+          if (stay) {
+            // The input once, then per chunk the larger of its compute, its
+            // output store, and the next blob plus its shortcut tile on the
+            // core's input channels (shared).
+            const double blk = std::max({comp, (z.w + z.in2) / (in_ch * in_bpc), z.out / (out_ch * out_bpc)});
+            // Each chunk also costs a switch: its blob goes to every core
+            // of a row (several columns) and into the half the chunk
+            // before last frees, so the row's cores wait for each other
+            // (0.2-0.5 us per chunk in ResNet-50 layer2.x.conv1 /
+            // layer3.x.conv3 at 50%; charging it keeps pass 2 from the
+            // smallest chunks: layer3.x.conv3 1 -> 4 block rows, 12.2 -> 11.7 us).
+            constexpr double kChunkSwitch = 400;  // cycles
+            core_cost = (z.in + z.w) / (in_ch * in_bpc) + chunks * (blk + kChunkSwitch);
+            if (wide)
+              core_cost = std::max(core_cost, wide_rows * (z.in + chunks * z.in2) /
+                                                  (std::max(1, t.memtile.dma_out_channels) * in_bpc));
+          }
           // DDR traffic of the whole layer on the memtiles' channels.
           const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
           // CIN parts' blobs stay in the memtile for the chunk when they
@@ -288,7 +324,9 @@ Status TileLayers(CompileState& s) {
                                           : static_cast<double>((oh - 1) * l.sh + (l.kh - 1) * l.dh + 1) / std::max<int64_t>(1, oh * l.sh);
           // Wide: each core's slice also reads its own horizontal halo.
           const double halo_x = wide ? static_cast<double>((ow - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1) / (ow * l.tile_sw()) : 1.0;
-          const double in_once = l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * halo_x * chunks;
+          // (An input-stationary tile reads it once for every chunk.)
+          const double in_once =
+              l.in_resident ? 0.0 : static_cast<double>(x.bytes()) * halo * halo_x * (stay ? 1 : chunks);
           const double in_total = in_once * (cout_only ? cols_used : 1) + static_cast<double>(shortcut_bytes);
           // Activation and weight loads share every read channel of the
           // used memtiles (each takes whichever is free first).
@@ -321,8 +359,11 @@ Status TileLayers(CompileState& s) {
           }
           // A preferred wide split beats any other tile (which stays the fallback when no wide tile fits).
           if (prefer_wide && !wide) cost = cost * 1e6 + 1e12;
-          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide};
+          // Likewise a preferred input-stationary tile.
+          if (want_in_stay && !stay) cost = cost * 1e6 + 1e12;
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide, stay};
           }
+         }
         }
       }
     }
@@ -354,6 +395,7 @@ Status TileLayers(CompileState& s) {
       l.spread_input = pick.spread;
     }
     l.wide = std::isfinite(best) && pick.wide;
+    l.in_stay = std::isfinite(best) && pick.in_stay;
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
                                l.name, budget, l.bc);
@@ -391,10 +433,10 @@ Status RunSubvolume(CompileState& s) {
 std::string DumpSubvolume(const CompileState& s) {
   std::string r = fmt::format("# subvolume: core tile per layer (budget {} bytes per core)\n", s.target.core_buffer_bytes());
   for (const Layer& l : s.layers) {
-    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}{}\n",
+    r += fmt::format("{:<28} mt_rows {:4} ow_t {:4} oh_t {:4} ct {:5} parts {:2}  in {} in2 {} w {}{} out {} acc {}{}{}{}\n",
                      l.name, l.mt_rows, l.ow_t, l.oh_t, l.ct, l.parts, l.in_bytes, l.in2_bytes, l.w_bytes,
                      l.weights_per_iteration ? "x2" : "", l.out_bytes, l.acc_bytes, l.cout_only ? (l.spread_input ? "  cout-only spread" : "  cout-only") : "",
-                     l.subsample ? "  subsampled" : "");
+                     l.subsample ? "  subsampled" : "", l.in_stay ? "  in-stay" : "");
   }
   return r;
 }

@@ -173,15 +173,33 @@ struct FusedTail {
 // weights once more (a 7x7 plane is 48 + 1 positions; its 1x1 layers'
 // weights, 2-4 MB, come from L3 on each pass).
 // T1: the call is a 1x1 conv (a.taps == 1), so the tap loop compiles out.
-template <int R, int V, int F = 0, bool T1 = false>
+// Z (F == 2, R == 8, all 8 rows present): the two tail positions share one
+// zmm, lanes 0-7 the first, 8-15 the second: the step's 8 weights broadcast
+// to both halves (vbroadcastf32x8, a load) times the two inputs broadcast
+// into the halves (the second merge-masked), one FMA where two ymm FMAs took
+// two of the FMA pipes' slots. L1-resident microbenchmark of a 48 + 2
+// tile: 8.3% slower than 48 positions alone with two ymm, 4.9% with one
+// zmm (the extra work is 4.2%).
+// Z with F == 1 (1x1, 8-row blocks, all rows present): the one tail
+// position's zmm holds two consecutive steps (input channels), lanes 0-7
+// channel c, 8-15 channel c + 1: their 16 weights are adjacent in CKR (one
+// load), the two inputs broadcast into the halves, one FMA per two steps
+// (L1-resident 48 + 1 tile: 4.0% slower than 48 alone with a ymm per step,
+// 2.3% with this; the extra work is 2.1%). Blocks of fewer than 8 channels
+// use the low half alone. Not for 3x3 blocks: pairing their 72 steps (two
+// channels per 18-step iteration) left GCC one zmm short, it shuffled the
+// accumulators and spilled (ResNet-50 layer4.0.conv2 -1..-6%).
+template <int R, int V, int F = 0, bool T1 = false, bool Z = false>
 inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_t q,
                  const __mmask16 (&lm)[kVecs], const FusedTail* ft = nullptr) {
   static_assert(V >= 1 && V <= kVecs && R >= 1 && R <= kRows);
   static_assert(F >= 0 && F <= 2 && (F == 0 || V == kVecs));
+  static_assert(!Z || (R == kRows && (F == 2 || (F == 1 && T1))));
   const int64_t mb = i * a.br + h0;
   const int frows = static_cast<int>(std::min<int64_t>(R, a.out_channels - mb));
   const __mmask8 rm = __mmask8((1u << std::max(frows, 0)) - 1);
   __m256 fa0 = _mm256_setzero_ps(), fa1 = fa0;
+  __m512 fz = _mm512_setzero_ps(), fx = fz;
   const int64_t fdq0 = F >= 1 ? ft[0].dq : 0, fdq1 = F >= 2 ? ft[1].dq : 0;
 #define WBS_INIT(r)                                                                       \
   __m512 a##r##0 =                                                                        \
@@ -196,7 +214,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   const int64_t* off = a.tap_offset;
   const __mmask16 l0 = lm[0], l1 = lm[1], l2 = lm[2];
   // One (input channel, tap) step: V input vectors at xp, R weights at w.
-  auto step = [&](const float* xp, const float* w) __attribute__((always_inline)) {
+  // ph (Z, F == 1): 1 the first channel of a pair, 2 the second, 3 alone.
+  auto step = [&](const float* xp, const float* w, auto ph) __attribute__((always_inline)) {
     const __m512 v0 = _mm512_maskz_loadu_ps(l0, xp);
     if constexpr (V == 3) {
       const __m512 v1 = _mm512_maskz_loadu_ps(l1, xp + kLanes);
@@ -210,7 +229,22 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   }
       WBS_ROWS(WBS_FMA3)
 #undef WBS_FMA3
-      if constexpr (F >= 1) {
+      if constexpr (Z && F == 1) {
+        if constexpr (decltype(ph)::value == 1) {
+          fx = _mm512_set1_ps(xp[fdq0]);
+        } else if constexpr (decltype(ph)::value == 2) {
+          fx = _mm512_mask_broadcastss_ps(fx, 0xFF00, _mm_load_ss(xp + fdq0));
+          fz = _mm512_fmadd_ps(_mm512_loadu_ps(w - wstep), fx, fz);
+        } else {
+          fz = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_loadu_ps(w)),
+                                     _mm512_set1_ps(xp[fdq0]), fz, 0x00FF);
+        }
+      } else if constexpr (Z) {
+        const __m512 wv = _mm512_broadcast_f32x8(_mm256_loadu_ps(w));
+        const __m512 xv =
+            _mm512_mask_broadcastss_ps(_mm512_set1_ps(xp[fdq0]), 0xFF00, _mm_load_ss(xp + fdq1));
+        fz = _mm512_fmadd_ps(wv, xv, fz);
+      } else if constexpr (F >= 1) {
         const __m256 wv = _mm256_maskz_loadu_ps(rm, w);
         fa0 = _mm256_fmadd_ps(wv, _mm256_set1_ps(xp[fdq0]), fa0);
         if constexpr (F >= 2) fa1 = _mm256_fmadd_ps(wv, _mm256_set1_ps(xp[fdq1]), fa1);
@@ -258,7 +292,14 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
             a.x + int64_t{a.col_idx[jn]} * 8 * a.x_channel_stride + q + (wrap ? kTileQ : 0));
 #pragma GCC unroll 8
         for (int ci = 0; ci < 8; ++ci, xc += a.x_channel_stride, w += wstep, nx += xstride_bytes) {
-          step(xc, w);
+          if constexpr (Z && F == 1) {
+            if (ci % 2 == 0)
+              step(xc, w, std::integral_constant<int, 1>());
+            else
+              step(xc, w, std::integral_constant<int, 2>());
+          } else {
+            step(xc, w, std::integral_constant<int, 0>());
+          }
           _mm_prefetch(nx, _MM_HINT_T0);
           if (V >= 2) _mm_prefetch(nx + 64, _MM_HINT_T0);
           if (V >= 3) _mm_prefetch(nx + 128, _MM_HINT_T0);
@@ -269,7 +310,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       // 1x1: a plain loop over the block's channels (the generic tap loop
       // below costs ~20% here: one-iteration inner loops).
 #pragma GCC unroll 8
-      for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep) step(xc, w);
+      for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride, w += wstep)
+        step(xc, w, std::integral_constant<int, 3>());
     } else {
       // More taps: the prefetch request goes out a few lines per input
       // channel, not per block (a 3x3 block is 72 steps; in a burst at its
@@ -278,7 +320,8 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
       for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
         pf.Step();
 #pragma GCC unroll 9
-        for (int t = 0; t < taps; ++t, w += wstep) step(xc + off[t], w);
+        for (int t = 0; t < taps; ++t, w += wstep)
+          step(xc + off[t], w, std::integral_constant<int, 3>());
       }
     }
   }
@@ -379,6 +422,12 @@ inline void Tile(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, int64_
   }
     WBS_ROWS(WBS_STORE)
 #undef WBS_STORE
+  }
+  if constexpr (Z && F == 1) {
+    fa0 = _mm256_add_ps(_mm512_castps512_ps256(fz), _mm512_extractf32x8_ps(fz, 1));
+  } else if constexpr (Z) {
+    fa0 = _mm512_castps512_ps256(fz);
+    fa1 = _mm512_extractf32x8_ps(fz, 1);
   }
   if constexpr (F >= 1) {
     if (frows > 0) {
@@ -566,8 +615,12 @@ void RowGroup(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int h0, const Tai
       const int n = std::min(per, tail.count - p);
       const FusedTail ft[2] = {{tail.qs[p] - q, tail.ys[p]},
                                {n == 2 ? tail.qs[p + 1] - q : 0, n == 2 ? tail.ys[p + 1] : 0}};
-      if (n == 2)
+      if (n == 2 && R == kRows && a.out_channels - i * a.br - h0 >= R)
+        Tile<R, kVecs, 2, T1, R == kRows>(a, pf, i, h0, q, full, ft);
+      else if (n == 2)
         Tile<R, kVecs, 2, T1>(a, pf, i, h0, q, full, ft);
+      else if (T1 && R == kRows && a.br == kRows && a.out_channels - i * a.br - h0 >= R)
+        Tile<R, kVecs, 1, T1, T1 && R == kRows>(a, pf, i, h0, q, full, ft);
       else
         Tile<R, kVecs, 1, T1>(a, pf, i, h0, q, full, ft);
       p += n;
@@ -794,6 +847,46 @@ void PackChannelsN(const PackPlaneArgs& a, const PackSegment& seg) {
   }
 }
 
+// Planes of at most 8 columns (7x7 outputs) whose window in a source row
+// spans at most 16 columns: two plane rows per vector. Two row loads (columns
+// b .. b + 15 of source rows r and r + 1, b the leftmost column any plane
+// reads; the load mask zeroes the columns outside the row) feed each plane's
+// pair of rows through one vpermt2ps; K planes: 2 loads, K permutes and K
+// stores per two rows, where the chunk loop takes K loads (stride 2: 2, and
+// the permutes) and K stores per row, most of them half-empty and split
+// across cache lines (ResNet-50 layer4.0.conv2's copy was 18 us of 117 at
+// 90%).
+template <int K>
+void PackRowPairs(const PackPlaneArgs& a, float* const (&dst)[kPackOuts],
+                  const int64_t (&col_off)[kPackOuts]) {
+  const int64_t cols = a.cols, b = *std::min_element(col_off, col_off + K);
+  const __mmask16 load = RangeMask(-b, a.in_w - b);
+  __m512i idx[K];
+  for (int k = 0; k < K; ++k) {
+    alignas(64) int32_t lane[kLanes] = {};
+    for (int64_t l = 0; l < 2 * cols; ++l)
+      lane[l] = static_cast<int32_t>((l % cols) * a.sx + col_off[k] - b + (l >= cols ? kLanes : 0));
+    idx[k] = _mm512_load_si512(lane);
+  }
+  const __mmask16 pair = TailMask(2 * cols), single = TailMask(cols);
+  auto row = [&](const float* xc, int64_t r) {
+    const int64_t iy = r * a.sy + a.row_off;
+    return iy >= 0 && iy < a.in_h && r < a.rows ? _mm512_maskz_loadu_ps(load, xc + iy * a.in_w + b)
+                                                : _mm512_setzero_ps();
+  };
+  for (int64_t c = a.c_begin; c < a.c_end; ++c) {
+    const float* xc = a.x + c * a.in_h * a.in_w;
+    const int64_t d = c * a.dst_channel_stride;
+    for (int64_t r = 0; r < a.rows; r += 2) {
+      const __m512 lo = row(xc, r), hi = row(xc, r + 1);
+      const __mmask16 put = r + 1 < a.rows ? pair : single;
+#pragma GCC unroll 3
+      for (int k = 0; k < K; ++k)
+        _mm512_mask_storeu_ps(dst[k] + d + r * cols, put, _mm512_permutex2var_ps(lo, idx[k], hi));
+    }
+  }
+}
+
 }  // namespace
 
 void f32_pack_plane__avx512(const PackPlaneArgs& a) {
@@ -810,6 +903,13 @@ void f32_pack_plane__avx512(const PackPlaneArgs& a) {
   if (a.dst_prev) {
     seg.dst[seg.outs] = a.dst_prev;
     col_off[seg.outs++] = a.col_off - 1;
+  }
+  const int64_t span = (a.cols - 1) * a.sx + *std::max_element(col_off, col_off + seg.outs) -
+                       *std::min_element(col_off, col_off + seg.outs) + 1;
+  if (2 * a.cols <= kLanes && span <= kLanes) {
+    if (seg.outs == 1) return PackRowPairs<1>(a, seg.dst, col_off);
+    if (seg.outs == 2) return PackRowPairs<2>(a, seg.dst, col_off);
+    return PackRowPairs<3>(a, seg.dst, col_off);
   }
   for (int64_t s0 = 0; s0 < a.cols; s0 += kPackSeg * kLanes) {
     const int64_t s1 = std::min(a.cols, s0 + kPackSeg * kLanes);

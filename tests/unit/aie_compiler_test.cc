@@ -474,6 +474,9 @@ TEST(AieCompiler, ReplicatedResidencyForChannelSplitTensors) {
   on.graph = off.graph = &Sparse();
   on.options.try_replicate = false;
   off.options.replicate = false;
+  // The input-stationary trial runs after the replication choice, from
+  // whichever program that kept: off on all three compared here.
+  on.options.try_in_stay = off.options.try_in_stay = false;
   ASSERT_TRUE(Compile(on).ok());
   ASSERT_TRUE(Compile(off).ok());
   ASSERT_TRUE(CheckProgram(on).ok()) << CheckProgram(on).ToString();
@@ -512,7 +515,11 @@ TEST(AieCompiler, ReplicatedResidencyForChannelSplitTensors) {
   for (const Layer& l : on.layers) ddr_on += l.ddr_read_bytes + l.ddr_write_bytes;
   for (const Layer& l : off.layers) ddr_off += l.ddr_read_bytes + l.ddr_write_bytes;
   EXPECT_LT(ddr_on, ddr_off);
-  CompileState both = CompileOn(Sparse(), t);
+  CompileState both;
+  both.target = t;
+  both.graph = &Sparse();
+  both.options.try_in_stay = false;
+  ASSERT_TRUE(Compile(both).ok());
   EXPECT_LE(both.total_s, std::min(on.total_s, off.total_s) * (1 + 1e-12));
   // A replica placed over a layer's slabs is caught.
   for (size_t i = 0; i < on.tensors.size(); ++i) {
@@ -812,6 +819,7 @@ TEST(AieCompiler, DoubleWeightBuffersForcedOnMultiBlockConvs) {
   s.target = t;
   s.graph = &Sparse();
   s.options.try_w_double = false;
+  s.options.try_in_stay = false;  // a later trial, which starts from this one's choice
   CompileState plain = s;
   ASSERT_TRUE(Compile(plain).ok());
   for (const Layer& l : plain.layers)
@@ -833,8 +841,57 @@ TEST(AieCompiler, DoubleWeightBuffersForcedOnMultiBlockConvs) {
   }
   EXPECT_GT(doubled, 0);
   EXPECT_GT(newly, 0);
-  const CompileState tried = CompileOn(Sparse(), t);
+  CompileState tried;
+  tried.target = t;
+  tried.graph = &Sparse();
+  tried.options.try_in_stay = false;
+  ASSERT_TRUE(Compile(tried).ok());
   EXPECT_LE(tried.total_s, plain.total_s);
+}
+
+// Input-stationary core tiles forced on every conv (CompileOptions::in_stay):
+// where such a tile fits, the layer's input reaches each core once (only
+// chunk 0's block moves it) however many channel chunks follow, the weight
+// blobs alternate two core halves, the checker passes, and the program
+// simulates bit-exactly in the estimated cycles (dense and 50% sparse).
+TEST(AieCompiler, InputStationaryTilesLoadTheInputOnce) {
+  for (const Target& t : {Target::Paper(2, 2), Target::Paper(4, 4)}) {
+    for (const ir::Graph* g : {&Dense(), &Sparse()}) {
+      CompileState s;
+      s.target = t;
+      s.graph = g;
+      s.options.try_in_stay = false;
+      {
+        const CompileState probe = CompileOn(*g, t);
+        for (const Layer& l : probe.layers)
+          if (l.kind == LayerKind::kConv) s.options.in_stay[l.name] = true;
+      }
+      ASSERT_TRUE(Compile(s).ok());
+      ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
+      int stay = 0;
+      for (const Layer& l : s.layers) {
+        if (!l.in_stay) continue;
+        ++stay;
+        EXPECT_EQ(l.oh_t, l.oh) << l.name;
+        EXPECT_EQ(l.parts, 1) << l.name;
+        EXPECT_GT(l.chunks, 1) << l.name;
+        EXPECT_EQ(l.in_bufs, 1) << l.name;
+        EXPECT_TRUE(l.w_double) << l.name;
+        // Blocks whose transfers write the cores' input buffer.
+        int loading = 0;
+        for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
+          bool any = false;
+          for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs)
+            any |= in.op == Opcode::kLoadFm && in.dst_ap.base >= l.core_in &&
+                   in.dst_ap.base < l.core_in + l.in_bytes;
+          loading += any;
+        }
+        EXPECT_EQ(loading, 1) << l.name;
+      }
+      EXPECT_GT(stay, 0) << t.name;
+      ExpectSimBitExact<std::mt19937>(s, *g, 11, "in_stay on " + t.name);
+    }
+  }
 }
 
 }  // namespace

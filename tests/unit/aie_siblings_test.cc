@@ -91,6 +91,7 @@ TEST(AieSiblings, ParallelOneByOneConvsCompileAsOneBitExactLayer) {
         one[i].graph = g.get();
         one[i].options.try_wide = one[i].options.try_resident_min_w = one[i].options.try_replicate =
             false;
+        one[i].options.try_in_stay = false;
       }
       one[0].options.try_hfuse = false;
       one[1].options.hfuse = false;

@@ -197,6 +197,9 @@ TEST(BlockSparseConv, ZooLayerShapes) {
       {1024, 2048, 14, 14, 1, 1, 2, 0, 0},  // resnet50 layer4.0 downsample (1x1 s2)
       {512, 512, 14, 14, 3, 3, 2, 1, 1},    // resnet50 layer4.0 conv2 (3x3 s2 to 7x7)
       {256, 256, 14, 14, 3, 3, 1, 1, 1},    // resnet50 layer3 conv2
+      // resnet50 layer3.0 conv2 (3x3 s2 to 14x14, six shifted planes):
+      // position chunks of 48, the last one 2 x 48 + 4 (fused tails).
+      {256, 256, 28, 28, 3, 3, 2, 1, 1},
   };
   Rng rng(TestSeed());
   std::vector<const ks::BsrConvKernel*> kernels = {&ks::SelectBsrConvKernel(8)};
@@ -595,7 +598,7 @@ TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
   std::vector<int64_t> col_counts;
   for (int64_t cols = 1; cols <= 36; cols += (cols < 20 ? 1 : 5)) col_counts.push_back(cols);
   for (int64_t cols : {49, 64, 65, 115, 530}) col_counts.push_back(cols);
-  const int64_t channels = 3, in_h = 5, rows = 4;
+  const int64_t channels = 3, in_h = 5;
   int64_t checked = 0;
   for (const auto& [name, fn] : fns)
     for (int64_t sx : {1, 2})
@@ -605,6 +608,9 @@ TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
             for (int extra = 0; extra < 4; ++extra) {
               // Top and bottom padding rows (row_off -2..2, 5 input rows).
               const int64_t sy = 1 + (cols + in_w) % 2, row_off = (cols + col_off + 7) % 5 - 2;
+              // Even and odd row counts (the AVX-512 copy packs two rows of a
+              // narrow plane per vector).
+              const int64_t rows = 4 + (cols + col_off + extra) % 2;
               std::vector<float> x(static_cast<size_t>(channels * in_h * in_w));
               for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i + 1);
               const int64_t stride = rows * cols + 3;  // a gap that must stay untouched

@@ -135,7 +135,11 @@ inline double MaxRelError(const Tensor& a, const Tensor& b) {
   return worst;
 }
 
-inline bool IsFast(const runtime::Operator& op) { return op.impl_name().rfind("onednn", 0) == 0; }
+// oneDNN, or a kernel of ours the oneDNN operator runs instead ("wbs:...",
+// e.g. the plain-input max pool of runtime/ops_pool_plain.h).
+inline bool IsFast(const runtime::Operator& op) {
+  return op.impl_name().rfind("onednn", 0) == 0 || op.impl_name().rfind("wbs:", 0) == 0;
+}
 
 // Creates the fast and the reference operator for the same node, expects the
 // fast one to be oneDNN (unless `may_decline`), runs both and compares.

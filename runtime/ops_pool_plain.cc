@@ -1,0 +1,147 @@
+// The plain-NCHW f32 max pool (contract and reasons in ops_pool_plain.h).
+#include "runtime/ops_pool_plain.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "kernels/sparse/dispatch.h"
+
+// GCC 12 flags _mm512_max_ps's internal _mm512_undefined_ps() pass-through
+// operand as maybe-uninitialized (a known false positive: it is unused
+// without a mask).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace wbs::runtime {
+
+namespace {
+
+namespace kref = kernels::ref;
+
+// True when an output range [0, out) over an input of `in` elements with
+// this kernel, stride and leading pad has an in-range tap in every window
+// (the windows move monotonically, so the first and the last decide).
+bool EveryWindowReachesInput(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad) {
+  return out >= 1 && kernel - 1 - pad >= 0 && (out - 1) * stride - pad <= in - 1;
+}
+
+// The lanes of a 16-float load at input column `c` that lie in [0, w).
+__attribute__((target("avx512f"), always_inline)) inline __mmask16 ColumnMask(int64_t c,
+                                                                              int64_t w) {
+  const int64_t lo = std::clamp<int64_t>(-c, 0, 16), hi = std::clamp<int64_t>(w - c, 0, 16);
+  return hi <= lo ? 0 : static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// The max over input rows [ih0, ih1) of the 16 columns from `c` (columns
+// outside the row read as -inf; masked lanes are not accessed).
+__attribute__((target("avx512f"), always_inline)) inline __m512 ColumnMax(const float* x,
+                                                                          int64_t iw, int64_t ih0,
+                                                                          int64_t ih1, int64_t c,
+                                                                          __m512 lowest) {
+  const __mmask16 m = ColumnMask(c, iw);
+  __m512 v = lowest;
+  for (int64_t ih = ih0; ih < ih1; ++ih)
+    v = _mm512_max_ps(v, _mm512_mask_loadu_ps(lowest, m, x + ih * iw + c));
+  return v;
+}
+
+// One plane, 16 outputs of a row at a time, all in registers: the
+// vertical max of the window's rows over the input columns the 16 outputs
+// cover (2 vectors at stride 1, 3 at stride 2; the last one is the next
+// block's first), then per kernel column kw the lanes kw + SW * j picked by
+// vpermt2ps. An earlier version staged the vertical max in a row buffer
+// and read it back at shifted offsets: those loads straddled stores still
+// in the store buffer (a forwarding stall each) and on 35x35 planes ran at
+// half oneDNN's speed; loading each tap's columns from x instead took 18
+// loads per 16 outputs of a 3x3/2 window and was slower on large planes.
+__attribute__((target("avx512f"))) void MaxPoolPlaneAvx512(const kref::PoolParams& p,
+                                                           const float* x, float* y) {
+  const int64_t IH = p.in[1], IW = p.in[2], OH = p.out[1], OW = p.out[2];
+  const int64_t KH = p.kernel[1], KW = p.kernel[2], SH = p.stride[1], SW = p.stride[2];
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i even = _mm512_add_epi32(iota, iota);
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const int64_t step = 16 * SW;  // input columns per 16 outputs
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    // PlainMaxPoolSupports() guarantees a valid row per window.
+    const int64_t ih0 = std::max<int64_t>(0, oh * SH - p.pad_begin[1]);
+    const int64_t ih1 = std::min<int64_t>(IH, oh * SH - p.pad_begin[1] + KH);
+    float* yr = y + oh * OW;
+    int64_t c0 = -p.pad_begin[2];  // first input column of output ow
+    __m512 v0 = ColumnMax(x, IW, ih0, ih1, c0, lowest);
+    for (int64_t ow = 0; ow < OW; ow += 16, c0 += step) {
+      // v[k]: columns c0 + 16k .. c0 + 16k + 15; v[SW] is the next v0.
+      __m512 v[3] = {v0, ColumnMax(x, IW, ih0, ih1, c0 + 16, lowest), lowest};
+      if (SW == 2) v[2] = ColumnMax(x, IW, ih0, ih1, c0 + 32, lowest);
+      __m512 acc = lowest;
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        if (SW == 1) {
+          // Lanes kw + j of (v0, v1); kw < 16 (a wider kernel is rejected).
+          acc = _mm512_max_ps(
+              acc,
+              _mm512_permutex2var_ps(
+                  v[0], _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int>(kw))), v[1]));
+        } else {
+          // Lanes kw + 2j of (v0, v1, v2): shift by 2q = kw & ~1 first.
+          const int q2 = static_cast<int>(kw & ~int64_t{1});
+          __m512 a = v[0], b = v[1];
+          if (q2 > 0) {
+            const __m512i shift = _mm512_add_epi32(iota, _mm512_set1_epi32(q2));
+            a = _mm512_permutex2var_ps(v[0], shift, v[1]);
+            b = _mm512_permutex2var_ps(v[1], shift, v[2]);
+          }
+          acc = _mm512_max_ps(
+              acc, _mm512_permutex2var_ps(
+                       a, _mm512_add_epi32(even, _mm512_set1_epi32(static_cast<int>(kw & 1))), b));
+        }
+      }
+      v0 = v[SW];
+      const int64_t n = std::min<int64_t>(16, OW - ow);
+      const __mmask16 m = static_cast<__mmask16>(n == 16 ? 0xffffu : (1u << n) - 1);
+      _mm512_mask_storeu_ps(yr + ow, m, acc);
+    }
+  }
+}
+
+constexpr int64_t kMinOutWidth = 48;
+constexpr int64_t kMaxInputFloats = int64_t{2} << 20;  // 8 MB
+
+}  // namespace
+
+bool PlainMaxPoolSupports(const kref::PoolParams& p) {
+  if (kernels::sparse::ActiveIsa() < kernels::sparse::Isa::kAvx512) return false;
+  if (p.in[0] != 1 || p.out[0] != 1 || p.kernel[0] != 1 || p.pad_begin[0] != 0) return false;
+  // Column windows up to 16 wide: the kernel shifts within two vectors.
+  if (p.kernel[2] > 16) return false;
+  // Where it beats oneDNN's plain pool (isolated, warm, medians of 200,
+  // us at 1 / 2 threads, ours vs oneDNN): 64 x 112^2 3x3/2 pad 1 119-123 /
+  // 69-107 vs 143-154 / 104; 64 x 147^2 3x3/2 210 / 104-110 vs 217 /
+  // 123-143; 128 x 112^2 2x2/2 200 / 109 vs 267 / 164. Narrower output rows
+  // pay the per-row work on one or two vectors and lose at 1 thread (288 x
+  // 35^2 3x3/2: 82 vs 56; 768 x 17^2: 65 vs 34; 512 x 14^2 2x2/2: 30 vs 14),
+  // and a 12.8 MB input (64 x 224^2 2x2/2) lost at 1 thread (2231 vs 1625).
+  if (p.out[2] < kMinOutWidth || p.batch * p.channels * p.in[1] * p.in[2] > kMaxInputFloats)
+    return false;
+  if (p.dilation[1] != 1 || p.dilation[2] != 1 || (p.stride[2] != 1 && p.stride[2] != 2) ||
+      p.stride[1] < 1 || p.pad_begin[1] < 0 || p.pad_begin[2] < 0 || p.in[1] < 1 || p.in[2] < 1)
+    return false;
+  return EveryWindowReachesInput(p.in[1], p.out[1], p.kernel[1], p.stride[1], p.pad_begin[1]) &&
+         EveryWindowReachesInput(p.in[2], p.out[2], p.kernel[2], p.stride[2], p.pad_begin[2]);
+}
+
+void PlainMaxPoolF32(const kref::PoolParams& p, const float* x, float* y, int threads) {
+  const int64_t planes = p.batch * p.channels;
+  const int64_t in_plane = p.in[1] * p.in[2], out_plane = p.out[1] * p.out[2];
+  const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(planes, 1)));
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t begin = planes * t / n, end = planes * (t + 1) / n;
+    for (int64_t pl = begin; pl < end; ++pl)
+      MaxPoolPlaneAvx512(p, x + pl * in_plane, y + pl * out_plane);
+  }
+}
+
+}  // namespace wbs::runtime

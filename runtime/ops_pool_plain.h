@@ -1,0 +1,35 @@
+// Max pooling of plain NCHW f32 tensors with an AVX-512 kernel (used by the
+// MaxPool operator of ops_dnnl_pool.cc when its input arrives plain).
+//
+// Why: oneDNN's pooling jit kernels want channels-last or blocked tensors;
+// on plain NCHW it falls back to a slow implementation (ResNet-50's 3x3/2
+// max-pool over 64 x 112 x 112: ~0.33 ms against ~0.08 ms channels-last at
+// 2 threads). In a block-sparse model the pool's neighbours exchange plain
+// tensors (the sparse convs read and write NCHW), so the pool reads plain.
+// The kernel works per plane and 16 outputs of a row at a time in
+// registers: per kernel column, the max of the window's rows over the 16
+// (stride 1) or 32 (stride 2, then the even lanes) input columns it covers,
+// columns outside the row read as -inf. The max of floats does not depend
+// on the order, so the result equals the reference's for every input
+// without NaN.
+#pragma once
+
+#include "kernels/ref/pool.h"
+
+namespace wbs::runtime {
+
+// True when the CPU runs the kernel (the f32 block-sparse dispatch's active
+// ISA is AVX-512, so WBS_ISA_CAP lowers it too) and `p` is a window it
+// takes: 2-D (or 1-D) windows up to 16 columns wide, dilation 1, column
+// stride 1 or 2, nonnegative pads, every output window holding at least one
+// input element (padding never wins then, as in kernels::ref::MaxPool), and
+// a shape where it was measured faster than oneDNN: output rows >= 48 wide,
+// input <= 8 MB (ops_pool_plain.cc).
+bool PlainMaxPoolSupports(const kernels::ref::PoolParams& p);
+
+// y[n, c, oy, ox] = max of x[n, c, iy, ix] over the window's in-range
+// taps, for x and y plain [N, C, H, W] / [N, C, OH, OW]; `threads` OpenMP
+// threads split the N * C planes. Requires PlainMaxPoolSupports(p).
+void PlainMaxPoolF32(const kernels::ref::PoolParams& p, const float* x, float* y, int threads);
+
+}  // namespace wbs::runtime

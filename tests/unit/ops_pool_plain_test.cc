@@ -1,0 +1,129 @@
+// The plain-NCHW f32 max pool (runtime/ops_pool_plain.h) against the
+// reference kernel, bit for bit, and its use by the MaxPool operator.
+#include "runtime/ops_pool_plain.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/ref/pool.h"
+#include "kernels/sparse/dispatch.h"
+#include "tests/unit/ops_dnnl_test_util.h"
+
+namespace wbs::dnnl_test {
+namespace {
+
+namespace ref = kernels::ref;
+using runtime::PlainMaxPoolF32;
+using runtime::PlainMaxPoolSupports;
+
+bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
+
+// A 2-D (or 1-D: 1-high) window with column stride 1 or 2, pads below the
+// kernel, the output size of floor or ceil mode (ceil only when the last
+// window still starts inside the input row, as ONNX requires); output rows
+// 48..70 wide (the kernel's range), i.e. 3-5 vectors with every tail.
+ref::PoolParams RandomParams(Rng& rng) {
+  ref::PoolParams p;
+  p.batch = Uniform(rng, 1, 2);
+  p.channels = Uniform(rng, 1, 5);
+  const bool one_d = Chance(rng, 0.2);
+  for (int d = 1; d < 3; ++d) {
+    const bool rows = d == 1;
+    const int64_t k = one_d && rows ? 1 : Uniform(rng, 1, 5);
+    const int64_t s = one_d && rows ? 1 : Uniform(rng, 1, rows ? 3 : 2);
+    const int64_t pb = Uniform(rng, 0, k - 1), pe = Uniform(rng, 0, k - 1);
+    const int64_t in = one_d && rows ? 1
+                       : rows        ? std::max<int64_t>(1, k - pb - pe) + Uniform(rng, 0, 12)
+                                     : k - pb - pe + s * Uniform(rng, 47, 69) + Uniform(rng, 0, 1);
+    const int64_t span = in + pb + pe - k;
+    int64_t out = span / s + 1;
+    if (Chance(rng, 0.3) && span % s != 0 && (out * s - pb) <= in - 1) ++out;  // ceil_mode
+    p.in[d] = in;
+    p.kernel[d] = k;
+    p.stride[d] = s;
+    p.pad_begin[d] = pb;
+    p.pad_end[d] = pe;
+    p.out[d] = out;
+  }
+  return p;
+}
+
+TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
+  if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
+  Rng rng(TestSeed() + 70);
+  int ran = 0;
+  for (int i = 0; i < 120; ++i) {
+    const ref::PoolParams p = RandomParams(rng);
+    SCOPED_TRACE(fmt::format(
+        "seed {} case {}: N {} C {} in {}x{} out {}x{} k {}x{} s {}x{} pads {},{}", TestSeed(), i,
+        p.batch, p.channels, p.in[1], p.in[2], p.out[1], p.out[2], p.kernel[1], p.kernel[2],
+        p.stride[1], p.stride[2], p.pad_begin[1], p.pad_begin[2]));
+    ASSERT_TRUE(PlainMaxPoolSupports(p));
+    Tensor x = RandomTensor({p.batch, p.channels, p.in[1], p.in[2]}, rng);
+    // Infinities inside the input: -inf must survive a window of -inf only.
+    float* xd = x.data<float>();
+    for (int64_t j = 0; j < x.numel(); j += 7) xd[j] = -std::numeric_limits<float>::infinity();
+    if (x.numel() > 3) xd[3] = std::numeric_limits<float>::infinity();
+    const Shape ys = {p.batch, p.channels, p.out[1], p.out[2]};
+    Tensor want(DType::kF32, ys), got(DType::kF32, ys);
+    ref::MaxPool<float>(p, x.data<float>(), want.data<float>(), nullptr);
+    PlainMaxPoolF32(p, x.data<float>(), got.data<float>(), 1 + i % 3);
+    for (int64_t j = 0; j < want.numel(); ++j)
+      ASSERT_EQ(got.data<float>()[j], want.data<float>()[j]) << "output " << j;
+    ++ran;
+  }
+  EXPECT_EQ(ran, 120);
+}
+
+TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
+  if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
+  ref::PoolParams p;
+  p.in = {1, 9, 99};
+  p.out = {1, 4, 49};
+  p.kernel = {1, 3, 3};
+  p.stride = {1, 2, 2};
+  EXPECT_TRUE(PlainMaxPoolSupports(p));
+  ref::PoolParams q = p;
+  q.stride[2] = 3;
+  q.out[2] = 33;
+  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "column stride 3";
+  q = p;
+  q.dilation[1] = 2;
+  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "dilation";
+  q = p;
+  q.out[2] = 51;  // the last window starts at column 100, past the input
+  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "a window without input";
+  q = p;
+  q.in[0] = q.out[0] = 2;
+  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "3-D";
+  q = p;
+  q.in[2] = 91;
+  q.out[2] = 45;
+  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "rows narrower than 48 outputs (oneDNN is faster)";
+}
+
+// The MaxPool operator runs the kernel when its input is plain, and
+// oneDNN's primitive once a channels-last input is negotiated.
+TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
+  if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
+  Rng rng(TestSeed() + 71);
+  const Attrs attrs = {{"kernel_shape", std::vector<int64_t>{3, 3}},
+                       {"strides", std::vector<int64_t>{2, 2}},
+                       {"pads", std::vector<int64_t>{1, 1, 1, 1}}};
+  const std::vector<Operand> ops = {{RandomTensor({1, 16, 9, 100}, rng)}};
+  auto prep = Prepare("MaxPool", ops, attrs);
+  ASSERT_TRUE(prep.ok()) << prep.status().ToString();
+  auto op = CreateOp(*prep, Backend::kFast);
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  EXPECT_EQ((*op)->impl_name(), "wbs:maxpool_plain_avx512");
+  ExpectFastMatchesReference("MaxPool", ops, attrs, "plain 3x3/2 max pool", false, 2);
+  const auto out = (*op)->ProposeOutputLayouts({ActivationLayout::kChannelsLast});
+  EXPECT_EQ((*op)->impl_name().rfind("onednn", 0), 0u) << (*op)->impl_name();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_NE(out[0], ActivationLayout::kPlain);
+}
+
+}  // namespace
+}  // namespace wbs::dnnl_test
