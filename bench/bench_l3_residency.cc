@@ -3,13 +3,12 @@
 // ResNet-50 at 50% block sparsity keeps ~51 MB of fp32 weights; the L3 is
 // 32 MB (a victim cache of the per-core L2s on Zen). Every inference cycles
 // through all of it, so (the hypothesis tested here) each weight may be
-// evicted before its next use. This benchmark models two inferences' worth of weight traffic with two buffers
-// read in turn, pass after pass: a "keep" set read with plain loads and a
-// "stream" set read with plain loads (mode "normal") or with a hint that it
-// will not be reused (modes "nta", "ntload", "flush"; see Mode). If the hint
-// keeps the stream set out of L3, the keep set should stay there and its read
-// get faster. The modes alternate in rounds in one process (paired A/B), and
-// each round's first pass is not timed (it carries the other mode's state).
+// evicted before its next use. This benchmark models two inferences' worth of weight traffic with
+// two buffers read in turn, pass after pass: a "keep" set read with plain loads and a "stream" set
+// read with plain loads (mode "normal") or with a hint that it will not be reused (modes "nta",
+// "ntload", "flush"; see Mode). If the hint keeps the stream set out of L3, the keep set should
+// stay there and its read get faster. The modes alternate in rounds in one process (paired A/B),
+// and each round's first pass is not timed (it carries the other mode's state).
 //
 //   wbs_bench_l3_residency [--keep_mb=20] [--stream_mb=32] [--rounds=40]
 //                          [--passes=4] [--distance=16]
