@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "core/env.h"
 #include "core/logging.h"
 #include "ir/conv_geometry.h"
 #include "kernels/dnnl/pool.h"
@@ -29,12 +30,8 @@ enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
 // WBS_PLAIN_POOL=0 keeps oneDNN for max pools whose input arrives plain
 // (A/B measurements of kernels/x86/plain_max_pool.h's kernel).
 bool PlainPoolEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("WBS_PLAIN_POOL");
-    const bool on = v == nullptr || std::string(v) != "0";
-    if (!on) WBS_LOG_INFO("WBS_PLAIN_POOL=0: plain-input max pools run on oneDNN");
-    return on;
-  }();
+  static const bool enabled =
+      EnvSwitchOn("WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max pools run on oneDNN");
   return enabled;
 }
 

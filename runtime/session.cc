@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/env.h"
 #include "core/logging.h"
 #include "runtime/memory_plan.h"
 
@@ -63,12 +64,8 @@ namespace {
 
 // WBS_PROPAGATE_LAYOUTS=0 keeps every tensor plain (A/B measurements).
 bool LayoutPropagationEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("WBS_PROPAGATE_LAYOUTS");
-    const bool on = v == nullptr || std::string(v) != "0";
-    if (!on) WBS_LOG_INFO("WBS_PROPAGATE_LAYOUTS=0: operators exchange plain tensors only");
-    return on;
-  }();
+  static const bool enabled = EnvSwitchOn(
+      "WBS_PROPAGATE_LAYOUTS", "WBS_PROPAGATE_LAYOUTS=0: operators exchange plain tensors only");
   return enabled;
 }
 
@@ -84,10 +81,7 @@ bool LayoutPropagationEnabled() {
 // that every whole run contains, so only the gap compares runs; the
 // minimum approximates an operator's time on a quiet machine.
 bool StepProfileEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("WBS_PROFILE_STEPS");
-    return v != nullptr && std::string(v) == "1";
-  }();
+  static const bool on = EnvFlagSet("WBS_PROFILE_STEPS");
   return on;
 }
 
