@@ -99,8 +99,8 @@ class DnnlConvOp final : public Operator {
       // A plain 3-channel input for a channels-last primitive: our
       // interleave instead of its reorder (kernels/x86/interleave_f32.h).
       x_cl_.resize(static_cast<size_t>(x.numel()));
-      kernels::x86::PlainToChannelsLast3(xs, x_cl_.data(), x_shape_[0], x.numel() / (3 * x_shape_[0]),
-                           CurrentThreads());
+      kernels::x86::PlainToChannelsLast3(xs, x_cl_.data(), x_shape_[0],
+                                         x.numel() / (3 * x_shape_[0]), CurrentThreads());
       xs = x_cl_.data();
     }
     return e->prim->Execute(xs, e->weights, b ? b->data<float>() : nullptr, y.data<float>(),

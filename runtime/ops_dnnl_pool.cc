@@ -15,10 +15,10 @@
 #include "ir/conv_geometry.h"
 #include "kernels/dnnl/pool.h"
 #include "kernels/ref/conv.h"
+#include "kernels/x86/plain_max_pool.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
 #include "runtime/ops_nn_common.h"
-#include "kernels/x86/plain_max_pool.h"
 
 namespace wbs::runtime::dnnl_ops {
 namespace {
@@ -88,7 +88,7 @@ class DnnlPoolOp final : public Operator {
         return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
                                y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
       kernels::x86::PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
-                      std::max(1, ctx.num_threads));
+                                    std::max(1, ctx.num_threads));
       return Status::Ok();
     }
     UseThreads(ctx);
