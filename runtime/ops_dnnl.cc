@@ -14,8 +14,8 @@ namespace wbs::runtime {
 namespace dnnl_ops {
 
 bool DnnlEnabled() {
-  static const bool enabled = EnvSwitchOn(
-      "WBS_DNNL", "WBS_DNNL=0: oneDNN fast paths disabled, reference operators run");
+  static const bool enabled =
+      EnvSwitchOn("WBS_DNNL", "WBS_DNNL=0: oneDNN fast paths disabled, reference operators run");
   return enabled;
 }
 

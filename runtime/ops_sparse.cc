@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "core/env.h"
 #include "core/block_mask.h"
 #include "core/block_sparse.h"
+#include "core/env.h"
 #include "core/logging.h"
 #include "kernels/sparse/bsr_conv_plan.h"
 #include "runtime/operator.h"
