@@ -377,16 +377,17 @@ std::string Program::ToText(bool with_data) const {
         const CompParams& c = in.comp;
         s += fmt::format(
             " cores={} kind={} in={}x{}x{} out={}x{}x{} k={}x{} s={}x{} d={}x{} groups={}"
-            " inb={} in2b={} wb={} outb={} types={},{},{} zp={},{},{} clamp={},{}"
+            " inb={} in2b={} wb={} wbytes={} outb={} types={},{},{} zp={},{},{} clamp={},{}"
             " mult={},{} shift={} accum={} cip={} img={}x{} origin={},{},{} pb={},{} pe={},{}"
             " macs={},{}",
             SpacesText(in.cores), CompKindName(c.kind), c.in_c, c.in_h, c.in_w, c.out_c, c.out_h,
             c.out_w, c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.groups, BufText(c.in), BufText(c.in2),
-            BufText(c.weights), BufText(c.out), kTypeNames[static_cast<int>(c.in_type)],
-            kTypeNames[static_cast<int>(c.in2_type)], kTypeNames[static_cast<int>(c.out_type)],
-            c.in_zero, c.in2_zero, c.out_zero, c.lo, c.hi, c.mult, c.mult2, c.shift,
-            c.accumulate ? 1 : 0, c.count_include_pad ? 1 : 0, c.img_h, c.img_w, c.y0, c.x0,
-            c.y_step, c.pad_begin_h, c.pad_begin_w, c.pad_end_h, c.pad_end_w, c.macs_dense, c.macs);
+            BufText(c.weights), c.weights_bytes, BufText(c.out),
+            kTypeNames[static_cast<int>(c.in_type)], kTypeNames[static_cast<int>(c.in2_type)],
+            kTypeNames[static_cast<int>(c.out_type)], c.in_zero, c.in2_zero, c.out_zero, c.lo, c.hi,
+            c.mult, c.mult2, c.shift, c.accumulate ? 1 : 0, c.count_include_pad ? 1 : 0, c.img_h,
+            c.img_w, c.y0, c.x0, c.y_step, c.pad_begin_h, c.pad_begin_w, c.pad_end_h, c.pad_end_w,
+            c.macs_dense, c.macs);
       } else if (in.op == Opcode::kFill) {
         s += fmt::format(" dst={} dap={} value={}", SpacesText(in.dst), ApText(in.dst_ap),
                          in.fill_value);
@@ -557,6 +558,10 @@ Result<Program> Program::FromText(const std::string& text, const std::string& so
         WBS_RETURN_IF_ERROR(buf("inb", &c.in));
         WBS_RETURN_IF_ERROR(buf("in2b", &c.in2));
         WBS_RETURN_IF_ERROR(buf("wb", &c.weights));
+        WBS_ASSIGN_OR_RETURN(const std::string wbytes, get("wbytes"));
+        WBS_ASSIGN_OR_RETURN(c.weights_bytes, ps.I64(wbytes));
+        if (c.weights_bytes < 0)
+          return ps.Err(fmt::format("COMP: negative wbytes {}", c.weights_bytes));
         WBS_RETURN_IF_ERROR(buf("outb", &c.out));
         WBS_ASSIGN_OR_RETURN(const std::string types, get("types"));
         const auto tp = Split(types, ',');

@@ -33,8 +33,10 @@ namespace wbs::aie {
 
 inline constexpr uint32_t kProgramMagic = 0x47504957;  // "WIPG" little-endian
 // 2: weight blobs carry a flags word; CIN-split parts store bias and
-// requantization once (docs/AIE_PROGRAM.md "Versions").
-inline constexpr uint32_t kProgramVersion = 2;
+// requantization once. 3: a conv COMP declares its weight blob's length
+// (CompParams::weights_bytes), so its data-hazard footprint covers the whole
+// blob (docs/AIE_PROGRAM.md "Versions").
+inline constexpr uint32_t kProgramVersion = 3;
 
 enum class MemKind : uint8_t { kDdr, kMemtile, kCore };
 
@@ -160,6 +162,11 @@ struct CompParams {
   // kConv: groups of this tile (out_c and in_c are multiples of it).
   int32_t groups = 1;
   BufRef in, in2, weights, out;
+  // kConv: the bytes at `weights` the COMP reads (its blob: header to padded
+  // values; the largest blob of any iteration). The COMP's hazard footprint
+  // covers exactly these, so a load of the next blob into the same buffer
+  // waits for the COMP; the simulator faults on a blob longer than this.
+  int64_t weights_bytes = 0;
   OutType in_type = OutType::kU8, in2_type = OutType::kU8, out_type = OutType::kU8;
   int32_t in_zero = 0, in2_zero = 0, out_zero = 0, lo = 0, hi = 255;
   // kAdd: M_a, M_b, S (RequantizeAdd); kRescale: M, S (Requantize).
@@ -223,8 +230,9 @@ int64_t BlobBytes(const BlobHeader& h);
 // Calls f(space, footprint, write) for each set of bytes instruction `in`
 // reads (write = false) or writes in iteration `it`: a transfer its source
 // and every destination pattern (exactly, Footprint); a COMP, on each of its
-// cores, its input, the head of its weight blob (conv), its second input or
-// s32 accumulator (add, accumulate) and its output, as contiguous ranges.
+// cores, its input, its weight blob (conv: `weights_bytes` from `weights`),
+// its second input or s32 accumulator (add, accumulate) and its output, as
+// contiguous ranges.
 // The time model and the simulator order instructions by these (data
 // hazards, Overlaps).
 template <typename F>
@@ -237,7 +245,7 @@ void ForEachAccess(const Instruction& in, int64_t it, F&& f) {
     for (const MemSpace& m : in.cores) {
       f(m, Footprint::Range(c.in.at(it), c.in.at(it) + in_bytes), false);
       if (c.kind == CompKind::kConv)
-        f(m, Footprint::Range(c.weights.at(it), c.weights.at(it) + kBlobHeaderBytes), false);
+        f(m, Footprint::Range(c.weights.at(it), c.weights.at(it) + c.weights_bytes), false);
       if (c.kind == CompKind::kAdd || c.accumulate)
         f(m, Footprint::Range(c.in2.at(it), c.in2.at(it) + out_elems * 4), false);
       f(m, Footprint::Range(c.out.at(it), c.out.at(it) + out_elems * oe), true);

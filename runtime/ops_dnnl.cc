@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/env.h"
 #include "core/logging.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
@@ -13,12 +14,8 @@ namespace wbs::runtime {
 namespace dnnl_ops {
 
 bool DnnlEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("WBS_DNNL");
-    const bool on = v == nullptr || std::string(v) != "0";
-    if (!on) WBS_LOG_INFO("WBS_DNNL=0: oneDNN fast paths disabled, reference operators run");
-    return on;
-  }();
+  static const bool enabled =
+      EnvSwitchOn("WBS_DNNL", "WBS_DNNL=0: oneDNN fast paths disabled, reference operators run");
   return enabled;
 }
 

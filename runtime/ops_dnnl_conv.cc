@@ -8,7 +8,7 @@
 
 #include "core/logging.h"
 #include "kernels/dnnl/conv.h"
-#include "runtime/interleave_f32.h"
+#include "kernels/x86/interleave_f32.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
 #include "runtime/ops_nn_common.h"
@@ -97,10 +97,10 @@ class DnnlConvOp final : public Operator {
     const float* xs = x.data<float>();
     if (interleave_x_ && e == static_entry_) {
       // A plain 3-channel input for a channels-last primitive: our
-      // interleave instead of its reorder (interleave_f32.h).
+      // interleave instead of its reorder (kernels/x86/interleave_f32.h).
       x_cl_.resize(static_cast<size_t>(x.numel()));
-      PlainToChannelsLast3(xs, x_cl_.data(), x_shape_[0], x.numel() / (3 * x_shape_[0]),
-                           CurrentThreads());
+      kernels::x86::PlainToChannelsLast3(xs, x_cl_.data(), x_shape_[0],
+                                         x.numel() / (3 * x_shape_[0]), CurrentThreads());
       xs = x_cl_.data();
     }
     return e->prim->Execute(xs, e->weights, b ? b->data<float>() : nullptr, y.data<float>(),
@@ -147,7 +147,7 @@ class DnnlConvOp final : public Operator {
                     x_layout_ == ActivationLayout::kPlain && x_shape_.size() == 4 &&
                     x_shape_[1] == 3 &&
                     static_entry_->prim->internal_src_layout() == ActivationLayout::kChannelsLast &&
-                    Interleave3Supported();
+                    kernels::x86::Interleave3Supported();
     if (interleave_x_) {
       WBS_RETURN_IF_ERROR(static_entry_->prim->SetBoundaryLayouts(ActivationLayout::kChannelsLast,
                                                                   y_layout_, r_layout_));

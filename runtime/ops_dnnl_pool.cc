@@ -10,14 +10,15 @@
 #include <memory>
 #include <string>
 
+#include "core/env.h"
 #include "core/logging.h"
 #include "ir/conv_geometry.h"
 #include "kernels/dnnl/pool.h"
 #include "kernels/ref/conv.h"
+#include "kernels/x86/plain_max_pool.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
 #include "runtime/ops_nn_common.h"
-#include "runtime/ops_pool_plain.h"
 
 namespace wbs::runtime::dnnl_ops {
 namespace {
@@ -27,14 +28,10 @@ namespace onednn = kernels::onednn;
 enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
 
 // WBS_PLAIN_POOL=0 keeps oneDNN for max pools whose input arrives plain
-// (A/B measurements of ops_pool_plain.h's kernel).
+// (A/B measurements of kernels/x86/plain_max_pool.h's kernel).
 bool PlainPoolEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("WBS_PLAIN_POOL");
-    const bool on = v == nullptr || std::string(v) != "0";
-    if (!on) WBS_LOG_INFO("WBS_PLAIN_POOL=0: plain-input max pools run on oneDNN");
-    return on;
-  }();
+  static const bool enabled =
+      EnvSwitchOn("WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max pools run on oneDNN");
   return enabled;
 }
 
@@ -63,7 +60,7 @@ class DnnlPoolOp final : public Operator {
       if (kind == PoolOpKind::kMax && PlainPoolEnabled()) {
         Result<kernels::ref::PoolParams> p = ResolvePoolParams(*args.node, in[0].shape);
         // The same window geometry (ir/conv_geometry.h) as the primitive's.
-        if (p.ok() && PlainMaxPoolSupports(*p)) {
+        if (p.ok() && kernels::x86::PlainMaxPoolSupports(*p)) {
           op->plain_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
           op->dnnl_impl_ = op->impl_;
           op->impl_ = kPlainImpl;  // until the input is negotiated non-plain
@@ -90,8 +87,8 @@ class DnnlPoolOp final : public Operator {
       if (y.shape() != static_entry_->y_shape)
         return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
                                y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
-      PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
-                      std::max(1, ctx.num_threads));
+      kernels::x86::PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
+                                    std::max(1, ctx.num_threads));
       return Status::Ok();
     }
     UseThreads(ctx);
@@ -251,7 +248,7 @@ class DnnlPoolOp final : public Operator {
   ActivationLayout x_layout_ = ActivationLayout::kPlain;  // negotiated
   ActivationLayout y_layout_ = ActivationLayout::kPlain;
   std::unique_ptr<Operator> fallback_;
-  // A max pool ops_pool_plain.h takes: runs there whenever X and Y are
+  // A max pool kernels/x86/plain_max_pool.h takes: runs there whenever X and Y are
   // plain (else oneDNN's primitive, named dnnl_impl_).
   static constexpr const char* kPlainImpl = "wbs:maxpool_plain_avx512";
   std::unique_ptr<kernels::ref::PoolParams> plain_params_;

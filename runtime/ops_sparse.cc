@@ -13,6 +13,7 @@
 
 #include "core/block_mask.h"
 #include "core/block_sparse.h"
+#include "core/env.h"
 #include "core/logging.h"
 #include "kernels/sparse/bsr_conv_plan.h"
 #include "runtime/operator.h"
@@ -272,10 +273,7 @@ class SparseConvOp final : public Operator {
       : node_(node), has_bias_(has_bias), residual_(residual) {}
 
   static bool ProfileEnabled() {
-    static const bool on = [] {
-      const char* v = std::getenv("WBS_SPARSE_PROFILE");
-      return v != nullptr && std::string(v) == "1";
-    }();
+    static const bool on = EnvFlagSet("WBS_SPARSE_PROFILE");
     return on;
   }
   std::vector<double> run_us_;  // per Run(), with WBS_SPARSE_PROFILE=1

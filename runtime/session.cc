@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/env.h"
 #include "core/logging.h"
 #include "runtime/memory_plan.h"
 
@@ -63,12 +64,8 @@ namespace {
 
 // WBS_PROPAGATE_LAYOUTS=0 keeps every tensor plain (A/B measurements).
 bool LayoutPropagationEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("WBS_PROPAGATE_LAYOUTS");
-    const bool on = v == nullptr || std::string(v) != "0";
-    if (!on) WBS_LOG_INFO("WBS_PROPAGATE_LAYOUTS=0: operators exchange plain tensors only");
-    return on;
-  }();
+  static const bool enabled = EnvSwitchOn(
+      "WBS_PROPAGATE_LAYOUTS", "WBS_PROPAGATE_LAYOUTS=0: operators exchange plain tensors only");
   return enabled;
 }
 
@@ -84,10 +81,7 @@ bool LayoutPropagationEnabled() {
 // that every whole run contains, so only the gap compares runs; the
 // minimum approximates an operator's time on a quiet machine.
 bool StepProfileEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("WBS_PROFILE_STEPS");
-    return v != nullptr && std::string(v) == "1";
-  }();
+  static const bool on = EnvFlagSet("WBS_PROFILE_STEPS");
   return on;
 }
 
@@ -191,8 +185,10 @@ Status Session::Impl::Prepare() {
   for (size_t s = 0; s < slots.size(); ++s) {
     const Slot& sl = slots[s];
     if (sl.kind == SlotKind::kConstant || sl.kind == SlotKind::kInput || sl.is_output) continue;
-    if (sl.last_use >= 0) steps[sl.last_use].release.push_back(static_cast<int>(s));
-    else if (sl.def >= 0) steps[sl.def].release.push_back(static_cast<int>(s));  // unused output
+    if (sl.last_use >= 0)
+      steps[sl.last_use].release.push_back(static_cast<int>(s));
+    else if (sl.def >= 0)
+      steps[sl.def].release.push_back(static_cast<int>(s));  // unused output
   }
   WBS_RETURN_IF_ERROR(NegotiateLayouts());
   return PlanMemory();
@@ -261,16 +257,18 @@ Status Session::Impl::PlanMemory() {
     auto holder = std::make_shared<Tensor>(std::move(arena_tensor));
     arena = std::shared_ptr<void>(holder->raw(), [holder](void*) {});
   }
-  WBS_LOG_DEBUG("memory plan: {} buffers, arena {} bytes (without reuse {} bytes)", stats.num_planned,
-                stats.arena_bytes, stats.unplanned_bytes);
+  WBS_LOG_DEBUG("memory plan: {} buffers, arena {} bytes (without reuse {} bytes)",
+                stats.num_planned, stats.arena_bytes, stats.unplanned_bytes);
   return Status::Ok();
 }
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 
-Result<std::unique_ptr<Session>> Session::Create(const ir::Graph& graph, const SessionOptions& options) {
-  if (options.num_threads < 1) return InvalidArgument("num_threads must be >= 1, got {}", options.num_threads);
+Result<std::unique_ptr<Session>> Session::Create(const ir::Graph& graph,
+                                                 const SessionOptions& options) {
+  if (options.num_threads < 1)
+    return InvalidArgument("num_threads must be >= 1, got {}", options.num_threads);
   auto impl = std::make_unique<Impl>();
   impl->graph = graph.Clone();
   impl->options = options;
@@ -314,8 +312,10 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
   std::vector<Tensor> values(im.slots.size());
   for (size_t s = 0; s < im.slots.size(); ++s) {
     const Slot& sl = im.slots[s];
-    if (sl.kind == SlotKind::kConstant) values[s] = sl.value->constant;
-    else if (sl.kind == SlotKind::kInput) values[s] = inputs[sl.input_index];
+    if (sl.kind == SlotKind::kConstant)
+      values[s] = sl.value->constant;
+    else if (sl.kind == SlotKind::kInput)
+      values[s] = inputs[sl.input_index];
   }
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor*> out_ptrs;
@@ -347,7 +347,8 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
       const Slot& sl = im.slots[s];
       const ir::Value* v = sl.value;
       if (sl.kind == SlotKind::kPlanned) {
-        values[s] = Tensor::Wrap(v->dtype, v->shape, static_cast<char*>(im.arena.get()) + sl.offset, im.arena);
+        values[s] = Tensor::Wrap(v->dtype, v->shape, static_cast<char*>(im.arena.get()) + sl.offset,
+                                 im.arena);
       } else if (v->shape_is_static()) {
         values[s] = Tensor(v->dtype, v->shape);
       } else {
@@ -365,7 +366,8 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
       ops_us += im.step_us[si].back();
     }
     if (!st.ok()) {
-      if (st.message().find(step.node->name) == std::string::npos) return st.WithContext(step.node->Describe());
+      if (st.message().find(step.node->name) == std::string::npos)
+        return st.WithContext(step.node->Describe());
       return st;
     }
     for (int s : step.release) values[s] = Tensor();
@@ -374,8 +376,9 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
   for (int s : im.output_slots) {
     const Slot& sl = im.slots[s];
     // Inputs and constants returned as outputs are copied so callers own them.
-    outputs.push_back(sl.kind == SlotKind::kConstant || sl.kind == SlotKind::kInput ? values[s].Clone()
-                                                                                     : values[s]);
+    outputs.push_back(sl.kind == SlotKind::kConstant || sl.kind == SlotKind::kInput
+                          ? values[s].Clone()
+                          : values[s]);
   }
   if (profile) {
     im.step_us.back().push_back(
@@ -388,7 +391,8 @@ Result<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs) {
 namespace {
 class ReferenceEvaluator : public ir::NodeEvaluator {
  public:
-  Result<std::vector<Tensor>> Evaluate(const ir::Node& node, const std::vector<const Tensor*>& inputs) override {
+  Result<std::vector<Tensor>> Evaluate(const ir::Node& node,
+                                       const std::vector<const Tensor*>& inputs) override {
     std::vector<ir::ValueInfo> in_infos, out_infos;
     for (const Tensor* t : inputs) in_infos.push_back(ir::ValueInfo::FromTensor(t));
     WBS_RETURN_IF_ERROR(ir::InferNode(node, in_infos, out_infos));
@@ -402,7 +406,8 @@ class ReferenceEvaluator : public ir::NodeEvaluator {
     std::vector<Tensor*> out_ptrs;
     outs.reserve(out_infos.size());
     for (auto& info : out_infos) {
-      if (!info.has_shape) return Internal("{}: cannot fold, output shape unknown", node.Describe());
+      if (!info.has_shape)
+        return Internal("{}: cannot fold, output shape unknown", node.Describe());
       outs.emplace_back(info.dtype, info.shape);
     }
     for (auto& t : outs) out_ptrs.push_back(&t);
@@ -413,6 +418,8 @@ class ReferenceEvaluator : public ir::NodeEvaluator {
 };
 }  // namespace
 
-std::unique_ptr<ir::NodeEvaluator> CreateReferenceEvaluator() { return std::make_unique<ReferenceEvaluator>(); }
+std::unique_ptr<ir::NodeEvaluator> CreateReferenceEvaluator() {
+  return std::make_unique<ReferenceEvaluator>();
+}
 
 }  // namespace wbs::runtime

@@ -457,6 +457,17 @@ struct CoreView {
 
 Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
   const int64_t wa = c.weights.at(it);
+  // The time model and this simulator's schedule order the COMP by its
+  // declared footprint (aie::ForEachAccess: `weights_bytes` from `weights`);
+  // a blob byte read outside it would be a read no hazard protects (a load
+  // of the next blob could overwrite it while the COMP runs), so it faults.
+  auto undeclared = [&](int64_t n) {
+    return InvalidArgument(
+        "fault: undeclared read: {}: COMP reads the weight blob {}:[0x{:x}, 0x{:x}) but declares "
+        "only {} bytes (wbytes)",
+        v.where, v.m->name, wa, wa + n, c.weights_bytes);
+  };
+  if (c.weights_bytes < aie::kBlobHeaderBytes) return undeclared(aie::kBlobHeaderBytes);
   WBS_RETURN_IF_ERROR(v.Check(wa, aie::kBlobHeaderBytes, false));
   const uint8_t* base = &v.m->data[static_cast<size_t>(wa)];
   auto hdr = [&](int i) { return LoadLe32(base + 4 * i); };
@@ -481,6 +492,7 @@ Status CompConv(const CoreView& v, const aie::CompParams& c, int64_t it) {
         "(out_c {} k {}x{})",
         v.where, v.m->name, wa, h.br, h.bc, h.kh, h.kw, h.block_rows, c.out_c, c.kh, c.kw);
   const int64_t blob = aie::BlobBytes(h);
+  if (blob > c.weights_bytes) return undeclared(blob);
   WBS_RETURN_IF_ERROR(v.Check(wa, blob, false));
   const int taps = c.kh * c.kw;
   const int64_t rows = static_cast<int64_t>(h.block_rows) * h.br;

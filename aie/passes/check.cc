@@ -127,7 +127,8 @@ struct Checker {
                 WBS_RETURN_IF_ERROR(Read(core, c.in2.at(it), out_elems));
               if (c.kind == CompKind::kConv && c.accumulate)
                 WBS_RETURN_IF_ERROR(Read(core, c.in2.at(it), out_elems * 4));
-              if (c.kind == CompKind::kConv) WBS_RETURN_IF_ERROR(Read(core, c.weights.at(it), 32));
+              if (c.kind == CompKind::kConv)
+                WBS_RETURN_IF_ERROR(Read(core, c.weights.at(it), c.weights_bytes));
               WBS_RETURN_IF_ERROR(
                   Write(core, c.out.at(it), out_elems * (c.out_type == OutType::kS32 ? 4 : 1)));
             }

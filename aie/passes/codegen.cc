@@ -712,6 +712,10 @@ struct Gen {
               if (!last_part) q.out = {l.core_acc, 0}, q.out_type = OutType::kS32;
             }
             const size_t bi = BlobIndex(ct.w, k, part);
+            // The whole blob is the COMP's read footprint: the next LOADWM
+            // into this buffer (the next chunk's blob, or the part after
+            // next) must wait for the COMP, not only for the header.
+            q.weights_bytes = static_cast<int64_t>(l.blobs[bi].size());
             const int64_t mpp = BlobMacs(bi);
             const int64_t pixels = int64_t{q.out_h} * q.out_w;
             q.macs = mpp * pixels;

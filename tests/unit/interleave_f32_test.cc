@@ -1,6 +1,6 @@
-// The 3-channel plain -> channels-last interleave (runtime/interleave_f32.h)
+// The 3-channel plain -> channels-last interleave (kernels/x86/interleave_f32.h)
 // and its use by the oneDNN conv operator for a plain RGB input.
-#include "runtime/interleave_f32.h"
+#include "kernels/x86/interleave_f32.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 namespace wbs::dnnl_test {
 namespace {
 
-using runtime::Interleave3Supported;
-using runtime::PlainToChannelsLast3;
+using kernels::x86::Interleave3Supported;
+using kernels::x86::PlainToChannelsLast3;
 
 TEST(Interleave3Test, MatchesScalarTranspose) {
   if (!Interleave3Supported()) GTEST_SKIP() << "no AVX-512";

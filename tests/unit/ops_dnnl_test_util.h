@@ -136,7 +136,7 @@ inline double MaxRelError(const Tensor& a, const Tensor& b) {
 }
 
 // oneDNN, or a kernel of ours the oneDNN operator runs instead ("wbs:...",
-// e.g. the plain-input max pool of runtime/ops_pool_plain.h).
+// e.g. the plain-input max pool of kernels/x86/plain_max_pool.h).
 inline bool IsFast(const runtime::Operator& op) {
   return op.impl_name().rfind("onednn", 0) == 0 || op.impl_name().rfind("wbs:", 0) == 0;
 }

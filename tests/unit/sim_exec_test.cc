@@ -2,14 +2,17 @@
 // split with broadcasts, a ping/pong row stream with locks; outputs checked
 // against the scalar integer reference (kernels/ref/int8.h); timing of
 // simple transfers against bytes / bandwidth.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
 
 #include "aie/program.h"
 #include "aie/target.h"
+#include "aie/timeline.h"
 #include "kernels/ref/int8.h"
 #include "sim/simulator.h"
 
@@ -77,10 +80,9 @@ std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t
     row_ptr.push_back(static_cast<int32_t>(col_idx.size()));
   }
   std::vector<uint8_t> b;
-  for (int32_t v :
-       {aie::kBlobMagic, 8, 8, static_cast<int32_t>(d.kh), static_cast<int32_t>(d.kw),
-        static_cast<int32_t>(brs), static_cast<int32_t>(col_idx.size()), static_cast<int32_t>(k1 - k0),
-        flags})
+  for (int32_t v : {aie::kBlobMagic, 8, 8, static_cast<int32_t>(d.kh), static_cast<int32_t>(d.kw),
+                    static_cast<int32_t>(brs), static_cast<int32_t>(col_idx.size()),
+                    static_cast<int32_t>(k1 - k0), flags})
     Put32(b, v);
   for (int32_t v : row_ptr) Put32(b, v);
   for (int32_t v : col_idx) Put32(b, v);
@@ -88,8 +90,10 @@ std::vector<uint8_t> MakeBlob(const ConvData& d, int64_t m0, int64_t mc, int32_t
     for (int64_t o = 0; o < brs * 8; ++o) {
       int64_t row_sum = 0;
       for (int64_t i = 0; o < mc && i < d.c; ++i)
-        for (int64_t t = 0; t < taps; ++t) row_sum += d.w[static_cast<size_t>(((m0 + o) * d.c + i) * taps + t)];
-      Put32(b, o < mc ? static_cast<int32_t>(d.bias[static_cast<size_t>(m0 + o)] - zx * row_sum) : 0);
+        for (int64_t t = 0; t < taps; ++t)
+          row_sum += d.w[static_cast<size_t>(((m0 + o) * d.c + i) * taps + t)];
+      Put32(b,
+            o < mc ? static_cast<int32_t>(d.bias[static_cast<size_t>(m0 + o)] - zx * row_sum) : 0);
     }
   if (flags & aie::kBlobRequant) {
     for (int64_t o = 0; o < brs * 8; ++o)
@@ -238,6 +242,7 @@ TEST(SimExec, SingleCoreConvMatchesReference) {
   c.in_c = C, c.in_h = H + 2, c.in_w = W + 2, c.out_c = M, c.out_h = H, c.out_w = W, c.kh = 3,
   c.kw = 3;
   c.in.addr = 0, c.weights.addr = 4096, c.out.addr = 16384;
+  c.weights_bytes = nb;
   c.out_zero = kZy, c.lo = 0, c.hi = 255;
   c.macs_dense = c.macs = M * C * 9 * H * W;
   b.instrs.push_back(comp);
@@ -292,8 +297,8 @@ TEST(SimExec, CinSplitBlobsCarryBiasAndRequantOnce) {
     win.start = {-1, -1, 0, 0};
     win.bound = {W, H, 0, 0};
     win.pad_value = kZx;
-    b.instrs.push_back(Xfer(Opcode::kLoadFm, MemSpace::Memtile(0), win, {core},
-                            Linear(part * 2048, win_bytes)));
+    b.instrs.push_back(
+        Xfer(Opcode::kLoadFm, MemSpace::Memtile(0), win, {core}, Linear(part * 2048, win_bytes)));
   }
   b.instrs.push_back(Xfer(Opcode::kLoadWm, MemSpace::Memtile(0), Linear(8192, n0 + n1), {core},
                           Linear(4096, n0 + n1)));
@@ -309,9 +314,9 @@ TEST(SimExec, CinSplitBlobsCarryBiasAndRequantOnce) {
   c.in2 = {16384, 0};
   c.in2_type = aie::OutType::kS32;
   Instruction p0 = comp, p1 = comp;
-  p0.comp.in.addr = 0, p0.comp.weights.addr = 4096;
+  p0.comp.in.addr = 0, p0.comp.weights.addr = 4096, p0.comp.weights_bytes = n0;
   p0.comp.out = {16384, 0}, p0.comp.out_type = aie::OutType::kS32;
-  p1.comp.in.addr = 2048, p1.comp.weights.addr = 4096 + n0;
+  p1.comp.in.addr = 2048, p1.comp.weights.addr = 4096 + n0, p1.comp.weights_bytes = n1;
   p1.comp.accumulate = true;
   p1.comp.out = {24576, 0};
   b.instrs.push_back(p0);
@@ -329,7 +334,7 @@ TEST(SimExec, CinSplitBlobsCarryBiasAndRequantOnce) {
   aie::Program bad = p;
   aie::Instruction& last = bad.blocks[0].instrs[6];
   ASSERT_EQ(last.op, Opcode::kComp);
-  last.comp.weights.addr = 4096;
+  last.comp.weights.addr = 4096, last.comp.weights_bytes = n0;
   auto sim = Simulator::Create(bad, aie::Target::Paper(2, 2));
   ASSERT_TRUE(sim.ok());
   ASSERT_TRUE(sim->SetInput("in", x).ok());
@@ -390,6 +395,8 @@ TEST(SimExec, TwoByTwoSplitWithBroadcastMatchesReference) {
   c.in_c = C, c.in_h = H + 2, c.in_w = OW + 2, c.out_c = 8, c.out_h = H, c.out_w = OW, c.kh = 3,
   c.kw = 3;
   c.in.addr = 0, c.weights.addr = 8192, c.out.addr = 16384;
+  // The rows' blobs differ in length: the footprint is the longer one.
+  c.weights_bytes = static_cast<int64_t>(std::max(blobs[0].size(), blobs[1].size()));
   c.out_zero = kZy, c.lo = 0, c.hi = 255;
   c.macs_dense = 8 * C * 9 * H * OW;
   c.macs = c.macs_dense / 2;
@@ -454,6 +461,7 @@ aie::Program PingPongProgram(const ConvData& d, int64_t H, int64_t W) {
   c.in_c = C, c.in_h = 1, c.in_w = W, c.out_c = M, c.out_h = 1, c.out_w = W;
   c.in = {0, 2048};
   c.weights.addr = 8192;
+  c.weights_bytes = nb;
   c.out = {16384, 4096};
   c.out_zero = kZy, c.lo = 0, c.hi = 255;
   c.macs_dense = c.macs = M * C * W;
@@ -544,6 +552,146 @@ TEST(SimExec, TransferTimeIsBytesOverBandwidth) {
   // The report JSON carries the same numbers.
   const std::string rj = sim->ReportJson();
   EXPECT_NE(rj.find("\"after_channel\": 10000"), std::string::npos) << rj;
+}
+
+// A two-chunk layer with one core weight buffer (codegen without w_double):
+// chunk 1's blob is loaded (two byte halves, as codegen emits them) into the
+// buffer chunk 0's COMP reads. The COMP's footprint is its whole blob
+// (CompParams::weights_bytes), so both halves of the next LOADWM start after
+// that COMP ends, in the compiler's time model and in the simulation alike.
+// With the old header-only footprint the second half was timed under the
+// COMP (and, on hardware, would overwrite the blob's tail while it is read);
+// the simulator now rejects such a program: its COMP reads past what it
+// declares.
+aie::Program TwoChunkProgram(const std::vector<std::vector<uint8_t>>& blobs, int64_t C, int64_t W,
+                             int64_t declared) {
+  const int64_t in_bytes = C * W, chunk_out = 8 * W;
+  const int64_t blob_addr = in_bytes;
+  int64_t out_addr = blob_addr;
+  for (const auto& bl : blobs) out_addr += static_cast<int64_t>(bl.size());
+  aie::Program p = BaseProgram(2, 2, out_addr + 2 * chunk_out);
+  p.symbols.push_back(Sym("in", aie::DdrSymbol::Kind::kInput, 0, in_bytes));
+  aie::DdrSymbol ws = Sym("w", aie::DdrSymbol::Kind::kConst, blob_addr, out_addr - blob_addr);
+  for (const auto& bl : blobs) ws.data.insert(ws.data.end(), bl.begin(), bl.end());
+  p.symbols.push_back(ws);
+  p.symbols.push_back(Sym("out", aie::DdrSymbol::Kind::kOutput, out_addr, 2 * chunk_out));
+  const MemSpace mt = MemSpace::Memtile(0), core = MemSpace::Core(0, 0);
+  const int64_t core_w = in_bytes, core_out = core_w + 2048;  // one weight buffer
+  int64_t ddr_w = blob_addr;
+  for (int k = 0; k < 2; ++k) {
+    const int64_t nb = static_cast<int64_t>(blobs[static_cast<size_t>(k)].size());
+    const int64_t slab = 65536 + k * 4096;  // memtile weight halves by chunk
+    aie::Block w;
+    w.label = fmt::format("w{}", k);
+    const int64_t cut = std::min(nb, (nb / 2 + 63) / 64 * 64);
+    for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, nb - cut}})
+      w.instrs.push_back(
+          Xfer(Opcode::kLoadW, MemSpace::Ddr(), Linear(ddr_w + o, n), {mt}, Linear(slab + o, n)));
+    for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, nb - cut}})
+      w.instrs.push_back(
+          Xfer(Opcode::kLoadWm, mt, Linear(slab + o, n), {core}, Linear(core_w + o, n)));
+    p.blocks.push_back(w);
+    ddr_w += nb;
+    aie::Block b;
+    b.label = fmt::format("k{}", k);
+    if (k == 0) {  // the input stays in the core for both chunks
+      b.instrs.push_back(
+          Xfer(Opcode::kLoad, MemSpace::Ddr(), Linear(0, in_bytes), {mt}, Linear(0, in_bytes)));
+      b.instrs.push_back(
+          Xfer(Opcode::kLoadFm, mt, Linear(0, in_bytes), {core}, Linear(0, in_bytes)));
+    }
+    Instruction comp;
+    comp.op = Opcode::kComp;
+    comp.layer = 0;
+    comp.cores = {core};
+    aie::CompParams& c = comp.comp;
+    c.in_c = static_cast<int32_t>(C), c.in_h = 1, c.in_w = static_cast<int32_t>(W);
+    c.out_c = 8, c.out_h = 1, c.out_w = static_cast<int32_t>(W);
+    c.in = {0, 0};
+    c.weights = {core_w, 0};
+    c.weights_bytes = declared > 0 ? declared : nb;
+    c.out = {core_out + k * chunk_out, 0};
+    c.out_zero = kZy, c.lo = 0, c.hi = 255;
+    c.macs_dense = c.macs = 8 * C * W;
+    b.instrs.push_back(comp);
+    b.instrs.push_back(Xfer(Opcode::kWriteFm, core, Linear(core_out + k * chunk_out, chunk_out),
+                            {mt}, Linear(131072 + k * chunk_out, chunk_out)));
+    b.instrs.push_back(Xfer(Opcode::kWrite, mt, Linear(131072 + k * chunk_out, chunk_out),
+                            {MemSpace::Ddr()}, Linear(out_addr + k * chunk_out, chunk_out)));
+    p.blocks.push_back(b);
+  }
+  return p;
+}
+
+// The start of chunk 1's two LOADWM halves and the end of chunk 0's COMP:
+// by the compiler's time model (Timeline) and by the simulator (its trace).
+struct ChunkTimes {
+  double est_loads[2] = {0, 0}, est_comp_end = 0;
+  double sim_loads[2] = {0, 0}, sim_comp_end = 0;
+  double sim_total = 0, estimate = 0;
+};
+
+ChunkTimes TimeTwoChunks(const aie::Program& p, const aie::Target& t) {
+  ChunkTimes r;
+  aie::Timeline tl(t, 0, p);
+  int wm = 0, comps = 0;
+  for (const aie::Block& b : p.blocks)
+    for (const Instruction& in : b.instrs) {
+      const aie::Timeline::Slot s = tl.Schedule(in, 0);
+      if (in.op == Opcode::kLoadWm && wm++ >= 2) r.est_loads[wm - 3] = s.start;
+      if (in.op == Opcode::kComp && comps++ == 0) r.est_comp_end = s.end;
+    }
+  SimOptions o;
+  o.functional = false;  // the old footprint's program faults when run functionally
+  auto sim = Simulator::Create(p, t, o);
+  EXPECT_TRUE(sim.ok()) << sim.status().message();
+  if (!sim.ok()) return r;
+  EXPECT_TRUE(sim->Run().ok());
+  // Trace events: one per resource (a LOADWM has two: memtile MM2S, core S2MM).
+  wm = 0, comps = 0;
+  for (const TraceEvent& e : sim->trace()) {
+    if (e.name.rfind("LOADWM", 0) == 0 && e.resource.find("mm2s") != std::string::npos && wm++ >= 2)
+      r.sim_loads[wm - 3] = e.start;
+    if (e.name.rfind("COMP", 0) == 0 && comps++ == 0) r.sim_comp_end = e.end;
+  }
+  EXPECT_EQ(wm, 4);
+  r.sim_total = sim->stats().total_cycles;
+  r.estimate = sim->stats().estimate_cycles;
+  return r;
+}
+
+TEST(SimExec, NextBlobLoadWaitsForTheCompReadingTheBuffer) {
+  const aie::Target t = aie::Target::Paper(2, 2);
+  const int64_t C = 64, W = 256, M = 16;
+  const ConvData d = RandomConv(M, C, 1, 9, {});
+  const std::vector<std::vector<uint8_t>> blobs{MakeBlob(d, 0, 8, kZx), MakeBlob(d, 8, 8, kZx)};
+  // Long enough that the header is in the first half only.
+  ASSERT_GT(static_cast<int64_t>(blobs[0].size()), 2 * aie::kBlobHeaderBytes);
+  const aie::Program p = TwoChunkProgram(blobs, C, W, 0);
+  const std::vector<uint8_t> x = RandomImage(C * W, 10);
+  EXPECT_EQ(RunProgram(p, t, x), RefConv(d, x, 1, W, 0, kZx, kZy));
+  const ChunkTimes now = TimeTwoChunks(p, t);
+  EXPECT_GT(now.est_comp_end, 0);
+  for (int h = 0; h < 2; ++h) {
+    EXPECT_GE(now.est_loads[h], now.est_comp_end) << "half " << h;
+    EXPECT_GE(now.sim_loads[h], now.sim_comp_end) << "half " << h;
+  }
+  EXPECT_DOUBLE_EQ(now.sim_comp_end, now.est_comp_end);
+  EXPECT_DOUBLE_EQ(now.sim_total, now.estimate);
+  // The old footprint (the blob header only): the second half is timed
+  // under the COMP still reading it, and the simulator faults on the read.
+  const aie::Program old = TwoChunkProgram(blobs, C, W, aie::kBlobHeaderBytes);
+  const ChunkTimes was = TimeTwoChunks(old, t);
+  EXPECT_GE(was.est_loads[0], was.est_comp_end);
+  EXPECT_LT(was.est_loads[1], was.est_comp_end);
+  EXPECT_LT(was.sim_loads[1], was.sim_comp_end);
+  auto sim = Simulator::Create(old, t);
+  ASSERT_TRUE(sim.ok()) << sim.status().message();
+  ASSERT_TRUE(sim->SetInput("in", x).ok());
+  const Status st = sim->Run();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("fault: undeclared read"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("declares only 36 bytes"), std::string::npos) << st.message();
 }
 
 // The estimate is the compiler's time model run on the same program

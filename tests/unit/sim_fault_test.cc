@@ -13,7 +13,7 @@ namespace wbs::sim {
 namespace {
 
 // A 64-byte copy DDR -> mt0 -> c0.0 -> mt0 -> DDR.
-const char* const kCopy = R"(wbs-aie-program 2
+const char* const kCopy = R"(wbs-aie-program 3
 target paper-2x2 rows 2 cols 2 memtiles 2 ddr 128 memtile 524288 core 65536
 symbol in input addr 0 size 64 type u8 scale 1 zp 0 shape 1,1,8,8 scales -
 symbol out output addr 64 size 64 type u8 scale 1 zp 0 shape 1,1,8,8 scales -
@@ -124,7 +124,7 @@ TEST(SimFault, CompOnMissingWeights) {
   // A conv whose weight buffer was never loaded.
   const std::string comp =
       "  COMP L0 cores=c0.0 kind=conv in=8x1x8 out=8x1x8 k=1x1 s=1x1 d=1x1 groups=1 inb=0/0 "
-      "in2b=0/0 wb=1024/0 "
+      "in2b=0/0 wb=1024/0 wbytes=64 "
       "outb=2048/0 types=u8,u8,u8 zp=0,0,0 clamp=0,255 mult=0,0 shift=0 accum=0 cip=0 img=0x0 "
       "origin=0,0,0 pb=0,0 "
       "pe=0,0 macs=512,512 acq=- rel=-\n  WRITEFM";
@@ -135,7 +135,7 @@ TEST(SimFault, CompOnMissingWeights) {
 TEST(SimFault, CompOnCoreOutsideGrid) {
   const std::string comp =
       "  COMP L0 cores=c3.0 kind=add in=8x1x8 out=8x1x8 k=1x1 s=1x1 d=1x1 groups=1 inb=0/0 "
-      "in2b=0/0 wb=0/0 "
+      "in2b=0/0 wb=0/0 wbytes=0 "
       "outb=2048/0 types=u8,u8,u8 zp=0,0,0 clamp=0,255 mult=1,1 shift=0 accum=0 cip=0 img=0x0 "
       "origin=0,0,0 pb=0,0 "
       "pe=0,0 macs=0,0 acq=- rel=-\n  WRITEFM";

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-namespace wbs::runtime {
+namespace wbs::kernels::x86 {
 
 // True when the CPU runs the AVX-512 interleave (the f32 block-sparse
 // dispatch's active ISA, so WBS_ISA_CAP lowers it too).
@@ -21,4 +21,4 @@ bool Interleave3Supported();
 // Interleave3Supported().
 void PlainToChannelsLast3(const float* x, float* y, int64_t images, int64_t plane, int threads);
 
-}  // namespace wbs::runtime
+}  // namespace wbs::kernels::x86

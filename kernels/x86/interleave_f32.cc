@@ -1,5 +1,5 @@
 // 3-channel plain -> channels-last interleave (contract in interleave_f32.h).
-#include "runtime/interleave_f32.h"
+#include "kernels/x86/interleave_f32.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -8,7 +8,7 @@
 
 #include "kernels/sparse/dispatch.h"
 
-namespace wbs::runtime {
+namespace wbs::kernels::x86 {
 
 namespace {
 
@@ -70,4 +70,4 @@ void PlainToChannelsLast3(const float* x, float* y, int64_t images, int64_t plan
   }
 }
 
-}  // namespace wbs::runtime
+}  // namespace wbs::kernels::x86

@@ -1,5 +1,5 @@
 // Max pooling of plain NCHW f32 tensors with an AVX-512 kernel (used by the
-// MaxPool operator of ops_dnnl_pool.cc when its input arrives plain).
+// MaxPool operator of runtime/ops_dnnl_pool.cc when its input arrives plain).
 //
 // Why: oneDNN's pooling jit kernels want channels-last or blocked tensors;
 // on plain NCHW it falls back to a slow implementation (ResNet-50's 3x3/2
@@ -16,7 +16,7 @@
 
 #include "kernels/ref/pool.h"
 
-namespace wbs::runtime {
+namespace wbs::kernels::x86 {
 
 // True when the CPU runs the kernel (the f32 block-sparse dispatch's active
 // ISA is AVX-512, so WBS_ISA_CAP lowers it too) and `p` is a window it
@@ -24,12 +24,12 @@ namespace wbs::runtime {
 // stride 1 or 2, nonnegative pads, every output window holding at least one
 // input element (padding never wins then, as in kernels::ref::MaxPool), and
 // a shape where it was measured faster than oneDNN: output rows >= 48 wide,
-// input <= 8 MB (ops_pool_plain.cc).
-bool PlainMaxPoolSupports(const kernels::ref::PoolParams& p);
+// input <= 8 MB (plain_max_pool.cc).
+bool PlainMaxPoolSupports(const ref::PoolParams& p);
 
 // y[n, c, oy, ox] = max of x[n, c, iy, ix] over the window's in-range
 // taps, for x and y plain [N, C, H, W] / [N, C, OH, OW]; `threads` OpenMP
 // threads split the N * C planes. Requires PlainMaxPoolSupports(p).
-void PlainMaxPoolF32(const kernels::ref::PoolParams& p, const float* x, float* y, int threads);
+void PlainMaxPoolF32(const ref::PoolParams& p, const float* x, float* y, int threads);
 
-}  // namespace wbs::runtime
+}  // namespace wbs::kernels::x86

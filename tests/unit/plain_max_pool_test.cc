@@ -1,6 +1,6 @@
-// The plain-NCHW f32 max pool (runtime/ops_pool_plain.h) against the
+// The plain-NCHW f32 max pool (kernels/x86/plain_max_pool.h) against the
 // reference kernel, bit for bit, and its use by the MaxPool operator.
-#include "runtime/ops_pool_plain.h"
+#include "kernels/x86/plain_max_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -15,8 +15,8 @@ namespace wbs::dnnl_test {
 namespace {
 
 namespace ref = kernels::ref;
-using runtime::PlainMaxPoolF32;
-using runtime::PlainMaxPoolSupports;
+using kernels::x86::PlainMaxPoolF32;
+using kernels::x86::PlainMaxPoolSupports;
 
 bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
 

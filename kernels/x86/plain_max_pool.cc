@@ -1,5 +1,5 @@
-// The plain-NCHW f32 max pool (contract and reasons in ops_pool_plain.h).
-#include "runtime/ops_pool_plain.h"
+// The plain-NCHW f32 max pool (contract and reasons in plain_max_pool.h).
+#include "kernels/x86/plain_max_pool.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -14,11 +14,11 @@
 // without a mask).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-namespace wbs::runtime {
+namespace wbs::kernels::x86 {
 
 namespace {
 
-namespace kref = kernels::ref;
+namespace kref = ::wbs::kernels::ref;
 
 // True when an output range [0, out) over an input of `in` elements with
 // this kernel, stride and leading pad has an in-range tap in every window
@@ -144,4 +144,4 @@ void PlainMaxPoolF32(const kref::PoolParams& p, const float* x, float* y, int th
   }
 }
 
-}  // namespace wbs::runtime
+}  // namespace wbs::kernels::x86
