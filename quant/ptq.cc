@@ -171,7 +171,8 @@ Result<Calibration> Calibrate(const ir::Graph& prepared, const std::vector<Tenso
     // The graph input is not an output of the session: it is the batch.
     return cal.names[k] == prepared.inputs[0]->name ? batches[b] : out[pos[k]];
   };
-  const runtime::Backend backend = runtime::Backend::kFast;
+  const runtime::Backend backend =
+      options.reference_backend ? runtime::Backend::kReference : runtime::Backend::kFast;
   WBS_RETURN_IF_ERROR(RunBatches(*g, batches, options.num_threads, backend,
                                  [&](size_t b, const std::vector<Tensor>& out) {
                                    for (size_t k = 0; k < cal.names.size(); ++k) {

@@ -29,6 +29,11 @@ struct PtqOptions {
   DType activation_type = DType::kU8;  // kU8 or kI8
   bool power_of_two = false;           // every scale 2^-k, zero points 0
   int num_threads = 1;
+  // Calibrate with the reference operators instead of the fast ones: slower,
+  // but the observed ranges (hence every scale) no longer depend on the CPU's
+  // ISA or on the fast kernels' summation order (golden tests of the AIE
+  // compiler print scales to 8 digits).
+  bool reference_backend = false;
 };
 
 struct LayerReport {

@@ -44,6 +44,7 @@ std::unique_ptr<ir::Graph> QuantizeForAie(ir::Graph& g, double sparsity, uint64_
   std::normal_distribution<float> nd(0.f, 1.f);
   for (int64_t i = 0; i < cal.numel(); ++i) cal.data<float>()[i] = nd(rng);
   quant::PtqOptions po;
+  po.reference_backend = true;  // scales independent of the fast kernels (goldens)
   auto c = quant::Calibrate(**prepared, {cal}, po);
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   if (!c.ok()) return nullptr;
