@@ -17,6 +17,7 @@
 // `wbs compile --print-after=PASS` shows.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -119,10 +120,10 @@ struct Layer {
   // are skipped by the pool COMP (what the pool's -inf padding does).
   struct PostPool {
     bool on = false;
-    std::string conv, pool;            // the two layers' names
-    int conv_out = -1;                 // the conv's own output tensor (scratch quantization)
+    std::string conv, pool;  // the two layers' names
+    int conv_out = -1;       // the conv's own output tensor (scratch quantization)
     int64_t pkh = 1, pkw = 1, psh = 1, psw = 1, ppad_t = 0, ppad_l = 0;  // the pool
-    int64_t ckh = 1, ckw = 1, csh = 1, csw = 1;                         // the conv
+    int64_t ckh = 1, ckw = 1, csh = 1, csw = 1;                          // the conv
     int64_t coh = 0, cow = 0;                                            // the conv's output plane
     // Conv output rows / columns a pooled tile of oh x ow reads.
     int64_t rows(int64_t oh) const { return (oh - 1) * psh + pkh; }
@@ -194,7 +195,7 @@ struct Layer {
   double imbalance = 0.0;  // max nnz / mean nnz - 1 over used cores
   // Core buffer sizes (bytes, one half of ping/pong).
   int64_t in_bytes = 0, in2_bytes = 0, w_bytes = 0, out_bytes = 0, acc_bytes = 0;
-  int64_t scratch_bytes = 0;  // a fused pre-pool's pooled tile (Layer::pre_pool)
+  int64_t scratch_bytes = 0;           // a fused pre-pool's pooled tile (Layer::pre_pool)
   bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
   // Core weights double-buffered across the layer's weight blocks (channel
   // or width chunks; memplan, when the second half fits): chunk k+1's blob
@@ -395,6 +396,21 @@ struct CompileState {
     double start_s = 0, dur_s = 0;
   };
   std::vector<Event> events;  // the estimated timeline (trace)
+
+  // True when tensor `i` is a network input or output (it lives at its DDR
+  // symbol, so no pass may alias, fuse away or keep it on chip only).
+  bool IsNetworkIo(int i) const {
+    return std::find(inputs.begin(), inputs.end(), i) != inputs.end() ||
+           std::find(outputs.begin(), outputs.end(), i) != outputs.end();
+  }
+  // hosts[t]: some tensor is aliased into tensor t (concat parts, in-place
+  // outputs), so t's region is shared and its producer cannot be moved.
+  std::vector<bool> AliasHosts() const {
+    std::vector<bool> hosts(tensors.size(), false);
+    for (const ActTensor& x : tensors)
+      if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+    return hosts;
+  }
 };
 
 // Sibling fusion (siblings.cc), the end of pass 1: merges each group of

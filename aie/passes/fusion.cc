@@ -98,13 +98,8 @@ void PlanResidency(CompileState& s, bool enable) {
   const int64_t cap = t.memtile.bytes - s.options.min_slab_bytes;
   if (cap <= 0) return;
   auto cols_of = [&](const Layer& l) { return std::min<int64_t>(t.cols, l.ow); };
-  auto is_io = [&](int i) {
-    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
-           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
-  };
-  std::vector<bool> hosts(s.tensors.size(), false);  // some tensor is aliased into it
-  for (const ActTensor& x : s.tensors)
-    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  auto is_io = [&](int i) { return s.IsNetworkIo(i); };
+  const std::vector<bool> hosts = s.AliasHosts();  // some tensor is aliased into it
   struct Placed {
     int first, last;
     int64_t off, end;  // offsets from the top of the memtile
@@ -319,13 +314,8 @@ void PlanReplicas(CompileState& s) {
   const Target& t = s.target;
   if (!s.options.replicate || !s.options.resident || t.num_memtiles() != t.cols || t.cols < 2)
     return;
-  auto is_io = [&](int i) {
-    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
-           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
-  };
-  std::vector<bool> hosts(s.tensors.size(), false);
-  for (const ActTensor& x : s.tensors)
-    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  auto is_io = [&](int i) { return s.IsNetworkIo(i); };
+  const std::vector<bool> hosts = s.AliasHosts();  // some tensor is aliased into it
   // Slabs of every memtile end below this per layer (columns sharing a memtile stack theirs).
   auto slab_top = [&](const Layer& l) {
     int64_t top = 0;

@@ -42,7 +42,8 @@ std::vector<int> WeightServers(const Target& t, int cols_used) {
     for (size_t i = 0; i < mcols.size(); ++i)
       if (t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
     if (best < 0) best = 0;
-    for (int x = c; x < cols_used && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); ++x) server[static_cast<size_t>(x)] = best;
+    for (int x = c; x < cols_used && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); ++x)
+      server[static_cast<size_t>(x)] = best;
     if (server[static_cast<size_t>(c)] < 0) server[static_cast<size_t>(c)] = best;
     while (c < cols_used && server[static_cast<size_t>(c)] >= 0) ++c;
   }
@@ -60,7 +61,8 @@ std::vector<int> MirroredServers(const Target& t, int cols_used) {
     for (size_t i = mcols.size(); i-- > 0;)
       if (t.memtile_reaches(mcols[i], c)) best = static_cast<int>(i);
     if (best < 0) return WeightServers(t, cols_used);
-    for (int x = c; x >= 0 && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); --x) server[static_cast<size_t>(x)] = best;
+    for (int x = c; x >= 0 && t.memtile_reaches(mcols[static_cast<size_t>(best)], x); --x)
+      server[static_cast<size_t>(x)] = best;
     while (c >= 0 && server[static_cast<size_t>(c)] >= 0) --c;
   }
   return server;
@@ -77,7 +79,8 @@ int ActMemtile(const Target& t, int col) {
 // Whether a column's cores read the same input tile (one slab per column,
 // broadcast down it); not with channel-wise layers or width over every core.
 bool SharedInput(const Layer& l) { return l.kind == LayerKind::kConv && l.groups == 1 && !l.wide; }
-int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w, int64_t out, int64_t w_slabs);
+int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, int64_t w,
+                         int64_t out, int64_t w_slabs);
 
 // Slot of column c among the columns sharing its memtile (slabs are offset by slot * mt_col_bytes).
 int MemtileSlot(const Target& t, int col) {
@@ -97,7 +100,8 @@ Status RunMemPlan(CompileState& s) {
   // Lifetimes of root tensors (layer indices).
   const int n = static_cast<int>(s.tensors.size());
   auto root = [&](int i) {
-    while (s.tensors[static_cast<size_t>(i)].alias_of >= 0) i = s.tensors[static_cast<size_t>(i)].alias_of;
+    while (s.tensors[static_cast<size_t>(i)].alias_of >= 0)
+      i = s.tensors[static_cast<size_t>(i)].alias_of;
     return i;
   };
   std::vector<int> first(static_cast<size_t>(n), INT32_MAX), last(static_cast<size_t>(n), -1);
@@ -115,12 +119,12 @@ Status RunMemPlan(CompileState& s) {
     touch(l.output);
     for (const Layer::OutSlice& o : l.out_slices) touch(o.tensor);  // fused siblings write them all
   }
-  auto is_io = [&](int i) {
-    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
-           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
-  };
+  auto is_io = [&](int i) { return s.IsNetworkIo(i); };
   // I/O first (fixed), then scratch by interval colouring (first fit on address).
-  struct Live { int64_t addr, size; int last; };
+  struct Live {
+    int64_t addr, size;
+    int last;
+  };
   std::vector<Live> live;
   std::vector<int> order;
   for (int i = 0; i < n; ++i)
@@ -136,10 +140,14 @@ Status RunMemPlan(CompileState& s) {
     y.scale = x.scale;
     y.zero_point = x.zero_point;
     y.shape = {1, x.c, x.h, x.w};
-    if (std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end()) y.kind = DdrSymbol::Kind::kInput;
-    else if (std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end()) y.kind = DdrSymbol::Kind::kOutput;
-    else y.kind = DdrSymbol::Kind::kScratch;
-    if (const auto it = s.dequant_scales.find(i); it != s.dequant_scales.end()) y.scales = it->second;
+    if (std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end())
+      y.kind = DdrSymbol::Kind::kInput;
+    else if (std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end())
+      y.kind = DdrSymbol::Kind::kOutput;
+    else
+      y.kind = DdrSymbol::Kind::kScratch;
+    if (const auto it = s.dequant_scales.find(i); it != s.dequant_scales.end())
+      y.scales = it->second;
     if (is_io(i)) {
       y.addr = io_top;
       io_top += y.size;
@@ -218,12 +226,13 @@ Status RunMemPlan(CompileState& s) {
     // block and it fits beside the tile (pass 2 sized the tile without it).
     {
       int64_t wchunks = 0;
-      for (const CoreWork& w : l.cores) wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
+      for (const CoreWork& w : l.cores)
+        wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
       // An input-stationary tile (Layer::in_stay) has one input buffer.
-      const int64_t need = (l.in_stay ? 1 : 2) * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes + 2 * l.out_bytes +
-                           l.acc_bytes + l.scratch_bytes;
-      l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration && l.chunks * wchunks > 1 &&
-                   need <= t.core_buffer_bytes();
+      const int64_t need = (l.in_stay ? 1 : 2) * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes +
+                           2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
+      l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration &&
+                   l.chunks * wchunks > 1 && need <= t.core_buffer_bytes();
     }
     // Extra input buffers for sparse CIN parts where they fit
     // (Layer::in_bufs; their lock ids need a core with 16 locks). Dense
@@ -231,8 +240,8 @@ Status RunMemPlan(CompileState& s) {
     // buffer moved some dense layers later (VGG-16 7x7 features.12 +2 us).
     l.in_bufs = l.in_stay ? 1 : 2;
     if (l.kind == LayerKind::kConv && l.parts > 1 && l.macs < l.macs_dense && t.core.locks >= 16) {
-      const int64_t rest =
-          2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
+      const int64_t rest = 2 * l.in2_bytes + l.core_w_halves() * l.w_bytes + 2 * l.out_bytes +
+                           l.acc_bytes + l.scratch_bytes;
       // Not a count leaving one part over (parts % k == 1): then an
       // iteration's last part and the next one's first take the same
       // buffer and serialize (VGG-16 features.10, 4 parts in 3 buffers:
@@ -251,22 +260,28 @@ Status RunMemPlan(CompileState& s) {
     l.core_acc = a, a += l.acc_bytes;
     l.core_scratch = a, a += l.scratch_bytes;
     if (a > t.core_buffer_bytes())
-      return Internal("{}: core buffers need {} bytes, {} available", l.name, a, t.core_buffer_bytes());
+      return Internal("{}: core buffers need {} bytes, {} available", l.name, a,
+                      t.core_buffer_bytes());
     // Resident inputs and outputs (fusion.cc) have no slab: they are read
     // from / written to their region at the top of the memtile.
     int64_t m = 0;
     l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m,
     m += (l.in_stay ? 1 : 2) * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
-    l.mt_in2_bytes = l.in2_resident ? 0 : l.in2_bytes, l.mt_in2 = m, m += 2 * l.rows_used * l.mt_in2_bytes;
+    l.mt_in2_bytes = l.in2_resident ? 0 : l.in2_bytes, l.mt_in2 = m,
+    m += 2 * l.rows_used * l.mt_in2_bytes;
     l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += l.mt_w_slabs() * l.rows_used * l.w_bytes;
-    l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m, m += 2 * l.rows_used * l.mt_out_bytes;
+    l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m,
+    m += 2 * l.rows_used * l.mt_out_bytes;
     l.mt_col_bytes = m;
-    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes, l.mt_w_slabs()))
+    if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes,
+                              l.mt_w_slabs()))
       return Internal("{}: memtile footprint mismatch", l.name);
     m *= per_mt;
     if (m > t.memtile.bytes - l.mt_reserved) {
-      return FailedPrecondition("{}: memtile slabs need {} bytes, a memtile has {} ({} of them hold resident activations; tile in {} out {} w {})",
-                               l.name, m, t.memtile.bytes, l.mt_reserved, l.in_bytes, l.out_bytes, l.w_bytes);
+      return FailedPrecondition(
+          "{}: memtile slabs need {} bytes, a memtile has {} ({} of them hold resident "
+          "activations; tile in {} out {} w {})",
+          l.name, m, t.memtile.bytes, l.mt_reserved, l.in_bytes, l.out_bytes, l.w_bytes);
     }
   }
   return Status::Ok();
@@ -276,12 +291,13 @@ std::string DumpMemPlan(const CompileState& s) {
   std::string r = "# memplan: DDR symbols\n";
   for (const DdrSymbol& y : s.program.symbols) {
     static const char* kinds[] = {"input", "output", "const", "scratch"};
-    r += fmt::format("ddr {:>10} {:>9} {:<8} {}\n", y.addr, y.size, kinds[static_cast<int>(y.kind)], y.name);
+    r += fmt::format("ddr {:>10} {:>9} {:<8} {}\n", y.addr, y.size, kinds[static_cast<int>(y.kind)],
+                     y.name);
   }
   r += "# per layer: core [in in2 w out acc] and memtile [in in2 w out] addresses\n";
   for (const Layer& l : s.layers) {
-    r += fmt::format("{:<28} core {} {} {} {} {}  mt {} {} {} {}\n", l.name, l.core_in, l.core_in2, l.core_w,
-                     l.core_out, l.core_acc, l.mt_in, l.mt_in2, l.mt_w, l.mt_out);
+    r += fmt::format("{:<28} core {} {} {} {} {}  mt {} {} {} {}\n", l.name, l.core_in, l.core_in2,
+                     l.core_w, l.core_out, l.core_acc, l.mt_in, l.mt_in2, l.mt_w, l.mt_out);
   }
   return r;
 }

@@ -58,13 +58,8 @@ void FusePools(CompileState& s) {
 
 void FusePostPools(CompileState& s) {
   if (!s.options.pool_fuse) return;
-  auto is_io = [&](int i) {
-    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
-           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
-  };
-  std::vector<bool> hosts(s.tensors.size(), false);  // some tensor is aliased into it
-  for (const ActTensor& x : s.tensors)
-    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  auto is_io = [&](int i) { return s.IsNetworkIo(i); };
+  const std::vector<bool> hosts = s.AliasHosts();  // some tensor is aliased into it
   const size_t n = s.layers.size();
   std::vector<int> pool_of(n, -1);  // conv -> the pool fused into it
   std::vector<bool> gone(n, false);
@@ -140,13 +135,8 @@ void FusePostPools(CompileState& s) {
 
 void FusePrePools(CompileState& s) {
   if (!s.options.pool_fuse) return;
-  auto is_io = [&](int i) {
-    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
-           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
-  };
-  std::vector<bool> hosts(s.tensors.size(), false);
-  for (const ActTensor& x : s.tensors)
-    if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
+  auto is_io = [&](int i) { return s.IsNetworkIo(i); };
+  const std::vector<bool> hosts = s.AliasHosts();  // some tensor is aliased into it
   const size_t n = s.layers.size();
   std::vector<int> conv_of(n, -1);  // pool -> the conv it is fused into
   for (size_t i = 0; i < n; ++i) {

@@ -29,12 +29,12 @@ namespace wbs::aie {
 namespace {
 
 bool SameConv(const Layer& a, const Layer& b) {
-  return a.kind == LayerKind::kConv && b.kind == LayerKind::kConv && a.op == "QConv" && b.op == "QConv" &&
-         a.groups == 1 && b.groups == 1 && a.inputs == b.inputs && a.c == b.c && a.h == b.h && a.w == b.w &&
-         a.oh == b.oh && a.ow == b.ow && a.kh == b.kh && a.kw == b.kw && a.sh == b.sh && a.sw == b.sw &&
-         a.dh == b.dh && a.dw == b.dw && a.pad_t == b.pad_t && a.pad_l == b.pad_l && a.pad_b == b.pad_b &&
-         a.pad_r == b.pad_r && a.br == b.br && a.bc == b.bc && a.out_zero == b.out_zero && a.lo == b.lo &&
-         a.hi == b.hi;
+  return a.kind == LayerKind::kConv && b.kind == LayerKind::kConv && a.op == "QConv" &&
+         b.op == "QConv" && a.groups == 1 && b.groups == 1 && a.inputs == b.inputs && a.c == b.c &&
+         a.h == b.h && a.w == b.w && a.oh == b.oh && a.ow == b.ow && a.kh == b.kh && a.kw == b.kw &&
+         a.sh == b.sh && a.sw == b.sw && a.dh == b.dh && a.dw == b.dw && a.pad_t == b.pad_t &&
+         a.pad_l == b.pad_l && a.pad_b == b.pad_b && a.pad_r == b.pad_r && a.br == b.br &&
+         a.bc == b.bc && a.out_zero == b.out_zero && a.lo == b.lo && a.hi == b.hi;
 }
 
 // The fused layer's name: the first sibling's, then the others' without the
@@ -57,17 +57,15 @@ std::string FusedName(const std::vector<const Layer*>& g) {
 
 void FuseSiblings(CompileState& s) {
   if (!s.options.hfuse) return;
-  auto is_io = [&](int i) {
-    return std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end() ||
-           std::find(s.outputs.begin(), s.outputs.end(), i) != s.outputs.end();
-  };
+  auto is_io = [&](int i) { return s.IsNetworkIo(i); };
   auto eligible = [&](const Layer& l) {
-    if (l.kind != LayerKind::kConv || l.op != "QConv" || l.groups != 1 || l.m % l.br != 0) return false;
+    if (l.kind != LayerKind::kConv || l.op != "QConv" || l.groups != 1 || l.m % l.br != 0)
+      return false;
     const ActTensor& y = s.tensors[static_cast<size_t>(l.output)];
     return y.elem == 1 && !is_io(l.output) && !s.dequant_scales.count(l.output);
   };
   const size_t n = s.layers.size();
-  std::vector<int> group_of(n, -1);  // layer -> index of its group's first layer
+  std::vector<int> group_of(n, -1);   // layer -> index of its group's first layer
   std::vector<bool> taken(n, false);  // in a group (fused or kept apart)
   std::vector<std::vector<size_t>> groups;
   for (size_t i = 0; i < n; ++i) {
@@ -75,7 +73,8 @@ void FuseSiblings(CompileState& s) {
     std::vector<size_t> g{i};
     for (size_t j = i + 1; j < n; ++j)
       if (!taken[j] && eligible(s.layers[j]) && SameConv(s.layers[i], s.layers[j]) &&
-          s.tensors[static_cast<size_t>(s.layers[j].output)].type == s.tensors[static_cast<size_t>(s.layers[i].output)].type)
+          s.tensors[static_cast<size_t>(s.layers[j].output)].type ==
+              s.tensors[static_cast<size_t>(s.layers[i].output)].type)
         g.push_back(j);
     if (g.size() < 2) continue;
     std::vector<const Layer*> members;
@@ -91,12 +90,14 @@ void FuseSiblings(CompileState& s) {
   std::vector<Layer> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    if (group_of[i] >= 0 && group_of[i] != static_cast<int>(i)) continue;  // merged into its group's first
+    if (group_of[i] >= 0 && group_of[i] != static_cast<int>(i))
+      continue;  // merged into its group's first
     if (group_of[i] < 0) {
       out.push_back(std::move(s.layers[i]));
       continue;
     }
-    const std::vector<size_t>& g = *std::find_if(groups.begin(), groups.end(), [&](const auto& v) { return v.front() == i; });
+    const std::vector<size_t>& g =
+        *std::find_if(groups.begin(), groups.end(), [&](const auto& v) { return v.front() == i; });
     std::vector<const Layer*> members;
     for (size_t j : g) members.push_back(&s.layers[j]);
     Layer f = s.layers[i];
@@ -124,9 +125,11 @@ void FuseSiblings(CompileState& s) {
   for (ActTensor& x : s.tensors) x.producer = -1, x.consumers.clear();
   for (size_t li = 0; li < s.layers.size(); ++li) {
     const Layer& l = s.layers[li];
-    for (int t : l.inputs) s.tensors[static_cast<size_t>(t)].consumers.push_back(static_cast<int>(li));
+    for (int t : l.inputs)
+      s.tensors[static_cast<size_t>(t)].consumers.push_back(static_cast<int>(li));
     if (l.multi_out()) {
-      for (const Layer::OutSlice& o : l.out_slices) s.tensors[static_cast<size_t>(o.tensor)].producer = static_cast<int>(li);
+      for (const Layer::OutSlice& o : l.out_slices)
+        s.tensors[static_cast<size_t>(o.tensor)].producer = static_cast<int>(li);
     } else {
       s.tensors[static_cast<size_t>(l.output)].producer = static_cast<int>(li);
     }
