@@ -203,6 +203,7 @@ Result<Target> Target::FromJson(const json& j, const std::string& source) {
         m.Finish();
       }
       r.Double("mac_efficiency", &t.core.mac_efficiency);
+      r.Int("vector_ops_per_cycle", &t.core.vector_ops_per_cycle);
       r.Int("locks", &t.core.locks);
       r.Int("buffer_descriptors", &t.core.buffer_descriptors);
       r.Int("dma_in_channels", &t.core.dma_in_channels);
@@ -273,6 +274,7 @@ nlohmann::ordered_json Target::ToJson() const {
         {"program_memory_bytes", core.program_memory_bytes},
         {"macs_per_cycle", macs},
         {"mac_efficiency", core.mac_efficiency},
+        {"vector_ops_per_cycle", core.vector_ops_per_cycle},
         {"locks", core.locks},
         {"buffer_descriptors", core.buffer_descriptors},
         {"dma_in_channels", core.dma_in_channels},
@@ -333,6 +335,8 @@ Status Target::Validate() const {
                                      core.macs_per_cycle[i], lo, kInt64Max));
   }
   WBS_RETURN_IF_ERROR(RequirePositive("core.mac_efficiency", core.mac_efficiency, 1.0));
+  WBS_RETURN_IF_ERROR(
+      RequireRange("core.vector_ops_per_cycle", core.vector_ops_per_cycle, 1, kInt64Max));
   WBS_RETURN_IF_ERROR(RequireRange("core.locks", core.locks, 1, kInt64Max));
   WBS_RETURN_IF_ERROR(
       RequireRange("core.buffer_descriptors", core.buffer_descriptors, 1, kInt64Max));
@@ -492,10 +496,10 @@ std::string Target::Summary() const {
       core.banks - core.scratch_banks, Bytes(core_buffer_bytes()), core.scratch_banks,
       Bytes(core.program_memory_bytes));
   s += fmt::format(
-      "             {} int8 MAC/cycle ({}), efficiency {:g}; {} locks, {} BDs, DMA {} in + {} "
-      "out\n",
-      macs_per_cycle(), other_macs, core.mac_efficiency, core.locks, core.buffer_descriptors,
-      core.dma_in_channels, core.dma_out_channels);
+      "             {} int8 MAC/cycle ({}), efficiency {:g}; {} int8 vector ops/cycle\n"
+      "             {} locks, {} BDs, DMA {} in + {} out\n",
+      macs_per_cycle(), other_macs, core.mac_efficiency, core.vector_ops_per_cycle, core.locks,
+      core.buffer_descriptors, core.dma_in_channels, core.dma_out_channels);
   const std::string cols_text = fmt::format("{}", fmt::join(memtile.columns, ","));
   s += fmt::format(
       "  memtiles:  {} x {} ({} total) in columns {}, each reaching +-{} column(s); {} banks\n",

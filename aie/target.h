@@ -64,6 +64,10 @@ struct CoreSpec {
   // Fraction of the peak the compute kernels sustain (1.0 = the paper's
   // "very optimistic" assumption; the time model multiplies by it).
   double mac_efficiency = 1.0;
+  // int8 lanes the vector unit processes per cycle for the COMP work with no
+  // MACs (max, add, shift-round-saturate: pools, adds, rescales, a conv's
+  // requantization): one 512-bit vector of int8 (aie/comp_cost.h).
+  int vector_ops_per_cycle = 64;
   int locks = 16;
   int buffer_descriptors = 16;
   int dma_in_channels = 2;   // S2MM

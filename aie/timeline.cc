@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "aie/comp_cost.h"
+
 namespace wbs::aie {
 
 namespace {
@@ -104,7 +106,7 @@ double Timeline::Duration(const Instruction& in) const {
     case Opcode::kWriteFm:
       return t_.transfer_cycles(Link::kCoreToMemtile, in.bytes());
     case Opcode::kComp:
-      return static_cast<double>(in.comp.macs) / (t_.macs_per_cycle() * eff_);
+      return CompCycles(t_, in.comp, eff_);
     default:
       return 0;
   }

@@ -17,7 +17,8 @@
 //   LOADFM, LOADWM   a memtile out channel + an in channel of every destination core
 //   WRITEFM          a core out channel + a memtile in channel
 //   COMP             each core's compute unit
-// Durations: Target::transfer_cycles, MACs / (MACs per cycle x efficiency).
+// Durations: Target::transfer_cycles; a COMP, CompCycles (aie/comp_cost.h):
+// max(MACs / (MACs per cycle x efficiency), vector ops / vector ops per cycle).
 // Ready: the release time of each lock token consumed (FIFO) and, per memory
 // space, the end of the earlier accesses that share a byte with this one
 // (read after write, write after read or write; exact on strided patterns,

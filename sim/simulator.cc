@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "aie/comp_cost.h"
 #include "aie/timeline.h"
 #include "core/quant_math.h"
 
@@ -798,7 +799,7 @@ void Simulator::Time(const Instruction& in, int64_t it) {
     case Opcode::kComp:
       for (const MemSpace& c : in.cores)
         groups.push_back({fmt::format("{}.core", aie::MemSpaceName(c))});
-      dur = static_cast<double>(in.comp.macs) / (t_.macs_per_cycle() * eff_);
+      dur = aie::CompCycles(t_, in.comp, eff_);
       break;
     default:
       break;

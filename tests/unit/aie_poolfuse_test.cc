@@ -13,6 +13,7 @@
 #include <random>
 
 #include "aie/passes/compiler.h"
+#include "aie/timeline.h"
 #include "tests/unit/aie_sim_test_util.h"
 #include "zoo/builder.h"
 
@@ -104,6 +105,46 @@ TEST(AiePoolFusion, ConvAndMaxPoolCompileAsOneBitExactLayer) {
         EXPECT_LE(one[2].total_s, std::min(one[0].total_s, one[1].total_s) * (1 + 1e-12)) << what;
       }
     }
+  }
+}
+
+// A COMP with no MACs is not free: a max pool costs its window compares on
+// the vector unit, ceil(out elements x taps / core.vector_ops_per_cycle)
+// cycles (aie/comp_cost.h), in the time model and in the simulator alike;
+// fewer vector lanes make it and the whole program slower.
+TEST(AiePoolFusion, PoolCompsCostVectorCycles) {
+  const auto g = StemModel(zoo::ConvK(16, 7, 2, 3), 3, 2, 1, 30, 0.0);
+  ASSERT_TRUE(g);
+  for (const bool fuse : {false, true}) {
+    const std::string what = fuse ? "fused" : "apart";
+    CompileState full, half;
+    full.target = half.target = Target::Paper(2, 2);
+    half.target.core.vector_ops_per_cycle = full.target.core.vector_ops_per_cycle / 2;
+    full.graph = half.graph = g.get();
+    full.options.pool_fuse = half.options.pool_fuse = fuse;
+    full.options.try_pool_fuse = half.options.try_pool_fuse = false;
+    ASSERT_TRUE(Compile(full).ok()) << what;
+    ASSERT_TRUE(Compile(half).ok()) << what;
+    const Timeline tf(full.target, 0, full.program), th(half.target, 0, full.program);
+    int pools = 0;
+    for (const Block& b : full.program.blocks) {
+      for (const Instruction& in : b.instrs) {
+        if (in.op != Opcode::kComp || in.comp.kind != CompKind::kMaxPool) continue;
+        ++pools;
+        const CompParams& c = in.comp;
+        EXPECT_EQ(c.macs, 0) << what;
+        const int64_t ops = int64_t{c.out_c} * c.out_h * c.out_w * c.kh * c.kw;
+        ASSERT_GT(ops, 0) << what;
+        EXPECT_EQ(tf.Duration(in), static_cast<double>((ops + 63) / 64)) << what;
+        EXPECT_EQ(th.Duration(in), static_cast<double>((ops + 31) / 32)) << what;
+        EXPECT_GT(th.Duration(in), tf.Duration(in)) << what;
+      }
+    }
+    EXPECT_GT(pools, 0) << what;
+    EXPECT_GT(half.total_s, full.total_s) << what;
+    // The simulator charges the same: cycles = estimate at either width.
+    ExpectSimBitExact<std::mt19937>(full, *g, 9, what);
+    ExpectSimBitExact<std::mt19937>(half, *g, 9, what + " half lanes");
   }
 }
 

@@ -82,6 +82,7 @@ TEST(AieTargetTest, JsonRoundTripsAndDefaultsFillMissingKeys) {
   Target t = Target::Paper(3, 5);
   t.memtile.columns = {0, 2, 4};
   t.core.mac_efficiency = 0.75;
+  t.core.vector_ops_per_cycle = 32;
   t.weight_broadcast = Broadcast::kNone;
   auto back = Target::FromJson(json::parse(t.ToJson().dump()), "rt");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -142,6 +143,7 @@ TEST(AieTargetTest, ImpossibleValuesAreErrorsWithTheirPath) {
   ExpectBad({{"core", {{"macs_per_cycle", {{"int8", 0}}}}}}, "core.macs_per_cycle.int8", ">= 1");
   ExpectBad({{"core", {{"macs_per_cycle", {{"bf16", -1}}}}}}, "core.macs_per_cycle.bf16", ">= 0");
   ExpectBad({{"core", {{"mac_efficiency", 1.5}}}}, "core.mac_efficiency", "<= 1");
+  ExpectBad({{"core", {{"vector_ops_per_cycle", 0}}}}, "core.vector_ops_per_cycle", ">= 1");
   ExpectBad({{"core", {{"buffer_descriptors", 0}}}}, "core.buffer_descriptors", ">= 1");
   ExpectBad({{"memtile", {{"columns", json::array()}}}}, "memtile.columns", "at least one");
   ExpectBad({{"memtile", {{"columns", {0, 4}}}}}, "memtile.columns[1]", "outside the array's 4");
