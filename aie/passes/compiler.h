@@ -411,6 +411,23 @@ struct CompileState {
       if (x.alias_of >= 0) hosts[static_cast<size_t>(x.alias_of)] = true;
     return hosts;
   }
+  // Recomputes every tensor's producer and consumers from `layers` (after a
+  // pass merged or removed layers; a fused pair's middle tensor is left with
+  // neither: it never exists outside a core).
+  void RelinkTensors() {
+    for (ActTensor& x : tensors) x.producer = -1, x.consumers.clear();
+    for (size_t li = 0; li < layers.size(); ++li) {
+      const Layer& l = layers[li];
+      for (int t : l.inputs)
+        tensors[static_cast<size_t>(t)].consumers.push_back(static_cast<int>(li));
+      if (l.multi_out()) {
+        for (const Layer::OutSlice& o : l.out_slices)
+          tensors[static_cast<size_t>(o.tensor)].producer = static_cast<int>(li);
+      } else {
+        tensors[static_cast<size_t>(l.output)].producer = static_cast<int>(li);
+      }
+    }
+  }
 };
 
 // Sibling fusion (siblings.cc), the end of pass 1: merges each group of

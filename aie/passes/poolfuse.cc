@@ -49,8 +49,6 @@ int64_t PostPoolPositions(const Layer& l) {
   return rows * cols;
 }
 
-void Relink(CompileState& s);
-
 void FusePools(CompileState& s) {
   FusePostPools(s);
   FusePrePools(s);
@@ -130,7 +128,7 @@ void FusePostPools(CompileState& s) {
     out.push_back(std::move(f));
   }
   s.layers = std::move(out);
-  Relink(s);
+  s.RelinkTensors();
 }
 
 void FusePrePools(CompileState& s) {
@@ -186,24 +184,7 @@ void FusePrePools(CompileState& s) {
   for (size_t i = 0; i < n; ++i)
     if (conv_of[i] < 0) out.push_back(std::move(s.layers[i]));
   s.layers = std::move(out);
-  Relink(s);
-}
-
-// Producers and consumers by the new layer indices (a fused pair's middle
-// tensor is left with neither: it never exists outside a core).
-void Relink(CompileState& s) {
-  for (ActTensor& x : s.tensors) x.producer = -1, x.consumers.clear();
-  for (size_t li = 0; li < s.layers.size(); ++li) {
-    const Layer& l = s.layers[li];
-    for (int t : l.inputs)
-      s.tensors[static_cast<size_t>(t)].consumers.push_back(static_cast<int>(li));
-    if (l.multi_out()) {
-      for (const Layer::OutSlice& o : l.out_slices)
-        s.tensors[static_cast<size_t>(o.tensor)].producer = static_cast<int>(li);
-    } else {
-      s.tensors[static_cast<size_t>(l.output)].producer = static_cast<int>(li);
-    }
-  }
+  s.RelinkTensors();
 }
 
 }  // namespace wbs::aie

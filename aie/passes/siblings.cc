@@ -122,18 +122,7 @@ void FuseSiblings(CompileState& s) {
   }
   s.layers = std::move(out);
   // Producers and consumers by the new layer indices (program order, as pass 1 made them).
-  for (ActTensor& x : s.tensors) x.producer = -1, x.consumers.clear();
-  for (size_t li = 0; li < s.layers.size(); ++li) {
-    const Layer& l = s.layers[li];
-    for (int t : l.inputs)
-      s.tensors[static_cast<size_t>(t)].consumers.push_back(static_cast<int>(li));
-    if (l.multi_out()) {
-      for (const Layer::OutSlice& o : l.out_slices)
-        s.tensors[static_cast<size_t>(o.tensor)].producer = static_cast<int>(li);
-    } else {
-      s.tensors[static_cast<size_t>(l.output)].producer = static_cast<int>(li);
-    }
-  }
+  s.RelinkTensors();
 }
 
 }  // namespace wbs::aie
