@@ -15,7 +15,8 @@
 // end; the roofline bounds it) and its increment, how far it moves the end
 // of the schedule (max end of layers 0..L minus that of 0..L-1; additive,
 // the increments sum to the total; the simulator reports the same).
-// Roofline per layer: the maximum of its compute on the whole array and of
+// Roofline per layer: the maximum of its compute on the whole array (its
+// COMPs' aie::CompCycles over every core, so pools and adds count) and of
 // its traffic on each link kind at the whole array's bandwidth; efficiency =
 // roofline / estimate.
 #include <fmt/format.h>
@@ -23,6 +24,7 @@
 #include <algorithm>
 #include <map>
 
+#include "aie/comp_cost.h"
 #include "aie/passes/compiler.h"
 #include "aie/timeline.h"
 
@@ -39,15 +41,18 @@ void IdealBound(CompileState& s, double eff) {
   CompileState::Ideal& b = s.ideal;
   b = {};
   const double peak = t.peak_macs_per_second() * eff;
-  const double rd_bw = t.num_memtiles() * t.ddr.read_channels_per_memtile * t.ddr.channel_gbps * 1e9;
-  const double wr_bw = t.num_memtiles() * t.ddr.write_channels_per_memtile * t.ddr.channel_gbps * 1e9;
+  const double rd_bw =
+      t.num_memtiles() * t.ddr.read_channels_per_memtile * t.ddr.channel_gbps * 1e9;
+  const double wr_bw =
+      t.num_memtiles() * t.ddr.write_channels_per_memtile * t.ddr.channel_gbps * 1e9;
   int64_t macs = 0;
   for (const Layer& l : s.layers) {
     macs += l.macs;
     int64_t wb = 0;
     if (l.kind == LayerKind::kConv) {
       BlobHeader h;
-      h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.wkh()), h.kw = static_cast<int32_t>(l.wkw());
+      h.br = l.br, h.bc = l.bc, h.kh = static_cast<int32_t>(l.wkh()),
+      h.kw = static_cast<int32_t>(l.wkw());
       h.block_rows = static_cast<int32_t>(l.block_rows);
       int64_t nnz = 0;
       for (const int64_t n : l.row_nnz) nnz += n;
@@ -58,11 +63,13 @@ void IdealBound(CompileState& s, double eff) {
     // The network's input and output count in the layers that read / write them.
     int64_t in = 0, out = 0;
     for (const int i : l.inputs)
-      if (std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end()) in += s.tensors[static_cast<size_t>(i)].bytes();
+      if (std::find(s.inputs.begin(), s.inputs.end(), i) != s.inputs.end())
+        in += s.tensors[static_cast<size_t>(i)].bytes();
     if (std::find(s.outputs.begin(), s.outputs.end(), l.output) != s.outputs.end())
       out += s.tensors[static_cast<size_t>(l.output)].bytes();
-    b.layers_s += std::max({static_cast<double>(l.macs) / peak, static_cast<double>(wb + in) / rd_bw,
-                            static_cast<double>(out) / wr_bw});
+    b.layers_s +=
+        std::max({static_cast<double>(l.macs) / peak, static_cast<double>(wb + in) / rd_bw,
+                  static_cast<double>(out) / wr_bw});
   }
   for (const int i : s.inputs) b.input_bytes += s.tensors[static_cast<size_t>(i)].bytes();
   for (const int o : s.outputs) b.output_bytes += s.tensors[static_cast<size_t>(o)].bytes();
@@ -76,7 +83,8 @@ void IdealBound(CompileState& s, double eff) {
 
 Status RunTimeModel(CompileState& s) {
   const Target& t = s.target;
-  const double eff = s.options.mac_efficiency > 0 ? s.options.mac_efficiency : t.core.mac_efficiency;
+  const double eff =
+      s.options.mac_efficiency > 0 ? s.options.mac_efficiency : t.core.mac_efficiency;
   s.events.clear();
   Timeline tl(t, eff, s.program);
   double frontier = 0;
@@ -84,13 +92,18 @@ Status RunTimeModel(CompileState& s) {
     l.ddr_read_bytes = l.ddr_write_bytes = l.stream_in_bytes = l.stream_out_bytes = 0;
     const int li = static_cast<int>(&l - s.layers.data());
     double first = -1, end = 0;
+    double core_cycles = 0;  // every COMP instance's duration on every core it runs on
     for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
       const Block& b = s.program.blocks[static_cast<size_t>(bi)];
       for (const Instruction& in : b.instrs) {
+        if (in.op == Opcode::kComp)
+          core_cycles += CompCycles(t, in.comp, eff) * static_cast<double>(in.cores.size()) *
+                         static_cast<double>(b.iterations);
         const int64_t bytes = in.bytes() * b.iterations;
         if (in.op == Opcode::kLoad || in.op == Opcode::kLoadW) l.ddr_read_bytes += bytes;
         if (in.op == Opcode::kWrite) l.ddr_write_bytes += bytes;
-        if (in.op == Opcode::kLoadFm || in.op == Opcode::kLoadWm) l.stream_in_bytes += bytes * static_cast<int64_t>(in.dst.size());
+        if (in.op == Opcode::kLoadFm || in.op == Opcode::kLoadWm)
+          l.stream_in_bytes += bytes * static_cast<int64_t>(in.dst.size());
         if (in.op == Opcode::kWriteFm) l.stream_out_bytes += bytes;
       }
       for (int64_t it = 0; it < b.iterations; ++it) {
@@ -101,7 +114,8 @@ Status RunTimeModel(CompileState& s) {
           if (s.events.size() >= kMaxTraceEvents || slot.end <= slot.start) continue;
           for (const std::string& r : slot.resources)
             s.events.push_back({fmt::format("{} {}", OpcodeName(in.op), b.label),
-                                r.rfind("shim", 0) == 0 ? "ddr" : "core", li, r, t.cycles_to_seconds(slot.start),
+                                r.rfind("shim", 0) == 0 ? "ddr" : "core", li, r,
+                                t.cycles_to_seconds(slot.start),
                                 t.cycles_to_seconds(slot.end - slot.start)});
         }
       }
@@ -110,18 +124,29 @@ Status RunTimeModel(CompileState& s) {
     l.time_s = t.cycles_to_seconds(std::max(0.0, end - frontier));
     frontier = std::max(frontier, end);
     // Roofline: whole-array capacities.
-    const double macs_s = static_cast<double>(l.macs) / (t.peak_macs_per_second() * eff);
-    const double rd = static_cast<double>(l.ddr_read_bytes) /
-                      (t.num_memtiles() * t.ddr.read_channels_per_memtile * t.ddr.channel_gbps * 1e9);
-    const double wr = static_cast<double>(l.ddr_write_bytes) /
-                      (t.num_memtiles() * t.ddr.write_channels_per_memtile * t.ddr.channel_gbps * 1e9);
-    const double sin = static_cast<double>(l.stream_in_bytes) /
-                       (t.num_cores() * t.core.dma_in_channels * t.stream.memtile_to_core_gbps * 1e9);
-    const double sout = static_cast<double>(l.stream_out_bytes) /
-                        (t.num_cores() * t.core.dma_out_channels * t.stream.core_to_memtile_gbps * 1e9);
+    // Compute: the layer's COMP cycles (aie::CompCycles: MACs, or the vector
+    // ops of pools, adds, rescales and requantization where they take
+    // longer) spread over every core; for MAC-bound COMPs this is
+    // MACs / (array peak x efficiency).
+    const double macs_s = t.cycles_to_seconds(core_cycles / t.num_cores());
+    const double rd =
+        static_cast<double>(l.ddr_read_bytes) /
+        (t.num_memtiles() * t.ddr.read_channels_per_memtile * t.ddr.channel_gbps * 1e9);
+    const double wr =
+        static_cast<double>(l.ddr_write_bytes) /
+        (t.num_memtiles() * t.ddr.write_channels_per_memtile * t.ddr.channel_gbps * 1e9);
+    const double sin =
+        static_cast<double>(l.stream_in_bytes) /
+        (t.num_cores() * t.core.dma_in_channels * t.stream.memtile_to_core_gbps * 1e9);
+    const double sout =
+        static_cast<double>(l.stream_out_bytes) /
+        (t.num_cores() * t.core.dma_out_channels * t.stream.core_to_memtile_gbps * 1e9);
     l.bound_s = std::max({macs_s, rd, wr, sin, sout});
-    l.binding = l.bound_s == macs_s ? "compute" : l.bound_s == rd ? "ddr-read" : l.bound_s == wr ? "ddr-write"
-                : l.bound_s == sin ? "memtile->core" : "core->memtile";
+    l.binding = l.bound_s == macs_s ? "compute"
+                : l.bound_s == rd   ? "ddr-read"
+                : l.bound_s == wr   ? "ddr-write"
+                : l.bound_s == sin  ? "memtile->core"
+                                    : "core->memtile";
   }
   s.total_s = t.cycles_to_seconds(tl.horizon());
   s.bound_s = 0;
@@ -131,11 +156,12 @@ Status RunTimeModel(CompileState& s) {
 }
 
 std::string DumpTimeModel(const CompileState& s) {
-  std::string r = fmt::format("# time: total {:.6f} ms, roofline {:.6f} ms, ideal {:.6f} ms\n", s.total_s * 1e3,
-                              s.bound_s * 1e3, s.ideal.total_s * 1e3);
+  std::string r = fmt::format("# time: total {:.6f} ms, roofline {:.6f} ms, ideal {:.6f} ms\n",
+                              s.total_s * 1e3, s.bound_s * 1e3, s.ideal.total_s * 1e3);
   for (const Layer& l : s.layers) {
-    r += fmt::format("{:<28} {:10.3f} us span {:10.3f} us bound {:10.3f} us ({}) eff {:.3f}\n", l.name, l.time_s * 1e6,
-                     l.span_s * 1e6, l.bound_s * 1e6, l.binding, l.span_s > 0 ? l.bound_s / l.span_s : 0.0);
+    r += fmt::format("{:<28} {:10.3f} us span {:10.3f} us bound {:10.3f} us ({}) eff {:.3f}\n",
+                     l.name, l.time_s * 1e6, l.span_s * 1e6, l.bound_s * 1e6, l.binding,
+                     l.span_s > 0 ? l.bound_s / l.span_s : 0.0);
   }
   return r;
 }

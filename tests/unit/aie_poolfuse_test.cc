@@ -142,6 +142,25 @@ TEST(AiePoolFusion, PoolCompsCostVectorCycles) {
     }
     EXPECT_GT(pools, 0) << what;
     EXPECT_GT(half.total_s, full.total_s) << what;
+    if (!fuse) {
+      // The roofline's compute term counts the vector cycles too: with one
+      // lane per cycle the lone pool layer becomes compute-bound (with the
+      // MAC-only roofline a pool's compute term was 0).
+      CompileState one;
+      one.target = Target::Paper(2, 2);
+      one.target.core.vector_ops_per_cycle = 1;
+      one.graph = g.get();
+      one.options = full.options;
+      ASSERT_TRUE(Compile(one).ok());
+      int pool_layers = 0;
+      for (size_t li = 0; li < one.layers.size(); ++li) {
+        if (one.layers[li].kind != LayerKind::kMaxPool) continue;
+        ++pool_layers;
+        EXPECT_EQ(one.layers[li].binding, "compute") << one.layers[li].name;
+        EXPECT_GT(one.layers[li].bound_s, full.layers[li].bound_s) << one.layers[li].name;
+      }
+      EXPECT_GT(pool_layers, 0);
+    }
     // The simulator charges the same: cycles = estimate at either width.
     ExpectSimBitExact<std::mt19937>(full, *g, 9, what);
     ExpectSimBitExact<std::mt19937>(half, *g, 9, what + " half lanes");
