@@ -129,18 +129,19 @@ Status RunTimeModel(CompileState& s) {
     // longer) spread over every core; for MAC-bound COMPs this is
     // MACs / (array peak x efficiency).
     const double macs_s = t.cycles_to_seconds(core_cycles / t.num_cores());
-    const double rd =
-        static_cast<double>(l.ddr_read_bytes) /
-        (t.num_memtiles() * t.ddr.read_channels_per_memtile * t.ddr.channel_gbps * 1e9);
-    const double wr =
-        static_cast<double>(l.ddr_write_bytes) /
-        (t.num_memtiles() * t.ddr.write_channels_per_memtile * t.ddr.channel_gbps * 1e9);
-    const double sin =
-        static_cast<double>(l.stream_in_bytes) /
-        (t.num_cores() * t.core.dma_in_channels * t.stream.memtile_to_core_gbps * 1e9);
-    const double sout =
-        static_cast<double>(l.stream_out_bytes) /
-        (t.num_cores() * t.core.dma_out_channels * t.stream.core_to_memtile_gbps * 1e9);
+    // Traffic: bytes over every tile's channels of that link kind.
+    auto over = [](int64_t bytes, int tiles, int channels_per_tile, double gbps) {
+      return static_cast<double>(bytes) /
+             (static_cast<double>(tiles) * channels_per_tile * gbps * 1e9);
+    };
+    const double rd = over(l.ddr_read_bytes, t.num_memtiles(), t.ddr.read_channels_per_memtile,
+                           t.ddr.channel_gbps);
+    const double wr = over(l.ddr_write_bytes, t.num_memtiles(), t.ddr.write_channels_per_memtile,
+                           t.ddr.channel_gbps);
+    const double sin = over(l.stream_in_bytes, t.num_cores(), t.core.dma_in_channels,
+                            t.stream.memtile_to_core_gbps);
+    const double sout = over(l.stream_out_bytes, t.num_cores(), t.core.dma_out_channels,
+                             t.stream.core_to_memtile_gbps);
     l.bound_s = std::max({macs_s, rd, wr, sin, sout});
     l.binding = l.bound_s == macs_s ? "compute"
                 : l.bound_s == rd   ? "ddr-read"
