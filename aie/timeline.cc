@@ -11,8 +11,10 @@ namespace wbs::aie {
 
 namespace {
 
-std::tuple<int, int, int, int> LockKey(const MemSpace& m, int id) {
-  return {static_cast<int>(m.kind), m.index, m.col, id};
+std::pair<int64_t, int> LockKey(const MemSpace& m, int id) {
+  return {(int64_t{static_cast<int>(m.kind)} << 32) |
+              (int64_t{static_cast<uint16_t>(m.index)} << 16) | static_cast<uint16_t>(m.col),
+          id};
 }
 
 }  // namespace
@@ -40,11 +42,13 @@ HazardTracker::Wait HazardTracker::Conflict(const MemSpace& space, const Footpri
     if (write && o.rend > x.end) x = {o.rend, o.rby};
     if (x.end > w.end) w = x;
   }
-  for (const Rec& x : h.recs) {
+  const size_t n = h.hot.size();
+  for (size_t k = 0, i = h.head; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
+    const Hot& x = h.hot[i];
     const double e = write ? std::max(x.wend, x.rend) : x.wend;
-    // The cheap test first: only a record that would move the answer needs
-    // the exact overlap.
-    if (e > w.end && Overlaps(x.f, f)) w = {e, x.by};
+    // The cheap tests first: only a record that would move the answer and
+    // whose bounding range meets f's needs the exact overlap.
+    if (e > w.end && x.lo < hi && lo < x.hi && Overlaps(h.recs[i].f, f)) w = {e, h.recs[i].by};
   }
   return w;
 }
@@ -86,11 +90,18 @@ void HazardTracker::Record(const MemSpace& space, const Footprint& f, double end
                            int64_t by) {
   if (f.empty()) return;
   List& h = spaces_[Key(space)];
-  h.recs.push_back({f, write ? end : 0.0, write ? 0.0 : end, by});
-  if (h.recs.size() > kHistory) {
-    Fold(h, h.recs.front());
-    h.recs.pop_front();
+  const Rec r{f, write ? end : 0.0, write ? 0.0 : end, by};
+  const Hot x{f.lo, f.hi(), r.wend, r.rend};
+  if (h.recs.size() < kHistory) {
+    h.recs.push_back(r);
+    h.hot.push_back(x);
+    return;
   }
+  // Full: the oldest record folds into the old ranges and its slot takes the new one.
+  Fold(h, h.recs[h.head]);
+  h.recs[h.head] = r;
+  h.hot[h.head] = x;
+  h.head = h.head + 1 == kHistory ? 0 : h.head + 1;
 }
 
 double Timeline::Duration(const Instruction& in) const {
@@ -112,7 +123,57 @@ double Timeline::Duration(const Instruction& in) const {
   }
 }
 
+std::map<std::string, double> Timeline::busy() const {
+  std::map<std::string, double> b;
+  for (size_t i = 0; i < names_.size(); ++i) b[names_[i]] = busy_[i];
+  return b;
+}
+
+int Timeline::ResourceId(Group g, const MemSpace& m, int channel) {
+  // The shim groups are named by the memtile index alone.
+  const bool shim = g == Group::kShimRead || g == Group::kShimWrite;
+  const int64_t key =
+      (int64_t{static_cast<int>(g)} << 48) | (shim ? 0 : int64_t{static_cast<int>(m.kind)} << 32) |
+      (int64_t{static_cast<uint16_t>(m.index)} << 16) | (shim ? 0 : static_cast<uint16_t>(m.col));
+  std::vector<int>& ids = ids_[key];
+  const size_t slot = static_cast<size_t>(channel + 1);  // unnumbered: slot 0
+  if (slot >= ids.size()) ids.resize(slot + 1, -1);
+  if (ids[slot] >= 0) return ids[slot];
+  std::string name;
+  switch (g) {
+    case Group::kShimRead:
+      name = fmt::format("shim{}.mm2s", m.index);
+      break;
+    case Group::kShimWrite:
+      name = fmt::format("shim{}.s2mm", m.index);
+      break;
+    case Group::kOut:
+      name = fmt::format("{}.mm2s", MemSpaceName(m));
+      break;
+    case Group::kIn:
+      name = fmt::format("{}.s2mm", MemSpaceName(m));
+      break;
+    case Group::kCore:
+      name = fmt::format("{}.core", MemSpaceName(m));
+      break;
+  }
+  if (channel >= 0) name += std::to_string(channel);
+  ids[slot] = static_cast<int>(names_.size());
+  names_.push_back(std::move(name));
+  free_at_.push_back(0);
+  busy_.push_back(0);
+  return ids[slot];
+}
+
 Timeline::Slot Timeline::Schedule(const Instruction& in, int64_t it) {
+  Slot s;
+  Schedule(in, it, &s.start, &s.end, &slot_ids_);
+  for (const int id : slot_ids_) s.resources.push_back(names_[static_cast<size_t>(id)]);
+  return s;
+}
+
+void Timeline::Schedule(const Instruction& in, int64_t it, double* start_out, double* end_out,
+                        std::vector<int>* ids) {
   double ready = 0;
   accesses_.clear();
   ForEachAccess(in, it, [&](const MemSpace& m, const Footprint& f, bool write) {
@@ -135,69 +196,67 @@ Timeline::Slot Timeline::Schedule(const Instruction& in, int64_t it) {
     }
   }
   // Channel groups; the earliest-free channel of each is taken.
-  std::vector<std::pair<std::string, int>> groups;  // prefix, channel count
+  groups_.clear();
   switch (in.op) {
     case Opcode::kLoad:
     case Opcode::kLoadW:
       for (const MemSpace& d : in.dst)
-        groups.push_back({fmt::format("shim{}.mm2s", d.index), t_.ddr.read_channels_per_memtile});
+        groups_.push_back({{Group::kShimRead, d}, t_.ddr.read_channels_per_memtile});
       break;
     case Opcode::kWrite:
-      groups.push_back(
-          {fmt::format("shim{}.s2mm", in.src.index), t_.ddr.write_channels_per_memtile});
+      groups_.push_back({{Group::kShimWrite, in.src}, t_.ddr.write_channels_per_memtile});
       break;
     case Opcode::kLoadFm:
     case Opcode::kLoadWm:
-      groups.push_back({fmt::format("{}.mm2s", MemSpaceName(in.src)), t_.memtile.dma_out_channels});
+      groups_.push_back({{Group::kOut, in.src}, t_.memtile.dma_out_channels});
       for (const MemSpace& d : in.dst)
-        groups.push_back({fmt::format("{}.s2mm", MemSpaceName(d)), t_.core.dma_in_channels});
+        groups_.push_back({{Group::kIn, d}, t_.core.dma_in_channels});
       break;
     case Opcode::kWriteFm:
-      groups.push_back({fmt::format("{}.mm2s", MemSpaceName(in.src)), t_.core.dma_out_channels});
+      groups_.push_back({{Group::kOut, in.src}, t_.core.dma_out_channels});
       for (const MemSpace& d : in.dst)
-        groups.push_back({fmt::format("{}.s2mm", MemSpaceName(d)), t_.memtile.dma_in_channels});
+        groups_.push_back({{Group::kIn, d}, t_.memtile.dma_in_channels});
       break;
     case Opcode::kComp:
-      for (const MemSpace& c : in.cores)
-        groups.push_back({fmt::format("{}.core", MemSpaceName(c)), 0});
+      for (const MemSpace& c : in.cores) groups_.push_back({{Group::kCore, c}, 0});
       break;
     default:
       break;
   }
-  Slot s;
+  ids->clear();
   double start = ready;
-  for (const auto& [prefix, n] : groups) {
-    std::string best;
+  for (const auto& [g, n] : groups_) {
+    int best = -1;
     double best_t = 0;
     if (n == 0) {
-      best = prefix;
-      best_t = free_at_[best];
+      best = ResourceId(g.first, g.second, -1);
+      best_t = free_at_[static_cast<size_t>(best)];
     } else {
       for (int i = 0; i < n; ++i) {
-        std::string r = prefix + std::to_string(i);
-        const double f = free_at_[r];
-        if (best.empty() || f < best_t) best = std::move(r), best_t = f;
+        const int r = ResourceId(g.first, g.second, i);
+        const double f = free_at_[static_cast<size_t>(r)];
+        if (best < 0 || f < best_t) best = r, best_t = f;
       }
     }
     start = std::max(start, best_t);
-    s.resources.push_back(std::move(best));
+    ids->push_back(best);
   }
   const double dur = Duration(in);
-  s.start = start;
-  s.end = start + dur;
-  for (const std::string& r : s.resources) {
-    free_at_[r] = s.end;
-    busy_[r] += dur;
+  const double end = start + dur;
+  for (const int r : *ids) {
+    free_at_[static_cast<size_t>(r)] = end;
+    busy_[static_cast<size_t>(r)] += dur;
   }
   for (const LockOp& l : in.release) {
     const int id = l.id + (l.pingpong ? static_cast<int>(it & 1) : 0);
-    tokens_[LockKey(l.tile, id)].push_back({s.end, l.value});
+    tokens_[LockKey(l.tile, id)].push_back({end, l.value});
   }
   for (const bool w : {false, true})
     for (const Access& a : accesses_)
-      if (a.write == w) hazards_.Record(a.space, a.f, s.end, w);
-  horizon_ = std::max(horizon_, s.end);
-  return s;
+      if (a.write == w) hazards_.Record(a.space, a.f, end, w);
+  horizon_ = std::max(horizon_, end);
+  *start_out = start;
+  *end_out = end;
 }
 
 }  // namespace wbs::aie

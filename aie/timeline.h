@@ -28,9 +28,9 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
-#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -67,13 +67,22 @@ class HazardTracker {
     double wend = 0, rend = 0;
     int64_t by = -1;
   };
+  // A record's bounding range and ends, kept apart from its footprint so
+  // the scan in Conflict touches a few bytes per record.
+  struct Hot {
+    int64_t lo = 0, hi = 0;
+    double wend = 0, rend = 0;
+  };
   struct Old {  // folded accesses over [key, hi)
     int64_t hi = 0;
     double wend = 0, rend = 0;
     int64_t wby = -1, rby = -1;
   };
   struct List {
-    std::deque<Rec> recs;
+    // The last kHistory records, oldest first from `head` (ring buffers).
+    std::vector<Rec> recs;
+    std::vector<Hot> hot;
+    size_t head = 0;
     std::map<int64_t, Old> old;  // disjoint, by start
   };
   static void Fold(List& h, const Rec& x);
@@ -96,11 +105,16 @@ class Timeline {
   };
   // Schedules iteration `it` of `in` (call in program order).
   Slot Schedule(const Instruction& in, int64_t it);
+  // The same, without naming the channels: `ids` (reused, cleared first)
+  // receives the channels it occupied, ResourceName(id) names them.
+  void Schedule(const Instruction& in, int64_t it, double* start, double* end,
+                std::vector<int>* ids);
+  const std::string& ResourceName(int id) const { return names_[static_cast<size_t>(id)]; }
   // Cycles an instruction instance occupies its resources.
   double Duration(const Instruction& in) const;
   double horizon() const { return horizon_; }  // the latest end so far
   // Busy cycles per resource so far.
-  const std::map<std::string, double>& busy() const { return busy_; }
+  std::map<std::string, double> busy() const;
 
  private:
   struct Access {
@@ -108,13 +122,31 @@ class Timeline {
     Footprint f;
     bool write = false;
   };
+  // A channel group (its channels "PREFIX0", "PREFIX1", ..., or the one
+  // resource "PREFIX" when `numbered` is false), keyed by what its prefix
+  // names: the kind below and a memory space.
+  enum class Group : uint8_t { kShimRead, kShimWrite, kOut, kIn, kCore };
+  int ResourceId(Group g, const MemSpace& m, int channel);  // channel -1: unnumbered
   Target t_;
   double eff_ = 1;
-  std::map<std::tuple<int, int, int, int>, std::deque<std::pair<double, int64_t>>> tokens_;
-  std::unordered_map<std::string, double> free_at_;
-  std::map<std::string, double> busy_;
+  // Lock tokens by (tile, lock id): (release time, count), FIFO.
+  struct LockHash {
+    size_t operator()(const std::pair<int64_t, int>& k) const {
+      return std::hash<int64_t>()(k.first * 1000003 + k.second);
+    }
+  };
+  std::unordered_map<std::pair<int64_t, int>, std::deque<std::pair<double, int64_t>>, LockHash>
+      tokens_;
+  // Channels: ids by (group, space) then channel number; per id its name,
+  // when it is next free and its busy cycles.
+  std::unordered_map<int64_t, std::vector<int>> ids_;
+  std::vector<std::string> names_;
+  std::vector<double> free_at_, busy_;
   HazardTracker hazards_;
   std::vector<Access> accesses_;  // scratch of Schedule
+  std::vector<std::pair<std::pair<Group, MemSpace>, int>>
+      groups_;                 // scratch: group, channels (0: one)
+  std::vector<int> slot_ids_;  // scratch of Schedule
   double horizon_ = 0;
 };
 

@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <mutex>
 
+#include "aie/passes/cache.h"
 #include "aie/passes/compiler.h"
 
 namespace wbs::aie {
@@ -139,7 +141,8 @@ void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& per
 // takes the next rows, which go (heaviest first) to the group whose per-part
 // loads grow least (sum of squares), then pairwise swaps between the
 // position's groups while they lower the sum over parts of the largest load.
-std::vector<int64_t> BalancedOrder(const Layer& l, const std::vector<int64_t>& sizes) {
+std::vector<int64_t> BalancedOrder(const Layer& l, const std::vector<int64_t>& sizes,
+                                   CompileCache* cache) {
   const int64_t n = l.block_rows, taps = l.wkh() * l.wkw(), cpg = l.c / l.groups;
   const int64_t parts = std::max<int64_t>(1, l.parts);
   std::vector<std::vector<int64_t>> v(static_cast<size_t>(n),
@@ -149,14 +152,28 @@ std::vector<int64_t> BalancedOrder(const Layer& l, const std::vector<int64_t>& s
       int64_t k0 = 0, k1 = 0;
       PartChannels(l, p, &k0, &k1);
       for (int64_t j = k0 / l.bc; j < (k1 + l.bc - 1) / l.bc; ++j) {
+        // A row's channels [ka, kb) are contiguous in memory ([m][k][tap]).
+        const int64_t ka = j * l.bc, kb = std::min(k1, (j + 1) * l.bc);
         bool nz = false;
-        for (int64_t r = i * l.br; r < (i + 1) * l.br && !nz; ++r)
-          for (int64_t k = j * l.bc; k < std::min(k1, (j + 1) * l.bc) && !nz; ++k)
-            for (int64_t t = 0; t < taps && !nz; ++t)
-              nz = l.weight[static_cast<size_t>((r * cpg + k) * taps + t)] != 0;
+        for (int64_t r = i * l.br; r < (i + 1) * l.br && !nz && kb > ka; ++r) {
+          const int8_t* q = l.weight.data() + (r * cpg + ka) * taps;
+          nz = std::any_of(q, q + (kb - ka) * taps, [](int8_t x) { return x != 0; });
+        }
         v[static_cast<size_t>(i)][static_cast<size_t>(p)] += nz;
       }
     }
+  // The order is a function of v, the rows' totals, the sizes and the
+  // chunk length: an earlier trial compile may have found it already.
+  CompileCache::Order key;
+  if (cache) {
+    for (const auto& vi : v) key.v.insert(key.v.end(), vi.begin(), vi.end());
+    key.row_nnz = l.row_nnz, key.sizes = sizes, key.mt_rows = l.mt_rows, key.parts = parts;
+    std::lock_guard<std::mutex> lock(cache->mu);
+    for (const CompileCache::Order& o : cache->orders[l.name])
+      if (o.mt_rows == key.mt_rows && o.parts == key.parts && o.sizes == key.sizes &&
+          o.row_nnz == key.row_nnz && o.v == key.v)
+        return o.perm;
+  }
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
@@ -308,6 +325,11 @@ std::vector<int64_t> BalancedOrder(const Layer& l, const std::vector<int64_t>& s
   std::vector<int64_t> perm;
   for (const auto& gc : cells)
     for (const auto& c : gc) perm.insert(perm.end(), c.begin(), c.end());
+  if (cache) {
+    key.perm = perm;
+    std::lock_guard<std::mutex> lock(cache->mu);
+    cache->orders[l.name].push_back(std::move(key));
+  }
   return perm;
 }
 
@@ -349,7 +371,7 @@ Status RunBalance(CompileState& s) {
       std::vector<int64_t> sizes;
       for (int g = 0; g < groups; ++g)
         sizes.push_back(eq[static_cast<size_t>(g) + 1] - eq[static_cast<size_t>(g)]);
-      const std::vector<int64_t> perm = BalancedOrder(l, sizes);
+      const std::vector<int64_t> perm = BalancedOrder(l, sizes, s.cache.get());
       // Kept only where no group ends up with more non-zeros than the
       // contiguous ranges give the largest one: the busiest group's total
       // is what DDR-bound layers wait for (VGG-16 7x7 50% classifier.0, 49

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@
 #include "ir/graph.h"
 
 namespace wbs::aie {
+
+struct CompileCache;  // aie/passes/cache.h
 
 enum class LayerKind { kConv, kAdd, kMaxPool, kAvgPool, kRescale };
 const char* LayerKindName(LayerKind k);
@@ -273,6 +276,14 @@ struct Layer {
 
 struct CompileOptions {
   double mac_efficiency = 0.0;  // 0: the target's
+  // Build CompileState::events (the trace) in the time model. Compile()
+  // turns it off in its trial compiles and builds them once, for the
+  // program it keeps.
+  bool trace = true;
+  // Threads for Compile()'s concurrent trial compiles (pipeline.cc): 0 takes
+  // WBS_AIE_THREADS, else the machine's hardware threads. The program does
+  // not depend on it.
+  int threads = 0;
   bool fuse_add = true;         // residual Add computed in the conv before it (fusion.cc)
   bool resident = true;         // activations kept in memtiles between layers (fusion.cc)
   // Memtile bytes per column always left to a layer's own slabs (the rest
@@ -396,6 +407,9 @@ struct CompileState {
     double start_s = 0, dur_s = 0;
   };
   std::vector<Event> events;  // the estimated timeline (trace)
+  // Results shared by the trial compiles of one Compile() (aie/passes/cache.h;
+  // null: every pass computes everything).
+  std::shared_ptr<CompileCache> cache;
 
   // True when tensor `i` is a network input or output (it lives at its DDR
   // symbol, so no pass may alias, fuse away or keep it on chip only).

@@ -2,7 +2,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <thread>
 
+#include "aie/passes/cache.h"
 #include "aie/passes/compiler.h"
 
 namespace wbs::aie {
@@ -53,6 +60,7 @@ CompileState TrialOf(const CompileState& s, const CompileOptions& options) {
   b.target = s.target;
   b.graph = s.graph;
   b.options = options;
+  b.cache = s.cache;
   return b;
 }
 
@@ -101,7 +109,49 @@ Status KeepFasterPerLayer(CompileState& s, std::string& text, const std::map<std
 }
 }  // namespace
 
-Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed);
+Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed,
+                     const std::function<void(const CompileState&)>& after_first = {});
+
+namespace {
+
+// Threads for concurrent trial compiles: CompileOptions::threads, else
+// WBS_AIE_THREADS, else the machine's hardware threads.
+int TrialThreads(const CompileOptions& o) {
+  if (o.threads > 0) return o.threads;
+  if (const char* e = std::getenv("WBS_AIE_THREADS")) {
+    const int n = std::atoi(e);
+    if (n > 0) return n;
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// A whole CompileTrials() run on its own thread (joined at the latest when
+// this goes out of scope, so an early error return never leaves it running).
+class TrialThread {
+ public:
+  TrialThread() = default;
+  TrialThread(const TrialThread&) = delete;
+  TrialThread& operator=(const TrialThread&) = delete;
+  ~TrialThread() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void Start(CompileState* s, const std::string& print_after, std::string* printed) {
+    thread_ = std::thread(
+        [this, s, &print_after, printed] { status_ = CompileTrials(*s, print_after, printed); });
+  }
+  bool started() const { return thread_.joinable() || joined_; }
+  Status Join() {
+    if (thread_.joinable()) thread_.join(), joined_ = true;
+    return status_;
+  }
+
+ private:
+  std::thread thread_;
+  bool joined_ = false;
+  Status status_ = Status::Ok();
+};
+
+}  // namespace
 
 Status Compile(CompileState& s, const std::string& print_after, std::string* printed) {
   if (!print_after.empty()) {
@@ -117,17 +167,37 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   // (ResNet-50 8x8 50%: 0.719 -> 0.733 ms when only the first compile was
   // compared). Where it replicated anything, run every trial once more
   // without it and keep the faster program, so it never makes one slower.
+  const bool own_cache = !s.cache;
+  if (own_cache) s.cache = std::make_shared<CompileCache>();
+  const bool trace = s.options.trace;
+  s.options.trace = false;
   const CompileOptions opts = s.options;
   std::string text;
-  WBS_RETURN_IF_ERROR(CompileTrials(s, print_after, &text));
+  // The compile without replication is independent of the one with it:
+  // with more than one thread it starts as soon as the first program of
+  // the trials below replicated something (a guess: it is used only when
+  // the kept program replicates, and computed here when the guess missed),
+  // and runs beside them. The programs are chosen in the same order either
+  // way, so the result does not depend on the thread count.
+  CompileState b = TrialOf(s, opts);
+  b.options.replicate = false;
+  std::string tb;
+  TrialThread no_repl;
+  auto after_first = [&](const CompileState& first) {
+    bool any = false;
+    for (const ActTensor& x : first.tensors) any |= x.replicated;
+    if (any && opts.try_replicate && TrialThreads(opts) > 1) no_repl.Start(&b, print_after, &tb);
+  };
+  WBS_RETURN_IF_ERROR(CompileTrials(s, print_after, &text, after_first));
   bool saw = s.saw_partial;
   bool replicated = false;
   for (const ActTensor& x : s.tensors) replicated |= x.replicated;
+  if (no_repl.started()) {
+    const Status st = no_repl.Join();
+    if (replicated) WBS_RETURN_IF_ERROR(st);
+  }
   if (opts.try_replicate && replicated) {
-    CompileState b = TrialOf(s, opts);
-    b.options.replicate = false;
-    std::string tb;
-    WBS_RETURN_IF_ERROR(CompileTrials(b, print_after, &tb));
+    if (!no_repl.started()) WBS_RETURN_IF_ERROR(CompileTrials(b, print_after, &tb));
     saw |= b.saw_partial;
     if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   }
@@ -231,11 +301,17 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
     WBS_RETURN_IF_ERROR(Compile(b, print_after, &tb));
     if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
   }
+  // The kept program's trace: its time model once more, with the events
+  // (the same schedule, so every time it sets is unchanged).
+  s.options.trace = trace;
+  if (trace) WBS_RETURN_IF_ERROR(RunTimeModel(s));
+  if (own_cache) s.cache.reset();
   if (printed) *printed += text;
   return Status::Ok();
 }
 
-Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed) {
+Status CompileTrials(CompileState& s, const std::string& print_after, std::string* printed,
+                     const std::function<void(const CompileState&)>& after_first) {
   std::string text;
   if (Status st = CompileOnce(s, print_after, &text); !st.ok()) {
     // A fused pool's tile (no CIN parts) may find no room beside the
@@ -249,6 +325,7 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
     WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &text));
     s = std::move(b);
   }
+  if (after_first) after_first(s);
   bool saw = s.saw_partial;
   // Sibling fusion (siblings.cc) per group: the fused layer streams the
   // shared input once, but its output slabs and the outputs' longer
@@ -372,6 +449,7 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
       auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
         r->target = s.target;
         r->graph = s.graph;
+        r->cache = s.cache;
         r->options = s.options;
         r->options.try_wide = false;
         r->options.try_resident_min_w = false;
@@ -420,6 +498,7 @@ Status CompileOnce(CompileState& s, const std::string& print_after, std::string*
     auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {
       r->target = s.target;
       r->graph = s.graph;
+      r->cache = s.cache;
       r->options = opts;
       r->options.try_spread = false;
       for (const auto& [k, v] : forced) r->options.spread_input[k] = v;

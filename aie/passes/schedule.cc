@@ -10,7 +10,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 
+#include "aie/passes/cache.h"
 #include "aie/passes/compiler.h"
 #include "runtime/ops_quant.h"
 
@@ -114,6 +117,24 @@ const char* LayerKindName(LayerKind k) {
 Status RunSchedule(CompileState& s) {
   if (!s.graph) return InvalidArgument("compile: no graph");
   const ir::Graph& g = *s.graph;
+  // Up to the fusions below the layers are a function of the graph alone:
+  // the trial compiles of one Compile() start from the first one's.
+  const bool fresh = s.layers.empty() && s.tensors.empty() && s.tensor_of.empty() &&
+                     s.inputs.empty() && s.outputs.empty() && s.dequant_scales.empty();
+  if (s.cache && fresh) {
+    std::shared_ptr<const CompileCache::Scheduled> c;
+    {
+      std::lock_guard<std::mutex> lock(s.cache->mu);
+      c = s.cache->scheduled;
+    }
+    if (c && c->graph == s.graph) {
+      s.tensors = c->tensors, s.layers = c->layers, s.tensor_of = c->tensor_of;
+      s.inputs = c->inputs, s.outputs = c->outputs, s.dequant_scales = c->dequant_scales;
+      FuseSiblings(s);
+      FusePools(s);
+      return Status::Ok();
+    }
+  }
   for (const auto& np : g.nodes()) {
     const ir::Node& n = *np;
     const std::string& op = n.op_type;
@@ -316,6 +337,13 @@ Status RunSchedule(CompileState& s) {
   }
   if (s.inputs.empty()) return InvalidArgument("compile: the graph has no quantized input (run wbs quantize first)");
   if (s.layers.empty()) return InvalidArgument("compile: the graph has no layers");
+  if (s.cache && fresh) {
+    auto c = std::make_shared<CompileCache::Scheduled>();
+    c->graph = s.graph, c->tensors = s.tensors, c->layers = s.layers, c->tensor_of = s.tensor_of;
+    c->inputs = s.inputs, c->outputs = s.outputs, c->dequant_scales = s.dequant_scales;
+    std::lock_guard<std::mutex> lock(s.cache->mu);
+    s.cache->scheduled = std::move(c);
+  }
   FuseSiblings(s);
   FusePools(s);
   return Status::Ok();

@@ -87,6 +87,9 @@ Status RunTimeModel(CompileState& s) {
       s.options.mac_efficiency > 0 ? s.options.mac_efficiency : t.core.mac_efficiency;
   s.events.clear();
   Timeline tl(t, eff, s.program);
+  const bool trace = s.options.trace;
+  std::vector<std::string> names;
+  std::vector<int> ids;
   double frontier = 0;
   for (Layer& l : s.layers) {
     l.ddr_read_bytes = l.ddr_write_bytes = l.stream_in_bytes = l.stream_out_bytes = 0;
@@ -106,17 +109,23 @@ Status RunTimeModel(CompileState& s) {
           l.stream_in_bytes += bytes * static_cast<int64_t>(in.dst.size());
         if (in.op == Opcode::kWriteFm) l.stream_out_bytes += bytes;
       }
+      // Trace event names, one per instruction of the block.
+      names.clear();
+      if (trace)
+        for (const Instruction& in : b.instrs)
+          names.push_back(fmt::format("{} {}", OpcodeName(in.op), b.label));
       for (int64_t it = 0; it < b.iterations; ++it) {
-        for (const Instruction& in : b.instrs) {
-          const Timeline::Slot slot = tl.Schedule(in, it);
-          first = first < 0 ? slot.start : std::min(first, slot.start);
-          end = std::max(end, slot.end);
-          if (s.events.size() >= kMaxTraceEvents || slot.end <= slot.start) continue;
-          for (const std::string& r : slot.resources)
-            s.events.push_back({fmt::format("{} {}", OpcodeName(in.op), b.label),
-                                r.rfind("shim", 0) == 0 ? "ddr" : "core", li, r,
-                                t.cycles_to_seconds(slot.start),
-                                t.cycles_to_seconds(slot.end - slot.start)});
+        for (size_t ii = 0; ii < b.instrs.size(); ++ii) {
+          double start = 0, stop = 0;
+          tl.Schedule(b.instrs[ii], it, &start, &stop, &ids);
+          first = first < 0 ? start : std::min(first, start);
+          end = std::max(end, stop);
+          if (!trace || s.events.size() >= kMaxTraceEvents || stop <= start) continue;
+          for (const int id : ids) {
+            const std::string& r = tl.ResourceName(id);
+            s.events.push_back({names[ii], r.rfind("shim", 0) == 0 ? "ddr" : "core", li, r,
+                                t.cycles_to_seconds(start), t.cycles_to_seconds(stop - start)});
+          }
         }
       }
     }
