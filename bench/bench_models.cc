@@ -84,9 +84,9 @@ struct Flags {
   int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
   std::vector<int> sparsity = {0};  // percent of zero blocks per blockable layer
   bool gemm_calibration = false;
-  int interleaved = 0;    // > 0: paired runs of every sparsity, no Google Benchmark
-  bool cpu_time = false;  // --interleaved also prints each run's process CPU time
-  std::string variant_env;                  // --variants: NAME
+  int interleaved = 0;      // > 0: paired runs of every sparsity, no Google Benchmark
+  bool cpu_time = false;    // --interleaved also prints each run's process CPU time
+  std::string variant_env;  // --variants: NAME
   std::vector<std::string> variant_values;  // and its values
 };
 
@@ -323,8 +323,7 @@ int RunInterleaved(const Flags& flags) {
             return 1;
           }
           fmt::print("sample\t{}\t{}\t{}\t{:.4f}\n", m, t, names[i], ms);
-          if (flags.cpu_time)
-            fmt::print("cpu\t{}\t{}\t{}\t{:.4f}\n", m, t, names[i], cpu_ms);
+          if (flags.cpu_time) fmt::print("cpu\t{}\t{}\t{}\t{:.4f}\n", m, t, names[i], cpu_ms);
         }
       std::fflush(stdout);
     }
