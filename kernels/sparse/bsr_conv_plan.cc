@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -49,6 +50,11 @@ PackPlaneFn PackFor(const BsrConvKernel& k) {
 }
 
 }  // namespace
+
+bool BsrConvPlan::PrivateCopiesDefault() {
+  const char* v = std::getenv("WBS_PRIVATE_COPIES");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
 
 const char* BsrConvPlan::layout() const {
   return direct_ ? "direct" : shifted_ ? "shifted" : "phase";

@@ -93,6 +93,11 @@ class BsrConvPlan {
   // (1 MB here), so the second copy adds its traffic without keeping the
   // reads local (ResNet-50 layer3.0.conv2, a 1.3 MB copy, gained nothing).
   void EnablePrivateCopies(bool on = true) { private_copies_ = on; }
+  // The setting the runtime's sparse Conv operator applies to its plans: on
+  // unless the environment has WBS_PRIVATE_COPIES=0. Read at each call, so
+  // one process can compare both; benchmarks call it too, so they time the
+  // configuration the runtime runs.
+  static bool PrivateCopiesDefault();
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
