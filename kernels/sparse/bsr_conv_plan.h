@@ -43,7 +43,10 @@
 // the input into its own scratch when that fits a core's L2 (twice the copy
 // work, no barrier, every plane it reads written by its own core: the runtime
 // operator's default, docs/KERNELS.md "Threads"); else the positions are split
-// in 16-position groups. Each thread runs its share's kernel calls in order,
+// in 16-position groups. A shared copy comes in one part per thread (its
+// plane rows or channels); a thread that needs a part whose owner has not
+// started yet (a worker woken late) claims and copies it itself, so nobody
+// waits at a barrier for a late thread. Each thread runs its share's kernel calls in order,
 // taking them from a counter; a thread done with its share takes the calls left
 // on the others' counters (one the OS descheduled on a busy machine), with the
 // same chunk boundaries, so the results do not depend on who ran a call. Within
@@ -98,6 +101,10 @@ class BsrConvPlan {
   // one process can compare both; benchmarks call it too, so they time the
   // configuration the runtime runs.
   static bool PrivateCopiesDefault();
+  // Tests: thread 1 of every parallel region of Run() sleeps this long
+  // before it starts (a worker woken late), so the others copy its part of a
+  // shared input copy and take its calls. 0 (the default): off.
+  static void SetLateWorkerForTesting(int64_t microseconds);
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
