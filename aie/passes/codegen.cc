@@ -89,6 +89,7 @@ struct Gen {
   int li;
   std::vector<int> servers, servers_r;  // memtile per column, greedy from the left / from the right
   int64_t wblocks = 0, w_half = 0;      // weight blocks emitted; the current one's half
+  int64_t w_slab = 0;                   // the current block's memtile slab (of w_ring)
   // Kept CIN parts: the (row, blob offset, memtile, part) slabs loaded in chunk kept_chunk.
   std::set<std::tuple<int, int64_t, int, int64_t>> kept_loaded;
   int64_t kept_chunk = -1;
@@ -329,6 +330,7 @@ struct Gen {
         }
         if (tiles.empty()) continue;
         if (l.kind == LayerKind::kConv && !l.weights_per_iteration) {
+          w_slab = wblocks % l.w_ring;
           w_half = wblocks++ % 2;
           EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
         }
@@ -399,7 +401,10 @@ struct Gen {
       // Kept CIN parts (Layer::w_kept) each have a slab of their own.
       const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) +
                            l.mt_w +
-                           (row * l.mt_w_slabs() + (l.w_kept ? part : wsel)) * l.mt_w_bytes;
+                           (row * l.mt_w_slabs() + (l.w_kept  ? part
+                                                    : in_loop ? part % l.w_ring
+                                                              : w_slab)) *
+                               l.mt_w_bytes;
       // A kept part's blob is loaded from DDR once per chunk.
       const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
       // The blob goes in two byte halves, one on each DDR read channel of
@@ -1037,7 +1042,7 @@ Status RunCodegen(CompileState& s) {
           for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
-    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1, -1, {}};
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, 0, {}, -1, -1, {}};
     WBS_RETURN_IF_ERROR(g.Emit());
   }
   return Status::Ok();
