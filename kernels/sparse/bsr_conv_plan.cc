@@ -314,7 +314,15 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
-  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes)) return Split::kRows;
+  // With private copies (each thread copies all of an input that fits its
+  // L2) block-rows win also where the input is the larger operand: paired
+  // A/B at 2 threads (bench_sparse_ab, SCHED_FIFO, a loaded machine),
+  // positions -> block-rows: ResNet-50 layer3.x.conv2 178 -> 61 us at 90%,
+  // 295 -> 129 at 75%; layer2.x.conv2 97 -> 60 at 90%, 325 -> 244 at 50%;
+  // layer3.0.downsample 166 -> 66 at 90%; layer2.0.downsample +9-29%,
+  // layer1.x.conv2 +3-11% (docs/KERNELS.md "Threads", round 10).
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
+    return Split::kRows;
   return Split::kPositions;
 }
 
