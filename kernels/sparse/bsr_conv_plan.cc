@@ -17,9 +17,6 @@ namespace {
 constexpr int64_t kGroup = 16;                 // positions per LaneGroup
 constexpr int64_t kChunkBudgetFloats = 65536;  // input floats per position chunk (~256 KB)
 constexpr int kMinRowsPerThread = 4;
-// Private copies up to this size make SplitFor() prefer block-rows
-// (see there): 3/4 of a core's 1 MB L2.
-constexpr int64_t kPrivateRowsMaxBytes = int64_t{768} << 10;
 // Threads that can signal a finished input copy (bsr_conv_plan.h
 // "Threads"); more use a barrier.
 constexpr int kMaxFlagThreads = 64;
@@ -317,18 +314,15 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
-  // With private copies of at most kPrivateRowsMaxBytes (each thread copies
-  // all of the input) block-rows win also where the input is the larger
-  // operand. 2 threads, a loaded machine under SCHED_FIFO, positions ->
-  // block-rows: paired A/B (bench_sparse_ab) layer3.x.conv2 178 -> 61 us
-  // at 90%, layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66; in
-  // wbs_bench_sparse (3 runs each) the position split had runs at half
-  // speed that the block-row split did not, while the two larger copies
-  // (layer1.x.conv2 827 KB, layer2.0.downsample 784 KB) were 10-15% slower
-  // by block-rows: copying them twice costs more than it saves
-  // (docs/KERNELS.md "Threads", round 10).
-  const bool private_rows = PrivateCopies() && scratch_floats_ * 4 <= kPrivateRowsMaxBytes;
-  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || private_rows))
+  // With private copies (each thread copies all of an input that fits its
+  // L2) block-rows win also where the input is the larger operand. 2
+  // threads, a loaded machine under SCHED_FIFO, positions -> block-rows:
+  // paired A/B (bench_sparse_ab) at 90% layer3.x.conv2 178 -> 61 us,
+  // layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66, layer2.0.
+  // downsample +9-29%, layer1.x.conv2 +3-11% (at 50-90%); wbs_bench_sparse,
+  // three runs each: the position split had runs at half speed that the
+  // block-row split did not (docs/KERNELS.md "Threads", round 10).
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
     return Split::kRows;
   return Split::kPositions;
 }
