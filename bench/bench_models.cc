@@ -3,7 +3,7 @@
 //   wbs_bench_models [google-benchmark flags] [--models=resnet50,vgg16]
 //                    [--threads=1,2] [--backend=fast|reference] [--sparsity=0,50,75]
 //                    [--fixed_iterations=N] [--mark_timed_runs] [--profile_nodes=REPEATS]
-//                    [--gemm_calibration] [--interleaved=RUNS] [--cpu_time]
+//                    [--gemm_calibration] [--interleaved=RUNS] [--cpu_time] [--variants=NAME=v1,v2]
 //
 // --fixed_iterations=N runs each benchmark exactly N times per repetition
 // (no iteration estimate); with N = 1 every repetition is one run, the same
@@ -30,6 +30,11 @@
 // so it is the work done, which other jobs on the machine barely move while
 // they stretch the wall-clock samples; for A/B tests of changes that do not
 // move work between threads (docs/BENCHMARKS.md "End-to-end block-sparse").
+// --variants=NAME=v1,v2,... (with --interleaved) prepares one session per
+// (sparsity, value) with the environment variable NAME set to the value
+// while the session is created (switches read at session creation, e.g.
+// WBS_WEIGHT_PREFETCH), runs them all in turn and prints the sparsity
+// field as "P:value": a paired A/B of such a switch in one process.
 // --gemm_calibration instead times the FC layers of the zoo models (batch 1)
 // sparse vs oneDNN dense at 50/75/90% random-mask block sparsity, one-node
 // sessions in the same process: the Gemm rows of the cost rule in
@@ -79,8 +84,10 @@ struct Flags {
   int profile_nodes = 0;         // > 0: print a per-node profile (this many repeats), no benchmarks
   std::vector<int> sparsity = {0};  // percent of zero blocks per blockable layer
   bool gemm_calibration = false;
-  int interleaved = 0;    // > 0: paired runs of every sparsity, no Google Benchmark
-  bool cpu_time = false;  // --interleaved also prints each run's process CPU time
+  int interleaved = 0;      // > 0: paired runs of every sparsity, no Google Benchmark
+  bool cpu_time = false;    // --interleaved also prints each run's process CPU time
+  std::string variant_env;  // --variants: NAME
+  std::vector<std::string> variant_values;  // and its values
 };
 
 // The session being benchmarked. Google Benchmark calls a benchmark's
@@ -201,6 +208,13 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       }
     } else if (const char* v = value("--interleaved")) {
       f.interleaved = std::stoi(v);
+    } else if (const char* v = value("--variants")) {
+      const std::string spec = v;
+      const size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0) return false;
+      f.variant_env = spec.substr(0, eq);
+      f.variant_values = SplitList(spec.substr(eq + 1));
+      if (f.variant_values.empty()) return false;
     } else if (a == "--cpu_time") {
       f.cpu_time = true;
     } else if (a == "--gemm_calibration") {
@@ -275,16 +289,24 @@ int RunInterleaved(const Flags& flags) {
   for (const std::string& m : flags.models)
     for (int t : flags.threads) {
       std::vector<Cached> sessions;
-      for (int sp : flags.sparsity) {
-        Status st = Prepare(m, t, flags.backend, sp);
-        if (!st.ok()) {
-          fmt::print(stderr, "{}: {}\n", m, st.ToString());
-          return 1;
+      std::vector<std::string> names;  // the sparsity field of each session's lines
+      const std::vector<std::string> values =
+          flags.variant_env.empty() ? std::vector<std::string>{""} : flags.variant_values;
+      for (int sp : flags.sparsity)
+        for (const std::string& val : values) {
+          if (!flags.variant_env.empty()) setenv(flags.variant_env.c_str(), val.c_str(), 1);
+          Status st = Prepare(m, t, flags.backend, sp);
+          if (!st.ok()) {
+            fmt::print(stderr, "{}: {}\n", m, st.ToString());
+            return 1;
+          }
+          names.push_back(flags.variant_env.empty() ? std::to_string(sp)
+                                                    : fmt::format("{}:{}", sp, val));
+          fmt::print("label\t{}\t{}\t{}\t{}\n", m, t, names.back(), Cache().label);
+          sessions.push_back(std::move(Cache()));
+          Cache() = Cached();
         }
-        fmt::print("label\t{}\t{}\t{}\t{}\n", m, t, sp, Cache().label);
-        sessions.push_back(std::move(Cache()));
-        Cache() = Cached();
-      }
+      if (!flags.variant_env.empty()) unsetenv(flags.variant_env.c_str());
       const size_t n = sessions.size();
       for (int r = 0; r < flags.interleaved; ++r)
         for (size_t k = 0; k < n; ++k) {
@@ -300,9 +322,8 @@ int RunInterleaved(const Flags& flags) {
             fmt::print(stderr, "{}: {}\n", m, out.status().ToString());
             return 1;
           }
-          fmt::print("sample\t{}\t{}\t{}\t{:.4f}\n", m, t, flags.sparsity[i], ms);
-          if (flags.cpu_time)
-            fmt::print("cpu\t{}\t{}\t{}\t{:.4f}\n", m, t, flags.sparsity[i], cpu_ms);
+          fmt::print("sample\t{}\t{}\t{}\t{:.4f}\n", m, t, names[i], ms);
+          if (flags.cpu_time) fmt::print("cpu\t{}\t{}\t{}\t{:.4f}\n", m, t, names[i], cpu_ms);
         }
       std::fflush(stdout);
     }
@@ -391,7 +412,7 @@ int main(int argc, char** argv) {
                "usage: wbs_bench_models [benchmark flags] [--models=a,b] [--threads=1,2] "
                "[--backend=fast|reference] [--sparsity=0,50,75] [--fixed_iterations=N] "
                "[--mark_timed_runs] [--profile_nodes=R] [--gemm_calibration] [--interleaved=R] "
-               "[--cpu_time]\n");
+               "[--cpu_time] [--variants=NAME=v1,v2]\n");
     return 2;
   }
   if (flags.profile_nodes > 0) return PrintNodeProfile(flags);

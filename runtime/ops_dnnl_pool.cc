@@ -15,6 +15,7 @@
 #include "ir/conv_geometry.h"
 #include "kernels/dnnl/pool.h"
 #include "kernels/ref/conv.h"
+#include "kernels/x86/plain_global_pool.h"
 #include "kernels/x86/plain_max_pool.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
@@ -27,11 +28,12 @@ namespace onednn = kernels::onednn;
 
 enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
 
-// WBS_PLAIN_POOL=0 keeps oneDNN for max pools whose input arrives plain
-// (A/B measurements of kernels/x86/plain_max_pool.h's kernel).
+// WBS_PLAIN_POOL=0 keeps oneDNN for max pools and global average pools
+// whose input arrives plain (A/B measurements of kernels/x86/plain_max_pool.h's
+// and plain_global_pool.h's kernels).
 bool PlainPoolEnabled() {
-  static const bool enabled =
-      EnvSwitchOn("WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max pools run on oneDNN");
+  static const bool enabled = EnvSwitchOn(
+      "WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max / global average pools run on oneDNN");
   return enabled;
 }
 
@@ -66,6 +68,12 @@ class DnnlPoolOp final : public Operator {
           op->impl_ = kPlainImpl;  // until the input is negotiated non-plain
         }
       }
+      if (kind == PoolOpKind::kGlobalAverage && PlainPoolEnabled() &&
+          kernels::x86::PlainGlobalAvgPoolSupported()) {
+        op->plain_gap_ = true;
+        op->dnnl_impl_ = op->impl_;
+        op->impl_ = kPlainGapImpl;  // until the input is negotiated non-plain
+      }
     }
     WBS_ASSIGN_OR_RETURN(op->fallback_, CreateFallback(args));
     return std::unique_ptr<Operator>(std::move(op));
@@ -89,6 +97,16 @@ class DnnlPoolOp final : public Operator {
                                y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
       kernels::x86::PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
                                     std::max(1, ctx.num_threads));
+      return Status::Ok();
+    }
+    if (plain_gap_ && !NonPlain() && x.shape() == x_shape_) {
+      if (y.shape() != static_entry_->y_shape)
+        return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
+                               y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
+      const int64_t planes = x.dim(0) * x.dim(1);
+      kernels::x86::PlainGlobalAvgPoolF32(planes, x.numel() / std::max<int64_t>(planes, 1),
+                                          x.data<float>(), y.data<float>(),
+                                          std::max(1, ctx.num_threads));
       return Status::Ok();
     }
     UseThreads(ctx);
@@ -122,7 +140,7 @@ class DnnlPoolOp final : public Operator {
     x_layout_ = inputs.empty() ? ActivationLayout::kPlain : inputs[0];
     if (static_entry_ == nullptr) return {};
     // A plain input stays plain through our kernel (no reorders).
-    if (plain_params_) {
+    if (plain_params_ || plain_gap_) {
       if (x_layout_ == ActivationLayout::kPlain) return {ActivationLayout::kPlain};
       impl_ = dnnl_impl_;
     }
@@ -252,6 +270,10 @@ class DnnlPoolOp final : public Operator {
   // plain (else oneDNN's primitive, named dnnl_impl_).
   static constexpr const char* kPlainImpl = "wbs:maxpool_plain_avx512";
   std::unique_ptr<kernels::ref::PoolParams> plain_params_;
+  // A global average pool kernels/x86/plain_global_pool.h runs whenever X
+  // and Y are plain (else dnnl_impl_).
+  static constexpr const char* kPlainGapImpl = "wbs:gap_plain_avx512";
+  bool plain_gap_ = false;
   std::string dnnl_impl_;
 };
 

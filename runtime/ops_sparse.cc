@@ -131,6 +131,20 @@ float* ThreadScratch(size_t floats) {
   return buf.data();
 }
 
+// Private input copies for block-row splits (BsrConvPlan::
+// EnablePrivateCopies): with the copy split by channels, each thread then
+// read the planes of half the channels from the other core's cache on every
+// block-row; copying all of the input per thread costs the copy twice and
+// saves that. ResNet-50 at 50%, 2 threads, paired runs in one process with
+// the second CPU free: -3.4% end to end (docs/BENCHMARKS.md "End-to-end
+// block-sparse", round 9). WBS_PRIVATE_COPIES=0 turns it off; read at each
+// operator's creation (not once), so one process can compare both
+// (wbs_bench_models --variants).
+bool PrivateCopiesOn() {
+  const char* v = std::getenv("WBS_PRIVATE_COPIES");
+  return v == nullptr || std::string(v) != "0";
+}
+
 // The clamp a BSR kernel can fuse: none, Relu, Clip.
 bool IsClamp(const kernels::ref::Activation& a) {
   using K = kernels::ref::ActivationKind;
@@ -214,6 +228,7 @@ class SparseConvOp final : public Operator {
       return std::unique_ptr<Operator>();
     }
     op->plan_ = std::make_unique<BsrConvPlan>(std::move(plan).value());
+    op->plan_->EnablePrivateCopies(PrivateCopiesOn());
     op->x_shape_ = in[0].shape;
     op->y_shape_ = {p->batch, p->out_channels};
     for (int i = kernels::ref::kMaxConvSpatialRank - p->spatial_rank;
@@ -244,10 +259,11 @@ class SparseConvOp final : public Operator {
     if ((r != nullptr) != residual_ || (r && (r->dtype() != DType::kF32 || r->shape() != y_shape_)))
       return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
                              ShapeToString(y_shape_), r ? r->Describe() : "none");
-    float* scratch = ThreadScratch(static_cast<size_t>(plan_->scratch_floats()));
+    const int threads = std::max(1, ctx.num_threads);
+    float* scratch = ThreadScratch(static_cast<size_t>(plan_->scratch_floats(threads)));
     const auto t0 = std::chrono::steady_clock::now();
-    plan_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch,
-               std::max(1, ctx.num_threads), r ? r->data<float>() : nullptr);
+    plan_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch, threads,
+               r ? r->data<float>() : nullptr);
     if (ProfileEnabled())
       run_us_.push_back(
           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());

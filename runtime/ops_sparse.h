@@ -31,6 +31,10 @@
 //                  "sparse_profile<TAB>node<TAB>layout<TAB>X shape<TAB>runs<TAB>
 //                  median us" of its Run() calls (timed inside a model:
 //                  docs/BENCHMARKS.md "End-to-end block-sparse")
+//   WBS_PRIVATE_COPIES=0  a sparse Conv split by block-rows over threads
+//                  copies its input once, split by channels, instead of
+//                  one private copy per thread (read at each operator's
+//                  creation; ops_sparse.cc PrivateCopiesOn)
 #pragma once
 
 #include <cstdint>

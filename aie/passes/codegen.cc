@@ -403,7 +403,10 @@ struct Gen {
       // Kept CIN parts (Layer::w_kept) each have a slab of their own.
       const int64_t slab = (l.cout_only ? MemtileSlot(t, cores.front().col) * l.mt_col_bytes : 0) +
                            l.mt_w +
-                           (row * l.mt_w_slabs() + (l.w_kept ? part : wsel)) * l.mt_w_bytes;
+                           (row * l.mt_w_slabs() + (l.w_kept  ? part
+                                                    : in_loop ? part % l.w_ring
+                                                              : wsel)) *
+                               l.mt_w_bytes;
       // A kept part's blob is loaded from DDR once per chunk.
       const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
       // The blob goes in two byte halves, one on each DDR read channel of

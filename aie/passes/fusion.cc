@@ -64,6 +64,7 @@ void PlanAddFusion(CompileState& s) {
 }
 
 int ActMemtile(const Target& t, int col);
+void GrowWeightRings(CompileState& s);  // memplan.cc
 
 namespace {
 // Indices of `tensors`, largest first; equal sizes keep program order.
@@ -386,6 +387,7 @@ Status RunFusion(CompileState& s) {
   for (Layer& l : s.layers)
     l.prefetch_weights = l.kind == LayerKind::kConv && !l.weights_per_iteration;
   PlanReplicas(s);
+  GrowWeightRings(s);
   return Status::Ok();
 }
 
@@ -405,6 +407,7 @@ std::string DumpFusion(const CompileState& s) {
     if (l.in_repl || l.in2_repl || l.out_repl)
       r += fmt::format(" replicated{}{}{}", l.in_repl ? " in" : "", l.in2_repl ? " in2" : "",
                        l.out_repl ? " out" : "");
+    if (l.w_ring > 2) r += fmt::format(" w_ring {}", l.w_ring);
     r += "\n";
   }
   for (const ActTensor& t : s.tensors)

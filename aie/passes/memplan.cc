@@ -276,6 +276,7 @@ Status RunMemPlan(CompileState& s) {
                       t.core_buffer_bytes());
     // Resident inputs and outputs (fusion.cc) have no slab: they are read
     // from / written to their region at the top of the memtile.
+    l.w_ring = 2;  // GrowWeightRings (after the replicas) may deepen it
     int64_t m = 0;
     l.mt_in_bytes = l.in_resident ? 0 : l.in_bytes, l.mt_in = m,
     m += (l.in_stay ? 1 : 2) * (SharedInput(l) ? 1 : l.rows_used) * l.mt_in_bytes;
@@ -297,6 +298,44 @@ Status RunMemPlan(CompileState& s) {
     }
   }
   return Status::Ok();
+}
+
+// A ring of memtile weight slabs for sparse CIN parts (Layer::w_ring), up
+// to 8 slabs per row: after the replicated regions are placed (fusion.cc
+// PlanReplicas places them above the slabs of the layers they live
+// through, so a ring planned before them would take their room), where
+// the deeper slabs still end below every region live during the layer.
+// The output slabs move up behind the weight slabs.
+void GrowWeightRings(CompileState& s) {
+  const Target& t = s.target;
+  if (!s.options.w_ring) return;
+  int per_mt = 1;
+  {
+    std::map<int, int> count;
+    for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
+  }
+  for (size_t li = 0; li < s.layers.size(); ++li) {
+    Layer& l = s.layers[li];
+    if (l.kind != LayerKind::kConv || !l.weights_per_iteration || l.w_kept ||
+        l.macs >= l.macs_dense)
+      continue;
+    int64_t top = t.memtile.bytes;
+    for (const ActTensor& x : s.tensors)
+      if ((x.resident || x.replicated) && x.res_first <= static_cast<int>(li) &&
+          x.res_last >= static_cast<int>(li))
+        top = std::min(top, x.mt_addr);
+    for (int64_t k = std::min<int64_t>(8, l.parts); k > 2; --k) {
+      l.w_ring = k;
+      const int64_t m = MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes,
+                                         l.out_bytes, l.mt_w_slabs());
+      if (per_mt * m <= top) {
+        l.mt_out = l.mt_w + l.mt_w_slabs() * l.rows_used * l.mt_w_bytes;
+        l.mt_col_bytes = m;
+        break;
+      }
+      l.w_ring = 2;
+    }
+  }
 }
 
 std::string DumpMemPlan(const CompileState& s) {

@@ -373,7 +373,14 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       auto row_start = [&](int t) -> int64_t {
         return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt) / pitch;
       };
-      if (!direct_) {
+      // Block-row split with private copies (EnablePrivateCopies): every
+      // thread packs all of the input into its own copy, so it reads no
+      // plane the other core wrote and waits for no one.
+      const bool own_copy = PrivateCopies() && nt > 1 && split == Split::kRows && !direct_;
+      float* const xcopy = own_copy ? scratch + tid * CopyStride() : scratch;
+      if (own_copy) {
+        Pack(xn, xcopy, 0, c);
+      } else if (!direct_) {
         if (nt > 1 && split == Split::kPositions) {
           Pack(xn, scratch, 0, c, row_start(tid), row_start(tid + 1));
         } else {
@@ -402,7 +409,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         all_packed = true;
       };
       BsrConvArgs a = base;
-      a.x = direct_ ? xn : scratch;
+      a.x = direct_ ? xn : xcopy;
       a.y = yn;
       a.residual = residual ? residual + (yn - y) : nullptr;
       // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
@@ -451,7 +458,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           for (int64_t q = sh.q0; q < sh.q1; q = chunk_end(sh, q)) ++sh.chunks;
         return sh;
       };
-      const float* xs = direct_ ? xn : scratch;
+      const float* xs = direct_ ? xn : xcopy;
       // Software pipelining over block-rows. In a model, a layer's weights
       // and input arrive from L3 or DRAM (the layers in between evicted
       // them), and the kernel's access pattern defeats the hardware
@@ -506,7 +513,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           const int u = (tid + d) % nt;
           const Share other = share_of(u);
           if (next_call[u].v.load(std::memory_order_relaxed) >= other.calls()) continue;
-          wait_packed(0, true);
+          if (!own_copy) wait_packed(0, true);
           for (int64_t k;
                (k = next_call[u].v.fetch_add(1, std::memory_order_relaxed)) < other.calls();)
             run_call(other, k);

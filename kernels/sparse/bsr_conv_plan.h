@@ -29,28 +29,32 @@
 // f32_pack_plane kernel of the same ISA as the conv kernel.
 //
 // Threads. One parallel region per image. When the kept weights are smaller
-// than the input the kernel reads (large planes: ResNet-50's 56x56 and
-// 28x28 layers) and every thread gets two whole 48-position tiles, thread
-// t takes ~1/T of the flat output positions (whole tiles, the remainder to
-// the last thread) over all block-rows, and copies the input plane rows
-// its positions start in, so most of its input is in its own L2; no
-// barrier: a thread waits for the others' copies (flags) only before the
-// chunks that reach into their rows, at the end of its range. Otherwise,
-// with at least 4 block-rows per thread, thread t takes a run of block-rows
-// holding ~1/T of the non-zero blocks (balanced by work, not by row count)
-// and the copy is split by channels; else the positions are split in
-// 16-position groups. Each thread runs its share's kernel calls in order,
-// taking them from a counter; a thread done with its share takes the calls
-// left on the others' counters (one the OS descheduled on a busy machine),
-// with the same chunk boundaries, so the results do not depend on who ran
-// a call. Within a thread, positions are walked in chunks sized so that the
-// chunk's input stays in L2 while every block-row of the thread passes over
-// it, one kernel call per block-row, each asked to prefetch the next
-// block-row's weights and a slice of the next chunk's input
-// (BsrConvArgs::prefetch_*): in a model both arrive from L3/DRAM in patterns
-// the hardware prefetchers miss.
+// than the input the kernel reads (large planes: ResNet-50's 56x56 and 28x28
+// layers) and every thread gets two whole 48-position tiles, thread t takes
+// ~1/T of the flat output positions (whole tiles, the remainder to the last
+// thread) over all block-rows, and copies the input plane rows its positions
+// start in, so most of its input is in its own L2; no barrier: a thread waits
+// for the others' copies (flags) only before the chunks that reach into their
+// rows, at the end of its range. Otherwise, with at least 4 block-rows per
+// thread, thread t takes a run of block-rows holding ~1/T of the non-zero
+// blocks (balanced by work, not by row count) and the copy is split by channels
+// (then every thread reads the planes of all channels, half of them written by
+// the other core), or, with EnablePrivateCopies(), every thread copies all of
+// the input into its own scratch when that fits a core's L2 (twice the copy
+// work, no barrier, every plane it reads written by its own core: the runtime
+// operator's default, docs/KERNELS.md "Threads"); else the positions are split
+// in 16-position groups. Each thread runs its share's kernel calls in order,
+// taking them from a counter; a thread done with its share takes the calls left
+// on the others' counters (one the OS descheduled on a busy machine), with the
+// same chunk boundaries, so the results do not depend on who ran a call. Within
+// a thread, positions are walked in chunks sized so that the chunk's input
+// stays in L2 while every block-row of the thread passes over it, one kernel
+// call per block-row, each asked to prefetch the next block-row's weights and a
+// slice of the next chunk's input (BsrConvArgs::prefetch_*): in a model both
+// arrive from L3/DRAM in patterns the hardware prefetchers miss.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -78,6 +82,18 @@ class BsrConvPlan {
                                         const BsrConvKernel* kernel = nullptr);
 
   int64_t scratch_floats() const { return scratch_floats_; }
+  // The scratch Run(..., threads) needs: scratch_floats(), or with private
+  // copies one (16-float aligned) copy per thread.
+  int64_t scratch_floats(int threads) const {
+    return PrivateCopies() && threads > 1 ? CopyStride() * threads : scratch_floats_;
+  }
+  // A block-row split with an input copy of at most kPrivateCopyMaxBytes
+  // then gives every thread its own copy of the whole input (see "Threads"
+  // above). Larger copies stay shared: one copy no longer fits a core's L2
+  // (1 MB here), so the second copy adds its traffic without keeping the
+  // reads local (ResNet-50 layer3.0.conv2, a 1.3 MB copy, gained nothing).
+  void EnablePrivateCopies(bool on = true) { private_copies_ = on; }
+  static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
   const char* layout() const;
@@ -93,6 +109,11 @@ class BsrConvPlan {
   // (each thread reads all the input, its share of the weights) or by
   // output positions (all the weights, its share of the input).
   enum class Split { kNone, kRows, kPositions };
+  int64_t CopyStride() const { return (scratch_floats_ + 15) / 16 * 16; }
+  bool PrivateCopies() const {
+    return private_copies_ && scratch_floats_ > 0 &&
+           scratch_floats_ * int64_t{sizeof(float)} <= kPrivateCopyMaxBytes;
+  }
   Split SplitFor(int threads) const;
   // Copies channels [c_begin, c_end), plane rows [row_begin, row_end) of
   // every stored plane into dst.
@@ -116,6 +137,7 @@ class BsrConvPlan {
   std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
+  bool private_copies_ = false;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 

@@ -57,10 +57,12 @@ struct Problem {
 };
 
 // Runs `pr` at `sparsity` on every kernel (by default threads 1, 2 and 3;
-// residual in place when threaded) and compares.
+// residual in place when threaded) and compares. `private_copies`: with
+// BsrConvPlan::EnablePrivateCopies(), scratch of scratch_floats(threads)
+// followed by a guard that must stay untouched.
 void Check(const Problem& pr, double sparsity, Rng& rng,
            const std::vector<const ks::BsrConvKernel*>& kernels,
-           const std::vector<int>& thread_counts = {1, 2, 3}) {
+           const std::vector<int>& thread_counts = {1, 2, 3}, bool private_copies = false) {
   const kref::ConvParams& p = pr.p;
   SCOPED_TRACE(fmt::format("seed {}: {} sparsity {}", TestSeed(), pr.Describe(), sparsity));
   Tensor w = RandomTensor({p.out_channels, p.in_channels, p.kernel[1], p.kernel[2]}, rng);
@@ -95,13 +97,17 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
       ASSERT_TRUE(plan.ok()) << plan.status().ToString();
       if (layout == ks::BsrConvPlan::Layout::kShifted && std::string(plan->layout()) == "direct")
         continue;
-      // NaN, not zeros: the plan must write every scratch value a valid
-      // output reads (padding included).
-      std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()));
+      if (private_copies) plan->EnablePrivateCopies();
+      constexpr int64_t kGuard = 64;
+      constexpr float kGuardValue = 12345.0f;
       for (int threads : thread_counts) {
         SCOPED_TRACE(fmt::format("{} layout {} threads {}", k->name, plan->layout(), threads));
-        // Nor left from the previous run (another thread split).
-        std::fill(scratch.begin(), scratch.end(), std::nanf(""));
+        // NaN, not zeros: the plan must write every scratch value a valid
+        // output reads (padding included), nor find one left from the
+        // previous run (another thread split).
+        const int64_t need = plan->scratch_floats(threads);
+        std::vector<float> scratch(static_cast<size_t>(need + kGuard), std::nanf(""));
+        std::fill(scratch.begin() + need, scratch.end(), kGuardValue);
         std::vector<float> y(static_cast<size_t>(out_n), std::nanf(""));
         const float* residual = nullptr;
         if (pr.residual && threads >= 2) {
@@ -121,6 +127,8 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
           }
         }
         ASSERT_EQ(bad, 0);
+        for (int64_t i = need; i < need + kGuard; ++i)
+          ASSERT_EQ(scratch[static_cast<size_t>(i)], kGuardValue) << "written past the scratch";
       }
     }
   }
@@ -311,6 +319,75 @@ TEST(BlockSparseConv, ThreadSplits) {
       pr.residual = sh.k == 1;
       Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {1, 2, 3, 4});
       if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// Private input copies (BsrConvPlan::EnablePrivateCopies, the runtime
+// operator's block-row split): every thread packs all channels into its own
+// copy. Shapes that split by block-rows at 2-4 threads (small planes, many
+// block-rows: ResNet-50's 14x14 / 7x7 3x3 layers, a stride-2 3x3 to 7x7, a
+// strided 1x1 downsample, odd sizes, dilation, a 5x5 reaching two rows),
+// both layouts, every runnable kernel; results as without copies, nothing
+// written past scratch_floats(threads).
+TEST(BlockSparseConv, PrivateCopies) {
+  Rng rng(TestSeed() + 12);
+  struct Shape {
+    int64_t c, m, h, w, k, s, d;
+  };
+  const Shape shapes[] = {
+      {64, 256, 14, 14, 3, 1, 1}, {48, 128, 7, 7, 3, 1, 1}, {40, 72, 14, 14, 3, 2, 1},
+      {32, 80, 13, 11, 1, 2, 1},  {24, 72, 9, 10, 5, 1, 1}, {16, 64, 11, 9, 3, 1, 2},
+  };
+  for (const Shape& sh : shapes) {
+    for (double sparsity : {0.0, 0.5, 0.9}) {
+      Problem pr;
+      kref::ConvParams& p = pr.p;
+      p.in_channels = sh.c;
+      p.out_channels = sh.m;
+      p.in = {1, sh.h, sh.w};
+      p.kernel = {1, sh.k, sh.k};
+      p.stride = {1, sh.s, sh.s};
+      p.dilation = {1, sh.d, sh.d};
+      p.pad_begin = {0, sh.d * (sh.k / 2), sh.d * (sh.k / 2)};
+      p.pad_end = p.pad_begin;
+      p.out = {1, OutDim(sh.h, sh.k, sh.s, sh.d, p.pad_begin[1], p.pad_end[1]),
+               OutDim(sh.w, sh.k, sh.s, sh.d, p.pad_begin[2], p.pad_end[2])};
+      p.activation.kind = kref::ActivationKind::kRelu;
+      pr.residual = sh.k == 1;
+      Check(pr, sparsity, rng, KernelsFor(8), {1, 2, 3, 4}, true);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// Private copies apply only to copies up to kPrivateCopyMaxBytes (a core's
+// L2): scratch_floats(threads) grows per thread below it, not above.
+TEST(BlockSparseConv, PrivateCopiesOnlyWhenTheCopyFitsL2) {
+  Rng rng(TestSeed() + 13);
+  for (const int64_t c : {64, 1024}) {
+    kref::ConvParams p;
+    p.in_channels = c;
+    p.out_channels = 64;
+    p.in = {1, 14, 14};
+    p.out = {1, 14, 14};
+    p.kernel = {1, 3, 3};
+    p.pad_begin = {0, 1, 1};
+    p.pad_end = {0, 1, 1};
+    Tensor w = RandomTensor({p.out_channels, c, 3, 3}, rng);
+    ApplyMask(w, RandomMask(p.out_channels, c, 8, 8, 0.5, rng));
+    auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+    ASSERT_TRUE(sw.ok()) << sw.status().ToString();
+    auto plan = ks::BsrConvPlan::Create(p, *sw);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    const int64_t one = plan->scratch_floats();
+    EXPECT_EQ(plan->scratch_floats(2), one);
+    plan->EnablePrivateCopies();
+    EXPECT_EQ(plan->scratch_floats(1), one);
+    if (one * 4 <= ks::BsrConvPlan::kPrivateCopyMaxBytes) {
+      EXPECT_GE(plan->scratch_floats(3), 3 * one) << c << " channels";
+    } else {
+      EXPECT_EQ(plan->scratch_floats(3), one) << c << " channels";
     }
   }
 }

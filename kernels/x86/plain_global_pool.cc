@@ -1,0 +1,69 @@
+// The plain-NCHW f32 global average pool (contract and reasons in
+// plain_global_pool.h).
+#include "kernels/x86/plain_global_pool.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cassert>
+
+#include "kernels/sparse/dispatch.h"
+
+// GCC 12 flags an intrinsic's internal _mm512_undefined_ps() operand as
+// maybe-uninitialized (a known false positive, as in plain_max_pool.cc).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace wbs::kernels::x86 {
+
+namespace {
+
+// Below this many input floats one thread does it: a fork costs about as
+// much as reducing 16K floats from L2.
+constexpr int64_t kMinFloatsPerThread = 16384;
+
+// Planes [begin, end): per plane, full 16-float loads into two
+// accumulators (two add chains), the rest masked, then a horizontal sum.
+__attribute__((target("avx512f"))) void Planes(int64_t begin, int64_t end, int64_t plane_size,
+                                               const float* x, float* y) {
+  const int64_t full = plane_size / 16 * 16;
+  const __mmask16 rest = static_cast<__mmask16>((1u << (plane_size - full)) - 1);
+  for (int64_t i = begin; i < end; ++i) {
+    const float* xp = x + i * plane_size;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 32 <= full; j += 32) {
+      s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xp + j));
+      s1 = _mm512_add_ps(s1, _mm512_loadu_ps(xp + j + 16));
+    }
+    if (j < full) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xp + j));
+    if (rest) s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(rest, xp + full));
+    // Divided, not multiplied by 1/n, as the reference does.
+    y[i] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / static_cast<float>(plane_size);
+  }
+}
+
+}  // namespace
+
+bool PlainGlobalAvgPoolSupported() {
+  return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512;
+}
+
+void PlainGlobalAvgPoolF32(int64_t planes, int64_t plane_size, const float* x, float* y,
+                           int threads) {
+  if (planes <= 0) return;
+  assert(plane_size >= 1);
+  const int64_t by_size = std::max<int64_t>(1, planes * plane_size / kMinFloatsPerThread);
+  const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, std::min(by_size, planes)));
+  if (nt <= 1) {
+    Planes(0, planes, plane_size, x, y);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    Planes(planes * t / n, planes * (t + 1) / n, plane_size, x, y);
+  }
+}
+
+}  // namespace wbs::kernels::x86

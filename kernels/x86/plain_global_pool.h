@@ -1,0 +1,33 @@
+// Global average pooling of plain NCHW f32 tensors with an AVX-512 kernel
+// (used by the GlobalAveragePool operator of runtime/ops_dnnl_pool.cc when
+// its input arrives plain).
+//
+// Why: in a block-sparse model the pool's input comes plain from a sparse
+// conv (ResNet-50: 2048 planes of 7x7), and oneDNN's plain-layout kernel
+// reduced it at ~30 GB/s with the data in L2 (13 us alone, 34-46 us inside
+// the model at 1 thread, where part of the input has gone to L3;
+// docs/BENCHMARKS.md "End-to-end block-sparse", round 9). Here each plane
+// is summed 16 floats per load (the last load masked), the planes split
+// over threads in contiguous ranges (a sparse conv splitting its output
+// channels by block-rows wrote the same ranges, so most of each range is
+// in its thread's L2).
+#pragma once
+
+#include <cstdint>
+
+namespace wbs::kernels::x86 {
+
+// True when the CPU runs the kernel (the f32 block-sparse dispatch's active
+// ISA is AVX-512, so WBS_ISA_CAP lowers it too).
+bool PlainGlobalAvgPoolSupported();
+
+// y[i] = (sum of x[i * plane_size + j], j < plane_size) / plane_size for i <
+// planes; `threads` OpenMP threads when the input is large enough to pay
+// for the fork (else one). The summation order differs from
+// kernels::ref::GlobalAveragePool's (16 partial sums, then a tree), so
+// results agree to rounding. Requires PlainGlobalAvgPoolSupported() and
+// plane_size >= 1.
+void PlainGlobalAvgPoolF32(int64_t planes, int64_t plane_size, const float* x, float* y,
+                           int threads);
+
+}  // namespace wbs::kernels::x86
