@@ -89,6 +89,7 @@ struct Gen {
   int li;
   std::vector<int> servers, servers_r;  // memtile per column, greedy from the left / from the right
   int64_t wblocks = 0, w_half = 0;      // weight blocks emitted; the current one's half
+  int64_t w_slab = 0;                   // the current block's memtile slab (of w_ring)
   // Kept CIN parts: the (row, blob offset, memtile, part) slabs loaded in chunk kept_chunk.
   std::set<std::tuple<int, int64_t, int, int64_t>> kept_loaded;
   int64_t kept_chunk = -1;
@@ -329,6 +330,7 @@ struct Gen {
         }
         if (tiles.empty()) continue;
         if (l.kind == LayerKind::kConv && !l.weights_per_iteration) {
+          w_slab = wblocks % l.w_ring;
           w_half = wblocks++ % 2;
           EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
         }
@@ -372,8 +374,8 @@ struct Gen {
     // Without parts, weight blocks alternate between the memtile halves (the
     // next block's LOADW runs under this one's compute) and, with w_double,
     // between the core halves too. With parts the core may have more than
-    // two weight buffers (Layer::w_bufs, rotated by part like the input's);
-    // the memtile keeps two halves.
+    // two weight buffers (Layer::w_bufs, rotated by part like the input's;
+    // the memtile slabs rotate over Layer::w_ring).
     const int64_t wsel = in_loop ? part % 2 : w_half;
     const int64_t core_half = in_loop      ? (part % l.w_bufs) * l.w_bytes
                               : l.w_double ? wsel * l.w_bytes
@@ -405,7 +407,7 @@ struct Gen {
                            l.mt_w +
                            (row * l.mt_w_slabs() + (l.w_kept  ? part
                                                     : in_loop ? part % l.w_ring
-                                                              : wsel)) *
+                                                              : w_slab)) *
                                l.mt_w_bytes;
       // A kept part's blob is loaded from DDR once per chunk.
       const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
@@ -1044,7 +1046,7 @@ Status RunCodegen(CompileState& s) {
           for (int h = 0; h < 2; ++h) p.locks.push_back({MemSpace::Core(r, c), id + h, 1});
   static_assert(kCoreLocks <= 16);
   for (size_t i = 0; i < s.layers.size(); ++i) {
-    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, {}, -1, -1, {}};
+    Gen g{s, s.target, p, s.layers[i], static_cast<int>(i), {}, {}, 0, 0, 0, {}, -1, -1, {}};
     WBS_RETURN_IF_ERROR(g.Emit());
   }
   return Status::Ok();

@@ -212,13 +212,14 @@ struct Layer {
   // from there) instead of coming from DDR again every iteration; pass 2
   // sets it when parts weight slabs per row fit the memtile.
   bool w_kept = false;
-  // Sparse CIN parts whose blobs do not all stay (memplan, where the slabs
-  // fit): part p's blob goes to memtile slab p % w_ring instead of p % 2,
-  // so the DDR stream runs up to w_ring - 2 parts ahead of the core
-  // weight halves. A sparse part's COMP is as long as its non-zero blocks
-  // and the parts' lengths differ (ResNet-50 50% layer3.2.conv2: 0.47 to
-  // 0.95 us per part); with two slabs each short part waits for its blob
-  // to come from DDR.
+  // Sparse convs with more than two weight blocks whose blobs do not all
+  // stay (memplan GrowWeightRings, where the slabs fit): block b's blob
+  // (CIN part p, or the b-th channel / width chunk) goes to memtile slab
+  // b % w_ring of its row instead of b % 2, so the DDR stream runs up to
+  // w_ring - 2 blocks ahead of the cores. A sparse part's COMP is as long
+  // as its non-zero blocks and the parts' lengths differ (ResNet-50 50%
+  // layer3.2.conv2: 0.47 to 0.95 us per part); with two slabs each short
+  // part waits for its blob to come from DDR.
   int64_t w_ring = 2;
   int64_t mt_w_slabs() const { return w_kept ? std::max<int64_t>(2, parts) : w_ring; }
   // Core input buffers. With CIN parts the input rotates over them by part
@@ -371,7 +372,7 @@ struct CompileOptions {
   // layer where faster, and keeps the fastest program.
   std::map<std::string, bool> in_stay;
   bool try_in_stay = true;
-  // Memtile weight slab rings for sparse CIN parts (Layer::w_ring).
+  // Memtile weight slab rings for sparse multi-block convs (Layer::w_ring).
   bool w_ring = true;
 };
 

@@ -300,8 +300,9 @@ Status RunMemPlan(CompileState& s) {
   return Status::Ok();
 }
 
-// A ring of memtile weight slabs for sparse CIN parts (Layer::w_ring), up
-// to 8 slabs per row: after the replicated regions are placed (fusion.cc
+// A ring of memtile weight slabs for sparse convs (Layer::w_ring) with more
+// than two weight blocks (CIN parts, or channel and width chunks), up to 8
+// slabs per row: after the replicated regions are placed (fusion.cc
 // PlanReplicas places them above the slabs of the layers they live
 // through, so a ring planned before them would take their room), where
 // the deeper slabs still end below every region live during the layer.
@@ -316,15 +317,21 @@ void GrowWeightRings(CompileState& s) {
   }
   for (size_t li = 0; li < s.layers.size(); ++li) {
     Layer& l = s.layers[li];
-    if (l.kind != LayerKind::kConv || !l.weights_per_iteration || l.w_kept ||
-        l.macs >= l.macs_dense)
-      continue;
+    if (l.kind != LayerKind::kConv || l.w_kept || l.macs >= l.macs_dense) continue;
+    // Weight blocks the ring rotates over: the parts, or the channel and width chunks.
+    int64_t blocks = l.parts;
+    if (!l.weights_per_iteration) {
+      int64_t wchunks = 0;
+      for (const CoreWork& w : l.cores)
+        wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
+      blocks = l.chunks * wchunks;
+    }
     int64_t top = t.memtile.bytes;
     for (const ActTensor& x : s.tensors)
       if ((x.resident || x.replicated) && x.res_first <= static_cast<int>(li) &&
           x.res_last >= static_cast<int>(li))
         top = std::min(top, x.mt_addr);
-    for (int64_t k = std::min<int64_t>(8, l.parts); k > 2; --k) {
+    for (int64_t k = std::min<int64_t>(8, blocks); k > 2; --k) {
       l.w_ring = k;
       const int64_t m = MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes,
                                          l.out_bytes, l.mt_w_slabs());

@@ -895,6 +895,78 @@ TEST(AieCompiler, InputStationaryTilesLoadTheInputOnce) {
   }
 }
 
+// input 3x7x7 -> 3x3 conv to 512 -> 3x3 conv 512 -> 512 -> 1x1 conv to 1024
+// -> GAP -> fc: the 3x3's CIN parts' blobs do not all fit a memtile
+// (ResNet-50 layer4.x.conv2's shape), so they stream from DDR part by
+// part; the 1x1 streams its channel chunks' blobs.
+std::unique_ptr<ir::Graph> WidePartsModel(double sparsity) {
+  auto g = std::make_unique<ir::Graph>();
+  zoo::NetBuilder b(*g, 21);
+  const float eps = 1e-3f;
+  ir::Value* x = b.Input(1, 3, 7);
+  x = b.BasicConv2d(x, "a", zoo::ConvK(512, 3, 1, 1), eps);
+  x = b.BasicConv2d(x, "b", zoo::ConvK(512, 3, 1, 1), eps);
+  x = b.BasicConv2d(x, "c", zoo::ConvK(1024, 1, 1, 0), eps);
+  ir::Value* y = b.Flatten(b.GlobalAveragePool(x, "gap"), "flatten");
+  g->outputs.push_back(b.Linear(y, "fc", 10, g->AddValue("logits")));
+  EXPECT_TRUE(b.status().ok()) << b.status().ToString();
+  return QuantizeForAie<std::mt19937>(*g, sparsity, 9);
+}
+
+// Memtile weight slab rings for sparse multi-block convs (Layer::w_ring,
+// memplan.cc GrowWeightRings): weight block b's blob (CIN part or channel
+// chunk) goes to slab b % w_ring of its row, so a ring layer's LOADWs
+// write w_ring distinct slabs per row (both kinds occur); the slabs stay
+// below every resident or replicated region live during the layer
+// (checker), and the program simulates bit-exactly in the estimated
+// cycles. Dense layers and the option off keep two slabs.
+TEST(AieCompiler, SparsePartsRotateOverAWeightSlabRing) {
+  const auto dense = WidePartsModel(0.0), sparse = WidePartsModel(0.5);
+  ASSERT_TRUE(dense && sparse);
+  for (const Target& t : {Target::Paper(2, 2), Target::Paper(4, 4)}) {
+    for (const bool ring : {true, false}) {
+      for (const ir::Graph* g : {dense.get(), sparse.get()}) {
+        const bool is_sparse = g == sparse.get();
+        const std::string what =
+            t.name + (ring ? " ring" : " no ring") + (is_sparse ? " sparse" : " dense");
+        CompileState s;
+        s.target = t;
+        s.graph = g;
+        s.options.w_ring = ring;
+        ASSERT_TRUE(Compile(s).ok()) << what;
+        ASSERT_TRUE(CheckProgram(s).ok()) << what << ": " << CheckProgram(s).ToString();
+        int part_rings = 0, chunk_rings = 0;
+        for (const Layer& l : s.layers) {
+          if (!ring || !is_sparse || l.w_kept || l.macs >= l.macs_dense) {
+            EXPECT_EQ(l.w_ring, 2) << what << " " << l.name;
+            continue;
+          }
+          if (l.w_ring <= 2) continue;
+          ++(l.weights_per_iteration ? part_rings : chunk_rings);
+          EXPECT_LE(l.w_ring, 8) << what << " " << l.name;
+          if (l.weights_per_iteration) {
+            EXPECT_LE(l.w_ring, l.parts) << what << " " << l.name;
+          }
+          // Ring positions the layer's LOADWs write (slab index within its row).
+          std::set<int64_t> pos;
+          for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi)
+            for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs)
+              if (in.op == Opcode::kLoadW)
+                pos.insert((in.dst_ap.base - l.mt_w) / l.mt_w_bytes % l.w_ring);
+          EXPECT_EQ(static_cast<int64_t>(pos.size()), l.w_ring) << what << " " << l.name;
+          EXPECT_GE(l.mt_out, l.mt_w + l.w_ring * l.rows_used * l.mt_w_bytes)
+              << what << " " << l.name;
+        }
+        if (ring && is_sparse) {
+          EXPECT_GT(part_rings, 0) << what;
+          EXPECT_GT(chunk_rings, 0) << what;
+        }
+        ExpectSimBitExact<std::mt19937>(s, *g, 17, what);
+      }
+    }
+  }
+}
+
 // Sparse CIN parts get a third or fourth core weight buffer where it fits
 // (memplan, Layer::w_bufs): a core's COMPs in a block rotate over w_bufs
 // distinct blob addresses by part, every buffer inside the layer's weight
@@ -973,71 +1045,6 @@ TEST(AieCompiler, ConcatSlotsPermuteTheirWritersOutputChannels) {
   }
   EXPECT_GT(slots, 0);
   ExpectSimBitExact<std::mt19937>(s, *g, 19, "concat slots permuted on paper-4x4");
-}
-
-// input 3x14x14 -> 3x3 conv to 256 -> 3x3 conv 256 -> 256 -> GAP -> fc: the
-// second conv's CIN parts' blobs do not all fit a memtile (ResNet-50
-// layer3.x.conv2's shape), so they stream from DDR part by part.
-std::unique_ptr<ir::Graph> WidePartsModel(double sparsity) {
-  auto g = std::make_unique<ir::Graph>();
-  zoo::NetBuilder b(*g, 21);
-  const float eps = 1e-3f;
-  ir::Value* x = b.Input(1, 3, 7);
-  x = b.BasicConv2d(x, "a", zoo::ConvK(512, 3, 1, 1), eps);
-  x = b.BasicConv2d(x, "b", zoo::ConvK(512, 3, 1, 1), eps);
-  ir::Value* y = b.Flatten(b.GlobalAveragePool(x, "gap"), "flatten");
-  g->outputs.push_back(b.Linear(y, "fc", 10, g->AddValue("logits")));
-  EXPECT_TRUE(b.status().ok()) << b.status().ToString();
-  return QuantizeForAie<std::mt19937>(*g, sparsity, 9);
-}
-
-// Memtile weight slab rings for sparse CIN parts (Layer::w_ring, memplan.cc
-// GrowWeightRings): part p's blob goes to slab p % w_ring of its row, so a
-// ring layer's LOADWs write w_ring distinct slabs per row; the slabs stay
-// below every resident or replicated region live during the layer
-// (checker), and the program simulates bit-exactly in the estimated
-// cycles. Dense layers and the option off keep two slabs.
-TEST(AieCompiler, SparsePartsRotateOverAWeightSlabRing) {
-  const auto dense = WidePartsModel(0.0), sparse = WidePartsModel(0.5);
-  ASSERT_TRUE(dense && sparse);
-  for (const Target& t : {Target::Paper(2, 2), Target::Paper(4, 4)}) {
-    for (const bool ring : {true, false}) {
-      for (const ir::Graph* g : {dense.get(), sparse.get()}) {
-        const bool is_sparse = g == sparse.get();
-        const std::string what =
-            t.name + (ring ? " ring" : " no ring") + (is_sparse ? " sparse" : " dense");
-        CompileState s;
-        s.target = t;
-        s.graph = g;
-        s.options.w_ring = ring;
-        ASSERT_TRUE(Compile(s).ok()) << what;
-        ASSERT_TRUE(CheckProgram(s).ok()) << what << ": " << CheckProgram(s).ToString();
-        int rings = 0;
-        for (const Layer& l : s.layers) {
-          if (!ring || !is_sparse || !l.weights_per_iteration || l.w_kept) {
-            EXPECT_EQ(l.w_ring, 2) << what << " " << l.name;
-            continue;
-          }
-          if (l.w_ring <= 2) continue;
-          ++rings;
-          EXPECT_LE(l.w_ring, std::min<int64_t>(8, l.parts)) << what << " " << l.name;
-          // Ring positions the layer's LOADWs write (slab index within its row).
-          std::set<int64_t> pos;
-          for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi)
-            for (const Instruction& in : s.program.blocks[static_cast<size_t>(bi)].instrs)
-              if (in.op == Opcode::kLoadW)
-                pos.insert((in.dst_ap.base - l.mt_w) / l.mt_w_bytes % l.w_ring);
-          EXPECT_EQ(static_cast<int64_t>(pos.size()), l.w_ring) << what << " " << l.name;
-          EXPECT_GE(l.mt_out, l.mt_w + l.w_ring * l.rows_used * l.mt_w_bytes)
-              << what << " " << l.name;
-        }
-        if (ring && is_sparse) {
-          EXPECT_GT(rings, 0) << what;
-        }
-        ExpectSimBitExact<std::mt19937>(s, *g, 17, what);
-      }
-    }
-  }
 }
 
 }  // namespace

@@ -444,5 +444,12 @@ TEST(OpsSparseTest, ZooResnet18AutoMatchesDense) {
   CheckZooModel("resnet18", 96, {"layer2.0.conv1", "layer3.1.conv2"}, 2, SparseMode::kAuto);
 }
 
+// ResNet-50 at full size, 2 threads, auto mode: the benchmark's layers with
+// their real thread splits (14x14 / 7x7 3x3 layers and layer4.0's strided
+// convs with private input copies per thread, 56x56 / 28x28 by positions).
+TEST(OpsSparseTest, ZooResnet50AutoMatchesDenseTwoThreads) {
+  CheckZooModel("resnet50", 224, {"layer2.0.conv1"}, 2, SparseMode::kAuto);
+}
+
 }  // namespace
 }  // namespace wbs
