@@ -372,8 +372,10 @@ struct CompileOptions {
   // layer where faster, and keeps the fastest program.
   std::map<std::string, bool> in_stay;
   bool try_in_stay = true;
-  // Memtile weight slab rings for sparse multi-block convs (Layer::w_ring).
+  // Memtile weight slab rings for sparse multi-block convs (Layer::w_ring);
+  // Compile() also compiles the kept program without them and keeps the faster.
   bool w_ring = true;
+  bool try_w_ring = true;
 };
 
 struct CompileState {

@@ -8,9 +8,8 @@
 // the model at 1 thread, where part of the input has gone to L3;
 // docs/BENCHMARKS.md "End-to-end block-sparse", round 9). Here each plane
 // is summed 16 floats per load (the last load masked), the planes split
-// over threads in contiguous ranges (a sparse conv splitting its output
-// channels by block-rows wrote the same ranges, so most of each range is
-// in its thread's L2).
+// over threads in contiguous ranges only for inputs of several MB (in the
+// model a small pool ran 3x slower on two threads than on one).
 #pragma once
 
 #include <cstdint>

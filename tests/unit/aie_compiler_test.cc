@@ -933,6 +933,7 @@ TEST(AieCompiler, SparsePartsRotateOverAWeightSlabRing) {
         s.target = t;
         s.graph = g;
         s.options.w_ring = ring;
+        s.options.try_w_ring = false;  // the schedule itself, not the trial's pick
         ASSERT_TRUE(Compile(s).ok()) << what;
         ASSERT_TRUE(CheckProgram(s).ok()) << what << ": " << CheckProgram(s).ToString();
         int part_rings = 0, chunk_rings = 0;

@@ -19,8 +19,8 @@ using kernels::x86::PlainGlobalAvgPoolF32;
 bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
 
 // Every plane size 1..70 (no, one and several full vectors, every masked
-// tail), ResNet-50's 2048 x 7x7 and a 1 x 112^2 plane, at 1-3 threads (the
-// larger inputs split over threads), against the reference in double
+// tail), ResNet-50's 2048 x 7x7, 112^2 planes and a 2.1M-float input (split
+// over threads), at 1-3 threads, against the reference in double
 // precision: the sums' order differs, so within rounding of the sum.
 TEST(PlainGlobalPoolTest, MatchesReference) {
   if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
@@ -30,6 +30,7 @@ TEST(PlainGlobalPoolTest, MatchesReference) {
   cases.emplace_back(2048, 49);
   cases.emplace_back(3, 112 * 112);
   cases.emplace_back(1000, 33);
+  cases.emplace_back(64, 2 * 16384 + 5);  // 2.1M floats: split over 2-3 threads
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto [planes, size] = cases[i];
     const int threads = 1 + static_cast<int>(i % 3);
