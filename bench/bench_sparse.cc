@@ -5,6 +5,7 @@
 //   wbs_bench_sparse [google-benchmark flags] [--csv=PATH] [--gemm-csv=PATH]
 //                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
 //                    [--layers=N,...] [--layout=auto|phase|shifted]
+//                    [--private-copies=auto|on|off]
 //
 // Each benchmark "pair/<shape>/sp:<pct>/threads:<t>" times the oneDNN
 // primitive (kernels/dnnl: Conv with plain NCHW in and out like our kernel,
@@ -126,6 +127,17 @@ Tensor MaskedWeight(const ConvShape& s, double sparsity, int br, int bc, uint64_
 }
 
 kernels::sparse::BsrConvPlan::Layout g_layout = kernels::sparse::BsrConvPlan::Layout::kAuto;
+// --private-copies: auto applies the runtime operator's setting
+// (BsrConvPlan::PrivateCopiesDefault, WBS_PRIVATE_COPIES), on/off force it.
+enum class PrivateCopies { kAuto, kOn, kOff };
+PrivateCopies g_private = PrivateCopies::kAuto;
+
+// Sets up `plan` the way the runtime's sparse operators do.
+void ConfigureLikeRuntime(kernels::sparse::BsrConvPlan& plan) {
+  using kernels::sparse::BsrConvPlan;
+  plan.EnablePrivateCopies(g_private == PrivateCopies::kAuto ? BsrConvPlan::PrivateCopiesDefault()
+                                                             : g_private == PrivateCopies::kOn);
+}
 
 // Times `dense` and `bsr` in alternating blocks of back-to-back calls (each
 // block ~kBlockSeconds), so both sides see the same machine load (this
@@ -212,7 +224,8 @@ void BM_ConvPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
     state.SkipWithError(plan.status().ToString().c_str());
     return;
   }
-  std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats()));
+  ConfigureLikeRuntime(*plan);
+  std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats(threads)));
   double dmed = 0, smed = 0;
   Pair(
       state,
@@ -392,12 +405,16 @@ int main(int argc, char** argv) {
     } else if (key == "--layout" && (val == "auto" || val == "phase" || val == "shifted")) {
       using L = kernels::sparse::BsrConvPlan::Layout;
       g_layout = val == "auto" ? L::kAuto : val == "phase" ? L::kPhase : L::kShifted;
+    } else if (key == "--private-copies" && (val == "auto" || val == "on" || val == "off")) {
+      g_private = val == "on"    ? PrivateCopies::kOn
+                  : val == "off" ? PrivateCopies::kOff
+                                 : PrivateCopies::kAuto;
     } else if (key == "--block" && std::sscanf(val.c_str(), "%dx%d", &br, &bc) == 2) {
     } else {
       fmt::print(stderr,
                  "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
-                 "[--layout=auto|phase|shifted]\n");
+                 "[--layout=auto|phase|shifted] [--private-copies=auto|on|off]\n");
       return 2;
     }
   }

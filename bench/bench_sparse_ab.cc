@@ -6,6 +6,7 @@
 //
 //   bash scripts/bench_sparse_ab.sh BUILD COMMIT [--layers=0,3] [--sp=50,75,90]
 //        [--rounds=7] [--block_ms=10] [--threads=1] [--noop]
+//        [--private-a=auto|on|off] [--private-b=auto|on|off]
 //
 // Both sides run the same weights (a random mask with exactly sp% zero 8x8
 // blocks) and input; each round times A, then B, in blocks of back-to-back
@@ -15,7 +16,11 @@
 // compared first. --noop replaces both kernels by one that returns at once:
 // what is left is the input copy and the plan. On a shared machine run each
 // comparison in two processes: the placement of a process's buffers moves
-// single layers by a few percent.
+// single layers by a few percent. Both plans get private input copies
+// (BsrConvPlan::EnablePrivateCopies) as the runtime operator sets them
+// (auto: BsrConvPlan::PrivateCopiesDefault, WBS_PRIVATE_COPIES) unless
+// --private-a/--private-b force them; with COMMIT = HEAD that compares
+// the two settings paired (COMMIT must have EnablePrivateCopies, 5a8cdfd on).
 #include <omp.h>
 
 #include <algorithm>
@@ -107,6 +112,12 @@ int main(int argc, char** argv) {
   int rounds = 7, threads = 1;
   double block_s = 0.01;
   bool noop = false;
+  bool private_a = ks::BsrConvPlan::PrivateCopiesDefault(), private_b = private_a;
+  auto on_off = [](const std::string& v, bool* out) {
+    if (v != "auto" && v != "on" && v != "off") return false;
+    if (v != "auto") *out = v == "on";
+    return true;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const std::string v = a.substr(a.find('=') + 1);
@@ -122,10 +133,13 @@ int main(int argc, char** argv) {
       threads = std::stoi(v);
     } else if (a == "--noop") {
       noop = true;
+    } else if (a.rfind("--private-a=", 0) == 0 && on_off(v, &private_a)) {
+    } else if (a.rfind("--private-b=", 0) == 0 && on_off(v, &private_b)) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_sparse_ab [--layers=0,3] [--sp=50,75,90] [--rounds=7] "
-                   "[--block_ms=10] [--threads=1] [--noop]\n");
+                   "[--block_ms=10] [--threads=1] [--noop] [--private-a=auto|on|off] "
+                   "[--private-b=auto|on|off]\n");
       return 2;
     }
   }
@@ -137,8 +151,10 @@ int main(int argc, char** argv) {
   const ks::BsrConvKernel old_kernel{"ab_old", ks::Isa::kAvx512, 8,
                                      &ks::ab_old::f32_bsr8xn_conv__avx512};
   const ks::BsrConvKernel noop_kernel{"noop", ks::Isa::kAvx512, 8, &Noop};
-  std::printf("%-26s %4s %10s %10s %7s   (A: old commit, B: this build%s)\n", "layer", "sp", "A_us",
-              "B_us", "A/B", noop ? ", kernels replaced by a no-op" : "");
+  std::printf(
+      "%-26s %4s %10s %10s %7s   (A: old commit, B: this build; private copies A %s, B %s%s)\n",
+      "layer", "sp", "A_us", "B_us", "A/B", private_a ? "on" : "off", private_b ? "on" : "off",
+      noop ? "; kernels replaced by a no-op" : "");
   std::vector<double> ratios;
   for (int li : layers) {
     if (li < 0 || li >= static_cast<int>(all.size())) continue;
@@ -163,8 +179,10 @@ int main(int argc, char** argv) {
       auto pa = ks::ab_old::BsrConvPlan::Create(p, *sw, noop ? &noop_kernel : &old_kernel);
       auto pb = ks::BsrConvPlan::Create(p, *sw, noop ? &noop_kernel : &cur);
       if (!pa.ok() || !pb.ok()) return 1;
-      std::vector<float> sa(static_cast<size_t>(pa->scratch_floats()) + 64),
-          sb(static_cast<size_t>(pb->scratch_floats()) + 64);
+      pa->EnablePrivateCopies(private_a);
+      pb->EnablePrivateCopies(private_b);
+      std::vector<float> sa(static_cast<size_t>(pa->scratch_floats(threads)) + 64),
+          sb(static_cast<size_t>(pb->scratch_floats(threads)) + 64);
       std::vector<float> ya(static_cast<size_t>(l.cout * l.oh() * l.ow())), yb(ya.size());
       auto run_a = [&] {
         pa->Run(x.data<float>(), b.data<float>(), ya.data(), sa.data(), threads);

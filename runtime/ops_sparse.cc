@@ -138,12 +138,9 @@ float* ThreadScratch(size_t floats) {
 // saves that. ResNet-50 at 50%, 2 threads, paired runs in one process with
 // the second CPU free: -3.4% end to end (docs/BENCHMARKS.md "End-to-end
 // block-sparse", round 9). WBS_PRIVATE_COPIES=0 turns it off; read at each
-// operator's creation (not once), so one process can compare both
-// (wbs_bench_models --variants).
-bool PrivateCopiesOn() {
-  const char* v = std::getenv("WBS_PRIVATE_COPIES");
-  return v == nullptr || std::string(v) != "0";
-}
+// operator's creation (BsrConvPlan::PrivateCopiesDefault, shared with
+// wbs_bench_sparse), so one process can compare both (wbs_bench_models
+// --variants).
 
 // The clamp a BSR kernel can fuse: none, Relu, Clip.
 bool IsClamp(const kernels::ref::Activation& a) {
@@ -228,7 +225,7 @@ class SparseConvOp final : public Operator {
       return std::unique_ptr<Operator>();
     }
     op->plan_ = std::make_unique<BsrConvPlan>(std::move(plan).value());
-    op->plan_->EnablePrivateCopies(PrivateCopiesOn());
+    op->plan_->EnablePrivateCopies(BsrConvPlan::PrivateCopiesDefault());
     op->x_shape_ = in[0].shape;
     op->y_shape_ = {p->batch, p->out_channels};
     for (int i = kernels::ref::kMaxConvSpatialRank - p->spatial_rank;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -44,11 +46,22 @@ void PrefetchL2(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
 }
 
+std::atomic<int64_t> g_late_worker_us{0};  // SetLateWorkerForTesting
+
 PackPlaneFn PackFor(const BsrConvKernel& k) {
   return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512 : f32_pack_plane__ref;
 }
 
 }  // namespace
+
+void BsrConvPlan::SetLateWorkerForTesting(int64_t microseconds) {
+  g_late_worker_us.store(microseconds, std::memory_order_relaxed);
+}
+
+bool BsrConvPlan::PrivateCopiesDefault() {
+  const char* v = std::getenv("WBS_PRIVATE_COPIES");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
 
 const char* BsrConvPlan::layout() const {
   return direct_ ? "direct" : shifted_ ? "shifted" : "phase";
@@ -301,7 +314,15 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
-  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes)) return Split::kRows;
+  // With private copies (each thread copies all of an input that fits its
+  // L2) block-rows win also where the input is the larger operand: paired
+  // A/B at 2 threads (bench_sparse_ab, SCHED_FIFO, a loaded machine),
+  // positions -> block-rows: ResNet-50 layer3.x.conv2 178 -> 61 us at 90%,
+  // 295 -> 129 at 75%; layer2.x.conv2 97 -> 60 at 90%, 325 -> 244 at 50%;
+  // layer3.0.downsample 166 -> 66 at 90%; layer2.0.downsample +9-29%,
+  // layer1.x.conv2 +3-11% (docs/KERNELS.md "Threads", round 10).
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
+    return Split::kRows;
   return Split::kPositions;
 }
 
@@ -351,8 +372,18 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // after the other finished copying: it waits for the flags there instead
   // of at a barrier for everyone (a barrier costs a futex sleep and wake-up
   // when the threads wait passively, docs/BENCHMARKS.md).
+  // A shared copy is split into one part per thread (plane rows of its
+  // positions, or a channel range for a block-row split). A thread claims its
+  // part before copying it; one that needs a part nobody claimed yet (its
+  // owner not started: libgomp wakes a sleeping worker 18-21 us into the
+  // region, docs/KERNELS.md round 9) copies it itself instead of waiting, so
+  // at 90% sparsity, where a layer takes 20-60 us, the first thread does not
+  // sit at a barrier for the second one's start. The results do not depend
+  // on who copied a part (the same Pack call either way).
   std::atomic<int> packed[kMaxFlagThreads];
-  const bool flags = !direct_ && split == Split::kPositions && threads <= kMaxFlagThreads;
+  std::atomic<int> claimed[kMaxFlagThreads];
+  const bool private_rows = PrivateCopies() && threads > 1 && split == Split::kRows;
+  const bool flags = !direct_ && !private_rows && threads > 1 && threads <= kMaxFlagThreads;
   // Per thread, the next of its calls to run (see "steal" below); one cache
   // line each, or every call would move the line between the cores.
   struct alignas(64) Counter {
@@ -364,11 +395,18 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   for (int64_t n = 0; n < batch_; ++n) {
     const float* xn = x + n * c * in_h_ * in_w_;
     float* yn = y + n * m * out_h_ * out_w_;
-    for (int t = 0; flags && t < threads; ++t) packed[t].store(0, std::memory_order_relaxed);
+    for (int t = 0; flags && t < threads; ++t) {
+      packed[t].store(0, std::memory_order_relaxed);
+      claimed[t].store(0, std::memory_order_relaxed);
+    }
     for (int t = 0; steal && t < threads; ++t) next_call[t].v.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
     {
       const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+      if (tid == 1) {
+        const int64_t late = g_late_worker_us.load(std::memory_order_relaxed);
+        if (late > 0) std::this_thread::sleep_for(std::chrono::microseconds(late));
+      }
       // The first plane row of thread t's positions (t = nt: past the end).
       auto row_start = [&](int t) -> int64_t {
         return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt) / pitch;
@@ -376,20 +414,38 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // Block-row split with private copies (EnablePrivateCopies): every
       // thread packs all of the input into its own copy, so it reads no
       // plane the other core wrote and waits for no one.
-      const bool own_copy = PrivateCopies() && nt > 1 && split == Split::kRows && !direct_;
+      const bool own_copy = private_rows && nt > 1 && !direct_;
       float* const xcopy = own_copy ? scratch + tid * CopyStride() : scratch;
+      // Part u of a shared copy (see `claimed` above).
+      auto pack_part = [&](int u) {
+        if (split == Split::kPositions)
+          Pack(xn, scratch, 0, c, row_start(u), row_start(u + 1));
+        else
+          Pack(xn, scratch, c * u / nt, c * (u + 1) / nt);
+      };
+      // Part u is copied when this returns: by this thread if unclaimed.
+      auto ensure_packed = [&](int u) {
+        if (packed[u].load(std::memory_order_acquire)) return;
+        if (claimed[u].exchange(1, std::memory_order_acq_rel) == 0) {
+          pack_part(u);
+          packed[u].store(1, std::memory_order_release);
+          return;
+        }
+        for (int spins = 0; !packed[u].load(std::memory_order_acquire); ++spins)
+          if (spins >= kSpinsBeforeYield) std::this_thread::yield();
+      };
       if (own_copy) {
         Pack(xn, xcopy, 0, c);
       } else if (!direct_) {
-        if (nt > 1 && split == Split::kPositions) {
-          Pack(xn, scratch, 0, c, row_start(tid), row_start(tid + 1));
+        if (nt == 1) {
+          Pack(xn, scratch, 0, c);
+        } else if (flags) {
+          ensure_packed(tid);
+          // Every block-row reads every channel: all parts before the first call.
+          if (split != Split::kPositions)
+            for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
         } else {
-          const int64_t c0 = c * tid / nt, c1 = c * (tid + 1) / nt;
-          Pack(xn, scratch, c0, c1);
-        }
-        if (flags) {
-          packed[tid].store(1, std::memory_order_release);
-        } else {
+          pack_part(tid);
 #pragma omp barrier
         }
       }
@@ -397,15 +453,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // taps' reach) pass this thread's last copied row, and before its
       // last chunk (dropped lanes may read past a plane's end into rows
       // another thread copied), wait until every other thread has copied.
-      bool all_packed = !flags || nt == 1;
+      bool all_packed = !flags || nt == 1 || split != Split::kPositions;
       const int64_t own_rows_end = row_start(tid + 1);
       auto wait_packed = [&](int64_t q_end, bool last) {
         if (all_packed) return;
         const int64_t reach = (RoundUp(q_end, kGroup) - 1 + max_plane_off_) / pitch + 1;
         if (!last && reach <= own_rows_end) return;
-        for (int u = 0; u < nt; ++u)
-          for (int spins = 0; u != tid && !packed[u].load(std::memory_order_acquire); ++spins)
-            if (spins >= kSpinsBeforeYield) std::this_thread::yield();
+        for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
         all_packed = true;
       };
       BsrConvArgs a = base;

@@ -30,7 +30,8 @@
 //
 // Threads. One parallel region per image. When the kept weights are smaller
 // than the input the kernel reads (large planes: ResNet-50's 56x56 and 28x28
-// layers) and every thread gets two whole 48-position tiles, thread t takes
+// layers), every thread gets two whole 48-position tiles and the plan does not
+// give threads private copies of the input (below), thread t takes
 // ~1/T of the flat output positions (whole tiles, the remainder to the last
 // thread) over all block-rows, and copies the input plane rows its positions
 // start in, so most of its input is in its own L2; no barrier: a thread waits
@@ -43,7 +44,10 @@
 // the input into its own scratch when that fits a core's L2 (twice the copy
 // work, no barrier, every plane it reads written by its own core: the runtime
 // operator's default, docs/KERNELS.md "Threads"); else the positions are split
-// in 16-position groups. Each thread runs its share's kernel calls in order,
+// in 16-position groups. A shared copy comes in one part per thread (its
+// plane rows or channels); a thread that needs a part whose owner has not
+// started yet (a worker woken late) claims and copies it itself, so nobody
+// waits at a barrier for a late thread. Each thread runs its share's kernel calls in order,
 // taking them from a counter; a thread done with its share takes the calls left
 // on the others' counters (one the OS descheduled on a busy machine), with the
 // same chunk boundaries, so the results do not depend on who ran a call. Within
@@ -93,6 +97,15 @@ class BsrConvPlan {
   // (1 MB here), so the second copy adds its traffic without keeping the
   // reads local (ResNet-50 layer3.0.conv2, a 1.3 MB copy, gained nothing).
   void EnablePrivateCopies(bool on = true) { private_copies_ = on; }
+  // The setting the runtime's sparse Conv operator applies to its plans: on
+  // unless the environment has WBS_PRIVATE_COPIES=0. Read at each call, so
+  // one process can compare both; benchmarks call it too, so they time the
+  // configuration the runtime runs.
+  static bool PrivateCopiesDefault();
+  // Tests: thread 1 of every parallel region of Run() sleeps this long
+  // before it starts (a worker woken late), so the others copy its part of a
+  // shared input copy and take its calls. 0 (the default): off.
+  static void SetLateWorkerForTesting(int64_t microseconds);
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "phase" or "shifted" (see above), for logs and benchmarks.

@@ -336,8 +336,16 @@ TEST(BlockSparseConv, PrivateCopies) {
     int64_t c, m, h, w, k, s, d;
   };
   const Shape shapes[] = {
-      {64, 256, 14, 14, 3, 1, 1}, {48, 128, 7, 7, 3, 1, 1}, {40, 72, 14, 14, 3, 2, 1},
-      {32, 80, 13, 11, 1, 2, 1},  {24, 72, 9, 10, 5, 1, 1}, {16, 64, 11, 9, 3, 1, 2},
+      {64, 256, 14, 14, 3, 1, 1},
+      {48, 128, 7, 7, 3, 1, 1},
+      {40, 72, 14, 14, 3, 2, 1},
+      {32, 80, 13, 11, 1, 2, 1},
+      {24, 72, 9, 10, 5, 1, 1},
+      {16, 64, 11, 9, 3, 1, 2},
+      // Planes large enough for a position split without private copies:
+      // block-rows with them (8 block-rows: 2 threads only).
+      {32, 64, 28, 28, 3, 1, 1},
+      {24, 64, 27, 29, 1, 2, 1},
   };
   for (const Shape& sh : shapes) {
     for (double sparsity : {0.0, 0.5, 0.9}) {
@@ -357,6 +365,49 @@ TEST(BlockSparseConv, PrivateCopies) {
       pr.residual = sh.k == 1;
       Check(pr, sparsity, rng, KernelsFor(8), {1, 2, 3, 4}, true);
       if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// A worker that starts late (BsrConvPlan::SetLateWorkerForTesting: thread 1
+// sleeps 300 us): the others claim and copy its part of a shared input copy
+// (plane rows of a position split, channels of a block-row split) and take
+// its calls; it then finds its part copied. Position and block-row splits,
+// shared and private copies, odd shapes, 2-4 threads, sparsity 0..1.
+TEST(BlockSparseConv, LateWorkerCopiesNotWaitedFor) {
+  struct LateWorker {
+    LateWorker() { ks::BsrConvPlan::SetLateWorkerForTesting(300); }
+    ~LateWorker() { ks::BsrConvPlan::SetLateWorkerForTesting(0); }
+  } late;
+  Rng rng(TestSeed() + 13);
+  struct Shape {
+    int64_t c, m, h, w, k, s;
+  };
+  const Shape shapes[] = {
+      {24, 72, 20, 23, 3, 1},  // block-rows (dense), positions when sparse
+      {40, 96, 29, 31, 3, 2},  // stride 2 phase planes, rows copied from two phases
+      {64, 64, 16, 16, 5, 1},  // taps reach two rows into the next part
+      {48, 128, 7, 7, 3, 1},   // block-rows, shifted planes
+      {36, 80, 13, 11, 1, 2},  // strided 1x1, ragged channels
+  };
+  for (const Shape& sh : shapes) {
+    for (double sparsity : {0.0, 0.5, 0.9, 1.0}) {
+      Problem pr;
+      kref::ConvParams& p = pr.p;
+      p.in_channels = sh.c;
+      p.out_channels = sh.m;
+      p.in = {1, sh.h, sh.w};
+      p.kernel = {1, sh.k, sh.k};
+      p.stride = {1, sh.s, sh.s};
+      p.pad_begin = {0, sh.k / 2, sh.k / 2};
+      p.pad_end = p.pad_begin;
+      p.out = {1, OutDim(sh.h, sh.k, sh.s, 1, p.pad_begin[1], p.pad_end[1]),
+               OutDim(sh.w, sh.k, sh.s, 1, p.pad_begin[2], p.pad_end[2])};
+      p.activation.kind = kref::ActivationKind::kRelu;
+      for (bool private_copies : {false, true}) {
+        Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {2, 3, 4}, private_copies);
+        if (HasFatalFailure()) return;
+      }
     }
   }
 }
