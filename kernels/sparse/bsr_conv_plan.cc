@@ -315,12 +315,13 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
   // With private copies (each thread copies all of an input that fits its
-  // L2) block-rows win also where the input is the larger operand: paired
-  // A/B at 2 threads (bench_sparse_ab, SCHED_FIFO, a loaded machine),
-  // positions -> block-rows: ResNet-50 layer3.x.conv2 178 -> 61 us at 90%,
-  // 295 -> 129 at 75%; layer2.x.conv2 97 -> 60 at 90%, 325 -> 244 at 50%;
-  // layer3.0.downsample 166 -> 66 at 90%; layer2.0.downsample +9-29%,
-  // layer1.x.conv2 +3-11% (docs/KERNELS.md "Threads", round 10).
+  // L2) block-rows win also where the input is the larger operand. 2
+  // threads, a loaded machine under SCHED_FIFO, positions -> block-rows:
+  // paired A/B (bench_sparse_ab) at 90% layer3.x.conv2 178 -> 61 us,
+  // layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66, layer2.0.
+  // downsample +9-29%, layer1.x.conv2 +3-11% (at 50-90%); wbs_bench_sparse,
+  // three runs each: the position split had runs at half speed that the
+  // block-row split did not (docs/KERNELS.md "Threads", round 10).
   if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
     return Split::kRows;
   return Split::kPositions;
