@@ -242,7 +242,9 @@ void BM_ConvPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
   Row row{s.layer, s.Name(), threads, pct, 0, 0, 0, 0, ""};
   row.layout = plan->layout();
   Record(state, row, s.flops(), kept, dmed, smed);
-  state.SetLabel(fmt::format("{} {} {} / {}", s.layer, plan->kernel().name, plan->layout(),
+  state.SetLabel(fmt::format("{} {} {} copy {} KB x{} / {}", s.layer, plan->kernel().name,
+                             plan->layout(), plan->scratch_floats() * 4 / 1024,
+                             plan->scratch_floats(threads) > plan->scratch_floats() ? threads : 1,
                              (*prim)->impl_name()));
 }
 

@@ -71,29 +71,54 @@ std::vector<int64_t> Partition(const std::vector<int64_t>& weights, int k, int64
 // outside the compiler sees a conv's output channel order - every consumer
 // is a plain conv reading the whole tensor (directly or through pools,
 // which are channel-wise), the tensor is no graph output and nothing is
-// aliased into it - its block rows may be permuted: the layer's weight
+// aliased into it, or it is a concat slot (Inception's branch convs, also
+// through the rescale of an input with other quantization) and the same
+// holds for the concat's output, whose readers see the slot at its block
+// offset - its block rows may be permuted: the layer's weight
 // rows, bias and requantization move with them, and so do the consumers'
 // weight columns (8-channel blocks onto 8-channel blocks, so their block
 // structure is the same up to the order of block columns). The network's
 // result is unchanged bit for bit.
 
-// The conv layers reading tensor ti through channel-wise layers (pools),
-// appended to *convs (the pools' outputs inherit the order); false where
-// some reader needs the channel order as it is.
-bool ChannelReaders(const CompileState& s, int ti, std::vector<int>* convs, int depth = 0) {
+// A conv reading a permuted tensor: its block columns [b0, b0 + rows)
+// are the tensor's block rows (b0 > 0 where the tensor is a concat slot).
+struct Reader {
+  int layer = -1;
+  int64_t b0 = 0;
+};
+
+// The conv layers reading tensor ti through channel-wise layers (pools,
+// concat rescales) and through the concats it is aliased into, appended to
+// *convs with the block column its channel 0 lands on (the pools' and
+// rescales' outputs inherit the order); false where some reader needs the
+// channel order as it is. `host`: ti is a concat output reached through
+// one of its inputs (its other inputs are aliased into it too).
+bool ChannelReaders(const CompileState& s, int ti, std::vector<Reader>* convs, int64_t b0 = 0,
+                    int depth = 0, bool host = false) {
   const ActTensor& x = s.tensors[static_cast<size_t>(ti)];
-  if (depth > 8 || x.alias_of >= 0 || x.consumers.empty()) return false;
-  if (std::find(s.outputs.begin(), s.outputs.end(), ti) != s.outputs.end()) return false;
-  for (const ActTensor& y : s.tensors)
-    if (y.alias_of == ti) return false;
+  if (depth > 8 || s.IsNetworkIo(ti)) return false;
+  if (!host)
+    for (const ActTensor& y : s.tensors)
+      if (y.alias_of == ti) return false;
+  // A concat slot (QConcat input aliased into its output): the output's
+  // readers see these channels at the slot's offset, in 8-channel blocks.
+  if (x.alias_of >= 0) {
+    if (x.channel_offset % 8 != 0 || x.c % 8 != 0) return false;
+    if (!ChannelReaders(s, x.alias_of, convs, b0 + x.channel_offset / 8, depth + 1, true))
+      return false;
+  } else if (x.consumers.empty()) {
+    return false;
+  }
   for (const int ci : x.consumers) {
     const Layer& c = s.layers[static_cast<size_t>(ci)];
     if (c.fused_into >= 0 || c.inputs.size() != 1 || c.inputs[0] != ti || c.c != x.c) return false;
     if (c.kind == LayerKind::kConv) {
       if (c.groups != 1 || c.bc != 8 || c.c % c.bc != 0) return false;
-      convs->push_back(ci);
-    } else if (c.kind == LayerKind::kMaxPool || c.kind == LayerKind::kAvgPool) {
-      if (!ChannelReaders(s, c.output, convs, depth + 1)) return false;
+      convs->push_back({ci, b0});
+    } else if (c.kind == LayerKind::kMaxPool || c.kind == LayerKind::kAvgPool ||
+               c.kind == LayerKind::kRescale) {
+      // (A rescale's scale and zero points are per tensor.)
+      if (!ChannelReaders(s, c.output, convs, b0, depth + 1)) return false;
     } else {
       return false;
     }
@@ -102,9 +127,9 @@ bool ChannelReaders(const CompileState& s, int ti, std::vector<int>* convs, int 
 }
 
 // Block rows [perm[0], perm[1], ...] become rows 0, 1, ... of layer l, and
-// block columns likewise in every reader.
+// block columns likewise in every reader (from its reader's b0 on).
 void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& perm,
-                      const std::vector<int>& readers) {
+                      const std::vector<Reader>& readers) {
   const int64_t taps = l.wkh() * l.wkw(), cpg = l.c / l.groups, row = l.br * cpg * taps;
   std::vector<int8_t> w(l.weight.size());
   std::vector<int32_t> bias(l.bias.size()), mult(l.mult.size()), shift(l.shift.size());
@@ -123,14 +148,14 @@ void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& per
   }
   l.weight = std::move(w), l.bias = std::move(bias), l.mult = std::move(mult),
   l.shift = std::move(shift), l.row_nnz = std::move(nnz);
-  for (const int ci : readers) {
-    Layer& c = s.layers[static_cast<size_t>(ci)];
+  for (const Reader& r : readers) {
+    Layer& c = s.layers[static_cast<size_t>(r.layer)];
     const int64_t ctaps = c.wkh() * c.wkw(), blk = c.bc * ctaps;
-    std::vector<int8_t> cw(c.weight.size());
+    std::vector<int8_t> cw = c.weight;
     for (int64_t m = 0; m < c.m; ++m)
       for (size_t j = 0; j < perm.size(); ++j)
-        std::copy_n(c.weight.begin() + (m * c.c + perm[j] * c.bc) * ctaps, blk,
-                    cw.begin() + (m * c.c + static_cast<int64_t>(j) * c.bc) * ctaps);
+        std::copy_n(c.weight.begin() + (m * c.c + (r.b0 + perm[j]) * c.bc) * ctaps, blk,
+                    cw.begin() + (m * c.c + (r.b0 + static_cast<int64_t>(j)) * c.bc) * ctaps);
     c.weight = std::move(cw);
   }
 }
@@ -357,7 +382,7 @@ Status RunBalance(CompileState& s) {
     const int64_t per_chunk = std::max<int64_t>(1, l.mt_rows);
     const int64_t max_len = (share + per_chunk - 1) / per_chunk * per_chunk;
     std::vector<int64_t> b = Partition(weights, groups, max_len);
-    std::vector<int> readers;
+    std::vector<Reader> readers;
     // Only sparse layers: a dense layer's rows are all alike. Not fused
     // siblings: their output slices map fixed channel ranges to their tensors.
     if (s.options.permute_channels && l.kind == LayerKind::kConv && l.macs < l.macs_dense &&

@@ -373,9 +373,13 @@ struct Gen {
     // every part of an iteration wait for the previous part's COMP).
     // Without parts, weight blocks alternate between the memtile halves (the
     // next block's LOADW runs under this one's compute) and, with w_double,
-    // between the core halves too.
+    // between the core halves too. With parts the core may have more than
+    // two weight buffers (Layer::w_bufs, rotated by part like the input's;
+    // the memtile slabs rotate over Layer::w_ring).
     const int64_t wsel = in_loop ? part % 2 : w_half;
-    const int64_t core_half = in_loop || l.w_double ? wsel * l.w_bytes : 0;
+    const int64_t core_half = in_loop      ? (part % l.w_bufs) * l.w_bytes
+                              : l.w_double ? wsel * l.w_bytes
+                                           : 0;
     // Group cores by (row, blob offset, serving memtile): one LOADW + one broadcast LOADWM each.
     std::map<std::tuple<int, int64_t, int>, std::vector<MemSpace>> groups;
     std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
@@ -705,7 +709,7 @@ struct Gen {
             q.kind = CompKind::kConv;
             q.in_c = static_cast<int32_t>(l.groups == 1 ? k1 - k0 : ct.cin);
             q.groups = static_cast<int32_t>(ct.groups);
-            q.weights = {l.core_w + (l.weights_per_iteration ? part % 2
+            q.weights = {l.core_w + (l.weights_per_iteration ? part % l.w_bufs
                                      : l.w_double            ? w_half
                                                              : 0) *
                                         l.w_bytes,

@@ -202,9 +202,14 @@ struct Layer {
   bool weights_per_iteration = false;  // CIN split: weights reloaded every iteration
   // Core weights double-buffered across the layer's weight blocks (channel
   // or width chunks; memplan, when the second half fits): chunk k+1's blob
-  // moves in while chunk k computes. CIN parts always have two halves.
+  // moves in while chunk k computes. CIN parts always have two or more (w_bufs).
   bool w_double = false;
-  int64_t core_w_halves() const { return weights_per_iteration || w_double ? 2 : 1; }
+  // Core weight buffers of a layer with CIN parts (rotated by part, like
+  // in_bufs): memplan gives sparse layers a third or fourth where it fits,
+  // because a row's cores share each part's blob (one broadcast) and, with
+  // two, a core runs at most one part ahead of its row's slowest.
+  int64_t w_bufs = 2;
+  int64_t core_w_halves() const { return weights_per_iteration ? w_bufs : w_double ? 2 : 1; }
   // CIN parts: every part's blob stays in the memtile for the whole chunk
   // (one LOADW per part and chunk before the rows, LOADWMs per iteration
   // from there) instead of coming from DDR again every iteration; pass 2

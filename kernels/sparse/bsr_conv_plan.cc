@@ -314,7 +314,16 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
-  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes)) return Split::kRows;
+  // With private copies (each thread copies all of an input that fits its
+  // L2) block-rows win also where the input is the larger operand. 2
+  // threads, a loaded machine under SCHED_FIFO, positions -> block-rows:
+  // paired A/B (bench_sparse_ab) at 90% layer3.x.conv2 178 -> 61 us,
+  // layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66, layer2.0.
+  // downsample +9-29%, layer1.x.conv2 +3-11% (at 50-90%); wbs_bench_sparse,
+  // three runs each: the position split had runs at half speed that the
+  // block-row split did not (docs/KERNELS.md "Threads", round 10).
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
+    return Split::kRows;
   return Split::kPositions;
 }
 

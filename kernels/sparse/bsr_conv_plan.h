@@ -30,7 +30,8 @@
 //
 // Threads. One parallel region per image. When the kept weights are smaller
 // than the input the kernel reads (large planes: ResNet-50's 56x56 and 28x28
-// layers) and every thread gets two whole 48-position tiles, thread t takes
+// layers), every thread gets two whole 48-position tiles and the plan does not
+// give threads private copies of the input (below), thread t takes
 // ~1/T of the flat output positions (whole tiles, the remainder to the last
 // thread) over all block-rows, and copies the input plane rows its positions
 // start in, so most of its input is in its own L2; no barrier: a thread waits

@@ -336,8 +336,16 @@ TEST(BlockSparseConv, PrivateCopies) {
     int64_t c, m, h, w, k, s, d;
   };
   const Shape shapes[] = {
-      {64, 256, 14, 14, 3, 1, 1}, {48, 128, 7, 7, 3, 1, 1}, {40, 72, 14, 14, 3, 2, 1},
-      {32, 80, 13, 11, 1, 2, 1},  {24, 72, 9, 10, 5, 1, 1}, {16, 64, 11, 9, 3, 1, 2},
+      {64, 256, 14, 14, 3, 1, 1},
+      {48, 128, 7, 7, 3, 1, 1},
+      {40, 72, 14, 14, 3, 2, 1},
+      {32, 80, 13, 11, 1, 2, 1},
+      {24, 72, 9, 10, 5, 1, 1},
+      {16, 64, 11, 9, 3, 1, 2},
+      // Planes large enough for a position split without private copies:
+      // block-rows with them (8 block-rows: 2 threads only).
+      {32, 64, 28, 28, 3, 1, 1},
+      {24, 64, 27, 29, 1, 2, 1},
   };
   for (const Shape& sh : shapes) {
     for (double sparsity : {0.0, 0.5, 0.9}) {
