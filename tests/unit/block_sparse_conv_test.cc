@@ -138,6 +138,24 @@ int64_t OutDim(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t 
   return (in + pb + pe - ((k - 1) * d + 1)) / s + 1;
 }
 
+// A c -> m conv with a k x k kernel, stride s, dilation d and "same" padding
+// d * (k / 2) on an h x w plane (no activation).
+kref::ConvParams SquareConv(int64_t c, int64_t m, int64_t h, int64_t w, int64_t k, int64_t s = 1,
+                            int64_t d = 1) {
+  kref::ConvParams p;
+  p.in_channels = c;
+  p.out_channels = m;
+  p.in = {1, h, w};
+  p.kernel = {1, k, k};
+  p.stride = {1, s, s};
+  p.dilation = {1, d, d};
+  p.pad_begin = {0, d * (k / 2), d * (k / 2)};
+  p.pad_end = p.pad_begin;
+  p.out = {1, OutDim(h, k, s, d, p.pad_begin[1], p.pad_end[1]),
+           OutDim(w, k, s, d, p.pad_begin[2], p.pad_end[2])};
+  return p;
+}
+
 TEST(BlockSparseConv, RandomGeometries) {
   Rng rng(TestSeed());
   const int blocks[][2] = {{8, 8}, {8, 3}, {8, 16}, {4, 4}, {16, 8}, {1, 1}, {3, 5}};
@@ -266,13 +284,7 @@ TEST(BlockSparseConv, FusedTails) {
       kref::ConvParams& p = pr.p;
       pr.br = blk[0];
       pr.bc = blk[1];
-      p.in_channels = sh.c;
-      p.out_channels = sh.m;
-      p.in = {1, sh.h, sh.w};
-      p.kernel = {1, sh.k, sh.k};
-      p.pad_begin = {0, sh.k / 2, sh.k / 2};
-      p.pad_end = p.pad_begin;
-      p.out = {1, sh.h, sh.w};
+      p = SquareConv(sh.c, sh.m, sh.h, sh.w, sh.k);
       p.activation.kind = n % 3 == 0 ? kref::ActivationKind::kRelu : kref::ActivationKind::kNone;
       pr.bias = n % 4 != 1;
       pr.residual = n % 2 == 0;
@@ -351,16 +363,7 @@ TEST(BlockSparseConv, PrivateCopies) {
     for (double sparsity : {0.0, 0.5, 0.9}) {
       Problem pr;
       kref::ConvParams& p = pr.p;
-      p.in_channels = sh.c;
-      p.out_channels = sh.m;
-      p.in = {1, sh.h, sh.w};
-      p.kernel = {1, sh.k, sh.k};
-      p.stride = {1, sh.s, sh.s};
-      p.dilation = {1, sh.d, sh.d};
-      p.pad_begin = {0, sh.d * (sh.k / 2), sh.d * (sh.k / 2)};
-      p.pad_end = p.pad_begin;
-      p.out = {1, OutDim(sh.h, sh.k, sh.s, sh.d, p.pad_begin[1], p.pad_end[1]),
-               OutDim(sh.w, sh.k, sh.s, sh.d, p.pad_begin[2], p.pad_end[2])};
+      p = SquareConv(sh.c, sh.m, sh.h, sh.w, sh.k, sh.s, sh.d);
       p.activation.kind = kref::ActivationKind::kRelu;
       pr.residual = sh.k == 1;
       Check(pr, sparsity, rng, KernelsFor(8), {1, 2, 3, 4}, true);
@@ -394,15 +397,7 @@ TEST(BlockSparseConv, LateWorkerCopiesNotWaitedFor) {
     for (double sparsity : {0.0, 0.5, 0.9, 1.0}) {
       Problem pr;
       kref::ConvParams& p = pr.p;
-      p.in_channels = sh.c;
-      p.out_channels = sh.m;
-      p.in = {1, sh.h, sh.w};
-      p.kernel = {1, sh.k, sh.k};
-      p.stride = {1, sh.s, sh.s};
-      p.pad_begin = {0, sh.k / 2, sh.k / 2};
-      p.pad_end = p.pad_begin;
-      p.out = {1, OutDim(sh.h, sh.k, sh.s, 1, p.pad_begin[1], p.pad_end[1]),
-               OutDim(sh.w, sh.k, sh.s, 1, p.pad_begin[2], p.pad_end[2])};
+      p = SquareConv(sh.c, sh.m, sh.h, sh.w, sh.k, sh.s);
       p.activation.kind = kref::ActivationKind::kRelu;
       for (bool private_copies : {false, true}) {
         Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {2, 3, 4}, private_copies);
