@@ -185,8 +185,9 @@ Status RunSchedule(CompileState& s) {
       for (size_t i = 0; i < n.num_inputs(); ++i) {
         const ir::Value* v = n.input(i);
         WBS_ASSIGN_OR_RETURN(const int xt, TensorFor(s, n, v));
+        // Copies: the rescale below appends to s.tensors, which may move it.
         const ActTensor x = s.tensors[static_cast<size_t>(xt)];
-        const ActTensor& y = s.tensors[static_cast<size_t>(yt)];
+        const ActTensor y = s.tensors[static_cast<size_t>(yt)];
         const bool same = x.type == y.type && x.scale == y.scale && x.zero_point == y.zero_point &&
                           x.alias_of < 0 && s.tensors[static_cast<size_t>(xt)].consumers.empty() &&
                           std::find(s.inputs.begin(), s.inputs.end(), xt) == s.inputs.end() &&
