@@ -284,6 +284,12 @@ struct Layer {
   // layers); span_s: its first start to last end (layers overlap).
   double time_s = 0.0, span_s = 0.0, bound_s = 0.0;
   std::string binding;  // the link (or compute) that sets the roofline
+  // The memtile->core streams bound the layer above its MACs (at the array's
+  // peak) and every other link: pipeline.cc's candidates for the wide trial.
+  // Not `binding == "memtile->core"`: that compares against all COMP cycles,
+  // which pools' and epilogues' vector ops raise, and those do not shrink
+  // when the width spreads (Inception-v3 2x2 dense lost its wide layers).
+  bool stream_in_over_macs = false;
   int64_t ddr_read_bytes = 0, ddr_write_bytes = 0, stream_in_bytes = 0, stream_out_bytes = 0;
   int first_block = 0, num_blocks = 0;
 };

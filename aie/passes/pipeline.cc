@@ -460,7 +460,7 @@ Status CompileTrials(CompileState& s, const std::string& print_after, std::strin
     std::map<std::string, bool> on;
     for (const Layer& l : s.layers)
       if (l.kind == LayerKind::kConv && l.groups == 1 && !l.cout_only && !l.wide &&
-          l.binding == "memtile->core" && !s.options.wide.count(l.name))
+          l.stream_in_over_macs && !s.options.wide.count(l.name))
         on[l.name] = true;
     if (!on.empty()) {
       auto trial = [&](const std::map<std::string, bool>& forced, CompileState* r, std::string* t) {

@@ -152,6 +152,9 @@ Status RunTimeModel(CompileState& s) {
     const double sout = over(l.stream_out_bytes, t.num_cores(), t.core.dma_out_channels,
                              t.stream.core_to_memtile_gbps);
     l.bound_s = std::max({macs_s, rd, wr, sin, sout});
+    l.stream_in_over_macs =
+        sin > std::max({static_cast<double>(l.macs) / (t.peak_macs_per_second() * eff), rd, wr}) &&
+        sin >= sout;
     l.binding = l.bound_s == macs_s ? "compute"
                 : l.bound_s == rd   ? "ddr-read"
                 : l.bound_s == wr   ? "ddr-write"
