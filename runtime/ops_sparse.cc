@@ -131,17 +131,6 @@ float* ThreadScratch(size_t floats) {
   return buf.data();
 }
 
-// Private input copies for block-row splits (BsrConvPlan::
-// EnablePrivateCopies): with the copy split by channels, each thread then
-// read the planes of half the channels from the other core's cache on every
-// block-row; copying all of the input per thread costs the copy twice and
-// saves that. ResNet-50 at 50%, 2 threads, paired runs in one process with
-// the second CPU free: -3.4% end to end (docs/BENCHMARKS.md "End-to-end
-// block-sparse", round 9). WBS_PRIVATE_COPIES=0 turns it off; read at each
-// operator's creation (BsrConvPlan::PrivateCopiesDefault, shared with
-// wbs_bench_sparse), so one process can compare both (wbs_bench_models
-// --variants).
-
 // The clamp a BSR kernel can fuse: none, Relu, Clip.
 bool IsClamp(const kernels::ref::Activation& a) {
   using K = kernels::ref::ActivationKind;
@@ -225,6 +214,14 @@ class SparseConvOp final : public Operator {
       return std::unique_ptr<Operator>();
     }
     op->plan_ = std::make_unique<BsrConvPlan>(std::move(plan).value());
+    // Private input copies for block-row splits: each thread copies all of
+    // the input instead of reading half the channels' planes from the other
+    // core's cache on every block-row. Paired in one process, ResNet-50 50%
+    // at 2 threads: 3.4-4.9% faster on the loaded machine (also under
+    // SCHED_FIFO), even on the quiet one (10.07 ms off, 10.12 on;
+    // docs/BENCHMARKS.md "End-to-end block-sparse"). WBS_PRIVATE_COPIES=0
+    // turns it off, read here at each operator's creation so
+    // wbs_bench_models --variants can compare both.
     op->plan_->EnablePrivateCopies(BsrConvPlan::PrivateCopiesDefault());
     op->x_shape_ = in[0].shape;
     op->y_shape_ = {p->batch, p->out_channels};

@@ -34,7 +34,7 @@
 //   WBS_PRIVATE_COPIES=0  a sparse Conv split by block-rows over threads
 //                  copies its input once, split by channels, instead of
 //                  one private copy per thread (read at each operator's
-//                  creation; ops_sparse.cc PrivateCopiesOn)
+//                  creation; BsrConvPlan::PrivateCopiesDefault)
 #pragma once
 
 #include <cstdint>
