@@ -153,10 +153,6 @@ std::vector<int64_t> RowSums(const Layer& l) {
   return sums;
 }
 
-}  // namespace
-
-namespace {
-
 // The cache's blobs of layer l (a variant made for it when none matches).
 std::shared_ptr<CompileCache::LayerBlobs> CachedBlobs(CompileCache& cache, const Layer& l,
                                                       int32_t z_x) {
