@@ -64,6 +64,22 @@ CompileState TrialOf(const CompileState& s, const CompileOptions& options) {
   return b;
 }
 
+// The kept program once more with `change` applied to its options and every
+// trial off (CompileOnce), keeping the faster of the two.
+Status KeepFasterWith(CompileState& s, std::string& text, const std::string& print_after,
+                      const std::function<void(CompileOptions&)>& change) {
+  CompileState b = TrialOf(s, s.options);
+  CompileOptions& o = b.options;
+  o.try_spread = o.try_wide = o.try_resident_min_w = false;
+  o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
+  o.try_permute = o.try_w_double = o.try_in_stay = false;
+  change(o);
+  std::string tb;
+  WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
+  if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+  return Status::Ok();
+}
+
 // A per-layer choice by trial: compile with `force` applied to every layer
 // of `on`, then to only the layers that got faster (layers' times are
 // nearly additive), and keep the fastest of `s` and the two programs.
@@ -275,17 +291,9 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   // kept program once more without them and keep the faster.
   bool permuted = false;
   for (const Layer& l : s.layers) permuted |= l.permuted;
-  if (opts.try_permute && s.options.permute_channels && permuted) {
-    CompileState b = TrialOf(s, s.options);
-    b.options.try_spread = b.options.try_wide = b.options.try_resident_min_w = false;
-    b.options.try_replicate = b.options.try_resident_partial = b.options.try_sparse_w = false;
-    b.options.try_permute = false;
-    b.options.try_w_double = b.options.try_in_stay = false;
-    b.options.permute_channels = false;
-    std::string tb;
-    WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
-    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
-  }
+  if (opts.try_permute && s.options.permute_channels && permuted)
+    WBS_RETURN_IF_ERROR(KeepFasterWith(s, text, print_after,
+                                       [](CompileOptions& o) { o.permute_channels = false; }));
   // The weight slab rings (Layer::w_ring) let a layer's DDR blob stream
   // run ahead, which can delay another layer's activation loads on the
   // shared shim channels (ResNet-50 5x5 50%: 0.9115 -> 0.9127 ms with
@@ -293,16 +301,9 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   // faster.
   bool ringed = false;
   for (const Layer& l : s.layers) ringed |= l.w_ring > 2;
-  if (opts.try_w_ring && s.options.w_ring && ringed) {
-    CompileState b = TrialOf(s, s.options);
-    b.options.try_spread = b.options.try_wide = b.options.try_resident_min_w = false;
-    b.options.try_replicate = b.options.try_resident_partial = b.options.try_sparse_w = false;
-    b.options.try_permute = b.options.try_w_double = b.options.try_in_stay = false;
-    b.options.w_ring = false;
-    std::string tb;
-    WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
-    if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
-  }
+  if (opts.try_w_ring && s.options.w_ring && ringed)
+    WBS_RETURN_IF_ERROR(
+        KeepFasterWith(s, text, print_after, [](CompileOptions& o) { o.w_ring = false; }));
   // Partial residency (CompileOptions::resident_partial) keeps regions the
   // slabs of the layers in between lose, the writers' DDR copies are extra
   // traffic, and it changes which choices the trials keep (Inception-v3
