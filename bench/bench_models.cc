@@ -33,7 +33,7 @@
 // --variants=NAME=v1,v2,... (with --interleaved) prepares one session per
 // (sparsity, value) with the environment variable NAME set to the value
 // while the session is created (switches read at session creation, e.g.
-// WBS_WEIGHT_PREFETCH), runs them all in turn and prints the sparsity
+// WBS_PRIVATE_COPIES), runs them all in turn and prints the sparsity
 // field as "P:value": a paired A/B of such a switch in one process.
 // --gemm_calibration instead times the FC layers of the zoo models (batch 1)
 // sparse vs oneDNN dense at 50/75/90% random-mask block sparsity, one-node
