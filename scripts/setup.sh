@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   libdnnl-dev libtorch-dev libgloo-dev dataset-fashion-mnist
+  ocl-icd-opencl-dev  # dnnl-config.cmake finds OpenCL; only a Recommends of libdnnl-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
   nodejs
