@@ -246,6 +246,12 @@ struct Layer {
   // channels (ResNet-50 layer3.x.conv3, layer3.0.downsample.0) otherwise
   // streams its input to the cores once per channel chunk.
   bool in_stay = false;
+  // An input-stationary 1x1 tile computed in this many row pieces
+  // (CompileOptions::stay_rows; set by codegen, SplitStayRows): the input,
+  // shortcut and output tiles are laid out and moved piece by piece, so
+  // chunk 0's first COMP starts once its first rows are in and a chunk's
+  // first rows leave while the rest computes.
+  int64_t stay_pieces = 1;
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]
@@ -389,6 +395,17 @@ struct CompileOptions {
   // layer where faster, and keeps the fastest program.
   std::map<std::string, bool> in_stay;
   bool try_in_stay = true;
+  // Input-stationary 1x1 tiles cut into kStayPieces row pieces
+  // (Layer::stay_pieces), by layer name. Compile() tries them on every
+  // input-stationary tile of the kept program, then per layer where faster
+  // (ResNet-50 4x4 50%: layer2.x.conv1 12.7-13.0 -> 10.4-11.6 us, but
+  // layer4.1/4.2.conv3, 7 rows written to DDR, 21.3 / 18.6 -> 25.4 / 25.3).
+  std::map<std::string, bool> stay_rows;
+  bool try_stay_rows = true;
+  // (With 4 pieces in every trial ResNet-50 4x4 50% took 0.9878 ms, with 2
+  // 0.9901, against 0.9945; no COMP overhead is modelled, so more pieces
+  // would look faster still.)
+  static constexpr int64_t kStayPieces = 4;
   // Memtile weight slab rings for sparse multi-block convs (Layer::w_ring);
   // Compile() also compiles the kept program without them and keeps the faster.
   bool w_ring = true;
