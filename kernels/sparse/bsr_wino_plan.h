@@ -17,11 +17,12 @@
 // over a T-wide plane (taps = 1), so the sparse inner loop is the same
 // kernel, the same 8x48 register tile, at the same rate per kept block.
 //
-// Blocking. Run() walks the tiles in chunks: the input transform writes
-// V[16][C][chunk] (kVBudgetFloats bounds it, so it stays in L2), then per
-// block-row of output channels the 16 GEMMs write M[16][br][chunk] (a few
-// KB, L1) and the output transform turns it into that block-row's 2x2
-// outputs with bias, residual and clamp fused. M never exists for all output
+// Blocking. Run() walks the tiles in chunks of one GEMM register tile (16
+// tiles on AVX2): the input transform writes V[16][C][chunk], then per
+// block-row of output channels the 16 GEMMs write M[16][br][chunk] and the
+// output transform turns it into that block-row's 2x2 outputs with bias,
+// residual and clamp fused. Each GEMM's operand V_xi[C][chunk] stays in L1
+// while the block-rows pass over it, and M never exists for all output
 // channels at once.
 //
 // Threads. Every thread has its own V and M scratch and no thread waits for
@@ -87,8 +88,9 @@ class BsrWinoPlan {
   // for tests and benchmarks; call before scratch_floats().
   void LimitChunk(int64_t tiles) { max_chunk_ = std::clamp<int64_t>(tiles, 1, max_chunk_); }
 
-  // V chunk budget: 128K floats (512 KB), half of a core's 1 MB L2, so the
-  // transformed weights streamed past it keep some room.
+  // V chunk budget: 128K floats (512 KB); chunks are one GEMM register
+  // tile (16 or 48 tiles, bsr_wino_plan.cc), so only convs with more than
+  // 512 (AVX-512: 170) input channels get smaller ones.
   static constexpr int64_t kVBudgetFloats = int64_t{1} << 17;
   static constexpr int64_t kMinTilesPerThread = 64;
 

@@ -36,10 +36,18 @@ inline __m256i RangeMask(int64_t base, int64_t lo, int64_t hi) {
 
 // Columns base + 2k (even) and base + 2k + 1 (odd), k = 0..7, of a row
 // (zeros outside [lo, hi)).
+// kFull: all 16 columns are inside the row (plain loads).
+template <bool kFull>
 inline void EvenOdd(const float* row, int64_t base, int64_t lo, int64_t hi, __m256* even,
                     __m256* odd) {
-  const __m256 x0 = _mm256_maskload_ps(row + base, RangeMask(base, lo, hi));
-  const __m256 x1 = _mm256_maskload_ps(row + base + kLanes, RangeMask(base + kLanes, lo, hi));
+  __m256 x0, x1;
+  if (kFull) {
+    x0 = _mm256_loadu_ps(row + base);
+    x1 = _mm256_loadu_ps(row + base + kLanes);
+  } else {
+    x0 = _mm256_maskload_ps(row + base, RangeMask(base, lo, hi));
+    x1 = _mm256_maskload_ps(row + base + kLanes, RangeMask(base + kLanes, lo, hi));
+  }
   // [x0_0 x0_2 x1_0 x1_2 | x0_4 x0_6 x1_4 x1_6] -> 64-bit pairs in order 0, 2, 1, 3.
   const __m256 e = _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(2, 0, 2, 0));
   const __m256 o = _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(3, 1, 3, 1));
@@ -70,6 +78,10 @@ void f32_wino2x3_input__avx2(const WinoInputArgs& a) {
       const int64_t iy0 = 2 * ty - a.pad_top, b = 2 * tx - a.pad_left;
       // Columns of the input row the group's windows cover.
       const int64_t lo = std::max<int64_t>(0, b), hi = std::min(a.in_w, b + 2 * nv + 2);
+      // Plain loads when the 18 columns they touch are all inside the row
+      // (a full group away from the edges): masked ones cost more (most of
+      // ResNet-50's 56x56 groups are full).
+      const bool full = b >= 0 && b + 2 * kLanes + 2 <= a.in_w;
       __m256 d[4][4];
       for (int r = 0; r < 4; ++r) {
         const int64_t iy = iy0 + r;
@@ -77,8 +89,13 @@ void f32_wino2x3_input__avx2(const WinoInputArgs& a) {
           for (int k = 0; k < 4; ++k) d[r][k] = _mm256_setzero_ps();
         } else {
           const float* row = xc + iy * a.in_w;
-          EvenOdd(row, b, lo, hi, &d[r][0], &d[r][1]);
-          EvenOdd(row, b + 2, lo, hi, &d[r][2], &d[r][3]);
+          if (full) {
+            EvenOdd<true>(row, b, lo, hi, &d[r][0], &d[r][1]);
+            EvenOdd<true>(row, b + 2, lo, hi, &d[r][2], &d[r][3]);
+          } else {
+            EvenOdd<false>(row, b, lo, hi, &d[r][0], &d[r][1]);
+            EvenOdd<false>(row, b + 2, lo, hi, &d[r][2], &d[r][3]);
+          }
         }
       }
       // e = B^T d (over rows, per column k), then V = e B (over columns).
@@ -94,7 +111,14 @@ void f32_wino2x3_input__avx2(const WinoInputArgs& a) {
       for (int r = 0; r < 4; ++r) {
         __m256 vr[4];
         BT(e[r], vr);
-        for (int k = 0; k < 4; ++k) _mm256_maskstore_ps(v + (4 * r + k) * a.v_xi_stride, store, vr[k]);
+        // vmaskmovps stores are slow (microcoded on some AMD cores): plain
+        // ones for a full group.
+        for (int k = 0; k < 4; ++k) {
+          if (nv == kLanes)
+            _mm256_storeu_ps(v + (4 * r + k) * a.v_xi_stride, vr[k]);
+          else
+            _mm256_maskstore_ps(v + (4 * r + k) * a.v_xi_stride, store, vr[k]);
+        }
       }
       t += nv;
     }
@@ -114,13 +138,14 @@ void f32_wino2x3_output__avx2(const WinoOutputArgs& a) {
       const int64_t nv = std::min({kLanes, a.tiles_w - tx, a.t_end - t});
       const __m256i load = TailMask(nv);
       const float* m = mc + (t - a.t_begin);
+      auto ld = [&](int xi) {
+        return nv == kLanes ? _mm256_loadu_ps(m + xi * a.m_xi_stride)
+                            : _mm256_maskload_ps(m + xi * a.m_xi_stride, load);
+      };
       // s = A^T M: per column k, {m0 + m1 + m2, m1 - m2 - m3} over rows.
       __m256 s[2][4];
       for (int k = 0; k < 4; ++k) {
-        const __m256 m0 = _mm256_maskload_ps(m + k * a.m_xi_stride, load);
-        const __m256 m1 = _mm256_maskload_ps(m + (4 + k) * a.m_xi_stride, load);
-        const __m256 m2 = _mm256_maskload_ps(m + (8 + k) * a.m_xi_stride, load);
-        const __m256 m3 = _mm256_maskload_ps(m + (12 + k) * a.m_xi_stride, load);
+        const __m256 m0 = ld(k), m1 = ld(4 + k), m2 = ld(8 + k), m3 = ld(12 + k);
         s[0][k] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
         s[1][k] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
       }
@@ -144,9 +169,15 @@ void f32_wino2x3_output__avx2(const WinoOutputArgs& a) {
           lo = _mm256_add_ps(lo, _mm256_maskload_ps(rc + off, st0));
           hi = _mm256_add_ps(hi, _mm256_maskload_ps(rc + off + kLanes, st1));
         }
-        _mm256_maskstore_ps(yc + off, st0, _mm256_min_ps(_mm256_max_ps(lo, vlo), vhi));
-        if (ncol > kLanes)
-          _mm256_maskstore_ps(yc + off + kLanes, st1, _mm256_min_ps(_mm256_max_ps(hi, vlo), vhi));
+        lo = _mm256_min_ps(_mm256_max_ps(lo, vlo), vhi);
+        hi = _mm256_min_ps(_mm256_max_ps(hi, vlo), vhi);
+        if (ncol == 2 * kLanes) {
+          _mm256_storeu_ps(yc + off, lo);
+          _mm256_storeu_ps(yc + off + kLanes, hi);
+        } else {
+          _mm256_maskstore_ps(yc + off, st0, lo);
+          if (ncol > kLanes) _mm256_maskstore_ps(yc + off + kLanes, st1, hi);
+        }
       }
       t += nv;
     }
