@@ -84,9 +84,9 @@ class BsrWinoPlan {
   int64_t tiles() const { return tiles_h_ * tiles_w_; }
   // Tiles per chunk at most (V[16][C][chunk] within kVBudgetFloats).
   int64_t max_chunk() const { return max_chunk_; }
-  // Smaller chunks (any size >= 1: chunks then start anywhere in a tile row)
+  // Another chunk size (any >= 1: chunks then start anywhere in a tile row)
   // for tests and benchmarks; call before scratch_floats().
-  void LimitChunk(int64_t tiles) { max_chunk_ = std::clamp<int64_t>(tiles, 1, max_chunk_); }
+  void SetChunk(int64_t tiles) { max_chunk_ = std::max<int64_t>(tiles, 1); }
 
   // V chunk budget: 128K floats (512 KB); chunks are one GEMM register
   // tile (16 or 48 tiles, bsr_wino_plan.cc), so only convs with more than
