@@ -14,8 +14,11 @@
 // BSR structure (row_ptr, col_idx) and each has its own block values,
 // transformed once at Create() (16/9 of the direct weight's floats). Each
 // GEMM runs on the direct conv's microkernel (bsr_conv.h) as a 1x1 conv
-// over a T-wide plane (taps = 1), so the sparse inner loop is the same
-// kernel, the same 8x48 register tile, at the same rate per kept block.
+// over a T-wide plane (taps = 1), so the sparse inner loop is the
+// dispatcher's kernel (AVX-512: 8x48 zmm tile; AVX2: 4x16 ymm, two passes).
+// Per multiply it moves more data than the direct conv does (an input value
+// is read once per (xi, block) instead of once for 9 taps), so the 2.25x
+// fewer multiplies do not turn into 2.25x less time (docs/KERNELS.md).
 //
 // Blocking. Run() walks the tiles in chunks of one GEMM register tile (16
 // tiles on AVX2): the input transform writes V[16][C][chunk], then per
