@@ -6,6 +6,8 @@
 //                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
 //                    [--layers=N,...] [--layout=auto|phase|shifted]
 //                    [--private-copies=auto|on|off]
+//                    [--winograd=on|off|only] [--wino-split=auto|tiles|rows]
+//                    [--wino-chunk=TILES]
 //
 // Each benchmark "pair/<shape>/sp:<pct>/threads:<t>" times the oneDNN
 // primitive (kernels/dnnl: Conv with plain NCHW in and out like our kernel,
@@ -16,12 +18,24 @@
 // the median of its iterations. Reported: speedup = dense median / bsr
 // median, eff_GFLOP/s = non-zero-block FLOPs / bsr median, dense_GFLOP/s,
 // eff_ratio = eff / dense GFLOP/s. A markdown table of the medians follows.
+//
+// For the 3x3 stride-1 shapes, "wino/<shape>/sp:<pct>/threads:<t>" times
+// three sides in the same alternating loop: oneDNN dense (as above), our
+// direct BSR plan and our block-sparse Winograd F(2x2, 3x3) plan
+// (BsrWinoPlan) on the same masked weight; reported: wino_vs_dense = dense
+// median / Winograd median, wino_vs_direct = direct median / Winograd
+// median, and a second table. oneDNN's own Winograd (algorithm
+// convolution_winograd; oneDNN 2.6 implements it for f32 with AVX-512 only)
+// is tried for each shape: the label says whether it would be available
+// (when it is, compare it with wbs_bench_conv; this benchmark does not time
+// it). --winograd=only runs just these, off none of them.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -35,6 +49,7 @@
 #include "kernels/dnnl/conv.h"
 #include "kernels/dnnl/matmul.h"
 #include "kernels/sparse/bsr_conv_plan.h"
+#include "kernels/sparse/bsr_wino_plan.h"
 
 #ifndef WBS_SOURCE_DIR
 #define WBS_SOURCE_DIR "."
@@ -146,29 +161,36 @@ void ConfigureLikeRuntime(kernels::sparse::BsrConvPlan& plan) {
 // would measure something else: with 5 ms blocks a 90%-sparse 56x56 layer's
 // median was 1.8x its warm time, the calls after oneDNN's run refilling the
 // caches oneDNN's buffers evicted.
-template <typename D, typename S>
-void Pair(benchmark::State& state, D&& dense, S&& bsr, double* dense_med, double* bsr_med) {
-  auto once = [](auto& f) {
+// The same for any number of sides, in turn; (*medians)[i] is side i's.
+void Interleave(benchmark::State& state, const std::vector<std::function<void()>>& sides,
+                std::vector<double>* medians) {
+  auto once = [](const std::function<void()>& f) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
     return Seconds(t0);
   };
   double t = 0;
-  for (int i = 0; i < 2; ++i) t = std::max(once(dense), once(bsr));
+  for (int i = 0; i < 2; ++i)
+    for (const auto& f : sides) t = std::max(t, once(f));
   const int reps = static_cast<int>(std::clamp(kBlockSeconds / std::max(t, 1e-7), 3.0, 1000.0));
-  std::vector<double> td, ts;
+  std::vector<std::vector<double>> times(sides.size());
   for (auto _ : state) {
-    for (int r = 0; r < reps; ++r) {
-      const double e = once(dense);
-      if (r > 0) td.push_back(e);
-    }
-    for (int r = 0; r < reps; ++r) {
-      const double e = once(bsr);
-      if (r > 0) ts.push_back(e);
-    }
+    for (size_t k = 0; k < sides.size(); ++k)
+      for (int r = 0; r < reps; ++r) {
+        const double e = once(sides[k]);
+        if (r > 0) times[k].push_back(e);
+      }
   }
-  *dense_med = Median(td);
-  *bsr_med = Median(ts);
+  medians->clear();
+  for (const auto& v : times) medians->push_back(Median(v));
+}
+
+template <typename D, typename S>
+void Pair(benchmark::State& state, D&& dense, S&& bsr, double* dense_med, double* bsr_med) {
+  std::vector<double> med;
+  Interleave(state, {std::function<void()>(dense), std::function<void()>(bsr)}, &med);
+  *dense_med = med[0];
+  *bsr_med = med[1];
 }
 
 void Record(benchmark::State& state, Row row, double flops, double kept, double dense_med,
@@ -311,6 +333,135 @@ void BM_GemmPair(benchmark::State& state, GemmShape g, int pct, int br, int bc) 
   state.SetLabel(fmt::format("{} {} / {}", g.layer, plan->kernel().name, (*prim)->impl_name()));
 }
 
+struct WinoRow {
+  std::string layer, shape;
+  int threads = 1, pct = 0;
+  double dense_ms = 0, direct_ms = 0, wino_ms = 0;
+};
+std::vector<WinoRow>& WinoRows() {
+  static std::vector<WinoRow> r;
+  return r;
+}
+enum class WinoMode { kOn, kOff, kOnly };
+WinoMode g_wino = WinoMode::kOn;
+kernels::sparse::BsrWinoPlan::Split g_wino_split = kernels::sparse::BsrWinoPlan::Split::kAuto;
+int64_t g_wino_chunk = 0;  // 0: the plan's
+
+// Whether oneDNN would create its own f32 Winograd convolution for p.
+std::string OneDnnWinogradAvailability(const kernels::ref::ConvParams& p) {
+  using dnnl::memory;
+  try {
+    const memory::desc src({1, p.in_channels, p.in[1], p.in[2]}, memory::data_type::f32,
+                           memory::format_tag::any);
+    const memory::desc dst({1, p.out_channels, p.out[1], p.out[2]}, memory::data_type::f32,
+                           memory::format_tag::any);
+    const memory::desc w({p.out_channels, p.in_channels, 3, 3}, memory::data_type::f32,
+                         memory::format_tag::any);
+    const memory::desc b({p.out_channels}, memory::data_type::f32, memory::format_tag::x);
+    dnnl::convolution_forward::desc d(
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, src, w, b, dst,
+        {1, 1}, {p.pad_begin[1], p.pad_begin[2]}, {p.pad_end[1], p.pad_end[2]});
+    dnnl::convolution_forward::primitive_desc pd(d, kernels::onednn::CpuEngine());
+    return fmt::format("oneDNN winograd: {} (not timed here)", pd.impl_info_str());
+  } catch (const dnnl::error&) {
+    return "oneDNN winograd: unavailable";
+  }
+}
+
+void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) {
+  const int threads = static_cast<int>(state.range(0));
+  omp_set_num_threads(threads);
+  const kernels::ref::ConvParams p = ParamsOf(s);
+  auto prim =
+      kernels::onednn::ConvPrimitive::Create(p, false, true, kernels::onednn::ConvLayout::kAuto);
+  if (!prim.ok()) {
+    state.SkipWithError(prim.status().ToString().c_str());
+    return;
+  }
+  Tensor w = MaskedWeight(s, 0.0, br, bc, kSeed);
+  Tensor b = RandomTensor({s.cout}, kSeed + 1);
+  Tensor x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
+  Tensor yd(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+  Tensor ys(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+  Tensor yw(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+  auto packed = (*prim)->PackWeights(w.data<float>());
+  Tensor wz = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
+  auto sw = BlockSparseWeight::FromDense(wz, br, bc);
+  if (!packed.ok() || !sw.ok()) {
+    state.SkipWithError("weight packing failed");
+    return;
+  }
+  auto plan = kernels::sparse::BsrConvPlan::CreateWithLayout(p, *sw, g_layout);
+  auto wino = kernels::sparse::BsrWinoPlan::Create(p, *sw);
+  if (!plan.ok() || !wino.ok()) {
+    state.SkipWithError((plan.ok() ? wino.status() : plan.status()).ToString().c_str());
+    return;
+  }
+  ConfigureLikeRuntime(*plan);
+  wino->ForceSplit(g_wino_split);
+  if (g_wino_chunk > 0) wino->LimitChunk(g_wino_chunk);
+  std::vector<float> scratch(static_cast<size_t>(
+      std::max(plan->scratch_floats(threads), wino->scratch_floats(threads))));
+  std::vector<double> med;
+  Interleave(
+      state,
+      {[&] {
+         Status st = (*prim)->Execute(x.data<float>(), *packed, b.data<float>(), yd.data<float>());
+         benchmark::DoNotOptimize(st);
+       },
+       [&] {
+         plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch.data(), threads);
+         benchmark::ClobberMemory();
+       },
+       [&] {
+         wino->Run(x.data<float>(), b.data<float>(), yw.data<float>(), scratch.data(), threads);
+         benchmark::ClobberMemory();
+       }},
+      &med);
+  // The two sparse plans compute the same conv: a wrong Winograd result
+  // would make its time meaningless.
+  double err = 0, scale = 0;
+  for (int64_t i = 0; i < ys.numel(); ++i) {
+    err = std::max(err, double(std::abs(ys.data<float>()[i] - yw.data<float>()[i])));
+    scale = std::max(scale, double(std::abs(ys.data<float>()[i])));
+  }
+  if (err > 1e-3 * (1.0 + scale)) {
+    state.SkipWithError(fmt::format("winograd differs from direct by {}", err).c_str());
+    return;
+  }
+  WinoRow row{s.layer, s.Name(), threads, pct, med[0] * 1e3, med[1] * 1e3, med[2] * 1e3};
+  state.counters["wino_vs_dense"] = med[0] / med[2];
+  state.counters["wino_vs_direct"] = med[1] / med[2];
+  state.counters["dense_us"] = med[0] * 1e6;
+  state.counters["direct_us"] = med[1] * 1e6;
+  state.counters["wino_us"] = med[2] * 1e6;
+  auto same = std::find_if(WinoRows().begin(), WinoRows().end(), [&](const WinoRow& r) {
+    return r.shape == row.shape && r.threads == row.threads && r.pct == row.pct;
+  });
+  if (same != WinoRows().end())
+    *same = row;
+  else
+    WinoRows().push_back(row);
+  state.SetLabel(fmt::format("{} {}+{} split {} chunk {} / {}; {}", s.layer,
+                             wino->kernel().name, wino->transform().name,
+                             wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kTiles
+                                 ? "tiles"
+                                 : "rows",
+                             wino->max_chunk(), (*prim)->impl_name(),
+                             OneDnnWinogradAvailability(p)));
+}
+
+void PrintWinoTable() {
+  if (WinoRows().empty()) return;
+  fmt::print(
+      "\n| threads | layer | shape | sparsity | oneDNN ms | direct BSR ms | Winograd BSR ms | "
+      "Winograd vs oneDNN | Winograd vs direct |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+  for (const WinoRow& r : WinoRows())
+    fmt::print("| {} | {} | {} | {}% | {:.3f} | {:.3f} | {:.3f} | {:.2f}x | {:.2f}x |\n", r.threads,
+               r.layer, r.shape, r.pct, r.dense_ms, r.direct_ms, r.wino_ms, r.dense_ms / r.wino_ms,
+               r.direct_ms / r.wino_ms);
+}
+
 std::vector<std::string> SplitList(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -412,11 +563,19 @@ int main(int argc, char** argv) {
                   : val == "off" ? PrivateCopies::kOff
                                  : PrivateCopies::kAuto;
     } else if (key == "--block" && std::sscanf(val.c_str(), "%dx%d", &br, &bc) == 2) {
+    } else if (key == "--winograd" && (val == "on" || val == "off" || val == "only")) {
+      g_wino = val == "on" ? WinoMode::kOn : val == "off" ? WinoMode::kOff : WinoMode::kOnly;
+    } else if (key == "--wino-split" && (val == "auto" || val == "tiles" || val == "rows")) {
+      using S = kernels::sparse::BsrWinoPlan::Split;
+      g_wino_split = val == "auto" ? S::kAuto : val == "tiles" ? S::kTiles : S::kRows;
+    } else if (key == "--wino-chunk" && !val.empty()) {
+      g_wino_chunk = std::stoll(val);
     } else {
       fmt::print(stderr,
                  "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
-                 "[--layout=auto|phase|shifted] [--private-copies=auto|on|off]\n");
+                 "[--layout=auto|phase|shifted] [--private-copies=auto|on|off] "
+                 "[--winograd=on|off|only] [--wino-split=auto|tiles|rows] [--wino-chunk=TILES]\n");
       return 2;
     }
   }
@@ -442,15 +601,25 @@ int main(int argc, char** argv) {
       if (!wanted(li)) continue;
       const ConvShape& s = (*shapes)[li];
       for (int pct : pcts)
-        benchmark::RegisterBenchmark(fmt::format("pair/{}/sp:{}", s.Name(), pct).c_str(),
-                                     BM_ConvPair, s, pct, br, bc)
+        if (g_wino != WinoMode::kOnly)
+          benchmark::RegisterBenchmark(fmt::format("pair/{}/sp:{}", s.Name(), pct).c_str(),
+                                       BM_ConvPair, s, pct, br, bc)
+              ->Arg(t)
+              ->ArgName("threads")
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+      if (g_wino == WinoMode::kOff || !kernels::sparse::BsrWinoPlan::Eligible(ParamsOf(s)))
+        continue;
+      for (int pct : pcts)
+        benchmark::RegisterBenchmark(fmt::format("wino/{}/sp:{}", s.Name(), pct).c_str(),
+                                     BM_WinoPair, s, pct, br, bc)
             ->Arg(t)
             ->ArgName("threads")
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
     }
     for (size_t gi = 0; gi < gemms.size(); ++gi) {
-      if (!wanted(shapes->size() + gi)) continue;
+      if (!wanted(shapes->size() + gi) || g_wino == WinoMode::kOnly) continue;
       for (int pct : pcts)
         benchmark::RegisterBenchmark(fmt::format("pair/{}/sp:{}", gemms[gi].Name(), pct).c_str(),
                                      BM_GemmPair, gemms[gi], pct, br, bc)
@@ -463,5 +632,6 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   PrintTable();
+  PrintWinoTable();
   return 0;
 }

@@ -54,6 +54,25 @@ PackPlaneFn PackFor(const BsrConvKernel& k) {
 
 }  // namespace
 
+Status ClampBounds(const ref::Activation& a, float* lo, float* hi) {
+  *lo = -__builtin_inff();
+  *hi = __builtin_inff();
+  switch (a.kind) {
+    case ref::ActivationKind::kNone:
+      return Status::Ok();
+    case ref::ActivationKind::kRelu:
+      *lo = 0.0f;
+      return Status::Ok();
+    case ref::ActivationKind::kClip:
+      *lo = a.alpha;
+      *hi = a.beta;
+      return Status::Ok();
+    default:
+      return Unimplemented("block-sparse conv: activation {} is not a clamp",
+                           ref::ActivationName(a.kind));
+  }
+}
+
 void BsrConvPlan::SetLateWorkerForTesting(int64_t microseconds) {
   g_late_worker_us.store(microseconds, std::memory_order_relaxed);
 }
@@ -83,20 +102,7 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     return InvalidArgument("block-sparse conv: weight [{},{},{},{}] does not fit the conv",
                            w.out_channels(), w.in_channels(), w.kh(), w.kw());
   BsrConvPlan plan;
-  switch (p.activation.kind) {
-    case ref::ActivationKind::kNone:
-      break;
-    case ref::ActivationKind::kRelu:
-      plan.lo_ = 0.0f;
-      break;
-    case ref::ActivationKind::kClip:
-      plan.lo_ = p.activation.alpha;
-      plan.hi_ = p.activation.beta;
-      break;
-    default:
-      return Unimplemented("block-sparse conv: activation {} is not a clamp",
-                           ref::ActivationName(p.activation.kind));
-  }
+  WBS_RETURN_IF_ERROR(ClampBounds(p.activation, &plan.lo_, &plan.hi_));
   plan.w_ = &w;
   plan.kernel_ = kernel ? kernel : &SelectBsrConvKernel(w.br());
   if (plan.kernel_->br != 0 && plan.kernel_->br != w.br())

@@ -69,6 +69,10 @@
 
 namespace wbs::kernels::sparse {
 
+// The clamp [lo, hi] a block-sparse plan fuses for activation a (none, Relu,
+// Clip); Unimplemented for any other activation.
+Status ClampBounds(const ref::Activation& a, float* lo, float* hi);
+
 class BsrConvPlan {
  public:
   // p: 2-D conv (spatial_rank 1 or 2), group 1, activation none/Relu/Clip

@@ -118,4 +118,32 @@ const BsrConvKernel& SelectBsrConvKernel(int br) {
   return *chosen;
 }
 
+const std::vector<WinoTransformKernel>& WinoTransformKernels() {
+  static const std::vector<WinoTransformKernel> k = {
+      {"f32_wino2x3__avx2", Isa::kAvx2, f32_wino2x3_input__avx2, f32_wino2x3_output__avx2},
+      {"f32_wino2x3__ref", Isa::kRef, f32_wino2x3_input__ref, f32_wino2x3_output__ref},
+  };
+  return k;
+}
+
+const WinoTransformKernel& SelectWinoTransform() {
+  static const WinoTransformKernel& chosen = [&]() -> const WinoTransformKernel& {
+    const Isa active = ActiveIsa();
+    const auto& all = WinoTransformKernels();
+    std::string declined;
+    for (const WinoTransformKernel& k : all) {
+      if (k.isa <= active) {
+        WBS_LOG_INFO("winograd transforms: {}chose {}", declined, k.name);
+        if (Verbose())
+          std::fprintf(stderr, "wbs: winograd transforms: %schose %s\n", declined.c_str(), k.name);
+        return k;
+      }
+      declined += std::string(k.name) + ": declined (needs " + IsaName(k.isa) + ", active isa " +
+                  IsaName(active) + "); ";
+    }
+    return all.back();
+  }();
+  return chosen;
+}
+
 }  // namespace wbs::kernels::sparse

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/sparse/bsr_conv.h"
+#include "kernels/sparse/wino_transform.h"
 
 namespace wbs::kernels::sparse {
 
@@ -36,5 +37,18 @@ const std::vector<BsrConvKernel>& BsrConvKernels();
 const BsrConvKernel& SelectBsrConvKernel(int br);
 // "f32_bsr8xn_conv__avx512 (avx2: declined, isa cap avx2)..." for logs.
 std::string DescribeBsrConvChoice(int br);
+
+// Winograd F(2x2, 3x3) transforms (wino_transform.h): an input and an
+// output transform of the same ISA.
+struct WinoTransformKernel {
+  const char* name;  // "f32_wino2x3__avx2": f32_wino2x3_{input,output}__avx2
+  Isa isa;
+  WinoInputFn input;
+  WinoOutputFn output;
+};
+// All transform pairs, fastest first; the last is the reference.
+const std::vector<WinoTransformKernel>& WinoTransformKernels();
+// The first pair whose ISA <= ActiveIsa(); logged once like the conv kernels.
+const WinoTransformKernel& SelectWinoTransform();
 
 }  // namespace wbs::kernels::sparse

@@ -1,0 +1,286 @@
+// BsrWinoPlan (block-sparse Winograd F(2x2, 3x3)) against the reference conv
+// (in double) on the same zeroed dense weight: the zoo models' 3x3 stride-1
+// layer shapes, random small planes (odd sizes, edge tiles, pads 0..2,
+// channels not multiples of 8), 0..100% block sparsity, bias / residual
+// (in place too) / clamp, 1 and 2 threads with both thread splits, small
+// chunks that start mid tile row; and every transform kernel the CPU runs
+// against the reference transforms, bit for bit. The seed is printed;
+// WBS_TEST_SEED=<n> replays it.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/block_sparse.h"
+#include "kernels/ref/conv.h"
+#include "kernels/sparse/bsr_wino_plan.h"
+#include "kernels/sparse/dispatch.h"
+#include "tests/unit/block_sparse_test_util.h"
+
+namespace wbs {
+namespace {
+
+namespace ks = kernels::sparse;
+namespace kref = kernels::ref;
+using sparse_test::ApplyMask;
+using sparse_test::RandomMask;
+using sparse_test::RandomTensor;
+using sparse_test::Rng;
+using sparse_test::TestSeed;
+
+struct Problem {
+  kref::ConvParams p;
+  bool bias = true;
+  bool residual = false;
+  std::string Describe() const {
+    return fmt::format("n{} c{} m{} in{}x{} pad {},{},{},{} out{}x{} act {} bias {} residual {}",
+                       p.batch, p.in_channels, p.out_channels, p.in[1], p.in[2], p.pad_begin[1],
+                       p.pad_begin[2], p.pad_end[1], p.pad_end[2], p.out[1], p.out[2],
+                       static_cast<int>(p.activation.kind), bias, residual);
+  }
+};
+
+kref::ConvParams Conv3x3(int64_t c, int64_t m, int64_t h, int64_t w, int64_t pt, int64_t pl,
+                         int64_t pb, int64_t pr) {
+  kref::ConvParams p;
+  p.in_channels = c;
+  p.out_channels = m;
+  p.in = {1, h, w};
+  p.kernel = {1, 3, 3};
+  p.pad_begin = {0, pt, pl};
+  p.pad_end = {0, pb, pr};
+  p.out = {1, h + pt + pb - 2, w + pl + pr - 2};
+  return p;
+}
+
+// Every BsrConvKernel for 8-row blocks runnable here (under WBS_ISA_CAP).
+std::vector<const ks::BsrConvKernel*> Kernels() {
+  std::vector<const ks::BsrConvKernel*> out;
+  for (const ks::BsrConvKernel& k : ks::BsrConvKernels())
+    if (k.isa <= ks::ActiveIsa() && (k.br == 0 || k.br == 8)) out.push_back(&k);
+  return out;
+}
+
+// Runs pr at `sparsity` with the dispatcher's transforms on `kernels`, at 1
+// and 2 threads (both splits at 2), with chunks of `chunk` tiles (0: the
+// plan's), and compares with the double reference.
+void Check(const Problem& pr, double sparsity, Rng& rng,
+           const std::vector<const ks::BsrConvKernel*>& kernels, int64_t chunk = 0) {
+  const kref::ConvParams& p = pr.p;
+  SCOPED_TRACE(fmt::format("seed {}: {} sparsity {} chunk {}", TestSeed(), pr.Describe(), sparsity,
+                           chunk));
+  Tensor w = RandomTensor({p.out_channels, p.in_channels, 3, 3}, rng);
+  ApplyMask(w, RandomMask(p.out_channels, p.in_channels, 8, 8, sparsity, rng));
+  Tensor x = RandomTensor({p.batch, p.in_channels, p.in[1], p.in[2]}, rng);
+  Tensor b = RandomTensor({p.out_channels}, rng);
+  Tensor res = RandomTensor({p.batch, p.out_channels, p.out[1], p.out[2]}, rng);
+  const int64_t out_n = p.batch * p.out_channels * p.out[1] * p.out[2];
+  std::vector<double> xd(x.ToVector<double>()), wd(w.ToVector<double>()), bd(b.ToVector<double>()),
+      yd(static_cast<size_t>(out_n));
+  kref::ConvParams linear = p;
+  linear.activation = {};
+  kref::Conv<double>(linear, xd.data(), wd.data(), pr.bias ? bd.data() : nullptr, yd.data());
+  for (int64_t i = 0; i < out_n; ++i)
+    yd[i] = kref::Activate(p.activation, yd[i] + (pr.residual ? res.data<float>()[i] : 0.0f));
+  // Unit-normal data: the direct sum's error grows like sqrt(9 C) ulps; the
+  // transforms add a few (wino_transform.h), so 4x the direct plan's bound.
+  const double tol = 4e-5 * std::sqrt(double(p.in_channels * 9)) + 1e-5;
+
+  auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+  ASSERT_TRUE(sw.ok()) << sw.status().ToString();
+  struct Variant {
+    int threads;
+    ks::BsrWinoPlan::Split split;
+  };
+  const Variant variants[] = {{1, ks::BsrWinoPlan::Split::kAuto},
+                              {2, ks::BsrWinoPlan::Split::kTiles},
+                              {2, ks::BsrWinoPlan::Split::kRows}};
+  for (const ks::BsrConvKernel* k : kernels) {
+    auto plan = ks::BsrWinoPlan::Create(p, *sw, k);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    if (chunk > 0) plan->LimitChunk(chunk);
+    for (const Variant& v : variants) {
+      plan->ForceSplit(v.split);
+      SCOPED_TRACE(fmt::format("{} + {} threads {} split {}", k->name, plan->transform().name,
+                               v.threads, static_cast<int>(v.split)));
+      constexpr int64_t kGuard = 64;
+      constexpr float kGuardValue = 12345.0f;
+      // NaN scratch: nothing may read a value the plan did not write.
+      const int64_t need = plan->scratch_floats(v.threads);
+      std::vector<float> scratch(static_cast<size_t>(need + kGuard), std::nanf(""));
+      std::fill(scratch.begin() + need, scratch.end(), kGuardValue);
+      std::vector<float> y(static_cast<size_t>(out_n), std::nanf(""));
+      const float* residual = nullptr;
+      if (pr.residual && v.threads >= 2) {
+        std::copy(res.data<float>(), res.data<float>() + out_n, y.begin());  // in place
+        residual = y.data();
+      } else if (pr.residual) {
+        residual = res.data<float>();
+      }
+      plan->Run(x.data<float>(), pr.bias ? b.data<float>() : nullptr, y.data(), scratch.data(),
+                v.threads, residual);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < out_n; ++i) {
+        const double e = std::abs(double(y[i]) - yd[i]);
+        if (!(e <= tol * (1.0 + std::abs(yd[i]))))
+          if (++bad <= 3) ADD_FAILURE() << "y[" << i << "] = " << y[i] << ", want " << yd[i];
+      }
+      ASSERT_EQ(bad, 0);
+      for (int64_t i = need; i < need + kGuard; ++i)
+        ASSERT_EQ(scratch[static_cast<size_t>(i)], kGuardValue) << "written past the scratch";
+    }
+  }
+}
+
+TEST(BsrWino, RandomSmallPlanes) {
+  Rng rng(TestSeed());
+  const double sparsities[] = {0.0, 0.25, 0.5, 0.75, 0.9, 1.0};
+  for (int cases = 0; cases < 60; ++cases) {
+    Problem pr;
+    const int64_t h = 1 + rng() % 20, w = 1 + rng() % 45;
+    const int64_t pt = rng() % 3, pl = rng() % 3, pb = rng() % 3, pr_ = rng() % 3;
+    if (h + pt + pb < 3 || w + pl + pr_ < 3) {
+      --cases;
+      continue;
+    }
+    pr.p = Conv3x3(1 + rng() % 40, 1 + rng() % 40, h, w, pt, pl, pb, pr_);
+    pr.p.batch = 1 + rng() % 2;
+    const int act = rng() % 3;
+    if (act == 1) pr.p.activation.kind = kref::ActivationKind::kRelu;
+    if (act == 2) {
+      pr.p.activation.kind = kref::ActivationKind::kClip;
+      pr.p.activation.alpha = -0.5f;
+      pr.p.activation.beta = 1.5f;
+    }
+    pr.bias = rng() % 4 != 0;
+    pr.residual = rng() % 3 == 0;
+    // Chunks of 1..40 tiles half of the time.
+    const int64_t chunk = rng() % 2 ? 1 + rng() % 40 : 0;
+    Check(pr, sparsities[rng() % std::size(sparsities)], rng, Kernels(), chunk);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// The 3x3 stride-1 layers of the zoo (ResNet-18/50 stages, VGG-16 and
+// Inception-v3 shapes with fewer channels or smaller planes where the
+// reference would take long), pad 1 (Inception: also pad 0), Relu, with
+// and without the residual, several sparsities including 0% and 100%.
+TEST(BsrWino, ZooShapes) {
+  Rng rng(TestSeed() + 1);
+  struct Shape {
+    int64_t c, m, h, w, pad;
+    double sparsity;
+    bool residual;
+  };
+  const Shape shapes[] = {
+      {64, 64, 56, 56, 1, 0.5, false},    // ResNet-50 layer1.x.conv2
+      {64, 64, 56, 56, 1, 0.0, true},     // ResNet-18 layer1 (residual)
+      {128, 128, 28, 28, 1, 0.75, false}, // layer2.x.conv2
+      {256, 256, 14, 14, 1, 0.5, true},   // layer3
+      {256, 256, 14, 14, 1, 1.0, false},
+      {512, 512, 7, 7, 1, 0.9, false},    // layer4
+      {512, 512, 7, 7, 1, 0.25, true},
+      {64, 128, 28, 40, 1, 0.5, false},   // VGG-16 style, smaller plane
+      {32, 64, 35, 35, 1, 0.5, false},    // Inception-v3 Conv2d_2b (147x147 there)
+      {48, 64, 17, 17, 0, 0.5, false},    // pad 0: 15x15, odd
+  };
+  for (const Shape& s : shapes) {
+    Problem pr;
+    pr.p = Conv3x3(s.c, s.m, s.h, s.w, s.pad, s.pad, s.pad, s.pad);
+    pr.p.activation.kind = kref::ActivationKind::kRelu;
+    pr.residual = s.residual;
+    Check(pr, s.sparsity, rng, {&ks::SelectBsrConvKernel(8)});
+    if (HasFatalFailure()) return;
+  }
+}
+
+// The transform kernels against the reference ones, bit for bit (the same
+// additions in the same order), over tile ranges that start and end mid
+// row, padding, and plane widths around the 16-tile vector.
+TEST(BsrWino, TransformsMatchReference) {
+  Rng rng(TestSeed() + 2);
+  const ks::WinoTransformKernel& ref = ks::WinoTransformKernels().back();
+  for (const ks::WinoTransformKernel& k : ks::WinoTransformKernels()) {
+    if (k.isa > ks::ActiveIsa() || &k == &ref) continue;
+    for (int cases = 0; cases < 40; ++cases) {
+      const int64_t c = 1 + rng() % 5, h = 1 + rng() % 12, w = 1 + rng() % 70;
+      const int64_t pt = rng() % 3, pl = rng() % 3;
+      const int64_t oh = std::max<int64_t>(1, h + pt + rng() % 3 - 2);
+      const int64_t ow = std::max<int64_t>(1, w + pl + rng() % 3 - 2);
+      const int64_t tw = (ow + 1) / 2, total = (oh + 1) / 2 * tw;
+      const int64_t t0 = rng() % total, t1 = t0 + 1 + rng() % (total - t0);
+      const int64_t stride = t1 - t0 + rng() % 5;
+      SCOPED_TRACE(fmt::format("seed {}: {} c{} {}x{} pad {},{} out {}x{} tiles [{}, {})",
+                               TestSeed(), k.name, c, h, w, pt, pl, oh, ow, t0, t1));
+      Tensor x = RandomTensor({c, h, w}, rng);
+      ks::WinoInputArgs in;
+      in.x = x.data<float>();
+      in.in_h = h;
+      in.in_w = w;
+      in.pad_top = pt;
+      in.pad_left = pl;
+      in.tiles_w = tw;
+      in.t_begin = t0;
+      in.t_end = t1;
+      in.c_begin = 0;
+      in.c_end = c;
+      in.v_channel_stride = stride;
+      in.v_xi_stride = c * stride;
+      std::vector<float> v_ref(static_cast<size_t>(16 * c * stride), 7.0f), v(v_ref);
+      in.v = v_ref.data();
+      ref.input(in);
+      in.v = v.data();
+      k.input(in);
+      ASSERT_EQ(0, std::memcmp(v.data(), v_ref.data(), v.size() * sizeof(float)));
+
+      // Output: v as M, with bias, residual and a clamp.
+      Tensor bias = RandomTensor({c}, rng), res = RandomTensor({c, oh, ow}, rng);
+      ks::WinoOutputArgs out;
+      out.m = v_ref.data();
+      out.m_xi_stride = c * stride;
+      out.m_channel_stride = stride;
+      out.channels = c;
+      out.y_channel_stride = oh * ow;
+      out.out_h = oh;
+      out.out_w = ow;
+      out.tiles_w = tw;
+      out.t_begin = t0;
+      out.t_end = t1;
+      out.bias = rng() % 2 ? bias.data<float>() : nullptr;
+      out.residual = rng() % 2 ? res.data<float>() : nullptr;
+      out.lo = -1.0f;
+      out.hi = 2.0f;
+      std::vector<float> y_ref(static_cast<size_t>(c * oh * ow), 9.0f), y(y_ref);
+      out.y = y_ref.data();
+      ref.output(out);
+      out.y = y.data();
+      k.output(out);
+      ASSERT_EQ(0, std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)));
+    }
+  }
+}
+
+TEST(BsrWino, DeclinesOtherConvs) {
+  Tensor w(DType::kF32, {8, 8, 3, 3});
+  auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+  ASSERT_TRUE(sw.ok());
+  kref::ConvParams p = Conv3x3(8, 8, 10, 10, 1, 1, 1, 1);
+  EXPECT_TRUE(ks::BsrWinoPlan::Create(p, *sw).ok());
+  kref::ConvParams s2 = p;
+  s2.stride = {1, 2, 2};
+  s2.out = {1, 5, 5};
+  EXPECT_FALSE(ks::BsrWinoPlan::Eligible(s2));
+  EXPECT_FALSE(ks::BsrWinoPlan::Create(s2, *sw).ok());
+  kref::ConvParams dil = p;
+  dil.dilation = {1, 2, 2};
+  EXPECT_FALSE(ks::BsrWinoPlan::Create(dil, *sw).ok());
+  kref::ConvParams sig = p;
+  sig.activation.kind = kref::ActivationKind::kSigmoid;
+  EXPECT_FALSE(ks::BsrWinoPlan::Create(sig, *sw).ok());
+}
+
+}  // namespace
+}  // namespace wbs
