@@ -215,59 +215,68 @@ void Record(benchmark::State& state, Row row, double flops, double kept, double 
     Rows().push_back(row);
 }
 
+// What both conv benchmarks time: the oneDNN primitive with its packed
+// dense weight, and our direct plan (configured like the runtime's) on the
+// same weight with a random block mask of pct% zero blocks.
+struct ConvCase {
+  std::unique_ptr<kernels::onednn::ConvPrimitive> prim;
+  dnnl::memory packed;
+  Tensor b, x, yd, ys;
+  std::unique_ptr<BlockSparseWeight> sw;
+  std::unique_ptr<kernels::sparse::BsrConvPlan> plan;
+  double kept = 1.0;
+
+  static Result<ConvCase> Make(const ConvShape& s, int pct, int br, int bc) {
+    ConvCase c;
+    const kernels::ref::ConvParams p = ParamsOf(s);
+    WBS_ASSIGN_OR_RETURN(c.prim, kernels::onednn::ConvPrimitive::Create(
+                                     p, false, true, kernels::onednn::ConvLayout::kAuto));
+    Tensor w = MaskedWeight(s, 0.0, br, bc, kSeed);
+    c.b = RandomTensor({s.cout}, kSeed + 1);
+    c.x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
+    c.yd = Tensor(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+    c.ys = Tensor(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+    WBS_ASSIGN_OR_RETURN(c.packed, c.prim->PackWeights(w.data<float>()));
+    Tensor wz = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
+    WBS_ASSIGN_OR_RETURN(BlockSparseWeight sw, BlockSparseWeight::FromDense(wz, br, bc));
+    c.sw = std::make_unique<BlockSparseWeight>(std::move(sw));
+    WBS_ASSIGN_OR_RETURN(kernels::sparse::BsrConvPlan plan,
+                         kernels::sparse::BsrConvPlan::CreateWithLayout(p, *c.sw, g_layout));
+    c.plan = std::make_unique<kernels::sparse::BsrConvPlan>(std::move(plan));
+    ConfigureLikeRuntime(*c.plan);
+    c.kept = double(c.sw->nnz_blocks()) / double(c.sw->block_rows() * c.sw->block_cols());
+    return c;
+  }
+  void RunDense() {
+    Status st = prim->Execute(x.data<float>(), packed, b.data<float>(), yd.data<float>());
+    benchmark::DoNotOptimize(st);
+  }
+  void RunDirect(float* scratch, int threads) {
+    plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch, threads);
+    benchmark::ClobberMemory();
+  }
+};
+
 void BM_ConvPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) {
   const int threads = static_cast<int>(state.range(0));
   omp_set_num_threads(threads);  // oneDNN primitives specialise on the thread count
-  const kernels::ref::ConvParams p = ParamsOf(s);
-  auto prim =
-      kernels::onednn::ConvPrimitive::Create(p, false, true, kernels::onednn::ConvLayout::kAuto);
-  if (!prim.ok()) {
-    state.SkipWithError(prim.status().ToString().c_str());
+  auto c = ConvCase::Make(s, pct, br, bc);
+  if (!c.ok()) {
+    state.SkipWithError(c.status().ToString().c_str());
     return;
   }
-  Tensor w = MaskedWeight(s, 0.0, br, bc, kSeed);
-  Tensor b = RandomTensor({s.cout}, kSeed + 1);
-  Tensor x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
-  Tensor yd(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-  Tensor ys(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-  auto packed = (*prim)->PackWeights(w.data<float>());
-  if (!packed.ok()) {
-    state.SkipWithError(packed.status().ToString().c_str());
-    return;
-  }
-  Tensor wz = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
-  auto sw = BlockSparseWeight::FromDense(wz, br, bc);
-  if (!sw.ok()) {
-    state.SkipWithError(sw.status().ToString().c_str());
-    return;
-  }
-  auto plan = kernels::sparse::BsrConvPlan::CreateWithLayout(p, *sw, g_layout);
-  if (!plan.ok()) {
-    state.SkipWithError(plan.status().ToString().c_str());
-    return;
-  }
-  ConfigureLikeRuntime(*plan);
-  std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats(threads)));
+  std::vector<float> scratch(static_cast<size_t>(c->plan->scratch_floats(threads)));
   double dmed = 0, smed = 0;
   Pair(
-      state,
-      [&] {
-        Status st = (*prim)->Execute(x.data<float>(), *packed, b.data<float>(), yd.data<float>());
-        benchmark::DoNotOptimize(st);
-      },
-      [&] {
-        plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch.data(), threads);
-        benchmark::ClobberMemory();
-      },
-      &dmed, &smed);
-  const double kept = double(sw->nnz_blocks()) / double(sw->block_rows() * sw->block_cols());
+      state, [&] { c->RunDense(); }, [&] { c->RunDirect(scratch.data(), threads); }, &dmed, &smed);
   Row row{s.layer, s.Name(), threads, pct, 0, 0, 0, 0, ""};
-  row.layout = plan->layout();
-  Record(state, row, s.flops(), kept, dmed, smed);
-  state.SetLabel(fmt::format("{} {} {} copy {} KB x{} / {}", s.layer, plan->kernel().name,
-                             plan->layout(), plan->scratch_floats() * 4 / 1024,
-                             plan->scratch_floats(threads) > plan->scratch_floats() ? threads : 1,
-                             (*prim)->impl_name()));
+  row.layout = c->plan->layout();
+  Record(state, row, s.flops(), c->kept, dmed, smed);
+  state.SetLabel(fmt::format("{} {} {} copy {} KB x{} / {}", s.layer, c->plan->kernel().name,
+                             c->plan->layout(), c->plan->scratch_floats() * 4 / 1024,
+                             c->plan->scratch_floats(threads) > c->plan->scratch_floats() ? threads
+                                                                                          : 1,
+                             c->prim->impl_name()));
 }
 
 void BM_GemmPair(benchmark::State& state, GemmShape g, int pct, int br, int bc) {
@@ -372,58 +381,36 @@ void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
   const int threads = static_cast<int>(state.range(0));
   omp_set_num_threads(threads);
   const kernels::ref::ConvParams p = ParamsOf(s);
-  auto prim =
-      kernels::onednn::ConvPrimitive::Create(p, false, true, kernels::onednn::ConvLayout::kAuto);
-  if (!prim.ok()) {
-    state.SkipWithError(prim.status().ToString().c_str());
+  auto c = ConvCase::Make(s, pct, br, bc);
+  if (!c.ok()) {
+    state.SkipWithError(c.status().ToString().c_str());
     return;
   }
-  Tensor w = MaskedWeight(s, 0.0, br, bc, kSeed);
-  Tensor b = RandomTensor({s.cout}, kSeed + 1);
-  Tensor x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
-  Tensor yd(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-  Tensor ys(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-  Tensor yw(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-  auto packed = (*prim)->PackWeights(w.data<float>());
-  Tensor wz = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
-  auto sw = BlockSparseWeight::FromDense(wz, br, bc);
-  if (!packed.ok() || !sw.ok()) {
-    state.SkipWithError("weight packing failed");
+  auto wino = kernels::sparse::BsrWinoPlan::Create(p, *c->sw);
+  if (!wino.ok()) {
+    state.SkipWithError(wino.status().ToString().c_str());
     return;
   }
-  auto plan = kernels::sparse::BsrConvPlan::CreateWithLayout(p, *sw, g_layout);
-  auto wino = kernels::sparse::BsrWinoPlan::Create(p, *sw);
-  if (!plan.ok() || !wino.ok()) {
-    state.SkipWithError((plan.ok() ? wino.status() : plan.status()).ToString().c_str());
-    return;
-  }
-  ConfigureLikeRuntime(*plan);
   wino->ForceSplit(g_wino_split);
-  if (g_wino_chunk > 0) wino->LimitChunk(g_wino_chunk);
+  if (g_wino_chunk > 0) wino->SetChunk(g_wino_chunk);
+  Tensor yw(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
   std::vector<float> scratch(static_cast<size_t>(
-      std::max(plan->scratch_floats(threads), wino->scratch_floats(threads))));
+      std::max(c->plan->scratch_floats(threads), wino->scratch_floats(threads))));
   std::vector<double> med;
-  Interleave(
-      state,
-      {[&] {
-         Status st = (*prim)->Execute(x.data<float>(), *packed, b.data<float>(), yd.data<float>());
-         benchmark::DoNotOptimize(st);
-       },
-       [&] {
-         plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch.data(), threads);
-         benchmark::ClobberMemory();
-       },
-       [&] {
-         wino->Run(x.data<float>(), b.data<float>(), yw.data<float>(), scratch.data(), threads);
-         benchmark::ClobberMemory();
-       }},
-      &med);
+  Interleave(state,
+             {[&] { c->RunDense(); }, [&] { c->RunDirect(scratch.data(), threads); },
+              [&] {
+                wino->Run(c->x.data<float>(), c->b.data<float>(), yw.data<float>(),
+                          scratch.data(), threads);
+                benchmark::ClobberMemory();
+              }},
+             &med);
   // The two sparse plans compute the same conv: a wrong Winograd result
   // would make its time meaningless.
   double err = 0, scale = 0;
-  for (int64_t i = 0; i < ys.numel(); ++i) {
-    err = std::max(err, double(std::abs(ys.data<float>()[i] - yw.data<float>()[i])));
-    scale = std::max(scale, double(std::abs(ys.data<float>()[i])));
+  for (int64_t i = 0; i < yw.numel(); ++i) {
+    err = std::max(err, double(std::abs(c->ys.data<float>()[i] - yw.data<float>()[i])));
+    scale = std::max(scale, double(std::abs(c->ys.data<float>()[i])));
   }
   if (err > 1e-3 * (1.0 + scale)) {
     state.SkipWithError(fmt::format("winograd differs from direct by {}", err).c_str());
@@ -442,12 +429,12 @@ void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
     *same = row;
   else
     WinoRows().push_back(row);
-  state.SetLabel(fmt::format("{} {}+{} split {} chunk {} / {}; {}", s.layer,
-                             wino->kernel().name, wino->transform().name,
+  state.SetLabel(fmt::format("{} {}+{} split {} chunk {} / {}; {}", s.layer, wino->kernel().name,
+                             wino->transform().name,
                              wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kTiles
                                  ? "tiles"
                                  : "rows",
-                             wino->max_chunk(), (*prim)->impl_name(),
+                             wino->max_chunk(), c->prim->impl_name(),
                              OneDnnWinogradAvailability(p)));
 }
 

@@ -11,11 +11,14 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/block_mask.h"
 #include "core/block_sparse.h"
 #include "core/env.h"
 #include "core/logging.h"
 #include "kernels/sparse/bsr_conv_plan.h"
+#include "kernels/sparse/bsr_wino_plan.h"
 #include "runtime/operator.h"
 #include "runtime/ops_nn_common.h"
 
@@ -117,9 +120,50 @@ double EstimateSparseOverDense(const SparseLayerShape& s) {
   return 1e9;  // unreachable: the last classes start at 0 positions
 }
 
+WinogradMode CurrentWinogradMode() {
+  const char* v = std::getenv("WBS_SPARSE_WINOGRAD");
+  if (v == nullptr || *v == '\0' || std::string(v) == "auto") return WinogradMode::kAuto;
+  if (std::string(v) == "0") return WinogradMode::kOff;
+  if (std::string(v) == "1") return WinogradMode::kForce;
+  WBS_LOG_WARN("WBS_SPARSE_WINOGRAD='{}' is not 0|1|auto; using auto", v);
+  return WinogradMode::kAuto;
+}
+
+// Winograd over direct, both block-sparse, for 3x3 stride-1 convs:
+// t_wino / t_direct = a * kept + b per output-plane class, from the
+// 1-thread medians of
+//   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --winograd=only
+//       --threads=1 --sparsity=0,25,50,75,90 --benchmark_min_time=0.2
+// (ResNet-50's four 3x3 stride-1 shapes; each row times oneDNN, the direct
+// plan and the Winograd plan interleaved; docs/KERNELS.md "Winograd").
+// Measured on an AVX2 machine (AMD Zen 3, 2 vCPUs) under heavy load from
+// other builds (load 5-6), so the constants are deliberately coarse.
+// Winograd's transforms are a fixed cost that the GEMMs' 2.25x fewer
+// multiplies repay only when many blocks are kept: on the 56x56 and 28x28
+// planes t_wino / t_direct was 0.82-0.92 at 0%, 0.87-0.90 at 25%,
+// 0.90-0.99 at 50%, 1.27-1.47 at 75%, 2.0-2.9 at 90% (fit over 0-75%:
+// a = -0.8, b = 1.6, so Winograd below ~25% sparsity). On the 14x14 and 7x7
+// planes it was not faster at any sparsity (0.65-1.39 at 0-50%, scattered;
+// 3-12 at 90%): never chosen there (a = 0, b = 1.2).
+namespace {
+struct WinoCostClass {
+  int64_t min_positions;
+  double a, b;
+};
+constexpr WinoCostClass kWinoCost[] = {{700, -0.8, 1.6}, {0, 0.0, 1.2}};
+}  // namespace
+
+double EstimateWinoOverDirect(const SparseLayerShape& s) {
+  const double kept = std::clamp(s.kept, 0.0, 1.0);
+  for (const WinoCostClass& c : kWinoCost)
+    if (s.out_positions >= c.min_positions) return c.a * kept + c.b;
+  return 1e9;  // unreachable: the last class starts at 0 positions
+}
+
 namespace {
 
 using kernels::sparse::BsrConvPlan;
+using kernels::sparse::BsrWinoPlan;
 constexpr int kBlock = 8;  // the block edge the AVX kernels take (bsr8xn)
 
 // Scratch shared by every sparse operator run from this thread: operators
@@ -160,15 +204,22 @@ Result<BlockSparseWeight> Compress(const ir::Node& node, const ir::Value* wv, co
   return BlockSparseWeight::FromDense(w, kBlock, kBlock);
 }
 
-// Logs the per-layer decision and says whether to go sparse.
-bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerShape& shape) {
+// Logs the per-layer decision and says whether to go sparse. `wino`:
+// the sparse side would be Winograd, `wino_est` its time over the direct
+// sparse plan's (which scales the sparse estimate).
+bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerShape& shape,
+            bool wino = false, double wino_est = 1.0) {
   const BlockSparseStats st = w.Stats();
-  const double est = EstimateSparseOverDense(shape);
+  const double est = EstimateSparseOverDense(shape) * (wino ? wino_est : 1.0);
   const bool force = CurrentSparseMode() == SparseMode::kForce;
   const bool sparse = force || est <= kSparseChooseBelow;
-  WBS_LOG_INFO("{}: sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}",
+  WBS_LOG_INFO("{}: sparse {:.1f}% zero blocks, est {:.2f}x dense -> {}{}{}",
                node.name.empty() ? node.Describe() : node.name, 100.0 * st.block_sparsity(), est,
-               sparse ? "sparse" : "dense", force ? " (WBS_SPARSE=1)" : "");
+               sparse ? "sparse" : "dense",
+               !sparse ? ""
+               : wino  ? fmt::format(" winograd (est {:.2f}x direct)", wino_est)
+                       : " direct",
+               force ? " (WBS_SPARSE=1)" : "");
   return sparse;
 }
 
@@ -207,7 +258,29 @@ class SparseConvOp final : public Operator {
     shape.out_positions = p->out[1] * p->out[2];
     shape.stride = std::max(p->stride[1], p->stride[2]);
     shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
-    if (!Decide(node, *op->w_, shape)) return std::unique_ptr<Operator>();
+    // Winograd F(2x2, 3x3) for the 3x3 stride-1 layers when the measured
+    // rule (or WBS_SPARSE_WINOGRAD=1) says so; WBS_SPARSE_WINOGRAD is read
+    // here, at each operator's creation, like WBS_PRIVATE_COPIES below.
+    const WinogradMode wino_mode = CurrentWinogradMode();
+    const bool wino_ok = wino_mode != WinogradMode::kOff && BsrWinoPlan::Eligible(*p);
+    const double wino_est = wino_ok ? EstimateWinoOverDirect(shape) : 1.0;
+    bool wino = wino_ok && (wino_mode == WinogradMode::kForce || wino_est < 1.0);
+    if (!Decide(node, *op->w_, shape, wino, wino_est)) return std::unique_ptr<Operator>();
+    if (wino) {
+      Result<BsrWinoPlan> wp = BsrWinoPlan::Create(*p, *op->w_);
+      if (wp.ok()) {
+        op->wino_ = std::make_unique<BsrWinoPlan>(std::move(wp).value());
+        op->x_shape_ = in[0].shape;
+        op->y_shape_ = {p->batch, p->out_channels, p->out[1], p->out[2]};
+        op->impl_ = std::string("sparse:winograd:") + op->wino_->kernel().name + "+" +
+                    op->wino_->transform().name;
+        // The plan keeps its own (transformed) copy of the weight.
+        op->w_.reset();
+        return std::unique_ptr<Operator>(std::move(op));
+      }
+      WBS_LOG_DEBUG("{}: winograd plan declined ({}); direct", node.Describe(),
+                    wp.status().message());
+    }
     Result<BsrConvPlan> plan = BsrConvPlan::Create(*p, *op->w_);
     if (!plan.ok()) {
       WBS_LOG_DEBUG("{}: block-sparse plan declined: {}", node.Describe(), plan.status().message());
@@ -254,10 +327,15 @@ class SparseConvOp final : public Operator {
       return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
                              ShapeToString(y_shape_), r ? r->Describe() : "none");
     const int threads = std::max(1, ctx.num_threads);
-    float* scratch = ThreadScratch(static_cast<size_t>(plan_->scratch_floats(threads)));
+    float* scratch = ThreadScratch(static_cast<size_t>(
+        wino_ ? wino_->scratch_floats(threads) : plan_->scratch_floats(threads)));
     const auto t0 = std::chrono::steady_clock::now();
-    plan_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch, threads,
-               r ? r->data<float>() : nullptr);
+    if (wino_)
+      wino_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch,
+                 threads, r ? r->data<float>() : nullptr);
+    else
+      plan_->Run(x->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(), scratch,
+                 threads, r ? r->data<float>() : nullptr);
     if (ProfileEnabled())
       run_us_.push_back(
           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
@@ -272,7 +350,7 @@ class SparseConvOp final : public Operator {
     std::sort(run_us_.begin(), run_us_.end());
     std::fprintf(stderr, "sparse_profile\t%s\t%s\t%s\t%zu\t%.1f\n",
                  node_.name.empty() ? node_.Describe().c_str() : node_.name.c_str(),
-                 plan_->layout(), ShapeToString(x_shape_).c_str(), run_us_.size(),
+                 wino_ ? "winograd" : plan_->layout(), ShapeToString(x_shape_).c_str(), run_us_.size(),
                  run_us_[run_us_.size() / 2]);
   }
 
@@ -290,8 +368,9 @@ class SparseConvOp final : public Operator {
 
   ir::Node node_;  // a copy: attributes and name outlive the graph
   bool has_bias_, residual_;
-  std::unique_ptr<BlockSparseWeight> w_;  // the plan points into it
-  std::unique_ptr<BsrConvPlan> plan_;
+  std::unique_ptr<BlockSparseWeight> w_;  // plan_ points into it
+  std::unique_ptr<BsrConvPlan> plan_;     // direct, or
+  std::unique_ptr<BsrWinoPlan> wino_;     // Winograd (self-contained)
   Shape x_shape_, y_shape_;
   std::string impl_;
 };

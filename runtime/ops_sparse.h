@@ -35,6 +35,13 @@
 //                  copies its input once, split by channels, instead of
 //                  one private copy per thread (read at each operator's
 //                  creation; BsrConvPlan::PrivateCopiesDefault)
+//   WBS_SPARSE_WINOGRAD=0|1|auto  for a sparse Conv that BsrWinoPlan takes
+//                  (3x3, stride 1, dilation 1): never Winograd F(2x2, 3x3),
+//                  always, or when EstimateWinoOverDirect() says it is faster
+//                  (auto, the default). Read at each operator's creation
+//                  (CurrentWinogradMode), so wbs_bench_models --variants can
+//                  compare them in one process; the Decide() log line names
+//                  the choice.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +70,15 @@ struct SparseLayerShape {
 // class, fitted to wbs_bench_sparse medians on this machine (see the table
 // and the command in ops_sparse.cc).
 double EstimateSparseOverDense(const SparseLayerShape& s);
+enum class WinogradMode { kAuto, kOff, kForce };
+// WBS_SPARSE_WINOGRAD now (unset/empty/auto: kAuto; an unknown value warns
+// and means auto).
+WinogradMode CurrentWinogradMode();
+// Estimated time of the block-sparse Winograd plan relative to the direct
+// block-sparse plan on a 3x3 stride-1 conv (< 1: Winograd is faster);
+// measured, see kWinoCost in ops_sparse.cc.
+double EstimateWinoOverDirect(const SparseLayerShape& s);
+
 // The cost rule: sparse when the estimate is at most this. Below 1 because
 // the measured dense side converted plain NCHW in and out, while in a
 // session oneDNN neighbours exchange blocked tensors and a sparse layer

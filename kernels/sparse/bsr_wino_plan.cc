@@ -18,14 +18,15 @@ int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // (V[xi] is C * 128 floats = 32 KB apart on ResNet-50's 56x56 layer, M[xi]
 // 4 KB) all those lines fall into one L1 set and evict each other, so every
 // matrix is skewed by one cache line (16 floats) from the previous one and
-// a row stride that is a multiple of 4 KB gets a line more.
+// a row stride that is a multiple of 4 KB gets a line more. Rows hold the
+// transforms' slack (kWinoSlack) after the chunk.
 constexpr int64_t kSkew = 16;
 struct Strides {
   int64_t row, v_xi, m_xi;
 };
 Strides StridesFor(int64_t max_chunk, int64_t c, int64_t br) {
   Strides s;
-  s.row = RoundUp(max_chunk, kLanes);
+  s.row = RoundUp(max_chunk + kWinoSlack, kLanes);
   if (s.row % 1024 == 0) s.row += kSkew;
   s.v_xi = c * s.row + kSkew;
   s.m_xi = br * s.row + kSkew;

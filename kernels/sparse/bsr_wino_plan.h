@@ -14,8 +14,11 @@
 // BSR structure (row_ptr, col_idx) and each has its own block values,
 // transformed once at Create() (16/9 of the direct weight's floats). Each
 // GEMM runs on the direct conv's microkernel (bsr_conv.h) as a 1x1 conv
-// over a T-wide plane (taps = 1), so the sparse inner loop is the same
-// kernel, the same 8x48 register tile, at the same rate per kept block.
+// over a T-wide plane (taps = 1), so the sparse inner loop is the
+// dispatcher's kernel (AVX-512: 8x48 zmm tile; AVX2: 4x16 ymm, two passes).
+// Per multiply it moves more data than the direct conv does (an input value
+// is read once per (xi, block) instead of once for 9 taps), so the 2.25x
+// fewer multiplies do not turn into 2.25x less time (docs/KERNELS.md).
 //
 // Blocking. Run() walks the tiles in chunks of one GEMM register tile (16
 // tiles on AVX2): the input transform writes V[16][C][chunk], then per
@@ -84,9 +87,9 @@ class BsrWinoPlan {
   int64_t tiles() const { return tiles_h_ * tiles_w_; }
   // Tiles per chunk at most (V[16][C][chunk] within kVBudgetFloats).
   int64_t max_chunk() const { return max_chunk_; }
-  // Smaller chunks (any size >= 1: chunks then start anywhere in a tile row)
+  // Another chunk size (any >= 1: chunks then start anywhere in a tile row)
   // for tests and benchmarks; call before scratch_floats().
-  void LimitChunk(int64_t tiles) { max_chunk_ = std::clamp<int64_t>(tiles, 1, max_chunk_); }
+  void SetChunk(int64_t tiles) { max_chunk_ = std::max<int64_t>(tiles, 1); }
 
   // V chunk budget: 128K floats (512 KB); chunks are one GEMM register
   // tile (16 or 48 tiles, bsr_wino_plan.cc), so only convs with more than

@@ -25,13 +25,19 @@
 //   A^T = [1 1 1 0; 0 1 -1 -1]
 //
 // Callers pass y, bias and residual already offset to the call's first
-// channel. Preconditions (asserted): t_begin <= t_end <= TH * TW. Kernels read
-// and write only the lanes of tiles in the range.
+// channel. Preconditions (asserted): t_begin <= t_end <= TH * TW. Slack: a
+// kernel may write (input transform) or read (output transform) up to
+// kWinoSlack floats past the last tile of each (xi, channel) row of v / m,
+// so rows must be at least t_end - t_begin + kWinoSlack apart (whole-vector
+// stores and loads for partial groups); y and x are touched only inside the
+// planes.
 #pragma once
 
 #include <cstdint>
 
 namespace wbs::kernels::sparse {
+
+inline constexpr int64_t kWinoSlack = 15;
 
 struct WinoInputArgs {
   const float* x = nullptr;  // [C, in_h, in_w]

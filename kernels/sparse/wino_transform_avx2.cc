@@ -106,19 +106,15 @@ void f32_wino2x3_input__avx2(const WinoInputArgs& a) {
         BT(col, ek);
         for (int r = 0; r < 4; ++r) e[r][k] = ek[r];
       }
-      const __m256i store = TailMask(nv);
+      // Whole vectors even for a partial group (the rows' slack,
+      // wino_transform.h): vmaskmovps stores are slow on AMD Zen 3, and on
+      // ResNet-50's 14x14 and 7x7 planes (7 and 4 tiles per row) every
+      // group is partial.
       float* v = vc + (t - a.t_begin);
       for (int r = 0; r < 4; ++r) {
         __m256 vr[4];
         BT(e[r], vr);
-        // vmaskmovps stores are slow (microcoded on some AMD cores): plain
-        // ones for a full group.
-        for (int k = 0; k < 4; ++k) {
-          if (nv == kLanes)
-            _mm256_storeu_ps(v + (4 * r + k) * a.v_xi_stride, vr[k]);
-          else
-            _mm256_maskstore_ps(v + (4 * r + k) * a.v_xi_stride, store, vr[k]);
-        }
+        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(v + (4 * r + k) * a.v_xi_stride, vr[k]);
       }
       t += nv;
     }
@@ -136,12 +132,10 @@ void f32_wino2x3_output__avx2(const WinoOutputArgs& a) {
     for (int64_t t = a.t_begin; t < a.t_end;) {
       const int64_t ty = t / a.tiles_w, tx = t % a.tiles_w;
       const int64_t nv = std::min({kLanes, a.tiles_w - tx, a.t_end - t});
-      const __m256i load = TailMask(nv);
+      // Whole vectors: m's rows have slack (wino_transform.h), lanes past
+      // the group are not used.
       const float* m = mc + (t - a.t_begin);
-      auto ld = [&](int xi) {
-        return nv == kLanes ? _mm256_loadu_ps(m + xi * a.m_xi_stride)
-                            : _mm256_maskload_ps(m + xi * a.m_xi_stride, load);
-      };
+      auto ld = [&](int xi) { return _mm256_loadu_ps(m + xi * a.m_xi_stride); };
       // s = A^T M: per column k, {m0 + m1 + m2, m1 - m2 - m3} over rows.
       __m256 s[2][4];
       for (int k = 0; k < 4; ++k) {
