@@ -5,9 +5,14 @@
 //   - else, on AVX-512 VNNI, the same int8 plan on the dense weight (the
 //     VNNI kernel's dense rate is close to oneDNN's native int8, and kExact
 //     pays an s32 output and a separate epilogue: ~2x slower on ResNet-50);
+//   - else, when oneDNN's int8 jit kernels are not exact (no AVX-512 VNNI:
+//     kernels/dnnl/conv_s8.h), the int8 plan on the dense weight for every
+//     group-1 layer, also under WBS_SPARSE=0: our AVX2 kernel widens to
+//     int16 before it multiplies, so it is exact where oneDNN saturates;
 //   - else oneDNN int8 in kExact mode (kernels/dnnl/conv_s8.h: oneDNN only
 //     accumulates, our epilogue requantizes), which also takes grouped and
-//     depthwise convs;
+//     depthwise convs (without VNNI through oneDNN's reference int8
+//     implementation: exact, slow, logged);
 //   - else the factory declines and the reference operator runs.
 // Both fast paths take the (M_c, S_c), zero points and clamp bounds from
 // ResolveQLinearQuant, the function the reference uses, so the integers are
@@ -135,11 +140,19 @@ bool DecideSparse(const ir::Node& node, const ks::S8BlockSparseWeight& w) {
 
 // The plan choice for a group-1 layer: sparse by the cost rule above, else
 // the plan on its dense weight when it beats kExact (WBS_SPARSE=0 keeps
-// every layer on oneDNN).
+// every layer on oneDNN) or when oneDNN's int8 jit is not exact (always).
 // `positions`: output positions per image for a conv; INT64_MAX for a Gemm,
 // whose kernel's lanes are weights, not positions.
 PlanChoice DecidePlan(const ir::Node& node, const ks::S8BlockSparseWeight& w, int64_t positions) {
   if (DecideSparse(node, w)) return PlanChoice::kSparse;
+  std::string why;
+  if (!kernels::onednn::OneDnnS8JitIsExact(&why)) {
+    WBS_LOG_INFO(
+        "{}: int8 {:.1f}% zero blocks -> dense on the int8 plan ({}; kExact would run "
+        "oneDNN's reference int8)",
+        node.name.empty() ? node.Describe() : node.name, 100.0 * w.block_sparsity(), why);
+    return PlanChoice::kDense;
+  }
   if (CurrentSparseMode() == SparseMode::kOff || !PlanBeatsOneDnnWhenDense(w, positions))
     return PlanChoice::kNone;
   WBS_LOG_INFO("{}: int8 {:.1f}% zero blocks -> dense on the int8 plan (faster than oneDNN kExact)",
@@ -206,7 +219,8 @@ class FastQLinearOp final : public Operator {
     op->x_dtype_ = in[0].dtype;
 
     // Block-sparse: group 1 only (the BSR blocks span one group's channels).
-    if (p.group == 1 && CurrentSparseMode() != SparseMode::kOff) {
+    if (p.group == 1 &&
+        (CurrentSparseMode() != SparseMode::kOff || !kernels::onednn::OneDnnS8JitIsExact())) {
       Result<ks::S8BlockSparseWeight> bsr = ks::S8BlockSparseWeight::FromDense(
           w.data<int8_t>(), m, p.in_channels, kh, kw, kBlock, kBlock);
       int64_t positions = std::numeric_limits<int64_t>::max();
@@ -240,6 +254,11 @@ class FastQLinearOp final : public Operator {
       return std::unique_ptr<Operator>();
     }
     op->impl_ = "onednn_s8_exact:" + (*prim)->impl_name();
+    std::string why;
+    if (!kernels::onednn::OneDnnS8JitIsExact(&why))
+      WBS_LOG_INFO("{}: int8 group {} -> oneDNN's {} ({})",
+                   node.name.empty() ? node.Describe() : node.name, p.group, (*prim)->impl_name(),
+                   why);
     return std::unique_ptr<Operator>(std::move(op));
   }
 

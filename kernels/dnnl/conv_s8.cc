@@ -1,5 +1,6 @@
 #include "kernels/dnnl/conv_s8.h"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -86,7 +87,28 @@ void FastEpilogueBase(const int32_t* __restrict acc, const uint32_t* __restrict 
 // capped test runs also cover the baseline clone.
 bool HasAvx512() { return sparse::S8ActiveIsa() >= sparse::S8Isa::kAvx512; }
 
+// Implementations kExact may use when the jit kernels are not exact: the
+// reference (s32 accumulation), or one whose name says it runs VNNI (an
+// AVX2-VNNI jit kernel, if oneDNN names it so).
+bool ExactWithoutVnniIsa(const std::string& impl) {
+  return impl.rfind("ref", 0) == 0 || impl.find("vnni") != std::string::npos;
+}
+
 }  // namespace
+
+bool OneDnnS8JitIsExact(std::string* why) {
+  // cpu_isa values are feature bit sets: each ISA includes the ones below.
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto vnni = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni);
+  const bool exact = (isa & vnni) == vnni;
+  if (why != nullptr)
+    *why = exact ? "oneDNN's int8 ISA has AVX-512 VNNI (s32 accumulation)"
+                 : fmt::format(
+                       "oneDNN's int8 ISA (dnnl_cpu_isa 0x{:x}) has no AVX-512 VNNI: its jit "
+                       "kernels saturate u8 x s8 pair sums at int16",
+                       isa);
+  return exact;
+}
 
 Result<std::unique_ptr<S8ConvPrimitive>> S8ConvPrimitive::Create(const ref::ConvParams& p,
                                                                  const int8_t* w,
@@ -179,6 +201,11 @@ Result<std::unique_ptr<S8ConvPrimitive>> S8ConvPrimitive::Create(const ref::Conv
                                                   dnnl::algorithm::convolution_direct, src_md, w_md,
                                                   dst_md, strides, dil, pad_l, pad_r);
     dnnl::convolution_forward::primitive_desc pd(d, attr, CpuEngine());
+    if (exact && !OneDnnS8JitIsExact()) {
+      while (!ExactWithoutVnniIsa(pd.impl_info_str()))
+        if (!pd.next_impl())
+          return Unimplemented("oneDNN int8 conv: no exact implementation without VNNI");
+    }
     c->impl_ = pd.impl_info_str();
     c->prim_ = dnnl::convolution_forward(pd);
     c->src_ = memory(pd.src_desc(), CpuEngine());

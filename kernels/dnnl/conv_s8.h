@@ -9,6 +9,13 @@
 //   Requantize (core/quant_math.h) into plain NCHW. oneDNN's own
 //   requantization (f32 scales, round-to-nearest-even) differs from the
 //   contract in the last bit, so it is never used for results.
+//   Exactness needs an implementation that accumulates in s32: oneDNN's
+//   int8 jit kernels do only with VNNI (vpdpbusd). Without it (AVX2,
+//   AVX-512 before VNNI) they sum each u8 x s8 pair with vpmaddubsw, which
+//   saturates at int16 (255 * 127 * 2 > 32767), so kExact then walks
+//   oneDNN's implementation list to its reference int8 convolution (s32
+//   accumulation: exact, but naive and slow; the runtime keeps group-1
+//   layers on the int8 plan there, runtime/ops_quant_fast.cc).
 //
 // kNative — the benchmark baseline only: oneDNN's fastest int8 configuration
 //   (u8 src, s8 weights, s32 bias, u8/s8 dst, per-channel f32 output scales
@@ -33,6 +40,13 @@
 namespace wbs::kernels::onednn {
 
 enum class S8ConvMode { kExact, kNative };
+
+// Whether oneDNN's int8 jit kernels accumulate exactly on this machine: its
+// effective ISA (dnnl::get_effective_cpu_isa(), capped by
+// ONEDNN_MAX_CPU_ISA) includes AVX-512 VNNI. When false, kExact runs
+// oneDNN's reference int8 implementation. `why` (optional) gets a one-line
+// reason for logs.
+bool OneDnnS8JitIsExact(std::string* why = nullptr);
 
 class S8ConvPrimitive {
  public:

@@ -218,6 +218,14 @@ ConvCase MakeCase(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t
   return cc;
 }
 
+// kExact's implementation: any with AVX-512 VNNI; without it one that
+// accumulates in s32 (oneDNN's reference, or a jit named for VNNI), never a
+// jit kernel that sums u8 x s8 pairs in int16 (kernels/dnnl/conv_s8.h).
+void ExpectExactOneDnnImpl(const std::string& impl) {
+  if (kernels::onednn::OneDnnS8JitIsExact()) return;
+  EXPECT_TRUE(impl.rfind("ref", 0) == 0 || impl.find("vnni") != std::string::npos) << impl;
+}
+
 // Runs one case at one sparsity on every kernel, layout pair and thread count.
 void CheckConv(const ConvCase& cc, double sparsity, Rng& rng, bool all_layouts = true) {
   const kref::ConvParams& p = cc.p;
@@ -245,6 +253,7 @@ void CheckConv(const ConvCase& cc, double sparsity, Rng& rng, bool all_layouts =
     std::vector<uint8_t> y(want.size(), 0xA5);
     ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
     ASSERT_TRUE(y == want) << "oneDNN int8 (" << (*dense)->impl_name() << ") differs";
+    ExpectExactOneDnnImpl((*dense)->impl_name());
   }
   for (const ks::S8BsrConvKernel* k : ConvKernelsFor(cc.br)) {
     for (int layouts = 0; layouts < 4; ++layouts) {
@@ -430,7 +439,8 @@ TEST(S8Kernels, OneDnnExactGroupedAndDepthwise) {
     ASSERT_TRUE(dense.ok()) << dense.status().ToString();
     std::vector<uint8_t> y(want.size());
     ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
-    EXPECT_EQ(y, want);
+    EXPECT_EQ(y, want) << (*dense)->impl_name();
+    ExpectExactOneDnnImpl((*dense)->impl_name());
   }
 }
 
@@ -470,6 +480,15 @@ TEST(S8Kernels, FullRangeOperandsDoNotSaturate) {
     plan->Run(x.data(), y.data(), scratch.data(), 1);
     EXPECT_EQ(y, want) << k->name;
   }
+  // oneDNN kExact on the same operands: pairs of 127 * 255 overflow int16,
+  // so without VNNI this fails unless kExact left oneDNN's jit kernels.
+  auto dense = kernels::onednn::S8ConvPrimitive::Create(p, w.data(), qq.q,
+                                                        kernels::onednn::S8ConvMode::kExact);
+  ASSERT_TRUE(dense.ok()) << dense.status().ToString();
+  std::vector<uint8_t> y(want.size());
+  ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
+  EXPECT_EQ(y, want) << (*dense)->impl_name();
+  ExpectExactOneDnnImpl((*dense)->impl_name());
   (void)rng;
 }
 
