@@ -7,12 +7,14 @@ namespace wbs {
 namespace {
 
 constexpr std::array<const char*, static_cast<size_t>(ActivationLayout::kCount)> kNames = {
-    "plain", "blocked16", "channels_last", "quad4"};
+    "plain", "blocked16", "channels_last", "quad4", "blocked8"};
 static_assert(kNames.size() == static_cast<size_t>(ActivationLayout::kCount),
               "one name per ActivationLayout");
 
-// The block of kBlocked16 (oneDNN's f32 block on AVX-512).
-constexpr int64_t kChannelBlock = 16;
+// The blocks of kBlocked16 and kBlocked8 (oneDNN's f32 blocks with
+// AVX-512 and with AVX2 or less: one vector of floats).
+constexpr int64_t kChannelBlock16 = 16;
+constexpr int64_t kChannelBlock8 = 8;
 // The block of kQuad4 (the 4 bytes one VNNI vpdpbusd lane reads).
 constexpr int64_t kQuad = 4;
 
@@ -28,7 +30,8 @@ bool LayoutFits(ActivationLayout layout, const Shape& shape) {
   if (shape.size() < 3 || shape.size() > 5) return false;
   for (int64_t d : shape)
     if (d < 0) return false;
-  if (layout == ActivationLayout::kBlocked16) return shape[1] % kChannelBlock == 0;
+  if (layout == ActivationLayout::kBlocked16) return shape[1] % kChannelBlock16 == 0;
+  if (layout == ActivationLayout::kBlocked8) return shape[1] % kChannelBlock8 == 0;
   if (layout == ActivationLayout::kQuad4) return shape[1] % kQuad == 0;
   return layout == ActivationLayout::kChannelsLast;
 }

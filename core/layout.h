@@ -21,15 +21,16 @@ enum class ActivationLayout : int32_t {
   kBlocked16,     // N C/16 [D] H W 16 (oneDNN nC[D]HW16c); C % 16 == 0 only
   kChannelsLast,  // N [D] H W C (oneDNN n[d]hwc)
   kQuad4,         // N C/4 [D] H W 4 (oneDNN nC[d]hw4c; the int8 VNNI layout); C % 4 == 0 only
+  kBlocked8,      // N C/8 [D] H W 8 (oneDNN nC[D]HW8c, the f32 block below AVX-512); C % 8 == 0
   kCount,
 };
 
-// "plain", "blocked16", "channels_last", "quad4".
+// "plain", "blocked16", "channels_last", "quad4", "blocked8".
 const char* ActivationLayoutName(ActivationLayout layout);
 
 // True when `layout` can hold a tensor of `shape` in the plain layout's
 // size: always for kPlain; for the others rank 3..5 (1-3 spatial dims), and
-// C % 16 == 0 for kBlocked16, C % 4 == 0 for kQuad4.
+// C % 16 == 0 for kBlocked16, C % 8 == 0 for kBlocked8, C % 4 == 0 for kQuad4.
 bool LayoutFits(ActivationLayout layout, const Shape& shape);
 
 // Byte reorders between kPlain and kQuad4 of `images` images of `channels`

@@ -72,7 +72,7 @@ class DnnlPoolOp final : public Operator {
           kernels::x86::PlainGlobalAvgPoolSupported()) {
         op->plain_gap_ = true;
         op->dnnl_impl_ = op->impl_;
-        op->impl_ = kPlainGapImpl;  // until the input is negotiated non-plain
+        op->impl_ = kernels::x86::PlainGlobalAvgPoolName();  // until X is negotiated non-plain
       }
     }
     WBS_ASSIGN_OR_RETURN(op->fallback_, CreateFallback(args));
@@ -146,9 +146,10 @@ class DnnlPoolOp final : public Operator {
     }
     if (x_layout_ != ActivationLayout::kPlain &&
         static_entry_->prim->internal_layout() != x_layout_) {
-      const onednn::PoolLayout want = x_layout_ == ActivationLayout::kBlocked16
-                                          ? onednn::PoolLayout::kBlocked
-                                          : onednn::PoolLayout::kChannelsLast;
+      const onednn::PoolLayout want =
+          x_layout_ == ActivationLayout::kBlocked16 || x_layout_ == ActivationLayout::kBlocked8
+              ? onednn::PoolLayout::kBlocked
+              : onednn::PoolLayout::kChannelsLast;
       Result<Entry> e = BuildEntry(x_shape_, want);
       if (e.ok() && e->prim != nullptr && e->prim->internal_layout() == x_layout_) {
         *static_entry_ = std::move(e).value();
@@ -272,7 +273,6 @@ class DnnlPoolOp final : public Operator {
   std::unique_ptr<kernels::ref::PoolParams> plain_params_;
   // A global average pool kernels/x86/plain_global_pool.h runs whenever X
   // and Y are plain (else dnnl_impl_).
-  static constexpr const char* kPlainGapImpl = "wbs:gap_plain_avx512";
   bool plain_gap_ = false;
   std::string dnnl_impl_;
 };

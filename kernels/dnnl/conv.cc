@@ -35,17 +35,6 @@ Dims Concat(Dims a, const Dims& b) {
   return a;
 }
 
-memory::format_tag BlockedTag(int spatial_rank) {
-  switch (spatial_rank) {
-    case 1:
-      return memory::format_tag::nCw16c;
-    case 2:
-      return memory::format_tag::nChw16c;
-    default:
-      return memory::format_tag::nCdhw16c;
-  }
-}
-
 // The candidate activation layouts, best first (see conv.h): a requested
 // layout goes first, then the kAuto order.
 std::vector<ConvLayout> Candidates(const ref::ConvParams& p, ConvLayout requested) {
@@ -63,13 +52,13 @@ std::vector<ConvLayout> Candidates(const ref::ConvParams& p, ConvLayout requeste
   return order;
 }
 
-memory::desc ActivationDesc(ConvLayout layout, const Dims& dims, int spatial_rank) {
+memory::desc ActivationDesc(ConvLayout layout, const Dims& dims) {
   const memory::dims d(dims.begin(), dims.end());
   switch (layout) {
     case ConvLayout::kAny:
       return memory::desc(d, memory::data_type::f32, memory::format_tag::any);
     case ConvLayout::kBlocked:
-      return memory::desc(d, memory::data_type::f32, BlockedTag(spatial_rank));
+      return NativeBlockedDesc(dims);
     default:
       return PlainDesc(dims);
   }
@@ -194,8 +183,8 @@ Result<std::unique_ptr<ConvPrimitive>> ConvPrimitive::Create(const ref::ConvPara
   Status last = Unimplemented("{}: oneDNN has only its reference implementation", context);
   for (ConvLayout cand : Candidates(p, layout)) {
     try {
-      const memory::desc src_md = ActivationDesc(cand, src_dims, sr);
-      const memory::desc dst_md = ActivationDesc(cand, dst_dims, sr);
+      const memory::desc src_md = ActivationDesc(cand, src_dims);
+      const memory::desc dst_md = ActivationDesc(cand, dst_dims);
       const memory::desc w_md(memory::dims(w_dims.begin(), w_dims.end()), memory::data_type::f32,
                               memory::format_tag::any);
       const memory::desc b_md = has_bias ? PlainDesc({p.out_channels}) : memory::desc();

@@ -50,7 +50,7 @@ enum class ConvLayout {
   kAuto,     // the heuristic above
   kPlain,    // NC[D]HW inside as well: no activation reorders
   kAny,      // oneDNN's preferred activation layout
-  kBlocked,  // nC[D]HW16c
+  kBlocked,  // nC[D]HW16c with AVX-512, else nC[D]HW8c (NativeBlockedLayout())
   kCount,
 };
 // "auto", "plain", "any", "blocked".

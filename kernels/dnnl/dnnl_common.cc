@@ -75,6 +75,35 @@ dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims) {
   return StridedDesc(dims, strides);
 }
 
+namespace {
+
+// nC[D]HW<block>c for 1-3 spatial dims, block 8 or 16.
+dnnl::memory::desc BlockedDesc(const std::vector<int64_t>& dims, int block) {
+  using tag = dnnl::memory::format_tag;
+  const size_t spatial = dims.size() - 2;
+  const tag t16 = spatial == 1 ? tag::nCw16c : spatial == 2 ? tag::nChw16c : tag::nCdhw16c;
+  const tag t8 = spatial == 1 ? tag::nCw8c : spatial == 2 ? tag::nChw8c : tag::nCdhw8c;
+  const tag t = block == 16 ? t16 : t8;
+  return dnnl::memory::desc(dnnl::memory::dims(dims.begin(), dims.end()),
+                            dnnl::memory::data_type::f32, t);
+}
+
+}  // namespace
+
+ActivationLayout NativeBlockedLayout() {
+  static const ActivationLayout layout = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    // cpu_isa values are feature bit sets: each ISA includes the ones below.
+    return (isa & avx512) == avx512 ? ActivationLayout::kBlocked16 : ActivationLayout::kBlocked8;
+  }();
+  return layout;
+}
+
+dnnl::memory::desc NativeBlockedDesc(const std::vector<int64_t>& dims) {
+  return BlockedDesc(dims, NativeBlockedLayout() == ActivationLayout::kBlocked16 ? 16 : 8);
+}
+
 dnnl::memory::desc LayoutDesc(const std::vector<int64_t>& dims, ActivationLayout layout) {
   using tag = dnnl::memory::format_tag;
   assert(LayoutFits(layout, dims));
@@ -82,8 +111,9 @@ dnnl::memory::desc LayoutDesc(const std::vector<int64_t>& dims, ActivationLayout
   tag t = tag::undef;
   switch (layout) {
     case ActivationLayout::kBlocked16:
-      t = spatial == 1 ? tag::nCw16c : spatial == 2 ? tag::nChw16c : tag::nCdhw16c;
-      break;
+      return BlockedDesc(dims, 16);
+    case ActivationLayout::kBlocked8:
+      return BlockedDesc(dims, 8);
     case ActivationLayout::kChannelsLast:
       t = spatial == 1 ? tag::nwc : spatial == 2 ? tag::nhwc : tag::ndhwc;
       break;

@@ -38,8 +38,18 @@ dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims);
 // precondition: LayoutFits(layout, dims).
 dnnl::memory::desc LayoutDesc(const std::vector<int64_t>& dims, ActivationLayout layout);
 // The layout `md` (of activation dims `dims`) is in, or kCount when it is
-// none of them (e.g. oneDNN's nChw8c).
+// none of them (e.g. oneDNN's nChw4c for f32).
 ActivationLayout LayoutOf(const dnnl::memory::desc& md, const std::vector<int64_t>& dims);
+// oneDNN's channel-blocked f32 layout on this machine: kBlocked16 when its
+// effective ISA (dnnl::get_effective_cpu_isa(), capped by
+// ONEDNN_MAX_CPU_ISA) has AVX-512, else kBlocked8. Its jit convolutions and
+// pools serve only their own block: on an AVX2 machine nChw16c gets the
+// naive reference kernels, nChw8c the jit ones.
+ActivationLayout NativeBlockedLayout();
+// An f32 activation of `dims` blocked by NativeBlockedLayout()'s channel
+// block, also when C is not a multiple of it (oneDNN then pads the last
+// block, so the buffer exceeds the plain tensor's: primitive-internal only).
+dnnl::memory::desc NativeBlockedDesc(const std::vector<int64_t>& dims);
 // An f32 descriptor with explicit element strides (transposed or broadcast views).
 dnnl::memory::desc StridedDesc(const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& strides);

@@ -68,28 +68,17 @@ std::vector<PoolLayout> Candidates(PoolLayout requested) {
   return {PoolLayout::kPlain, PoolLayout::kBlocked};
 }
 
-ActivationLayout ActivationLayoutFor(PoolLayout layout) {
+// The desc of `dims` in `layout`; blocked in this machine's block
+// (NativeBlockedLayout()), also when C is not a multiple of it.
+memory::desc InternalDesc(const std::vector<int64_t>& dims, PoolLayout layout) {
   switch (layout) {
     case PoolLayout::kBlocked:
-      return ActivationLayout::kBlocked16;
+      return NativeBlockedDesc(dims);
     case PoolLayout::kChannelsLast:
-      return ActivationLayout::kChannelsLast;
+      return LayoutDesc(dims, ActivationLayout::kChannelsLast);
     default:
-      return ActivationLayout::kPlain;
+      return PlainDesc(dims);
   }
-}
-
-// The desc of `dims` in `layout`; blocked also for C % 16 != 0 (padded
-// inside the primitive's own buffers).
-memory::desc InternalDesc(const std::vector<int64_t>& dims, PoolLayout layout) {
-  const ActivationLayout a = ActivationLayoutFor(layout);
-  if (a != ActivationLayout::kBlocked16 || LayoutFits(a, dims)) return LayoutDesc(dims, a);
-  using tag = memory::format_tag;
-  const size_t n = dims.size() - 2;
-  return memory::desc(memory::dims(dims.begin(), dims.end()), memory::data_type::f32,
-                      n == 1   ? tag::nCw16c
-                      : n == 2 ? tag::nChw16c
-                               : tag::nCdhw16c);
 }
 
 }  // namespace

@@ -11,9 +11,11 @@
 // reference kernel.
 //
 // Layout policy. Pooling is memory-bound, so a layout change costs about as
-// much as the pool itself. oneDNN's jit pooling mostly reads plain NC[D]HW
-// directly, so kAuto tries plain first and then blocked nC[D]HW16c with a
-// reorder each way. Only oneDNN's jit implementations are used: for some
+// much as the pool itself. With AVX-512 oneDNN's jit pooling mostly reads
+// plain NC[D]HW directly, so kAuto tries plain first and then blocked
+// nC[D]HW16c with a reorder each way. With AVX2 (oneDNN 2.6) plain gets only
+// "simple_nchw", so kAuto lands on blocked nC[D]HW8c, the block its AVX2 jit
+// kernels read (nChw16c gets "ref" there). Only oneDNN's jit implementations are used: for some
 // plain shapes it offers just its C++ "simple_nchw" kernel, which is slower
 // than kernels/ref. Measured at batch 1, one thread, µs (plain / blocked
 // including reorders / kernels/ref):
@@ -60,7 +62,7 @@ struct PoolSpec {
 enum class PoolLayout {
   kAuto,          // plain, then blocked
   kPlain,         // NC[D]HW inside as well
-  kBlocked,       // nC[D]HW16c inside
+  kBlocked,       // nC[D]HW16c with AVX-512, else nC[D]HW8c (NativeBlockedLayout())
   kChannelsLast,  // N[D]HWC inside
   kCount,
 };

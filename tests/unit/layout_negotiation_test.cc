@@ -16,7 +16,11 @@
 namespace wbs::dnnl_test {
 namespace {
 
+// Both blocks on every machine: the one oneDNN computes in here
+// (kernels::onednn::NativeBlockedLayout()) is read and written without a
+// reorder, the other through one.
 constexpr ActivationLayout kLayouts[] = {ActivationLayout::kPlain, ActivationLayout::kBlocked16,
+                                         ActivationLayout::kBlocked8,
                                          ActivationLayout::kChannelsLast};
 
 // Element offset of (n, c, s) in `layout` for [N, C, S] (S = spatial size).
@@ -25,6 +29,8 @@ int64_t Offset(ActivationLayout layout, int64_t c_count, int64_t s_count, int64_
   switch (layout) {
     case ActivationLayout::kBlocked16:
       return ((n * (c_count / 16) + c / 16) * s_count + s) * 16 + c % 16;
+    case ActivationLayout::kBlocked8:
+      return ((n * (c_count / 8) + c / 8) * s_count + s) * 8 + c % 8;
     case ActivationLayout::kChannelsLast:
       return (n * s_count + s) * c_count + c;
     default:
