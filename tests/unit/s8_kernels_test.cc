@@ -226,6 +226,19 @@ void ExpectExactOneDnnImpl(const std::string& impl) {
   EXPECT_TRUE(impl.rfind("ref", 0) == 0 || impl.find("vnni") != std::string::npos) << impl;
 }
 
+// oneDNN kExact (grouped too) on x gives `want` byte for byte, from an exact
+// implementation.
+void CheckOneDnnExact(const kref::ConvParams& p, const std::vector<int8_t>& w, const Quant& qq,
+                      const std::vector<uint8_t>& x, const std::vector<uint8_t>& want) {
+  auto dense = kernels::onednn::S8ConvPrimitive::Create(p, w.data(), qq.q,
+                                                        kernels::onednn::S8ConvMode::kExact);
+  ASSERT_TRUE(dense.ok()) << dense.status().ToString();
+  std::vector<uint8_t> y(want.size(), 0xA5);
+  ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
+  ASSERT_TRUE(y == want) << "oneDNN int8 (" << (*dense)->impl_name() << ") differs";
+  ExpectExactOneDnnImpl((*dense)->impl_name());
+}
+
 // Runs one case at one sparsity on every kernel, layout pair and thread count.
 void CheckConv(const ConvCase& cc, double sparsity, Rng& rng, bool all_layouts = true) {
   const kref::ConvParams& p = cc.p;
@@ -246,15 +259,8 @@ void CheckConv(const ConvCase& cc, double sparsity, Rng& rng, bool all_layouts =
   ASSERT_EQ(sw->ToDense(), wd);
   const std::vector<uint8_t> x4 = ToQuads(x, p.batch, p.in_channels, in_hw);
   const std::vector<uint8_t> want4 = ToQuads(want, p.batch, p.out_channels, out_hw);
-  {  // The dense oneDNN path (exact mode) on the same problem, grouped too.
-    auto dense = kernels::onednn::S8ConvPrimitive::Create(p, wd.data(), qq.q,
-                                                          kernels::onednn::S8ConvMode::kExact);
-    ASSERT_TRUE(dense.ok()) << dense.status().ToString();
-    std::vector<uint8_t> y(want.size(), 0xA5);
-    ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
-    ASSERT_TRUE(y == want) << "oneDNN int8 (" << (*dense)->impl_name() << ") differs";
-    ExpectExactOneDnnImpl((*dense)->impl_name());
-  }
+  CheckOneDnnExact(p, wd, qq, x, want);  // the dense oneDNN path on the same problem
+  if (::testing::Test::HasFatalFailure()) return;
   for (const ks::S8BsrConvKernel* k : ConvKernelsFor(cc.br)) {
     for (int layouts = 0; layouts < 4; ++layouts) {
       if (!all_layouts && layouts != 0 && layouts != 3) continue;
@@ -433,14 +439,7 @@ TEST(S8Kernels, OneDnnExactGroupedAndDepthwise) {
     for (auto& v : w) v = static_cast<int8_t>(Uniform(rng, -127, 127));
     const Quant qq = RandomQuant(32, 32 / g * 9, rng);
     const std::vector<uint8_t> x = RandomBytes(32 * 81, rng);
-    const std::vector<uint8_t> want = Reference(cc.p, qq, x, w);
-    auto dense = kernels::onednn::S8ConvPrimitive::Create(cc.p, w.data(), qq.q,
-                                                          kernels::onednn::S8ConvMode::kExact);
-    ASSERT_TRUE(dense.ok()) << dense.status().ToString();
-    std::vector<uint8_t> y(want.size());
-    ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
-    EXPECT_EQ(y, want) << (*dense)->impl_name();
-    ExpectExactOneDnnImpl((*dense)->impl_name());
+    CheckOneDnnExact(cc.p, w, qq, x, Reference(cc.p, qq, x, w));
   }
 }
 
@@ -482,13 +481,7 @@ TEST(S8Kernels, FullRangeOperandsDoNotSaturate) {
   }
   // oneDNN kExact on the same operands: pairs of 127 * 255 overflow int16,
   // so without VNNI this fails unless kExact left oneDNN's jit kernels.
-  auto dense = kernels::onednn::S8ConvPrimitive::Create(p, w.data(), qq.q,
-                                                        kernels::onednn::S8ConvMode::kExact);
-  ASSERT_TRUE(dense.ok()) << dense.status().ToString();
-  std::vector<uint8_t> y(want.size());
-  ASSERT_TRUE((*dense)->Run(x.data(), y.data()).ok());
-  EXPECT_EQ(y, want) << (*dense)->impl_name();
-  ExpectExactOneDnnImpl((*dense)->impl_name());
+  CheckOneDnnExact(p, w, qq, x, want);
   (void)rng;
 }
 
