@@ -103,8 +103,9 @@ enum class PlanChoice { kNone, kSparse, kDense };
 // column), while kExact, the runtime's bit-exact oneDNN path, pays an s32
 // output and a separate scalar epilogue on top (ResNet-50's conv1: 0.75 ms
 // against the plan's ~0.36 at 1 thread). The AVX2 int8 kernel is not
-// competitive with oneDNN's dense AVX2 code, so below VNNI dense layers stay
-// on oneDNN.
+// competitive with oneDNN's dense code, so with our kernels capped below VNNI
+// and oneDNN's VNNI jit active, dense layers stay on oneDNN; where oneDNN's
+// jit is not exact (no VNNI) DecidePlan takes the plan whatever its speed.
 // Small output planes: the kernel's lanes are output positions and its
 // widest tile is 3 vectors (48 positions, 24 accumulators); below that a tile
 // has 8 or 16 accumulators and turns load-bound (9 loads per 8 `vpdpbusd`),
