@@ -72,6 +72,12 @@ expect_ok run "$WBS" run "$D/f50.int8.onnx" --input "input=$D/eval/images.npy" -
 if command -v node >/dev/null && [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
   node "$ORT_DIR/run.js" "$D/f50.int8.onnx" --inputs "$D/eval/images.npy" --outdir "$D/ort_out" \
     >"$D/ort.json" 2>"$D/ort.err" || fail "ORT could not run the int8 model: $(head -c 400 "$D/ort.err")"
+  # ORT's u8 x s8 dot products saturate at 16 bits on x86 CPUs without VNNI
+  # (vpmaddubsw; the same cause as oneDNN's, docs/int8.md), so there its top-1
+  # drifts from the exact int8 result: 195/200 on an AVX2-only Zen 3, >= 98%
+  # with VNNI. wbs itself is held to bit-exactness (wbs_run_vs_quantizer).
+  MIN_AGREE=0.98
+  grep -q -w -E 'avx512_vnni|avx_vnni' /proc/cpuinfo 2>/dev/null || MIN_AGREE=0.95
   node -e '
     const { readNpy } = require(process.argv[1] + "/npy");
     const fs = require("fs"), path = require("path");
@@ -84,8 +90,9 @@ if command -v node >/dev/null && [ -d "$ORT_DIR/node_modules/onnxruntime-node" ]
     for (let i = 0; i < n; ++i) { exact += top(ours, i) === Number(q.data[i]); agree += top(ours, i) === top(ort, i); }
     console.log(JSON.stringify({ images: n, wbs_run_vs_quantizer: exact / n, ort_vs_wbs: agree / n }));
     if (exact !== n) throw new Error(`wbs run disagrees with the quantizer on ${n - exact} images`);
-    if (agree / n < 0.98) throw new Error(`ORT agrees with wbs int8 on only ${agree}/${n}`);
-  ' "$ORT_DIR" "$D/wbs_out" "$D/ort_out" "$D/eval/int8_top1.npy" >"$D/agree.json" 2>"$D/agree.err" ||
+    const min = Number(process.argv[5]);
+    if (agree / n < min) throw new Error(`ORT agrees with wbs int8 on only ${agree}/${n} (< ${min})`);
+  ' "$ORT_DIR" "$D/wbs_out" "$D/ort_out" "$D/eval/int8_top1.npy" "$MIN_AGREE" >"$D/agree.json" 2>"$D/agree.err" ||
     fail "agreement: $(cat "$D/agree.err" | head -c 400)"
   cat "$D/agree.json"
 else
