@@ -101,10 +101,6 @@ Result<std::map<std::string, double>> ReadPerLayerTargets(const std::string& pat
   return t;
 }
 
-nlohmann::json EvalJson(const train::EvalResult& r) {
-  return {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}};
-}
-
 // Copies parameters and buffers by name (same graph on both sides).
 Status CopyState(train::GraphModule& from, train::GraphModule& to) {
   return train::TorchGuard("copying the dense weights", [&]() -> Status {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/train/train_options.h"
 #include "data/dataset.h"
 #include "onnx/file_io.h"
 #include "train/checkpoint.h"
@@ -60,10 +61,6 @@ Result<std::vector<double>> ParseLevels(const std::string& text) {
   }
   if (v.empty()) return InvalidArgument("--levels: no levels in '{}'", text);
   return v;
-}
-
-nlohmann::json EvalJson(const train::EvalResult& r) {
-  return {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}};
 }
 
 Status RunSensitivity(const SensitivityArgs& a) {

@@ -157,4 +157,8 @@ Result<TrainingData> LoadTrainingData(const TrainingArgs& a, train::TrainOptions
   return d;
 }
 
+nlohmann::json EvalJson(const train::EvalResult& r) {
+  return {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}};
+}
+
 }  // namespace wbs::cli

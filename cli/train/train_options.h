@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/status.h"
@@ -73,6 +74,10 @@ Result<TrainingData> LoadTrainingData(const TrainingArgs& args, train::TrainOpti
 
 // "cpu", "cuda", "cuda:N" (an error if this LibTorch has no CUDA).
 Result<torch::Device> ParseDevice(const std::string& text);
+
+// {"accuracy", "loss", "count"} of one evaluation, as the commands' JSON
+// summaries record it.
+nlohmann::json EvalJson(const train::EvalResult& r);
 
 // True for "*.onnx" (the model argument is a file, not a zoo name).
 bool IsOnnxPath(const std::string& s);
