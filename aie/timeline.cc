@@ -85,7 +85,11 @@ HazardTracker::Wait HazardTracker::Conflict(const MemSpace& space, const Footpri
     if (write && o.rend > x.end) x = {o.rend, o.rby};
     if (x.end > w.end) w = x;
   }
-  // The records sharing a bucket with f, oldest first (slots head..n-1, then 0..head-1).
+  // The records sharing a bucket with f, newest first (slots head-1..0,
+  // then n-1..head): the latest end is usually a recent record's, so older
+  // ones that cannot move the answer skip the exact Overlaps. `>=` keeps the
+  // oldest record among equal ends, and a folded range wins a tie: the
+  // answer of the oldest-first scan.
   const uint64_t qb = Buckets(h.shift, lo, hi);
   SlotSet cand{};
   if (qb == ~uint64_t{0}) {
@@ -96,21 +100,24 @@ HazardTracker::Wait HazardTracker::Conflict(const MemSpace& space, const Footpri
       for (size_t k = 0; k < kSlotWords; ++k) cand[k] |= s[k];
     }
   }
+  Wait r;  // the latest record
   const size_t n = h.hot.size();
-  for (const auto& [a, b] : {std::pair<size_t, size_t>{h.head, n}, {0, h.head}}) {
-    for (size_t k = 0; k < kSlotWords; ++k) {
-      for (uint64_t m = cand[k] & SlotRange(k, a, b); m != 0; m &= m - 1) {
-        const size_t i = 64 * k + static_cast<size_t>(std::countr_zero(m));
+  for (const auto& [a, b] : {std::pair<size_t, size_t>{0, h.head}, {h.head, n}}) {
+    for (size_t k = kSlotWords; k-- > 0;) {
+      for (uint64_t m = cand[k] & SlotRange(k, a, b); m != 0;) {
+        const int bit = 63 - std::countl_zero(m);
+        m &= ~(uint64_t{1} << bit);
+        const size_t i = 64 * k + static_cast<size_t>(bit);
         const Hot& x = h.hot[i];
         const double e = write ? std::max(x.wend, x.rend) : x.wend;
         // The cheap tests first: only a record that would move the answer and
         // whose bounding range meets f's needs the exact overlap.
-        if (e > w.end && x.lo < hi && lo < x.hi && Overlaps(h.recs[i].f, f))
-          w = {e, h.recs[i].by};
+        if (e > w.end && e >= r.end && x.lo < hi && lo < x.hi && Overlaps(h.recs[i].f, f))
+          r = {e, h.recs[i].by};
       }
     }
   }
-  return w;
+  return r.end > w.end ? r : w;
 }
 
 void HazardTracker::Fold(List& h, const Rec& x) {
