@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 
 #include "aie/comp_cost.h"
 
@@ -25,6 +26,47 @@ Timeline::Timeline(const Target& t, double mac_efficiency, const Program& p)
     tokens_[LockKey(l.tile, l.id)].push_back({0.0, l.value});
 }
 
+int HazardTracker::BucketShift(const MemSpace& m) {
+  // About a space's size over kBuckets (a core's 64 KB in 1 KB buckets, a
+  // memtile's 512 KB in 8 KB, DDR in 64 KB ones wrapping every 4 MB): a
+  // speed choice only, any shift gives the same answers.
+  switch (m.kind) {
+    case MemKind::kCore:
+      return 10;
+    case MemKind::kMemtile:
+      return 13;
+    default:
+      return 16;
+  }
+}
+
+uint64_t HazardTracker::Buckets(int shift, int64_t lo, int64_t hi) {
+  const uint64_t a = static_cast<uint64_t>(lo >> shift), b = static_cast<uint64_t>((hi - 1) >> shift);
+  if (b - a >= kBuckets - 1) return ~uint64_t{0};
+  const uint64_t run = (uint64_t{1} << (b - a + 1)) - 1;  // b - a + 1 < 64 buckets
+  return std::rotl(run, static_cast<int>(a % kBuckets));
+}
+
+void HazardTracker::Index(List& h, size_t slot, uint64_t buckets, bool on) {
+  const uint64_t bit = uint64_t{1} << (slot % 64);
+  for (uint64_t m = buckets; m != 0; m &= m - 1) {
+    uint64_t& w = h.slots[static_cast<size_t>(std::countr_zero(m))][slot / 64];
+    w = on ? (w | bit) : (w & ~bit);
+  }
+}
+
+namespace {
+
+// The bits [a, b) of word `w` of a slot set (slots 64 w .. 64 w + 63).
+uint64_t SlotRange(size_t w, size_t a, size_t b) {
+  auto below = [](size_t k) { return k >= 64 ? ~uint64_t{0} : (uint64_t{1} << k) - 1; };
+  const size_t base = 64 * w;
+  const size_t lo = a > base ? a - base : 0, hi = b > base ? b - base : 0;
+  return lo >= hi ? 0 : below(hi) & ~below(lo);
+}
+
+}  // namespace
+
 HazardTracker::Wait HazardTracker::Conflict(const MemSpace& space, const Footprint& f,
                                             bool write) const {
   const auto it = spaces_.find(Key(space));
@@ -33,74 +75,114 @@ HazardTracker::Wait HazardTracker::Conflict(const MemSpace& space, const Footpri
   Wait w;
   // The folded old accesses whose range meets f's bounding range.
   const int64_t lo = f.lo, hi = f.hi();
-  auto c = h.old.upper_bound(lo);
+  auto c = std::upper_bound(h.old.begin(), h.old.end(), lo,
+                            [](int64_t v, const Old& o) { return v < o.lo; });
   if (c != h.old.begin()) --c;
-  for (; c != h.old.end() && c->first < hi; ++c) {
-    const Old& o = c->second;
+  for (; c != h.old.end() && c->lo < hi; ++c) {
+    const Old& o = *c;
     if (o.hi <= lo) continue;
     Wait x{o.wend, o.wby};
     if (write && o.rend > x.end) x = {o.rend, o.rby};
     if (x.end > w.end) w = x;
   }
-  const size_t n = h.hot.size();
-  for (size_t k = 0, i = h.head; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
-    const Hot& x = h.hot[i];
-    const double e = write ? std::max(x.wend, x.rend) : x.wend;
-    // The cheap tests first: only a record that would move the answer and
-    // whose bounding range meets f's needs the exact overlap.
-    if (e > w.end && x.lo < hi && lo < x.hi && Overlaps(h.recs[i].f, f)) w = {e, h.recs[i].by};
+  // The records sharing a bucket with f, newest first (slots head-1..0,
+  // then n-1..head): the latest end is usually a recent record's, so older
+  // ones that cannot move the answer skip the exact Overlaps. `>=` keeps the
+  // oldest record among equal ends, and a folded range wins a tie: the
+  // answer of the oldest-first scan.
+  const uint64_t qb = Buckets(h.shift, lo, hi);
+  SlotSet cand{};
+  if (qb == ~uint64_t{0}) {
+    cand.fill(~uint64_t{0});
+  } else {
+    for (uint64_t m = qb; m != 0; m &= m - 1) {
+      const SlotSet& s = h.slots[static_cast<size_t>(std::countr_zero(m))];
+      for (size_t k = 0; k < kSlotWords; ++k) cand[k] |= s[k];
+    }
   }
-  return w;
+  Wait r;  // the latest record
+  const size_t n = h.hot.size();
+  for (const auto& [a, b] : {std::pair<size_t, size_t>{0, h.head}, {h.head, n}}) {
+    for (size_t k = kSlotWords; k-- > 0;) {
+      for (uint64_t m = cand[k] & SlotRange(k, a, b); m != 0;) {
+        const int bit = 63 - std::countl_zero(m);
+        m &= ~(uint64_t{1} << bit);
+        const size_t i = 64 * k + static_cast<size_t>(bit);
+        const Hot& x = h.hot[i];
+        const double e = write ? std::max(x.wend, x.rend) : x.wend;
+        // The cheap tests first: only a record that would move the answer and
+        // whose bounding range meets f's needs the exact overlap.
+        if (e > w.end && e >= r.end && x.lo < hi && lo < x.hi && Overlaps(h.recs[i].f, f))
+          r = {e, h.recs[i].by};
+      }
+    }
+  }
+  return r.end > w.end ? r : w;
 }
 
 void HazardTracker::Fold(List& h, const Rec& x) {
-  Old o{x.f.hi(), x.wend, x.rend, x.wend > 0 ? x.by : -1, x.rend > 0 ? x.by : -1};
-  int64_t lo = x.f.lo;
-  // Merge with every old range it meets (the union's bound, the later ends).
-  auto c = h.old.upper_bound(lo);
+  Old o{x.f.lo, x.f.hi(), x.wend, x.rend, x.wend > 0 ? x.by : -1, x.rend > 0 ? x.by : -1};
+  // Merge with every old range it meets (the union's bound, the later ends):
+  // a run of neighbours, from the last one starting at or before o.lo.
+  auto c = std::upper_bound(h.old.begin(), h.old.end(), o.lo,
+                            [](int64_t v, const Old& r) { return v < r.lo; });
   if (c != h.old.begin()) --c;
-  while (c != h.old.end() && c->first < o.hi) {
-    if (c->second.hi <= lo) {
-      ++c;
-      continue;
-    }
-    const Old& m = c->second;
-    lo = std::min(lo, c->first);
+  if (c != h.old.end() && c->hi <= o.lo) ++c;
+  auto first = c;
+  for (; c != h.old.end() && c->lo < o.hi; ++c) {
+    const Old& m = *c;
+    o.lo = std::min(o.lo, m.lo);
     o.hi = std::max(o.hi, m.hi);
     if (m.wend > o.wend) o.wend = m.wend, o.wby = m.wby;
     if (m.rend > o.rend) o.rend = m.rend, o.rby = m.rby;
-    c = h.old.erase(c);
   }
-  h.old[lo] = o;
+  if (first != c) {
+    *first = o;
+    h.old.erase(first + 1, c);
+  } else {
+    h.old.insert(first, o);
+  }
   if (h.old.size() <= kOldRanges) return;
-  // Too many: merge the two neighbours with the smallest gap.
-  auto best = h.old.begin();
+  // Too many: merge the two neighbours with the smallest gap (the first on ties).
+  size_t best = 0;
   int64_t gap = INT64_MAX;
-  for (auto a = h.old.begin(), b = std::next(a); b != h.old.end(); ++a, ++b)
-    if (b->first - a->second.hi < gap) gap = b->first - a->second.hi, best = a;
-  auto next = std::next(best);
-  Old& m = best->second;
-  m.hi = std::max(m.hi, next->second.hi);
-  if (next->second.wend > m.wend) m.wend = next->second.wend, m.wby = next->second.wby;
-  if (next->second.rend > m.rend) m.rend = next->second.rend, m.rby = next->second.rby;
-  h.old.erase(next);
+  for (size_t i = 0; i + 1 < h.old.size(); ++i)
+    if (h.old[i + 1].lo - h.old[i].hi < gap) gap = h.old[i + 1].lo - h.old[i].hi, best = i;
+  Old& m = h.old[best];
+  const Old& next = h.old[best + 1];
+  m.hi = std::max(m.hi, next.hi);
+  if (next.wend > m.wend) m.wend = next.wend, m.wby = next.wby;
+  if (next.rend > m.rend) m.rend = next.rend, m.rby = next.rby;
+  h.old.erase(h.old.begin() + static_cast<std::ptrdiff_t>(best) + 1);
 }
 
 void HazardTracker::Record(const MemSpace& space, const Footprint& f, double end, bool write,
                            int64_t by) {
   if (f.empty()) return;
   List& h = spaces_[Key(space)];
+  if (h.recs.empty()) {
+    h.shift = BucketShift(space);
+    h.recs.reserve(kHistory);
+    h.hot.reserve(kHistory);
+    h.buckets_of.reserve(kHistory);
+  }
   const Rec r{f, write ? end : 0.0, write ? 0.0 : end, by};
   const Hot x{f.lo, f.hi(), r.wend, r.rend};
+  const uint64_t buckets = Buckets(h.shift, x.lo, x.hi);
   if (h.recs.size() < kHistory) {
+    Index(h, h.recs.size(), buckets, true);
     h.recs.push_back(r);
     h.hot.push_back(x);
+    h.buckets_of.push_back(buckets);
     return;
   }
   // Full: the oldest record folds into the old ranges and its slot takes the new one.
   Fold(h, h.recs[h.head]);
+  Index(h, h.head, h.buckets_of[h.head], false);
+  Index(h, h.head, buckets, true);
   h.recs[h.head] = r;
   h.hot[h.head] = x;
+  h.buckets_of[h.head] = buckets;
   h.head = h.head + 1 == kHistory ? 0 : h.head + 1;
 }
 

@@ -26,6 +26,7 @@
 // too).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -49,6 +50,14 @@ namespace wbs::aie {
 // old write to one tensor never delays a read of another, as a single
 // per-space floor did). The compiler's time model and the simulator share
 // this one rule.
+//
+// Index: each space's addresses hash into kBuckets buckets of 2^shift bytes
+// (address >> shift mod kBuckets; shift by memory kind, see BucketShift),
+// and each bucket keeps the set of exact records whose bounding range
+// touches it, so Conflict tests only the records that share a bucket with
+// the query instead of all kHistory (a filter: two bounding ranges that
+// share a byte share its bucket). Candidates are visited in the order of
+// the plain scan, oldest first, so the answer (ties included) is the scan's.
 class HazardTracker {
  public:
   static constexpr size_t kHistory = 96, kOldRanges = 64;
@@ -57,11 +66,14 @@ class HazardTracker {
     int64_t by = -1;  // the instance it waits for (-1: none or unknown)
   };
   // The latest end of an earlier conflicting access to `space` (the first
-  // such record on ties).
+  // such record on ties: folded ranges by address, then records oldest
+  // first).
   Wait Conflict(const MemSpace& space, const Footprint& f, bool write) const;
   void Record(const MemSpace& space, const Footprint& f, double end, bool write, int64_t by = -1);
 
  private:
+  static constexpr size_t kBuckets = 64, kSlotWords = 2;
+  static_assert(kHistory <= 64 * kSlotWords, "a bucket's record set is kSlotWords words");
   struct Rec {
     Footprint f;
     double wend = 0, rend = 0;
@@ -73,19 +85,26 @@ class HazardTracker {
     int64_t lo = 0, hi = 0;
     double wend = 0, rend = 0;
   };
-  struct Old {  // folded accesses over [key, hi)
-    int64_t hi = 0;
+  struct Old {  // folded accesses over [lo, hi)
+    int64_t lo = 0, hi = 0;
     double wend = 0, rend = 0;
     int64_t wby = -1, rby = -1;
   };
+  using SlotSet = std::array<uint64_t, kSlotWords>;
   struct List {
+    int shift = 0;  // bucket size 2^shift bytes
     // The last kHistory records, oldest first from `head` (ring buffers).
     std::vector<Rec> recs;
     std::vector<Hot> hot;
+    std::vector<uint64_t> buckets_of;     // per slot: the buckets its range touches
+    std::array<SlotSet, kBuckets> slots{};  // per bucket: the slots touching it
     size_t head = 0;
-    std::map<int64_t, Old> old;  // disjoint, by start
+    std::vector<Old> old;  // disjoint, by start
   };
   static void Fold(List& h, const Rec& x);
+  static int BucketShift(const MemSpace& m);
+  static uint64_t Buckets(int shift, int64_t lo, int64_t hi);  // [lo, hi), non-empty
+  static void Index(List& h, size_t slot, uint64_t buckets, bool on);
   static int64_t Key(const MemSpace& m) {
     return (int64_t{static_cast<int>(m.kind)} << 32) |
            (int64_t{static_cast<uint16_t>(m.index)} << 16) | static_cast<uint16_t>(m.col);

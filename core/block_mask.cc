@@ -13,35 +13,39 @@ constexpr int64_t kMaxMaskBlocks = int64_t{1} << 31;
 
 // True when element i of a tensor of type T is zero (+0 or -0).
 template <typename T>
-bool ElemIsZero(const void* data, int64_t i) {
-  return static_cast<const T*>(data)[i] == T(0);
+bool ElemIsZero(const T* data, int64_t i) {
+  return data[i] == T(0);
 }
 
-using ZeroFn = bool (*)(const void*, int64_t);
+// f16 and bf16: zero when all bits but the sign are clear.
+bool Half16IsZero(const uint16_t* data, int64_t i) { return (data[i] & 0x7FFF) == 0; }
 
-bool Half16IsZero(const void* data, int64_t i) {
-  // f16 and bf16: zero when all bits but the sign are clear.
-  return (static_cast<const uint16_t*>(data)[i] & 0x7FFF) == 0;
+// True when every element of block (r, c) is zero (stops at the first
+// non-zero one). One instance per element type, so the element test inlines.
+template <typename T, bool (*kIsZero)(const T*, int64_t)>
+bool BlockIsZero(const void* raw, const WeightView& v, int br, int bc, int64_t r, int64_t c) {
+  const T* data = static_cast<const T*>(raw);
+  const int64_t o_end = std::min(v.cout, (r + 1) * br);
+  const int64_t i_end = std::min(v.cin, (c + 1) * bc);
+  for (int64_t o = r * br; o < o_end; ++o)
+    for (int64_t i = c * bc; i < i_end; ++i) {
+      const int64_t at = o * v.out_stride + i * v.in_stride;
+      for (int64_t k = 0; k < v.kernel; ++k)
+        if (!kIsZero(data, at + k)) return false;
+    }
+  return true;
 }
 
-Result<ZeroFn> ZeroTestFor(DType t, const std::string& what) {
-  ZeroFn fn = nullptr;
-  if (t == DType::kF16 || t == DType::kBF16) return ZeroFn(&Half16IsZero);
-  if (!VisitDType(t, [&]<typename T>() { fn = &ElemIsZero<T>; })) {
+using BlockZeroFn = bool (*)(const void*, const WeightView&, int, int, int64_t, int64_t);
+
+Result<BlockZeroFn> ZeroTestFor(DType t, const std::string& what) {
+  BlockZeroFn fn = nullptr;
+  if (t == DType::kF16 || t == DType::kBF16) return BlockZeroFn(&BlockIsZero<uint16_t, &Half16IsZero>);
+  if (!VisitDType(t, [&]<typename T>() { fn = &BlockIsZero<T, &ElemIsZero<T>>; })) {
     return Unimplemented("{}: block masks are not supported for element type {}", what,
                          DTypeName(t));
   }
   return fn;
-}
-
-// Calls f(flat_index) for every element of block (r, c).
-template <typename F>
-void ForEachInBlock(const WeightView& v, int br, int bc, int64_t r, int64_t c, F&& f) {
-  const int64_t o_end = std::min(v.cout, (r + 1) * br);
-  const int64_t i_end = std::min(v.cin, (c + 1) * bc);
-  for (int64_t o = r * br; o < o_end; ++o)
-    for (int64_t i = c * bc; i < i_end; ++i)
-      for (int64_t k = 0; k < v.kernel; ++k) f(o * v.out_stride + i * v.in_stride + k);
 }
 
 Result<int64_t> ParseInt(std::string_view s, const std::string& what, const char* field) {
@@ -132,17 +136,13 @@ Result<BlockMask> MaskFromZeroBlocks(const Tensor& weight, int block_rows, int b
                            kMinBlockEdge, kMaxBlockEdge);
   }
   WBS_ASSIGN_OR_RETURN(WeightView v, MakeWeightView(weight.shape(), layout, what));
-  WBS_ASSIGN_OR_RETURN(ZeroFn is_zero, ZeroTestFor(weight.dtype(), what));
+  WBS_ASSIGN_OR_RETURN(BlockZeroFn block_is_zero, ZeroTestFor(weight.dtype(), what));
   BlockMask m = BlockMask::AllKept(block_rows, block_cols, (v.cout + block_rows - 1) / block_rows,
                                    (v.cin + block_cols - 1) / block_cols, layout);
   const void* data = weight.raw();
   for (int64_t r = 0; r < m.rows; ++r) {
-    for (int64_t c = 0; c < m.cols; ++c) {
-      bool zero = true;
-      ForEachInBlock(v, block_rows, block_cols, r, c,
-                     [&](int64_t i) { zero = zero && is_zero(data, i); });
-      m.Set(r, c, !zero);
-    }
+    for (int64_t c = 0; c < m.cols; ++c)
+      m.Set(r, c, !block_is_zero(data, v, block_rows, block_cols, r, c));
   }
   return m;
 }
@@ -164,15 +164,12 @@ Status CheckMaskAgainstWeight(const BlockMask& mask, const Tensor& weight,
         what, mask.rows, mask.cols, ShapeToString(weight.shape()), mask.block_rows, mask.block_cols,
         rows, cols);
   }
-  WBS_ASSIGN_OR_RETURN(ZeroFn is_zero, ZeroTestFor(weight.dtype(), what));
+  WBS_ASSIGN_OR_RETURN(BlockZeroFn block_is_zero, ZeroTestFor(weight.dtype(), what));
   const void* data = weight.raw();
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
       if (mask.Get(r, c)) continue;
-      bool zero = true;
-      ForEachInBlock(v, mask.block_rows, mask.block_cols, r, c,
-                     [&](int64_t i) { zero = zero && is_zero(data, i); });
-      if (!zero) {
+      if (!block_is_zero(data, v, mask.block_rows, mask.block_cols, r, c)) {
         return InvalidArgument("{}: block ({}, {}) is masked as zero but holds non-zero weights",
                                what, r, c);
       }

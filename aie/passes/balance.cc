@@ -151,7 +151,7 @@ void ApplyPermutation(CompileState& s, Layer& l, const std::vector<int64_t>& per
   for (const Reader& r : readers) {
     Layer& c = s.layers[static_cast<size_t>(r.layer)];
     const int64_t ctaps = c.wkh() * c.wkw(), blk = c.bc * ctaps;
-    std::vector<int8_t> cw = c.weight;
+    std::vector<int8_t> cw(c.weight.begin(), c.weight.end());
     for (int64_t m = 0; m < c.m; ++m)
       for (size_t j = 0; j < perm.size(); ++j)
         std::copy_n(c.weight.begin() + (m * c.c + (r.b0 + perm[j]) * c.bc) * ctaps, blk,

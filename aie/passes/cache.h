@@ -58,7 +58,7 @@ struct CompileCache {
     }
   };
   struct LayerBlobs {
-    std::vector<int8_t> weight;
+    SharedArray<int8_t> weight;
     std::vector<int32_t> bias, mult, shift;
     int64_t m = 0, c = 0, groups = 0, kh = 0, kw = 0;
     int br = 0, bc = 0;

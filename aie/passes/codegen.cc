@@ -1130,7 +1130,7 @@ struct Gen {
 
   // Effective MACs per output pixel of blob bi (from its header and index).
   int64_t BlobMacs(size_t bi) const {
-    const std::vector<uint8_t>& blob = l.blobs[bi];
+    const std::vector<uint8_t>& blob = l.blobs[bi].vec();
     if (blob.empty()) return 0;
     auto I = [&](size_t i) {
       int32_t v;

@@ -197,7 +197,7 @@ Status RunCompact(CompileState& s) {
       if (cached) {
         std::lock_guard<std::mutex> lock(s.cache->mu);
         const auto it = cached->blobs.find(key);
-        if (it != cached->blobs.end()) return *it->second;
+        if (it != cached->blobs.end()) return SharedArray<uint8_t>(it->second);
       }
       if (row_sum.empty()) row_sum = RowSums(l);
       int64_t mpp = 0;
@@ -207,7 +207,7 @@ Status RunCompact(CompileState& s) {
         std::lock_guard<std::mutex> lock(s.cache->mu);
         cached->blobs.emplace(key, b);
       }
-      return *b;
+      return SharedArray<uint8_t>(std::move(b));
     };
     // The cores of a row share their channel range, so most blobs repeat:
     // each (rows, part) is built once and copied.

@@ -31,6 +31,43 @@
 
 namespace wbs::aie {
 
+// An immutable array shared by copies: a Layer's weights and blobs are the
+// same bytes in every trial compile of one Compile() (pipeline.cc copies
+// states and the pass-1 layers dozens of times), so copies share them
+// instead of duplicating megabytes each; a pass that changes one (balance's
+// permutation) assigns a new array. Reads look like a const std::vector;
+// == compares the contents (the same array answers at once).
+template <typename T>
+class SharedArray {
+ public:
+  SharedArray() = default;
+  SharedArray(std::vector<T>&& v)  // NOLINT(google-explicit-constructor): a vector is one
+      : p_(v.empty() ? nullptr : std::make_shared<const std::vector<T>>(std::move(v))) {}
+  SharedArray(std::shared_ptr<const std::vector<T>> p) : p_(std::move(p)) {}  // NOLINT
+  SharedArray& operator=(std::vector<T>&& v) { return *this = SharedArray(std::move(v)); }
+  template <typename It>
+  void assign(It first, It last) {
+    *this = std::vector<T>(first, last);
+  }
+  void clear() { p_.reset(); }
+  const std::vector<T>& vec() const { return p_ ? *p_ : Empty(); }
+  const T* data() const { return vec().data(); }
+  size_t size() const { return p_ ? p_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const T& operator[](size_t i) const { return (*p_)[i]; }
+  typename std::vector<T>::const_iterator begin() const { return vec().begin(); }
+  typename std::vector<T>::const_iterator end() const { return vec().end(); }
+  bool operator==(const SharedArray& o) const { return p_ == o.p_ || vec() == o.vec(); }
+
+ private:
+  static const std::vector<T>& Empty() {
+    static const std::vector<T> e;
+    return e;
+  }
+  std::shared_ptr<const std::vector<T>> p_;
+};
+
+
 struct CompileCache;  // aie/passes/cache.h
 
 enum class LayerKind { kConv, kAdd, kMaxPool, kAvgPool, kRescale };
@@ -155,7 +192,7 @@ struct Layer {
   int64_t groups = 1;
   bool count_include_pad = false;
   // Conv: the int8 weight [m, c/groups, kh, kw], requantization per channel.
-  std::vector<int8_t> weight;
+  SharedArray<int8_t> weight;
   std::vector<int32_t> bias;         // B_q (0 when absent)
   std::vector<int32_t> mult, shift;  // per output channel
   int32_t out_zero = 0, lo = 0, hi = 255;
@@ -255,7 +292,7 @@ struct Layer {
 
   // ---- compact (pass 5) ----
   // blobs[(core index * chunks + chunk) * parts + part]
-  std::vector<std::vector<uint8_t>> blobs;
+  std::vector<SharedArray<uint8_t>> blobs;
   int64_t chunks = 0;
   int blob_symbol = -1;              // DDR symbol holding every blob of the layer
   std::vector<int64_t> blob_offset;  // per blob, in the symbol

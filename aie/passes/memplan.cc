@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <map>
+#include <string_view>
 #include <unordered_map>
 
 #include "aie/passes/compiler.h"
@@ -193,11 +194,15 @@ Status RunMemPlan(CompileState& s) {
     y.name = l.name + ".w";
     y.kind = DdrSymbol::Kind::kConst;
     y.addr = Align(top);
-    std::unordered_map<std::string, int64_t> seen;
+    // Keys view the blobs' bytes (l.blobs outlives the map): no copy.
+    std::unordered_map<std::string_view, int64_t> seen;
     l.blob_offset.assign(l.blobs.size(), -1);
+    size_t bytes = 0;
+    for (const auto& b : l.blobs) bytes += static_cast<size_t>(Align(static_cast<int64_t>(b.size())));
+    y.data.reserve(bytes);
     for (size_t b = 0; b < l.blobs.size(); ++b) {
       if (l.blobs[b].empty()) continue;
-      const std::string key(reinterpret_cast<const char*>(l.blobs[b].data()), l.blobs[b].size());
+      const std::string_view key(reinterpret_cast<const char*>(l.blobs[b].data()), l.blobs[b].size());
       const auto it = seen.find(key);
       if (it != seen.end()) {
         l.blob_offset[b] = it->second;

@@ -105,10 +105,11 @@ void FuseSiblings(CompileState& s) {
     f.m = 0;
     f.weight.clear(), f.bias.clear(), f.mult.clear(), f.shift.clear(), f.row_nnz.clear();
     f.block_rows = 0, f.macs = 0, f.macs_dense = 0;
+    std::vector<int8_t> weight;
     for (const Layer* m : members) {
       f.out_slices.push_back({m->output, f.m, f.m + m->m, m->name});
       f.m += m->m;
-      f.weight.insert(f.weight.end(), m->weight.begin(), m->weight.end());
+      weight.insert(weight.end(), m->weight.begin(), m->weight.end());
       f.bias.insert(f.bias.end(), m->bias.begin(), m->bias.end());
       f.mult.insert(f.mult.end(), m->mult.begin(), m->mult.end());
       f.shift.insert(f.shift.end(), m->shift.begin(), m->shift.end());
@@ -118,6 +119,7 @@ void FuseSiblings(CompileState& s) {
       f.macs += m->macs;
       f.macs_dense += m->macs_dense;
     }
+    f.weight = std::move(weight);
     out.push_back(std::move(f));
   }
   s.layers = std::move(out);
