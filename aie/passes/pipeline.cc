@@ -294,7 +294,7 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (opts.try_stay_rows) {
     std::map<std::string, bool> on;
     for (const Layer& l : s.layers)
-      if (l.in_stay && !s.options.stay_rows.count(l.name)) on[l.name] = true;
+      if (l.in_stay && l.chunks > 1 && !s.options.stay_rows.count(l.name)) on[l.name] = true;
     WBS_RETURN_IF_ERROR(
         KeepFasterPerLayer(s, text, on, print_after, [](CompileOptions& o, const auto& forced) {
           o.try_spread = o.try_wide = o.try_resident_min_w = false;

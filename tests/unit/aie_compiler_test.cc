@@ -922,6 +922,7 @@ TEST(AieCompiler, DoubleWeightBuffersForcedOnMultiBlockConvs) {
 // blobs alternate two core halves, the checker passes, and the program
 // simulates bit-exactly in the estimated cycles (dense and 50% sparse).
 TEST(AieCompiler, InputStationaryTilesLoadTheInputOnce) {
+  int single = 0;  // single-chunk 1x1 tiles
   for (const Target& t : {Target::Paper(2, 2), Target::Paper(4, 4)}) {
     for (const ir::Graph* g : {&Dense(), &Sparse()}) {
       CompileState s;
@@ -941,9 +942,12 @@ TEST(AieCompiler, InputStationaryTilesLoadTheInputOnce) {
         ++stay;
         EXPECT_EQ(l.oh_t, l.oh) << l.name;
         EXPECT_EQ(l.parts, 1) << l.name;
-        EXPECT_GT(l.chunks, 1) << l.name;
         EXPECT_EQ(l.in_bufs, 1) << l.name;
-        EXPECT_TRUE(l.w_double) << l.name;
+        // Two weight halves for several chunks; a single chunk's tile
+        // (one block) is cut into row pieces instead (below).
+        if (l.chunks > 1) {
+          EXPECT_TRUE(l.w_double) << l.name;
+        }
         // Blocks whose transfers write the cores' input buffer.
         int loading = 0;
         for (int bi = l.first_block; bi < l.first_block + l.num_blocks; ++bi) {
@@ -954,11 +958,22 @@ TEST(AieCompiler, InputStationaryTilesLoadTheInputOnce) {
           loading += any;
         }
         EXPECT_EQ(loading, 1) << l.name;
+        // A single chunk's input-stationary 1x1 tile is the streaming tile
+        // of one iteration unless it is cut: in row pieces without being
+        // asked (CompileOptions::stay_rows not set here).
+        if (l.chunks == 1 && l.kh == 1 && l.kw == 1 && !l.post_pool.on && !l.pre_pool.on &&
+            !l.multi_out()) {
+          ++single;
+          EXPECT_EQ(l.stay_pieces, std::min(CompileOptions::kStayPieces, l.oh)) << l.name;
+        } else if (l.chunks > 1) {
+          EXPECT_EQ(l.stay_pieces, 1) << l.name;
+        }
       }
       EXPECT_GT(stay, 0) << t.name;
       ExpectSimBitExact<std::mt19937>(s, *g, 11, "in_stay on " + t.name);
     }
   }
+  EXPECT_GT(single, 0);
 }
 
 // Input-stationary tiles in row pieces (CompileOptions::stay_rows): every
