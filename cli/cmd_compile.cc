@@ -139,8 +139,9 @@ Command AddCompileCommand(CLI::App& parent) {
   app->add_option("--efficiency", a->efficiency, "Kernel MAC efficiency (default: the target's)")->check(CLI::Range(0.0, 1.0));
   app->add_flag("--no-resident", a->no_resident, "Every activation through DDR (no memtile-resident tensors between layers)");
   app->add_flag("--partial-resident", a->partial_resident,
-                "Also keep tensors resident for the consumers that can read them when others need "
-                "DDR (one more whole compile: about twice the compile time; ResNet-50 4x4 1.614x -> 1.620x)");
+                "Keep tensors resident for the consumers that can read them when others need DDR "
+                "in every trial compile (the default tries it once, on the kept program; this is "
+                "one more whole compile: about twice the compile time)");
   app->add_option("--sibling-fusion", a->sibling_fusion,
                   "Sibling convs on one input (Inception's 1x1 branches) as one layer: trial (per group, "
                   "the faster; default), all, none")

@@ -295,7 +295,10 @@ struct Gen {
     l.stay_pieces = 1;
     if (l.in_stay && l.kind == LayerKind::kConv && l.groups == 1 &&
         !l.post_pool.on && !l.pre_pool.on && !l.multi_out() && (l.kh - 1) * l.dh == 0)
-      if (const auto it = s.options.stay_rows.find(l.name); it != s.options.stay_rows.end() && it->second)
+      // (A single chunk's tile is the streaming tile of one iteration
+      // unless it is cut: always in pieces, unless the option says not.)
+      if (const auto it = s.options.stay_rows.find(l.name);
+          it != s.options.stay_rows.end() ? it->second : l.chunks == 1)
         l.stay_pieces = std::min(CompileOptions::kStayPieces, l.oh);
     if (l.in_stay) {
       if (wchunks != 1 || l.oh_t < l.oh || l.parts != 1)

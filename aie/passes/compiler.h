@@ -348,6 +348,13 @@ struct CompileOptions {
   // not depend on it.
   int threads = 0;
   bool fuse_add = true;         // residual Add computed in the conv before it (fusion.cc)
+  // Adds (by name) whose other input's conv moves right before them
+  // (MoveAddPartners), so the Add can fuse into that conv instead: ResNet-50
+  // layer4.0.add, whose downsample conv has CIN parts (a fused tile has
+  // none) but whose conv3 has not. Compile() tries it on every Add left
+  // unfused and keeps the faster program.
+  std::map<std::string, bool> add_partner;
+  bool try_add_partner = true;
   bool resident = true;         // activations kept in memtiles between layers (fusion.cc)
   // Memtile bytes per column always left to a layer's own slabs (the rest
   // may hold resident activations).
@@ -384,6 +391,9 @@ struct CompileOptions {
   // against the 10 s target).
   bool resident_partial = false;
   bool try_resident_partial = true;
+  // Without the opt-in: Compile() compiles the kept program once more with
+  // partial residency (every other choice as kept) and keeps the faster.
+  bool try_partial_kept = true;
   // Horizontal fusion of sibling convs (siblings.cc: same input, kernel,
   // stride, padding and output quantization range, e.g. Inception's
   // parallel 1x1 branch convs) into one layer, so the shared input streams
@@ -530,6 +540,10 @@ void FuseSiblings(CompileState& s);
 // average pool whose output only a 1x1 stride-1 conv reads one layer with
 // that conv (Layer::pre_pool).
 void FusePools(CompileState& s);
+// The end of pass 1 (fusion.cc): for each Add named in
+// CompileOptions::add_partner, the conv producing its other input moves
+// right before it (PlanAddFusion fuses an Add only into the layer before it).
+void MoveAddPartners(CompileState& s);
 // A fused pair's name as CompileOptions::pool_fuse_pairs keys it, the layers
 // in program order ("conv1+maxpool", "Mixed_5b.avg_pool+Mixed_5b.branch_pool.conv").
 std::string PoolFusedName(const std::string& first, const std::string& second);

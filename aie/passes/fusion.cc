@@ -63,6 +63,32 @@ void PlanAddFusion(CompileState& s) {
   }
 }
 
+void MoveAddPartners(CompileState& s) {
+  if (s.options.add_partner.empty()) return;
+  for (size_t ai = 2; ai < s.layers.size(); ++ai) {
+    const Layer& a = s.layers[ai];
+    const auto it = s.options.add_partner.find(a.name);
+    if (a.kind != LayerKind::kAdd || it == s.options.add_partner.end() || !it->second ||
+        a.inputs.size() != 2)
+      continue;
+    const int prev_out = s.layers[ai - 1].output;
+    if (a.inputs[0] != prev_out && a.inputs[1] != prev_out) continue;
+    const int other = a.inputs[0] == prev_out ? a.inputs[1] : a.inputs[0];
+    const ActTensor& o = s.tensors[static_cast<size_t>(other)];
+    const int p = o.producer;
+    // The other input's conv, read by the Add alone: nothing between it and
+    // the Add reads its output, and it reads nothing they write (it came
+    // first in a topological order), so it may run right before the Add.
+    if (p < 0 || static_cast<size_t>(p) + 1 >= ai || o.consumers.size() != 1 ||
+        s.layers[static_cast<size_t>(p)].kind != LayerKind::kConv ||
+        s.layers[static_cast<size_t>(p)].multi_out())
+      continue;
+    std::rotate(s.layers.begin() + p, s.layers.begin() + p + 1,
+                s.layers.begin() + static_cast<std::ptrdiff_t>(ai));
+    s.RelinkTensors();
+  }
+}
+
 int ActMemtile(const Target& t, int col);
 void GrowWeightRings(CompileState& s);  // memplan.cc
 

@@ -73,6 +73,7 @@ Status KeepFasterWith(CompileState& s, std::string& text, const std::string& pri
   o.try_spread = o.try_wide = o.try_resident_min_w = false;
   o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
   o.try_permute = o.try_w_double = o.try_in_stay = o.try_stay_rows = false;
+  o.try_add_partner = o.try_partial_kept = false;
   change(o);
   std::string tb;
   WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
@@ -293,7 +294,7 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (opts.try_stay_rows) {
     std::map<std::string, bool> on;
     for (const Layer& l : s.layers)
-      if (l.in_stay && !s.options.stay_rows.count(l.name)) on[l.name] = true;
+      if (l.in_stay && l.chunks > 1 && !s.options.stay_rows.count(l.name)) on[l.name] = true;
     WBS_RETURN_IF_ERROR(
         KeepFasterPerLayer(s, text, on, print_after, [](CompileOptions& o, const auto& forced) {
           o.try_spread = o.try_wide = o.try_resident_min_w = false;
@@ -322,6 +323,36 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (opts.try_w_ring && s.options.w_ring && ringed)
     WBS_RETURN_IF_ERROR(
         KeepFasterWith(s, text, print_after, [](CompileOptions& o) { o.w_ring = false; }));
+  // An Add left unfused (the conv before it could not take it: ResNet-50
+  // layer4.0.downsample.0 has CIN parts) with its other input's conv moved
+  // right before it (CompileOptions::add_partner), so it fuses there.
+  if (opts.try_add_partner && opts.fuse_add) {
+    std::map<std::string, bool> on;
+    for (size_t i = 1; i < s.layers.size(); ++i) {
+      const Layer& a = s.layers[i];
+      if (a.kind != LayerKind::kAdd || a.fused_into >= 0 || a.inputs.size() != 2 ||
+          s.options.add_partner.count(a.name))
+        continue;
+      for (const int t : a.inputs) {
+        const ActTensor& x = s.tensors[static_cast<size_t>(t)];
+        if (x.producer >= 0 && static_cast<size_t>(x.producer) + 1 < i && x.consumers.size() == 1 &&
+            s.layers[static_cast<size_t>(x.producer)].kind == LayerKind::kConv)
+          on[a.name] = true;
+      }
+    }
+    if (!on.empty())
+      WBS_RETURN_IF_ERROR(KeepFasterWith(s, text, print_after, [&on](CompileOptions& o) {
+        for (const auto& [k, v] : on) o.add_partner[k] = v;
+      }));
+  }
+  // Partial residency on the kept program (CompileOptions::try_partial_kept):
+  // one compile with it, every trial's choice kept, instead of the opt-in
+  // whole compile below (which doubles the compile time). ResNet-50 4x4:
+  // layer3.5's output stays in the memtiles for layer4.0.conv1, which read
+  // it from DDR once per channel chunk.
+  if (opts.try_partial_kept && opts.resident && !s.options.resident_partial)
+    WBS_RETURN_IF_ERROR(KeepFasterWith(s, text, print_after,
+                                       [](CompileOptions& o) { o.resident_partial = true; }));
   // Partial residency (CompileOptions::resident_partial) keeps regions the
   // slabs of the layers in between lose, the writers' DDR copies are extra
   // traffic, and it changes which choices the trials keep (Inception-v3

@@ -132,6 +132,7 @@ Status RunSchedule(CompileState& s) {
       s.inputs = c->inputs, s.outputs = c->outputs, s.dequant_scales = c->dequant_scales;
       FuseSiblings(s);
       FusePools(s);
+      MoveAddPartners(s);
       return Status::Ok();
     }
   }
@@ -347,6 +348,7 @@ Status RunSchedule(CompileState& s) {
   }
   FuseSiblings(s);
   FusePools(s);
+  MoveAddPartners(s);
   return Status::Ok();
 }
 

@@ -222,7 +222,7 @@ Status TileLayers(CompileState& s) {
          // core's share, every CIN channel, several channel chunks; the
          // input buffer once, two weight halves.
          for (const bool stay : {false, true}) {
-          if (stay && !(want_in_stay && parts == 1 && ow == cap_w && CeilDiv(cap_rows, mt) > 1)) continue;
+          if (stay && !(want_in_stay && parts == 1 && ow == cap_w)) continue;
           l.in_stay = stay;  // MemtileFootprint depends on it
           // Two core weight halves: CIN parts always; with w_double, a
           // tile of more than one weight block (channel or width chunks).
