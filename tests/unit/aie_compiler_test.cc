@@ -1095,7 +1095,8 @@ TEST(AieCompiler, SparsePartsRotateOverAWeightSlabRing) {
           EXPECT_GT(part_rings, 0) << what;
           EXPECT_GT(chunk_rings, 0) << what;
         }
-        ExpectSimBitExact<std::mt19937>(s, *g, 17, what);
+        // Under a sanitizer only the ring schedules (sparse, option on) simulate.
+        if (!kUnderSanitizer || (ring && is_sparse)) ExpectSimBitExact<std::mt19937>(s, *g, 17, what);
       }
     }
   }

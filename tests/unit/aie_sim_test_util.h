@@ -23,6 +23,23 @@
 
 namespace wbs::aie {
 
+// True in sanitizer builds (GCC and Clang define __SANITIZE_ADDRESS__ /
+// have the feature with -fsanitize=address). There the compiler and the
+// simulator run ~10x slower, so the tests that repeat the same compile +
+// simulate over many targets or options simulate a stated subset (each
+// target or option still compiled and checked); the release tier runs all.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kUnderSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kUnderSanitizer = true;
+#else
+inline constexpr bool kUnderSanitizer = false;
+#endif
+#else
+inline constexpr bool kUnderSanitizer = false;
+#endif
+
 // Zeroes `sparsity` of g's 8x8 blocks (L2 scores; none when 0) and quantizes
 // it with PTQ calibrated on one standard-normal batch-1 input drawn by
 // Engine(seed); the result has batch 1 and static shapes.
