@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,22 +57,25 @@ SparseMode CurrentSparseMode() {
 //   OMP_WAIT_POLICY=passive build/<dir>/bench/wbs_bench_sparse --threads=1,2
 //       --sparsity=0,25,50,75,90 --benchmark_min_time=0.2
 // (ResNet-50's 23 distinct conv shapes and its FC at 0/25/50/75/90% random-mask
-// block sparsity, docs/BENCHMARKS.md "Block-sparse kernels"; commit ebef479,
-// kernels with fused tails; the 2-thread samples of this loaded 2-CPU machine
-// scatter by up to 0.5 and were left out). Gemm with few rows below (more
-// rows: the conv classes, positions = rows). The classes are what the
-// measurements separate: the output plane's size (the kernel vectorizes over
-// output positions; per-tile and per-chunk costs are amortized over fewer
-// positions on small planes) and whether the input is first copied into
-// stride phases.
+// block sparsity, docs/BENCHMARKS.md "Block-sparse kernels"), one table per
+// sparse-kernel ISA, fitted by scripts/fit_conv_cost.py. The classes are what
+// the measurements separate: the output plane's size (the kernel vectorizes
+// over output positions; per-tile and per-chunk costs are amortized over
+// fewer positions on small planes), whether the input is first copied into
+// stride phases, and (AVX2) whether the kernel is pointwise.
 namespace {
+
+enum class Kernel { kAny, kPointwise, kSpatial };  // kh * kw == 1 or > 1
 
 struct CostClass {
   int64_t min_positions;  // applies to planes with at least this many positions
   bool strided;
+  Kernel kernel;
   double a, b;
 };
-// Fitted values (max abs residual of t_sparse/t_dense in parentheses):
+// AVX-512 (f32_bsr8xn_conv__avx512; commit ebef479, kernels with fused tails;
+// the 2-thread samples of that loaded 2-CPU machine scattered by up to 0.5
+// and were left out). Max abs residual of t_sparse/t_dense in parentheses:
 // >= 700 positions s1 (0.28: layer2.0.conv1's samples; others < 0.15), s2
 // (0.22; one stalled sample, 17x at 0%, left out); 150..699 s1 (0.06), s2
 // (0.03); < 150 s1 (0.17), s2 (0.20). Before the fused tails the < 150
@@ -85,39 +89,68 @@ struct CostClass {
 // ~10% faster than in this benchmark (no reorders) and a sparse layer ~4%
 // slower (cold weights and input; docs/BENCHMARKS.md "End-to-end
 // block-sparse").
-constexpr CostClass kConvCost[] = {
-    {700, false, 1.046, 0.067}, {700, true, 0.926, 0.081}, {150, false, 1.059, 0.031},
-    {150, true, 1.258, 0.021},  {0, false, 1.092, 0.005},  {0, true, 1.232, 0.0},
+constexpr CostClass kConvCostAvx512[] = {
+    {700, false, Kernel::kAny, 1.046, 0.067}, {700, true, Kernel::kAny, 0.926, 0.081},
+    {150, false, Kernel::kAny, 1.059, 0.031}, {150, true, Kernel::kAny, 1.258, 0.021},
+    {0, false, Kernel::kAny, 1.092, 0.005},   {0, true, Kernel::kAny, 1.232, 0.0},
+};
+// AVX2 (f32_bsr8xn_conv__avx2 against oneDNN's jit:avx2 / jit_1x1:avx2 on an
+// AMD EPYC Zen 3 VM, 2.45 GHz; two 1-thread runs pooled, load 1.3-2.5,
+// 2026-11-28). The AVX2 kernel reaches only ~55% of oneDNN's rate on the
+// kept blocks (8-lane tiles, 16 ymm registers), so 50% wins on kh x kw > 1
+// convs (t_s/t_d 0.66-0.91 at s1, 0.73-1.13 at s2) but rarely on pointwise
+// ones: >= 700 positions 0.71-1.32 (median 0.91), < 700 positions 1.07-1.48.
+// Max abs residuals: 0.40 / 0.34 / 0.51 / 0.20 / 0.37 in the order below.
+// Sparse (est <= 0.9) while kept <= 0.47 / 0.35 / 0.36 / 0.60 / 0.48.
+constexpr CostClass kConvCostAvx2[] = {
+    {700, false, Kernel::kPointwise, 1.643, 0.132}, {0, false, Kernel::kPointwise, 2.626, -0.011},
+    {0, true, Kernel::kPointwise, 2.136, 0.137},    {0, false, Kernel::kSpatial, 1.506, 0.004},
+    {0, true, Kernel::kSpatial, 1.706, 0.074},
 };
 
 }  // namespace
 
-// Gemm with few rows (batch-1 classifiers): the kernel's paired-channel GEMV
-// (Gemv8, two 8x8 blocks per step) streams the kept weights at oneDNN's
-// rate, so sparse wins in proportion to the weights it skips. Small class
-// (< 8M weights) refitted to the same wbs_bench_sparse run (ResNet-50's fc,
-// 2048 -> 1000, 1 row: t_sparse/t_dense 1.20 / 0.86 / 0.51 / 0.25 / 0.07 at
-// 0/25/50/75/90%: a = 1.257, b = -0.076 raised to 0; it was 2.3 / 1.3 / 0.47
-// at 50/75/90% before Gemv8, a = 4.4). The
+// Gemm with few rows (batch-1 classifiers). AVX-512: the kernel's
+// paired-channel GEMV (Gemv8, two 8x8 blocks per step) streams the kept
+// weights at oneDNN's rate, so sparse wins in proportion to the weights it
+// skips. Small class (< 8M weights) refitted to the same wbs_bench_sparse
+// run (ResNet-50's fc, 2048 -> 1000, 1 row: t_sparse/t_dense 1.20 / 0.86 /
+// 0.51 / 0.25 / 0.07 at 0/25/50/75/90%: a = 1.257, b = -0.076 raised to 0;
+// it was 2.3 / 1.3 / 0.47 at 50/75/90% before Gemv8, a = 4.4). The
 // large class (>= 8M weights, VGG-16's fc1/fc2) is still the fit of
 //   OMP_WAIT_POLICY=passive wbs_bench_models --gemm_calibration --threads=1,2
 //       --benchmark_min_time=0.1 --benchmark_repetitions=3
 // from before Gemv8 (4096x4096: 0.72 / 0.50 / 0.19 at 50/75/90%;
-// 25088x4096: 1.2 / 0.53 / 0.20): conservative.
+// 25088x4096: 1.2 / 0.53 / 0.20): conservative. AVX2 has no GEMV form (one
+// output position fills one of a tile's 8 lanes): the fc measured 6.3-7.7 /
+// 4.8-5.3 / 4.3 / 1.6-2.0 / 1.0-1.1 at 0/25/50/75/90% (same AVX2 runs as
+// above), so sparse only from ~92% zero blocks there, any size.
 constexpr int64_t kGemmFewRows = 16;
 constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
 constexpr double kGemmSmallA = 1.257, kGemmSmallB = 0.0;
 constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
+constexpr double kGemmAvx2A = 6.7, kGemmAvx2B = 0.35;
 
-double EstimateSparseOverDense(const SparseLayerShape& s) {
+double EstimateSparseOverDense(const SparseLayerShape& s, kernels::sparse::Isa isa) {
+  const bool avx512 = isa >= kernels::sparse::Isa::kAvx512;
   const double kept = std::clamp(s.kept, 0.0, 1.0);
-  if (s.gemm && s.out_positions < kGemmFewRows)
+  if (s.gemm && s.out_positions < kGemmFewRows) {
+    if (!avx512) return kGemmAvx2A * kept + kGemmAvx2B;
     return s.weights >= kGemmLargeWeights ? kGemmLargeA * kept + kGemmLargeB
                                           : kGemmSmallA * kept + kGemmSmallB;
+  }
   const bool strided = s.stride > 1;
-  for (const CostClass& c : kConvCost)
-    if (s.out_positions >= c.min_positions && c.strided == strided) return c.a * kept + c.b;
-  return 1e9;  // unreachable: the last classes start at 0 positions
+  const Kernel kernel = s.kernel_elems > 1 ? Kernel::kSpatial : Kernel::kPointwise;
+  for (const CostClass& c : avx512 ? std::span<const CostClass>(kConvCostAvx512)
+                                   : std::span<const CostClass>(kConvCostAvx2))
+    if (s.out_positions >= c.min_positions && c.strided == strided &&
+        (c.kernel == Kernel::kAny || c.kernel == kernel))
+      return c.a * kept + c.b;
+  return 1e9;  // unreachable: each table's last classes start at 0 positions
+}
+
+double EstimateSparseOverDense(const SparseLayerShape& s) {
+  return EstimateSparseOverDense(s, kernels::sparse::ActiveIsa());
 }
 
 WinogradMode CurrentWinogradMode() {
@@ -257,6 +290,7 @@ class SparseConvOp final : public Operator {
     SparseLayerShape shape;
     shape.out_positions = p->out[1] * p->out[2];
     shape.stride = std::max(p->stride[1], p->stride[2]);
+    shape.kernel_elems = p->kernel[1] * p->kernel[2];
     shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
     // Winograd F(2x2, 3x3) for the 3x3 stride-1 layers when the measured
     // rule (or WBS_SPARSE_WINOGRAD=1) says so; WBS_SPARSE_WINOGRAD is read

@@ -46,6 +46,8 @@
 
 #include <cstdint>
 
+#include "kernels/sparse/dispatch.h"
+
 namespace wbs::runtime {
 
 enum class SparseMode { kAuto, kOff, kForce };
@@ -63,13 +65,18 @@ struct SparseLayerShape {
   bool gemm = false;
   double kept = 1.0;    // fraction of 8x8 blocks stored (1 - block sparsity)
   int64_t weights = 0;  // Gemm: elements of the dense weight
+  int64_t kernel_elems = 1;  // Conv: kh * kw (1 for pointwise convs and Gemm)
 };
 
 // Estimated time of the sparse kernel relative to oneDNN dense on the same
 // layer (< 1: sparse is faster). A linear model a * kept + b per shape
 // class, fitted to wbs_bench_sparse medians on this machine (see the table
 // and the command in ops_sparse.cc).
+// The rule depends on the sparse kernels' ISA (kernels/sparse/dispatch.h):
+// the one-argument form uses ActiveIsa(); AVX-512 has its own table, AVX2
+// and the reference kernel share the AVX2 one.
 double EstimateSparseOverDense(const SparseLayerShape& s);
+double EstimateSparseOverDense(const SparseLayerShape& s, kernels::sparse::Isa isa);
 enum class WinogradMode { kAuto, kOff, kForce };
 // WBS_SPARSE_WINOGRAD now (unset/empty/auto: kAuto; an unknown value warns
 // and means auto).
