@@ -147,6 +147,26 @@ Result<BlockMask> MaskFromZeroBlocks(const Tensor& weight, int block_rows, int b
   return m;
 }
 
+Result<int64_t> CountZeroElements(const Tensor& tensor) {
+  const int64_t n = tensor.numel();
+  int64_t zeros = 0;
+  const DType t = tensor.dtype();
+  if (t == DType::kF16 || t == DType::kBF16) {
+    const auto* d = static_cast<const uint16_t*>(tensor.raw());
+    for (int64_t i = 0; i < n; ++i) zeros += Half16IsZero(d, i) ? 1 : 0;
+    return zeros;
+  }
+  const bool known = VisitDType(t, [&]<typename T>() {
+    const T* d = static_cast<const T*>(tensor.raw());
+    for (int64_t i = 0; i < n; ++i) zeros += ElemIsZero<T>(d, i) ? 1 : 0;
+  });
+  if (!known) {
+    return Unimplemented("tensor {}: zero counts are not supported for element type {}", tensor.Describe(),
+                         DTypeName(t));
+  }
+  return zeros;
+}
+
 Status CheckMaskAgainstWeight(const BlockMask& mask, const Tensor& weight,
                               const std::string& what) {
   if (!EdgeOk(mask.block_rows) || !EdgeOk(mask.block_cols)) {

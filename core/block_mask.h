@@ -77,6 +77,11 @@ Result<std::pair<int, int>> ParseBlockShape(const std::string& text);
 Result<BlockMask> MaskFromZeroBlocks(const Tensor& weight, int block_rows, int block_cols,
                                      MaskLayout layout);
 
+// Number of elements of `tensor` that are zero by MaskFromZeroBlocks' rule
+// (-0.0 counts; f16/bf16 by their bits): its 1x1-block mask's zero count,
+// without building the mask.
+Result<int64_t> CountZeroElements(const Tensor& tensor);
+
 // OK when `mask` fits `weight` (rows/cols match the view, block edges in
 // range) and every masked block of `weight` is all zero (kept blocks may hold
 // zeros). Errors are one line starting with `what` (e.g. "weight 'conv1.w'")

@@ -53,12 +53,8 @@ void ForEachBlock(const WeightView& v, const BlockMask& m, F&& f) {
   }
 }
 
-// Elements equal to zero: 1x1 blocks of the tensor seen as a column.
-Result<int64_t> CountZeros(const Tensor& t) {
-  WBS_ASSIGN_OR_RETURN(Tensor col, t.Reshaped({t.numel(), 1}));
-  WBS_ASSIGN_OR_RETURN(BlockMask m, MaskFromZeroBlocks(col, 1, 1, MaskLayout::kOutIn));
-  return m.num_zero();
-}
+// Elements equal to zero (1x1 blocks of the tensor seen as a column).
+Result<int64_t> CountZeros(const Tensor& t) { return CountZeroElements(t); }
 
 // The view of `weight` under `mask`'s layout, if the mask fits it.
 Result<WeightView> FittingView(const Tensor& weight, const BlockMask& mask) {
@@ -81,12 +77,22 @@ Result<Tensor> ApplyMask(const Tensor& weight, const BlockMask& mask) {
   Tensor out = weight.Clone();
   const size_t es = DTypeSize(weight.dtype());
   auto* d = static_cast<unsigned char*>(out.raw());
+  // A block row's (input channel, kernel) elements are one run when the
+  // input channels are kernel-contiguous (kOutIn): one memset per row.
+  const bool runs = v.in_stride == v.kernel;
   ForEachBlock(v, mask, [&](int64_t r, int64_t c, int64_t, int64_t o_end, int64_t i_end) {
     if (mask.Get(r, c)) return;
-    for (int64_t o = r * mask.block_rows; o < o_end; ++o)
-      for (int64_t i = c * mask.block_cols; i < i_end; ++i)
+    const int64_t i0 = c * mask.block_cols;
+    for (int64_t o = r * mask.block_rows; o < o_end; ++o) {
+      if (runs) {
+        std::memset(d + static_cast<size_t>(o * v.out_stride + i0 * v.in_stride) * es, 0,
+                    static_cast<size_t>((i_end - i0) * v.kernel) * es);
+        continue;
+      }
+      for (int64_t i = i0; i < i_end; ++i)
         for (int64_t k = 0; k < v.kernel; ++k)
           std::memset(d + static_cast<size_t>(o * v.out_stride + i * v.in_stride + k) * es, 0, es);
+    }
   });
   return out;
 }

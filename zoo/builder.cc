@@ -1,6 +1,10 @@
 #include "zoo/builder.h"
 
 #include <cmath>
+#include <algorithm>
+#include <cstdint>
+#include <thread>
+#include <vector>
 #include <numbers>
 
 #include "ir/op_schema.h"
@@ -15,27 +19,75 @@ constexpr double kBnLogVarStddev = 0.2;  // running var = exp(N(0, 0.2^2))
 
 NetBuilder::NetBuilder(ir::Graph& graph, uint64_t seed) : graph_(graph), rng_(seed) {}
 
+namespace {
+
+// 53 random bits -> u in (0, 1]; Box-Muller gives two independent normals,
+// r cos(theta) first and r sin(theta) second.
+struct NormalPair {
+  double first, second;
+};
+NormalPair BoxMuller(uint64_t a, uint64_t b) {
+  constexpr double kScale = 1.0 / 9007199254740992.0;  // 2^-53
+  const double u1 = (static_cast<double>(a >> 11) + 1.0) * kScale;
+  const double u2 = static_cast<double>(b >> 11) * kScale;
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  const double theta = 2.0 * std::numbers::pi * u2;
+  return {r * std::cos(theta), r * std::sin(theta)};
+}
+
+// Above this many pairs a tensor's log/sincos run on up to kMaxThreads
+// threads (the draws stay sequential, so the values do not depend on the
+// thread count).
+constexpr int64_t kParallelPairs = 1 << 14;
+constexpr int64_t kMaxThreads = 8;
+
+}  // namespace
+
 double NetBuilder::Normal() {
   if (have_spare_) {
     have_spare_ = false;
     return spare_;
   }
-  // 53 random bits -> u in (0, 1]; Box-Muller gives two independent normals.
-  constexpr double kScale = 1.0 / 9007199254740992.0;  // 2^-53
-  double u1 = (static_cast<double>(rng_() >> 11) + 1.0) * kScale;
-  double u2 = static_cast<double>(rng_() >> 11) * kScale;
-  double r = std::sqrt(-2.0 * std::log(u1));
-  double theta = 2.0 * std::numbers::pi * u2;
-  spare_ = r * std::sin(theta);
+  const uint64_t a = rng_();
+  const uint64_t b = rng_();
+  const NormalPair p = BoxMuller(a, b);
+  spare_ = p.second;
   have_spare_ = true;
-  return r * std::cos(theta);
+  return p.first;
+}
+
+void NetBuilder::FillNormal(float* d, int64_t n, double stddev, double mean) {
+  int64_t i = 0;
+  if (n > 0 && have_spare_) {
+    d[i++] = static_cast<float>(mean + stddev * spare_);
+    have_spare_ = false;
+  }
+  // Exactly the draws of n - i calls of Normal(): whole pairs, and for an odd
+  // count one more pair whose second value becomes the spare.
+  const int64_t pairs = (n - i) / 2;
+  std::vector<uint64_t> raw(static_cast<size_t>(2 * pairs));
+  for (uint64_t& x : raw) x = rng_();
+  float* out = d + i;
+  auto fill = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const NormalPair v = BoxMuller(raw[static_cast<size_t>(2 * p)], raw[static_cast<size_t>(2 * p + 1)]);
+      out[2 * p] = static_cast<float>(mean + stddev * v.first);
+      out[2 * p + 1] = static_cast<float>(mean + stddev * v.second);
+    }
+  };
+  const int64_t threads =
+      pairs > kParallelPairs ? std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, kMaxThreads) : 1;
+  std::vector<std::thread> workers;
+  for (int64_t t = 1; t < threads; ++t) workers.emplace_back(fill, pairs * t / threads, pairs * (t + 1) / threads);
+  fill(0, pairs / threads);
+  for (std::thread& w : workers) w.join();
+  if (i + 2 * pairs < n) d[n - 1] = static_cast<float>(mean + stddev * Normal());
 }
 
 ir::Value* NetBuilder::RandomConstant(const std::string& name, Shape shape, double stddev,
                                       double mean) {
   Tensor t(DType::kF32, std::move(shape));
-  float* d = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<float>(mean + stddev * Normal());
+  FillNormal(t.data<float>(), t.numel(), stddev, mean);
   return graph_.AddConstant(name, std::move(t));
 }
 

@@ -93,9 +93,16 @@ class NetBuilder {
   // Fills a new constant with N(0, stddev^2) values.
   ir::Value* RandomConstant(const std::string& name, Shape shape, double stddev, double mean = 0);
 
+  // One N(0, 1) value of the builder's seeded sequence (Box-Muller on
+  // mt19937_64; the second value of each pair is kept for the next call).
+  double Normal();
+  // d[k] = float(mean + stddev * Normal()) for k < n, in order: the same values
+  // and the same state afterwards as n calls, with the log/sincos of large
+  // tensors spread over the hardware threads.
+  void FillNormal(float* d, int64_t n, double stddev, double mean);
+
  private:
   ir::Value* Finish(ir::Node* node);
-  double Normal();
 
   ir::Graph& graph_;
   std::mt19937_64 rng_;
