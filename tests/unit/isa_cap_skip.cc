@@ -25,10 +25,12 @@ bool CapIsNative(std::string* why) {
   if (ks::ActiveIsa() != ks::DetectedIsa()) return false;
   if (ks::S8ActiveIsa() != ks::S8DetectedIsa()) return false;
   // The ONEDNN_MAX_CPU_ISA caps these entries use are AVX2 (or none):
-  // a no-op on a CPU without AVX-512.
+  // a no-op on a CPU without AVX-512 and without AVX-VNNI (which oneDNN
+  // uses as avx2_vnni, and the AVX2 cap turns off).
   if (dnnl_cap != nullptr && *dnnl_cap != '\0') {
     if (std::string(dnnl_cap) != "AVX2" && std::string(dnnl_cap) != "avx2") return false;
     if (ks::DetectedIsa() > ks::Isa::kAvx2) return false;
+    if (__builtin_cpu_supports("avxvnni")) return false;
   }
   *why = std::string("WBS_ISA_CAP=") + (std::getenv("WBS_ISA_CAP") ? std::getenv("WBS_ISA_CAP") : "") +
          (dnnl_cap ? std::string(" ONEDNN_MAX_CPU_ISA=") + dnnl_cap : std::string()) +
