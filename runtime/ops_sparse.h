@@ -70,8 +70,8 @@ struct SparseLayerShape {
 
 // Estimated time of the sparse kernel relative to oneDNN dense on the same
 // layer (< 1: sparse is faster). A linear model a * kept + b per shape
-// class, fitted to wbs_bench_sparse medians on this machine (see the table
-// and the command in ops_sparse.cc).
+// class, fitted to wbs_bench_sparse medians (see the tables and the command
+// in ops_sparse.cc).
 // The rule depends on the sparse kernels' ISA (kernels/sparse/dispatch.h):
 // the one-argument form uses ActiveIsa(); AVX-512 has its own table, AVX2
 // and the reference kernel share the AVX2 one.
