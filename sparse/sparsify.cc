@@ -53,9 +53,6 @@ void ForEachBlock(const WeightView& v, const BlockMask& m, F&& f) {
   }
 }
 
-// Elements equal to zero (1x1 blocks of the tensor seen as a column).
-Result<int64_t> CountZeros(const Tensor& t) { return CountZeroElements(t); }
-
 // The view of `weight` under `mask`'s layout, if the mask fits it.
 Result<WeightView> FittingView(const Tensor& weight, const BlockMask& mask) {
   const std::string what = "weight " + ShapeToString(weight.shape());
@@ -103,7 +100,7 @@ Result<MaskStats> ComputeMaskStats(const Tensor& weight, const BlockMask& mask) 
   s.blocks = mask.num_blocks();
   s.zero_blocks = mask.num_zero();
   s.weights = weight.numel();
-  WBS_ASSIGN_OR_RETURN(s.zero_weights, CountZeros(weight));
+  WBS_ASSIGN_OR_RETURN(s.zero_weights, CountZeroElements(weight));
   const int64_t es = static_cast<int64_t>(DTypeSize(weight.dtype()));
   s.dense_bytes = s.weights * es;
   s.compressed_bytes = (mask.rows + 1) * kBsrIndexBytes;
@@ -259,7 +256,7 @@ Result<SparsifyReport> Sparsify(ir::Graph& graph, const SparsifyOptions& o) {
       const Tensor& w = l.weight->constant;
       r.stats.weights = w.numel();
       r.stats.dense_bytes = r.stats.compressed_bytes = static_cast<int64_t>(w.nbytes());
-      if (Result<int64_t> z = CountZeros(w); z.ok()) r.stats.zero_weights = *z;
+      if (Result<int64_t> z = CountZeroElements(w); z.ok()) r.stats.zero_weights = *z;
     }
     report.total.weights += r.stats.weights;
     report.total.zero_weights += r.stats.zero_weights;
