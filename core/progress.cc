@@ -219,6 +219,14 @@ void Progress::Finish() {
                                           : line + "\n");
 }
 
+void Progress::PrintAbove(const std::function<void()>& write) {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  const bool tty = s_->mode == ProgressMode::kTty && !s_->finished;
+  if (tty) s_->Emit("\r\x1b[K");
+  write();
+  if (tty) s_->MaybeDrawLocked(/*force=*/true);
+}
+
 std::string Progress::Line() const {
   std::lock_guard<std::mutex> lock(s_->mu);
   return s_->LineLocked(s_->Now());

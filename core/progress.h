@@ -76,6 +76,12 @@ class Progress {
   void SetLabel(std::string label);
   // Prints the final state (a newline ends the TTY line); later calls are no-ops.
   void Finish();
+  // Runs `write` (which prints a line of its own to stdout or stderr) with
+  // the bar out of its way: on a terminal the bar's line is erased before
+  // and drawn again after, so lines printed while the bar runs (a table's
+  // rows) stay whole. `write` runs under the display's lock: it must not
+  // call this Progress.
+  void PrintAbove(const std::function<void()>& write);
 
   // The current line without control characters (for tests and logs).
   std::string Line() const;

@@ -105,6 +105,30 @@ TEST_F(ProgressTest, TtyModeRedrawsInPlaceAtMostTenTimesASecond) {
   EXPECT_EQ(h.Count("\x1b[K"), draws);
 }
 
+// A line printed while the bar runs: on a terminal the bar is erased before
+// it and drawn again after it, so the line starts a row of its own; in plain
+// mode nothing is added around it.
+TEST_F(ProgressTest, PrintAboveMovesTheTtyBarOutOfTheWay) {
+  Harness h;
+  Progress p("sweep", 4, h.Options(ProgressMode::kTty));
+  p.Update(1);
+  h.now += 1;
+  p.PrintAbove([&] { h.out += "row 1\n"; });
+  const size_t row = h.out.find("row 1\n");
+  ASSERT_NE(row, std::string::npos) << h.out;
+  EXPECT_EQ(h.out.substr(row - 4, 4), "\r\x1b[K") << h.out;        // erased first
+  const std::string after = h.out.substr(row + 6);
+  EXPECT_EQ(after.rfind("\rsweep [#####", 0), 0u) << h.out;         // redrawn at once
+  p.Finish();
+
+  Harness plain;
+  Progress q("sweep", 4, plain.Options(ProgressMode::kPlain));
+  q.PrintAbove([&] { plain.out += "row 1\n"; });
+  EXPECT_EQ(plain.out, "row 1\n");
+  q.Finish();
+  EXPECT_EQ(plain.Count("\r"), 0);
+}
+
 TEST_F(ProgressTest, SilencedPrintsNothing) {
   Harness h;
   {
