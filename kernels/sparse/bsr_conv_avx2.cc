@@ -87,9 +87,10 @@ inline void StoreVec(const BsrConvArgs& a, int64_t ch, const VecOut& o, __m256 v
 #define WBS_ROWS4(X) X(0) X(1) X(2) X(3)
 
 // Output channels i*8 + h0 .. +3 x V vectors at q. kFull: every lane of the
-// V vectors may be loaded without a mask (q + 8V <= q_end). T1: 1x1 (the
-// tap loop compiles out).
-template <int V, bool kFull, bool T1>
+// V vectors may be loaded without a mask (q + 8V <= q_end). T: the taps
+// when known at compile time (1: the tap loop compiles out; 9: unrolled), 0
+// for a.taps.
+template <int V, bool kFull, int T>
 inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
   static_assert(V >= 1 && V <= kVecs);
   const int64_t mb = i * kRows + h0;
@@ -133,12 +134,15 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs + h0;
     const float* xc = a.x + c0 * xs + q;
-    if constexpr (T1) {
+    if constexpr (T == 1) {
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += kRows) step(xc, w);
     } else {
-      for (int64_t ci = 0; ci < nci; ++ci, xc += xs)
-        for (int t = 0; t < a.taps; ++t, w += kRows) step(xc + a.tap_offset[t], w);
+      const int taps = T ? T : a.taps;
+      for (int64_t ci = 0; ci < nci; ++ci, xc += xs) {
+#pragma GCC unroll 9
+        for (int t = 0; t < taps; ++t, w += kRows) step(xc + a.tap_offset[t], w);
+      }
     }
   }
   const __m256 lo = _mm256_set1_ps(a.lo), hi = _mm256_set1_ps(a.hi);
@@ -287,26 +291,26 @@ void ChannelTail(const BsrConvArgs& a, int64_t i, const Tail& tail) {
   }
 }
 
-template <bool T1>
+template <int T>
 void Run(const BsrConvArgs& a) {
   const Tail tail = FindTail(a);
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
     int64_t q = a.q_begin;
     for (; q < tail.q; q += kTileQ)
-      for (int h0 = 0; h0 < kRows; h0 += kHalf) Tile<kVecs, true, T1>(a, i, h0, q);
+      for (int h0 = 0; h0 < kRows; h0 += kHalf) Tile<kVecs, true, T>(a, i, h0, q);
     if (tail.q == a.q_end || tail.count == 0) continue;
     switch (tail.count) {
       case 1:
-        ChannelTail<1, T1>(a, i, tail);
+        ChannelTail<1, T == 1>(a, i, tail);
         continue;
       case 2:
-        ChannelTail<2, T1>(a, i, tail);
+        ChannelTail<2, T == 1>(a, i, tail);
         continue;
       case 3:
-        ChannelTail<3, T1>(a, i, tail);
+        ChannelTail<3, T == 1>(a, i, tail);
         continue;
       case 4:
-        ChannelTail<4, T1>(a, i, tail);
+        ChannelTail<4, T == 1>(a, i, tail);
         continue;
       default:
         break;
@@ -314,11 +318,11 @@ void Run(const BsrConvArgs& a) {
     const int64_t n = a.q_end - q;
     for (int h0 = 0; h0 < kRows; h0 += kHalf) {
       if (n > 2 * kLanes)
-        Tile<3, false, T1>(a, i, h0, q);
+        Tile<3, false, T>(a, i, h0, q);
       else if (n > kLanes)
-        Tile<2, false, T1>(a, i, h0, q);
+        Tile<2, false, T>(a, i, h0, q);
       else
-        Tile<1, false, T1>(a, i, h0, q);
+        Tile<1, false, T>(a, i, h0, q);
     }
   }
 }
@@ -328,9 +332,11 @@ void Run(const BsrConvArgs& a) {
 void f32_bsr8xn_conv__avx2(const BsrConvArgs& a) {
   assert(a.br == kRows && a.q_begin % kGroup == 0 && a.q_end <= a.out_h * a.pitch);
   if (a.taps == 1)
-    Run<true>(a);
+    Run<1>(a);
+  else if (a.taps == 9)
+    Run<9>(a);
   else
-    Run<false>(a);
+    Run<0>(a);
 }
 
 }  // namespace wbs::kernels::sparse
