@@ -71,7 +71,9 @@ struct VecOut {
 };
 
 inline VecOut OutOf(const BsrConvArgs& a, int64_t p) {
-  const uint32_t tail = p >= a.q_end ? 0u : a.q_end - p >= kLanes ? 0xFFu : (1u << (a.q_end - p)) - 1;
+  const uint32_t tail = p >= a.q_end            ? 0u
+                        : a.q_end - p >= kLanes ? 0xFFu
+                                                : (1u << (a.q_end - p)) - 1;
   VecOut o;
   o.y = p;
   o.mask = tail;
@@ -116,9 +118,9 @@ template <int V, bool kFull, int T>
 inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
   static_assert(V >= 1 && V <= kVecs);
   const int64_t mb = i * kRows + h0;
-#define WBS_INIT(r)                                                                         \
+#define WBS_INIT(r)                                                                           \
   __m256 a##r##0 = _mm256_set1_ps(a.bias && mb + r < a.out_channels ? a.bias[mb + r] : 0.0f); \
-  __m256 a##r##1 = a##r##0;                                                                 \
+  __m256 a##r##1 = a##r##0;                                                                   \
   __m256 a##r##2 = a##r##0;
   WBS_ROWS4(WBS_INIT)
 #undef WBS_INIT
@@ -139,10 +141,10 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
       if constexpr (V >= 2) v1 = _mm256_maskload_ps(xp + kLanes, m1);
       if constexpr (V >= 3) v2 = _mm256_maskload_ps(xp + 2 * kLanes, m2);
     }
-#define WBS_FMA(r)                                                 \
-  {                                                                \
-    const __m256 wr = _mm256_broadcast_ss(w + r);                  \
-    a##r##0 = _mm256_fmadd_ps(wr, v0, a##r##0);                    \
+#define WBS_FMA(r)                                                    \
+  {                                                                   \
+    const __m256 wr = _mm256_broadcast_ss(w + r);                     \
+    a##r##0 = _mm256_fmadd_ps(wr, v0, a##r##0);                       \
     if constexpr (V >= 2) a##r##1 = _mm256_fmadd_ps(wr, v1, a##r##1); \
     if constexpr (V >= 3) a##r##2 = _mm256_fmadd_ps(wr, v2, a##r##2); \
   }
@@ -174,19 +176,19 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
     const int64_t ys = a.y_channel_stride;
     float* yr = a.y + mb * ys + q;
     const float* rr = a.residual ? a.residual + mb * ys + q : nullptr;
-#define WBS_ST(r)                                                              \
-  {                                                                            \
-    __m256 s0 = a##r##0, s1 = a##r##1, s2 = a##r##2;                           \
-    if (rr) {                                                                  \
-      s0 = _mm256_add_ps(s0, _mm256_loadu_ps(rr + r * ys));                    \
-      if constexpr (V >= 2) s1 = _mm256_add_ps(s1, _mm256_loadu_ps(rr + r * ys + kLanes)); \
+#define WBS_ST(r)                                                                              \
+  {                                                                                            \
+    __m256 s0 = a##r##0, s1 = a##r##1, s2 = a##r##2;                                           \
+    if (rr) {                                                                                  \
+      s0 = _mm256_add_ps(s0, _mm256_loadu_ps(rr + r * ys));                                    \
+      if constexpr (V >= 2) s1 = _mm256_add_ps(s1, _mm256_loadu_ps(rr + r * ys + kLanes));     \
       if constexpr (V >= 3) s2 = _mm256_add_ps(s2, _mm256_loadu_ps(rr + r * ys + 2 * kLanes)); \
-    }                                                                          \
-    _mm256_storeu_ps(yr + r * ys, _mm256_min_ps(_mm256_max_ps(s0, lo), hi));   \
-    if constexpr (V >= 2)                                                      \
-      _mm256_storeu_ps(yr + r * ys + kLanes, _mm256_min_ps(_mm256_max_ps(s1, lo), hi)); \
-    if constexpr (V >= 3)                                                      \
-      _mm256_storeu_ps(yr + r * ys + 2 * kLanes, _mm256_min_ps(_mm256_max_ps(s2, lo), hi)); \
+    }                                                                                          \
+    _mm256_storeu_ps(yr + r * ys, _mm256_min_ps(_mm256_max_ps(s0, lo), hi));                   \
+    if constexpr (V >= 2)                                                                      \
+      _mm256_storeu_ps(yr + r * ys + kLanes, _mm256_min_ps(_mm256_max_ps(s1, lo), hi));        \
+    if constexpr (V >= 3)                                                                      \
+      _mm256_storeu_ps(yr + r * ys + 2 * kLanes, _mm256_min_ps(_mm256_max_ps(s2, lo), hi));    \
   }
     WBS_ROWS4(WBS_ST)
 #undef WBS_ST
@@ -194,11 +196,11 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
   }
   VecOut o[kVecs];
   for (int k = 0; k < V; ++k) o[k] = OutOf(a, q + k * kLanes);
-#define WBS_STORE(r)                                                     \
-  if (r < rows) {                                                        \
-    StoreVec(a, mb + r, o[0], a##r##0, lo, hi);                          \
-    if constexpr (V >= 2) StoreVec(a, mb + r, o[1], a##r##1, lo, hi);   \
-    if constexpr (V >= 3) StoreVec(a, mb + r, o[2], a##r##2, lo, hi);   \
+#define WBS_STORE(r)                                                  \
+  if (r < rows) {                                                     \
+    StoreVec(a, mb + r, o[0], a##r##0, lo, hi);                       \
+    if constexpr (V >= 2) StoreVec(a, mb + r, o[1], a##r##1, lo, hi); \
+    if constexpr (V >= 3) StoreVec(a, mb + r, o[2], a##r##2, lo, hi); \
   }
   WBS_ROWS4(WBS_STORE)
 #undef WBS_STORE
