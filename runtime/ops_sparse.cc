@@ -95,17 +95,20 @@ constexpr CostClass kConvCostAvx512[] = {
     {0, false, Kernel::kAny, 1.092, 0.005},   {0, true, Kernel::kAny, 1.232, 0.0},
 };
 // AVX2 (f32_bsr8xn_conv__avx2 against oneDNN's jit:avx2 / jit_1x1:avx2 on an
-// AMD EPYC Zen 3 VM, 2.45 GHz; two 1-thread runs pooled, load 1.3-2.5,
-// 2026-11-28). The AVX2 kernel reaches only ~55% of oneDNN's rate on the
-// kept blocks (8-lane tiles, 16 ymm registers), so 50% wins on kh x kw > 1
-// convs (t_s/t_d 0.66-0.91 at s1, 0.73-1.13 at s2) but rarely on pointwise
-// ones: >= 700 positions 0.71-1.32 (median 0.91), < 700 positions 1.07-1.48.
-// Max abs residuals: 0.40 / 0.34 / 0.51 / 0.20 / 0.37 in the order below.
-// Sparse (est <= 0.9) while kept <= 0.47 / 0.35 / 0.36 / 0.60 / 0.48.
+// AMD EPYC Zen 3 VM; four 1-thread runs pooled, load 3.4-4.7 from other
+// jobs, 2026-11-28 17:50-17:56 UTC; scripts/fit_conv_cost.py --isa=avx2).
+// Kernel with 4 x 3-ymm tiles and channel-vectorized tails (commit 00269c2):
+// t_s/t_d at 50% 0.56-1.07 pointwise >= 700 positions, 0.71-0.90 pointwise
+// < 700, 0.70-0.86 pointwise strided, 0.45-0.60 kh x kw s1, 0.48-0.68 kh x kw
+// s2. Max abs residuals 0.70 / 0.67 / 0.60 / 0.59 / 0.85 in the order below,
+// all at kept 1.0 (0% samples scattered 1.0-3.8 under that load; the fit
+// is sound where the rule flips). Sparse (est <= 0.9) while kept <= 0.61 /
+// 0.57 / 0.55 / 0.71 / 0.63. (The previous kernel, 4 x 2-ymm tiles, ran
+// ~53% of oneDNN's rate: a = 1.643 / 2.626 / 2.136 / 1.506 / 1.706.)
 constexpr CostClass kConvCostAvx2[] = {
-    {700, false, Kernel::kPointwise, 1.643, 0.132}, {0, false, Kernel::kPointwise, 2.626, -0.011},
-    {0, true, Kernel::kPointwise, 2.136, 0.137},    {0, false, Kernel::kSpatial, 1.506, 0.004},
-    {0, true, Kernel::kSpatial, 1.706, 0.074},
+    {700, false, Kernel::kPointwise, 1.354, 0.078}, {0, false, Kernel::kPointwise, 1.674, -0.057},
+    {0, true, Kernel::kPointwise, 1.694, -0.034},   {0, false, Kernel::kSpatial, 1.368, -0.074},
+    {0, true, Kernel::kSpatial, 1.464, -0.017},
 };
 
 }  // namespace
@@ -121,15 +124,17 @@ constexpr CostClass kConvCostAvx2[] = {
 //   OMP_WAIT_POLICY=passive wbs_bench_models --gemm_calibration --threads=1,2
 //       --benchmark_min_time=0.1 --benchmark_repetitions=3
 // from before Gemv8 (4096x4096: 0.72 / 0.50 / 0.19 at 50/75/90%;
-// 25088x4096: 1.2 / 0.53 / 0.20): conservative. AVX2 has no GEMV form (one
-// output position fills one of a tile's 8 lanes): the fc measured 6.3-7.7 /
-// 4.8-5.3 / 4.3 / 1.6-2.0 / 1.0-1.1 at 0/25/50/75/90% (same AVX2 runs as
-// above), so sparse only from ~92% zero blocks there, any size.
+// 25088x4096: 1.2 / 0.53 / 0.20): conservative. AVX2: the kernel's
+// channel-vectorized tail is its GEMV form (one FMA per input channel for a
+// block's 8 output channels); the fc measured 1.77 / 1.05 / 0.69 / 0.35 /
+// 0.18 at 0/25/50/75/90% (the AVX2 runs above; a = 1.705, b = -0.080 raised
+// to 0; sparse while kept <= 0.53). Before it (one position filled one of a
+// tile's 8 lanes): 6.3-7.7 / 4.8-5.3 / 4.3 / 1.6-2.0 / 1.0-1.1, a = 6.7.
 constexpr int64_t kGemmFewRows = 16;
 constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
 constexpr double kGemmSmallA = 1.257, kGemmSmallB = 0.0;
 constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
-constexpr double kGemmAvx2A = 6.7, kGemmAvx2B = 0.35;
+constexpr double kGemmAvx2A = 1.705, kGemmAvx2B = 0.0;
 
 double EstimateSparseOverDense(const SparseLayerShape& s, kernels::sparse::Isa isa) {
   const bool avx512 = isa >= kernels::sparse::Isa::kAvx512;
