@@ -41,6 +41,10 @@ constexpr int64_t kTileQ = kVecs * kLanes;
 // than a position tile (per (ci, tap): 1 + P loads and P FMAs for all 8
 // output channels vs 2 x (V + 4) loads and 2 x 4V FMAs).
 constexpr int kMaxChannelTail = 4;
+// 1x1 block-rows with more stored blocks than this run both passes of a
+// tile over kKGroup blocks at a time: a tile's input is ~1 KB per block
+// (8 channels x 2 lines) plus its weights, and L1 is 32 KB.
+constexpr int32_t kKGroup = 16;
 
 inline __m256i LoadMask(int64_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -115,7 +119,8 @@ inline void StoreVec(const BsrConvArgs& a, int64_t ch, const VecOut& o, __m256 v
 // when known at compile time (1: the tap loop compiles out; 9: unrolled), 0
 // for a.taps.
 template <int V, bool kFull, int T>
-inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
+inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb, int32_t je,
+                 float* part) {
   static_assert(V >= 1 && V <= kVecs);
   const int64_t mb = i * kRows + h0;
 #define WBS_INIT(r)                                                                           \
@@ -124,6 +129,15 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
   __m256 a##r##2 = a##r##0;
   WBS_ROWS4(WBS_INIT)
 #undef WBS_INIT
+  const bool resume = part && jb > a.row_ptr[i], suspend = part && je < a.row_ptr[i + 1];
+  if (resume) {
+#define WBS_LOAD(r)                                                                 \
+  a##r##0 = _mm256_loadu_ps(part + (r * kVecs + 0) * kLanes);                       \
+  if constexpr (V >= 2) a##r##1 = _mm256_loadu_ps(part + (r * kVecs + 1) * kLanes); \
+  if constexpr (V >= 3) a##r##2 = _mm256_loadu_ps(part + (r * kVecs + 2) * kLanes);
+    WBS_ROWS4(WBS_LOAD)
+#undef WBS_LOAD
+  }
   __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0;
   if constexpr (!kFull) {
     m0 = LoadMask(a.q_end - q);
@@ -153,7 +167,7 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
   };
   const int64_t bs = int64_t{kRows} * a.bc * a.taps;
   const int64_t xs = a.x_channel_stride;
-  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+  for (int32_t j = jb; j < je; ++j) {
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs + h0;
@@ -168,6 +182,15 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q) {
         for (int t = 0; t < taps; ++t, w += kRows) step(xc + a.tap_offset[t], w);
       }
     }
+  }
+  if (suspend) {
+#define WBS_SAVE(r)                                                                 \
+  _mm256_storeu_ps(part + (r * kVecs + 0) * kLanes, a##r##0);                       \
+  if constexpr (V >= 2) _mm256_storeu_ps(part + (r * kVecs + 1) * kLanes, a##r##1); \
+  if constexpr (V >= 3) _mm256_storeu_ps(part + (r * kVecs + 2) * kLanes, a##r##2);
+    WBS_ROWS4(WBS_SAVE)
+#undef WBS_SAVE
+    return;
   }
   const __m256 lo = _mm256_set1_ps(a.lo), hi = _mm256_set1_ps(a.hi);
   const int rows = static_cast<int>(std::clamp<int64_t>(a.out_channels - mb, 0, kHalf));
@@ -319,9 +342,20 @@ template <int T>
 void Run(const BsrConvArgs& a) {
   const Tail tail = FindTail(a);
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    const int32_t jb = a.row_ptr[i], je = a.row_ptr[i + 1];
     int64_t q = a.q_begin;
+    if (T == 1 && je - jb > kKGroup) {
+      // Wide 1x1 rows: both passes over kKGroup blocks at a time, the
+      // partial sums parked in part between groups (same FMA order, so the
+      // same bits), so the second pass finds the tile's input in L1.
+      alignas(32) float part[kRows / kHalf][kHalf * kVecs * kLanes];
+      for (; q < tail.q; q += kTileQ)
+        for (int32_t g = jb; g < je; g += kKGroup)
+          for (int h0 = 0; h0 < kRows; h0 += kHalf)
+            Tile<kVecs, true, T>(a, i, h0, q, g, std::min(je, g + kKGroup), part[h0 / kHalf]);
+    }
     for (; q < tail.q; q += kTileQ)
-      for (int h0 = 0; h0 < kRows; h0 += kHalf) Tile<kVecs, true, T>(a, i, h0, q);
+      for (int h0 = 0; h0 < kRows; h0 += kHalf) Tile<kVecs, true, T>(a, i, h0, q, jb, je, nullptr);
     if (tail.q == a.q_end || tail.count == 0) continue;
     switch (tail.count) {
       case 1:
@@ -342,11 +376,11 @@ void Run(const BsrConvArgs& a) {
     const int64_t n = a.q_end - q;
     for (int h0 = 0; h0 < kRows; h0 += kHalf) {
       if (n > 2 * kLanes)
-        Tile<3, false, T>(a, i, h0, q);
+        Tile<3, false, T>(a, i, h0, q, a.row_ptr[i], a.row_ptr[i + 1], nullptr);
       else if (n > kLanes)
-        Tile<2, false, T>(a, i, h0, q);
+        Tile<2, false, T>(a, i, h0, q, a.row_ptr[i], a.row_ptr[i + 1], nullptr);
       else
-        Tile<1, false, T>(a, i, h0, q);
+        Tile<1, false, T>(a, i, h0, q, a.row_ptr[i], a.row_ptr[i + 1], nullptr);
     }
   }
 }
