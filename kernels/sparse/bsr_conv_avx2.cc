@@ -7,7 +7,15 @@
 // accumulators + 3 inputs + 1 broadcast. (The previous 4 x 2 tile, 8
 // accumulators, ran at ~53% of oneDNN's rate: 8 independent FMA chains only
 // just cover Zen 3's 4-cycle FMA latency at 2 FMAs per cycle, and each step
-// paid 6 loads for 8 FMAs.) 1x1 convs get a tile without the tap loop.
+// paid 6 loads for 8 FMAs.) 1x1 convs get a tile without the tap loop; in
+// block-rows of more than kKGroup blocks both passes run kKGroup blocks at a
+// time, so the second finds the tile's input in L1 (ResNet-50's 1024- and
+// 2048-channel 1x1 layers: +7-16% at 50%, +10-15% at 0%; measurements in
+// docs/BENCHMARKS.md "AVX2 kernel rework"). Software prefetch did not pay
+// here: the block-two-ahead L1 prefetch of the AVX-512 kernel measured
+// -18..+33% per layer (median -3%, 7x7 layers worse), the plan's L2 hints
+// (BsrConvArgs::prefetch_*) issued as the AVX-512 kernel does made ResNet-50
+// slower (CPU-time p10 86.0 vs 77.5 ms).
 //
 // Tails. When at most kMaxChannelTail positions of the range's last partial
 // tile are valid (a 7x7 plane is 2 x 24 + 1, a batch-1 Gemm is 1) they are
