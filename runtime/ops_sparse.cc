@@ -95,20 +95,19 @@ constexpr CostClass kConvCostAvx512[] = {
     {0, false, Kernel::kAny, 1.092, 0.005},   {0, true, Kernel::kAny, 1.232, 0.0},
 };
 // AVX2 (f32_bsr8xn_conv__avx2 against oneDNN's jit:avx2 / jit_1x1:avx2 on an
-// AMD EPYC Zen 3 VM; four 1-thread runs pooled, load 3.4-4.7 from other
-// jobs, 2026-11-28 17:50-17:56 UTC; scripts/fit_conv_cost.py --isa=avx2).
-// Kernel with 4 x 3-ymm tiles and channel-vectorized tails (commit 00269c2):
-// t_s/t_d at 50% 0.56-1.07 pointwise >= 700 positions, 0.71-0.90 pointwise
-// < 700, 0.70-0.86 pointwise strided, 0.45-0.60 kh x kw s1, 0.48-0.68 kh x kw
-// s2. Max abs residuals 0.70 / 0.67 / 0.60 / 0.59 / 0.85 in the order below,
-// all at kept 1.0 (0% samples scattered 1.0-3.8 under that load; the fit
-// is sound where the rule flips). Sparse (est <= 0.9) while kept <= 0.61 /
-// 0.57 / 0.55 / 0.71 / 0.63. (The previous kernel, 4 x 2-ymm tiles, ran
-// ~53% of oneDNN's rate: a = 1.643 / 2.626 / 2.136 / 1.506 / 1.706.)
+// AMD EPYC Zen 3 VM; four 1-thread runs pooled, load 1.1-2.0, 2026-11-28
+// 18:17-18:22 UTC; scripts/fit_conv_cost.py --isa=avx2). Kernel with 4 x
+// 3-ymm tiles, channel-vectorized tails and grouped wide 1x1 rows (commit
+// 83e8cf5): t_s/t_d at 50% 0.56-0.83 pointwise >= 700 positions, 0.69-0.81
+// pointwise < 700, 0.75-0.77 pointwise strided, 0.59-0.70 kh x kw s1,
+// 0.65-0.84 kh x kw s2. Max abs residuals 0.19 / 0.10 / 0.13 / 0.11 / 0.22 in
+// the order below. Sparse (est <= 0.9) while kept <= 0.69 / 0.62 / 0.62 /
+// 0.73 / 0.60. (The previous kernel, 4 x 2-ymm tiles, ran at ~53% of
+// oneDNN's rate: a = 1.643 / 2.626 / 2.136 / 1.506 / 1.706.)
 constexpr CostClass kConvCostAvx2[] = {
-    {700, false, Kernel::kPointwise, 1.354, 0.078}, {0, false, Kernel::kPointwise, 1.674, -0.057},
-    {0, true, Kernel::kPointwise, 1.694, -0.034},   {0, false, Kernel::kSpatial, 1.368, -0.074},
-    {0, true, Kernel::kSpatial, 1.464, -0.017},
+    {700, false, Kernel::kPointwise, 1.174, 0.094}, {0, false, Kernel::kPointwise, 1.477, -0.012},
+    {0, true, Kernel::kPointwise, 1.283, 0.105},    {0, false, Kernel::kSpatial, 1.196, 0.022},
+    {0, true, Kernel::kSpatial, 1.391, 0.062},
 };
 
 }  // namespace
@@ -126,15 +125,15 @@ constexpr CostClass kConvCostAvx2[] = {
 // from before Gemv8 (4096x4096: 0.72 / 0.50 / 0.19 at 50/75/90%;
 // 25088x4096: 1.2 / 0.53 / 0.20): conservative. AVX2: the kernel's
 // channel-vectorized tail is its GEMV form (one FMA per input channel for a
-// block's 8 output channels); the fc measured 1.77 / 1.05 / 0.69 / 0.35 /
-// 0.18 at 0/25/50/75/90% (the AVX2 runs above; a = 1.705, b = -0.080 raised
+// block's 8 output channels); the fc measured 1.75 / 1.16 / 0.70 / 0.40 /
+// 0.19 at 0/25/50/75/90% (the AVX2 runs above; a = 1.704, b = -0.046 raised
 // to 0; sparse while kept <= 0.53). Before it (one position filled one of a
 // tile's 8 lanes): 6.3-7.7 / 4.8-5.3 / 4.3 / 1.6-2.0 / 1.0-1.1, a = 6.7.
 constexpr int64_t kGemmFewRows = 16;
 constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
 constexpr double kGemmSmallA = 1.257, kGemmSmallB = 0.0;
 constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
-constexpr double kGemmAvx2A = 1.705, kGemmAvx2B = 0.0;
+constexpr double kGemmAvx2A = 1.704, kGemmAvx2B = 0.0;
 
 double EstimateSparseOverDense(const SparseLayerShape& s, kernels::sparse::Isa isa) {
   const bool avx512 = isa >= kernels::sparse::Isa::kAvx512;

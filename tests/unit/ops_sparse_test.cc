@@ -379,7 +379,7 @@ TEST(OpsSparseTest, CostRule) {
         }
   // Measured: 50% wins on large and small planes, strided or not, 10% zero
   // blocks does not -- every conv, on both ISAs (AVX2 kh x kw > 1: t_s/t_d
-  // 0.45-0.68 at 50%, stride 1 or 2).
+  // 0.59-0.84 at 50%, stride 1 or 2).
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2})
     for (runtime::SparseLayerShape s : {big, small}) {
       for (int64_t stride : {1, 2}) {
@@ -391,7 +391,7 @@ TEST(OpsSparseTest, CostRule) {
       }
     }
   // Pointwise convs on small planes (7x7, 14x14; stride 1 and 2): 50% zero
-  // blocks wins on both ISAs (AVX2 t_s/t_d 0.71-0.90 at 50%, strided 0.70-0.86), 10% does not.
+  // blocks wins on both ISAs (AVX2 t_s/t_d 0.69-0.81 at 50%, strided 0.75-0.77), 10% does not.
   runtime::SparseLayerShape pw = small;
   pw.kernel_elems = 1;
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2})
@@ -404,7 +404,7 @@ TEST(OpsSparseTest, CostRule) {
     }
   // A batch-1 FC (2048 -> 1000, 2M weights): the GEMV forms (AVX-512 Gemv8,
   // AVX2's channel-vectorized tail) stream only the kept blocks, so sparse
-  // from 50% (AVX2 t_s/t_d 0.69), dense at 10% zero blocks.
+  // from 50% (AVX2 t_s/t_d 0.70), dense at 10% zero blocks.
   runtime::SparseLayerShape fc{1, 1, true, 0.5};
   fc.weights = 2048 * 1000;
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
