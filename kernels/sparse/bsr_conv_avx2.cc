@@ -384,11 +384,11 @@ void Run(const BsrConvArgs& a) {
     const int64_t n = a.q_end - q;
     for (int h0 = 0; h0 < kRows; h0 += kHalf) {
       if (n > 2 * kLanes)
-        Tile<3, false, T>(a, i, h0, q, a.row_ptr[i], a.row_ptr[i + 1], nullptr);
+        Tile<3, false, T>(a, i, h0, q, jb, je, nullptr);
       else if (n > kLanes)
-        Tile<2, false, T>(a, i, h0, q, a.row_ptr[i], a.row_ptr[i + 1], nullptr);
+        Tile<2, false, T>(a, i, h0, q, jb, je, nullptr);
       else
-        Tile<1, false, T>(a, i, h0, q, a.row_ptr[i], a.row_ptr[i + 1], nullptr);
+        Tile<1, false, T>(a, i, h0, q, jb, je, nullptr);
     }
   }
 }
