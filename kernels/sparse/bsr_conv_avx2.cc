@@ -28,6 +28,8 @@
 // Partial vectors (grids with dropped columns, the range's end) are packed
 // with vpermps from a 256-entry table and stored with vmaskmovps (AVX2 has
 // no vcompressps).
+//
+// f32_pack_plane__avx2 (the plan's input copies) is at the end of the file.
 #include <immintrin.h>
 
 #include <algorithm>
