@@ -95,17 +95,19 @@ constexpr CostClass kConvCostAvx512[] = {
     {0, false, Kernel::kAny, 1.092, 0.005},   {0, true, Kernel::kAny, 1.232, 0.0},
 };
 // AVX2 (f32_bsr8xn_conv__avx2 against oneDNN's jit:avx2 / jit_1x1:avx2 on an
-// AMD EPYC Zen 3 VM, 2.45 GHz; two 1-thread runs pooled, load 1.3-2.5,
-// 2026-11-28). The AVX2 kernel reaches only ~55% of oneDNN's rate on the
-// kept blocks (8-lane tiles, 16 ymm registers), so 50% wins on kh x kw > 1
-// convs (t_s/t_d 0.66-0.91 at s1, 0.73-1.13 at s2) but rarely on pointwise
-// ones: >= 700 positions 0.71-1.32 (median 0.91), < 700 positions 1.07-1.48.
-// Max abs residuals: 0.40 / 0.34 / 0.51 / 0.20 / 0.37 in the order below.
-// Sparse (est <= 0.9) while kept <= 0.47 / 0.35 / 0.36 / 0.60 / 0.48.
+// AMD EPYC Zen 3 VM; four 1-thread runs pooled, load 1.1-2.0, 2026-11-28
+// 18:17-18:22 UTC; scripts/fit_conv_cost.py --isa=avx2). Kernel with 4 x
+// 3-ymm tiles, channel-vectorized tails and grouped wide 1x1 rows (commit
+// 83e8cf5): t_s/t_d at 50% 0.56-0.83 pointwise >= 700 positions, 0.69-0.81
+// pointwise < 700, 0.75-0.77 pointwise strided, 0.59-0.70 kh x kw s1,
+// 0.65-0.84 kh x kw s2. Max abs residuals 0.19 / 0.10 / 0.13 / 0.11 / 0.22 in
+// the order below. Sparse (est <= 0.9) while kept <= 0.69 / 0.62 / 0.62 /
+// 0.73 / 0.60. (The previous kernel, 4 x 2-ymm tiles, ran at ~53% of
+// oneDNN's rate: a = 1.643 / 2.626 / 2.136 / 1.506 / 1.706.)
 constexpr CostClass kConvCostAvx2[] = {
-    {700, false, Kernel::kPointwise, 1.643, 0.132}, {0, false, Kernel::kPointwise, 2.626, -0.011},
-    {0, true, Kernel::kPointwise, 2.136, 0.137},    {0, false, Kernel::kSpatial, 1.506, 0.004},
-    {0, true, Kernel::kSpatial, 1.706, 0.074},
+    {700, false, Kernel::kPointwise, 1.174, 0.094}, {0, false, Kernel::kPointwise, 1.477, -0.012},
+    {0, true, Kernel::kPointwise, 1.283, 0.105},    {0, false, Kernel::kSpatial, 1.196, 0.022},
+    {0, true, Kernel::kSpatial, 1.391, 0.062},
 };
 
 }  // namespace
@@ -121,15 +123,17 @@ constexpr CostClass kConvCostAvx2[] = {
 //   OMP_WAIT_POLICY=passive wbs_bench_models --gemm_calibration --threads=1,2
 //       --benchmark_min_time=0.1 --benchmark_repetitions=3
 // from before Gemv8 (4096x4096: 0.72 / 0.50 / 0.19 at 50/75/90%;
-// 25088x4096: 1.2 / 0.53 / 0.20): conservative. AVX2 has no GEMV form (one
-// output position fills one of a tile's 8 lanes): the fc measured 6.3-7.7 /
-// 4.8-5.3 / 4.3 / 1.6-2.0 / 1.0-1.1 at 0/25/50/75/90% (same AVX2 runs as
-// above), so sparse only from ~92% zero blocks there, any size.
+// 25088x4096: 1.2 / 0.53 / 0.20): conservative. AVX2: the kernel's
+// channel-vectorized tail is its GEMV form (one FMA per input channel for a
+// block's 8 output channels); the fc measured 1.75 / 1.16 / 0.70 / 0.40 /
+// 0.19 at 0/25/50/75/90% (the AVX2 runs above; a = 1.704, b = -0.046 raised
+// to 0; sparse while kept <= 0.53). Before it (one position filled one of a
+// tile's 8 lanes): 6.3-7.7 / 4.8-5.3 / 4.3 / 1.6-2.0 / 1.0-1.1, a = 6.7.
 constexpr int64_t kGemmFewRows = 16;
 constexpr int64_t kGemmLargeWeights = int64_t{8} << 20;
 constexpr double kGemmSmallA = 1.257, kGemmSmallB = 0.0;
 constexpr double kGemmLargeA = 1.8, kGemmLargeB = 0.02;
-constexpr double kGemmAvx2A = 6.7, kGemmAvx2B = 0.35;
+constexpr double kGemmAvx2A = 1.704, kGemmAvx2B = 0.0;
 
 double EstimateSparseOverDense(const SparseLayerShape& s, kernels::sparse::Isa isa) {
   const bool avx512 = isa >= kernels::sparse::Isa::kAvx512;

@@ -112,5 +112,8 @@ using PackPlaneFn = void (*)(const PackPlaneArgs&);
 void f32_pack_plane__ref(const PackPlaneArgs& a);
 // Masked loads for the padding, vpermt2ps de-interleaves stride 2.
 void f32_pack_plane__avx512(const PackPlaneArgs& a);
+// Masked loads for the padding (unmasked inside the row), shufps + vpermpd
+// de-interleave stride 2; other strides go to the reference.
+void f32_pack_plane__avx2(const PackPlaneArgs& a);
 
 }  // namespace wbs::kernels::sparse

@@ -49,7 +49,9 @@ void PrefetchL2(const void* p, int64_t bytes) {
 std::atomic<int64_t> g_late_worker_us{0};  // SetLateWorkerForTesting
 
 PackPlaneFn PackFor(const BsrConvKernel& k) {
-  return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512 : f32_pack_plane__ref;
+  return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512
+         : k.isa >= Isa::kAvx2 ? f32_pack_plane__avx2
+                               : f32_pack_plane__ref;
 }
 
 }  // namespace

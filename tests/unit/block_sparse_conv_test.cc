@@ -716,6 +716,7 @@ TEST(BlockSparseConv, RejectsUnsupported) {
 // (conv1's 115 columns) its general loop, past 512 columns two segments.
 TEST(BlockSparseConv, PackPlaneMatchesDefinition) {
   std::vector<std::pair<const char*, ks::PackPlaneFn>> fns = {{"ref", ks::f32_pack_plane__ref}};
+  if (ks::ActiveIsa() >= ks::Isa::kAvx2) fns.push_back({"avx2", ks::f32_pack_plane__avx2});
   if (ks::ActiveIsa() >= ks::Isa::kAvx512) fns.push_back({"avx512", ks::f32_pack_plane__avx512});
   const int64_t widths[] = {1, 2, 3, 7, 14, 15, 16, 17, 28, 31, 32, 33, 56, 115, 230, 1061};
   std::vector<int64_t> col_counts;
