@@ -47,6 +47,7 @@ constexpr int kLanes = 8;   // positions per ymm
 constexpr int kGroup = 16;  // positions per LaneGroup
 constexpr int kVecs = 3;
 constexpr int64_t kTileQ = kVecs * kLanes;
+static_assert(kTileQ == kBsrTileQ);
 // Valid tail positions up to which the channel-vectorized path is cheaper
 // than a position tile (per (ci, tap): 1 + P loads and P FMAs for all 8
 // output channels vs 2 x (V + 4) loads and 2 x 4V FMAs).
@@ -55,6 +56,11 @@ constexpr int kMaxChannelTail = 4;
 // tile over kKGroup blocks at a time: a tile's input is ~1 KB per block
 // (8 channels x 2 lines) plus its weights, and L1 is 32 KB.
 constexpr int32_t kKGroup = 16;
+
+// Offset of position q in an input channel (BsrConvArgs::x_tile_stride).
+inline int64_t XOff(const BsrConvArgs& a, int64_t q) {
+  return a.x_tile_stride ? q / kTileQ * a.x_tile_stride + q % kTileQ : q;
+}
 
 inline __m256i LoadMask(int64_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -128,7 +134,7 @@ inline void StoreVec(const BsrConvArgs& a, int64_t ch, const VecOut& o, __m256 v
 // V vectors may be loaded without a mask (q + 8V <= q_end). T: the taps
 // when known at compile time (1: the tap loop compiles out; 9: unrolled), 0
 // for a.taps.
-template <int V, bool kFull, int T>
+template <int V, bool kFull, int T, bool kTiled = false>
 inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb, int32_t je,
                  float* part) {
   static_assert(V >= 1 && V <= kVecs);
@@ -154,16 +160,20 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
     m1 = LoadMask(a.q_end - q - kLanes);
     m2 = LoadMask(a.q_end - q - 2 * kLanes);
   }
+  // In a tiled copy this tile is one copy tile (q_begin % kTileQ == 0), so
+  // its vectors are contiguous too.
+  const int64_t x0 = kTiled ? XOff(a, q) : q;
+  constexpr int64_t d1 = kLanes, d2 = 2 * kLanes;
   auto step = [&](const float* xp, const float* w) __attribute__((always_inline)) {
     __m256 v0, v1, v2;
     if constexpr (kFull) {
       v0 = _mm256_loadu_ps(xp);
-      if constexpr (V >= 2) v1 = _mm256_loadu_ps(xp + kLanes);
-      if constexpr (V >= 3) v2 = _mm256_loadu_ps(xp + 2 * kLanes);
+      if constexpr (V >= 2) v1 = _mm256_loadu_ps(xp + d1);
+      if constexpr (V >= 3) v2 = _mm256_loadu_ps(xp + d2);
     } else {
       v0 = _mm256_maskload_ps(xp, m0);
-      if constexpr (V >= 2) v1 = _mm256_maskload_ps(xp + kLanes, m1);
-      if constexpr (V >= 3) v2 = _mm256_maskload_ps(xp + 2 * kLanes, m2);
+      if constexpr (V >= 2) v1 = _mm256_maskload_ps(xp + d1, m1);
+      if constexpr (V >= 3) v2 = _mm256_maskload_ps(xp + d2, m2);
     }
 #define WBS_FMA(r)                                                    \
   {                                                                   \
@@ -181,7 +191,7 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs + h0;
-    const float* xc = a.x + c0 * xs + q;
+    const float* xc = a.x + c0 * xs + x0;
     if constexpr (T == 1) {
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += kRows) step(xc, w);
@@ -290,7 +300,7 @@ void ChannelTail(const BsrConvArgs& a, int64_t i, const Tail& tail) {
     for (int u = 0; u < A; ++u) acc[p][u] = _mm256_setzero_ps();
   int64_t qs[P];
 #pragma GCC unroll 4
-  for (int p = 0; p < P; ++p) qs[p] = tail.qs[p];
+  for (int p = 0; p < P; ++p) qs[p] = XOff(a, tail.qs[p]);
   auto step = [&](const float* xp, const float* w, int u) __attribute__((always_inline)) {
     const __m256 wv = _mm256_loadu_ps(w);
 #pragma GCC unroll 4
@@ -348,7 +358,7 @@ void ChannelTail(const BsrConvArgs& a, int64_t i, const Tail& tail) {
   }
 }
 
-template <int T>
+template <int T, bool kTiled = false>
 void Run(const BsrConvArgs& a) {
   const Tail tail = FindTail(a);
   for (int64_t i = a.row_begin; i < a.row_end; ++i) {
@@ -362,10 +372,12 @@ void Run(const BsrConvArgs& a) {
       for (; q < tail.q; q += kTileQ)
         for (int32_t g = jb; g < je; g += kKGroup)
           for (int h0 = 0; h0 < kRows; h0 += kHalf)
-            Tile<kVecs, true, T>(a, i, h0, q, g, std::min(je, g + kKGroup), part[h0 / kHalf]);
+            Tile<kVecs, true, T, kTiled>(a, i, h0, q, g, std::min(je, g + kKGroup),
+                                         part[h0 / kHalf]);
     }
     for (; q < tail.q; q += kTileQ)
-      for (int h0 = 0; h0 < kRows; h0 += kHalf) Tile<kVecs, true, T>(a, i, h0, q, jb, je, nullptr);
+      for (int h0 = 0; h0 < kRows; h0 += kHalf)
+        Tile<kVecs, true, T, kTiled>(a, i, h0, q, jb, je, nullptr);
     if (tail.q == a.q_end || tail.count == 0) continue;
     switch (tail.count) {
       case 1:
@@ -386,11 +398,11 @@ void Run(const BsrConvArgs& a) {
     const int64_t n = a.q_end - q;
     for (int h0 = 0; h0 < kRows; h0 += kHalf) {
       if (n > 2 * kLanes)
-        Tile<3, false, T>(a, i, h0, q, jb, je, nullptr);
+        Tile<3, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
       else if (n > kLanes)
-        Tile<2, false, T>(a, i, h0, q, jb, je, nullptr);
+        Tile<2, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
       else
-        Tile<1, false, T>(a, i, h0, q, jb, je, nullptr);
+        Tile<1, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
     }
   }
 }
@@ -399,7 +411,10 @@ void Run(const BsrConvArgs& a) {
 
 void f32_bsr8xn_conv__avx2(const BsrConvArgs& a) {
   assert(a.br == kRows && a.q_begin % kGroup == 0 && a.q_end <= a.out_h * a.pitch);
-  if (a.taps == 1)
+  assert(a.x_tile_stride == 0 || (a.taps == 1 && a.q_begin % kTileQ == 0));
+  if (a.taps == 1 && a.x_tile_stride)
+    Run<1, true>(a);
+  else if (a.taps == 1)
     Run<1>(a);
   else if (a.taps == 9)
     Run<9>(a);
