@@ -361,41 +361,39 @@ void ChannelTail(const BsrConvArgs& a, int64_t i, const Tail& tail) {
 template <int T, bool kTiled = false>
 void Run(const BsrConvArgs& a) {
   const Tail tail = FindTail(a);
-  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+  // Both passes of the full tile at q of block-row i.
+  auto full = [&](int64_t i, int64_t q) __attribute__((always_inline)) {
     const int32_t jb = a.row_ptr[i], je = a.row_ptr[i + 1];
-    int64_t q = a.q_begin;
     if (T == 1 && je - jb > kKGroup) {
       // Wide 1x1 rows: both passes over kKGroup blocks at a time, the
       // partial sums parked in part between groups (same FMA order, so the
       // same bits), so the second pass finds the tile's input in L1.
       alignas(32) float part[kRows / kHalf][kHalf * kVecs * kLanes];
-      for (; q < tail.q; q += kTileQ)
-        for (int32_t g = jb; g < je; g += kKGroup)
-          for (int h0 = 0; h0 < kRows; h0 += kHalf)
-            Tile<kVecs, true, T, kTiled>(a, i, h0, q, g, std::min(je, g + kKGroup),
-                                         part[h0 / kHalf]);
+      for (int32_t g = jb; g < je; g += kKGroup)
+        for (int h0 = 0; h0 < kRows; h0 += kHalf)
+          Tile<kVecs, true, T, kTiled>(a, i, h0, q, g, std::min(je, g + kKGroup), part[h0 / kHalf]);
+      return;
     }
-    for (; q < tail.q; q += kTileQ)
-      for (int h0 = 0; h0 < kRows; h0 += kHalf)
-        Tile<kVecs, true, T, kTiled>(a, i, h0, q, jb, je, nullptr);
-    if (tail.q == a.q_end || tail.count == 0) continue;
+    for (int h0 = 0; h0 < kRows; h0 += kHalf)
+      Tile<kVecs, true, T, kTiled>(a, i, h0, q, jb, je, nullptr);
+  };
+  // The partial tile at tail.q of block-row i.
+  auto rest = [&](int64_t i) {
+    if (tail.q == a.q_end || tail.count == 0) return;
     switch (tail.count) {
       case 1:
-        ChannelTail<1, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<1, T == 1>(a, i, tail);
       case 2:
-        ChannelTail<2, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<2, T == 1>(a, i, tail);
       case 3:
-        ChannelTail<3, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<3, T == 1>(a, i, tail);
       case 4:
-        ChannelTail<4, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<4, T == 1>(a, i, tail);
       default:
         break;
     }
-    const int64_t n = a.q_end - q;
+    const int32_t jb = a.row_ptr[i], je = a.row_ptr[i + 1];
+    const int64_t q = tail.q, n = a.q_end - q;
     for (int h0 = 0; h0 < kRows; h0 += kHalf) {
       if (n > 2 * kLanes)
         Tile<3, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
@@ -404,6 +402,19 @@ void Run(const BsrConvArgs& a) {
       else
         Tile<1, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
     }
+  };
+  if (kTiled && a.row_end - a.row_begin > 1) {
+    // Several block-rows per call (tiled 1x1 plans): tiles outer, so a
+    // tile's input (C x 96 contiguous bytes) is reused across the block-rows
+    // from L1/L2 while their weights stream.
+    for (int64_t q = a.q_begin; q < tail.q; q += kTileQ)
+      for (int64_t i = a.row_begin; i < a.row_end; ++i) full(i, q);
+    for (int64_t i = a.row_begin; i < a.row_end; ++i) rest(i);
+    return;
+  }
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) full(i, q);
+    rest(i);
   }
 }
 

@@ -29,6 +29,9 @@ constexpr int64_t kChunkQuantum = 48;
 // Tail positions the AVX-512 kernel computes inside each full tile of a call
 // (bsr_conv_avx512.cc: at most 4 in all, 2 per tile).
 constexpr int64_t kFusedPerTile = 2;
+// Tiled 1x1 plans call the kernel with block-rows of about this many bytes
+// of kept weights at a time (it runs their tiles outer, block-rows inner).
+constexpr int64_t kTiledGroupBytes = 128 << 10;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Where thread t of nt starts in [0, total) positions: whole register
@@ -511,10 +514,16 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
       // as `chunks` position chunks, each over every block-row of the share
       // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)).
+      // Tiled 1x1 plans: calls of `group` block-rows (see kTiledGroupBytes).
       struct Share {
-        int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0;
-        int64_t calls() const { return chunks * (r1 - r0); }
+        int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0, group = 1;
+        int64_t groups() const { return (r1 - r0 + group - 1) / group; }
+        int64_t calls() const { return chunks * groups(); }
       };
+      const int64_t group =
+          tiled_ ? std::max<int64_t>(1, kTiledGroupBytes * rows /
+                                            std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
+                 : 1;
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
@@ -536,6 +545,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       auto share_of = [&](int u) {
         Share sh;
         sh.r1 = rows;
+        sh.group = group;
         sh.q1 = total;
         if (nt > 1 && split == Split::kPositions) {
           sh.q0 = PositionSplit(total, u, nt);
@@ -566,7 +576,8 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // at 50%, 1 thread, each sparse layer timed inside the model:
       // docs/BENCHMARKS.md "End-to-end block-sparse").
       auto run_call = [&](const Share& sh, int64_t k) {
-        const int64_t nr = sh.r1 - sh.r0, ci = k / nr, r = sh.r0 + k % nr;
+        const int64_t nr = sh.r1 - sh.r0, ci = k / sh.groups(),
+                      r = sh.r0 + k % sh.groups() * sh.group;
         const bool last_chunk = ci == sh.chunks - 1;
         a.q_begin = sh.q0 + ci * chunk;
         a.q_end = last_chunk ? sh.q1 : a.q_begin + chunk;
@@ -587,7 +598,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
         }
         a.row_begin = r;
-        a.row_end = r + 1;
+        a.row_end = std::min(sh.r1, r + sh.group);
         kernel_->fn(a);
       };
       const Share mine = share_of(tid);
