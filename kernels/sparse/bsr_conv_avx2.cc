@@ -17,6 +17,16 @@
 // (BsrConvArgs::prefetch_*) issued as the AVX-512 kernel does made ResNet-50
 // slower (CPU-time p10 86.0 vs 77.5 ms).
 //
+// Tiled 1x1 input (BsrConvArgs::x_tile_stride, BsrConvPlan "Tiled"): a
+// tile's input for one block is 768 contiguous bytes, and calls of several
+// block-rows run tiles outer so that input is reused across them. With the
+// input L1-resident (a diagnostic build reading 16 channels only) the 1x1
+// layers ran 1.8-3.0x over oneDNN at 50%: the first pass's input reads from
+// L2 are what the plain layout loses. Not done: an 8-row one-pass tile with
+// the output channels in the ymm and the positions broadcast (1 load, 12
+// broadcasts, 12 FMAs per input channel, 8 x 12 positions, transposed for
+// the stores) ran at 0.44-0.92x of this tile on every 1x1 layer: load-port bound.
+//
 // Tails. When at most kMaxChannelTail positions of the range's last partial
 // tile are valid (a 7x7 plane is 2 x 24 + 1, a batch-1 Gemm is 1) they are
 // computed the other way round: one ymm holds the block's 8 output channels
