@@ -36,6 +36,10 @@ struct LaneGroup {
   int64_t y_index = 0;
 };
 
+// Positions per tile of the tiled 1x1 input copy (BsrConvArgs::x_tile_stride):
+// the AVX2 kernel's register tile.
+constexpr int64_t kBsrTileQ = 24;
+
 struct BsrConvArgs {
   // Weights (core/block_sparse.h).
   const int32_t* row_ptr = nullptr;
@@ -49,6 +53,13 @@ struct BsrConvArgs {
   // Input and output.
   const float* x = nullptr;
   int64_t x_channel_stride = 0;
+  // 0: position q of input channel c is x[c * x_channel_stride + q]. Else
+  // (the tiled 1x1 copy, taps == 1, only for kernels that say so:
+  // BsrConvPlan) x[(q / kBsrTileQ) * x_tile_stride + c * x_channel_stride +
+  // q % kBsrTileQ]: a tile's kBsrTileQ positions of consecutive channels are
+  // contiguous. Then q_begin % kBsrTileQ == 0 (the plan's chunks and
+  // position splits are multiples of 48).
+  int64_t x_tile_stride = 0;
   float* y = nullptr;
   int64_t y_channel_stride = 0;
   int64_t pitch = 0, out_w = 0, out_h = 0;

@@ -17,6 +17,16 @@
 // (BsrConvArgs::prefetch_*) issued as the AVX-512 kernel does made ResNet-50
 // slower (CPU-time p10 86.0 vs 77.5 ms).
 //
+// Tiled 1x1 input (BsrConvArgs::x_tile_stride, BsrConvPlan "Tiled"): a
+// tile's input for one block is 768 contiguous bytes, and calls of several
+// block-rows run tiles outer so that input is reused across them. With the
+// input L1-resident (a diagnostic build reading 16 channels only) the 1x1
+// layers ran 1.8-3.0x over oneDNN at 50%: the first pass's input reads from
+// L2 are what the plain layout loses. Not done: an 8-row one-pass tile with
+// the output channels in the ymm and the positions broadcast (1 load, 12
+// broadcasts, 12 FMAs per input channel, 8 x 12 positions, transposed for
+// the stores) ran at 0.44-0.92x of this tile on every 1x1 layer: load-port bound.
+//
 // Tails. When at most kMaxChannelTail positions of the range's last partial
 // tile are valid (a 7x7 plane is 2 x 24 + 1, a batch-1 Gemm is 1) they are
 // computed the other way round: one ymm holds the block's 8 output channels
@@ -47,6 +57,7 @@ constexpr int kLanes = 8;   // positions per ymm
 constexpr int kGroup = 16;  // positions per LaneGroup
 constexpr int kVecs = 3;
 constexpr int64_t kTileQ = kVecs * kLanes;
+static_assert(kTileQ == kBsrTileQ);
 // Valid tail positions up to which the channel-vectorized path is cheaper
 // than a position tile (per (ci, tap): 1 + P loads and P FMAs for all 8
 // output channels vs 2 x (V + 4) loads and 2 x 4V FMAs).
@@ -55,6 +66,11 @@ constexpr int kMaxChannelTail = 4;
 // tile over kKGroup blocks at a time: a tile's input is ~1 KB per block
 // (8 channels x 2 lines) plus its weights, and L1 is 32 KB.
 constexpr int32_t kKGroup = 16;
+
+// Offset of position q in an input channel (BsrConvArgs::x_tile_stride).
+inline int64_t XOff(const BsrConvArgs& a, int64_t q) {
+  return a.x_tile_stride ? q / kTileQ * a.x_tile_stride + q % kTileQ : q;
+}
 
 inline __m256i LoadMask(int64_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -128,7 +144,7 @@ inline void StoreVec(const BsrConvArgs& a, int64_t ch, const VecOut& o, __m256 v
 // V vectors may be loaded without a mask (q + 8V <= q_end). T: the taps
 // when known at compile time (1: the tap loop compiles out; 9: unrolled), 0
 // for a.taps.
-template <int V, bool kFull, int T>
+template <int V, bool kFull, int T, bool kTiled = false>
 inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb, int32_t je,
                  float* part) {
   static_assert(V >= 1 && V <= kVecs);
@@ -154,16 +170,20 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
     m1 = LoadMask(a.q_end - q - kLanes);
     m2 = LoadMask(a.q_end - q - 2 * kLanes);
   }
+  // In a tiled copy this tile is one copy tile (q_begin % kTileQ == 0), so
+  // its vectors are contiguous too.
+  const int64_t x0 = kTiled ? XOff(a, q) : q;
+  constexpr int64_t d1 = kLanes, d2 = 2 * kLanes;
   auto step = [&](const float* xp, const float* w) __attribute__((always_inline)) {
     __m256 v0, v1, v2;
     if constexpr (kFull) {
       v0 = _mm256_loadu_ps(xp);
-      if constexpr (V >= 2) v1 = _mm256_loadu_ps(xp + kLanes);
-      if constexpr (V >= 3) v2 = _mm256_loadu_ps(xp + 2 * kLanes);
+      if constexpr (V >= 2) v1 = _mm256_loadu_ps(xp + d1);
+      if constexpr (V >= 3) v2 = _mm256_loadu_ps(xp + d2);
     } else {
       v0 = _mm256_maskload_ps(xp, m0);
-      if constexpr (V >= 2) v1 = _mm256_maskload_ps(xp + kLanes, m1);
-      if constexpr (V >= 3) v2 = _mm256_maskload_ps(xp + 2 * kLanes, m2);
+      if constexpr (V >= 2) v1 = _mm256_maskload_ps(xp + d1, m1);
+      if constexpr (V >= 3) v2 = _mm256_maskload_ps(xp + d2, m2);
     }
 #define WBS_FMA(r)                                                    \
   {                                                                   \
@@ -181,7 +201,7 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
     const float* w = a.blocks + j * bs + h0;
-    const float* xc = a.x + c0 * xs + q;
+    const float* xc = a.x + c0 * xs + x0;
     if constexpr (T == 1) {
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += kRows) step(xc, w);
@@ -290,7 +310,7 @@ void ChannelTail(const BsrConvArgs& a, int64_t i, const Tail& tail) {
     for (int u = 0; u < A; ++u) acc[p][u] = _mm256_setzero_ps();
   int64_t qs[P];
 #pragma GCC unroll 4
-  for (int p = 0; p < P; ++p) qs[p] = tail.qs[p];
+  for (int p = 0; p < P; ++p) qs[p] = XOff(a, tail.qs[p]);
   auto step = [&](const float* xp, const float* w, int u) __attribute__((always_inline)) {
     const __m256 wv = _mm256_loadu_ps(w);
 #pragma GCC unroll 4
@@ -348,50 +368,63 @@ void ChannelTail(const BsrConvArgs& a, int64_t i, const Tail& tail) {
   }
 }
 
-template <int T>
+template <int T, bool kTiled = false>
 void Run(const BsrConvArgs& a) {
   const Tail tail = FindTail(a);
-  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+  // Both passes of the full tile at q of block-row i.
+  auto full = [&](int64_t i, int64_t q) __attribute__((always_inline)) {
     const int32_t jb = a.row_ptr[i], je = a.row_ptr[i + 1];
-    int64_t q = a.q_begin;
     if (T == 1 && je - jb > kKGroup) {
       // Wide 1x1 rows: both passes over kKGroup blocks at a time, the
       // partial sums parked in part between groups (same FMA order, so the
       // same bits), so the second pass finds the tile's input in L1.
       alignas(32) float part[kRows / kHalf][kHalf * kVecs * kLanes];
-      for (; q < tail.q; q += kTileQ)
-        for (int32_t g = jb; g < je; g += kKGroup)
-          for (int h0 = 0; h0 < kRows; h0 += kHalf)
-            Tile<kVecs, true, T>(a, i, h0, q, g, std::min(je, g + kKGroup), part[h0 / kHalf]);
+      for (int32_t g = jb; g < je; g += kKGroup)
+        for (int h0 = 0; h0 < kRows; h0 += kHalf)
+          Tile<kVecs, true, T, kTiled>(a, i, h0, q, g, std::min(je, g + kKGroup), part[h0 / kHalf]);
+      return;
     }
-    for (; q < tail.q; q += kTileQ)
-      for (int h0 = 0; h0 < kRows; h0 += kHalf) Tile<kVecs, true, T>(a, i, h0, q, jb, je, nullptr);
-    if (tail.q == a.q_end || tail.count == 0) continue;
+    for (int h0 = 0; h0 < kRows; h0 += kHalf)
+      Tile<kVecs, true, T, kTiled>(a, i, h0, q, jb, je, nullptr);
+  };
+  // The partial tile at tail.q of block-row i.
+  auto rest = [&](int64_t i) {
+    if (tail.q == a.q_end || tail.count == 0) return;
     switch (tail.count) {
       case 1:
-        ChannelTail<1, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<1, T == 1>(a, i, tail);
       case 2:
-        ChannelTail<2, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<2, T == 1>(a, i, tail);
       case 3:
-        ChannelTail<3, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<3, T == 1>(a, i, tail);
       case 4:
-        ChannelTail<4, T == 1>(a, i, tail);
-        continue;
+        return ChannelTail<4, T == 1>(a, i, tail);
       default:
         break;
     }
-    const int64_t n = a.q_end - q;
+    const int32_t jb = a.row_ptr[i], je = a.row_ptr[i + 1];
+    const int64_t q = tail.q, n = a.q_end - q;
     for (int h0 = 0; h0 < kRows; h0 += kHalf) {
       if (n > 2 * kLanes)
-        Tile<3, false, T>(a, i, h0, q, jb, je, nullptr);
+        Tile<3, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
       else if (n > kLanes)
-        Tile<2, false, T>(a, i, h0, q, jb, je, nullptr);
+        Tile<2, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
       else
-        Tile<1, false, T>(a, i, h0, q, jb, je, nullptr);
+        Tile<1, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
     }
+  };
+  if (kTiled && a.row_end - a.row_begin > 1) {
+    // Several block-rows per call (tiled 1x1 plans): tiles outer, so a
+    // tile's input (C x 96 contiguous bytes) is reused across the block-rows
+    // from L1/L2 while their weights stream.
+    for (int64_t q = a.q_begin; q < tail.q; q += kTileQ)
+      for (int64_t i = a.row_begin; i < a.row_end; ++i) full(i, q);
+    for (int64_t i = a.row_begin; i < a.row_end; ++i) rest(i);
+    return;
+  }
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    for (int64_t q = a.q_begin; q < tail.q; q += kTileQ) full(i, q);
+    rest(i);
   }
 }
 
@@ -399,7 +432,10 @@ void Run(const BsrConvArgs& a) {
 
 void f32_bsr8xn_conv__avx2(const BsrConvArgs& a) {
   assert(a.br == kRows && a.q_begin % kGroup == 0 && a.q_end <= a.out_h * a.pitch);
-  if (a.taps == 1)
+  assert(a.x_tile_stride == 0 || (a.taps == 1 && a.q_begin % kTileQ == 0));
+  if (a.taps == 1 && a.x_tile_stride)
+    Run<1, true>(a);
+  else if (a.taps == 1)
     Run<1>(a);
   else if (a.taps == 9)
     Run<9>(a);

@@ -29,6 +29,9 @@ constexpr int64_t kChunkQuantum = 48;
 // Tail positions the AVX-512 kernel computes inside each full tile of a call
 // (bsr_conv_avx512.cc: at most 4 in all, 2 per tile).
 constexpr int64_t kFusedPerTile = 2;
+// Tiled 1x1 plans call the kernel with block-rows of about this many bytes
+// of kept weights at a time (it runs their tiles outer, block-rows inner).
+constexpr int64_t kTiledGroupBytes = 128 << 10;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Where thread t of nt starts in [0, total) positions: whole register
@@ -85,7 +88,7 @@ bool BsrConvPlan::PrivateCopiesDefault() {
 }
 
 const char* BsrConvPlan::layout() const {
-  return direct_ ? "direct" : shifted_ ? "shifted" : "phase";
+  return tiled_ ? "tiled" : direct_ ? "direct" : shifted_ ? "shifted" : "phase";
 }
 
 Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSparseWeight& w,
@@ -126,6 +129,14 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     plan.pitch_ = ow;
     plan.x_channel_stride_ = plan.in_h_ * plan.in_w_;
     plan.tap_offset_ = {0};
+    const int64_t total = oh * ow;
+    if (plan.kernel_->fn == &f32_bsr8xn_conv__avx2 && p.spatial_rank == 2 && total > kBsrTileQ &&
+        w.nnz_blocks() >= kTiledMinReuse * w.block_cols()) {
+      plan.direct_ = false;
+      plan.tiled_ = true;
+      plan.x_channel_stride_ = kBsrTileQ;
+      plan.scratch_floats_ = RoundUp(total, kBsrTileQ) * p.in_channels;
+    }
   } else {
     // The padded extent the outputs actually read.
     const int64_t hp = (oh - 1) * sy + (kh - 1) * dy + 1;
@@ -274,8 +285,32 @@ Result<BsrConvPlan> BsrConvPlan::CreateGemm(int64_t n, const BlockSparseWeight& 
   return Create(p, w, kernel);
 }
 
+// Per block of kTiles tiles, each channel's positions are read in order
+// (kTiles x 96 contiguous bytes) and written kBsrTileQ floats at a time.
+void BsrConvPlan::PackTiled(const float* x, float* dst, int64_t c_begin, int64_t c_end,
+                            int64_t q_begin, int64_t q_end) const {
+  constexpr int64_t kTiles = 8;
+  const int64_t hw = in_h_ * in_w_, ts = w_->in_channels() * kBsrTileQ;
+  q_end = std::min(q_end, hw);
+  for (int64_t t0 = q_begin / kBsrTileQ; t0 * kBsrTileQ < q_end; t0 += kTiles) {
+    const int64_t t1 = std::min(t0 + kTiles, (q_end + kBsrTileQ - 1) / kBsrTileQ);
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t a = std::max(q_begin, t * kBsrTileQ);
+        const int64_t b = std::min(q_end, (t + 1) * kBsrTileQ);
+        std::memcpy(dst + t * ts + c * kBsrTileQ + (a - t * kBsrTileQ), x + c * hw + a,
+                    static_cast<size_t>(b - a) * sizeof(float));
+      }
+  }
+}
+
 void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end,
                        int64_t row_begin, int64_t row_end) const {
+  if (tiled_) {
+    const int64_t w = in_w_;
+    return PackTiled(x, dst, c_begin, c_end, row_begin * w,
+                     row_end >= in_h_ ? in_h_ * w : row_end * w);
+  }
   const int64_t plane = planes_.empty() ? 0 : planes_[0].rows * planes_[0].cols;
   for (size_t s = 0; s < planes_.size(); ++s) {
     if (odd_partner_[s] == -2) continue;
@@ -363,6 +398,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   base.taps = static_cast<int>(tap_offset_.size());
   base.tap_offset = tap_offset_.data();
   base.x_channel_stride = x_channel_stride_;
+  base.x_tile_stride = tiled_ ? c * kBsrTileQ : 0;
   base.y_channel_stride = out_h_ * out_w_;
   base.pitch = pitch;
   base.out_w = out_w_;
@@ -478,10 +514,16 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
       // as `chunks` position chunks, each over every block-row of the share
       // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)).
+      // Tiled 1x1 plans: calls of `group` block-rows (see kTiledGroupBytes).
       struct Share {
-        int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0;
-        int64_t calls() const { return chunks * (r1 - r0); }
+        int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0, group = 1;
+        int64_t groups() const { return (r1 - r0 + group - 1) / group; }
+        int64_t calls() const { return chunks * groups(); }
       };
+      const int64_t group =
+          tiled_ ? std::max<int64_t>(1, kTiledGroupBytes * rows /
+                                            std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
+                 : 1;
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
@@ -503,6 +545,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       auto share_of = [&](int u) {
         Share sh;
         sh.r1 = rows;
+        sh.group = group;
         sh.q1 = total;
         if (nt > 1 && split == Split::kPositions) {
           sh.q0 = PositionSplit(total, u, nt);
@@ -533,7 +576,8 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // at 50%, 1 thread, each sparse layer timed inside the model:
       // docs/BENCHMARKS.md "End-to-end block-sparse").
       auto run_call = [&](const Share& sh, int64_t k) {
-        const int64_t nr = sh.r1 - sh.r0, ci = k / nr, r = sh.r0 + k % nr;
+        const int64_t nr = sh.r1 - sh.r0, ci = k / sh.groups(),
+                      r = sh.r0 + k % sh.groups() * sh.group;
         const bool last_chunk = ci == sh.chunks - 1;
         a.q_begin = sh.q0 + ci * chunk;
         a.q_end = last_chunk ? sh.q1 : a.q_begin + chunk;
@@ -544,7 +588,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
         a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
         a.prefetch_x = nullptr;
-        if (nq0 < nq1) {
+        if (nq0 < nq1 && !tiled_) {
           // Channels [cb, ce) of the next chunk: every stored plane, the
           // chunk's positions plus the taps' reach.
           const int64_t cb = c * (r - sh.r0) / nr, ce = c * (r + 1 - sh.r0) / nr;
@@ -554,7 +598,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
         }
         a.row_begin = r;
-        a.row_end = r + 1;
+        a.row_end = std::min(sh.r1, r + sh.group);
         kernel_->fn(a);
       };
       const Share mine = share_of(tid);

@@ -95,7 +95,8 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
          {ks::BsrConvPlan::Layout::kPhase, ks::BsrConvPlan::Layout::kShifted}) {
       auto plan = ks::BsrConvPlan::CreateWithLayout(p, *sw, layout, k);
       ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-      if (layout == ks::BsrConvPlan::Layout::kShifted && std::string(plan->layout()) == "direct")
+      if (layout == ks::BsrConvPlan::Layout::kShifted &&
+          (std::string(plan->layout()) == "direct" || std::string(plan->layout()) == "tiled"))
         continue;
       if (private_copies) plan->EnablePrivateCopies();
       constexpr int64_t kGuard = 64;
@@ -293,6 +294,60 @@ TEST(BlockSparseConv, FusedTails) {
       ++n;
     }
   }
+}
+
+// The AVX2 kernel's tiled 1x1 input copy (bsr_conv_plan.h "Tiled"): 1x1
+// stride-1 convs with at least kTiledMinReuse kept blocks per block-column. Planes of
+// 24k + p positions (full tiles, masked partial tiles, the <= 4 position
+// channel tail), ragged input channels, 1-3 threads (position splits in
+// 16-position groups start inside a copy tile), bias/residual/clamp.
+TEST(BlockSparseConv, TiledOneByOne) {
+  Rng rng(TestSeed() + 5);
+  const ks::BsrConvKernel* avx2 = nullptr;
+  for (const ks::BsrConvKernel* k : KernelsFor(8))
+    if (k->isa == ks::Isa::kAvx2) avx2 = k;
+  if (!avx2) GTEST_SKIP() << "no AVX2 kernel here";
+  struct Shape {
+    int64_t c, m, h, w;
+  };
+  const Shape shapes[] = {
+      {16, 600, 7, 7},    // 2 x 24 + 1: channel tail
+      {20, 584, 5, 10},   // 2 x 24 + 2, ragged block-column
+      {8, 552, 1, 29},    // 24 + 5: masked partial tile
+      {24, 576, 14, 14},  // 8 x 24 + 4
+      {13, 592, 11, 9},   // 4 x 24 + 3, C < 2 blocks
+      {64, 565, 12, 12},  // 6 x 24, ragged block-row (M = 565)
+      {40, 528, 28, 28},  // 32 x 24 + 16: chunks, position splits
+      {32, 560, 3, 11},   // 24 + 9
+  };
+  int n = 0, tiled = 0;
+  for (const Shape& sh : shapes) {
+    for (double sparsity : {0.0, 0.25, 0.4}) {
+      Problem pr;
+      pr.p = SquareConv(sh.c, sh.m, sh.h, sh.w, 1);
+      kref::ConvParams& p = pr.p;
+      p.activation.kind = n % 3 == 0 ? kref::ActivationKind::kRelu : kref::ActivationKind::kNone;
+      pr.bias = n % 4 != 1;
+      pr.residual = n % 2 == 0;
+      {
+        // The plan takes the tiled copy for these (or the test covers nothing).
+        Tensor w = RandomTensor({p.out_channels, p.in_channels, 1, 1}, rng);
+        ApplyMask(w, RandomMask(p.out_channels, p.in_channels, 8, 8, sparsity, rng));
+        auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+        ASSERT_TRUE(sw.ok());
+        if (sw->nnz_blocks() >= ks::BsrConvPlan::kTiledMinReuse * sw->block_cols()) {
+          auto plan = ks::BsrConvPlan::Create(p, *sw, avx2);
+          ASSERT_TRUE(plan.ok());
+          EXPECT_STREQ(plan->layout(), "tiled") << pr.Describe();
+          ++tiled;
+        }
+      }
+      Check(pr, sparsity, rng, {avx2});
+      if (HasFatalFailure()) return;
+      ++n;
+    }
+  }
+  EXPECT_GE(tiled, n * 3 / 4);
 }
 
 // The thread splits (bsr_conv_plan.h "Threads"): by output positions in
@@ -590,7 +645,9 @@ TEST(BlockSparseConv, LargeOutputs) {
               } else if (residual) {
                 r = res.data<float>();
               }
-              plan->Run(x.data<float>(), b.data<float>(), y, nullptr, threads, r);
+              // (A 1x1 plan may copy the input: the tiled layout.)
+              std::vector<float> scratch(static_cast<size_t>(plan->scratch_floats(threads)));
+              plan->Run(x.data<float>(), b.data<float>(), y, scratch.data(), threads, r);
               const std::vector<double>& ref = residual ? want_res : want;
               int64_t bad = 0;
               for (int64_t i = 0; i < out_n; ++i) {
