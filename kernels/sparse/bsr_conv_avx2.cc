@@ -47,6 +47,7 @@
 #include <cassert>
 
 #include "kernels/sparse/bsr_conv.h"
+#include "kernels/sparse/bsr_conv_tail.h"
 
 namespace wbs::kernels::sparse {
 namespace {
@@ -260,36 +261,8 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
 }
 #undef WBS_ROWS4
 
-// The valid positions of the range's last partial tile (count only when at
-// most kMaxChannelTail of them are valid).
-struct Tail {
-  int64_t q = 0;  // first position of the partial tile (== q_end: none)
-  int count = 0;  // valid positions in [q, q_end), or kMaxChannelTail + 1 if more
-  int64_t qs[kMaxChannelTail] = {};  // their flat positions
-  int64_t ys[kMaxChannelTail] = {};  // their compact output indices
-};
-
-Tail FindTail(const BsrConvArgs& a) {
-  Tail t;
-  t.q = a.q_begin + (a.q_end - a.q_begin) / kTileQ * kTileQ;
-  for (int64_t q = t.q; q < a.q_end; ++q) {
-    int64_t y = q;
-    if (a.lanes) {
-      const LaneGroup& g = a.lanes[q / kGroup];
-      const int l = static_cast<int>(q % kGroup);
-      if (!(g.mask >> l & 1u)) continue;
-      y = g.y_index + __builtin_popcount(g.mask & ((1u << l) - 1));
-    }
-    if (t.count == kMaxChannelTail) {
-      ++t.count;
-      break;
-    }
-    t.qs[t.count] = q;
-    t.ys[t.count] = y;
-    ++t.count;
-  }
-  return t;
-}
+using Tail = BsrTail<kMaxChannelTail>;
+inline Tail FindTail(const BsrConvArgs& a) { return FindBsrTail<kTileQ, kMaxChannelTail>(a); }
 
 // P tail positions of block-row i, all 8 output channels in one ymm (CKR:
 // the 8 weights of one (ci, tap) are adjacent; rows of a ragged block-row
