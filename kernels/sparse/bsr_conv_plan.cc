@@ -130,7 +130,7 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     plan.x_channel_stride_ = plan.in_h_ * plan.in_w_;
     plan.tap_offset_ = {0};
     const int64_t total = oh * ow;
-    if (plan.kernel_->fn == &f32_bsr8xn_conv__avx2 && p.spatial_rank == 2 && total > kBsrTileQ &&
+    if (plan.kernel_->tiled_1x1 && p.spatial_rank == 2 && total > kBsrTileQ &&
         w.nnz_blocks() >= kTiledMinReuse * w.block_cols()) {
       plan.direct_ = false;
       plan.tiled_ = true;

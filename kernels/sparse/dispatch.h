@@ -29,6 +29,9 @@ struct BsrConvKernel {
   Isa isa;           // minimum ISA
   int br;            // required block rows; 0 = any
   BsrConvFn fn;
+  // Takes the tiled 1x1 input layout (BsrConvArgs::x_tile_stride; the plan
+  // picks it only for kernels that do).
+  bool tiled_1x1 = false;
 };
 
 // All f32 BSR conv kernels, fastest first; the last is the reference.
