@@ -493,8 +493,10 @@ inline void StoreFirst(float* d, __m256 v, int64_t t) {
   if (t & 1) _mm_store_ss(d, x);
 }
 
+// SX 2 with odd != nullptr: also the plane of column offset off + 1 (the
+// odd lanes of the same loads) at odd.
 template <int SX>
-void PackSegment(const PackPlaneArgs& a, float* dst, int64_t off, int64_t c0, int n) {
+void PackSegment(const PackPlaneArgs& a, float* dst, float* odd, int64_t off, int64_t c0, int n) {
   __m256i lm[kPackChunks], hm[kPackChunks];
   bool inside[kPackChunks];
   for (int i = 0; i < n; ++i) {
@@ -508,10 +510,12 @@ void PackSegment(const PackPlaneArgs& a, float* dst, int64_t off, int64_t c0, in
   for (int64_t c = a.c_begin; c < a.c_end; ++c) {
     const float* src = a.x + c * a.in_h * a.in_w;
     float* d = dst + c * a.dst_channel_stride + c0;
-    for (int64_t r = 0; r < a.rows; ++r, d += a.cols) {
+    float* o = odd ? odd + c * a.dst_channel_stride + c0 : nullptr;
+    for (int64_t r = 0; r < a.rows; ++r, d += a.cols, o = o ? o + a.cols : nullptr) {
       const int64_t iy = r * a.sy + a.row_off;
       if (iy < 0 || iy >= a.in_h) {
         std::fill(d, d + std::min<int64_t>(kLanes * n, a.cols - c0), 0.0f);
+        if (o) std::fill(o, o + std::min<int64_t>(kLanes * n, a.cols - c0), 0.0f);
         continue;
       }
       const float* s = src + iy * a.in_w + c0 * SX + off;
@@ -528,6 +532,15 @@ void PackSegment(const PackPlaneArgs& a, float* dst, int64_t off, int64_t c0, in
           // 64-bit permute puts the halves in order.
           const __m256 e = _mm256_shuffle_ps(l, h, _MM_SHUFFLE(2, 0, 2, 0));
           v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+          if (o) {
+            const __m256 od = _mm256_shuffle_ps(l, h, _MM_SHUFFLE(3, 1, 3, 1));
+            const __m256 ov = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0)));
+            if (i + 1 < n || last >= kLanes)
+              _mm256_storeu_ps(o + kLanes * i, ov);
+            else
+              StoreFirst(o + kLanes * i, ov, last);
+          }
         }
         if (i + 1 < n || last >= kLanes)
           _mm256_storeu_ps(d + kLanes * i, v);
@@ -543,10 +556,13 @@ void PackPlanes(const PackPlaneArgs& a) {
   float* const dst[3] = {a.dst, a.dst_odd, a.dst_prev};
   const int64_t off[3] = {a.col_off, a.col_off + 1, a.col_off - 1};
   const int64_t chunks = (a.cols + kLanes - 1) / kLanes;
+  // Stride 2: the odd plane comes from the even plane's loads (one pass over
+  // x instead of two: ResNet-50's 3x3 stride-2 copies, see the top comment).
+  const bool fuse_odd = SX == 2 && a.dst_odd;
   for (int k = 0; k < 3; ++k) {
-    if (!dst[k]) continue;
+    if (!dst[k] || (k == 1 && fuse_odd)) continue;
     for (int64_t i0 = 0; i0 < chunks; i0 += kPackChunks)
-      PackSegment<SX>(a, dst[k], off[k], kLanes * i0,
+      PackSegment<SX>(a, dst[k], k == 0 && fuse_odd ? a.dst_odd : nullptr, off[k], kLanes * i0,
                       static_cast<int>(std::min<int64_t>(kPackChunks, chunks - i0)));
   }
 }
