@@ -39,6 +39,27 @@
 // with vpermps from a 256-entry table and stored with vmaskmovps (AVX2 has
 // no vcompressps).
 //
+// 3x3 convs (h_avx2j). A full tile runs each input channel's 9 taps in one
+// inline-asm block (Taps9): the accumulators pinned to ymm0-11, ymm12-15 for
+// the 3 input vectors and the broadcast. GCC's code for the same unrolled
+// taps kept 1-2 accumulators on the stack (their FMA chains went through
+// store-to-load forwarding) and ran at ~50-65% of the FMA peak on
+// L1-resident input (16 -> 64 channels, 14x14 / 28x28); the asm is 7-19%
+// faster there and on ResNet-50's 3x3 layers 0-19% (same bits). Stride-2
+// tiles (four phase planes: 6 row ranges per channel instead of 3) also
+// prefetch the next channel's lines: +5-16% at 50%, -1..+8% at 90% on those
+// layers; stride 1 gained at 50% (but 14x14 -5..+3%) and lost 3-4% at 90%
+// and 3-9% on 7x7, so not there. The stride-2 plane copy writes both column
+// phases from one pass over x (was one pass each): 1.3-1.5x faster, and it
+// was 20-30% of a stride-2 layer's time at 90%. Not done (measured,
+// docs/BENCHMARKS.md "AVX2 3x3 convs (h_avx2j)"): a 2 x 6-ymm tile (2
+// broadcasts per 12 FMAs: 0.95-0.97x), the weights splat by vpermilps from
+// one vbroadcastf128 (0.78x), both passes per group of 2-4 blocks with the
+// sums parked so the second pass finds the input in L1 (0.97-0.99x), partial
+// output vectors stored by 128/64/32-bit stores instead of vmaskmovps
+// (0.98x), and shifted planes for <= 14 output columns (0.84-1.01x at 50%,
+// 0.89-0.95x at 90%: the plan keeps phase planes on AVX2).
+//
 // f32_pack_plane__avx2 (the plan's input copies) is at the end of the file.
 #include <immintrin.h>
 
@@ -140,10 +161,9 @@ inline void StoreVec(const BsrConvArgs& a, int64_t ch, const VecOut& o, __m256 v
 // One input channel's 9 taps of a full 4 x 3 tile (3x3 convs): per tap 3
 // loads, 4 broadcasts, 12 FMAs, acc += w * x as in step() (same bits). In
 // asm because GCC's code for the unrolled taps kept 1-2 accumulators in
-// memory (store-to-load forwarding on their FMA chains) and ran at ~55% of
-// the FMA peak on L1-resident input; see the top comment. kPrefetch: each
-// tap also prefetches (prefetcht0) the first and last line of its range in
-// the next channel, pf = x + x_channel_stride.
+// memory (store-to-load forwarding on their FMA chains); see the top
+// comment. kPrefetch: each tap also prefetches (prefetcht0) the first and
+// last line of its range in the next channel, pf = x + x_channel_stride.
 // clang-format off
 #define WBS_T9_ROW(t, r, o)                                \
   "vbroadcastss " #t "*32+" #o "(%[w]), %%ymm15\n\t"       \
@@ -257,10 +277,7 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += kRows) step(xc, w);
     } else if constexpr (kFull && T == 9 && V == kVecs) {
       // Stride 2 (the taps reach past 3 rows of one plane: four phase
-      // planes, 6 row ranges per channel) prefetches the next channel's
-      // lines. ResNet-50, paired runs: stride-2 layers +5-19% at 50%, +4-13%
-      // at 90%; stride 1 +2-10% at 50% but -3-4% at 90% (56x56, 28x28) and
-      // -3..-9% on 7x7, so not there.
+      // planes) prefetches the next channel's lines (see the top comment).
       if (*std::max_element(a.tap_offset, a.tap_offset + 9) > 2 * (a.pitch + 1)) {
         for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += 9 * kRows)
           Taps9<true>(xc, xc + xs, w, a.tap_offset, a00, a01, a02, a10, a11, a12, a20, a21, a22,
