@@ -45,11 +45,11 @@
 // taps kept 1-2 accumulators on the stack (their FMA chains went through
 // store-to-load forwarding) and ran at ~50-65% of the FMA peak on
 // L1-resident input (16 -> 64 channels, 14x14 / 28x28); the asm is 7-19%
-// faster there and on ResNet-50's 3x3 layers 0-19% (same bits). Stride-2
+// faster there and on ResNet-50's 3x3 layers -1..+19% (same bits). Stride-2
 // tiles (four phase planes: 6 row ranges per channel instead of 3) also
 // prefetch the next channel's lines: +5-16% at 50%, -1..+8% at 90% on those
-// layers; stride 1 gained at 50% (but 14x14 -5..+3%) and lost 3-4% at 90%
-// and 3-9% on 7x7, so not there. The stride-2 plane copy writes both column
+// layers; stride 1 gained 0-12% at 50% but lost up to 4% at 90% and 1-9%
+// on 7x7, so not there. The stride-2 plane copy writes both column
 // phases from one pass over x (was one pass each): 1.3-1.5x faster, and it
 // was 20-30% of a stride-2 layer's time at 90%. Not done (measured,
 // docs/BENCHMARKS.md "AVX2 3x3 convs (h_avx2j)"): a 2 x 6-ymm tile (2
@@ -57,8 +57,10 @@
 // one vbroadcastf128 (0.78x), both passes per group of 2-4 blocks with the
 // sums parked so the second pass finds the input in L1 (0.97-0.99x), partial
 // output vectors stored by 128/64/32-bit stores instead of vmaskmovps
-// (0.98x), and shifted planes for <= 14 output columns (0.84-1.01x at 50%,
-// 0.89-0.95x at 90%: the plan keeps phase planes on AVX2).
+// (0.98x), the partial 3x3 tile in the same asm with the third vector
+// masked (14x14: 0.99-1.04x, within the noise), and shifted planes for <=
+// 14 output columns (0.84-1.01x at 50%, 0.89-0.95x at 90%: the plan keeps
+// phase planes on AVX2).
 //
 // f32_pack_plane__avx2 (the plan's input copies) is at the end of the file.
 #include <immintrin.h>
