@@ -39,6 +39,29 @@
 // with vpermps from a 256-entry table and stored with vmaskmovps (AVX2 has
 // no vcompressps).
 //
+// 3x3 convs (h_avx2j). A full tile runs each input channel's 9 taps in one
+// inline-asm block (Taps9): the accumulators pinned to ymm0-11, ymm12-15 for
+// the 3 input vectors and the broadcast. GCC's code for the same unrolled
+// taps kept 1-2 accumulators on the stack (their FMA chains went through
+// store-to-load forwarding) and ran at ~50-65% of the FMA peak on
+// L1-resident input (16 -> 64 channels, 14x14 / 28x28); the asm is 7-19%
+// faster there and on ResNet-50's 3x3 layers -1..+19% (same bits). Stride-2
+// tiles (four phase planes: 6 row ranges per channel instead of 3) also
+// prefetch the next channel's lines: +5-16% at 50%, -1..+8% at 90% on those
+// layers; stride 1 gained 0-12% at 50% but lost up to 4% at 90% and 1-9%
+// on 7x7, so not there. The stride-2 plane copy writes both column
+// phases from one pass over x (was one pass each): 1.3-1.5x faster, and it
+// was 20-30% of a stride-2 layer's time at 90%. Not done (measured,
+// docs/BENCHMARKS.md "AVX2 3x3 convs (h_avx2j)"): a 2 x 6-ymm tile (2
+// broadcasts per 12 FMAs: 0.95-0.97x), the weights splat by vpermilps from
+// one vbroadcastf128 (0.78x), both passes per group of 2-4 blocks with the
+// sums parked so the second pass finds the input in L1 (0.97-0.99x), partial
+// output vectors stored by 128/64/32-bit stores instead of vmaskmovps
+// (0.98x), the partial 3x3 tile in the same asm with the third vector
+// masked (14x14: 0.99-1.04x, within the noise), and shifted planes for <=
+// 14 output columns (0.84-1.01x at 50%, 0.89-0.95x at 90%: the plan keeps
+// phase planes on AVX2).
+//
 // f32_pack_plane__avx2 (the plan's input copies) is at the end of the file.
 #include <immintrin.h>
 
@@ -137,6 +160,54 @@ inline void StoreVec(const BsrConvArgs& a, int64_t ch, const VecOut& o, __m256 v
   _mm256_maskstore_ps(yrow, o.put, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
 }
 
+// One input channel's 9 taps of a full 4 x 3 tile (3x3 convs): per tap 3
+// loads, 4 broadcasts, 12 FMAs, acc += w * x as in step() (same bits). In
+// asm because GCC's code for the unrolled taps kept 1-2 accumulators in
+// memory (store-to-load forwarding on their FMA chains); see the top
+// comment. kPrefetch: each tap also prefetches (prefetcht0) the first and
+// last line of its range in the next channel, pf = x + x_channel_stride.
+// clang-format off
+#define WBS_T9_ROW(t, r, o)                                \
+  "vbroadcastss " #t "*32+" #o "(%[w]), %%ymm15\n\t"       \
+  "vfmadd231ps %%ymm12, %%ymm15, %[a" #r "0]\n\t"           \
+  "vfmadd231ps %%ymm13, %%ymm15, %[a" #r "1]\n\t"           \
+  "vfmadd231ps %%ymm14, %%ymm15, %[a" #r "2]\n\t"
+#define WBS_T9_STEP(t, pf)                                 \
+  "movq " #t "*8(%[off]), %%rax\n\t"                       \
+  "vmovups (%[x],%%rax,4), %%ymm12\n\t"                    \
+  "vmovups 32(%[x],%%rax,4), %%ymm13\n\t"                  \
+  "vmovups 64(%[x],%%rax,4), %%ymm14\n\t"                  \
+  pf                                                       \
+  WBS_T9_ROW(t, 0, 0) WBS_T9_ROW(t, 1, 4) WBS_T9_ROW(t, 2, 8) WBS_T9_ROW(t, 3, 12)
+#define WBS_T9_PF                                          \
+  "prefetcht0 (%[pf],%%rax,4)\n\t"                         \
+  "prefetcht0 92(%[pf],%%rax,4)\n\t"
+#define WBS_T9_TAPS(pf)                                    \
+  WBS_T9_STEP(0, pf) WBS_T9_STEP(1, pf) WBS_T9_STEP(2, pf) \
+  WBS_T9_STEP(3, pf) WBS_T9_STEP(4, pf) WBS_T9_STEP(5, pf) \
+  WBS_T9_STEP(6, pf) WBS_T9_STEP(7, pf) WBS_T9_STEP(8, pf)
+#define WBS_T9_OPERANDS                                                                     \
+      : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02), [a10] "+x"(a10), [a11] "+x"(a11), \
+        [a12] "+x"(a12), [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22), [a30] "+x"(a30), \
+        [a31] "+x"(a31), [a32] "+x"(a32)                                                     \
+      : [x] "r"(x), [w] "r"(w), [off] "r"(off), [pf] "r"(pf)                                 \
+      : "rax", "xmm12", "xmm13", "xmm14", "xmm15", "memory"
+// clang-format on
+template <bool kPrefetch>
+inline void Taps9(const float* x, const float* pf, const float* w, const int64_t* off, __m256& a00,
+                  __m256& a01, __m256& a02, __m256& a10, __m256& a11, __m256& a12, __m256& a20,
+                  __m256& a21, __m256& a22, __m256& a30, __m256& a31, __m256& a32) {
+  if constexpr (kPrefetch)
+    asm(WBS_T9_TAPS(WBS_T9_PF) WBS_T9_OPERANDS);
+  else
+    asm(WBS_T9_TAPS("") WBS_T9_OPERANDS);
+}
+#undef WBS_T9_OPERANDS
+#undef WBS_T9_TAPS
+#undef WBS_T9_PF
+#undef WBS_T9_STEP
+#undef WBS_T9_ROW
+
 // The accumulators are named variables (an array of __m256 would live in
 // memory).
 #define WBS_ROWS4(X) X(0) X(1) X(2) X(3)
@@ -206,6 +277,18 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
     if constexpr (T == 1) {
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += kRows) step(xc, w);
+    } else if constexpr (kFull && T == 9 && V == kVecs) {
+      // Stride 2 (the taps reach past 3 rows of one plane: four phase
+      // planes) prefetches the next channel's lines (see the top comment).
+      if (*std::max_element(a.tap_offset, a.tap_offset + 9) > 2 * (a.pitch + 1)) {
+        for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += 9 * kRows)
+          Taps9<true>(xc, xc + xs, w, a.tap_offset, a00, a01, a02, a10, a11, a12, a20, a21, a22,
+                      a30, a31, a32);
+      } else {
+        for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += 9 * kRows)
+          Taps9<false>(xc, xc + xs, w, a.tap_offset, a00, a01, a02, a10, a11, a12, a20, a21, a22,
+                       a30, a31, a32);
+      }
     } else {
       const int taps = T ? T : a.taps;
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs) {
@@ -458,8 +541,10 @@ inline void StoreFirst(float* d, __m256 v, int64_t t) {
   if (t & 1) _mm_store_ss(d, x);
 }
 
+// SX 2 with odd != nullptr: also the plane of column offset off + 1 (the
+// odd lanes of the same loads) at odd.
 template <int SX>
-void PackSegment(const PackPlaneArgs& a, float* dst, int64_t off, int64_t c0, int n) {
+void PackSegment(const PackPlaneArgs& a, float* dst, float* odd, int64_t off, int64_t c0, int n) {
   __m256i lm[kPackChunks], hm[kPackChunks];
   bool inside[kPackChunks];
   for (int i = 0; i < n; ++i) {
@@ -473,10 +558,12 @@ void PackSegment(const PackPlaneArgs& a, float* dst, int64_t off, int64_t c0, in
   for (int64_t c = a.c_begin; c < a.c_end; ++c) {
     const float* src = a.x + c * a.in_h * a.in_w;
     float* d = dst + c * a.dst_channel_stride + c0;
-    for (int64_t r = 0; r < a.rows; ++r, d += a.cols) {
+    float* o = odd ? odd + c * a.dst_channel_stride + c0 : nullptr;
+    for (int64_t r = 0; r < a.rows; ++r, d += a.cols, o = o ? o + a.cols : nullptr) {
       const int64_t iy = r * a.sy + a.row_off;
       if (iy < 0 || iy >= a.in_h) {
         std::fill(d, d + std::min<int64_t>(kLanes * n, a.cols - c0), 0.0f);
+        if (o) std::fill(o, o + std::min<int64_t>(kLanes * n, a.cols - c0), 0.0f);
         continue;
       }
       const float* s = src + iy * a.in_w + c0 * SX + off;
@@ -493,6 +580,15 @@ void PackSegment(const PackPlaneArgs& a, float* dst, int64_t off, int64_t c0, in
           // 64-bit permute puts the halves in order.
           const __m256 e = _mm256_shuffle_ps(l, h, _MM_SHUFFLE(2, 0, 2, 0));
           v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+          if (o) {
+            const __m256 od = _mm256_shuffle_ps(l, h, _MM_SHUFFLE(3, 1, 3, 1));
+            const __m256 ov = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0)));
+            if (i + 1 < n || last >= kLanes)
+              _mm256_storeu_ps(o + kLanes * i, ov);
+            else
+              StoreFirst(o + kLanes * i, ov, last);
+          }
         }
         if (i + 1 < n || last >= kLanes)
           _mm256_storeu_ps(d + kLanes * i, v);
@@ -508,10 +604,13 @@ void PackPlanes(const PackPlaneArgs& a) {
   float* const dst[3] = {a.dst, a.dst_odd, a.dst_prev};
   const int64_t off[3] = {a.col_off, a.col_off + 1, a.col_off - 1};
   const int64_t chunks = (a.cols + kLanes - 1) / kLanes;
+  // Stride 2: the odd plane comes from the even plane's loads (one pass over
+  // x instead of two: ResNet-50's 3x3 stride-2 copies, see the top comment).
+  const bool fuse_odd = SX == 2 && a.dst_odd;
   for (int k = 0; k < 3; ++k) {
-    if (!dst[k]) continue;
+    if (!dst[k] || (k == 1 && fuse_odd)) continue;
     for (int64_t i0 = 0; i0 < chunks; i0 += kPackChunks)
-      PackSegment<SX>(a, dst[k], off[k], kLanes * i0,
+      PackSegment<SX>(a, dst[k], k == 0 && fuse_odd ? a.dst_odd : nullptr, off[k], kLanes * i0,
                       static_cast<int>(std::min<int64_t>(kPackChunks, chunks - i0)));
   }
 }

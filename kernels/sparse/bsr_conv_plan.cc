@@ -170,7 +170,9 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // 4.9-5.2x at 90%); with 2 passes (PackPlaneArgs::dst_prev) shifted wins
     // (six alternating runs each under load 11-12, our eff GFLOP/s medians,
     // phase -> shifted: 158 -> 166 at 50%, 148 -> 158 at 75%, 125 -> 139 at
-    // 90%). To 28x28 (layer2.0.conv2) phase stays ahead.
+    // 90%). To 28x28 (layer2.0.conv2) phase stays ahead. On the AVX2 kernel
+    // phase planes win on all four (h_avx2j, with the asm 3x3 tile: shifted
+    // 0.84-1.01x at 50%, 0.89-0.95x at 90%, paired runs).
     const bool auto_shifted = kw > 1 && plan.kernel_->isa >= Isa::kAvx512 && ow <= kShiftedMaxOw;
     const bool shifted = layout == Layout::kShifted || (layout == Layout::kAuto && auto_shifted);
     plan.shifted_ = shifted;
