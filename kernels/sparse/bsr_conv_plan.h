@@ -24,15 +24,24 @@
 //   stride 1 and 2), phase planes otherwise (faster on 28x28 and 56x56);
 //   CreateWithLayout() can force either (tests, benchmarks).
 //
-// - Tiled (1x1, stride 1, unpadded, on the AVX2 kernel, when each input
-//   channel feeds at least kTiledMinReuse (32) kept blocks): the channels' flat
-//   planes cut into tiles of kBsrTileQ (24) positions, a tile's positions of
-//   all channels contiguous (BsrConvArgs::x_tile_stride), so a register
-//   tile's input for one block is 768 contiguous bytes instead of 8 rows 1-2
-//   cache lines each, far apart; Run() calls the kernel with ~128 KB of
-//   kept weights' block-rows at a time, and it runs tiles outer. (That
-//   access pattern, emulated: +2-46% per layer at 50%; the copy costs one
-//   pass over x, hence the reuse rule.)
+// - Tiled (1x1 and unpadded, on the AVX2 kernel; stride 1 when each input
+//   channel feeds at least kTiledMinReuse (16) kept blocks, any other stride
+//   always): the output positions' input, cut into tiles of kBsrTileQ (24)
+//   positions, a tile's positions of all channels contiguous
+//   (BsrConvArgs::x_tile_stride), so a register tile's input for one block
+//   is 768 contiguous bytes instead of 8 rows 1-2 cache lines each, far
+//   apart; a strided conv's copy gathers every s-th column of every s-th row
+//   (a quarter of the input at stride 2, where phase planes copied all of
+//   it). Run() calls the kernel with ~128 KB of kept weights' block-rows at
+//   a time, and it runs tiles outer, then input-channel chunks, then the
+//   block-rows. Measured (docs/BENCHMARKS.md "AVX2 ... h_avx2i", 3
+//   alternating runs, 1 thread, tiled vs untiled on ResNet-50's 1x1 shapes):
+//   at reuse >= 16 tiled won or tied (l1.x.conv3 at 50% 1.44x vs 1.12x,
+//   layer4.0.conv1 at 75% 3.10x vs 2.54x; 3 of 9 within 5%, one lost by 5%),
+//   at 8 it tied or lost (1.84x vs 2.71x at 75% for 64 -> 256 56x56), below
+//   8 it lost (90%: 4.2x vs 6.7x median); strided tiled won at every
+//   sparsity (3 downsample layers, median 1.01/1.37/2.57/5.90x vs 0.86/1.16/
+//   2.11/4.44x phase at 25/50/75/90%).
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
@@ -90,9 +99,11 @@ class BsrConvPlan {
   // dispatcher (tests); it must accept w.br(). The plan keeps a pointer to w.
   static Result<BsrConvPlan> Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                     const BsrConvKernel* kernel = nullptr);
-  enum class Layout { kAuto, kPhase, kShifted };
+  enum class Layout { kAuto, kPhase, kShifted, kTiled };
   // Create() with the input layout forced (tests, benchmarks); kAuto is
-  // Create(). A 1x1 stride-1 unpadded conv is always read in place.
+  // Create(). kPhase and kShifted never take the tiled copy: a 1x1 stride-1
+  // unpadded conv is then read in place. kTiled takes it wherever the
+  // kernel and the conv allow (1x1, unpadded), else acts like kAuto.
   static Result<BsrConvPlan> CreateWithLayout(const ref::ConvParams& p, const BlockSparseWeight& w,
                                               Layout layout, const BsrConvKernel* kernel = nullptr);
   // Y[M, N] = W[M, K] X[K, N] (+ bias[M]): a 1x1 conv over an N-wide plane.
@@ -123,7 +134,7 @@ class BsrConvPlan {
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
   // The tiled 1x1 copy (above) when the input channels feed at least this
   // many kept blocks each on average: the copy is one more pass over x.
-  static constexpr int64_t kTiledMinReuse = 32;
+  static constexpr int64_t kTiledMinReuse = 16;
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
   const char* layout() const;
@@ -156,6 +167,7 @@ class BsrConvPlan {
   const BlockSparseWeight* w_ = nullptr;
   const BsrConvKernel* kernel_ = nullptr;
   int64_t batch_ = 1, in_h_ = 1, in_w_ = 1, out_h_ = 1, out_w_ = 1;
+  int64_t stride_y_ = 1, stride_x_ = 1;
   bool direct_ = true;  // x read in place
   bool tiled_ = false;  // the tiled 1x1 copy (above)
   bool shifted_ = false;
