@@ -22,14 +22,21 @@
 // block-rows run tiles outer so that input is reused across them. With the
 // input L1-resident (a diagnostic build reading 16 channels only) the 1x1
 // layers ran 1.8-3.0x over oneDNN at 50%: the first pass's input reads from
-// L2 are what the plain layout loses. So such calls also walk the input
-// channels in chunks (ChunkCols), every block-row of the call running its
-// blocks of the chunk, partial sums parked between chunks (same FMA order,
-// same bits): the tile's chunk of input stays in L1 across the block-rows
-// (6 tiled 1x1 layers, median 1.53x -> 1.60x at 50%, 5.80x -> 5.91x at 90%). Not done: an 8-row one-pass tile with
+// L2 are what the plain layout loses. Not done: an 8-row one-pass tile with
 // the output channels in the ymm and the positions broadcast (1 load, 12
 // broadcasts, 12 FMAs per input channel, 8 x 12 positions, transposed for
 // the stores) ran at 0.44-0.92x of this tile on every 1x1 layer: load-port bound.
+// Not done either: input-channel chunks in tiled calls (per tile, per chunk
+// of ~8 kept blocks per block-row and >= 128 channels, so the tile's chunk
+// of input stays in L1, every block-row of the call runs its blocks of the
+// chunk, partial sums of 16 block-rows parked between chunks; same bits).
+// Forced tiled, 9 ResNet-50 1x1 layers, 4 alternating runs: median 1.45x /
+// 5.65x over oneDNN at 50 / 90% vs 1.57x / 5.78x without chunks; batches of
+// 4 block-rows 1.51x / 6.23x vs 1.59x / 6.57x (7 layers); fixed 128-channel
+// chunks cost most at 90% (1.6 blocks per Tile call and park). A tile's
+// tiled input is one contiguous C x 96 B run, which the L2 prefetchers
+// stream; chunks add the partial sums' traffic and cut each block-row's
+// weights into short runs (docs/BENCHMARKS.md "AVX2 ... h_avx2i").
 //
 // Tails. When at most kMaxChannelTail positions of the range's last partial
 // tile are valid (a 7x7 plane is 2 x 24 + 1, a batch-1 Gemm is 1) they are
@@ -71,24 +78,6 @@ constexpr int kMaxChannelTail = 4;
 // tile over kKGroup blocks at a time: a tile's input is ~1 KB per block
 // (8 channels x 2 lines) plus its weights, and L1 is 32 KB.
 constexpr int32_t kKGroup = 16;
-// Tiled 1x1 calls of several block-rows (Run): input channels in chunks of
-// ChunkCols() block-columns, the partial sums of up to kPartRows block-rows
-// (768 B each) parked between chunks. A chunk holds about kChunkBlocks kept
-// blocks per block-row and at least kMinChunkCols block-columns (a 128-
-// channel chunk of a tile's input is 12 KB): fixed 16-column chunks ran
-// layer3.x.conv1 at 90% 4.1x vs 5.3x unchunked (a Tile call and a park per
-// 1.6 blocks); by kept blocks per row, 8: median of 6 layers 1.60x/2.86x/
-// 5.91x at 50/75/90%, 16: 1.48x/2.68x/5.44x, unchunked 1.53x/2.82x/5.80x
-// (docs/BENCHMARKS.md "AVX2 ... h_avx2i").
-constexpr int64_t kPartRows = 16;
-constexpr int64_t kChunkBlocks = 8;
-constexpr int64_t kMinChunkCols = 16;
-inline int64_t ChunkCols(const BsrConvArgs& a) {
-  const int64_t block_cols = (a.in_channels + a.bc - 1) / a.bc;
-  const int64_t nnz = a.row_ptr[a.row_end] - a.row_ptr[a.row_begin];
-  const int64_t rows = a.row_end - a.row_begin;
-  return std::max(kMinChunkCols, nnz ? kChunkBlocks * block_cols * rows / nnz : block_cols);
-}
 
 // Offset of position q in an input channel (BsrConvArgs::x_tile_stride).
 inline int64_t XOff(const BsrConvArgs& a, int64_t q) {
@@ -409,39 +398,11 @@ void Run(const BsrConvArgs& a) {
     }
   };
   if (kTiled && a.row_end - a.row_begin > 1) {
-    // Several block-rows per call (tiled 1x1 plans): tiles outer, then
-    // input-channel chunks of ChunkCols() block-columns, then up to
-    // kPartRows block-rows, each running its blocks of the chunk (a
-    // contiguous range: a row's columns are sorted) with the partial sums
-    // parked in part between chunks. The tile's chunk of input (chunk x 96
-    // contiguous bytes) stays in L1 across the block-rows while their
-    // weights stream; the FMA order per output is still the blocks' order.
-    const int64_t chunk = ChunkCols(a);
-    const int64_t block_cols = (a.in_channels + a.bc - 1) / a.bc;
-    alignas(32) float part[kPartRows][kRows / kHalf][kHalf * kVecs * kLanes];
-    int32_t cursor[kPartRows];
+    // Several block-rows per call (tiled 1x1 plans): tiles outer, so a
+    // tile's input (C x 96 contiguous bytes) is reused across the block-rows
+    // from L1/L2 while their weights stream.
     for (int64_t q = a.q_begin; q < tail.q; q += kTileQ)
-      for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += kPartRows) {
-        const int64_t r1 = std::min<int64_t>(a.row_end, r0 + kPartRows);
-        for (int64_t i = r0; i < r1; ++i) cursor[i - r0] = a.row_ptr[i];
-        for (int64_t cb = 0; cb < block_cols; cb += chunk)
-          for (int64_t i = r0; i < r1; ++i) {
-            const int32_t jb = cursor[i - r0], end = a.row_ptr[i + 1];
-            int32_t je = jb;
-            while (je < end && a.col_idx[je] < cb + chunk) ++je;
-            // An empty block-row still stores its bias (first chunk).
-            if (je == jb && !(cb == 0 && jb == end)) continue;
-            cursor[i - r0] = je;
-            float(*pi)[kHalf * kVecs * kLanes] = part[i - r0];
-            int32_t g = jb;
-            do {
-              const int32_t ge = std::min(je, g + kKGroup);
-              for (int h0 = 0; h0 < kRows; h0 += kHalf)
-                Tile<kVecs, true, T, kTiled>(a, i, h0, q, g, ge, pi[h0 / kHalf]);
-              g = ge;
-            } while (g < je);
-          }
-      }
+      for (int64_t i = a.row_begin; i < a.row_end; ++i) full(i, q);
     for (int64_t i = a.row_begin; i < a.row_end; ++i) rest(i);
     return;
   }

@@ -33,15 +33,17 @@
 //   apart; a strided conv's copy gathers every s-th column of every s-th row
 //   (a quarter of the input at stride 2, where phase planes copied all of
 //   it). Run() calls the kernel with ~128 KB of kept weights' block-rows at
-//   a time, and it runs tiles outer, then input-channel chunks, then the
-//   block-rows. Measured (docs/BENCHMARKS.md "AVX2 ... h_avx2i", 3
-//   alternating runs, 1 thread, tiled vs untiled on ResNet-50's 1x1 shapes):
-//   at reuse >= 16 tiled won or tied (l1.x.conv3 at 50% 1.44x vs 1.12x,
-//   layer4.0.conv1 at 75% 3.10x vs 2.54x; 3 of 9 within 5%, one lost by 5%),
-//   at 8 it tied or lost (1.84x vs 2.71x at 75% for 64 -> 256 56x56), below
-//   8 it lost (90%: 4.2x vs 6.7x median); strided tiled won at every
-//   sparsity (3 downsample layers, median 1.01/1.37/2.57/5.90x vs 0.86/1.16/
-//   2.11/4.44x phase at 25/50/75/90%).
+//   a time, and it runs tiles outer. Measured (docs/BENCHMARKS.md "AVX2 ...
+//   h_avx2i"; 3 alternating runs, 1 thread, --layout=tiled vs phase on the
+//   12 stride-1 1x1 shapes of ResNet-50 at 25/50/75/90%; tie: within 3%):
+//   at reuse >= 16 tiled won 17 of 22 points, tied 2, lost 3 (by 4-11%,
+//   worst layer4.x.conv3 at 90%: 7.4x vs 8.4x over oneDNN), median tiled /
+//   untiled speed 1.07 (layer4.0.conv1 at 50%: 1.76x vs 1.26x); at reuse
+//   8-15 it won 2 of 8, lost 5, median 0.93 (layer2.0.conv1 at 50%: 1.05x vs
+//   1.44x; 256 and 512 channels at 56x56 and 28x28), below 8 it lost 14 of
+//   18, median 0.76. Strided 1x1 (3 downsample shapes): tiled won at every
+//   sparsity, median 1.15/1.50/2.81/5.81x vs phase planes 0.90/1.16/2.07/
+//   5.38x at 25/50/75/90%.
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific

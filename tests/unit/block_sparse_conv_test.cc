@@ -303,9 +303,8 @@ TEST(BlockSparseConv, FusedTails) {
 // unpadded convs, stride 1 with at least kTiledMinReuse kept blocks per
 // block-column, and strided ones (the copy gathers every s-th position).
 // Planes of 24k + p positions (full tiles, masked partial tiles, the <= 4
-// position channel tail), ragged input channels, more input channels than
-// one channel chunk of the kernel (partial sums parked between chunks, rows
-// with no block in a chunk, empty block-rows), 1-3 threads (position splits
+// position channel tail), ragged input channels, wide rows (more than the
+// kernel's 16-block groups, partial sums parked), empty block-rows, 1-3 threads (position splits
 // in 16-position groups start inside a copy tile), bias/residual/clamp. The
 // tiled plan keeps the FMA order of the untiled one (read in place, or
 // phase planes): its output must be bit-identical.
@@ -327,11 +326,11 @@ TEST(BlockSparseConv, TiledOneByOne) {
       {64, 565, 12, 12, 1},   // 6 x 24, ragged block-row (M = 565)
       {40, 528, 28, 28, 1},   // 32 x 24 + 16: chunks, position splits
       {32, 560, 3, 11, 1},    // 24 + 9
-      {300, 352, 6, 9, 1},    // 2 x 24 + 6, channel chunks, ragged block-column
-      {520, 160, 5, 7, 1},    // 24 + 11, channel chunks, many rows per call
+      {300, 352, 6, 9, 1},    // 2 x 24 + 6, wide rows, ragged block-column
+      {520, 160, 5, 7, 1},    // 24 + 11, wide rows
       {64, 96, 14, 14, 2},    // stride 2 to 7x7: 2 x 24 + 1
       {44, 200, 13, 11, 2},   // stride 2 to 7x6 (odd input), 24 + 18
-      {600, 136, 28, 28, 2},  // ResNet-like downsample: 8 x 24 + 4, channel chunks
+      {600, 136, 28, 28, 2},  // ResNet-like downsample: 8 x 24 + 4, wide rows
       {24, 64, 12, 20, 3},    // stride 3 to 4x7
   };
   int n = 0, tiled = 0;
