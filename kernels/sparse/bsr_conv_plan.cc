@@ -1,6 +1,9 @@
 #include "kernels/sparse/bsr_conv_plan.h"
 
 #include <omp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -321,7 +324,18 @@ void BsrConvPlan::PackTiled(const float* x, float* dst, int64_t c_begin, int64_t
         for (int64_t q = a; q < b;) {
           const int64_t oy = q / ow, ox = q % ow, n = std::min(b - q, ow - ox);
           const float* s = xc + oy * sy * in_w_ + ox * sx;
-          for (int64_t k = 0; k < n; ++k) d[q + k] = s[k * sx];
+          int64_t k = 0;
+#ifdef __SSE2__
+          if (sx == 2) {
+            // Even lanes of two 4-float loads; the last position stays
+            // scalar, so no load passes the last column read.
+            for (; k + 5 <= n; k += 4)
+              _mm_storeu_ps(d + q + k, _mm_shuffle_ps(_mm_loadu_ps(s + 2 * k),
+                                                      _mm_loadu_ps(s + 2 * k + 4),
+                                                      _MM_SHUFFLE(2, 0, 2, 0)));
+          }
+#endif
+          for (; k < n; ++k) d[q + k] = s[k * sx];
           q += n;
         }
       }

@@ -31,8 +31,8 @@
 //   (BsrConvArgs::x_tile_stride), so a register tile's input for one block
 //   is 768 contiguous bytes instead of 8 rows 1-2 cache lines each, far
 //   apart; a strided conv's copy gathers every s-th column of every s-th row
-//   (a quarter of the input at stride 2, where phase planes copied all of
-//   it). Run() calls the kernel with ~128 KB of kept weights' block-rows at
+//   (the same quarter of the input at stride 2 that the phase layout stores
+//   as its one used plane: the gain is the layout, not a smaller copy). Run() calls the kernel with ~128 KB of kept weights' block-rows at
 //   a time, and it runs tiles outer. Measured (docs/BENCHMARKS.md "AVX2 ...
 //   h_avx2i"; 3 alternating runs, 1 thread, --layout=tiled vs phase on the
 //   12 stride-1 1x1 shapes of ResNet-50 at 25/50/75/90%; tie: within 3%):
