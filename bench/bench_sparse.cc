@@ -4,7 +4,7 @@
 //
 //   wbs_bench_sparse [google-benchmark flags] [--csv=PATH] [--gemm-csv=PATH]
 //                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
-//                    [--layers=N,...] [--layout=auto|phase|shifted]
+//                    [--layers=N,...] [--layout=auto|phase|shifted|tiled]
 //                    [--private-copies=auto|on|off]
 //                    [--winograd=on|off|only] [--wino-split=auto|tiles|rows]
 //                    [--wino-chunk=TILES]
@@ -542,9 +542,13 @@ int main(int argc, char** argv) {
       for (const auto& t : SplitList(val)) pcts.push_back(std::stoi(t));
     } else if (key == "--layers") {
       for (const auto& t : SplitList(val)) layers.push_back(std::stoi(t));
-    } else if (key == "--layout" && (val == "auto" || val == "phase" || val == "shifted")) {
+    } else if (key == "--layout" &&
+               (val == "auto" || val == "phase" || val == "shifted" || val == "tiled")) {
       using L = kernels::sparse::BsrConvPlan::Layout;
-      g_layout = val == "auto" ? L::kAuto : val == "phase" ? L::kPhase : L::kShifted;
+      g_layout = val == "auto"    ? L::kAuto
+                 : val == "phase" ? L::kPhase
+                 : val == "tiled" ? L::kTiled
+                                  : L::kShifted;
     } else if (key == "--private-copies" && (val == "auto" || val == "on" || val == "off")) {
       g_private = val == "on"    ? PrivateCopies::kOn
                   : val == "off" ? PrivateCopies::kOff
@@ -561,7 +565,7 @@ int main(int argc, char** argv) {
       fmt::print(stderr,
                  "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
-                 "[--layout=auto|phase|shifted] [--private-copies=auto|on|off] "
+                 "[--layout=auto|phase|shifted|tiled] [--private-copies=auto|on|off] "
                  "[--winograd=on|off|only] [--wino-split=auto|tiles|rows] [--wino-chunk=TILES]\n");
       return 2;
     }

@@ -104,9 +104,16 @@ constexpr CostClass kConvCostAvx512[] = {
 // the order below. Sparse (est <= 0.9) while kept <= 0.69 / 0.62 / 0.62 /
 // 0.73 / 0.60. (The previous kernel, 4 x 2-ymm tiles, ran at ~53% of
 // oneDNN's rate: a = 1.643 / 2.626 / 2.136 / 1.506 / 1.706.)
+// The three pointwise classes refitted after the tiled 1x1 copy took the
+// stride-1 layers at >= 16 kept blocks per input channel and every strided
+// 1x1 layer (h_avx2i, 2026-11-28 21:07-21:15 UTC, load 3.2-3.9; four
+// 25-90% runs and three 0% runs of the 1x1 layers pooled): they were
+// 1.174 / 0.094, 1.477 / -0.012, 1.283 / 0.105 (sparse while kept <= 0.69 /
+// 0.62 / 0.62); now sparse while kept <= 0.72 / 0.76 / 0.74. Max abs
+// residuals 0.25 / 0.11 / 0.18.
 constexpr CostClass kConvCostAvx2[] = {
-    {700, false, Kernel::kPointwise, 1.174, 0.094}, {0, false, Kernel::kPointwise, 1.477, -0.012},
-    {0, true, Kernel::kPointwise, 1.283, 0.105},    {0, false, Kernel::kSpatial, 1.196, 0.022},
+    {700, false, Kernel::kPointwise, 1.110, 0.104}, {0, false, Kernel::kPointwise, 1.092, 0.065},
+    {0, true, Kernel::kPointwise, 1.083, 0.100},    {0, false, Kernel::kSpatial, 1.196, 0.022},
     {0, true, Kernel::kSpatial, 1.391, 0.062},
 };
 

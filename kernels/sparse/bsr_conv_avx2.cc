@@ -26,6 +26,17 @@
 // the output channels in the ymm and the positions broadcast (1 load, 12
 // broadcasts, 12 FMAs per input channel, 8 x 12 positions, transposed for
 // the stores) ran at 0.44-0.92x of this tile on every 1x1 layer: load-port bound.
+// Not done either: input-channel chunks in tiled calls (per tile, per chunk
+// of ~8 kept blocks per block-row and >= 128 channels, so the tile's chunk
+// of input stays in L1, every block-row of the call runs its blocks of the
+// chunk, partial sums of 16 block-rows parked between chunks; same bits).
+// Forced tiled, 9 ResNet-50 1x1 layers, 4 alternating runs: median 1.45x /
+// 5.65x over oneDNN at 50 / 90% vs 1.57x / 5.78x without chunks; batches of
+// 4 block-rows 1.51x / 6.23x vs 1.59x / 6.57x (7 layers); fixed 128-channel
+// chunks cost most at 90% (1.6 blocks per Tile call and park). A tile's
+// tiled input is one contiguous C x 96 B run, which the L2 prefetchers
+// stream; chunks add the partial sums' traffic and cut each block-row's
+// weights into short runs (docs/BENCHMARKS.md "AVX2 ... h_avx2i").
 //
 // Tails. When at most kMaxChannelTail positions of the range's last partial
 // tile are valid (a 7x7 plane is 2 x 24 + 1, a batch-1 Gemm is 1) they are

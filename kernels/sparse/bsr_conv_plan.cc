@@ -1,6 +1,9 @@
 #include "kernels/sparse/bsr_conv_plan.h"
 
 #include <omp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -36,10 +39,11 @@ int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Where thread t of nt starts in [0, total) positions: whole register
 // tiles when every thread gets at least two, else 16-position groups (the
-// kernel's alignment); the last thread takes the remainder.
-int64_t PositionSplit(int64_t total, int t, int nt) {
+// kernel's alignment; `tiled`: always whole tiles, as the tiled 1x1 copy
+// wants whole copy tiles); the last thread takes the remainder.
+int64_t PositionSplit(int64_t total, int t, int nt, bool tiled) {
   if (t >= nt) return total;
-  const int64_t unit = total >= 2 * kChunkQuantum * nt ? kChunkQuantum : kGroup;
+  const int64_t unit = tiled || total >= 2 * kChunkQuantum * nt ? kChunkQuantum : kGroup;
   return total / unit * t / nt * unit;
 }
 
@@ -119,24 +123,33 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
   plan.in_w_ = p.in[2];
   plan.out_h_ = p.out[1];
   plan.out_w_ = p.out[2];
+  plan.stride_y_ = p.stride[1];
+  plan.stride_x_ = p.stride[2];
   const int64_t sy = p.stride[1], sx = p.stride[2];
   const int64_t pad_top = p.pad_begin[1], pad_left = p.pad_begin[2];
   const int64_t kh = p.kernel[1], kw = p.kernel[2], dy = p.dilation[1], dx = p.dilation[2];
   const int64_t oh = plan.out_h_, ow = plan.out_w_;
-  plan.direct_ = kh == 1 && kw == 1 && sy == 1 && sx == 1 && pad_top == 0 && pad_left == 0 &&
-                 oh == plan.in_h_ && ow == plan.in_w_;
-  if (plan.direct_) {
+  // A 1x1 conv that reads no padding: output (oy, ox) reads input
+  // (oy * sy, ox * sx) only.
+  const bool unpadded_1x1 = kh == 1 && kw == 1 && pad_top == 0 && pad_left == 0 &&
+                            (oh - 1) * sy < plan.in_h_ && (ow - 1) * sx < plan.in_w_;
+  plan.direct_ = unpadded_1x1 && sy == 1 && sx == 1 && oh == plan.in_h_ && ow == plan.in_w_;
+  const bool tiled_ok = unpadded_1x1 && plan.kernel_->tiled_1x1 && p.spatial_rank == 2 &&
+                        oh * ow > kBsrTileQ;
+  const bool tiled_rule = w.nnz_blocks() >= kTiledMinReuse * w.block_cols();
+  if (tiled_ok && (layout == Layout::kTiled ||
+                   (layout == Layout::kAuto && (tiled_rule || !plan.direct_)))) {
+    // The tiled copy gathers the strided positions (oy * sy, ox * sx) too.
+    plan.direct_ = false;
+    plan.tiled_ = true;
+    plan.pitch_ = ow;
+    plan.x_channel_stride_ = kBsrTileQ;
+    plan.tap_offset_ = {0};
+    plan.scratch_floats_ = RoundUp(oh * ow, kBsrTileQ) * p.in_channels;
+  } else if (plan.direct_) {
     plan.pitch_ = ow;
     plan.x_channel_stride_ = plan.in_h_ * plan.in_w_;
     plan.tap_offset_ = {0};
-    const int64_t total = oh * ow;
-    if (plan.kernel_->tiled_1x1 && p.spatial_rank == 2 && total > kBsrTileQ &&
-        w.nnz_blocks() >= kTiledMinReuse * w.block_cols()) {
-      plan.direct_ = false;
-      plan.tiled_ = true;
-      plan.x_channel_stride_ = kBsrTileQ;
-      plan.scratch_floats_ = RoundUp(total, kBsrTileQ) * p.in_channels;
-    }
   } else {
     // The padded extent the outputs actually read.
     const int64_t hp = (oh - 1) * sy + (kh - 1) * dy + 1;
@@ -174,7 +187,9 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // phase planes win on all four (h_avx2j, with the asm 3x3 tile: shifted
     // 0.84-1.01x at 50%, 0.89-0.95x at 90%, paired runs).
     const bool auto_shifted = kw > 1 && plan.kernel_->isa >= Isa::kAvx512 && ow <= kShiftedMaxOw;
-    const bool shifted = layout == Layout::kShifted || (layout == Layout::kAuto && auto_shifted);
+    const bool shifted =
+        layout == Layout::kShifted ||
+        ((layout == Layout::kAuto || layout == Layout::kTiled) && auto_shifted);
     plan.shifted_ = shifted;
     plan.pitch_ = shifted ? ow : wq;
     // Shared pad columns (stride 1, phase planes padded on both sides): the
@@ -293,15 +308,38 @@ void BsrConvPlan::PackTiled(const float* x, float* dst, int64_t c_begin, int64_t
                             int64_t q_begin, int64_t q_end) const {
   constexpr int64_t kTiles = 8;
   const int64_t hw = in_h_ * in_w_, ts = w_->in_channels() * kBsrTileQ;
-  q_end = std::min(q_end, hw);
+  q_end = std::min(q_end, out_h_ * out_w_);
+  const int64_t sy = stride_y_, sx = stride_x_, ow = out_w_;
   for (int64_t t0 = q_begin / kBsrTileQ; t0 * kBsrTileQ < q_end; t0 += kTiles) {
     const int64_t t1 = std::min(t0 + kTiles, (q_end + kBsrTileQ - 1) / kBsrTileQ);
     for (int64_t c = c_begin; c < c_end; ++c)
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t a = std::max(q_begin, t * kBsrTileQ);
         const int64_t b = std::min(q_end, (t + 1) * kBsrTileQ);
-        std::memcpy(dst + t * ts + c * kBsrTileQ + (a - t * kBsrTileQ), x + c * hw + a,
-                    static_cast<size_t>(b - a) * sizeof(float));
+        float* d = dst + t * ts + c * kBsrTileQ - t * kBsrTileQ;
+        const float* xc = x + c * hw;
+        if (sy == 1 && sx == 1) {
+          std::memcpy(d + a, xc + a, static_cast<size_t>(b - a) * sizeof(float));
+          continue;
+        }
+        // Strided: output row by output row, every sx-th input column.
+        for (int64_t q = a; q < b;) {
+          const int64_t oy = q / ow, ox = q % ow, n = std::min(b - q, ow - ox);
+          const float* s = xc + oy * sy * in_w_ + ox * sx;
+          int64_t k = 0;
+#ifdef __SSE2__
+          if (sx == 2) {
+            // Even lanes of two 4-float loads; the last position stays
+            // scalar, so no load passes the last column read.
+            for (; k + 5 <= n; k += 4)
+              _mm_storeu_ps(d + q + k, _mm_shuffle_ps(_mm_loadu_ps(s + 2 * k),
+                                                      _mm_loadu_ps(s + 2 * k + 4),
+                                                      _MM_SHUFFLE(2, 0, 2, 0)));
+          }
+#endif
+          for (; k < n; ++k) d[q + k] = s[k * sx];
+          q += n;
+        }
       }
   }
 }
@@ -309,9 +347,10 @@ void BsrConvPlan::PackTiled(const float* x, float* dst, int64_t c_begin, int64_t
 void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end,
                        int64_t row_begin, int64_t row_end) const {
   if (tiled_) {
-    const int64_t w = in_w_;
+    // Plane rows are output rows here.
+    const int64_t w = out_w_;
     return PackTiled(x, dst, c_begin, c_end, row_begin * w,
-                     row_end >= in_h_ ? in_h_ * w : row_end * w);
+                     row_end >= out_h_ ? out_h_ * w : row_end * w);
   }
   const int64_t plane = planes_.empty() ? 0 : planes_[0].rows * planes_[0].cols;
   for (size_t s = 0; s < planes_.size(); ++s) {
@@ -456,7 +495,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       }
       // The first plane row of thread t's positions (t = nt: past the end).
       auto row_start = [&](int t) -> int64_t {
-        return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt) / pitch;
+        return t == 0 ? 0 : t >= nt ? INT64_MAX : PositionSplit(total, t, nt, tiled_) / pitch;
       };
       // Block-row split with private copies (EnablePrivateCopies): every
       // thread packs all of the input into its own copy, so it reads no
@@ -550,8 +589,8 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         sh.group = group;
         sh.q1 = total;
         if (nt > 1 && split == Split::kPositions) {
-          sh.q0 = PositionSplit(total, u, nt);
-          sh.q1 = PositionSplit(total, u + 1, nt);
+          sh.q0 = PositionSplit(total, u, nt, tiled_);
+          sh.q1 = PositionSplit(total, u + 1, nt, tiled_);
         } else if (nt > 1 && split == Split::kRows) {
           // Block-rows whose cumulative work starts in this thread's share.
           auto start_of = [&](int64_t target) {

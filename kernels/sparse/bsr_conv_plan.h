@@ -24,15 +24,26 @@
 //   stride 1 and 2), phase planes otherwise (faster on 28x28 and 56x56);
 //   CreateWithLayout() can force either (tests, benchmarks).
 //
-// - Tiled (1x1, stride 1, unpadded, on the AVX2 kernel, when each input
-//   channel feeds at least kTiledMinReuse (32) kept blocks): the channels' flat
-//   planes cut into tiles of kBsrTileQ (24) positions, a tile's positions of
-//   all channels contiguous (BsrConvArgs::x_tile_stride), so a register
-//   tile's input for one block is 768 contiguous bytes instead of 8 rows 1-2
-//   cache lines each, far apart; Run() calls the kernel with ~128 KB of
-//   kept weights' block-rows at a time, and it runs tiles outer. (That
-//   access pattern, emulated: +2-46% per layer at 50%; the copy costs one
-//   pass over x, hence the reuse rule.)
+// - Tiled (1x1 and unpadded, on the AVX2 kernel; stride 1 when each input
+//   channel feeds at least kTiledMinReuse (16) kept blocks, any other stride
+//   always): the output positions' input, cut into tiles of kBsrTileQ (24)
+//   positions, a tile's positions of all channels contiguous
+//   (BsrConvArgs::x_tile_stride), so a register tile's input for one block
+//   is 768 contiguous bytes instead of 8 rows 1-2 cache lines each, far
+//   apart; a strided conv's copy gathers every s-th column of every s-th row
+//   (the same quarter of the input at stride 2 that the phase layout stores
+//   as its one used plane: the gain is the layout, not a smaller copy). Run() calls the kernel with ~128 KB of kept weights' block-rows at
+//   a time, and it runs tiles outer. Measured (docs/BENCHMARKS.md "AVX2 ...
+//   h_avx2i"; 3 alternating runs, 1 thread, --layout=tiled vs phase on the
+//   12 stride-1 1x1 shapes of ResNet-50 at 25/50/75/90%; tie: within 3%):
+//   at reuse >= 16 tiled won 17 of 22 points, tied 2, lost 3 (by 4-11%,
+//   worst layer4.x.conv3 at 90%: 7.4x vs 8.4x over oneDNN), median tiled /
+//   untiled speed 1.07 (layer4.0.conv1 at 50%: 1.76x vs 1.26x); at reuse
+//   8-15 it won 2 of 8, lost 5, median 0.93 (layer2.0.conv1 at 50%: 1.05x vs
+//   1.44x; 256 and 512 channels at 56x56 and 28x28), below 8 it lost 14 of
+//   18, median 0.76. Strided 1x1 (3 downsample shapes): tiled won at every
+//   sparsity, median 1.15/1.50/2.81/5.81x vs phase planes 0.90/1.16/2.07/
+//   5.38x at 25/50/75/90%.
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
@@ -90,9 +101,11 @@ class BsrConvPlan {
   // dispatcher (tests); it must accept w.br(). The plan keeps a pointer to w.
   static Result<BsrConvPlan> Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                     const BsrConvKernel* kernel = nullptr);
-  enum class Layout { kAuto, kPhase, kShifted };
+  enum class Layout { kAuto, kPhase, kShifted, kTiled };
   // Create() with the input layout forced (tests, benchmarks); kAuto is
-  // Create(). A 1x1 stride-1 unpadded conv is always read in place.
+  // Create(). kPhase and kShifted never take the tiled copy: a 1x1 stride-1
+  // unpadded conv is then read in place. kTiled takes it wherever the
+  // kernel and the conv allow (1x1, unpadded), else acts like kAuto.
   static Result<BsrConvPlan> CreateWithLayout(const ref::ConvParams& p, const BlockSparseWeight& w,
                                               Layout layout, const BsrConvKernel* kernel = nullptr);
   // Y[M, N] = W[M, K] X[K, N] (+ bias[M]): a 1x1 conv over an N-wide plane.
@@ -123,7 +136,7 @@ class BsrConvPlan {
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
   // The tiled 1x1 copy (above) when the input channels feed at least this
   // many kept blocks each on average: the copy is one more pass over x.
-  static constexpr int64_t kTiledMinReuse = 32;
+  static constexpr int64_t kTiledMinReuse = 16;
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
   const char* layout() const;
@@ -156,6 +169,7 @@ class BsrConvPlan {
   const BlockSparseWeight* w_ = nullptr;
   const BsrConvKernel* kernel_ = nullptr;
   int64_t batch_ = 1, in_h_ = 1, in_w_ = 1, out_h_ = 1, out_w_ = 1;
+  int64_t stride_y_ = 1, stride_x_ = 1;
   bool direct_ = true;  // x read in place
   bool tiled_ = false;  // the tiled 1x1 copy (above)
   bool shifted_ = false;

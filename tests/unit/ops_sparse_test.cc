@@ -391,7 +391,7 @@ TEST(OpsSparseTest, CostRule) {
       }
     }
   // Pointwise convs on small planes (7x7, 14x14; stride 1 and 2): 50% zero
-  // blocks wins on both ISAs (AVX2 t_s/t_d 0.69-0.81 at 50%, strided 0.75-0.77), 10% does not.
+  // blocks wins on both ISAs (AVX2 t_s/t_d 0.54-0.69 at 50%, strided 0.55-0.82), 10% does not.
   runtime::SparseLayerShape pw = small;
   pw.kernel_elems = 1;
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2})
