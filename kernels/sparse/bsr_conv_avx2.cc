@@ -38,6 +38,17 @@
 // stream; chunks add the partial sums' traffic and cut each block-row's
 // weights into short runs (docs/BENCHMARKS.md "AVX2 ... h_avx2i").
 //
+// The 1x1 full tile's channel loop stays GCC's code (h_avx2k). Unlike the
+// 3x3 taps (Taps9 below), it keeps all 12 accumulators in registers: no
+// spills, no FMA with a memory destination in any copy of Tile<3, true, 1,
+// *>, and it ran at up to 82-88 GFLOP/s (~90% of the FMA peak) with input
+// and weights L1-resident. The same loop in inline asm was slower, paired on
+// ResNet-50's 15 1x1 layers (same bits): one block per 8 channels 0.93x at
+// 0, 50 and 90%, one per channel 0.97x. prefetcht0 of the next tile's
+// lines of each channel (plain layout, first pass) was 0.95x / 1.01x at 50
+// / 90% (0.79-1.11x per layer). Those layers lose in the memory system, not
+// in this loop. Measurements: docs/BENCHMARKS.md "AVX2 1x1 tile (h_avx2k)".
+//
 // Tails. When at most kMaxChannelTail positions of the range's last partial
 // tile are valid (a 7x7 plane is 2 x 24 + 1, a batch-1 Gemm is 1) they are
 // computed the other way round: one ymm holds the block's 8 output channels
