@@ -65,7 +65,7 @@ class DnnlPoolOp final : public Operator {
         if (p.ok() && kernels::x86::PlainMaxPoolSupports(*p)) {
           op->plain_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
           op->dnnl_impl_ = op->impl_;
-          op->impl_ = kPlainImpl;  // until the input is negotiated non-plain
+          op->impl_ = kernels::x86::PlainMaxPoolName();  // until the input is negotiated non-plain
         }
       }
       if (kind == PoolOpKind::kGlobalAverage && PlainPoolEnabled() &&
@@ -269,7 +269,6 @@ class DnnlPoolOp final : public Operator {
   std::unique_ptr<Operator> fallback_;
   // A max pool kernels/x86/plain_max_pool.h takes: runs there whenever X and Y are
   // plain (else oneDNN's primitive, named dnnl_impl_).
-  static constexpr const char* kPlainImpl = "wbs:maxpool_plain_avx512";
   std::unique_ptr<kernels::ref::PoolParams> plain_params_;
   // A global average pool kernels/x86/plain_global_pool.h runs whenever X
   // and Y are plain (else dnnl_impl_).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "kernels/sparse/dispatch.h"
 
@@ -105,16 +106,106 @@ __attribute__((target("avx512f"))) void MaxPoolPlaneAvx512(const kref::PoolParam
   }
 }
 
+// AVX2 (no vpermt2ps, no 16-lane masks): per output row, the vertical max
+// of the window's rows over every input column the row's windows cover goes
+// to a row buffer whose columns outside the input stay -inf, then per 8
+// outputs and kernel column kw one load from the buffer (stride 1) or two
+// and an even-lane extract (stride 2). The vertical max of row oh + 1 is
+// written to the other of two buffers while row oh's outputs read theirs,
+// so those loads do not straddle stores still in the store buffer (the
+// stall that made the AVX-512 kernel keep everything in registers). Whole
+// vectors use plain loads: with vmaskmovps for every load the 64 x 147^2
+// 3x3/2 pool (5.5 MB, past this Zen 3 VM's cache) took 2.5-4.0 ms against
+// 0.65-1.05 ms (isolated, medians of 50), apparently without the hardware
+// prefetch; 64 x 112^2 (3.2 MB) 0.37-0.39 vs 0.31-0.32 ms.
+// `bufs` holds 2 * BufferFloats(p) floats.
+int64_t BufferFloats(const kref::PoolParams& p) {
+  const int64_t ow8 = (p.out[2] + 7) / 8 * 8;
+  return std::max((ow8 - 1) * p.stride[2] + p.kernel[2] + 16, p.in[2] + p.pad_begin[2] + 16);
+}
+
+// Row buffer `buf` column pl + c = the max over input rows [ih0, ih1) of
+// column c, for c in [0, cols) (rounded up to 8 columns, the extra lanes -inf).
+__attribute__((target("avx2"))) void VerticalMaxAvx2(
+    const float* x, int64_t iw, int64_t ih0, int64_t ih1, int64_t cols, float* buf) {
+  const __m256 lowest = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m256i iota = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+  int64_t c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    __m256 v = _mm256_loadu_ps(x + ih0 * iw + c);
+    for (int64_t ih = ih0 + 1; ih < ih1; ++ih) v = _mm256_max_ps(v, _mm256_loadu_ps(x + ih * iw + c));
+    _mm256_storeu_ps(buf + c, v);
+  }
+  if (c < cols) {
+    // vmaskmovps for the row's last columns only (plain loads for the rest).
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols - c)), iota);
+    __m256 v = lowest;
+    for (int64_t ih = ih0; ih < ih1; ++ih)
+      v = _mm256_max_ps(v, _mm256_blendv_ps(lowest, _mm256_maskload_ps(x + ih * iw + c, m),
+                                            _mm256_castsi256_ps(m)));
+    // Lanes past `cols` store -inf: the buffer's right padding stays so.
+    _mm256_storeu_ps(buf + c, v);
+  }
+}
+
+__attribute__((target("avx2"))) void MaxPoolPlaneAvx2(const kref::PoolParams& p, const float* x,
+                                                      float* y, float* bufs) {
+  const int64_t IH = p.in[1], IW = p.in[2], OH = p.out[1], OW = p.out[2];
+  const int64_t KH = p.kernel[1], KW = p.kernel[2], SH = p.stride[1], SW = p.stride[2];
+  const int64_t pl = p.pad_begin[2], nbuf = BufferFloats(p);
+  const float lowest_f = -std::numeric_limits<float>::infinity();
+  const __m256 lowest = _mm256_set1_ps(lowest_f);
+  const __m256i iota = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+  std::fill(bufs, bufs + 2 * nbuf, lowest_f);
+  // Input columns [0, cols) are the ones some window reaches; buffer
+  // column pl + c holds input column c.
+  const int64_t cols = std::min(IW, (OW - 1) * SW + KW - pl);
+  auto vertical = [&](int64_t oh, float* buf) {
+    // PlainMaxPoolSupports() guarantees a valid row per window.
+    const int64_t ih0 = std::max<int64_t>(0, oh * SH - p.pad_begin[1]);
+    const int64_t ih1 = std::min<int64_t>(IH, oh * SH - p.pad_begin[1] + KH);
+    VerticalMaxAvx2(x, IW, ih0, ih1, cols, buf + pl);
+  };
+  const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(OW % 8)), iota);
+  vertical(0, bufs);
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const float* buf = bufs + (oh % 2) * nbuf;
+    if (oh + 1 < OH) vertical(oh + 1, bufs + ((oh + 1) % 2) * nbuf);
+    float* yr = y + oh * OW;
+    for (int64_t ow = 0; ow < OW; ow += 8) {
+      __m256 acc = lowest;
+      const float* b = buf + ow * SW;
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        if (SW == 1) {
+          acc = _mm256_max_ps(acc, _mm256_loadu_ps(b + kw));
+        } else {
+          // Even lanes of 16 columns from b + kw, in order.
+          const __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(b + kw), _mm256_loadu_ps(b + kw + 8),
+                                             _MM_SHUFFLE(2, 0, 2, 0));
+          acc = _mm256_max_ps(acc, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                       _mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+      }
+      if (ow + 8 <= OW)
+        _mm256_storeu_ps(yr + ow, acc);
+      else
+        _mm256_maskstore_ps(yr + ow, tail, acc);
+    }
+  }
+}
+
 constexpr int64_t kMinOutWidth = 48;
 constexpr int64_t kMaxInputFloats = int64_t{2} << 20;  // 8 MB
 
 }  // namespace
 
 bool PlainMaxPoolSupports(const kref::PoolParams& p) {
-  if (kernels::sparse::ActiveIsa() < kernels::sparse::Isa::kAvx512) return false;
+  if (kernels::sparse::ActiveIsa() < kernels::sparse::Isa::kAvx2) return false;
+  const bool avx512 = kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512;
   if (p.in[0] != 1 || p.out[0] != 1 || p.kernel[0] != 1 || p.pad_begin[0] != 0) return false;
   // Column windows up to 16 wide: the kernel shifts within two vectors.
-  if (p.kernel[2] > 16) return false;
+  // (The AVX2 kernel's row buffer takes any width.)
+  if (avx512 && p.kernel[2] > 16) return false;
   // Where it beats oneDNN's plain pool (isolated, warm, medians of 200,
   // us at 1 / 2 threads, ours vs oneDNN): 64 x 112^2 3x3/2 pad 1 119-123 /
   // 69-107 vs 143-154 / 104; 64 x 147^2 3x3/2 210 / 104-110 vs 217 /
@@ -122,7 +213,17 @@ bool PlainMaxPoolSupports(const kref::PoolParams& p) {
   // pay the per-row work on one or two vectors and lose at 1 thread (288 x
   // 35^2 3x3/2: 82 vs 56; 768 x 17^2: 65 vs 34; 512 x 14^2 2x2/2: 30 vs 14),
   // and a 12.8 MB input (64 x 224^2 2x2/2) lost at 1 thread (2231 vs 1625).
-  if (p.out[2] < kMinOutWidth || p.batch * p.channels * p.in[1] * p.in[2] > kMaxInputFloats)
+  // On AVX2 (Zen 3, 1 thread, in-model per-node profile of the 50% block-
+  // sparse models, 3 alternating runs, ms oneDNN's reorder + nChw8c pool +
+  // reorder vs ours) every max pool of the zoo gains: ResNet-50 64 x 112^2
+  // 3x3/2 1.11-1.27 vs 0.20-0.29; Inception-v3 64 x 147^2 3x3/2 2.15-2.88 vs
+  // 0.46-1.76, 192 x 71^2 1.29-1.54 vs 0.27-0.46, 288 x 35^2 0.47-0.55 vs
+  // 0.13-0.21, 768 x 17^2 0.20-0.24 vs 0.09-0.15; VGG-16 64 x 224^2 2x2/2
+  // 5.41-6.99 vs 2.94-3.64, 128 x 112^2 2.17-3.56 vs 0.49-0.73, 256 x 56^2
+  // 1.00-1.45 vs 0.21-0.35, 512 x 28^2 0.59-0.61 vs 0.23-0.26, 512 x 14^2
+  // 0.13-0.15 vs 0.08-0.10.
+  if (avx512 &&
+      (p.out[2] < kMinOutWidth || p.batch * p.channels * p.in[1] * p.in[2] > kMaxInputFloats))
     return false;
   if (p.dilation[1] != 1 || p.dilation[2] != 1 || (p.stride[2] != 1 && p.stride[2] != 2) ||
       p.stride[1] < 1 || p.pad_begin[1] < 0 || p.pad_begin[2] < 0 || p.in[1] < 1 || p.in[2] < 1)
@@ -135,13 +236,24 @@ void PlainMaxPoolF32(const kref::PoolParams& p, const float* x, float* y, int th
   const int64_t planes = p.batch * p.channels;
   const int64_t in_plane = p.in[1] * p.in[2], out_plane = p.out[1] * p.out[2];
   const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(planes, 1)));
+  const bool avx512 = kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512;
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     const int64_t begin = planes * t / n, end = planes * (t + 1) / n;
-    for (int64_t pl = begin; pl < end; ++pl)
-      MaxPoolPlaneAvx512(p, x + pl * in_plane, y + pl * out_plane);
+    std::vector<float> bufs(avx512 ? 0 : 2 * BufferFloats(p));
+    for (int64_t pl = begin; pl < end; ++pl) {
+      if (avx512)
+        MaxPoolPlaneAvx512(p, x + pl * in_plane, y + pl * out_plane);
+      else
+        MaxPoolPlaneAvx2(p, x + pl * in_plane, y + pl * out_plane, bufs.data());
+    }
   }
+}
+
+const char* PlainMaxPoolName() {
+  return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512 ? "wbs:maxpool_plain_avx512"
+                                                                       : "wbs:maxpool_plain_avx2";
 }
 
 }  // namespace wbs::kernels::x86

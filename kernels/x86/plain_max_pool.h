@@ -1,4 +1,4 @@
-// Max pooling of plain NCHW f32 tensors with an AVX-512 kernel (used by the
+// Max pooling of plain NCHW f32 tensors with an AVX-512 or an AVX2 kernel (used by the
 // MaxPool operator of runtime/ops_dnnl_pool.cc when its input arrives plain).
 //
 // Why: oneDNN's pooling jit kernels want channels-last or blocked tensors;
@@ -18,18 +18,24 @@
 
 namespace wbs::kernels::x86 {
 
-// True when the CPU runs the kernel (the f32 block-sparse dispatch's active
-// ISA is AVX-512, so WBS_ISA_CAP lowers it too) and `p` is a window it
-// takes: 2-D (or 1-D) windows up to 16 columns wide, dilation 1, column
+// True when the CPU runs a kernel (the f32 block-sparse dispatch's active
+// ISA is AVX-512 or AVX2, so WBS_ISA_CAP lowers it too) and `p` is a window
+// it takes: 2-D (or 1-D) windows (up to 16 columns wide on AVX-512; the AVX2
+// kernel stages a row buffer, see plain_max_pool.cc), dilation 1, column
 // stride 1 or 2, nonnegative pads, every output window holding at least one
 // input element (padding never wins then, as in kernels::ref::MaxPool), and
-// a shape where it was measured faster than oneDNN: output rows >= 48 wide,
-// input <= 8 MB (plain_max_pool.cc).
+// on AVX-512 a shape where it was measured faster than oneDNN (output rows
+// >= 48 wide, input <= 8 MB; on AVX2 every shape, since oneDNN's pool there
+// needs reorders to nChw8c and back: plain_max_pool.cc).
 bool PlainMaxPoolSupports(const ref::PoolParams& p);
 
 // y[n, c, oy, ox] = max of x[n, c, iy, ix] over the window's in-range
 // taps, for x and y plain [N, C, H, W] / [N, C, OH, OW]; `threads` OpenMP
 // threads split the N * C planes. Requires PlainMaxPoolSupports(p).
 void PlainMaxPoolF32(const ref::PoolParams& p, const float* x, float* y, int threads);
+
+// The kernel PlainMaxPoolF32 runs on this CPU: "wbs:maxpool_plain_avx512"
+// or "wbs:maxpool_plain_avx2" (the operator's impl name).
+const char* PlainMaxPoolName();
 
 }  // namespace wbs::kernels::x86

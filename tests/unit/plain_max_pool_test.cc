@@ -18,25 +18,28 @@ namespace ref = kernels::ref;
 using kernels::x86::PlainMaxPoolF32;
 using kernels::x86::PlainMaxPoolSupports;
 
-bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
+bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx2; }
+bool Avx512() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
 
 // A 2-D (or 1-D: 1-high) window with column stride 1 or 2, pads below the
 // kernel, the output size of floor or ceil mode (ceil only when the last
 // window still starts inside the input row, as ONNX requires); output rows
-// 48..70 wide (the kernel's range), i.e. 3-5 vectors with every tail.
-ref::PoolParams RandomParams(Rng& rng) {
+// 48..70 wide (the AVX-512 kernel's range), i.e. 3-5 vectors with every
+// tail; `any_width`: 1..70 outputs and kernels up to 20 columns (the AVX2
+// kernel takes any).
+ref::PoolParams RandomParams(Rng& rng, bool any_width = false) {
   ref::PoolParams p;
   p.batch = Uniform(rng, 1, 2);
   p.channels = Uniform(rng, 1, 5);
   const bool one_d = Chance(rng, 0.2);
   for (int d = 1; d < 3; ++d) {
     const bool rows = d == 1;
-    const int64_t k = one_d && rows ? 1 : Uniform(rng, 1, 5);
+    const int64_t k = one_d && rows ? 1 : Uniform(rng, 1, any_width && !rows ? 20 : 5);
     const int64_t s = one_d && rows ? 1 : Uniform(rng, 1, rows ? 3 : 2);
     const int64_t pb = Uniform(rng, 0, k - 1), pe = Uniform(rng, 0, k - 1);
     const int64_t in = one_d && rows ? 1
                        : rows        ? std::max<int64_t>(1, k - pb - pe) + Uniform(rng, 0, 12)
-                                     : k - pb - pe + s * Uniform(rng, 47, 69) + Uniform(rng, 0, 1);
+                       : std::max<int64_t>(1, k - pb - pe) + s * Uniform(rng, any_width ? 0 : 47, 69) + Uniform(rng, 0, 1);
     const int64_t span = in + pb + pe - k;
     int64_t out = span / s + 1;
     if (Chance(rng, 0.3) && span % s != 0 && (out * s - pb) <= in - 1) ++out;  // ceil_mode
@@ -50,12 +53,14 @@ ref::PoolParams RandomParams(Rng& rng) {
   return p;
 }
 
+// Both kernels on the 48..70-wide rows both take; below AVX-512 (the AVX2
+// kernel) also narrow rows and wide windows.
 TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
-  if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
+  if (!HasKernel()) GTEST_SKIP() << "no AVX2";
   Rng rng(TestSeed() + 70);
   int ran = 0;
   for (int i = 0; i < 120; ++i) {
-    const ref::PoolParams p = RandomParams(rng);
+    const ref::PoolParams p = RandomParams(rng, !Avx512() && i % 2 == 1);
     SCOPED_TRACE(fmt::format(
         "seed {} case {}: N {} C {} in {}x{} out {}x{} k {}x{} s {}x{} pads {},{}", TestSeed(), i,
         p.batch, p.channels, p.in[1], p.in[2], p.out[1], p.out[2], p.kernel[1], p.kernel[2],
@@ -78,7 +83,7 @@ TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
 }
 
 TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
-  if (!HasKernel()) GTEST_SKIP() << "no AVX-512";
+  if (!HasKernel()) GTEST_SKIP() << "no AVX2";
   ref::PoolParams p;
   p.in = {1, 9, 99};
   p.out = {1, 4, 49};
@@ -101,12 +106,17 @@ TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
   q = p;
   q.in[2] = 91;
   q.out[2] = 45;
-  EXPECT_FALSE(PlainMaxPoolSupports(q)) << "rows narrower than 48 outputs (oneDNN is faster)";
+  // On AVX2 oneDNN's pool needs reorders around it and the kernel wins at every width.
+  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512()) << "rows narrower than 48 outputs (oneDNN is faster on AVX-512)";
+  q = p;
+  q.kernel[2] = 17;
+  q.in[2] = 97 + 14;
+  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512()) << "a 17-column window (AVX-512 shifts within two vectors)";
 }
 
 // The MaxPool operator runs the kernel when its input is plain, and
 // oneDNN's primitive once a channels-last input is negotiated.
-// Below AVX-512 (no kernel) oneDNN's primitive serves the plain input too.
+// Below AVX2 (no kernel) oneDNN's primitive serves the plain input too.
 TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
   Rng rng(TestSeed() + 71);
   const Attrs attrs = {{"kernel_shape", std::vector<int64_t>{3, 3}},
@@ -122,7 +132,7 @@ TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
     ExpectFastMatchesReference("MaxPool", ops, attrs, "plain 3x3/2 max pool", false, 2);
     return;
   }
-  EXPECT_EQ((*op)->impl_name(), "wbs:maxpool_plain_avx512");
+  EXPECT_EQ((*op)->impl_name(), kernels::x86::PlainMaxPoolName());
   ExpectFastMatchesReference("MaxPool", ops, attrs, "plain 3x3/2 max pool", false, 2);
   const auto out = (*op)->ProposeOutputLayouts({ActivationLayout::kChannelsLast});
   EXPECT_EQ((*op)->impl_name().rfind("onednn", 0), 0u) << (*op)->impl_name();
