@@ -491,10 +491,10 @@ void Run(const BsrConvArgs& a) {
         Tile<1, false, T, kTiled>(a, i, h0, q, jb, je, nullptr);
     }
   };
-  if (kTiled && a.row_end - a.row_begin > 1) {
-    // Several block-rows per call (tiled 1x1 plans): tiles outer, so a
-    // tile's input (C x 96 contiguous bytes) is reused across the block-rows
-    // from L1/L2 while their weights stream.
+  if (T == 1 && a.row_end - a.row_begin > 1) {
+    // Several block-rows per call (1x1 plans): tiles outer, so a tile's
+    // input (tiled: C x 96 contiguous bytes; direct: C rows of 96 bytes) is
+    // reused across the block-rows from L1/L2 while their weights stream.
     for (int64_t q = a.q_begin; q < tail.q; q += kTileQ)
       for (int64_t i = a.row_begin; i < a.row_end; ++i) full(i, q);
     for (int64_t i = a.row_begin; i < a.row_end; ++i) rest(i);

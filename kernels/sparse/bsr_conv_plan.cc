@@ -35,6 +35,13 @@ constexpr int64_t kFusedPerTile = 2;
 // Tiled 1x1 plans call the kernel with block-rows of about this many bytes
 // of kept weights at a time (it runs their tiles outer, block-rows inner).
 constexpr int64_t kTiledGroupBytes = 128 << 10;
+// Direct (in-place) 1x1 plans on a kernel that runs a multi-block-row 1x1
+// call tiles outer (tiled_1x1) call it with kTiledGroupBytes of block-rows
+// too when the block-rows keep at least this many blocks each on average:
+// a 24-position tile's input is then read from L2 once per group instead of
+// once per block-row (h_avx2l, docs/BENCHMARKS.md). Sparser rows lost
+// (ResNet-50 layer1 at 90%, 3 blocks per row: 0.91-0.95x).
+constexpr int64_t kDirectGroupMinBlocksPerRow = 8;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Where thread t of nt starts in [0, total) positions: whole register
@@ -561,10 +568,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         int64_t groups() const { return (r1 - r0 + group - 1) / group; }
         int64_t calls() const { return chunks * groups(); }
       };
+      const bool grouped =
+          tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
+                     row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows);
       const int64_t group =
-          tiled_ ? std::max<int64_t>(1, kTiledGroupBytes * rows /
-                                            std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
-                 : 1;
+          grouped ? std::max<int64_t>(1, kTiledGroupBytes * rows /
+                                             std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
+                  : 1;
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
