@@ -40,8 +40,11 @@ constexpr int64_t kTiledGroupBytes = 128 << 10;
 // too when the block-rows keep at least this many blocks each on average:
 // a 24-position tile's input is then read from L2 once per group instead of
 // once per block-row (h_avx2l, docs/BENCHMARKS.md). Sparser rows lost
-// (ResNet-50 layer1 at 90%, 3 blocks per row: 0.91-0.95x).
+// (ResNet-50 layer1 at 90%, 3 blocks per row: 0.91-0.95x), and so did a
+// plane of 2 tiles (7x7: layer4.x.conv1 at 90%, 0.93x), where the row's two
+// tiles share its input lines: at least kDirectGroupMinPositions positions.
 constexpr int64_t kDirectGroupMinBlocksPerRow = 8;
+constexpr int64_t kDirectGroupMinPositions = 4 * kBsrTileQ;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Where thread t of nt starts in [0, total) positions: whole register
@@ -570,7 +573,8 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       };
       const bool grouped =
           tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
-                     row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows);
+                     row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
+                     total >= kDirectGroupMinPositions);
       const int64_t group =
           grouped ? std::max<int64_t>(1, kTiledGroupBytes * rows /
                                              std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
