@@ -38,6 +38,13 @@
 // stream; chunks add the partial sums' traffic and cut each block-row's
 // weights into short runs (docs/BENCHMARKS.md "AVX2 ... h_avx2i").
 //
+// Direct (in-place) 1x1 plans with >= 8 kept blocks per block-row and >= 4
+// tiles of positions call it with groups of block-rows too, and run them
+// tiles outer the same way (no copy; same bits): ResNet-50 layer1.x.conv1,
+// layer2.0.conv1, layer2.x.conv1 at 50% +6-13%, paired in process; sparser
+// rows (90%: 0.91-0.95x) and 7x7 planes (0.93x) lost, so they stay one
+// block-row per call (docs/BENCHMARKS.md "AVX2 direct 1x1 ... h_avx2l").
+//
 // The 1x1 full tile's channel loop stays GCC's code (h_avx2k). Unlike the
 // 3x3 taps (Taps9 below), it keeps all 12 accumulators in registers: no
 // spills, no FMA with a memory destination in any copy of Tile<3, true, 1,

@@ -571,14 +571,14 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         int64_t groups() const { return (r1 - r0 + group - 1) / group; }
         int64_t calls() const { return chunks * groups(); }
       };
-      const bool grouped =
-          tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
-                     row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
-                     total >= kDirectGroupMinPositions);
+      const bool grouped = tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
+                                      row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
+                                      total >= kDirectGroupMinPositions);
       const int64_t group =
-          grouped ? std::max<int64_t>(1, kTiledGroupBytes * rows /
-                                             std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
-                  : 1;
+          grouped
+              ? std::max<int64_t>(1, kTiledGroupBytes * rows /
+                                         std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
+              : 1;
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:
