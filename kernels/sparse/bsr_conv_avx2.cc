@@ -298,6 +298,11 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
   };
   const int64_t bs = int64_t{kRows} * a.bc * a.taps;
   const int64_t xs = a.x_channel_stride;
+  // Stride 2 (the taps reach past 3 rows of one plane: four phase planes)
+  // prefetches the next channel's lines in the 3x3 asm (see the top comment).
+  bool t9_prefetch = false;
+  if constexpr (kFull && T == 9 && V == kVecs)
+    t9_prefetch = *std::max_element(a.tap_offset, a.tap_offset + 9) > 2 * (a.pitch + 1);
   for (int32_t j = jb; j < je; ++j) {
     const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
     const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
@@ -307,9 +312,7 @@ inline void Tile(const BsrConvArgs& a, int64_t i, int h0, int64_t q, int32_t jb,
 #pragma GCC unroll 8
       for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += kRows) step(xc, w);
     } else if constexpr (kFull && T == 9 && V == kVecs) {
-      // Stride 2 (the taps reach past 3 rows of one plane: four phase
-      // planes) prefetches the next channel's lines (see the top comment).
-      if (*std::max_element(a.tap_offset, a.tap_offset + 9) > 2 * (a.pitch + 1)) {
+      if (t9_prefetch) {
         for (int64_t ci = 0; ci < nci; ++ci, xc += xs, w += 9 * kRows)
           Taps9<true>(xc, xc + xs, w, a.tap_offset, a00, a01, a02, a10, a11, a12, a20, a21, a22,
                       a30, a31, a32);
