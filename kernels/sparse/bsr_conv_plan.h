@@ -32,8 +32,9 @@
 //   is 768 contiguous bytes instead of 8 rows 1-2 cache lines each, far
 //   apart; a strided conv's copy gathers every s-th column of every s-th row
 //   (the same quarter of the input at stride 2 that the phase layout stores
-//   as its one used plane: the gain is the layout, not a smaller copy). Run() calls the kernel with ~128 KB of kept weights' block-rows at
-//   a time, and it runs tiles outer. Measured (docs/BENCHMARKS.md "AVX2 ...
+//   as its one used plane: the gain is the layout, not a smaller copy).
+//   Run() calls the kernel with ~128 KB of kept weights' block-rows at a
+//   time, and it runs tiles outer. Measured (docs/BENCHMARKS.md "AVX2 ...
 //   h_avx2i"; 3 alternating runs, 1 thread, --layout=tiled vs phase on the
 //   12 stride-1 1x1 shapes of ResNet-50 at 25/50/75/90%; tie: within 3%):
 //   at reuse >= 16 tiled won 17 of 22 points, tied 2, lost 3 (by 4-11%,
@@ -141,7 +142,7 @@ class BsrConvPlan {
   // many kept blocks each on average: the copy is one more pass over x.
   static constexpr int64_t kTiledMinReuse = 16;
   const BsrConvKernel& kernel() const { return *kernel_; }
-  // "direct", "phase" or "shifted" (see above), for logs and benchmarks.
+  // "direct", "tiled", "phase" or "shifted" (see above), for logs and benchmarks.
   const char* layout() const;
 
   // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias + residual); bias

@@ -126,14 +126,15 @@ int64_t BufferFloats(const kref::PoolParams& p) {
 
 // Row buffer `buf` column pl + c = the max over input rows [ih0, ih1) of
 // column c, for c in [0, cols) (rounded up to 8 columns, the extra lanes -inf).
-__attribute__((target("avx2"))) void VerticalMaxAvx2(
-    const float* x, int64_t iw, int64_t ih0, int64_t ih1, int64_t cols, float* buf) {
+__attribute__((target("avx2"))) void VerticalMaxAvx2(const float* x, int64_t iw, int64_t ih0,
+                                                     int64_t ih1, int64_t cols, float* buf) {
   const __m256 lowest = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   const __m256i iota = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
   int64_t c = 0;
   for (; c + 8 <= cols; c += 8) {
     __m256 v = _mm256_loadu_ps(x + ih0 * iw + c);
-    for (int64_t ih = ih0 + 1; ih < ih1; ++ih) v = _mm256_max_ps(v, _mm256_loadu_ps(x + ih * iw + c));
+    for (int64_t ih = ih0 + 1; ih < ih1; ++ih)
+      v = _mm256_max_ps(v, _mm256_loadu_ps(x + ih * iw + c));
     _mm256_storeu_ps(buf + c, v);
   }
   if (c < cols) {

@@ -39,7 +39,8 @@ ref::PoolParams RandomParams(Rng& rng, bool any_width = false) {
     const int64_t pb = Uniform(rng, 0, k - 1), pe = Uniform(rng, 0, k - 1);
     const int64_t in = one_d && rows ? 1
                        : rows        ? std::max<int64_t>(1, k - pb - pe) + Uniform(rng, 0, 12)
-                       : std::max<int64_t>(1, k - pb - pe) + s * Uniform(rng, any_width ? 0 : 47, 69) + Uniform(rng, 0, 1);
+                                     : std::max<int64_t>(1, k - pb - pe) +
+                                    s * Uniform(rng, any_width ? 0 : 47, 69) + Uniform(rng, 0, 1);
     const int64_t span = in + pb + pe - k;
     int64_t out = span / s + 1;
     if (Chance(rng, 0.3) && span % s != 0 && (out * s - pb) <= in - 1) ++out;  // ceil_mode
@@ -107,11 +108,13 @@ TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
   q.in[2] = 91;
   q.out[2] = 45;
   // On AVX2 oneDNN's pool needs reorders around it and the kernel wins at every width.
-  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512()) << "rows narrower than 48 outputs (oneDNN is faster on AVX-512)";
+  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512())
+      << "rows narrower than 48 outputs (oneDNN is faster on AVX-512)";
   q = p;
   q.kernel[2] = 17;
   q.in[2] = 97 + 14;
-  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512()) << "a 17-column window (AVX-512 shifts within two vectors)";
+  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512())
+      << "a 17-column window (AVX-512 shifts within two vectors)";
 }
 
 // The MaxPool operator runs the kernel when its input is plain, and
