@@ -141,9 +141,9 @@ Status Prepare(const std::string& model, int threads, runtime::Backend backend, 
     const runtime::MemoryPlanStats& mem = c.session->memory_stats();
     c.label = fmt::format(
         "{}/{} nodes fast, {} block-sparse, {} tensors passed blocked/channels-last, arena {:.1f} "
-        "MB ({:.1f} MB without reuse)",
+        "MB ({:.1f} MB without reuse, {} outputs in place)",
         fast, total, sparse_nodes, c.session->NonPlainValues().size(), mem.arena_bytes / 1e6,
-        mem.unplanned_bytes / 1e6);
+        mem.unplanned_bytes / 1e6, mem.num_in_place);
     for (int r = 0; r < kWarmupRuns; ++r) WBS_RETURN_IF_ERROR(c.session->Run(c.inputs).status());
     return Status::Ok();
   }();

@@ -56,6 +56,15 @@ class Operator {
   virtual std::vector<ActivationLayout> ProposeOutputLayouts(
       const std::vector<ActivationLayout>& inputs);
   virtual Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs);
+
+  // The input whose buffer output 0 may take over, or -1 (the default).
+  // An operator that names one promises that Run() is correct when that
+  // input and output 0 are the same memory: it reads each element of the
+  // input only before writing the same element of the output, and nothing
+  // else it has written. The session then shares them when the input's
+  // last reader is this operator and both are arena tensors of the same
+  // size and layout (runtime/session.cc "In-place outputs").
+  virtual int InPlaceInput() const { return -1; }
 };
 
 struct OpCreateArgs {

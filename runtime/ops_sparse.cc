@@ -401,6 +401,11 @@ class SparseConvOp final : public Operator {
 
   std::string impl_name() const override { return impl_; }
 
+  // y = clamp(conv(x) + bias + residual) may be written over the residual:
+  // both plans read each residual element just before they store the same
+  // element of y (BsrConvPlan::Run, BsrWinoPlan::Run: "may alias y").
+  int InPlaceInput() const override { return residual_ ? 3 : -1; }
+
  private:
   SparseConvOp(const ir::Node& node, bool has_bias, bool residual)
       : node_(node), has_bias_(has_bias), residual_(residual) {}

@@ -28,6 +28,7 @@ struct Slot {
   int def = -1;       // step producing it
   int last_use = -1;  // last step reading it (-1: none)
   bool is_output = false;
+  int shares = -1;  // kPlanned: the slot whose arena buffer it takes over (in-place output)
 };
 
 struct Step {
@@ -57,6 +58,7 @@ struct Session::Impl {
   ~Impl();
   Status Prepare();
   Status NegotiateLayouts();
+  void ShareInPlaceOutputs();
   Status PlanMemory();
 };
 
@@ -67,6 +69,14 @@ bool LayoutPropagationEnabled() {
   static const bool enabled = EnvSwitchOn(
       "WBS_PROPAGATE_LAYOUTS", "WBS_PROPAGATE_LAYOUTS=0: operators exchange plain tensors only");
   return enabled;
+}
+
+// WBS_INPLACE=0 gives every planned tensor its own buffer (no in-place
+// outputs, see ShareInPlaceOutputs). Read at each session's creation, so
+// wbs_bench_models --variants=WBS_INPLACE=0,1 compares both in one process.
+bool InPlaceEnabled() {
+  const char* v = std::getenv("WBS_INPLACE");
+  return v == nullptr || std::string(v) != "0";
 }
 
 // WBS_PROFILE_STEPS=1 times every operator inside the running model (its
@@ -191,7 +201,40 @@ Status Session::Impl::Prepare() {
       steps[sl.def].release.push_back(static_cast<int>(s));  // unused output
   }
   WBS_RETURN_IF_ERROR(NegotiateLayouts());
+  ShareInPlaceOutputs();
   return PlanMemory();
+}
+
+// In-place outputs. An operator may let output 0 take over one input's
+// buffer (Operator::InPlaceInput: a block-sparse Conv's fused residual).
+// The session does so when that input is a planned arena tensor read last
+// by this step and by no other input slot of it, and output 0 is a planned
+// tensor of the same size and layout: the memory plan then sees one buffer
+// living from the input's producer to the output's last reader. For
+// ResNet-50's conv3 + residual this writes y into lines the conv has just
+// read (the residual's), where a buffer of its own would be another
+// 0.2-3.2 MB whose lines come from L3 or DRAM to be overwritten
+// (docs/BENCHMARKS.md "AVX2 in-model gap, h_avx2m").
+void Session::Impl::ShareInPlaceOutputs() {
+  if (!InPlaceEnabled()) return;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& step = steps[i];
+    const int k = step.op->InPlaceInput();
+    if (k < 0 || static_cast<size_t>(k) >= step.inputs.size() || step.outputs.empty()) continue;
+    const int in = step.inputs[static_cast<size_t>(k)], out = step.outputs[0];
+    if (in < 0 || out < 0 || in == out) continue;
+    const Slot& si = slots[in];
+    const Slot& so = slots[out];
+    if (si.kind != SlotKind::kPlanned || so.kind != SlotKind::kPlanned || si.is_output ||
+        so.is_output || si.last_use != static_cast<int>(i) || layouts[in] != layouts[out] ||
+        si.value->dtype != so.value->dtype ||
+        NumElements(si.value->shape) != NumElements(so.value->shape))
+      continue;
+    if (std::count(step.inputs.begin(), step.inputs.end(), in) != 1) continue;
+    slots[out].shares = si.shares >= 0 ? si.shares : in;
+    WBS_LOG_DEBUG("{}: output '{}' in place of '{}'", step.node->Describe(), so.value->name,
+                  si.value->name);
+  }
 }
 
 // A tensor travels in its producer's proposed layout when every reader
@@ -235,22 +278,39 @@ Status Session::Impl::PlanMemory() {
   std::vector<int> planned;
   stats = MemoryPlanStats();
   stats.fully_static = true;
+  // A buffer shared by in-place outputs (ShareInPlaceOutputs) lives until
+  // the last reader of any of its tensors.
+  std::vector<int> last(slots.size(), -1);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    const Slot& sl = slots[s];
+    if (sl.kind != SlotKind::kPlanned) continue;
+    const size_t owner = sl.shares >= 0 ? static_cast<size_t>(sl.shares) : s;
+    last[owner] = std::max({last[owner], sl.last_use, sl.def});
+  }
+  size_t num_planned = 0;
   for (size_t s = 0; s < slots.size(); ++s) {
     Slot& sl = slots[s];
     if (sl.kind == SlotKind::kDynamic && !sl.is_output) stats.fully_static = false;
     if (sl.kind != SlotKind::kPlanned) continue;
+    ++num_planned;
+    if (sl.shares >= 0) ++stats.num_in_place;
+    const size_t bytes =
+        static_cast<size_t>(NumElements(sl.value->shape)) * DTypeSize(sl.value->dtype);
+    stats.unplanned_bytes += bytes;
+    if (sl.shares >= 0) continue;
     BufferRequest r;
-    r.bytes = static_cast<size_t>(NumElements(sl.value->shape)) * DTypeSize(sl.value->dtype);
+    r.bytes = bytes;
     r.first = sl.def;
-    r.last = std::max(sl.last_use, sl.def);
+    r.last = last[s];
     requests.push_back(r);
     planned.push_back(static_cast<int>(s));
-    stats.unplanned_bytes += r.bytes;
   }
   MemoryPlan plan = runtime::PlanMemory(requests, kTensorAlignment);
   for (size_t i = 0; i < planned.size(); ++i) slots[planned[i]].offset = plan.offsets[i];
+  for (Slot& sl : slots)
+    if (sl.kind == SlotKind::kPlanned && sl.shares >= 0) sl.offset = slots[sl.shares].offset;
   stats.arena_bytes = plan.arena_bytes;
-  stats.num_planned = planned.size();
+  stats.num_planned = num_planned;
   if (plan.arena_bytes > 0) {
     Tensor arena_tensor(DType::kU8, {static_cast<int64_t>(plan.arena_bytes)});
     // Keep the storage alive through a tensor copy captured by the deleter.

@@ -46,6 +46,7 @@ struct MemoryPlanStats {
   size_t arena_bytes = 0;        // bytes of the shared activation arena
   size_t unplanned_bytes = 0;    // sum of all planned tensors' sizes without reuse
   size_t num_planned = 0;
+  size_t num_in_place = 0;  // planned tensors written over an input's buffer (InPlaceInput)
   bool fully_static = false;
 };
 

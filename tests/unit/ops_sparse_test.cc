@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -601,6 +602,61 @@ TEST(OpsSparseTest, ZooResnet50WinogradMatchesDenseTwoThreads) {
   std::printf("resnet50: winograd vs direct sparse max rel diff %.6g\n", rel);
   EXPECT_GT(rel, 0.0);
   EXPECT_LE(rel, 1e-5);
+}
+
+// In-place outputs (runtime/session.cc ShareInPlaceOutputs): with every
+// layer sparse, a residual block's conv writes y over its residual's
+// buffer (one per residual block here). Same bits as with a buffer per
+// tensor (WBS_INPLACE=0); 1 and 2 threads (the plans' position and
+// block-row splits).
+TEST(OpsSparseTest, InPlaceResidualSameBits) {
+  ScopedSparseMode force(SparseMode::kForce);
+  zoo::ZooOptions zo;
+  zo.seed = 3;
+  zo.image_size = 64;
+  auto graph = zoo::BuildModel("resnet18", zo);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  sparse::SparsifyOptions so;
+  so.sparsity = 0.5;
+  ASSERT_TRUE(sparse::Sparsify(**graph, so).ok());
+  std::vector<Tensor> inputs;
+  Rng rng(7);
+  for (const ir::Value* v : (*graph)->inputs)
+    inputs.push_back(dnnl_test::RandomTensor(v->shape, rng));
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(fmt::format("{} threads", threads));
+    runtime::SessionOptions opts;
+    opts.num_threads = threads;
+    std::vector<Tensor> out[2];
+    size_t in_place[2] = {0, 0};
+    for (int inplace = 0; inplace < 2; ++inplace) {
+      if (inplace)
+        unsetenv("WBS_INPLACE");
+      else
+        setenv("WBS_INPLACE", "0", 1);
+      auto session = runtime::Session::Create(**graph, opts);
+      unsetenv("WBS_INPLACE");
+      ASSERT_TRUE(session.ok()) << session.status().ToString();
+      in_place[inplace] = (*session)->memory_stats().num_in_place;
+      auto y = (*session)->Run(inputs);
+      ASSERT_TRUE(y.ok()) << y.status().ToString();
+      out[inplace] = *y;
+      // A second run reads nothing the first one left behind.
+      auto y2 = (*session)->Run(inputs);
+      ASSERT_TRUE(y2.ok()) << y2.status().ToString();
+      ASSERT_EQ(y2->size(), y->size());
+      for (size_t o = 0; o < y->size(); ++o)
+        EXPECT_EQ(0, std::memcmp((*y)[o].raw(), (*y2)[o].raw(), (*y)[o].nbytes()));
+    }
+    EXPECT_EQ(in_place[0], 0u);
+    EXPECT_EQ(in_place[1], 8u);  // resnet18: 8 basic blocks, conv2 + residual each
+    ASSERT_EQ(out[0].size(), out[1].size());
+    for (size_t o = 0; o < out[0].size(); ++o) {
+      ASSERT_EQ(out[0][o].nbytes(), out[1][o].nbytes());
+      EXPECT_EQ(0, std::memcmp(out[0][o].raw(), out[1][o].raw(), out[0][o].nbytes()))
+          << "output " << o << " differs with in-place residuals";
+    }
+  }
 }
 
 }  // namespace
