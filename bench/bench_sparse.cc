@@ -5,7 +5,7 @@
 //   wbs_bench_sparse [google-benchmark flags] [--csv=PATH] [--gemm-csv=PATH]
 //                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
 //                    [--layers=N,...] [--layout=auto|phase|shifted|tiled]
-//                    [--private-copies=auto|on|off]
+//                    [--private-copies=auto|on|off] [--residual=off|separate|inplace]
 //                    [--winograd=on|off|only] [--wino-split=auto|tiles|rows]
 //                    [--wino-chunk=TILES]
 //
@@ -29,6 +29,13 @@
 // is tried for each shape: the label says whether it would be available
 // (when it is, compare it with wbs_bench_conv; this benchmark does not time
 // it). --winograd=only runs just these, off none of them.
+//
+// --residual (conv pairs, our side only): off (the default) times the conv
+// without a residual; separate adds a residual tensor of y's shape, read
+// from a buffer of its own like a session that gives every tensor one;
+// inplace adds y's own storage as the residual (y = relu(conv + b + y)),
+// as the runtime runs ResNet's conv3 + Add + Relu when the residual's
+// buffer is handed on to y (runtime/session.cc "In-place outputs").
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -146,6 +153,8 @@ kernels::sparse::BsrConvPlan::Layout g_layout = kernels::sparse::BsrConvPlan::La
 // (BsrConvPlan::PrivateCopiesDefault, WBS_PRIVATE_COPIES), on/off force it.
 enum class PrivateCopies { kAuto, kOn, kOff };
 PrivateCopies g_private = PrivateCopies::kAuto;
+enum class ResidualMode { kOff, kSeparate, kInPlace };
+ResidualMode g_residual = ResidualMode::kOff;
 
 // Sets up `plan` the way the runtime's sparse operators do.
 void ConfigureLikeRuntime(kernels::sparse::BsrConvPlan& plan) {
@@ -221,7 +230,7 @@ void Record(benchmark::State& state, Row row, double flops, double kept, double 
 struct ConvCase {
   std::unique_ptr<kernels::onednn::ConvPrimitive> prim;
   dnnl::memory packed;
-  Tensor b, x, yd, ys;
+  Tensor b, x, yd, ys, r;  // r: the separate residual (--residual=separate)
   std::unique_ptr<BlockSparseWeight> sw;
   std::unique_ptr<kernels::sparse::BsrConvPlan> plan;
   double kept = 1.0;
@@ -235,7 +244,9 @@ struct ConvCase {
     c.b = RandomTensor({s.cout}, kSeed + 1);
     c.x = RandomTensor({1, s.cin, s.h, s.w}, kSeed + 2);
     c.yd = Tensor(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-    c.ys = Tensor(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
+    c.ys = RandomTensor({1, s.cout, s.out_h(), s.out_w()}, kSeed + 3);
+    if (g_residual == ResidualMode::kSeparate)
+      c.r = RandomTensor({1, s.cout, s.out_h(), s.out_w()}, kSeed + 4);
     WBS_ASSIGN_OR_RETURN(c.packed, c.prim->PackWeights(w.data<float>()));
     Tensor wz = MaskedWeight(s, pct / 100.0, br, bc, kSeed + static_cast<uint64_t>(pct));
     WBS_ASSIGN_OR_RETURN(BlockSparseWeight sw, BlockSparseWeight::FromDense(wz, br, bc));
@@ -252,7 +263,10 @@ struct ConvCase {
     benchmark::DoNotOptimize(st);
   }
   void RunDirect(float* scratch, int threads) {
-    plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch, threads);
+    const float* res = g_residual == ResidualMode::kSeparate  ? r.data<float>()
+                       : g_residual == ResidualMode::kInPlace ? ys.data<float>()
+                                                              : nullptr;
+    plan->Run(x.data<float>(), b.data<float>(), ys.data<float>(), scratch, threads, res);
     benchmark::ClobberMemory();
   }
 };
@@ -553,6 +567,10 @@ int main(int argc, char** argv) {
       g_private = val == "on"    ? PrivateCopies::kOn
                   : val == "off" ? PrivateCopies::kOff
                                  : PrivateCopies::kAuto;
+    } else if (key == "--residual" && (val == "off" || val == "separate" || val == "inplace")) {
+      g_residual = val == "off"        ? ResidualMode::kOff
+                   : val == "separate" ? ResidualMode::kSeparate
+                                       : ResidualMode::kInPlace;
     } else if (key == "--block" && std::sscanf(val.c_str(), "%dx%d", &br, &bc) == 2) {
     } else if (key == "--winograd" && (val == "on" || val == "off" || val == "only")) {
       g_wino = val == "on" ? WinoMode::kOn : val == "off" ? WinoMode::kOff : WinoMode::kOnly;
@@ -566,6 +584,7 @@ int main(int argc, char** argv) {
                  "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
                  "[--layout=auto|phase|shifted|tiled] [--private-copies=auto|on|off] "
+                 "[--residual=off|separate|inplace] "
                  "[--winograd=on|off|only] [--wino-split=auto|tiles|rows] [--wino-chunk=TILES]\n");
       return 2;
     }
