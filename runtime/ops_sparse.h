@@ -31,6 +31,11 @@
 //                  "sparse_profile<TAB>node<TAB>layout<TAB>X shape<TAB>runs<TAB>
 //                  median us" of its Run() calls (timed inside a model:
 //                  docs/BENCHMARKS.md "End-to-end block-sparse")
+//   WBS_SPARSE_PROFILE=2  the same, and each Run() whose Y aliases no input
+//                  runs its conv a second time, timed apart (the same layer
+//                  warm, in the same model and load): "...<TAB>warm median
+//                  us" (diagnostics only: twice the work; docs/BENCHMARKS.md
+//                  "AVX2 in-model gap, h_avx2m")
 //   WBS_PRIVATE_COPIES=0  a sparse Conv split by block-rows over threads
 //                  copies its input once, split by channels, instead of
 //                  one private copy per thread (read at each operator's
