@@ -608,7 +608,8 @@ TEST(OpsSparseTest, ZooResnet50WinogradMatchesDenseTwoThreads) {
 // layer sparse, a residual block's conv writes y over its residual's
 // buffer (one per residual block here). Same bits as with a buffer per
 // tensor (WBS_INPLACE=0); 1 and 2 threads (the plans' position and
-// block-row splits).
+// block-row splits), the 3x3 residual convs on the direct plan and on
+// Winograd (WBS_SPARSE_WINOGRAD=0/1).
 TEST(OpsSparseTest, InPlaceResidualSameBits) {
   ScopedSparseMode force(SparseMode::kForce);
   zoo::ZooOptions zo;
@@ -623,8 +624,10 @@ TEST(OpsSparseTest, InPlaceResidualSameBits) {
   Rng rng(7);
   for (const ir::Value* v : (*graph)->inputs)
     inputs.push_back(dnnl_test::RandomTensor(v->shape, rng));
-  for (int threads : {1, 2}) {
-    SCOPED_TRACE(fmt::format("{} threads", threads));
+  for (int variant = 0; variant < 4; ++variant) {
+    const int threads = 1 + variant % 2;
+    ScopedWinograd wino(variant / 2 ? "1" : "0");
+    SCOPED_TRACE(fmt::format("{} threads, winograd {}", threads, variant / 2));
     runtime::SessionOptions opts;
     opts.num_threads = threads;
     std::vector<Tensor> out[2];
@@ -638,6 +641,10 @@ TEST(OpsSparseTest, InPlaceResidualSameBits) {
       unsetenv("WBS_INPLACE");
       ASSERT_TRUE(session.ok()) << session.status().ToString();
       in_place[inplace] = (*session)->memory_stats().num_in_place;
+      int n_wino = 0;
+      for (const std::string& impl : (*session)->NodeImplementations())
+        n_wino += impl.find("winograd") != std::string::npos;
+      EXPECT_EQ(n_wino > 0, variant / 2 == 1) << n_wino << " Winograd nodes";
       auto y = (*session)->Run(inputs);
       ASSERT_TRUE(y.ok()) << y.status().ToString();
       out[inplace] = *y;
