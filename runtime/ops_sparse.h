@@ -20,7 +20,10 @@
 //   MatMul: A of rank >= 2 with a static shape, constant 2-D B.
 // Activations are plain (NCHW / row-major) in and out: the operator keeps
 // the default layout negotiation, so oneDNN neighbours hand it plain
-// tensors and read plain ones back.
+// tensors and read plain ones back. A Conv with a fused residual lets the
+// session write Y over the residual's buffer (Operator::InPlaceInput; in
+// ResNet-50 the conv3 layers then store into the lines they just read:
+// docs/BENCHMARKS.md "AVX2 in-model gap, h_avx2m").
 //
 // Environment (read once, logged at info level):
 //   WBS_SPARSE=0   never sparse (the oneDNN/ref chain as before)

@@ -4,7 +4,10 @@
 // shapes (default batch 1), runs the default passes, infers shapes, creates
 // one Operator per node and plans activation memory: when every shape is
 // static, all intermediate tensors live in one arena whose offsets are
-// assigned by lifetime (buffers are reused once their last reader ran).
+// assigned by lifetime (buffers are reused once their last reader ran;
+// an operator that allows it writes its output over an input whose last
+// reader it is, Operator::InPlaceInput, e.g. a block-sparse conv over its
+// fused residual; WBS_INPLACE=0 turns that off).
 // Values whose shapes depend on data are allocated when produced. Fast
 // operators then negotiate the layouts of the tensors they exchange (see
 // Operator in runtime/operator.h), so consecutive oneDNN convolutions skip
