@@ -409,8 +409,8 @@ class SparseConvOp final : public Operator {
     std::sort(warm_us_.begin(), warm_us_.end());
     std::fprintf(stderr, "sparse_profile\t%s\t%s\t%s\t%zu\t%.1f",
                  node_.name.empty() ? node_.Describe().c_str() : node_.name.c_str(),
-                 wino_ ? "winograd" : plan_->layout(), ShapeToString(x_shape_).c_str(), run_us_.size(),
-                 run_us_[run_us_.size() / 2]);
+                 wino_ ? "winograd" : plan_->layout(), ShapeToString(x_shape_).c_str(),
+                 run_us_.size(), run_us_[run_us_.size() / 2]);
     if (!warm_us_.empty()) std::fprintf(stderr, "\t%.1f", warm_us_[warm_us_.size() / 2]);
     std::fprintf(stderr, "\n");
   }
