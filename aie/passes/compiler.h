@@ -118,7 +118,8 @@ struct ActTensor {
   // a memtile reaching both it and the producing column, and from DDR only
   // where none does (on 4 columns: columns 0 and 3 each other's channels),
   // so only those producer columns also WRITE to DDR. Live from res_first
-  // to res_last like a resident tensor; keeps its DDR symbol.
+  // to res_last like a resident tensor; keeps its DDR symbol. A fused
+  // Add's output may take its replicated other input's region (in_place_of).
   bool replicated = false;
 };
 
