@@ -410,15 +410,15 @@ void PlanReplicas(CompileState& s) {
     // do not fit above its slabs, so the output went through DDR and
     // layer4.1.conv1 read it from DDR once per serving memtile.
     int in_place = -1;
-    if (prod.fused_into >= 0 && prod.inputs.size() == 2) {
+    if (s.options.replica_in_place && prod.fused_into >= 0 && prod.inputs.size() == 2) {
       const int other = prod.inputs[0] == pl.output ? prod.inputs[1] : prod.inputs[0];
       const ActTensor& o = s.tensors[static_cast<size_t>(other)];
       if (other != static_cast<int>(ti) && o.replicated && o.res_last == p && o.c == x.c &&
           o.h == x.h && o.w == x.w && o.mt_bytes == bytes && o.mt_addr >= floor) {
         in_place = other;
         for (const ActTensor& y : s.tensors)
-          if (&y != &o && (y.resident || y.replicated) && y.res_first <= last &&
-              p <= y.res_last && y.mt_addr < o.mt_addr + bytes && o.mt_addr < y.mt_addr + y.mt_bytes)
+          if (&y != &o && (y.resident || y.replicated) && y.res_first <= last && p <= y.res_last &&
+              y.mt_addr < o.mt_addr + bytes && o.mt_addr < y.mt_addr + y.mt_bytes)
             in_place = -1;  // the region is taken after the Add
       }
     }

@@ -416,13 +416,20 @@ TEST(AieCompiler, ActivationsStayInMemtilesBetweenLayers) {
 
 // A residual block's output written in place of its resident shortcut
 // (fusion.cc; per-column regions, or replicated ones when the block's last
-// conv spreads channels over every core), and channels-over-every-core
-// inputs loaded once per serving memtile (codegen SpreadInput): every
-// memtile -> core transfer stays within the memtile's reach, and the
-// checker rejects the shared region when the hand-over is not declared.
+// conv spreads channels over every core, CompileOptions::replica_in_place),
+// and channels-over-every-core inputs loaded once per serving memtile
+// (codegen SpreadInput): every memtile -> core transfer stays within the
+// memtile's reach, and the checker rejects the shared region when the
+// hand-over is not declared.
 TEST(AieCompiler, InPlaceShortcutsAndSpreadInputs) {
   const Target t = Target::Paper(4, 4);
-  CompileState s = CompileOn(Sparse(), t);
+  CompileState s;
+  s.target = t;
+  s.graph = &Sparse();
+  // In every trial, not only on the kept program (the default), so the
+  // replicated hand-over is in the program this test checks.
+  s.options.replica_in_place = true;
+  ASSERT_TRUE(Compile(s).ok());
   ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
   int in_place = 0, in_place_replicated = 0;
   for (const ActTensor& x : s.tensors) {
