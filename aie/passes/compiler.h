@@ -118,7 +118,8 @@ struct ActTensor {
   // a memtile reaching both it and the producing column, and from DDR only
   // where none does (on 4 columns: columns 0 and 3 each other's channels),
   // so only those producer columns also WRITE to DDR. Live from res_first
-  // to res_last like a resident tensor; keeps its DDR symbol.
+  // to res_last like a resident tensor; keeps its DDR symbol. A fused
+  // Add's output may take its replicated other input's region (in_place_of).
   bool replicated = false;
 };
 
@@ -381,6 +382,14 @@ struct CompileOptions {
   // keeps the faster program.
   bool replicate = true;
   bool try_replicate = true;
+  // A fused Add's replicated output in place of its replicated other input
+  // (fusion.cc PlanReplicas, ActTensor::in_place_of). Off in the trials:
+  // Compile() compiles the kept program once more with it, where that
+  // program replicates anything, and keeps the faster (h_aie23; on in
+  // every trial it made ResNet-50 8x8 50% keep a replicated program,
+  // 0.6344 -> 0.6348 ms, and its compile ~2 s slower: more instructions).
+  bool replica_in_place = false;
+  bool try_replica_in_place = true;
   // Residency for tensors with some consumers that cannot read the
   // per-column shares (ResNet-50 layer3.5's output: layer4.0.conv1 2-D,
   // layer4.0.downsample channels over every core): the producer writes the

@@ -27,6 +27,12 @@
 // LOAD, 2 x its bytes less DDR traffic. Regions are placed first fit over their lifetimes
 // (producer to last consumer) below a cap that leaves every layer
 // `min_slab_bytes` for its own slabs; what does not fit goes through DDR.
+// Replicated residency (PlanReplicas, after the memory plan) keeps the
+// output of a channels-over-every-core producer in every memtile; a fused
+// Add's output takes its replicated other input's region when that input
+// dies in the Add (in place, as for the 2-D regions), so a bottleneck
+// block's shortcut and output need one region (ResNet-50 layer4.0's output
+// now stays on chip for layer4.1, h_aie23).
 // Not done yet (docs/AIE_COMPILER.md): pools, depthwise convs and Gemm as
 // consumers, fusing a conv with a following pool.
 #include <fmt/format.h>
@@ -337,7 +343,10 @@ int MemtileSlot(const Target& t, int col);
 // largest first, what does not fit stays in DDR.
 void PlanReplicas(CompileState& s) {
   for (Layer& l : s.layers) l.in_repl = l.in2_repl = l.out_repl = false;
-  for (ActTensor& x : s.tensors) x.replicated = false;
+  for (ActTensor& x : s.tensors) {
+    x.replicated = false;
+    if (!x.resident) x.in_place_of = -1;
+  }
   const Target& t = s.target;
   if (!s.options.replicate || !s.options.resident || t.num_memtiles() != t.cols || t.cols < 2)
     return;
@@ -388,15 +397,45 @@ void PlanReplicas(CompileState& s) {
     for (const ActTensor& y : s.tensors)
       if ((y.resident || y.replicated) && y.res_first <= last && p <= y.res_last)
         busy.emplace_back(y.mt_addr, y.mt_addr + y.mt_bytes);
+    // A fused Add's output in place of its other input (as PlanResidency's
+    // in_place_of): when that input is replicated, laid out alike and dies
+    // in the Add, each core reads its channel range of it right before
+    // writing the same range of the output, and no other core reads that
+    // range (the Add is element-wise, every core on its own channels). In
+    // the memtiles the input was never written to, the output fills the
+    // range; where the input stays stale, no consumer reads the output
+    // (a consumer reads a range only from memtiles its producer column
+    // reaches). ResNet-50 layer4.0.add: the downsample shortcut and the
+    // block output are both live in layer4.0.conv3, and two 100 KB regions
+    // do not fit above its slabs, so the output went through DDR and
+    // layer4.1.conv1 read it from DDR once per serving memtile.
+    int in_place = -1;
+    if (s.options.replica_in_place && prod.fused_into >= 0 && prod.inputs.size() == 2) {
+      const int other = prod.inputs[0] == pl.output ? prod.inputs[1] : prod.inputs[0];
+      const ActTensor& o = s.tensors[static_cast<size_t>(other)];
+      if (other != static_cast<int>(ti) && o.replicated && o.res_last == p && o.c == x.c &&
+          o.h == x.h && o.w == x.w && o.mt_bytes == bytes && o.mt_addr >= floor) {
+        in_place = other;
+        for (const ActTensor& y : s.tensors)
+          if (&y != &o && (y.resident || y.replicated) && y.res_first <= last && p <= y.res_last &&
+              y.mt_addr < o.mt_addr + bytes && o.mt_addr < y.mt_addr + y.mt_bytes)
+            in_place = -1;  // the region is taken after the Add
+      }
+    }
     // Highest free range: move down below every region it would overlap.
     int64_t top = t.memtile.bytes;
-    for (bool moved = true; moved && top - bytes >= floor;) {
-      moved = false;
-      for (const auto& [lo, hi] : busy)
-        if (lo < top && top - bytes < hi) top = lo, moved = true;
+    if (in_place >= 0) {
+      top = s.tensors[static_cast<size_t>(in_place)].mt_addr + bytes;
+    } else {
+      for (bool moved = true; moved && top - bytes >= floor;) {
+        moved = false;
+        for (const auto& [lo, hi] : busy)
+          if (lo < top && top - bytes < hi) top = lo, moved = true;
+      }
+      if (top - bytes < floor) continue;
     }
-    if (top - bytes < floor) continue;
     x.replicated = true;
+    x.in_place_of = in_place;
     x.mt_addr = top - bytes;
     x.mt_w = x.w;
     x.mt_bytes = bytes;
@@ -447,9 +486,12 @@ std::string DumpFusion(const CompileState& s) {
                        t.resident_ddr ? " and DDR" : "");
   for (const ActTensor& t : s.tensors)
     if (t.replicated)
-      r += fmt::format("replicated {} memtile [{}, {}) layers {}..{}\n", t.name, t.mt_addr,
+      r += fmt::format("replicated {} memtile [{}, {}) layers {}..{}{}\n", t.name, t.mt_addr,
                        t.mt_addr + t.mt_bytes, s.layers[static_cast<size_t>(t.res_first)].name,
-                       s.layers[static_cast<size_t>(t.res_last)].name);
+                       s.layers[static_cast<size_t>(t.res_last)].name,
+                       t.in_place_of >= 0
+                           ? " in place of " + s.tensors[static_cast<size_t>(t.in_place_of)].name
+                           : "");
   for (const ActTensor& t : s.tensors)
     if (t.alias_of >= 0)
       r += fmt::format("alias {} -> {} at channel {}\n", t.name,

@@ -414,25 +414,36 @@ TEST(AieCompiler, ActivationsStayInMemtilesBetweenLayers) {
   }
 }
 
-// A bottleneck block's output written in place of its resident shortcut
-// (fusion.cc), and channels-over-every-core inputs loaded once per serving
-// memtile (codegen SpreadInput): every memtile -> core transfer stays within
-// the memtile's reach, and the checker rejects the shared region when the
+// A residual block's output written in place of its resident shortcut
+// (fusion.cc; per-column regions, or replicated ones when the block's last
+// conv spreads channels over every core, CompileOptions::replica_in_place),
+// and channels-over-every-core inputs loaded once per serving memtile
+// (codegen SpreadInput): every memtile -> core transfer stays within the
+// memtile's reach, and the checker rejects the shared region when the
 // hand-over is not declared.
 TEST(AieCompiler, InPlaceShortcutsAndSpreadInputs) {
   const Target t = Target::Paper(4, 4);
-  CompileState s = CompileOn(Sparse(), t);
+  CompileState s;
+  s.target = t;
+  s.graph = &Sparse();
+  // In every trial, not only on the kept program (the default), so the
+  // replicated hand-over is in the program this test checks.
+  s.options.replica_in_place = true;
+  ASSERT_TRUE(Compile(s).ok());
   ASSERT_TRUE(CheckProgram(s).ok()) << CheckProgram(s).ToString();
-  int in_place = 0;
+  int in_place = 0, in_place_replicated = 0;
   for (const ActTensor& x : s.tensors) {
     if (x.in_place_of < 0) continue;
     ++in_place;
     const ActTensor& o = s.tensors[static_cast<size_t>(x.in_place_of)];
-    EXPECT_TRUE(x.resident && o.resident) << x.name;
+    EXPECT_TRUE((x.resident && o.resident) || (x.replicated && o.replicated)) << x.name;
+    in_place_replicated += x.replicated;
     EXPECT_EQ(x.mt_addr, o.mt_addr) << x.name;
+    EXPECT_EQ(x.mt_bytes, o.mt_bytes) << x.name;
     EXPECT_EQ(o.res_last, x.res_first) << x.name;  // handed over in the Add's layer
   }
   EXPECT_GT(in_place, 0);
+  EXPECT_GT(in_place_replicated, 0);
   int spread = 0, multi_column = 0;
   for (const Layer& l : s.layers) {
     spread += l.spread_input;
@@ -451,15 +462,16 @@ TEST(AieCompiler, InPlaceShortcutsAndSpreadInputs) {
   }
   EXPECT_GT(spread, 0);
   EXPECT_GT(multi_column, 0);
-  for (const ActTensor& x : s.tensors) {
-    if (x.in_place_of < 0) continue;
-    CompileState bad = s;
-    bad.tensors[static_cast<size_t>(&x - s.tensors.data())].in_place_of = -1;
-    const Status st = CheckProgram(bad);
-    ASSERT_FALSE(st.ok());
-    EXPECT_NE(st.message().find("overlap"), std::string::npos) << st.message();
-    break;
-  }
+  for (const bool replicated : {false, true})
+    for (const ActTensor& x : s.tensors) {
+      if (x.in_place_of < 0 || x.replicated != replicated) continue;
+      CompileState bad = s;
+      bad.tensors[static_cast<size_t>(&x - s.tensors.data())].in_place_of = -1;
+      const Status st = CheckProgram(bad);
+      ASSERT_FALSE(st.ok()) << x.name;
+      EXPECT_NE(st.message().find("overlap"), std::string::npos) << st.message();
+      break;
+    }
 }
 
 // Replicated residency (fusion.cc PlanReplicas): a channels-over-every-core
