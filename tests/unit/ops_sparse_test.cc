@@ -666,5 +666,65 @@ TEST(OpsSparseTest, InPlaceResidualSameBits) {
   }
 }
 
+// Execution order (runtime/session.cc ExecutionOrder): by default a
+// ResNet-50 downsample conv runs right after its block's conv1 (both read
+// the block input); WBS_STEP_ORDER=graph keeps the graph's order (conv1,
+// conv2, downsample, conv3). Same bits either way, 1 and 2 threads, with
+// every layer sparse and the conv3 outputs in place.
+TEST(OpsSparseTest, SiblingsFirstOrderSameBits) {
+  ScopedSparseMode force(SparseMode::kForce);
+  zoo::ZooOptions zo;
+  zo.seed = 5;
+  zo.image_size = 32;
+  auto graph = zoo::BuildModel("resnet50", zo);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  sparse::SparsifyOptions so;
+  so.sparsity = 0.5;
+  ASSERT_TRUE(sparse::Sparsify(**graph, so).ok());
+  std::vector<Tensor> inputs;
+  Rng rng(11);
+  for (const ir::Value* v : (*graph)->inputs)
+    inputs.push_back(dnnl_test::RandomTensor(v->shape, rng));
+  auto position = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) - names.begin();
+  };
+  for (int threads = 1; threads <= 2; ++threads) {
+    SCOPED_TRACE(fmt::format("{} threads", threads));
+    runtime::SessionOptions opts;
+    opts.num_threads = threads;
+    std::vector<Tensor> out[2];
+    for (int siblings = 0; siblings < 2; ++siblings) {
+      if (siblings)
+        unsetenv("WBS_STEP_ORDER");
+      else
+        setenv("WBS_STEP_ORDER", "graph", 1);
+      auto session = runtime::Session::Create(**graph, opts);
+      unsetenv("WBS_STEP_ORDER");
+      ASSERT_TRUE(session.ok()) << session.status().ToString();
+      const std::vector<std::string> names = (*session)->StepNodeNames();
+      for (int stage = 1; stage <= 4; ++stage) {
+        const std::string p = fmt::format("layer{}.0.", stage);
+        const auto conv1 = position(names, p + "conv1"), conv2 = position(names, p + "conv2"),
+                   ds = position(names, p + "downsample.0"), conv3 = position(names, p + "conv3");
+        ASSERT_LT(conv3, static_cast<std::ptrdiff_t>(names.size())) << p;
+        ASSERT_LT(ds, static_cast<std::ptrdiff_t>(names.size())) << p;
+        EXPECT_EQ(conv2, conv1 + (siblings ? 2 : 1)) << p;
+        EXPECT_EQ(ds, siblings ? conv1 + 1 : conv2 + 1) << p;
+        EXPECT_EQ(conv3, conv2 + (siblings ? 1 : 2)) << p;
+      }
+      EXPECT_EQ((*session)->memory_stats().num_in_place, 16u);
+      auto y = (*session)->Run(inputs);
+      ASSERT_TRUE(y.ok()) << y.status().ToString();
+      out[siblings] = *y;
+    }
+    ASSERT_EQ(out[0].size(), out[1].size());
+    for (size_t o = 0; o < out[0].size(); ++o) {
+      ASSERT_EQ(out[0][o].nbytes(), out[1][o].nbytes());
+      EXPECT_EQ(0, std::memcmp(out[0][o].raw(), out[1][o].raw(), out[0][o].nbytes()))
+          << "output " << o << " differs with the siblings-first order";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace wbs
