@@ -90,74 +90,6 @@ bool InPlaceEnabled() {
 // releases). Under load the sum of medians drops the preempted samples
 // that every whole run contains, so only the gap compares runs; the
 // minimum approximates an operator's time on a quiet machine.
-// WBS_STEP_ORDER=graph runs the nodes in the graph's topological order
-// (ties in insertion order); the default, "siblings", is ExecutionOrder()'s
-// rule. Read at each session's creation, so wbs_bench_models
-// --variants=WBS_STEP_ORDER=graph,siblings compares both in one process.
-bool SiblingsFirstEnabled() {
-  const char* v = std::getenv("WBS_STEP_ORDER");
-  return v == nullptr || std::string(v) != "graph";
-}
-
-// Execution order. Kahn's algorithm over the topologically sorted graph,
-// with one preference: among the ready nodes, one that reads an activation
-// the previously scheduled node also read runs next (lowest graph position
-// among those, else the lowest position overall, i.e. the graph order).
-// So the readers of one tensor run back to back while it is still in cache.
-// In ResNet-50's first block of each stage the downsample conv then runs
-// right after conv1 (both read the block input) instead of after conv2:
-// torchvision's graph order is conv1, conv2, downsample, conv3, and by the
-// time the downsample ran the block input had been evicted by conv2's
-// weights and activations (docs/BENCHMARKS.md "AVX2 in-model, h_avx2n").
-// Order never changes results: each operator computes the same thing.
-std::vector<ir::Node*> ExecutionOrder(const ir::Graph& g, bool siblings_first) {
-  std::vector<ir::Node*> nodes;
-  for (const auto& n : g.nodes()) nodes.push_back(n.get());
-  if (!siblings_first) return nodes;
-  std::unordered_map<const ir::Node*, size_t> pos;
-  for (size_t i = 0; i < nodes.size(); ++i) pos[nodes[i]] = i;
-  std::vector<int> pending(nodes.size(), 0);
-  for (size_t i = 0; i < nodes.size(); ++i)
-    for (const ir::Value* in : nodes[i]->inputs)
-      if (in && in->producer && pos.count(in->producer)) ++pending[i];
-  std::vector<size_t> ready;  // positions, kept sorted
-  for (size_t i = 0; i < nodes.size(); ++i)
-    if (pending[i] == 0) ready.push_back(i);
-  std::vector<ir::Node*> order;
-  const ir::Node* last = nullptr;
-  auto shares_input = [&](const ir::Node* n) {
-    if (!last) return false;
-    for (const ir::Value* v : n->inputs) {
-      if (!v || v->is_constant()) continue;
-      for (const ir::Value* w : last->inputs)
-        if (v == w) return true;
-    }
-    return false;
-  };
-  while (!ready.empty()) {
-    auto pick = std::find_if(ready.begin(), ready.end(),
-                             [&](size_t i) { return shares_input(nodes[i]); });
-    if (pick == ready.end()) pick = ready.begin();
-    ir::Node* n = nodes[*pick];
-    ready.erase(pick);
-    order.push_back(n);
-    last = n;
-    for (const ir::Value* out : n->outputs) {
-      if (!out) continue;
-      for (const ir::Node* u : out->users) {
-        auto it = pos.find(u);
-        if (it == pos.end()) continue;
-        // users has one entry per use, as pending counts them.
-        if (--pending[it->second] == 0)
-          ready.insert(std::lower_bound(ready.begin(), ready.end(), it->second), it->second);
-      }
-    }
-  }
-  // The graph is verified acyclic; a miscount would drop nodes: keep the
-  // graph order then.
-  return order.size() == nodes.size() ? order : nodes;
-}
-
 bool StepProfileEnabled() {
   static const bool on = EnvFlagSet("WBS_PROFILE_STEPS");
   return on;
@@ -221,12 +153,12 @@ Status Session::Impl::Prepare() {
     slots[s].kind = SlotKind::kInput;
     slots[s].input_index = static_cast<int>(i);
   }
-  for (ir::Node* n : ExecutionOrder(g, SiblingsFirstEnabled())) {
+  for (auto& n : g.nodes()) {
     Step step;
-    step.node = n;
+    step.node = n.get();
     int idx = static_cast<int>(steps.size());
     OpCreateArgs args;
-    args.node = n;
+    args.node = n.get();
     args.backend = options.backend;
     for (ir::Value* v : n->inputs) {
       args.inputs.push_back(ir::ValueInfo::FromValue(v));
@@ -418,12 +350,6 @@ std::vector<std::pair<std::string, ActivationLayout>> Session::NonPlainValues() 
 std::vector<std::string> Session::NodeImplementations() const {
   std::vector<std::string> out;
   for (auto& s : impl_->steps) out.push_back(s.node->op_type + ":" + s.op->impl_name());
-  return out;
-}
-
-std::vector<std::string> Session::StepNodeNames() const {
-  std::vector<std::string> out;
-  for (auto& s : impl_->steps) out.push_back(s.node->name);
   return out;
 }
 

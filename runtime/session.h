@@ -7,9 +7,7 @@
 // assigned by lifetime (buffers are reused once their last reader ran;
 // an operator that allows it writes its output over an input whose last
 // reader it is, Operator::InPlaceInput, e.g. a block-sparse conv over its
-// fused residual; WBS_INPLACE=0 turns that off). Nodes run in topological
-// order with the readers of one tensor back to back where the graph allows
-// (session.cc ExecutionOrder; WBS_STEP_ORDER=graph keeps the graph's order).
+// fused residual; WBS_INPLACE=0 turns that off).
 // Values whose shapes depend on data are allocated when produced. Fast
 // operators then negotiate the layouts of the tensors they exchange (see
 // Operator in runtime/operator.h), so consecutive oneDNN convolutions skip
@@ -65,10 +63,8 @@ class Session {
 
   const ir::Graph& graph() const;
   const MemoryPlanStats& memory_stats() const;
-  // "op_type:impl" per node in execution order, for logs (e.g. "Conv:onednn").
+  // "op_type:impl" per node, for logs (e.g. "Conv:onednn").
   std::vector<std::string> NodeImplementations() const;
-  // Node names in execution order (session.cc ExecutionOrder).
-  std::vector<std::string> StepNodeNames() const;
   // The intermediate tensors operators exchange in a non-plain layout.
   std::vector<std::pair<std::string, ActivationLayout>> NonPlainValues() const;
 
