@@ -101,11 +101,6 @@ bool BsrConvPlan::PrivateCopiesDefault() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
-int64_t BsrConvPlan::PackPrefetchDefault() {
-  const char* v = std::getenv("WBS_PACK_PREFETCH");
-  return v == nullptr ? kPackPrefetchChannels : std::clamp<int64_t>(std::atoll(v), 0, 64);
-}
-
 const char* BsrConvPlan::layout() const {
   return tiled_ ? "tiled" : direct_ ? "direct" : shifted_ ? "shifted" : "phase";
 }
@@ -157,7 +152,6 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // The tiled copy gathers the strided positions (oy * sy, ox * sx) too.
     plan.direct_ = false;
     plan.tiled_ = true;
-    plan.pack_prefetch_ = PackPrefetchDefault();
     plan.pitch_ = ow;
     plan.x_channel_stride_ = kBsrTileQ;
     plan.tap_offset_ = {0};
@@ -319,15 +313,13 @@ Result<BsrConvPlan> BsrConvPlan::CreateGemm(int64_t n, const BlockSparseWeight& 
 }
 
 // Per block of kTiles tiles, each channel's positions are read in order
-// (kTiles x 96 contiguous bytes) and written kBsrTileQ floats at a time,
-// the same positions' lines pack_prefetch_ channels ahead prefetched.
+// (kTiles x 96 contiguous bytes) and written kBsrTileQ floats at a time.
 void BsrConvPlan::PackTiled(const float* x, float* dst, int64_t c_begin, int64_t c_end,
                             int64_t q_begin, int64_t q_end) const {
   constexpr int64_t kTiles = 8;
   const int64_t hw = in_h_ * in_w_, ts = w_->in_channels() * kBsrTileQ;
   q_end = std::min(q_end, out_h_ * out_w_);
   const int64_t sy = stride_y_, sx = stride_x_, ow = out_w_;
-  const int64_t ahead = pack_prefetch_, channels = w_->in_channels();
   for (int64_t t0 = q_begin / kBsrTileQ; t0 * kBsrTileQ < q_end; t0 += kTiles) {
     const int64_t t1 = std::min(t0 + kTiles, (q_end + kBsrTileQ - 1) / kBsrTileQ);
     for (int64_t c = c_begin; c < c_end; ++c)
@@ -336,19 +328,6 @@ void BsrConvPlan::PackTiled(const float* x, float* dst, int64_t c_begin, int64_t
         const int64_t b = std::min(q_end, (t + 1) * kBsrTileQ);
         float* d = dst + t * ts + c * kBsrTileQ - t * kBsrTileQ;
         const float* xc = x + c * hw;
-        if (ahead > 0 && c + ahead < channels) {
-          // A hint: the lines channel c + ahead reads for these positions
-          // (stride 1: [a, b); strided: the input rows of output rows
-          // a / ow .. (b - 1) / ow, whole rows).
-          const float* xa = xc + ahead * hw;
-          if (sy == 1 && sx == 1) {
-            for (int64_t i = a; i < b; i += 16) _mm_prefetch(xa + i, _MM_HINT_T0);
-            _mm_prefetch(xa + b - 1, _MM_HINT_T0);
-          } else {
-            for (int64_t y = a / ow; y <= (b - 1) / ow; ++y)
-              for (int64_t i = 0; i < in_w_; i += 16) _mm_prefetch(xa + y * sy * in_w_ + i, _MM_HINT_T0);
-          }
-        }
         if (sy == 1 && sx == 1) {
           std::memcpy(d + a, xc + a, static_cast<size_t>(b - a) * sizeof(float));
           continue;

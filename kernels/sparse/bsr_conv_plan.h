@@ -47,15 +47,7 @@
 //   5.38x at 25/50/75/90%. Direct 1x1 plans on that kernel with >= 8 kept
 //   blocks per block-row and >= 96 positions are called with the same
 //   block-row groups (tiles outer, no copy; +6-13% on ResNet-50's direct
-//   1x1 layers at 50%, h_avx2l). The tiled copy prefetches (prefetcht0)
-//   the lines it reads kPackPrefetchChannels (4) channels ahead: in
-//   ResNet-50 its input often comes from L3/DRAM (a downsample's input was
-//   last read two layers earlier), one short run per channel, 256-2048
-//   channels a few KB apart, which the hardware prefetchers do not cover.
-//   ResNet-50 at 50%, 2 threads, paired in one process: median 0.97 of the
-//   time without it (11 of 13 rounds faster; a loaded machine, small gain:
-//   docs/BENCHMARKS.md "AVX2 in-model, h_avx2n"; WBS_PACK_PREFETCH=N sets
-//   the distance, 0 turns it off).
+//   1x1 layers at 50%, h_avx2l).
 //
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
@@ -146,12 +138,6 @@ class BsrConvPlan {
   // shared input copy and take its calls. 0 (the default): off.
   static void SetLateWorkerForTesting(int64_t microseconds);
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
-  // The tiled 1x1 copy prefetches (prefetcht0) the lines it will read this
-  // many channels ahead (see "Tiled" above); 0: none.
-  static constexpr int64_t kPackPrefetchChannels = 4;
-  // kPackPrefetchChannels, or WBS_PACK_PREFETCH=N (0..64) from the
-  // environment: read at each Create(), so one process can compare settings.
-  static int64_t PackPrefetchDefault();
   // The tiled 1x1 copy (above) when the input channels feed at least this
   // many kept blocks each on average: the copy is one more pass over x.
   static constexpr int64_t kTiledMinReuse = 16;
@@ -204,7 +190,6 @@ class BsrConvPlan {
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;
-  int64_t pack_prefetch_ = 0;  // PackPrefetchDefault() at Create()
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -356,13 +355,8 @@ TEST(BlockSparseConv, TiledOneByOne) {
           EXPECT_STREQ(plan->layout(), "tiled");
           ++tiled;
         }
-        // Forced tiled vs untiled, 1 and 2 threads: the same bits. The
-        // tiled copy's prefetch distance (WBS_PACK_PREFETCH, read at
-        // Create) cycles through none, 1 and 4 channels ahead: a hint only.
-        const char* ahead = n % 3 == 0 ? "0" : n % 3 == 1 ? "1" : "4";
-        setenv("WBS_PACK_PREFETCH", ahead, 1);
+        // Forced tiled vs untiled, 1 and 2 threads: the same bits.
         auto t = ks::BsrConvPlan::CreateWithLayout(p, *sw, ks::BsrConvPlan::Layout::kTiled, avx2);
-        unsetenv("WBS_PACK_PREFETCH");
         auto u = ks::BsrConvPlan::CreateWithLayout(p, *sw, ks::BsrConvPlan::Layout::kPhase, avx2);
         ASSERT_TRUE(t.ok() && u.ok());
         ASSERT_STREQ(t->layout(), "tiled");
@@ -377,7 +371,7 @@ TEST(BlockSparseConv, TiledOneByOne) {
           t->Run(x.data<float>(), b.data<float>(), yt.data(), st.data(), threads);
           u->Run(x.data<float>(), b.data<float>(), yu.data(), su.data(), threads);
           ASSERT_EQ(0, std::memcmp(yt.data(), yu.data(), yt.size() * sizeof(float)))
-              << "threads " << threads << ", WBS_PACK_PREFETCH=" << ahead;
+              << "threads " << threads;
         }
       }
       Check(pr, sparsity, rng, {avx2});
