@@ -39,6 +39,11 @@
 //                  warm, in the same model and load): "...<TAB>warm median
 //                  us" (diagnostics only: twice the work; docs/BENCHMARKS.md
 //                  "AVX2 in-model gap, h_avx2m")
+//   WBS_SPARSE_PROFILE=3|4|5  as 2, and before the first (timed) call,
+//                  untimed, Y is zero-filled (3), the weights read (4) or X
+//                  read (5), so that call finds that operand cached: what
+//                  each operand adds to the cold time (diagnostics;
+//                  docs/BENCHMARKS.md "AVX2 in-model, h_avx2n")
 //   WBS_PRIVATE_COPIES=0  a sparse Conv split by block-rows over threads
 //                  copies its input once, split by channels, instead of
 //                  one private copy per thread (read at each operator's
