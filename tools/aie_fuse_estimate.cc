@@ -25,7 +25,9 @@
 //                             that same core buffer, Y's output out to its
 //                             region (in, out: X's input and Y's output
 //                             regions, cout: Y's channels); dens=1 for the
-//                             dense program
+//                             dense program; wide_cols: the cores of a column
+//                             take 224 / 224 / 168 / 168 pixels (the wide
+//                             split's 4, 4, 3, 3 columns of the share)
 //
 // Build (after the wbs target, from the worktree root):
 //   g++ -O2 -std=c++20 -DFMT_SHARED -I. tools/aie_fuse_estimate.cc -o /tmp/aie_fuse_estimate
@@ -282,6 +284,9 @@ struct PairOpt {
   int px = 14;
   bool nowm = false;
   int mid = 64, c1out = 64;
+  // The wide split's pixels: the 4 cores of a column take 4, 4, 3, 3 of the
+  // share's 14 columns (224 / 168 pixels) instead of 196 each.
+  bool wide_cols = false;
 };
 static std::vector<Block> Pair(const PairOpt& o, int layer, int64_t ddr_w) {
   const int R = 4, C = 4, H = 56, share = 14, mid = o.mid, wide = 256, c1o = o.c1out;
@@ -293,9 +298,9 @@ static std::vector<Block> Pair(const PairOpt& o, int layer, int64_t ddr_w) {
   };
   const int64_t w3 = blob(wide, mid), w1 = blob(c1o, wide);
   const int64_t a3 = 0, a1 = (w3 + 63) / 64 * 64, wend = a1 + (w1 + 63) / 64 * 64;
-  const int px = o.px;
-  const int64_t inb = wend, resb = inb + 2 * mid * px, outb = resb + 2 * wide * px,
-                c1b = outb + 2 * wide * px, end = c1b + 2 * c1o * px;
+  const int pxm = o.px + (o.wide_cols ? 1 : 0);  // the largest per-iteration tile
+  const int64_t inb = wend, resb = inb + 2 * mid * pxm, outb = resb + 2 * wide * pxm,
+                c1b = outb + 2 * wide * pxm, end = c1b + 2 * c1o * pxm;
   std::fprintf(stderr, "pair layer %d: blobs %lld + %lld, buffers end %lld of 49152\n", layer,
                (long long)w3, (long long)w1, (long long)end);
   const int64_t s3 = 49152;
@@ -329,11 +334,15 @@ static std::vector<Block> Pair(const PairOpt& o, int layer, int64_t ddr_w) {
   out.push_back(wb);
   Block b;
   b.label = "pair.rows";
-  b.iterations = H / R * share / px;  // px pixels of the core's 14 rows x 14 columns
+  b.iterations = H / R * share / o.px;  // px pixels of the core's 14 rows x 14 columns
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       const MemSpace core = MemSpace::Core(r, c);
-      const int64_t pix0 = int64_t{r} * (H / R) * share;  // first pixel of the core's rows
+      // With wide_cols, px +- 1 per iteration (8 / 6 for px=7: 224 / 168 pixels).
+      const int px = o.wide_cols ? (r < 2 ? o.px + 1 : o.px - 1) : o.px;
+      const int64_t pix0 =
+          o.wide_cols ? (r < 2 ? r * (o.px + 1) : 2 * (o.px + 1) + (r - 2) * (o.px - 1)) * b.iterations
+                      : int64_t{r} * (H / R) * share;  // first pixel of the core's rows
       auto load = [&](int64_t reg, int ch, int64_t dst) {
         Instruction in;
         in.op = Opcode::kLoadFm;
@@ -429,6 +438,7 @@ int main(int argc, char** argv) {
     else if (a.rfind("px=", 0) == 0) po.px = std::stoi(a.substr(3));
     else if (a.rfind("dens=", 0) == 0) po.density = std::stod(a.substr(5));
     else if (a == "pnowm") po.nowm = true;
+    else if (a == "wide_cols") po.wide_cols = true;
     else fuse.push_back(a);
   }
   // Layers of each fused block.
