@@ -101,6 +101,22 @@ bool BsrConvPlan::PrivateCopiesDefault() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
+  const char* v = std::getenv("WBS_SPLIT");
+  if (v != nullptr && std::strcmp(v, "size") == 0) return SplitRule::kSize;
+  if (v != nullptr && std::strcmp(v, "shared") == 0) return SplitRule::kShared;
+  return SplitRule::kRowsWhenPrivate;
+}
+
+const char* BsrConvPlan::split_name(int threads) const {
+  switch (SplitFor(threads)) {
+    case Split::kNone: return "none";
+    case Split::kRows: return PrivateCopies() && !direct_ ? "rows+private" : "rows";
+    case Split::kPositions: return "positions";
+  }
+  return "?";
+}
+
 const char* BsrConvPlan::layout() const {
   return tiled_ ? "tiled" : direct_ ? "direct" : shifted_ ? "shifted" : "phase";
 }
@@ -416,7 +432,8 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   // downsample +9-29%, layer1.x.conv2 +3-11% (at 50-90%); wbs_bench_sparse,
   // three runs each: the position split had runs at half speed that the
   // block-row split did not (docs/KERNELS.md "Threads", round 10).
-  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
+  const bool rows_for_private = PrivateCopies() && split_rule_ == SplitRule::kRowsWhenPrivate;
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || rows_for_private))
     return Split::kRows;
   return Split::kPositions;
 }

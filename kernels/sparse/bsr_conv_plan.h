@@ -133,6 +133,19 @@ class BsrConvPlan {
   // one process can compare both; benchmarks call it too, so they time the
   // configuration the runtime runs.
   static bool PrivateCopiesDefault();
+  // How SplitFor chooses between block-rows and positions when private
+  // copies are on (see "Threads" above). kRowsWhenPrivate: block-rows
+  // wherever there are kMinRowsPerThread per thread (round 10, measured in
+  // a kernel benchmark on the AVX-512 machine under load). kSize: the
+  // operand-size rule decides as without private copies (positions when
+  // the input read is larger than the kept weights), and a block-row split
+  // it picks still gets private copies. Without private copies both are
+  // the size rule.
+  enum class SplitRule { kRowsWhenPrivate, kSize, kShared };
+  void SetSplitRule(SplitRule r) { split_rule_ = r; }
+  // The rule the runtime's sparse Conv applies: WBS_SPLIT=rows|size (read
+  // at each call, so wbs_bench_models --variants can pair both).
+  static SplitRule SplitRuleDefault();
   // Tests: thread 1 of every parallel region of Run() sleeps this long
   // before it starts (a worker woken late), so the others copy its part of a
   // shared input copy and take its calls. 0 (the default): off.
@@ -144,6 +157,9 @@ class BsrConvPlan {
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "tiled", "phase" or "shifted" (see above), for logs and benchmarks.
   const char* layout() const;
+  // How Run(..., threads) splits an image: "none", "rows", "rows+private"
+  // (block-rows, one input copy per thread) or "positions" (logs, profiles).
+  const char* split_name(int threads) const;
 
   // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias + residual); bias
   // [M] or nullptr; residual like y or nullptr (may alias y); scratch holds
@@ -158,7 +174,7 @@ class BsrConvPlan {
   enum class Split { kNone, kRows, kPositions };
   int64_t CopyStride() const { return (scratch_floats_ + 15) / 16 * 16; }
   bool PrivateCopies() const {
-    return private_copies_ && scratch_floats_ > 0 &&
+    return private_copies_ && split_rule_ != SplitRule::kShared && scratch_floats_ > 0 &&
            scratch_floats_ * int64_t{sizeof(float)} <= kPrivateCopyMaxBytes;
   }
   Split SplitFor(int threads) const;
@@ -190,6 +206,7 @@ class BsrConvPlan {
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;
+  SplitRule split_rule_ = SplitRule::kRowsWhenPrivate;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 
