@@ -343,6 +343,7 @@ class SparseConvOp final : public Operator {
     // wbs_bench_models --variants can compare both.
     op->plan_->EnablePrivateCopies(BsrConvPlan::PrivateCopiesDefault());
     op->plan_->SetSplitRule(BsrConvPlan::SplitRuleDefault());
+    op->plan_->SetMinCalls(BsrConvPlan::MinCallsDefault());
     op->x_shape_ = in[0].shape;
     op->y_shape_ = {p->batch, p->out_channels};
     for (int i = kernels::ref::kMaxConvSpatialRank - p->spatial_rank;

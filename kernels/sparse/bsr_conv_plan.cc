@@ -101,6 +101,11 @@ bool BsrConvPlan::PrivateCopiesDefault() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+int BsrConvPlan::MinCallsDefault() {
+  const char* v = std::getenv("WBS_SPLIT_MIN_CALLS");
+  return v == nullptr ? 0 : std::max(0, std::atoi(v));
+}
+
 BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
   const char* v = std::getenv("WBS_SPLIT");
   if (v != nullptr && std::strcmp(v, "size") == 0) return SplitRule::kSize;
@@ -448,7 +453,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // A chunk of positions reads chunk + max_plane_off_ floats of every stored
   // plane of every channel.
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
-  const int64_t chunk = RoundUp(
+  int64_t chunk = RoundUp(
       std::max<int64_t>(kChunkBudgetFloats / (c * planes) - max_plane_off_, 1), kChunkQuantum);
   const std::vector<int32_t>& row_ptr = w.row_ptr();
   threads = std::max(1, threads);
@@ -477,6 +482,36 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   base.hi = hi_;
   const int64_t work = row_ptr.back() + rows;  // blocks + one unit per row (stores)
   const Split split = SplitFor(threads);
+  // Tiled 1x1 plans (and grouped direct 1x1 ones): calls of `group`
+  // block-rows (see kTiledGroupBytes).
+  const bool grouped = tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
+                                  row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
+                                  total >= kDirectGroupMinPositions);
+  int64_t group =
+      grouped ? std::max<int64_t>(1, kTiledGroupBytes * rows /
+                                         std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
+              : 1;
+  // Finer calls when a thread's share would have fewer than min_calls_
+  // (SetMinCalls): a thread that runs out of its own calls can only take
+  // whole calls from the others, so with 1-4 calls per share the threads
+  // finish up to a call apart. Positions: smaller chunks (whole
+  // kChunkQuantum); block-rows: smaller groups. Per output element the
+  // sum is the same (a call still covers whole block-rows).
+  if (threads > 1 && min_calls_ > 1 && split != Split::kNone) {
+    const int64_t share_q = split == Split::kPositions ? (total + threads - 1) / threads : total;
+    const int64_t share_r = split == Split::kRows ? (rows + threads - 1) / threads : rows;
+    const int64_t groups = (share_r + group - 1) / group;
+    const int64_t chunks = (share_q + chunk - 1) / chunk;
+    if (chunks * groups < min_calls_) {
+      if (split == Split::kPositions) {
+        const int64_t want = (min_calls_ + groups - 1) / groups;
+        chunk = std::max(kChunkQuantum, RoundUp((share_q + want - 1) / want, kChunkQuantum));
+      } else if (group > 1) {
+        const int64_t want = (min_calls_ + chunks - 1) / chunks;
+        group = std::max<int64_t>(1, share_r / want);
+      }
+    }
+  }
 
   // Split by positions with an input copy: each thread copies the plane rows
   // its own positions start in (so most of what it reads is in its own L2)
@@ -581,21 +616,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       a.residual = residual ? residual + (yn - y) : nullptr;
       // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
       // as `chunks` position chunks, each over every block-row of the share
-      // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)).
-      // Tiled 1x1 plans: calls of `group` block-rows (see kTiledGroupBytes).
+      // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)), or
+      // over groups of `group` block-rows (above).
       struct Share {
         int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0, group = 1;
         int64_t groups() const { return (r1 - r0 + group - 1) / group; }
         int64_t calls() const { return chunks * groups(); }
       };
-      const bool grouped = tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
-                                      row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
-                                      total >= kDirectGroupMinPositions);
-      const int64_t group =
-          grouped
-              ? std::max<int64_t>(1, kTiledGroupBytes * rows /
-                                         std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
-              : 1;
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:

@@ -146,6 +146,13 @@ class BsrConvPlan {
   // The rule the runtime's sparse Conv applies: WBS_SPLIT=rows|size (read
   // at each call, so wbs_bench_models --variants can pair both).
   static SplitRule SplitRuleDefault();
+  // With more than one thread, each thread's share is cut into at least
+  // this many kernel calls where the plan's own call size gives fewer
+  // (smaller position chunks or block-row groups; 0 or 1: off), so a thread
+  // that finishes first can take the other's last calls. The runtime's
+  // setting: WBS_SPLIT_MIN_CALLS=N (read at each call).
+  void SetMinCalls(int n) { min_calls_ = n; }
+  static int MinCallsDefault();
   // Tests: thread 1 of every parallel region of Run() sleeps this long
   // before it starts (a worker woken late), so the others copy its part of a
   // shared input copy and take its calls. 0 (the default): off.
@@ -207,6 +214,7 @@ class BsrConvPlan {
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;
   SplitRule split_rule_ = SplitRule::kRowsWhenPrivate;
+  int min_calls_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 
