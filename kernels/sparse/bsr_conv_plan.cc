@@ -108,9 +108,9 @@ int BsrConvPlan::MinCallsDefault() {
 
 BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
   const char* v = std::getenv("WBS_SPLIT");
-  if (v != nullptr && std::strcmp(v, "size") == 0) return SplitRule::kSize;
+  if (v != nullptr && std::strcmp(v, "rows") == 0) return SplitRule::kRowsWhenPrivate;
   if (v != nullptr && std::strcmp(v, "shared") == 0) return SplitRule::kShared;
-  return SplitRule::kRowsWhenPrivate;
+  return SplitRule::kSize;
 }
 
 const char* BsrConvPlan::split_name(int threads) const {

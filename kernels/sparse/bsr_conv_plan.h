@@ -213,7 +213,7 @@ class BsrConvPlan {
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;
-  SplitRule split_rule_ = SplitRule::kRowsWhenPrivate;
+  SplitRule split_rule_ = SplitRule::kSize;
   int min_calls_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
