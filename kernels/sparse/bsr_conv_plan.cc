@@ -419,6 +419,7 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
 // channels) to positions, the 7x7 layers and 3x3 14x14 ones stay on
 // block-rows. Measured in the model at 2 threads (docs/BENCHMARKS.md
 // "End-to-end block-sparse"): the sparse convs' summed compute time -7%.
+// The same rule holds with private copies (SplitRule::kSize, below).
 BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   if (threads <= 1) return Split::kNone;
   const BlockSparseWeight& w = *w_;
@@ -429,14 +430,19 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
-  // With private copies (each thread copies all of an input that fits its
-  // L2) block-rows win also where the input is the larger operand. 2
-  // threads, a loaded machine under SCHED_FIFO, positions -> block-rows:
-  // paired A/B (bench_sparse_ab) at 90% layer3.x.conv2 178 -> 61 us,
-  // layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66, layer2.0.
-  // downsample +9-29%, layer1.x.conv2 +3-11% (at 50-90%); wbs_bench_sparse,
-  // three runs each: the position split had runs at half speed that the
-  // block-row split did not (docs/KERNELS.md "Threads", round 10).
+  // SplitRule::kRowsWhenPrivate (WBS_SPLIT=rows): with private copies
+  // (each thread copies all of an input that fits its L2) block-rows also
+  // where the input is the larger operand. Round 10 (AVX-512 machine,
+  // loaded, SCHED_FIFO, kernel benchmark, 90%): layer3.x.conv2 178 -> 61
+  // us, layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66. In the
+  // model on the AVX2 VM (h_avx2o) it lost: every thread then copies the
+  // whole input of the 56x56 / 28x28 layers (0.4-0.9 MB, a serial part of
+  // each layer) where a position split copies half; ResNet-50 50%, 2
+  // threads, paired both orders under SCHED_FIFO, kSize / kRowsWhenPrivate
+  // 0.905-0.992 in 14 of 14 rounds (median ~0.96), and kSize beat kShared
+  // (no private copies) in 5 of 6 (docs/BENCHMARKS.md "AVX2 2-thread
+  // scaling, h_avx2o"). So the default, kSize, decides by operand size and
+  // gives private copies only to the block-row splits that rule picks.
   const bool rows_for_private = PrivateCopies() && split_rule_ == SplitRule::kRowsWhenPrivate;
   if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || rows_for_private))
     return Split::kRows;

@@ -55,8 +55,8 @@
 //
 // Threads. One parallel region per image. When the kept weights are smaller
 // than the input the kernel reads (large planes: ResNet-50's 56x56 and 28x28
-// layers), every thread gets two whole 48-position tiles and the plan does not
-// give threads private copies of the input (below), thread t takes
+// layers) and every thread gets two whole 48-position tiles (with private
+// copies too, unless SetSplitRule(kRowsWhenPrivate): see SplitRule), thread t takes
 // ~1/T of the flat output positions (whole tiles, the remainder to the last
 // thread) over all block-rows, and copies the input plane rows its positions
 // start in, so most of its input is in its own L2; no barrier: a thread waits
@@ -80,7 +80,10 @@
 // stays in L2 while every block-row of the thread passes over it, one kernel
 // call per block-row, each asked to prefetch the next block-row's weights and a
 // slice of the next chunk's input (BsrConvArgs::prefetch_*): in a model both
-// arrive from L3/DRAM in patterns the hardware prefetchers miss.
+// arrive from L3/DRAM in patterns the hardware prefetchers miss. SetMinCalls()
+// cuts a share into more, smaller calls when it has few (off by default: its
+// end-to-end gain was not resolved, docs/BENCHMARKS.md "AVX2 2-thread
+// scaling, h_avx2o").
 #pragma once
 
 #include <algorithm>
@@ -134,17 +137,18 @@ class BsrConvPlan {
   // configuration the runtime runs.
   static bool PrivateCopiesDefault();
   // How SplitFor chooses between block-rows and positions when private
-  // copies are on (see "Threads" above). kRowsWhenPrivate: block-rows
-  // wherever there are kMinRowsPerThread per thread (round 10, measured in
-  // a kernel benchmark on the AVX-512 machine under load). kSize: the
+  // copies are on (see "Threads" above). kSize (the default): the
   // operand-size rule decides as without private copies (positions when
   // the input read is larger than the kept weights), and a block-row split
-  // it picks still gets private copies. Without private copies both are
-  // the size rule.
+  // it picks gets private copies. kRowsWhenPrivate: block-rows wherever
+  // there are kMinRowsPerThread per thread (round 10, a kernel benchmark on
+  // the AVX-512 machine under load; slower in the model on the AVX2 VM,
+  // SplitFor). kShared: no private copies (as EnablePrivateCopies(false)).
   enum class SplitRule { kRowsWhenPrivate, kSize, kShared };
   void SetSplitRule(SplitRule r) { split_rule_ = r; }
-  // The rule the runtime's sparse Conv applies: WBS_SPLIT=rows|size (read
-  // at each call, so wbs_bench_models --variants can pair both).
+  // The rule the runtime's sparse Conv applies: WBS_SPLIT=size|rows|shared,
+  // default size (read at each call, so wbs_bench_models --variants can
+  // pair them).
   static SplitRule SplitRuleDefault();
   // With more than one thread, each thread's share is cut into at least
   // this many kernel calls where the plan's own call size gives fewer
