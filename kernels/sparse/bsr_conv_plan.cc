@@ -439,7 +439,7 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   // whole input of the 56x56 / 28x28 layers (0.4-0.9 MB, a serial part of
   // each layer) where a position split copies half; ResNet-50 50%, 2
   // threads, paired both orders under SCHED_FIFO, kSize / kRowsWhenPrivate
-  // 0.905-0.992 in 14 of 14 rounds (median ~0.96), and kSize beat kShared
+  // below 1 in 17 of 18 rounds (0.905-1.016, median ~0.96), kSize beat kShared
   // (no private copies) in 5 of 6 (docs/BENCHMARKS.md "AVX2 2-thread
   // scaling, h_avx2o"). So the default, kSize, decides by operand size and
   // gives private copies only to the block-row splits that rule picks.
