@@ -161,6 +161,8 @@ void ConfigureLikeRuntime(kernels::sparse::BsrConvPlan& plan) {
   using kernels::sparse::BsrConvPlan;
   plan.EnablePrivateCopies(g_private == PrivateCopies::kAuto ? BsrConvPlan::PrivateCopiesDefault()
                                                              : g_private == PrivateCopies::kOn);
+  plan.SetSplitRule(BsrConvPlan::SplitRuleDefault());
+  plan.SetMinCalls(BsrConvPlan::MinCallsDefault());
 }
 
 // Times `dense` and `bsr` in alternating blocks of back-to-back calls (each

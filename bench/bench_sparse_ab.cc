@@ -181,6 +181,9 @@ int main(int argc, char** argv) {
       if (!pa.ok() || !pb.ok()) return 1;
       pa->EnablePrivateCopies(private_a);
       pb->EnablePrivateCopies(private_b);
+      // B (the current plan) also takes the runtime's split settings.
+      pb->SetSplitRule(ks::BsrConvPlan::SplitRuleDefault());
+      pb->SetMinCalls(ks::BsrConvPlan::MinCallsDefault());
       std::vector<float> sa(static_cast<size_t>(pa->scratch_floats(threads)) + 64),
           sb(static_cast<size_t>(pb->scratch_floats(threads)) + 64);
       std::vector<float> ya(static_cast<size_t>(l.cout * l.oh() * l.ow())), yb(ya.size());

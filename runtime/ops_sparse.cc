@@ -342,6 +342,12 @@ class SparseConvOp final : public Operator {
     // turns it off, read here at each operator's creation so
     // wbs_bench_models --variants can compare both.
     op->plan_->EnablePrivateCopies(BsrConvPlan::PrivateCopiesDefault());
+    // The split rule (WBS_SPLIT, default by operand size: a position split
+    // for the 56x56 / 28x28 layers even with private copies) and finer
+    // calls (WBS_SPLIT_MIN_CALLS, default off); docs/BENCHMARKS.md "AVX2
+    // 2-thread scaling, h_avx2o".
+    op->plan_->SetSplitRule(BsrConvPlan::SplitRuleDefault());
+    op->plan_->SetMinCalls(BsrConvPlan::MinCallsDefault());
     op->x_shape_ = in[0].shape;
     op->y_shape_ = {p->batch, p->out_channels};
     for (int i = kernels::ref::kMaxConvSpatialRank - p->spatial_rank;
@@ -373,6 +379,7 @@ class SparseConvOp final : public Operator {
       return InvalidArgument("{}: residual must be f32{}, got {}", node_.Describe(),
                              ShapeToString(y_shape_), r ? r->Describe() : "none");
     const int threads = std::max(1, ctx.num_threads);
+    threads_ = threads;
     float* scratch = ThreadScratch(static_cast<size_t>(
         wino_ ? wino_->scratch_floats(threads) : plan_->scratch_floats(threads)));
     auto run = [&] {
@@ -432,6 +439,7 @@ class SparseConvOp final : public Operator {
                  wino_ ? "winograd" : plan_->layout(), ShapeToString(x_shape_).c_str(),
                  run_us_.size(), run_us_[run_us_.size() / 2]);
     if (!warm_us_.empty()) std::fprintf(stderr, "\t%.1f", warm_us_[warm_us_.size() / 2]);
+    if (plan_) std::fprintf(stderr, "\tsplit=%s", plan_->split_name(threads_));
     std::fprintf(stderr, "\n");
   }
 
@@ -456,6 +464,7 @@ class SparseConvOp final : public Operator {
   }
   std::vector<double> run_us_;   // per Run(), with WBS_SPARSE_PROFILE=1 or 2
   std::vector<double> warm_us_;  // the repeated call, WBS_SPARSE_PROFILE=2
+  int threads_ = 1;              // of the last Run() (the profile line's split)
 
   ir::Node node_;  // a copy: attributes and name outlive the graph
   bool has_bias_, residual_;

@@ -48,6 +48,15 @@
 //                  copies its input once, split by channels, instead of
 //                  one private copy per thread (read at each operator's
 //                  creation; BsrConvPlan::PrivateCopiesDefault)
+//   WBS_SPLIT=size|rows|shared  how a sparse Conv's plan splits an image
+//                  over threads (BsrConvPlan::SplitRule): size (default) by
+//                  operand size, private copies for the block-row splits it
+//                  picks; rows: block-rows wherever private copies apply (the
+//                  rule before h_avx2o); shared: no private copies. Read at
+//                  each operator's creation (--variants pairs them)
+//   WBS_SPLIT_MIN_CALLS=N  cut each thread's share into at least N kernel
+//                  calls where it has fewer (BsrConvPlan::SetMinCalls; 0:
+//                  off, the default). Read at each operator's creation
 //   WBS_SPARSE_WINOGRAD=0|1|auto  for a sparse Conv that BsrWinoPlan takes
 //                  (3x3, stride 1, dilation 1): never Winograd F(2x2, 3x3),
 //                  always, or when EstimateWinoOverDirect() says it is faster

@@ -101,6 +101,27 @@ bool BsrConvPlan::PrivateCopiesDefault() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+int BsrConvPlan::MinCallsDefault() {
+  const char* v = std::getenv("WBS_SPLIT_MIN_CALLS");
+  return v == nullptr ? 0 : std::max(0, std::atoi(v));
+}
+
+BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
+  const char* v = std::getenv("WBS_SPLIT");
+  if (v != nullptr && std::strcmp(v, "rows") == 0) return SplitRule::kRowsWhenPrivate;
+  if (v != nullptr && std::strcmp(v, "shared") == 0) return SplitRule::kShared;
+  return SplitRule::kSize;
+}
+
+const char* BsrConvPlan::split_name(int threads) const {
+  switch (SplitFor(threads)) {
+    case Split::kNone: return "none";
+    case Split::kRows: return PrivateCopies() && !direct_ ? "rows+private" : "rows";
+    case Split::kPositions: return "positions";
+  }
+  return "?";
+}
+
 const char* BsrConvPlan::layout() const {
   return tiled_ ? "tiled" : direct_ ? "direct" : shifted_ ? "shifted" : "phase";
 }
@@ -398,6 +419,7 @@ void BsrConvPlan::Pack(const float* x, float* dst, int64_t c_begin, int64_t c_en
 // channels) to positions, the 7x7 layers and 3x3 14x14 ones stay on
 // block-rows. Measured in the model at 2 threads (docs/BENCHMARKS.md
 // "End-to-end block-sparse"): the sparse convs' summed compute time -7%.
+// The same rule holds with private copies (SplitRule::kSize, below).
 BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   if (threads <= 1) return Split::kNone;
   const BlockSparseWeight& w = *w_;
@@ -408,15 +430,21 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
-  // With private copies (each thread copies all of an input that fits its
-  // L2) block-rows win also where the input is the larger operand. 2
-  // threads, a loaded machine under SCHED_FIFO, positions -> block-rows:
-  // paired A/B (bench_sparse_ab) at 90% layer3.x.conv2 178 -> 61 us,
-  // layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66, layer2.0.
-  // downsample +9-29%, layer1.x.conv2 +3-11% (at 50-90%); wbs_bench_sparse,
-  // three runs each: the position split had runs at half speed that the
-  // block-row split did not (docs/KERNELS.md "Threads", round 10).
-  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || PrivateCopies()))
+  // SplitRule::kRowsWhenPrivate (WBS_SPLIT=rows): with private copies
+  // (each thread copies all of an input that fits its L2) block-rows also
+  // where the input is the larger operand. Round 10 (AVX-512 machine,
+  // loaded, SCHED_FIFO, kernel benchmark, 90%): layer3.x.conv2 178 -> 61
+  // us, layer2.x.conv2 97 -> 60, layer3.0.downsample 166 -> 66. In the
+  // model on the AVX2 VM (h_avx2o) it lost: every thread then copies the
+  // whole input of the 56x56 / 28x28 layers (0.4-0.9 MB, a serial part of
+  // each layer) where a position split copies half; ResNet-50 50%, 2
+  // threads, paired both orders under SCHED_FIFO, kSize / kRowsWhenPrivate
+  // below 1 in 17 of 18 rounds (0.905-1.016, median ~0.96), kSize beat kShared
+  // (no private copies) in 5 of 6 (docs/BENCHMARKS.md "AVX2 2-thread
+  // scaling, h_avx2o"). So the default, kSize, decides by operand size and
+  // gives private copies only to the block-row splits that rule picks.
+  const bool rows_for_private = PrivateCopies() && split_rule_ == SplitRule::kRowsWhenPrivate;
+  if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || rows_for_private))
     return Split::kRows;
   return Split::kPositions;
 }
@@ -431,7 +459,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // A chunk of positions reads chunk + max_plane_off_ floats of every stored
   // plane of every channel.
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
-  const int64_t chunk = RoundUp(
+  int64_t chunk = RoundUp(
       std::max<int64_t>(kChunkBudgetFloats / (c * planes) - max_plane_off_, 1), kChunkQuantum);
   const std::vector<int32_t>& row_ptr = w.row_ptr();
   threads = std::max(1, threads);
@@ -460,6 +488,36 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   base.hi = hi_;
   const int64_t work = row_ptr.back() + rows;  // blocks + one unit per row (stores)
   const Split split = SplitFor(threads);
+  // Tiled 1x1 plans (and grouped direct 1x1 ones): calls of `group`
+  // block-rows (see kTiledGroupBytes).
+  const bool grouped = tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
+                                  row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
+                                  total >= kDirectGroupMinPositions);
+  int64_t group =
+      grouped ? std::max<int64_t>(1, kTiledGroupBytes * rows /
+                                         std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
+              : 1;
+  // Finer calls when a thread's share would have fewer than min_calls_
+  // (SetMinCalls): a thread that runs out of its own calls can only take
+  // whole calls from the others, so with 1-4 calls per share the threads
+  // finish up to a call apart. Positions: smaller chunks (whole
+  // kChunkQuantum); block-rows: smaller groups. Per output element the
+  // sum is the same (a call still covers whole block-rows).
+  if (threads > 1 && min_calls_ > 1 && split != Split::kNone) {
+    const int64_t share_q = split == Split::kPositions ? (total + threads - 1) / threads : total;
+    const int64_t share_r = split == Split::kRows ? (rows + threads - 1) / threads : rows;
+    const int64_t groups = (share_r + group - 1) / group;
+    const int64_t chunks = (share_q + chunk - 1) / chunk;
+    if (chunks * groups < min_calls_) {
+      if (split == Split::kPositions) {
+        const int64_t want = (min_calls_ + groups - 1) / groups;
+        chunk = std::max(kChunkQuantum, RoundUp((share_q + want - 1) / want, kChunkQuantum));
+      } else if (group > 1) {
+        const int64_t want = (min_calls_ + chunks - 1) / chunks;
+        group = std::max<int64_t>(1, share_r / want);
+      }
+    }
+  }
 
   // Split by positions with an input copy: each thread copies the plane rows
   // its own positions start in (so most of what it reads is in its own L2)
@@ -564,21 +622,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       a.residual = residual ? residual + (yn - y) : nullptr;
       // Thread u's share: block-rows [r0, r1) x positions [q0, q1), walked
       // as `chunks` position chunks, each over every block-row of the share
-      // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)).
-      // Tiled 1x1 plans: calls of `group` block-rows (see kTiledGroupBytes).
+      // (call k: chunk k / (r1 - r0), block-row r0 + k % (r1 - r0)), or
+      // over groups of `group` block-rows (above).
       struct Share {
         int64_t r0 = 0, r1 = 0, q0 = 0, q1 = 0, chunks = 0, group = 1;
         int64_t groups() const { return (r1 - r0 + group - 1) / group; }
         int64_t calls() const { return chunks * groups(); }
       };
-      const bool grouped = tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
-                                      row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
-                                      total >= kDirectGroupMinPositions);
-      const int64_t group =
-          grouped
-              ? std::max<int64_t>(1, kTiledGroupBytes * rows /
-                                         std::max<int64_t>(1, row_ptr.back() * block_floats * 4))
-              : 1;
       // A remainder shorter than a tile joins the chunk before it: as a
       // chunk of its own it would stream every block-row's weights once
       // more for a few positions (7x7 = 48 + 1 with 2048 input channels:

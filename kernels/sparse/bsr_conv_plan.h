@@ -55,8 +55,8 @@
 //
 // Threads. One parallel region per image. When the kept weights are smaller
 // than the input the kernel reads (large planes: ResNet-50's 56x56 and 28x28
-// layers), every thread gets two whole 48-position tiles and the plan does not
-// give threads private copies of the input (below), thread t takes
+// layers) and every thread gets two whole 48-position tiles (with private
+// copies too, unless SetSplitRule(kRowsWhenPrivate): see SplitRule), thread t takes
 // ~1/T of the flat output positions (whole tiles, the remainder to the last
 // thread) over all block-rows, and copies the input plane rows its positions
 // start in, so most of its input is in its own L2; no barrier: a thread waits
@@ -80,7 +80,10 @@
 // stays in L2 while every block-row of the thread passes over it, one kernel
 // call per block-row, each asked to prefetch the next block-row's weights and a
 // slice of the next chunk's input (BsrConvArgs::prefetch_*): in a model both
-// arrive from L3/DRAM in patterns the hardware prefetchers miss.
+// arrive from L3/DRAM in patterns the hardware prefetchers miss. SetMinCalls()
+// cuts a share into more, smaller calls when it has few (off by default: its
+// end-to-end gain was not resolved, docs/BENCHMARKS.md "AVX2 2-thread
+// scaling, h_avx2o").
 #pragma once
 
 #include <algorithm>
@@ -133,6 +136,27 @@ class BsrConvPlan {
   // one process can compare both; benchmarks call it too, so they time the
   // configuration the runtime runs.
   static bool PrivateCopiesDefault();
+  // How SplitFor chooses between block-rows and positions when private
+  // copies are on (see "Threads" above). kSize (the default): the
+  // operand-size rule decides as without private copies (positions when
+  // the input read is larger than the kept weights), and a block-row split
+  // it picks gets private copies. kRowsWhenPrivate: block-rows wherever
+  // there are kMinRowsPerThread per thread (round 10, a kernel benchmark on
+  // the AVX-512 machine under load; slower in the model on the AVX2 VM,
+  // SplitFor). kShared: no private copies (as EnablePrivateCopies(false)).
+  enum class SplitRule { kRowsWhenPrivate, kSize, kShared };
+  void SetSplitRule(SplitRule r) { split_rule_ = r; }
+  // The rule the runtime's sparse Conv applies: WBS_SPLIT=size|rows|shared,
+  // default size (read at each call, so wbs_bench_models --variants can
+  // pair them).
+  static SplitRule SplitRuleDefault();
+  // With more than one thread, each thread's share is cut into at least
+  // this many kernel calls where the plan's own call size gives fewer
+  // (smaller position chunks or block-row groups; 0 or 1: off), so a thread
+  // that finishes first can take the other's last calls. The runtime's
+  // setting: WBS_SPLIT_MIN_CALLS=N (read at each call).
+  void SetMinCalls(int n) { min_calls_ = n; }
+  static int MinCallsDefault();
   // Tests: thread 1 of every parallel region of Run() sleeps this long
   // before it starts (a worker woken late), so the others copy its part of a
   // shared input copy and take its calls. 0 (the default): off.
@@ -144,6 +168,9 @@ class BsrConvPlan {
   const BsrConvKernel& kernel() const { return *kernel_; }
   // "direct", "tiled", "phase" or "shifted" (see above), for logs and benchmarks.
   const char* layout() const;
+  // How Run(..., threads) splits an image: "none", "rows", "rows+private"
+  // (block-rows, one input copy per thread) or "positions" (logs, profiles).
+  const char* split_name(int threads) const;
 
   // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias + residual); bias
   // [M] or nullptr; residual like y or nullptr (may alias y); scratch holds
@@ -158,7 +185,7 @@ class BsrConvPlan {
   enum class Split { kNone, kRows, kPositions };
   int64_t CopyStride() const { return (scratch_floats_ + 15) / 16 * 16; }
   bool PrivateCopies() const {
-    return private_copies_ && scratch_floats_ > 0 &&
+    return private_copies_ && split_rule_ != SplitRule::kShared && scratch_floats_ > 0 &&
            scratch_floats_ * int64_t{sizeof(float)} <= kPrivateCopyMaxBytes;
   }
   Split SplitFor(int threads) const;
@@ -190,6 +217,8 @@ class BsrConvPlan {
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;
+  SplitRule split_rule_ = SplitRule::kSize;
+  int min_calls_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 

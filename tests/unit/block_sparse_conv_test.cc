@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,10 +61,12 @@ struct Problem {
 // Runs `pr` at `sparsity` on every kernel (by default threads 1, 2 and 3;
 // residual in place when threaded) and compares. `private_copies`: with
 // BsrConvPlan::EnablePrivateCopies(), scratch of scratch_floats(threads)
-// followed by a guard that must stay untouched.
+// followed by a guard that must stay untouched. `setup` (if any) configures
+// each plan before it runs (split rule, finer calls).
 void Check(const Problem& pr, double sparsity, Rng& rng,
            const std::vector<const ks::BsrConvKernel*>& kernels,
-           const std::vector<int>& thread_counts = {1, 2, 3}, bool private_copies = false) {
+           const std::vector<int>& thread_counts = {1, 2, 3}, bool private_copies = false,
+           const std::function<void(ks::BsrConvPlan&)>& setup = {}) {
   const kref::ConvParams& p = pr.p;
   SCOPED_TRACE(fmt::format("seed {}: {} sparsity {}", TestSeed(), pr.Describe(), sparsity));
   Tensor w = RandomTensor({p.out_channels, p.in_channels, p.kernel[1], p.kernel[2]}, rng);
@@ -102,6 +105,7 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
       if (std::find(seen.begin(), seen.end(), plan->layout()) != seen.end()) continue;
       seen.emplace_back(plan->layout());
       if (private_copies) plan->EnablePrivateCopies();
+      if (setup) setup(*plan);
       constexpr int64_t kGuard = 64;
       constexpr float kGuardValue = 12345.0f;
       for (int threads : thread_counts) {
@@ -453,8 +457,13 @@ TEST(BlockSparseConv, PrivateCopies) {
       p = SquareConv(sh.c, sh.m, sh.h, sh.w, sh.k, sh.s, sh.d);
       p.activation.kind = kref::ActivationKind::kRelu;
       pr.residual = sh.k == 1;
-      Check(pr, sparsity, rng, KernelsFor(8), {1, 2, 3, 4}, true);
-      if (HasFatalFailure()) return;
+      // Both rules: kRowsWhenPrivate takes block-rows for the large planes too.
+      for (auto rule : {ks::BsrConvPlan::SplitRule::kSize,
+                        ks::BsrConvPlan::SplitRule::kRowsWhenPrivate}) {
+        Check(pr, sparsity, rng, KernelsFor(8), {1, 2, 3, 4}, true,
+              [rule](ks::BsrConvPlan& plan) { plan.SetSplitRule(rule); });
+        if (HasFatalFailure()) return;
+      }
     }
   }
 }
@@ -491,6 +500,95 @@ TEST(BlockSparseConv, LateWorkerCopiesNotWaitedFor) {
         if (HasFatalFailure()) return;
       }
     }
+  }
+}
+
+// The split rules (BsrConvPlan::SetSplitRule) with private copies, and
+// finer calls (SetMinCalls: smaller position chunks or block-row groups
+// when a thread's share has few calls): every rule x min calls 0/8/64, 1-4
+// threads, shapes that split by positions or block-rows (3x3 phase and
+// shifted planes, tiled and direct 1x1 with a residual in place, strided),
+// with a late worker for one setting; results as the reference.
+TEST(BlockSparseConv, SplitRulesAndMinCalls) {
+  Rng rng(TestSeed() + 14);
+  struct Shape {
+    int64_t c, m, h, w, k, s;
+  };
+  const Shape shapes[] = {
+      {64, 64, 28, 28, 3, 1},    // input > weights: positions by size, rows+private by rows
+      {64, 256, 14, 14, 3, 1},   // block-rows either way
+      {64, 256, 28, 27, 1, 1},   // tiled 1x1, residual, few calls per share
+      {256, 64, 14, 14, 1, 1},   // 1x1, many channels
+      {40, 72, 14, 14, 3, 2},    // stride 2 phase planes
+      {48, 128, 7, 7, 3, 1},     // shifted planes, one chunk
+      {36, 80, 13, 11, 1, 2},    // strided 1x1, ragged channels
+      {256, 512, 7, 7, 1, 1},    // tiled 1x1 by block-rows: one group per share -> smaller groups
+  };
+  using Rule = ks::BsrConvPlan::SplitRule;
+  for (const Shape& sh : shapes) {
+    for (double sparsity : {0.5, 0.9}) {
+      Problem pr;
+      pr.p = SquareConv(sh.c, sh.m, sh.h, sh.w, sh.k, sh.s);
+      pr.p.activation.kind = kref::ActivationKind::kRelu;
+      pr.residual = sh.k == 1;
+      for (Rule rule : {Rule::kRowsWhenPrivate, Rule::kSize, Rule::kShared})
+        for (int min_calls : {0, 8, 64}) {
+          SCOPED_TRACE(fmt::format("rule {} min_calls {}", static_cast<int>(rule), min_calls));
+          Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {1, 2, 3, 4}, true,
+                [=](ks::BsrConvPlan& plan) {
+                  plan.SetSplitRule(rule);
+                  plan.SetMinCalls(min_calls);
+                });
+          if (HasFatalFailure()) return;
+        }
+      struct LateWorker {
+        LateWorker() { ks::BsrConvPlan::SetLateWorkerForTesting(300); }
+        ~LateWorker() { ks::BsrConvPlan::SetLateWorkerForTesting(0); }
+      } late;
+      Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {2, 3}, true,
+            [](ks::BsrConvPlan& plan) {
+              plan.SetSplitRule(Rule::kSize);
+              plan.SetMinCalls(8);
+            });
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// Which split each rule picks (split_name): a 56x56 3x3 layer whose input
+// copy (0.86 MB, private-copy size) is larger than its kept weights goes by
+// positions under kSize and kShared, by block-rows with private copies
+// under kRowsWhenPrivate; a 14x14 one whose weights are the larger operand
+// goes by block-rows under every rule (private copies unless kShared).
+TEST(BlockSparseConv, SplitRuleChoosesByOperandSize) {
+  Rng rng(TestSeed() + 15);
+  using Rule = ks::BsrConvPlan::SplitRule;
+  struct Case {
+    int64_t c, m, hw;
+    const char* rows_when_private;
+    const char* size;
+    const char* shared;
+  };
+  const Case cases[] = {
+      {64, 64, 56, "rows+private", "positions", "positions"},
+      {256, 256, 14, "rows+private", "rows+private", "rows"},
+  };
+  for (const Case& cs : cases) {
+    const kref::ConvParams p = SquareConv(cs.c, cs.m, cs.hw, cs.hw, 3);
+    Tensor w = RandomTensor({cs.m, cs.c, 3, 3}, rng);
+    ApplyMask(w, RandomMask(cs.m, cs.c, 8, 8, 0.5, rng));
+    auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+    ASSERT_TRUE(sw.ok()) << sw.status().ToString();
+    auto plan = ks::BsrConvPlan::Create(p, *sw, &ks::SelectBsrConvKernel(8));
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    plan->EnablePrivateCopies();
+    EXPECT_STREQ(plan->split_name(1), "none");
+    plan->SetSplitRule(Rule::kRowsWhenPrivate);
+    EXPECT_STREQ(plan->split_name(2), cs.rows_when_private) << cs.hw;
+    plan->SetSplitRule(Rule::kSize);
+    EXPECT_STREQ(plan->split_name(2), cs.size) << cs.hw;
+    plan->SetSplitRule(Rule::kShared);
+    EXPECT_STREQ(plan->split_name(2), cs.shared) << cs.hw;
   }
 }
 
