@@ -42,6 +42,9 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // fourth input buffers (Layer::in_bufs) take the pairs from kInEmpty3.
 constexpr int kInEmpty = 0, kInFull = 2, kIn2Empty = 4, kIn2Full = 6, kOutEmpty = 8, kOutFull = 10;
 constexpr int kInEmpty3 = 12, kInFull3 = 14;
+// A BUILD pair's second conv's output buffer (Layer::post_conv; its first
+// conv has no CIN parts, so never a third input buffer).
+constexpr int kPostOutEmpty = kInEmpty3, kPostOutFull = kInFull3;
 constexpr int kCoreLocks = 16;
 
 LockOp L(MemSpace tile, int id) { return LockOp{tile, id, 1, true}; }
@@ -283,7 +286,7 @@ struct Gen {
 
   Status Emit() {
     l.first_block = static_cast<int>(p.blocks.size());
-    if (l.fused_into >= 0) {  // computed in the conv's blocks (fusion.cc)
+    if (l.fused_into >= 0 || l.post_into >= 0) {  // computed in a conv's blocks (fusion.cc, postconv.cc)
       l.num_blocks = 0;
       return Status::Ok();
     }
@@ -341,6 +344,7 @@ struct Gen {
           w_slab = wblocks % l.w_ring;
           w_half = wblocks++ % 2;
           EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
+          if (l.post_conv >= 0 && k == 0 && wc == 0) WBS_RETURN_IF_ERROR(EmitPostWeights(tiles));
         }
         if (k != kept_chunk) kept_loaded.clear(), kept_chunk = k;
         const int64_t full = l.oh / l.oh_t, rem = l.oh % l.oh_t;
@@ -870,6 +874,7 @@ struct Gen {
           ad.acquire = {PL(c, kIn2Full), PL(c, kOutEmpty)};
           ad.release = {PL(c, kIn2Empty), PL(c, kOutFull)};
           b.instrs.push_back(ad);
+          if (l.post_conv >= 0) b.instrs.push_back(PostComp(ct, fa->output, oh));
         }
       }
       comp_hi = b.instrs.size();
@@ -940,6 +945,9 @@ struct Gen {
       push_wf(wf);
       push_write(wf.dst_ap);
     }
+    // A BUILD pair's second conv: its tile to its resident region.
+    if (l.post_conv >= 0)
+      for (const CoreTile& ct : tiles) EmitPostOutput(b, ct, y0, oh);
     if (l.stay_pieces > 1) SplitStayRows(b, in_lo, in_hi, comp_lo, comp_hi, out_lo);
     p.blocks.push_back(std::move(b));
     return Status::Ok();
@@ -1131,6 +1139,120 @@ struct Gen {
     b.instrs[last_wf].release = {PL(c, kOutEmpty)};
   }
 
+  // ---- A BUILD pair's second conv (Layer::post_conv, postconv.cc) ----
+  // Its layer, and its blob for core tile ct (its cores are the first's:
+  // the same wide split of the same output plane).
+  Layer& Post() const { return s.layers[static_cast<size_t>(l.post_conv)]; }
+  size_t PostBlob(const CoreTile& ct) const { return CoreIndex(ct.w); }
+
+  // Its blob, once before the first conv's rows: one LOADW per serving
+  // memtile and row parity (as a wide layer's, in two byte halves) into
+  // the first conv's slab for it (Layer::mt_post_w), broadcast to the
+  // cores of that parity.
+  Status EmitPostWeights(const std::vector<CoreTile>& tiles) {
+    Layer& q = Post();
+    if (q.cores.size() != l.cores.size() || q.chunks != 1 || q.parts != 1 || q.blobs.size() != l.cores.size())
+      return Internal("{}: its BUILD pair {} is not tiled alike", l.name, q.name);
+    for (size_t i = 0; i < q.cores.size(); ++i)
+      if (q.cores[i].row != l.cores[i].row || q.cores[i].col != l.cores[i].col ||
+          q.cores[i].x0 != l.cores[i].x0 || q.cores[i].x1 != l.cores[i].x1)
+        return Internal("{}: its BUILD pair {} is not tiled alike", l.name, q.name);
+    Block own;
+    own.label = fmt::format("{}.w", q.name);
+    const DdrSymbol& ws = p.symbols[static_cast<size_t>(q.blob_symbol)];
+    std::map<std::tuple<int, int64_t, int>, std::vector<MemSpace>> groups;
+    std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
+    for (const CoreTile& ct : tiles) {
+      const size_t bi = PostBlob(ct);
+      const int mt = (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
+      const auto key = std::make_tuple(ct.w->row % 2, q.blob_offset[bi], mt);
+      groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
+      sizes[key] = static_cast<int64_t>(q.blobs[bi].size());
+      if (sizes[key] > l.post_w_bytes || sizes[key] > q.w_bytes)
+        return Internal("{}: blob {} > {}", q.name, sizes[key], l.post_w_bytes);
+    }
+    const int pli = l.post_conv;
+    for (const auto& [key, cores] : groups) {
+      const auto [parity, off, mt] = key;
+      const int64_t bytes = sizes[key];
+      const int64_t slab = l.mt_post_w + parity * l.post_w_bytes;
+      const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0) continue;
+        Instruction lw;
+        lw.op = Opcode::kLoadW;
+        lw.layer = pli;
+        lw.src = MemSpace::Ddr();
+        lw.src_ap = Contig(ws.addr + off + o, 0, 1, 1, n);
+        lw.dst = {MemSpace::Memtile(mt)};
+        lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
+        own.instrs.push_back(lw);
+      }
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0) continue;
+        Instruction wm;
+        wm.op = Opcode::kLoadWm;
+        wm.layer = pli;
+        wm.src = MemSpace::Memtile(mt);
+        wm.src_ap = Contig(slab + o, 0, 1, 1, n);
+        wm.dst = cores;
+        wm.dst_ap = Contig(q.core_w + o, 0, 1, 1, n);
+        own.instrs.push_back(wm);
+      }
+    }
+    p.blocks.push_back(std::move(own));
+    return Status::Ok();
+  }
+
+  // Its COMP on core tile ct: the block output the Add COMP just wrote to
+  // the first conv's output buffer (tensor `x`, oh rows) is its input.
+  Instruction PostComp(const CoreTile& ct, int x, int64_t oh) const {
+    const Layer& q = Post();
+    const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+    Instruction cp;
+    cp.op = Opcode::kComp;
+    cp.layer = l.post_conv;
+    cp.cores = {c};
+    CompParams& a = cp.comp;
+    a.kind = CompKind::kConv;
+    a.in_c = static_cast<int32_t>(q.c);
+    a.in_h = a.out_h = static_cast<int32_t>(oh);
+    a.in_w = a.out_w = static_cast<int32_t>(ct.ow);
+    a.out_c = static_cast<int32_t>(q.m);
+    a.in = PB(l.core_out, l.out_bytes);
+    a.in_type = T(x).type, a.in_zero = T(x).zero_point;
+    a.weights = {q.core_w, 0};
+    const size_t bi = PostBlob(ct);
+    a.weights_bytes = static_cast<int64_t>(q.blobs[bi].size());
+    a.out = PB(q.core_out, q.out_bytes);
+    a.out_type = T(q.output).type, a.out_zero = q.out_zero, a.lo = q.lo, a.hi = q.hi;
+    const int64_t pixels = oh * ct.ow;
+    Gen g{s, t, p, s.layers[static_cast<size_t>(l.post_conv)], l.post_conv, {}, {}, 0, 0, 0, {}, -1, -1, {}};
+    a.macs = g.BlobMacs(bi) * pixels;
+    a.macs_dense = q.m * q.c * pixels;
+    cp.acquire = {PL(c, kPostOutEmpty)};
+    cp.release = {PL(c, kPostOutFull)};
+    return cp;
+  }
+
+  // Its output tile from its buffer to its resident region, in two channel halves.
+  void EmitPostOutput(Block& b, const CoreTile& ct, int64_t y0, int64_t oh) const {
+    const Layer& q = Post();
+    const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+    Instruction wf;
+    wf.op = Opcode::kWriteFm;
+    wf.layer = l.post_conv;
+    wf.src = c;
+    wf.src_ap = PC(q.core_out, q.out_bytes, q.m, oh, ct.ow);
+    wf.dst = {MemSpace::Memtile(ActMemtile(t, ct.w->col))};
+    wf.dst_ap = ResidentAp(q.output, ct.w->col, 0, q.m, y0, oh, l.oh_t, ct.xo, ct.ow);
+    wf.acquire = {PL(c, kPostOutFull)};
+    wf.release = {PL(c, kPostOutEmpty)};
+    const int64_t h = q.m >= 2 ? q.m / 2 : q.m;
+    b.instrs.push_back(ChannelSlice(wf, 0, h, true, q.m < 2));
+    if (q.m >= 2) b.instrs.push_back(ChannelSlice(wf, h, q.m - h, false, true));
+  }
+
   // Effective MACs per output pixel of blob bi (from its header and index).
   int64_t BlobMacs(size_t bi) const {
     const std::vector<uint8_t>& blob = l.blobs[bi].vec();
@@ -1178,7 +1300,7 @@ Status RunCodegen(CompileState& s) {
   // Every core's "empty" locks start at 1 (both halves); those of the third
   // and fourth input buffers only where a layer has them.
   bool more_in = false;
-  for (const Layer& l : s.layers) more_in = more_in || l.in_bufs > 2;
+  for (const Layer& l : s.layers) more_in = more_in || l.in_bufs > 2 || l.post_conv >= 0;
   for (int r = 0; r < s.target.rows; ++r)
     for (int c = 0; c < s.target.cols; ++c)
       for (int id : {kInEmpty, kIn2Empty, kOutEmpty, kInEmpty3})

@@ -179,7 +179,11 @@ void PlanResidency(CompileState& s, bool enable) {
         writers_ok = false;
     }
     if (!writers_ok) continue;
-    const int p = *std::min_element(writers.begin(), writers.end());
+    // A conv computed in the blocks of the conv before it (Layer::post_into,
+    // postconv.cc) writes its output there: the region lives from that layer.
+    int p = *std::min_element(writers.begin(), writers.end());
+    for (const int w : writers)
+      if (const int pi = s.layers[static_cast<size_t>(w)].post_into; pi >= 0) p = std::min(p, pi);
     const int p_last = *std::max_element(writers.begin(), writers.end());
     const Layer& prod = s.layers[static_cast<size_t>(hosts[ti] ? p : x.producer)];
     const Layer& pl = s.layers[static_cast<size_t>(p)];
