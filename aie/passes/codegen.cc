@@ -1151,7 +1151,9 @@ struct Gen {
   // cores of that parity.
   Status EmitPostWeights(const std::vector<CoreTile>& tiles) {
     Layer& q = Post();
-    if (q.cores.size() != l.cores.size() || q.chunks != 1 || q.parts != 1 || q.blobs.size() != l.cores.size())
+    // (The second conv reads every channel of the first's output tile: one chunk, no CIN parts.)
+    if (q.cores.size() != l.cores.size() || q.chunks != 1 || q.parts != 1 || q.blobs.size() != l.cores.size() ||
+        l.chunks != 1 || l.parts != 1)
       return Internal("{}: its BUILD pair {} is not tiled alike", l.name, q.name);
     for (size_t i = 0; i < q.cores.size(); ++i)
       if (q.cores[i].row != l.cores[i].row || q.cores[i].col != l.cores[i].col ||

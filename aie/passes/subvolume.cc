@@ -168,8 +168,9 @@ Status TileLayers(CompileState& s) {
     Pick picks[2];
     std::vector<int64_t> top_nnz;  // TileSizes
     const auto sw_it = s.options.sparse_w.find(l.name);
-    if (l.kind == LayerKind::kConv && l.macs < l.macs_dense && sw_it != s.options.sparse_w.end() &&
-        sw_it->second) {
+    // (A BUILD pair's one chunk of every row: its blob's exact size.)
+    if (l.kind == LayerKind::kConv && l.macs < l.macs_dense &&
+        ((sw_it != s.options.sparse_w.end() && sw_it->second) || post)) {
       std::vector<int64_t> r = l.row_nnz;
       std::sort(r.rbegin(), r.rend());
       top_nnz.assign(1, 0);
@@ -247,6 +248,8 @@ Status TileLayers(CompileState& s) {
       const int64_t parts = CeilDiv(cpg, ct);
       if ((fused || l.post_pool.on) && parts > 1) continue;
       for (int64_t mt : mts) {
+        // A BUILD pair's second conv reads every channel of each pixel: one chunk.
+        if (post && mt != cap_rows) continue;
         for (int64_t ow : ows) {
          // Input-stationary (Layer::in_stay): the whole output plane of the
          // core's share, every CIN channel, several channel chunks; the
