@@ -14,7 +14,11 @@
 // (Layer::w_kept) load from DDR in the chunk's first iteration only. A
 // weight blob goes in two byte halves over both channels of each link.
 // Output rows that do not fill a whole iteration get a second block of one
-// iteration with the remainder.
+// iteration with the remainder. A BUILD pair (Layer::post_conv,
+// postconv.cc): the second conv's blob in a block of its own before the
+// first conv's rows, its COMP right after the Add COMP on the Add's output
+// buffer, its WRITEFM (lock pair kPostOut*) into its resident region after
+// the block output's.
 #include <fmt/format.h>
 
 #include <algorithm>

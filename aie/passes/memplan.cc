@@ -14,7 +14,10 @@
 // where activations slabs are ping/pong per row group (one shared input slab
 // when every row reads the same channels) and weight slabs hold the blobs of
 // the rows this memtile broadcasts to (see WeightServers). Capacities are
-// checked here; pass 2 chose tiles so they fit.
+// checked here; pass 2 chose tiles so they fit. A BUILD pair's second conv
+// (Layer::post_into, postconv.cc) runs in the first's blocks: its core
+// buffers (blob, output ping|pong) follow the first's, its blob's memtile
+// slabs (one per row parity) follow the first's slabs (Layer::mt_post_w).
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -10,7 +10,11 @@
 // traffic on the memtiles' channels (weights per serving memtile, inputs
 // re-read per channel chunk, outputs), and the cheapest is kept. Both splits
 // are tried: the 2-D one (channels over rows, width over columns) and
-// channels over every core (pass 3 applies the chosen one).
+// channels over every core (pass 3 applies the chosen one). A BUILD pair's
+// first conv (Layer::post_conv, postconv.cc) takes only width over every
+// core with one chunk of every block row, its buffers counting the second
+// conv's blob and output pair; the second conv gets the same tile (the
+// pair is undone where none fits).
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -1216,8 +1216,13 @@ TEST(AieCompiler, BuildPairComputesTheNextConvOnTheBlockOutput) {
   plain.options.try_post_conv = paired.options.try_post_conv = false;
   paired.options.post_conv["layer1.0.downsample.0"] = true;
   ASSERT_TRUE(Compile(plain).ok());
-  ASSERT_TRUE(Compile(paired).ok());
+  std::string printed;
+  ASSERT_TRUE(Compile(paired, "fusion", &printed).ok());
   ASSERT_TRUE(Compile(trial).ok());
+  // The pair in the fusion pass's print (then / computed_after), with the
+  // residency it relies on (layer1.1.conv1's output region from the first
+  // conv's layer).
+  testing::ExpectMatchesGolden("aie_build_pair", printed);
   EXPECT_LE(trial.total_s, plain.total_s);
   auto index = [](const CompileState& s, const std::string& name) {
     for (size_t i = 0; i < s.layers.size(); ++i)
