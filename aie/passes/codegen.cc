@@ -284,6 +284,7 @@ struct Gen {
     int64_t r0 = 0, r1 = 0;     // chunk rows (block rows or channels)
     int64_t m0 = 0, mc = 0;     // output channels
     int64_t xo = 0, ow = 0;     // output columns
+    int64_t yo = 0;             // the core's first output row (CoreWork::y0)
     int64_t cin0 = 0, cin = 0;  // input channels of the tile (grouped / channel-wise)
     int64_t groups = 1;
   };
@@ -306,11 +307,11 @@ struct Gen {
       // unless it is cut: always in pieces, unless the option says not.)
       if (const auto it = s.options.stay_rows.find(l.name);
           it != s.options.stay_rows.end() ? it->second : l.chunks == 1)
-        l.stay_pieces = std::min(CompileOptions::kStayPieces, l.oh);
+        l.stay_pieces = std::min(CompileOptions::kStayPieces, l.share_h());
     if (l.in_stay) {
-      if (wchunks != 1 || l.oh_t < l.oh || l.parts != 1)
+      if (wchunks != 1 || l.oh_t < l.share_h() || l.parts != 1)
         return Internal("{}: an input-stationary tile must cover the core's share ({} width chunks, {} of {} rows, {} parts)",
-                        l.name, wchunks, l.oh_t, l.oh, l.parts);
+                        l.name, wchunks, l.oh_t, l.share_h(), l.parts);
       last_k_.assign(l.cores.size(), -1);
       for (size_t ci = 0; ci < l.cores.size(); ++ci)
         for (int64_t k = 0; k < l.chunks; ++k) {
@@ -332,6 +333,10 @@ struct Gen {
           ct.mc = std::min(l.m, ct.r1 * unit) - ct.m0;
           ct.xo = w.x0 + wc * l.ow_t;
           ct.ow = std::min(l.ow_t, w.x1 - ct.xo);
+          ct.yo = w.y0;
+          if (w.y1 - w.y0 != l.share_h())
+            return Internal("{}: core ({}, {}) has output rows [{}, {}), not {} like every core", l.name, w.row,
+                            w.col, w.y0, w.y1, l.share_h());
           if (ct.mc <= 0 || ct.ow <= 0) continue;
           if (l.kind == LayerKind::kConv && l.groups > 1) {
             const int64_t mpg = l.m / l.groups, cpg = l.c / l.groups;
@@ -351,7 +356,8 @@ struct Gen {
           if (l.post_conv >= 0 && k == 0 && wc == 0) WBS_RETURN_IF_ERROR(EmitPostWeights(tiles));
         }
         if (k != kept_chunk) kept_loaded.clear(), kept_chunk = k;
-        const int64_t full = l.oh / l.oh_t, rem = l.oh % l.oh_t;
+        // Every core streams its own rows (the same number on each).
+        const int64_t full = l.share_h() / l.oh_t, rem = l.share_h() % l.oh_t;
         // Kept CIN parts (Layer::w_kept) come from DDR in the chunk's first
         // block only, part by part beside the input tiles (a block of every
         // part's LOADW first would hold the first COMP back until all had
@@ -458,11 +464,11 @@ struct Gen {
     if (!in_loop) p.blocks.push_back(std::move(own));
   }
 
-  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t y0, int64_t oh,
+  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t yb, int64_t oh,
                   int64_t iters) {
     Block b;
     b.iterations = iters;
-    b.label = fmt::format("{}.k{}.y{}", l.name, k, y0);
+    b.label = fmt::format("{}.k{}.y{}", l.name, k, yb);
     const int64_t ih = (oh - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
     const int64_t ystep = l.oh_t * l.tile_sh();
     const ActTensor& x = T(l.inputs[0]);
@@ -519,7 +525,7 @@ struct Gen {
         ld.op = Opcode::kLoad;
         ld.layer = li;
         ld.src = MemSpace::Ddr();
-        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.tile_sh() - l.pad_t, ih, ystep,
+        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, (yb + ct.yo) * l.tile_sh() - l.pad_t, ih, ystep,
                              ct.xo * l.tile_sw() - l.pad_l, iw, true, pad_byte);
         if (l.subsample) {
           // Indices count subsampled pixels: every sw-th column of every sh-th row.
@@ -567,7 +573,7 @@ struct Gen {
               if (lo >= hi) continue;
               Instruction pc = fm;
               pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
-              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0, ih, ystep,
+              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, (yb + ct.yo), ih, ystep,
                                      lo * l.sw, hi - lo);
               pc.src_ap.base += pc.src_ap.start[0];
               pc.src_ap.start[0] = 0;
@@ -582,7 +588,7 @@ struct Gen {
             if (lo >= hi) continue;
             Instruction pc = fm;
             pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
-            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0 * l.sh - l.pad_t,
+            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, (yb + ct.yo) * l.sh - l.pad_t,
                                    ih, ystep, lo, hi - lo);
             pc.src_ap.bound = {x1 - x0, r.h, 0, 0};
             pc.src_ap.pad_value = pad_byte;
@@ -629,7 +635,7 @@ struct Gen {
           const int64_t slab2 = MtBase(col) + l.mt_in2 + 2 * ct.w->row * l.mt_in2_bytes;
           Instruction ld2 = ld;
           ld2.src_ap =
-              TensorAp(l.inputs[1], ct.cin0, ct.cin, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+              TensorAp(l.inputs[1], ct.cin0, ct.cin, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst_ap = PC(slab2, l.mt_in2_bytes, ct.cin, oh, ct.ow);
           b.instrs.push_back(ld2);
           Instruction fm2;
@@ -656,7 +662,7 @@ struct Gen {
           ld2.op = Opcode::kLoad;
           ld2.layer = li;
           ld2.src = MemSpace::Ddr();
-          ld2.src_ap = TensorAp(other, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+          ld2.src_ap = TensorAp(other, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst = {MemSpace::Memtile(mt)};
           ld2.dst_ap = PC(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
           if (!l.in2_resident && !l.in2_repl) b.instrs.push_back(ld2);
@@ -664,7 +670,7 @@ struct Gen {
           fm2.op = Opcode::kLoadFm;
           fm2.layer = li;
           fm2.src = MemSpace::Memtile(mt);
-          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t,
+          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t,
                                                    ct.xo, ct.ow)
                                       : ld2.dst_ap;
           const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
@@ -768,7 +774,7 @@ struct Gen {
             q.in_c = static_cast<int32_t>(ct.cin);
             q.count_include_pad = l.count_include_pad;
             q.img_h = static_cast<int32_t>(l.h), q.img_w = static_cast<int32_t>(l.w);
-            q.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t),
+            q.y0 = static_cast<int32_t>((yb + ct.yo) * l.sh - l.pad_t),
             q.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
             q.y_step = static_cast<int32_t>(ystep);
             q.pad_begin_h = static_cast<int32_t>(l.pad_t),
@@ -806,7 +812,7 @@ struct Gen {
           a.lo = pr.lo, a.hi = pr.hi;
           a.count_include_pad = pr.count_include_pad;
           a.img_h = static_cast<int32_t>(l.h), a.img_w = static_cast<int32_t>(l.w);
-          a.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t);
+          a.y0 = static_cast<int32_t>((yb + ct.yo) * l.sh - l.pad_t);
           a.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
           a.y_step = static_cast<int32_t>(ystep);
           a.pad_begin_h = static_cast<int32_t>(l.pad_t), a.pad_begin_w = static_cast<int32_t>(l.pad_l);
@@ -844,7 +850,7 @@ struct Gen {
           a.out_type = y.type, a.out_zero = y.zero_point;
           a.lo = l.lo, a.hi = l.hi;
           a.img_h = static_cast<int32_t>(pp.coh), a.img_w = static_cast<int32_t>(pp.cow);
-          a.y0 = static_cast<int32_t>(y0 * pp.psh - pp.ppad_t);
+          a.y0 = static_cast<int32_t>((yb + ct.yo) * pp.psh - pp.ppad_t);
           a.x0 = static_cast<int32_t>(ct.xo * pp.psw - pp.ppad_l);
           a.y_step = static_cast<int32_t>(l.oh_t * pp.psh);
           pl.acquire = {PL(c, kOutEmpty)};
@@ -887,7 +893,7 @@ struct Gen {
     const size_t out_lo = b.instrs.size();
     for (const CoreTile& ct : tiles) {
       if (l.multi_out()) {
-        EmitSliceOutputs(b, ct, y0, oh);
+        EmitSliceOutputs(b, ct, (yb + ct.yo), oh);
         continue;
       }
       const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
@@ -922,7 +928,7 @@ struct Gen {
         wr.src = MemSpace::Memtile(mt);
         wr.src_ap = src_ap;
         wr.dst = {MemSpace::Ddr()};
-        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0);
         b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
         if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
       };
@@ -932,7 +938,7 @@ struct Gen {
         // column reaches none of them.
         wf.dst = ReachMemtiles(ct.w->col);
         wf.dst_ap =
-            ToReplica(out_t, TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0));
+            ToReplica(out_t, TensorAp(out_t, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0));
         push_wf(wf);
         if (ColumnWritesDdr(ct.w->col)) push_write(wf.dst_ap);
         continue;
@@ -940,7 +946,7 @@ struct Gen {
       if (l.out_resident) {
         // Into the column's share of the resident output; to DDR too (from
         // that share) only when some consumer reads it from there.
-        wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
+        wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow);
         push_wf(wf);
         const ActTensor& rt = T(out_t).alias_of >= 0 ? T(T(out_t).alias_of) : T(out_t);
         if (rt.resident_ddr) push_write(wf.dst_ap);
@@ -951,7 +957,7 @@ struct Gen {
     }
     // A BUILD pair's second conv: its tile to its resident region.
     if (l.post_conv >= 0)
-      for (const CoreTile& ct : tiles) EmitPostOutput(b, ct, y0, oh);
+      for (const CoreTile& ct : tiles) EmitPostOutput(b, ct, yb + ct.yo, oh);
     if (l.stay_pieces > 1) SplitStayRows(b, in_lo, in_hi, comp_lo, comp_hi, out_lo);
     p.blocks.push_back(std::move(b));
     return Status::Ok();
@@ -969,7 +975,7 @@ struct Gen {
   // ordered by their data, as the channel halves of a tile are.
   void SplitStayRows(Block& b, size_t in_lo, size_t in_hi, size_t comp_lo, size_t comp_hi,
                      size_t out_lo) const {
-    const int64_t n = l.stay_pieces, oh = l.oh, tsh = l.tile_sh();
+    const int64_t n = l.stay_pieces, oh = l.share_h(), tsh = l.tile_sh();
     auto rows = [&](int64_t j) { return oh * j / n; };  // first output row of piece j
     auto in_rows = [&](int64_t j) { return (rows(j + 1) - rows(j) - 1) * tsh + 1; };
     auto in_first = [&](int64_t j) {  // the core input tile's first row of piece j

@@ -128,6 +128,7 @@ struct CoreWork {
   int row = 0, col = 0;
   int64_t m0 = 0, m1 = 0;  // output channels [m0, m1)
   int64_t x0 = 0, x1 = 0;  // output columns [x0, x1)
+  int64_t y0 = 0, y1 = 0;  // output rows [y0, y1) (every row but in a wide split with Layer::wide_ys > 1)
   int64_t nnz = 0;         // non-zero blocks in its channel range (conv)
   int64_t macs = 0;        // effective MACs of its share
 };
@@ -215,6 +216,15 @@ struct Layer {
   // split's, so memtile-resident tensors keep their layout. For layers
   // bound by the activation broadcast (memtile -> core) with few weights.
   bool wide = false;
+  // Wide split, height slices per column (h_aie22's `wide_ys`, taken by
+  // BUILD pairs only, h_aie26): the column's rows split its share into
+  // rows / wide_ys width slices x wide_ys equal height slices, so every
+  // core gets the same pixels where the share's width does not divide by
+  // the rows (ResNet-50 layer1: 14 columns over 4 rows are 3/4/3/4 wide,
+  // the 4-wide cores bind; 2 x 2 slices of 7 x 28 are equal). Each core
+  // streams its own rows.
+  int64_t wide_ys = 1;
+  int64_t share_h() const { return oh / wide_ys; }  // output rows per core
   // A 1x1 unpadded strided conv (ResNet downsample): the LOAD from DDR, or
   // the LOADFM from a resident input, reads only the pixels the conv uses
   // (the DMA pattern steps by the stride), so the tiles, the memtile->core
@@ -374,6 +384,9 @@ struct CompileOptions {
   // summed times, and keeps the fastest program.
   std::map<std::string, bool> post_conv;
   bool try_post_conv = true;
+  // A BUILD pair's tile in equal height x width slices per column share
+  // (Layer::wide_ys) where they give the busiest core fewer pixels.
+  bool pair_ys = true;
   bool resident = true;         // activations kept in memtiles between layers (fusion.cc)
   // Memtile bytes per column always left to a layer's own slabs (the rest
   // may hold resident activations).

@@ -368,7 +368,9 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   // program: every candidate pair on, then each pair kept only where the
   // pair's layer beat the two layers' summed times (the second's is 0 in a
   // pair); the fastest program is kept. A trial that finds no room for a
-  // pair's buffers (the memory plan) is dropped like a slower one.
+  // pair's buffers (the memory plan) is dropped like a slower one. Pairs
+  // take height slices (CompileOptions::pair_ys); the kept program is
+  // compiled once more without them, and the faster kept.
   if (opts.try_post_conv && opts.fuse_add) {
     std::map<std::string, bool> on;
     for (size_t i = 0; i < s.layers.size(); ++i)
@@ -404,6 +406,13 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
       if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
       if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
     }
+    // The kept pairs' height slices (Layer::wide_ys) against width slices
+    // only, once on the kept program.
+    bool ys = false;
+    for (const Layer& l : s.layers) ys |= l.post_conv >= 0 && l.wide_ys > 1;
+    if (ys)
+      WBS_RETURN_IF_ERROR(
+          KeepFasterWith(s, text, print_after, [](CompileOptions& o) { o.pair_ys = false; }));
   }
   // Partial residency (CompileOptions::resident_partial) keeps regions the
   // slabs of the layers in between lose, the writers' DDR copies are extra

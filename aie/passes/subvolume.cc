@@ -43,6 +43,7 @@ struct Sizes {
 
 int ActMemtile(const Target& t, int col);
 bool SharedInput(const Layer& l);
+int64_t WideHeightSlices(const Layer& l, int64_t cols_used, int64_t rows, bool allow);
 void PlanAddFusion(CompileState& s);
 void PlanResidency(CompileState& s, bool enable);
 
@@ -146,6 +147,7 @@ Status TileLayers(CompileState& s) {
       l.w_bytes = a.post_w_bytes, l.out_bytes = (l.m * a.oh_t * a.ow_t + 63) / 64 * 64;
       l.weights_per_iteration = l.cout_only = l.w_kept = l.spread_input = l.in_stay = false;
       l.wide = true;
+      l.wide_ys = a.wide_ys;
       continue;
     }
     Layer* post = l.post_conv >= 0 ? &s.layers[static_cast<size_t>(l.post_conv)] : nullptr;
@@ -166,6 +168,7 @@ Status TileLayers(CompileState& s) {
       bool spread = false;
       bool wide = false;
       bool in_stay = false;
+      int64_t wide_ys = 1;
     };
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
@@ -216,8 +219,13 @@ Status TileLayers(CompileState& s) {
       if (wide_rows < 2) continue;
     }
     l.wide = wide;  // SharedInput (the footprint) depends on it
+    // Wide: rows / ys width slices x ys height slices per column share
+    // (Layer::wide_ys; BUILD pairs only: h_aie22 measured it on every wide
+    // layer, where dense gained more).
+    const int64_t wide_ys = wide && post ? WideHeightSlices(l, cols_used, wide_rows, s.options.pair_ys) : 1;
+    const int64_t share_h = l.oh / wide_ys;  // output rows per core
     const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : wide ? units : CeilDiv(units, t.rows);
-    const int64_t cap_w = cout_only ? l.ow : wide ? CeilDiv(CeilDiv(l.ow, cols_used), wide_rows) : CeilDiv(l.ow, cols_used);
+    const int64_t cap_w = cout_only ? l.ow : wide ? CeilDiv(CeilDiv(l.ow, cols_used), wide_rows / wide_ys) : CeilDiv(l.ow, cols_used);
     // Weight broadcast: 2-D loads each row's blob into every serving memtile;
     // wide loads every blob once per serving memtile and row parity
     // (codegen: even rows through one set of servers, odd rows the mirrored one).
@@ -270,9 +278,9 @@ Status TileLayers(CompileState& s) {
                    MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget;
           };
           // The largest oh_t that fits (the size grows with oh_t).
-          int64_t lo = 0, hi = l.oh;
+          int64_t lo = 0, hi = share_h;
           if (stay) {
-            lo = fits(TileSizes(l, y, mt, ow, l.oh, ct, parts, fused, top_nnz, post)) ? l.oh : 0;
+            lo = fits(TileSizes(l, y, mt, ow, share_h, ct, parts, fused, top_nnz, post)) ? share_h : 0;
           } else {
             while (lo < hi) {
               const int64_t mid = (lo + hi + 1) / 2;
@@ -293,7 +301,7 @@ Status TileLayers(CompileState& s) {
           for (const int64_t oh : ohs) {
           const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused, top_nnz, post);
           const int64_t chunks = CeilDiv(cap_rows, mt);
-          const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(l.oh, oh) * parts;
+          const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(share_h, oh) * parts;
           const int64_t ch = l.kind == LayerKind::kConv ? mt * l.br : mt;
           // A fused pool's conv computes its window's rows and columns (overlaps recomputed).
           double comp = l.kind == LayerKind::kConv
@@ -349,7 +357,7 @@ Status TileLayers(CompileState& s) {
                                                   (std::max(1, t.memtile.dma_out_channels) * in_bpc));
           }
           // DDR traffic of the whole layer on the memtiles' channels.
-          const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
+          const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(share_h, oh);
           // CIN parts' blobs stay in the memtile for the chunk when they
           // all fit there: one DDR load per part instead of per iteration.
           // The score still counts the per-iteration loads: the kept loads
@@ -402,7 +410,7 @@ Status TileLayers(CompileState& s) {
           if (prefer_wide && !wide) cost = cost * 1e6 + 1e12;
           // Likewise a preferred input-stationary tile.
           if (want_in_stay && !stay) cost = cost * 1e6 + 1e12;
-          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide, stay};
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide, stay, wide_ys};
           }
          }
         }
@@ -436,6 +444,7 @@ Status TileLayers(CompileState& s) {
       l.spread_input = pick.spread;
     }
     l.wide = std::isfinite(best) && pick.wide;
+    l.wide_ys = l.wide ? pick.wide_ys : 1;
     l.in_stay = std::isfinite(best) && pick.in_stay;
     if (!std::isfinite(best) && post) {
       // No tile holds the pair: each conv on its own.

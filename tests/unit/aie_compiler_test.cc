@@ -1194,17 +1194,20 @@ TEST(AieCompiler, ConcatSlotsPermuteTheirWritersOutputChannels) {
   ExpectSimBitExact<std::mt19937>(s, *g, 19, "concat slots permuted on paper-4x4");
 }
 
-// BUILD pair fusion (postconv.cc, h_aie26): ResNet-50 at 64x64, 50%
+// BUILD pair fusion (postconv.cc, h_aie26): ResNet-50 at 96x96, 50%
 // block-sparse, paper-4x4. layer1.0's downsample conv + Add and
 // layer1.1.conv1 become one tile: conv1 emits nothing of its own, its COMPs
 // (its own layer index) read the block output from the first conv's output
 // buffer right after the Add COMP wrote it, and its output goes to its
 // resident region; the block output is still written out for layer1.1's
-// shortcut. Bit-exact in the simulator; the trial never keeps a slower program.
+// shortcut. The pair's tile is cut in equal height x width slices per
+// column share (Layer::wide_ys: layer1's 24 columns over 4 core columns are
+// 6 wide, over 4 core rows 1/2/1/2 wide; 2 x 2 slices of 3 x 12 are equal).
+// Bit-exact in the simulator; the trial never keeps a slower program.
 TEST(AieCompiler, BuildPairComputesTheNextConvOnTheBlockOutput) {
   zoo::ZooOptions zo;
   zo.seed = 3;
-  zo.image_size = 64;
+  zo.image_size = 96;
   auto f = zoo::BuildModel("resnet50", zo);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   const auto g = QuantizeForAie<std::mt19937>(**f, 0.5, 7);
@@ -1239,6 +1242,12 @@ TEST(AieCompiler, BuildPairComputesTheNextConvOnTheBlockOutput) {
   EXPECT_EQ(plain.layers[static_cast<size_t>(a)].post_conv, -1);
   EXPECT_TRUE(la.wide);
   EXPECT_EQ(la.chunks, 1);
+  EXPECT_EQ(la.wide_ys, 2);
+  EXPECT_EQ(lb.wide_ys, 2);
+  for (const CoreWork& w : la.cores) {
+    EXPECT_EQ(w.x1 - w.x0, 3) << w.row << "," << w.col;
+    EXPECT_EQ(w.y1 - w.y0, 12) << w.row << "," << w.col;
+  }
   EXPECT_EQ(lb.num_blocks, 0);
   EXPECT_TRUE(lb.out_resident);
   // The second conv's buffers sit above the first's.
@@ -1274,6 +1283,17 @@ TEST(AieCompiler, BuildPairComputesTheNextConvOnTheBlockOutput) {
   EXPECT_TRUE(st.ok()) << st.ToString();
   ExpectSimBitExact<std::mt19937>(paired, *g, 23, "BUILD pair");
   if (!kUnderSanitizer) ExpectSimBitExact<std::mt19937>(trial, *g, 23, "BUILD pair trial");
+  // Without the slices: width slices only, also bit-exact.
+  CompileState cols;
+  cols.target = t;
+  cols.graph = g.get();
+  cols.options = paired.options;
+  cols.options.pair_ys = false;
+  ASSERT_TRUE(Compile(cols).ok());
+  EXPECT_EQ(cols.layers[static_cast<size_t>(a)].post_conv, b);
+  EXPECT_EQ(cols.layers[static_cast<size_t>(a)].wide_ys, 1);
+  EXPECT_TRUE(CheckProgram(cols).ok()) << CheckProgram(cols).ToString();
+  if (!kUnderSanitizer) ExpectSimBitExact<std::mt19937>(cols, *g, 23, "BUILD pair, width slices");
 }
 
 }  // namespace
