@@ -438,7 +438,7 @@ Status RunBalance(CompileState& s) {
       if (l.kind == LayerKind::kConv && total_nnz > 0 && l.ow > 0) {
         // Its share of the effective MACs (the exact count is in its COMPs).
         w.macs = static_cast<int64_t>(static_cast<double>(l.macs) * w.nnz / total_nnz *
-                                      (w.x1 - w.x0) / l.ow);
+                                      (w.x1 - w.x0) / l.ow * (w.y1 - w.y0) / std::max<int64_t>(1, l.oh));
       }
     }
     int64_t mx = 0, sum = 0;

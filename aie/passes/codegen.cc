@@ -14,7 +14,11 @@
 // (Layer::w_kept) load from DDR in the chunk's first iteration only. A
 // weight blob goes in two byte halves over both channels of each link.
 // Output rows that do not fill a whole iteration get a second block of one
-// iteration with the remainder.
+// iteration with the remainder. A BUILD pair (Layer::post_conv,
+// postconv.cc): the second conv's blob in a block of its own before the
+// first conv's rows, its COMP right after the Add COMP on the Add's output
+// buffer, its WRITEFM (lock pair kPostOut*) into its resident region after
+// the block output's.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -42,6 +46,9 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // fourth input buffers (Layer::in_bufs) take the pairs from kInEmpty3.
 constexpr int kInEmpty = 0, kInFull = 2, kIn2Empty = 4, kIn2Full = 6, kOutEmpty = 8, kOutFull = 10;
 constexpr int kInEmpty3 = 12, kInFull3 = 14;
+// A BUILD pair's second conv's output buffer (Layer::post_conv; its first
+// conv has no CIN parts, so never a third input buffer).
+constexpr int kPostOutEmpty = kInEmpty3, kPostOutFull = kInFull3;
 constexpr int kCoreLocks = 16;
 
 LockOp L(MemSpace tile, int id) { return LockOp{tile, id, 1, true}; }
@@ -277,13 +284,14 @@ struct Gen {
     int64_t r0 = 0, r1 = 0;     // chunk rows (block rows or channels)
     int64_t m0 = 0, mc = 0;     // output channels
     int64_t xo = 0, ow = 0;     // output columns
+    int64_t yo = 0;             // the core's first output row (CoreWork::y0)
     int64_t cin0 = 0, cin = 0;  // input channels of the tile (grouped / channel-wise)
     int64_t groups = 1;
   };
 
   Status Emit() {
     l.first_block = static_cast<int>(p.blocks.size());
-    if (l.fused_into >= 0) {  // computed in the conv's blocks (fusion.cc)
+    if (l.fused_into >= 0 || l.post_into >= 0) {  // computed in a conv's blocks (fusion.cc, postconv.cc)
       l.num_blocks = 0;
       return Status::Ok();
     }
@@ -299,11 +307,11 @@ struct Gen {
       // unless it is cut: always in pieces, unless the option says not.)
       if (const auto it = s.options.stay_rows.find(l.name);
           it != s.options.stay_rows.end() ? it->second : l.chunks == 1)
-        l.stay_pieces = std::min(CompileOptions::kStayPieces, l.oh);
+        l.stay_pieces = std::min(CompileOptions::kStayPieces, l.share_h());
     if (l.in_stay) {
-      if (wchunks != 1 || l.oh_t < l.oh || l.parts != 1)
+      if (wchunks != 1 || l.oh_t < l.share_h() || l.parts != 1)
         return Internal("{}: an input-stationary tile must cover the core's share ({} width chunks, {} of {} rows, {} parts)",
-                        l.name, wchunks, l.oh_t, l.oh, l.parts);
+                        l.name, wchunks, l.oh_t, l.share_h(), l.parts);
       last_k_.assign(l.cores.size(), -1);
       for (size_t ci = 0; ci < l.cores.size(); ++ci)
         for (int64_t k = 0; k < l.chunks; ++k) {
@@ -325,6 +333,10 @@ struct Gen {
           ct.mc = std::min(l.m, ct.r1 * unit) - ct.m0;
           ct.xo = w.x0 + wc * l.ow_t;
           ct.ow = std::min(l.ow_t, w.x1 - ct.xo);
+          ct.yo = w.y0;
+          if (w.y1 - w.y0 != l.share_h())
+            return Internal("{}: core ({}, {}) has output rows [{}, {}), not {} like every core", l.name, w.row,
+                            w.col, w.y0, w.y1, l.share_h());
           if (ct.mc <= 0 || ct.ow <= 0) continue;
           if (l.kind == LayerKind::kConv && l.groups > 1) {
             const int64_t mpg = l.m / l.groups, cpg = l.c / l.groups;
@@ -341,9 +353,11 @@ struct Gen {
           w_slab = wblocks % l.w_ring;
           w_half = wblocks++ % 2;
           EmitWeights(tiles, k, 0, /*in_loop=*/nullptr);
+          if (l.post_conv >= 0 && k == 0 && wc == 0) WBS_RETURN_IF_ERROR(EmitPostWeights(tiles));
         }
         if (k != kept_chunk) kept_loaded.clear(), kept_chunk = k;
-        const int64_t full = l.oh / l.oh_t, rem = l.oh % l.oh_t;
+        // Every core streams its own rows (the same number on each).
+        const int64_t full = l.share_h() / l.oh_t, rem = l.share_h() % l.oh_t;
         // Kept CIN parts (Layer::w_kept) come from DDR in the chunk's first
         // block only, part by part beside the input tiles (a block of every
         // part's LOADW first would hold the first COMP back until all had
@@ -450,11 +464,11 @@ struct Gen {
     if (!in_loop) p.blocks.push_back(std::move(own));
   }
 
-  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t y0, int64_t oh,
+  Status EmitRows(const std::vector<CoreTile>& tiles, int64_t k, int64_t yb, int64_t oh,
                   int64_t iters) {
     Block b;
     b.iterations = iters;
-    b.label = fmt::format("{}.k{}.y{}", l.name, k, y0);
+    b.label = fmt::format("{}.k{}.y{}", l.name, k, yb);
     const int64_t ih = (oh - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
     const int64_t ystep = l.oh_t * l.tile_sh();
     const ActTensor& x = T(l.inputs[0]);
@@ -511,7 +525,7 @@ struct Gen {
         ld.op = Opcode::kLoad;
         ld.layer = li;
         ld.src = MemSpace::Ddr();
-        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, y0 * l.tile_sh() - l.pad_t, ih, ystep,
+        ld.src_ap = TensorAp(l.inputs[0], cin0, cin, (yb + ct.yo) * l.tile_sh() - l.pad_t, ih, ystep,
                              ct.xo * l.tile_sw() - l.pad_l, iw, true, pad_byte);
         if (l.subsample) {
           // Indices count subsampled pixels: every sw-th column of every sh-th row.
@@ -559,7 +573,7 @@ struct Gen {
               if (lo >= hi) continue;
               Instruction pc = fm;
               pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
-              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0, ih, ystep,
+              pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, (yb + ct.yo), ih, ystep,
                                      lo * l.sw, hi - lo);
               pc.src_ap.base += pc.src_ap.start[0];
               pc.src_ap.start[0] = 0;
@@ -574,7 +588,7 @@ struct Gen {
             if (lo >= hi) continue;
             Instruction pc = fm;
             pc.src = MemSpace::Memtile(ActMemtile(t, static_cast<int>(j)));
-            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, y0 * l.sh - l.pad_t,
+            pc.src_ap = ResidentAp(l.inputs[0], static_cast<int>(j), cin0, cin, (yb + ct.yo) * l.sh - l.pad_t,
                                    ih, ystep, lo, hi - lo);
             pc.src_ap.bound = {x1 - x0, r.h, 0, 0};
             pc.src_ap.pad_value = pad_byte;
@@ -621,7 +635,7 @@ struct Gen {
           const int64_t slab2 = MtBase(col) + l.mt_in2 + 2 * ct.w->row * l.mt_in2_bytes;
           Instruction ld2 = ld;
           ld2.src_ap =
-              TensorAp(l.inputs[1], ct.cin0, ct.cin, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+              TensorAp(l.inputs[1], ct.cin0, ct.cin, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst_ap = PC(slab2, l.mt_in2_bytes, ct.cin, oh, ct.ow);
           b.instrs.push_back(ld2);
           Instruction fm2;
@@ -648,7 +662,7 @@ struct Gen {
           ld2.op = Opcode::kLoad;
           ld2.layer = li;
           ld2.src = MemSpace::Ddr();
-          ld2.src_ap = TensorAp(other, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+          ld2.src_ap = TensorAp(other, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0);
           ld2.dst = {MemSpace::Memtile(mt)};
           ld2.dst_ap = PC(slab2, l.mt_in2_bytes, ct.mc, oh, ct.ow);
           if (!l.in2_resident && !l.in2_repl) b.instrs.push_back(ld2);
@@ -656,7 +670,7 @@ struct Gen {
           fm2.op = Opcode::kLoadFm;
           fm2.layer = li;
           fm2.src = MemSpace::Memtile(mt);
-          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t,
+          fm2.src_ap = l.in2_resident ? ResidentAp(other, ct.w->col, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t,
                                                    ct.xo, ct.ow)
                                       : ld2.dst_ap;
           const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
@@ -760,7 +774,7 @@ struct Gen {
             q.in_c = static_cast<int32_t>(ct.cin);
             q.count_include_pad = l.count_include_pad;
             q.img_h = static_cast<int32_t>(l.h), q.img_w = static_cast<int32_t>(l.w);
-            q.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t),
+            q.y0 = static_cast<int32_t>((yb + ct.yo) * l.sh - l.pad_t),
             q.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
             q.y_step = static_cast<int32_t>(ystep);
             q.pad_begin_h = static_cast<int32_t>(l.pad_t),
@@ -798,7 +812,7 @@ struct Gen {
           a.lo = pr.lo, a.hi = pr.hi;
           a.count_include_pad = pr.count_include_pad;
           a.img_h = static_cast<int32_t>(l.h), a.img_w = static_cast<int32_t>(l.w);
-          a.y0 = static_cast<int32_t>(y0 * l.sh - l.pad_t);
+          a.y0 = static_cast<int32_t>((yb + ct.yo) * l.sh - l.pad_t);
           a.x0 = static_cast<int32_t>(ct.xo * l.sw - l.pad_l);
           a.y_step = static_cast<int32_t>(ystep);
           a.pad_begin_h = static_cast<int32_t>(l.pad_t), a.pad_begin_w = static_cast<int32_t>(l.pad_l);
@@ -836,7 +850,7 @@ struct Gen {
           a.out_type = y.type, a.out_zero = y.zero_point;
           a.lo = l.lo, a.hi = l.hi;
           a.img_h = static_cast<int32_t>(pp.coh), a.img_w = static_cast<int32_t>(pp.cow);
-          a.y0 = static_cast<int32_t>(y0 * pp.psh - pp.ppad_t);
+          a.y0 = static_cast<int32_t>((yb + ct.yo) * pp.psh - pp.ppad_t);
           a.x0 = static_cast<int32_t>(ct.xo * pp.psw - pp.ppad_l);
           a.y_step = static_cast<int32_t>(l.oh_t * pp.psh);
           pl.acquire = {PL(c, kOutEmpty)};
@@ -870,6 +884,7 @@ struct Gen {
           ad.acquire = {PL(c, kIn2Full), PL(c, kOutEmpty)};
           ad.release = {PL(c, kIn2Empty), PL(c, kOutFull)};
           b.instrs.push_back(ad);
+          if (l.post_conv >= 0) b.instrs.push_back(PostComp(ct, fa->output, oh));
         }
       }
       comp_hi = b.instrs.size();
@@ -878,7 +893,7 @@ struct Gen {
     const size_t out_lo = b.instrs.size();
     for (const CoreTile& ct : tiles) {
       if (l.multi_out()) {
-        EmitSliceOutputs(b, ct, y0, oh);
+        EmitSliceOutputs(b, ct, (yb + ct.yo), oh);
         continue;
       }
       const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
@@ -913,7 +928,7 @@ struct Gen {
         wr.src = MemSpace::Memtile(mt);
         wr.src_ap = src_ap;
         wr.dst = {MemSpace::Ddr()};
-        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0);
+        wr.dst_ap = TensorAp(out_t, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0);
         b.instrs.push_back(ChannelSlice(wr, 0, oh_c, true, true));
         if (ct.mc >= 2) b.instrs.push_back(ChannelSlice(wr, oh_c, ct.mc - oh_c, true, true));
       };
@@ -923,7 +938,7 @@ struct Gen {
         // column reaches none of them.
         wf.dst = ReachMemtiles(ct.w->col);
         wf.dst_ap =
-            ToReplica(out_t, TensorAp(out_t, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow, false, 0));
+            ToReplica(out_t, TensorAp(out_t, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow, false, 0));
         push_wf(wf);
         if (ColumnWritesDdr(ct.w->col)) push_write(wf.dst_ap);
         continue;
@@ -931,7 +946,7 @@ struct Gen {
       if (l.out_resident) {
         // Into the column's share of the resident output; to DDR too (from
         // that share) only when some consumer reads it from there.
-        wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, y0, oh, l.oh_t, ct.xo, ct.ow);
+        wf.dst_ap = ResidentAp(out_t, ct.w->col, ct.m0, ct.mc, (yb + ct.yo), oh, l.oh_t, ct.xo, ct.ow);
         push_wf(wf);
         const ActTensor& rt = T(out_t).alias_of >= 0 ? T(T(out_t).alias_of) : T(out_t);
         if (rt.resident_ddr) push_write(wf.dst_ap);
@@ -940,6 +955,9 @@ struct Gen {
       push_wf(wf);
       push_write(wf.dst_ap);
     }
+    // A BUILD pair's second conv: its tile to its resident region.
+    if (l.post_conv >= 0)
+      for (const CoreTile& ct : tiles) EmitPostOutput(b, ct, yb + ct.yo, oh);
     if (l.stay_pieces > 1) SplitStayRows(b, in_lo, in_hi, comp_lo, comp_hi, out_lo);
     p.blocks.push_back(std::move(b));
     return Status::Ok();
@@ -957,7 +975,7 @@ struct Gen {
   // ordered by their data, as the channel halves of a tile are.
   void SplitStayRows(Block& b, size_t in_lo, size_t in_hi, size_t comp_lo, size_t comp_hi,
                      size_t out_lo) const {
-    const int64_t n = l.stay_pieces, oh = l.oh, tsh = l.tile_sh();
+    const int64_t n = l.stay_pieces, oh = l.share_h(), tsh = l.tile_sh();
     auto rows = [&](int64_t j) { return oh * j / n; };  // first output row of piece j
     auto in_rows = [&](int64_t j) { return (rows(j + 1) - rows(j) - 1) * tsh + 1; };
     auto in_first = [&](int64_t j) {  // the core input tile's first row of piece j
@@ -1131,6 +1149,122 @@ struct Gen {
     b.instrs[last_wf].release = {PL(c, kOutEmpty)};
   }
 
+  // ---- A BUILD pair's second conv (Layer::post_conv, postconv.cc) ----
+  // Its layer, and its blob for core tile ct (its cores are the first's:
+  // the same wide split of the same output plane).
+  Layer& Post() const { return s.layers[static_cast<size_t>(l.post_conv)]; }
+  size_t PostBlob(const CoreTile& ct) const { return CoreIndex(ct.w); }
+
+  // Its blob, once before the first conv's rows: one LOADW per serving
+  // memtile and row parity (as a wide layer's, in two byte halves) into
+  // the first conv's slab for it (Layer::mt_post_w), broadcast to the
+  // cores of that parity.
+  Status EmitPostWeights(const std::vector<CoreTile>& tiles) {
+    Layer& q = Post();
+    // (The second conv reads every channel of the first's output tile: one chunk, no CIN parts.)
+    if (q.cores.size() != l.cores.size() || q.chunks != 1 || q.parts != 1 || q.blobs.size() != l.cores.size() ||
+        l.chunks != 1 || l.parts != 1)
+      return Internal("{}: its BUILD pair {} is not tiled alike", l.name, q.name);
+    for (size_t i = 0; i < q.cores.size(); ++i)
+      if (q.cores[i].row != l.cores[i].row || q.cores[i].col != l.cores[i].col ||
+          q.cores[i].x0 != l.cores[i].x0 || q.cores[i].x1 != l.cores[i].x1)
+        return Internal("{}: its BUILD pair {} is not tiled alike", l.name, q.name);
+    Block own;
+    own.label = fmt::format("{}.w", q.name);
+    const DdrSymbol& ws = p.symbols[static_cast<size_t>(q.blob_symbol)];
+    std::map<std::tuple<int, int64_t, int>, std::vector<MemSpace>> groups;
+    std::map<std::tuple<int, int64_t, int>, int64_t> sizes;
+    for (const CoreTile& ct : tiles) {
+      const size_t bi = PostBlob(ct);
+      const int mt = (ct.w->row % 2 == 0 ? servers : servers_r)[static_cast<size_t>(ct.w->col)];
+      const auto key = std::make_tuple(ct.w->row % 2, q.blob_offset[bi], mt);
+      groups[key].push_back(MemSpace::Core(ct.w->row, ct.w->col));
+      sizes[key] = static_cast<int64_t>(q.blobs[bi].size());
+      if (sizes[key] > l.post_w_bytes || sizes[key] > q.w_bytes)
+        return Internal("{}: blob {} > {}", q.name, sizes[key], l.post_w_bytes);
+    }
+    const int pli = l.post_conv;
+    for (const auto& [key, cores] : groups) {
+      const auto [parity, off, mt] = key;
+      const int64_t bytes = sizes[key];
+      const int64_t slab = l.mt_post_w + parity * l.post_w_bytes;
+      const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0) continue;
+        Instruction lw;
+        lw.op = Opcode::kLoadW;
+        lw.layer = pli;
+        lw.src = MemSpace::Ddr();
+        lw.src_ap = Contig(ws.addr + off + o, 0, 1, 1, n);
+        lw.dst = {MemSpace::Memtile(mt)};
+        lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
+        own.instrs.push_back(lw);
+      }
+      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
+        if (n <= 0) continue;
+        Instruction wm;
+        wm.op = Opcode::kLoadWm;
+        wm.layer = pli;
+        wm.src = MemSpace::Memtile(mt);
+        wm.src_ap = Contig(slab + o, 0, 1, 1, n);
+        wm.dst = cores;
+        wm.dst_ap = Contig(q.core_w + o, 0, 1, 1, n);
+        own.instrs.push_back(wm);
+      }
+    }
+    p.blocks.push_back(std::move(own));
+    return Status::Ok();
+  }
+
+  // Its COMP on core tile ct: the block output the Add COMP just wrote to
+  // the first conv's output buffer (tensor `x`, oh rows) is its input.
+  Instruction PostComp(const CoreTile& ct, int x, int64_t oh) const {
+    const Layer& q = Post();
+    const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+    Instruction cp;
+    cp.op = Opcode::kComp;
+    cp.layer = l.post_conv;
+    cp.cores = {c};
+    CompParams& a = cp.comp;
+    a.kind = CompKind::kConv;
+    a.in_c = static_cast<int32_t>(q.c);
+    a.in_h = a.out_h = static_cast<int32_t>(oh);
+    a.in_w = a.out_w = static_cast<int32_t>(ct.ow);
+    a.out_c = static_cast<int32_t>(q.m);
+    a.in = PB(l.core_out, l.out_bytes);
+    a.in_type = T(x).type, a.in_zero = T(x).zero_point;
+    a.weights = {q.core_w, 0};
+    const size_t bi = PostBlob(ct);
+    a.weights_bytes = static_cast<int64_t>(q.blobs[bi].size());
+    a.out = PB(q.core_out, q.out_bytes);
+    a.out_type = T(q.output).type, a.out_zero = q.out_zero, a.lo = q.lo, a.hi = q.hi;
+    const int64_t pixels = oh * ct.ow;
+    Gen g{s, t, p, s.layers[static_cast<size_t>(l.post_conv)], l.post_conv, {}, {}, 0, 0, 0, {}, -1, -1, {}};
+    a.macs = g.BlobMacs(bi) * pixels;
+    a.macs_dense = q.m * q.c * pixels;
+    cp.acquire = {PL(c, kPostOutEmpty)};
+    cp.release = {PL(c, kPostOutFull)};
+    return cp;
+  }
+
+  // Its output tile from its buffer to its resident region, in two channel halves.
+  void EmitPostOutput(Block& b, const CoreTile& ct, int64_t y0, int64_t oh) const {
+    const Layer& q = Post();
+    const MemSpace c = MemSpace::Core(ct.w->row, ct.w->col);
+    Instruction wf;
+    wf.op = Opcode::kWriteFm;
+    wf.layer = l.post_conv;
+    wf.src = c;
+    wf.src_ap = PC(q.core_out, q.out_bytes, q.m, oh, ct.ow);
+    wf.dst = {MemSpace::Memtile(ActMemtile(t, ct.w->col))};
+    wf.dst_ap = ResidentAp(q.output, ct.w->col, 0, q.m, y0, oh, l.oh_t, ct.xo, ct.ow);
+    wf.acquire = {PL(c, kPostOutFull)};
+    wf.release = {PL(c, kPostOutEmpty)};
+    const int64_t h = q.m >= 2 ? q.m / 2 : q.m;
+    b.instrs.push_back(ChannelSlice(wf, 0, h, true, q.m < 2));
+    if (q.m >= 2) b.instrs.push_back(ChannelSlice(wf, h, q.m - h, false, true));
+  }
+
   // Effective MACs per output pixel of blob bi (from its header and index).
   int64_t BlobMacs(size_t bi) const {
     const std::vector<uint8_t>& blob = l.blobs[bi].vec();
@@ -1178,7 +1312,7 @@ Status RunCodegen(CompileState& s) {
   // Every core's "empty" locks start at 1 (both halves); those of the third
   // and fourth input buffers only where a layer has them.
   bool more_in = false;
-  for (const Layer& l : s.layers) more_in = more_in || l.in_bufs > 2;
+  for (const Layer& l : s.layers) more_in = more_in || l.in_bufs > 2 || l.post_conv >= 0;
   for (int r = 0; r < s.target.rows; ++r)
     for (int c = 0; c < s.target.cols; ++c)
       for (int id : {kInEmpty, kIn2Empty, kOutEmpty, kInEmpty3})

@@ -128,6 +128,7 @@ struct CoreWork {
   int row = 0, col = 0;
   int64_t m0 = 0, m1 = 0;  // output channels [m0, m1)
   int64_t x0 = 0, x1 = 0;  // output columns [x0, x1)
+  int64_t y0 = 0, y1 = 0;  // output rows [y0, y1) (every row but in a wide split with Layer::wide_ys > 1)
   int64_t nnz = 0;         // non-zero blocks in its channel range (conv)
   int64_t macs = 0;        // effective MACs of its share
 };
@@ -215,6 +216,15 @@ struct Layer {
   // split's, so memtile-resident tensors keep their layout. For layers
   // bound by the activation broadcast (memtile -> core) with few weights.
   bool wide = false;
+  // Wide split, height slices per column (h_aie22's `wide_ys`, taken by
+  // BUILD pairs only, h_aie26): the column's rows split its share into
+  // rows / wide_ys width slices x wide_ys equal height slices, so every
+  // core gets the same pixels where the share's width does not divide by
+  // the rows (ResNet-50 layer1: 14 columns over 4 rows are 3/4/3/4 wide,
+  // the 4-wide cores bind; 2 x 2 slices of 7 x 28 are equal). Each core
+  // streams its own rows.
+  int64_t wide_ys = 1;
+  int64_t share_h() const { return oh / wide_ys; }  // output rows per core
   // A 1x1 unpadded strided conv (ResNet downsample): the LOAD from DDR, or
   // the LOADFM from a resident input, reads only the pixels the conv uses
   // (the DMA pattern steps by the stride), so the tiles, the memtile->core
@@ -310,6 +320,18 @@ struct Layer {
   // (decided before pass 2, which sizes the conv's tile for it): on the
   // conv, the Add's layer index; on the Add, the conv's (it emits nothing).
   int fused_add = -1, fused_into = -1;
+  // BUILD pair fusion (postconv.cc PlanPostConv, h_aie26): the 1x1 conv
+  // right after a fused Add, reading only that Add's output, computed in
+  // the fused conv's blocks on the same core tile: after the Add COMP, its
+  // COMP reads the Add's output buffer (the block output, still written
+  // out for its other readers) and its own output goes from its own buffer
+  // pair to its resident region, so the block output is never read back
+  // into the cores for it. On the first conv, the second's layer index
+  // (post_conv) and its blob's bytes (post_w_bytes: one memtile slab per
+  // row parity, mt_post_w); on the second, the first's (post_into: it
+  // emits nothing, its COMPs carry its own index).
+  int post_conv = -1, post_into = -1;
+  int64_t post_w_bytes = 0, mt_post_w = 0;
   // Memtile-resident activations (PlanResidency, before pass 2): input 0
   // (in), the fused Add's other input (in2) and the output (the fused Add's
   // when there is one) read from / written to a resident tensor; such a
@@ -356,6 +378,15 @@ struct CompileOptions {
   // unfused and keeps the faster program.
   std::map<std::string, bool> add_partner;
   bool try_add_partner = true;
+  // BUILD pair fusion (Layer::post_conv) by the first conv's name: on
+  // (true) or off. Compile() tries every candidate pair on its kept
+  // program, then keeps each only where the pair beat the two layers'
+  // summed times, and keeps the fastest program.
+  std::map<std::string, bool> post_conv;
+  bool try_post_conv = true;
+  // A BUILD pair's tile in equal height x width slices per column share
+  // (Layer::wide_ys) where they give the busiest core fewer pixels.
+  bool pair_ys = true;
   bool resident = true;         // activations kept in memtiles between layers (fusion.cc)
   // Memtile bytes per column always left to a layer's own slabs (the rest
   // may hold resident activations).
@@ -553,6 +584,9 @@ void FusePools(CompileState& s);
 // CompileOptions::add_partner, the conv producing its other input moves
 // right before it (PlanAddFusion fuses an Add only into the layer before it).
 void MoveAddPartners(CompileState& s);
+// The conv after a fused Add computed in that Add's conv (aie/passes/postconv.cc).
+int PostConvCandidate(const CompileState& s, size_t ai);
+void PlanPostConv(CompileState& s);
 // A fused pair's name as CompileOptions::pool_fuse_pairs keys it, the layers
 // in program order ("conv1+maxpool", "Mixed_5b.avg_pool+Mixed_5b.branch_pool.conv").
 std::string PoolFusedName(const std::string& first, const std::string& second);

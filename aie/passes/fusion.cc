@@ -33,6 +33,8 @@
 // dies in the Add (in place, as for the 2-D regions), so a bottleneck
 // block's shortcut and output need one region (ResNet-50 layer4.0's output
 // now stays on chip for layer4.1, h_aie23).
+// A BUILD pair's second conv (postconv.cc, Layer::post_into) writes its
+// output in the first conv's layer: its region lives from there.
 // Not done yet (docs/AIE_COMPILER.md): pools, depthwise convs and Gemm as
 // consumers, fusing a conv with a following pool.
 #include <fmt/format.h>
@@ -179,7 +181,11 @@ void PlanResidency(CompileState& s, bool enable) {
         writers_ok = false;
     }
     if (!writers_ok) continue;
-    const int p = *std::min_element(writers.begin(), writers.end());
+    // A conv computed in the blocks of the conv before it (Layer::post_into,
+    // postconv.cc) writes its output there: the region lives from that layer.
+    int p = *std::min_element(writers.begin(), writers.end());
+    for (const int w : writers)
+      if (const int pi = s.layers[static_cast<size_t>(w)].post_into; pi >= 0) p = std::min(p, pi);
     const int p_last = *std::max_element(writers.begin(), writers.end());
     const Layer& prod = s.layers[static_cast<size_t>(hosts[ti] ? p : x.producer)];
     const Layer& pl = s.layers[static_cast<size_t>(p)];
@@ -466,6 +472,11 @@ std::string DumpFusion(const CompileState& s) {
       r += fmt::format(" computes {}", s.layers[static_cast<size_t>(l.fused_add)].name);
     if (l.fused_into >= 0)
       r += fmt::format(" computed_in {}", s.layers[static_cast<size_t>(l.fused_into)].name);
+    // A BUILD pair (postconv.cc).
+    if (l.post_conv >= 0)
+      r += fmt::format(" then {}", s.layers[static_cast<size_t>(l.post_conv)].name);
+    if (l.post_into >= 0)
+      r += fmt::format(" computed_after {}", s.layers[static_cast<size_t>(l.post_into)].name);
     if (l.in_resident || l.in2_resident || l.out_resident)
       r += fmt::format(" memtile{}{}{} reserved {}", l.in_resident ? " in" : "",
                        l.in2_resident ? " in2" : "", l.out_resident ? " out" : "", l.mt_reserved);

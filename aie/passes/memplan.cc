@@ -14,7 +14,10 @@
 // where activations slabs are ping/pong per row group (one shared input slab
 // when every row reads the same channels) and weight slabs hold the blobs of
 // the rows this memtile broadcasts to (see WeightServers). Capacities are
-// checked here; pass 2 chose tiles so they fit.
+// checked here; pass 2 chose tiles so they fit. A BUILD pair's second conv
+// (Layer::post_into, postconv.cc) runs in the first's blocks: its core
+// buffers (blob, output ping|pong) follow the first's, its blob's memtile
+// slabs (one per row parity) follow the first's slabs (Layer::mt_post_w).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -227,6 +230,28 @@ Status RunMemPlan(CompileState& s) {
     for (int c = 0; c < t.cols; ++c) per_mt = std::max(per_mt, ++count[ActMemtile(t, c)]);
   }
   for (Layer& l : s.layers) {
+    // A BUILD pair's second conv (Layer::post_into, postconv.cc): its blob
+    // and output buffer pair above the first conv's buffers in the core;
+    // its input is the first's output buffer, its blob's memtile slabs are
+    // the first's (mt_post_w), its output is resident: no slab of its own.
+    if (l.post_into >= 0) {
+      const Layer& a = s.layers[static_cast<size_t>(l.post_into)];
+      l.w_double = false, l.in_bufs = 2, l.w_bufs = 2, l.w_ring = 2;
+      int64_t a_end = a.core_scratch + a.scratch_bytes;
+      l.core_in = l.core_in2 = a_end;
+      l.core_w = a_end, a_end += l.w_bytes;
+      l.core_out = a_end, a_end += 2 * l.out_bytes;
+      l.core_acc = l.core_scratch = a_end;
+      if (a_end > t.core_buffer_bytes())
+        return Internal("{}: core buffers with {} need {} bytes, {} available", l.name, a.name, a_end,
+                        t.core_buffer_bytes());
+      l.mt_in = l.mt_in2 = l.mt_w = l.mt_out = l.mt_col_bytes = 0;
+      l.mt_in_bytes = l.mt_in2_bytes = l.mt_w_bytes = l.mt_out_bytes = 0;
+      continue;
+    }
+    // The second conv of a BUILD pair (Layer::post_conv) after this one's buffers.
+    const Layer* post = l.post_conv >= 0 ? &s.layers[static_cast<size_t>(l.post_conv)] : nullptr;
+    const int64_t post_core = post ? post->w_bytes + 2 * post->out_bytes : 0;
     // A second core weight half when the layer has more than one weight
     // block and it fits beside the tile (pass 2 sized the tile without it).
     {
@@ -235,7 +260,7 @@ Status RunMemPlan(CompileState& s) {
         wchunks = std::max(wchunks, (w.x1 - w.x0 + l.ow_t - 1) / std::max<int64_t>(1, l.ow_t));
       // An input-stationary tile (Layer::in_stay) has one input buffer.
       const int64_t need = (l.in_stay ? 1 : 2) * l.in_bytes + 2 * l.in2_bytes + 2 * l.w_bytes +
-                           2 * l.out_bytes + l.acc_bytes + l.scratch_bytes;
+                           2 * l.out_bytes + l.acc_bytes + l.scratch_bytes + post_core;
       l.w_double = l.kind == LayerKind::kConv && !l.weights_per_iteration &&
                    l.chunks * wchunks > 1 && need <= t.core_buffer_bytes();
     }
@@ -290,6 +315,7 @@ Status RunMemPlan(CompileState& s) {
     l.mt_w_bytes = l.w_bytes, l.mt_w = m, m += l.mt_w_slabs() * l.rows_used * l.w_bytes;
     l.mt_out_bytes = l.out_resident ? 0 : l.out_bytes, l.mt_out = m,
     m += 2 * l.rows_used * l.mt_out_bytes;
+    l.mt_post_w = m, m += post ? 2 * l.post_w_bytes : 0;
     l.mt_col_bytes = m;
     if (m != MemtileFootprint(l, l.rows_used, l.in_bytes, l.in2_bytes, l.w_bytes, l.out_bytes,
                               l.mt_w_slabs()))
@@ -322,7 +348,9 @@ void GrowWeightRings(CompileState& s) {
   }
   for (size_t li = 0; li < s.layers.size(); ++li) {
     Layer& l = s.layers[li];
-    if (l.kind != LayerKind::kConv || l.w_kept || l.macs >= l.macs_dense) continue;
+    if (l.kind != LayerKind::kConv || l.w_kept || l.macs >= l.macs_dense || l.post_conv >= 0 ||
+        l.post_into >= 0)
+      continue;
     // Weight blocks the ring rotates over: the parts, or the channel and width chunks.
     int64_t blocks = l.parts;
     if (!l.weights_per_iteration) {

@@ -74,6 +74,7 @@ Status KeepFasterWith(CompileState& s, std::string& text, const std::string& pri
   o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
   o.try_permute = o.try_w_double = o.try_in_stay = o.try_stay_rows = false;
   o.try_add_partner = o.try_partial_kept = o.try_replica_in_place = false;
+  o.try_post_conv = false;
   change(o);
   std::string tb;
   WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
@@ -363,6 +364,56 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
   if (opts.try_partial_kept && opts.resident && !s.options.resident_partial)
     WBS_RETURN_IF_ERROR(KeepFasterWith(s, text, print_after,
                                        [](CompileOptions& o) { o.resident_partial = true; }));
+  // BUILD pair fusion (postconv.cc, Layer::post_conv, h_aie26) on the kept
+  // program: every candidate pair on, then each pair kept only where the
+  // pair's layer beat the two layers' summed times (the second's is 0 in a
+  // pair); the fastest program is kept. A trial that finds no room for a
+  // pair's buffers (the memory plan) is dropped like a slower one. Pairs
+  // take height slices (CompileOptions::pair_ys); the kept program is
+  // compiled once more without them, and the faster kept.
+  if (opts.try_post_conv && opts.fuse_add) {
+    std::map<std::string, bool> on;
+    for (size_t i = 0; i < s.layers.size(); ++i)
+      if (!s.options.post_conv.count(s.layers[i].name) && PostConvCandidate(s, i) >= 0)
+        on[s.layers[i].name] = true;
+    auto trial = [&](const std::map<std::string, bool>& pairs, CompileState* r, std::string* t) {
+      *r = TrialOf(s, s.options);
+      CompileOptions& o = r->options;
+      o.try_spread = o.try_wide = o.try_resident_min_w = false;
+      o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
+      o.try_permute = o.try_w_double = o.try_in_stay = o.try_stay_rows = false;
+      o.try_add_partner = o.try_partial_kept = o.try_replica_in_place = false;
+      o.try_post_conv = false;
+      for (const auto& [k, v] : pairs) o.post_conv[k] = v;
+      return CompileOnce(*r, print_after, t);
+    };
+    CompileState b;
+    std::string tb;
+    if (!on.empty() && trial(on, &b, &tb).ok()) {
+      std::map<std::string, bool> mixed;
+      bool any_on = false, any_off = false;
+      for (size_t i = 0; i < s.layers.size() && i < b.layers.size(); ++i) {
+        if (!on.count(s.layers[i].name)) continue;
+        const int q = b.layers[i].post_conv;
+        const bool faster = q >= 0 && b.layers[i].time_s < s.layers[i].time_s +
+                                                             s.layers[static_cast<size_t>(q)].time_s;
+        mixed[s.layers[i].name] = faster;
+        any_on |= faster, any_off |= !faster;
+      }
+      CompileState c;
+      std::string tc;
+      const bool tried_c = any_on && any_off && trial(mixed, &c, &tc).ok();
+      if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
+      if (tried_c && c.total_s < s.total_s) s = std::move(c), text = std::move(tc);
+    }
+    // The kept pairs' height slices (Layer::wide_ys) against width slices
+    // only, once on the kept program.
+    bool ys = false;
+    for (const Layer& l : s.layers) ys |= l.post_conv >= 0 && l.wide_ys > 1;
+    if (ys)
+      WBS_RETURN_IF_ERROR(
+          KeepFasterWith(s, text, print_after, [](CompileOptions& o) { o.pair_ys = false; }));
+  }
   // Partial residency (CompileOptions::resident_partial) keeps regions the
   // slabs of the layers in between lose, the writers' DDR copies are extra
   // traffic, and it changes which choices the trials keep (Inception-v3

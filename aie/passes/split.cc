@@ -16,6 +16,26 @@
 
 namespace wbs::aie {
 
+// Height slices per column in the wide split: `rows` cores cut each of the
+// `cols_used` column shares into rows / ys width slices x ys height slices
+// of equal height; the ys whose busiest core gets the fewest output pixels
+// (ties: fewer height slices). Only 1x1 convs without a fused pool (no
+// vertical halo to read twice), and only where oh divides evenly.
+int64_t WideHeightSlices(const Layer& l, int64_t cols_used, int64_t rows, bool allow) {
+  if (!allow || l.kh != 1 || l.kw != 1 || l.post_pool.on || l.pre_pool.on || rows < 2) return 1;
+  int64_t widest = 0;
+  for (int64_t c = 0; c < cols_used; ++c)
+    widest = std::max(widest, l.ow * (c + 1) / cols_used - l.ow * c / cols_used);
+  int64_t best_ys = 1, best = -1;
+  for (int64_t ys = 1; ys <= rows; ++ys) {
+    if (rows % ys != 0 || l.oh % ys != 0) continue;
+    const int64_t xs = rows / ys;
+    const int64_t pixels = (widest + xs - 1) / xs * (l.oh / ys);
+    if (best < 0 || pixels < best) best = pixels, best_ys = ys;
+  }
+  return best_ys;
+}
+
 int NumChannelGroups(const Layer& l) {
   const int64_t units = l.kind == LayerKind::kConv ? l.block_rows : l.m;
   if (l.wide) return 1;
@@ -38,7 +58,7 @@ Status RunSplit(CompileState& s) {
       for (int c = 0; c < l.cols_used; ++c) {
         for (int r = 0; r < l.rows_used && gi < groups; ++r, ++gi) {
           CoreWork w;
-          w.row = r, w.col = c, w.x0 = 0, w.x1 = l.ow;
+          w.row = r, w.col = c, w.x0 = 0, w.x1 = l.ow, w.y0 = 0, w.y1 = l.oh;
           l.cores.push_back(w);
         }
       }
@@ -48,13 +68,21 @@ Status RunSplit(CompileState& s) {
       int64_t narrowest = l.ow;
       for (int c = 0; c < l.cols_used; ++c) narrowest = std::min(narrowest, l.ow * (c + 1) / l.cols_used - l.ow * c / l.cols_used);
       l.rows_used = static_cast<int>(std::min<int64_t>(t.rows, narrowest));
+      // Row r: width slice r / ys, height slice r % ys (Layer::wide_ys).
+      const int64_t ys = l.wide_ys, nx = l.rows_used / ys;
+      if (ys < 1 || l.rows_used % ys != 0 || l.oh % ys != 0)
+        return Internal("{}: {} height slices do not divide {} rows of cores and {} output rows", l.name, ys,
+                        l.rows_used, l.oh);
       for (int r = 0; r < l.rows_used; ++r) {
         for (int c = 0; c < l.cols_used; ++c) {
           const int64_t xs = l.ow * c / l.cols_used, n = l.ow * (c + 1) / l.cols_used - xs;
+          const int64_t xi = r / ys, yi = r % ys;
           CoreWork w;
           w.row = r, w.col = c;
-          w.x0 = xs + n * r / l.rows_used;
-          w.x1 = xs + n * (r + 1) / l.rows_used;
+          w.x0 = xs + n * xi / nx;
+          w.x1 = xs + n * (xi + 1) / nx;
+          w.y0 = l.oh * yi / ys;
+          w.y1 = l.oh * (yi + 1) / ys;
           l.cores.push_back(w);
         }
       }
@@ -67,6 +95,7 @@ Status RunSplit(CompileState& s) {
           w.row = r, w.col = c;
           w.x0 = l.ow * c / l.cols_used;
           w.x1 = l.ow * (c + 1) / l.cols_used;
+          w.y0 = 0, w.y1 = l.oh;
           l.cores.push_back(w);
         }
       }
@@ -84,6 +113,7 @@ std::string DumpSplit(const CompileState& s) {
       if (w.col == last_col && !l.wide) continue;
       last_col = w.col;
       ranges += fmt::format(" [{},{})", w.x0, w.x1);
+      if (l.wide_ys > 1) ranges += fmt::format("y[{},{})", w.y0, w.y1);
     }
     r += fmt::format("{:<28} {}x{} {}{}\n", l.name, l.rows_used, l.cols_used,
                      l.cout_only ? "channels-over-all-cores" : l.wide ? "width-over-all-cores" : "channels-over-rows width-over-cols",

@@ -10,7 +10,11 @@
 // traffic on the memtiles' channels (weights per serving memtile, inputs
 // re-read per channel chunk, outputs), and the cheapest is kept. Both splits
 // are tried: the 2-D one (channels over rows, width over columns) and
-// channels over every core (pass 3 applies the chosen one).
+// channels over every core (pass 3 applies the chosen one). A BUILD pair's
+// first conv (Layer::post_conv, postconv.cc) takes only width over every
+// core with one chunk of every block row, its buffers counting the second
+// conv's blob and output pair; the second conv gets the same tile (the
+// pair is undone where none fits).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -28,13 +32,18 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 struct Sizes {
   int64_t in = 0, in2 = 0, w = 0, out = 0, acc = 0, scr = 0;
   int64_t w_dense = 0;  // the blob of a dense chunk (traffic scales it by the density)
-  int64_t total(bool w_twice) const { return 2 * in + 2 * in2 + (w_twice ? 2 : 1) * w + 2 * out + acc + scr; }
+  // A BUILD pair's second conv (Layer::post_conv): its blob and output buffer pair.
+  int64_t post_w = 0, post_out = 0;
+  int64_t total(bool w_twice) const {
+    return 2 * in + 2 * in2 + (w_twice ? 2 : 1) * w + 2 * out + acc + scr + post_w + 2 * post_out;
+  }
 };
 
 }  // namespace
 
 int ActMemtile(const Target& t, int col);
 bool SharedInput(const Layer& l);
+int64_t WideHeightSlices(const Layer& l, int64_t cols_used, int64_t rows, bool allow);
 void PlanAddFusion(CompileState& s);
 void PlanResidency(CompileState& s, bool enable);
 
@@ -50,7 +59,9 @@ int64_t MemtileFootprint(const Layer& l, int64_t rows, int64_t in, int64_t in2, 
   if (l.in_resident) in = 0;
   if (l.in2_resident) in2 = 0;
   if (l.out_resident) out = 0;
-  return (l.in_stay ? 1 : 2) * (SharedInput(l) ? 1 : rows) * in + 2 * rows * in2 + w_slabs * rows * w + 2 * rows * out;
+  // (A BUILD pair's second blob: one slab per row parity, Layer::mt_post_w.)
+  return (l.in_stay ? 1 : 2) * (SharedInput(l) ? 1 : rows) * in + 2 * rows * in2 + w_slabs * rows * w + 2 * rows * out +
+         (l.post_conv >= 0 ? 2 * l.post_w_bytes : 0);
 }
 
 // Input channels a conv tile of output block rows [.., + mt_rows) reads (ct per part).
@@ -73,7 +84,8 @@ int64_t TileInChannels(const Layer& l, int64_t mt_rows, int64_t ct) {
 // cores half as often. (With CIN parts a part's block columns move when
 // the producer's channels are permuted, so parts keep the dense bound.)
 static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int64_t ow_t, int64_t oh_t, int64_t ct,
-                       int64_t parts, bool fused = false, const std::vector<int64_t>& top_nnz = {}) {
+                       int64_t parts, bool fused = false, const std::vector<int64_t>& top_nnz = {},
+                       const Layer* post = nullptr) {
   Sizes s;
   const int64_t ih = (oh_t - 1) * l.tile_sh() + (l.kh - 1) * l.dh + 1;
   const int64_t iw = (ow_t - 1) * l.tile_sw() + (l.kw - 1) * l.dw + 1;
@@ -100,6 +112,7 @@ static Sizes TileSizes(const Layer& l, const ActTensor& y, int64_t mt_rows, int6
   if (l.pre_pool.on) s.scr = TileInChannels(l, mt_rows, ct) * oh_t * ow_t;
   // Buffers are 64-byte aligned by the memory plan.
   auto al = [](int64_t v) { return (v + 63) / 64 * 64; };
+  if (post) s.post_w = l.post_w_bytes, s.post_out = al(post->m * oh_t * ow_t);
   s.in = al(s.in), s.in2 = al(s.in2), s.w = al(s.w), s.out = al(s.out), s.acc = al(s.acc), s.scr = al(s.scr);
   s.w_dense = al(s.w_dense);
   return s;
@@ -122,6 +135,27 @@ Status TileLayers(CompileState& s) {
   }
   const double ddr_bpc = t.ddr.channel_gbps / t.clock_ghz;
   for (Layer& l : s.layers) {
+  retry_layer:
+    // A BUILD pair's second conv (Layer::post_into, postconv.cc): the
+    // first conv's tile, every output channel on each core; its input is
+    // the first's output buffer (no buffer of its own), its blob the whole.
+    if (l.post_into >= 0) {
+      const Layer& a = s.layers[static_cast<size_t>(l.post_into)];
+      l.subsample = false;
+      l.mt_rows = l.block_rows, l.ow_t = a.ow_t, l.oh_t = a.oh_t, l.ct = l.c, l.parts = 1;
+      l.in_bytes = l.in2_bytes = l.acc_bytes = l.scratch_bytes = 0;
+      l.w_bytes = a.post_w_bytes, l.out_bytes = (l.m * a.oh_t * a.ow_t + 63) / 64 * 64;
+      l.weights_per_iteration = l.cout_only = l.w_kept = l.spread_input = l.in_stay = false;
+      l.wide = true;
+      l.wide_ys = a.wide_ys;
+      continue;
+    }
+    Layer* post = l.post_conv >= 0 ? &s.layers[static_cast<size_t>(l.post_conv)] : nullptr;
+    // The second conv's output goes to its resident region (no slab of its own).
+    if (post && (!post->out_resident || s.tensors[static_cast<size_t>(post->output)].resident_ddr)) {
+      post->post_into = -1, l.post_conv = -1, l.post_w_bytes = 0;
+      post = nullptr;
+    }
     const int64_t mt_budget = (t.memtile.bytes - l.mt_reserved) / per_mt;
     l.subsample = l.kind == LayerKind::kConv && l.kh == 1 && l.kw == 1 && (l.sh > 1 || l.sw > 1) && l.pad_t == 0 &&
                   l.pad_l == 0 && l.pad_b == 0 && l.pad_r == 0;
@@ -134,14 +168,16 @@ Status TileLayers(CompileState& s) {
       bool spread = false;
       bool wide = false;
       bool in_stay = false;
+      int64_t wide_ys = 1;
     };
     // [0]: with the fused Add (its tiles next to the conv's, no CIN split),
     // [1]: the conv alone.
     Pick picks[2];
     std::vector<int64_t> top_nnz;  // TileSizes
     const auto sw_it = s.options.sparse_w.find(l.name);
-    if (l.kind == LayerKind::kConv && l.macs < l.macs_dense && sw_it != s.options.sparse_w.end() &&
-        sw_it->second) {
+    // (A BUILD pair's one chunk of every row: its blob's exact size.)
+    if (l.kind == LayerKind::kConv && l.macs < l.macs_dense &&
+        ((sw_it != s.options.sparse_w.end() && sw_it->second) || post)) {
       std::vector<int64_t> r = l.row_nnz;
       std::sort(r.rbegin(), r.rend());
       top_nnz.assign(1, 0);
@@ -152,10 +188,11 @@ Status TileLayers(CompileState& s) {
         l.kind == LayerKind::kConv && wd_it != s.options.w_double.end() && wd_it->second;
     const auto st_it = s.options.in_stay.find(l.name);
     // (Not for a fused pool: its scratch tile is per row block.)
-    const bool want_in_stay = l.kind == LayerKind::kConv && !l.post_pool.on && !l.pre_pool.on &&
+    const bool want_in_stay = l.kind == LayerKind::kConv && !l.post_pool.on && !l.pre_pool.on && !post &&
                               st_it != s.options.in_stay.end() && st_it->second;
     for (const bool fused : {true, false}) {
     if (fused && l.fused_add < 0) continue;
+    if (!fused && post) continue;  // a BUILD pair keeps its Add
     Pick& pick = picks[fused ? 0 : 1];
     double& best = pick.cost;
     const ActTensor& y = s.tensors[static_cast<size_t>(fused ? s.layers[static_cast<size_t>(l.fused_add)].output : l.output)];
@@ -164,6 +201,7 @@ Status TileLayers(CompileState& s) {
     // channels over every core (cout_only).
     for (const int mode : {0, 1, 2}) {
     const bool cout_only = mode == 2, wide = mode == 1;
+    if (post && !wide) continue;  // a BUILD pair: width over every core
     if (cout_only && l.force_2d) continue;
     const auto forced_wide = s.options.wide.find(l.name);
     const bool prefer_wide = forced_wide != s.options.wide.end() && forced_wide->second;
@@ -181,8 +219,13 @@ Status TileLayers(CompileState& s) {
       if (wide_rows < 2) continue;
     }
     l.wide = wide;  // SharedInput (the footprint) depends on it
+    // Wide: rows / ys width slices x ys height slices per column share
+    // (Layer::wide_ys; BUILD pairs only: h_aie22 measured it on every wide
+    // layer, where dense gained more).
+    const int64_t wide_ys = wide && post ? WideHeightSlices(l, cols_used, wide_rows, s.options.pair_ys) : 1;
+    const int64_t share_h = l.oh / wide_ys;  // output rows per core
     const int64_t cap_rows = cout_only ? CeilDiv(units, int64_t{t.rows} * t.cols) : wide ? units : CeilDiv(units, t.rows);
-    const int64_t cap_w = cout_only ? l.ow : wide ? CeilDiv(CeilDiv(l.ow, cols_used), wide_rows) : CeilDiv(l.ow, cols_used);
+    const int64_t cap_w = cout_only ? l.ow : wide ? CeilDiv(CeilDiv(l.ow, cols_used), wide_rows / wide_ys) : CeilDiv(l.ow, cols_used);
     // Weight broadcast: 2-D loads each row's blob into every serving memtile;
     // wide loads every blob once per serving memtile and row parity
     // (codegen: even rows through one set of servers, odd rows the mirrored one).
@@ -217,6 +260,8 @@ Status TileLayers(CompileState& s) {
       const int64_t parts = CeilDiv(cpg, ct);
       if ((fused || l.post_pool.on) && parts > 1) continue;
       for (int64_t mt : mts) {
+        // A BUILD pair's second conv reads every channel of each pixel: one chunk.
+        if (post && mt != cap_rows) continue;
         for (int64_t ow : ows) {
          // Input-stationary (Layer::in_stay): the whole output plane of the
          // core's share, every CIN channel, several channel chunks; the
@@ -233,13 +278,13 @@ Status TileLayers(CompileState& s) {
                    MemtileFootprint(l, t.rows, z.in, z.in2, z.w, z.out, 2) <= mt_budget;
           };
           // The largest oh_t that fits (the size grows with oh_t).
-          int64_t lo = 0, hi = l.oh;
+          int64_t lo = 0, hi = share_h;
           if (stay) {
-            lo = fits(TileSizes(l, y, mt, ow, l.oh, ct, parts, fused, top_nnz)) ? l.oh : 0;
+            lo = fits(TileSizes(l, y, mt, ow, share_h, ct, parts, fused, top_nnz, post)) ? share_h : 0;
           } else {
             while (lo < hi) {
               const int64_t mid = (lo + hi + 1) / 2;
-              if (fits(TileSizes(l, y, mt, ow, mid, ct, parts, fused, top_nnz))) lo = mid;
+              if (fits(TileSizes(l, y, mt, ow, mid, ct, parts, fused, top_nnz, post))) lo = mid;
               else hi = mid - 1;
             }
           }
@@ -254,22 +299,26 @@ Status TileLayers(CompileState& s) {
             for (int64_t n = CeilDiv(l.oh, lo) + 1; n <= CeilDiv(l.oh, lo) + 8; ++n)
               if (const int64_t v = CeilDiv(l.oh, n); v < ohs.back()) ohs.push_back(v);
           for (const int64_t oh : ohs) {
-          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused, top_nnz);
+          const Sizes z = TileSizes(l, y, mt, ow, oh, ct, parts, fused, top_nnz, post);
           const int64_t chunks = CeilDiv(cap_rows, mt);
-          const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(l.oh, oh) * parts;
+          const int64_t iters = chunks * CeilDiv(cap_w, ow) * CeilDiv(share_h, oh) * parts;
           const int64_t ch = l.kind == LayerKind::kConv ? mt * l.br : mt;
           // A fused pool's conv computes its window's rows and columns (overlaps recomputed).
-          const double comp = l.kind == LayerKind::kConv
-                                  ? ch * (l.post_pool.on ? l.post_pool.rows(oh) * l.post_pool.cols(ow) : oh * ow) * ct *
-                                        l.wkh() * l.wkw() * density / mac_rate
-                                  : 0.0;
+          double comp = l.kind == LayerKind::kConv
+                            ? ch * (l.post_pool.on ? l.post_pool.rows(oh) * l.post_pool.cols(ow) : oh * ow) * ct *
+                                  l.wkh() * l.wkw() * density / mac_rate
+                            : 0.0;
+          // A BUILD pair: the second conv's MACs on the same pixels.
+          if (post)
+            comp += static_cast<double>(post->macs) / static_cast<double>(post->oh * post->ow) * oh * ow / mac_rate;
           const double w_cycles = z.w / in_bpc;
           // The input tile goes in channel halves over both core input
           // channels (codegen), which CIN-part weight reloads share.
           const double in_ch = std::max(1, t.core.dma_in_channels);
           // The output tile leaves in channel halves over both core output channels (codegen).
           const double out_ch = parts == 1 ? std::max(1, t.core.dma_out_channels) : 1;
-          double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp, z.out / (out_ch * out_bpc)});
+          double step = std::max({(z.in + z.in2 + (parts > 1 ? z.w : 0)) / (in_ch * in_bpc), comp,
+                                  (z.out + z.post_out) / (out_ch * out_bpc)});
           // Wide: a column's memtile sends each row its own tile (no
           // broadcast) over its output DMA channels.
           if (wide)
@@ -308,7 +357,7 @@ Status TileLayers(CompileState& s) {
                                                   (std::max(1, t.memtile.dma_out_channels) * in_bpc));
           }
           // DDR traffic of the whole layer on the memtiles' channels.
-          const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(l.oh, oh);
+          const int64_t wchunks = CeilDiv(cap_w, ow), row_iters = CeilDiv(share_h, oh);
           // CIN parts' blobs stay in the memtile for the chunk when they
           // all fit there: one DDR load per part instead of per iteration.
           // The score still counts the per-iteration loads: the kept loads
@@ -361,7 +410,7 @@ Status TileLayers(CompileState& s) {
           if (prefer_wide && !wide) cost = cost * 1e6 + 1e12;
           // Likewise a preferred input-stationary tile.
           if (want_in_stay && !stay) cost = cost * 1e6 + 1e12;
-          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide, stay};
+          if (cost < best) pick = {cost, mt, ow, oh, ct, parts, z, cout_only, kept, spread, wide, stay, wide_ys};
           }
          }
         }
@@ -395,7 +444,13 @@ Status TileLayers(CompileState& s) {
       l.spread_input = pick.spread;
     }
     l.wide = std::isfinite(best) && pick.wide;
+    l.wide_ys = l.wide ? pick.wide_ys : 1;
     l.in_stay = std::isfinite(best) && pick.in_stay;
+    if (!std::isfinite(best) && post) {
+      // No tile holds the pair: each conv on its own.
+      post->post_into = -1, l.post_conv = -1, l.post_w_bytes = 0;
+      goto retry_layer;
+    }
     if (!std::isfinite(best)) {
       return FailedPrecondition("{}: no core tile fits {} bytes of core buffers (one output row of one block row, {} input channels)",
                                l.name, budget, l.bc);
@@ -411,6 +466,7 @@ Status RunSubvolume(CompileState& s) {
   // channels over every core (narrow late layers, Gemm) would lose more by
   // the 2-D split that residency needs than the DDR traffic it saves.
   PlanAddFusion(s);
+  PlanPostConv(s);
   PlanResidency(s, false);
   if (s.options.resident) {
     WBS_RETURN_IF_ERROR(TileLayers(s));
@@ -418,6 +474,7 @@ Status RunSubvolume(CompileState& s) {
       l.prefers_cout_only = l.cout_only && !(s.options.resident_min_w > 0 && l.ow >= s.options.resident_min_w) &&
                             !(l.multi_out() && l.ow > 2 * int64_t{s.target.cols});
     PlanAddFusion(s);
+    PlanPostConv(s);
     PlanResidency(s, true);
   }
   Status st = TileLayers(s);
@@ -426,6 +483,7 @@ Status RunSubvolume(CompileState& s) {
   if (st.ok() || !any) return st;
   // A layer found no tile beside the resident activations: everything through DDR.
   PlanAddFusion(s);
+  PlanPostConv(s);
   PlanResidency(s, false);
   return TileLayers(s);
 }

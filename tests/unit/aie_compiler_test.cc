@@ -1194,5 +1194,107 @@ TEST(AieCompiler, ConcatSlotsPermuteTheirWritersOutputChannels) {
   ExpectSimBitExact<std::mt19937>(s, *g, 19, "concat slots permuted on paper-4x4");
 }
 
+// BUILD pair fusion (postconv.cc, h_aie26): ResNet-50 at 96x96, 50%
+// block-sparse, paper-4x4. layer1.0's downsample conv + Add and
+// layer1.1.conv1 become one tile: conv1 emits nothing of its own, its COMPs
+// (its own layer index) read the block output from the first conv's output
+// buffer right after the Add COMP wrote it, and its output goes to its
+// resident region; the block output is still written out for layer1.1's
+// shortcut. The pair's tile is cut in equal height x width slices per
+// column share (Layer::wide_ys: layer1's 24 columns over 4 core columns are
+// 6 wide, over 4 core rows 1/2/1/2 wide; 2 x 2 slices of 3 x 12 are equal).
+// Bit-exact in the simulator; the trial never keeps a slower program.
+TEST(AieCompiler, BuildPairComputesTheNextConvOnTheBlockOutput) {
+  zoo::ZooOptions zo;
+  zo.seed = 3;
+  zo.image_size = 96;
+  auto f = zoo::BuildModel("resnet50", zo);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  const auto g = QuantizeForAie<std::mt19937>(**f, 0.5, 7);
+  ASSERT_NE(g, nullptr);
+  const Target t = Target::Paper(4, 4);
+  CompileState plain, paired, trial;
+  plain.target = paired.target = trial.target = t;
+  plain.graph = paired.graph = trial.graph = g.get();
+  plain.options.try_post_conv = paired.options.try_post_conv = false;
+  paired.options.post_conv["layer1.0.downsample.0"] = true;
+  ASSERT_TRUE(Compile(plain).ok());
+  std::string printed;
+  ASSERT_TRUE(Compile(paired, "fusion", &printed).ok());
+  ASSERT_TRUE(Compile(trial).ok());
+  // The pair in the fusion pass's print (then / computed_after), with the
+  // residency it relies on (layer1.1.conv1's output region from the first
+  // conv's layer).
+  testing::ExpectMatchesGolden("aie_build_pair", printed);
+  EXPECT_LE(trial.total_s, plain.total_s);
+  auto index = [](const CompileState& s, const std::string& name) {
+    for (size_t i = 0; i < s.layers.size(); ++i)
+      if (s.layers[i].name == name) return static_cast<int>(i);
+    return -1;
+  };
+  const int a = index(paired, "layer1.0.downsample.0"), b = index(paired, "layer1.1.conv1");
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  const Layer& la = paired.layers[static_cast<size_t>(a)];
+  const Layer& lb = paired.layers[static_cast<size_t>(b)];
+  ASSERT_EQ(la.post_conv, b);
+  EXPECT_EQ(lb.post_into, a);
+  EXPECT_EQ(plain.layers[static_cast<size_t>(a)].post_conv, -1);
+  EXPECT_TRUE(la.wide);
+  EXPECT_EQ(la.chunks, 1);
+  EXPECT_EQ(la.wide_ys, 2);
+  EXPECT_EQ(lb.wide_ys, 2);
+  for (const CoreWork& w : la.cores) {
+    EXPECT_EQ(w.x1 - w.x0, 3) << w.row << "," << w.col;
+    EXPECT_EQ(w.y1 - w.y0, 12) << w.row << "," << w.col;
+  }
+  EXPECT_EQ(lb.num_blocks, 0);
+  EXPECT_TRUE(lb.out_resident);
+  // The second conv's buffers sit above the first's.
+  EXPECT_GE(lb.core_w, la.core_scratch + la.scratch_bytes);
+  EXPECT_LE(lb.core_out + 2 * lb.out_bytes, t.core_buffer_bytes());
+  // Its instructions are in the first conv's blocks: its blob's loads, its
+  // COMPs on the first conv's output buffer, its WRITEFMs; no LOADFM.
+  int64_t comps = 0, wfs = 0, fms = 0, macs = 0;
+  for (int bi = la.first_block; bi < la.first_block + la.num_blocks; ++bi) {
+    const Block& blk = paired.program.blocks[static_cast<size_t>(bi)];
+    for (size_t ii = 0; ii < blk.instrs.size(); ++ii) {
+      const Instruction& in = blk.instrs[ii];
+      if (in.layer != b) continue;
+      if (in.op == Opcode::kLoadFm) ++fms;
+      if (in.op == Opcode::kWriteFm) ++wfs;
+      if (in.op == Opcode::kComp) {
+        ++comps;
+        macs += in.comp.macs * static_cast<int64_t>(in.cores.size()) * blk.iterations;
+        EXPECT_EQ(in.comp.in.addr, la.core_out);
+        EXPECT_EQ(in.comp.in_c, lb.c);
+        // Right after the Add COMP on the same core.
+        ASSERT_GT(ii, 0u);
+        EXPECT_EQ(blk.instrs[ii - 1].comp.kind, CompKind::kAdd);
+        EXPECT_EQ(blk.instrs[ii - 1].cores, in.cores);
+      }
+    }
+  }
+  EXPECT_GT(comps, 0);
+  EXPECT_GT(wfs, 0);
+  EXPECT_EQ(fms, 0);
+  EXPECT_EQ(macs, lb.macs);
+  const Status st = CheckProgram(paired);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  ExpectSimBitExact<std::mt19937>(paired, *g, 23, "BUILD pair");
+  if (!kUnderSanitizer) ExpectSimBitExact<std::mt19937>(trial, *g, 23, "BUILD pair trial");
+  // Without the slices: width slices only, also bit-exact.
+  CompileState cols;
+  cols.target = t;
+  cols.graph = g.get();
+  cols.options = paired.options;
+  cols.options.pair_ys = false;
+  ASSERT_TRUE(Compile(cols).ok());
+  EXPECT_EQ(cols.layers[static_cast<size_t>(a)].post_conv, b);
+  EXPECT_EQ(cols.layers[static_cast<size_t>(a)].wide_ys, 1);
+  EXPECT_TRUE(CheckProgram(cols).ok()) << CheckProgram(cols).ToString();
+  if (!kUnderSanitizer) ExpectSimBitExact<std::mt19937>(cols, *g, 23, "BUILD pair, width slices");
+}
+
 }  // namespace
 }  // namespace wbs::aie
