@@ -88,6 +88,41 @@ AccessPattern Contig(int64_t base, int64_t pong, int64_t c, int64_t h, int64_t w
   return ap;
 }
 
+// A weight blob of `bytes` goes in two byte halves (cut on a 64-byte
+// boundary), one on each DDR read channel of the memtile and each input DMA
+// channel of the cores, as an activation tile does (on one channel, a 32 KB
+// blob would hold the COMPs back twice as long while the second channel
+// idles). LOADW: DDR ddr_addr -> memtile mt at slab (when `load`); LOADWM:
+// that slab -> `cores` at core_addr (when `move`).
+void EmitBlobHalves(std::vector<Instruction>& out, int layer, int64_t bytes, int64_t ddr_addr,
+                    int mt, int64_t slab, const std::vector<MemSpace>& cores, int64_t core_addr,
+                    bool load, bool move) {
+  const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
+  const std::pair<int64_t, int64_t> halves[] = {{0, cut}, {cut, bytes - cut}};
+  for (const auto& [o, n] : halves) {
+    if (n <= 0 || !load) continue;
+    Instruction lw;
+    lw.op = Opcode::kLoadW;
+    lw.layer = layer;
+    lw.src = MemSpace::Ddr();
+    lw.src_ap = Contig(ddr_addr + o, 0, 1, 1, n);
+    lw.dst = {MemSpace::Memtile(mt)};
+    lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
+    out.push_back(lw);
+  }
+  for (const auto& [o, n] : halves) {
+    if (n <= 0 || !move) continue;
+    Instruction wm;
+    wm.op = Opcode::kLoadWm;
+    wm.layer = layer;
+    wm.src = MemSpace::Memtile(mt);
+    wm.src_ap = Contig(slab + o, 0, 1, 1, n);
+    wm.dst = cores;
+    wm.dst_ap = Contig(core_addr + o, 0, 1, 1, n);
+    out.push_back(wm);
+  }
+}
+
 struct Gen {
   CompileState& s;
   const Target& t;
@@ -433,33 +468,8 @@ struct Gen {
                                l.mt_w_bytes;
       // A kept part's blob is loaded from DDR once per chunk.
       const bool load = loads && (!l.w_kept || kept_loaded.insert({row, off, mt, part}).second);
-      // The blob goes in two byte halves, one on each DDR read channel of
-      // the memtile and each input DMA channel of the cores, as an
-      // activation tile does (on one channel, a 32 KB blob would hold the
-      // COMPs back twice as long while the second channel idles).
-      const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
-      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
-        if (n <= 0 || !load) continue;
-        Instruction lw;
-        lw.op = Opcode::kLoadW;
-        lw.layer = li;
-        lw.src = MemSpace::Ddr();
-        lw.src_ap = Contig(ws.addr + off + o, 0, 1, 1, n);
-        lw.dst = {MemSpace::Memtile(mt)};
-        lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
-        b.instrs.push_back(lw);
-      }
-      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
-        if (n <= 0 || !moves) continue;
-        Instruction wm;
-        wm.op = Opcode::kLoadWm;
-        wm.layer = li;
-        wm.src = MemSpace::Memtile(mt);
-        wm.src_ap = Contig(slab + o, 0, 1, 1, n);
-        wm.dst = cores;
-        wm.dst_ap = Contig(l.core_w + core_half + o, 0, 1, 1, n);
-        b.instrs.push_back(wm);
-      }
+      EmitBlobHalves(b.instrs, li, bytes, ws.addr + off, mt, slab, cores, l.core_w + core_half,
+                     load, moves);
     }
     if (!in_loop) p.blocks.push_back(std::move(own));
   }
@@ -1188,29 +1198,7 @@ struct Gen {
       const auto [parity, off, mt] = key;
       const int64_t bytes = sizes[key];
       const int64_t slab = l.mt_post_w + parity * l.post_w_bytes;
-      const int64_t cut = std::min(bytes, (bytes / 2 + 63) / 64 * 64);
-      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
-        if (n <= 0) continue;
-        Instruction lw;
-        lw.op = Opcode::kLoadW;
-        lw.layer = pli;
-        lw.src = MemSpace::Ddr();
-        lw.src_ap = Contig(ws.addr + off + o, 0, 1, 1, n);
-        lw.dst = {MemSpace::Memtile(mt)};
-        lw.dst_ap = Contig(slab + o, 0, 1, 1, n);
-        own.instrs.push_back(lw);
-      }
-      for (const auto& [o, n] : {std::pair<int64_t, int64_t>{0, cut}, {cut, bytes - cut}}) {
-        if (n <= 0) continue;
-        Instruction wm;
-        wm.op = Opcode::kLoadWm;
-        wm.layer = pli;
-        wm.src = MemSpace::Memtile(mt);
-        wm.src_ap = Contig(slab + o, 0, 1, 1, n);
-        wm.dst = cores;
-        wm.dst_ap = Contig(q.core_w + o, 0, 1, 1, n);
-        own.instrs.push_back(wm);
-      }
+      EmitBlobHalves(own.instrs, pli, bytes, ws.addr + off, mt, slab, cores, q.core_w, true, true);
     }
     p.blocks.push_back(std::move(own));
     return Status::Ok();
