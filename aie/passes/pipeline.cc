@@ -64,18 +64,23 @@ CompileState TrialOf(const CompileState& s, const CompileOptions& options) {
   return b;
 }
 
-// The kept program once more with `change` applied to its options and every
-// trial off (CompileOnce), keeping the faster of the two.
-Status KeepFasterWith(CompileState& s, std::string& text, const std::string& print_after,
-                      const std::function<void(CompileOptions&)>& change) {
-  CompileState b = TrialOf(s, s.options);
-  CompileOptions& o = b.options;
+// Turns off the Compile() trials that compare whole programs, for a compile
+// of the kept program with one more choice set.
+void KeptProgramOnly(CompileOptions& o) {
   o.try_spread = o.try_wide = o.try_resident_min_w = false;
   o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
   o.try_permute = o.try_w_double = o.try_in_stay = o.try_stay_rows = false;
   o.try_add_partner = o.try_partial_kept = o.try_replica_in_place = false;
   o.try_post_conv = false;
-  change(o);
+}
+
+// The kept program once more with `change` applied to its options and every
+// trial off (CompileOnce), keeping the faster of the two.
+Status KeepFasterWith(CompileState& s, std::string& text, const std::string& print_after,
+                      const std::function<void(CompileOptions&)>& change) {
+  CompileState b = TrialOf(s, s.options);
+  KeptProgramOnly(b.options);
+  change(b.options);
   std::string tb;
   WBS_RETURN_IF_ERROR(CompileOnce(b, print_after, &tb));
   if (b.total_s < s.total_s) s = std::move(b), text = std::move(tb);
@@ -378,13 +383,8 @@ Status Compile(CompileState& s, const std::string& print_after, std::string* pri
         on[s.layers[i].name] = true;
     auto trial = [&](const std::map<std::string, bool>& pairs, CompileState* r, std::string* t) {
       *r = TrialOf(s, s.options);
-      CompileOptions& o = r->options;
-      o.try_spread = o.try_wide = o.try_resident_min_w = false;
-      o.try_replicate = o.try_resident_partial = o.try_sparse_w = false;
-      o.try_permute = o.try_w_double = o.try_in_stay = o.try_stay_rows = false;
-      o.try_add_partner = o.try_partial_kept = o.try_replica_in_place = false;
-      o.try_post_conv = false;
-      for (const auto& [k, v] : pairs) o.post_conv[k] = v;
+      KeptProgramOnly(r->options);
+      for (const auto& [k, v] : pairs) r->options.post_conv[k] = v;
       return CompileOnce(*r, print_after, t);
     };
     CompileState b;
