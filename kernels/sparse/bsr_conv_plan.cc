@@ -110,6 +110,9 @@ BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
   const char* v = std::getenv("WBS_SPLIT");
   if (v != nullptr && std::strcmp(v, "rows") == 0) return SplitRule::kRowsWhenPrivate;
   if (v != nullptr && std::strcmp(v, "shared") == 0) return SplitRule::kShared;
+  if (v != nullptr && std::strcmp(v, "tiles") == 0) return SplitRule::kTiles;
+  if (v != nullptr && std::strcmp(v, "tpos") == 0) return SplitRule::kTilesPos;
+  if (v != nullptr && std::strcmp(v, "tshared") == 0) return SplitRule::kTilesShared;
   return SplitRule::kSize;
 }
 
@@ -444,6 +447,7 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   // scaling, h_avx2o"). So the default, kSize, decides by operand size and
   // gives private copies only to the block-row splits that rule picks.
   const bool rows_for_private = PrivateCopies() && split_rule_ == SplitRule::kRowsWhenPrivate;
+  if (tiled_ && split_rule_ == SplitRule::kTilesPos && positions_ok) return Split::kPositions;
   if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || rows_for_private))
     return Split::kRows;
   return Split::kPositions;
@@ -538,6 +542,9 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   std::atomic<int> claimed[kMaxFlagThreads];
   const bool private_rows = PrivateCopies() && threads > 1 && split == Split::kRows;
   const bool flags = !direct_ && !private_rows && threads > 1 && threads <= kMaxFlagThreads;
+  // Whole-tile parts (SplitRule::kTiles...): a position split's own part
+  // holds every tile its calls read.
+  const bool tile_parts = TileParts() && flags;
   // Per thread, the next of its calls to run (see "steal" below); one cache
   // line each, or every call would move the line between the cores.
   struct alignas(64) Counter {
@@ -572,7 +579,10 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       float* const xcopy = own_copy ? scratch + tid * CopyStride() : scratch;
       // Part u of a shared copy (see `claimed` above).
       auto pack_part = [&](int u) {
-        if (split == Split::kPositions)
+        if (tile_parts)
+          PackTiled(xn, scratch, 0, c, PositionSplit(total, u, nt, true),
+                    PositionSplit(total, u + 1, nt, true));
+        else if (split == Split::kPositions)
           Pack(xn, scratch, 0, c, row_start(u), row_start(u + 1));
         else
           Pack(xn, scratch, c * u / nt, c * (u + 1) / nt);
@@ -609,8 +619,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // another thread copied), wait until every other thread has copied.
       bool all_packed = !flags || nt == 1 || split != Split::kPositions;
       const int64_t own_rows_end = row_start(tid + 1);
-      auto wait_packed = [&](int64_t q_end, bool last) {
+      auto ensure_all = [&] {
         if (all_packed) return;
+        for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
+        all_packed = true;
+      };
+      auto wait_packed = [&](int64_t q_end, bool last) {
+        if (all_packed || tile_parts) return;
         const int64_t reach = (RoundUp(q_end, kGroup) - 1 + max_plane_off_) / pitch + 1;
         if (!last && reach <= own_rows_end) return;
         for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
@@ -725,7 +740,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           const int u = (tid + d) % nt;
           const Share other = share_of(u);
           if (next_call[u].v.load(std::memory_order_relaxed) >= other.calls()) continue;
-          if (!own_copy) wait_packed(0, true);
+          if (!own_copy) ensure_all();
           for (int64_t k;
                (k = next_call[u].v.fetch_add(1, std::memory_order_relaxed)) < other.calls();)
             run_call(other, k);

@@ -144,10 +144,18 @@ class BsrConvPlan {
   // there are kMinRowsPerThread per thread (round 10, a kernel benchmark on
   // the AVX-512 machine under load; slower in the model on the AVX2 VM,
   // SplitFor). kShared: no private copies (as EnablePrivateCopies(false)).
-  enum class SplitRule { kRowsWhenPrivate, kSize, kShared };
+  // Tiled 1x1 plans (h_avx2p, docs/BENCHMARKS.md "AVX2 14x14 1x1 at 2
+  // threads"): kTiles is kSize with a tiled copy split into whole-tile parts
+  // that match the position split (a thread then waits for no one's copy
+  // before its own tiles; under kSize part 0 ends at the row boundary before
+  // thread 1's first tile, so thread 0 waits for thread 1's copy); kTilesPos
+  // is kTiles with every tiled plan that has two tiles per thread split by
+  // positions; kTilesShared is kTiles with the tiled block-row splits on
+  // one shared copy (half the tiles from each thread, then all wait).
+  enum class SplitRule { kRowsWhenPrivate, kSize, kShared, kTiles, kTilesPos, kTilesShared };
   void SetSplitRule(SplitRule r) { split_rule_ = r; }
-  // The rule the runtime's sparse Conv applies: WBS_SPLIT=size|rows|shared,
-  // default size (read at each call, so wbs_bench_models --variants can
+  // The rule the runtime's sparse Conv applies:
+  // WBS_SPLIT=size|rows|shared|tiles|tpos|tshared, default size (read at each call, so wbs_bench_models --variants can
   // pair them).
   static SplitRule SplitRuleDefault();
   // With more than one thread, each thread's share is cut into at least
@@ -184,8 +192,13 @@ class BsrConvPlan {
   // output positions (all the weights, its share of the input).
   enum class Split { kNone, kRows, kPositions };
   int64_t CopyStride() const { return (scratch_floats_ + 15) / 16 * 16; }
+  bool TileParts() const {
+    return tiled_ && (split_rule_ == SplitRule::kTiles || split_rule_ == SplitRule::kTilesPos ||
+                      split_rule_ == SplitRule::kTilesShared);
+  }
   bool PrivateCopies() const {
-    return private_copies_ && split_rule_ != SplitRule::kShared && scratch_floats_ > 0 &&
+    return private_copies_ && split_rule_ != SplitRule::kShared &&
+           !(tiled_ && split_rule_ == SplitRule::kTilesShared) && scratch_floats_ > 0 &&
            scratch_floats_ * int64_t{sizeof(float)} <= kPrivateCopyMaxBytes;
   }
   Split SplitFor(int threads) const;
