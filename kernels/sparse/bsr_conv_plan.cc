@@ -113,7 +113,8 @@ BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
   if (v != nullptr && std::strcmp(v, "tiles") == 0) return SplitRule::kTiles;
   if (v != nullptr && std::strcmp(v, "tpos") == 0) return SplitRule::kTilesPos;
   if (v != nullptr && std::strcmp(v, "tshared") == 0) return SplitRule::kTilesShared;
-  return SplitRule::kSize;
+  if (v != nullptr && std::strcmp(v, "size") == 0) return SplitRule::kSize;
+  return SplitRule::kTilesFine;
 }
 
 const char* BsrConvPlan::split_name(int threads) const {
@@ -444,8 +445,11 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   // threads, paired both orders under SCHED_FIFO, kSize / kRowsWhenPrivate
   // below 1 in 17 of 18 rounds (0.905-1.016, median ~0.96), kSize beat kShared
   // (no private copies) in 5 of 6 (docs/BENCHMARKS.md "AVX2 2-thread
-  // scaling, h_avx2o"). So the default, kSize, decides by operand size and
-  // gives private copies only to the block-row splits that rule picks.
+  // scaling, h_avx2o"). So kSize (and the default kTilesFine, which
+  // splits as kSize) decides by operand size and gives private copies only
+  // to the block-row splits that rule picks. kTilesPos (tiled plans by
+  // positions wherever each thread gets two tiles) lost in the model: every
+  // thread then reads all of the 0.5-1 MB of kept weights (h_avx2p).
   const bool rows_for_private = PrivateCopies() && split_rule_ == SplitRule::kRowsWhenPrivate;
   if (tiled_ && split_rule_ == SplitRule::kTilesPos && positions_ok) return Split::kPositions;
   if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || rows_for_private))
@@ -507,17 +511,20 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // finish up to a call apart. Positions: smaller chunks (whole
   // kChunkQuantum); block-rows: smaller groups. Per output element the
   // sum is the same (a call still covers whole block-rows).
-  if (threads > 1 && min_calls_ > 1 && split != Split::kNone) {
+  const int min_calls = tiled_ && split_rule_ == SplitRule::kTilesFine
+                            ? std::max(min_calls_, kTiledMinCalls)
+                            : min_calls_;
+  if (threads > 1 && min_calls > 1 && split != Split::kNone) {
     const int64_t share_q = split == Split::kPositions ? (total + threads - 1) / threads : total;
     const int64_t share_r = split == Split::kRows ? (rows + threads - 1) / threads : rows;
     const int64_t groups = (share_r + group - 1) / group;
     const int64_t chunks = (share_q + chunk - 1) / chunk;
-    if (chunks * groups < min_calls_) {
+    if (chunks * groups < min_calls) {
       if (split == Split::kPositions) {
-        const int64_t want = (min_calls_ + groups - 1) / groups;
+        const int64_t want = (min_calls + groups - 1) / groups;
         chunk = std::max(kChunkQuantum, RoundUp((share_q + want - 1) / want, kChunkQuantum));
       } else if (group > 1) {
-        const int64_t want = (min_calls_ + chunks - 1) / chunks;
+        const int64_t want = (min_calls + chunks - 1) / chunks;
         group = std::max<int64_t>(1, share_r / want);
       }
     }

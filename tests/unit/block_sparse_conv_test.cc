@@ -534,7 +534,7 @@ TEST(BlockSparseConv, SplitRulesAndMinCalls) {
       pr.p.activation.kind = kref::ActivationKind::kRelu;
       pr.residual = sh.k == 1;
       for (Rule rule : {Rule::kRowsWhenPrivate, Rule::kSize, Rule::kShared, Rule::kTiles,
-                        Rule::kTilesPos, Rule::kTilesShared})
+                        Rule::kTilesPos, Rule::kTilesShared, Rule::kTilesFine})
         for (int min_calls : {0, 8, 64}) {
           SCOPED_TRACE(fmt::format("rule {} min_calls {}", static_cast<int>(rule), min_calls));
           Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {1, 2, 3, 4}, true,
