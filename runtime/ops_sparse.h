@@ -48,12 +48,16 @@
 //                  copies its input once, split by channels, instead of
 //                  one private copy per thread (read at each operator's
 //                  creation; BsrConvPlan::PrivateCopiesDefault)
-//   WBS_SPLIT=size|rows|shared  how a sparse Conv's plan splits an image
-//                  over threads (BsrConvPlan::SplitRule): size (default) by
-//                  operand size, private copies for the block-row splits it
-//                  picks; rows: block-rows wherever private copies apply (the
-//                  rule before h_avx2o); shared: no private copies. Read at
-//                  each operator's creation (--variants pairs them)
+//   WBS_SPLIT=tfine|size|rows|shared|tiles|tpos|tshared  how a sparse
+//                  Conv's plan splits an image over threads
+//                  (BsrConvPlan::SplitRule): size by operand size, private
+//                  copies for the block-row splits it picks; tfine (default,
+//                  h_avx2p): size, and tiled 1x1 plans copy in whole-tile
+//                  parts and take >= 8 calls per thread; tiles/tpos/tshared:
+//                  the tiled variants measured against it; rows: block-rows
+//                  wherever private copies apply (the rule before h_avx2o);
+//                  shared: no private copies. Read at each operator's
+//                  creation (--variants pairs them)
 //   WBS_SPLIT_MIN_CALLS=N  cut each thread's share into at least N kernel
 //                  calls where it has fewer (BsrConvPlan::SetMinCalls; 0:
 //                  off, the default). Read at each operator's creation

@@ -110,7 +110,11 @@ BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
   const char* v = std::getenv("WBS_SPLIT");
   if (v != nullptr && std::strcmp(v, "rows") == 0) return SplitRule::kRowsWhenPrivate;
   if (v != nullptr && std::strcmp(v, "shared") == 0) return SplitRule::kShared;
-  return SplitRule::kSize;
+  if (v != nullptr && std::strcmp(v, "tiles") == 0) return SplitRule::kTiles;
+  if (v != nullptr && std::strcmp(v, "tpos") == 0) return SplitRule::kTilesPos;
+  if (v != nullptr && std::strcmp(v, "tshared") == 0) return SplitRule::kTilesShared;
+  if (v != nullptr && std::strcmp(v, "size") == 0) return SplitRule::kSize;
+  return SplitRule::kTilesFine;
 }
 
 const char* BsrConvPlan::split_name(int threads) const {
@@ -441,9 +445,13 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   // threads, paired both orders under SCHED_FIFO, kSize / kRowsWhenPrivate
   // below 1 in 17 of 18 rounds (0.905-1.016, median ~0.96), kSize beat kShared
   // (no private copies) in 5 of 6 (docs/BENCHMARKS.md "AVX2 2-thread
-  // scaling, h_avx2o"). So the default, kSize, decides by operand size and
-  // gives private copies only to the block-row splits that rule picks.
+  // scaling, h_avx2o"). So kSize (and the default kTilesFine, which
+  // splits as kSize) decides by operand size and gives private copies only
+  // to the block-row splits that rule picks. kTilesPos (tiled plans by
+  // positions wherever each thread gets two tiles) lost in the model: every
+  // thread then reads all of the 0.5-1 MB of kept weights (h_avx2p).
   const bool rows_for_private = PrivateCopies() && split_rule_ == SplitRule::kRowsWhenPrivate;
+  if (tiled_ && split_rule_ == SplitRule::kTilesPos && positions_ok) return Split::kPositions;
   if (rows_ok && (!positions_ok || input_bytes <= weight_bytes || rows_for_private))
     return Split::kRows;
   return Split::kPositions;
@@ -503,17 +511,20 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // finish up to a call apart. Positions: smaller chunks (whole
   // kChunkQuantum); block-rows: smaller groups. Per output element the
   // sum is the same (a call still covers whole block-rows).
-  if (threads > 1 && min_calls_ > 1 && split != Split::kNone) {
+  const int min_calls = tiled_ && split_rule_ == SplitRule::kTilesFine
+                            ? std::max(min_calls_, kTiledMinCalls)
+                            : min_calls_;
+  if (threads > 1 && min_calls > 1 && split != Split::kNone) {
     const int64_t share_q = split == Split::kPositions ? (total + threads - 1) / threads : total;
     const int64_t share_r = split == Split::kRows ? (rows + threads - 1) / threads : rows;
     const int64_t groups = (share_r + group - 1) / group;
     const int64_t chunks = (share_q + chunk - 1) / chunk;
-    if (chunks * groups < min_calls_) {
+    if (chunks * groups < min_calls) {
       if (split == Split::kPositions) {
-        const int64_t want = (min_calls_ + groups - 1) / groups;
+        const int64_t want = (min_calls + groups - 1) / groups;
         chunk = std::max(kChunkQuantum, RoundUp((share_q + want - 1) / want, kChunkQuantum));
       } else if (group > 1) {
-        const int64_t want = (min_calls_ + chunks - 1) / chunks;
+        const int64_t want = (min_calls + chunks - 1) / chunks;
         group = std::max<int64_t>(1, share_r / want);
       }
     }
@@ -538,6 +549,9 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   std::atomic<int> claimed[kMaxFlagThreads];
   const bool private_rows = PrivateCopies() && threads > 1 && split == Split::kRows;
   const bool flags = !direct_ && !private_rows && threads > 1 && threads <= kMaxFlagThreads;
+  // Whole-tile parts (SplitRule::kTiles...): a position split's own part
+  // holds every tile its calls read.
+  const bool tile_parts = TileParts() && flags;
   // Per thread, the next of its calls to run (see "steal" below); one cache
   // line each, or every call would move the line between the cores.
   struct alignas(64) Counter {
@@ -572,7 +586,10 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       float* const xcopy = own_copy ? scratch + tid * CopyStride() : scratch;
       // Part u of a shared copy (see `claimed` above).
       auto pack_part = [&](int u) {
-        if (split == Split::kPositions)
+        if (tile_parts)
+          PackTiled(xn, scratch, 0, c, PositionSplit(total, u, nt, true),
+                    PositionSplit(total, u + 1, nt, true));
+        else if (split == Split::kPositions)
           Pack(xn, scratch, 0, c, row_start(u), row_start(u + 1));
         else
           Pack(xn, scratch, c * u / nt, c * (u + 1) / nt);
@@ -609,8 +626,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
       // another thread copied), wait until every other thread has copied.
       bool all_packed = !flags || nt == 1 || split != Split::kPositions;
       const int64_t own_rows_end = row_start(tid + 1);
-      auto wait_packed = [&](int64_t q_end, bool last) {
+      auto ensure_all = [&] {
         if (all_packed) return;
+        for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
+        all_packed = true;
+      };
+      auto wait_packed = [&](int64_t q_end, bool last) {
+        if (all_packed || tile_parts) return;
         const int64_t reach = (RoundUp(q_end, kGroup) - 1 + max_plane_off_) / pitch + 1;
         if (!last && reach <= own_rows_end) return;
         for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
@@ -725,7 +747,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           const int u = (tid + d) % nt;
           const Share other = share_of(u);
           if (next_call[u].v.load(std::memory_order_relaxed) >= other.calls()) continue;
-          if (!own_copy) wait_packed(0, true);
+          if (!own_copy) ensure_all();
           for (int64_t k;
                (k = next_call[u].v.fetch_add(1, std::memory_order_relaxed)) < other.calls();)
             run_call(other, k);

@@ -81,9 +81,11 @@
 // call per block-row, each asked to prefetch the next block-row's weights and a
 // slice of the next chunk's input (BsrConvArgs::prefetch_*): in a model both
 // arrive from L3/DRAM in patterns the hardware prefetchers miss. SetMinCalls()
-// cuts a share into more, smaller calls when it has few (off by default: its
-// end-to-end gain was not resolved, docs/BENCHMARKS.md "AVX2 2-thread
-// scaling, h_avx2o").
+// cuts a share into more, smaller calls when it has few (off by default for
+// untiled plans: its end-to-end gain was not resolved, docs/BENCHMARKS.md
+// "AVX2 2-thread scaling, h_avx2o"; tiled 1x1 plans take at least
+// kTiledMinCalls under the default SplitRule::kTilesFine, and split a shared
+// tiled copy in whole-tile parts matching the position split, h_avx2p).
 #pragma once
 
 #include <algorithm>
@@ -137,18 +139,41 @@ class BsrConvPlan {
   // configuration the runtime runs.
   static bool PrivateCopiesDefault();
   // How SplitFor chooses between block-rows and positions when private
-  // copies are on (see "Threads" above). kSize (the default): the
-  // operand-size rule decides as without private copies (positions when
-  // the input read is larger than the kept weights), and a block-row split
-  // it picks gets private copies. kRowsWhenPrivate: block-rows wherever
-  // there are kMinRowsPerThread per thread (round 10, a kernel benchmark on
-  // the AVX-512 machine under load; slower in the model on the AVX2 VM,
-  // SplitFor). kShared: no private copies (as EnablePrivateCopies(false)).
-  enum class SplitRule { kRowsWhenPrivate, kSize, kShared };
+  // copies are on, and how tiled 1x1 plans divide their copy and calls (see
+  // "Threads" above). kSize: the operand-size rule decides as without
+  // private copies (positions when the input read is larger than the kept
+  // weights), and a block-row split it picks gets private copies.
+  // kRowsWhenPrivate: block-rows wherever there are kMinRowsPerThread per
+  // thread (round 10, a kernel benchmark on the AVX-512 machine under load;
+  // slower in the model on the AVX2 VM, SplitFor). kShared: no private
+  // copies (as EnablePrivateCopies(false)). The rest are kSize with, for
+  // tiled 1x1 plans (h_avx2p, docs/BENCHMARKS.md "AVX2 14x14 1x1 at 2
+  // threads, h_avx2p"): kTiles: a shared tiled copy is cut into whole-tile
+  // parts matching the position split, so a thread waits for no one's copy
+  // before its own tiles (under kSize part 0 ends at the plane row before
+  // thread 1's first tile: thread 0 waited for thread 1's copy of 1024
+  // channels); kTilesFine (the default): kTiles and at least
+  // kTiledMinCalls calls per share (SetMinCalls, tiled plans only; the
+  // 14x14 ones had 1-3); kTilesPos: kTiles, and every tiled plan with two
+  // tiles per thread split by positions; kTilesShared: kTiles, and the
+  // tiled block-row splits on one shared copy (half the tiles from each
+  // thread). In ResNet-50 at 50%, 2 threads, paired in one process, the
+  // five 14x14 tiled layer kinds summed: kTilesFine 0.93x kSize, kTiles
+  // 0.97-0.99x, kTilesPos 1.06x, kTilesShared 1.05x.
+  enum class SplitRule {
+    kRowsWhenPrivate,
+    kSize,
+    kShared,
+    kTiles,
+    kTilesPos,
+    kTilesShared,
+    kTilesFine
+  };
+  static constexpr int kTiledMinCalls = 8;
   void SetSplitRule(SplitRule r) { split_rule_ = r; }
-  // The rule the runtime's sparse Conv applies: WBS_SPLIT=size|rows|shared,
-  // default size (read at each call, so wbs_bench_models --variants can
-  // pair them).
+  // The rule the runtime's sparse Conv applies:
+  // WBS_SPLIT=tfine|size|rows|shared|tiles|tpos|tshared, default tfine
+  // (read at each call, so wbs_bench_models --variants can pair them).
   static SplitRule SplitRuleDefault();
   // With more than one thread, each thread's share is cut into at least
   // this many kernel calls where the plan's own call size gives fewer
@@ -184,8 +209,15 @@ class BsrConvPlan {
   // output positions (all the weights, its share of the input).
   enum class Split { kNone, kRows, kPositions };
   int64_t CopyStride() const { return (scratch_floats_ + 15) / 16 * 16; }
+  // Whole-tile copy parts (SplitRule::kTiles and the rules built on it).
+  bool TileParts() const {
+    return tiled_ &&
+           (split_rule_ == SplitRule::kTiles || split_rule_ == SplitRule::kTilesPos ||
+            split_rule_ == SplitRule::kTilesShared || split_rule_ == SplitRule::kTilesFine);
+  }
   bool PrivateCopies() const {
-    return private_copies_ && split_rule_ != SplitRule::kShared && scratch_floats_ > 0 &&
+    return private_copies_ && split_rule_ != SplitRule::kShared &&
+           !(tiled_ && split_rule_ == SplitRule::kTilesShared) && scratch_floats_ > 0 &&
            scratch_floats_ * int64_t{sizeof(float)} <= kPrivateCopyMaxBytes;
   }
   Split SplitFor(int threads) const;
@@ -217,7 +249,7 @@ class BsrConvPlan {
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;
-  SplitRule split_rule_ = SplitRule::kSize;
+  SplitRule split_rule_ = SplitRule::kTilesFine;
   int min_calls_ = 0;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };

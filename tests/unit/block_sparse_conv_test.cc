@@ -523,6 +523,8 @@ TEST(BlockSparseConv, SplitRulesAndMinCalls) {
       {48, 128, 7, 7, 3, 1},     // shifted planes, one chunk
       {36, 80, 13, 11, 1, 2},    // strided 1x1, ragged channels
       {256, 512, 7, 7, 1, 1},    // tiled 1x1 by block-rows: one group per share -> smaller groups
+      {256, 512, 14, 14, 1, 1},  // tiled 1x1, 196 positions: rows or whole-tile positions
+      {128, 256, 28, 28, 1, 2},  // strided tiled 1x1 to 14x14
   };
   using Rule = ks::BsrConvPlan::SplitRule;
   for (const Shape& sh : shapes) {
@@ -531,7 +533,8 @@ TEST(BlockSparseConv, SplitRulesAndMinCalls) {
       pr.p = SquareConv(sh.c, sh.m, sh.h, sh.w, sh.k, sh.s);
       pr.p.activation.kind = kref::ActivationKind::kRelu;
       pr.residual = sh.k == 1;
-      for (Rule rule : {Rule::kRowsWhenPrivate, Rule::kSize, Rule::kShared})
+      for (Rule rule : {Rule::kRowsWhenPrivate, Rule::kSize, Rule::kShared, Rule::kTiles,
+                        Rule::kTilesPos, Rule::kTilesShared, Rule::kTilesFine})
         for (int min_calls : {0, 8, 64}) {
           SCOPED_TRACE(fmt::format("rule {} min_calls {}", static_cast<int>(rule), min_calls));
           Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {1, 2, 3, 4}, true,
@@ -551,6 +554,11 @@ TEST(BlockSparseConv, SplitRulesAndMinCalls) {
               plan.SetMinCalls(8);
             });
       if (HasFatalFailure()) return;
+      for (Rule rule : {Rule::kTilesPos, Rule::kTilesShared}) {
+        Check(pr, sparsity, rng, {&ks::SelectBsrConvKernel(8)}, {2, 3}, true,
+              [=](ks::BsrConvPlan& plan) { plan.SetSplitRule(rule); });
+        if (HasFatalFailure()) return;
+      }
     }
   }
 }
