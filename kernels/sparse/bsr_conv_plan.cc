@@ -635,8 +635,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         if (all_packed || tile_parts) return;
         const int64_t reach = (RoundUp(q_end, kGroup) - 1 + max_plane_off_) / pitch + 1;
         if (!last && reach <= own_rows_end) return;
-        for (int d = 1; d < nt; ++d) ensure_packed((tid + d) % nt);
-        all_packed = true;
+        ensure_all();
       };
       BsrConvArgs a = base;
       a.x = direct_ ? xn : xcopy;
