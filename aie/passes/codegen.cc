@@ -123,6 +123,38 @@ void EmitBlobHalves(std::vector<Instruction>& out, int layer, int64_t bytes, int
   }
 }
 
+// Effective MACs per output pixel of layer l's blob bi (from its header and index).
+int64_t BlobMacs(const Layer& l, size_t bi) {
+  const std::vector<uint8_t>& blob = l.blobs[bi].vec();
+  if (blob.empty()) return 0;
+  auto I = [&](size_t i) {
+    int32_t v;
+    std::memcpy(&v, blob.data() + 4 * i, 4);
+    return v;
+  };
+  // Count real weights: rows < m, channels < part end.
+  const int64_t rows = I(5), nnz = I(6), cin = I(7);
+  (void)nnz;
+  const size_t ci = bi / static_cast<size_t>(l.parts * l.chunks);
+  const int64_t k = static_cast<int64_t>(bi / static_cast<size_t>(l.parts)) % l.chunks;
+  int64_t r0 = 0, r1 = 0;
+  ChunkRows(l, l.cores[ci], k, &r0, &r1);
+  int64_t macs = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t real_rows =
+        std::max<int64_t>(0, std::min(l.m, (r0 + i + 1) * l.br) - (r0 + i) * l.br);
+    const size_t rp = kBlobHeaderInts + static_cast<size_t>(i);  // row_ptr[i]
+    for (int32_t j = I(rp); j < I(rp + 1); ++j) {
+      const int64_t col =
+          I(kBlobHeaderInts + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
+      const int64_t real_cols =
+          std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
+      macs += real_rows * real_cols * l.wkh() * l.wkw();
+    }
+  }
+  return macs;
+}
+
 struct Gen {
   CompileState& s;
   const Target& t;
@@ -762,7 +794,7 @@ struct Gen {
             // into this buffer (the next chunk's blob, or the part after
             // next) must wait for the COMP, not only for the header.
             q.weights_bytes = static_cast<int64_t>(l.blobs[bi].size());
-            const int64_t mpp = BlobMacs(bi);
+            const int64_t mpp = BlobMacs(l, bi);
             const int64_t pixels = int64_t{q.out_h} * q.out_w;
             q.macs = mpp * pixels;
             q.macs_dense = ct.mc * (k1 - k0) * l.wkh() * l.wkw() * pixels;
@@ -1227,8 +1259,7 @@ struct Gen {
     a.out = PB(q.core_out, q.out_bytes);
     a.out_type = T(q.output).type, a.out_zero = q.out_zero, a.lo = q.lo, a.hi = q.hi;
     const int64_t pixels = oh * ct.ow;
-    Gen g{s, t, p, s.layers[static_cast<size_t>(l.post_conv)], l.post_conv, {}, {}, 0, 0, 0, {}, -1, -1, {}};
-    a.macs = g.BlobMacs(bi) * pixels;
+    a.macs = BlobMacs(q, bi) * pixels;
     a.macs_dense = q.m * q.c * pixels;
     cp.acquire = {PL(c, kPostOutEmpty)};
     cp.release = {PL(c, kPostOutFull)};
@@ -1253,37 +1284,6 @@ struct Gen {
     if (q.m >= 2) b.instrs.push_back(ChannelSlice(wf, h, q.m - h, false, true));
   }
 
-  // Effective MACs per output pixel of blob bi (from its header and index).
-  int64_t BlobMacs(size_t bi) const {
-    const std::vector<uint8_t>& blob = l.blobs[bi].vec();
-    if (blob.empty()) return 0;
-    auto I = [&](size_t i) {
-      int32_t v;
-      std::memcpy(&v, blob.data() + 4 * i, 4);
-      return v;
-    };
-    // Count real weights: rows < m, channels < part end.
-    const int64_t rows = I(5), nnz = I(6), cin = I(7);
-    (void)nnz;
-    const size_t ci = bi / static_cast<size_t>(l.parts * l.chunks);
-    const int64_t k = static_cast<int64_t>(bi / static_cast<size_t>(l.parts)) % l.chunks;
-    int64_t r0 = 0, r1 = 0;
-    ChunkRows(l, l.cores[ci], k, &r0, &r1);
-    int64_t macs = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t real_rows =
-          std::max<int64_t>(0, std::min(l.m, (r0 + i + 1) * l.br) - (r0 + i) * l.br);
-      const size_t rp = kBlobHeaderInts + static_cast<size_t>(i);  // row_ptr[i]
-      for (int32_t j = I(rp); j < I(rp + 1); ++j) {
-        const int64_t col =
-            I(kBlobHeaderInts + static_cast<size_t>(rows) + 1 + static_cast<size_t>(j));
-        const int64_t real_cols =
-            std::max<int64_t>(0, std::min(cin, (col + 1) * l.bc) - col * l.bc);
-        macs += real_rows * real_cols * l.wkh() * l.wkw();
-      }
-    }
-    return macs;
-  }
 };
 
 }  // namespace

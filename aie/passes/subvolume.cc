@@ -39,6 +39,11 @@ struct Sizes {
   }
 };
 
+// Undoes a BUILD pair (postconv.cc): each conv is tiled on its own.
+void Unpair(Layer& first, Layer& second) {
+  second.post_into = -1, first.post_conv = -1, first.post_w_bytes = 0;
+}
+
 }  // namespace
 
 int ActMemtile(const Target& t, int col);
@@ -153,7 +158,7 @@ Status TileLayers(CompileState& s) {
     Layer* post = l.post_conv >= 0 ? &s.layers[static_cast<size_t>(l.post_conv)] : nullptr;
     // The second conv's output goes to its resident region (no slab of its own).
     if (post && (!post->out_resident || s.tensors[static_cast<size_t>(post->output)].resident_ddr)) {
-      post->post_into = -1, l.post_conv = -1, l.post_w_bytes = 0;
+      Unpair(l, *post);
       post = nullptr;
     }
     const int64_t mt_budget = (t.memtile.bytes - l.mt_reserved) / per_mt;
@@ -448,7 +453,7 @@ Status TileLayers(CompileState& s) {
     l.in_stay = std::isfinite(best) && pick.in_stay;
     if (!std::isfinite(best) && post) {
       // No tile holds the pair: each conv on its own.
-      post->post_into = -1, l.post_conv = -1, l.post_w_bytes = 0;
+      Unpair(l, *post);
       goto retry_layer;
     }
     if (!std::isfinite(best)) {
