@@ -342,10 +342,11 @@ class SparseConvOp final : public Operator {
     // turns it off, read here at each operator's creation so
     // wbs_bench_models --variants can compare both.
     op->plan_->EnablePrivateCopies(BsrConvPlan::PrivateCopiesDefault());
-    // The split rule (WBS_SPLIT, default by operand size: a position split
-    // for the 56x56 / 28x28 layers even with private copies) and finer
-    // calls (WBS_SPLIT_MIN_CALLS, default off); docs/BENCHMARKS.md "AVX2
-    // 2-thread scaling, h_avx2o".
+    // The split rule (WBS_SPLIT, default tfine: by operand size, a position
+    // split for the 56x56 / 28x28 layers even with private copies, and
+    // whole-tile copy parts and >= 8 calls per thread for tiled 1x1 plans)
+    // and finer calls (WBS_SPLIT_MIN_CALLS, default off); docs/BENCHMARKS.md
+    // "AVX2 2-thread scaling, h_avx2o" and "AVX2 14x14 1x1 at 2 threads, h_avx2p".
     op->plan_->SetSplitRule(BsrConvPlan::SplitRuleDefault());
     op->plan_->SetMinCalls(BsrConvPlan::MinCallsDefault());
     op->x_shape_ = in[0].shape;

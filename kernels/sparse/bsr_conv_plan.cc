@@ -11,8 +11,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <utility>
+
+#include "core/logging.h"
 
 namespace wbs::kernels::sparse {
 namespace {
@@ -114,6 +117,12 @@ BsrConvPlan::SplitRule BsrConvPlan::SplitRuleDefault() {
   if (v != nullptr && std::strcmp(v, "tpos") == 0) return SplitRule::kTilesPos;
   if (v != nullptr && std::strcmp(v, "tshared") == 0) return SplitRule::kTilesShared;
   if (v != nullptr && std::strcmp(v, "size") == 0) return SplitRule::kSize;
+  if (v != nullptr && *v != '\0' && std::strcmp(v, "tfine") != 0) {
+    static std::once_flag warned;
+    std::call_once(warned, [v] {
+      WBS_LOG_WARN("WBS_SPLIT='{}' is not tfine|size|rows|shared|tiles|tpos|tshared; using tfine", v);
+    });
+  }
   return SplitRule::kTilesFine;
 }
 
