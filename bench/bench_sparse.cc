@@ -6,7 +6,7 @@
 //                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
 //                    [--layers=N,...] [--layout=auto|phase|shifted|tiled]
 //                    [--private-copies=auto|on|off] [--residual=off|separate|inplace]
-//                    [--winograd=on|off|only] [--wino-split=auto|tiles|rows]
+//                    [--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles]
 //                    [--wino-chunk=TILES]
 //
 // Each benchmark "pair/<shape>/sp:<pct>/threads:<t>" times the oneDNN
@@ -455,9 +455,11 @@ void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
     WinoRows().push_back(row);
   state.SetLabel(fmt::format("{} {}+{} split {} chunk {} / {}; {}", s.layer, wino->kernel().name,
                              wino->transform().name,
-                             wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kTiles
-                                 ? "tiles"
-                                 : "rows",
+                             wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kXi
+                                 ? "xi"
+                             : wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kRows
+                                 ? "rows"
+                                 : "tiles",
                              wino->max_chunk(), c->prim->impl_name(),
                              OneDnnWinogradAvailability(p)));
 }
@@ -584,9 +586,13 @@ int main(int argc, char** argv) {
     } else if (key == "--block" && std::sscanf(val.c_str(), "%dx%d", &br, &bc) == 2) {
     } else if (key == "--winograd" && (val == "on" || val == "off" || val == "only")) {
       g_wino = val == "on" ? WinoMode::kOn : val == "off" ? WinoMode::kOff : WinoMode::kOnly;
-    } else if (key == "--wino-split" && (val == "auto" || val == "tiles" || val == "rows")) {
+    } else if (key == "--wino-split" &&
+               (val == "auto" || val == "xi" || val == "rows" || val == "tiles")) {
       using S = kernels::sparse::BsrWinoPlan::Split;
-      g_wino_split = val == "auto" ? S::kAuto : val == "tiles" ? S::kTiles : S::kRows;
+      g_wino_split = val == "auto" ? S::kAuto
+                     : val == "xi" ? S::kXi
+                     : val == "rows" ? S::kRows
+                                     : S::kTiles;
     } else if (key == "--wino-chunk" && !val.empty()) {
       g_wino_chunk = std::stoll(val);
     } else {
@@ -595,7 +601,7 @@ int main(int argc, char** argv) {
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
                  "[--layout=auto|phase|shifted|tiled] [--private-copies=auto|on|off] "
                  "[--residual=off|separate|inplace] "
-                 "[--winograd=on|off|only] [--wino-split=auto|tiles|rows] [--wino-chunk=TILES]\n");
+                 "[--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles] [--wino-chunk=TILES]\n");
       return 2;
     }
   }

@@ -13,27 +13,57 @@ constexpr int kXi = 16;  // entries of the 4x4 transformed tile
 constexpr int64_t kLanes = 16;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Scratch strides. The transforms touch all 16 xi matrices per tile group
-// and the GEMM a block's 8 channel rows: with power-of-two distances
-// (V[xi] is C * 128 floats = 32 KB apart on ResNet-50's 56x56 layer, M[xi]
-// 4 KB) all those lines fall into one L1 set and evict each other, so every
-// matrix is skewed by one cache line (16 floats) from the previous one and
-// a row stride that is a multiple of 4 KB gets a line more. Rows hold the
-// transforms' slack (kWinoSlack) after the chunk.
+// Scratch strides. The transforms touch all 16 xi matrices per tile group:
+// with power-of-two distances all those lines fall into one L1 set and
+// evict each other, so every matrix is skewed by one cache line (16 floats)
+// from the previous one and a row stride that is a multiple of 4 KB gets a
+// line more. Plain rows hold the transforms' slack (kWinoSlack) after the
+// chunk.
 constexpr int64_t kSkew = 16;
-struct Strides {
-  int64_t row, v_xi, m_xi;
-};
-Strides StridesFor(int64_t max_chunk, int64_t c, int64_t br) {
-  Strides s;
-  s.row = RoundUp(max_chunk + kWinoSlack, kLanes);
-  if (s.row % 1024 == 0) s.row += kSkew;
-  s.v_xi = c * s.row + kSkew;
-  s.m_xi = br * s.row + kSkew;
-  return s;
+int64_t RowFloats(int64_t chunk) {
+  int64_t row = RoundUp(chunk + kWinoSlack, kLanes);
+  if (row % 1024 == 0) row += kSkew;
+  return row;
 }
 
 }  // namespace
+
+// Floats of the scratch matrices for chunks of max_chunk_ tiles.
+struct BsrWinoPlan::Strides {
+  int64_t v_block = 0;  // tiled: floats per 24-tile block of V_xi (0: plain)
+  int64_t v_row = 0;    // channel stride in V_xi (tiled: kBsrTileQ)
+  int64_t v_xi = 0;     // floats per V_xi
+  int64_t m_row = 0, m_xi = 0;
+  int64_t chunks = 0;   // chunks per image: k * max_chunk_ .., the last to the plane's end
+  int64_t longest = 0;  // tiles of the longest chunk
+  int m_bufs = 1;       // M buffers (2 when chunks follow each other)
+  int64_t v_floats() const { return kXi * v_xi; }
+  int64_t m_floats() const { return kXi * m_xi; }
+};
+
+BsrWinoPlan::Strides BsrWinoPlan::StridesOf() const {
+  Strides s;
+  s.chunks = std::max<int64_t>(1, (tiles() + max_chunk_ - 1) / max_chunk_);
+  // A last chunk of at most kMergeTiles joins the one before (ResNet-50's
+  // 14x14 plane: 24 + 25 tiles, not 24 + 24 + 1 with every U_xi streamed
+  // again for one tile).
+  if (s.chunks > 1 && tiles() - (s.chunks - 1) * max_chunk_ <= kMergeTiles) --s.chunks;
+  s.longest = std::min(tiles(), s.chunks == 1 ? tiles() : max_chunk_);
+  s.longest = std::max(s.longest, tiles() - (s.chunks - 1) * max_chunk_);
+  s.m_bufs = s.chunks > 1 ? 2 : 1;
+  const int64_t longest = s.longest;
+  if (tiled_) {
+    s.v_row = kBsrTileQ;
+    s.v_block = c_ * kBsrTileQ + kSkew;
+    s.v_xi = (longest + kBsrTileQ - 1) / kBsrTileQ * s.v_block + kSkew;
+  } else {
+    s.v_row = RowFloats(longest);
+    s.v_xi = c_ * s.v_row + kSkew;
+  }
+  s.m_row = RowFloats(longest);
+  s.m_xi = m_ * s.m_row + kSkew;
+  return s;
+}
 
 bool BsrWinoPlan::Eligible(const ref::ConvParams& p) {
   return p.group == 1 && p.spatial_rank == 2 && p.in[0] == 1 && p.kernel[0] == 1 &&
@@ -72,17 +102,12 @@ Result<BsrWinoPlan> BsrWinoPlan::Create(const ref::ConvParams& p, const BlockSpa
   plan.pad_left_ = p.pad_begin[2];
   plan.tiles_h_ = (plan.out_h_ + 1) / 2;
   plan.tiles_w_ = (plan.out_w_ + 1) / 2;
-  // One register tile of the GEMM kernel per chunk (AVX2: 16 positions,
-  // AVX-512: 48), within kVBudgetFloats. Small chunks keep each GEMM's
-  // operand V_xi[C][chunk] in L1 while every block-row passes over it
-  // (ResNet-50's 64-channel 56x56 layer: 4 KB): measured on this AVX2
-  // machine (Zen 3, 32 KB L1, 512 KB L2), 1 thread, 0% sparsity, chunks of
-  // 128 / 64 / 32 / 16 tiles: 10.5 / 10.2 / 9.2 / 4.9 ms (direct plan 10.2
-  // ms); 50%: 64 tiles 8.3 ms, 16 tiles 4.0 ms (direct 7.4). The AVX-512
-  // value is the kernel's tile, not measured (no AVX-512 machine here).
-  const int64_t tile = plan.kernel_->isa >= Isa::kAvx512 ? 3 * kLanes : kLanes;
-  plan.max_chunk_ = std::clamp<int64_t>(kVBudgetFloats / (kXi * plan.c_) / kLanes * kLanes,
-                                        kLanes, tile);
+  plan.tiled_ = plan.kernel_->tiled_1x1;
+  // Whole register tiles of tiles while V and M of a chunk fit
+  // kChunkBudgetFloats (at least one).
+  const int64_t per_tile = kXi * (plan.c_ + plan.m_);
+  plan.max_chunk_ =
+      std::max<int64_t>(kBsrTileQ, kChunkBudgetFloats / per_tile / kBsrTileQ * kBsrTileQ);
 
   // U_xi's blocks: value (ci, r) of block j at u_[(xi * nnz + j) * bc * br + ci * br + r]
   // (CKR with one tap, what the microkernel reads), from the CKR 3x3 block.
@@ -102,23 +127,30 @@ Result<BsrWinoPlan> BsrWinoPlan::Create(const ref::ConvParams& p, const BlockSpa
   return plan;
 }
 
-int64_t BsrWinoPlan::PerThreadFloats() const {
-  const Strides st = StridesFor(max_chunk_, c_, br_);
-  return kXi * st.v_xi + kXi * st.m_xi + kLanes;
+int64_t BsrWinoPlan::scratch_floats(int threads) const {
+  const Strides st = StridesOf();
+  const Split split = SplitFor(threads);
+  const int t = std::max(1, threads);
+  if (split == Split::kRows) return t * st.v_floats() + st.m_bufs * st.m_floats() + kLanes;
+  if (split == Split::kTiles) return t * (st.v_floats() + st.m_floats()) + kLanes;
+  return st.v_floats() + st.m_bufs * st.m_floats() + kLanes;
 }
 
 BsrWinoPlan::Split BsrWinoPlan::SplitFor(int threads) const {
-  if (threads <= 1) return Split::kAuto;
+  if (threads <= 1) return Split::kXi;
   if (forced_split_ != Split::kAuto) return forced_split_;
-  return tiles() >= kMinTilesPerThread * threads ? Split::kTiles : Split::kRows;
+  // Whole chunks per thread where there are enough (ResNet-50 at 50%, 2
+  // threads, speed-up over the direct plan, tiles / xi: 56x56 1.16-1.19 /
+  // 0.90-1.12, 28x28 1.34-1.40 / 1.05-1.31, 14x14 (2 chunks) 1.43-1.52 /
+  // 1.19-1.27); the 7x7 plane (one chunk) splits the xi grid.
+  return StridesOf().chunks >= threads ? Split::kTiles : Split::kXi;
 }
 
 void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratch, int threads,
                       const float* residual) const {
   threads = std::max(1, threads);
   const int64_t total = tiles(), rows = static_cast<int64_t>(row_ptr_.size()) - 1;
-  const Strides st = StridesFor(max_chunk_, c_, br_);
-  const int64_t stride = st.row;
+  const Strides st = StridesOf();
   const int64_t xi_floats = static_cast<int64_t>(col_idx_.size()) * br_ * bc_;
   const int64_t plane = out_h_ * out_w_;
   const Split split = SplitFor(threads);
@@ -130,6 +162,10 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
     while (r < rows && row_ptr_[static_cast<size_t>(r)] + r < target) ++r;
     return r;
   };
+  // Block-rows per GEMM call: about kGemmGroupBytes of U_xi's blocks.
+  const int64_t row_bytes =
+      std::max<int64_t>(1, xi_floats * static_cast<int64_t>(sizeof(float)) / std::max<int64_t>(1, rows));
+  const int64_t group = std::max<int64_t>(1, kGemmGroupBytes / row_bytes);
 
   for (int64_t n = 0; n < batch_; ++n) {
     const float* xn = x + n * c_ * in_h_ * in_w_;
@@ -138,18 +174,32 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
 #pragma omp parallel num_threads(threads)
     {
       const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-      int64_t t_begin = 0, t_end = total, r_begin = 0, r_end = rows;
+      // This thread's rows a of the xi grid, block-rows of the GEMMs, and
+      // block-rows of the output transform.
+      int a_begin = 0, a_end = 4;
+      int64_t g_begin = 0, g_end = rows, o_begin = 0, o_end = rows;
+      float* v = scratch;
+      float* m0 = scratch + st.v_floats();
+      int64_t k_begin = 0, k_end = st.chunks;
+      int m_bufs = st.m_bufs;
       if (nt > 1 && split == Split::kTiles) {
-        // Whole chunks per thread: only the image's last chunk is partial.
-        const int64_t chunks = (total + max_chunk_ - 1) / max_chunk_;
-        t_begin = std::min(total, chunks * tid / nt * max_chunk_);
-        t_end = std::min(total, chunks * (tid + 1) / nt * max_chunk_);
+        k_begin = st.chunks * tid / nt;
+        k_end = st.chunks * (tid + 1) / nt;
+        v = scratch + tid * (st.v_floats() + st.m_floats());
+        m0 = v + st.v_floats();
+        m_bufs = 1;
+      } else if (nt > 1 && split == Split::kRows) {
+        g_begin = o_begin = rows_start(work * tid / nt);
+        g_end = o_end = tid == nt - 1 ? rows : rows_start(work * (tid + 1) / nt);
+        v = scratch + tid * st.v_floats();
+        m0 = scratch + nt * st.v_floats();
       } else if (nt > 1) {
-        r_begin = rows_start(work * tid / nt);
-        r_end = tid == nt - 1 ? rows : rows_start(work * (tid + 1) / nt);
+        const int parts = std::min(nt, 4);
+        a_begin = tid < parts ? 4 * tid / parts : 4;
+        a_end = tid < parts ? 4 * (tid + 1) / parts : 4;
+        o_begin = rows * tid / nt;
+        o_end = rows * (tid + 1) / nt;
       }
-      float* v = scratch + tid * PerThreadFloats();
-      float* mbuf = v + kXi * st.v_xi;
 
       WinoInputArgs in;
       in.x = xn;
@@ -160,28 +210,29 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
       in.tiles_w = tiles_w_;
       in.c_begin = 0;
       in.c_end = c_;
-      in.v = v;
+      in.a_begin = a_begin;
+      in.a_end = a_end;
       in.v_xi_stride = st.v_xi;
-      in.v_channel_stride = stride;
+      in.v_channel_stride = st.v_row;
 
       BsrConvArgs g;
+      g.row_ptr = row_ptr_.data();
       g.col_idx = col_idx_.data();
       g.br = br_;
       g.bc = bc_;
+      g.out_channels = m_;
       g.in_channels = c_;
       g.taps = 1;
       g.tap_offset = kZeroTap;
-      g.x_channel_stride = stride;
-      g.y_channel_stride = stride;
+      g.x_channel_stride = st.v_row;
+      g.x_tile_stride = st.v_block;
+      g.y_channel_stride = st.m_row;
       g.out_h = 1;
-      g.row_begin = 0;
-      g.row_end = 1;
       g.q_begin = 0;
 
       WinoOutputArgs out;
-      out.m = mbuf;
       out.m_xi_stride = st.m_xi;
-      out.m_channel_stride = stride;
+      out.m_channel_stride = st.m_row;
       out.y_channel_stride = plane;
       out.out_h = out_h_;
       out.out_w = out_w_;
@@ -189,32 +240,51 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
       out.lo = lo_;
       out.hi = hi_;
 
-      // Chunks of max_chunk_ tiles (whole register tiles), the last one shorter.
-      for (int64_t t0 = t_begin; t0 < t_end && r_begin < r_end; t0 += max_chunk_) {
-        const int64_t t1 = std::min(t_end, t0 + max_chunk_);
-        in.t_begin = t0;
-        in.t_end = t1;
-        transform_->input(in);
-        g.pitch = g.out_w = t1 - t0;
-        g.q_end = t1 - t0;
-        out.t_begin = t0;
-        out.t_end = t1;
-        for (int64_t r = r_begin; r < r_end; ++r) {
-          // Block-row r as row 0 of a one-row BSR: row_ptr + r keeps the
-          // global block indices into col_idx and U_xi's values.
-          const int64_t ch = std::min<int64_t>(br_, m_ - r * br_);
-          g.row_ptr = row_ptr_.data() + r;
-          g.out_channels = ch;
-          for (int xi = 0; xi < kXi; ++xi) {
+      for (int64_t k = k_begin; k < k_end; ++k) {
+        const int64_t t0 = k * max_chunk_;
+        const int64_t t1 = k == st.chunks - 1 ? total : t0 + max_chunk_, nq = t1 - t0;
+        float* mk = m0 + (k % m_bufs) * st.m_floats();
+        if (a_begin < a_end && g_begin < g_end) {
+          // (A) V's rows a_begin..a_end-1 for the chunk.
+          if (tiled_) {
+            for (int64_t b0 = t0; b0 < t1; b0 += kBsrTileQ) {
+              in.t_begin = b0;
+              in.t_end = std::min(t1, b0 + kBsrTileQ);
+              in.v = v + (b0 - t0) / kBsrTileQ * st.v_block;
+              transform_->input(in);
+            }
+          } else {
+            in.t_begin = t0;
+            in.t_end = t1;
+            in.v = v;
+            transform_->input(in);
+          }
+          // (B) Their GEMMs: M_xi = U_xi V_xi over the chunk's tiles.
+          g.pitch = g.out_w = g.q_end = nq;
+          for (int xi = 4 * a_begin; xi < 4 * a_end; ++xi) {
             g.blocks = u_.data() + xi * xi_floats;
             g.x = v + xi * st.v_xi;
-            g.y = mbuf + xi * st.m_xi;
-            kernel_->fn(g);
+            g.y = mk + xi * st.m_xi;
+            for (int64_t r = g_begin; r < g_end; r += group) {
+              g.row_begin = r;
+              g.row_end = std::min(g_end, r + group);
+              kernel_->fn(g);
+            }
           }
-          out.channels = ch;
-          out.y = yn + r * br_ * plane;
-          out.bias = bias ? bias + r * br_ : nullptr;
-          out.residual = rn ? rn + r * br_ * plane : nullptr;
+        }
+        if (nt > 1 && split == Split::kXi) {
+#pragma omp barrier
+        }
+        // (C) Outputs of block-rows o_begin..o_end-1.
+        if (o_begin < o_end) {
+          const int64_t c0 = o_begin * br_;
+          out.m = mk + c0 * st.m_row;
+          out.channels = std::min<int64_t>(m_, o_end * br_) - c0;
+          out.y = yn + c0 * plane;
+          out.bias = bias ? bias + c0 : nullptr;
+          out.residual = rn ? rn + c0 * plane : nullptr;
+          out.t_begin = t0;
+          out.t_end = t1;
           transform_->output(out);
         }
       }

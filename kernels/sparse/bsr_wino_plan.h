@@ -15,27 +15,40 @@
 // transformed once at Create() (16/9 of the direct weight's floats). Each
 // GEMM runs on the direct conv's microkernel (bsr_conv.h) as a 1x1 conv
 // over a T-wide plane (taps = 1), so the sparse inner loop is the
-// dispatcher's kernel (AVX-512: 8x48 zmm tile; AVX2: 4x16 ymm, two passes).
+// dispatcher's kernel (AVX-512: 8x48 zmm tile; AVX2: 4x24 ymm, two passes).
 // Per multiply it moves more data than the direct conv does (an input value
 // is read once per (xi, block) instead of once for 9 taps), so the 2.25x
 // fewer multiplies do not turn into 2.25x less time (docs/KERNELS.md).
 //
-// Blocking. Run() walks the tiles in chunks of one GEMM register tile (16
-// tiles on AVX2): the input transform writes V[16][C][chunk], then per
-// block-row of output channels the 16 GEMMs write M[16][br][chunk] and the
-// output transform turns it into that block-row's 2x2 outputs with bias,
-// residual and clamp fused. Each GEMM's operand V_xi[C][chunk] stays in L1
-// while the block-rows pass over it, and M never exists for all output
-// channels at once.
+// Blocking (h_wino2). Run() walks the tiles in chunks (by default the
+// whole plane, within kChunkBudgetFloats) and per chunk: (A) the input
+// transform writes V[16][C][chunk], (B) each of the 16 GEMMs runs as one
+// 1x1 conv of C -> M channels over the chunk's tiles (calls of about
+// kGemmGroupBytes of U_xi's blocks, tiles outer inside a call, as
+// BsrConvPlan's tiled 1x1 plans), writing M[16][M][chunk], (C) the output
+// transform turns M into the outputs with bias, residual and clamp fused.
+// With a kernel that takes the tiled 1x1 layout (AVX2) V is stored tiled:
+// per 24-tile block, each channel's 24 values contiguous, so a block's
+// input for one tile is 768 contiguous bytes (bsr_conv.h x_tile_stride).
+// The GEMMs thus read V_xi (C x chunk, 50-200 KB on ResNet-50's planes)
+// from L2 while U_xi streams once per chunk. (Before h_wino2 the chunk was
+// one 16-tile register tile and every block-row ran its 16 GEMMs on it: one
+// kernel call per 16 x 8 x 8 x kept-blocks MACs, and U read once per chunk:
+// slower than the direct plan at 50%; docs/KERNELS.md "Winograd".)
 //
-// Threads. Every thread has its own V and M scratch and no thread waits for
-// another (no barrier, no shared scratch): with many tiles (>=
-// kMinTilesPerThread each) thread t takes ~1/T of the tiles over all
-// block-rows (each reads all of the transformed weights); with fewer (the
-// 14x14 and 7x7 planes) thread t takes a run of block-rows holding ~1/T of
-// the kept blocks over all tiles, and every thread transforms the whole
-// input for itself (like BsrConvPlan's private copies: twice the transform
-// work, no waiting for the other core's half).
+// Threads. kTiles where there are at least T chunks, else kXi (SplitFor).
+// kXi: thread t of P = min(T, 4)
+// owns rows a of the 4x4 xi grid (T = 2: a = 0-1 and 2-3) and runs the
+// input transform of those rows (3 of the window's 4 input rows each) and
+// their 8 GEMMs, so V is written and read by one core and nobody copies
+// the input twice; one barrier, then every thread runs the output
+// transform of ~1/T of the output channels. M is double-buffered across
+// chunks, so that barrier is the only one per chunk. kRows: each thread
+// transforms the whole input into its own V and runs all 16 GEMMs and the
+// output transform for a run of block-rows holding ~1/T of the kept
+// blocks: no barrier, twice the input transform. kTiles: each thread runs
+// whole chunks (~1/T of them) on its own V and M: no barrier, nothing
+// transformed twice, every thread streams all of U.
 //
 // Numerics. fp32 F(2x2, 3x3): the transforms add and subtract inputs and
 // products that the direct sum never forms (entries of V are sums of up to
@@ -69,13 +82,13 @@ class BsrWinoPlan {
                                     const WinoTransformKernel* transform = nullptr);
 
   // How Run() divides one image over threads (see "Threads" above).
-  enum class Split { kAuto, kTiles, kRows };
+  enum class Split { kAuto, kXi, kRows, kTiles };
   // Forces the split for every thread count > 1 (tests, benchmarks).
   void ForceSplit(Split s) { forced_split_ = s; }
   Split SplitFor(int threads) const;
 
   // Scratch floats Run(..., threads) needs.
-  int64_t scratch_floats(int threads) const { return PerThreadFloats() * std::max(1, threads); }
+  int64_t scratch_floats(int threads) const;
 
   // y [N, M, OH, OW] = clamp(conv(x [N, C, H, W]) + bias + residual); the
   // same contract as BsrConvPlan::Run.
@@ -85,20 +98,30 @@ class BsrWinoPlan {
   const BsrConvKernel& kernel() const { return *kernel_; }
   const WinoTransformKernel& transform() const { return *transform_; }
   int64_t tiles() const { return tiles_h_ * tiles_w_; }
-  // Tiles per chunk at most (V[16][C][chunk] within kVBudgetFloats).
+  // Tiles per chunk at most.
   int64_t max_chunk() const { return max_chunk_; }
   // Another chunk size (any >= 1: chunks then start anywhere in a tile row)
   // for tests and benchmarks; call before scratch_floats().
   void SetChunk(int64_t tiles) { max_chunk_ = std::max<int64_t>(tiles, 1); }
+  // V is stored in the kernel's tiled 1x1 layout.
+  bool tiled() const { return tiled_; }
 
-  // V chunk budget: 128K floats (512 KB); chunks are one GEMM register
-  // tile (16 or 48 tiles, bsr_wino_plan.cc), so only convs with more than
-  // 512 (AVX-512: 170) input channels get smaller ones.
-  static constexpr int64_t kVBudgetFloats = int64_t{1} << 17;
-  static constexpr int64_t kMinTilesPerThread = 64;
+  // The default chunk: the most whole 24-tile blocks (at least one) whose
+  // V and M take at most this many floats (512 KB, this AVX2 VM's L2):
+  // ResNet-50 56x56 48 tiles, 28x28 and 14x14 24 (the 14x14 plane's 49 as
+  // 24 + 25, kMergeTiles), 7x7 all 16. Measured at 1 thread, 50%, speed-up over the
+  // direct plan: chunks of 24 / 48 / 96 / the whole plane 1.22-1.28 / 1.26-
+  // 1.27 / 1.26-1.32 / 0.50-0.60x on 56x56, 1.46-1.61 / 1.46-1.63 / 1.12-
+  // 1.42 / 1.02-1.32x on 28x28 (docs/BENCHMARKS.md "Winograd, h_wino2").
+  static constexpr int64_t kChunkBudgetFloats = int64_t{1} << 17;
+  // A last chunk of at most this many tiles joins the one before.
+  static constexpr int64_t kMergeTiles = 12;
+  // Bytes of U_xi's blocks per GEMM call (BsrConvPlan's kTiledGroupBytes).
+  static constexpr int64_t kGemmGroupBytes = int64_t{128} << 10;
 
  private:
-  int64_t PerThreadFloats() const;
+  struct Strides;
+  Strides StridesOf() const;
 
   const BsrConvKernel* kernel_ = nullptr;
   const WinoTransformKernel* transform_ = nullptr;
@@ -108,6 +131,7 @@ class BsrWinoPlan {
   std::vector<float> u_;  // [16][nnz blocks][bc][br]: U_xi's blocks, CKR with one tap
   int64_t batch_ = 1, in_h_ = 0, in_w_ = 0, out_h_ = 0, out_w_ = 0, pad_top_ = 0, pad_left_ = 0;
   int64_t tiles_h_ = 0, tiles_w_ = 0, max_chunk_ = 0;
+  bool tiled_ = false;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
   Split forced_split_ = Split::kAuto;
 };

@@ -10,7 +10,9 @@
 // of the scratch matrices.
 //
 // Input transform (per channel c and tile): V = B^T d B, 16 values, xi = 4a + b
-// for entry (a, b):
+// for entry (a, b), only the rows a_begin <= a < a_end of it (BsrWinoPlan
+// gives each thread whole rows of the 16 GEMMs; a row a needs only 3 of the
+// window's 4 input rows, 2 for a = 0 and 3):
 //
 //   v[xi * v_xi_stride + c * v_channel_stride + (t - t_begin)] = V[a][b]
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
@@ -27,10 +29,12 @@
 // Callers pass y, bias and residual already offset to the call's first
 // channel. Preconditions (asserted): t_begin <= t_end <= TH * TW. Slack: a
 // kernel may write (input transform) or read (output transform) up to
-// kWinoSlack floats past the last tile of each (xi, channel) row of v / m,
-// so rows must be at least t_end - t_begin + kWinoSlack apart (whole-vector
-// stores and loads for partial groups); y and x are touched only inside the
-// planes.
+// kWinoSlack floats past the last tile of each (xi, channel) row of v / m
+// (whole-vector stores and loads for partial groups). The input transform
+// writes the channels in ascending order, so a channel's slack may lie in
+// the next channel's row (BsrWinoPlan's tiled V: rows t_end - t_begin <= 24
+// apart); the last channel's row needs kWinoSlack floats after it. y and x
+// are touched only inside the planes.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +49,7 @@ struct WinoInputArgs {
   int64_t tiles_w = 0;  // TW
   int64_t t_begin = 0, t_end = 0;
   int64_t c_begin = 0, c_end = 0;  // channels to transform
+  int a_begin = 0, a_end = 4;      // rows a of V (xi = 4a + b) to write
   float* v = nullptr;
   int64_t v_xi_stride = 0, v_channel_stride = 0;
 };

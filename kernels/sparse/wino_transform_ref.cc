@@ -25,7 +25,7 @@ void WinoWeightTransform(const float g[9], float u[16]) {
 }
 
 void f32_wino2x3_input__ref(const WinoInputArgs& a) {
-  assert(a.t_begin <= a.t_end);
+  assert(a.t_begin <= a.t_end && 0 <= a.a_begin && a.a_begin <= a.a_end && a.a_end <= 4);
   for (int64_t c = a.c_begin; c < a.c_end; ++c) {
     const float* xc = a.x + c * a.in_h * a.in_w;
     for (int64_t t = a.t_begin; t < a.t_end; ++t) {
@@ -45,7 +45,7 @@ void f32_wino2x3_input__ref(const WinoInputArgs& a) {
         e[3][k] = d[1][k] - d[3][k];
       }
       float* v = a.v + c * a.v_channel_stride + (t - a.t_begin);
-      for (int r = 0; r < 4; ++r) {
+      for (int r = a.a_begin; r < a.a_end; ++r) {
         const float vr[4] = {e[r][0] - e[r][2], e[r][1] + e[r][2], e[r][2] - e[r][1],
                              e[r][1] - e[r][3]};
         for (int k = 0; k < 4; ++k) v[(4 * r + k) * a.v_xi_stride] = vr[k];

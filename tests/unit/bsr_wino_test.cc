@@ -2,7 +2,7 @@
 // (in double) on the same zeroed dense weight: the zoo models' 3x3 stride-1
 // layer shapes, random small planes (odd sizes, edge tiles, pads 0..2,
 // channels not multiples of 8), 0..100% block sparsity, bias / residual
-// (in place too) / clamp, 1 and 2 threads with both thread splits, small
+// (in place too) / clamp, 1, 2, 3 and 5 threads, both thread splits, small
 // chunks that start mid tile row; and every transform kernel the CPU runs
 // against the reference transforms, bit for bit. The seed is printed;
 // WBS_TEST_SEED=<n> replays it.
@@ -66,7 +66,7 @@ std::vector<const ks::BsrConvKernel*> Kernels() {
 }
 
 // Runs pr at `sparsity` with the dispatcher's transforms on `kernels`, at 1
-// and 2 threads (both splits at 2), with chunks of `chunk` tiles (0: the
+// to 5 threads (both splits at 2), with chunks of `chunk` tiles (0: the
 // plan's), and compares with the double reference.
 void Check(const Problem& pr, double sparsity, Rng& rng,
            const std::vector<const ks::BsrConvKernel*>& kernels, int64_t chunk = 0) {
@@ -96,9 +96,14 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
     int threads;
     ks::BsrWinoPlan::Split split;
   };
+  // 3 threads split the xi grid's 4 rows 1 + 1 + 2; at 5 one thread has
+  // none (output transform only).
   const Variant variants[] = {{1, ks::BsrWinoPlan::Split::kAuto},
+                              {2, ks::BsrWinoPlan::Split::kXi},
+                              {2, ks::BsrWinoPlan::Split::kRows},
                               {2, ks::BsrWinoPlan::Split::kTiles},
-                              {2, ks::BsrWinoPlan::Split::kRows}};
+                              {3, ks::BsrWinoPlan::Split::kXi},
+                              {5, ks::BsrWinoPlan::Split::kXi}};
   for (const ks::BsrConvKernel* k : kernels) {
     auto plan = ks::BsrWinoPlan::Create(p, *sw, k);
     ASSERT_TRUE(plan.ok()) << plan.status().ToString();
@@ -214,8 +219,10 @@ TEST(BsrWino, TransformsMatchReference) {
       const int64_t tw = (ow + 1) / 2, total = (oh + 1) / 2 * tw;
       const int64_t t0 = rng() % total, t1 = t0 + 1 + rng() % (total - t0);
       const int64_t stride = t1 - t0 + ks::kWinoSlack + rng() % 5;
-      SCOPED_TRACE(fmt::format("seed {}: {} c{} {}x{} pad {},{} out {}x{} tiles [{}, {})",
-                               TestSeed(), k.name, c, h, w, pt, pl, oh, ow, t0, t1));
+      // Rows a of V (xi = 4a + b).
+      const int a0 = static_cast<int>(rng() % 4), a1 = a0 + 1 + static_cast<int>(rng() % (4 - a0));
+      SCOPED_TRACE(fmt::format("seed {}: {} c{} {}x{} pad {},{} out {}x{} tiles [{}, {}) a [{}, {})",
+                               TestSeed(), k.name, c, h, w, pt, pl, oh, ow, t0, t1, a0, a1));
       Tensor x = RandomTensor({c, h, w}, rng);
       ks::WinoInputArgs in;
       in.x = x.data<float>();
@@ -230,16 +237,32 @@ TEST(BsrWino, TransformsMatchReference) {
       in.c_end = c;
       in.v_channel_stride = stride;
       in.v_xi_stride = c * stride;
+      in.a_begin = a0;
+      in.a_end = a1;
       std::vector<float> v_ref(static_cast<size_t>(16 * c * stride), 7.0f), v(v_ref);
       in.v = v_ref.data();
       ref.input(in);
       in.v = v.data();
       k.input(in);
-      // The tiles' values (a kernel may write the rows' slack).
-      for (int64_t row = 0; row < 16 * c; ++row)
+      // The tiles' values (a kernel may write the rows' slack); rows outside
+      // [a0, a1) untouched.
+      for (int64_t row = 0; row < 16 * c; ++row) {
+        const int64_t a = row / c / 4;
+        const bool mine = a >= a0 && a < a1;
         ASSERT_EQ(0, std::memcmp(v.data() + row * stride, v_ref.data() + row * stride,
-                                 static_cast<size_t>(t1 - t0) * sizeof(float)))
+                                 static_cast<size_t>(mine ? t1 - t0 : stride) * sizeof(float)))
             << "xi " << row / c << " channel " << row % c;
+        if (!mine) {
+          ASSERT_EQ(v[static_cast<size_t>(row * stride)], 7.0f) << "row a " << a;
+        }
+      }
+      // The output transform below reads all 16 rows.
+      if (a0 != 0 || a1 != 4) {
+        in.a_begin = 0;
+        in.a_end = 4;
+        in.v = v_ref.data();
+        ref.input(in);
+      }
 
       // Output: v as M, with bias, residual and a clamp.
       Tensor bias = RandomTensor({c}, rng), res = RandomTensor({c, oh, ow}, rng);

@@ -475,13 +475,17 @@ TEST(OpsSparseTest, ConvWinogradMatchesReference) {
 }
 
 TEST(OpsSparseTest, WinogradCostRule) {
-  // Measured (ops_sparse.cc kWinoCost): on large planes Winograd only with
-  // few zero blocks, never on the 14x14 / 7x7 ones.
-  runtime::SparseLayerShape big{56 * 56, 1, false, 0.9};
-  EXPECT_LT(runtime::EstimateWinoOverDirect(big), 1.0);
-  big.kept = 0.5;
-  EXPECT_GT(runtime::EstimateWinoOverDirect(big), 1.0);
-  runtime::SparseLayerShape small{14 * 14, 1, false, 1.0};
+  // Measured (ops_sparse.cc kWinoCost): Winograd at 50% and 75% on the
+  // 56x56 to 14x14 planes, at 90% only on 14x14; never on 7x7.
+  for (const int64_t side : {56, 28, 14}) {
+    runtime::SparseLayerShape s{side * side, 1, false, 0.5};
+    EXPECT_LT(runtime::EstimateWinoOverDirect(s), 1.0) << side;
+    s.kept = 0.25;
+    EXPECT_LT(runtime::EstimateWinoOverDirect(s), 1.0) << side;
+    s.kept = 0.1;
+    EXPECT_EQ(runtime::EstimateWinoOverDirect(s) < 1.0, side == 14) << side;
+  }
+  runtime::SparseLayerShape small{7 * 7, 1, false, 0.5};
   EXPECT_GT(runtime::EstimateWinoOverDirect(small), 1.0);
 }
 
