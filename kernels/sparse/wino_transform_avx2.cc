@@ -4,14 +4,20 @@
 // Vectors run along a tile row: lane k is tile tx0 + k, so a group of 8
 // tiles reads 18 consecutive input columns per input row (tile k starts at
 // column 2k) and writes 16 consecutive output columns per output row. The
-// window's columns 0 and 1 are the even and odd columns of two 8-column
-// loads (vshufps, then vpermpd to undo the 128-bit lane split); columns 2
-// and 3 the same from two loads 2 columns further. On the way out
-// vunpck{l,h}ps + vperm2f128 interleave each tile's two output columns
-// again. Every load and store is masked (vmaskmovps) to the input row, the
-// output plane and the call's tiles, so padding and edge tiles need no
-// copies. AVX-512 CPUs run these too (dispatch.cc): this machine has no
-// AVX-512 to test a 16-lane version on.
+// input transform works one row a of V at a time: its two input rows are
+// combined (e = B^T d) on the raw columns, then the window's columns 0 and
+// 1 are the even and odd columns of two 8-column vectors (vshufps, then
+// vpermpd to undo the 128-bit lane split), columns 2 and 3 the same 2
+// columns further, and V's 4 entries their combinations; rows 1 and 2 are
+// loaded once for the three rows of V that use them, and only rows
+// a_begin..a_end-1 are formed. (Holding the whole 4x4 window and e in two
+// arrays of 16 vectors made GCC spill them: 3x slower on 56x56 planes.) On
+// the way out vunpck{l,h}ps + vperm2f128 interleave each tile's two output
+// columns again. Loads at the padding are masked (vmaskmovps) to the input
+// row; partial output groups are stored by 128/64/32-bit stores (vmaskmovps
+// stores are slow on Zen 3), so padding and edge tiles need no copies.
+// AVX-512 CPUs run these too (dispatch.cc): this machine has no AVX-512 to
+// test a 16-lane version on. docs/KERNELS.md "Winograd" has the numbers.
 #include <immintrin.h>
 
 #include <algorithm>
