@@ -211,6 +211,23 @@ namespace {
 
 using kernels::sparse::BsrConvPlan;
 using kernels::sparse::BsrWinoPlan;
+
+// WBS_WINO_SPLIT=auto|xi|tiles|rows (read at each operator's creation):
+// BsrWinoPlan's thread split, for paired runs (--variants); unset: auto.
+BsrWinoPlan::Split WinoSplitFromEnv() {
+  const char* v = std::getenv("WBS_WINO_SPLIT");
+  const std::string s = v ? v : "";
+  if (s.empty() || s == "auto") return BsrWinoPlan::Split::kAuto;
+  if (s == "xi") return BsrWinoPlan::Split::kXi;
+  if (s == "tiles") return BsrWinoPlan::Split::kTiles;
+  if (s == "rows") return BsrWinoPlan::Split::kRows;
+  static const bool warned = [&] {
+    WBS_LOG_WARN("WBS_WINO_SPLIT='{}' is not auto|xi|tiles|rows; using auto", s);
+    return true;
+  }();
+  (void)warned;
+  return BsrWinoPlan::Split::kAuto;
+}
 constexpr int kBlock = 8;  // the block edge the AVX kernels take (bsr8xn)
 
 // Scratch shared by every sparse operator run from this thread: operators
@@ -318,6 +335,7 @@ class SparseConvOp final : public Operator {
       Result<BsrWinoPlan> wp = BsrWinoPlan::Create(*p, *op->w_);
       if (wp.ok()) {
         op->wino_ = std::make_unique<BsrWinoPlan>(std::move(wp).value());
+        op->wino_->ForceSplit(WinoSplitFromEnv());
         op->x_shape_ = in[0].shape;
         op->y_shape_ = {p->batch, p->out_channels, p->out[1], p->out[2]};
         op->impl_ = std::string("sparse:winograd:") + op->wino_->kernel().name + "+" +

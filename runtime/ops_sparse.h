@@ -68,6 +68,9 @@
 //                  (CurrentWinogradMode), so wbs_bench_models --variants can
 //                  compare them in one process; the Decide() log line names
 //                  the choice.
+//   WBS_WINO_SPLIT=auto|xi|tiles|rows  BsrWinoPlan's thread split for
+//                  the Winograd layers (read at each operator's creation;
+//                  auto: SplitFor in kernels/sparse/bsr_wino_plan.h)
 #pragma once
 
 #include <cstdint>
