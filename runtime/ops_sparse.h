@@ -114,6 +114,8 @@ WinogradMode CurrentWinogradMode();
 // block-sparse plan on a 3x3 stride-1 conv (< 1: Winograd is faster);
 // measured, see kWinoCost in ops_sparse.cc.
 double EstimateWinoOverDirect(const SparseLayerShape& s);
+// The same for a given ISA level (tests).
+double EstimateWinoOverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa);
 
 // The cost rule: sparse when the estimate is at most this. Below 1 because
 // the measured dense side converted plain NCHW in and out, while in a
