@@ -519,7 +519,11 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // whole calls from the others, so with 1-4 calls per share the threads
   // finish up to a call apart. Positions: smaller chunks (whole
   // kChunkQuantum); block-rows: smaller groups. Per output element the
-  // sum is the same (a call still covers whole block-rows).
+  // sum is the same (a call still covers whole block-rows). A position
+  // split rounds the chunk up, so it may stay below min_calls: ResNet-50's
+  // tiled layer3.x.conv1 and layer2.x.conv3 keep 4 calls per thread at 50%;
+  // rounding down (8 calls) measured no gain in the model (docs/BENCHMARKS.md
+  // "AVX2 in-place conv3 at 2 threads, h_avx2q").
   const int min_calls = tiled_ && split_rule_ == SplitRule::kTilesFine
                             ? std::max(min_calls_, kTiledMinCalls)
                             : min_calls_;

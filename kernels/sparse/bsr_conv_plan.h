@@ -84,8 +84,12 @@
 // cuts a share into more, smaller calls when it has few (off by default for
 // untiled plans: its end-to-end gain was not resolved, docs/BENCHMARKS.md
 // "AVX2 2-thread scaling, h_avx2o"; tiled 1x1 plans take at least
-// kTiledMinCalls under the default SplitRule::kTilesFine, and split a shared
-// tiled copy in whole-tile parts matching the position split, h_avx2p).
+// kTiledMinCalls under the default SplitRule::kTilesFine when split by
+// block-rows (a position split rounds its chunk up and may stay below), and
+// split a shared tiled copy in whole-tile parts matching the position split,
+// h_avx2p). Measured and not adopted (h_avx2q, docs/BENCHMARKS.md "AVX2
+// in-place conv3 at 2 threads"): splitting the in-place conv3 layers by
+// positions like their neighbours, and prefetching the residual per call.
 #pragma once
 
 #include <algorithm>
@@ -154,7 +158,8 @@ class BsrConvPlan {
   // thread 1's first tile: thread 0 waited for thread 1's copy of 1024
   // channels); kTilesFine (the default): kTiles and at least
   // kTiledMinCalls calls per share (SetMinCalls, tiled plans only; the
-  // 14x14 ones had 1-3); kTilesPos: kTiles, and every tiled plan with two
+  // 14x14 ones had 1-3; position splits may stay below it, see Run());
+  // kTilesPos: kTiles, and every tiled plan with two
   // tiles per thread split by positions; kTilesShared: kTiles, and the
   // tiled block-row splits on one shared copy (half the tiles from each
   // thread). In ResNet-50 at 50%, 2 threads, paired in one process, the
