@@ -163,8 +163,8 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
     return r;
   };
   // Block-rows per GEMM call: about kGemmGroupBytes of U_xi's blocks.
-  const int64_t row_bytes =
-      std::max<int64_t>(1, xi_floats * static_cast<int64_t>(sizeof(float)) / std::max<int64_t>(1, rows));
+  const int64_t row_bytes = std::max<int64_t>(
+      1, xi_floats * static_cast<int64_t>(sizeof(float)) / std::max<int64_t>(1, rows));
   const int64_t group = std::max<int64_t>(1, kGemmGroupBytes / row_bytes);
 
   for (int64_t n = 0; n < batch_; ++n) {

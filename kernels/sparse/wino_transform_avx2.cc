@@ -65,7 +65,6 @@ inline void StoreN(float* p, __m256 v, int64_t n) {
   if (n >= 1) _mm_store_ss(p, x);
 }
 
-
 // The 16 raw columns b..b+15 (lo, hi) and b+2..b+17 (lo2, hi2) of a row
 // (zeros outside the row's [lo, hi) when !kFull: the masks).
 struct RawCols {
@@ -103,9 +102,7 @@ inline void Deinterleave(__m256 x0, __m256 x1, __m256* even, __m256* odd) {
 // same bits.
 template <int A>
 inline void VRow(const RawCols& rp, const RawCols& rq, float* v, int64_t xi_stride) {
-  auto comb = [](__m256 x, __m256 y) {
-    return A == 1 ? _mm256_add_ps(x, y) : _mm256_sub_ps(x, y);
-  };
+  auto comb = [](__m256 x, __m256 y) { return A == 1 ? _mm256_add_ps(x, y) : _mm256_sub_ps(x, y); };
   __m256 c0, c1, c2, c3;
   Deinterleave(comb(rp.lo, rq.lo), comb(rp.hi, rq.hi), &c0, &c1);
   Deinterleave(comb(rp.lo2, rq.lo2), comb(rp.hi2, rq.hi2), &c2, &c3);
@@ -206,7 +203,8 @@ void f32_wino2x3_output__avx2(const WinoOutputArgs& a) {
       __m256 s[2][4];
       for (int k = 0; k < 4; ++k) {
         const __m256 m0 = _mm256_loadu_ps(m + k * xs), m1 = _mm256_loadu_ps(m + (4 + k) * xs);
-        const __m256 m2 = _mm256_loadu_ps(m + (8 + k) * xs), m3 = _mm256_loadu_ps(m + (12 + k) * xs);
+        const __m256 m2 = _mm256_loadu_ps(m + (8 + k) * xs),
+                     m3 = _mm256_loadu_ps(m + (12 + k) * xs);
         s[0][k] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
         s[1][k] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
       }
