@@ -24,7 +24,9 @@
 // direct BSR plan and our block-sparse Winograd F(2x2, 3x3) plan
 // (BsrWinoPlan) on the same masked weight; reported: wino_vs_dense = dense
 // median / Winograd median, wino_vs_direct = direct median / Winograd
-// median, and a second table. oneDNN's own Winograd (algorithm
+// median, and a second table; the per-layer medians are then printed a
+// second time with the plan the runtime would run (the Winograd ratio where
+// runtime::EstimateWinoOverDirect picks it). oneDNN's own Winograd (algorithm
 // convolution_winograd; oneDNN 2.6 implements it for f32 with AVX-512 only)
 // is tried for each shape: the label says whether it would be available
 // (when it is, compare it with wbs_bench_conv; this benchmark does not time
@@ -57,6 +59,7 @@
 #include "kernels/dnnl/matmul.h"
 #include "kernels/sparse/bsr_conv_plan.h"
 #include "kernels/sparse/bsr_wino_plan.h"
+#include "runtime/ops_sparse.h"
 
 #ifndef WBS_SOURCE_DIR
 #define WBS_SOURCE_DIR "."
@@ -362,6 +365,7 @@ struct WinoRow {
   std::string layer, shape;
   int threads = 1, pct = 0;
   double dense_ms = 0, direct_ms = 0, wino_ms = 0;
+  int64_t positions = 0;  // OH * OW, for the runtime's cost rule
 };
 std::vector<WinoRow>& WinoRows() {
   static std::vector<WinoRow> r;
@@ -441,6 +445,7 @@ void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
     return;
   }
   WinoRow row{s.layer, s.Name(), threads, pct, med[0] * 1e3, med[1] * 1e3, med[2] * 1e3};
+  row.positions = s.out_h() * s.out_w();
   state.counters["wino_vs_dense"] = med[0] / med[2];
   state.counters["wino_vs_direct"] = med[1] / med[2];
   state.counters["dense_us"] = med[0] * 1e6;
@@ -525,6 +530,30 @@ void PrintTable() {
     }
     fmt::print("\n");
   }
+  // The same with the plan the runtime would run: where the Winograd pair
+  // of this shape ran and the runtime's rule picks it
+  // (runtime::EstimateWinoOverDirect < 1), that pair's Winograd / oneDNN
+  // ratio instead of the direct plan's (each from its own interleaved run).
+  std::map<std::pair<int, int>, std::vector<double>> chosen;
+  int n_wino = 0;
+  for (const auto& k : order)
+    for (const Row* r : by[k]) {
+      if (r->bsr_ms == 0) continue;
+      double sp = r->dense_ms / r->bsr_ms;
+      for (const WinoRow& w : WinoRows()) {
+        if (w.shape != k.second || w.threads != k.first || w.pct != r->pct || w.wino_ms == 0)
+          continue;
+        runtime::SparseLayerShape ls;
+        ls.out_positions = w.positions;
+        ls.kept = 1.0 - r->pct / 100.0;
+        ls.kernel_elems = 9;
+        if (runtime::EstimateWinoOverDirect(ls) < 1.0) {
+          sp = w.dense_ms / w.wino_ms;
+          ++n_wino;
+        }
+      }
+      chosen[{k.first, r->pct}].push_back(sp);
+    }
   fmt::print("\nMedian per-layer speed-up (and effective rate / oneDNN rate):\n");
   for (auto& [k, v] : speedups) {
     const auto& r = ratios[k];
@@ -535,6 +564,15 @@ void PrintTable() {
         k.first, k.second, Median(v), v.size(), *std::min_element(v.begin(), v.end()),
         *std::max_element(v.begin(), v.end()), Median(r), met, r.size());
   }
+  if (n_wino == 0) return;
+  fmt::print(
+      "Median per-layer speed-up with the runtime's plan (Winograd where its rule picks it, "
+      "{} cells):\n",
+      n_wino);
+  for (auto& [k, v] : chosen)
+    fmt::print("  threads {} sparsity {}%: {:.2f}x over {} layers (min {:.2f}x, max {:.2f}x)\n",
+               k.first, k.second, Median(v), v.size(), *std::min_element(v.begin(), v.end()),
+               *std::max_element(v.begin(), v.end()));
 }
 
 }  // namespace
