@@ -182,8 +182,8 @@ WinogradMode CurrentWinogradMode() {
 //       --winograd=only --threads=1,2 --sparsity=0,25,50,75,90
 //       --benchmark_min_time=0.2
 // (ResNet-50's four 3x3 stride-1 shapes; each row times oneDNN, the direct
-// plan and the Winograd plan interleaved; docs/BENCHMARKS.md "Winograd,
-// h_wino2"), AVX2 Zen 3 VM, two runs. Speed-up over direct at 0 / 25 / 50
+// plan and the Winograd plan interleaved; docs/BENCHMARKS.md "Block-sparse
+// Winograd on AVX2, h_wino2"), AVX2 Zen 3 VM, two runs. Speed-up over direct at 0 / 25 / 50
 // / 75 / 90% (1 and 2 threads): 56x56 1.9-2.2 / 1.9-2.2 / 1.5-1.75 /
 // 0.95-1.2 / 0.64-0.74x, 28x28 2.1-2.4 / 2.0-2.15 / 1.77-2.02 / 1.30-1.43 /
 // 0.81-0.88x, 14x14 1.2-2.05 / 1.5-2.05 / 1.5-2.0 / 1.3-1.75 / 1.15-1.26x,

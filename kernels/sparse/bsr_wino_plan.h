@@ -20,8 +20,8 @@
 // is read once per (xi, block) instead of once for 9 taps), so the 2.25x
 // fewer multiplies do not turn into 2.25x less time (docs/KERNELS.md).
 //
-// Blocking (h_wino2). Run() walks the tiles in chunks (by default the
-// whole plane, within kChunkBudgetFloats) and per chunk: (A) the input
+// Blocking (h_wino2). Run() walks the tiles in chunks (by default whole
+// 24-tile blocks within kChunkBudgetFloats) and per chunk: (A) the input
 // transform writes V[16][C][chunk], (B) each of the 16 GEMMs runs as one
 // 1x1 conv of C -> M channels over the chunk's tiles (calls of about
 // kGemmGroupBytes of U_xi's blocks, tiles outer inside a call, as
@@ -103,16 +103,15 @@ class BsrWinoPlan {
   // Another chunk size (any >= 1: chunks then start anywhere in a tile row)
   // for tests and benchmarks; call before scratch_floats().
   void SetChunk(int64_t tiles) { max_chunk_ = std::max<int64_t>(tiles, 1); }
-  // V is stored in the kernel's tiled 1x1 layout.
-  bool tiled() const { return tiled_; }
 
   // The default chunk: the most whole 24-tile blocks (at least one) whose
   // V and M take at most this many floats (512 KB, this AVX2 VM's L2):
   // ResNet-50 56x56 48 tiles, 28x28 and 14x14 24 (the 14x14 plane's 49 as
-  // 24 + 25, kMergeTiles), 7x7 all 16. Measured at 1 thread, 50%, speed-up over the
-  // direct plan: chunks of 24 / 48 / 96 / the whole plane 1.22-1.28 / 1.26-
-  // 1.27 / 1.26-1.32 / 0.50-0.60x on 56x56, 1.46-1.61 / 1.46-1.63 / 1.12-
-  // 1.42 / 1.02-1.32x on 28x28 (docs/BENCHMARKS.md "Winograd, h_wino2").
+  // 24 + 25, kMergeTiles), 7x7 all 16. Measured at 1 thread, 50%, before
+  // the transform rewrite, speed-up over the direct plan: chunks of 24 / 48
+  // / 96 / the whole plane 1.22-1.28 / 1.26-1.27 / 1.26-1.32 / 0.50-0.60x on
+  // 56x56, 1.46-1.61 / 1.46-1.63 / 1.12-1.42 / 1.02-1.32x on 28x28
+  // (docs/KERNELS.md "Winograd").
   static constexpr int64_t kChunkBudgetFloats = int64_t{1} << 17;
   // A last chunk of at most this many tiles joins the one before.
   static constexpr int64_t kMergeTiles = 12;
