@@ -200,15 +200,26 @@ constexpr WinoCostClass kWinoCost[] = {
     {2000, 0.109, 0.39}, {500, 0.081, 0.37}, {150, 0.035, 0.48}, {0, 0.02, 0.98}};
 }  // namespace
 
-// AVX-512: not measured (this VM has no AVX-512; there the plan runs the
-// AVX-512 kernel on a plain V and the AVX2 transforms): never picked by
-// the rule, WBS_SPARSE_WINOGRAD=1 forces it.
-constexpr double kWinoUnmeasured = 1.2;
+// AVX-512 (f32_bsr8xn_conv__avx512 GEMMs on chunks of 48 tiles, the
+// f32_wino2x3__avx512 transforms), fitted to the same benchmark (--layers=2,
+// 10,16,22, --benchmark_min_time=0.3) on an Intel Xeon (Emerald Rapids
+// class, 2 cores, 2 MB L2) VM, two runs, 2026-11-29 09:25 UTC. Speed-up
+// over direct at 0 / 25 / 50 / 75 / 90% (1 and 2 threads): 56x56 1.49-1.52
+// / 1.26-1.51 / 1.10-1.20 / 0.77-0.87 / 0.45-0.53x, 28x28 1.42-1.66 /
+// 1.32-1.63 / 1.20-1.49 / 0.99-1.11 / 0.60-0.83x, 14x14 1.80-1.99 /
+// 1.71-1.99 / 1.60-1.78 / 1.43-1.75 / 0.99-1.76x, 7x7 0.72-0.96 /
+// 0.49-0.93 / 0.78-0.93 / 0.64-0.86 / 0.53-0.70x (never picked). Max abs
+// residuals of the fits 0.20 / 0.27 / 0.24. The transforms, not the GEMMs,
+// bound the 56x56 plane: its V and M (196 KB each per chunk) stream
+// through L2 (docs/KERNELS.md "Winograd").
+constexpr WinoCostClass kWinoCostAvx512[] = {
+    {2000, 0.153, 0.547}, {500, 0.092, 0.566}, {150, 0.030, 0.510}, {0, 0.043, 1.199}};
 
 double EstimateWinoOverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa) {
-  if (isa >= kernels::sparse::Isa::kAvx512) return kWinoUnmeasured;
   const double kept = std::clamp(s.kept, 0.01, 1.0);
-  for (const WinoCostClass& c : kWinoCost)
+  for (const WinoCostClass& c : isa >= kernels::sparse::Isa::kAvx512
+                                    ? std::span<const WinoCostClass>(kWinoCostAvx512)
+                                    : std::span<const WinoCostClass>(kWinoCost))
     if (s.out_positions >= c.min_positions) return c.a / kept + c.b;
   return 1e9;  // unreachable: the last class starts at 0 positions
 }

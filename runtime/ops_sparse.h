@@ -112,7 +112,7 @@ enum class WinogradMode { kAuto, kOff, kForce };
 WinogradMode CurrentWinogradMode();
 // Estimated time of the block-sparse Winograd plan relative to the direct
 // block-sparse plan on a 3x3 stride-1 conv (< 1: Winograd is faster);
-// measured, see kWinoCost in ops_sparse.cc.
+// measured, see kWinoCost / kWinoCostAvx512 in ops_sparse.cc.
 double EstimateWinoOverDirect(const SparseLayerShape& s);
 // The same for a given ISA level (tests).
 double EstimateWinoOverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa);

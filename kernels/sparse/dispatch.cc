@@ -70,8 +70,8 @@ Isa ActiveIsa() {
 
 const std::vector<BsrConvKernel>& BsrConvKernels() {
   static const std::vector<BsrConvKernel> k = {
-      {"f32_bsr8xn_conv__avx512", Isa::kAvx512, 8, f32_bsr8xn_conv__avx512},
-      {"f32_bsrnxn_conv__avx512", Isa::kAvx512, 0, f32_bsrnxn_conv__avx512},
+      {"f32_bsr8xn_conv__avx512", Isa::kAvx512, 8, f32_bsr8xn_conv__avx512, false, 48},
+      {"f32_bsrnxn_conv__avx512", Isa::kAvx512, 0, f32_bsrnxn_conv__avx512, false, 48},
       {"f32_bsr8xn_conv__avx2", Isa::kAvx2, 8, f32_bsr8xn_conv__avx2, /*tiled_1x1=*/true},
       {"f32_bsrnxn_conv__ref", Isa::kRef, 0, f32_bsrnxn_conv__ref},
   };
@@ -120,6 +120,8 @@ const BsrConvKernel& SelectBsrConvKernel(int br) {
 
 const std::vector<WinoTransformKernel>& WinoTransformKernels() {
   static const std::vector<WinoTransformKernel> k = {
+      {"f32_wino2x3__avx512", Isa::kAvx512, f32_wino2x3_input__avx512,
+       f32_wino2x3_output__avx512},
       {"f32_wino2x3__avx2", Isa::kAvx2, f32_wino2x3_input__avx2, f32_wino2x3_output__avx2},
       {"f32_wino2x3__ref", Isa::kRef, f32_wino2x3_input__ref, f32_wino2x3_output__ref},
   };

@@ -32,6 +32,9 @@ struct BsrConvKernel {
   // Takes the tiled 1x1 input layout (BsrConvArgs::x_tile_stride; the plan
   // picks it only for kernels that do).
   bool tiled_1x1 = false;
+  // Output positions of one full register tile (AVX-512 3 zmm: 48; AVX2 and
+  // the reference: kBsrTileQ). BsrWinoPlan cuts its chunks in these.
+  int tile_q = 24;
 };
 
 // All f32 BSR conv kernels, fastest first; the last is the reference.

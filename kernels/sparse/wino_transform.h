@@ -78,6 +78,10 @@ void f32_wino2x3_output__ref(const WinoOutputArgs& a);
 // masked loads and stores for padding, edges and partial groups.
 void f32_wino2x3_input__avx2(const WinoInputArgs& a);
 void f32_wino2x3_output__avx2(const WinoOutputArgs& a);
+// The same on 16 tiles per zmm: even/odd columns split and outputs
+// re-interleaved by vpermt2ps; masked loads and stores.
+void f32_wino2x3_input__avx512(const WinoInputArgs& a);
+void f32_wino2x3_output__avx512(const WinoOutputArgs& a);
 
 // The 16 transformed 3x3 kernels of one (output, input) channel pair:
 // u[4a + b] = (G g G^T)[a][b], g[ky * 3 + kx] (row-major 3x3),
