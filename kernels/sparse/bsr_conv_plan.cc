@@ -29,6 +29,8 @@ constexpr int kMaxFlagThreads = 64;
 constexpr int kSpinsBeforeYield = 1000;
 // Create() uses shifted planes up to this many output columns (any stride).
 constexpr int64_t kShiftedMaxOw = 14;
+// The same for strided convs (see kAuto below).
+constexpr int64_t kShiftedMaxOwStrided = 7;
 // Chunks are whole register tiles of every kernel (AVX-512: 48, AVX2: 16
 // positions), so only a thread's last chunk has a partial tile.
 constexpr int64_t kChunkQuantum = 48;
@@ -230,7 +232,16 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
     // 90%). To 28x28 (layer2.0.conv2) phase stays ahead. On the AVX2 kernel
     // phase planes win on all four (h_avx2j, with the asm 3x3 tile: shifted
     // 0.84-1.01x at 50%, 0.89-0.95x at 90%, paired runs).
-    const bool auto_shifted = kw > 1 && plan.kernel_->isa >= Isa::kAvx512 && ow <= kShiftedMaxOw;
+    // That 14x14 result was an AMD Zen 4 VM's at 1 thread. On an Intel Xeon
+    // VM (2 MB L2, 2026-11-29, three alternating runs of --layout=phase /
+    // shifted, speed-up over oneDNN) layer3.0.conv2 ran 1.38-1.60 / 1.37-1.50x
+    // at 50% and 4.8-7.7 / 4.3-4.8x at 90% on 1 thread, and 1.47-1.48 /
+    // 1.12-1.30x and 2.7-3.4 / 2.4-3.1x on 2 (phase: a private 900 KB copy
+    // per thread; shifted: one shared 1260 KB copy), so strided convs take
+    // shifted planes only to planes of at most kShiftedMaxOwStrided columns
+    // (layer4.0.conv2 stays shifted: 1.9-2.2 / 1.3-1.7x at 50% here).
+    const int64_t shifted_max_ow = sx > 1 || sy > 1 ? kShiftedMaxOwStrided : kShiftedMaxOw;
+    const bool auto_shifted = kw > 1 && plan.kernel_->isa >= Isa::kAvx512 && ow <= shifted_max_ow;
     const bool shifted =
         layout == Layout::kShifted ||
         ((layout == Layout::kAuto || layout == Layout::kTiled) && auto_shifted);
