@@ -211,13 +211,18 @@ TEST(BsrWino, TransformsMatchReference) {
   const ks::WinoTransformKernel& ref = ks::WinoTransformKernels().back();
   for (const ks::WinoTransformKernel& k : ks::WinoTransformKernels()) {
     if (k.isa > ks::ActiveIsa() || &k == &ref) continue;
-    for (int cases = 0; cases < 40; ++cases) {
-      const int64_t c = 1 + rng() % 5, h = 1 + rng() % 12, w = 1 + rng() % 70;
+    for (int cases = 0; cases < 60; ++cases) {
+      // Every other case a narrow plane (at most 8 tiles per row, partial
+      // vectors only), every fourth over all tiles.
+      const int64_t c = 1 + rng() % 5, h = 1 + rng() % 12;
+      const int64_t w = cases % 2 ? 1 + rng() % 17 : 1 + rng() % 70;
       const int64_t pt = rng() % 3, pl = rng() % 3;
       const int64_t oh = std::max<int64_t>(1, h + pt + rng() % 3 - 2);
       const int64_t ow = std::max<int64_t>(1, w + pl + rng() % 3 - 2);
       const int64_t tw = (ow + 1) / 2, total = (oh + 1) / 2 * tw;
-      const int64_t t0 = rng() % total, t1 = t0 + 1 + rng() % (total - t0);
+      const bool whole = cases % 4 == 1;
+      const int64_t t0 = whole ? 0 : rng() % total;
+      const int64_t t1 = whole ? total : t0 + 1 + rng() % (total - t0);
       const int64_t stride = t1 - t0 + ks::kWinoSlack + rng() % 5;
       // Rows a of V (xi = 4a + b).
       const int a0 = static_cast<int>(rng() % 4), a1 = a0 + 1 + static_cast<int>(rng() % (4 - a0));
