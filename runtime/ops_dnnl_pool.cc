@@ -67,6 +67,8 @@ class DnnlPoolOp final : public Operator {
           op->dnnl_impl_ = op->impl_;
           op->impl_ = kernels::x86::PlainMaxPoolName();  // until the input is negotiated non-plain
         }
+        if (p.ok() && kernels::x86::NhwcToPlainMaxPoolSupports(*p))
+          op->nhwc_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
       }
       if (kind == PoolOpKind::kGlobalAverage && PlainPoolEnabled() &&
           kernels::x86::PlainGlobalAvgPoolSupported()) {
@@ -97,6 +99,14 @@ class DnnlPoolOp final : public Operator {
                                y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
       kernels::x86::PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
                                     std::max(1, ctx.num_threads));
+      return Status::Ok();
+    }
+    if (nhwc_to_plain_ && x.shape() == x_shape_) {
+      if (y.shape() != static_entry_->y_shape)
+        return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
+                               y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
+      kernels::x86::NhwcToPlainMaxPoolF32(*nhwc_params_, x.data<float>(), y.data<float>(),
+                                          std::max(1, ctx.num_threads));
       return Status::Ok();
     }
     if (plain_gap_ && !NonPlain() && x.shape() == x_shape_) {
@@ -164,6 +174,13 @@ class DnnlPoolOp final : public Operator {
 
   Status SetOutputLayouts(const std::vector<ActivationLayout>& outputs) override {
     y_layout_ = outputs.empty() ? ActivationLayout::kPlain : outputs[0];
+    // Channels-last in, plain out (the readers want plain): our kernel
+    // instead of oneDNN's pool writing plain output from a channels-last
+    // source (kernels/x86/plain_max_pool.h).
+    nhwc_to_plain_ = nhwc_params_ && PlainPoolEnabled() &&
+                     x_layout_ == ActivationLayout::kChannelsLast &&
+                     y_layout_ == ActivationLayout::kPlain;
+    if (nhwc_to_plain_) impl_ = "wbs:maxpool_nhwc_to_plain_avx512";
     if (!NonPlain()) return Status::Ok();
     if (static_entry_ == nullptr)
       return Internal("{}: layouts negotiated without a primitive", node_.Describe());
@@ -270,6 +287,10 @@ class DnnlPoolOp final : public Operator {
   // A max pool kernels/x86/plain_max_pool.h takes: runs there whenever X and Y are
   // plain (else oneDNN's primitive, named dnnl_impl_).
   std::unique_ptr<kernels::ref::PoolParams> plain_params_;
+  // A max pool NhwcToPlainMaxPoolF32 takes, and whether the negotiated
+  // layouts (channels-last X, plain Y) run it.
+  std::unique_ptr<kernels::ref::PoolParams> nhwc_params_;
+  bool nhwc_to_plain_ = false;
   // A global average pool kernels/x86/plain_global_pool.h runs whenever X
   // and Y are plain (else dnnl_impl_).
   bool plain_gap_ = false;

@@ -195,6 +195,72 @@ __attribute__((target("avx2"))) void MaxPoolPlaneAvx2(const kref::PoolParams& p,
   }
 }
 
+// Channels-last in, plain out (NhwcToPlainMaxPoolF32). Per output row and
+// 16 outputs of it, per 16 channels: each output's window max over its
+// in-range taps, 16 channels in one zmm (one contiguous load per tap), then
+// the 16 x 16 block (rows: outputs, columns: channels) transposed in
+// registers so that each channel's 16 outputs leave in one store to its
+// plane. Same maxima as the reference (the max does not depend on the
+// order; no NaN inputs, see the header).
+__attribute__((target("avx512f"), always_inline)) inline void Transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // u[4i + j]: rows 4i..4i+3, column j of each 128-bit lane. Gather the
+  // lanes: first rows 0-7 / 8-15 pairs of lanes, then the halves.
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+  }
+}
+
+__attribute__((target("avx512f"))) void MaxPoolNhwcRowAvx512(const kref::PoolParams& p,
+                                                              const float* x, float* y,
+                                                              int64_t oy) {
+  const int64_t c_all = p.channels, ih = p.in[1], iw = p.in[2], oh = p.out[1], ow = p.out[2];
+  const int64_t iy0 = oy * p.stride[1] - p.pad_begin[1];
+  const int64_t ky0 = std::max<int64_t>(0, -iy0), ky1 = std::min(p.kernel[1], ih - iy0);
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t ox0 = 0; ox0 < ow; ox0 += 16) {
+    const int64_t nq = std::min<int64_t>(16, ow - ox0);
+    const __mmask16 store = static_cast<__mmask16>((1u << nq) - 1);
+    for (int64_t cb = 0; cb < c_all; cb += 16) {
+      __m512 r[16];
+      for (int64_t q = 0; q < 16; ++q) {
+        __m512 acc = lowest;
+        if (q < nq) {
+          const int64_t ix0 = (ox0 + q) * p.stride[2] - p.pad_begin[2];
+          const int64_t kx0 = std::max<int64_t>(0, -ix0), kx1 = std::min(p.kernel[2], iw - ix0);
+          for (int64_t ky = ky0; ky < ky1; ++ky) {
+            const float* row = x + ((iy0 + ky) * iw + ix0) * c_all + cb;
+            for (int64_t kx = kx0; kx < kx1; ++kx)
+              acc = _mm512_max_ps(acc, _mm512_loadu_ps(row + kx * c_all));
+          }
+        }
+        r[q] = acc;
+      }
+      Transpose16(r);
+      float* yb = y + cb * oh * ow + oy * ow + ox0;
+      for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(yb + c * oh * ow, store, r[c]);
+    }
+  }
+}
+
 constexpr int64_t kMinOutWidth = 48;
 constexpr int64_t kMaxInputFloats = int64_t{2} << 20;  // 8 MB
 
@@ -248,6 +314,31 @@ void PlainMaxPoolF32(const kref::PoolParams& p, const float* x, float* y, int th
         MaxPoolPlaneAvx512(p, x + pl * in_plane, y + pl * out_plane);
       else
         MaxPoolPlaneAvx2(p, x + pl * in_plane, y + pl * out_plane, bufs.data());
+    }
+  }
+}
+
+bool NhwcToPlainMaxPoolSupports(const kref::PoolParams& p) {
+  if (kernels::sparse::ActiveIsa() < kernels::sparse::Isa::kAvx512) return false;
+  if (p.in[0] != 1 || p.out[0] != 1 || p.kernel[0] != 1 || p.pad_begin[0] != 0) return false;
+  if (p.channels % 16 != 0 || p.dilation[1] != 1 || p.dilation[2] != 1 || p.stride[1] < 1 ||
+      p.stride[2] < 1 || p.pad_begin[1] < 0 || p.pad_begin[2] < 0 || p.in[1] < 1 || p.in[2] < 1)
+    return false;
+  return EveryWindowReachesInput(p.in[1], p.out[1], p.kernel[1], p.stride[1], p.pad_begin[1]) &&
+         EveryWindowReachesInput(p.in[2], p.out[2], p.kernel[2], p.stride[2], p.pad_begin[2]);
+}
+
+void NhwcToPlainMaxPoolF32(const kref::PoolParams& p, const float* x, float* y, int threads) {
+  const int64_t rows = p.batch * p.out[1];
+  const int64_t in_image = p.channels * p.in[1] * p.in[2];
+  const int64_t out_image = p.channels * p.out[1] * p.out[2];
+  const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(rows, 1)));
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    for (int64_t r = rows * t / n; r < rows * (t + 1) / n; ++r) {
+      const int64_t b = r / p.out[1];
+      MaxPoolNhwcRowAvx512(p, x + b * in_image, y + b * out_image, r % p.out[1]);
     }
   }
 }

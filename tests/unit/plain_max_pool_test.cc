@@ -83,6 +83,48 @@ TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
   EXPECT_EQ(ran, 120);
 }
 
+// Channels-last in, plain out (NhwcToPlainMaxPoolF32) against the
+// reference on the same values, bit for bit: channels 16..64, any output
+// width (partial 16-output groups), windows up to 20 columns, padding.
+TEST(PlainMaxPoolTest, NhwcToPlainMatchesReferenceExactly) {
+  if (!Avx512()) GTEST_SKIP() << "no AVX-512";
+  Rng rng(TestSeed() + 72);
+  for (int i = 0; i < 60; ++i) {
+    ref::PoolParams p = RandomParams(rng, i % 2 == 1);
+    p.channels = 16 * Uniform(rng, 1, 4);
+    SCOPED_TRACE(fmt::format(
+        "seed {} case {}: N {} C {} in {}x{} out {}x{} k {}x{} s {}x{} pads {},{}", TestSeed(), i,
+        p.batch, p.channels, p.in[1], p.in[2], p.out[1], p.out[2], p.kernel[1], p.kernel[2],
+        p.stride[1], p.stride[2], p.pad_begin[1], p.pad_begin[2]));
+    ASSERT_TRUE(kernels::x86::NhwcToPlainMaxPoolSupports(p));
+    const int64_t c = p.channels, h = p.in[1], w = p.in[2];
+    Tensor x = RandomTensor({p.batch, c, h, w}, rng);
+    float* xd = x.data<float>();
+    for (int64_t j = 0; j < x.numel(); j += 7) xd[j] = -std::numeric_limits<float>::infinity();
+    // The same values channels-last.
+    std::vector<float> nhwc(static_cast<size_t>(x.numel()));
+    for (int64_t n = 0; n < p.batch; ++n)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t yy = 0; yy < h; ++yy)
+          for (int64_t xx = 0; xx < w; ++xx)
+            nhwc[static_cast<size_t>(((n * h + yy) * w + xx) * c + ch)] =
+                xd[((n * c + ch) * h + yy) * w + xx];
+    const Shape ys = {p.batch, c, p.out[1], p.out[2]};
+    Tensor want(DType::kF32, ys), got(DType::kF32, ys);
+    ref::MaxPool<float>(p, xd, want.data<float>(), nullptr);
+    kernels::x86::NhwcToPlainMaxPoolF32(p, nhwc.data(), got.data<float>(), 1 + i % 2);
+    for (int64_t j = 0; j < want.numel(); ++j)
+      ASSERT_EQ(got.data<float>()[j], want.data<float>()[j]) << "output " << j;
+  }
+  ref::PoolParams q;
+  q.channels = 24;
+  q.in = {1, 9, 99};
+  q.out = {1, 4, 49};
+  q.kernel = {1, 3, 3};
+  q.stride = {1, 2, 2};
+  EXPECT_FALSE(kernels::x86::NhwcToPlainMaxPoolSupports(q)) << "24 channels";
+}
+
 TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
   if (!HasKernel()) GTEST_SKIP() << "no AVX2";
   ref::PoolParams p;
@@ -141,6 +183,32 @@ TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
   EXPECT_EQ((*op)->impl_name().rfind("onednn", 0), 0u) << (*op)->impl_name();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_NE(out[0], ActivationLayout::kPlain);
+  // Its readers want plain: channels-last in, plain out on AVX-512.
+  ASSERT_TRUE((*op)->SetOutputLayouts({ActivationLayout::kPlain}).ok());
+  if (Avx512()) {
+    EXPECT_EQ((*op)->impl_name(), "wbs:maxpool_nhwc_to_plain_avx512");
+    const Tensor& x = ops[0].t;
+    Tensor xl(DType::kF32, x.shape());  // x's values channels-last
+    const int64_t c = 16, h = 9, w = 100;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < h * w; ++i)
+        xl.data<float>()[i * c + ch] = x.data<float>()[ch * h * w + i];
+    Tensor want(DType::kF32, {1, 16, 5, 50}), got(DType::kF32, {1, 16, 5, 50});
+    ref::PoolParams p;
+    p.channels = c;
+    p.in = {1, h, w};
+    p.out = {1, 5, 50};
+    p.kernel = {1, 3, 3};
+    p.stride = {1, 2, 2};
+    p.pad_begin = {0, 1, 1};
+    p.pad_end = {0, 1, 1};
+    ref::MaxPool<float>(p, x.data<float>(), want.data<float>(), nullptr);
+    runtime::ExecContext ctx;
+    ctx.num_threads = 2;
+    ASSERT_TRUE((*op)->Run({&xl}, {&got}, ctx).ok());
+    for (int64_t j = 0; j < want.numel(); ++j)
+      ASSERT_EQ(got.data<float>()[j], want.data<float>()[j]) << "output " << j;
+  }
 }
 
 }  // namespace
