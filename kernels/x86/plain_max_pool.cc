@@ -261,7 +261,7 @@ __attribute__((target("avx512f"))) void MaxPoolNhwcRowAvx512(const kref::PoolPar
   }
 }
 
-constexpr int64_t kMinOutWidth = 48;
+constexpr int64_t kMinOutWidth = 16;
 constexpr int64_t kMaxInputFloats = int64_t{2} << 20;  // 8 MB
 
 }  // namespace
@@ -289,6 +289,12 @@ bool PlainMaxPoolSupports(const kref::PoolParams& p) {
   // 5.41-6.99 vs 2.94-3.64, 128 x 112^2 2.17-3.56 vs 0.49-0.73, 256 x 56^2
   // 1.00-1.45 vs 0.21-0.35, 512 x 28^2 0.59-0.61 vs 0.23-0.26, 512 x 14^2
   // 0.13-0.15 vs 0.08-0.10.
+  // The narrow-row losses above were an AMD Zen 4 VM's. On an Intel Xeon VM
+  // (2026-11-29, Inception-v3 at 50% in the model, per-step minimums, us,
+  // oneDNN's plain pool vs ours, 1 / 2 threads): 192 x 71^2 3x3/2 (35 wide)
+  // 622-629 / 443 vs 287 / 154-235; 288 x 35^2 (17 wide) 238-245 / 197 vs
+  // 137 / 101-131; 768 x 17^2 (8 wide) 84-86 / 110 vs 113 / 76-78. So rows
+  // of at least 16 outputs now (it was 48).
   if (avx512 &&
       (p.out[2] < kMinOutWidth || p.batch * p.channels * p.in[1] * p.in[2] > kMaxInputFloats))
     return false;
