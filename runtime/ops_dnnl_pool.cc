@@ -16,6 +16,7 @@
 #include "kernels/dnnl/pool.h"
 #include "kernels/ref/conv.h"
 #include "kernels/x86/plain_global_pool.h"
+#include "kernels/x86/plain_avg_pool.h"
 #include "kernels/x86/plain_max_pool.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
@@ -28,12 +29,12 @@ namespace onednn = kernels::onednn;
 
 enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
 
-// WBS_PLAIN_POOL=0 keeps oneDNN for max pools and global average pools
+// WBS_PLAIN_POOL=0 keeps oneDNN for max, average and global average pools
 // whose input arrives plain (A/B measurements of kernels/x86/plain_max_pool.h's
 // and plain_global_pool.h's kernels).
 bool PlainPoolEnabled() {
   static const bool enabled = EnvSwitchOn(
-      "WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max / global average pools run on oneDNN");
+      "WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max / average / global average pools run on oneDNN");
   return enabled;
 }
 
@@ -70,6 +71,14 @@ class DnnlPoolOp final : public Operator {
         if (p.ok() && kernels::x86::NhwcToPlainMaxPoolSupports(*p))
           op->nhwc_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
       }
+      if (kind == PoolOpKind::kAverage && PlainPoolEnabled()) {
+        Result<kernels::ref::PoolParams> p = ResolvePoolParams(*args.node, in[0].shape);
+        if (p.ok() && kernels::x86::PlainAvgPoolSupports(*p, CurrentThreads())) {
+          op->plain_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
+          op->dnnl_impl_ = op->impl_;
+          op->impl_ = kernels::x86::PlainAvgPoolName();  // until the input is negotiated non-plain
+        }
+      }
       if (kind == PoolOpKind::kGlobalAverage && PlainPoolEnabled() &&
           kernels::x86::PlainGlobalAvgPoolSupported()) {
         op->plain_gap_ = true;
@@ -97,8 +106,12 @@ class DnnlPoolOp final : public Operator {
       if (y.shape() != static_entry_->y_shape)
         return InvalidArgument("{}: output Y is {} but X {} gives {}", node_.Describe(),
                                y.Describe(), x.Describe(), ShapeToString(static_entry_->y_shape));
-      kernels::x86::PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
-                                    std::max(1, ctx.num_threads));
+      if (kind_ == PoolOpKind::kAverage)
+        kernels::x86::PlainAvgPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
+                                      std::max(1, ctx.num_threads));
+      else
+        kernels::x86::PlainMaxPoolF32(*plain_params_, x.data<float>(), y.data<float>(),
+                                      std::max(1, ctx.num_threads));
       return Status::Ok();
     }
     if (nhwc_to_plain_ && x.shape() == x_shape_) {
@@ -284,8 +297,9 @@ class DnnlPoolOp final : public Operator {
   ActivationLayout x_layout_ = ActivationLayout::kPlain;  // negotiated
   ActivationLayout y_layout_ = ActivationLayout::kPlain;
   std::unique_ptr<Operator> fallback_;
-  // A max pool kernels/x86/plain_max_pool.h takes: runs there whenever X and Y are
-  // plain (else oneDNN's primitive, named dnnl_impl_).
+  // A max pool kernels/x86/plain_max_pool.h takes (an average pool
+  // plain_avg_pool.h takes): runs there whenever X and Y are plain (else
+  // oneDNN's primitive, named dnnl_impl_).
   std::unique_ptr<kernels::ref::PoolParams> plain_params_;
   // A max pool NhwcToPlainMaxPoolF32 takes, and whether the negotiated
   // layouts (channels-last X, plain Y) run it.
