@@ -85,6 +85,7 @@ void RegisterDnnlOperators() {
   dnnl_ops::RegisterMatMulOperators();
   dnnl_ops::RegisterPoolOperators();
   dnnl_ops::RegisterElementwiseOperators();
+  dnnl_ops::RegisterConcatOperator();
 }
 
 }  // namespace wbs::runtime

@@ -66,5 +66,6 @@ void RegisterConvOperators();    // Conv, ConvTranspose
 void RegisterMatMulOperators();  // Gemm, MatMul
 void RegisterPoolOperators();    // MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool
 void RegisterElementwiseOperators();  // unary activations, Add/Sub/Mul/Div
+void RegisterConcatOperator();       // Concat (a threaded copy, ops_dnnl_concat.cc)
 
 }  // namespace wbs::runtime::dnnl_ops
