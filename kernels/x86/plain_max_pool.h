@@ -25,7 +25,7 @@ namespace wbs::kernels::x86 {
 // stride 1 or 2, nonnegative pads, every output window holding at least one
 // input element (padding never wins then, as in kernels::ref::MaxPool), and
 // on AVX-512 a shape where it was measured faster than oneDNN (output rows
-// >= 16 wide, input <= 8 MB; on AVX2 every shape, since oneDNN's pool there
+// >= 16 wide, input <= 16 MB; on AVX2 every shape, since oneDNN's pool there
 // needs reorders to nChw8c and back: plain_max_pool.cc).
 bool PlainMaxPoolSupports(const ref::PoolParams& p);
 

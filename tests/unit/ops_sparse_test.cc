@@ -414,6 +414,14 @@ TEST(OpsSparseTest, CostRule) {
     fc.kept = 0.9;
     EXPECT_GT(est(fc, isa), runtime::kSparseChooseBelow) << kernels::sparse::IsaName(isa);
   }
+  // VGG-16's fc1 (25088 -> 4096, 103M weights, DRAM-bound): AVX-512 sparse
+  // from 50% (measured t_s/t_d 0.52-0.53), dense at 10% zero blocks.
+  runtime::SparseLayerShape fc1 = fc;
+  fc1.weights = int64_t{25088} * 4096;
+  fc1.kept = 0.5;
+  EXPECT_LE(est(fc1, Isa::kAvx512), runtime::kSparseChooseBelow);
+  fc1.kept = 0.9;
+  EXPECT_GT(est(fc1, Isa::kAvx512), runtime::kSparseChooseBelow);
   // The one-argument form is the active ISA's table.
   EXPECT_EQ(runtime::EstimateSparseOverDense(big), est(big, kernels::sparse::ActiveIsa()));
 }
