@@ -200,10 +200,11 @@ class BsrConvPlan {
   // kDefault: 256 KB, all (tuned on AMD Zen 4/5, 1 MB L2). kIntelL2: half
   // the L2 and the first two or three lines per channel (the Prefetcher adds
   // one for alignment), leaving the rest of each channel's run to the
-  // hardware L2 streamer: on an Intel Xeon (Emerald Rapids, 2 MB L2) the
-  // full request, issued as software prefetches, made ResNet-50's 56x56
-  // and 28x28 1x1 layers 5-12% slower (docs/BENCHMARKS.md "AVX-512 1x1
-  // layers on Intel, h_x1").
+  // hardware L2 streamer. On an Intel Xeon (Emerald Rapids, 2 MB L2) that
+  // ran ResNet-50's 56x56 and 28x28 1x1 layers 1.04-1.20x faster at 50/75%
+  // (1 thread, paired; the full request with 1 MB chunks gained about half
+  // as much; presumably its software prefetches hold L1 fill buffers until
+  // the far L3 answers), docs/BENCHMARKS.md "AVX-512 1x1 layers on Intel, h_x1".
   enum class OneByOne { kDefault, kIntelL2 };
   // The runtime's setting, chosen once from the CPU (kIntelL2 on Intel CPUs
   // with at least 2 MB of L2, else kDefault; logged once) unless
