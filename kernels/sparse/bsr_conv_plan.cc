@@ -5,6 +5,8 @@
 #include <emmintrin.h>
 #endif
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -70,6 +72,28 @@ void PrefetchL2(const void* p, int64_t bytes) {
 
 std::atomic<int64_t> g_late_worker_us{0};  // SetLateWorkerForTesting
 
+// OneByOne::kIntelL2 (bsr_conv_plan.h): on Intel CPUs with at least this
+// much L2 per core; chunks of half the L2; per channel range of the next
+// chunk, prefetch requests for this many bytes (the kernel's Prefetcher
+// rounds to lines and adds one).
+constexpr long kIntelL2MinBytes = 2L << 20;
+constexpr int64_t kIntelL2NextXBytes = 128;
+
+// Per core, 0 if unknown (read once: glibc asks cpuid each time).
+long L2CacheBytes() {
+  static const long bytes = std::max(0L, sysconf(_SC_LEVEL2_CACHE_SIZE));
+  return bytes;
+}
+
+bool IsIntelCpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
+#else
+  return false;
+#endif
+}
+
 PackPlaneFn PackFor(const BsrConvKernel& k) {
   return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512
          : k.isa >= Isa::kAvx2 ? f32_pack_plane__avx2
@@ -104,6 +128,26 @@ void BsrConvPlan::SetLateWorkerForTesting(int64_t microseconds) {
 bool BsrConvPlan::PrivateCopiesDefault() {
   const char* v = std::getenv("WBS_PRIVATE_COPIES");
   return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+BsrConvPlan::OneByOne BsrConvPlan::OneByOneDefault() {
+  if (const char* v = std::getenv("WBS_BSR_1X1")) {
+    if (std::strcmp(v, "intel") == 0) return OneByOne::kIntelL2;
+    if (std::strcmp(v, "default") == 0) return OneByOne::kDefault;
+    WBS_LOG_WARN("WBS_BSR_1X1='{}' is not default|intel; using the CPU's setting", v);
+  }
+  static const OneByOne detected = [] {
+    const long l2 = L2CacheBytes();
+    const bool intel = IsIntelCpu();
+    const OneByOne t = intel && l2 >= kIntelL2MinBytes ? OneByOne::kIntelL2 : OneByOne::kDefault;
+    WBS_LOG_INFO("block-sparse 1x1 plans: {} cpu, L2 {} KB: {}", intel ? "intel" : "non-intel",
+                 l2 / 1024,
+                 t == OneByOne::kIntelL2
+                     ? "chunks of half the L2, next-chunk input prefetch 2-3 lines per channel"
+                     : "256 KB chunks, whole next-chunk input prefetch");
+    return t;
+  }();
+  return detected;
 }
 
 int BsrConvPlan::MinCallsDefault() {
@@ -158,6 +202,7 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
                            w.out_channels(), w.in_channels(), w.kh(), w.kw());
   BsrConvPlan plan;
   WBS_RETURN_IF_ERROR(ClampBounds(p.activation, &plan.lo_, &plan.hi_));
+  plan.one_by_one_ = OneByOneDefault();
   plan.w_ = &w;
   plan.kernel_ = kernel ? kernel : &SelectBsrConvKernel(w.br());
   if (plan.kernel_->br != 0 && plan.kernel_->br != w.br())
@@ -487,8 +532,13 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   // A chunk of positions reads chunk + max_plane_off_ floats of every stored
   // plane of every channel.
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
-  int64_t chunk = RoundUp(
-      std::max<int64_t>(kChunkBudgetFloats / (c * planes) - max_plane_off_, 1), kChunkQuantum);
+  // Plans of one tap on the AVX-512 kernel: see OneByOne.
+  const bool intel_1x1 = one_by_one_ == OneByOne::kIntelL2 && tap_offset_.size() == 1 && !tiled_ &&
+                         kernel_->isa >= Isa::kAvx512;
+  const int64_t budget = intel_1x1 ? std::max<int64_t>(kChunkBudgetFloats, L2CacheBytes() / 2 / 4)
+                                   : kChunkBudgetFloats;
+  int64_t chunk =
+      RoundUp(std::max<int64_t>(budget / (c * planes) - max_plane_off_, 1), kChunkQuantum);
   const std::vector<int32_t>& row_ptr = w.row_ptr();
   threads = std::max(1, threads);
   const int64_t block_floats = int64_t{w.br()} * w.bc() * w.kh() * w.kw();
@@ -746,6 +796,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
           a.prefetch_x_ranges = (ce - cb) * planes;
           a.prefetch_x_stride = direct_ ? x_channel_stride_ : plane_floats;
           a.prefetch_x_bytes = (nq1 - nq0 + max_plane_off_) * 4;
+          if (intel_1x1) a.prefetch_x_bytes = std::min(a.prefetch_x_bytes, kIntelL2NextXBytes);
         }
         a.row_begin = r;
         a.row_end = std::min(sh.r1, r + sh.group);

@@ -192,6 +192,26 @@ class BsrConvPlan {
   // shared input copy and take its calls. 0 (the default): off.
   static void SetLateWorkerForTesting(int64_t microseconds);
   static constexpr int64_t kPrivateCopyMaxBytes = int64_t{1} << 20;
+  // Plans of one tap (1x1 convs, Gemm) on the AVX-512 kernel: the input
+  // bytes per position chunk (a chunk's input stays in L2 while every
+  // block-row of the call's share passes over it) and how much of each
+  // channel range of the next chunk a call asks the kernel to prefetch into
+  // L2 (0: all of it). Other plans use 256 KB chunks and the whole request.
+  // kDefault: 256 KB, all (tuned on AMD Zen 4/5, 1 MB L2). kIntelL2: half
+  // the L2 and the first two or three lines per channel (the Prefetcher adds
+  // one for alignment), leaving the rest of each channel's run to the
+  // hardware L2 streamer. On an Intel Xeon (Emerald Rapids, 2 MB L2) that
+  // ran ResNet-50's 56x56 and 28x28 1x1 layers 1.04-1.20x faster at 50/75%
+  // (1 thread, paired; the full request with 1 MB chunks gained about half
+  // as much; presumably its software prefetches hold L1 fill buffers until
+  // the far L3 answers), docs/BENCHMARKS.md "AVX-512 1x1 layers on Intel, h_x1".
+  enum class OneByOne { kDefault, kIntelL2 };
+  // The runtime's setting, chosen once from the CPU (kIntelL2 on Intel CPUs
+  // with at least 2 MB of L2, else kDefault; logged once) unless
+  // WBS_BSR_1X1=default|intel forces one (read at each call, so
+  // wbs_bench_models --variants can pair them). Create() applies it.
+  static OneByOne OneByOneDefault();
+  void SetOneByOne(OneByOne t) { one_by_one_ = t; }
   // The tiled 1x1 copy (above) when the input channels feed at least this
   // many kept blocks each on average: the copy is one more pass over x.
   static constexpr int64_t kTiledMinReuse = 16;
@@ -256,6 +276,7 @@ class BsrConvPlan {
   bool private_copies_ = false;
   SplitRule split_rule_ = SplitRule::kTilesFine;
   int min_calls_ = 0;
+  OneByOne one_by_one_ = OneByOne::kDefault;
   float lo_ = -__builtin_inff(), hi_ = __builtin_inff();
 };
 
