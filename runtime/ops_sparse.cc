@@ -228,6 +228,33 @@ double EstimateWinoOverDirect(const SparseLayerShape& s) {
   return EstimateWinoOverDirect(s, kernels::sparse::ActiveIsa());
 }
 
+WinoTileMode CurrentWinoTileMode() {
+  const char* v = std::getenv("WBS_WINO_TILE");
+  if (v == nullptr || *v == '\0' || std::string(v) == "auto") return WinoTileMode::kAuto;
+  if (std::string(v) == "2") return WinoTileMode::k2;
+  if (std::string(v) == "4") return WinoTileMode::k4;
+  WBS_LOG_WARN("WBS_WINO_TILE='{}' is not 2|4|auto; using auto", v);
+  return WinoTileMode::kAuto;
+}
+
+// F(4x4, 3x3) over direct on AVX-512, t / t_direct = a / kept + b per
+// output-plane class like kWinoCostAvx512. Not yet fitted: never chosen.
+namespace {
+constexpr WinoCostClass kWino4CostAvx512[] = {{0, 0.0, 1e9}};
+}  // namespace
+
+double EstimateWino4OverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa) {
+  if (isa < kernels::sparse::Isa::kAvx512) return 1e9;
+  const double kept = std::clamp(s.kept, 0.01, 1.0);
+  for (const WinoCostClass& c : kWino4CostAvx512)
+    if (s.out_positions >= c.min_positions) return c.a / kept + c.b;
+  return 1e9;
+}
+
+double EstimateWino4OverDirect(const SparseLayerShape& s) {
+  return EstimateWino4OverDirect(s, kernels::sparse::ActiveIsa());
+}
+
 namespace {
 
 using kernels::sparse::BsrConvPlan;
@@ -290,10 +317,10 @@ Result<BlockSparseWeight> Compress(const ir::Node& node, const ir::Value* wv, co
 }
 
 // Logs the per-layer decision and says whether to go sparse. `wino`:
-// the sparse side would be Winograd, `wino_est` its time over the direct
-// sparse plan's (which scales the sparse estimate).
+// the sparse side would be Winograd F(tile x tile), `wino_est` its time
+// over the direct sparse plan's (which scales the sparse estimate).
 bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerShape& shape,
-            bool wino = false, double wino_est = 1.0) {
+            bool wino = false, double wino_est = 1.0, int tile = 2) {
   const BlockSparseStats st = w.Stats();
   const double est = EstimateSparseOverDense(shape) * (wino ? wino_est : 1.0);
   const bool force = CurrentSparseMode() == SparseMode::kForce;
@@ -302,8 +329,8 @@ bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerS
                node.name.empty() ? node.Describe() : node.name, 100.0 * st.block_sparsity(), est,
                sparse ? "sparse" : "dense",
                !sparse ? ""
-               : wino  ? fmt::format(" winograd (est {:.2f}x direct)", wino_est)
-                       : " direct",
+               : wino ? fmt::format(" winograd F({}x{}) (est {:.2f}x direct)", tile, tile, wino_est)
+                      : " direct",
                force ? " (WBS_SPARSE=1)" : "");
   return sparse;
 }
@@ -344,16 +371,33 @@ class SparseConvOp final : public Operator {
     shape.stride = std::max(p->stride[1], p->stride[2]);
     shape.kernel_elems = p->kernel[1] * p->kernel[2];
     shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
-    // Winograd F(2x2, 3x3) for the 3x3 stride-1 layers when the measured
-    // rule (or WBS_SPARSE_WINOGRAD=1) says so; WBS_SPARSE_WINOGRAD is read
-    // here, at each operator's creation, like WBS_PRIVATE_COPIES below.
+    // Winograd for the 3x3 stride-1 layers when the measured rule (or
+    // WBS_SPARSE_WINOGRAD=1) says so, F(4x4) or F(2x2) by WBS_WINO_TILE
+    // and the rule; both variables are read here, at each operator's
+    // creation, like WBS_PRIVATE_COPIES below.
     const WinogradMode wino_mode = CurrentWinogradMode();
     const bool wino_ok = wino_mode != WinogradMode::kOff && BsrWinoPlan::Eligible(*p);
-    const double wino_est = wino_ok ? EstimateWinoOverDirect(shape) : 1.0;
+    const WinoTileMode tile_mode = CurrentWinoTileMode();
+    double wino_est = 1.0;
+    int tile = 2;
+    if (wino_ok) {
+      const double est2 = EstimateWinoOverDirect(shape);
+      const double est4 = tile_mode == WinoTileMode::k2 ? 1e9 : EstimateWino4OverDirect(shape);
+      // F(4x4) fills the GEMM kernel's register tile of tiles only on
+      // planes of at least that many 4x4 tiles (bsr_wino_plan.h).
+      const int64_t tiles4 = (p->out[1] + 3) / 4 * ((p->out[2] + 3) / 4);
+      const bool fits4 = tiles4 >= kernels::sparse::SelectBsrConvKernel(op->w_->br()).tile_q;
+      tile = tile_mode == WinoTileMode::k4                              ? (fits4 ? 4 : 2)
+             : tile_mode == WinoTileMode::kAuto && fits4 && est4 < est2 ? 4
+                                                                        : 2;
+      // Whether to go Winograd at all: the better estimate (F(2x2)'s
+      // where F(4x4) has no fit, e.g. forced on AVX2).
+      wino_est = tile == 4 && est4 < 1e8 ? est4 : est2;
+    }
     bool wino = wino_ok && (wino_mode == WinogradMode::kForce || wino_est < 1.0);
-    if (!Decide(node, *op->w_, shape, wino, wino_est)) return std::unique_ptr<Operator>();
+    if (!Decide(node, *op->w_, shape, wino, wino_est, tile)) return std::unique_ptr<Operator>();
     if (wino) {
-      Result<BsrWinoPlan> wp = BsrWinoPlan::Create(*p, *op->w_);
+      Result<BsrWinoPlan> wp = BsrWinoPlan::Create(*p, *op->w_, nullptr, nullptr, tile);
       if (wp.ok()) {
         op->wino_ = std::make_unique<BsrWinoPlan>(std::move(wp).value());
         op->wino_->ForceSplit(WinoSplitFromEnv());
