@@ -237,10 +237,25 @@ WinoTileMode CurrentWinoTileMode() {
   return WinoTileMode::kAuto;
 }
 
-// F(4x4, 3x3) over direct on AVX-512, t / t_direct = a / kept + b per
-// output-plane class like kWinoCostAvx512. Not yet fitted: never chosen.
+// F(4x4, 3x3) over direct on AVX-512 (f32_wino4x3__avx512 transforms,
+// chunks of 48 tiles), t / t_direct = a / kept + b per output-plane class
+// like kWinoCostAvx512, fitted to the 1- and 2-thread medians of
+//   OMP_WAIT_POLICY=passive chrt -f 10 build/<dir>/bench/wbs_bench_sparse
+//       --winograd=only --threads=1|2 --sparsity=0,25,50,75,90 --layers=2,10
+//       --benchmark_min_time=0.2
+// (F(2x2), F(4x4), the direct plan and oneDNN interleaved in one loop) on
+// the Intel VM (Emerald Rapids class, 2 cores), two runs, 2026-11-29
+// 10:18 UTC (docs/BENCHMARKS.md "Winograd F(4x4, 3x3), h_w4"). Speed-up over
+// direct at 0 / 25 / 50 / 75 / 90% (1 and 2 threads): 56x56 1.71-2.21 /
+// 1.68-1.96 / 1.25-1.60 / 1.01-1.09 / 0.51-0.68x, 28x28 2.26-2.91 / 2.22-2.82
+// / 1.76-2.24 / 1.23-1.59 / 0.71-1.00x; over F(2x2) 1.10-1.45x (56x56) and
+// 1.10-2.24x (28x28) at every sparsity, so the rule's F(4x4) estimate is
+// below F(2x2)'s everywhere on these planes. Max abs residuals 0.31 / 0.24.
+// Smaller planes have fewer 4x4 tiles than the kernel's 48-tile register
+// tile (14x14: 16) and are not fitted (never F(4x4) in auto).
 namespace {
-constexpr WinoCostClass kWino4CostAvx512[] = {{0, 0.0, 1e9}};
+constexpr WinoCostClass kWino4CostAvx512[] = {
+    {2000, 0.140, 0.377}, {500, 0.095, 0.288}, {0, 0.0, 1e9}};
 }  // namespace
 
 double EstimateWino4OverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa) {

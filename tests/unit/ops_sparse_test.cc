@@ -496,11 +496,22 @@ TEST(OpsSparseTest, WinogradCostRule) {
   runtime::SparseLayerShape small{7 * 7, 1, false, 0.5};
   EXPECT_GT(runtime::EstimateWinoOverDirect(small, avx2), 1.0);
   EXPECT_GT(runtime::EstimateWinoOverDirect(small, avx512), 1.0);
-  // F(4x4) (kWino4CostAvx512): no fit below AVX-512.
+  // F(4x4) (kWino4CostAvx512): no fit below AVX-512. On AVX-512 below
+  // F(2x2)'s estimate on the 56x56 and 28x28 planes at every sparsity,
+  // faster than direct up to 75% (56x56) and 85% (28x28), never fitted
+  // (huge) on 14x14 and 7x7.
   for (const int64_t side : {56, 28, 14, 7})
-    for (const double kept : {1.0, 0.5, 0.1}) {
+    for (const double kept : {1.0, 0.5, 0.25, 0.1}) {
       runtime::SparseLayerShape s{side * side, 1, false, kept};
-      EXPECT_GT(runtime::EstimateWino4OverDirect(s, avx2), 1e8) << side << " " << kept;
+      SCOPED_TRACE(fmt::format("{}x{} kept {}", side, side, kept));
+      EXPECT_GT(runtime::EstimateWino4OverDirect(s, avx2), 1e8);
+      const double e4 = runtime::EstimateWino4OverDirect(s, avx512);
+      if (side <= 14) {
+        EXPECT_GT(e4, 1e8);
+        continue;
+      }
+      EXPECT_LT(e4, runtime::EstimateWinoOverDirect(s, avx512));
+      EXPECT_EQ(e4 < 1.0, kept >= 0.25);
     }
 }
 
@@ -615,6 +626,7 @@ TEST(OpsSparseTest, ZooResnet50WinogradMatchesDenseTwoThreads) {
   }
   {
     ScopedWinograd on("1");
+    ScopedWinograd tile2("2", "WBS_WINO_TILE");  // F(2x2) on all (auto: F(4x4) on some)
     CheckZooModel("resnet50", 224, {"layer2.0.conv1"}, 2, SparseMode::kForce, &wino, &n_wino);
   }
   EXPECT_EQ(n_direct, 0);
