@@ -69,17 +69,46 @@ inline void CombineRows(const __m512 (*raw)[kRaw], __m512* e) {
 }
 
 // Row A of V for the group (when a0 <= A < a1): combined raw row, its 6
-// columns, their 6 combinations, stored to the first lanes of `sm`.
-template <int A>
+// columns, their 6 combinations, stored to the first lanes of `sm`. With
+// kPair the lanes are first packed by `pack` (two tile rows, below).
+template <int A, bool kPair>
 inline void VRow(int a0, int a1, const __m512 (*raw)[kRaw], float* v, int64_t xi_stride,
-                 __mmask16 sm) {
+                 __mmask16 sm, __m512i pack) {
   if (A < a0 || A >= a1) return;
   __m512 e[kRaw], col[6], vr[6];
   CombineRows<A>(raw, e);
   SplitColumns(e, col);
   wino4::In(col, vr);
   float* va = v + 6 * A * xi_stride;
-  for (int k = 0; k < 6; ++k) _mm512_mask_storeu_ps(va + k * xi_stride, sm, vr[k]);
+  for (int k = 0; k < 6; ++k) {
+    if (kPair) vr[k] = _mm512_permutexvar_ps(pack, vr[k]);
+    _mm512_mask_storeu_ps(va + k * xi_stride, sm, vr[k]);
+  }
+}
+
+template <bool kPair>
+inline void VRows(int a0, int a1, const __m512 (*raw)[kRaw], float* v, int64_t xi_stride,
+                  __mmask16 sm, __m512i pack) {
+  VRow<0, kPair>(a0, a1, raw, v, xi_stride, sm, pack);
+  VRow<1, kPair>(a0, a1, raw, v, xi_stride, sm, pack);
+  VRow<2, kPair>(a0, a1, raw, v, xi_stride, sm, pack);
+  VRow<3, kPair>(a0, a1, raw, v, xi_stride, sm, pack);
+  VRow<4, kPair>(a0, a1, raw, v, xi_stride, sm, pack);
+  VRow<5, kPair>(a0, a1, raw, v, xi_stride, sm, pack);
+}
+
+// Narrow planes (at most kPairMaxTiles tiles per row: ResNet-50's 28x28
+// has 7) would fill 7 of 16 lanes; there a group is two whole tile rows,
+// lanes 0..TW-1 tile row ty and lanes 8..8+TW-1 tile row ty + 1 (raw
+// columns 0..31 of each: 4 TW + 2 <= 30). The column split's shift for
+// columns 4 and 5 then reads lane k + 1, which stays inside each half as
+// lanes 7 and 15 are unused. V's lanes are packed to TW + TW consecutive
+// tiles before the stores; M is read with an expanding load.
+constexpr int64_t kPairMaxTiles = 7;
+inline __m512i PackIndex(int64_t tw) {
+  alignas(64) int32_t idx[16];
+  for (int l = 0; l < 16; ++l) idx[l] = l < tw ? l : l < 2 * tw ? l - tw + 8 : 0;
+  return _mm512_load_si512(idx);
 }
 
 }  // namespace
@@ -92,11 +121,36 @@ void f32_wino4x3_input__avx512(const WinoInputArgs& a) {
   // Input rows the rows a0..a1-1 of V read: row 0 only for a = 0, row 5
   // only for a = 5 (rows 1..4 for all).
   const bool need0 = a0 == 0, need5 = a1 == 6;
+  const bool narrow = tiles_w <= kPairMaxTiles;
+  const __m512i pack = narrow ? PackIndex(tiles_w) : _mm512_setzero_si512();
   for (int64_t c = a.c_begin; c < a.c_end; ++c) {
     const float* xc = a.x + c * in_h * in_w;
     float* vc = a.v + c * a.v_channel_stride;
     int64_t ty = a.t_begin / tiles_w, tx = a.t_begin % tiles_w;
     for (int64_t t = a.t_begin; t < a.t_end;) {
+      if (narrow && tx == 0 && t + 2 * tiles_w <= a.t_end) {
+        // Two whole tile rows (kPairMaxTiles).
+        const int64_t iy0 = 4 * ty - a.pad_top, b = -a.pad_left;
+        const int64_t lo = std::max<int64_t>(0, b), hi = std::min(in_w, b + 4 * tiles_w + 2);
+        const __mmask16 m0 = RangeMask(b, lo, hi), m1 = RangeMask(b + kLanes, lo, hi);
+        __m512 raw[6][kRaw];
+        for (int r = 0; r < 6; ++r) {
+          const bool want = (r != 0 || need0) && (r != 5 || need5);
+          for (int h = 0; h < 2; ++h) {
+            const int64_t iy = iy0 + 4 * h + r;
+            const bool load = want && iy >= 0 && iy < in_h;
+            const float* row = load ? xc + iy * in_w + b : nullptr;
+            raw[r][2 * h] = load ? _mm512_maskz_loadu_ps(m0, row) : _mm512_setzero_ps();
+            raw[r][2 * h + 1] =
+                load ? _mm512_maskz_loadu_ps(m1, row + kLanes) : _mm512_setzero_ps();
+          }
+          raw[r][4] = _mm512_setzero_ps();
+        }
+        VRows<true>(a0, a1, raw, vc + (t - a.t_begin), xi_stride, TailMask(2 * tiles_w), pack);
+        t += 2 * tiles_w;
+        ty += 2;
+        continue;
+      }
       const int64_t nv = std::min({kLanes, tiles_w - tx, a.t_end - t});
       const int64_t iy0 = 4 * ty - a.pad_top, b = 4 * tx - a.pad_left;
       const int64_t lo = std::max<int64_t>(0, b), hi = std::min(in_w, b + 4 * nv + 2);
@@ -110,14 +164,7 @@ void f32_wino4x3_input__avx512(const WinoInputArgs& a) {
         for (int i = 0; i < kRaw; ++i)
           raw[r][i] = load ? _mm512_maskz_loadu_ps(cm[i], row + kLanes * i) : _mm512_setzero_ps();
       }
-      float* v = vc + (t - a.t_begin);
-      const __mmask16 sm = TailMask(nv);
-      VRow<0>(a0, a1, raw, v, xi_stride, sm);
-      VRow<1>(a0, a1, raw, v, xi_stride, sm);
-      VRow<2>(a0, a1, raw, v, xi_stride, sm);
-      VRow<3>(a0, a1, raw, v, xi_stride, sm);
-      VRow<4>(a0, a1, raw, v, xi_stride, sm);
-      VRow<5>(a0, a1, raw, v, xi_stride, sm);
+      VRows<false>(a0, a1, raw, vc + (t - a.t_begin), xi_stride, TailMask(nv), pack);
       t += nv;
       tx += nv;
       if (tx == tiles_w) {
@@ -139,6 +186,9 @@ void f32_wino4x3_output__avx512(const WinoOutputArgs& a) {
   const __m512i qlo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
   const __m512i qhi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
   const int64_t xs = a.m_xi_stride, out_h = a.out_h, out_w = a.out_w, tiles_w = a.tiles_w;
+  // Narrow planes: two tile rows per group as in the input transform.
+  const bool narrow = tiles_w <= kPairMaxTiles;
+  const __mmask16 half = TailMask(tiles_w), pair_lanes = __mmask16(half | (half << 8));
   for (int64_t c = 0; c < a.channels; ++c) {
     const float* mc = a.m + c * a.m_channel_stride;
     float* yc = a.y + c * a.y_channel_stride;
@@ -146,20 +196,25 @@ void f32_wino4x3_output__avx512(const WinoOutputArgs& a) {
     const __m512 bias = _mm512_set1_ps(a.bias ? a.bias[c] : 0.0f);
     int64_t ty = a.t_begin / tiles_w, tx = a.t_begin % tiles_w;
     for (int64_t t = a.t_begin; t < a.t_end;) {
-      const int64_t nv = std::min({kLanes, tiles_w - tx, a.t_end - t});
+      const bool pair = narrow && tx == 0 && t + 2 * tiles_w <= a.t_end;
+      const int64_t nv = pair ? 2 * tiles_w : std::min({kLanes, tiles_w - tx, a.t_end - t});
       const float* m = mc + (t - a.t_begin);
       const __mmask16 lm = TailMask(nv);
       // s = A^T M column by column: s[k][u].
       __m512 s[6][4];
       for (int k = 0; k < 6; ++k) {
         __m512 col[6];
-        for (int r = 0; r < 6; ++r) col[r] = _mm512_maskz_loadu_ps(lm, m + (6 * r + k) * xs);
+        for (int r = 0; r < 6; ++r)
+          col[r] = pair ? _mm512_maskz_expandloadu_ps(pair_lanes, m + (6 * r + k) * xs)
+                        : _mm512_maskz_loadu_ps(lm, m + (6 * r + k) * xs);
         wino4::Out(col, s[k]);
       }
       const int64_t ox0 = 4 * tx;
-      const int64_t ncol = std::min(4 * nv, out_w - ox0);
+      const int64_t ncol = std::min(4 * (pair ? tiles_w : nv), out_w - ox0);
       __mmask16 sk[4];
       for (int i = 0; i < 4; ++i) sk[i] = TailMask(ncol - kLanes * i);
+      // Pairs: o[0..1] are tile row ty's columns, o[2..3] tile row ty + 1's.
+      if (pair) sk[2] = sk[0], sk[3] = sk[1];
       for (int u = 0; u < 4; ++u) {
         const int64_t oy = 4 * ty + u;
         if (oy >= out_h) break;
@@ -175,14 +230,20 @@ void f32_wino4x3_output__avx512(const WinoOutputArgs& a) {
                        _mm512_castpd_ps(_mm512_permutex2var_pd(p01l, qhi, p23l)),
                        _mm512_castpd_ps(_mm512_permutex2var_pd(p01h, qlo, p23h)),
                        _mm512_castpd_ps(_mm512_permutex2var_pd(p01h, qhi, p23h))};
-        float* yr = yc + oy * out_w + ox0;
-        const float* rr = rc ? rc + oy * out_w + ox0 : nullptr;
         for (int i = 0; i < 4; ++i) {
-          if (!sk[i]) break;
-          if (rr) o[i] = _mm512_add_ps(o[i], _mm512_maskz_loadu_ps(sk[i], rr + kLanes * i));
-          _mm512_mask_storeu_ps(yr + kLanes * i, sk[i],
-                                _mm512_min_ps(_mm512_max_ps(o[i], vlo), vhi));
+          if (!sk[i]) continue;
+          // Pairs: the second tile row's output row is 4 rows down.
+          const int64_t row = pair && i >= 2 ? oy + 4 : oy;
+          if (row >= out_h) break;
+          const int64_t off = row * out_w + ox0 + kLanes * (pair ? i % 2 : i);
+          if (rc) o[i] = _mm512_add_ps(o[i], _mm512_maskz_loadu_ps(sk[i], rc + off));
+          _mm512_mask_storeu_ps(yc + off, sk[i], _mm512_min_ps(_mm512_max_ps(o[i], vlo), vhi));
         }
+      }
+      if (pair) {
+        t += nv;
+        ty += 2;
+        continue;
       }
       t += nv;
       tx += nv;
