@@ -11,7 +11,8 @@
 // transform re-interleaves its 4 columns per tile the other way (pairs,
 // then pairs of pairs). Padding, plane edges and partial groups by masked
 // loads and stores: nothing is touched outside the planes or past a row's
-// last tile. The combinations are wino4_combine.h's, so the results are
+// last tile. Planes of at most 7 tiles per row take two tile rows per zmm
+// (kPairMaxTiles). The combinations are wino4_combine.h's, so the results are
 // the reference's bit for bit (tests/unit/bsr_wino_test.cc).
 #include <immintrin.h>
 

@@ -106,7 +106,7 @@ void f32_wino4x3_output__ref(const WinoOutputArgs& a);
 // 16 tiles of a tile row per zmm: the window's 6 columns of 16 tiles split
 // out of 66 raw columns by two levels of vpermt2ps (stride 4) and one more
 // for columns 4 and 5; outputs re-interleaved likewise; masked loads and
-// stores.
+// stores. Planes of <= 7 tiles per row: two whole tile rows per zmm.
 void f32_wino4x3_input__avx512(const WinoInputArgs& a);
 void f32_wino4x3_output__avx512(const WinoOutputArgs& a);
 
