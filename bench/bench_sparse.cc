@@ -7,7 +7,7 @@
 //                    [--layers=N,...] [--layout=auto|phase|shifted|tiled]
 //                    [--private-copies=auto|on|off] [--residual=off|separate|inplace]
 //                    [--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles]
-//                    [--wino-chunk=TILES]
+//                    [--wino-chunk=TILES] [--wino-tile=2|4|2,4]
 //
 // Each benchmark "pair/<shape>/sp:<pct>/threads:<t>" times the oneDNN
 // primitive (kernels/dnnl: Conv with plain NCHW in and out like our kernel,
@@ -30,7 +30,10 @@
 // convolution_winograd; oneDNN 2.6 implements it for f32 with AVX-512 only)
 // is tried for each shape: the label says whether it would be available
 // (when it is, compare it with wbs_bench_conv; this benchmark does not time
-// it). --winograd=only runs just these, off none of them.
+// it). --winograd=only runs just these, off none of them. --wino-tile=2,4
+// (the default) times F(2x2, 3x3) and F(4x4, 3x3) plans both, as a fourth
+// side of the same loop (columns F(4x4) ms, F4 vs direct, F4 vs F2); 2 or 4
+// times only that one (--wino-chunk applies to F(2x2) only).
 //
 // --residual (conv pairs, our side only): off (the default) times the conv
 // without a residual; separate adds a residual tensor of y's shape, read
@@ -365,6 +368,7 @@ struct WinoRow {
   std::string layer, shape;
   int threads = 1, pct = 0;
   double dense_ms = 0, direct_ms = 0, wino_ms = 0;
+  double wino4_ms = 0;    // F(4x4); 0: not timed
   int64_t positions = 0;  // OH * OW, for the runtime's cost rule
 };
 std::vector<WinoRow>& WinoRows() {
@@ -374,7 +378,8 @@ std::vector<WinoRow>& WinoRows() {
 enum class WinoMode { kOn, kOff, kOnly };
 WinoMode g_wino = WinoMode::kOn;
 kernels::sparse::BsrWinoPlan::Split g_wino_split = kernels::sparse::BsrWinoPlan::Split::kAuto;
-int64_t g_wino_chunk = 0;  // 0: the plan's
+int64_t g_wino_chunk = 0;             // 0: the plan's
+bool g_wino2 = true, g_wino4 = true;  // --wino-tile
 
 // Whether oneDNN would create its own f32 Winograd convolution for p.
 std::string OneDnnWinogradAvailability(const kernels::ref::ConvParams& p) {
@@ -406,51 +411,75 @@ void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
     state.SkipWithError(c.status().ToString().c_str());
     return;
   }
-  auto wino = kernels::sparse::BsrWinoPlan::Create(p, *c->sw);
-  if (!wino.ok()) {
-    state.SkipWithError(wino.status().ToString().c_str());
-    return;
+  // The F(2x2) and F(4x4) plans (--wino-tile), in that order.
+  std::vector<kernels::sparse::BsrWinoPlan> plans;
+  std::vector<int> tiles;
+  for (int tile : {2, 4}) {
+    if (!(tile == 2 ? g_wino2 : g_wino4)) continue;
+    auto wino = kernels::sparse::BsrWinoPlan::Create(p, *c->sw, nullptr, nullptr, tile);
+    if (!wino.ok()) {
+      state.SkipWithError(wino.status().ToString().c_str());
+      return;
+    }
+    wino->ForceSplit(g_wino_split);
+    if (g_wino_chunk > 0 && tile == 2) wino->SetChunk(g_wino_chunk);
+    plans.push_back(std::move(wino).value());
+    tiles.push_back(tile);
   }
-  wino->ForceSplit(g_wino_split);
-  if (g_wino_chunk > 0) wino->SetChunk(g_wino_chunk);
   Tensor yw(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
-  std::vector<float> scratch(static_cast<size_t>(
-      std::max(c->plan->scratch_floats(threads), wino->scratch_floats(threads))));
+  int64_t need = c->plan->scratch_floats(threads);
+  for (const auto& w : plans) need = std::max(need, w.scratch_floats(threads));
+  std::vector<float> scratch(static_cast<size_t>(need));
+  std::vector<std::function<void()>> sides = {[&] { c->RunDense(); },
+                                              [&] { c->RunDirect(scratch.data(), threads); }};
+  for (const auto& w : plans)
+    sides.push_back([&] {
+      // The same --residual mode as RunDirect.
+      const float* res = g_residual == ResidualMode::kSeparate  ? c->r.data<float>()
+                         : g_residual == ResidualMode::kInPlace ? yw.data<float>()
+                                                                : nullptr;
+      w.Run(c->x.data<float>(), c->b.data<float>(), yw.data<float>(), scratch.data(), threads, res);
+      benchmark::ClobberMemory();
+    });
   std::vector<double> med;
-  Interleave(state,
-             {[&] { c->RunDense(); }, [&] { c->RunDirect(scratch.data(), threads); },
-              [&] {
-                // The same --residual mode as RunDirect.
-                const float* res = g_residual == ResidualMode::kSeparate  ? c->r.data<float>()
-                                   : g_residual == ResidualMode::kInPlace ? yw.data<float>()
-                                                                          : nullptr;
-                wino->Run(c->x.data<float>(), c->b.data<float>(), yw.data<float>(),
-                          scratch.data(), threads, res);
-                benchmark::ClobberMemory();
-              }},
-             &med);
-  // The two sparse plans compute the same conv: a wrong Winograd result
-  // would make its time meaningless. Compared once more without a residual
-  // (an in-place residual has accumulated over the timed runs).
+  Interleave(state, sides, &med);
+  // The sparse plans compute the same conv: a wrong Winograd result would
+  // make its time meaningless. Compared once more without a residual (an
+  // in-place residual has accumulated over the timed runs).
   Tensor yd(DType::kF32, {1, s.cout, s.out_h(), s.out_w()});
   c->plan->Run(c->x.data<float>(), c->b.data<float>(), yd.data<float>(), scratch.data(), threads);
-  wino->Run(c->x.data<float>(), c->b.data<float>(), yw.data<float>(), scratch.data(), threads);
-  double err = 0, scale = 0;
-  for (int64_t i = 0; i < yw.numel(); ++i) {
-    err = std::max(err, double(std::abs(yd.data<float>()[i] - yw.data<float>()[i])));
-    scale = std::max(scale, double(std::abs(yd.data<float>()[i])));
+  for (const auto& w : plans) {
+    w.Run(c->x.data<float>(), c->b.data<float>(), yw.data<float>(), scratch.data(), threads);
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < yw.numel(); ++i) {
+      err = std::max(err, double(std::abs(yd.data<float>()[i] - yw.data<float>()[i])));
+      scale = std::max(scale, double(std::abs(yd.data<float>()[i])));
+    }
+    if (err > 1e-3 * (1.0 + scale)) {
+      state.SkipWithError(
+          fmt::format("winograd F({}x{}) differs from direct by {}", w.tile(), w.tile(), err)
+              .c_str());
+      return;
+    }
   }
-  if (err > 1e-3 * (1.0 + scale)) {
-    state.SkipWithError(fmt::format("winograd differs from direct by {}", err).c_str());
-    return;
-  }
-  WinoRow row{s.layer, s.Name(), threads, pct, med[0] * 1e3, med[1] * 1e3, med[2] * 1e3};
+  const bool has2 = !tiles.empty() && tiles[0] == 2, has4 = tiles.back() == 4;
+  const double m2 = has2 ? med[2] : 0, m4 = has4 ? med.back() : 0;
+  WinoRow row{s.layer, s.Name(), threads, pct, med[0] * 1e3, med[1] * 1e3, m2 * 1e3};
+  row.wino4_ms = m4 * 1e3;
   row.positions = s.out_h() * s.out_w();
-  state.counters["wino_vs_dense"] = med[0] / med[2];
-  state.counters["wino_vs_direct"] = med[1] / med[2];
   state.counters["dense_us"] = med[0] * 1e6;
   state.counters["direct_us"] = med[1] * 1e6;
-  state.counters["wino_us"] = med[2] * 1e6;
+  if (has2) {
+    state.counters["wino_vs_dense"] = med[0] / m2;
+    state.counters["wino_vs_direct"] = med[1] / m2;
+    state.counters["wino_us"] = m2 * 1e6;
+  }
+  if (has4) {
+    state.counters["wino4_vs_direct"] = med[1] / m4;
+    state.counters["wino4_us"] = m4 * 1e6;
+    if (has2) state.counters["wino4_vs_wino2"] = m2 / m4;
+  }
+  const kernels::sparse::BsrWinoPlan* wino = &plans[0];
   auto same = std::find_if(WinoRows().begin(), WinoRows().end(), [&](const WinoRow& r) {
     return r.shape == row.shape && r.threads == row.threads && r.pct == row.pct;
   });
@@ -458,26 +487,31 @@ void BM_WinoPair(benchmark::State& state, ConvShape s, int pct, int br, int bc) 
     *same = row;
   else
     WinoRows().push_back(row);
-  state.SetLabel(fmt::format("{} {}+{} split {} chunk {} / {}; {}", s.layer, wino->kernel().name,
-                             wino->transform().name,
-                             wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kXi
-                                 ? "xi"
-                             : wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kRows
-                                 ? "rows"
-                                 : "tiles",
-                             wino->max_chunk(), c->prim->impl_name(),
-                             OneDnnWinogradAvailability(p)));
+  state.SetLabel(fmt::format(
+      "{} {}+{}{} split {} chunk {} / {}; {}", s.layer, wino->kernel().name, wino->transform().name,
+      has2 && has4 ? fmt::format(" (F4 chunk {})", plans[1].max_chunk()) : std::string(),
+      wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kXi     ? "xi"
+      : wino->SplitFor(threads) == kernels::sparse::BsrWinoPlan::Split::kRows ? "rows"
+                                                                              : "tiles",
+      wino->max_chunk(), c->prim->impl_name(), OneDnnWinogradAvailability(p)));
 }
 
 void PrintWinoTable() {
   if (WinoRows().empty()) return;
+  // F(2x2) columns ("Winograd"), then F(4x4)'s where it was timed; "—"
+  // for a plan not timed.
+  auto ratio = [](double num, double den) {
+    return num > 0 && den > 0 ? fmt::format("{:.2f}x", num / den) : std::string("—");
+  };
   fmt::print(
       "\n| threads | layer | shape | sparsity | oneDNN ms | direct BSR ms | Winograd BSR ms | "
-      "Winograd vs oneDNN | Winograd vs direct |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+      "Winograd vs oneDNN | Winograd vs direct | F(4x4) ms | F4 vs direct | F4 vs F2 |\n"
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const WinoRow& r : WinoRows())
-    fmt::print("| {} | {} | {} | {}% | {:.3f} | {:.3f} | {:.3f} | {:.2f}x | {:.2f}x |\n", r.threads,
-               r.layer, r.shape, r.pct, r.dense_ms, r.direct_ms, r.wino_ms, r.dense_ms / r.wino_ms,
-               r.direct_ms / r.wino_ms);
+    fmt::print("| {} | {} | {} | {}% | {:.3f} | {:.3f} | {:.3f} | {} | {} | {:.3f} | {} | {} |\n",
+               r.threads, r.layer, r.shape, r.pct, r.dense_ms, r.direct_ms, r.wino_ms,
+               ratio(r.dense_ms, r.wino_ms), ratio(r.direct_ms, r.wino_ms), r.wino4_ms,
+               ratio(r.direct_ms, r.wino4_ms), ratio(r.wino_ms, r.wino4_ms));
 }
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -547,8 +581,14 @@ void PrintTable() {
         ls.out_positions = w.positions;
         ls.kept = 1.0 - r->pct / 100.0;
         ls.kernel_elems = 9;
-        if (runtime::EstimateWinoOverDirect(ls) < 1.0) {
-          sp = w.dense_ms / w.wino_ms;
+        // F(4x4) where the rule prefers it and it was timed (the runtime
+        // also wants a full kernel tile of 4x4 tiles: 56x56 and 28x28).
+        const double est2 = runtime::EstimateWinoOverDirect(ls);
+        const double est4 = w.wino4_ms > 0 && w.positions >= 28 * 28
+                                ? runtime::EstimateWino4OverDirect(ls)
+                                : 1e9;
+        if (std::min(est2, est4) < 1.0) {
+          sp = w.dense_ms / (est4 < est2 ? w.wino4_ms : w.wino_ms);
           ++n_wino;
         }
       }
@@ -633,13 +673,17 @@ int main(int argc, char** argv) {
                                      : S::kTiles;
     } else if (key == "--wino-chunk" && !val.empty()) {
       g_wino_chunk = std::stoll(val);
+    } else if (key == "--wino-tile" && (val == "2" || val == "4" || val == "2,4")) {
+      g_wino2 = val != "4";
+      g_wino4 = val != "2";
     } else {
       fmt::print(stderr,
                  "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
                  "[--layout=auto|phase|shifted|tiled] [--private-copies=auto|on|off] "
                  "[--residual=off|separate|inplace] "
-                 "[--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles] [--wino-chunk=TILES]\n");
+                 "[--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles] [--wino-chunk=TILES] "
+                 "[--wino-tile=2|4|2,4]\n");
       return 2;
     }
   }

@@ -235,6 +235,52 @@ double EstimateWinoOverDirect(const SparseLayerShape& s) {
   return EstimateWinoOverDirect(s, kernels::sparse::ActiveIsa());
 }
 
+WinoTileMode CurrentWinoTileMode() {
+  const char* v = std::getenv("WBS_WINO_TILE");
+  if (v == nullptr || *v == '\0' || std::string(v) == "auto") return WinoTileMode::kAuto;
+  if (std::string(v) == "2") return WinoTileMode::k2;
+  if (std::string(v) == "4") return WinoTileMode::k4;
+  WBS_LOG_WARN("WBS_WINO_TILE='{}' is not 2|4|auto; using auto", v);
+  return WinoTileMode::kAuto;
+}
+
+// F(4x4, 3x3) over direct on AVX-512 (f32_wino4x3__avx512 transforms,
+// chunks of 48 tiles), t / t_direct = a / kept + b per output-plane class
+// like kWinoCostAvx512, fitted to the 1- and 2-thread medians of
+//   OMP_WAIT_POLICY=passive chrt -f 10 build/<dir>/bench/wbs_bench_sparse
+//       --winograd=only --threads=1|2 --sparsity=0,25,50,75,90 --layers=2,10
+//       --benchmark_min_time=0.2
+// (F(2x2), F(4x4), the direct plan and oneDNN interleaved in one loop) on
+// the Intel VM (Emerald Rapids class, 2 cores), two runs, 2026-11-29
+// 10:18 UTC (docs/BENCHMARKS.md "Winograd F(4x4, 3x3), h_w4"). Speed-up over
+// direct at 0 / 25 / 50 / 75 / 90% (1 and 2 threads): 56x56 1.71-2.21 /
+// 1.68-1.96 / 1.25-1.60 / 1.01-1.09 / 0.51-0.68x, 28x28 2.26-2.91 / 2.22-2.82
+// / 1.76-2.24 / 1.23-1.59 / 0.71-1.00x; over F(2x2) 1.10-1.45x (56x56) and
+// 1.10-2.24x (28x28) at every sparsity, so the rule's F(4x4) estimate is
+// below F(2x2)'s everywhere on these planes. Max abs residuals 0.31 / 0.24.
+// The 28x28 class refitted (0.095 / kept + 0.288 before) after the
+// transforms took two tile rows per zmm on planes of <= 7 tiles per row,
+// two runs at 0 / 50 / 90% (10:30 UTC): over direct 2.76-2.80 / 2.03-2.22 /
+// 0.88-1.10x, over F(2x2) 1.85-1.88 / 1.69-1.73 / 1.30-1.44x; residual 0.11.
+// Smaller planes have fewer 4x4 tiles than the kernel's 48-tile register
+// tile (14x14: 16) and are not fitted (never F(4x4) in auto).
+namespace {
+constexpr WinoCostClass kWino4CostAvx512[] = {
+    {2000, 0.140, 0.377}, {500, 0.072, 0.304}, {0, 0.0, 1e9}};
+}  // namespace
+
+double EstimateWino4OverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa) {
+  if (isa < kernels::sparse::Isa::kAvx512) return 1e9;
+  const double kept = std::clamp(s.kept, 0.01, 1.0);
+  for (const WinoCostClass& c : kWino4CostAvx512)
+    if (s.out_positions >= c.min_positions) return c.a / kept + c.b;
+  return 1e9;
+}
+
+double EstimateWino4OverDirect(const SparseLayerShape& s) {
+  return EstimateWino4OverDirect(s, kernels::sparse::ActiveIsa());
+}
+
 namespace {
 
 using kernels::sparse::BsrConvPlan;
@@ -297,10 +343,10 @@ Result<BlockSparseWeight> Compress(const ir::Node& node, const ir::Value* wv, co
 }
 
 // Logs the per-layer decision and says whether to go sparse. `wino`:
-// the sparse side would be Winograd, `wino_est` its time over the direct
-// sparse plan's (which scales the sparse estimate).
+// the sparse side would be Winograd F(tile x tile), `wino_est` its time
+// over the direct sparse plan's (which scales the sparse estimate).
 bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerShape& shape,
-            bool wino = false, double wino_est = 1.0) {
+            bool wino = false, double wino_est = 1.0, int tile = 2) {
   const BlockSparseStats st = w.Stats();
   const double est = EstimateSparseOverDense(shape) * (wino ? wino_est : 1.0);
   const bool force = CurrentSparseMode() == SparseMode::kForce;
@@ -309,8 +355,8 @@ bool Decide(const ir::Node& node, const BlockSparseWeight& w, const SparseLayerS
                node.name.empty() ? node.Describe() : node.name, 100.0 * st.block_sparsity(), est,
                sparse ? "sparse" : "dense",
                !sparse ? ""
-               : wino  ? fmt::format(" winograd (est {:.2f}x direct)", wino_est)
-                       : " direct",
+               : wino ? fmt::format(" winograd F({}x{}) (est {:.2f}x direct)", tile, tile, wino_est)
+                      : " direct",
                force ? " (WBS_SPARSE=1)" : "");
   return sparse;
 }
@@ -351,16 +397,33 @@ class SparseConvOp final : public Operator {
     shape.stride = std::max(p->stride[1], p->stride[2]);
     shape.kernel_elems = p->kernel[1] * p->kernel[2];
     shape.kept = double(op->w_->nnz_blocks()) / double(op->w_->block_rows() * op->w_->block_cols());
-    // Winograd F(2x2, 3x3) for the 3x3 stride-1 layers when the measured
-    // rule (or WBS_SPARSE_WINOGRAD=1) says so; WBS_SPARSE_WINOGRAD is read
-    // here, at each operator's creation, like WBS_PRIVATE_COPIES below.
+    // Winograd for the 3x3 stride-1 layers when the measured rule (or
+    // WBS_SPARSE_WINOGRAD=1) says so, F(4x4) or F(2x2) by WBS_WINO_TILE
+    // and the rule; both variables are read here, at each operator's
+    // creation, like WBS_PRIVATE_COPIES below.
     const WinogradMode wino_mode = CurrentWinogradMode();
     const bool wino_ok = wino_mode != WinogradMode::kOff && BsrWinoPlan::Eligible(*p);
-    const double wino_est = wino_ok ? EstimateWinoOverDirect(shape) : 1.0;
+    const WinoTileMode tile_mode = CurrentWinoTileMode();
+    double wino_est = 1.0;
+    int tile = 2;
+    if (wino_ok) {
+      const double est2 = EstimateWinoOverDirect(shape);
+      const double est4 = tile_mode == WinoTileMode::k2 ? 1e9 : EstimateWino4OverDirect(shape);
+      // F(4x4) fills the GEMM kernel's register tile of tiles only on
+      // planes of at least that many 4x4 tiles (bsr_wino_plan.h).
+      const int64_t tiles4 = (p->out[1] + 3) / 4 * ((p->out[2] + 3) / 4);
+      const bool fits4 = tiles4 >= kernels::sparse::SelectBsrConvKernel(op->w_->br()).tile_q;
+      tile = tile_mode == WinoTileMode::k4                              ? (fits4 ? 4 : 2)
+             : tile_mode == WinoTileMode::kAuto && fits4 && est4 < est2 ? 4
+                                                                        : 2;
+      // Whether to go Winograd at all: the better estimate (F(2x2)'s
+      // where F(4x4) has no fit, e.g. forced on AVX2).
+      wino_est = tile == 4 && est4 < 1e8 ? est4 : est2;
+    }
     bool wino = wino_ok && (wino_mode == WinogradMode::kForce || wino_est < 1.0);
-    if (!Decide(node, *op->w_, shape, wino, wino_est)) return std::unique_ptr<Operator>();
+    if (!Decide(node, *op->w_, shape, wino, wino_est, tile)) return std::unique_ptr<Operator>();
     if (wino) {
-      Result<BsrWinoPlan> wp = BsrWinoPlan::Create(*p, *op->w_);
+      Result<BsrWinoPlan> wp = BsrWinoPlan::Create(*p, *op->w_, nullptr, nullptr, tile);
       if (wp.ok()) {
         op->wino_ = std::make_unique<BsrWinoPlan>(std::move(wp).value());
         op->wino_->ForceSplit(WinoSplitFromEnv());

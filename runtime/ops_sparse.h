@@ -71,6 +71,14 @@
 //   WBS_WINO_SPLIT=auto|xi|tiles|rows  BsrWinoPlan's thread split for
 //                  the Winograd layers (read at each operator's creation;
 //                  auto: SplitFor in kernels/sparse/bsr_wino_plan.h)
+//   WBS_WINO_TILE=2|4|auto  the output tile of the Winograd layers: 2 =
+//                  F(2x2, 3x3) on all (the rule before h_w4); 4 = F(4x4,
+//                  3x3) on every plane with at least one full GEMM kernel
+//                  tile of 4x4 tiles (AVX-512: 48 tiles, ResNet-50's 56x56
+//                  and 28x28), F(2x2) on smaller ones; auto (the default) =
+//                  F(4x4) where EstimateWino4OverDirect() is below F(2x2)'s
+//                  estimate (AVX-512 only). Read at each operator's creation
+//                  (CurrentWinoTileMode), so --variants pairs them
 #pragma once
 
 #include <cstdint>
@@ -116,6 +124,15 @@ WinogradMode CurrentWinogradMode();
 double EstimateWinoOverDirect(const SparseLayerShape& s);
 // The same for a given ISA level (tests).
 double EstimateWinoOverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa);
+enum class WinoTileMode { kAuto, k2, k4 };
+// WBS_WINO_TILE now (unset/empty/auto: kAuto; an unknown value warns and
+// means auto).
+WinoTileMode CurrentWinoTileMode();
+// The same for the F(4x4, 3x3) plan (kWino4CostAvx512 in ops_sparse.cc);
+// no fit below AVX-512 (there F(4x4) has no vector transforms): a huge
+// value, so AVX2 machines keep F(2x2).
+double EstimateWino4OverDirect(const SparseLayerShape& s);
+double EstimateWino4OverDirect(const SparseLayerShape& s, kernels::sparse::Isa isa);
 
 // The cost rule: sparse when the estimate is at most this. Below 1 because
 // the measured dense side converted plain NCHW in and out, while in a

@@ -9,7 +9,6 @@
 namespace wbs::kernels::sparse {
 namespace {
 
-constexpr int kXi = 16;  // entries of the 4x4 transformed tile
 constexpr int64_t kLanes = 16;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -37,12 +36,14 @@ struct BsrWinoPlan::Strides {
   int64_t chunks = 0;   // chunks per image: k * max_chunk_ .., the last to the plane's end
   int64_t longest = 0;  // tiles of the longest chunk
   int m_bufs = 1;       // M buffers (2 when chunks follow each other)
-  int64_t v_floats() const { return kXi * v_xi; }
-  int64_t m_floats() const { return kXi * m_xi; }
+  int nxi = 16;         // GEMMs (entries of the transformed tile)
+  int64_t v_floats() const { return nxi * v_xi; }
+  int64_t m_floats() const { return nxi * m_xi; }
 };
 
 BsrWinoPlan::Strides BsrWinoPlan::StridesOf() const {
   Strides s;
+  s.nxi = nxi_;
   s.chunks = std::max<int64_t>(1, (tiles() + max_chunk_ - 1) / max_chunk_);
   // A last chunk of at most kMergeTiles joins the one before (ResNet-50's
   // 14x14 plane: 24 + 25 tiles, not 24 + 24 + 1 with every U_xi streamed
@@ -73,20 +74,28 @@ bool BsrWinoPlan::Eligible(const ref::ConvParams& p) {
 
 Result<BsrWinoPlan> BsrWinoPlan::Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                         const BsrConvKernel* kernel,
-                                        const WinoTransformKernel* transform) {
+                                        const WinoTransformKernel* transform, int tile) {
   if (!Eligible(p))
     return Unimplemented("block-sparse winograd: only 2-D 3x3 stride-1 dilation-1 group-1 convs");
   if (w.out_channels() != p.out_channels || w.in_channels() != p.in_channels || w.kh() != 3 ||
       w.kw() != 3)
     return InvalidArgument("block-sparse winograd: weight [{},{},{},{}] does not fit the conv",
                            w.out_channels(), w.in_channels(), w.kh(), w.kw());
+  if (tile != 2 && tile != 4)
+    return InvalidArgument("block-sparse winograd: output tile {} is not 2 or 4", tile);
+  if (transform && transform->tile != tile)
+    return InvalidArgument("block-sparse winograd: transform {} is not F({}x{}, 3x3)",
+                           transform->name, tile, tile);
   BsrWinoPlan plan;
+  plan.tile_ = tile;
+  plan.win_ = tile + 2;
+  plan.nxi_ = plan.win_ * plan.win_;
   WBS_RETURN_IF_ERROR(ClampBounds(p.activation, &plan.lo_, &plan.hi_));
   plan.kernel_ = kernel ? kernel : &SelectBsrConvKernel(w.br());
   if (plan.kernel_->br != 0 && plan.kernel_->br != w.br())
     return InvalidArgument("block-sparse winograd: kernel {} does not take {}-row blocks",
                            plan.kernel_->name, w.br());
-  plan.transform_ = transform ? transform : &SelectWinoTransform();
+  plan.transform_ = transform ? transform : &SelectWinoTransform(tile);
   plan.br_ = w.br();
   plan.bc_ = w.bc();
   plan.m_ = w.out_channels();
@@ -100,29 +109,33 @@ Result<BsrWinoPlan> BsrWinoPlan::Create(const ref::ConvParams& p, const BlockSpa
   plan.out_w_ = p.out[2];
   plan.pad_top_ = p.pad_begin[1];
   plan.pad_left_ = p.pad_begin[2];
-  plan.tiles_h_ = (plan.out_h_ + 1) / 2;
-  plan.tiles_w_ = (plan.out_w_ + 1) / 2;
+  plan.tiles_h_ = (plan.out_h_ + tile - 1) / tile;
+  plan.tiles_w_ = (plan.out_w_ + tile - 1) / tile;
   plan.tiled_ = plan.kernel_->tiled_1x1;
   // Whole register tiles of tiles (the kernel's tile_q: AVX-512 48, AVX2
   // 24; chunks of 24 ran the AVX-512 kernel's 48-position tile half empty,
   // 1.1-1.6x slower) while V and M of a chunk fit kChunkBudgetFloats (at
   // least one).
-  const int64_t per_tile = kXi * (plan.c_ + plan.m_);
+  const int64_t per_tile = plan.nxi_ * (plan.c_ + plan.m_);
   const int64_t tq = plan.kernel_->tile_q > 0 ? plan.kernel_->tile_q : kBsrTileQ;
   plan.max_chunk_ = std::max<int64_t>(tq, kChunkBudgetFloats / per_tile / tq * tq);
 
   // U_xi's blocks: value (ci, r) of block j at u_[(xi * nnz + j) * bc * br + ci * br + r]
   // (CKR with one tap, what the microkernel reads), from the CKR 3x3 block.
   const int64_t nnz = w.nnz_blocks(), bs = int64_t{w.br()} * w.bc();
-  plan.u_.assign(static_cast<size_t>(kXi * nnz * bs), 0.0f);
+  const int nxi = plan.nxi_;
+  plan.u_.assign(static_cast<size_t>(nxi * nnz * bs), 0.0f);
   for (int64_t j = 0; j < nnz; ++j) {
     const float* blk = w.values() + j * w.block_size();
     for (int64_t ci = 0; ci < w.bc(); ++ci)
       for (int64_t r = 0; r < w.br(); ++r) {
-        float g[9], u[kXi];
+        float g[9], u[36];
         for (int t = 0; t < 9; ++t) g[t] = blk[(ci * 9 + t) * w.br() + r];
-        WinoWeightTransform(g, u);
-        for (int xi = 0; xi < kXi; ++xi)
+        if (tile == 4)
+          Wino4WeightTransform(g, u);
+        else
+          WinoWeightTransform(g, u);
+        for (int xi = 0; xi < nxi; ++xi)
           plan.u_[static_cast<size_t>((xi * nnz + j) * bs + ci * w.br() + r)] = u[xi];
       }
   }
@@ -178,7 +191,8 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
       const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
       // This thread's rows a of the xi grid, block-rows of the GEMMs, and
       // block-rows of the output transform.
-      int a_begin = 0, a_end = 4;
+      const int win = win_;
+      int a_begin = 0, a_end = win;
       int64_t g_begin = 0, g_end = rows, o_begin = 0, o_end = rows;
       float* v = scratch;
       float* m0 = scratch + st.v_floats();
@@ -196,9 +210,9 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
         v = scratch + tid * st.v_floats();
         m0 = scratch + nt * st.v_floats();
       } else if (nt > 1) {
-        const int parts = std::min(nt, 4);
-        a_begin = tid < parts ? 4 * tid / parts : 4;
-        a_end = tid < parts ? 4 * (tid + 1) / parts : 4;
+        const int parts = std::min(nt, win);
+        a_begin = tid < parts ? win * tid / parts : win;
+        a_end = tid < parts ? win * (tid + 1) / parts : win;
         o_begin = rows * tid / nt;
         o_end = rows * (tid + 1) / nt;
       }
@@ -263,7 +277,7 @@ void BsrWinoPlan::Run(const float* x, const float* bias, float* y, float* scratc
           }
           // (B) Their GEMMs: M_xi = U_xi V_xi over the chunk's tiles.
           g.pitch = g.out_w = g.q_end = nq;
-          for (int xi = 4 * a_begin; xi < 4 * a_end; ++xi) {
+          for (int xi = win * a_begin; xi < win * a_end; ++xi) {
             g.blocks = u_.data() + xi * xi_floats;
             g.x = v + xi * st.v_xi;
             g.y = mk + xi * st.m_xi;

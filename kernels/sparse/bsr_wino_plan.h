@@ -50,6 +50,14 @@
 // whole chunks (~1/T of them) on its own V and M: no barrier, nothing
 // transformed twice, every thread streams all of U.
 //
+// F(4x4, 3x3) (Create's tile = 4; h_w4). The same plan with 4 x 4 output
+// tiles and 6 x 6 windows (stride 4): 36 GEMMs over the shared BSR
+// structure (36/9 = 4x the direct weight's floats), 36 floats of V and of
+// M per 16 outputs (F(2x2): 64), 2.25 multiplies per output and channel
+// pair (F(2x2): 4). kXi splits the 6 rows of the 6 x 6 grid. Only worth it
+// where a chunk fills the GEMM kernel's tile (AVX-512: 48 tiles = 768
+// outputs): ResNet-50's 56x56 and 28x28 planes (docs/KERNELS.md).
+//
 // Numerics. fp32 F(2x2, 3x3): the transforms add and subtract inputs and
 // products that the direct sum never forms (entries of V are sums of up to
 // 4 inputs, Y sums 9 entries of M), so rounding errors grow by a small
@@ -76,10 +84,12 @@ class BsrWinoPlan {
   static bool Eligible(const ref::ConvParams& p);
   // p must be Eligible, activation none/Relu/Clip (a clamp); w the weight
   // of p's shape. The plan copies what it needs of w (it may be destroyed).
-  // `kernel` / `transform` override the dispatcher (tests, benchmarks).
+  // `kernel` / `transform` override the dispatcher (tests, benchmarks);
+  // `tile` is the output tile edge m of F(m x m, 3x3), 2 or 4 (a given
+  // transform must be of that tile).
   static Result<BsrWinoPlan> Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                     const BsrConvKernel* kernel = nullptr,
-                                    const WinoTransformKernel* transform = nullptr);
+                                    const WinoTransformKernel* transform = nullptr, int tile = 2);
 
   // How Run() divides one image over threads (see "Threads" above).
   enum class Split { kAuto, kXi, kRows, kTiles };
@@ -98,6 +108,7 @@ class BsrWinoPlan {
   const BsrConvKernel& kernel() const { return *kernel_; }
   const WinoTransformKernel& transform() const { return *transform_; }
   int64_t tiles() const { return tiles_h_ * tiles_w_; }
+  int tile() const { return tile_; }  // output tile edge: 2 or 4
   // Tiles per chunk at most.
   int64_t max_chunk() const { return max_chunk_; }
   // Another chunk size (any >= 1: chunks then start anywhere in a tile row)
@@ -125,9 +136,10 @@ class BsrWinoPlan {
   const BsrConvKernel* kernel_ = nullptr;
   const WinoTransformKernel* transform_ = nullptr;
   int br_ = 8, bc_ = 8;
+  int tile_ = 2, win_ = 4, nxi_ = 16;  // output tile edge, window edge, win_^2 GEMMs
   int64_t m_ = 0, c_ = 0;
   std::vector<int32_t> row_ptr_, col_idx_;
-  std::vector<float> u_;  // [16][nnz blocks][bc][br]: U_xi's blocks, CKR with one tap
+  std::vector<float> u_;  // [nxi_][nnz blocks][bc][br]: U_xi's blocks, CKR with one tap
   int64_t batch_ = 1, in_h_ = 0, in_w_ = 0, out_h_ = 0, out_w_ = 0, pad_top_ = 0, pad_left_ = 0;
   int64_t tiles_h_ = 0, tiles_w_ = 0, max_chunk_ = 0;
   bool tiled_ = false;

@@ -118,34 +118,46 @@ const BsrConvKernel& SelectBsrConvKernel(int br) {
   return *chosen;
 }
 
-const std::vector<WinoTransformKernel>& WinoTransformKernels() {
-  static const std::vector<WinoTransformKernel> k = {
+const std::vector<WinoTransformKernel>& WinoTransformKernels(int tile) {
+  static const std::vector<WinoTransformKernel> k2 = {
       {"f32_wino2x3__avx512", Isa::kAvx512, f32_wino2x3_input__avx512,
        f32_wino2x3_output__avx512},
       {"f32_wino2x3__avx2", Isa::kAvx2, f32_wino2x3_input__avx2, f32_wino2x3_output__avx2},
       {"f32_wino2x3__ref", Isa::kRef, f32_wino2x3_input__ref, f32_wino2x3_output__ref},
   };
-  return k;
+  static const std::vector<WinoTransformKernel> k4 = {
+      {"f32_wino4x3__avx512", Isa::kAvx512, f32_wino4x3_input__avx512, f32_wino4x3_output__avx512,
+       4},
+      {"f32_wino4x3__ref", Isa::kRef, f32_wino4x3_input__ref, f32_wino4x3_output__ref, 4},
+  };
+  return tile == 4 ? k4 : k2;
 }
 
-const WinoTransformKernel& SelectWinoTransform() {
-  static const WinoTransformKernel& chosen = [&]() -> const WinoTransformKernel& {
-    const Isa active = ActiveIsa();
-    const auto& all = WinoTransformKernels();
-    std::string declined;
-    for (const WinoTransformKernel& k : all) {
-      if (k.isa <= active) {
-        WBS_LOG_INFO("winograd transforms: {}chose {}", declined, k.name);
-        if (Verbose())
-          std::fprintf(stderr, "wbs: winograd transforms: %schose %s\n", declined.c_str(), k.name);
-        return k;
-      }
-      declined += std::string(k.name) + ": declined (needs " + IsaName(k.isa) + ", active isa " +
-                  IsaName(active) + "); ";
+namespace {
+const WinoTransformKernel& ChooseWinoTransform(int tile) {
+  const Isa active = ActiveIsa();
+  const auto& all = WinoTransformKernels(tile);
+  std::string declined;
+  for (const WinoTransformKernel& k : all) {
+    if (k.isa <= active) {
+      WBS_LOG_INFO("winograd F({}x{}) transforms: {}chose {}", tile, tile, declined, k.name);
+      if (Verbose())
+        std::fprintf(stderr, "wbs: winograd F(%dx%d) transforms: %schose %s\n", tile, tile,
+                     declined.c_str(), k.name);
+      return k;
     }
-    return all.back();
-  }();
-  return chosen;
+    declined += std::string(k.name) + ": declined (needs " + IsaName(k.isa) + ", active isa " +
+                IsaName(active) + "); ";
+  }
+  return all.back();
+}
+}  // namespace
+
+const WinoTransformKernel& SelectWinoTransform(int tile) {
+  static const WinoTransformKernel& chosen2 = ChooseWinoTransform(2);
+  if (tile != 4) return chosen2;
+  static const WinoTransformKernel& chosen4 = ChooseWinoTransform(4);
+  return chosen4;
 }
 
 }  // namespace wbs::kernels::sparse

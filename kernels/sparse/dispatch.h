@@ -44,17 +44,20 @@ const BsrConvKernel& SelectBsrConvKernel(int br);
 // "f32_bsr8xn_conv__avx512 (avx2: declined, isa cap avx2)..." for logs.
 std::string DescribeBsrConvChoice(int br);
 
-// Winograd F(2x2, 3x3) transforms (wino_transform.h): an input and an
-// output transform of the same ISA.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms (wino_transform.h): an
+// input and an output transform of the same ISA and output tile.
 struct WinoTransformKernel {
   const char* name;  // "f32_wino2x3__avx2": f32_wino2x3_{input,output}__avx2
   Isa isa;
   WinoInputFn input;
   WinoOutputFn output;
+  int tile = 2;  // output tile edge m of F(m x m, 3x3): 2 or 4
 };
-// All transform pairs, fastest first; the last is the reference.
-const std::vector<WinoTransformKernel>& WinoTransformKernels();
-// The first pair whose ISA <= ActiveIsa(); logged once like the conv kernels.
-const WinoTransformKernel& SelectWinoTransform();
+// All transform pairs of output tile `tile` (2 or 4), fastest first; the
+// last is the reference. F(4x4) has AVX-512 and reference kernels only.
+const std::vector<WinoTransformKernel>& WinoTransformKernels(int tile = 2);
+// The first pair of `tile` whose ISA <= ActiveIsa(); each tile's choice
+// logged once like the conv kernels.
+const WinoTransformKernel& SelectWinoTransform(int tile = 2);
 
 }  // namespace wbs::kernels::sparse

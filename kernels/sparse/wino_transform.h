@@ -83,6 +83,38 @@ void f32_wino2x3_output__avx2(const WinoOutputArgs& a);
 void f32_wino2x3_input__avx512(const WinoInputArgs& a);
 void f32_wino2x3_output__avx512(const WinoOutputArgs& a);
 
+// Winograd F(4x4, 3x3) (Lavin-Gray, points 0, 1, -1, 2, -2, inf): the same
+// contracts with 4 x 4 output tiles (TH = ceil(OH / 4), TW = ceil(OW / 4)),
+// 6 x 6 input windows at rows 4*ty - pad_top + 0..5, columns 4*tx -
+// pad_left + 0..5, and 36 entries xi = 6a + b (a_begin..a_end are rows of
+// the 6 x 6 grid, 0 <= a_begin <= a_end <= 6):
+//
+//   B^T = [4  0 -5  0 1 0;   A^T = [1 1  1 1  1 0;
+//          0 -4 -4  1 1 0;          0 1 -1 2 -2 0;
+//          0  4 -4 -1 1 0;          0 1  1 4  4 0;
+//          0 -2 -1  2 1 0;          0 1 -1 8 -8 1]
+//          0  2 -1 -2 1 0;
+//          0  4  0 -5 0 1]
+//
+// Every kernel forms B^T d B and A^T M A by the combinations of
+// wino4_combine.h (rows first, then columns), whose only multiplies are by
+// powers of two: exact, so the kernels agree bit for bit whether or not
+// the compiler contracts them into FMAs. Nothing is written or read past
+// a row's last tile (kWinoSlack is not used).
+void f32_wino4x3_input__ref(const WinoInputArgs& a);
+void f32_wino4x3_output__ref(const WinoOutputArgs& a);
+// 16 tiles of a tile row per zmm: the window's 6 columns of 16 tiles split
+// out of 66 raw columns by two levels of vpermt2ps (stride 4) and one more
+// for columns 4 and 5; outputs re-interleaved likewise; masked loads and
+// stores. Planes of <= 7 tiles per row: two whole tile rows per zmm.
+void f32_wino4x3_input__avx512(const WinoInputArgs& a);
+void f32_wino4x3_output__avx512(const WinoOutputArgs& a);
+
+// The 36 transformed 3x3 kernels of one channel pair, u[6a + b] = (G g
+// G^T)[a][b], G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
+// 1/24 -1/12 1/6; 0 0 1], computed in double and rounded once.
+void Wino4WeightTransform(const float g[9], float u[36]);
+
 // The 16 transformed 3x3 kernels of one (output, input) channel pair:
 // u[4a + b] = (G g G^T)[a][b], g[ky * 3 + kx] (row-major 3x3),
 // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. Done once per plan.

@@ -42,24 +42,26 @@ class ScopedSparseMode {
   SparseMode old_;
 };
 
-// Sets WBS_SPARSE_WINOGRAD (read at each sparse Conv's creation) for the
-// test's lifetime.
+// Sets an environment variable read at each sparse Conv's creation
+// (WBS_SPARSE_WINOGRAD by default, WBS_WINO_TILE) for the scope's lifetime.
 class ScopedWinograd {
  public:
-  explicit ScopedWinograd(const char* value) {
-    const char* old = std::getenv("WBS_SPARSE_WINOGRAD");
+  explicit ScopedWinograd(const char* value, const char* name = "WBS_SPARSE_WINOGRAD")
+      : name_(name) {
+    const char* old = std::getenv(name);
     had_ = old != nullptr;
     if (had_) old_ = old;
-    setenv("WBS_SPARSE_WINOGRAD", value, 1);
+    setenv(name, value, 1);
   }
   ~ScopedWinograd() {
     if (had_)
-      setenv("WBS_SPARSE_WINOGRAD", old_.c_str(), 1);
+      setenv(name_, old_.c_str(), 1);
     else
-      unsetenv("WBS_SPARSE_WINOGRAD");
+      unsetenv(name_);
   }
 
  private:
+  const char* name_;
   bool had_ = false;
   std::string old_;
 };
@@ -502,6 +504,23 @@ TEST(OpsSparseTest, WinogradCostRule) {
   runtime::SparseLayerShape small{7 * 7, 1, false, 0.5};
   EXPECT_GT(runtime::EstimateWinoOverDirect(small, avx2), 1.0);
   EXPECT_GT(runtime::EstimateWinoOverDirect(small, avx512), 1.0);
+  // F(4x4) (kWino4CostAvx512): no fit below AVX-512. On AVX-512 below
+  // F(2x2)'s estimate on the 56x56 and 28x28 planes at every sparsity,
+  // faster than direct up to 75% (56x56) and 85% (28x28), never fitted
+  // (huge) on 14x14 and 7x7.
+  for (const int64_t side : {56, 28, 14, 7})
+    for (const double kept : {1.0, 0.5, 0.25, 0.1}) {
+      runtime::SparseLayerShape s{side * side, 1, false, kept};
+      SCOPED_TRACE(fmt::format("{}x{} kept {}", side, side, kept));
+      EXPECT_GT(runtime::EstimateWino4OverDirect(s, avx2), 1e8);
+      const double e4 = runtime::EstimateWino4OverDirect(s, avx512);
+      if (side <= 14) {
+        EXPECT_GT(e4, 1e8);
+        continue;
+      }
+      EXPECT_LT(e4, runtime::EstimateWinoOverDirect(s, avx512));
+      EXPECT_EQ(e4 < 1.0, kept >= 0.25);
+    }
 }
 
 // max |a - b| / max |b| over all outputs.
@@ -520,10 +539,11 @@ double RelDiff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
 // layers dense, so sparse layers sit between oneDNN ones.
 // With `sparse_mode` auto the cost rule decides per layer instead.
 // `sparse_out`: the sparse session's outputs; `n_wino`: how many of its
-// nodes run the Winograd plan.
+// nodes run the Winograd plan, `n_wino4` the F(4x4) one.
 void CheckZooModel(const std::string& name, int64_t image, const std::vector<std::string>& exclude,
                    int threads, SparseMode sparse_mode = SparseMode::kForce,
-                   std::vector<Tensor>* sparse_out = nullptr, int* n_wino = nullptr) {
+                   std::vector<Tensor>* sparse_out = nullptr, int* n_wino = nullptr,
+                   int* n_wino4 = nullptr) {
   SCOPED_TRACE(name);
   zoo::ZooOptions zo;
   zo.seed = 3;
@@ -551,6 +571,7 @@ void CheckZooModel(const std::string& name, int64_t image, const std::vector<std
       n_sparse += impl.find(":sparse:") != std::string::npos;
       n_onednn += impl.find("Conv:onednn") != std::string::npos;
       if (sparse && n_wino) *n_wino += impl.find("winograd") != std::string::npos;
+      if (sparse && n_wino4) *n_wino4 += impl.find("wino4x3") != std::string::npos;
     }
     if (sparse) {
       EXPECT_GT(n_sparse, 0);
@@ -613,6 +634,7 @@ TEST(OpsSparseTest, ZooResnet50WinogradMatchesDenseTwoThreads) {
   }
   {
     ScopedWinograd on("1");
+    ScopedWinograd tile2("2", "WBS_WINO_TILE");  // F(2x2) on all (auto: F(4x4) on some)
     CheckZooModel("resnet50", 224, {"layer2.0.conv1"}, 2, SparseMode::kForce, &wino, &n_wino);
   }
   EXPECT_EQ(n_direct, 0);
@@ -621,6 +643,24 @@ TEST(OpsSparseTest, ZooResnet50WinogradMatchesDenseTwoThreads) {
   std::printf("resnet50: winograd vs direct sparse max rel diff %.6g\n", rel);
   EXPECT_GT(rel, 0.0);
   EXPECT_LE(rel, 1e-5);
+  // WBS_WINO_TILE=4: F(4x4, 3x3) on the 56x56 and 28x28 layers (6), F(2x2)
+  // on the 14x14 and 7x7 ones (7); the same contract.
+  std::vector<Tensor> wino4;
+  int n_wino4 = 0, n_f4 = 0;
+  {
+    ScopedWinograd on("1");
+    ScopedWinograd tile4("4", "WBS_WINO_TILE");
+    CheckZooModel("resnet50", 224, {"layer2.0.conv1"}, 2, SparseMode::kForce, &wino4, &n_wino4,
+                  &n_f4);
+  }
+  EXPECT_EQ(n_wino4, 13);
+  // The 3 56x56 (196 tiles) and 3 28x28 (49) layers: at least one GEMM
+  // kernel tile of tiles (48 on AVX-512, 24 below); 14x14 has 16.
+  EXPECT_EQ(n_f4, 6);
+  const double rel4 = RelDiff(wino4, direct), rel42 = RelDiff(wino4, wino);
+  std::printf("resnet50: F(4x4) vs direct sparse max rel diff %.6g, vs F(2x2) %.6g\n", rel4, rel42);
+  EXPECT_GT(rel42, 0.0);  // the F(4x4) layers ran
+  EXPECT_LE(rel4, 1e-5);
 }
 
 // In-place outputs (runtime/session.cc ShareInPlaceOutputs): with every
