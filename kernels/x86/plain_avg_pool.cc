@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/ref/window.h"
 #include "kernels/sparse/dispatch.h"
 
 namespace wbs::kernels::x86 {
@@ -15,21 +16,14 @@ namespace {
 
 namespace kref = ::wbs::kernels::ref;
 
-// [begin, end) of the taps k (0 <= k < kernel) with o - pad + k in [lo, hi).
-struct TapRange {
-  int64_t begin, end;
-};
-TapRange Taps(int64_t o, int64_t kernel, int64_t pad, int64_t lo, int64_t hi) {
-  const int64_t origin = o - pad;
-  return {std::clamp<int64_t>(lo - origin, 0, kernel), std::clamp<int64_t>(hi - origin, 0, kernel)};
-}
-
-// Window taps of output o along one axis that count: inside the padded
-// extent (count_include_pad) or inside the input.
+// Window taps of output o along axis d that count, as the reference counts
+// them (stride 1): inside the padded extent (count_include_pad) or inside
+// the input.
 int64_t CountAt(const kref::PoolParams& p, int d, int64_t o) {
-  const TapRange r = p.count_include_pad ? Taps(o, p.kernel[d], p.pad_begin[d], -p.pad_begin[d],
-                                                p.in[d] + p.pad_end[d])
-                                         : Taps(o, p.kernel[d], p.pad_begin[d], 0, p.in[d]);
+  const kref::Range r =
+      p.count_include_pad
+          ? kref::ValidRange(p.kernel[d], 1, o, p.in[d] + p.pad_begin[d] + p.pad_end[d])
+          : kref::ValidRange(p.kernel[d], 1, o - p.pad_begin[d], p.in[d]);
   return r.end - r.begin;
 }
 
@@ -89,8 +83,14 @@ __attribute__((target("avx512f"))) void AvgPoolPlaneAvx512(const kref::PoolParam
   }
 }
 
-bool EveryWindowReachesInput(int64_t in, int64_t out, int64_t kernel, int64_t pad) {
-  return out >= 1 && kernel - 1 - pad >= 0 && (out - 1) - pad <= in - 1;
+// The first and the last window along axis d (stride 1) reach the input,
+// hence every window between them does.
+bool EveryWindowReachesInput(const kref::PoolParams& p, int d) {
+  const auto reaches = [&](int64_t o) {
+    const kref::Range r = kref::ValidRange(p.kernel[d], 1, o - p.pad_begin[d], p.in[d]);
+    return r.end > r.begin;
+  };
+  return p.out[d] >= 1 && reaches(0) && reaches(p.out[d] - 1);
 }
 
 }  // namespace
@@ -104,8 +104,7 @@ bool PlainAvgPoolSupports(const kref::PoolParams& p, int threads) {
       p.pad_begin[1] < 0 || p.pad_begin[2] < 0 || p.pad_end[1] < 0 || p.pad_end[2] < 0 ||
       p.in[1] < 1 || p.in[2] < 1)
     return false;
-  return EveryWindowReachesInput(p.in[1], p.out[1], p.kernel[1], p.pad_begin[1]) &&
-         EveryWindowReachesInput(p.in[2], p.out[2], p.kernel[2], p.pad_begin[2]);
+  return EveryWindowReachesInput(p, 1) && EveryWindowReachesInput(p, 2);
 }
 
 void PlainAvgPoolF32(const kref::PoolParams& p, const float* x, float* y, int threads) {
