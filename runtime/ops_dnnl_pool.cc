@@ -15,8 +15,8 @@
 #include "ir/conv_geometry.h"
 #include "kernels/dnnl/pool.h"
 #include "kernels/ref/conv.h"
-#include "kernels/x86/plain_global_pool.h"
 #include "kernels/x86/plain_avg_pool.h"
+#include "kernels/x86/plain_global_pool.h"
 #include "kernels/x86/plain_max_pool.h"
 #include "runtime/operator.h"
 #include "runtime/ops_dnnl_internal.h"
@@ -30,11 +30,12 @@ namespace onednn = kernels::onednn;
 enum class PoolOpKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
 
 // WBS_PLAIN_POOL=0 keeps oneDNN for max, average and global average pools
-// whose input arrives plain (A/B measurements of kernels/x86/plain_max_pool.h's
-// and plain_global_pool.h's kernels).
+// whose input arrives plain (A/B measurements of kernels/x86/plain_max_pool.h's,
+// plain_avg_pool.h's and plain_global_pool.h's kernels).
 bool PlainPoolEnabled() {
   static const bool enabled = EnvSwitchOn(
-      "WBS_PLAIN_POOL", "WBS_PLAIN_POOL=0: plain-input max / average / global average pools run on oneDNN");
+      "WBS_PLAIN_POOL",
+      "WBS_PLAIN_POOL=0: plain-input max / average / global average pools run on oneDNN");
   return enabled;
 }
 
@@ -60,24 +61,19 @@ class DnnlPoolOp final : public Operator {
       op->impl_ = "onednn:" + (*e)->prim->impl_name();
       op->static_entry_ = *e;
       op->x_shape_ = in[0].shape;
-      if (kind == PoolOpKind::kMax && PlainPoolEnabled()) {
-        Result<kernels::ref::PoolParams> p = ResolvePoolParams(*args.node, in[0].shape);
+      if ((kind == PoolOpKind::kMax || kind == PoolOpKind::kAverage) && PlainPoolEnabled()) {
         // The same window geometry (ir/conv_geometry.h) as the primitive's.
-        if (p.ok() && kernels::x86::PlainMaxPoolSupports(*p)) {
-          op->plain_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
-          op->dnnl_impl_ = op->impl_;
-          op->impl_ = kernels::x86::PlainMaxPoolName();  // until the input is negotiated non-plain
-        }
-        if (p.ok() && kernels::x86::NhwcToPlainMaxPoolSupports(*p))
-          op->nhwc_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
-      }
-      if (kind == PoolOpKind::kAverage && PlainPoolEnabled()) {
         Result<kernels::ref::PoolParams> p = ResolvePoolParams(*args.node, in[0].shape);
-        if (p.ok() && kernels::x86::PlainAvgPoolSupports(*p, CurrentThreads())) {
+        const bool max = kind == PoolOpKind::kMax;
+        if (p.ok() && (max ? kernels::x86::PlainMaxPoolSupports(*p)
+                           : kernels::x86::PlainAvgPoolSupports(*p, CurrentThreads()))) {
           op->plain_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
           op->dnnl_impl_ = op->impl_;
-          op->impl_ = kernels::x86::PlainAvgPoolName();  // until the input is negotiated non-plain
+          // Until the input is negotiated non-plain.
+          op->impl_ = max ? kernels::x86::PlainMaxPoolName() : kernels::x86::PlainAvgPoolName();
         }
+        if (max && p.ok() && kernels::x86::NhwcToPlainMaxPoolSupports(*p))
+          op->nhwc_params_ = std::make_unique<kernels::ref::PoolParams>(*p);
       }
       if (kind == PoolOpKind::kGlobalAverage && PlainPoolEnabled() &&
           kernels::x86::PlainGlobalAvgPoolSupported()) {
