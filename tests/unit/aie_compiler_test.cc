@@ -1221,12 +1221,18 @@ TEST(AieCompiler, BuildPairComputesTheNextConvOnTheBlockOutput) {
   ASSERT_TRUE(Compile(plain).ok());
   std::string printed;
   ASSERT_TRUE(Compile(paired, "fusion", &printed).ok());
-  ASSERT_TRUE(Compile(trial).ok());
+  // The default trial (every pair candidate compiled) is the slow part; the
+  // sanitizer build checks the forced pair only.
+  if (!kUnderSanitizer) {
+    ASSERT_TRUE(Compile(trial).ok());
+  }
   // The pair in the fusion pass's print (then / computed_after), with the
   // residency it relies on (layer1.1.conv1's output region from the first
   // conv's layer).
   testing::ExpectMatchesGolden("aie_build_pair", printed);
-  EXPECT_LE(trial.total_s, plain.total_s);
+  if (!kUnderSanitizer) {
+    EXPECT_LE(trial.total_s, plain.total_s);
+  }
   auto index = [](const CompileState& s, const std::string& name) {
     for (size_t i = 0; i < s.layers.size(); ++i)
       if (s.layers[i].name == name) return static_cast<int>(i);

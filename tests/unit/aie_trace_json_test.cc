@@ -59,7 +59,7 @@ double RandomTime(std::mt19937_64& rng) {
 
 TEST(AieTraceJson, MatchesNlohmannTree) {
   const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE(testing::Message() << "seed " << seed);
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
   std::mt19937_64 rng(seed);
   for (int round = 0; round < 50; ++round) {
     CompileState s;

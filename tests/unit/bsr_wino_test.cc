@@ -33,7 +33,7 @@ using sparse_test::RandomTensor;
 using sparse_test::Rng;
 using sparse_test::TestSeed;
 
-struct Problem {
+struct WinoProblem {
   kref::ConvParams p;
   bool bias = true;
   bool residual = false;
@@ -81,7 +81,7 @@ double Tolerance(int64_t in_channels, int tile) {
 // Runs pr at `sparsity` with the dispatcher's F(tile x tile) transforms on
 // `kernels`, at 1 to 5 threads (both splits at 2), with chunks of `chunk`
 // tiles (0: the plan's), and compares with the double reference.
-void Check(const Problem& pr, double sparsity, Rng& rng,
+void Check(const WinoProblem& pr, double sparsity, Rng& rng,
            const std::vector<const ks::BsrConvKernel*>& kernels, int64_t chunk = 0, int tile = 2) {
   const kref::ConvParams& p = pr.p;
   SCOPED_TRACE(fmt::format("seed {}: {} sparsity {} chunk {} F({}x{})", TestSeed(), pr.Describe(),
@@ -156,7 +156,7 @@ TEST(BsrWino, RandomSmallPlanes) {
   Rng rng(TestSeed());
   const double sparsities[] = {0.0, 0.25, 0.5, 0.75, 0.9, 1.0};
   for (int cases = 0; cases < 60; ++cases) {
-    Problem pr;
+    WinoProblem pr;
     const int64_t h = 1 + rng() % 20, w = 1 + rng() % 45;
     const int64_t pt = rng() % 3, pl = rng() % 3, pb = rng() % 3, pr_ = rng() % 3;
     if (h + pt + pb < 3 || w + pl + pr_ < 3) {
@@ -205,7 +205,7 @@ TEST(BsrWino, ZooShapes) {
       {48, 64, 17, 17, 0, 0.5, false},    // pad 0: 15x15, odd
   };
   for (const Shape& s : shapes) {
-    Problem pr;
+    WinoProblem pr;
     pr.p = Conv3x3(s.c, s.m, s.h, s.w, s.pad, s.pad, s.pad, s.pad);
     pr.p.activation.kind = kref::ActivationKind::kRelu;
     pr.residual = s.residual;

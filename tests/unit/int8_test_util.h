@@ -16,6 +16,11 @@ inline int Uniform(std::mt19937_64& rng, int lo, int hi) {
   return std::uniform_int_distribution<int>(lo, hi)(rng);
 }
 
+// A random activation type: u8 or i8.
+inline DType RandomType(std::mt19937_64& rng) {
+  return Uniform(rng, 0, 1) ? DType::kU8 : DType::kI8;
+}
+
 // Restores the environment's sparse mode when a test ends.
 struct ModeGuard {
   ~ModeGuard() { runtime::SetSparseMode(runtime::SparseMode::kAuto); }

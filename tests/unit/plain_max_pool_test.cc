@@ -18,8 +18,8 @@ namespace ref = kernels::ref;
 using kernels::x86::PlainMaxPoolF32;
 using kernels::x86::PlainMaxPoolSupports;
 
-bool HasKernel() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx2; }
-bool Avx512() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
+bool HasAvx2MaxPool() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx2; }
+bool HasAvx512MaxPool() { return kernels::sparse::ActiveIsa() >= kernels::sparse::Isa::kAvx512; }
 
 // A 2-D (or 1-D: 1-high) window with column stride 1 or 2, pads below the
 // kernel, the output size of floor or ceil mode (ceil only when the last
@@ -57,11 +57,11 @@ ref::PoolParams RandomParams(Rng& rng, bool any_width = false) {
 // Both kernels on the 16..70-wide rows both take; below AVX-512 (the AVX2
 // kernel) also narrow rows and wide windows.
 TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
-  if (!HasKernel()) GTEST_SKIP() << "no AVX2";
+  if (!HasAvx2MaxPool()) GTEST_SKIP() << "no AVX2";
   Rng rng(TestSeed() + 70);
   int ran = 0;
   for (int i = 0; i < 120; ++i) {
-    const ref::PoolParams p = RandomParams(rng, !Avx512() && i % 2 == 1);
+    const ref::PoolParams p = RandomParams(rng, !HasAvx512MaxPool() && i % 2 == 1);
     SCOPED_TRACE(fmt::format(
         "seed {} case {}: N {} C {} in {}x{} out {}x{} k {}x{} s {}x{} pads {},{}", TestSeed(), i,
         p.batch, p.channels, p.in[1], p.in[2], p.out[1], p.out[2], p.kernel[1], p.kernel[2],
@@ -87,7 +87,7 @@ TEST(PlainMaxPoolTest, MatchesReferenceExactly) {
 // reference on the same values, bit for bit: channels 16..64, any output
 // width (partial 16-output groups), windows up to 20 columns, padding.
 TEST(PlainMaxPoolTest, NhwcToPlainMatchesReferenceExactly) {
-  if (!Avx512()) GTEST_SKIP() << "no AVX-512";
+  if (!HasAvx512MaxPool()) GTEST_SKIP() << "no AVX-512";
   Rng rng(TestSeed() + 72);
   for (int i = 0; i < 60; ++i) {
     ref::PoolParams p = RandomParams(rng, i % 2 == 1);
@@ -126,7 +126,7 @@ TEST(PlainMaxPoolTest, NhwcToPlainMatchesReferenceExactly) {
 }
 
 TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
-  if (!HasKernel()) GTEST_SKIP() << "no AVX2";
+  if (!HasAvx2MaxPool()) GTEST_SKIP() << "no AVX2";
   ref::PoolParams p;
   p.in = {1, 9, 99};
   p.out = {1, 4, 49};
@@ -150,12 +150,12 @@ TEST(PlainMaxPoolTest, DeclinesWhatItDoesNotTake) {
   q.in[2] = 29;
   q.out[2] = 14;
   // On AVX2 oneDNN's pool needs reorders around it and the kernel wins at every width.
-  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512())
+  EXPECT_EQ(PlainMaxPoolSupports(q), !HasAvx512MaxPool())
       << "rows narrower than 16 outputs (oneDNN was faster on AVX-512)";
   q = p;
   q.kernel[2] = 17;
   q.in[2] = 97 + 14;
-  EXPECT_EQ(PlainMaxPoolSupports(q), !Avx512())
+  EXPECT_EQ(PlainMaxPoolSupports(q), !HasAvx512MaxPool())
       << "a 17-column window (AVX-512 shifts within two vectors)";
 }
 
@@ -172,7 +172,7 @@ TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
   ASSERT_TRUE(prep.ok()) << prep.status().ToString();
   auto op = CreateOp(*prep, Backend::kFast);
   ASSERT_TRUE(op.ok()) << op.status().ToString();
-  if (!HasKernel()) {
+  if (!HasAvx2MaxPool()) {
     EXPECT_EQ((*op)->impl_name().rfind("onednn", 0), 0u) << (*op)->impl_name();
     ExpectFastMatchesReference("MaxPool", ops, attrs, "plain 3x3/2 max pool", false, 2);
     return;
@@ -185,7 +185,7 @@ TEST(PlainMaxPoolTest, OperatorUsesItForPlainInputOnly) {
   EXPECT_NE(out[0], ActivationLayout::kPlain);
   // Its readers want plain: channels-last in, plain out on AVX-512.
   ASSERT_TRUE((*op)->SetOutputLayouts({ActivationLayout::kPlain}).ok());
-  if (Avx512()) {
+  if (HasAvx512MaxPool()) {
     EXPECT_EQ((*op)->impl_name(), "wbs:maxpool_nhwc_to_plain_avx512");
     const Tensor& x = ops[0].t;
     Tensor xl(DType::kF32, x.shape());  // x's values channels-last

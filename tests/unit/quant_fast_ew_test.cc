@@ -16,6 +16,7 @@
 
 #include "kernels/sparse/s8_dispatch.h"
 #include "runtime/session.h"
+#include "tests/unit/int8_test_util.h"
 #include "tests/unit/session_test_util.h"
 
 namespace wbs {
@@ -29,12 +30,6 @@ std::shared_ptr<QuantParams> QP(DType t, float s, int32_t z, bool pot = false) {
   q->power_of_two = pot;
   return q;
 }
-
-int Uniform(std::mt19937_64& rng, int lo, int hi) {
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
-
-DType RandomType(std::mt19937_64& rng) { return Uniform(rng, 0, 1) ? DType::kU8 : DType::kI8; }
 
 // Random parameters of an 8-bit type; power-of-two scales have zero point 0.
 std::shared_ptr<QuantParams> RandomQP(DType t, std::mt19937_64& rng, bool pot) {

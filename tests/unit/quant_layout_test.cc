@@ -38,8 +38,6 @@ std::shared_ptr<QuantParams> QP(DType t, std::vector<float> s, std::vector<int32
   return q;
 }
 
-DType RandomType(std::mt19937_64& rng) { return Uniform(rng, 0, 1) ? DType::kU8 : DType::kI8; }
-
 std::shared_ptr<QuantParams> ActivationQP(DType t, float scale, std::mt19937_64& rng) {
   const int32_t z = t == DType::kU8 ? Uniform(rng, 0, 60) : Uniform(rng, -30, 30);
   return QP(t, {scale}, {z});

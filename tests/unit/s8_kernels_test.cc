@@ -183,7 +183,7 @@ std::vector<uint8_t> ToQuads(const std::vector<uint8_t>& v, int64_t n, int64_t c
   return out;
 }
 
-struct ConvCase {
+struct S8ConvCase {
   kref::ConvParams p;
   int br = 8, bc = 8;
   std::string Describe() const {
@@ -198,10 +198,10 @@ int64_t OutDim(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t 
   return (in + pb + pe - d * (k - 1) - 1) / s + 1;
 }
 
-ConvCase MakeCase(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t kh, int64_t kw,
+S8ConvCase MakeCase(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t kh, int64_t kw,
                   int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t pt, int64_t pl,
                   int64_t pb, int64_t pr, int br = 8, int bc = 8) {
-  ConvCase cc;
+  S8ConvCase cc;
   kref::ConvParams& p = cc.p;
   p.batch = n;
   p.in_channels = c;
@@ -240,7 +240,7 @@ void CheckOneDnnExact(const kref::ConvParams& p, const std::vector<int8_t>& w, c
 }
 
 // Runs one case at one sparsity on every kernel, layout pair and thread count.
-void CheckConv(const ConvCase& cc, double sparsity, Rng& rng, bool all_layouts = true) {
+void CheckConv(const S8ConvCase& cc, double sparsity, Rng& rng, bool all_layouts = true) {
   const kref::ConvParams& p = cc.p;
   SCOPED_TRACE(fmt::format("seed {}: {} sparsity {}", Seed(), cc.Describe(), sparsity));
   const int64_t taps = p.kernel[1] * p.kernel[2];
@@ -353,7 +353,7 @@ TEST(S8Kernels, RandomGeometries) {
     const int bc = Uniform(rng, 0, 3) == 0 ? 4 * Uniform(rng, 1, 4) : 8;
     const int br = Uniform(rng, 0, 3) == 0 ? Uniform(rng, 1, 16) : 8;
     const int64_t pad = Uniform(rng, 0, 1) ? Uniform(rng, 0, 2) : 0;
-    ConvCase cc = MakeCase(Uniform(rng, 1, 2), Uniform(rng, 1, 37), Uniform(rng, 1, 37), h, w, k,
+    S8ConvCase cc = MakeCase(Uniform(rng, 1, 2), Uniform(rng, 1, 37), Uniform(rng, 1, 37), h, w, k,
                            kw, s, Uniform(rng, 1, 2), d, d, pad, Uniform(rng, 0, 2), pad,
                            Uniform(rng, 0, 2), br, bc);
     CheckConv(cc, sparsities[it % 6], rng);
@@ -365,7 +365,7 @@ TEST(S8Kernels, RandomGeometries) {
 // scalar reference fast; the kernels' paths depend on the tile, not the size).
 TEST(S8Kernels, ZooShapes) {
   Rng rng(Seed() + 1);
-  std::vector<ConvCase> cases = {
+  std::vector<S8ConvCase> cases = {
       // ResNet-50: stem, bottleneck 1x1/3x3 (stride 1 and 2), downsample.
       MakeCase(1, 3, 64, 30, 30, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3),
       MakeCase(1, 64, 64, 14, 14, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),
@@ -405,7 +405,7 @@ TEST(S8Kernels, ZooShapes) {
 // and the shifted planes of small stride-1 convs.
 TEST(S8Kernels, FusedTails) {
   Rng rng(Seed() + 6);
-  const std::vector<ConvCase> cases = {
+  const std::vector<S8ConvCase> cases = {
       MakeCase(1, 40, 61, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),    // 48 + 1
       MakeCase(2, 24, 13, 14, 14, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),  // 4 x 48 + 4
       MakeCase(1, 16, 22, 5, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),   // 48 + 2: two in one tile
@@ -432,7 +432,7 @@ TEST(S8Kernels, FusedTails) {
 TEST(S8Kernels, OneDnnExactGroupedAndDepthwise) {
   Rng rng(Seed() + 4);
   for (int64_t g : {2, 32}) {
-    ConvCase cc = MakeCase(1, 32, 32, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1);
+    S8ConvCase cc = MakeCase(1, 32, 32, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1);
     cc.p.group = g;
     SCOPED_TRACE(fmt::format("seed {}: group {}", Seed(), g));
     std::vector<int8_t> w(static_cast<size_t>(32 * (32 / g) * 9));
@@ -456,7 +456,7 @@ TEST(S8Kernels, StridedWideRows) {
 // anywhere (vpmaddubsw would), and the accumulator must equal the reference.
 TEST(S8Kernels, FullRangeOperandsDoNotSaturate) {
   Rng rng(Seed() + 2);
-  ConvCase cc = MakeCase(1, 64, 16, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+  S8ConvCase cc = MakeCase(1, 64, 16, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
   const kref::ConvParams& p = cc.p;
   std::vector<int8_t> w(static_cast<size_t>(16 * 64 * 9));
   for (size_t i = 0; i < w.size(); ++i) w[i] = (i / 9) % 3 == 0 ? -127 : 127;
@@ -494,7 +494,7 @@ TEST(S8Kernels, FastEpilogueSaturatesExactly) {
   Rng rng(Seed() + 7);
   for (const bool y_signed : {false, true}) {
     for (const double scale : {0.49, 0.37, 1.0 / 4096.0, 3.1e-6}) {
-      ConvCase cc = MakeCase(1, 24, 13, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+      S8ConvCase cc = MakeCase(1, 24, 13, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
       const kref::ConvParams& p = cc.p;
       SCOPED_TRACE(fmt::format("seed {}: y_signed {} scale {}", Seed(), y_signed, scale));
       std::vector<int8_t> w;
@@ -621,7 +621,7 @@ TEST(S8Kernels, PlanRejectsBadParameters) {
   std::vector<int8_t> w(64 * 64, 1);
   auto sw = ks::S8BlockSparseWeight::FromDense(w.data(), 64, 64, 1, 1, 8, 8);
   ASSERT_TRUE(sw.ok());
-  ConvCase cc = MakeCase(1, 64, 64, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0);
+  S8ConvCase cc = MakeCase(1, 64, 64, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0);
   ks::S8QuantParams q;
   q.requant = {QuantizeMultiplier(0.01)};
   EXPECT_TRUE(ks::S8BsrConvPlan::Create(cc.p, *sw, q).ok());
