@@ -19,9 +19,10 @@
 //     `chrt -f 10`, as every benchmark of docs/BENCHMARKS.md): spin briefly
 //     whatever the load, because no ordinary (SCHED_OTHER) task can take a
 //     CPU from it, so the runnable tasks counted below are no competition.
-//     Before, a nice'd build next to an RT benchmark made it sleep, which
-//     costs 8-15% at 2 threads (ResNet-50, docs/BENCHMARKS.md "h_dyn"), and
-//     the choice flipped between runs with the load.
+//     Before, a nice'd build next to an RT benchmark made it sleep, and the
+//     choice flipped between runs with the load; ResNet-50 at 2 threads, 7
+//     paired runs: spin / passive 0.82-1.09, median 0.92 dense, 0.95 at 50%
+//     (docs/BENCHMARKS.md, h_dyn).
 // "Idle" = no other task is runnable right now on the CPUs we need: the
 // kernel's count of runnable tasks (/proc/loadavg field 4, which includes
 // us), sampled kOmpSamples times over ~4 ms, leaves min(cpus, 2) CPUs free
