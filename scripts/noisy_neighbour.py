@@ -5,7 +5,8 @@ cannot run: a stand-in for a hypervisor stealing the vCPU for a few ms.
 
     python3 scripts/noisy_neighbour.py [--cpu 1] [--busy-ms 2] [--idle-ms 8] [--prio 20]
 
-Runs until SIGTERM/SIGINT, then prints the periods run and the measured busy
+Prints "ready" on stdout once pinned and at its priority, runs until
+SIGTERM/SIGINT, then prints the periods run and the measured busy
 share on stderr. RT throttling (sched_rt_runtime_us) still applies; keep the
 busy share well below it. Unlike a real vCPU steal, the kernel may migrate
 the preempted benchmark thread to the other CPU when that one goes idle
@@ -28,6 +29,7 @@ def main():
     os.sched_setaffinity(0, {a.cpu})
     if a.prio > 0:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(a.prio))
+    print("ready", flush=True)  # noisy_neighbour_bench.sh waits for this line
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))

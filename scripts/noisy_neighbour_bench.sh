@@ -49,10 +49,15 @@ stop_noise() {
 }
 trap stop_noise EXIT
 start_noise() {
+  : > "$out/noise.ready"
   python3 "$root/scripts/noisy_neighbour.py" --cpu "${NOISE_CPU:-1}" --busy-ms "${NOISE_BUSY_MS:-2}" \
-    --idle-ms "${NOISE_IDLE_MS:-8}" --prio "${NOISE_PRIO:-20}" 2>>"$out/noise.txt" &
+    --idle-ms "${NOISE_IDLE_MS:-8}" --prio "${NOISE_PRIO:-20}" >"$out/noise.ready" 2>>"$out/noise.txt" &
   noise_pid=$!
-  sleep 0.2
+  for _ in $(seq 1 40); do [ -s "$out/noise.ready" ] && break; sleep 0.05; done
+  [ -s "$out/noise.ready" ] || {
+    echo "noisy_neighbour_bench: the neighbour did not start (CPU, SCHED_FIFO rights?), see $out/noise.txt" >&2
+    exit 1
+  }
 }
 log="$out/noisy_samples.tsv"; : > "$log"; : > "$out/noise.txt"
 run_wbs() {  # mode wait
