@@ -20,8 +20,8 @@
 //     whatever the load, because no ordinary (SCHED_OTHER) task can take a
 //     CPU from it, so the runnable tasks counted below are no competition.
 //     Before, a nice'd build next to an RT benchmark made it sleep, and the
-//     choice flipped between runs with the load; ResNet-50 at 2 threads, 7
-//     paired runs: spin / passive 0.82-1.09, median 0.92 dense, 0.95 at 50%
+//     choice flipped between runs with the load; ResNet-50 at 2 threads, 8
+//     paired runs: spin / passive 0.82-1.09, median 0.91 dense, 0.92 at 50%
 //     (docs/BENCHMARKS.md, h_dyn).
 // "Idle" = no other task is runnable right now on the CPUs we need: the
 // kernel's count of runnable tasks (/proc/loadavg field 4, which includes
