@@ -1,6 +1,7 @@
 #include "core/omp_wait.h"
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,8 +37,10 @@ int OtherRunnableTasks() {
 
 }  // namespace
 
-OmpWait DecideOmpWait(int others, int cpus, bool long_running) {
-  if (long_running || others < 0 || cpus < 1) return OmpWait::kPassive;
+OmpWait DecideOmpWait(int others, int cpus, bool long_running, bool realtime) {
+  if (long_running || cpus < 1) return OmpWait::kPassive;
+  if (realtime) return OmpWait::kSpin;  // SCHED_OTHER tasks cannot preempt us
+  if (others < 0) return OmpWait::kPassive;
   const int needed = std::min(cpus, 2);
   return others + needed <= cpus ? OmpWait::kSpin : OmpWait::kPassive;
 }
@@ -55,11 +58,15 @@ bool ChooseOmpWaitEnvironment(bool long_running) {
   }
   const int others = long_running ? -1 : OtherRunnableTasks();
   const int cpus = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  const int policy_now = sched_getscheduler(0);
+  const bool realtime = policy_now == SCHED_FIFO || policy_now == SCHED_RR;
   const std::string where = long_running ? std::string("long-running command")
-                            : others < 0 ? fmt::format("runnable tasks unknown, {} CPUs", cpus)
-                                         : fmt::format("{} other runnable task{} on {} CPUs",
+                            : others < 0 ? fmt::format("{}runnable tasks unknown, {} CPUs",
+                                                       realtime ? "real-time priority, " : "", cpus)
+                                         : fmt::format("{}{} other runnable task{} on {} CPUs",
+                                                       realtime ? "real-time priority, " : "",
                                                        others, others == 1 ? "" : "s", cpus);
-  if (DecideOmpWait(others, cpus, long_running) == OmpWait::kSpin) {
+  if (DecideOmpWait(others, cpus, long_running, realtime) == OmpWait::kSpin) {
     setenv("GOMP_SPINCOUNT", std::to_string(kOmpSpinCount).c_str(), 1);
     setenv(kChoiceVar, fmt::format("spin (GOMP_SPINCOUNT={}; {})", kOmpSpinCount, where).c_str(),
            1);

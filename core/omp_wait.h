@@ -14,7 +14,15 @@
 // re-exec in the callers):
 //   - the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT: theirs wins;
 //   - long-running work (training) or a busy machine: passive;
-//   - an idle machine: spin briefly (GOMP_SPINCOUNT = kOmpSpinCount), then sleep.
+//   - an idle machine: spin briefly (GOMP_SPINCOUNT = kOmpSpinCount), then sleep;
+//   - a process running at a real-time priority (SCHED_FIFO / SCHED_RR, e.g.
+//     `chrt -f 10`, as every benchmark of docs/BENCHMARKS.md): spin briefly
+//     whatever the load, because no ordinary (SCHED_OTHER) task can take a
+//     CPU from it, so the runnable tasks counted below are no competition.
+//     Before, a nice'd build next to an RT benchmark made it sleep, and the
+//     choice flipped between runs with the load; ResNet-50 at 2 threads, 8
+//     paired runs: spin / passive 0.82-1.09, median 0.91 dense, 0.92 at 50%
+//     (docs/BENCHMARKS.md, h_dyn).
 // "Idle" = no other task is runnable right now on the CPUs we need: the
 // kernel's count of runnable tasks (/proc/loadavg field 4, which includes
 // us), sampled kOmpSamples times over ~4 ms, leaves min(cpus, 2) CPUs free
@@ -36,8 +44,9 @@ inline constexpr long kOmpSpinCount = 10000;
 inline constexpr int kOmpSamples = 5;
 
 // The decision rule above, without touching the environment: `others` is
-// the fewest runnable tasks other than this process seen (< 0: unknown).
-OmpWait DecideOmpWait(int others, int cpus, bool long_running);
+// the fewest runnable tasks other than this process seen (< 0: unknown),
+// `realtime` whether this process runs under SCHED_FIFO or SCHED_RR.
+OmpWait DecideOmpWait(int others, int cpus, bool long_running, bool realtime = false);
 
 // Reads the environment and /proc/loadavg and, unless the user chose, sets
 // OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT, plus WBS_OMP_WAIT (a one-line
@@ -50,7 +59,8 @@ bool ChooseOmpWaitEnvironment(bool long_running);
 // the environment; returns (and the process continues) if exec fails.
 void ApplyOmpWaitPolicy(char** argv, bool long_running);
 
-// "spin (GOMP_SPINCOUNT=10000; 0 other runnable tasks on 2 CPUs)", "passive
+// "spin (GOMP_SPINCOUNT=10000; 0 other runnable tasks on 2 CPUs)", "spin
+// (GOMP_SPINCOUNT=10000; real-time priority, 3 other runnable tasks on 2 CPUs)", "passive
 // (3 other runnable tasks on 2 CPUs)", "user (OMP_WAIT_POLICY=active)" or
 // "default" when nothing chose.
 std::string OmpWaitDescription();

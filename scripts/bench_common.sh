@@ -38,7 +38,7 @@ bench_args() {
     OMP_WAIT_PREFIX="OMP_WAIT_POLICY=$OMP_WAIT_POLICY "
   else
     unset OMP_WAIT_POLICY
-    OMP_WAIT_DESC="OpenMP wait auto (spin when idle, passive when busy: core/omp_wait.h)"
+    OMP_WAIT_DESC="OpenMP wait auto (spin when idle or at a real-time priority, passive when busy: core/omp_wait.h)"
     OMP_WAIT_PREFIX=""
   fi
 }

@@ -28,5 +28,15 @@ TEST(OmpWaitTest, LongRunningOrUnknownSleeps) {
   EXPECT_EQ(DecideOmpWait(0, 0, false), OmpWait::kPassive);
 }
 
+TEST(OmpWaitTest, RealTimePrioritySpinsWhateverTheLoad) {
+  // Under SCHED_FIFO / SCHED_RR ordinary tasks cannot preempt us.
+  EXPECT_EQ(DecideOmpWait(0, 2, false, true), OmpWait::kSpin);
+  EXPECT_EQ(DecideOmpWait(6, 2, false, true), OmpWait::kSpin);
+  EXPECT_EQ(DecideOmpWait(-1, 2, false, true), OmpWait::kSpin);
+  // Training still sleeps.
+  EXPECT_EQ(DecideOmpWait(0, 2, true, true), OmpWait::kPassive);
+  EXPECT_EQ(DecideOmpWait(6, 2, false, false), OmpWait::kPassive);
+}
+
 }  // namespace
 }  // namespace wbs
