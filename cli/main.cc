@@ -13,7 +13,8 @@
 // How idle OpenMP threads wait is chosen once, before libgomp reads its
 // environment (core/omp_wait.h: spin briefly on an idle machine or at a
 // real-time priority, sleep at once on a busy one or for training; the user's
-// OMP_WAIT_POLICY / GOMP_SPINCOUNT win). `wbs pipeline` leaves it to its stages, which are wbs processes too.
+// OMP_WAIT_POLICY / GOMP_SPINCOUNT win). `wbs pipeline` leaves it to its stages, which are wbs
+// processes too.
 static void ChooseOpenMpWait(int argc, char** argv) {
   std::string command;
   for (int i = 1; i < argc && command.empty(); ++i)
