@@ -55,7 +55,8 @@
 //   each 16-position vector is one output row's run of columns, and the
 //   kernel de-interleaves its input (vpermt2ps) from two masked loads of 32
 //   consecutive floats of the input row, the masks standing in for the
-//   padding (BsrConvArgs::s2_*). It costs one permute per 8 x 16 FMAs and
+//   padding (BsrConvArgs::s2_vecs: a table of offsets and masks per
+//   16-position group, built here). It costs one permute per 8 x 16 FMAs and
 //   the lanes past the output width (28 -> 32, 14 -> 16), and saves the
 //   copy, which at high sparsity costs as much as the MACs. Create() takes
 //   it for convs of more than one tap with at most 15% dropped lanes and
