@@ -4,7 +4,7 @@
 //
 //   wbs_bench_sparse [google-benchmark flags] [--csv=PATH] [--gemm-csv=PATH]
 //                    [--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8]
-//                    [--layers=N,...] [--layout=auto|phase|shifted|tiled]
+//                    [--layers=N,...] [--layout=auto|phase|shifted|tiled|s2]
 //                    [--private-copies=auto|on|off] [--residual=off|separate|inplace]
 //                    [--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles]
 //                    [--wino-chunk=TILES] [--wino-tile=2|4|2,4]
@@ -646,11 +646,12 @@ int main(int argc, char** argv) {
       for (const auto& t : SplitList(val)) pcts.push_back(std::stoi(t));
     } else if (key == "--layers") {
       for (const auto& t : SplitList(val)) layers.push_back(std::stoi(t));
-    } else if (key == "--layout" &&
-               (val == "auto" || val == "phase" || val == "shifted" || val == "tiled")) {
+    } else if (key == "--layout" && (val == "auto" || val == "phase" || val == "shifted" ||
+                                     val == "tiled" || val == "s2")) {
       using L = kernels::sparse::BsrConvPlan::Layout;
       g_layout = val == "auto"    ? L::kAuto
                  : val == "phase" ? L::kPhase
+                 : val == "s2"    ? L::kStride2
                  : val == "tiled" ? L::kTiled
                                   : L::kShifted;
     } else if (key == "--private-copies" && (val == "auto" || val == "on" || val == "off")) {
@@ -680,7 +681,7 @@ int main(int argc, char** argv) {
       fmt::print(stderr,
                  "usage: wbs_bench_sparse [benchmark flags] [--csv=PATH] [--gemm-csv=PATH|''] "
                  "[--threads=1,2] [--sparsity=0,25,50,75,90] [--block=8x8] [--layers=0,3,...] "
-                 "[--layout=auto|phase|shifted|tiled] [--private-copies=auto|on|off] "
+                 "[--layout=auto|phase|shifted|tiled|s2] [--private-copies=auto|on|off] "
                  "[--residual=off|separate|inplace] "
                  "[--winograd=on|off|only] [--wino-split=auto|xi|rows|tiles] [--wino-chunk=TILES] "
                  "[--wino-tile=2|4|2,4]\n");

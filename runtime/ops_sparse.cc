@@ -438,6 +438,8 @@ class SparseConvOp final : public Operator {
       WBS_LOG_DEBUG("{}: winograd plan declined ({}); direct", node.Describe(),
                     wp.status().message());
     }
+    // Create() reads WBS_BSR_S2=auto|old|new here, at the operator's
+    // creation (stride-2 convs read in place or copied; BsrConvPlan::Stride2).
     Result<BsrConvPlan> plan = BsrConvPlan::Create(*p, *op->w_);
     if (!plan.ok()) {
       WBS_LOG_DEBUG("{}: block-sparse plan declined: {}", node.Describe(), plan.status().message());

@@ -40,6 +40,8 @@ struct LaneGroup {
 // the AVX2 kernel's register tile.
 constexpr int64_t kBsrTileQ = 24;
 
+struct BsrS2Vec;  // below
+
 struct BsrConvArgs {
   // Weights (core/block_sparse.h).
   const int32_t* row_ptr = nullptr;
@@ -81,6 +83,25 @@ struct BsrConvArgs {
   int64_t prefetch_w_bytes = 0;
   const float* prefetch_x = nullptr;
   int64_t prefetch_x_ranges = 0, prefetch_x_stride = 0, prefetch_x_bytes = 0;
+  // Stride-2 direct input (f32_bsr8xn_conv_s2__avx512 only; nullptr:
+  // unused): x is the conv's own input, channel c at x + c *
+  // x_channel_stride (no copy, no padding stored); s2_vecs[g] describes
+  // the input of the 16-position group g (BsrS2Vec). tap_offset is not read.
+  const BsrS2Vec* s2_vecs = nullptr;
+};
+
+// Taps (kh * kw) up to which the stride-2 direct kernel takes a conv.
+constexpr int kBsrS2MaxTaps = 9;
+
+// One 16-position group of a stride-2 direct call (the pitch is a multiple
+// of 16, so the group is one output row's run of columns): for tap t,
+// lane l reads float 2 * l of the 32 at off[t] from the channel's start,
+// loaded under the 32-bit mask lo[t] | hi[t] << 16 (the floats inside the
+// input plane that a valid lane reads; the padding reads as zero, and no
+// load passes the plane's edge). Built once by the plan (BsrConvPlan).
+struct BsrS2Vec {
+  int64_t off[kBsrS2MaxTaps] = {};
+  uint16_t lo[kBsrS2MaxTaps] = {}, hi[kBsrS2MaxTaps] = {};
 };
 
 using BsrConvFn = void (*)(const BsrConvArgs&);
@@ -95,6 +116,11 @@ void f32_bsr8xn_conv__avx2(const BsrConvArgs& a);
 void f32_bsr8xn_conv__avx512(const BsrConvArgs& a);
 // Any br x bc: the same, a block-row in groups of up to 8 output channels.
 void f32_bsrnxn_conv__avx512(const BsrConvArgs& a);
+// br == 8, any bc, stride 2 read in place (BsrConvArgs::s2_vecs): the same
+// 8 x 48 register tile, each 16-position input vector de-interleaved
+// (vpermt2ps) from two masked loads of 32 consecutive floats of one input
+// row; the load masks zero the padding (no copy, no stored pad).
+void f32_bsr8xn_conv_s2__avx512(const BsrConvArgs& a);
 
 // One input plane of the plan's scratch layout (bsr_conv_plan.h), for input
 // channels [c_begin, c_end):

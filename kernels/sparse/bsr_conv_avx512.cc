@@ -638,6 +638,122 @@ Prefetcher CallPrefetcher(const BsrConvArgs& a, int groups) {
   return Prefetcher(a, blocks * tiles * groups * per_block, a.taps * a.bc / per_block);
 }
 
+// Stride-2 direct tile (f32_bsr8xn_conv_s2__avx512): 8 output channels x V
+// vectors of 16 positions starting at q, each vector inside one output row
+// (the pitch is a multiple of 16). Vector k's input for tap t is the even
+// lanes of 32 consecutive floats of one input row, as the plan's table
+// (BsrS2Vec) says.
+template <int V>
+void TileS2(const BsrConvArgs& a, Prefetcher& pf, int64_t i, int64_t q,
+            const __mmask16 (&lm)[kVecs]) {
+  static_assert(V >= 1 && V <= kVecs);
+  const int64_t mb = i * kRows;
+  const int taps = a.taps;
+  const BsrS2Vec* vec = a.s2_vecs + q / kLanes;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#define WBS_S2ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define WBS_INIT(r)                                                                           \
+  __m512 a##r##0 = _mm512_set1_ps(a.bias && mb + r < a.out_channels ? a.bias[mb + r] : 0.0f); \
+  __m512 a##r##1 = a##r##0;                                                                   \
+  __m512 a##r##2 = a##r##0;
+  WBS_S2ROWS(WBS_INIT)
+#undef WBS_INIT
+  const int64_t bs = int64_t{kRows} * a.bc * taps;
+  // The masks straight from memory (kmovw k, m16: a load-port uop; through a
+  // general register, kmovw k, r32 takes port 5, which the FMAs and the
+  // permutes share).
+  auto mask = [](const uint16_t* m) __attribute__((always_inline)) {
+    __mmask16 k;
+    asm("kmovw %1, %0" : "=k"(k) : "m"(*m));
+    return k;
+  };
+  auto load = [&](const float* xc, int t, int k) __attribute__((always_inline)) {
+    const float* p = xc + vec[k].off[t];
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mask(&vec[k].lo[t]), p), even,
+                                  _mm512_maskz_loadu_ps(mask(&vec[k].hi[t]), p + kLanes));
+  };
+  for (int32_t j = a.row_ptr[i]; j < a.row_ptr[i + 1]; ++j) {
+    const int64_t c0 = int64_t{a.col_idx[j]} * a.bc;
+    const int64_t nci = std::min<int64_t>(a.bc, a.in_channels - c0);
+    const float* w = a.blocks + j * bs;
+    const float* xc = a.x + c0 * a.x_channel_stride;
+    for (int64_t ci = 0; ci < nci; ++ci, xc += a.x_channel_stride) {
+      pf.Step();
+#pragma GCC unroll 9
+      for (int t = 0; t < taps; ++t, w += kRows) {
+        const __m512 v0 = load(xc, t, 0);
+        if constexpr (V == 3) {
+          const __m512 v1 = load(xc, t, 1), v2 = load(xc, t, 2);
+#define WBS_FMA(r)                              \
+  {                                             \
+    const __m512 wr = _mm512_set1_ps(w[r]);     \
+    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0); \
+    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1); \
+    a##r##2 = _mm512_fmadd_ps(wr, v2, a##r##2); \
+  }
+          WBS_S2ROWS(WBS_FMA)
+#undef WBS_FMA
+        } else if constexpr (V == 2) {
+          const __m512 v1 = load(xc, t, 1);
+#define WBS_FMA(r)                              \
+  {                                             \
+    const __m512 wr = _mm512_set1_ps(w[r]);     \
+    a##r##0 = _mm512_fmadd_ps(wr, v0, a##r##0); \
+    a##r##1 = _mm512_fmadd_ps(wr, v1, a##r##1); \
+  }
+          WBS_S2ROWS(WBS_FMA)
+#undef WBS_FMA
+        } else {
+#define WBS_FMA(r) a##r##0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), v0, a##r##0);
+          WBS_S2ROWS(WBS_FMA)
+#undef WBS_FMA
+        }
+      }
+    }
+  }
+  // Stores: per vector the permute that packs its valid lanes (compress of
+  // 0..15 under the lane mask), the store mask and the compact index, once
+  // per tile (as Tile's dropped-column branch).
+  const __m512 lo = _mm512_set1_ps(a.lo), hi = _mm512_set1_ps(a.hi);
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i perm[kVecs];
+  __mmask16 put[kVecs];
+  int64_t yk[kVecs];
+  for (int k = 0; k < V; ++k) {
+    if (a.lanes) {
+      const LaneGroup& g = a.lanes[q / kLanes + k];
+      const __mmask16 m = __mmask16(g.mask & lm[k]);
+      perm[k] = _mm512_maskz_compress_epi32(m, iota);
+      put[k] = TailMask(__builtin_popcount(m));
+      yk[k] = g.y_index;
+    } else {
+      perm[k] = iota;
+      put[k] = lm[k];
+      yk[k] = q + k * kLanes;
+    }
+  }
+  const int64_t rows = std::min<int64_t>(kRows, a.out_channels - mb);
+  const int64_t ys = a.y_channel_stride;
+  float* yr = a.y + mb * ys;
+  const float* rr = a.residual ? a.residual + mb * ys : nullptr;
+#define WBS_SV(r, k)                                                                    \
+  if constexpr (k < V) {                                                                \
+    __m512 v = _mm512_permutexvar_ps(perm[k], a##r##k);                                 \
+    if (rr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(put[k], rr + yk[k]));            \
+    _mm512_mask_storeu_ps(yr + yk[k], put[k], _mm512_min_ps(_mm512_max_ps(v, lo), hi)); \
+  }
+#define WBS_SV3(r)                                   \
+  if (r < rows) {                                    \
+    asm("" : "+r"(yr));                              \
+    WBS_SV(r, 0) WBS_SV(r, 1) WBS_SV(r, 2) yr += ys; \
+    if (rr) rr += ys;                                \
+  }
+  WBS_S2ROWS(WBS_SV3)
+#undef WBS_SV3
+#undef WBS_SV
+#undef WBS_S2ROWS
+}
+
 }  // namespace
 
 void f32_bsr8xn_conv__avx512(const BsrConvArgs& a) {
@@ -650,6 +766,24 @@ void f32_bsr8xn_conv__avx512(const BsrConvArgs& a) {
     for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows, true>(a, pf, i, 0, tail);
   } else {
     for (int64_t i = a.row_begin; i < a.row_end; ++i) RowGroup<kRows>(a, pf, i, 0, tail);
+  }
+}
+
+void f32_bsr8xn_conv_s2__avx512(const BsrConvArgs& a) {
+  assert(a.br == kRows && a.q_begin % kLanes == 0 && a.q_end <= a.out_h * a.pitch);
+  assert(a.s2_vecs && a.pitch % kLanes == 0 && a.taps <= kBsrS2MaxTaps);
+  Prefetcher pf = CallPrefetcher(a, 1);
+  for (int64_t i = a.row_begin; i < a.row_end; ++i) {
+    for (int64_t q = a.q_begin; q < a.q_end; q += kTileQ) {
+      const int64_t n = a.q_end - q;
+      const __mmask16 lm[kVecs] = {TailMask(n), TailMask(n - kLanes), TailMask(n - 2 * kLanes)};
+      if (n > 2 * kLanes)
+        TileS2<3>(a, pf, i, q, lm);
+      else if (n > kLanes)
+        TileS2<2>(a, pf, i, q, lm);
+      else
+        TileS2<1>(a, pf, i, q, lm);
+    }
   }
 }
 

@@ -53,6 +53,10 @@ constexpr int64_t kTiledGroupBytes = 128 << 10;
 constexpr int64_t kDirectGroupMinBlocksPerRow = 8;
 constexpr int64_t kDirectGroupMinPositions = 4 * kBsrTileQ;
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+// Stride 2 in place under Stride2::kAuto: kept blocks per input block-column
+// up to which the copy costs more than the in-place kernel's permutes and
+// dropped lanes (UseStride2Direct).
+constexpr int64_t kStride2MaxReuse = 4;
 
 // Where thread t of nt starts in [0, total) positions: whole register
 // tiles when every thread gets at least two, else 16-position groups (the
@@ -98,6 +102,22 @@ PackPlaneFn PackFor(const BsrConvKernel& k) {
   return k.isa >= Isa::kAvx512 ? f32_pack_plane__avx512
          : k.isa >= Isa::kAvx2 ? f32_pack_plane__avx2
                                : f32_pack_plane__ref;
+}
+
+// Stride2::kAuto (bsr_conv_plan.h): whether Create() reads a stride-2 conv
+// the kernel's stride-2 variant can take in place: more than one tap, at
+// most 15% of the lanes dropped (pitch = out_w rounded up to 16) and at most
+// kStride2MaxReuse kept blocks per input block-column. Measured on the Intel
+// VM (h_s2, docs/BENCHMARKS.md "Stride 2 in place"; scripts/bench_sparse_ab.sh
+// against the copy, time copy / in place, 1 thread and 2): ResNet-50
+// layer2.0.conv2 (28x28 out, 16 block-columns) 0.88 / 1.03 at 50%, 1.10 /
+// 1.38 at 75%, 1.52 / 2.14 at 90%; layer3.0.conv2 (14x14, 32) 0.89 / 0.91,
+// 0.96 / 1.42, 1.15 / 2.17; to 7x7 (16 lanes for 7) 0.33-0.46; the 1x1
+// downsamples (the copy is one phase plane, a quarter of the input)
+// 0.28-0.79 / 0.29-0.99.
+bool UseStride2Direct(const BlockSparseWeight& w, int64_t taps, int64_t ow) {
+  const int64_t pitch = RoundUp(ow, 16);
+  return taps > 1 && pitch * 100 <= ow * 115 && w.nnz_blocks() <= kStride2MaxReuse * w.block_cols();
 }
 
 }  // namespace
@@ -150,6 +170,17 @@ BsrConvPlan::OneByOne BsrConvPlan::OneByOneDefault() {
   return detected;
 }
 
+BsrConvPlan::Stride2 BsrConvPlan::Stride2Default() {
+  const char* v = std::getenv("WBS_BSR_S2");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Stride2::kAuto;
+  if (std::strcmp(v, "old") == 0) return Stride2::kOld;
+  if (std::strcmp(v, "new") == 0) return Stride2::kNew;
+  static std::once_flag warned;
+  std::call_once(warned,
+                 [v] { WBS_LOG_WARN("WBS_BSR_S2='{}' is not auto|old|new; using auto", v); });
+  return Stride2::kAuto;
+}
+
 int BsrConvPlan::MinCallsDefault() {
   const char* v = std::getenv("WBS_SPLIT_MIN_CALLS");
   return v == nullptr ? 0 : std::max(0, std::atoi(v));
@@ -182,7 +213,7 @@ const char* BsrConvPlan::split_name(int threads) const {
 }
 
 const char* BsrConvPlan::layout() const {
-  return tiled_ ? "tiled" : direct_ ? "direct" : shifted_ ? "shifted" : "phase";
+  return tiled_ ? "tiled" : s2_ ? "s2direct" : direct_ ? "direct" : shifted_ ? "shifted" : "phase";
 }
 
 Result<BsrConvPlan> BsrConvPlan::Create(const ref::ConvParams& p, const BlockSparseWeight& w,
@@ -228,8 +259,51 @@ Result<BsrConvPlan> BsrConvPlan::CreateWithLayout(const ref::ConvParams& p,
   const bool tiled_ok = unpadded_1x1 && plan.kernel_->tiled_1x1 && p.spatial_rank == 2 &&
                         oh * ow > kBsrTileQ;
   const bool tiled_rule = w.nnz_blocks() >= kTiledMinReuse * w.block_cols();
-  if (tiled_ok && (layout == Layout::kTiled ||
-                   (layout == Layout::kAuto && (tiled_rule || !plan.direct_)))) {
+  plan.pad_top_ = pad_top;
+  plan.pad_left_ = pad_left;
+  plan.kh_ = kh;
+  plan.kw_ = kw;
+  // Stride 2 in place (the header's "Stride 2 in place").
+  const bool s2_ok = plan.kernel_->stride2 != nullptr && p.spatial_rank == 2 && sy == 2 &&
+                     sx == 2 && dy == 1 && dx == 1 && kh * kw <= kBsrS2MaxTaps;
+  bool s2 = false;
+  if (s2_ok && layout == Layout::kStride2) {
+    s2 = true;
+  } else if (s2_ok && layout == Layout::kAuto) {
+    const Stride2 mode = Stride2Default();
+    s2 = mode == Stride2::kNew || (mode == Stride2::kAuto && UseStride2Direct(w, kh * kw, ow));
+  }
+  if (s2) {
+    plan.direct_ = true;
+    plan.s2_ = true;
+    plan.pitch_ = RoundUp(ow, kGroup);
+    plan.x_channel_stride_ = plan.in_h_ * plan.in_w_;
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) plan.tap_offset_.push_back(ky * plan.in_w_ + kx);
+    // Per 16-position group and tap: where its 32 floats start and which
+    // of them to load (BsrS2Vec).
+    const int64_t in_h = plan.in_h_, in_w = plan.in_w_;
+    plan.s2_vecs_.resize(static_cast<size_t>(oh * plan.pitch_ / kGroup));
+    for (size_t g = 0; g < plan.s2_vecs_.size(); ++g) {
+      BsrS2Vec& v = plan.s2_vecs_[g];
+      const int64_t oy = static_cast<int64_t>(g) * kGroup / plan.pitch_;
+      const int64_t ox0 = static_cast<int64_t>(g) * kGroup % plan.pitch_;
+      const int64_t n = std::min(kGroup, ow - ox0);  // valid lanes, >= 1
+      for (int64_t t = 0; t < kh * kw; ++t) {
+        const int64_t iy = 2 * oy - pad_top + t / kw, col = 2 * ox0 - pad_left + t % kw;
+        // Floats [lo, hi) of the 32 at col: inside the row, read by a lane < n.
+        const int64_t lo = std::max<int64_t>(0, -col);
+        const int64_t hi = std::min<int64_t>({2 * kGroup, in_w - col, 2 * n - 1});
+        uint32_t m = 0;
+        if (iy >= 0 && iy < in_h && hi > lo)
+          m = (hi >= 32 ? ~0u : (1u << hi) - 1) & ~((1u << lo) - 1);
+        v.off[t] = m ? iy * in_w + col : 0;
+        v.lo[t] = static_cast<uint16_t>(m);
+        v.hi[t] = static_cast<uint16_t>(m >> 16);
+      }
+    }
+  } else if (tiled_ok && (layout == Layout::kTiled ||
+                          (layout == Layout::kAuto && (tiled_rule || !plan.direct_)))) {
     // The tiled copy gathers the strided positions (oy * sy, ox * sx) too.
     plan.direct_ = false;
     plan.tiled_ = true;
@@ -497,7 +571,11 @@ BsrConvPlan::Split BsrConvPlan::SplitFor(int threads) const {
   const bool positions_ok = total >= 2 * kChunkQuantum * threads;
   const int64_t weight_bytes = int64_t{w.row_ptr().back()} * w.br() * w.bc() * w.kh() * w.kw() * 4;
   const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
-  const int64_t plane_floats = planes_.empty() ? total : planes_[0].rows * planes_[0].cols;
+  // Stride 2 in place reads the input rows of every tap row (a 1x1 conv:
+  // the even rows' cache lines).
+  const int64_t plane_floats = s2_               ? S2InputFloats()
+                               : planes_.empty() ? total
+                                                 : planes_[0].rows * planes_[0].cols;
   const int64_t input_bytes = w.in_channels() * planes * plane_floats * 4;
   // SplitRule::kRowsWhenPrivate (WBS_SPLIT=rows): with private copies
   // (each thread copies all of an input that fits its L2) block-rows also
@@ -530,8 +608,11 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   const int64_t pitch = pitch_;
   const int64_t total = out_h_ * pitch;
   // A chunk of positions reads chunk + max_plane_off_ floats of every stored
-  // plane of every channel.
-  const int64_t planes = std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
+  // plane of every channel (stride 2 in place: about S2InputFloats() per
+  // out_h_ * pitch_ positions).
+  const int64_t planes =
+      s2_ ? std::max<int64_t>(1, (S2InputFloats() + out_h_ * pitch_ - 1) / (out_h_ * pitch_))
+          : std::max<int64_t>(1, static_cast<int64_t>(planes_.size()));
   // Plans of one tap on the AVX-512 kernel: see OneByOne.
   const bool intel_1x1 = one_by_one_ == OneByOne::kIntelL2 && tap_offset_.size() == 1 && !tiled_ &&
                          kernel_->isa >= Isa::kAvx512;
@@ -567,8 +648,10 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
   const int64_t work = row_ptr.back() + rows;  // blocks + one unit per row (stores)
   const Split split = SplitFor(threads);
   // Tiled 1x1 plans (and grouped direct 1x1 ones): calls of `group`
+  base.s2_vecs = s2_ ? s2_vecs_.data() : nullptr;
+  const BsrConvFn fn = s2_ ? kernel_->stride2 : kernel_->fn;
   // block-rows (see kTiledGroupBytes).
-  const bool grouped = tiled_ || (direct_ && base.taps == 1 && kernel_->tiled_1x1 &&
+  const bool grouped = tiled_ || (direct_ && !s2_ && base.taps == 1 && kernel_->tiled_1x1 &&
                                   row_ptr.back() >= kDirectGroupMinBlocksPerRow * rows &&
                                   total >= kDirectGroupMinPositions);
   int64_t group =
@@ -788,7 +871,18 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         a.prefetch_w = next_w ? w.values() + int64_t{row_ptr[rn]} * block_floats : nullptr;
         a.prefetch_w_bytes = int64_t{row_ptr[rn + 1] - row_ptr[rn]} * block_floats * 4;
         a.prefetch_x = nullptr;
-        if (nq0 < nq1 && !tiled_) {
+        if (nq0 < nq1 && s2_) {
+          // Stride 2 in place: the input rows of the next chunk's output
+          // rows, channels [cb, ce).
+          const int64_t cb = c * (r - sh.r0) / nr, ce = c * (r + 1 - sh.r0) / nr;
+          const int64_t iy0 = std::max<int64_t>(0, 2 * (nq0 / pitch) - pad_top_);
+          const int64_t iy1 = std::min(in_h_, 2 * ((nq1 - 1) / pitch) - pad_top_ + kh_);
+          a.prefetch_x = xs + cb * x_channel_stride_ + iy0 * in_w_;
+          a.prefetch_x_ranges = ce - cb;
+          a.prefetch_x_stride = x_channel_stride_;
+          a.prefetch_x_bytes = std::max<int64_t>(0, iy1 - iy0) * in_w_ * 4;
+          if (intel_1x1) a.prefetch_x_bytes = std::min(a.prefetch_x_bytes, kIntelL2NextXBytes);
+        } else if (nq0 < nq1 && !tiled_) {
           // Channels [cb, ce) of the next chunk: every stored plane, the
           // chunk's positions plus the taps' reach.
           const int64_t cb = c * (r - sh.r0) / nr, ce = c * (r + 1 - sh.r0) / nr;
@@ -800,7 +894,7 @@ void BsrConvPlan::Run(const float* x, const float* bias, float* y, float* scratc
         }
         a.row_begin = r;
         a.row_end = std::min(sh.r1, r + sh.group);
-        kernel_->fn(a);
+        fn(a);
       };
       const Share mine = share_of(tid);
       if (mine.r0 < mine.r1)

@@ -49,6 +49,19 @@
 //   block-row groups (tiles outer, no copy; +6-13% on ResNet-50's direct
 //   1x1 layers at 50%, h_avx2l).
 //
+// - Stride 2 in place ("s2direct", kernels with a BsrConvKernel::stride2
+//   variant: AVX-512; stride 2x2, dilation 1, at most kBsrS2MaxTaps taps):
+//   no copy. The flat grid's pitch is the output width rounded up to 16, so
+//   each 16-position vector is one output row's run of columns, and the
+//   kernel de-interleaves its input (vpermt2ps) from two masked loads of 32
+//   consecutive floats of the input row, the masks standing in for the
+//   padding (BsrConvArgs::s2_vecs: a table of offsets and masks per
+//   16-position group, built here). It costs one permute per 8 x 16 FMAs and
+//   the lanes past the output width (28 -> 32, 14 -> 16), and saves the
+//   copy, which at high sparsity costs as much as the MACs. Create() takes
+//   it for convs of more than one tap with at most 15% dropped lanes and
+//   at most 4 kept blocks per input block-column (Stride2, WBS_BSR_S2).
+//
 // Either way stride, dilation and padding all become tap offsets and the
 // microkernel's loads stay contiguous. The copy runs on an ISA-specific
 // f32_pack_plane kernel of the same ISA as the conv kernel.
@@ -114,11 +127,14 @@ class BsrConvPlan {
   // dispatcher (tests); it must accept w.br(). The plan keeps a pointer to w.
   static Result<BsrConvPlan> Create(const ref::ConvParams& p, const BlockSparseWeight& w,
                                     const BsrConvKernel* kernel = nullptr);
-  enum class Layout { kAuto, kPhase, kShifted, kTiled };
+  enum class Layout { kAuto, kPhase, kShifted, kTiled, kStride2 };
   // Create() with the input layout forced (tests, benchmarks); kAuto is
   // Create(). kPhase and kShifted never take the tiled copy: a 1x1 stride-1
   // unpadded conv is then read in place. kTiled takes it wherever the
   // kernel and the conv allow (1x1, unpadded), else acts like kAuto.
+  // kStride2 reads a stride-2 conv's input in place (see "Stride 2 in
+  // place" above) wherever the kernel and the conv allow, else acts like
+  // kAuto.
   static Result<BsrConvPlan> CreateWithLayout(const ref::ConvParams& p, const BlockSparseWeight& w,
                                               Layout layout, const BsrConvKernel* kernel = nullptr);
   // Y[M, N] = W[M, K] X[K, N] (+ bias[M]): a 1x1 conv over an N-wide plane.
@@ -216,7 +232,15 @@ class BsrConvPlan {
   // many kept blocks each on average: the copy is one more pass over x.
   static constexpr int64_t kTiledMinReuse = 16;
   const BsrConvKernel& kernel() const { return *kernel_; }
-  // "direct", "tiled", "phase" or "shifted" (see above), for logs and benchmarks.
+  // Stride-2 convs read in place (kStride2) under Create(): kAuto by the
+  // measured rule (UseStride2Direct in bsr_conv_plan.cc), kOld never
+  // (always a copy), kNew wherever the kernel and the conv allow. The
+  // runtime's setting: WBS_BSR_S2=auto|old|new, default auto (read at each
+  // Create(), so wbs_bench_models --variants can pair them).
+  enum class Stride2 { kAuto, kOld, kNew };
+  static Stride2 Stride2Default();
+  // "direct", "tiled", "phase", "shifted" or "s2direct" (see above), for
+  // logs and benchmarks.
   const char* layout() const;
   // How Run(..., threads) splits an image: "none", "rows", "rows+private"
   // (block-rows, one input copy per thread) or "positions" (logs, profiles).
@@ -246,6 +270,9 @@ class BsrConvPlan {
            scratch_floats_ * int64_t{sizeof(float)} <= kPrivateCopyMaxBytes;
   }
   Split SplitFor(int threads) const;
+  // Stride 2 in place: the input floats per channel the kernel reads (every
+  // row a tap row reads: all of them with kh > 1, the even ones for 1x1).
+  int64_t S2InputFloats() const { return (kh_ > 1 ? in_h_ : (in_h_ + 1) / 2) * in_w_; }
   // Copies channels [c_begin, c_end), plane rows [row_begin, row_end) of
   // every stored plane into dst.
   void Pack(const float* x, float* dst, int64_t c_begin, int64_t c_end, int64_t row_begin = 0,
@@ -261,6 +288,8 @@ class BsrConvPlan {
   bool direct_ = true;  // x read in place
   bool tiled_ = false;  // the tiled 1x1 copy (above)
   bool shifted_ = false;
+  bool s2_ = false;  // stride 2 read in place (direct_ too)
+  int64_t pad_top_ = 0, pad_left_ = 0, kh_ = 1, kw_ = 1;
   int64_t pitch_ = 1, x_channel_stride_ = 0, max_plane_off_ = 0;
   std::vector<int64_t> tap_offset_;
   std::vector<PackPlaneArgs> planes_;  // the stored planes (x, dst, channels filled by Run)
@@ -270,7 +299,8 @@ class BsrConvPlan {
   std::vector<int64_t> odd_partner_;
   std::vector<int64_t> prev_partner_;
   PackPlaneFn pack_ = nullptr;
-  std::vector<LaneGroup> lanes_;  // empty iff pitch == out_w
+  std::vector<LaneGroup> lanes_;   // empty iff pitch == out_w
+  std::vector<BsrS2Vec> s2_vecs_;  // stride 2 in place: per 16-position group
   int64_t scratch_floats_ = 0;
   int64_t tail_zeros_ = 0;  // zeros Pack() writes after the last channel's planes
   bool private_copies_ = false;

@@ -70,7 +70,8 @@ Isa ActiveIsa() {
 
 const std::vector<BsrConvKernel>& BsrConvKernels() {
   static const std::vector<BsrConvKernel> k = {
-      {"f32_bsr8xn_conv__avx512", Isa::kAvx512, 8, f32_bsr8xn_conv__avx512, false, 48},
+      {"f32_bsr8xn_conv__avx512", Isa::kAvx512, 8, f32_bsr8xn_conv__avx512, false, 48,
+       f32_bsr8xn_conv_s2__avx512},
       {"f32_bsrnxn_conv__avx512", Isa::kAvx512, 0, f32_bsrnxn_conv__avx512, false, 48},
       {"f32_bsr8xn_conv__avx2", Isa::kAvx2, 8, f32_bsr8xn_conv__avx2, /*tiled_1x1=*/true},
       {"f32_bsrnxn_conv__ref", Isa::kRef, 0, f32_bsrnxn_conv__ref},

@@ -35,6 +35,9 @@ struct BsrConvKernel {
   // Output positions of one full register tile (AVX-512 3 zmm: 48; AVX2 and
   // the reference: kBsrTileQ). BsrWinoPlan cuts its chunks in these.
   int tile_q = 24;
+  // The stride-2 direct variant (BsrConvArgs::s2_*), or nullptr: the plan
+  // then copies a stride-2 conv's input (bsr_conv_plan.h).
+  BsrConvFn stride2 = nullptr;
 };
 
 // All f32 BSR conv kernels, fastest first; the last is the reference.

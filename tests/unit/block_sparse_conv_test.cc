@@ -95,11 +95,13 @@ void Check(const Problem& pr, double sparsity, Rng& rng,
   ASSERT_TRUE(sw.ok()) << sw.status().ToString();
   for (const ks::BsrConvKernel* k : kernels) {
     // Every input layout the plan can take for p (a 1x1 stride-1 unpadded
-    // conv: "direct" and, on a kernel that takes it, "tiled"), each once.
+    // conv: "direct" and, on a kernel that takes it, "tiled"; stride 2 on a
+    // kernel with a stride-2 variant: "s2direct"), each once.
     std::vector<std::string> seen;
     for (ks::BsrConvPlan::Layout layout :
          {ks::BsrConvPlan::Layout::kAuto, ks::BsrConvPlan::Layout::kPhase,
-          ks::BsrConvPlan::Layout::kShifted, ks::BsrConvPlan::Layout::kTiled}) {
+          ks::BsrConvPlan::Layout::kShifted, ks::BsrConvPlan::Layout::kTiled,
+          ks::BsrConvPlan::Layout::kStride2}) {
       auto plan = ks::BsrConvPlan::CreateWithLayout(p, *sw, layout, k);
       ASSERT_TRUE(plan.ok()) << plan.status().ToString();
       if (std::find(seen.begin(), seen.end(), plan->layout()) != seen.end()) continue;
@@ -259,6 +261,62 @@ TEST(BlockSparseConv, ZooLayerShapes) {
     p.activation.kind = kref::ActivationKind::kRelu;
     pr.residual = l.kh == 1;  // ResNet's conv3 + Add + Relu
     Check(pr, kSparsities[i % std::size(kSparsities)], rng, kernels);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Stride 2 read in place (bsr_conv_plan.h "Stride 2 in place", the AVX-512
+// kernel's stride-2 variant; Check also runs the copying layouts): random
+// 1x1, 3x3 and smaller kernels, pads 0..2 each side (asymmetric), odd and
+// even widths whose output rows are below, at and past 16 and 48 columns
+// (partial vectors, tiles of 1-3 vectors, rows crossing a tile), ragged
+// channels, sparsity 0..1, 1-3 threads (block-row and position splits),
+// bias/residual/clamp. Within the tolerance of the reference, not bit-exact
+// with the copying layouts.
+TEST(BlockSparseConv, Stride2Direct) {
+  Rng rng(TestSeed() + 9);
+  {
+    // The layout exists where the kernel has the variant; WBS_BSR_S2's
+    // parse (the runtime's switch) leaves the default at auto.
+    const ks::BsrConvKernel& k8 = ks::SelectBsrConvKernel(8);
+    Tensor w = RandomTensor({16, 16, 3, 3}, rng);
+    auto sw = BlockSparseWeight::FromDense(w, 8, 8);
+    ASSERT_TRUE(sw.ok());
+    auto plan = ks::BsrConvPlan::CreateWithLayout(SquareConv(16, 16, 56, 56, 3, 2), *sw,
+                                                  ks::BsrConvPlan::Layout::kStride2);
+    ASSERT_TRUE(plan.ok());
+    EXPECT_STREQ(plan->layout(), k8.stride2 ? "s2direct" : "phase");
+  }
+  const int64_t kernel_shapes[][2] = {{1, 1}, {3, 3}, {3, 3}, {2, 2}, {1, 3}, {3, 1}};
+  const int blocks[][2] = {{8, 8}, {8, 3}, {8, 16}};
+  for (int n = 0; n < 80; ++n) {
+    Problem pr;
+    kref::ConvParams& p = pr.p;
+    const auto& blk = blocks[rng() % std::size(blocks)];
+    pr.br = blk[0];
+    pr.bc = blk[1];
+    const auto& k = kernel_shapes[rng() % std::size(kernel_shapes)];
+    p.batch = 1 + rng() % 2;
+    p.in_channels = 1 + rng() % 40;
+    p.out_channels = 1 + rng() % 40;
+    // Widths to 1..70: output rows of 1..36 columns.
+    p.in = {1, int64_t(1 + rng() % 24), int64_t(1 + rng() % 70)};
+    p.kernel = {1, k[0], k[1]};
+    p.stride = {1, 2, 2};
+    const bool same = rng() % 2 == 0;  // ResNet's pad k / 2 both sides, else random
+    for (int d = 1; d <= 2; ++d) {
+      p.pad_begin[d] = same ? p.kernel[d] / 2 : int64_t(rng() % 3);
+      p.pad_end[d] = same ? p.kernel[d] / 2 : int64_t(rng() % 3);
+    }
+    p.out = {1, OutDim(p.in[1], p.kernel[1], 2, 1, p.pad_begin[1], p.pad_end[1]),
+             OutDim(p.in[2], p.kernel[2], 2, 1, p.pad_begin[2], p.pad_end[2])};
+    if (p.out[1] < 1 || p.out[2] < 1) continue;
+    if (rng() % 2) p.activation.kind = kref::ActivationKind::kRelu;
+    pr.bias = rng() % 4 != 0;
+    pr.residual = rng() % 3 == 0;
+    const double sparsity =
+        rng() % 8 == 0 ? double(rng() % 101) / 100.0 : kSparsities[rng() % std::size(kSparsities)];
+    Check(pr, sparsity, rng, KernelsFor(pr.br));
     if (HasFatalFailure()) return;
   }
 }
