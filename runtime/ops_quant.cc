@@ -19,10 +19,6 @@ namespace ref = kernels::ref;
 
 namespace {
 
-bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
-int32_t TypeMin(DType t) { return t == DType::kU8 ? 0 : -128; }
-int32_t TypeMax(DType t) { return t == DType::kU8 ? 255 : 127; }
-
 bool IsPowerOfTwo(double s) {
   int e = 0;
   return s > 0 && std::frexp(s, &e) == 0.5;

@@ -17,6 +17,11 @@
 
 namespace wbs::runtime {
 
+// The 8-bit activation types and their integer ranges.
+inline bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
+inline int32_t TypeMin(DType t) { return t == DType::kU8 ? 0 : -128; }
+inline int32_t TypeMax(DType t) { return t == DType::kU8 ? 255 : 127; }
+
 // One per-tensor 8-bit tensor: its dtype, scale and zero point.
 struct TensorQuant {
   DType dtype = DType::kU8;

@@ -92,8 +92,6 @@ bool AllStatic(const ir::ValueInfo& v) {
          std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
 }
 
-bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
-
 // How a group-1 layer runs on the int8 plan (S8BsrConvPlan / S8BsrGemmPlan)
 // rather than oneDNN kExact.
 enum class PlanChoice { kNone, kSparse, kDense };

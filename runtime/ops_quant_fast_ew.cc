@@ -50,9 +50,6 @@ namespace kref = kernels::ref;
 // more than the work).
 constexpr int64_t kParallelMinElements = 1 << 15;
 
-bool Is8Bit(DType t) { return t == DType::kU8 || t == DType::kI8; }
-int32_t TypeMin(DType t) { return t == DType::kU8 ? 0 : -128; }
-int32_t TypeMax(DType t) { return t == DType::kU8 ? 255 : 127; }
 // The value of a stored byte of an 8-bit type, and back (two's complement).
 int32_t ByteValue(DType t, uint8_t b) {
   return t == DType::kU8 ? static_cast<int32_t>(b) : static_cast<int32_t>(static_cast<int8_t>(b));
