@@ -199,8 +199,8 @@ int64_t OutDim(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t 
 }
 
 S8ConvCase MakeCase(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                  int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t pt, int64_t pl,
-                  int64_t pb, int64_t pr, int br = 8, int bc = 8) {
+                    int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t pt, int64_t pl,
+                    int64_t pb, int64_t pr, int br = 8, int bc = 8) {
   S8ConvCase cc;
   kref::ConvParams& p = cc.p;
   p.batch = n;
@@ -354,8 +354,8 @@ TEST(S8Kernels, RandomGeometries) {
     const int br = Uniform(rng, 0, 3) == 0 ? Uniform(rng, 1, 16) : 8;
     const int64_t pad = Uniform(rng, 0, 1) ? Uniform(rng, 0, 2) : 0;
     S8ConvCase cc = MakeCase(Uniform(rng, 1, 2), Uniform(rng, 1, 37), Uniform(rng, 1, 37), h, w, k,
-                           kw, s, Uniform(rng, 1, 2), d, d, pad, Uniform(rng, 0, 2), pad,
-                           Uniform(rng, 0, 2), br, bc);
+                             kw, s, Uniform(rng, 1, 2), d, d, pad, Uniform(rng, 0, 2), pad,
+                             Uniform(rng, 0, 2), br, bc);
     CheckConv(cc, sparsities[it % 6], rng);
     if (HasFatalFailure()) return;
   }
